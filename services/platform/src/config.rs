@@ -1,0 +1,77 @@
+//! Configuration from environment variables, with defaults that work on a developer machine.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+/// What every service needs to reach its database, NATS, and to serve gRPC.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    /// Short service name, e.g. `membership`; also the default database name suffix.
+    pub service: &'static str,
+    /// `ID77_DATABASE_URL`, else `ID77_PG_URL` + `/id77_<service>`.
+    pub database_url: String,
+    /// `ID77_NATS_URL`.
+    pub nats_url: String,
+    /// `ID77_NATS_PREFIX`: prepended to every subject and stream name (tests use a random one).
+    pub nats_prefix: String,
+    /// `ID77_GRPC_ADDR`.
+    pub grpc_addr: SocketAddr,
+    /// `ID77_DB_MAX_CONNECTIONS`.
+    pub db_max_connections: u32,
+}
+
+/// Default PostgreSQL server, without a database name.
+pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432";
+/// Default NATS server.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// Reads `key`, or returns `default` when it is unset or empty.
+pub fn env_or(key: &str, default: &str) -> String {
+    match std::env::var(key) {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => default.to_owned(),
+    }
+}
+
+/// Reads and parses `key`, or returns `default`.
+pub fn env_parse<T>(key: &str, default: T) -> anyhow::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match std::env::var(key) {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().with_context(|| format!("invalid {key}={v:?}")),
+        _ => Ok(default),
+    }
+}
+
+/// The database URL a service uses by default: one database per service on the shared server.
+pub fn default_database_url(service: &str) -> String {
+    format!("{}/id77_{}", env_or("ID77_PG_URL", DEFAULT_PG_URL).trim_end_matches('/'), service.replace('-', "_"))
+}
+
+impl PlatformConfig {
+    /// Reads the platform part of a service's configuration from the environment.
+    pub fn from_env(service: &'static str, default_grpc_port: u16) -> anyhow::Result<Self> {
+        Ok(Self {
+            service,
+            database_url: env_or("ID77_DATABASE_URL", &default_database_url(service)),
+            nats_url: env_or("ID77_NATS_URL", DEFAULT_NATS_URL),
+            nats_prefix: env_or("ID77_NATS_PREFIX", ""),
+            grpc_addr: env_parse("ID77_GRPC_ADDR", SocketAddr::from(([127, 0, 0, 1], default_grpc_port)))?,
+            db_max_connections: env_parse("ID77_DB_MAX_CONNECTIONS", 10)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_database_is_one_per_service() {
+        let url = default_database_url("referral-consumer");
+        assert!(url.ends_with("/id77_referral_consumer"), "{url}");
+    }
+}

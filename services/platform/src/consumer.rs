@@ -1,0 +1,296 @@
+//! Idempotent JetStream consumers. Each message is handled inside one database transaction that also records
+//! its message id in the `inbox` table; the message is acked only after that transaction commits. A redelivery
+//! (lost ack, restart, replay hours later) finds its id in the inbox and has no second effect.
+//!
+//! Failures: a [`HandleError::Retry`] naks with a growing delay until `max_deliver`, then the message goes to
+//! the dead-letter subject `id77.deadletter.<durable>` and is terminated; a [`HandleError::Reject`] (a message
+//! that can never succeed, e.g. undecodable) goes there at once.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, consumer::pull, message::PublishMessage};
+use bytes::Bytes;
+use futures::StreamExt;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::Namespace;
+use crate::nats::ensure_stream;
+use crate::streams::{DEADLETTER, StreamDef};
+
+/// Why a handler did not apply a message.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Transient (database down, a read model not yet fed): try again later.
+    #[error("retry: {0:#}")]
+    Retry(anyhow::Error),
+    /// Can never succeed: dead-letter it now.
+    #[error("reject: {0:#}")]
+    Reject(anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandleError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Retry(error.into())
+    }
+}
+
+/// A message as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Logical subject (the deployment prefix removed).
+    pub subject: String,
+    /// `Nats-Msg-Id`, or `<stream>:<sequence>` when the publisher set none.
+    pub message_id: String,
+    /// `Id77-Event-Type`, empty if absent.
+    pub event_type: String,
+    pub payload: Bytes,
+    pub headers: HeaderMap,
+    /// Delivery attempt, from 1.
+    pub delivered: i64,
+}
+
+impl Event {
+    /// Decodes the protobuf payload; a payload that does not decode is rejected (dead-lettered).
+    pub fn decode<M: prost::Message + Default>(&self) -> Result<M, HandleError> {
+        M::decode(self.payload.clone()).map_err(|e| {
+            HandleError::Reject(anyhow::anyhow!("undecodable {} on {}: {e}", self.event_type, self.subject))
+        })
+    }
+}
+
+/// Applies one message's effect inside the consumer's transaction. Implementations may write their own
+/// tables and enqueue outbox events on `conn`; everything commits together with the inbox record.
+pub trait EventHandler: Send + Sync + 'static {
+    fn handle(&self, conn: &mut PgConnection, event: &Event) -> impl Future<Output = Result<(), HandleError>> + Send;
+}
+
+/// Where a consumer reads from.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub stream: StreamDef,
+    /// Durable name, shared by all replicas of the consuming service (they split the work).
+    pub durable: String,
+    /// Logical filter subject.
+    pub filter_subject: String,
+    pub max_deliver: i64,
+    pub ack_wait: Duration,
+}
+
+impl ConsumerSpec {
+    pub fn new(stream: StreamDef, durable: &str, filter_subject: &str) -> Self {
+        Self {
+            stream,
+            durable: durable.to_owned(),
+            filter_subject: filter_subject.to_owned(),
+            max_deliver: 10,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+}
+
+/// Runs the consumer until `shutdown`, reconnecting with backoff on errors.
+pub async fn run<H: EventHandler>(
+    pool: PgPool,
+    js: jetstream::Context,
+    ns: Namespace,
+    spec: ConsumerSpec,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match run_once(&pool, &js, &ns, &spec, handler.as_ref(), &shutdown).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(durable = %spec.durable, error = format!("{error:#}"), "consumer failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn run_once<H: EventHandler>(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    ns: &Namespace,
+    spec: &ConsumerSpec,
+    handler: &H,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let stream = ensure_stream(js, ns, spec.stream).await?;
+    ensure_stream(js, ns, DEADLETTER).await?;
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            &spec.durable,
+            pull::Config {
+                durable_name: Some(spec.durable.clone()),
+                filter_subject: ns.subject(&spec.filter_subject),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: spec.ack_wait,
+                max_deliver: spec.max_deliver,
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("creating consumer {}", spec.durable))?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(64)
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .with_context(|| format!("pulling from {}", spec.durable))?;
+    tracing::info!(durable = %spec.durable, filter = %spec.filter_subject, "consumer started");
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            next = messages.next() => next,
+        };
+        let message = match next {
+            None => anyhow::bail!("message stream of {} ended", spec.durable),
+            Some(Err(error)) => {
+                // Heartbeat misses and the like: the stream recovers on its own.
+                tracing::debug!(durable = %spec.durable, %error, "pull error");
+                continue;
+            }
+            Some(Ok(message)) => message,
+        };
+        deliver(pool, js, ns, spec, handler, message).await;
+    }
+}
+
+/// Handles one message and acks, naks or dead-letters it.
+async fn deliver<H: EventHandler>(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    ns: &Namespace,
+    spec: &ConsumerSpec,
+    handler: &H,
+    message: jetstream::Message,
+) {
+    let (delivered, fallback_id) = match message.info() {
+        Ok(info) => (info.delivered, format!("{}:{}", info.stream, info.stream_sequence)),
+        Err(_) => (1, String::new()),
+    };
+    let headers = message.headers.clone().unwrap_or_default();
+    let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+    let event = Event {
+        subject: ns.logical(message.subject.as_str()).to_owned(),
+        message_id: header("Nats-Msg-Id").filter(|id| !id.is_empty()).unwrap_or(fallback_id),
+        event_type: header("Id77-Event-Type").unwrap_or_default(),
+        payload: message.payload.clone(),
+        headers: headers.clone(),
+        delivered,
+    };
+    let span = tracing::info_span!("event", durable = %spec.durable, subject = %event.subject, id = %event.message_id);
+    let _enter = span.enter();
+    let result = if event.message_id.is_empty() {
+        Err(HandleError::Reject(anyhow::anyhow!("message without id or JetStream metadata")))
+    } else {
+        apply(pool, &spec.durable, handler, &event).await
+    };
+    match result {
+        Ok(outcome) => {
+            tracing::debug!(?outcome, "event handled");
+            if let Err(error) = message.double_ack().await {
+                // The effect is committed; a redelivery will be recognised as a duplicate.
+                tracing::warn!(%error, "ack failed after commit");
+            }
+        }
+        Err(HandleError::Retry(error)) if delivered < spec.max_deliver => {
+            let delay = retry_delay(delivered);
+            tracing::warn!(error = format!("{error:#}"), delivered, ?delay, "event will be retried");
+            if let Err(error) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                tracing::warn!(%error, "nak failed");
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, delivered, "event dead-lettered");
+            if let Err(e) = dead_letter(js, ns, &spec.durable, &event, &error).await {
+                // Leave it un-acked: it will come back and be dead-lettered again.
+                tracing::error!(error = format!("{e:#}"), "dead-letter publish failed");
+                return;
+            }
+            if let Err(error) = message.ack_with(AckKind::Term).await {
+                tracing::warn!(%error, "term failed");
+            }
+        }
+    }
+}
+
+/// Runs the handler and records the message in the inbox, in one transaction.
+pub async fn apply<H: EventHandler>(
+    pool: &PgPool,
+    consumer: &str,
+    handler: &H,
+    event: &Event,
+) -> Result<Outcome, HandleError> {
+    let mut tx = pool.begin().await?;
+    let inserted =
+        sqlx::query("INSERT INTO inbox (consumer, message_id, subject) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(consumer)
+            .bind(&event.message_id)
+            .bind(&event.subject)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if inserted == 0 {
+        return Ok(Outcome::Duplicate);
+    }
+    handler.handle(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(Outcome::Applied)
+}
+
+/// 200 ms, 400 ms, 800 ms... capped at 30 s.
+fn retry_delay(delivered: i64) -> Duration {
+    let exp = u32::try_from(delivered.clamp(1, 8) - 1).unwrap_or(0);
+    (Duration::from_millis(200) * 2u32.pow(exp)).min(Duration::from_secs(30))
+}
+
+async fn dead_letter(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    durable: &str,
+    event: &Event,
+    error: &HandleError,
+) -> anyhow::Result<()> {
+    let mut headers = event.headers.clone();
+    headers.insert("Id77-Original-Subject", event.subject.as_str());
+    headers.insert("Id77-Dead-Letter-Reason", error.to_string().replace(['\r', '\n'], " ").as_str());
+    let publish = PublishMessage::build()
+        .payload(event.payload.clone())
+        .headers(headers)
+        .message_id(format!("{durable}:{}", event.message_id));
+    js.send_publish(ns.subject(&format!("id77.deadletter.{durable}")), publish).await?.await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_grows_then_caps() {
+        assert_eq!(retry_delay(1), Duration::from_millis(200));
+        assert_eq!(retry_delay(2), Duration::from_millis(400));
+        assert!(retry_delay(100) <= Duration::from_secs(30));
+    }
+}

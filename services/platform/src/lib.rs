@@ -1,0 +1,24 @@
+//! Plumbing shared by every ID 77 service. Nothing here knows about members, offers or requests: it moves
+//! bytes reliably between PostgreSQL, JetStream and gRPC.
+
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod nats;
+pub mod outbox;
+pub mod page;
+pub mod service;
+pub mod shutdown;
+pub mod streams;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod time;
+
+pub use config::PlatformConfig;
+pub use consumer::{ConsumerSpec, Event, EventHandler, HandleError};
+pub use error::{ErrorCode, ServiceError};
+pub use nats::Namespace;
+pub use service::ServiceContext;

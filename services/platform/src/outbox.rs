@@ -1,0 +1,174 @@
+//! Transactional outbox. A service writes its event with [`enqueue`] in the transaction that changes its
+//! state; the [`Relay`] publishes pending rows to JetStream in order, with `Nats-Msg-Id` set to the row id,
+//! waits for each ack, then marks the rows published. It wakes on `LISTEN outbox` and also polls, so rows
+//! committed while no relay listened (a crash, a restart) are published too.
+//!
+//! Several relays may run on one database (one per replica): a transaction-scoped advisory lock lets one of
+//! them publish at a time, which keeps publication order. A relay that dies after publishing but before
+//! marking leaves the rows pending; the next relay publishes them again with the same message id, which
+//! JetStream drops as duplicates inside its window, and consumers drop through their inbox after it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, message::PublishMessage};
+use bytes::Bytes;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool, Row};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::Namespace;
+
+/// Channel notified on every enqueue.
+const CHANNEL: &str = "id77_outbox";
+/// Advisory lock key held by the relay that is publishing (per database).
+const RELAY_LOCK: i64 = 0x1d77_0a7b_0001;
+
+/// Writes an event to the outbox inside the caller's transaction. Returns the event id (the message id).
+/// The event type is the message's protobuf name, e.g. `id77.requests.v1.RequestSubmitted`.
+pub async fn enqueue<M: prost::Message + prost::Name>(
+    conn: &mut PgConnection,
+    subject: &str,
+    message: &M,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    let event_type = M::full_name();
+    sqlx::query("INSERT INTO outbox (id, subject, event_type, payload) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(subject)
+        .bind(event_type)
+        .bind(message.encode_to_vec())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *conn).await?;
+    Ok(id)
+}
+
+/// Publishes the outbox of one database.
+#[derive(Clone)]
+pub struct Relay {
+    pool: PgPool,
+    js: jetstream::Context,
+    ns: Namespace,
+    /// Longest wait between two looks at the table when no notification arrives.
+    pub poll_interval: Duration,
+    /// Rows published per transaction.
+    pub batch_size: i64,
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, js: jetstream::Context, ns: Namespace) -> Self {
+        Self { pool, js, ns, poll_interval: Duration::from_millis(500), batch_size: 256 }
+    }
+
+    /// Runs until `shutdown`; errors are logged and retried with backoff.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            match self.run_once(&shutdown).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "outbox relay failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let mut listener = PgListener::connect_with(&self.pool).await.context("outbox listener")?;
+        listener.listen(CHANNEL).await.context("LISTEN outbox")?;
+        let mut last_cleanup = tokio::time::Instant::now();
+        loop {
+            // Drain everything pending, a batch per transaction.
+            loop {
+                let published = self.publish_pending().await?;
+                if published < self.batch_size as usize {
+                    break;
+                }
+            }
+            if last_cleanup.elapsed() > Duration::from_secs(600) {
+                self.delete_old().await?;
+                last_cleanup = tokio::time::Instant::now();
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                notification = listener.recv() => { notification.context("outbox notification")?; }
+                _ = tokio::time::sleep(self.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Publishes one batch of pending rows if this relay gets the lock. Returns how many it published.
+    pub async fn publish_pending(&self) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(RELAY_LOCK).fetch_one(&mut *tx).await?;
+        if !locked {
+            return Ok(0);
+        }
+        let rows = sqlx::query(
+            "SELECT id, subject, event_type, payload, headers FROM outbox
+             WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(self.batch_size)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // Send the whole batch, then wait for the acks: one round trip per batch, order kept by the server.
+        let mut acks = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Uuid = row.try_get("id")?;
+            let subject: String = row.try_get("subject")?;
+            let event_type: String = row.try_get("event_type")?;
+            let payload: Vec<u8> = row.try_get("payload")?;
+            let extra: sqlx::types::Json<HashMap<String, String>> = row.try_get("headers")?;
+            let mut headers = HeaderMap::new();
+            headers.insert("Id77-Event-Type", event_type.as_str());
+            headers.insert("Content-Type", "application/protobuf");
+            for (k, v) in extra.0.iter() {
+                headers.insert(k.as_str(), v.as_str());
+            }
+            let publish =
+                PublishMessage::build().payload(Bytes::from(payload)).headers(headers).message_id(id.to_string());
+            let ack = self
+                .js
+                .send_publish(self.ns.subject(&subject), publish)
+                .await
+                .with_context(|| format!("publishing outbox event {id} on {subject}"))?;
+            acks.push((id, subject, ack));
+        }
+        for (id, subject, ack) in acks {
+            let ack = ack.await.with_context(|| format!("ack of outbox event {id} on {subject}"))?;
+            if ack.duplicate {
+                tracing::debug!(%id, subject, "event was already published");
+            }
+            ids.push(id);
+        }
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
+        tx.commit().await?;
+        tracing::debug!(count = ids.len(), "outbox events published");
+        Ok(ids.len())
+    }
+
+    /// Published rows are kept a day (well past JetStream's duplicate window) for inspection, then deleted.
+    async fn delete_old(&self) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM outbox WHERE published_at < now() - interval '1 day'").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Rows not yet published (for readiness and tests).
+pub async fn pending_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(pool).await
+}

@@ -1,0 +1,102 @@
+//! What every service does at start-up, in one place: connect and migrate the database, connect NATS, ensure
+//! the streams it publishes to, run the outbox relay and its consumers, serve gRPC, and stop cleanly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::service::Routes;
+
+use crate::consumer::{self, ConsumerSpec, EventHandler};
+use crate::nats::{self, Namespace};
+use crate::outbox::Relay;
+use crate::streams::StreamDef;
+use crate::{PlatformConfig, db};
+
+/// A started service's connections and background tasks.
+pub struct ServiceContext {
+    pub config: PlatformConfig,
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub ns: Namespace,
+    pub shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl ServiceContext {
+    /// Connects to the database (creating and migrating it) and to NATS, and ensures `owned_streams`.
+    pub async fn start(
+        config: PlatformConfig,
+        migrations: &Migrator,
+        owned_streams: &[StreamDef],
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let started = std::time::Instant::now();
+        let pool = db::connect(&config.database_url, migrations, config.db_max_connections).await?;
+        let (client, js) = nats::connect(&config.nats_url, config.service).await?;
+        let ns = Namespace::new(config.nats_prefix.clone());
+        for stream in owned_streams {
+            nats::ensure_stream(&js, &ns, *stream).await?;
+        }
+        tracing::info!(
+            service = config.service,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "dependencies ready"
+        );
+        Ok(Self { config, pool, nats: client, js, ns, shutdown, tasks: TaskTracker::new() })
+    }
+
+    /// Publishes this service's outbox.
+    pub fn spawn_outbox_relay(&self) {
+        let relay = Relay::new(self.pool.clone(), self.js.clone(), self.ns.clone());
+        self.tasks.spawn(relay.run(self.shutdown.clone()));
+    }
+
+    /// Runs an idempotent consumer.
+    pub fn spawn_consumer<H: EventHandler>(&self, spec: ConsumerSpec, handler: Arc<H>) {
+        self.tasks.spawn(consumer::run(
+            self.pool.clone(),
+            self.js.clone(),
+            self.ns.clone(),
+            spec,
+            handler,
+            self.shutdown.clone(),
+        ));
+    }
+
+    /// Runs any other background task; it must return when `shutdown` is cancelled.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
+    }
+
+    /// Serves gRPC until shutdown, then waits for the background tasks and closes the connections.
+    pub async fn serve(self, listener: TcpListener, routes: Routes, health_names: &[&str]) -> anyhow::Result<()> {
+        let result = crate::grpc::serve(
+            listener,
+            routes,
+            health_names,
+            self.pool.clone(),
+            self.nats.clone(),
+            self.shutdown.clone(),
+        )
+        .await;
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks did not stop within 10 s");
+        }
+        self.pool.close().await;
+        let _ = self.nats.flush().await;
+        tracing::info!(service = self.config.service, "stopped");
+        result
+    }
+}
