@@ -35,6 +35,18 @@ pub fn decode<T: DeserializeOwned>(token: &str) -> Result<Option<T>, ServiceErro
     serde_json::from_slice(&bytes).map(Some).map_err(|_| invalid())
 }
 
+/// Keeps `limit` rows; if one more was fetched, returns the cursor of the last kept row.
+pub fn split<T>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> (Vec<T>, String) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        let next = rows.last().map(&cursor).unwrap_or_default();
+        (rows, next)
+    } else {
+        (rows, String::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

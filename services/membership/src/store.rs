@@ -1,0 +1,165 @@
+//! SQL of the membership service.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct CollectivityRow {
+    pub siren: String,
+    pub name: String,
+    pub kind: String,
+    pub insee_code: Option<String>,
+    pub departement: String,
+    pub population: i64,
+    pub postal_codes: Vec<String>,
+    pub epci_siren: Option<String>,
+    pub legal_form: Option<String>,
+    pub search_name: String,
+}
+
+const COLLECTIVITY_COLUMNS: &str =
+    "siren, name, kind, insee_code, departement, population, postal_codes, epci_siren, legal_form, search_name";
+
+#[derive(Debug, Clone, FromRow)]
+pub struct MemberRow {
+    pub id: Uuid,
+    pub siren: String,
+    pub name: String,
+    pub kind: String,
+    pub population: i64,
+    pub status: String,
+    pub contact_name: String,
+    pub contact_email: String,
+    pub applied_at: DateTime<Utc>,
+    pub approved_at: Option<DateTime<Utc>>,
+}
+
+/// Directory search: by SIREN or INSEE code when the query is one, else by folded name containing the query.
+/// Keyset-paginated on (search_name, siren).
+pub async fn search_collectivities(
+    pool: &PgPool,
+    folded_query: &str,
+    kind: Option<&str>,
+    after: Option<(String, String)>,
+    limit: i64,
+) -> Result<Vec<CollectivityRow>, sqlx::Error> {
+    let (after_name, after_siren) = after.unwrap_or_default();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLLECTIVITY_COLUMNS} FROM collectivity
+         WHERE ($1 = '' OR search_name LIKE '%' || $1 || '%' OR siren = $1 OR insee_code = $1)
+           AND ($2::text IS NULL OR kind = $2)
+           AND (search_name, siren) > ($3, $4)
+         ORDER BY search_name, siren
+         LIMIT $5"
+    )))
+    .bind(escape_like(folded_query))
+    .bind(kind)
+    .bind(after_name)
+    .bind(after_siren)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// `%` and `_` in a query are literal characters, not wildcards.
+fn escape_like(q: &str) -> String {
+    q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+pub async fn get_collectivity(conn: &mut PgConnection, siren: &str) -> Result<Option<CollectivityRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLLECTIVITY_COLUMNS} FROM collectivity WHERE siren = $1")))
+        .bind(siren)
+        .fetch_optional(conn)
+        .await
+}
+
+const MEMBER_COLUMNS: &str =
+    "id, siren, name, kind, population, status, contact_name, contact_email, applied_at, approved_at";
+
+pub async fn member_by_siren_for_update(
+    conn: &mut PgConnection,
+    siren: &str,
+) -> Result<Option<MemberRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM member WHERE siren = $1 FOR UPDATE")))
+        .bind(siren)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn member_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM member WHERE id = $1 FOR UPDATE")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn get_member(pool: &PgPool, id: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM member WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Inserts a new application, or turns a withdrawn membership back into a pending one (same id).
+pub async fn upsert_application(conn: &mut PgConnection, m: &MemberRow) -> Result<MemberRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO member (id, siren, name, kind, population, status, contact_name, contact_email, applied_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+         ON CONFLICT (siren) DO UPDATE SET status = EXCLUDED.status, contact_name = EXCLUDED.contact_name,
+           contact_email = EXCLUDED.contact_email, applied_at = EXCLUDED.applied_at, approved_at = NULL,
+           updated_at = EXCLUDED.updated_at
+         RETURNING {MEMBER_COLUMNS}"
+    )))
+    .bind(m.id)
+    .bind(&m.siren)
+    .bind(&m.name)
+    .bind(&m.kind)
+    .bind(m.population)
+    .bind(&m.status)
+    .bind(&m.contact_name)
+    .bind(&m.contact_email)
+    .bind(m.applied_at)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn set_status(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    approved_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> Result<MemberRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE member SET status = $2, approved_at = COALESCE($3, approved_at), updated_at = $4 WHERE id = $1
+         RETURNING {MEMBER_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(status)
+    .bind(approved_at)
+    .bind(at)
+    .fetch_one(conn)
+    .await
+}
+
+/// Members, oldest application first, keyset-paginated on (applied_at, id).
+pub async fn list_members(
+    pool: &PgPool,
+    status: Option<&str>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<MemberRow>, sqlx::Error> {
+    let (after_at, after_id) = after.unwrap_or((DateTime::<Utc>::MIN_UTC, Uuid::nil()));
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MEMBER_COLUMNS} FROM member
+         WHERE ($1::text IS NULL OR status = $1) AND (applied_at, id) > ($2, $3)
+         ORDER BY applied_at, id LIMIT $4"
+    )))
+    .bind(status)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
