@@ -13,7 +13,6 @@ pub mod service;
 pub mod shutdown;
 pub mod streams;
 pub mod telemetry;
-#[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
 

@@ -1,0 +1,279 @@
+//! The outbox and inbox against the real PostgreSQL and NATS of this machine. Each test has its own database
+//! and subject prefix.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
+use futures::StreamExt;
+use id77_platform::consumer::{self, ConsumerSpec, Event, EventHandler, HandleError, Outcome};
+use id77_platform::outbox::{self, Relay};
+use id77_platform::{Namespace, db, nats, streams, testing};
+use id77_proto::membership::v1::MemberApplied;
+use sqlx::migrate::Migrator;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+struct Fixture {
+    url: String,
+    pool: PgPool,
+    js: jetstream::Context,
+    ns: Namespace,
+}
+
+impl Fixture {
+    async fn new(label: &str) -> Self {
+        let url = testing::fresh_database_url(label);
+        let empty = Migrator::with_migrations(Vec::new());
+        let pool = db::connect(&url, &empty, 10).await.expect("database");
+        sqlx::query("CREATE TABLE effect (id bigserial PRIMARY KEY, note text NOT NULL)")
+            .execute(&pool)
+            .await
+            .expect("effect table");
+        let (_, js) = nats::connect(&testing::nats_url(), "platform-test").await.expect("nats");
+        let ns = Namespace::new(testing::fresh_prefix());
+        Self { url, pool, js, ns }
+    }
+
+    async fn cleanup(self) {
+        testing::delete_streams(&self.js, &self.ns).await;
+        self.pool.close().await;
+        testing::drop_database(&self.url).await;
+    }
+
+    async fn effects(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM effect").fetch_one(&self.pool).await.expect("count")
+    }
+
+    /// All messages of a stream, in order, as (Nats-Msg-Id, payload).
+    async fn read_stream(&self, stream: &str, expected: usize) -> Vec<(String, Vec<u8>)> {
+        let stream = self.js.get_stream(self.ns.stream(stream)).await.expect("stream");
+        let consumer = stream.create_consumer(pull::OrderedConfig::default()).await.expect("ordered consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        let mut out = Vec::new();
+        while out.len() < expected {
+            match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
+                Ok(Some(Ok(m))) => {
+                    let id = m
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get("Nats-Msg-Id"))
+                        .map(|v| v.to_string())
+                        .unwrap_or_default();
+                    out.push((id, m.payload.to_vec()));
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+}
+
+fn event(n: usize) -> MemberApplied {
+    MemberApplied {
+        member_id: format!("m{n}"),
+        siren: "217702844".into(),
+        name: format!("Meaux {n}"),
+        ..Default::default()
+    }
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn two_relays_on_one_outbox_publish_each_event_exactly_once_and_in_order() {
+    let f = Fixture::new("relays").await;
+    nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");
+    let shutdown = CancellationToken::new();
+    let mut relays = Vec::new();
+    for _ in 0..2 {
+        let mut relay = Relay::new(f.pool.clone(), f.js.clone(), f.ns.clone());
+        relay.batch_size = 16;
+        relays.push(tokio::spawn(relay.run(shutdown.clone())));
+    }
+    // Writers commit while both relays run.
+    let total = 300;
+    let mut ids = Vec::new();
+    for chunk in 0..30 {
+        let mut tx = f.pool.begin().await.expect("tx");
+        for i in 0..10 {
+            ids.push(
+                outbox::enqueue(&mut tx, "id77.membership.member.applied", &event(chunk * 10 + i))
+                    .await
+                    .expect("enqueue"),
+            );
+        }
+        tx.commit().await.expect("commit");
+    }
+    wait_until("outbox drained", || async { outbox::pending_count(&f.pool).await.ok() == Some(0) }).await;
+    let published = f.read_stream("MEMBERSHIP", total + 1).await;
+    assert_eq!(published.len(), total, "each event published once");
+    let published_ids: Vec<String> = published.iter().map(|(id, _)| id.clone()).collect();
+    let expected_ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    assert_eq!(published_ids, expected_ids, "published in commit order with the row id as Nats-Msg-Id");
+
+    // A relay that died after publishing but before marking: rows are pending again and get republished
+    // with the same message ids, which JetStream drops.
+    shutdown.cancel();
+    for r in relays {
+        r.await.expect("relay stopped");
+    }
+    sqlx::query("UPDATE outbox SET published_at = NULL").execute(&f.pool).await.expect("reset");
+    let relay = Relay::new(f.pool.clone(), f.js.clone(), f.ns.clone());
+    while relay.publish_pending().await.expect("republish") > 0 {}
+    let info =
+        f.js.get_stream(f.ns.stream("MEMBERSHIP")).await.expect("stream").info().await.expect("info").state.messages;
+    assert_eq!(info, total as u64, "republished events were duplicates");
+    f.cleanup().await;
+}
+
+#[tokio::test]
+async fn rolled_back_transactions_publish_nothing() {
+    let f = Fixture::new("rollback").await;
+    nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");
+    let mut tx = f.pool.begin().await.expect("tx");
+    outbox::enqueue(&mut tx, "id77.membership.member.applied", &event(1)).await.expect("enqueue");
+    tx.rollback().await.expect("rollback");
+    let relay = Relay::new(f.pool.clone(), f.js.clone(), f.ns.clone());
+    assert_eq!(relay.publish_pending().await.expect("publish"), 0);
+    f.cleanup().await;
+}
+
+/// Records one effect per message; fails or stalls on demand.
+struct Recorder {
+    calls: AtomicUsize,
+    stall_first: Option<Duration>,
+    reject: bool,
+}
+
+impl EventHandler for Recorder {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.reject {
+            return Err(HandleError::Reject(anyhow::anyhow!("never valid")));
+        }
+        let e: MemberApplied = event.decode()?;
+        sqlx::query("INSERT INTO effect (note) VALUES ($1)").bind(&e.name).execute(&mut *conn).await?;
+        if call == 0
+            && let Some(stall) = self.stall_first
+        {
+            // Longer than ack_wait: the server redelivers while this first attempt is still running.
+            tokio::time::sleep(stall).await;
+        }
+        Ok(())
+    }
+}
+
+async fn publish(f: &Fixture, subject: &str, id: &str, n: usize) {
+    use prost::Message;
+    let msg = PublishMessage::build().payload(event(n).encode_to_vec().into()).message_id(id);
+    f.js.send_publish(f.ns.subject(subject), msg).await.expect("publish").await.expect("ack");
+}
+
+#[tokio::test]
+async fn the_same_message_applied_twice_has_one_effect() {
+    let f = Fixture::new("inbox").await;
+    let handler = Recorder { calls: AtomicUsize::new(0), stall_first: None, reject: false };
+    use prost::Message;
+    let e = Event {
+        subject: "id77.membership.member.applied".into(),
+        message_id: "same-id".into(),
+        event_type: String::new(),
+        payload: event(1).encode_to_vec().into(),
+        headers: Default::default(),
+        delivered: 1,
+    };
+    assert_eq!(consumer::apply(&f.pool, "test", &handler, &e).await.ok(), Some(Outcome::Applied));
+    assert_eq!(consumer::apply(&f.pool, "test", &handler, &e).await.ok(), Some(Outcome::Duplicate));
+    // Another consumer keeps its own record.
+    assert_eq!(consumer::apply(&f.pool, "other", &handler, &e).await.ok(), Some(Outcome::Applied));
+    assert_eq!(f.effects().await, 2);
+    f.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_redelivery_after_a_late_ack_has_no_second_effect() {
+    let f = Fixture::new("redeliver").await;
+    let handler = Arc::new(Recorder {
+        calls: AtomicUsize::new(0),
+        stall_first: Some(Duration::from_millis(1500)),
+        reject: false,
+    });
+    let mut spec = ConsumerSpec::new(streams::MEMBERSHIP, "test-redeliver", "id77.membership.member.>");
+    spec.ack_wait = Duration::from_secs(1);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(
+        f.pool.clone(),
+        f.js.clone(),
+        f.ns.clone(),
+        spec,
+        handler.clone(),
+        shutdown.clone(),
+    ));
+    wait_until("stream", || async { f.js.get_stream(f.ns.stream("MEMBERSHIP")).await.is_ok() }).await;
+    publish(&f, "id77.membership.member.applied", "evt-1", 1).await;
+    wait_until("redelivery handled", || async { handler.calls.load(Ordering::SeqCst) >= 1 && f.effects().await == 1 })
+        .await;
+    // Give the server time to redeliver the message whose ack came too late.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(f.effects().await, 1, "one effect whatever the deliveries");
+    let processed: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = 'test-redeliver'")
+        .fetch_one(&f.pool)
+        .await
+        .expect("inbox");
+    assert_eq!(processed, 1);
+    // The server did deliver it twice (consumer sequence 2 for stream sequence 1), and the second one was acked.
+    let mut consumer: jetstream::consumer::PullConsumer =
+        f.js.get_stream(f.ns.stream("MEMBERSHIP"))
+            .await
+            .expect("stream")
+            .get_consumer("test-redeliver")
+            .await
+            .expect("consumer");
+    let info = consumer.info().await.expect("consumer info");
+    assert!(info.delivered.consumer_sequence >= 2, "redelivered: {:?}", info.delivered);
+    assert_eq!(info.ack_floor.stream_sequence, 1, "acked in the end");
+    shutdown.cancel();
+    task.await.expect("consumer stopped");
+    f.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_message_that_can_never_succeed_goes_to_the_dead_letter_stream() {
+    let f = Fixture::new("deadletter").await;
+    let handler = Arc::new(Recorder { calls: AtomicUsize::new(0), stall_first: None, reject: true });
+    let spec = ConsumerSpec::new(streams::MEMBERSHIP, "test-dlq", "id77.membership.member.>");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(
+        f.pool.clone(),
+        f.js.clone(),
+        f.ns.clone(),
+        spec,
+        handler.clone(),
+        shutdown.clone(),
+    ));
+    wait_until("stream", || async { f.js.get_stream(f.ns.stream("DEADLETTER")).await.is_ok() }).await;
+    publish(&f, "id77.membership.member.applied", "poison-1", 7).await;
+    let dead = f.read_stream("DEADLETTER", 1).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, "test-dlq:poison-1");
+    assert_eq!(f.effects().await, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 1, "terminated, not redelivered");
+    shutdown.cancel();
+    task.await.expect("consumer stopped");
+    f.cleanup().await;
+}

@@ -1,0 +1,99 @@
+//! Handlers of the events requests consumes: membership (member status), catalogue (offers) and routing
+//! (referral outcomes). Each runs inside the inbox transaction.
+
+use anyhow::anyhow;
+use id77_platform::{Event, EventHandler, HandleError, time};
+use id77_proto::catalogue::v1::OfferPublished;
+use id77_proto::membership::v1::{MemberApplied, MemberApproved};
+use id77_proto::routing::v1::{ReferralAccepted, ReferralDeclined, ReferralOffered};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{self, ReferralOutcome, RequestStatus};
+use crate::store;
+
+fn uuid(field: &str, raw: &str) -> Result<Uuid, HandleError> {
+    Uuid::parse_str(raw).map_err(|_| HandleError::Reject(anyhow!("{field} {raw:?} is not a UUID")))
+}
+
+/// When the event happened, by the publisher's clock. Required: read models order updates by it.
+fn occurred(ts: Option<&id77_proto::prost_types::Timestamp>) -> Result<chrono::DateTime<chrono::Utc>, HandleError> {
+    ts.and_then(time::from_proto).ok_or_else(|| HandleError::Reject(anyhow!("event without a valid occurred_at")))
+}
+
+/// Keeps the member status read model.
+pub struct MemberEvents;
+
+impl EventHandler for MemberEvents {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let (member_id, status, at) = match event.subject.as_str() {
+            "id77.membership.member.applied" => {
+                let e: MemberApplied = event.decode()?;
+                (uuid("member_id", &e.member_id)?, "pending", occurred(e.occurred_at.as_ref())?)
+            }
+            "id77.membership.member.approved" => {
+                let e: MemberApproved = event.decode()?;
+                (uuid("member_id", &e.member_id)?, "active", occurred(e.occurred_at.as_ref())?)
+            }
+            other => {
+                tracing::debug!(subject = other, "membership event not used by requests");
+                return Ok(());
+            }
+        };
+        store::upsert_member_status(conn, member_id, status, at).await?;
+        Ok(())
+    }
+}
+
+/// Keeps the offer read model.
+pub struct OfferEvents;
+
+impl EventHandler for OfferEvents {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        if event.subject != "id77.catalogue.offer.published" {
+            return Ok(());
+        }
+        let e: OfferPublished = event.decode()?;
+        let offer = e.offer.ok_or_else(|| HandleError::Reject(anyhow!("offer.published without offer")))?;
+        let id = uuid("offer.id", &offer.id)?;
+        store::upsert_offer(conn, id, &offer.code, &offer.title, &offer.provider_code, offer.version).await?;
+        Ok(())
+    }
+}
+
+/// Moves requests along with routing's referral events.
+pub struct ReferralEvents;
+
+impl EventHandler for ReferralEvents {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let (request_id, outcome, provider, reason) = match event.subject.as_str() {
+            "id77.routing.referral.offered" => {
+                let e: ReferralOffered = event.decode()?;
+                (e.request_id, ReferralOutcome::Offered, e.provider_code, String::new())
+            }
+            "id77.routing.referral.accepted" => {
+                let e: ReferralAccepted = event.decode()?;
+                (e.request_id, ReferralOutcome::Accepted, e.provider_code, String::new())
+            }
+            "id77.routing.referral.declined" => {
+                let e: ReferralDeclined = event.decode()?;
+                (e.request_id, ReferralOutcome::Declined, e.provider_code, e.reason)
+            }
+            _ => return Ok(()),
+        };
+        let request_id = uuid("request_id", &request_id)?;
+        let Some(request) = store::request_for_update(conn, request_id).await? else {
+            return Err(HandleError::Reject(anyhow!("referral event for unknown request {request_id}")));
+        };
+        let current = RequestStatus::parse(&request.status).ok_or_else(|| {
+            HandleError::Reject(anyhow!("request {request_id} has unknown status {}", request.status))
+        })?;
+        let Some(next) = domain::on_referral(current, outcome) else {
+            tracing::info!(%request_id, status = current.as_str(), ?outcome, "stale referral event ignored");
+            return Ok(());
+        };
+        store::set_status(conn, request_id, next.as_str(), Some(provider.as_str()), &reason, time::now()).await?;
+        tracing::info!(%request_id, from = current.as_str(), to = next.as_str(), provider, "request moved");
+        Ok(())
+    }
+}

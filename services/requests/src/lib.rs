@@ -1,0 +1,53 @@
+//! Requests: what a member asks of ID 77 and where it stands. Knows member status and offers from its own
+//! read models, fed by events; never calls membership or catalogue synchronously.
+
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod store;
+
+use std::sync::Arc;
+
+use id77_platform::{ConsumerSpec, PlatformConfig, ServiceContext, streams};
+use id77_proto::requests::v1::requests_service_server::RequestsServiceServer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Default gRPC port.
+pub const PORT: u16 = 50053;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub platform: PlatformConfig,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self { platform: PlatformConfig::from_env("requests", PORT)? })
+    }
+}
+
+/// Runs the service until `shutdown` is cancelled.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let ctx = ServiceContext::start(config.platform, &MIGRATOR, &[streams::REQUESTS], shutdown).await?;
+    ctx.spawn_outbox_relay();
+    ctx.spawn_consumer(
+        ConsumerSpec::new(streams::MEMBERSHIP, "requests-members", "id77.membership.member.>"),
+        Arc::new(events::MemberEvents),
+    );
+    ctx.spawn_consumer(
+        ConsumerSpec::new(streams::CATALOGUE, "requests-offers", "id77.catalogue.offer.>"),
+        Arc::new(events::OfferEvents),
+    );
+    ctx.spawn_consumer(
+        ConsumerSpec::new(streams::ROUTING, "requests-referrals", "id77.routing.referral.>"),
+        Arc::new(events::ReferralEvents),
+    );
+    let api = RequestsServiceServer::new(grpc::RequestsApi::new(ctx.pool.clone()))
+        .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
+    ctx.serve(listener, Routes::new(api), &[RequestsServiceServer::<grpc::RequestsApi>::NAME]).await
+}

@@ -1,0 +1,181 @@
+//! Harness for end-to-end tests: starts every service binary as its own process, with its own database and
+//! a subject prefix of its own, and stops them all when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use id77_platform::testing;
+
+/// The services, with the env var the gateway reads their address from.
+const SERVICES: &[(&str, &str)] = &[
+    ("membership", "ID77_MEMBERSHIP_URL"),
+    ("catalogue", "ID77_CATALOGUE_URL"),
+    ("requests", "ID77_REQUESTS_URL"),
+    ("routing", "ID77_ROUTING_URL"),
+    ("billing", "ID77_BILLING_URL"),
+];
+
+/// A running platform.
+pub struct Platform {
+    pub gateway: String,
+    pub prefix: String,
+    children: Vec<(String, Child)>,
+    databases: Vec<String>,
+    pub logs: PathBuf,
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Path of a workspace binary, building the binaries first if it is missing.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let path = target_dir().join("debug").join(name);
+    if !path.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--workspace", "--bins"])
+            .current_dir(workspace_root())
+            .status()
+            .context("running cargo build --bins")?;
+        if !status.success() || !path.exists() {
+            bail!("binary {} missing and could not be built", path.display());
+        }
+    }
+    Ok(path)
+}
+
+/// The folder with `communes.json` and `epci.json` (fetched by `make test` / `make run`).
+pub fn directory_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::var_os("ID77_DIRECTORY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".cache/decoupage-administratif/data"));
+    if !dir.join("communes.json").exists() {
+        bail!("{} has no communes.json: run `make test` (it fetches @etalab/decoupage-administratif)", dir.display());
+    }
+    Ok(dir)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Platform {
+    /// Starts the five services and the gateway, and waits until the gateway reports ready.
+    pub async fn start() -> anyhow::Result<Self> {
+        let prefix = testing::fresh_prefix();
+        let logs = target_dir().join("e2e-logs").join(&prefix);
+        std::fs::create_dir_all(&logs)?;
+        let mut platform =
+            Self { gateway: String::new(), prefix: prefix.clone(), children: Vec::new(), databases: Vec::new(), logs };
+        let mut upstreams = Vec::new();
+        for (service, url_var) in SERVICES {
+            let port = free_port()?;
+            let db = testing::fresh_database_url(service);
+            platform.databases.push(db.clone());
+            let mut cmd = Command::new(binary(&format!("id77-{service}"))?);
+            cmd.env("ID77_DATABASE_URL", &db)
+                .env("ID77_NATS_URL", testing::nats_url())
+                .env("ID77_NATS_PREFIX", &prefix)
+                .env("ID77_GRPC_ADDR", format!("127.0.0.1:{port}"))
+                .env("ID77_DB_MAX_CONNECTIONS", "5");
+            if *service == "membership" {
+                cmd.env("ID77_DIRECTORY_DIR", directory_dir()?);
+            }
+            platform.spawn(service, cmd)?;
+            upstreams.push((*url_var, format!("http://127.0.0.1:{port}")));
+        }
+        let http_port = free_port()?;
+        let mut gateway = Command::new(binary("id77-gateway")?);
+        gateway.env("ID77_HTTP_ADDR", format!("127.0.0.1:{http_port}")).env("ID77_DEV_IDENTITY", "1");
+        for (var, url) in &upstreams {
+            gateway.env(var, url);
+        }
+        platform.spawn("gateway", gateway)?;
+        platform.gateway = format!("http://127.0.0.1:{http_port}");
+        platform.wait_ready(Duration::from_secs(60)).await?;
+        Ok(platform)
+    }
+
+    fn spawn(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.logs.join(format!("{name}.log")))?;
+        cmd.env("ID77_LOG", "info").stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        self.children.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    /// Starts a provider's referral consumer (the real CLI) with the given extra arguments.
+    pub fn start_referral_consumer(&mut self, provider: &str, args: &[&str]) -> anyhow::Result<()> {
+        let mut cmd = Command::new(binary("id77-referral-consumer")?);
+        cmd.env("ID77_NATS_URL", testing::nats_url())
+            .env("ID77_NATS_PREFIX", &self.prefix)
+            .args(["--provider", provider])
+            .args(args);
+        self.spawn(&format!("referral-consumer-{provider}"), cmd)
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            for (name, child) in &mut self.children {
+                if let Some(status) = child.try_wait()? {
+                    bail!("{name} exited early ({status}); see {}", self.logs.join(format!("{name}.log")).display());
+                }
+            }
+            let ready = client.get(format!("{}/readyz", self.gateway)).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                bail!("platform not ready after {timeout:?}; logs in {}", self.logs.display());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops every process (SIGTERM, then SIGKILL) and drops the databases and streams.
+    pub async fn stop(mut self) {
+        self.terminate();
+        for db in &self.databases {
+            testing::drop_database(db).await;
+        }
+        if let Ok((_, js)) = id77_platform::nats::connect(&testing::nats_url(), "e2e-cleanup").await {
+            testing::delete_streams(&js, &id77_platform::Namespace::new(self.prefix.clone())).await;
+        }
+    }
+
+    fn terminate(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (name, child) in &mut self.children {
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !matches!(child.try_wait(), Ok(Some(_))) {
+                eprintln!("{name} did not stop on SIGTERM; killing");
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
