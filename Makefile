@@ -1,0 +1,67 @@
+# ID 77 platform: developer entry points. `make help` lists them.
+# Everything runs against the local PostgreSQL (127.0.0.1:5432, user postgres, trust) and NATS with JetStream
+# (127.0.0.1:4222); deploy/local/ensure-deps.sh starts (or installs) them when they do not answer.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+# The prerequisites below depend on each other's side effects (database up before dropping test databases).
+.NOTPARALLEL:
+
+CARGO ?= cargo
+PSQL ?= psql
+ID77_PG_URL ?= postgres://postgres@127.0.0.1:5432
+# Maintenance database on the same server (for listing and dropping the test databases).
+PG_ADMIN_URL = $(patsubst %/,%,$(ID77_PG_URL))/postgres
+# Directory of collectivités for membership's import (filled by deploy/local/fetch-directory.sh).
+ID77_DIRECTORY_DIR ?= $(CURDIR)/.cache/decoupage-administratif/data
+export ID77_PG_URL ID77_DIRECTORY_DIR
+
+# Databases created by tests start with this prefix (services/platform/src/testing.rs: TEST_DB_PREFIX).
+TEST_DB_PREFIX := id77t_
+
+.PHONY: help run build test lint fmt clean-test-dbs deps directory helm-lint
+
+help: ## List the targets
+	@echo 'Targets:'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
+
+run: ## Build and run the whole platform locally (Ctrl-C stops it)
+	bash deploy/local/run.sh
+
+build: ## Build every crate and target (dev profile)
+	$(CARGO) build --workspace --all-targets
+
+deps: ## Make sure PostgreSQL and NATS (JetStream) answer locally
+	bash deploy/local/ensure-deps.sh
+
+directory: ## Fetch the directory of collectivités into .cache/
+	bash deploy/local/fetch-directory.sh >/dev/null
+
+test: deps directory clean-test-dbs ## Run the whole test suite against the local PostgreSQL and NATS
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		echo 'cargo-nextest not installed: using cargo test'; \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+clean-test-dbs: ## Drop databases left over by tests (names starting with id77t_)
+	$(PSQL) '$(PG_ADMIN_URL)' -X -q -v ON_ERROR_STOP=1 -At \
+		-c "SELECT count(*) || ' leftover test database(s) to drop' FROM pg_database WHERE datname LIKE '$(subst _,\_,$(TEST_DB_PREFIX))%'"
+	$(PSQL) '$(PG_ADMIN_URL)' -X -q -v ON_ERROR_STOP=1 -At <<< \
+		"SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname) FROM pg_database WHERE datname LIKE '$(subst _,\_,$(TEST_DB_PREFIX))%' \gexec"
+
+lint: ## Check formatting and clippy (warnings are errors)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format every crate
+	$(CARGO) fmt --all
+
+helm-lint: ## Lint the Helm chart (when helm is installed)
+	if command -v helm >/dev/null 2>&1; then \
+		helm lint helm/id77 && helm template id77 helm/id77 >/dev/null && echo 'helm template: ok'; \
+	else \
+		echo 'helm not installed: skipping helm-lint'; \
+	fi
