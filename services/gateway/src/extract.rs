@@ -1,0 +1,206 @@
+//! Request input: axum's rejections turned into problem+json, pagination parameters, and the size checks every
+//! string gets before it is forwarded.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use id77_platform::error::FieldViolation;
+use serde::de::DeserializeOwned;
+
+use crate::problem::Problem;
+
+/// Largest request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest `?limit=`.
+pub const MAX_LIMIT: u32 = 100;
+/// Longest cursor accepted (the services' tokens are far shorter).
+pub const MAX_CURSOR_CHARS: usize = 2048;
+/// Longest id, code or filter value accepted.
+pub const MAX_ID_CHARS: usize = 100;
+
+/// A JSON body that could not be read, as a problem: 400 (syntax, missing field, wrong type),
+/// 413 (over [`MAX_BODY_BYTES`]) or 415 (not `application/json`).
+pub fn json_problem(rejection: JsonRejection) -> Problem {
+    match rejection {
+        JsonRejection::JsonSyntaxError(e) => Problem::bad_request("MALFORMED_JSON", e.body_text()),
+        JsonRejection::JsonDataError(e) => Problem::bad_request("INVALID_BODY", e.body_text()),
+        JsonRejection::MissingJsonContentType(e) => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Unsupported media type",
+            e.body_text(),
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "Payload too large",
+            format!("the request body must be at most {MAX_BODY_BYTES} bytes"),
+        ),
+        other => Problem::bad_request("UNREADABLE_BODY", other.body_text()),
+    }
+}
+
+/// `Query<T>` whose rejection is a problem.
+pub struct Q<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(Problem::bad_request("INVALID_QUERY", e.body_text()))
+            }
+            Err(other) => Err(Problem::bad_request("INVALID_QUERY", other.body_text())),
+        }
+    }
+}
+
+/// `Path<T>` whose rejection is a problem.
+pub struct P<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(Problem::bad_request("INVALID_PATH", e.body_text()))
+            }
+            Err(other) => Err(Problem::bad_request("INVALID_PATH", other.body_text())),
+        }
+    }
+}
+
+/// Collects field errors, so a client sees all of them at once.
+#[derive(Debug, Default)]
+pub struct Checks {
+    violations: Vec<FieldViolation>,
+}
+
+impl Checks {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn fail(&mut self, field: &str, detail: impl Into<String>) {
+        self.violations.push(FieldViolation { field: field.to_owned(), description: detail.into() });
+    }
+
+    /// At most `max` characters.
+    pub fn max_chars(&mut self, field: &str, value: &str, max: usize) {
+        if value.chars().count() > max {
+            self.fail(field, format!("must be at most {max} characters"));
+        }
+    }
+
+    /// Present (and, once trimmed, not empty) and at most `max` characters; returns the value or "".
+    pub fn required(&mut self, field: &str, value: Option<String>, max: usize) -> String {
+        match value {
+            Some(v) if !v.trim().is_empty() => {
+                self.max_chars(field, &v, max);
+                v
+            }
+            _ => {
+                self.fail(field, "is required");
+                String::new()
+            }
+        }
+    }
+
+    /// An optional filter: empty when absent, at most `max` characters.
+    pub fn optional(&mut self, field: &str, value: Option<String>, max: usize) -> String {
+        let value = value.unwrap_or_default();
+        self.max_chars(field, &value, max);
+        value
+    }
+
+    /// `?limit=` (1..=100, absent means the service's default) and `?cursor=`, as gRPC page size and token.
+    pub fn page(&mut self, limit: Option<&str>, cursor: Option<String>) -> (u32, String) {
+        let size = match limit.map(str::trim) {
+            None | Some("") => 0,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    self.fail("limit", format!("must be an integer from 1 to {MAX_LIMIT}"));
+                    0
+                }
+            },
+        };
+        (size, self.optional("cursor", cursor, MAX_CURSOR_CHARS))
+    }
+
+    /// An enum filter: `parse` maps a known value; absent or empty is "any".
+    pub fn choice<T>(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        allowed: &str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        let value = value.map(str::trim).filter(|v| !v.is_empty())?;
+        let parsed = parse(value);
+        if parsed.is_none() {
+            self.fail(field, format!("must be one of {allowed}"));
+        }
+        parsed
+    }
+
+    pub fn finish(self) -> Result<(), Problem> {
+        if self.violations.is_empty() { Ok(()) } else { Err(Problem::invalid_fields(self.violations)) }
+    }
+}
+
+/// A path id or code: not empty, at most [`MAX_ID_CHARS`].
+pub fn path_id(field: &str, value: &str) -> Result<(), Problem> {
+    let mut checks = Checks::new();
+    if value.trim().is_empty() {
+        checks.fail(field, "is required");
+    }
+    checks.max_chars(field, value, MAX_ID_CHARS);
+    checks.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_cursors_map_to_page_size_and_token() {
+        let mut checks = Checks::new();
+        assert_eq!(checks.page(None, None), (0, String::new()));
+        assert_eq!(checks.page(Some("1"), Some("abc".into())), (1, "abc".into()));
+        assert_eq!(checks.page(Some("100"), None), (100, String::new()));
+        assert!(checks.finish().is_ok());
+        for bad in ["0", "101", "-1", "ten", "1.5"] {
+            let mut checks = Checks::new();
+            checks.page(Some(bad), None);
+            let problem = checks.finish().err();
+            assert_eq!(problem.map(|p| (p.status.as_u16(), p.errors[0].field.clone())), Some((400, "limit".into())));
+        }
+        let mut checks = Checks::new();
+        checks.page(None, Some("a".repeat(MAX_CURSOR_CHARS + 1)));
+        assert!(checks.finish().is_err());
+    }
+
+    #[test]
+    fn all_field_errors_are_reported_together() {
+        let mut checks = Checks::new();
+        checks.required("offer_id", None, 10);
+        checks.required("subject", Some("x".repeat(11)), 10);
+        assert_eq!(checks.required("description", Some("é".repeat(10)), 10), "é".repeat(10));
+        let problem = checks.finish().err();
+        let fields: Vec<_> = problem.map(|p| p.errors.into_iter().map(|e| e.field).collect()).unwrap_or_default();
+        assert_eq!(fields, ["offer_id", "subject"]);
+    }
+
+    #[test]
+    fn path_ids_are_bounded() {
+        assert!(path_id("id", "abc").is_ok());
+        assert!(path_id("id", " ").is_err());
+        assert!(path_id("id", &"a".repeat(MAX_ID_CHARS + 1)).is_err());
+    }
+}

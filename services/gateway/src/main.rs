@@ -1,0 +1,9 @@
+use id77_gateway::{Config, run};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    id77_platform::telemetry::init("gateway");
+    let config = Config::from_env()?;
+    let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
+    run(config, listener, id77_platform::shutdown::on_signal()).await
+}

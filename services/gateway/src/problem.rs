@@ -1,0 +1,260 @@
+//! Every error the gateway returns is an RFC 9457 problem (`application/problem+json`):
+//! `{type, title, status, detail, errors: [{field, detail}]}`. Upstream gRPC errors are read back with
+//! [`ServiceError::from_status`], so the HTTP status, the type slug and the field errors follow the service's
+//! own `ErrorInfo` and `BadRequest` details.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use id77_platform::error::FieldViolation;
+use id77_platform::{ErrorCode, ServiceError};
+use serde::Serialize;
+
+/// Base of every problem `type` URI; the slug is the reason in kebab-case.
+pub const TYPE_BASE: &str = "https://id77.seine-et-marne.fr/problems/";
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field, as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub detail: String,
+}
+
+/// An error response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: StatusCode,
+    /// Machine-readable reason in UPPER_SNAKE_CASE, e.g. `MEMBER_NOT_ACTIVE`.
+    pub reason: String,
+    pub title: String,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    errors: &'a [FieldError],
+}
+
+/// `MEMBER_NOT_ACTIVE` → `member-not-active`.
+pub fn kebab(reason: &str) -> String {
+    reason
+        .trim()
+        .chars()
+        .map(|c| if c == '_' || c == ' ' { '-' } else { c.to_ascii_lowercase() })
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect()
+}
+
+/// Field names of the gRPC contracts that REST clients know under another name.
+fn rest_field(field: &str) -> String {
+    match field {
+        "page_token" => "cursor".to_owned(),
+        "page_size" => "limit".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, reason: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self { status, reason: reason.to_owned(), title: title.to_owned(), detail: detail.into(), errors: Vec::new() }
+    }
+
+    /// A problem of one of the platform's error codes.
+    pub fn of(code: ErrorCode, reason: &str, detail: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self::new(status, reason, code.title(), detail)
+    }
+
+    /// 400 with one field error.
+    pub fn invalid(field: &str, detail: &str) -> Self {
+        Self::invalid_fields(vec![FieldViolation { field: field.to_owned(), description: detail.to_owned() }])
+    }
+
+    /// 400 with several field errors.
+    pub fn invalid_fields(violations: Vec<FieldViolation>) -> Self {
+        Self::from(ServiceError::invalid_fields(violations))
+    }
+
+    /// 400 without field errors (e.g. an unreadable body).
+    pub fn bad_request(reason: &str, detail: impl Into<String>) -> Self {
+        Self::of(ErrorCode::InvalidArgument, reason, detail)
+    }
+
+    /// 401: the route needs an identity and the caller has none.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::of(ErrorCode::Unauthenticated, "UNAUTHENTICATED", detail)
+    }
+
+    /// 403: the caller is known but its role may not do this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::of(ErrorCode::PermissionDenied, "PERMISSION_DENIED", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::of(ErrorCode::NotFound, "NOT_FOUND", detail)
+    }
+
+    /// 503 naming what is unavailable.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::of(ErrorCode::Unavailable, "UNAVAILABLE", detail)
+    }
+
+    /// Reads an upstream gRPC status: code, reason and field violations from its details.
+    pub fn from_status(status: &tonic::Status) -> Self {
+        Self::from(ServiceError::from_status(status))
+    }
+
+    /// Like [`Problem::from_status`], naming the upstream when it could not be reached, and logging
+    /// the failures that are not the client's.
+    pub fn from_upstream(service: &str, status: &tonic::Status) -> Self {
+        let mut problem = Self::from_status(status);
+        match status.code() {
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                tracing::warn!(upstream = service, code = ?status.code(), message = status.message(), "upstream unavailable");
+                // A status without details never reached the service (connection refused, deadline): say which
+                // service; a service's own "unavailable" (e.g. its database) keeps its message.
+                if status.details().is_empty() {
+                    problem.detail = format!("the {service} service is unavailable, retry later");
+                }
+            }
+            tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::DataLoss | tonic::Code::Unimplemented => {
+                tracing::error!(upstream = service, code = ?status.code(), message = status.message(), "upstream error");
+            }
+            _ => {}
+        }
+        problem
+    }
+
+    /// The `type` URI.
+    pub fn type_uri(&self) -> String {
+        format!("{TYPE_BASE}{}", kebab(&self.reason))
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::to_value(Body {
+            kind: self.type_uri(),
+            title: &self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            errors: &self.errors,
+        })
+        .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl From<ServiceError> for Problem {
+    fn from(error: ServiceError) -> Self {
+        let mut problem = Self::of(error.code, error.reason, error.message);
+        problem.errors = error
+            .violations
+            .into_iter()
+            .map(|v| FieldError { field: rest_field(&v.field), detail: v.description })
+            .collect();
+        problem
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+/// The router's fallback: any unknown path.
+pub async fn not_found_route() -> Problem {
+    Problem::not_found("no such resource; see /openapi.json for the API")
+}
+
+/// The router's fallback for a known path with another method.
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "Method not allowed",
+        "this resource does not support this method; see /openapi.json",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::{Code, Status};
+
+    #[test]
+    fn reasons_become_kebab_case_slugs() {
+        assert_eq!(kebab("MEMBER_NOT_ACTIVE"), "member-not-active");
+        assert_eq!(kebab("NOT_FOUND"), "not-found");
+        assert_eq!(kebab("weird/../reason"), "weirdreason");
+    }
+
+    #[test]
+    fn grpc_statuses_map_to_http_statuses_and_slugs() {
+        let cases = [
+            (Code::InvalidArgument, 400, "invalid-argument"),
+            (Code::Unauthenticated, 401, "unauthenticated"),
+            (Code::PermissionDenied, 403, "permission-denied"),
+            (Code::NotFound, 404, "not-found"),
+            (Code::AlreadyExists, 409, "already-exists"),
+            (Code::FailedPrecondition, 409, "invalid-transition"),
+            (Code::Unavailable, 503, "unavailable"),
+            (Code::DeadlineExceeded, 503, "unavailable"),
+            (Code::Internal, 500, "internal"),
+            (Code::Unknown, 500, "internal"),
+        ];
+        for (code, http, slug) in cases {
+            let problem = Problem::from_status(&Status::new(code, "boom"));
+            assert_eq!(problem.status.as_u16(), http, "{code:?}");
+            assert_eq!(problem.type_uri(), format!("{TYPE_BASE}{slug}"), "{code:?}");
+            assert_eq!(problem.detail, "boom");
+        }
+    }
+
+    #[test]
+    fn service_reasons_and_field_violations_survive() {
+        let status = Status::from(ServiceError::new(ErrorCode::FailedPrecondition, "MEMBER_NOT_ACTIVE", "pending"));
+        let problem = Problem::from_status(&status);
+        assert_eq!(problem.status, StatusCode::CONFLICT);
+        assert_eq!(problem.type_uri(), "https://id77.seine-et-marne.fr/problems/member-not-active");
+        assert_eq!(problem.title, ErrorCode::FailedPrecondition.title());
+
+        let status = Status::from(ServiceError::invalid_fields(vec![
+            FieldViolation { field: "siren".into(), description: "must be 9 digits".into() },
+            FieldViolation { field: "page_token".into(), description: "is not a token".into() },
+        ]));
+        let body = Problem::from_status(&status).body();
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["type"], "https://id77.seine-et-marne.fr/problems/invalid-argument");
+        assert_eq!(body["errors"][0]["field"], "siren");
+        assert_eq!(body["errors"][0]["detail"], "must be 9 digits");
+        assert_eq!(body["errors"][1]["field"], "cursor", "gRPC page_token is the REST cursor");
+    }
+
+    #[test]
+    fn unavailable_upstreams_are_named() {
+        let problem = Problem::from_upstream("catalogue", &Status::unavailable("tcp connect error"));
+        assert_eq!(problem.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(problem.detail.contains("catalogue"), "{}", problem.detail);
+        let own = Status::from(ServiceError::new(ErrorCode::Unavailable, "UNAVAILABLE", "database unavailable"));
+        let problem = Problem::from_upstream("catalogue", &own);
+        assert_eq!((problem.status.as_u16(), problem.detail.as_str()), (503, "database unavailable"));
+    }
+
+    #[test]
+    fn responses_are_problem_json() {
+        let response = Problem::forbidden("no").into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some(PROBLEM_JSON));
+    }
+}

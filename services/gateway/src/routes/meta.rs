@@ -1,0 +1,92 @@
+//! Liveness, readiness and the API description.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::AppState;
+use crate::problem::{FieldError, Problem};
+
+/// The OpenAPI 3.1 document, hand-written beside `Cargo.toml`.
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+/// The interactive page, self-contained (no CDN).
+pub const DOCS_HTML: &str = include_str!("../docs.html");
+
+/// How long one upstream gets to answer a readiness check.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Liveness: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// One upstream's health: `Ok` when it answers SERVING, else why not.
+async fn check(channel: Channel) -> Result<(), String> {
+    let mut client = HealthClient::new(channel);
+    let call = client.check(HealthCheckRequest { service: String::new() });
+    match tokio::time::timeout(READY_TIMEOUT, call).await {
+        Err(_) => Err("no answer within 2 s".to_owned()),
+        Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
+        Ok(Ok(response)) => match ServingStatus::try_from(response.into_inner().status) {
+            Ok(ServingStatus::Serving) => Ok(()),
+            Ok(other) => Err(other.as_str_name().to_owned()),
+            Err(_) => Err("unknown status".to_owned()),
+        },
+    }
+}
+
+/// Readiness: every upstream's gRPC health check answers SERVING (checked concurrently).
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
+    let checks: Vec<_> = state
+        .upstreams()
+        .iter()
+        .map(|(name, channel)| {
+            let (name, channel) = (*name, channel.clone());
+            tokio::spawn(async move { (name, check(channel).await) })
+        })
+        .collect();
+    let mut upstreams = serde_json::Map::new();
+    let mut failing: Vec<FieldError> = Vec::new();
+    for task in checks {
+        let (name, result) = match task.await {
+            Ok(done) => done,
+            Err(error) => ("(check)", Err(error.to_string())),
+        };
+        match result {
+            Ok(()) => {
+                upstreams.insert(name.to_owned(), "serving".into());
+            }
+            Err(why) => {
+                upstreams.insert(name.to_owned(), why.clone().into());
+                failing.push(FieldError { field: name.to_owned(), detail: why });
+            }
+        }
+    }
+    if failing.is_empty() {
+        Ok(Json(serde_json::json!({ "status": "ready", "upstreams": upstreams })))
+    } else {
+        let names: Vec<_> = failing.iter().map(|f| f.field.as_str()).collect();
+        let mut problem = Problem::unavailable(format!("not ready: {} not serving", names.join(", ")));
+        problem.errors = failing;
+        Err(problem)
+    }
+}
+
+pub async fn openapi() -> Response {
+    let mut response = OPENAPI_JSON.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+pub async fn docs() -> Response {
+    let mut response = DOCS_HTML.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response
+}

@@ -1,0 +1,473 @@
+//! The JSON the gateway speaks: snake_case fields, enums as lowercase strings, timestamps in RFC 3339 (UTC),
+//! absent optional values as `null`. Each view is built from its protobuf message; the enum mappings go both
+//! ways for filters.
+
+use chrono::{DateTime, SecondsFormat};
+use id77_proto::billing::v1 as billing;
+use id77_proto::catalogue::v1 as catalogue;
+use id77_proto::membership::v1 as membership;
+use id77_proto::prost_types::Timestamp;
+use id77_proto::requests::v1 as requests;
+use id77_proto::routing::v1 as routing;
+use serde::Serialize;
+
+/// Every list: a page of items and the cursor of the next page (`null` on the last).
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn new<P>(items: Vec<P>, next_page_token: String) -> Self
+    where
+        T: From<P>,
+    {
+        Self { items: items.into_iter().map(T::from).collect(), next_cursor: non_empty(next_page_token) }
+    }
+}
+
+fn non_empty(value: String) -> Option<String> {
+    if value.is_empty() { None } else { Some(value) }
+}
+
+/// RFC 3339 in UTC (`2025-01-31T09:30:00.123456Z`), `None` when absent or out of range.
+pub fn timestamp(ts: Option<&Timestamp>) -> Option<String> {
+    let ts = ts?;
+    let at = DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)?;
+    Some(at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+// ---- enums -------------------------------------------------------------------------------------------------
+
+pub const UNSPECIFIED: &str = "unspecified";
+
+pub fn collectivity_kind(kind: i32) -> &'static str {
+    match membership::CollectivityKind::try_from(kind) {
+        Ok(membership::CollectivityKind::Commune) => "commune",
+        Ok(membership::CollectivityKind::Epci) => "epci",
+        Ok(membership::CollectivityKind::Syndicat) => "syndicat",
+        _ => UNSPECIFIED,
+    }
+}
+
+pub fn parse_collectivity_kind(value: &str) -> Option<membership::CollectivityKind> {
+    match value {
+        "commune" => Some(membership::CollectivityKind::Commune),
+        "epci" => Some(membership::CollectivityKind::Epci),
+        "syndicat" => Some(membership::CollectivityKind::Syndicat),
+        _ => None,
+    }
+}
+
+pub fn member_status(status: i32) -> &'static str {
+    match membership::MemberStatus::try_from(status) {
+        Ok(membership::MemberStatus::Pending) => "pending",
+        Ok(membership::MemberStatus::Active) => "active",
+        Ok(membership::MemberStatus::Suspended) => "suspended",
+        Ok(membership::MemberStatus::Withdrawn) => "withdrawn",
+        _ => UNSPECIFIED,
+    }
+}
+
+pub fn parse_member_status(value: &str) -> Option<membership::MemberStatus> {
+    match value {
+        "pending" => Some(membership::MemberStatus::Pending),
+        "active" => Some(membership::MemberStatus::Active),
+        "suspended" => Some(membership::MemberStatus::Suspended),
+        "withdrawn" => Some(membership::MemberStatus::Withdrawn),
+        _ => None,
+    }
+}
+
+pub fn offer_category(category: i32) -> &'static str {
+    match catalogue::OfferCategory::try_from(category) {
+        Ok(catalogue::OfferCategory::IntegratedEngineering) => "integrated_engineering",
+        Ok(catalogue::OfferCategory::AwarenessTraining) => "awareness_training",
+        Ok(catalogue::OfferCategory::ExhibitionLoan) => "exhibition_loan",
+        _ => UNSPECIFIED,
+    }
+}
+
+pub fn parse_offer_category(value: &str) -> Option<catalogue::OfferCategory> {
+    match value {
+        "integrated_engineering" => Some(catalogue::OfferCategory::IntegratedEngineering),
+        "awareness_training" => Some(catalogue::OfferCategory::AwarenessTraining),
+        "exhibition_loan" => Some(catalogue::OfferCategory::ExhibitionLoan),
+        _ => None,
+    }
+}
+
+pub fn provider_kind(kind: i32) -> &'static str {
+    match catalogue::ProviderKind::try_from(kind) {
+        Ok(catalogue::ProviderKind::DepartmentalService) => "departmental_service",
+        Ok(catalogue::ProviderKind::AssociatedOrganisation) => "associated_organisation",
+        _ => UNSPECIFIED,
+    }
+}
+
+pub fn request_status(status: i32) -> &'static str {
+    match requests::RequestStatus::try_from(status) {
+        Ok(requests::RequestStatus::Submitted) => "submitted",
+        Ok(requests::RequestStatus::Referred) => "referred",
+        Ok(requests::RequestStatus::Accepted) => "accepted",
+        Ok(requests::RequestStatus::Declined) => "declined",
+        Ok(requests::RequestStatus::Cancelled) => "cancelled",
+        Ok(requests::RequestStatus::Completed) => "completed",
+        _ => UNSPECIFIED,
+    }
+}
+
+pub fn referral_status(status: i32) -> &'static str {
+    match routing::ReferralStatus::try_from(status) {
+        Ok(routing::ReferralStatus::Offered) => "offered",
+        Ok(routing::ReferralStatus::Accepted) => "accepted",
+        Ok(routing::ReferralStatus::Declined) => "declined",
+        Ok(routing::ReferralStatus::Expired) => "expired",
+        Ok(routing::ReferralStatus::Withdrawn) => "withdrawn",
+        _ => UNSPECIFIED,
+    }
+}
+
+pub fn quote_status(status: i32) -> &'static str {
+    match billing::QuoteStatus::try_from(status) {
+        Ok(billing::QuoteStatus::Issued) => "issued",
+        _ => UNSPECIFIED,
+    }
+}
+
+// ---- membership --------------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+pub struct Collectivity {
+    pub siren: String,
+    pub name: String,
+    pub kind: &'static str,
+    /// Communes only.
+    pub insee_code: Option<String>,
+    pub departement: String,
+    pub population: i64,
+    pub postal_codes: Vec<String>,
+    /// A commune's EPCI, if in the directory.
+    pub epci_siren: Option<String>,
+    /// An EPCI's legal form (CC, CA, CU, METRO...).
+    pub legal_form: Option<String>,
+}
+
+impl From<membership::Collectivity> for Collectivity {
+    fn from(c: membership::Collectivity) -> Self {
+        Self {
+            kind: collectivity_kind(c.kind),
+            siren: c.siren,
+            name: c.name,
+            insee_code: non_empty(c.insee_code),
+            departement: c.departement,
+            population: c.population,
+            postal_codes: c.postal_codes,
+            epci_siren: non_empty(c.epci_siren),
+            legal_form: non_empty(c.legal_form),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Member {
+    pub id: String,
+    pub siren: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub status: &'static str,
+    pub contact_name: String,
+    pub contact_email: String,
+    pub applied_at: Option<String>,
+    pub approved_at: Option<String>,
+}
+
+impl From<membership::Member> for Member {
+    fn from(m: membership::Member) -> Self {
+        Self {
+            kind: collectivity_kind(m.kind),
+            status: member_status(m.status),
+            applied_at: timestamp(m.applied_at.as_ref()),
+            approved_at: timestamp(m.approved_at.as_ref()),
+            id: m.id,
+            siren: m.siren,
+            name: m.name,
+            contact_name: m.contact_name,
+            contact_email: m.contact_email,
+        }
+    }
+}
+
+// ---- catalogue ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+pub struct Offer {
+    pub id: String,
+    pub code: String,
+    pub title: String,
+    pub summary: String,
+    pub category: &'static str,
+    pub themes: Vec<String>,
+    pub provider_code: String,
+    pub billed: bool,
+    pub price_cents: i64,
+    pub version: i32,
+}
+
+impl From<catalogue::Offer> for Offer {
+    fn from(o: catalogue::Offer) -> Self {
+        Self {
+            category: offer_category(o.category),
+            id: o.id,
+            code: o.code,
+            title: o.title,
+            summary: o.summary,
+            themes: o.themes,
+            provider_code: o.provider_code,
+            billed: o.billed,
+            price_cents: o.price_cents,
+            version: o.version,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Provider {
+    pub code: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub contact_email: String,
+}
+
+impl From<catalogue::Provider> for Provider {
+    fn from(p: catalogue::Provider) -> Self {
+        Self { kind: provider_kind(p.kind), code: p.code, name: p.name, contact_email: p.contact_email }
+    }
+}
+
+// ---- requests ----------------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+pub struct StatusChange {
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub at: Option<String>,
+}
+
+impl From<requests::StatusChange> for StatusChange {
+    fn from(c: requests::StatusChange) -> Self {
+        Self { status: request_status(c.status), at: timestamp(c.at.as_ref()), reason: non_empty(c.reason) }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Request {
+    pub id: String,
+    pub member_id: String,
+    pub offer_id: String,
+    pub subject: String,
+    pub description: String,
+    pub status: &'static str,
+    /// The provider it was referred to, once routed.
+    pub provider_code: Option<String>,
+    pub submitted_at: Option<String>,
+    pub updated_at: Option<String>,
+    /// Oldest first.
+    pub history: Vec<StatusChange>,
+}
+
+impl From<requests::Request> for Request {
+    fn from(r: requests::Request) -> Self {
+        Self {
+            status: request_status(r.status),
+            submitted_at: timestamp(r.submitted_at.as_ref()),
+            updated_at: timestamp(r.updated_at.as_ref()),
+            history: r.history.into_iter().map(StatusChange::from).collect(),
+            provider_code: non_empty(r.provider_code),
+            id: r.id,
+            member_id: r.member_id,
+            offer_id: r.offer_id,
+            subject: r.subject,
+            description: r.description,
+        }
+    }
+}
+
+// ---- routing -----------------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+pub struct Referral {
+    pub id: String,
+    pub request_id: String,
+    pub offer_id: String,
+    pub member_id: String,
+    pub provider_code: String,
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub assignment: Option<String>,
+    pub offered_at: Option<String>,
+    pub decided_at: Option<String>,
+}
+
+impl From<routing::Referral> for Referral {
+    fn from(r: routing::Referral) -> Self {
+        Self {
+            status: referral_status(r.status),
+            offered_at: timestamp(r.offered_at.as_ref()),
+            decided_at: timestamp(r.decided_at.as_ref()),
+            reason: non_empty(r.reason),
+            assignment: non_empty(r.assignment),
+            id: r.id,
+            request_id: r.request_id,
+            offer_id: r.offer_id,
+            member_id: r.member_id,
+            provider_code: r.provider_code,
+        }
+    }
+}
+
+// ---- billing -----------------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+pub struct Quote {
+    pub id: String,
+    pub number: String,
+    pub issuer_code: String,
+    pub year: i32,
+    pub sequence: i64,
+    pub member_id: String,
+    pub request_id: String,
+    pub referral_id: String,
+    pub offer_id: String,
+    pub label: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub status: &'static str,
+    pub issued_at: Option<String>,
+}
+
+impl From<billing::Quote> for Quote {
+    fn from(q: billing::Quote) -> Self {
+        Self {
+            status: quote_status(q.status),
+            issued_at: timestamp(q.issued_at.as_ref()),
+            id: q.id,
+            number: q.number,
+            issuer_code: q.issuer_code,
+            year: q.year,
+            sequence: q.sequence,
+            member_id: q.member_id,
+            request_id: q.request_id,
+            referral_id: q.referral_id,
+            offer_id: q.offer_id,
+            label: q.label,
+            amount_cents: q.amount_cents,
+            currency: q.currency,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ts(seconds: i64, nanos: i32) -> Option<Timestamp> {
+        Some(Timestamp { seconds, nanos })
+    }
+
+    #[test]
+    fn enums_are_lowercase_strings_both_ways() {
+        for kind in ["commune", "epci", "syndicat"] {
+            let parsed = parse_collectivity_kind(kind).map(|k| collectivity_kind(k.into()));
+            assert_eq!(parsed, Some(kind));
+        }
+        for status in ["pending", "active", "suspended", "withdrawn"] {
+            assert_eq!(parse_member_status(status).map(|s| member_status(s.into())), Some(status));
+        }
+        for category in ["integrated_engineering", "awareness_training", "exhibition_loan"] {
+            assert_eq!(parse_offer_category(category).map(|c| offer_category(c.into())), Some(category));
+        }
+        assert_eq!(parse_collectivity_kind("COMMUNE"), None);
+        assert_eq!(parse_member_status("unspecified"), None);
+        assert_eq!(parse_offer_category(""), None);
+        let statuses: Vec<_> = (1..=6).map(request_status).collect();
+        assert_eq!(statuses, ["submitted", "referred", "accepted", "declined", "cancelled", "completed"]);
+        let statuses: Vec<_> = (1..=5).map(referral_status).collect();
+        assert_eq!(statuses, ["offered", "accepted", "declined", "expired", "withdrawn"]);
+        assert_eq!(quote_status(1), "issued");
+        assert_eq!(provider_kind(1), "departmental_service");
+        assert_eq!(provider_kind(2), "associated_organisation");
+        // Unknown values from a newer service do not break the gateway.
+        assert_eq!(member_status(0), UNSPECIFIED);
+        assert_eq!(request_status(99), UNSPECIFIED);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_or_null() {
+        assert_eq!(timestamp(ts(1_700_000_000, 0).as_ref()).as_deref(), Some("2023-11-14T22:13:20Z"));
+        assert_eq!(timestamp(ts(1_700_000_000, 123_456_000).as_ref()).as_deref(), Some("2023-11-14T22:13:20.123456Z"));
+        assert_eq!(timestamp(None), None);
+        assert_eq!(timestamp(ts(0, -1).as_ref()), None);
+    }
+
+    #[test]
+    fn member_json_has_the_documented_shape() {
+        let member = Member::from(membership::Member {
+            id: "m1".into(),
+            siren: "217700014".into(),
+            name: "Avon".into(),
+            kind: membership::CollectivityKind::Commune.into(),
+            status: membership::MemberStatus::Pending.into(),
+            contact_name: "A. Maire".into(),
+            contact_email: "mairie@example.fr".into(),
+            applied_at: ts(1_700_000_000, 0),
+            approved_at: None,
+        });
+        assert_eq!(
+            serde_json::to_value(member).unwrap_or_default(),
+            json!({
+                "id": "m1", "siren": "217700014", "name": "Avon", "kind": "commune", "status": "pending",
+                "contact_name": "A. Maire", "contact_email": "mairie@example.fr",
+                "applied_at": "2023-11-14T22:13:20Z", "approved_at": null
+            })
+        );
+    }
+
+    #[test]
+    fn request_json_has_history_and_nullable_provider() {
+        let request = Request::from(requests::Request {
+            id: "r1".into(),
+            member_id: "m1".into(),
+            offer_id: "o1".into(),
+            subject: "s".into(),
+            description: "d".into(),
+            status: requests::RequestStatus::Referred.into(),
+            provider_code: String::new(),
+            submitted_at: ts(1_700_000_000, 0),
+            updated_at: ts(1_700_000_060, 0),
+            history: vec![requests::StatusChange {
+                status: requests::RequestStatus::Submitted.into(),
+                reason: String::new(),
+                at: ts(1_700_000_000, 0),
+            }],
+        });
+        let value = serde_json::to_value(request).unwrap_or_default();
+        assert_eq!(value["status"], "referred");
+        assert_eq!(value["provider_code"], serde_json::Value::Null);
+        assert_eq!(value["history"], json!([{"status": "submitted", "reason": null, "at": "2023-11-14T22:13:20Z"}]));
+    }
+
+    #[test]
+    fn pages_turn_empty_tokens_into_null() {
+        let page: Page<Provider> = Page::new(Vec::<catalogue::Provider>::new(), String::new());
+        assert_eq!(serde_json::to_value(page).unwrap_or_default(), json!({"items": [], "next_cursor": null}));
+        let page: Page<Quote> =
+            Page::new(vec![billing::Quote { status: 1, amount_cents: 120_000, ..Default::default() }], "abc".into());
+        let value = serde_json::to_value(page).unwrap_or_default();
+        assert_eq!(value["next_cursor"], "abc");
+        assert_eq!(value["items"][0]["status"], "issued");
+        assert_eq!(value["items"][0]["amount_cents"], 120_000);
+    }
+}
