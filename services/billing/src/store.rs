@@ -1,0 +1,172 @@
+//! SQL of the billing service.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::{Document, Tariff};
+
+#[derive(Debug, Clone, FromRow)]
+struct TariffRow {
+    offer_id: Uuid,
+    offer_code: String,
+    title: String,
+    provider_code: String,
+    billed: bool,
+    price_cents: i64,
+    version: i32,
+}
+
+impl From<TariffRow> for Tariff {
+    fn from(r: TariffRow) -> Self {
+        Self {
+            offer_id: r.offer_id,
+            offer_code: r.offer_code,
+            title: r.title,
+            provider_code: r.provider_code,
+            billed: r.billed,
+            price_cents: r.price_cents,
+            version: r.version,
+        }
+    }
+}
+
+/// Writes a tariff unless a version at least as new is stored. Returns whether it was written.
+pub async fn upsert_tariff(conn: &mut PgConnection, t: &Tariff) -> Result<bool, sqlx::Error> {
+    let written = sqlx::query(
+        "INSERT INTO tariff (offer_id, offer_code, title, provider_code, billed, price_cents, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (offer_id) DO UPDATE SET offer_code = EXCLUDED.offer_code, title = EXCLUDED.title,
+           provider_code = EXCLUDED.provider_code, billed = EXCLUDED.billed, price_cents = EXCLUDED.price_cents,
+           version = EXCLUDED.version, updated_at = now()
+         WHERE tariff.version < EXCLUDED.version",
+    )
+    .bind(t.offer_id)
+    .bind(&t.offer_code)
+    .bind(&t.title)
+    .bind(&t.provider_code)
+    .bind(t.billed)
+    .bind(t.price_cents)
+    .bind(t.version)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(written > 0)
+}
+
+pub async fn tariff(conn: &mut PgConnection, offer_id: Uuid) -> Result<Option<Tariff>, sqlx::Error> {
+    let row: Option<TariffRow> = sqlx::query_as(
+        "SELECT offer_id, offer_code, title, provider_code, billed, price_cents, version
+         FROM tariff WHERE offer_id = $1",
+    )
+    .bind(offer_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Tariff::from))
+}
+
+/// Takes the next number of `document` for `issuer_code` and `year`. The sequence row stays locked until the
+/// caller's transaction ends, so concurrent issuers queue and a rolled-back transaction gives its number
+/// back: numbers are gapless and unique.
+pub async fn next_number(
+    conn: &mut PgConnection,
+    document: Document,
+    issuer_code: &str,
+    year: i32,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO number_sequence AS s (document, issuer_code, year, last_value) VALUES ($1, $2, $3, 1)
+         ON CONFLICT (document, issuer_code, year) DO UPDATE SET last_value = s.last_value + 1
+         RETURNING last_value",
+    )
+    .bind(document.as_str())
+    .bind(issuer_code)
+    .bind(year)
+    .fetch_one(conn)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct QuoteRow {
+    pub id: Uuid,
+    pub number: String,
+    pub issuer_code: String,
+    pub year: i32,
+    pub sequence: i64,
+    pub member_id: Uuid,
+    pub request_id: Uuid,
+    pub referral_id: Uuid,
+    pub offer_id: Uuid,
+    pub offer_version: i32,
+    pub label: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub status: String,
+    pub issued_at: DateTime<Utc>,
+}
+
+const QUOTE_COLUMNS: &str = "id, number, issuer_code, year, sequence, member_id, request_id, referral_id, offer_id, \
+     offer_version, label, amount_cents, currency, status, issued_at";
+
+pub async fn insert_quote(conn: &mut PgConnection, q: &QuoteRow) -> Result<QuoteRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO quote ({QUOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         RETURNING {QUOTE_COLUMNS}"
+    )))
+    .bind(q.id)
+    .bind(&q.number)
+    .bind(&q.issuer_code)
+    .bind(q.year)
+    .bind(q.sequence)
+    .bind(q.member_id)
+    .bind(q.request_id)
+    .bind(q.referral_id)
+    .bind(q.offer_id)
+    .bind(q.offer_version)
+    .bind(&q.label)
+    .bind(q.amount_cents)
+    .bind(&q.currency)
+    .bind(&q.status)
+    .bind(q.issued_at)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn quote_for_referral(conn: &mut PgConnection, referral_id: Uuid) -> Result<Option<QuoteRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {QUOTE_COLUMNS} FROM quote WHERE referral_id = $1")))
+        .bind(referral_id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn get_quote(pool: &PgPool, id: Uuid) -> Result<Option<QuoteRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {QUOTE_COLUMNS} FROM quote WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Quotes in the order they were issued, optionally of one member and/or request, keyset-paginated on
+/// (issued_at, id).
+pub async fn list_quotes(
+    pool: &PgPool,
+    member_id: Option<Uuid>,
+    request_id: Option<Uuid>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<QuoteRow>, sqlx::Error> {
+    let (after_at, after_id) = after.unzip();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {QUOTE_COLUMNS} FROM quote
+         WHERE ($1::uuid IS NULL OR member_id = $1) AND ($2::uuid IS NULL OR request_id = $2)
+           AND ($3::timestamptz IS NULL OR (issued_at, id) > ($3, $4::uuid))
+         ORDER BY issued_at, id LIMIT $5"
+    )))
+    .bind(member_id)
+    .bind(request_id)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

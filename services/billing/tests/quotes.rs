@@ -1,0 +1,420 @@
+//! Billing against the local PostgreSQL and NATS: tariffs from the catalogue's events, one quote per accepted
+//! referral of a billed offer, gapless numbers per issuer and year, also under duplicates, replays, events out
+//! of order and concurrency.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
+use id77_billing::quotes::{self, QuoteDraft};
+use id77_billing::{Config, MIGRATOR, domain, run};
+use id77_platform::testing::{delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
+use id77_platform::{Namespace, PlatformConfig, nats::ensure_stream, streams, time};
+use id77_proto::billing::v1 as pb;
+use id77_proto::billing::v1::billing_service_client::BillingServiceClient;
+use id77_proto::catalogue::v1 as catalogue;
+use id77_proto::routing::v1 as routing;
+use prost::Message;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+const OFFER_PUBLISHED: &str = "id77.catalogue.offer.published";
+const REFERRAL_ACCEPTED: &str = "id77.routing.referral.accepted";
+
+/// One test's world: its own database, subject prefix and billing service.
+struct World {
+    database_url: String,
+    ns: Namespace,
+    js: jetstream::Context,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+    client: BillingServiceClient<Channel>,
+    pool: PgPool,
+}
+
+impl World {
+    async fn start(label: &str) -> anyhow::Result<Self> {
+        let database_url = fresh_database_url(label);
+        let ns = Namespace::new(fresh_prefix());
+        let js = jetstream::new(async_nats::connect(nats_url()).await?);
+        for stream in [streams::CATALOGUE, streams::ROUTING] {
+            ensure_stream(&js, &ns, stream).await?;
+        }
+        let config = Config {
+            platform: PlatformConfig {
+                service: "billing",
+                database_url: database_url.clone(),
+                nats_url: nats_url(),
+                nats_prefix: ns.prefix().to_owned(),
+                grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                db_max_connections: 5,
+            },
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(run(config, listener, shutdown.clone()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            ensure!(!handle.is_finished(), "billing stopped during start-up");
+            if let Ok(mut client) = BillingServiceClient::connect(format!("http://{addr}")).await
+                && client.list_quotes(pb::ListQuotesRequest::default()).await.is_ok()
+            {
+                break client;
+            }
+            ensure!(tokio::time::Instant::now() < deadline, "billing did not answer within 20 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let pool = PgPool::connect(&database_url).await?;
+        Ok(Self { database_url, ns, js, shutdown, handle, client, pool })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        self.shutdown.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(15), self.handle).await;
+        delete_streams(&self.js, &self.ns).await;
+        drop_database(&self.database_url).await;
+        stopped.context("billing did not stop")??
+    }
+
+    async fn publish(&self, subject: &str, payload: Vec<u8>, message_id: &str) -> anyhow::Result<bool> {
+        let publish = PublishMessage::build().payload(payload.into()).message_id(message_id);
+        let ack: PublishAckFuture = self.js.send_publish(self.ns.subject(subject), publish).await?;
+        Ok(ack.await?.duplicate)
+    }
+
+    async fn publish_offer(&self, offer: &catalogue::Offer) -> anyhow::Result<String> {
+        let id = Uuid::now_v7().to_string();
+        let event = catalogue::OfferPublished {
+            offer: Some(offer.clone()),
+            provider: Some(catalogue::Provider {
+                code: offer.provider_code.clone(),
+                name: "Direction des routes".into(),
+                kind: catalogue::ProviderKind::DepartmentalService.into(),
+                contact_email: "routes@id77.seine-et-marne.fr".into(),
+            }),
+        };
+        self.publish(OFFER_PUBLISHED, event.encode_to_vec(), &id).await?;
+        Ok(id)
+    }
+
+    async fn publish_referral(&self, referral: &routing::ReferralAccepted, message_id: &str) -> anyhow::Result<bool> {
+        self.publish(REFERRAL_ACCEPTED, referral.encode_to_vec(), message_id).await
+    }
+
+    /// Waits until the consumer `durable` has recorded `message_id` in its inbox (its effect is committed).
+    async fn wait_processed(&self, durable: &str, message_id: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND message_id = $2)")
+                    .bind(durable)
+                    .bind(message_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+            if seen {
+                return Ok(());
+            }
+            ensure!(tokio::time::Instant::now() < deadline, "{durable} did not process {message_id}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn quotes_of(&mut self, request_id: &str) -> anyhow::Result<Vec<pb::Quote>> {
+        let req = pb::ListQuotesRequest { request_id: request_id.to_owned(), ..Default::default() };
+        Ok(self.client.list_quotes(req).await?.into_inner().quotes)
+    }
+
+    /// Waits for the quote of a request.
+    async fn wait_quote(&mut self, request_id: &str) -> anyhow::Result<pb::Quote> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut quotes = self.quotes_of(request_id).await?;
+            ensure!(quotes.len() <= 1, "{} quotes for one request", quotes.len());
+            if let Some(quote) = quotes.pop() {
+                return Ok(quote);
+            }
+            ensure!(tokio::time::Instant::now() < deadline, "no quote for request {request_id}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn quote_count(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM quote").fetch_one(&self.pool).await?)
+    }
+
+    /// Waits until the prefixed BILLING stream holds `expected` messages.
+    async fn wait_billing_events(&self, expected: u64) -> anyhow::Result<Vec<pb::QuoteIssued>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let mut stream = self.js.get_stream(self.ns.stream(streams::BILLING.name)).await?;
+        loop {
+            let n = stream.info().await?.state.messages;
+            ensure!(n <= expected, "{n} messages in BILLING, expected {expected}");
+            if n == expected {
+                break;
+            }
+            ensure!(tokio::time::Instant::now() < deadline, "only {n} of {expected} events in BILLING");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut events = Vec::new();
+        for seq in 1..=expected {
+            let message = stream.get_raw_message(seq).await?;
+            ensure!(message.subject.as_str() == self.ns.subject("id77.billing.quote.issued"));
+            events.push(pb::QuoteIssued::decode(message.payload)?);
+        }
+        Ok(events)
+    }
+}
+
+fn offer(provider_code: &str, billed: bool, price_cents: i64, version: i32) -> catalogue::Offer {
+    catalogue::Offer {
+        id: Uuid::now_v7().to_string(),
+        code: "amo-amenagement-voirie".into(),
+        title: "Assistance à maîtrise d'ouvrage pour l'aménagement d'une voirie communale".into(),
+        summary: String::new(),
+        category: catalogue::OfferCategory::IntegratedEngineering.into(),
+        themes: vec!["voirie".into()],
+        provider_code: provider_code.into(),
+        billed,
+        price_cents,
+        version,
+    }
+}
+
+fn referral(offer: &catalogue::Offer) -> routing::ReferralAccepted {
+    routing::ReferralAccepted {
+        referral_id: Uuid::now_v7().to_string(),
+        request_id: Uuid::now_v7().to_string(),
+        offer_id: offer.id.clone(),
+        member_id: Uuid::now_v7().to_string(),
+        provider_code: offer.provider_code.clone(),
+        occurred_at: Some(time::to_proto(time::now())),
+    }
+}
+
+fn year() -> i32 {
+    domain::billing_year(time::now())
+}
+
+#[tokio::test]
+async fn accepted_referrals_of_a_billed_offer_get_one_gapless_quote_each() -> anyhow::Result<()> {
+    let mut w = World::start("billing").await?;
+    let result = async {
+        let offer = offer("dir-routes", true, 250_000, 1);
+        w.publish_offer(&offer).await?;
+        let first = referral(&offer);
+        let first_msg = Uuid::now_v7().to_string();
+        ensure!(!w.publish_referral(&first, &first_msg).await?, "first publish reported as a duplicate");
+        let quote = w.wait_quote(&first.request_id).await?;
+        ensure!(quote.number == format!("D-dir-routes-{}-000001", year()), "{}", quote.number);
+        ensure!(quote.sequence == 1 && quote.year == year() && quote.issuer_code == "dir-routes");
+        ensure!(quote.amount_cents == 250_000 && quote.currency == "EUR");
+        ensure!(quote.referral_id == first.referral_id && quote.member_id == first.member_id);
+        ensure!(quote.offer_id == offer.id && quote.label == offer.title);
+        ensure!(quote.status == i32::from(pb::QuoteStatus::Issued) && quote.issued_at.is_some());
+
+        // The same message again: JetStream drops it within its duplicate window.
+        ensure!(w.publish_referral(&first, &first_msg).await?, "same Nats-Msg-Id not reported as a duplicate");
+        // A replay under another message id gets through JetStream; the handler finds the existing quote.
+        let replay_msg = Uuid::now_v7().to_string();
+        ensure!(!w.publish_referral(&first, &replay_msg).await?);
+        w.wait_processed("billing-referrals", &replay_msg).await?;
+        ensure!(w.quote_count().await? == 1, "a replay issued a second quote");
+        ensure!(w.quotes_of(&first.request_id).await? == vec![quote.clone()]);
+
+        // The next referral takes the next number.
+        let second = referral(&offer);
+        w.publish_referral(&second, &Uuid::now_v7().to_string()).await?;
+        let quote2 = w.wait_quote(&second.request_id).await?;
+        ensure!(quote2.number == format!("D-dir-routes-{}-000002", year()), "{}", quote2.number);
+
+        // Read side: by id, by member, paginated.
+        let got = w.client.get_quote(pb::GetQuoteRequest { id: quote.id.clone() }).await?.into_inner();
+        ensure!(got == quote);
+        let missing = w.client.get_quote(pb::GetQuoteRequest { id: Uuid::now_v7().to_string() }).await;
+        ensure!(missing.err().map(|s| s.code()) == Some(tonic::Code::NotFound));
+        let invalid = w.client.get_quote(pb::GetQuoteRequest { id: "D-1".into() }).await;
+        ensure!(invalid.err().map(|s| s.code()) == Some(tonic::Code::InvalidArgument));
+        let by_member = pb::ListQuotesRequest { member_id: second.member_id.clone(), ..Default::default() };
+        ensure!(w.client.list_quotes(by_member).await?.into_inner().quotes == vec![quote2.clone()]);
+        let page1 = w.client.list_quotes(pb::ListQuotesRequest { page_size: 1, ..Default::default() }).await?;
+        let page1 = page1.into_inner();
+        ensure!(page1.quotes == vec![quote.clone()] && !page1.next_page_token.is_empty());
+        let page2 = pb::ListQuotesRequest { page_size: 1, page_token: page1.next_page_token, ..Default::default() };
+        let page2 = w.client.list_quotes(page2).await?.into_inner();
+        ensure!(page2.quotes == vec![quote2.clone()], "{page2:?}");
+
+        // Each quote was announced once.
+        let events = w.wait_billing_events(2).await?;
+        let announced: Vec<_> = events.into_iter().filter_map(|e| e.quote).collect();
+        ensure!(announced == vec![quote, quote2], "{announced:?}");
+        Ok(())
+    }
+    .await;
+    w.stop().await?;
+    result
+}
+
+#[tokio::test]
+async fn a_referral_arriving_before_its_offer_is_retried_until_the_offer_arrives() -> anyhow::Result<()> {
+    let mut w = World::start("billing").await?;
+    let result = async {
+        let offer = offer("caue77", true, 90_000, 1);
+        let early = referral(&offer);
+        let msg = Uuid::now_v7().to_string();
+        w.publish_referral(&early, &msg).await?;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        ensure!(w.quote_count().await? == 0, "quoted without a tariff");
+        let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE message_id = $1")
+            .bind(&msg)
+            .fetch_one(&w.pool)
+            .await?;
+        ensure!(inbox == 0, "the early referral was recorded as processed");
+        w.publish_offer(&offer).await?;
+        let quote = w.wait_quote(&early.request_id).await?;
+        ensure!(quote.number == format!("D-caue77-{}-000001", year()) && quote.amount_cents == 90_000);
+        Ok(())
+    }
+    .await;
+    w.stop().await?;
+    result
+}
+
+#[tokio::test]
+async fn a_free_offer_yields_no_quote() -> anyhow::Result<()> {
+    let w = World::start("billing").await?;
+    let result = async {
+        let offer = offer("dir-culture", false, 0, 1);
+        w.publish_offer(&offer).await?;
+        let msg = Uuid::now_v7().to_string();
+        w.publish_referral(&referral(&offer), &msg).await?;
+        w.wait_processed("billing-referrals", &msg).await?;
+        ensure!(w.quote_count().await? == 0, "a free offer was quoted");
+        let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&w.pool).await?;
+        ensure!(outbox == 0, "an event was enqueued for a free offer");
+        Ok(())
+    }
+    .await;
+    w.stop().await?;
+    result
+}
+
+#[tokio::test]
+async fn an_older_offer_version_does_not_replace_the_stored_tariff() -> anyhow::Result<()> {
+    let mut w = World::start("billing").await?;
+    let result = async {
+        let v2 = offer("dir-eau", true, 150_000, 2);
+        let v1 = catalogue::Offer { price_cents: 120_000, version: 1, ..v2.clone() };
+        w.publish_offer(&v2).await?;
+        let late = w.publish_offer(&v1).await?;
+        w.wait_processed("billing-offers", &late).await?;
+        let r = referral(&v2);
+        w.publish_referral(&r, &Uuid::now_v7().to_string()).await?;
+        let quote = w.wait_quote(&r.request_id).await?;
+        ensure!(quote.amount_cents == 150_000, "quoted from the older version: {}", quote.amount_cents);
+        Ok(())
+    }
+    .await;
+    w.stop().await?;
+    result
+}
+
+#[tokio::test]
+async fn concurrent_issuances_are_numbered_without_gaps_or_duplicates() -> anyhow::Result<()> {
+    let url = fresh_database_url("billingnum");
+    let result = async {
+        let pool = id77_platform::db::connect(&url, &MIGRATOR, 25).await?;
+        let issued_at = time::now();
+        let draft = |i: usize| QuoteDraft {
+            issuer_code: "dir-routes".into(),
+            member_id: Uuid::now_v7(),
+            request_id: Uuid::now_v7(),
+            referral_id: Uuid::now_v7(),
+            offer_id: Uuid::from_u128(1),
+            offer_version: 1,
+            label: format!("Devis {i}"),
+            amount_cents: 100_000,
+        };
+        // 20 issuances that commit, interleaved with 5 that roll back (their numbers must be given back).
+        let mut tasks = Vec::new();
+        for i in 0..25 {
+            let pool = pool.clone();
+            let draft = draft(i);
+            tasks.push(tokio::spawn(async move {
+                let mut tx = pool.begin().await?;
+                let quote = quotes::issue(&mut tx, draft, issued_at).await?;
+                if i % 5 == 4 {
+                    tx.rollback().await?;
+                    Ok::<_, anyhow::Error>(None)
+                } else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tx.commit().await?;
+                    Ok(Some(quote))
+                }
+            }));
+        }
+        let mut committed = Vec::new();
+        for task in tasks {
+            if let Some(quote) = task.await?? {
+                committed.push(quote);
+            }
+        }
+        ensure!(committed.len() == 20);
+        let year = domain::billing_year(issued_at);
+        let stored: Vec<(i64, String)> =
+            sqlx::query_as("SELECT sequence, number FROM quote WHERE issuer_code = 'dir-routes' ORDER BY sequence")
+                .fetch_all(&pool)
+                .await?;
+        let expected: Vec<(i64, String)> = (1..=20).map(|n| (n, format!("D-dir-routes-{year}-{n:06}"))).collect();
+        ensure!(stored == expected, "{stored:?}");
+        let mut numbers: Vec<String> = committed.into_iter().map(|q| q.number).collect();
+        numbers.sort();
+        ensure!(numbers == expected.into_iter().map(|(_, n)| n).collect::<Vec<_>>());
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE subject = 'id77.billing.quote.issued'")
+            .fetch_one(&pool)
+            .await?;
+        ensure!(events == 20, "{events} QuoteIssued events for 20 quotes");
+        // Another issuer starts its own sequence.
+        let mut tx = pool.begin().await?;
+        let other = quotes::issue(&mut tx, QuoteDraft { issuer_code: "caue77".into(), ..draft(99) }, issued_at).await?;
+        tx.commit().await?;
+        ensure!(other.number == format!("D-caue77-{year}-000001"), "{}", other.number);
+        pool.close().await;
+        Ok(())
+    }
+    .await;
+    drop_database(&url).await;
+    result
+}
+
+#[tokio::test]
+async fn an_undecodable_referral_is_dead_lettered_not_retried() -> anyhow::Result<()> {
+    let w = World::start("billing").await?;
+    let result = async {
+        let msg = Uuid::now_v7().to_string();
+        w.publish(REFERRAL_ACCEPTED, vec![0xff, 0xff, 0xff], &msg).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let stream = w.js.get_stream(w.ns.stream(streams::DEADLETTER.name)).await;
+            if let Ok(mut stream) = stream
+                && stream.info().await?.state.messages == 1
+            {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the undecodable message was not dead-lettered");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ensure!(w.quote_count().await? == 0);
+        Ok(())
+    }
+    .await;
+    w.stop().await?;
+    result
+}

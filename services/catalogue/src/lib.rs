@@ -1,0 +1,61 @@
+//! Catalogue: the providers (directorates of the Département, associated organisations) and the offers they
+//! deliver to member collectivités. Loaded from a seed at start-up; every new or changed offer is announced on
+//! `id77.catalogue.offer.published` so that routing and billing keep their read models without calling back.
+//!
+//! `run` starts the whole service on a bound listener, so tests start it in-process.
+
+pub mod domain;
+pub mod grpc;
+pub mod seed;
+pub mod store;
+
+use std::path::PathBuf;
+
+use id77_platform::{PlatformConfig, ServiceContext, streams};
+use id77_proto::catalogue::v1::catalogue_service_server::CatalogueServiceServer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Default gRPC port.
+pub const PORT: u16 = 50052;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub platform: PlatformConfig,
+    /// `ID77_CATALOGUE_SEED`: a seed file to load instead of the embedded `seed/catalogue.json`.
+    pub seed_path: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            platform: PlatformConfig::from_env("catalogue", PORT)?,
+            seed_path: std::env::var_os("ID77_CATALOGUE_SEED").filter(|p| !p.is_empty()).map(PathBuf::from),
+        })
+    }
+}
+
+/// Runs the service until `shutdown` is cancelled. Fails at start-up if the seed is invalid.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Validate the seed before touching anything, so that a bad seed fails fast and clearly.
+    let catalogue = seed::read(config.seed_path.as_deref()).await?;
+    let ctx = ServiceContext::start(config.platform, &MIGRATOR, &[streams::CATALOGUE], shutdown).await?;
+    let loaded = seed::load(&ctx.pool, &catalogue).await?;
+    tracing::info!(
+        providers = catalogue.providers.len(),
+        offers = catalogue.offers.len(),
+        providers_written = loaded.providers_written,
+        offers_created = loaded.offers_created,
+        offers_updated = loaded.offers_updated,
+        "catalogue seed loaded"
+    );
+    ctx.spawn_outbox_relay();
+    let api = CatalogueServiceServer::new(grpc::CatalogueApi::new(ctx.pool.clone()))
+        .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
+    let routes = Routes::new(api);
+    ctx.serve(listener, routes, &[CatalogueServiceServer::<grpc::CatalogueApi>::NAME]).await
+}

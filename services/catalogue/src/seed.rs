@@ -1,0 +1,95 @@
+//! Loading the catalogue seed at start-up. Idempotent: providers and offers are upserted by code, an offer
+//! whose content changed gets the next version, and every offer written is announced with `OfferPublished`
+//! in the same transaction (outbox). Loading an unchanged seed writes and publishes nothing.
+
+use std::path::Path;
+
+use anyhow::Context;
+use id77_platform::outbox;
+use id77_proto::catalogue::v1 as pb;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::{self, Catalogue, Change, Provider};
+use crate::grpc::{offer_to_proto, provider_to_proto};
+use crate::store;
+
+/// Subject of `OfferPublished`.
+pub const SUBJECT_OFFER_PUBLISHED: &str = "id77.catalogue.offer.published";
+
+/// The demo catalogue shipped with the service (`seed/catalogue.json`).
+pub const EMBEDDED_SEED: &str = include_str!("../seed/catalogue.json");
+
+/// Largest seed file read.
+const MAX_SEED_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What a seed load wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub providers_written: usize,
+    pub offers_created: usize,
+    pub offers_updated: usize,
+}
+
+/// Reads and validates the seed: the file at `path`, or the embedded one.
+pub async fn read(path: Option<&Path>) -> anyhow::Result<Catalogue> {
+    let (json, origin) = match path {
+        Some(path) => {
+            let size = tokio::fs::metadata(path).await.with_context(|| format!("reading {}", path.display()))?.len();
+            anyhow::ensure!(size <= MAX_SEED_BYTES, "{} is larger than {MAX_SEED_BYTES} bytes", path.display());
+            let json = tokio::fs::read_to_string(path).await.with_context(|| format!("reading {}", path.display()))?;
+            (json, path.display().to_string())
+        }
+        None => (EMBEDDED_SEED.to_owned(), "the embedded seed".to_owned()),
+    };
+    domain::parse_seed(&json).with_context(|| format!("loading the catalogue from {origin}"))
+}
+
+/// Writes the seed's changes and their events in one transaction, under a lock so that replicas starting
+/// together load it once.
+pub async fn load(pool: &PgPool, seed: &Catalogue) -> anyhow::Result<Loaded> {
+    let mut tx = pool.begin().await?;
+    store::lock_seed(&mut tx).await?;
+    let providers = store::all_providers(&mut tx).await?;
+    let providers: Vec<Provider> = providers.iter().filter_map(store::ProviderRow::to_domain).collect();
+    let offers = store::all_offers(&mut tx).await?;
+    let offers: Vec<_> = offers.iter().filter_map(store::OfferRow::to_domain).collect();
+    let plan = domain::plan(seed, &providers, &offers, Uuid::now_v7);
+    if !plan.absent.is_empty() {
+        tracing::warn!(offers = ?plan.absent, "stored offers missing from the seed are kept unchanged");
+    }
+    if plan.is_empty() {
+        tx.rollback().await?;
+        return Ok(Loaded::default());
+    }
+    for provider in &plan.providers {
+        store::upsert_provider(&mut tx, provider).await?;
+        tracing::info!(provider = %provider.code, "provider written");
+    }
+    let mut loaded = Loaded { providers_written: plan.providers.len(), ..Loaded::default() };
+    for planned in &plan.offers {
+        let provider = seed
+            .providers
+            .iter()
+            .find(|p| p.code == planned.content.provider_code)
+            .with_context(|| format!("offer {} refers to an unknown provider", planned.content.code))?;
+        let row = store::upsert_offer(&mut tx, planned.id, planned.version, &planned.content).await?;
+        anyhow::ensure!(
+            row.id == planned.id,
+            "offer {} changed id while the seed lock was held ({} != {})",
+            row.code,
+            row.id,
+            planned.id
+        );
+        let event =
+            pb::OfferPublished { offer: Some(offer_to_proto(row)), provider: Some(provider_to_proto(provider)) };
+        outbox::enqueue(&mut tx, SUBJECT_OFFER_PUBLISHED, &event).await?;
+        match planned.change {
+            Change::New => loaded.offers_created += 1,
+            Change::Changed => loaded.offers_updated += 1,
+        }
+        tracing::info!(offer = %planned.content.code, id = %planned.id, version = planned.version, change = ?planned.change, "offer published");
+    }
+    tx.commit().await?;
+    Ok(loaded)
+}

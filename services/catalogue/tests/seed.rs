@@ -1,0 +1,272 @@
+//! The catalogue against the local PostgreSQL and NATS: the seed is served over gRPC, each offer is published
+//! once, a restart on an unchanged seed publishes nothing, and a changed offer gets exactly one new version.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use id77_catalogue::{Config, run};
+use id77_platform::testing::{delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
+use id77_platform::{Namespace, PlatformConfig, streams};
+use id77_proto::catalogue::v1 as pb;
+use id77_proto::catalogue::v1::catalogue_service_client::CatalogueServiceClient;
+use prost::Message;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+const SEED_OFFERS: u64 = 12;
+
+struct Env {
+    database_url: String,
+    ns: Namespace,
+    js: async_nats::jetstream::Context,
+}
+
+impl Env {
+    async fn new(label: &str) -> anyhow::Result<Self> {
+        let client = async_nats::connect(nats_url()).await?;
+        Ok(Self {
+            database_url: fresh_database_url(label),
+            ns: Namespace::new(fresh_prefix()),
+            js: async_nats::jetstream::new(client),
+        })
+    }
+
+    fn config(&self, seed_path: Option<PathBuf>) -> Config {
+        Config {
+            platform: PlatformConfig {
+                service: "catalogue",
+                database_url: self.database_url.clone(),
+                nats_url: nats_url(),
+                nats_prefix: self.ns.prefix().to_owned(),
+                grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                db_max_connections: 5,
+            },
+            seed_path,
+        }
+    }
+
+    async fn cleanup(self) {
+        delete_streams(&self.js, &self.ns).await;
+        drop_database(&self.database_url).await;
+    }
+
+    /// Messages in the prefixed CATALOGUE stream.
+    async fn stream_messages(&self) -> anyhow::Result<u64> {
+        let mut stream = self.js.get_stream(self.ns.stream(streams::CATALOGUE.name)).await?;
+        Ok(stream.info().await?.state.messages)
+    }
+
+    /// Waits until the stream holds `expected` messages (and fails if it ever holds more).
+    async fn wait_for_messages(&self, expected: u64) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let n = self.stream_messages().await.unwrap_or(0);
+            ensure!(n <= expected, "{n} messages in CATALOGUE, expected {expected}");
+            if n == expected {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("only {n} of {expected} messages reached CATALOGUE");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The `OfferPublished` events of the stream, in order.
+    async fn published(&self) -> anyhow::Result<Vec<pb::OfferPublished>> {
+        let stream = self.js.get_stream(self.ns.stream(streams::CATALOGUE.name)).await?;
+        let mut events = Vec::new();
+        for seq in 1..=self.stream_messages().await? {
+            let message = stream.get_raw_message(seq).await?;
+            ensure!(message.subject.as_str() == self.ns.subject("id77.catalogue.offer.published"));
+            let event_type = message.headers.get("Id77-Event-Type").map(|v| v.as_str().to_owned());
+            ensure!(event_type.as_deref() == Some("id77.catalogue.v1.OfferPublished"), "{event_type:?}");
+            ensure!(message.headers.get("Nats-Msg-Id").is_some(), "no Nats-Msg-Id");
+            events.push(pb::OfferPublished::decode(message.payload)?);
+        }
+        Ok(events)
+    }
+}
+
+struct Running {
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+    client: CatalogueServiceClient<Channel>,
+}
+
+impl Running {
+    async fn start(config: Config) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(run(config, listener, shutdown.clone()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            if handle.is_finished() {
+                return match handle.await? {
+                    Ok(()) => Err(anyhow::anyhow!("service stopped during start-up")),
+                    Err(e) => Err(e.context("service failed to start")),
+                };
+            }
+            if let Ok(mut client) = CatalogueServiceClient::connect(format!("http://{addr}")).await
+                && client.list_providers(pb::ListProvidersRequest {}).await.is_ok()
+            {
+                break client;
+            }
+            ensure!(tokio::time::Instant::now() < deadline, "catalogue did not answer within 20 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Ok(Self { shutdown, handle, client })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.handle).await.context("service did not stop")??
+    }
+}
+
+async fn all_offers(client: &mut CatalogueServiceClient<Channel>, page_size: u32) -> anyhow::Result<Vec<pb::Offer>> {
+    let mut offers = Vec::new();
+    let mut token = String::new();
+    for _ in 0..100 {
+        let page = client
+            .list_offers(pb::ListOffersRequest { page_size, page_token: token.clone(), ..Default::default() })
+            .await?
+            .into_inner();
+        ensure!(page.offers.len() <= page_size as usize, "page larger than asked");
+        offers.extend(page.offers);
+        if page.next_page_token.is_empty() {
+            return Ok(offers);
+        }
+        token = page.next_page_token;
+    }
+    bail!("pagination did not end")
+}
+
+#[tokio::test]
+async fn seed_is_served_published_once_and_reloaded_idempotently() -> anyhow::Result<()> {
+    let env = Env::new("catalogue").await?;
+    let result = scenario(&env).await;
+    env.cleanup().await;
+    result
+}
+
+async fn scenario(env: &Env) -> anyhow::Result<()> {
+    // First start: the seed is loaded and served.
+    let mut service = Running::start(env.config(None)).await?;
+    let client = &mut service.client;
+    let offers = all_offers(client, 5).await?;
+    ensure!(offers.len() as u64 == SEED_OFFERS, "{} offers listed", offers.len());
+    let codes: Vec<&str> = offers.iter().map(|o| o.code.as_str()).collect();
+    let mut sorted = codes.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    ensure!(codes == sorted, "pages overlap or are out of order: {codes:?}");
+    ensure!(offers.iter().all(|o| o.version == 1 && uuid::Uuid::parse_str(&o.id).is_ok()));
+    ensure!(offers.iter().filter(|o| o.billed).all(|o| o.price_cents > 0));
+    ensure!(offers.iter().filter(|o| !o.billed).all(|o| o.price_cents == 0));
+
+    let exhibitions = client
+        .list_offers(pb::ListOffersRequest { category: pb::OfferCategory::ExhibitionLoan.into(), ..Default::default() })
+        .await?
+        .into_inner();
+    ensure!(exhibitions.offers.len() == 3, "{:?}", exhibitions.offers);
+    ensure!(exhibitions.offers.iter().all(|o| o.category == i32::from(pb::OfferCategory::ExhibitionLoan)));
+    let roads = client
+        .list_offers(pb::ListOffersRequest { provider_code: "dir-routes".into(), ..Default::default() })
+        .await?
+        .into_inner();
+    ensure!(roads.offers.len() == 2 && roads.offers.iter().all(|o| o.provider_code == "dir-routes"));
+
+    let by_code = client.get_offer(pb::GetOfferRequest { id: "formation-plu".into() }).await?.into_inner();
+    let by_id = client.get_offer(pb::GetOfferRequest { id: by_code.id.clone() }).await?.into_inner();
+    ensure!(by_code == by_id && by_code.provider_code == "caue77");
+    let missing = client.get_offer(pb::GetOfferRequest { id: "pas-au-catalogue".into() }).await;
+    ensure!(missing.as_ref().err().map(|s| s.code()) == Some(tonic::Code::NotFound), "{missing:?}");
+    let invalid = client.get_offer(pb::GetOfferRequest { id: "../etc".into() }).await;
+    ensure!(invalid.as_ref().err().map(|s| s.code()) == Some(tonic::Code::InvalidArgument), "{invalid:?}");
+    let bad_token = client.list_offers(pb::ListOffersRequest { page_token: "nope".into(), ..Default::default() }).await;
+    ensure!(bad_token.as_ref().err().map(|s| s.code()) == Some(tonic::Code::InvalidArgument));
+    let providers = client.list_providers(pb::ListProvidersRequest {}).await?.into_inner().providers;
+    ensure!(providers.len() == 5, "{providers:?}");
+    ensure!(providers.iter().all(|p| id77_platform::streams::is_valid_subject_token(&p.code)));
+
+    // Each offer reaches the stream exactly once, with its provider.
+    env.wait_for_messages(SEED_OFFERS).await?;
+    let events = env.published().await?;
+    let mut published: BTreeMap<String, pb::Offer> = BTreeMap::new();
+    for event in events {
+        let offer = event.offer.context("event without offer")?;
+        let provider = event.provider.context("event without provider")?;
+        ensure!(provider.code == offer.provider_code);
+        ensure!(published.insert(offer.code.clone(), offer).is_none(), "an offer was published twice");
+    }
+    let listed: BTreeMap<String, pb::Offer> = offers.iter().map(|o| (o.code.clone(), o.clone())).collect();
+    ensure!(published == listed, "published events differ from the listed offers");
+    service.stop().await?;
+
+    // Restart on the same database with the same seed: nothing changes, nothing is published.
+    let mut service = Running::start(env.config(None)).await?;
+    let again = all_offers(&mut service.client, 100).await?;
+    ensure!(again == offers, "offers changed on restart");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ensure!(env.stream_messages().await? == SEED_OFFERS, "a restart published again");
+    let pool = sqlx::PgPool::connect(&env.database_url).await?;
+    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&pool).await?;
+    ensure!(outbox as u64 == SEED_OFFERS, "{outbox} outbox rows after a restart");
+    service.stop().await?;
+
+    // A seed with one changed price: that offer, and only it, gets version 2 under the same id.
+    let mut seed: serde_json::Value = serde_json::from_str(id77_catalogue::seed::EMBEDDED_SEED)?;
+    let offer = seed["offers"]
+        .as_array_mut()
+        .and_then(|offers| offers.iter_mut().find(|o| o["code"] == "diagnostic-ouvrages-art"))
+        .context("seed offer")?;
+    offer["price_cents"] = serde_json::json!(195000);
+    let path = std::env::temp_dir().join(format!("id77-catalogue-seed-{}.json", uuid::Uuid::new_v4()));
+    tokio::fs::write(&path, serde_json::to_vec(&seed)?).await?;
+    let started = Running::start(env.config(Some(path.clone()))).await;
+    let _ = tokio::fs::remove_file(&path).await;
+    let mut service = started?;
+    let changed = service.client.get_offer(pb::GetOfferRequest { id: "diagnostic-ouvrages-art".into() }).await?;
+    let changed = changed.into_inner();
+    let before = listed.get("diagnostic-ouvrages-art").context("offer listed before")?;
+    ensure!(changed.id == before.id && changed.version == 2 && changed.price_cents == 195000, "{changed:?}");
+    env.wait_for_messages(SEED_OFFERS + 1).await?;
+    let last = env.published().await?.pop().and_then(|e| e.offer).context("last event")?;
+    ensure!(last == changed, "{last:?}");
+    let versions: HashSet<i32> =
+        all_offers(&mut service.client, 100).await?.iter().filter(|o| o.id != changed.id).map(|o| o.version).collect();
+    ensure!(versions == HashSet::from([1]), "other offers changed version: {versions:?}");
+    service.stop().await?;
+    pool.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_invalid_seed_fails_start_up_with_a_clear_error() -> anyhow::Result<()> {
+    let env = Env::new("catalogue").await?;
+    let path = std::env::temp_dir().join(format!("id77-catalogue-bad-seed-{}.json", uuid::Uuid::new_v4()));
+    let bad = r#"{"providers": [], "offers": [{"code": "x", "title": "X", "summary": "", "category":
+        "integrated_engineering", "provider_code": "nobody", "billed": true, "price_cents": 0}]}"#;
+    tokio::fs::write(&path, bad).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        run(env.config(Some(path.clone())), listener, CancellationToken::new()),
+    )
+    .await;
+    let _ = tokio::fs::remove_file(&path).await;
+    env.cleanup().await;
+    let error = match result {
+        Ok(Err(error)) => format!("{error:#}"),
+        other => bail!("expected a start-up error, got {other:?}"),
+    };
+    ensure!(error.contains("provider_code \"nobody\""), "{error}");
+    ensure!(error.contains("positive price"), "{error}");
+    Ok(())
+}
