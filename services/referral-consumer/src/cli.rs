@@ -1,0 +1,94 @@
+//! The command line of `id77-referral-consumer`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use id77_platform::config::DEFAULT_NATS_URL;
+
+use crate::{Config, Rule, RuleKind};
+
+/// Receives the referrals routed to one provider and answers them by a fixed rule.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "id77-referral-consumer", version)]
+pub struct Cli {
+    /// NATS server.
+    #[arg(long, env = "ID77_NATS_URL", default_value = DEFAULT_NATS_URL)]
+    pub nats_url: String,
+    /// NATS credentials file (`.creds`) issued to the provider.
+    #[arg(long, env = "ID77_NATS_CREDS")]
+    pub creds: Option<PathBuf>,
+    /// Subject and stream prefix of the deployment (empty in production).
+    #[arg(long, env = "ID77_NATS_PREFIX", default_value = "")]
+    pub prefix: String,
+    /// The provider's code, e.g. `caue77`.
+    #[arg(long)]
+    pub provider: String,
+    /// How to answer each referral.
+    #[arg(long, value_enum)]
+    pub rule: RuleKind,
+    /// The reason given with `--rule decline-all` (at most 1000 characters).
+    #[arg(long)]
+    pub decline_reason: Option<String>,
+    /// Stop after answering this many referrals.
+    #[arg(long)]
+    pub max: Option<u64>,
+    /// Never try to create the REFERRALS stream (production: the platform owns it).
+    #[arg(long)]
+    pub no_create_stream: bool,
+}
+
+impl Cli {
+    /// The validated configuration and rule.
+    pub fn into_parts(self) -> anyhow::Result<(Config, Rule)> {
+        let rule = Rule::new(self.rule, self.decline_reason.as_deref()).map_err(anyhow::Error::msg)?;
+        let config = Config {
+            nats_url: self.nats_url,
+            credentials: self.creds,
+            prefix: self.prefix,
+            provider: self.provider,
+            max: self.max,
+            ensure_stream: !self.no_create_stream,
+        };
+        config.validate()?;
+        Ok((config, rule))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<(Config, Rule)> {
+        let cli = Cli::try_parse_from(std::iter::once("id77-referral-consumer").chain(args.iter().copied()))?;
+        cli.into_parts()
+    }
+
+    #[test]
+    fn accept_all_with_a_limit() -> anyhow::Result<()> {
+        let (config, rule) = parse(&["--provider", "caue77", "--rule", "accept-all", "--max", "2", "--prefix", "t1"])?;
+        assert_eq!(rule, Rule::AcceptAll);
+        assert_eq!((config.provider.as_str(), config.max, config.prefix.as_str()), ("caue77", Some(2), "t1"));
+        assert!(config.ensure_stream);
+        assert!(config.credentials.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn decline_all_needs_a_reason() {
+        let parsed = parse(&["--provider", "caue77", "--rule", "decline-all", "--decline-reason", "complet"]);
+        assert_eq!(parsed.ok().map(|(_, rule)| rule), Some(Rule::DeclineAll { reason: "complet".into() }));
+        assert!(parse(&["--provider", "caue77", "--rule", "decline-all"]).is_err());
+    }
+
+    #[test]
+    fn bad_command_lines_are_refused() {
+        assert!(parse(&["--rule", "accept-all"]).is_err(), "provider required");
+        assert!(parse(&["--provider", "caue77"]).is_err(), "rule required");
+        assert!(parse(&["--provider", "caue77", "--rule", "accept-some"]).is_err());
+        assert!(parse(&["--provider", "caue.77", "--rule", "accept-all"]).is_err());
+        assert!(parse(&["--provider", "caue77", "--rule", "accept-all", "--max", "-1"]).is_err());
+        let creds = parse(&["--provider", "p", "--rule", "accept-all", "--creds", "/x.creds", "--no-create-stream"]);
+        let config = creds.ok().map(|(c, _)| (c.credentials, c.ensure_stream));
+        assert_eq!(config, Some((Some(PathBuf::from("/x.creds")), false)));
+    }
+}

@@ -1,0 +1,530 @@
+//! The provider's side of a referral: what an associated organisation (a CAUE, an agency...) runs, with its own
+//! NATS credentials, to receive the requests routed to it and answer them.
+//!
+//! It reads `id77.referrals.<provider>.offered` (stream `REFERRALS`) through its own durable pull consumer
+//! `provider-<provider>`, asks a [`Decider`] for each referral, publishes the [`ReferralReply`] on
+//! `id77.referrals.<provider>.reply` with `Nats-Msg-Id: reply-<referral_id>`, waits for JetStream's ack, and only
+//! then acks the referral. A crash between the reply and the ack redelivers the referral; the second reply is
+//! dropped by JetStream's duplicate window, and after it by routing's state machine (a decided referral stays
+//! decided).
+//!
+//! NATS permissions this needs, and nothing more (exact subjects, no wildcard on `$JS.>`), with `R` the stream
+//! name (`REFERRALS`) and `D` the durable (`provider-<provider>`):
+//! - publish: `id77.referrals.<provider>.reply`, `$JS.API.CONSUMER.INFO.R.D`, `$JS.API.CONSUMER.MSG.NEXT.R.D`,
+//!   `$JS.ACK.R.D.>`;
+//! - subscribe: `_INBOX.>` (replies to its requests);
+//! - optionally `$JS.API.CONSUMER.CREATE.R.D.id77.referrals.<provider>.offered` (or the operator creates the
+//!   consumer beforehand) and, in development only, `$JS.API.STREAM.INFO.R` / `$JS.API.STREAM.CREATE.R`.
+
+pub mod cli;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, consumer::pull, message::PublishMessage, publish::PublishAck};
+use futures::StreamExt;
+use id77_platform::Namespace;
+use id77_platform::streams::{REFERRALS, is_valid_subject_token, referral_offered_subject, referral_reply_subject};
+use id77_proto::routing::v1::{ReferralOffered, ReferralReply, ReplyDecision};
+use prost::{Message, Name};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Longest decline reason routing accepts.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// How long the referral stays with this consumer before JetStream redelivers it.
+const ACK_WAIT: Duration = Duration::from_secs(60);
+
+/// Where to connect and who we are.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub nats_url: String,
+    /// A `.creds` file (JWT + nkey seed) issued to the provider.
+    pub credentials: Option<PathBuf>,
+    /// Subject and stream prefix of the deployment (empty in production).
+    pub prefix: String,
+    /// The provider code: also the subject token of its two subjects.
+    pub provider: String,
+    /// Stop after this many answered referrals.
+    pub max: Option<u64>,
+    /// Create the `REFERRALS` stream if it is missing (development). A permission error is tolerated.
+    pub ensure_stream: bool,
+}
+
+impl Config {
+    /// A configuration for `provider`, validated, with no credentials, no prefix and no limit.
+    pub fn new(nats_url: impl Into<String>, provider: impl Into<String>) -> anyhow::Result<Self> {
+        let config = Self {
+            nats_url: nats_url.into(),
+            credentials: None,
+            prefix: String::new(),
+            provider: provider.into(),
+            max: None,
+            ensure_stream: true,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            is_valid_subject_token(&self.provider),
+            "provider code {:?} must be 1 to 64 lowercase letters, digits or dashes",
+            self.provider
+        );
+        anyhow::ensure!(
+            self.prefix.is_empty() || self.prefix.split('.').all(is_valid_prefix_token),
+            "prefix {:?} must be dot-separated tokens of letters, digits, '-' or '_'",
+            self.prefix
+        );
+        Ok(())
+    }
+
+    /// The durable consumer's name.
+    pub fn durable(&self) -> String {
+        format!("provider-{}", self.provider)
+    }
+}
+
+fn is_valid_prefix_token(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The provider's answer to one referral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Accept,
+    /// With the reason given to the member (required, at most [`MAX_REASON_CHARS`] characters).
+    Decline(String),
+}
+
+impl Decision {
+    /// A decline, validated.
+    pub fn decline(reason: &str) -> Result<Self, String> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            Err("a decline needs a reason".to_owned())
+        } else if reason.chars().count() > MAX_REASON_CHARS {
+            Err(format!("a decline reason must be at most {MAX_REASON_CHARS} characters"))
+        } else {
+            Ok(Self::Decline(reason.to_owned()))
+        }
+    }
+
+    /// The decision and reason as they go on the wire; an invalid decline is refused.
+    fn to_wire(&self) -> Result<(ReplyDecision, String), String> {
+        match self {
+            Self::Accept => Ok((ReplyDecision::Accept, String::new())),
+            Self::Decline(reason) => match Self::decline(reason)? {
+                Self::Decline(reason) => Ok((ReplyDecision::Decline, reason)),
+                Self::Accept => Ok((ReplyDecision::Accept, String::new())),
+            },
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Decline(_) => "decline",
+        }
+    }
+}
+
+/// Decides each referral. Any `Fn(&ReferralOffered) -> Decision` is one.
+pub trait Decider: Send + Sync {
+    fn decide(&self, referral: &ReferralOffered) -> Decision;
+}
+
+impl<F> Decider for F
+where
+    F: Fn(&ReferralOffered) -> Decision + Send + Sync,
+{
+    fn decide(&self, referral: &ReferralOffered) -> Decision {
+        self(referral)
+    }
+}
+
+/// The rules the command line offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuleKind {
+    AcceptAll,
+    DeclineAll,
+}
+
+/// A fixed rule: accept everything, or decline everything with one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    AcceptAll,
+    DeclineAll { reason: String },
+}
+
+impl Rule {
+    /// Builds a rule; `decline-all` needs a valid reason, `accept-all` takes none.
+    pub fn new(kind: RuleKind, decline_reason: Option<&str>) -> Result<Self, String> {
+        match (kind, decline_reason) {
+            (RuleKind::AcceptAll, None) => Ok(Self::AcceptAll),
+            (RuleKind::AcceptAll, Some(_)) => Err("--decline-reason only goes with --rule decline-all".to_owned()),
+            (RuleKind::DeclineAll, None) => Err("--rule decline-all needs --decline-reason".to_owned()),
+            (RuleKind::DeclineAll, Some(reason)) => match Decision::decline(reason)? {
+                Decision::Decline(reason) => Ok(Self::DeclineAll { reason }),
+                Decision::Accept => Ok(Self::AcceptAll),
+            },
+        }
+    }
+}
+
+impl Decider for Rule {
+    fn decide(&self, _referral: &ReferralOffered) -> Decision {
+        match self {
+            Self::AcceptAll => Decision::Accept,
+            Self::DeclineAll { reason } => Decision::Decline(reason.clone()),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub accepted: u64,
+    pub declined: u64,
+    /// Messages that were not referrals (undecodable, no id): terminated, never redelivered.
+    pub terminated: u64,
+}
+
+impl Summary {
+    /// Referrals answered (and acknowledged).
+    pub fn answered(&self) -> u64 {
+        self.accepted + self.declined
+    }
+}
+
+/// A connected consumer of one provider's referrals.
+pub struct ReferralConsumer {
+    config: Config,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    ns: Namespace,
+}
+
+impl ReferralConsumer {
+    /// Connects to NATS with the provider's credentials (if any).
+    pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let options = match &config.credentials {
+            Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .with_context(|| format!("reading NATS credentials {}", path.display()))?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        let client = options
+            .name(format!("id77-referral-consumer-{}", config.provider))
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(config.nats_url.as_str())
+            .await
+            .with_context(|| format!("connecting to NATS at {}", config.nats_url))?;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while client.connection_state() != async_nats::connection::State::Connected {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .with_context(|| format!("NATS at {} did not answer within 10 s", config.nats_url))?;
+        let js = jetstream::new(client.clone());
+        let ns = Namespace::new(config.prefix.clone());
+        Ok(Self { config, client, js, ns })
+    }
+
+    /// Answers referrals until `shutdown` is cancelled or `max` referrals are answered.
+    pub async fn run<D: Decider + ?Sized>(&self, decider: &D, shutdown: CancellationToken) -> anyhow::Result<Summary> {
+        let mut summary = Summary::default();
+        // A first failure is a configuration problem (wrong URL, permissions, no stream): report it.
+        let mut consumer = self.consumer().await?;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.consume(&consumer, decider, &shutdown, &mut summary).await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "consumer failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    match self.consumer().await {
+                        Ok(c) => consumer = c,
+                        Err(error) => tracing::warn!(error = format!("{error:#}"), "consumer not available"),
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            provider = %self.config.provider,
+            accepted = summary.accepted,
+            declined = summary.declined,
+            terminated = summary.terminated,
+            "referral consumer stopped"
+        );
+        Ok(summary)
+    }
+
+    /// Flushes what is still buffered (every reply and ack was already confirmed) and closes the connection.
+    pub async fn close(self) {
+        match tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "flush on close"),
+            Err(_) => tracing::debug!("flush on close timed out"),
+        }
+    }
+
+    fn done(&self, summary: &Summary) -> bool {
+        self.config.max.is_some_and(|max| summary.answered() >= max)
+    }
+
+    /// The provider's durable consumer, created on first use (an existing one is used as it is).
+    async fn consumer(&self) -> anyhow::Result<jetstream::consumer::PullConsumer> {
+        let stream_name = self.ns.stream(REFERRALS.name);
+        if self.config.ensure_stream {
+            match tokio::time::timeout(
+                Duration::from_secs(10),
+                id77_platform::nats::ensure_stream(&self.js, &self.ns, REFERRALS),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(
+                    stream = %stream_name,
+                    error = format!("{error:#}"),
+                    "cannot ensure the stream (not allowed?); using it as it is"
+                ),
+                Err(_) => tracing::warn!(stream = %stream_name, "ensuring the stream timed out; using it as it is"),
+            }
+        }
+        let stream = self.js.get_stream_no_info(&stream_name).await.with_context(|| format!("stream {stream_name}"))?;
+        let durable = self.config.durable();
+        stream
+            .get_or_create_consumer(
+                &durable,
+                pull::Config {
+                    durable_name: Some(durable.clone()),
+                    filter_subject: self.ns.subject(&referral_offered_subject(&self.config.provider)),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: ACK_WAIT,
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| format!("consumer {durable} on stream {stream_name}"))
+    }
+
+    async fn consume<D: Decider + ?Sized>(
+        &self,
+        consumer: &jetstream::consumer::PullConsumer,
+        decider: &D,
+        shutdown: &CancellationToken,
+        summary: &mut Summary,
+    ) -> anyhow::Result<()> {
+        // With a limit, never hold more referrals than will be answered.
+        let batch = self.config.max.map_or(64, |max| max.saturating_sub(summary.answered()).clamp(1, 64));
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(usize::try_from(batch).unwrap_or(64))
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .context("pulling referrals")?;
+        tracing::info!(provider = %self.config.provider, durable = %self.config.durable(), "waiting for referrals");
+        loop {
+            if self.done(summary) {
+                return Ok(());
+            }
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                next = messages.next() => next,
+            };
+            match next {
+                None => anyhow::bail!("the referral stream ended"),
+                Some(Err(error)) => {
+                    // Missed heartbeats and the like: the stream recovers on its own.
+                    tracing::debug!(%error, "pull error");
+                }
+                Some(Ok(message)) => self.handle(message, decider, summary).await,
+            }
+        }
+    }
+
+    /// Answers one referral, or terminates a message that is not one.
+    async fn handle<D: Decider + ?Sized>(&self, message: jetstream::Message, decider: &D, summary: &mut Summary) {
+        let nats_subject = self.ns.logical(message.subject.as_str()).to_owned();
+        let referral = match ReferralOffered::decode(message.payload.clone()) {
+            Ok(referral) if uuid::Uuid::parse_str(&referral.referral_id).is_ok() => referral,
+            Ok(referral) => {
+                tracing::warn!(%nats_subject, referral_id = %referral.referral_id, "referral without a valid id; terminated");
+                terminate(&message, summary).await;
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%nats_subject, %error, "undecodable referral; terminated");
+                terminate(&message, summary).await;
+                return;
+            }
+        };
+        let span = tracing::info_span!(
+            "referral",
+            referral_id = %referral.referral_id,
+            request_id = %referral.request_id,
+            offer = %referral.offer_code,
+            subject = %referral.subject,
+        );
+        self.answer(message, &referral, decider, summary).instrument(span).await;
+    }
+
+    async fn answer<D: Decider + ?Sized>(
+        &self,
+        message: jetstream::Message,
+        referral: &ReferralOffered,
+        decider: &D,
+        summary: &mut Summary,
+    ) {
+        tracing::info!(member_id = %referral.member_id, "referral received");
+        if referral.provider_code != self.config.provider {
+            tracing::warn!(provider_code = %referral.provider_code, "referral names another provider; answering it anyway");
+        }
+        let decision = decider.decide(referral);
+        let (wire, reason) = match decision.to_wire() {
+            Ok(wire) => wire,
+            Err(error) => {
+                // Not answered: it comes back later, when the decider may have been fixed.
+                tracing::error!(%error, "the decider returned an invalid decision; referral left for later");
+                nak(&message, Duration::from_secs(60)).await;
+                return;
+            }
+        };
+        let reply = ReferralReply {
+            referral_id: referral.referral_id.clone(),
+            decision: wire.into(),
+            reason,
+            replied_at: Some(id77_platform::time::to_proto(id77_platform::time::now())),
+        };
+        match self.publish_reply(&reply).await {
+            Ok(ack) if ack.duplicate => tracing::info!("reply already sent before; duplicate dropped by JetStream"),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "reply not published; referral left for later");
+                nak(&message, Duration::from_secs(1)).await;
+                return;
+            }
+        }
+        if let Err(error) = message.double_ack().await {
+            // The reply is out; a redelivery will publish it again under the same message id.
+            tracing::warn!(%error, "ack of the referral failed after the reply");
+        }
+        match decision {
+            Decision::Accept => summary.accepted += 1,
+            Decision::Decline(_) => summary.declined += 1,
+        }
+        tracing::info!(decision = decision.name(), "referral answered");
+    }
+
+    /// Publishes a reply with `Nats-Msg-Id: reply-<referral_id>` and waits for JetStream's ack.
+    async fn publish_reply(&self, reply: &ReferralReply) -> anyhow::Result<PublishAck> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Id77-Event-Type", ReferralReply::full_name().as_str());
+        headers.insert("Content-Type", "application/protobuf");
+        let publish = PublishMessage::build()
+            .payload(reply.encode_to_vec().into())
+            .headers(headers)
+            .message_id(reply_message_id(&reply.referral_id));
+        let subject = self.ns.subject(&referral_reply_subject(&self.config.provider));
+        let ack =
+            self.js.send_publish(subject.clone(), publish).await.with_context(|| format!("publishing on {subject}"))?;
+        ack.await.with_context(|| format!("ack of the reply on {subject}"))
+    }
+}
+
+/// The message id of the reply to a referral, so that a repeated reply is a duplicate.
+pub fn reply_message_id(referral_id: &str) -> String {
+    format!("reply-{referral_id}")
+}
+
+async fn terminate(message: &jetstream::Message, summary: &mut Summary) {
+    summary.terminated += 1;
+    if let Err(error) = message.ack_with(AckKind::Term).await {
+        tracing::warn!(%error, "term failed");
+    }
+}
+
+async fn nak(message: &jetstream::Message, delay: Duration) {
+    if let Err(error) = message.ack_with(AckKind::Nak(Some(delay))).await {
+        tracing::warn!(%error, "nak failed");
+    }
+}
+
+/// Connects, answers referrals with `decider` until `shutdown` (or `config.max`), and closes the connection.
+pub async fn run<D: Decider>(config: Config, decider: D, shutdown: CancellationToken) -> anyhow::Result<Summary> {
+    let consumer = ReferralConsumer::connect(config).await?;
+    let result = consumer.run(&decider, shutdown).await;
+    consumer.close().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn referral() -> ReferralOffered {
+        ReferralOffered { referral_id: "r".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn rules_decide_every_referral_alike() {
+        assert_eq!(Rule::new(RuleKind::AcceptAll, None).map(|r| r.decide(&referral())), Ok(Decision::Accept));
+        let decline = Rule::new(RuleKind::DeclineAll, Some("  hors de notre territoire "));
+        assert_eq!(decline.map(|r| r.decide(&referral())), Ok(Decision::Decline("hors de notre territoire".into())));
+    }
+
+    #[test]
+    fn bad_rules_are_refused() {
+        assert!(Rule::new(RuleKind::DeclineAll, None).is_err());
+        assert!(Rule::new(RuleKind::DeclineAll, Some("  ")).is_err());
+        assert!(Rule::new(RuleKind::DeclineAll, Some(&"x".repeat(MAX_REASON_CHARS + 1))).is_err());
+        assert!(Rule::new(RuleKind::DeclineAll, Some(&"é".repeat(MAX_REASON_CHARS))).is_ok());
+        assert!(Rule::new(RuleKind::AcceptAll, Some("why")).is_err());
+    }
+
+    #[test]
+    fn closures_are_deciders_and_invalid_declines_never_reach_the_wire() {
+        let by_offer = |r: &ReferralOffered| {
+            if r.offer_code.starts_with("caue-") {
+                Decision::Accept
+            } else {
+                Decision::Decline("pas notre métier".into())
+            }
+        };
+        let caue = ReferralOffered { offer_code: "caue-conseil".into(), ..referral() };
+        assert_eq!(by_offer.decide(&caue), Decision::Accept);
+        assert_eq!(by_offer.decide(&referral()).to_wire(), Ok((ReplyDecision::Decline, "pas notre métier".into())));
+        assert!(Decision::Decline(String::new()).to_wire().is_err());
+        assert_eq!(Decision::Accept.to_wire(), Ok((ReplyDecision::Accept, String::new())));
+    }
+
+    #[test]
+    fn configuration_is_validated() {
+        assert!(Config::new("nats://127.0.0.1:4222", "caue77").is_ok());
+        for bad in ["", "caue.77", "*", ">", "CAUE"] {
+            assert!(Config::new("nats://x", bad).is_err(), "{bad:?}");
+        }
+        let config = Config::new("nats://x", "caue77").map(|c| c.durable());
+        assert_eq!(config.ok().as_deref(), Some("provider-caue77"));
+        let mut config = Config::new("nats://x", "caue77").map_err(|e| e.to_string());
+        if let Ok(c) = config.as_mut() {
+            c.prefix = "t1.a*".into();
+        }
+        assert!(config.map(|c| c.validate().is_err()).unwrap_or(false));
+        assert_eq!(reply_message_id("abc"), "reply-abc");
+    }
+}

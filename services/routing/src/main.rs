@@ -1,0 +1,9 @@
+use id77_routing::{Config, run};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    id77_platform::telemetry::init("routing");
+    let config = Config::from_env()?;
+    let listener = tokio::net::TcpListener::bind(config.platform.grpc_addr).await?;
+    run(config, listener, id77_platform::shutdown::on_signal()).await
+}

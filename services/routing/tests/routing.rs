@@ -1,0 +1,505 @@
+//! Routing on the real local PostgreSQL and NATS: each test has its own database and subject prefix, and
+//! starts the service in-process.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, message::PublishMessage};
+use id77_platform::streams::{self, StreamDef};
+use id77_platform::{Namespace, PlatformConfig, testing};
+use id77_proto::catalogue::v1::{Offer, OfferPublished, Provider};
+use id77_proto::requests::v1::RequestSubmitted;
+use id77_proto::routing::v1 as pb;
+use id77_proto::routing::v1::routing_service_client::RoutingServiceClient;
+use id77_routing::{Config, run};
+use prost::{Message, Name};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type TestResult = Result<(), BoxError>;
+
+const PROVIDER: &str = "caue77";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One test's world: a database, a subject prefix, a NATS connection.
+struct Env {
+    db: String,
+    ns: Namespace,
+    js: jetstream::Context,
+}
+
+/// A routing instance started in-process.
+struct Running {
+    token: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+    grpc: RoutingServiceClient<Channel>,
+    pool: PgPool,
+}
+
+impl Running {
+    async fn stop(self) -> TestResult {
+        self.token.cancel();
+        self.pool.close().await;
+        tokio::time::timeout(WAIT, self.handle).await???;
+        Ok(())
+    }
+
+    async fn referrals(&mut self, request_id: &str) -> Result<Vec<pb::Referral>, tonic::Status> {
+        let req = pb::ListReferralsRequest { request_id: request_id.to_owned(), ..Default::default() };
+        Ok(self.grpc.list_referrals(req).await?.into_inner().referrals)
+    }
+
+    async fn referral(&mut self, id: &str) -> Result<pb::Referral, tonic::Status> {
+        Ok(self.grpc.get_referral(pb::GetReferralRequest { id: id.to_owned() }).await?.into_inner())
+    }
+
+    /// Waits until the request has its referral.
+    async fn wait_referral(&mut self, request_id: &str) -> Result<pb::Referral, BoxError> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(r) = self.referrals(request_id).await?.into_iter().next() {
+                return Ok(r);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("no referral for request {request_id}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `consumer` has recorded `message_id` in its inbox (the message was applied or deliberately
+    /// ignored, and committed).
+    async fn wait_inbox(&self, consumer: &str, message_id: &str) -> TestResult {
+        wait_until(|| async {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = $1 AND message_id = $2")
+                .bind(consumer)
+                .bind(message_id)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn outbox_rows(&self) -> Result<(i64, i64), sqlx::Error> {
+        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM outbox")
+            .fetch_one(&self.pool)
+            .await
+    }
+}
+
+async fn wait_until<F, Fut>(mut check: F) -> TestResult
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, BoxError>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await? {
+        if tokio::time::Instant::now() > deadline {
+            return Err("condition not met in time".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+impl Env {
+    async fn new(label: &str) -> Result<Self, BoxError> {
+        if std::env::var_os("ID77_LOG").is_some() {
+            id77_platform::telemetry::init("routing-tests");
+        }
+        let client = async_nats::connect(testing::nats_url()).await?;
+        let js = jetstream::new(client);
+        let ns = Namespace::new(testing::fresh_prefix());
+        for def in [streams::CATALOGUE, streams::REQUESTS, streams::ROUTING, streams::REFERRALS, streams::DEADLETTER] {
+            id77_platform::nats::ensure_stream(&js, &ns, def).await?;
+        }
+        Ok(Self { db: testing::fresh_database_url(label), ns, js })
+    }
+
+    fn config(&self) -> Config {
+        Config {
+            platform: PlatformConfig {
+                service: "routing",
+                database_url: self.db.clone(),
+                nats_url: testing::nats_url(),
+                nats_prefix: self.ns.prefix().to_owned(),
+                grpc_addr: ([127, 0, 0, 1], 0).into(),
+                db_max_connections: 5,
+            },
+        }
+    }
+
+    async fn start(&self) -> Result<Running, BoxError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(run(self.config(), listener, token.clone()));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect_lazy();
+        let mut grpc = RoutingServiceClient::new(channel);
+        // Ready once the API answers (database migrated, NATS connected).
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while let Err(status) = grpc.list_referrals(pb::ListReferralsRequest::default()).await {
+            if handle.is_finished() {
+                return Err(format!("routing stopped: {:?}", handle.await?).into());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("routing did not start in time: {status}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let pool = PgPool::connect(&self.db).await?;
+        Ok(Running { token, handle, grpc, pool })
+    }
+
+    /// Publishes like a service's outbox relay: protobuf, event type, message id, with ack.
+    async fn publish<M: Message + Name>(
+        &self,
+        subject: &str,
+        message: &M,
+        message_id: &str,
+    ) -> Result<jetstream::publish::PublishAck, BoxError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Id77-Event-Type", M::full_name().as_str());
+        headers.insert("Content-Type", "application/protobuf");
+        let publish =
+            PublishMessage::build().payload(message.encode_to_vec().into()).headers(headers).message_id(message_id);
+        Ok(self.js.send_publish(self.ns.subject(subject), publish).await?.await?)
+    }
+
+    async fn publish_offer(&self, offer_id: &str, version: i32) -> TestResult {
+        let event = OfferPublished {
+            offer: Some(Offer {
+                id: offer_id.to_owned(),
+                code: "caue-conseil-archi".into(),
+                title: "Conseil architectural".into(),
+                provider_code: PROVIDER.into(),
+                version,
+                ..Default::default()
+            }),
+            provider: Some(Provider { code: PROVIDER.into(), name: "CAUE 77".into(), ..Default::default() }),
+        };
+        self.publish("id77.catalogue.offer.published", &event, &format!("offer-{offer_id}-{version}")).await?;
+        Ok(())
+    }
+
+    fn request(offer_id: &str) -> RequestSubmitted {
+        RequestSubmitted {
+            request_id: Uuid::now_v7().to_string(),
+            member_id: Uuid::now_v7().to_string(),
+            offer_id: offer_id.to_owned(),
+            subject: "Réhabilitation de l'école".into(),
+            description: "Nous voulons rénover l'école communale.".into(),
+            occurred_at: None,
+        }
+    }
+
+    async fn publish_request(&self, request: &RequestSubmitted, message_id: &str) -> TestResult {
+        self.publish("id77.requests.request.submitted", request, message_id).await?;
+        Ok(())
+    }
+
+    async fn reply(&self, provider: &str, referral_id: &str, decision: pb::ReplyDecision, reason: &str) -> TestResult {
+        let reply = pb::ReferralReply {
+            referral_id: referral_id.to_owned(),
+            decision: decision.into(),
+            reason: reason.to_owned(),
+            replied_at: None,
+        };
+        // Each test reply gets its own id, so that JetStream's window does not hide it from routing.
+        let id = format!("reply-{referral_id}-{}", Uuid::now_v7());
+        self.publish(&streams::referral_reply_subject(provider), &reply, &id).await?;
+        Ok(())
+    }
+
+    /// Every message currently stored on `subject` in `stream`, oldest first.
+    async fn messages(&self, stream: StreamDef, subject: &str) -> Result<Vec<jetstream::Message>, BoxError> {
+        let stream = self.js.get_stream(self.ns.stream(stream.name)).await?;
+        let consumer: consumer::PullConsumer = stream
+            .create_consumer(consumer::pull::Config {
+                filter_subject: self.ns.subject(subject),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(10),
+                ..Default::default()
+            })
+            .await?;
+        let pending = consumer.cached_info().num_pending;
+        let mut out = Vec::new();
+        if pending == 0 {
+            return Ok(out);
+        }
+        let mut batch =
+            consumer.batch().max_messages(usize::try_from(pending)?).expires(Duration::from_secs(2)).messages().await?;
+        while let Some(message) = futures::StreamExt::next(&mut batch).await {
+            out.push(message?);
+        }
+        Ok(out)
+    }
+
+    /// Waits until at least `n` messages are stored on `subject`, and returns them all.
+    async fn wait_messages(
+        &self,
+        stream: StreamDef,
+        subject: &str,
+        n: usize,
+    ) -> Result<Vec<jetstream::Message>, BoxError> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let messages = self.messages(stream, subject).await?;
+            if messages.len() >= n {
+                return Ok(messages);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("{} message(s) on {subject}, expected {n}", messages.len()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn cleanup(self) {
+        testing::delete_streams(&self.js, &self.ns).await;
+        testing::drop_database(&self.db).await;
+    }
+}
+
+fn header(message: &jetstream::Message, name: &str) -> String {
+    message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_referral_reaches_its_provider_and_only_that_provider_can_answer_it_once() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    let request = Env::request(&offer_id);
+    env.publish_request(&request, &Uuid::now_v7().to_string()).await?;
+
+    // The provider receives the referral on its own subject; requests gets the integration event.
+    let provider_subject = streams::referral_offered_subject(PROVIDER);
+    let offered = env.wait_messages(streams::REFERRALS, &provider_subject, 1).await?;
+    assert_eq!(offered.len(), 1);
+    assert_eq!(header(&offered[0], "Id77-Event-Type"), "id77.routing.v1.ReferralOffered");
+    let referral = pb::ReferralOffered::decode(offered[0].payload.clone())?;
+    assert_eq!(referral.request_id, request.request_id);
+    assert_eq!(referral.offer_code, "caue-conseil-archi");
+    assert_eq!(referral.provider_code, PROVIDER);
+    assert_eq!(referral.subject, request.subject);
+    let integration = env.wait_messages(streams::ROUTING, "id77.routing.referral.offered", 1).await?;
+    assert_eq!(pb::ReferralOffered::decode(integration[0].payload.clone())?.referral_id, referral.referral_id);
+
+    let stored = routing.referral(&referral.referral_id).await?;
+    assert_eq!(stored.status(), pb::ReferralStatus::Offered);
+    assert_eq!(stored.assignment, "auto: provider of offer caue-conseil-archi");
+    assert_eq!(stored.member_id, request.member_id);
+
+    // Another provider cannot answer it: dead-lettered, nothing changes.
+    env.reply("intrus", &referral.referral_id, pb::ReplyDecision::Decline, "pas pour nous").await?;
+    let dead = env.wait_messages(streams::DEADLETTER, "id77.deadletter.routing-replies", 1).await?;
+    assert!(header(&dead[0], "Id77-Dead-Letter-Reason").contains("offered to caue77"), "{:?}", dead[0].headers);
+    assert_eq!(routing.referral(&referral.referral_id).await?.status(), pb::ReferralStatus::Offered);
+
+    // The provider accepts.
+    env.reply(PROVIDER, &referral.referral_id, pb::ReplyDecision::Accept, "").await?;
+    let accepted = env.wait_messages(streams::ROUTING, "id77.routing.referral.accepted", 1).await?;
+    let accepted = pb::ReferralAccepted::decode(accepted[0].payload.clone())?;
+    assert_eq!(accepted.referral_id, referral.referral_id);
+    assert_eq!(accepted.request_id, request.request_id);
+    let stored = routing.referral(&referral.referral_id).await?;
+    assert_eq!(stored.status(), pb::ReferralStatus::Accepted);
+    assert!(stored.decided_at.is_some());
+
+    // A late decline changes nothing.
+    let late = pb::ReferralReply {
+        referral_id: referral.referral_id.clone(),
+        decision: pb::ReplyDecision::Decline.into(),
+        reason: "finalement non".into(),
+        replied_at: None,
+    };
+    let late_id = format!("late-{}", Uuid::now_v7());
+    env.publish(&streams::referral_reply_subject(PROVIDER), &late, &late_id).await?;
+    routing.wait_inbox("routing-replies", &late_id).await?;
+    let stored = routing.referral(&referral.referral_id).await?;
+    assert_eq!(stored.status(), pb::ReferralStatus::Accepted);
+    assert_eq!(stored.reason, "");
+    assert_eq!(routing.outbox_rows().await?.0, 3, "offered twice, accepted once, nothing for the late reply");
+    assert!(env.messages(streams::ROUTING, "id77.routing.referral.declined").await?.is_empty());
+
+    // Bad arguments are typed errors.
+    let bad = routing.referral("not-a-uuid").await.err().map(|s| s.code());
+    assert_eq!(bad, Some(tonic::Code::InvalidArgument));
+    let missing = routing.referral(&Uuid::now_v7().to_string()).await.err().map(|s| s.code());
+    assert_eq!(missing, Some(tonic::Code::NotFound));
+    let bad_provider = routing
+        .grpc
+        .list_referrals(pb::ListReferralsRequest { provider_code: "a.>".into(), ..Default::default() })
+        .await
+        .err()
+        .map(|s| s.code());
+    assert_eq!(bad_provider, Some(tonic::Code::InvalidArgument));
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_redelivered_or_replayed_request_yields_one_referral() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    let request = Env::request(&offer_id);
+    let first_id = Uuid::now_v7().to_string();
+    env.publish_request(&request, &first_id).await?;
+    // Same message id: JetStream's duplicate window drops it.
+    let again = env.publish("id77.requests.request.submitted", &request, &first_id).await?;
+    assert!(again.duplicate);
+    routing.wait_referral(&request.request_id).await?;
+    // Another message id (a replay hours later): routing's own uniqueness drops it.
+    let replay_id = Uuid::now_v7().to_string();
+    env.publish_request(&request, &replay_id).await?;
+    routing.wait_inbox("routing-requests", &replay_id).await?;
+
+    assert_eq!(routing.referrals(&request.request_id).await?.len(), 1);
+    wait_until(|| async { Ok(routing.outbox_rows().await? == (2, 0)) }).await?;
+    let offered = env.messages(streams::REFERRALS, &streams::referral_offered_subject(PROVIDER)).await?;
+    assert_eq!(offered.len(), 1);
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_for_an_unknown_offer_is_retried_until_the_offer_arrives() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    let request = Env::request(&offer_id);
+    let message_id = Uuid::now_v7().to_string();
+    env.publish_request(&request, &message_id).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(routing.referrals(&request.request_id).await?.is_empty());
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE message_id = $1")
+        .bind(&message_id)
+        .fetch_one(&routing.pool)
+        .await?;
+    assert_eq!(inbox, 0, "a retried message is not recorded as processed");
+
+    env.publish_offer(&offer_id, 1).await?;
+    let referral = routing.wait_referral(&request.request_id).await?;
+    assert_eq!(referral.provider_code, PROVIDER);
+    assert!(env.messages(streams::DEADLETTER, "id77.deadletter.routing-requests").await?.is_empty());
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_older_offer_version_does_not_overwrite_a_newer_one() -> TestResult {
+    let env = Env::new("routing").await?;
+    let routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 3).await?;
+    let mut older = OfferPublished {
+        offer: Some(Offer {
+            id: offer_id.clone(),
+            code: "old-code".into(),
+            title: "Ancien".into(),
+            provider_code: "autre".into(),
+            version: 2,
+            ..Default::default()
+        }),
+        provider: None,
+    };
+    env.publish("id77.catalogue.offer.published", &older, "old-2").await?;
+    routing.wait_inbox("routing-offers", "old-2").await?;
+    let stored: (String, String, i32) =
+        sqlx::query_as("SELECT code, provider_code, version FROM offer WHERE offer_id = $1::uuid")
+            .bind(&offer_id)
+            .fetch_one(&routing.pool)
+            .await?;
+    assert_eq!(stored, ("caue-conseil-archi".to_owned(), PROVIDER.to_owned(), 3));
+    if let Some(offer) = older.offer.as_mut() {
+        offer.version = 4;
+    }
+    env.publish("id77.catalogue.offer.published", &older, "new-4").await?;
+    routing.wait_inbox("routing-offers", "new-4").await?;
+    let version: i32 = sqlx::query_scalar("SELECT version FROM offer WHERE offer_id = $1::uuid")
+        .bind(&offer_id)
+        .fetch_one(&routing.pool)
+        .await?;
+    assert_eq!(version, 4);
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn routing_resumes_from_its_durable_consumers_after_a_restart() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    let first = Env::request(&offer_id);
+    env.publish_request(&first, &Uuid::now_v7().to_string()).await?;
+    routing.wait_referral(&first.request_id).await?;
+    routing.stop().await?;
+
+    // Submitted while routing is down.
+    let mut requests = Vec::new();
+    for _ in 0..5 {
+        let request = Env::request(&offer_id);
+        env.publish_request(&request, &Uuid::now_v7().to_string()).await?;
+        requests.push(request);
+    }
+
+    let mut routing = env.start().await?;
+    for request in &requests {
+        routing.wait_referral(&request.request_id).await?;
+    }
+    let offered = env.wait_messages(streams::REFERRALS, &streams::referral_offered_subject(PROVIDER), 6).await?;
+    let mut ids: Vec<String> = offered
+        .iter()
+        .map(|m| pb::ReferralOffered::decode(m.payload.clone()).map(|r| r.request_id))
+        .collect::<Result<_, _>>()?;
+    ids.sort();
+    ids.dedup();
+    assert_eq!((offered.len(), ids.len()), (6, 6), "one referral per request, no duplicates");
+
+    // Paginated listing of the provider's referrals.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = routing
+            .grpc
+            .list_referrals(pb::ListReferralsRequest {
+                provider_code: PROVIDER.into(),
+                page_size: 4,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        seen.extend(page.referrals.into_iter().map(|r| r.request_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    seen.sort();
+    assert_eq!(seen, ids);
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
