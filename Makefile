@@ -39,6 +39,8 @@ directory: ## Fetch the directory of collectivités into .cache/
 	bash deploy/local/fetch-directory.sh >/dev/null
 
 test: deps directory clean-test-dbs ## Run the whole test suite against the local PostgreSQL and NATS
+	# The end-to-end tests start the real binaries: build them first so they are never stale.
+	$(CARGO) build --workspace --bins
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \

@@ -5,7 +5,7 @@
 #   3. builds every binary (cargo build --bins, the dev profile);
 #   4. starts the five gRPC services and the gateway from target/debug, logs in .run/logs/<name>.log, and waits
 #      until each is ready (gRPC port accepts TCP; gateway GET /healthz answers 200);
-#   5. starts one demo referral consumer per provider of the demo catalogue (--accept-all);
+#   5. starts one demo referral consumer per provider of the demo catalogue (--rule accept-all);
 #   6. prints the URL and a walk-through, then waits. Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL
 #      after 10 s) and exits 0.
 #
@@ -225,10 +225,6 @@ start_consumers() {
         warn "${bin#"$ROOT"/} not built: no demo referral consumers"
         return
     fi
-    if ! "$bin" --help 2>&1 | grep -q -- '--accept-all'; then
-        warn "id77-referral-consumer --help does not mention --accept-all (its flags changed?): no demo consumers"
-        return
-    fi
     local listing codes=() code
     listing=$(python3 - "$CATALOGUE_SEED" <<'PY'
 import json, sys
@@ -257,7 +253,7 @@ PY
             warn "skipping provider code '$code' (not [a-z0-9-]{1,64})"
             continue
         fi
-        spawn "referral-consumer-$code" "$bin" --provider "$code" --accept-all
+        spawn "referral-consumer-$code" "$bin" --provider "$code" --rule accept-all
     done
     sleep 0.5
     local i

@@ -40,7 +40,7 @@ pub fn luhn_valid(digits: &str) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Lowercase with French accents and ligatures folded, hyphens and apostrophes as spaces: "Saint-Rémy" and

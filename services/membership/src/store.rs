@@ -150,10 +150,11 @@ pub async fn list_members(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<MemberRow>, sqlx::Error> {
-    let (after_at, after_id) = after.unwrap_or((DateTime::<Utc>::MIN_UTC, Uuid::nil()));
+    // No cursor: NULL, the first page (chrono's MIN is outside PostgreSQL's range).
+    let (after_at, after_id) = (after.map(|a| a.0), after.map(|a| a.1).unwrap_or_default());
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {MEMBER_COLUMNS} FROM member
-         WHERE ($1::text IS NULL OR status = $1) AND (applied_at, id) > ($2, $3)
+         WHERE ($1::text IS NULL OR status = $1) AND ($2::timestamptz IS NULL OR (applied_at, id) > ($2, $3))
          ORDER BY applied_at, id LIMIT $4"
     )))
     .bind(status)

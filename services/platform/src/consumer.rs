@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::Namespace;
 use crate::nats::ensure_stream;
@@ -200,11 +201,24 @@ async fn deliver<H: EventHandler>(
         delivered,
     };
     let span = tracing::info_span!("event", durable = %spec.durable, subject = %event.subject, id = %event.message_id);
-    let _enter = span.enter();
+    settle(pool, js, ns, spec, handler, &message, &event).instrument(span).await;
+}
+
+/// Applies the event, then acks, naks or dead-letters its message.
+async fn settle<H: EventHandler>(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    ns: &Namespace,
+    spec: &ConsumerSpec,
+    handler: &H,
+    message: &jetstream::Message,
+    event: &Event,
+) {
+    let delivered = event.delivered;
     let result = if event.message_id.is_empty() {
         Err(HandleError::Reject(anyhow::anyhow!("message without id or JetStream metadata")))
     } else {
-        apply(pool, &spec.durable, handler, &event).await
+        apply(pool, &spec.durable, handler, event).await
     };
     match result {
         Ok(outcome) => {
@@ -223,7 +237,7 @@ async fn deliver<H: EventHandler>(
         }
         Err(error) => {
             tracing::error!(%error, delivered, "event dead-lettered");
-            if let Err(e) = dead_letter(js, ns, &spec.durable, &event, &error).await {
+            if let Err(e) = dead_letter(js, ns, &spec.durable, event, &error).await {
                 // Leave it un-acked: it will come back and be dead-lettered again.
                 tracing::error!(error = format!("{e:#}"), "dead-letter publish failed");
                 return;

@@ -26,7 +26,7 @@ pub fn decode<T: DeserializeOwned>(token: &str) -> Result<Option<T>, ServiceErro
         return Ok(None);
     }
     let invalid = || ServiceError::invalid("page_token", "is not a token returned by this API");
-    if token.len() % 2 != 0 || token.len() > 2048 {
+    if !token.len().is_multiple_of(2) || token.len() > 2048 {
         return Err(invalid());
     }
     let bytes: Result<Vec<u8>, _> =

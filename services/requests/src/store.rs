@@ -183,9 +183,10 @@ pub async fn list_by_member(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<RequestRow>, sqlx::Error> {
-    let (after_at, after_id) = after.unwrap_or((DateTime::<Utc>::MIN_UTC, Uuid::nil()));
+    // No cursor: NULL, the first page (chrono's MIN is outside PostgreSQL's range).
+    let (after_at, after_id) = (after.map(|a| a.0), after.map(|a| a.1).unwrap_or_default());
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLUMNS} FROM request WHERE member_id = $1 AND (submitted_at, id) > ($2, $3)
+        "SELECT {REQUEST_COLUMNS} FROM request WHERE member_id = $1 AND ($2::timestamptz IS NULL OR (submitted_at, id) > ($2, $3))
          ORDER BY submitted_at, id LIMIT $4"
     )))
     .bind(member_id)
