@@ -171,7 +171,7 @@ pub fn validate_seed(file: SeedFile) -> Result<Catalogue, SeedError> {
             problems.push(format!("{at}: kind must be departmental_service or associated_organisation"));
         }
         let email = p.contact_email.trim();
-        if !is_plausible_email(email) {
+        if !id77_platform::validate::is_plausible_email(email) {
             problems.push(format!("{at}: contact_email must be an email address"));
         }
         if let Some(kind) = kind {
@@ -235,16 +235,6 @@ pub fn validate_seed(file: SeedFile) -> Result<Catalogue, SeedError> {
         }
     }
     if problems.is_empty() { Ok(Catalogue { providers, offers }) } else { Err(SeedError { problems }) }
-}
-
-fn is_plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
-    email.len() <= 254
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// An offer as stored, for change detection.

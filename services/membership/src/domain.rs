@@ -132,7 +132,7 @@ pub fn validate_application(siren: &str, contact_name: &str, contact_email: &str
         violation("contact_name", "must be 1 to 200 characters");
     }
     let contact_email = contact_email.trim();
-    if !is_plausible_email(contact_email) {
+    if !id77_platform::validate::is_plausible_email(contact_email) {
         violation("contact_email", "must be an email address");
     }
     match siren {
@@ -143,16 +143,6 @@ pub fn validate_application(siren: &str, contact_name: &str, contact_email: &str
         }),
         _ => Err(ServiceError::invalid_fields(violations)),
     }
-}
-
-fn is_plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
-    email.len() <= 254
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]

@@ -180,12 +180,12 @@ impl MembershipApi {
             return Err(ServiceError::invalid("query", "must be at most 100 characters"));
         }
         let kind = kind_from_proto(req.kind)?;
-        let after: Option<(String, String)> = page::decode(&req.page_token)?;
+        let after: Option<(i32, String, String)> = page::decode(&req.page_token)?;
         let limit = page::size(req.page_size);
         let rows = store::search_collectivities(&self.pool, &domain::fold(&req.query), kind, after, limit + 1).await?;
-        let (rows, next) = page::split(rows, limit, |c| page::encode(&(&c.search_name, &c.siren)));
+        let (rows, next) = page::split(rows, limit, |(rank, c)| page::encode(&(rank, &c.search_name, &c.siren)));
         Ok(pb::SearchCollectivitiesResponse {
-            collectivities: rows.into_iter().map(collectivity_to_proto).collect(),
+            collectivities: rows.into_iter().map(|(_, c)| collectivity_to_proto(c)).collect(),
             next_page_token: next,
         })
     }

@@ -36,30 +36,46 @@ pub struct MemberRow {
 }
 
 /// Directory search: by SIREN or INSEE code when the query is one, else by folded name containing the query.
-/// Keyset-paginated on (search_name, siren).
+/// The exact name comes first, then names starting with the query, then the others, each alphabetically;
+/// keyset-paginated on (rank, search_name, siren).
 pub async fn search_collectivities(
     pool: &PgPool,
     folded_query: &str,
     kind: Option<&str>,
-    after: Option<(String, String)>,
+    after: Option<(i32, String, String)>,
     limit: i64,
-) -> Result<Vec<CollectivityRow>, sqlx::Error> {
-    let (after_name, after_siren) = after.unwrap_or_default();
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLLECTIVITY_COLUMNS} FROM collectivity
-         WHERE ($1 = '' OR search_name LIKE '%' || $1 || '%' OR siren = $1 OR insee_code = $1)
-           AND ($2::text IS NULL OR kind = $2)
-           AND (search_name, siren) > ($3, $4)
-         ORDER BY search_name, siren
-         LIMIT $5"
+) -> Result<Vec<(i32, CollectivityRow)>, sqlx::Error> {
+    let (after_rank, after_name, after_siren) = after.unwrap_or((-1, String::new(), String::new()));
+    let rows: Vec<RankedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM (
+           SELECT CASE WHEN search_name = $6 OR siren = $6 OR insee_code = $6 THEN 0
+                       WHEN search_name LIKE $1 || '%' THEN 1 ELSE 2 END AS rank,
+                  {COLLECTIVITY_COLUMNS}
+           FROM collectivity
+           WHERE ($1 = '' OR search_name LIKE '%' || $1 || '%' OR siren = $6 OR insee_code = $6)
+             AND ($2::text IS NULL OR kind = $2)
+         ) ranked
+         WHERE (rank, search_name, siren) > ($3, $4, $5)
+         ORDER BY rank, search_name, siren
+         LIMIT $7"
     )))
     .bind(escape_like(folded_query))
     .bind(kind)
+    .bind(after_rank)
     .bind(after_name)
     .bind(after_siren)
+    .bind(folded_query)
     .bind(limit)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.rank, r.row)).collect())
+}
+
+#[derive(FromRow)]
+struct RankedRow {
+    rank: i32,
+    #[sqlx(flatten)]
+    row: CollectivityRow,
 }
 
 /// `%` and `_` in a query are literal characters, not wildcards.

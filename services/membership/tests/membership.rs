@@ -138,6 +138,33 @@ async fn the_directory_of_seine_et_marne_is_imported_and_searchable() {
         .expect("get")
         .into_inner();
     assert_eq!((meaux.insee_code.as_str(), meaux.epci_siren.as_str()), ("77284", "200072130"));
+    // The exact name first, then names starting with the query, then the others.
+    let ranked = s
+        .client
+        .search_collectivities(SearchCollectivitiesRequest {
+            query: "Meaux".into(),
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("ranked")
+        .into_inner();
+    let names: Vec<_> = ranked.collectivities.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["Meaux", "CA du Pays de Meaux"]);
+    assert!(!ranked.next_page_token.is_empty());
+    let rest = s
+        .client
+        .search_collectivities(SearchCollectivitiesRequest {
+            query: "Meaux".into(),
+            page_size: 100,
+            page_token: ranked.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .expect("next page")
+        .into_inner();
+    let rest: Vec<_> = rest.collectivities.iter().map(|c| c.name.as_str()).collect();
+    assert!(rest.contains(&"Crégy-lès-Meaux") && !rest.contains(&"Meaux"), "{rest:?}");
     // By INSEE code too.
     let by_insee = s
         .client

@@ -15,6 +15,7 @@ pub mod streams;
 pub mod telemetry;
 pub mod testing;
 pub mod time;
+pub mod validate;
 
 pub use config::PlatformConfig;
 pub use consumer::{ConsumerSpec, Event, EventHandler, HandleError};
