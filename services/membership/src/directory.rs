@@ -3,10 +3,13 @@
 //! rewritten when they changed.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::Path;
 
 use anyhow::Context;
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use sqlx::PgPool;
 
 use crate::domain::{Siren, fold};
@@ -65,14 +68,19 @@ pub struct Imported {
 
 /// Selects the current communes of `departement` and the EPCI that have at least one of them as member.
 pub fn select(communes_json: &[u8], epci_json: &[u8], departement: &str) -> anyhow::Result<Vec<Entry>> {
-    let communes: Vec<CommuneRecord> = serde_json::from_slice(communes_json).context("parsing communes.json")?;
-    let epcis: Vec<EpciRecord> = serde_json::from_slice(epci_json).context("parsing epci.json")?;
+    // The files cover all of France (~37,000 communes): keep the département's while parsing, so the service
+    // never holds the rest (it would stay in the allocator's arenas and weigh on the idle footprint).
+    let communes: Vec<CommuneRecord> = parse_filtered(communes_json, |c: &CommuneRecord| {
+        c.kind == "commune-actuelle" && c.departement.as_deref() == Some(departement)
+    })
+    .context("parsing communes.json")?;
+    let prefix = departement.to_owned();
+    let epcis: Vec<EpciRecord> =
+        parse_filtered(epci_json, |e: &EpciRecord| e.membres.iter().any(|m| m.code.starts_with(prefix.as_str())))
+            .context("parsing epci.json")?;
     let mut entries = Vec::new();
     let mut insee_codes = HashSet::new();
     for c in communes {
-        if c.kind != "commune-actuelle" || c.departement.as_deref() != Some(departement) {
-            continue;
-        }
         let Some(siren) = c.siren.as_deref().and_then(|s| Siren::parse(s).ok()) else {
             tracing::warn!(code = %c.code, name = %c.nom, "commune without a valid SIREN skipped");
             continue;
@@ -120,6 +128,49 @@ pub fn select(communes_json: &[u8], epci_json: &[u8], departement: &str) -> anyh
         }
     }
     Ok(entries)
+}
+
+/// Parses a JSON array, keeping only the elements `keep` accepts.
+fn parse_filtered<T, F>(json: &[u8], keep: F) -> serde_json::Result<Vec<T>>
+where
+    T: for<'de> Deserialize<'de>,
+    F: FnMut(&T) -> bool,
+{
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let kept = Filtered { keep, kind: PhantomData }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(kept)
+}
+
+struct Filtered<T, F> {
+    keep: F,
+    kind: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>, F: FnMut(&T) -> bool> DeserializeSeed<'de> for Filtered<T, F> {
+    type Value = Vec<T>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Vec<T>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, F: FnMut(&T) -> bool> Visitor<'de> for Filtered<T, F> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut kept = Vec::new();
+        while let Some(item) = seq.next_element::<T>()? {
+            if (self.keep)(&item) {
+                kept.push(item);
+            }
+        }
+        Ok(kept)
+    }
 }
 
 /// Reads the two files from `dir` and imports the département's entries.
