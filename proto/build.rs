@@ -5,6 +5,7 @@ use std::path::PathBuf;
 const PROTOS: &[&str] = &[
     "id77/membership/v1/membership.proto",
     "id77/membership/v1/events.proto",
+    "id77/membership/v1/identity.proto",
     "id77/catalogue/v1/catalogue.proto",
     "id77/catalogue/v1/events.proto",
     "id77/requests/v1/requests.proto",

@@ -10,7 +10,7 @@ use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMes
 use id77_billing::quotes::{self, QuoteDraft};
 use id77_billing::{Config, MIGRATOR, domain, run};
 use id77_platform::testing::{delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
-use id77_platform::{Namespace, PlatformConfig, nats::ensure_stream, streams, time};
+use id77_platform::{Namespace, nats::ensure_stream, streams, time};
 use id77_proto::billing::v1 as pb;
 use id77_proto::billing::v1::billing_service_client::BillingServiceClient;
 use id77_proto::catalogue::v1 as catalogue;
@@ -45,14 +45,12 @@ impl World {
             ensure_stream(&js, &ns, stream).await?;
         }
         let config = Config {
-            platform: PlatformConfig {
-                service: "billing",
-                database_url: database_url.clone(),
-                nats_url: nats_url(),
-                nats_prefix: ns.prefix().to_owned(),
-                grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-                db_max_connections: 5,
-            },
+            platform: id77_platform::testing::platform_config(
+                "billing",
+                &database_url,
+                ns.prefix(),
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+            ),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

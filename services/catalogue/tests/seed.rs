@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use id77_catalogue::{Config, run};
 use id77_platform::testing::{delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
-use id77_platform::{Namespace, PlatformConfig, streams};
+use id77_platform::{Namespace, streams};
 use id77_proto::catalogue::v1 as pb;
 use id77_proto::catalogue::v1::catalogue_service_client::CatalogueServiceClient;
 use prost::Message;
@@ -37,14 +37,12 @@ impl Env {
 
     fn config(&self, seed_path: Option<PathBuf>) -> Config {
         Config {
-            platform: PlatformConfig {
-                service: "catalogue",
-                database_url: self.database_url.clone(),
-                nats_url: nats_url(),
-                nats_prefix: self.ns.prefix().to_owned(),
-                grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-                db_max_connections: 5,
-            },
+            platform: id77_platform::testing::platform_config(
+                "catalogue",
+                &self.database_url,
+                self.ns.prefix(),
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+            ),
             seed_path,
         }
     }

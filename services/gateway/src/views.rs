@@ -424,6 +424,7 @@ mod tests {
             contact_email: "mairie@example.fr".into(),
             applied_at: ts(1_700_000_000, 0),
             approved_at: None,
+            referent_user_id: String::new(),
         });
         assert_eq!(
             serde_json::to_value(member).unwrap_or_default(),

@@ -80,6 +80,7 @@ fn member_to_proto(m: MemberRow) -> pb::Member {
         contact_email: m.contact_email,
         applied_at: Some(time::to_proto(m.applied_at)),
         approved_at: time::to_proto_opt(m.approved_at),
+        referent_user_id: String::new(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use id77_membership::directory;
-use id77_platform::{Namespace, PlatformConfig, ServiceError, nats, testing};
+use id77_platform::{Namespace, ServiceError, nats, testing};
 use id77_proto::membership::v1::membership_service_client::MembershipServiceClient;
 use id77_proto::membership::v1::{
     ApplyForMembershipRequest, ApproveMembershipRequest, CollectivityKind, GetCollectivityRequest, ListMembersRequest,
@@ -37,14 +37,7 @@ async fn start(url: &str, prefix: &str) -> Service {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let config = id77_membership::Config {
-        platform: PlatformConfig {
-            service: "membership",
-            database_url: url.to_owned(),
-            nats_url: testing::nats_url(),
-            nats_prefix: prefix.to_owned(),
-            grpc_addr: addr,
-            db_max_connections: 5,
-        },
+        platform: testing::platform_config("membership", url, prefix, addr),
         directory_dir: Some(directory_dir()),
         departement: "77".into(),
     };

@@ -19,10 +19,14 @@ pub struct PlatformConfig {
     pub grpc_addr: SocketAddr,
     /// `ID77_DB_MAX_CONNECTIONS`.
     pub db_max_connections: u32,
+    /// `ID77_MEMBERSHIP_URL`: where the public keys that verify access tokens are published.
+    pub membership_url: String,
 }
 
 /// Default PostgreSQL server, without a database name.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432";
+/// Default address of membership's gRPC API.
+pub const DEFAULT_MEMBERSHIP_URL: &str = "http://127.0.0.1:50051";
 /// Default NATS server.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
@@ -61,6 +65,7 @@ impl PlatformConfig {
             nats_prefix: env_or("ID77_NATS_PREFIX", ""),
             grpc_addr: env_parse("ID77_GRPC_ADDR", SocketAddr::from(([127, 0, 0, 1], default_grpc_port)))?,
             db_max_connections: env_parse("ID77_DB_MAX_CONNECTIONS", 10)?,
+            membership_url: env_or("ID77_MEMBERSHIP_URL", DEFAULT_MEMBERSHIP_URL),
         })
     }
 }

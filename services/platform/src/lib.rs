@@ -1,6 +1,7 @@
 //! Plumbing shared by every ID 77 service. Nothing here knows about members, offers or requests: it moves
 //! bytes reliably between PostgreSQL, JetStream and gRPC.
 
+pub mod auth;
 pub mod config;
 pub mod consumer;
 pub mod db;

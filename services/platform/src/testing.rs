@@ -28,6 +28,24 @@ pub fn nats_url() -> String {
     env_or("ID77_NATS_URL", DEFAULT_NATS_URL)
 }
 
+/// The configuration of a service under test: its own database and subject prefix, gRPC on `grpc_addr`.
+pub fn platform_config(
+    service: &'static str,
+    database_url: &str,
+    nats_prefix: &str,
+    grpc_addr: std::net::SocketAddr,
+) -> crate::PlatformConfig {
+    crate::PlatformConfig {
+        service,
+        database_url: database_url.to_owned(),
+        nats_url: nats_url(),
+        nats_prefix: nats_prefix.to_owned(),
+        grpc_addr,
+        db_max_connections: 5,
+        membership_url: env_or("ID77_MEMBERSHIP_URL", crate::config::DEFAULT_MEMBERSHIP_URL),
+    }
+}
+
 /// Drops a test database (best effort; `make test` sweeps leftovers).
 pub async fn drop_database(url: &str) {
     let Ok(options) = PgConnectOptions::from_str(url) else { return };

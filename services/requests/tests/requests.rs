@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
-use id77_platform::{Namespace, PlatformConfig, nats, streams, testing};
+use id77_platform::{Namespace, nats, streams, testing};
 use id77_proto::catalogue::v1::{Offer, OfferPublished};
 use id77_proto::membership::v1::{MemberApplied, MemberApproved};
 use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
@@ -30,16 +30,7 @@ async fn start() -> Service {
     let prefix = testing::fresh_prefix();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let config = id77_requests::Config {
-        platform: PlatformConfig {
-            service: "requests",
-            database_url: url.clone(),
-            nats_url: testing::nats_url(),
-            nats_prefix: prefix.clone(),
-            grpc_addr: addr,
-            db_max_connections: 5,
-        },
-    };
+    let config = id77_requests::Config { platform: testing::platform_config("requests", &url, &prefix, addr) };
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(id77_requests::run(config, listener, shutdown.clone()));
     let (_, js) = nats::connect(&testing::nats_url(), "requests-test").await.expect("nats");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, message::PublishMessage};
 use id77_platform::streams::{self, StreamDef};
-use id77_platform::{Namespace, PlatformConfig, testing};
+use id77_platform::{Namespace, testing};
 use id77_proto::catalogue::v1::{Offer, OfferPublished, Provider};
 use id77_proto::requests::v1::RequestSubmitted;
 use id77_proto::routing::v1 as pb;
@@ -123,16 +123,7 @@ impl Env {
     }
 
     fn config(&self) -> Config {
-        Config {
-            platform: PlatformConfig {
-                service: "routing",
-                database_url: self.db.clone(),
-                nats_url: testing::nats_url(),
-                nats_prefix: self.ns.prefix().to_owned(),
-                grpc_addr: ([127, 0, 0, 1], 0).into(),
-                db_max_connections: 5,
-            },
-        }
+        Config { platform: testing::platform_config("routing", &self.db, self.ns.prefix(), ([127, 0, 0, 1], 0).into()) }
     }
 
     async fn start(&self) -> Result<Running, BoxError> {
