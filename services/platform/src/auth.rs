@@ -413,7 +413,18 @@ impl Authenticator {
         })))
     }
 
-    /// A fixed key set (tests, or keys provisioned from a file).
+    /// Keys read from a JWKS file (provisioned by the operator), re-read like published ones.
+    pub fn from_file(path: std::path::PathBuf) -> Self {
+        Self::new(Arc::new(move || {
+            let path = path.clone();
+            Box::pin(async move {
+                let text = tokio::fs::read_to_string(&path).await?;
+                Ok(serde_json::from_str(&text)?)
+            })
+        }))
+    }
+
+    /// A fixed key set.
     pub fn fixed(jwks: Jwks) -> Self {
         Self::new(Arc::new(move || {
             let jwks = jwks.clone();

@@ -21,6 +21,9 @@ pub struct PlatformConfig {
     pub db_max_connections: u32,
     /// `ID77_MEMBERSHIP_URL`: where the public keys that verify access tokens are published.
     pub membership_url: String,
+    /// `ID77_JWKS_FILE`: read the token verification keys from this JWKS file instead (keys provisioned by
+    /// the operator; re-read on rotation like the published ones).
+    pub jwks_file: Option<std::path::PathBuf>,
 }
 
 /// Default PostgreSQL server, without a database name.
@@ -56,6 +59,14 @@ pub fn default_database_url(service: &str) -> String {
 }
 
 impl PlatformConfig {
+    /// How this service verifies access tokens: a JWKS file if configured, else membership's published keys.
+    pub fn authenticator(&self) -> anyhow::Result<crate::auth::Authenticator> {
+        match &self.jwks_file {
+            Some(path) => Ok(crate::auth::Authenticator::from_file(path.clone())),
+            None => crate::auth::Authenticator::from_membership(&self.membership_url),
+        }
+    }
+
     /// Reads the platform part of a service's configuration from the environment.
     pub fn from_env(service: &'static str, default_grpc_port: u16) -> anyhow::Result<Self> {
         Ok(Self {
@@ -66,6 +77,7 @@ impl PlatformConfig {
             grpc_addr: env_parse("ID77_GRPC_ADDR", SocketAddr::from(([127, 0, 0, 1], default_grpc_port)))?,
             db_max_connections: env_parse("ID77_DB_MAX_CONNECTIONS", 10)?,
             membership_url: env_or("ID77_MEMBERSHIP_URL", DEFAULT_MEMBERSHIP_URL),
+            jwks_file: std::env::var_os("ID77_JWKS_FILE").filter(|f| !f.is_empty()).map(Into::into),
         })
     }
 }

@@ -21,6 +21,8 @@ use crate::{PlatformConfig, db};
 /// A started service's connections and background tasks.
 pub struct ServiceContext {
     pub config: PlatformConfig,
+    /// Verifies the callers' access tokens.
+    pub auth: crate::auth::Authenticator,
     pub pool: PgPool,
     pub nats: async_nats::Client,
     pub js: jetstream::Context,
@@ -49,7 +51,8 @@ impl ServiceContext {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "dependencies ready"
         );
-        Ok(Self { config, pool, nats: client, js, ns, shutdown, tasks: TaskTracker::new() })
+        let auth = config.authenticator()?;
+        Ok(Self { config, auth, pool, nats: client, js, ns, shutdown, tasks: TaskTracker::new() })
     }
 
     /// Publishes this service's outbox.

@@ -43,6 +43,50 @@ pub fn platform_config(
         grpc_addr,
         db_max_connections: 5,
         membership_url: env_or("ID77_MEMBERSHIP_URL", crate::config::DEFAULT_MEMBERSHIP_URL),
+        jwks_file: None,
+    }
+}
+
+/// A signing key for tests, with its public JWKS written to a file a service can be pointed at
+/// (`PlatformConfig::jwks_file`), and helpers that mint access tokens for any caller.
+pub struct TestKeys {
+    pub key: crate::auth::KeyPair,
+    pub jwks_file: std::path::PathBuf,
+}
+
+impl TestKeys {
+    pub fn new() -> anyhow::Result<Self> {
+        let key = crate::auth::KeyPair::generate()?;
+        let jwks = crate::auth::Jwks { keys: vec![key.jwk()] };
+        let jwks_file = std::env::temp_dir().join(format!("id77-jwks-{}.json", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&jwks_file, serde_json::to_vec(&jwks)?)?;
+        Ok(Self { key, jwks_file })
+    }
+
+    /// A valid access token for a user with `role`, of `member_id` or `provider_code` when given.
+    pub fn token(&self, role: crate::auth::Role, member_id: Option<uuid::Uuid>, provider_code: Option<&str>) -> String {
+        let mut claims = crate::auth::Claims::new(uuid::Uuid::now_v7(), role, chrono::Utc::now().timestamp());
+        claims.member_id = member_id.map(|m| m.to_string());
+        claims.provider_code = provider_code.map(str::to_owned);
+        self.key.sign(&claims)
+    }
+
+    /// Signs arbitrary claims (expired, foreign issuer...).
+    pub fn sign(&self, claims: &crate::auth::Claims) -> String {
+        self.key.sign(claims)
+    }
+
+    /// `authorization` metadata value for a token.
+    pub fn bearer(token: &str) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
+        format!("Bearer {token}")
+            .parse()
+            .unwrap_or_else(|_| tonic::metadata::MetadataValue::from_static("Bearer invalid"))
+    }
+}
+
+impl Drop for TestKeys {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.jwks_file);
     }
 }
 
