@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use id77_platform::testing;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Password of the demo accounts membership creates for the tests (`ID77_DEMO_PASSWORD`).
+pub const DEMO_PASSWORD: &str = "Essai-ID77-2026!";
+/// Password the tests give invited users.
+pub const USER_PASSWORD: &str = "Mot2passe-Solide!";
 
 /// The services, with the env var the gateway reads their address from.
 const SERVICES: &[(&str, &str)] = &[
@@ -62,6 +69,16 @@ pub fn directory_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The provider codes of the demo catalogue.
+pub fn provider_codes() -> anyhow::Result<Vec<String>> {
+    let seed = std::fs::read(workspace_root().join("services/catalogue/seed/catalogue.json"))?;
+    let seed: Value = serde_json::from_slice(&seed)?;
+    Ok(seed["providers"]
+        .as_array()
+        .map(|ps| ps.iter().filter_map(|p| p["code"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -86,14 +103,18 @@ impl Platform {
                 .env("ID77_GRPC_ADDR", format!("127.0.0.1:{port}"))
                 .env("ID77_DB_MAX_CONNECTIONS", "5");
             if *service == "membership" {
-                cmd.env("ID77_DIRECTORY_DIR", directory_dir()?);
+                cmd.env("ID77_DIRECTORY_DIR", directory_dir()?)
+                    .env("ID77_DEMO_PASSWORD", DEMO_PASSWORD)
+                    .env("ID77_DEMO_PROVIDERS", provider_codes()?.join(","));
+            } else if let Some((_, membership)) = upstreams.first() {
+                cmd.env("ID77_MEMBERSHIP_URL", membership);
             }
             platform.spawn(service, cmd)?;
             upstreams.push((*url_var, format!("http://127.0.0.1:{port}")));
         }
         let http_port = free_port()?;
         let mut gateway = Command::new(binary("id77-gateway")?);
-        gateway.env("ID77_HTTP_ADDR", format!("127.0.0.1:{http_port}")).env("ID77_DEV_IDENTITY", "1");
+        gateway.env("ID77_HTTP_ADDR", format!("127.0.0.1:{http_port}"));
         for (var, url) in &upstreams {
             gateway.env(var, url);
         }
@@ -177,5 +198,95 @@ impl Platform {
 impl Drop for Platform {
     fn drop(&mut self) {
         self.terminate();
+    }
+}
+
+/// A small client of the gateway's REST API.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// A status and a JSON body (Null when the body is empty or not JSON).
+pub type Answer = (StatusCode, Value);
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        Self { base: base.to_owned(), http: reqwest::Client::new() }
+    }
+
+    /// Sends a request, with a bearer token when given.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                (status, response.json::<Value>().await.unwrap_or(Value::Null))
+            }
+            Err(error) => (StatusCode::BAD_GATEWAY, json!({ "error": error.to_string() })),
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Answer {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Logs in and returns the token pair.
+    pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<Value> {
+        let (status, body) = self.post("/v1/auth/token", None, &json!({"email": email, "password": password})).await;
+        if status != StatusCode::OK {
+            bail!("login of {email} failed: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// Logs in and returns the access token.
+    pub async fn access_token(&self, email: &str, password: &str) -> anyhow::Result<String> {
+        let pair = self.login(email, password).await?;
+        pair["access_token"].as_str().map(str::to_owned).context("no access_token")
+    }
+
+    /// Invites a user (as `inviter`) and accepts the invitation; returns the new user's access token and id.
+    pub async fn invite_and_accept(&self, inviter: &str, invite: &Value) -> anyhow::Result<(String, String)> {
+        let (status, invitation) = self.post("/v1/users", Some(inviter), invite).await;
+        if status != StatusCode::CREATED {
+            bail!("invitation failed: {status} {invitation}");
+        }
+        let user_id = invitation["user"]["id"].as_str().context("user id")?.to_owned();
+        let token = invitation["invitation_token"].as_str().context("invitation_token")?;
+        let (status, pair) = self
+            .post("/v1/auth/invitations/accept", None, &json!({"invitation_token": token, "password": USER_PASSWORD}))
+            .await;
+        if status != StatusCode::OK {
+            bail!("accepting the invitation failed: {status} {pair}");
+        }
+        Ok((pair["access_token"].as_str().context("access_token")?.to_owned(), user_id))
+    }
+}
+
+/// Polls `probe` until it returns `Some`, for at most `limit`; panics with `what` after that.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -1,177 +1,112 @@
-//! One request's whole journey through the real binaries: a real commune of Seine-et-Marne joins, files a
-//! request for a billed offer, the provider's own consumer accepts it, and a quote is issued.
+//! One request's whole journey through the real binaries: a real commune of Seine-et-Marne joins, its first
+//! admin is invited and logs in, files a request for a billed offer, the provider's own consumer accepts it,
+//! and a quote is issued.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use id77_e2e::Platform;
-use reqwest::{Client, Response, StatusCode};
-use serde_json::{Value, json};
-
-const DEV: &str = "X-Id77-Dev-Identity";
-
-async fn json_of(response: Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let body = response.json::<Value>().await.unwrap_or(Value::Null);
-    (status, body)
-}
-
-/// Polls `probe` until it returns `Some`, for at most `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use id77_e2e::{Api, DEMO_PASSWORD, Platform, eventually};
+use reqwest::StatusCode;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commune_joins_files_a_request_and_gets_a_quote() {
     let mut platform = Platform::start().await.expect("platform starts");
-    let gw = platform.gateway.clone();
-    let http = Client::new();
+    let api = Api::new(&platform.gateway);
 
-    // 1. Find a real commune of 77 in the directory.
-    let (status, found) = json_of(
-        http.get(format!("{gw}/v1/collectivities"))
-            .query(&[("q", "meaux"), ("kind", "commune")])
-            .send()
-            .await
-            .expect("search"),
-    )
-    .await;
+    // 1. Find a real commune of 77 in the directory (public).
+    let (status, found) = api.get("/v1/collectivities?q=meaux&kind=commune", None).await;
     assert_eq!(status, StatusCode::OK, "{found}");
-    let meaux = found["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|c| c["insee_code"] == "77284"))
-        .cloned()
-        .unwrap_or_else(|| panic!("Meaux (77284) not in the directory: {found}"));
-    assert_eq!(meaux["siren"], "217702844");
-    assert_eq!(meaux["name"], "Meaux");
+    let meaux = found["items"][0].clone();
+    assert_eq!((meaux["name"].as_str(), meaux["siren"].as_str()), (Some("Meaux"), Some("217702844")), "{found}");
     assert!(meaux["population"].as_i64().unwrap_or(0) > 50_000);
 
-    // 2. Apply for membership.
-    let (status, member) = json_of(
-        http.post(format!("{gw}/v1/memberships"))
-            .json(
-                &json!({"siren": "217702844", "contact_name": "Secrétariat général", "contact_email": "dgs@meaux.fr"}),
-            )
-            .send()
-            .await
-            .expect("apply"),
-    )
-    .await;
+    // 2. Apply for membership (public).
+    let apply = json!({"siren": "217702844", "contact_name": "Secrétariat général", "contact_email": "dgs@meaux.fr"});
+    let (status, member) = api.post("/v1/memberships", None, &apply).await;
     assert_eq!(status, StatusCode::CREATED, "{member}");
     assert_eq!(member["status"], "pending");
     let member_id = member["id"].as_str().expect("member id").to_owned();
-
-    // Applying twice is refused with a typed problem.
-    let (status, problem) = json_of(
-        http.post(format!("{gw}/v1/memberships"))
-            .json(&json!({"siren": "217702844", "contact_name": "Autre", "contact_email": "x@meaux.fr"}))
-            .send()
-            .await
-            .expect("apply again"),
-    )
-    .await;
+    let (status, problem) = api.post("/v1/memberships", None, &apply).await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     assert!(problem["type"].as_str().unwrap_or("").ends_with("already-member"), "{problem}");
 
-    // 3. A member cannot approve itself; the coordinator approves.
-    let me = format!("member:{member_id}");
-    let status = http
-        .post(format!("{gw}/v1/memberships/{member_id}/approve"))
-        .header(DEV, &me)
-        .send()
-        .await
-        .expect("self-approve")
-        .status();
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, approved) = json_of(
-        http.post(format!("{gw}/v1/memberships/{member_id}/approve"))
-            .header(DEV, "coordinator")
-            .send()
-            .await
-            .expect("approve"),
-    )
-    .await;
+    // 3. Only the coordinator approves.
+    let coordinator = api.access_token("coordination@id77.demo", DEMO_PASSWORD).await.expect("coordinator login");
+    let agent = api.access_token("agent.caue77@id77.demo", DEMO_PASSWORD).await.expect("agent login");
+    let approve = format!("/v1/memberships/{member_id}/approve");
+    assert_eq!(api.post(&approve, None, &json!({})).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.post(&approve, Some(&agent), &json!({})).await.0, StatusCode::FORBIDDEN);
+    let (status, approved) = api.post(&approve, Some(&coordinator), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["status"], "active");
 
-    // 4. Browse the catalogue and pick a billed integrated engineering offer.
-    let (status, offers) = json_of(
-        http.get(format!("{gw}/v1/offers"))
-            .query(&[("category", "integrated_engineering"), ("limit", "100")])
-            .send()
-            .await
-            .expect("offers"),
-    )
-    .await;
+    // 4. The coordinator invites the member's first admin, who sets a password and is logged in.
+    let (member_token, _) = api
+        .invite_and_accept(
+            &coordinator,
+            &json!({"email": "dgs@meaux.fr", "display_name": "DGS de Meaux", "role": "member_admin", "member_id": member_id}),
+        )
+        .await
+        .expect("member admin invited");
+    let (status, me) = api.get("/v1/me", Some(&member_token)).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["user"]["role"].as_str(), me["user"]["member_id"].as_str()),
+        (Some("member_admin"), Some(member_id.as_str()))
+    );
+
+    // 5. Browse the catalogue and pick a billed integrated engineering offer.
+    let (status, offers) = api.get("/v1/offers?category=integrated_engineering&limit=100", None).await;
     assert_eq!(status, StatusCode::OK, "{offers}");
     let offer = offers["items"]
         .as_array()
         .and_then(|items| items.iter().find(|o| o["billed"] == true))
         .cloned()
         .unwrap_or_else(|| panic!("no billed integrated engineering offer: {offers}"));
-    assert_eq!(offer["category"], "integrated_engineering");
     let offer_id = offer["id"].as_str().expect("offer id").to_owned();
     let provider = offer["provider_code"].as_str().expect("provider").to_owned();
     let price = offer["price_cents"].as_i64().expect("price");
     assert!(price > 0);
-
-    // The provider runs its own referral consumer, accepting everything.
     platform.start_referral_consumer(&provider, &["--rule", "accept-all"]).expect("referral consumer");
 
-    // 5. Submit a request. The requests service learns of the approval and the offer from events, so it may
-    //    answer "not active yet" for a moment: the client retries with the same Idempotency-Key.
+    // 6. Submit. Requests learns of the approval by event: the client retries with the same Idempotency-Key.
     let body = json!({"offer_id": offer_id, "subject": "Réfection de la voirie du centre-ville",
                       "description": "Diagnostic et programme de travaux pour la rue du Faubourg Saint-Nicolas."});
-    let request = eventually("the request to be accepted for submission", Duration::from_secs(30), || {
-        let http = http.clone();
-        let (url, me, body) = (format!("{gw}/v1/requests"), me.clone(), body.clone());
+    let submit = || {
+        let (http, url, token, body) =
+            (api.http.clone(), format!("{}/v1/requests", api.base), member_token.clone(), body.clone());
         async move {
-            let (status, value) = json_of(
-                http.post(url).header(DEV, me).header("Idempotency-Key", "journey-1").json(&body).send().await.ok()?,
-            )
-            .await;
-            match status {
-                StatusCode::CREATED => Some(value),
-                StatusCode::CONFLICT | StatusCode::NOT_FOUND => None,
-                other => panic!("unexpected {other}: {value}"),
-            }
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "journey-1")
+                .json(&body)
+                .send()
+                .await
+                .ok()?;
+            let status = response.status();
+            Some((status, response.json::<serde_json::Value>().await.unwrap_or_default()))
+        }
+    };
+    let request = eventually("the submission to be accepted", Duration::from_secs(30), || async {
+        match submit().await {
+            Some((StatusCode::CREATED, value)) => Some(value),
+            Some((StatusCode::CONFLICT | StatusCode::NOT_FOUND, _)) | None => None,
+            Some((other, value)) => panic!("unexpected {other}: {value}"),
         }
     })
     .await;
     let request_id = request["id"].as_str().expect("request id").to_owned();
     assert_eq!(request["member_id"], member_id.as_str());
+    let again = submit().await.expect("resubmit");
+    assert!(again.0.is_success(), "{again:?}");
+    assert_eq!(again.1["id"], request_id.as_str(), "same Idempotency-Key, same request");
 
-    // The same key returns the same request, not a second one.
-    let (status, again) = json_of(
-        http.post(format!("{gw}/v1/requests"))
-            .header(DEV, &me)
-            .header("Idempotency-Key", "journey-1")
-            .json(&body)
-            .send()
-            .await
-            .expect("resubmit"),
-    )
-    .await;
-    assert!(status.is_success(), "{again}");
-    assert_eq!(again["id"], request_id.as_str());
-
-    // 6. The provider's consumer accepts; the request becomes accepted.
-    let accepted = eventually("the request to become accepted", Duration::from_secs(30), || {
-        let (http, url, me) = (http.clone(), format!("{gw}/v1/requests/{request_id}"), me.clone());
-        async move {
-            let (status, value) = json_of(http.get(url).header(DEV, me).send().await.ok()?).await;
-            (status == StatusCode::OK && value["status"] == "accepted").then_some(value)
-        }
+    // 7. The provider's consumer accepts; the request becomes accepted.
+    let path = format!("/v1/requests/{request_id}");
+    let accepted = eventually("the request to become accepted", Duration::from_secs(30), || async {
+        let (status, value) = api.get(&path, Some(&member_token)).await;
+        (status == StatusCode::OK && value["status"] == "accepted").then_some(value)
     })
     .await;
     assert_eq!(accepted["provider_code"], provider.as_str());
@@ -182,36 +117,42 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
     assert_eq!(steps.first(), Some(&"submitted"), "{accepted}");
     assert_eq!(steps.last(), Some(&"accepted"), "{accepted}");
 
-    // Another member does not see it.
-    let other = format!("member:{}", uuid_like());
-    let status =
-        http.get(format!("{gw}/v1/requests/{request_id}")).header(DEV, other).send().await.expect("peek").status();
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A referent who does not follow this member does not see it; once assigned, it does.
+    let referent = api.access_token("referent@id77.demo", DEMO_PASSWORD).await.expect("referent login");
+    assert_eq!(api.get(&path, Some(&referent)).await.0, StatusCode::NOT_FOUND);
+    let referent_id =
+        api.get("/v1/me", Some(&referent)).await.1["user"]["id"].as_str().expect("referent id").to_owned();
+    let (status, assigned) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/memberships/{member_id}/referent"),
+            Some(&coordinator),
+            Some(&json!({"referent_user_id": referent_id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{assigned}");
+    let (_, me) = api.get("/v1/me", Some(&member_token)).await;
+    assert_eq!(me["referent"]["email"], "referent@id77.demo", "{me}");
+    eventually("the referent to see the request", Duration::from_secs(15), || async {
+        (api.get(&path, Some(&referent)).await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
 
     // The coordinator sees the referral and how it was assigned.
-    let (status, referrals) = json_of(
-        http.get(format!("{gw}/v1/referrals"))
-            .query(&[("request_id", request_id.as_str())])
-            .header(DEV, "coordinator")
-            .send()
-            .await
-            .expect("referrals"),
-    )
-    .await;
+    let (status, referrals) = api.get(&format!("/v1/referrals?request_id={request_id}"), Some(&coordinator)).await;
     assert_eq!(status, StatusCode::OK, "{referrals}");
     let items = referrals["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 1, "{referrals}");
-    assert_eq!(items[0]["status"], "accepted");
-    assert_eq!(items[0]["provider_code"], provider.as_str());
+    assert_eq!(
+        (items[0]["status"].as_str(), items[0]["provider_code"].as_str()),
+        (Some("accepted"), Some(provider.as_str()))
+    );
 
-    // 7. A quote exists, at the offer's flat price, numbered first of the year for that provider.
-    let quote = eventually("a quote", Duration::from_secs(30), || {
-        let (http, url, me, rid) = (http.clone(), format!("{gw}/v1/quotes"), me.clone(), request_id.clone());
-        async move {
-            let (status, value) =
-                json_of(http.get(url).query(&[("request_id", rid)]).header(DEV, me).send().await.ok()?).await;
-            (status == StatusCode::OK).then(|| value["items"].as_array().and_then(|i| i.first().cloned())).flatten()
-        }
+    // 8. A quote exists, at the offer's flat price, first of the year for that provider.
+    let quotes = format!("/v1/quotes?request_id={request_id}");
+    let quote = eventually("a quote", Duration::from_secs(30), || async {
+        let (status, value) = api.get(&quotes, Some(&member_token)).await;
+        (status == StatusCode::OK).then(|| value["items"].as_array().and_then(|i| i.first().cloned())).flatten()
     })
     .await;
     assert_eq!(quote["amount_cents"].as_i64(), Some(price));
@@ -221,9 +162,4 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
     assert_eq!(quote["number"], format!("D-{provider}-{year}-000001"));
 
     platform.stop().await;
-}
-
-/// A syntactically valid member id that belongs to nobody.
-fn uuid_like() -> String {
-    "0190a0b0-0000-7000-8000-000000000001".to_owned()
 }

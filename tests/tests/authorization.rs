@@ -1,0 +1,281 @@
+//! The authorization matrix of `docs/authorization.md`, through the real gateway and services: every endpoint
+//! called as anonymous, as each role, as a user of another member and as an agent of another provider, with the
+//! expected outcome of each call in one table. Plus the token checks (tampered, `alg: none`, refresh reuse).
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use id77_e2e::{Api, DEMO_PASSWORD, Platform, eventually};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// What a call may answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Allowed: 2xx, or 409 when the state forbids it (e.g. approving an active member) — authorization passed.
+    Ok,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+}
+use Expect::*;
+
+impl Expect {
+    fn matches(self, status: StatusCode) -> bool {
+        match self {
+            Ok => status.is_success() || status == StatusCode::CONFLICT,
+            Unauthenticated => status == StatusCode::UNAUTHORIZED,
+            Forbidden => status == StatusCode::FORBIDDEN,
+            NotFound => status == StatusCode::NOT_FOUND,
+        }
+    }
+}
+
+/// The callers, in the order of the table's columns.
+const CALLERS: [&str; 9] =
+    ["anonymous", "admin A", "user A", "admin B", "agent P", "agent Q", "referent of A", "coordinator", "operator"];
+
+struct Fixture {
+    api: Api,
+    tokens: Vec<Option<String>>,
+    member_a: String,
+    request_a: String,
+    referral_a: String,
+    quote_a: String,
+    user_a: String,
+    offer_p: String,
+    referent_id: String,
+}
+
+async fn member_with_admin(api: &Api, coordinator: &str, siren: &str, email: &str) -> (String, String) {
+    let apply = json!({"siren": siren, "contact_name": "Mairie", "contact_email": email});
+    let (status, member) = api.post("/v1/memberships", None, &apply).await;
+    assert_eq!(status, StatusCode::CREATED, "{member}");
+    let id = member["id"].as_str().expect("member id").to_owned();
+    let (status, body) = api.post(&format!("/v1/memberships/{id}/approve"), Some(coordinator), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let invite = json!({"email": email, "display_name": "Admin", "role": "member_admin", "member_id": id});
+    let (token, _) = api.invite_and_accept(coordinator, &invite).await.expect("admin");
+    (id, token)
+}
+
+async fn fixture(platform: &mut Platform) -> Fixture {
+    let api = Api::new(&platform.gateway);
+    let login = |email: &'static str| {
+        let api = api.clone();
+        async move { api.access_token(email, DEMO_PASSWORD).await.expect(email) }
+    };
+    let coordinator = login("coordination@id77.demo").await;
+    let operator = login("operateur@id77.demo").await;
+    let referent = login("referent@id77.demo").await;
+
+    // Member A (Meaux) with an admin and a user; member B (Melun) with an admin.
+    let (member_a, admin_a) = member_with_admin(&api, &coordinator, "217702844", "dgs@meaux.fr").await;
+    let (_member_b, admin_b) = member_with_admin(&api, &coordinator, "217702885", "dgs@melun.fr").await;
+    let (user_a, user_a_id) = api
+        .invite_and_accept(
+            &admin_a,
+            &json!({"email": "agent@meaux.fr", "display_name": "Agent", "role": "member_user", "member_id": member_a}),
+        )
+        .await
+        .expect("user of A");
+
+    // The referent follows A.
+    let referent_id = api.get("/v1/me", Some(&referent)).await.1["user"]["id"].as_str().expect("id").to_owned();
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/memberships/{member_a}/referent"),
+            Some(&coordinator),
+            Some(&json!({"referent_user_id": referent_id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A billed offer of provider P; Q is another provider.
+    let (_, offers) = api.get("/v1/offers?category=integrated_engineering&limit=100", None).await;
+    let offer =
+        offers["items"].as_array().and_then(|o| o.iter().find(|o| o["billed"] == true).cloned()).expect("billed offer");
+    let offer_p = offer["id"].as_str().expect("id").to_owned();
+    let provider_p = offer["provider_code"].as_str().expect("provider").to_owned();
+    let provider_q =
+        id77_e2e::provider_codes().expect("seed").into_iter().find(|c| *c != provider_p).expect("a second provider");
+    let agent_p = api.access_token(&format!("agent.{provider_p}@id77.demo"), DEMO_PASSWORD).await.expect("agent P");
+    let agent_q = api.access_token(&format!("agent.{provider_q}@id77.demo"), DEMO_PASSWORD).await.expect("agent Q");
+    platform.start_referral_consumer(&provider_p, &["--rule", "accept-all"]).expect("consumer");
+
+    // A request of A, accepted by P, with its referral and quote.
+    let body = json!({"offer_id": offer_p, "subject": "Diagnostic voirie", "description": ""});
+    let request = eventually("submission", Duration::from_secs(30), || async {
+        let (status, value) = api.post("/v1/requests", Some(&admin_a), &body).await;
+        (status == StatusCode::CREATED).then_some(value)
+    })
+    .await;
+    let request_a = request["id"].as_str().expect("request").to_owned();
+    let quote = eventually("quote", Duration::from_secs(30), || async {
+        let (_, value) = api.get(&format!("/v1/quotes?request_id={request_a}"), Some(&admin_a)).await;
+        value["items"].as_array().and_then(|i| i.first().cloned())
+    })
+    .await;
+    let quote_a = quote["id"].as_str().expect("quote").to_owned();
+    let (_, referrals) = api.get(&format!("/v1/referrals?request_id={request_a}"), Some(&coordinator)).await;
+    let referral_a = referrals["items"][0]["id"].as_str().expect("referral").to_owned();
+    // The referent's read models (requests, billing) learn that it follows A from an event.
+    eventually("the referent to follow A everywhere", Duration::from_secs(15), || async {
+        let r = api.get(&format!("/v1/requests/{request_a}"), Some(&referent)).await.0;
+        let q = api.get(&format!("/v1/quotes/{quote_a}"), Some(&referent)).await.0;
+        (r == StatusCode::OK && q == StatusCode::OK).then_some(())
+    })
+    .await;
+
+    Fixture {
+        api,
+        tokens: vec![
+            None,
+            Some(admin_a),
+            Some(user_a),
+            Some(admin_b),
+            Some(agent_p),
+            Some(agent_q),
+            Some(referent),
+            Some(coordinator),
+            Some(operator),
+        ],
+        member_a,
+        request_a,
+        referral_a,
+        quote_a,
+        user_a: user_a_id,
+        offer_p,
+        referent_id,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_answers_each_caller_as_the_policy_says() {
+    let mut platform = Platform::start().await.expect("platform starts");
+    let f = fixture(&mut platform).await;
+    let (a, r, rf, q, u) = (&f.member_a, &f.request_a, &f.referral_a, &f.quote_a, &f.user_a);
+    let invite = json!({"email": "nouvel.agent@meaux.fr", "display_name": "Nouvel agent", "role": "member_user", "member_id": a});
+    let submit = json!({"offer_id": f.offer_p, "subject": "Autre demande", "description": ""});
+    let referent = json!({"referent_user_id": f.referent_id});
+    let empty = json!({});
+    //                                                                                anon  admA  userA admB  agP   agQ   ref   coord oper
+    #[rustfmt::skip]
+    let table: Vec<(Method, String, Option<&Value>, [Expect; 9])> = vec![
+        (Method::GET, "/v1/collectivities?q=meaux".into(), None,                     [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, "/v1/collectivities/217702844".into(), None,                    [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, "/v1/offers".into(), None,                                      [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, format!("/v1/offers/{}", f.offer_p), None,                      [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, "/v1/providers".into(), None,                                   [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, "/.well-known/jwks.json".into(), None,                          [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, "/v1/me".into(), None,                                          [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, "/v1/memberships".into(), None,                                 [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Ok, Forbidden]),
+        (Method::GET, format!("/v1/memberships/{a}"), None,                           [Unauthenticated, Ok, Ok, NotFound, Forbidden, Forbidden, Ok, Ok, Forbidden]),
+        (Method::POST, format!("/v1/memberships/{a}/approve"), Some(&empty),          [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
+        (Method::PUT, format!("/v1/memberships/{a}/referent"), Some(&referent),       [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
+        (Method::GET, "/v1/users".into(), None,                                       [Unauthenticated, Ok, Forbidden, Ok, Forbidden, Forbidden, Forbidden, Ok, Ok]),
+        (Method::POST, "/v1/users".into(), Some(&invite),                             [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
+        (Method::GET, "/v1/audit-events".into(), None,                                [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok]),
+        (Method::POST, "/v1/requests".into(), Some(&submit),                          [Unauthenticated, Ok, Ok, Ok, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden]),
+        (Method::GET, format!("/v1/requests?member_id={a}"), None,                    [Unauthenticated, Ok, Ok, NotFound, Forbidden, Forbidden, Ok, Ok, Forbidden]),
+        (Method::GET, format!("/v1/requests/{r}"), None,                              [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
+        (Method::GET, "/v1/referrals".into(), None,                                   [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, Ok, Forbidden, Ok, Forbidden]),
+        (Method::GET, format!("/v1/referrals/{rf}"), None,                            [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, NotFound, Forbidden, Ok, Forbidden]),
+        (Method::GET, format!("/v1/quotes?member_id={a}"), None,                      [Unauthenticated, Ok, Ok, NotFound, Ok, Ok, Ok, Ok, Forbidden]),
+        (Method::GET, format!("/v1/quotes/{q}"), None,                                [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
+        (Method::POST, "/v1/auth/keys/rotate".into(), Some(&empty),                   [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok]),
+        // Last: the member's admin removes its user (everyone before it is refused or does not see the user).
+        (Method::DELETE, format!("/v1/users/{u}"), None,                              [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Forbidden, NotFound]),
+    ];
+    let mut failures = Vec::new();
+    let mut calls = 0;
+    for (method, path, body, expected) in &table {
+        // Run the column of the member's admin last on a DELETE, so the others see the user still there.
+        let mut order: Vec<usize> = (0..CALLERS.len()).collect();
+        if *method == Method::DELETE {
+            order.retain(|i| *i != 1);
+            order.push(1);
+        }
+        for i in order {
+            let (status, answer) = f.api.call(method.clone(), path, f.tokens[i].as_deref(), *body).await;
+            calls += 1;
+            if !expected[i].matches(status) {
+                failures.push(format!(
+                    "{method} {path} as {}: expected {:?}, got {status} {answer}",
+                    CALLERS[i], expected[i]
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {calls} calls disagree with the policy:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(calls, table.len() * CALLERS.len());
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_expired_and_reused_tokens_are_refused() {
+    let platform = Platform::start().await.expect("platform starts");
+    let api = Api::new(&platform.gateway);
+    let pair = api.login("coordination@id77.demo", DEMO_PASSWORD).await.expect("login");
+    let access = pair["access_token"].as_str().expect("access").to_owned();
+    assert_eq!(api.get("/v1/memberships", Some(&access)).await.0, StatusCode::OK);
+
+    // Tampered payload: claims an operator role with the coordinator's signature.
+    let parts: Vec<&str> = access.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&B64.decode(parts[1]).expect("b64")).expect("json");
+    claims["roles"] = json!(["operator"]);
+    let forged = format!("{}.{}.{}", parts[0], B64.encode(claims.to_string()), parts[2]);
+    assert_eq!(api.get("/v1/audit-events", Some(&forged)).await.0, StatusCode::UNAUTHORIZED);
+    // `alg: none`, no signature.
+    let none = format!("{}.{}.", B64.encode(r#"{"alg":"none","typ":"at+jwt"}"#), parts[1]);
+    assert_eq!(api.get("/v1/memberships", Some(&none)).await.0, StatusCode::UNAUTHORIZED);
+    // Expired and foreign-issuer claims, even with a well-formed header.
+    let mut expired = claims.clone();
+    expired["exp"] = json!(1_000);
+    let expired = format!("{}.{}.{}", parts[0], B64.encode(expired.to_string()), parts[2]);
+    assert_eq!(api.get("/v1/memberships", Some(&expired)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.get("/v1/memberships", Some("not-a-token")).await.0, StatusCode::UNAUTHORIZED);
+
+    // Refresh rotates; presenting the old refresh token again revokes the whole family.
+    let first = pair["refresh_token"].as_str().expect("refresh").to_owned();
+    let (status, second) = api.post("/v1/auth/refresh", None, &json!({"refresh_token": first})).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let second = second["refresh_token"].as_str().expect("rotated").to_owned();
+    assert_ne!(first, second);
+    assert_eq!(api.post("/v1/auth/refresh", None, &json!({"refresh_token": first})).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.post("/v1/auth/refresh", None, &json!({"refresh_token": second})).await.0,
+        StatusCode::UNAUTHORIZED,
+        "reuse of a used token revoked its family"
+    );
+
+    // Logout revokes.
+    let pair = api.login("coordination@id77.demo", DEMO_PASSWORD).await.expect("login");
+    let refresh = pair["refresh_token"].as_str().expect("refresh").to_owned();
+    let (status, _) = api.post("/v1/auth/logout", None, &json!({"refresh_token": refresh})).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(
+        api.post("/v1/auth/refresh", None, &json!({"refresh_token": refresh})).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Wrong passwords are refused, and the audit log records them.
+    assert_eq!(
+        api.post("/v1/auth/token", None, &json!({"email": "coordination@id77.demo", "password": "nope-nope-nope"}))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let operator = api.access_token("operateur@id77.demo", DEMO_PASSWORD).await.expect("operator");
+    let (status, audit) = api.get("/v1/audit-events?kind=login.failed", Some(&operator)).await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    assert!(!audit["items"].as_array().map(Vec::is_empty).unwrap_or(true), "{audit}");
+    platform.stop().await;
+}
