@@ -4,8 +4,10 @@
 use id77_platform::consumer::{Event, EventHandler, HandleError};
 use id77_platform::{ConsumerSpec, streams, time};
 use id77_proto::catalogue::v1 as catalogue;
+use id77_proto::membership::v1 as membership;
 use id77_proto::routing::v1 as routing;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::domain::{self, Accepted, DecideError, Decision, Tariff};
 use crate::quotes::{self, QuoteDraft};
@@ -13,6 +15,7 @@ use crate::store;
 
 pub const SUBJECT_OFFER_PUBLISHED: &str = "id77.catalogue.offer.published";
 pub const SUBJECT_REFERRAL_ACCEPTED: &str = "id77.routing.referral.accepted";
+pub const SUBJECT_MEMBER_UPDATED: &str = "id77.membership.member.updated";
 
 /// Offers of the catalogue, for the tariff read model.
 pub fn offers_consumer() -> ConsumerSpec {
@@ -22,6 +25,11 @@ pub fn offers_consumer() -> ConsumerSpec {
 /// Accepted referrals, which may call for a quote.
 pub fn referrals_consumer() -> ConsumerSpec {
     ConsumerSpec::new(streams::ROUTING, "billing-referrals", SUBJECT_REFERRAL_ACCEPTED)
+}
+
+/// Membership's member events, for the referent read model.
+pub fn members_consumer() -> ConsumerSpec {
+    ConsumerSpec::new(streams::MEMBERSHIP, "billing-members", "id77.membership.member.>")
 }
 
 fn reject(message: String) -> HandleError {
@@ -125,6 +133,33 @@ impl EventHandler for ReferralAcceptedHandler {
         let quote = quotes::issue(conn, draft, time::now()).await?;
         tracing::info!(quote_id = %quote.id, number = %quote.number, referral_id = %quote.referral_id,
             member_id = %quote.member_id, amount_cents = quote.amount_cents, "quote issued");
+        Ok(())
+    }
+}
+
+/// Keeps `member_referent` from `MemberUpdated` (who follows the member); other member events are not used.
+pub struct MemberHandler;
+
+impl EventHandler for MemberHandler {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        if event.subject != SUBJECT_MEMBER_UPDATED {
+            tracing::debug!(subject = %event.subject, "membership event not used by billing");
+            return Ok(());
+        }
+        let msg: membership::MemberUpdated = event.decode()?;
+        let member_id = Uuid::parse_str(msg.member_id.trim())
+            .map_err(|_| reject(format!("member_id {:?} is not a UUID", msg.member_id)))?;
+        let referent = match msg.referent_user_id.trim() {
+            "" => None,
+            raw => Some(Uuid::parse_str(raw).map_err(|_| reject(format!("referent_user_id {raw:?} is not a UUID")))?),
+        };
+        let at = msg
+            .occurred_at
+            .as_ref()
+            .and_then(time::from_proto)
+            .ok_or_else(|| reject("MemberUpdated without a valid occurred_at".into()))?;
+        store::upsert_member_referent(conn, member_id, referent, at).await?;
+        tracing::info!(%member_id, referent = ?referent, "member referent recorded");
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! gRPC transport: maps requests to store calls and rows to protobuf.
 
+use id77_platform::auth::{Authenticator, Caller, Role};
 use id77_platform::{ServiceError, page, time};
 use id77_proto::billing::v1 as pb;
 use id77_proto::billing::v1::billing_service_server::BillingService;
@@ -7,15 +8,18 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::store::{self, QuoteRow};
+use crate::access::{self, QuoteFacts};
+use crate::store::{self, QuoteFilter, QuoteRow};
 
 pub struct BillingApi {
     pool: PgPool,
+    /// Verifies the caller's access token (forwarded by the gateway) on every call.
+    auth: Authenticator,
 }
 
 impl BillingApi {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, auth: Authenticator) -> Self {
+        Self { pool, auth }
     }
 }
 
@@ -54,22 +58,39 @@ fn parse_optional_id(field: &str, raw: &str) -> Result<Option<Uuid>, ServiceErro
 }
 
 impl BillingApi {
-    async fn quotes(&self, req: pb::ListQuotesRequest) -> Result<pb::ListQuotesResponse, ServiceError> {
+    async fn quotes(
+        &self,
+        caller: &Caller,
+        req: pb::ListQuotesRequest,
+    ) -> Result<pb::ListQuotesResponse, ServiceError> {
+        access::may_read(caller).map_err(|d| d.into_error("member", &req.member_id))?;
         let member_id = parse_optional_id("member_id", &req.member_id)?;
         let request_id = parse_optional_id("request_id", &req.request_id)?;
         let after = page::decode(&req.page_token)?;
         let limit = page::size(req.page_size);
-        let rows = store::list_quotes(&self.pool, member_id, request_id, after, limit + 1).await?;
+        // The referent relation only matters to a referent: no lookup for anyone else.
+        let referent = match member_id {
+            Some(member) if caller.has(Role::Referent) => store::referent_of(&self.pool, member).await?,
+            _ => None,
+        };
+        let scope = access::list_scope(caller, member_id, referent)
+            .map_err(|d| d.into_error("member", &member_id.map(|m| m.to_string()).unwrap_or_default()))?;
+        let filter = QuoteFilter { member_id: scope.member_id, request_id, issuer_code: scope.issuer_code };
+        let rows = store::list_quotes(&self.pool, filter, after, limit + 1).await?;
         let (rows, next) = page::split(rows, limit, |q| page::encode(&(q.issued_at, q.id)));
         Ok(pb::ListQuotesResponse { quotes: rows.into_iter().map(quote_to_proto).collect(), next_page_token: next })
     }
 
-    async fn quote(&self, req: pb::GetQuoteRequest) -> Result<pb::Quote, ServiceError> {
+    async fn quote(&self, caller: &Caller, req: pb::GetQuoteRequest) -> Result<pb::Quote, ServiceError> {
+        access::may_read(caller).map_err(|d| d.into_error("quote", &req.id))?;
         let id = parse_id("id", &req.id)?;
-        store::get_quote(&self.pool, id)
-            .await?
-            .map(quote_to_proto)
-            .ok_or_else(|| ServiceError::not_found("quote", &id.to_string()))
+        let row =
+            store::get_quote(&self.pool, id).await?.ok_or_else(|| ServiceError::not_found("quote", &id.to_string()))?;
+        let referent =
+            if caller.has(Role::Referent) { store::referent_of(&self.pool, row.member_id).await? } else { None };
+        let facts = QuoteFacts { member_id: row.member_id, issuer_code: &row.issuer_code, referent };
+        access::read_quote(caller, &facts).map_err(|d| d.into_error("quote", &id.to_string()))?;
+        Ok(quote_to_proto(row))
     }
 }
 
@@ -79,10 +100,12 @@ impl BillingService for BillingApi {
         &self,
         request: Request<pb::ListQuotesRequest>,
     ) -> Result<Response<pb::ListQuotesResponse>, Status> {
-        Ok(Response::new(self.quotes(request.into_inner()).await?))
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.quotes(&caller, request.into_inner()).await?))
     }
 
     async fn get_quote(&self, request: Request<pb::GetQuoteRequest>) -> Result<Response<pb::Quote>, Status> {
-        Ok(Response::new(self.quote(request.into_inner()).await?))
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.quote(&caller, request.into_inner()).await?))
     }
 }

@@ -1,8 +1,10 @@
 //! Billing: keeps the catalogue's tariffs, and issues a quote with a gapless number per issuer and year when
-//! a provider accepts a referral for a billed offer.
+//! a provider accepts a referral for a billed offer. Quotes are read only by whom `access` allows, from the
+//! caller's verified token; who follows which member comes from membership's `member.updated` events.
 //!
 //! `run` starts the whole service on a bound listener, so tests start it in-process.
 
+pub mod access;
 pub mod domain;
 pub mod events;
 pub mod grpc;
@@ -40,7 +42,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ctx.spawn_outbox_relay();
     ctx.spawn_consumer(events::offers_consumer(), Arc::new(events::OfferHandler));
     ctx.spawn_consumer(events::referrals_consumer(), Arc::new(events::ReferralAcceptedHandler));
-    let api = BillingServiceServer::new(grpc::BillingApi::new(ctx.pool.clone()))
+    ctx.spawn_consumer(events::members_consumer(), Arc::new(events::MemberHandler));
+    let api = BillingServiceServer::new(grpc::BillingApi::new(ctx.pool.clone(), ctx.auth.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let routes = Routes::new(api);
     ctx.serve(listener, routes, &[BillingServiceServer::<grpc::BillingApi>::NAME]).await

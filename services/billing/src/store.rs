@@ -146,12 +146,19 @@ pub async fn get_quote(pool: &PgPool, id: Uuid) -> Result<Option<QuoteRow>, sqlx
         .await
 }
 
-/// Quotes in the order they were issued, optionally of one member and/or request, keyset-paginated on
+/// Which quotes a list returns; `None` filters nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuoteFilter<'a> {
+    pub member_id: Option<Uuid>,
+    pub request_id: Option<Uuid>,
+    pub issuer_code: Option<&'a str>,
+}
+
+/// Quotes in the order they were issued, optionally of one member, request and/or issuer, keyset-paginated on
 /// (issued_at, id).
 pub async fn list_quotes(
     pool: &PgPool,
-    member_id: Option<Uuid>,
-    request_id: Option<Uuid>,
+    filter: QuoteFilter<'_>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<QuoteRow>, sqlx::Error> {
@@ -159,14 +166,46 @@ pub async fn list_quotes(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {QUOTE_COLUMNS} FROM quote
          WHERE ($1::uuid IS NULL OR member_id = $1) AND ($2::uuid IS NULL OR request_id = $2)
+           AND ($6::text IS NULL OR issuer_code = $6)
            AND ($3::timestamptz IS NULL OR (issued_at, id) > ($3, $4::uuid))
          ORDER BY issued_at, id LIMIT $5"
     )))
-    .bind(member_id)
-    .bind(request_id)
+    .bind(filter.member_id)
+    .bind(filter.request_id)
     .bind(after_at)
     .bind(after_id)
     .bind(limit)
+    .bind(filter.issuer_code)
     .fetch_all(pool)
     .await
+}
+
+/// Records who follows a member if the event is not older than what is stored (`None`: nobody).
+pub async fn upsert_member_referent(
+    conn: &mut PgConnection,
+    member_id: Uuid,
+    referent_user_id: Option<Uuid>,
+    as_of: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO member_referent (member_id, referent_user_id, as_of) VALUES ($1, $2, $3)
+         ON CONFLICT (member_id) DO UPDATE SET referent_user_id = EXCLUDED.referent_user_id, as_of = EXCLUDED.as_of
+         WHERE member_referent.as_of <= EXCLUDED.as_of",
+    )
+    .bind(member_id)
+    .bind(referent_user_id)
+    .bind(as_of)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The referent following a member, if any.
+pub async fn referent_of(pool: &PgPool, member_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    let row: Option<Option<Uuid>> =
+        sqlx::query_scalar("SELECT referent_user_id FROM member_referent WHERE member_id = $1")
+            .bind(member_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.flatten())
 }

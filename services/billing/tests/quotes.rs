@@ -1,6 +1,8 @@
 //! Billing against the local PostgreSQL and NATS: tariffs from the catalogue's events, one quote per accepted
 //! referral of a billed offer, gapless numbers per issuer and year, also under duplicates, replays, events out
-//! of order and concurrency.
+//! of order and concurrency. Every call carries an access token; a member's users see their member's quotes,
+//! a provider's agents those their provider issued, a referent those of the members it follows, the
+//! coordinator all of them (docs/authorization.md).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,11 +11,13 @@ use anyhow::{Context, bail, ensure};
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use id77_billing::quotes::{self, QuoteDraft};
 use id77_billing::{Config, MIGRATOR, domain, run};
-use id77_platform::testing::{delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
+use id77_platform::auth::{Claims, Role};
+use id77_platform::testing::{TestKeys, delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
 use id77_platform::{Namespace, nats::ensure_stream, streams, time};
 use id77_proto::billing::v1 as pb;
 use id77_proto::billing::v1::billing_service_client::BillingServiceClient;
 use id77_proto::catalogue::v1 as catalogue;
+use id77_proto::membership::v1 as membership;
 use id77_proto::routing::v1 as routing;
 use prost::Message;
 use sqlx::PgPool;
@@ -24,6 +28,14 @@ use uuid::Uuid;
 
 const OFFER_PUBLISHED: &str = "id77.catalogue.offer.published";
 const REFERRAL_ACCEPTED: &str = "id77.routing.referral.accepted";
+const MEMBER_UPDATED: &str = "id77.membership.member.updated";
+
+/// `message` with `authorization: Bearer <token>`.
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", TestKeys::bearer(token));
+    request
+}
 
 /// One test's world: its own database, subject prefix and billing service.
 struct World {
@@ -34,6 +46,9 @@ struct World {
     handle: JoinHandle<anyhow::Result<()>>,
     client: BillingServiceClient<Channel>,
     pool: PgPool,
+    keys: TestKeys,
+    /// A coordinator's access token: sees every quote.
+    coordinator: String,
 }
 
 impl World {
@@ -41,17 +56,19 @@ impl World {
         let database_url = fresh_database_url(label);
         let ns = Namespace::new(fresh_prefix());
         let js = jetstream::new(async_nats::connect(nats_url()).await?);
-        for stream in [streams::CATALOGUE, streams::ROUTING] {
+        for stream in [streams::CATALOGUE, streams::ROUTING, streams::MEMBERSHIP] {
             ensure_stream(&js, &ns, stream).await?;
         }
-        let config = Config {
-            platform: id77_platform::testing::platform_config(
-                "billing",
-                &database_url,
-                ns.prefix(),
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-            ),
-        };
+        let keys = TestKeys::new()?;
+        let coordinator = keys.token(Role::Coordinator, None, None);
+        let mut platform = id77_platform::testing::platform_config(
+            "billing",
+            &database_url,
+            ns.prefix(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        );
+        platform.jwks_file = Some(keys.jwks_file.clone());
+        let config = Config { platform };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
@@ -60,7 +77,7 @@ impl World {
         let client = loop {
             ensure!(!handle.is_finished(), "billing stopped during start-up");
             if let Ok(mut client) = BillingServiceClient::connect(format!("http://{addr}")).await
-                && client.list_quotes(pb::ListQuotesRequest::default()).await.is_ok()
+                && client.list_quotes(with_token(pb::ListQuotesRequest::default(), &coordinator)).await.is_ok()
             {
                 break client;
             }
@@ -68,7 +85,7 @@ impl World {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let pool = PgPool::connect(&database_url).await?;
-        Ok(Self { database_url, ns, js, shutdown, handle, client, pool })
+        Ok(Self { database_url, ns, js, shutdown, handle, client, pool, keys, coordinator })
     }
 
     async fn stop(self) -> anyhow::Result<()> {
@@ -125,7 +142,19 @@ impl World {
 
     async fn quotes_of(&mut self, request_id: &str) -> anyhow::Result<Vec<pb::Quote>> {
         let req = pb::ListQuotesRequest { request_id: request_id.to_owned(), ..Default::default() };
-        Ok(self.client.list_quotes(req).await?.into_inner().quotes)
+        Ok(self.client.list_quotes(with_token(req, &self.coordinator)).await?.into_inner().quotes)
+    }
+
+    async fn list_as(&mut self, token: &str, req: pb::ListQuotesRequest) -> Result<Vec<pb::Quote>, tonic::Status> {
+        Ok(self.client.list_quotes(with_token(req, token)).await?.into_inner().quotes)
+    }
+
+    async fn list_member_as(&mut self, token: &str, member_id: &str) -> Result<Vec<pb::Quote>, tonic::Status> {
+        self.list_as(token, pb::ListQuotesRequest { member_id: member_id.to_owned(), ..Default::default() }).await
+    }
+
+    async fn get_as(&mut self, token: &str, id: &str) -> Result<pb::Quote, tonic::Status> {
+        Ok(self.client.get_quote(with_token(pb::GetQuoteRequest { id: id.to_owned() }, token)).await?.into_inner())
     }
 
     /// Waits for the quote of a request.
@@ -232,19 +261,21 @@ async fn accepted_referrals_of_a_billed_offer_get_one_gapless_quote_each() -> an
         ensure!(quote2.number == format!("D-dir-routes-{}-000002", year()), "{}", quote2.number);
 
         // Read side: by id, by member, paginated.
-        let got = w.client.get_quote(pb::GetQuoteRequest { id: quote.id.clone() }).await?.into_inner();
+        let coordinator = w.coordinator.clone();
+        let got = w.get_as(&coordinator, &quote.id).await?;
         ensure!(got == quote);
-        let missing = w.client.get_quote(pb::GetQuoteRequest { id: Uuid::now_v7().to_string() }).await;
+        let missing = w.get_as(&coordinator, &Uuid::now_v7().to_string()).await;
         ensure!(missing.err().map(|s| s.code()) == Some(tonic::Code::NotFound));
-        let invalid = w.client.get_quote(pb::GetQuoteRequest { id: "D-1".into() }).await;
+        let invalid = w.get_as(&coordinator, "D-1").await;
         ensure!(invalid.err().map(|s| s.code()) == Some(tonic::Code::InvalidArgument));
         let by_member = pb::ListQuotesRequest { member_id: second.member_id.clone(), ..Default::default() };
-        ensure!(w.client.list_quotes(by_member).await?.into_inner().quotes == vec![quote2.clone()]);
-        let page1 = w.client.list_quotes(pb::ListQuotesRequest { page_size: 1, ..Default::default() }).await?;
+        ensure!(w.list_as(&coordinator, by_member).await? == vec![quote2.clone()]);
+        let page1 = pb::ListQuotesRequest { page_size: 1, ..Default::default() };
+        let page1 = w.client.list_quotes(with_token(page1, &coordinator)).await?;
         let page1 = page1.into_inner();
         ensure!(page1.quotes == vec![quote.clone()] && !page1.next_page_token.is_empty());
         let page2 = pb::ListQuotesRequest { page_size: 1, page_token: page1.next_page_token, ..Default::default() };
-        let page2 = w.client.list_quotes(page2).await?.into_inner();
+        let page2 = w.client.list_quotes(with_token(page2, &coordinator)).await?.into_inner();
         ensure!(page2.quotes == vec![quote2.clone()], "{page2:?}");
 
         // Each quote was announced once.
@@ -410,6 +441,112 @@ async fn an_undecodable_referral_is_dead_lettered_not_retried() -> anyhow::Resul
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         ensure!(w.quote_count().await? == 0);
+        Ok(())
+    }
+    .await;
+    w.stop().await?;
+    result
+}
+
+fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> anyhow::Result<tonic::Code> {
+    match result {
+        Ok(value) => bail!("expected an error, got {value:?}"),
+        Err(status) => Ok(status.code()),
+    }
+}
+
+fn ids(quotes: &[pb::Quote]) -> Vec<&str> {
+    quotes.iter().map(|q| q.id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn quotes_are_seen_by_their_member_issuer_referent_and_the_coordinator() -> anyhow::Result<()> {
+    let mut w = World::start("billingacl").await?;
+    let result = async {
+        use tonic::Code;
+        let (offer_p, offer_q) = (offer("dir-routes", true, 100_000, 1), offer("caue77", true, 50_000, 1));
+        w.publish_offer(&offer_p).await?;
+        w.publish_offer(&offer_q).await?;
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let for_member = |offer: &catalogue::Offer, member: Uuid| routing::ReferralAccepted {
+            member_id: member.to_string(),
+            ..referral(offer)
+        };
+        let (r1, r2, r3) = (for_member(&offer_p, a), for_member(&offer_q, b), for_member(&offer_q, a));
+        for r in [&r1, &r2, &r3] {
+            w.publish_referral(r, &Uuid::now_v7().to_string()).await?;
+        }
+        let q1 = w.wait_quote(&r1.request_id).await?; // A, issued by dir-routes
+        let q2 = w.wait_quote(&r2.request_id).await?; // B, issued by caue77
+        let q3 = w.wait_quote(&r3.request_id).await?; // A, issued by caue77
+
+        // A member's users: their member's quotes only, forced; another member's are not found.
+        let user_a = w.keys.token(Role::MemberUser, Some(a), None);
+        let admin_b = w.keys.token(Role::MemberAdmin, Some(b), None);
+        ensure!(ids(&w.list_member_as(&user_a, "").await?) == vec![q1.id.as_str(), q3.id.as_str()]);
+        ensure!(ids(&w.list_member_as(&user_a, &a.to_string()).await?) == vec![q1.id.as_str(), q3.id.as_str()]);
+        ensure!(ids(&w.list_member_as(&admin_b, "").await?) == vec![q2.id.as_str()]);
+        ensure!(code(w.list_member_as(&user_a, &b.to_string()).await)? == Code::NotFound);
+        let other_request = pb::ListQuotesRequest { request_id: r2.request_id.clone(), ..Default::default() };
+        ensure!(w.list_as(&user_a, other_request).await?.is_empty(), "a request id widened the forced filter");
+        ensure!(w.get_as(&user_a, &q1.id).await? == q1);
+        let foreign = w.get_as(&user_a, &q2.id).await.err().context("foreign quote served")?;
+        let unknown_id = Uuid::now_v7().to_string();
+        let unknown = w.get_as(&user_a, &unknown_id).await.err().context("unknown quote served")?;
+        ensure!((foreign.code(), unknown.code()) == (Code::NotFound, Code::NotFound));
+        ensure!(foreign.message().replace(&q2.id, "ID") == unknown.message().replace(&unknown_id, "ID"));
+
+        // A provider's agents: the quotes their provider issued, forced; a member_id only narrows it.
+        let agent_p = w.keys.token(Role::ProviderAgent, None, Some("dir-routes"));
+        let agent_q = w.keys.token(Role::ProviderAgent, None, Some("caue77"));
+        ensure!(ids(&w.list_member_as(&agent_p, "").await?) == vec![q1.id.as_str()]);
+        ensure!(ids(&w.list_member_as(&agent_q, "").await?) == vec![q2.id.as_str(), q3.id.as_str()]);
+        ensure!(ids(&w.list_member_as(&agent_q, &a.to_string()).await?) == vec![q3.id.as_str()]);
+        ensure!(w.get_as(&agent_p, &q1.id).await? == q1);
+        ensure!(code(w.get_as(&agent_p, &q3.id).await)? == Code::NotFound);
+
+        // A referent: nothing before the coordinator assigns it a member, then that member's quotes.
+        let referent = Uuid::now_v7();
+        let referent_token = w.keys.sign(&Claims::new(referent, Role::Referent, time::now().timestamp()));
+        ensure!(code(w.list_member_as(&referent_token, "").await)? == Code::InvalidArgument);
+        ensure!(code(w.list_member_as(&referent_token, &a.to_string()).await)? == Code::NotFound);
+        ensure!(code(w.get_as(&referent_token, &q1.id).await)? == Code::NotFound);
+        // Other member events are not used (and do not stop the consumer).
+        let approved = membership::MemberApproved { member_id: a.to_string(), ..Default::default() };
+        let approved_id = Uuid::now_v7().to_string();
+        w.publish("id77.membership.member.approved", approved.encode_to_vec(), &approved_id).await?;
+        let updated = membership::MemberUpdated {
+            member_id: a.to_string(),
+            referent_user_id: referent.to_string(),
+            occurred_at: Some(time::to_proto(time::now())),
+        };
+        let updated_id = Uuid::now_v7().to_string();
+        w.publish(MEMBER_UPDATED, updated.encode_to_vec(), &updated_id).await?;
+        w.wait_processed("billing-members", &approved_id).await?;
+        w.wait_processed("billing-members", &updated_id).await?;
+        ensure!(ids(&w.list_member_as(&referent_token, &a.to_string()).await?) == vec![q1.id.as_str(), q3.id.as_str()]);
+        ensure!(w.get_as(&referent_token, &q3.id).await? == q3);
+        ensure!(code(w.get_as(&referent_token, &q2.id).await)? == Code::NotFound);
+        ensure!(code(w.list_member_as(&referent_token, &b.to_string()).await)? == Code::NotFound);
+
+        // The coordinator: everything. The operator: no operational data.
+        let coordinator = w.coordinator.clone();
+        ensure!(w.list_member_as(&coordinator, "").await?.len() == 3);
+        ensure!(w.get_as(&coordinator, &q2.id).await? == q2);
+        let operator = w.keys.token(Role::Operator, None, None);
+        ensure!(code(w.get_as(&operator, &q1.id).await)? == Code::PermissionDenied);
+        ensure!(code(w.list_member_as(&operator, "").await)? == Code::PermissionDenied);
+
+        // No token, or one that does not verify.
+        ensure!(code(w.client.list_quotes(pb::ListQuotesRequest::default()).await)? == Code::Unauthenticated);
+        ensure!(code(w.client.get_quote(pb::GetQuoteRequest { id: q1.id.clone() }).await)? == Code::Unauthenticated);
+        let mut expired = Claims::new(Uuid::now_v7(), Role::MemberUser, time::now().timestamp() - 3600);
+        expired.member_id = Some(a.to_string());
+        let foreign_keys = TestKeys::new()?;
+        for token in [w.keys.sign(&expired), foreign_keys.token(Role::Coordinator, None, None)] {
+            ensure!(code(w.get_as(&token, &q1.id).await)? == Code::Unauthenticated);
+            ensure!(code(w.list_member_as(&token, "").await)? == Code::Unauthenticated);
+        }
         Ok(())
     }
     .await;

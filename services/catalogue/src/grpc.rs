@@ -1,5 +1,6 @@
 //! gRPC transport: maps requests to store calls and rows to protobuf.
 
+use id77_platform::auth::Authenticator;
 use id77_platform::streams::is_valid_subject_token;
 use id77_platform::{ErrorCode, ServiceError, page};
 use id77_proto::catalogue::v1 as pb;
@@ -13,11 +14,19 @@ use crate::store::{self, OfferRow, ProviderRow};
 
 pub struct CatalogueApi {
     pool: PgPool,
+    /// Verifies a caller's access token when there is one.
+    auth: Authenticator,
 }
 
 impl CatalogueApi {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, auth: Authenticator) -> Self {
+        Self { pool, auth }
+    }
+
+    /// The catalogue is public: anonymous callers are welcome, but a token that is sent must verify
+    /// (UNAUTHENTICATED otherwise), like everywhere else.
+    async fn check_caller<T>(&self, request: &Request<T>) -> Result<(), ServiceError> {
+        self.auth.optional_caller(request).await.map(|_| ())
     }
 }
 
@@ -128,17 +137,20 @@ impl CatalogueService for CatalogueApi {
         &self,
         request: Request<pb::ListOffersRequest>,
     ) -> Result<Response<pb::ListOffersResponse>, Status> {
+        self.check_caller(&request).await?;
         Ok(Response::new(self.offers(request.into_inner()).await?))
     }
 
     async fn get_offer(&self, request: Request<pb::GetOfferRequest>) -> Result<Response<pb::Offer>, Status> {
+        self.check_caller(&request).await?;
         Ok(Response::new(self.offer(request.into_inner()).await?))
     }
 
     async fn list_providers(
         &self,
-        _request: Request<pb::ListProvidersRequest>,
+        request: Request<pb::ListProvidersRequest>,
     ) -> Result<Response<pb::ListProvidersResponse>, Status> {
+        self.check_caller(&request).await?;
         Ok(Response::new(self.providers().await?))
     }
 }

@@ -54,7 +54,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         "catalogue seed loaded"
     );
     ctx.spawn_outbox_relay();
-    let api = CatalogueServiceServer::new(grpc::CatalogueApi::new(ctx.pool.clone()))
+    let api = CatalogueServiceServer::new(grpc::CatalogueApi::new(ctx.pool.clone(), ctx.auth.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let routes = Routes::new(api);
     ctx.serve(listener, routes, &[CatalogueServiceServer::<grpc::CatalogueApi>::NAME]).await

@@ -1,5 +1,6 @@
 //! The catalogue against the local PostgreSQL and NATS: the seed is served over gRPC, each offer is published
 //! once, a restart on an unchanged seed publishes nothing, and a changed offer gets exactly one new version.
+//! Reads are public: anonymous callers and any verified caller get them; a token that does not verify is refused.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -8,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use id77_catalogue::{Config, run};
-use id77_platform::testing::{delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
+use id77_platform::auth::{Claims, Role};
+use id77_platform::testing::{TestKeys, delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
 use id77_platform::{Namespace, streams};
 use id77_proto::catalogue::v1 as pb;
 use id77_proto::catalogue::v1::catalogue_service_client::CatalogueServiceClient;
@@ -23,6 +25,7 @@ struct Env {
     database_url: String,
     ns: Namespace,
     js: async_nats::jetstream::Context,
+    keys: TestKeys,
 }
 
 impl Env {
@@ -32,19 +35,19 @@ impl Env {
             database_url: fresh_database_url(label),
             ns: Namespace::new(fresh_prefix()),
             js: async_nats::jetstream::new(client),
+            keys: TestKeys::new()?,
         })
     }
 
     fn config(&self, seed_path: Option<PathBuf>) -> Config {
-        Config {
-            platform: id77_platform::testing::platform_config(
-                "catalogue",
-                &self.database_url,
-                self.ns.prefix(),
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-            ),
-            seed_path,
-        }
+        let mut platform = id77_platform::testing::platform_config(
+            "catalogue",
+            &self.database_url,
+            self.ns.prefix(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        );
+        platform.jwks_file = Some(self.keys.jwks_file.clone());
+        Config { platform, seed_path }
     }
 
     async fn cleanup(self) {
@@ -243,6 +246,60 @@ async fn scenario(env: &Env) -> anyhow::Result<()> {
     service.stop().await?;
     pool.close().await;
     Ok(())
+}
+
+/// `message` with `authorization: Bearer <token>`.
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", TestKeys::bearer(token));
+    request
+}
+
+#[tokio::test]
+async fn reads_are_public_but_a_token_that_does_not_verify_is_refused() -> anyhow::Result<()> {
+    let env = Env::new("catalogue").await?;
+    let result = async {
+        let mut service = Running::start(env.config(None)).await?;
+        let client = &mut service.client;
+        let now = id77_platform::time::now().timestamp();
+        let member = env.keys.token(Role::MemberUser, Some(uuid::Uuid::now_v7()), None);
+        let agent = env.keys.token(Role::ProviderAgent, None, Some("caue77"));
+        let operator = env.keys.token(Role::Operator, None, None);
+
+        // Anonymous and every role: served.
+        ensure!(client.list_offers(pb::ListOffersRequest::default()).await?.into_inner().offers.len() == 12);
+        for token in [&member, &agent, &operator] {
+            let offers = client.list_offers(with_token(pb::ListOffersRequest::default(), token)).await?;
+            ensure!(offers.into_inner().offers.len() == 12);
+            client.get_offer(with_token(pb::GetOfferRequest { id: "formation-plu".into() }, token)).await?;
+            client.list_providers(with_token(pb::ListProvidersRequest {}, token)).await?;
+        }
+
+        // A token that fails verification: expired, signed with another key, wrong issuer, garbage.
+        let mut expired = Claims::new(uuid::Uuid::now_v7(), Role::MemberUser, now - 3600);
+        expired.member_id = Some(uuid::Uuid::now_v7().to_string());
+        let mut foreign_issuer = Claims::new(uuid::Uuid::now_v7(), Role::Coordinator, now);
+        foreign_issuer.iss = "https://evil.example".into();
+        let other_keys = TestKeys::new()?;
+        let bad_tokens = [
+            env.keys.sign(&expired),
+            other_keys.token(Role::Coordinator, None, None),
+            env.keys.sign(&foreign_issuer),
+            "not.a.token".to_owned(),
+        ];
+        for token in &bad_tokens {
+            let listed = client.list_offers(with_token(pb::ListOffersRequest::default(), token)).await;
+            ensure!(listed.as_ref().err().map(|s| s.code()) == Some(tonic::Code::Unauthenticated), "{listed:?}");
+            let got = client.get_offer(with_token(pb::GetOfferRequest { id: "formation-plu".into() }, token)).await;
+            ensure!(got.as_ref().err().map(|s| s.code()) == Some(tonic::Code::Unauthenticated), "{got:?}");
+            let providers = client.list_providers(with_token(pb::ListProvidersRequest {}, token)).await;
+            ensure!(providers.as_ref().err().map(|s| s.code()) == Some(tonic::Code::Unauthenticated));
+        }
+        service.stop().await
+    }
+    .await;
+    env.cleanup().await;
+    result
 }
 
 #[tokio::test]

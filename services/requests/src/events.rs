@@ -4,7 +4,7 @@
 use anyhow::anyhow;
 use id77_platform::{Event, EventHandler, HandleError, time};
 use id77_proto::catalogue::v1::OfferPublished;
-use id77_proto::membership::v1::{MemberApplied, MemberApproved};
+use id77_proto::membership::v1::{MemberApplied, MemberApproved, MemberUpdated};
 use id77_proto::routing::v1::{ReferralAccepted, ReferralDeclined, ReferralOffered};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -21,12 +21,24 @@ fn occurred(ts: Option<&id77_proto::prost_types::Timestamp>) -> Result<chrono::D
     ts.and_then(time::from_proto).ok_or_else(|| HandleError::Reject(anyhow!("event without a valid occurred_at")))
 }
 
-/// Keeps the member status read model.
+/// Subject of `MemberUpdated` (the member's referent changed).
+pub const SUBJECT_MEMBER_UPDATED: &str = "id77.membership.member.updated";
+
+/// Keeps the member status and member referent read models.
 pub struct MemberEvents;
 
 impl EventHandler for MemberEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
         let (member_id, status, at) = match event.subject.as_str() {
+            SUBJECT_MEMBER_UPDATED => {
+                let e: MemberUpdated = event.decode()?;
+                let member_id = uuid("member_id", &e.member_id)?;
+                let referent = referent(&e.referent_user_id)?;
+                let at = occurred(e.occurred_at.as_ref())?;
+                store::upsert_member_referent(conn, member_id, referent, at).await?;
+                tracing::info!(%member_id, referent = ?referent, "member referent recorded");
+                return Ok(());
+            }
             "id77.membership.member.applied" => {
                 let e: MemberApplied = event.decode()?;
                 (uuid("member_id", &e.member_id)?, "pending", occurred(e.occurred_at.as_ref())?)
@@ -42,6 +54,14 @@ impl EventHandler for MemberEvents {
         };
         store::upsert_member_status(conn, member_id, status, at).await?;
         Ok(())
+    }
+}
+
+/// The referent of a `MemberUpdated`: empty when the member has none.
+pub fn referent(raw: &str) -> Result<Option<Uuid>, HandleError> {
+    match raw.trim() {
+        "" => Ok(None),
+        raw => uuid("referent_user_id", raw).map(Some),
     }
 }
 

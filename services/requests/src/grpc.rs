@@ -1,5 +1,6 @@
 //! gRPC transport of the requests service.
 
+use id77_platform::auth::{Authenticator, Caller, Role};
 use id77_platform::{ErrorCode, ServiceError, outbox, page, time};
 use id77_proto::requests::v1 as pb;
 use id77_proto::requests::v1::requests_service_server::RequestsService;
@@ -7,6 +8,7 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::access::{self, RequestFacts};
 use crate::domain::{self, RequestStatus};
 use crate::store::{self, HistoryRow, RequestRow};
 
@@ -14,11 +16,13 @@ pub const SUBJECT_SUBMITTED: &str = "id77.requests.request.submitted";
 
 pub struct RequestsApi {
     pool: PgPool,
+    /// Verifies the caller's access token (forwarded by the gateway) on every call.
+    auth: Authenticator,
 }
 
 impl RequestsApi {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, auth: Authenticator) -> Self {
+        Self { pool, auth }
     }
 }
 
@@ -62,14 +66,19 @@ impl RequestsApi {
         Ok(to_proto(row, history))
     }
 
-    async fn submit(&self, req: pb::SubmitRequestRequest) -> Result<pb::Request, ServiceError> {
+    async fn submit(&self, caller: &Caller, req: pb::SubmitRequestRequest) -> Result<pb::Request, ServiceError> {
+        // Only a member's users, for their own member; an empty member_id is theirs.
+        let own = access::submission_member(caller, None).map_err(|d| d.into_error("member", ""))?;
+        let member_id = if req.member_id.trim().is_empty() { own.to_string() } else { req.member_id };
         let s = domain::validate_submission(
-            &req.member_id,
+            &member_id,
             &req.offer_id,
             &req.subject,
             &req.description,
             &req.idempotency_key,
         )?;
+        access::submission_member(caller, Some(s.member_id))
+            .map_err(|d| d.into_error("member", &s.member_id.to_string()))?;
         let mut tx = self.pool.begin().await?;
         if let Some(key) = &s.idempotency_key
             && let Some(existing) = store::by_idempotency_key(&mut tx, s.member_id, key).await?
@@ -138,16 +147,35 @@ impl RequestsApi {
         self.with_history(row).await
     }
 
-    async fn get(&self, req: pb::GetRequestRequest) -> Result<pb::Request, ServiceError> {
+    async fn get(&self, caller: &Caller, req: pb::GetRequestRequest) -> Result<pb::Request, ServiceError> {
+        access::may_read(caller).map_err(|d| d.into_error("request", &req.id))?;
         let id = Uuid::parse_str(req.id.trim()).map_err(|_| ServiceError::invalid("id", "must be a UUID"))?;
-        let row =
-            store::get_request(&self.pool, id).await?.ok_or_else(|| ServiceError::not_found("request", &req.id))?;
+        let not_found = || ServiceError::not_found("request", &id.to_string());
+        let row = store::get_request(&self.pool, id).await?.ok_or_else(not_found)?;
+        // The referent relation only matters to a referent: no lookup for anyone else.
+        let referent =
+            if caller.has(Role::Referent) { store::referent_of(&self.pool, row.member_id).await? } else { None };
+        let facts = RequestFacts { member_id: row.member_id, provider_code: row.provider_code.as_deref(), referent };
+        access::read_request(caller, &facts).map_err(|d| d.into_error("request", &id.to_string()))?;
         self.with_history(row).await
     }
 
-    async fn list(&self, req: pb::ListRequestsRequest) -> Result<pb::ListRequestsResponse, ServiceError> {
-        let member_id =
-            Uuid::parse_str(req.member_id.trim()).map_err(|_| ServiceError::invalid("member_id", "must be a UUID"))?;
+    async fn list(
+        &self,
+        caller: &Caller,
+        req: pb::ListRequestsRequest,
+    ) -> Result<pb::ListRequestsResponse, ServiceError> {
+        access::may_list(caller).map_err(|d| d.into_error("member", &req.member_id))?;
+        let requested = match req.member_id.trim() {
+            "" => None,
+            raw => Some(Uuid::parse_str(raw).map_err(|_| ServiceError::invalid("member_id", "must be a UUID"))?),
+        };
+        let referent = match requested {
+            Some(member) if caller.has(Role::Referent) => store::referent_of(&self.pool, member).await?,
+            _ => None,
+        };
+        let member_id = access::list_member(caller, requested, referent)
+            .map_err(|d| d.into_error("member", &requested.map(|m| m.to_string()).unwrap_or_default()))?;
         let after = page::decode(&req.page_token)?;
         let limit = page::size(req.page_size);
         let rows = store::list_by_member(&self.pool, member_id, after, limit + 1).await?;
@@ -166,17 +194,20 @@ impl RequestsService for RequestsApi {
         &self,
         request: Request<pb::SubmitRequestRequest>,
     ) -> Result<Response<pb::Request>, Status> {
-        Ok(Response::new(self.submit(request.into_inner()).await?))
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.submit(&caller, request.into_inner()).await?))
     }
 
     async fn get_request(&self, request: Request<pb::GetRequestRequest>) -> Result<Response<pb::Request>, Status> {
-        Ok(Response::new(self.get(request.into_inner()).await?))
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.get(&caller, request.into_inner()).await?))
     }
 
     async fn list_requests(
         &self,
         request: Request<pb::ListRequestsRequest>,
     ) -> Result<Response<pb::ListRequestsResponse>, Status> {
-        Ok(Response::new(self.list(request.into_inner()).await?))
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.list(&caller, request.into_inner()).await?))
     }
 }

@@ -1,6 +1,8 @@
-//! Requests: what a member asks of ID 77 and where it stands. Knows member status and offers from its own
-//! read models, fed by events; never calls membership or catalogue synchronously.
+//! Requests: what a member asks of ID 77 and where it stands. Knows member status, member referents and offers
+//! from its own read models, fed by events; never calls membership or catalogue synchronously. Every call is
+//! authorized from the caller's verified token on the request's own rows (`access`).
 
+pub mod access;
 pub mod domain;
 pub mod events;
 pub mod grpc;
@@ -47,7 +49,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         ConsumerSpec::new(streams::ROUTING, "requests-referrals", "id77.routing.referral.>"),
         Arc::new(events::ReferralEvents),
     );
-    let api = RequestsServiceServer::new(grpc::RequestsApi::new(ctx.pool.clone()))
+    let api = RequestsServiceServer::new(grpc::RequestsApi::new(ctx.pool.clone(), ctx.auth.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     ctx.serve(listener, Routes::new(api), &[RequestsServiceServer::<grpc::RequestsApi>::NAME]).await
 }

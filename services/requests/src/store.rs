@@ -47,6 +47,36 @@ pub async fn upsert_member_status(
     Ok(())
 }
 
+/// Records who follows a member if the event is not older than what is stored (`None`: nobody).
+pub async fn upsert_member_referent(
+    conn: &mut PgConnection,
+    member_id: Uuid,
+    referent_user_id: Option<Uuid>,
+    as_of: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO member_referent (member_id, referent_user_id, as_of) VALUES ($1, $2, $3)
+         ON CONFLICT (member_id) DO UPDATE SET referent_user_id = EXCLUDED.referent_user_id, as_of = EXCLUDED.as_of
+         WHERE member_referent.as_of <= EXCLUDED.as_of",
+    )
+    .bind(member_id)
+    .bind(referent_user_id)
+    .bind(as_of)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The referent following a member, if any.
+pub async fn referent_of(pool: &PgPool, member_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    let row: Option<Option<Uuid>> =
+        sqlx::query_scalar("SELECT referent_user_id FROM member_referent WHERE member_id = $1")
+            .bind(member_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.flatten())
+}
+
 pub async fn member_status(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT status FROM member_status WHERE member_id = $1")
         .bind(member_id)

@@ -1,5 +1,6 @@
 //! gRPC transport: maps requests to store calls and rows to protobuf.
 
+use id77_platform::auth::{Authenticator, Caller};
 use id77_platform::streams::is_valid_subject_token;
 use id77_platform::{ServiceError, page, time};
 use id77_proto::routing::v1 as pb;
@@ -8,16 +9,19 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::access;
 use crate::domain::ReferralStatus;
 use crate::store::{self, ReferralRow};
 
 pub struct RoutingApi {
     pool: PgPool,
+    /// Verifies the caller's access token (forwarded by the gateway) on every call.
+    auth: Authenticator,
 }
 
 impl RoutingApi {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, auth: Authenticator) -> Self {
+        Self { pool, auth }
     }
 }
 
@@ -52,15 +56,22 @@ fn parse_id(field: &str, raw: &str) -> Result<Uuid, ServiceError> {
 }
 
 impl RoutingApi {
-    async fn referral(&self, req: pb::GetReferralRequest) -> Result<pb::Referral, ServiceError> {
+    async fn referral(&self, caller: &Caller, req: pb::GetReferralRequest) -> Result<pb::Referral, ServiceError> {
+        access::may_read(caller).map_err(|d| d.into_error("referral", &req.id))?;
         let id = parse_id("id", &req.id)?;
-        store::get_referral(&self.pool, id)
+        let row = store::get_referral(&self.pool, id)
             .await?
-            .map(referral_to_proto)
-            .ok_or_else(|| ServiceError::not_found("referral", &id.to_string()))
+            .ok_or_else(|| ServiceError::not_found("referral", &id.to_string()))?;
+        access::read_referral(caller, &row.provider_code).map_err(|d| d.into_error("referral", &id.to_string()))?;
+        Ok(referral_to_proto(row))
     }
 
-    async fn referrals(&self, req: pb::ListReferralsRequest) -> Result<pb::ListReferralsResponse, ServiceError> {
+    async fn referrals(
+        &self,
+        caller: &Caller,
+        req: pb::ListReferralsRequest,
+    ) -> Result<pb::ListReferralsResponse, ServiceError> {
+        access::may_read(caller).map_err(|d| d.into_error("provider", &req.provider_code))?;
         let request_id = match req.request_id.trim() {
             "" => None,
             raw => Some(parse_id("request_id", raw)?),
@@ -70,6 +81,9 @@ impl RoutingApi {
             code if is_valid_subject_token(code) => Some(code),
             _ => return Err(ServiceError::invalid("provider_code", "is not a provider code")),
         };
+        // An agent lists only its own provider's referrals.
+        let provider_code = access::list_provider(caller, provider_code)
+            .map_err(|d| d.into_error("provider", provider_code.unwrap_or_default()))?;
         let after = page::decode(&req.page_token)?;
         let limit = page::size(req.page_size);
         let rows = store::list_referrals(&self.pool, request_id, provider_code, after, limit + 1).await?;
@@ -84,13 +98,15 @@ impl RoutingApi {
 #[tonic::async_trait]
 impl RoutingService for RoutingApi {
     async fn get_referral(&self, request: Request<pb::GetReferralRequest>) -> Result<Response<pb::Referral>, Status> {
-        Ok(Response::new(self.referral(request.into_inner()).await?))
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.referral(&caller, request.into_inner()).await?))
     }
 
     async fn list_referrals(
         &self,
         request: Request<pb::ListReferralsRequest>,
     ) -> Result<Response<pb::ListReferralsResponse>, Status> {
-        Ok(Response::new(self.referrals(request.into_inner()).await?))
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.referrals(&caller, request.into_inner()).await?))
     }
 }

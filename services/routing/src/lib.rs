@@ -3,6 +3,7 @@
 //!
 //! `run` starts the whole service on a bound listener, so tests start it in-process.
 
+pub mod access;
 pub mod domain;
 pub mod events;
 pub mod grpc;
@@ -41,7 +42,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ctx.spawn_consumer(events::offers_spec(), Arc::new(events::OfferHandler));
     ctx.spawn_consumer(events::requests_spec(), Arc::new(events::RequestHandler));
     ctx.spawn_consumer(events::replies_spec(), Arc::new(events::ReplyHandler));
-    let api = RoutingServiceServer::new(grpc::RoutingApi::new(ctx.pool.clone()))
+    let api = RoutingServiceServer::new(grpc::RoutingApi::new(ctx.pool.clone(), ctx.auth.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let routes = Routes::new(api);
     ctx.serve(listener, routes, &[RoutingServiceServer::<grpc::RoutingApi>::NAME]).await

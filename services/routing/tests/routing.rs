@@ -1,12 +1,15 @@
 //! Routing on the real local PostgreSQL and NATS: each test has its own database and subject prefix, and
-//! starts the service in-process.
+//! starts the service in-process. Every call carries an access token: the coordinator sees every referral, a
+//! provider's agents only their provider's, everybody else nothing (docs/authorization.md).
 
 use std::future::Future;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, message::PublishMessage};
+use id77_platform::auth::{Claims, Role};
 use id77_platform::streams::{self, StreamDef};
+use id77_platform::testing::TestKeys;
 use id77_platform::{Namespace, testing};
 use id77_proto::catalogue::v1::{Offer, OfferPublished, Provider};
 use id77_proto::requests::v1::RequestSubmitted;
@@ -31,6 +34,7 @@ struct Env {
     db: String,
     ns: Namespace,
     js: jetstream::Context,
+    keys: TestKeys,
 }
 
 /// A routing instance started in-process.
@@ -39,6 +43,15 @@ struct Running {
     handle: JoinHandle<anyhow::Result<()>>,
     grpc: RoutingServiceClient<Channel>,
     pool: PgPool,
+    /// A coordinator's access token: sees every referral.
+    coordinator: String,
+}
+
+/// `message` with `authorization: Bearer <token>`.
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", TestKeys::bearer(token));
+    request
 }
 
 impl Running {
@@ -51,11 +64,22 @@ impl Running {
 
     async fn referrals(&mut self, request_id: &str) -> Result<Vec<pb::Referral>, tonic::Status> {
         let req = pb::ListReferralsRequest { request_id: request_id.to_owned(), ..Default::default() };
-        Ok(self.grpc.list_referrals(req).await?.into_inner().referrals)
+        Ok(self.grpc.list_referrals(with_token(req, &self.coordinator)).await?.into_inner().referrals)
     }
 
     async fn referral(&mut self, id: &str) -> Result<pb::Referral, tonic::Status> {
-        Ok(self.grpc.get_referral(pb::GetReferralRequest { id: id.to_owned() }).await?.into_inner())
+        let token = self.coordinator.clone();
+        self.referral_as(&token, id).await
+    }
+
+    async fn referral_as(&mut self, token: &str, id: &str) -> Result<pb::Referral, tonic::Status> {
+        let req = pb::GetReferralRequest { id: id.to_owned() };
+        Ok(self.grpc.get_referral(with_token(req, token)).await?.into_inner())
+    }
+
+    async fn list_as(&mut self, token: &str, provider_code: &str) -> Result<Vec<pb::Referral>, tonic::Status> {
+        let req = pb::ListReferralsRequest { provider_code: provider_code.to_owned(), ..Default::default() };
+        Ok(self.grpc.list_referrals(with_token(req, token)).await?.into_inner().referrals)
     }
 
     /// Waits until the request has its referral.
@@ -119,11 +143,13 @@ impl Env {
         for def in [streams::CATALOGUE, streams::REQUESTS, streams::ROUTING, streams::REFERRALS, streams::DEADLETTER] {
             id77_platform::nats::ensure_stream(&js, &ns, def).await?;
         }
-        Ok(Self { db: testing::fresh_database_url(label), ns, js })
+        Ok(Self { db: testing::fresh_database_url(label), ns, js, keys: TestKeys::new()? })
     }
 
     fn config(&self) -> Config {
-        Config { platform: testing::platform_config("routing", &self.db, self.ns.prefix(), ([127, 0, 0, 1], 0).into()) }
+        let mut platform = testing::platform_config("routing", &self.db, self.ns.prefix(), ([127, 0, 0, 1], 0).into());
+        platform.jwks_file = Some(self.keys.jwks_file.clone());
+        Config { platform }
     }
 
     async fn start(&self) -> Result<Running, BoxError> {
@@ -133,9 +159,11 @@ impl Env {
         let handle = tokio::spawn(run(self.config(), listener, token.clone()));
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect_lazy();
         let mut grpc = RoutingServiceClient::new(channel);
+        let coordinator = self.keys.token(Role::Coordinator, None, None);
         // Ready once the API answers (database migrated, NATS connected).
         let deadline = tokio::time::Instant::now() + WAIT;
-        while let Err(status) = grpc.list_referrals(pb::ListReferralsRequest::default()).await {
+        while let Err(status) = grpc.list_referrals(with_token(pb::ListReferralsRequest::default(), &coordinator)).await
+        {
             if handle.is_finished() {
                 return Err(format!("routing stopped: {:?}", handle.await?).into());
             }
@@ -145,7 +173,7 @@ impl Env {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let pool = PgPool::connect(&self.db).await?;
-        Ok(Running { token, handle, grpc, pool })
+        Ok(Running { token, handle, grpc, pool, coordinator })
     }
 
     /// Publishes like a service's outbox relay: protobuf, event type, message id, with ack.
@@ -164,16 +192,21 @@ impl Env {
     }
 
     async fn publish_offer(&self, offer_id: &str, version: i32) -> TestResult {
+        self.publish_offer_of(offer_id, PROVIDER, version).await
+    }
+
+    async fn publish_offer_of(&self, offer_id: &str, provider: &str, version: i32) -> TestResult {
+        let code = if provider == PROVIDER { "caue-conseil-archi".to_owned() } else { format!("{provider}-offre") };
         let event = OfferPublished {
             offer: Some(Offer {
                 id: offer_id.to_owned(),
-                code: "caue-conseil-archi".into(),
+                code,
                 title: "Conseil architectural".into(),
-                provider_code: PROVIDER.into(),
+                provider_code: provider.into(),
                 version,
                 ..Default::default()
             }),
-            provider: Some(Provider { code: PROVIDER.into(), name: "CAUE 77".into(), ..Default::default() }),
+            provider: Some(Provider { code: provider.into(), name: provider.into(), ..Default::default() }),
         };
         self.publish("id77.catalogue.offer.published", &event, &format!("offer-{offer_id}-{version}")).await?;
         Ok(())
@@ -327,12 +360,7 @@ async fn a_referral_reaches_its_provider_and_only_that_provider_can_answer_it_on
     assert_eq!(bad, Some(tonic::Code::InvalidArgument));
     let missing = routing.referral(&Uuid::now_v7().to_string()).await.err().map(|s| s.code());
     assert_eq!(missing, Some(tonic::Code::NotFound));
-    let bad_provider = routing
-        .grpc
-        .list_referrals(pb::ListReferralsRequest { provider_code: "a.>".into(), ..Default::default() })
-        .await
-        .err()
-        .map(|s| s.code());
+    let bad_provider = routing.list_as(&routing.coordinator.clone(), "a.>").await.err().map(|s| s.code());
     assert_eq!(bad_provider, Some(tonic::Code::InvalidArgument));
 
     routing.stop().await?;
@@ -471,16 +499,13 @@ async fn routing_resumes_from_its_durable_consumers_after_a_restart() -> TestRes
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let page = routing
-            .grpc
-            .list_referrals(pb::ListReferralsRequest {
-                provider_code: PROVIDER.into(),
-                page_size: 4,
-                page_token: token.clone(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
+        let req = pb::ListReferralsRequest {
+            provider_code: PROVIDER.into(),
+            page_size: 4,
+            page_token: token.clone(),
+            ..Default::default()
+        };
+        let page = routing.grpc.list_referrals(with_token(req, &routing.coordinator)).await?.into_inner();
         seen.extend(page.referrals.into_iter().map(|r| r.request_id));
         if page.next_page_token.is_empty() {
             break;
@@ -489,6 +514,78 @@ async fn routing_resumes_from_its_durable_consumers_after_a_restart() -> TestRes
     }
     seen.sort();
     assert_eq!(seen, ids);
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> Result<tonic::Code, BoxError> {
+    match result {
+        Ok(value) => Err(format!("expected an error, got {value:?}").into()),
+        Err(status) => Ok(status.code()),
+    }
+}
+
+#[tokio::test]
+async fn a_provider_agent_sees_only_its_providers_referrals() -> TestResult {
+    const OTHER: &str = "dir-routes";
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let (offer_p, offer_q) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    env.publish_offer_of(&offer_p, PROVIDER, 1).await?;
+    env.publish_offer_of(&offer_q, OTHER, 1).await?;
+    let (to_p, to_q) = (Env::request(&offer_p), Env::request(&offer_q));
+    env.publish_request(&to_p, &Uuid::now_v7().to_string()).await?;
+    env.publish_request(&to_q, &Uuid::now_v7().to_string()).await?;
+    let referral_p = routing.wait_referral(&to_p.request_id).await?;
+    let referral_q = routing.wait_referral(&to_q.request_id).await?;
+    assert_eq!((referral_p.provider_code.as_str(), referral_q.provider_code.as_str()), (PROVIDER, OTHER));
+
+    let agent = env.keys.token(Role::ProviderAgent, None, Some(PROVIDER));
+    // Its own referral; another provider's is answered like an unknown id.
+    assert_eq!(routing.referral_as(&agent, &referral_p.id).await?, referral_p);
+    assert_eq!(code(routing.referral_as(&agent, &referral_q.id).await)?, tonic::Code::NotFound);
+    assert_eq!(code(routing.referral_as(&agent, &Uuid::now_v7().to_string()).await)?, tonic::Code::NotFound);
+    // Its list is forced to its provider: empty is filled in, another provider's list is not found.
+    assert_eq!(routing.list_as(&agent, "").await?, vec![referral_p.clone()]);
+    assert_eq!(routing.list_as(&agent, PROVIDER).await?, vec![referral_p.clone()]);
+    assert_eq!(code(routing.list_as(&agent, OTHER).await)?, tonic::Code::NotFound);
+    // A request id does not widen it.
+    let by_request = pb::ListReferralsRequest { request_id: to_q.request_id.clone(), ..Default::default() };
+    assert!(routing.grpc.list_referrals(with_token(by_request, &agent)).await?.into_inner().referrals.is_empty());
+
+    // The coordinator sees both.
+    let coordinator = routing.coordinator.clone();
+    assert_eq!(routing.list_as(&coordinator, "").await?.len(), 2);
+    assert_eq!(routing.list_as(&coordinator, OTHER).await?, vec![referral_q.clone()]);
+
+    // Roles that never see referrals: forbidden, whatever the id.
+    let member = Uuid::parse_str(&to_p.member_id)?;
+    for token in [
+        env.keys.token(Role::MemberAdmin, Some(member), None),
+        env.keys.token(Role::MemberUser, Some(member), None),
+        env.keys.token(Role::Referent, None, None),
+        env.keys.token(Role::Operator, None, None),
+    ] {
+        assert_eq!(code(routing.referral_as(&token, &referral_p.id).await)?, tonic::Code::PermissionDenied);
+        assert_eq!(code(routing.list_as(&token, "").await)?, tonic::Code::PermissionDenied);
+    }
+
+    // No token, or one that does not verify.
+    let anonymous = routing.grpc.get_referral(pb::GetReferralRequest { id: referral_p.id.clone() }).await;
+    assert_eq!(code(anonymous)?, tonic::Code::Unauthenticated);
+    assert_eq!(
+        code(routing.grpc.list_referrals(pb::ListReferralsRequest::default()).await)?,
+        tonic::Code::Unauthenticated
+    );
+    let mut expired = Claims::new(Uuid::now_v7(), Role::ProviderAgent, id77_platform::time::now().timestamp() - 3600);
+    expired.provider_code = Some(PROVIDER.into());
+    let foreign = TestKeys::new()?;
+    for token in [env.keys.sign(&expired), foreign.token(Role::Coordinator, None, None)] {
+        assert_eq!(code(routing.referral_as(&token, &referral_p.id).await)?, tonic::Code::Unauthenticated);
+        assert_eq!(code(routing.list_as(&token, "").await)?, tonic::Code::Unauthenticated);
+    }
 
     routing.stop().await?;
     env.cleanup().await;

@@ -1,0 +1,138 @@
+//! Who may see referrals (docs/authorization.md), free of I/O: the coordinator sees every referral, a
+//! provider's agents only those sent to their provider; everybody else is refused. The gateway checks the same
+//! table; this is the second line of defence, deciding on the rows routing owns.
+
+use id77_platform::ServiceError;
+use id77_platform::auth::{Caller, Role, forbidden};
+
+/// Roles that may read referrals at all.
+pub const READERS: [Role; 2] = [Role::Coordinator, Role::ProviderAgent];
+
+/// Why a read is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// The caller's role may never read referrals: PERMISSION_DENIED.
+    Forbidden,
+    /// The role may, but not this referral or this provider's list: NOT_FOUND, like an unknown id.
+    NotFound,
+}
+
+impl Denied {
+    pub fn into_error(self, what: &str, id: &str) -> ServiceError {
+        match self {
+            Self::Forbidden => forbidden(),
+            Self::NotFound => ServiceError::not_found(what, id),
+        }
+    }
+}
+
+/// Role gate of GetReferral and ListReferrals, checked before any data is read.
+pub fn may_read(caller: &Caller) -> Result<(), Denied> {
+    if caller.has_any(&READERS) { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+/// GetReferral on a referral sent to `provider_code`.
+pub fn read_referral(caller: &Caller, provider_code: &str) -> Result<(), Denied> {
+    may_read(caller)?;
+    if caller.has(Role::Coordinator) || caller.is_agent_of(provider_code) { Ok(()) } else { Err(Denied::NotFound) }
+}
+
+/// ListReferrals: the provider filter to apply. The coordinator lists any provider's referrals (or all);
+/// an agent is forced to its own provider (empty: filled in; another provider's: not found).
+pub fn list_provider<'a>(caller: &'a Caller, requested: Option<&'a str>) -> Result<Option<&'a str>, Denied> {
+    may_read(caller)?;
+    if caller.has(Role::Coordinator) {
+        return Ok(requested);
+    }
+    match (caller.provider_code.as_deref(), requested) {
+        (Some(own), None) => Ok(Some(own)),
+        (Some(own), Some(asked)) if asked == own => Ok(Some(own)),
+        _ => Err(Denied::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Denied::{Forbidden as F, NotFound as N};
+    use uuid::Uuid;
+
+    const P: &str = "caue77";
+    const Q: &str = "dir-routes";
+
+    fn caller(role: Role, member_id: Option<Uuid>, provider_code: Option<&str>) -> Caller {
+        Caller {
+            user_id: Uuid::from_u128(7),
+            roles: vec![role],
+            member_id,
+            provider_code: provider_code.map(str::to_owned),
+            email: String::new(),
+            session: String::new(),
+        }
+    }
+
+    fn callers() -> Vec<(&'static str, Caller)> {
+        let m = Some(Uuid::from_u128(1));
+        vec![
+            ("member_admin", caller(Role::MemberAdmin, m, None)),
+            ("member_user", caller(Role::MemberUser, m, None)),
+            ("provider_agent of P", caller(Role::ProviderAgent, None, Some(P))),
+            ("provider_agent of Q", caller(Role::ProviderAgent, None, Some(Q))),
+            ("provider_agent without provider", caller(Role::ProviderAgent, None, None)),
+            ("referent", caller(Role::Referent, None, None)),
+            ("coordinator", caller(Role::Coordinator, None, None)),
+            ("operator", caller(Role::Operator, None, None)),
+        ]
+    }
+
+    #[test]
+    fn get_referral_table() {
+        // (a referral sent to P, one sent to Q)
+        let table: [(&str, [Result<(), Denied>; 2]); 8] = [
+            ("member_admin", [Err(F), Err(F)]),
+            ("member_user", [Err(F), Err(F)]),
+            ("provider_agent of P", [Ok(()), Err(N)]),
+            ("provider_agent of Q", [Err(N), Ok(())]),
+            ("provider_agent without provider", [Err(N), Err(N)]),
+            ("referent", [Err(F), Err(F)]),
+            ("coordinator", [Ok(()), Ok(())]),
+            ("operator", [Err(F), Err(F)]),
+        ];
+        for ((name, caller), (row, expected)) in callers().iter().zip(table) {
+            assert_eq!(*name, row);
+            for (provider, want) in [P, Q].into_iter().zip(expected) {
+                assert_eq!(read_referral(caller, provider), want, "{name}: referral of {provider}");
+            }
+            assert_eq!(may_read(caller).is_err(), expected.iter().all(|e| *e == Err(F)), "{name}: role gate");
+        }
+    }
+
+    #[test]
+    fn list_referrals_table() {
+        // Asked: no provider, P, Q.
+        type Row = (&'static str, [Result<Option<&'static str>, Denied>; 3]);
+        let table: [Row; 8] = [
+            ("member_admin", [Err(F), Err(F), Err(F)]),
+            ("member_user", [Err(F), Err(F), Err(F)]),
+            ("provider_agent of P", [Ok(Some(P)), Ok(Some(P)), Err(N)]),
+            ("provider_agent of Q", [Ok(Some(Q)), Err(N), Ok(Some(Q))]),
+            ("provider_agent without provider", [Err(N), Err(N), Err(N)]),
+            ("referent", [Err(F), Err(F), Err(F)]),
+            ("coordinator", [Ok(None), Ok(Some(P)), Ok(Some(Q))]),
+            ("operator", [Err(F), Err(F), Err(F)]),
+        ];
+        for ((name, caller), (row, expected)) in callers().iter().zip(table) {
+            assert_eq!(*name, row);
+            for (asked, want) in [None, Some(P), Some(Q)].into_iter().zip(expected) {
+                assert_eq!(list_provider(caller, asked), want, "{name}: list of {asked:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn denials_map_to_the_documented_codes() {
+        use id77_platform::ErrorCode;
+        assert_eq!(Denied::Forbidden.into_error("referral", "x").code, ErrorCode::PermissionDenied);
+        assert_eq!(Denied::NotFound.into_error("referral", "x").code, ErrorCode::NotFound);
+    }
+}
