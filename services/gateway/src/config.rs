@@ -1,16 +1,19 @@
 //! Gateway configuration from the environment.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::bail;
 use id77_platform::config::{env_or, env_parse};
 
-/// Where the gateway listens and where it finds the five services.
+/// Where the gateway listens, where it finds the five services, how it verifies tokens, and its hardening.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `ID77_HTTP_ADDR` (default `127.0.0.1:8080`).
     pub http_addr: SocketAddr,
-    /// `ID77_MEMBERSHIP_URL` (default `http://127.0.0.1:50051`).
+    /// `ID77_MEMBERSHIP_URL` (default `http://127.0.0.1:50051`); also where the token verification keys are
+    /// published (`IdentityService.GetJwks`) unless `jwks_file` is set.
     pub membership_url: String,
     /// `ID77_CATALOGUE_URL` (default `http://127.0.0.1:50052`).
     pub catalogue_url: String,
@@ -20,14 +23,37 @@ pub struct Config {
     pub routing_url: String,
     /// `ID77_BILLING_URL` (default `http://127.0.0.1:50055`).
     pub billing_url: String,
-    /// `ID77_DEV_IDENTITY=1`: honour the development-only `X-Id77-Dev-Identity` header
-    /// (see [`crate::dev_identity`]). Off by default; never enable it in production.
-    pub dev_identity: bool,
+    /// `ID77_JWKS_FILE`: verify access tokens with the keys of this JWKS file instead of membership's.
+    pub jwks_file: Option<PathBuf>,
+    /// `ID77_TRUST_FORWARDED_FOR=1`: the client address is the last entry of `X-Forwarded-For` (the one the
+    /// proxy in front of the gateway appended). Off by default: the peer address is used, since anyone can send
+    /// the header when no proxy overwrites it.
+    pub trust_forwarded_for: bool,
+    /// `ID77_WEB_ORIGINS`: comma-separated origins (`https://app.example.fr`) allowed by CORS; none by default.
+    pub web_origins: Vec<String>,
+    /// `ID77_HSTS=1`: send `Strict-Transport-Security` (only behind TLS).
+    pub hsts: bool,
+    /// `ID77_AUTH_RATE_LIMIT_PER_MINUTE` (default 10, burst as many): login, refresh and invitation acceptance
+    /// per client address. 0 disables.
+    pub auth_rate_per_minute: u32,
+    /// `ID77_RATE_LIMIT_PER_MINUTE` (default 600, burst as many): every other call per client address.
+    /// 0 disables.
+    pub rate_per_minute: u32,
+    /// `ID77_RATE_LIMIT_MAX_CLIENTS` (default 50 000): client addresses tracked per limiter; beyond, new
+    /// clients share one bucket until idle ones are forgotten.
+    pub rate_limit_max_clients: usize,
     /// `ID77_UPSTREAM_CONNECT_TIMEOUT_MS` (default 2 000).
     pub connect_timeout: Duration,
     /// `ID77_UPSTREAM_TIMEOUT_MS`: deadline of one gRPC call (default 10 000).
     pub request_timeout: Duration,
 }
+
+/// Default per-client limit of login, refresh and invitation acceptance calls per minute.
+pub const DEFAULT_AUTH_RATE_PER_MINUTE: u32 = 10;
+/// Default per-client limit of every other call per minute.
+pub const DEFAULT_RATE_PER_MINUTE: u32 = 600;
+/// Default number of client addresses a limiter tracks.
+pub const DEFAULT_RATE_LIMIT_MAX_CLIENTS: usize = 50_000;
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
@@ -38,14 +64,21 @@ impl Config {
             requests_url: env_or("ID77_REQUESTS_URL", "http://127.0.0.1:50053"),
             routing_url: env_or("ID77_ROUTING_URL", "http://127.0.0.1:50054"),
             billing_url: env_or("ID77_BILLING_URL", "http://127.0.0.1:50055"),
-            dev_identity: is_on(&env_or("ID77_DEV_IDENTITY", "0")),
+            jwks_file: std::env::var_os("ID77_JWKS_FILE").filter(|f| !f.is_empty()).map(Into::into),
+            trust_forwarded_for: is_on(&env_or("ID77_TRUST_FORWARDED_FOR", "0")),
+            web_origins: parse_origins(&env_or("ID77_WEB_ORIGINS", ""))?,
+            hsts: is_on(&env_or("ID77_HSTS", "0")),
+            auth_rate_per_minute: env_parse("ID77_AUTH_RATE_LIMIT_PER_MINUTE", DEFAULT_AUTH_RATE_PER_MINUTE)?,
+            rate_per_minute: env_parse("ID77_RATE_LIMIT_PER_MINUTE", DEFAULT_RATE_PER_MINUTE)?,
+            rate_limit_max_clients: env_parse("ID77_RATE_LIMIT_MAX_CLIENTS", DEFAULT_RATE_LIMIT_MAX_CLIENTS)?,
             connect_timeout: Duration::from_millis(env_parse("ID77_UPSTREAM_CONNECT_TIMEOUT_MS", 2_000)?),
             request_timeout: Duration::from_millis(env_parse("ID77_UPSTREAM_TIMEOUT_MS", 10_000)?),
         })
     }
 
-    /// The defaults, with every upstream at `url` (tests point them at a closed port).
-    pub fn with_all_upstreams(url: &str, dev_identity: bool) -> Self {
+    /// The defaults, with every upstream at `url` (tests point them at a closed port). Tokens are verified
+    /// with membership's keys unless `jwks_file` is set.
+    pub fn with_all_upstreams(url: &str) -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             membership_url: url.to_owned(),
@@ -53,7 +86,13 @@ impl Config {
             requests_url: url.to_owned(),
             routing_url: url.to_owned(),
             billing_url: url.to_owned(),
-            dev_identity,
+            jwks_file: None,
+            trust_forwarded_for: false,
+            web_origins: Vec::new(),
+            hsts: false,
+            auth_rate_per_minute: DEFAULT_AUTH_RATE_PER_MINUTE,
+            rate_per_minute: DEFAULT_RATE_PER_MINUTE,
+            rate_limit_max_clients: DEFAULT_RATE_LIMIT_MAX_CLIENTS,
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
         }
@@ -63,6 +102,24 @@ impl Config {
 /// `1`, `true`, `yes`, `on` (any case) switch a flag on; anything else leaves it off.
 fn is_on(value: &str) -> bool {
     matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+/// Comma-separated origins: `scheme://host[:port]`, nothing after (a trailing `/` is dropped); no wildcard.
+pub fn parse_origins(value: &str) -> anyhow::Result<Vec<String>> {
+    let mut origins = Vec::new();
+    for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let origin = origin.strip_suffix('/').unwrap_or(origin);
+        let Some((scheme, host)) = origin.split_once("://") else {
+            bail!("invalid ID77_WEB_ORIGINS entry {origin:?}: expected scheme://host[:port]");
+        };
+        let valid_host = !host.is_empty()
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !matches!(scheme, "http" | "https") || !valid_host {
+            bail!("invalid ID77_WEB_ORIGINS entry {origin:?}: expected http(s)://host[:port], no path, no wildcard");
+        }
+        origins.push(origin.to_ascii_lowercase());
+    }
+    Ok(origins)
 }
 
 #[cfg(test)]
@@ -76,6 +133,18 @@ mod tests {
         }
         for off in ["", "0", "false", "no", "2", "enabled"] {
             assert!(!is_on(off), "{off:?}");
+        }
+    }
+
+    #[test]
+    fn origins_are_exact_scheme_host_port() {
+        assert_eq!(parse_origins("").ok(), Some(vec![]));
+        assert_eq!(
+            parse_origins(" https://app.id77.fr/ , http://localhost:5173").ok(),
+            Some(vec!["https://app.id77.fr".to_owned(), "http://localhost:5173".to_owned()])
+        );
+        for bad in ["*", "app.id77.fr", "https://*.id77.fr", "https://app.id77.fr/path", "ftp://x", "https://"] {
+            assert!(parse_origins(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -1,29 +1,38 @@
 //! Gateway: the REST/JSON front door for web and mobile clients over the five gRPC services. Stateless: every
 //! call is translated to one (or two) gRPC calls and the answer back to JSON; errors are problem+json.
 //!
+//! Callers authenticate with `Authorization: Bearer <access token>` (see [`auth`]); the token is verified here
+//! and forwarded to the services, which verify it again and decide on the data they own.
+//!
 //! `run` serves on a bound listener until a token is cancelled, so tests start it in-process; `router` gives
 //! the bare axum router for `tower::ServiceExt::oneshot` tests.
 
 pub mod auth;
 pub mod config;
-pub mod dev_identity;
 pub mod extract;
 pub mod problem;
+pub mod ratelimit;
 pub mod routes;
+pub mod security;
 pub mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
+use id77_platform::auth::Authenticator;
 use id77_proto::billing::v1::billing_service_client::BillingServiceClient;
 use id77_proto::catalogue::v1::catalogue_service_client::CatalogueServiceClient;
+use id77_proto::membership::v1::identity_service_client::IdentityServiceClient;
 use id77_proto::membership::v1::membership_service_client::MembershipServiceClient;
 use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
 use id77_proto::routing::v1::routing_service_client::RoutingServiceClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
+
+use crate::ratelimit::RateLimiter;
 
 pub use config::Config;
 pub use routes::router;
@@ -32,15 +41,21 @@ pub use routes::router;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One gRPC channel per service, opened lazily (the gateway starts before the services and reconnects on its
-/// own), plus the dev-identity switch. Cheap to clone.
+/// own), the token verifier, the rate limiters and the hardening switches. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    dev_identity: bool,
+    authenticator: Authenticator,
+    trust_forwarded_for: bool,
+    hsts: bool,
+    web_origins: Vec<String>,
+    auth_limiter: RateLimiter,
+    limiter: RateLimiter,
     membership: MembershipServiceClient<Channel>,
+    identity: IdentityServiceClient<Channel>,
     catalogue: CatalogueServiceClient<Channel>,
     requests: RequestsServiceClient<Channel>,
     routing: RoutingServiceClient<Channel>,
@@ -62,10 +77,20 @@ impl AppState {
         let requests = channel("requests", &config.requests_url, config)?;
         let routing = channel("routing", &config.routing_url, config)?;
         let billing = channel("billing", &config.billing_url, config)?;
+        let authenticator = match &config.jwks_file {
+            Some(path) => Authenticator::from_file(path.clone()),
+            None => Authenticator::from_membership(&config.membership_url)?,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
-                dev_identity: config.dev_identity,
+                authenticator,
+                trust_forwarded_for: config.trust_forwarded_for,
+                hsts: config.hsts,
+                web_origins: config.web_origins.clone(),
+                auth_limiter: RateLimiter::new(config.auth_rate_per_minute, config.rate_limit_max_clients),
+                limiter: RateLimiter::new(config.rate_per_minute, config.rate_limit_max_clients),
                 membership: MembershipServiceClient::new(membership.clone()),
+                identity: IdentityServiceClient::new(membership.clone()),
                 catalogue: CatalogueServiceClient::new(catalogue.clone()),
                 requests: RequestsServiceClient::new(requests.clone()),
                 routing: RoutingServiceClient::new(routing.clone()),
@@ -81,13 +106,42 @@ impl AppState {
         })
     }
 
-    /// Whether the development-only identity header is honoured.
-    pub fn dev_identity(&self) -> bool {
-        self.inner.dev_identity
+    /// Verifies access tokens.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.authenticator
+    }
+
+    /// Whether the client address is read from `X-Forwarded-For`.
+    pub fn trust_forwarded_for(&self) -> bool {
+        self.inner.trust_forwarded_for
+    }
+
+    /// Whether `Strict-Transport-Security` is sent.
+    pub fn hsts(&self) -> bool {
+        self.inner.hsts
+    }
+
+    /// The origins CORS allows.
+    pub fn web_origins(&self) -> &[String] {
+        &self.inner.web_origins
+    }
+
+    /// Login, refresh and invitation acceptance, per client.
+    pub fn auth_limiter(&self) -> &RateLimiter {
+        &self.inner.auth_limiter
+    }
+
+    /// Every other call, per client.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
     }
 
     pub fn membership(&self) -> MembershipServiceClient<Channel> {
         self.inner.membership.clone()
+    }
+
+    pub fn identity(&self) -> IdentityServiceClient<Channel> {
+        self.inner.identity.clone()
     }
 
     pub fn catalogue(&self) -> CatalogueServiceClient<Channel> {
@@ -113,15 +167,15 @@ impl AppState {
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then lets in-flight calls finish.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if config.dev_identity {
-        dev_identity::warn_enabled();
-    }
     let state = AppState::new(&config)?;
     let local = listener.local_addr()?;
     tracing::info!(%local, membership = %config.membership_url, catalogue = %config.catalogue_url,
         requests = %config.requests_url, routing = %config.routing_url, billing = %config.billing_url,
-        "gateway listening");
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        jwks_file = ?config.jwks_file, web_origins = ?config.web_origins,
+        trust_forwarded_for = config.trust_forwarded_for, "gateway listening");
+    let app: IntoMakeServiceWithConnectInfo<axum::Router, std::net::SocketAddr> =
+        router(state).into_make_service_with_connect_info();
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let drain_deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;

@@ -4,7 +4,7 @@
 //! own `ErrorInfo` and `BadRequest` details.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use id77_platform::error::FieldViolation;
 use id77_platform::{ErrorCode, ServiceError};
@@ -29,9 +29,11 @@ pub struct Problem {
     pub status: StatusCode,
     /// Machine-readable reason in UPPER_SNAKE_CASE, e.g. `MEMBER_NOT_ACTIVE`.
     pub reason: String,
-    pub title: String,
+    pub title: &'static str,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    /// Extra response headers (`WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 #[derive(Serialize)]
@@ -64,8 +66,27 @@ fn rest_field(field: &str) -> String {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, reason: &str, title: &str, detail: impl Into<String>) -> Self {
-        Self { status, reason: reason.to_owned(), title: title.to_owned(), detail: detail.into(), errors: Vec::new() }
+    pub fn new(status: StatusCode, reason: &str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.to_owned(),
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The same problem with one more response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// 429 with `Retry-After` (whole seconds, at least 1).
+    pub fn too_many_requests(retry_after_secs: u64, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "Too many requests", detail)
+            .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)))
     }
 
     /// A problem of one of the platform's error codes.
@@ -110,6 +131,11 @@ impl Problem {
 
     /// Reads an upstream gRPC status: code, reason and field violations from its details.
     pub fn from_status(status: &tonic::Status) -> Self {
+        if status.code() == tonic::Code::ResourceExhausted {
+            // A service's own throttling (e.g. repeated logins): the client should slow down.
+            return Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "Too many requests", status.message())
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        }
         Self::from(ServiceError::from_status(status))
     }
 
@@ -143,7 +169,7 @@ impl Problem {
     pub fn body(&self) -> serde_json::Value {
         serde_json::to_value(Body {
             kind: self.type_uri(),
-            title: &self.title,
+            title: self.title,
             status: self.status.as_u16(),
             detail: &self.detail,
             errors: &self.errors,
@@ -167,7 +193,15 @@ impl From<ServiceError> for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body())).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
+        // Every 401 says how to authenticate (RFC 9110 §15.5.2).
+        if self.status == StatusCode::UNAUTHORIZED && !headers.contains_key(header::WWW_AUTHENTICATE) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(crate::auth::CHALLENGE));
+        }
         response
     }
 }
@@ -256,5 +290,16 @@ mod tests {
         let response = Problem::forbidden("no").into_response();
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert_eq!(response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some(PROBLEM_JSON));
+    }
+
+    #[test]
+    fn a_401_always_has_a_challenge_and_a_429_a_retry_after() {
+        let response = Problem::unauthenticated("who?").into_response();
+        assert_eq!(response.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()), Some("Bearer"));
+        let response = Problem::too_many_requests(6, "slow down").into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("6"));
+        let problem = Problem::from_status(&Status::resource_exhausted("too many attempts"));
+        assert_eq!(problem.status, StatusCode::TOO_MANY_REQUESTS);
     }
 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use id77_proto::catalogue::v1 as pb;
 use serde::Deserialize;
 
-use super::upstream;
+use super::upstream_public as upstream;
 use crate::AppState;
 use crate::extract::{Checks, MAX_ID_CHARS, P, Q, path_id};
 use crate::problem::Problem;

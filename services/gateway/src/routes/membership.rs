@@ -1,16 +1,17 @@
-//! `/v1/collectivities` (the directory, public) and `/v1/memberships`.
+//! `/v1/collectivities` (the directory, public) and `/v1/memberships` (applying is public; listing is for the
+//! coordinator and referents, reading for them and the member's own users, approving for the coordinator).
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::response::Response;
+use id77_platform::auth::Role;
 use id77_proto::membership::v1 as pb;
 use serde::Deserialize;
-use uuid::Uuid;
 
-use super::{created, upstream};
+use super::{created, upstream, upstream_public};
 use crate::AppState;
-use crate::auth::{Identity, Role, STAFF};
+use crate::auth::Authenticated;
 use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};
 use crate::problem::Problem;
 use crate::views::{self, Page};
@@ -45,7 +46,7 @@ pub async fn search_collectivities(
         page_token,
     };
     let response =
-        state.membership().search_collectivities(request).await.map_err(upstream("membership"))?.into_inner();
+        state.membership().search_collectivities(request).await.map_err(upstream_public("membership"))?.into_inner();
     Ok(Json(Page::new(response.collectivities, response.next_page_token)))
 }
 
@@ -58,7 +59,7 @@ pub async fn get_collectivity(
         .membership()
         .get_collectivity(pb::GetCollectivityRequest { siren })
         .await
-        .map_err(upstream("membership"))?
+        .map_err(upstream_public("membership"))?
         .into_inner();
     Ok(Json(collectivity.into()))
 }
@@ -85,7 +86,7 @@ pub async fn apply(
         .membership()
         .apply_for_membership(pb::ApplyForMembershipRequest { siren, contact_name, contact_email })
         .await
-        .map_err(upstream("membership"))?
+        .map_err(upstream_public("membership"))?
         .into_inner();
     Ok(created(format!("/v1/memberships/{}", member.id), views::Member::from(member)))
 }
@@ -97,13 +98,13 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
-/// Coordinator and operator.
+/// The coordinator; a referent (the service keeps the members it follows).
 pub async fn list_members(
     State(state): State<AppState>,
-    identity: Identity,
+    caller: Authenticated,
     Q(params): Q<ListParams>,
 ) -> Result<Json<Page<views::Member>>, Problem> {
-    identity.require(STAFF)?;
+    caller.allow(&[Role::Coordinator, Role::Referent])?;
     let mut checks = Checks::new();
     let status = checks.choice(
         "status",
@@ -114,26 +115,27 @@ pub async fn list_members(
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
     checks.finish()?;
     let request = pb::ListMembersRequest { status: status.map_or(0, Into::into), page_size, page_token };
-    let response = state.membership().list_members(request).await.map_err(upstream("membership"))?.into_inner();
+    let response =
+        state.membership().list_members(caller.grpc(request)).await.map_err(upstream("membership"))?.into_inner();
     Ok(Json(Page::new(response.members, response.next_page_token)))
 }
 
-/// Coordinator, operator, or the member itself.
+/// The coordinator, a referent (members it follows, checked by the service), the member's own users. Another
+/// member is "not found" for a member's user, so ids reveal nothing.
 pub async fn get_member(
     State(state): State<AppState>,
-    identity: Identity,
+    caller: Authenticated,
     P(id): P<String>,
 ) -> Result<Json<views::Member>, Problem> {
-    identity.require(&[Role::Coordinator, Role::Operator, Role::Member])?;
+    caller.allow(&[Role::Coordinator, Role::Referent, Role::MemberAdmin, Role::MemberUser])?;
     path_id("id", &id)?;
-    if let Identity::Member(own) = identity
-        && Uuid::parse_str(&id).ok() != Some(own)
-    {
-        return Err(Problem::forbidden("a member may only read its own membership"));
+    // A member's users see their own member only; a referent's view is the service's to decide.
+    if !caller.has(Role::Coordinator) && !caller.has(Role::Referent) && !caller.is_of_member(&id) {
+        return Err(Problem::not_found(format!("member {id} not found")));
     }
     let member = state
         .membership()
-        .get_member(pb::GetMemberRequest { member_id: id })
+        .get_member(caller.grpc(pb::GetMemberRequest { member_id: id }))
         .await
         .map_err(upstream("membership"))?
         .into_inner();
@@ -143,14 +145,14 @@ pub async fn get_member(
 /// Coordinator only.
 pub async fn approve(
     State(state): State<AppState>,
-    identity: Identity,
+    caller: Authenticated,
     P(id): P<String>,
 ) -> Result<Json<views::Member>, Problem> {
-    identity.require(&[Role::Coordinator])?;
+    caller.allow(&[Role::Coordinator])?;
     path_id("id", &id)?;
     let member = state
         .membership()
-        .approve_membership(pb::ApproveMembershipRequest { member_id: id })
+        .approve_membership(caller.grpc(pb::ApproveMembershipRequest { member_id: id }))
         .await
         .map_err(upstream("membership"))?
         .into_inner();

@@ -2,10 +2,13 @@
 
 mod billing;
 mod catalogue;
+mod identity;
 mod membership;
 mod meta;
 mod requests;
 mod routing;
+
+pub use meta::{DOCS_HTML, OPENAPI_JSON};
 
 use std::time::Instant;
 
@@ -14,26 +17,38 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::extract::MAX_BODY_BYTES;
 use crate::problem::{self, Problem};
+use crate::security;
 
-/// The whole API.
+/// The whole API. Layers, outermost first: security headers, logging, CORS, rate limits, body limit.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
         .route("/openapi.json", get(meta::openapi))
         .route("/docs", get(meta::docs))
+        .route("/.well-known/jwks.json", get(identity::jwks))
+        .route("/v1/auth/token", post(identity::issue_token))
+        .route("/v1/auth/refresh", post(identity::refresh))
+        .route("/v1/auth/logout", post(identity::logout))
+        .route("/v1/auth/invitations/accept", post(identity::accept_invitation))
+        .route("/v1/auth/keys/rotate", post(identity::rotate_keys))
+        .route("/v1/me", get(identity::me))
+        .route("/v1/users", get(identity::list_users).post(identity::invite))
+        .route("/v1/users/{id}", delete(identity::remove_user))
+        .route("/v1/audit-events", get(identity::audit_events))
         .route("/v1/collectivities", get(membership::search_collectivities))
         .route("/v1/collectivities/{siren}", get(membership::get_collectivity))
         .route("/v1/memberships", post(membership::apply).get(membership::list_members))
         .route("/v1/memberships/{id}", get(membership::get_member))
         .route("/v1/memberships/{id}/approve", post(membership::approve))
+        .route("/v1/memberships/{id}/referent", put(identity::assign_referent))
         .route("/v1/offers", get(catalogue::list_offers))
         .route("/v1/offers/{id}", get(catalogue::get_offer))
         .route("/v1/providers", get(catalogue::list_providers))
@@ -46,17 +61,19 @@ pub fn router(state: AppState) -> Router {
         .fallback(problem::not_found_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), security::rate_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), security::cors))
         .layer(middleware::from_fn(trace_request))
+        .layer(middleware::from_fn_with_state(state.clone(), security::headers))
         .with_state(state)
 }
 
-/// Logs each call (5xx as warnings) and sets `nosniff`.
+/// Logs each call (5xx as warnings).
 async fn trace_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let started = Instant::now();
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let response = next.run(request).await;
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let route = route.as_deref().unwrap_or("(unmatched)");
@@ -68,8 +85,17 @@ async fn trace_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Maps a failed gRPC call to a problem naming the service.
+/// Maps a failed gRPC call that carried the caller's token to a problem naming the service; a service that
+/// refuses the token answers 401 `invalid_token`.
 fn upstream(service: &'static str) -> impl FnOnce(tonic::Status) -> Problem {
+    move |status| {
+        let problem = Problem::from_upstream(service, &status);
+        if problem.status == StatusCode::UNAUTHORIZED { crate::auth::invalid_token(problem.detail) } else { problem }
+    }
+}
+
+/// Maps a failed anonymous gRPC call (public routes) to a problem naming the service.
+fn upstream_public(service: &'static str) -> impl FnOnce(tonic::Status) -> Problem {
     move |status| Problem::from_upstream(service, &status)
 }
 

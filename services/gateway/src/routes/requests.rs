@@ -1,16 +1,18 @@
-//! `/v1/requests`: members submit and follow their requests; the coordinator and operators read any.
+//! `/v1/requests`: a member's users submit and follow their member's requests; a provider's agents read the
+//! requests referred to them; referents read those of the members they follow; the coordinator reads any.
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use id77_platform::auth::Role;
 use id77_proto::requests::v1 as pb;
 use serde::Deserialize;
 
 use super::{created, same_member, upstream};
 use crate::AppState;
-use crate::auth::{Identity, Role};
+use crate::auth::Authenticated;
 use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};
 use crate::problem::Problem;
 use crate::views::{self, Page};
@@ -47,14 +49,15 @@ pub fn idempotency_key(headers: &HeaderMap, checks: &mut Checks) -> String {
     }
 }
 
-/// A member submits a request; `member_id` is the caller's, never the body's.
+/// A member's user submits a request; `member_id` is the caller's, never the body's.
 pub async fn submit(
     State(state): State<AppState>,
-    identity: Identity,
+    caller: Authenticated,
     headers: HeaderMap,
     body: Result<Json<Submission>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let member_id = identity.require_member()?;
+    caller.allow(&[Role::MemberAdmin, Role::MemberUser])?;
+    let member_id = caller.own_member().ok_or_else(|| Problem::forbidden("only a member's users submit requests"))?;
     let Json(body) = body.map_err(json_problem)?;
     let mut checks = Checks::new();
     let offer_id = checks.required("offer_id", body.offer_id, MAX_ID_CHARS);
@@ -69,28 +72,32 @@ pub async fn submit(
         description,
         idempotency_key,
     };
-    let request = state.requests().submit_request(request).await.map_err(upstream("requests"))?.into_inner();
+    let request =
+        state.requests().submit_request(caller.grpc(request)).await.map_err(upstream("requests"))?.into_inner();
     Ok(created(format!("/v1/requests/{}", request.id), views::Request::from(request)))
 }
 
-/// The owning member, the coordinator, operators. Another member's request is "not found", not "forbidden",
-/// so ids reveal nothing.
+/// The member's users, the provider it was referred to, the member's referent, the coordinator. Anyone else's
+/// request is "not found", not "forbidden", so ids reveal nothing.
 pub async fn get(
     State(state): State<AppState>,
-    identity: Identity,
+    caller: Authenticated,
     P(id): P<String>,
 ) -> Result<Json<views::Request>, Problem> {
-    identity.require(&[Role::Member, Role::Coordinator, Role::Operator])?;
+    caller.allow(&[Role::MemberAdmin, Role::MemberUser, Role::ProviderAgent, Role::Referent, Role::Coordinator])?;
     path_id("id", &id)?;
     let request = state
         .requests()
-        .get_request(pb::GetRequestRequest { id: id.clone() })
+        .get_request(caller.grpc(pb::GetRequestRequest { id: id.clone() }))
         .await
         .map_err(upstream("requests"))?
         .into_inner();
-    if let Identity::Member(own) = identity
-        && !same_member(&request.member_id, own)
-    {
+    // The referent's view is the service's to decide (it knows whom the referent follows).
+    let visible = caller.has(Role::Coordinator)
+        || caller.has(Role::Referent)
+        || caller.is_of_member(&request.member_id)
+        || caller.is_agent_of(&request.provider_code);
+    if !visible {
         return Err(Problem::not_found(format!("request {id} not found")));
     }
     Ok(Json(request.into()))
@@ -103,33 +110,33 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
-/// A member lists its own requests; the coordinator and operators list one member's (`?member_id=` required).
+/// A member's users list their member's requests (another member's list is "not found"); referents and the
+/// coordinator list one member's (`?member_id=` required).
 pub async fn list(
     State(state): State<AppState>,
-    identity: Identity,
+    caller: Authenticated,
     Q(params): Q<ListParams>,
 ) -> Result<Json<Page<views::Request>>, Problem> {
-    identity.require(&[Role::Member, Role::Coordinator, Role::Operator])?;
+    caller.allow(&[Role::MemberAdmin, Role::MemberUser, Role::Referent, Role::Coordinator])?;
     let mut checks = Checks::new();
     let asked = checks.optional("member_id", params.member_id, MAX_ID_CHARS).trim().to_owned();
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
-    let member_id = match identity {
-        Identity::Member(own) => {
-            if !asked.is_empty() && !same_member(&asked, own) {
-                return Err(Problem::forbidden("a member may only list its own requests"));
-            }
-            own.to_string()
+    let own = caller.own_member().filter(|own| asked.is_empty() || same_member(&asked, *own));
+    let member_id = if caller.has(Role::Coordinator) || (own.is_none() && caller.has(Role::Referent)) {
+        if asked.is_empty() {
+            checks.fail("member_id", "is required for the coordinator and referents");
         }
-        _ => {
-            if asked.is_empty() {
-                checks.fail("member_id", "is required for the coordinator and operators");
-            }
-            asked
-        }
+        asked
+    } else if let Some(own) = own {
+        own.to_string()
+    } else {
+        checks.finish()?;
+        return Err(Problem::not_found(format!("member {asked} not found")));
     };
     checks.finish()?;
     let request = pb::ListRequestsRequest { member_id, page_size, page_token };
-    let response = state.requests().list_requests(request).await.map_err(upstream("requests"))?.into_inner();
+    let response =
+        state.requests().list_requests(caller.grpc(request)).await.map_err(upstream("requests"))?.into_inner();
     Ok(Json(Page::new(response.requests, response.next_page_token)))
 }
 

@@ -1,0 +1,173 @@
+//! Response hardening as middleware: security headers on every response, CORS for the configured web origins,
+//! and the per-client rate limits of [`crate::ratelimit`].
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::problem::Problem;
+use crate::ratelimit::client_ip;
+
+/// `Content-Security-Policy` of every response but `/docs`: JSON needs nothing.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// `Strict-Transport-Security` when `ID77_HSTS=1`.
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+/// The text between the first `<{tag}>` and `</{tag}>` of a page.
+fn inline_block<'a>(page: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = page.find(&open)? + open.len();
+    let end = start + page.get(start..)?.find(&format!("</{tag}>"))?;
+    page.get(start..end)
+}
+
+/// `'sha256-…'` of an inline block, as CSP wants it.
+fn csp_hash(block: &str) -> String {
+    format!("'sha256-{}'", B64.encode(Sha256::digest(block.as_bytes())))
+}
+
+/// `Content-Security-Policy` of `/docs`: its own inline script and style (by hash), calls to this origin only.
+pub fn docs_csp(page: &str) -> String {
+    let script = inline_block(page, "script").map(csp_hash).unwrap_or_else(|| "'none'".to_owned());
+    let style = inline_block(page, "style").map(csp_hash).unwrap_or_else(|| "'none'".to_owned());
+    format!(
+        "default-src 'none'; script-src {script}; style-src {style}; connect-src 'self'; img-src 'self'; \
+         base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+}
+
+static DOCS_CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
+    HeaderValue::from_str(&docs_csp(crate::routes::DOCS_HTML)).unwrap_or(HeaderValue::from_static(API_CSP))
+});
+
+/// Paths whose answers carry credentials or personal data and must never be stored.
+fn never_store(path: &str) -> bool {
+    path.starts_with("/v1/auth/") || path == "/v1/me"
+}
+
+/// Security headers on every response (also errors, preflights and 429s).
+pub async fn headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    let csp = if path == "/docs" { DOCS_CSP.clone() } else { HeaderValue::from_static(API_CSP) };
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    if state.hsts() {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    }
+    if never_store(&path) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// Methods the API uses, announced to CORS preflights.
+pub const CORS_METHODS: &str = "GET, POST, PUT, DELETE";
+/// Request headers clients may send cross-origin.
+pub const CORS_HEADERS: &str = "Authorization, Content-Type, Idempotency-Key";
+/// Response headers cross-origin scripts may read beyond the safelisted ones.
+pub const CORS_EXPOSE: &str = "Location, Retry-After, WWW-Authenticate";
+/// How long browsers may cache a preflight answer (seconds).
+pub const CORS_MAX_AGE: &str = "600";
+
+/// CORS for the configured origins only (none by default). Bearer tokens, no cookies: no credentials mode.
+/// A preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is answered here with 204; only
+/// an allowed origin gets `Access-Control-*` headers, on the preflight and on the actual call, so the browser
+/// refuses every other origin.
+pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let origins = state.web_origins();
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let allowed = origin
+        .as_ref()
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(o)));
+    let preflight = request.method() == Method::OPTIONS
+        && origin.is_some()
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };
+    let headers = response.headers_mut();
+    if !origins.is_empty() {
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    if let (true, Some(origin)) = (allowed, origin) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        if preflight {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(CORS_METHODS));
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(CORS_HEADERS));
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(CORS_MAX_AGE));
+        } else {
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(CORS_EXPOSE));
+        }
+    }
+    response
+}
+
+/// The calls limited by the stricter (login) limiter.
+pub fn is_auth_call(path: &str) -> bool {
+    matches!(path, "/v1/auth/token" | "/v1/auth/refresh" | "/v1/auth/invitations/accept")
+}
+
+/// Probes are never limited.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz")
+}
+
+/// 429 with `Retry-After` once the client's bucket for this class of call is empty.
+pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if is_probe(path) {
+        return next.run(request).await;
+    }
+    let peer = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>();
+    let client = client_ip(request.headers(), peer, state.trust_forwarded_for());
+    let (limiter, what) = if is_auth_call(path) {
+        (state.auth_limiter(), "login, refresh and invitation calls")
+    } else {
+        (state.limiter(), "calls")
+    };
+    match limiter.check(client, Instant::now()) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            let secs = wait.as_secs_f64().ceil() as u64;
+            tracing::info!(%client, path, retry_after = secs, "rate limited");
+            Problem::too_many_requests(secs, format!("too many {what} from this client; retry in {secs} s"))
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_docs_policy_allows_exactly_the_page_s_own_inline_blocks() {
+        let page = "<style>a{}</style><script>go()</script>";
+        let csp = docs_csp(page);
+        assert!(csp.contains(&csp_hash("go()")), "{csp}");
+        assert!(csp.contains(&csp_hash("a{}")), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert_eq!(inline_block("<p>", "script"), None);
+        assert!(docs_csp("<p>").contains("script-src 'none'"));
+        // The hash of "go()" as any CSP implementation computes it.
+        assert_eq!(csp_hash("go()"), format!("'sha256-{}'", B64.encode(Sha256::digest(b"go()"))));
+    }
+
+    #[test]
+    fn credentials_are_never_stored() {
+        assert!(never_store("/v1/auth/token") && never_store("/v1/auth/keys/rotate") && never_store("/v1/me"));
+        assert!(!never_store("/v1/offers") && !never_store("/v1/mean"));
+    }
+}
