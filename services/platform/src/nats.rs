@@ -1,5 +1,6 @@
 //! NATS connection, subject namespace and stream set-up.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -48,8 +49,28 @@ impl Namespace {
 
 /// Connects to NATS and returns the client and its JetStream context.
 pub async fn connect(url: &str, name: &str) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
-    let client = async_nats::ConnectOptions::new()
+    connect_with(url, name, None).await
+}
+
+/// Connects to NATS, authenticating with the NKEY seed in `nkey_file` when given (`ID77_NATS_NKEY_FILE`: the
+/// service's user in the generated server configuration), and returns the client and its JetStream context.
+pub async fn connect_with(
+    url: &str,
+    name: &str,
+    nkey_file: Option<&Path>,
+) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some(path) = nkey_file {
+        options = options.nkey(read_nkey_seed(path)?);
+    }
+    let client = options
         .name(name)
+        .event_callback(|event| async move {
+            // Permission violations and the like: otherwise silently dropped by the client.
+            if let async_nats::Event::ServerError(error) = event {
+                tracing::warn!(%error, "NATS server error");
+            }
+        })
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
         .connect(url)
@@ -62,9 +83,25 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<(async_nats::Clien
         }
     })
     .await
-    .with_context(|| format!("NATS at {url} did not answer within 10 s"))?;
+    .with_context(|| {
+        let auth = if nkey_file.is_some() { " (or refused the NKEY)" } else { "" };
+        format!("NATS at {url} did not answer within 10 s{auth}")
+    })?;
     let js = jetstream::new(client.clone());
     Ok((client, js))
+}
+
+/// Reads a NATS user NKEY seed (`SU...`, one line) from `path`.
+pub fn read_nkey_seed(path: &Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the NATS NKEY seed {}", path.display()))?;
+    let seed = text.trim();
+    anyhow::ensure!(
+        seed.len() > 2 && seed.starts_with("SU") && seed.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{} does not hold a NATS user NKEY seed (one line starting with SU)",
+        path.display()
+    );
+    Ok(seed.to_owned())
 }
 
 /// Creates the stream if it does not exist (file storage, 2-minute duplicate window, limits retention).
@@ -94,5 +131,19 @@ mod tests {
         let prod = Namespace::default();
         assert_eq!(prod.subject("id77.x"), "id77.x");
         assert_eq!(prod.stream("REQUESTS"), "REQUESTS");
+    }
+
+    #[test]
+    fn nkey_seeds_are_checked() -> anyhow::Result<()> {
+        let path = std::env::temp_dir().join(format!("id77-nkey-{}.nk", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, "SUAGC3IXZ2RXGSXMJOFU4GKTTSQZFHPHXIZ2BA6NIMHB6UBHDKUYXLEYOI\n")?;
+        assert!(read_nkey_seed(&path)?.starts_with("SUAG"));
+        for bad in ["", "UAXYZ", "SU\nSU", "SA1234 x"] {
+            std::fs::write(&path, bad)?;
+            assert!(read_nkey_seed(&path).is_err(), "{bad:?}");
+        }
+        std::fs::remove_file(&path)?;
+        assert!(read_nkey_seed(&path).is_err(), "missing file");
+        Ok(())
     }
 }

@@ -41,7 +41,8 @@ impl ServiceContext {
     ) -> anyhow::Result<Self> {
         let started = std::time::Instant::now();
         let pool = db::connect(&config.database_url, migrations, config.db_max_connections).await?;
-        let (client, js) = nats::connect(&config.nats_url, config.service).await?;
+        let (client, js) =
+            nats::connect_with(&config.nats_url, config.service, config.nats_nkey_file.as_deref()).await?;
         let ns = Namespace::new(config.nats_prefix.clone());
         for stream in owned_streams {
             nats::ensure_stream(&js, &ns, *stream).await?;

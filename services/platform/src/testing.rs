@@ -44,6 +44,7 @@ pub fn platform_config(
         db_max_connections: 5,
         membership_url: env_or("ID77_MEMBERSHIP_URL", crate::config::DEFAULT_MEMBERSHIP_URL),
         jwks_file: None,
+        nats_nkey_file: None,
     }
 }
 

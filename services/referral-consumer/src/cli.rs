@@ -15,8 +15,11 @@ pub struct Cli {
     #[arg(long, env = "ID77_NATS_URL", default_value = DEFAULT_NATS_URL)]
     pub nats_url: String,
     /// NATS credentials file (`.creds`) issued to the provider.
-    #[arg(long, env = "ID77_NATS_CREDS")]
+    #[arg(long, env = "ID77_NATS_CREDS", conflicts_with = "nkey")]
     pub creds: Option<PathBuf>,
+    /// File holding the provider's NATS NKEY user seed (`provider-<code>.nk` from `id77-nats-config`).
+    #[arg(long, env = "ID77_NATS_NKEY_FILE")]
+    pub nkey: Option<PathBuf>,
     /// Subject and stream prefix of the deployment (empty in production).
     #[arg(long, env = "ID77_NATS_PREFIX", default_value = "")]
     pub prefix: String,
@@ -35,6 +38,10 @@ pub struct Cli {
     /// Never try to create the REFERRALS stream (production: the platform owns it).
     #[arg(long)]
     pub no_create_stream: bool,
+    /// Never try to create the durable consumer `provider-<code>`: it must exist (production: the platform
+    /// creates it, and the provider's credentials have no create permission).
+    #[arg(long)]
+    pub no_create_consumer: bool,
 }
 
 impl Cli {
@@ -44,10 +51,12 @@ impl Cli {
         let config = Config {
             nats_url: self.nats_url,
             credentials: self.creds,
+            nkey_file: self.nkey,
             prefix: self.prefix,
             provider: self.provider,
             max: self.max,
             ensure_stream: !self.no_create_stream,
+            create_consumer: !self.no_create_consumer,
         };
         config.validate()?;
         Ok((config, rule))
@@ -88,7 +97,11 @@ mod tests {
         assert!(parse(&["--provider", "caue.77", "--rule", "accept-all"]).is_err());
         assert!(parse(&["--provider", "caue77", "--rule", "accept-all", "--max", "-1"]).is_err());
         let creds = parse(&["--provider", "p", "--rule", "accept-all", "--creds", "/x.creds", "--no-create-stream"]);
-        let config = creds.ok().map(|(c, _)| (c.credentials, c.ensure_stream));
-        assert_eq!(config, Some((Some(PathBuf::from("/x.creds")), false)));
+        let config = creds.ok().map(|(c, _)| (c.credentials, c.ensure_stream, c.create_consumer));
+        assert_eq!(config, Some((Some(PathBuf::from("/x.creds")), false, true)));
+        let nkey = parse(&["--provider", "p", "--rule", "accept-all", "--nkey", "/p.nk", "--no-create-consumer"]);
+        let config = nkey.ok().map(|(c, _)| (c.nkey_file, c.credentials, c.ensure_stream, c.create_consumer));
+        assert_eq!(config, Some((Some(PathBuf::from("/p.nk")), None, true, false)));
+        assert!(parse(&["--provider", "p", "--rule", "accept-all", "--nkey", "/p.nk", "--creds", "/x.creds"]).is_err());
     }
 }

@@ -12,9 +12,15 @@
 //! name (`REFERRALS`) and `D` the durable (`provider-<provider>`):
 //! - publish: `id77.referrals.<provider>.reply`, `$JS.API.CONSUMER.INFO.R.D`, `$JS.API.CONSUMER.MSG.NEXT.R.D`,
 //!   `$JS.ACK.R.D.>`;
-//! - subscribe: `_INBOX.>` (replies to its requests);
-//! - optionally `$JS.API.CONSUMER.CREATE.R.D.id77.referrals.<provider>.offered` (or the operator creates the
-//!   consumer beforehand) and, in development only, `$JS.API.STREAM.INFO.R` / `$JS.API.STREAM.CREATE.R`.
+//! - subscribe: `_INBOX_provider_<provider>.>` only ([`inbox_prefix`]): the client always uses that inbox prefix,
+//!   so a provider's credentials never need the shared `_INBOX.>`, on which it could read what other providers
+//!   pull;
+//! - optionally `$JS.API.CONSUMER.CREATE.R.D.id77.referrals.<provider>.offered` (or the platform creates the
+//!   consumer beforehand, [`consumer_config`], and this runs with `create_consumer: false`) and, in development
+//!   only, `$JS.API.STREAM.INFO.R` / `$JS.API.STREAM.CREATE.R`.
+//!
+//! `id77-nats-config` generates a server configuration granting exactly this (an NKEY user per provider) and
+//! creates the durable consumers; the consumer then authenticates with the NKEY seed ([`Config::nkey_file`]).
 
 pub mod cli;
 
@@ -44,6 +50,9 @@ pub struct Config {
     pub nats_url: String,
     /// A `.creds` file (JWT + nkey seed) issued to the provider.
     pub credentials: Option<PathBuf>,
+    /// A file holding the provider's NKEY user seed (`SU...`), e.g. `provider-<code>.nk` from `id77-nats-config`.
+    /// Exclusive with `credentials`.
+    pub nkey_file: Option<PathBuf>,
     /// Subject and stream prefix of the deployment (empty in production).
     pub prefix: String,
     /// The provider code: also the subject token of its two subjects.
@@ -52,6 +61,9 @@ pub struct Config {
     pub max: Option<u64>,
     /// Create the `REFERRALS` stream if it is missing (development). A permission error is tolerated.
     pub ensure_stream: bool,
+    /// Create the durable consumer if it is missing (development). When false, the consumer must exist: the
+    /// platform creates it (`id77-nats-config ensure-consumers`) and the provider needs no create permission.
+    pub create_consumer: bool,
 }
 
 impl Config {
@@ -60,10 +72,12 @@ impl Config {
         let config = Self {
             nats_url: nats_url.into(),
             credentials: None,
+            nkey_file: None,
             prefix: String::new(),
             provider: provider.into(),
             max: None,
             ensure_stream: true,
+            create_consumer: true,
         };
         config.validate()?;
         Ok(config)
@@ -80,12 +94,38 @@ impl Config {
             "prefix {:?} must be dot-separated tokens of letters, digits, '-' or '_'",
             self.prefix
         );
+        anyhow::ensure!(
+            self.credentials.is_none() || self.nkey_file.is_none(),
+            "give either a credentials file or an NKEY seed file, not both"
+        );
         Ok(())
     }
 
     /// The durable consumer's name.
     pub fn durable(&self) -> String {
-        format!("provider-{}", self.provider)
+        durable_name(&self.provider)
+    }
+}
+
+/// The name of a provider's durable consumer on the `REFERRALS` stream.
+pub fn durable_name(provider: &str) -> String {
+    format!("provider-{provider}")
+}
+
+/// The inbox prefix of a provider's connections: its credentials may subscribe to `<prefix>.>` and nothing else.
+pub fn inbox_prefix(provider: &str) -> String {
+    format!("_INBOX_provider_{provider}")
+}
+
+/// The definition of a provider's durable pull consumer (explicit ack, filtered on its offered subject), as the
+/// platform creates it beforehand and as this client creates it in development.
+pub fn consumer_config(ns: &Namespace, provider: &str) -> pull::Config {
+    pull::Config {
+        durable_name: Some(durable_name(provider)),
+        filter_subject: ns.subject(&referral_offered_subject(provider)),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        ..Default::default()
     }
 }
 
@@ -210,17 +250,25 @@ pub struct ReferralConsumer {
 }
 
 impl ReferralConsumer {
-    /// Connects to NATS with the provider's credentials (if any).
+    /// Connects to NATS with the provider's credentials (if any), under the provider's own inbox prefix.
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let options = match &config.credentials {
-            Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+        let options = match (&config.credentials, &config.nkey_file) {
+            (Some(path), _) => async_nats::ConnectOptions::with_credentials_file(path)
                 .await
                 .with_context(|| format!("reading NATS credentials {}", path.display()))?,
-            None => async_nats::ConnectOptions::new(),
+            (None, Some(path)) => async_nats::ConnectOptions::new().nkey(id77_platform::nats::read_nkey_seed(path)?),
+            (None, None) => async_nats::ConnectOptions::new(),
         };
         let client = options
             .name(format!("id77-referral-consumer-{}", config.provider))
+            .custom_inbox_prefix(inbox_prefix(&config.provider))
+            .event_callback(|event| async move {
+                // Permission violations: the server refuses silently otherwise (a request just times out).
+                if let async_nats::Event::ServerError(error) = event {
+                    tracing::warn!(%error, "NATS server error");
+                }
+            })
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .connect(config.nats_url.as_str())
@@ -232,7 +280,9 @@ impl ReferralConsumer {
             }
         })
         .await
-        .with_context(|| format!("NATS at {} did not answer within 10 s", config.nats_url))?;
+        .with_context(|| {
+            format!("NATS at {} did not answer (or refused the credentials) within 10 s", config.nats_url)
+        })?;
         let js = jetstream::new(client.clone());
         let ns = Namespace::new(config.prefix.clone());
         Ok(Self { config, client, js, ns })
@@ -284,7 +334,8 @@ impl ReferralConsumer {
         self.config.max.is_some_and(|max| summary.answered() >= max)
     }
 
-    /// The provider's durable consumer, created on first use (an existing one is used as it is).
+    /// The provider's durable consumer: an existing one is used as it is; a missing one is created when
+    /// `create_consumer` allows it.
     async fn consumer(&self) -> anyhow::Result<jetstream::consumer::PullConsumer> {
         let stream_name = self.ns.stream(REFERRALS.name);
         if self.config.ensure_stream {
@@ -305,19 +356,19 @@ impl ReferralConsumer {
         }
         let stream = self.js.get_stream_no_info(&stream_name).await.with_context(|| format!("stream {stream_name}"))?;
         let durable = self.config.durable();
-        stream
-            .get_or_create_consumer(
-                &durable,
-                pull::Config {
-                    durable_name: Some(durable.clone()),
-                    filter_subject: self.ns.subject(&referral_offered_subject(&self.config.provider)),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: ACK_WAIT,
-                    ..Default::default()
-                },
-            )
-            .await
-            .with_context(|| format!("consumer {durable} on stream {stream_name}"))
+        if self.config.create_consumer {
+            stream
+                .get_or_create_consumer(&durable, consumer_config(&self.ns, &self.config.provider))
+                .await
+                .with_context(|| format!("consumer {durable} on stream {stream_name}"))
+        } else {
+            stream.get_consumer(&durable).await.map_err(|error| {
+                anyhow::anyhow!(
+                    "consumer {durable} on stream {stream_name}: {error} (it must exist: the platform creates it, \
+                     e.g. `id77-nats-config ensure-consumers`)"
+                )
+            })
+        }
     }
 
     async fn consume<D: Decider + ?Sized>(
@@ -526,5 +577,21 @@ mod tests {
         }
         assert!(config.map(|c| c.validate().is_err()).unwrap_or(false));
         assert_eq!(reply_message_id("abc"), "reply-abc");
+        let mut both = Config::new("nats://x", "caue77").map_err(|e| e.to_string());
+        if let Ok(c) = both.as_mut() {
+            c.credentials = Some("/a.creds".into());
+            c.nkey_file = Some("/a.nk".into());
+        }
+        assert!(both.map(|c| c.validate().is_err()).unwrap_or(false), "creds and nkey are exclusive");
+    }
+
+    #[test]
+    fn the_platform_and_the_client_agree_on_the_consumer() {
+        assert_eq!(inbox_prefix("caue77"), "_INBOX_provider_caue77");
+        let config = consumer_config(&Namespace::new("t1"), "caue77");
+        assert_eq!(config.durable_name.as_deref(), Some("provider-caue77"));
+        assert_eq!(config.filter_subject, "t1.id77.referrals.caue77.offered");
+        assert_eq!(config.ack_policy, jetstream::consumer::AckPolicy::Explicit);
+        assert_eq!(config.ack_wait, ACK_WAIT);
     }
 }

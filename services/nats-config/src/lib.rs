@@ -1,0 +1,576 @@
+//! The NATS side of access control: who may publish and subscribe to what, enforced by the server.
+//!
+//! [`generate`] writes, into one folder:
+//! - `nats-server.conf`: listen address, JetStream store, and an `authorization` block with one NKEY user per
+//!   platform service ([`SERVICES`]) and one per provider, each with exact allow-lists ([`service_permissions`],
+//!   [`provider_permissions`]). No deny rules, and no `$JS.>` for providers (DESIGN §4: nats-server before 2.10
+//!   let a user allowed on `$JS.>` reach admin APIs, and queue subscriptions bypassed deny rules). There is no
+//!   `no_auth_user`: a connection without a known NKEY is refused;
+//! - `<user>.nk`: each user's NKEY seed (mode 0600), `membership.nk` ... `billing.nk` and `provider-<code>.nk`.
+//!   Seeds already in the folder are reused, so re-running gives the same configuration and never rotates a
+//!   credential; delete a seed file to rotate that user's key;
+//! - `users.json`: user → kind, provider code, public key and seed file name (no secrets).
+//!
+//! A provider's user can only read its own referrals, through its own durable consumer `provider-<code>`, and
+//! publish on its own reply subject; it has no create permission, so [`ensure_consumers`] (run as a service user)
+//! creates the consumers beforehand with the same definition the referral consumer uses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use async_nats::jetstream;
+use id77_platform::Namespace;
+use id77_platform::streams::{REFERRALS, is_valid_subject_token, referral_reply_subject};
+use id77_referral_consumer::{consumer_config, durable_name, inbox_prefix};
+use nkeys::{KeyPair, KeyPairType};
+use serde::{Deserialize, Serialize};
+
+/// The platform services that get a NATS user, in the order they appear in the configuration.
+pub const SERVICES: [&str; 5] = ["membership", "catalogue", "requests", "routing", "billing"];
+
+/// File name of the generated server configuration.
+pub const SERVER_CONF: &str = "nats-server.conf";
+/// File name of the users' summary.
+pub const USERS_JSON: &str = "users.json";
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the server listens, e.g. `127.0.0.1:4223`.
+    pub listen: SocketAddr,
+    /// JetStream store folder (made absolute).
+    pub store_dir: PathBuf,
+    /// Subject and stream prefix of the deployment (`ID77_NATS_PREFIX`, empty in production).
+    pub prefix: String,
+    /// Provider codes (validated, deduplicated and sorted by [`Options::new`]).
+    pub providers: Vec<String>,
+}
+
+impl Options {
+    pub fn new(
+        listen: SocketAddr,
+        store_dir: &Path,
+        prefix: &str,
+        providers: impl IntoIterator<Item = String>,
+    ) -> anyhow::Result<Self> {
+        let providers = validate_providers(providers)?;
+        validate_prefix(prefix)?;
+        let store_dir = std::path::absolute(store_dir)
+            .with_context(|| format!("making the store folder {} absolute", store_dir.display()))?;
+        Ok(Self { listen, store_dir, prefix: prefix.to_owned(), providers })
+    }
+}
+
+/// Checks, deduplicates and sorts provider codes (each is a subject token and a file name).
+pub fn validate_providers(providers: impl IntoIterator<Item = String>) -> anyhow::Result<Vec<String>> {
+    let mut codes = BTreeSet::new();
+    for code in providers {
+        anyhow::ensure!(
+            is_valid_subject_token(&code),
+            "provider code {code:?} must be 1 to 64 lowercase letters, digits or dashes"
+        );
+        codes.insert(code);
+    }
+    Ok(codes.into_iter().collect())
+}
+
+fn validate_prefix(prefix: &str) -> anyhow::Result<()> {
+    let token_ok = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    anyhow::ensure!(
+        prefix.is_empty() || prefix.split('.').all(token_ok),
+        "prefix {prefix:?} must be dot-separated tokens of letters, digits, '-' or '_'"
+    );
+    Ok(())
+}
+
+/// The provider codes of a catalogue seed file (`{"providers": [{"code": ...}, ...], ...}`).
+pub fn providers_from_catalogue(path: &Path) -> anyhow::Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Seed {
+        providers: Vec<Provider>,
+    }
+    #[derive(Deserialize)]
+    struct Provider {
+        code: String,
+    }
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let seed: Seed = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    validate_providers(seed.providers.into_iter().map(|p| p.code)).with_context(|| format!("in {}", path.display()))
+}
+
+/// Subject permissions of one user: allow-lists only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Permissions {
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+}
+
+/// A platform service: its own events and the other services' (`id77.>`), the JetStream API and acks, and its
+/// inboxes. Services are trusted with the whole JetStream API of the account (they create streams and
+/// consumers); they answer no core NATS requests, so no `allow_responses`.
+pub fn service_permissions(ns: &Namespace) -> Permissions {
+    let mut subjects = vec!["id77.>".to_owned()];
+    if !ns.prefix().is_empty() {
+        subjects.push(ns.subject("id77.>"));
+    }
+    let mut publish = subjects.clone();
+    publish.extend(["$JS.API.>".to_owned(), "$JS.ACK.>".to_owned(), "_INBOX.>".to_owned()]);
+    let mut subscribe = subjects;
+    subscribe.push("_INBOX.>".to_owned());
+    Permissions { publish, subscribe }
+}
+
+/// A provider: publish its replies and the three JetStream subjects of its own durable consumer (info, pull next,
+/// ack), and subscribe only to its own inbox prefix, on which its pulled messages and API answers arrive. Exact
+/// subjects; the only wildcards are under its own ack subject and its own inbox. No `allow_responses`: its
+/// acks are already allowed by subject, and it answers no requests.
+pub fn provider_permissions(ns: &Namespace, code: &str) -> Permissions {
+    let stream = ns.stream(REFERRALS.name);
+    let durable = durable_name(code);
+    Permissions {
+        publish: vec![
+            ns.subject(&referral_reply_subject(code)),
+            format!("$JS.API.CONSUMER.INFO.{stream}.{durable}"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"),
+            format!("$JS.ACK.{stream}.{durable}.>"),
+        ],
+        subscribe: vec![format!("{}.>", inbox_prefix(code))],
+    }
+}
+
+/// One user of the generated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// `membership`, ..., or `provider-<code>`; also the seed file's stem.
+    pub name: String,
+    /// The provider code, for a provider's user.
+    pub provider: Option<String>,
+    /// The NKEY public key (`U...`).
+    pub public_key: String,
+    pub permissions: Permissions,
+}
+
+impl User {
+    pub fn seed_file(&self) -> String {
+        seed_file_name(&self.name)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        if self.provider.is_some() { "provider" } else { "service" }
+    }
+}
+
+/// The seed file name of a user.
+pub fn seed_file_name(user: &str) -> String {
+    format!("{user}.nk")
+}
+
+/// The user name of a provider (its seed file is `provider-<code>.nk`).
+pub fn provider_user(code: &str) -> String {
+    format!("provider-{code}")
+}
+
+/// What [`generate`] wrote.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub dir: PathBuf,
+    pub users: Vec<User>,
+    /// Users whose seed was created by this run (the others were reused).
+    pub created: Vec<String>,
+}
+
+/// Generates the configuration, seeds and summary into `dir` (created, mode 0700), reusing existing seeds.
+pub fn generate(dir: &Path, options: &Options) -> anyhow::Result<Generated> {
+    create_private_dir(dir)?;
+    let ns = Namespace::new(options.prefix.clone());
+    let mut wanted: Vec<(String, Option<String>, Permissions)> =
+        SERVICES.iter().map(|s| ((*s).to_owned(), None, service_permissions(&ns))).collect();
+    for code in &options.providers {
+        wanted.push((provider_user(code), Some(code.clone()), provider_permissions(&ns, code)));
+    }
+    let mut users = Vec::with_capacity(wanted.len());
+    let mut created = Vec::new();
+    for (name, provider, permissions) in wanted {
+        let (key, new) = load_or_create_seed(&dir.join(seed_file_name(&name)))?;
+        if new {
+            created.push(name.clone());
+        }
+        users.push(User { name, provider, public_key: key.public_key(), permissions });
+    }
+    write_atomically(&dir.join(SERVER_CONF), render_server_conf(options, &users)?.as_bytes())?;
+    write_atomically(&dir.join(USERS_JSON), render_users_json(&users)?.as_bytes())?;
+    Ok(Generated { dir: dir.to_owned(), users, created })
+}
+
+/// The `nats-server.conf` text.
+pub fn render_server_conf(options: &Options, users: &[User]) -> anyhow::Result<String> {
+    let store = options
+        .store_dir
+        .to_str()
+        .with_context(|| format!("the store folder {} is not UTF-8", options.store_dir.display()))?;
+    let mut out = String::new();
+    out.push_str("# Generated by id77-nats-config: do not edit, re-run it (the seeds in this folder are kept).\n");
+    out.push_str("# One NKEY user per platform service and per provider; allow-lists only, no deny rules.\n");
+    out.push_str(&format!("listen: {}\n\n", quote(&options.listen.to_string())?));
+    out.push_str(&format!("jetstream {{\n  store_dir: {}\n}}\n\n", quote(store)?));
+    out.push_str("authorization {\n  users: [\n");
+    for user in users {
+        let what = match &user.provider {
+            Some(code) => format!("provider {code}"),
+            None => "platform service".to_owned(),
+        };
+        out.push_str(&format!("    # {} ({what})\n", user.name));
+        out.push_str(&format!("    {{\n      nkey: {}\n      permissions: {{\n", quote(&user.public_key)?));
+        out.push_str(&format!("        publish: {{ allow: {} }}\n", quote_list(&user.permissions.publish)?));
+        out.push_str(&format!("        subscribe: {{ allow: {} }}\n", quote_list(&user.permissions.subscribe)?));
+        out.push_str("      }\n    }\n");
+    }
+    out.push_str("  ]\n}\n");
+    Ok(out)
+}
+
+/// The `users.json` text: `{"users": {"<name>": {"kind", "provider"?, "public_key", "seed_file"}}}`.
+pub fn render_users_json(users: &[User]) -> anyhow::Result<String> {
+    #[derive(Serialize)]
+    struct Entry<'a> {
+        kind: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        provider: Option<&'a str>,
+        public_key: &'a str,
+        seed_file: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        inbox_prefix: Option<String>,
+    }
+    #[derive(Serialize)]
+    struct Summary<'a> {
+        users: BTreeMap<&'a str, Entry<'a>>,
+    }
+    let users = users
+        .iter()
+        .map(|u| {
+            let entry = Entry {
+                kind: u.kind(),
+                provider: u.provider.as_deref(),
+                public_key: &u.public_key,
+                seed_file: u.seed_file(),
+                inbox_prefix: u.provider.as_deref().map(inbox_prefix),
+            };
+            (u.name.as_str(), entry)
+        })
+        .collect();
+    let mut text = serde_json::to_string_pretty(&Summary { users })?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// A double-quoted string of the NATS configuration language (JSON escaping; control characters refused).
+fn quote(value: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(!value.chars().any(char::is_control), "{value:?} holds a control character");
+    Ok(serde_json::to_string(value)?)
+}
+
+fn quote_list(values: &[String]) -> anyhow::Result<String> {
+    let quoted = values.iter().map(|v| quote(v)).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(format!("[{}]", quoted.join(", ")))
+}
+
+/// Reads a user seed, or creates one (mode 0600) when the file does not exist. Returns whether it was created.
+pub fn load_or_create_seed(path: &Path) -> anyhow::Result<(KeyPair, bool)> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let key = KeyPair::from_seed(text.trim())
+                .map_err(|e| anyhow::anyhow!("{} does not hold an NKEY seed: {e}", path.display()))?;
+            anyhow::ensure!(
+                key.key_pair_type() == KeyPairType::User,
+                "{} holds an NKEY seed that is not a user's",
+                path.display()
+            );
+            restrict_mode(path)?;
+            Ok((key, false))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let key = KeyPair::new_user();
+            let seed = key.seed().map_err(|e| anyhow::anyhow!("encoding an NKEY seed: {e}"))?;
+            let mut file = private_options()
+                .create_new(true)
+                .write(true)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            file.write_all(format!("{seed}\n").as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+            file.sync_all().with_context(|| format!("writing {}", path.display()))?;
+            Ok((key, true))
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn private_options() -> fs::OpenOptions {
+    #[allow(unused_mut)]
+    let mut options = fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+fn restrict_mode(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("restricting {} to mode 0600", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Writes `path` through a temporary file and a rename, so a reader never sees half a file.
+fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).with_context(|| format!("bad path {}", path.display()))?;
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// What [`ensure_consumers`] found or created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnsuredConsumers {
+    /// The `REFERRALS` stream's name (with the deployment's prefix).
+    pub stream: String,
+    /// Durable names, one per provider, in provider order.
+    pub durables: Vec<String>,
+}
+
+/// Creates the `REFERRALS` stream if it is missing (the platform's definition) and each provider's durable pull
+/// consumer `provider-<code>` (filter `id77.referrals.<code>.offered`, explicit ack). An existing consumer is
+/// kept, or updated to that definition where the server allows it. Run it as a platform service user.
+pub async fn ensure_consumers(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    providers: &[String],
+) -> anyhow::Result<EnsuredConsumers> {
+    let providers = validate_providers(providers.iter().cloned())?;
+    let stream = id77_platform::nats::ensure_stream(js, ns, REFERRALS).await?;
+    let stream_name = ns.stream(REFERRALS.name);
+    let mut durables = Vec::with_capacity(providers.len());
+    for code in &providers {
+        let config = consumer_config(ns, code);
+        let durable = durable_name(code);
+        let consumer: jetstream::consumer::PullConsumer = stream
+            .create_consumer(config.clone())
+            .await
+            .with_context(|| format!("creating consumer {durable} on stream {stream_name}"))?;
+        let info = consumer.cached_info();
+        anyhow::ensure!(
+            info.config.filter_subject == config.filter_subject
+                && info.config.ack_policy == jetstream::consumer::AckPolicy::Explicit,
+            "consumer {durable} on stream {stream_name} exists with another definition (filter {:?}); delete it \
+             and run this again",
+            info.config.filter_subject
+        );
+        tracing::info!(stream = %stream_name, durable = %durable, filter = %config.filter_subject, "consumer ready");
+        durables.push(durable);
+    }
+    Ok(EnsuredConsumers { stream: stream_name, durables })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("id77-nats-config-unit-{}-{}", std::process::id(), uuid_like()))
+    }
+
+    fn uuid_like() -> String {
+        KeyPair::new_user().public_key()[1..13].to_ascii_lowercase()
+    }
+
+    fn options(providers: &[&str], prefix: &str) -> anyhow::Result<Options> {
+        Options::new(
+            SocketAddr::from(([127, 0, 0, 1], 4223)),
+            Path::new("/var/lib/id77/js"),
+            prefix,
+            providers.iter().map(|p| (*p).to_owned()),
+        )
+    }
+
+    #[test]
+    fn providers_get_exactly_their_own_subjects() {
+        let permissions = provider_permissions(&Namespace::default(), "caue77");
+        assert_eq!(
+            permissions.publish,
+            [
+                "id77.referrals.caue77.reply",
+                "$JS.API.CONSUMER.INFO.REFERRALS.provider-caue77",
+                "$JS.API.CONSUMER.MSG.NEXT.REFERRALS.provider-caue77",
+                "$JS.ACK.REFERRALS.provider-caue77.>",
+            ]
+        );
+        assert_eq!(permissions.subscribe, ["_INBOX_provider_caue77.>"]);
+
+        let prefixed = provider_permissions(&Namespace::new("t1"), "caue77");
+        assert_eq!(
+            prefixed.publish,
+            [
+                "t1.id77.referrals.caue77.reply",
+                "$JS.API.CONSUMER.INFO.T1_REFERRALS.provider-caue77",
+                "$JS.API.CONSUMER.MSG.NEXT.T1_REFERRALS.provider-caue77",
+                "$JS.ACK.T1_REFERRALS.provider-caue77.>",
+            ]
+        );
+        assert_eq!(prefixed.subscribe, ["_INBOX_provider_caue77.>"]);
+    }
+
+    #[test]
+    fn no_provider_subject_reaches_beyond_its_own() {
+        for ns in [Namespace::default(), Namespace::new("t1")] {
+            let permissions = provider_permissions(&ns, "dir-eau");
+            for subject in permissions.publish.iter().chain(&permissions.subscribe) {
+                assert!(!subject.contains('*'), "{subject}");
+                assert!(!subject.starts_with("$JS.>") && !subject.starts_with("$JS.API.>"), "{subject}");
+                assert!(subject != ">" && !subject.starts_with("_INBOX."), "{subject}");
+                if let Some(stem) = subject.strip_suffix(".>") {
+                    assert!(
+                        stem.ends_with("provider-dir-eau") || stem == "_INBOX_provider_dir-eau",
+                        "only its own acks and inbox end in a wildcard: {subject}"
+                    );
+                } else {
+                    assert!(subject.contains("dir-eau"), "{subject}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn services_get_the_platform_subjects() {
+        let plain = service_permissions(&Namespace::default());
+        assert_eq!(plain.publish, ["id77.>", "$JS.API.>", "$JS.ACK.>", "_INBOX.>"]);
+        assert_eq!(plain.subscribe, ["id77.>", "_INBOX.>"]);
+        let prefixed = service_permissions(&Namespace::new("t1"));
+        assert_eq!(prefixed.publish, ["id77.>", "t1.id77.>", "$JS.API.>", "$JS.ACK.>", "_INBOX.>"]);
+        assert_eq!(prefixed.subscribe, ["id77.>", "t1.id77.>", "_INBOX.>"]);
+    }
+
+    #[test]
+    fn the_configuration_lists_every_user_with_allow_lists_only() -> anyhow::Result<()> {
+        let dir = temp_dir();
+        let generated = generate(&dir, &options(&["dir-eau", "caue77", "caue77"], "")?)?;
+        let names: Vec<_> = generated.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["membership", "catalogue", "requests", "routing", "billing", "provider-caue77", "provider-dir-eau"]
+        );
+        assert_eq!(generated.created.len(), 7);
+        let conf = fs::read_to_string(dir.join(SERVER_CONF))?;
+        assert!(conf.contains("listen: \"127.0.0.1:4223\"\n"), "{conf}");
+        assert!(conf.contains("jetstream {\n  store_dir: \"/var/lib/id77/js\"\n}"), "{conf}");
+        let settings: Vec<&str> = conf.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+        assert!(!settings.iter().any(|l| l.contains("deny")), "{conf}");
+        assert!(!conf.contains("no_auth_user") && !conf.contains("password"), "{conf}");
+        assert!(!conf.contains("\"$JS.>\""), "{conf}");
+        assert_eq!(conf.matches("nkey: \"U").count(), 7);
+        for user in &generated.users {
+            assert!(conf.contains(&format!("nkey: \"{}\"", user.public_key)), "{}", user.name);
+            let seed = fs::read_to_string(dir.join(user.seed_file()))?;
+            assert!(seed.starts_with("SU") && seed.ends_with('\n'));
+            assert!(!conf.contains(seed.trim()), "no seed in the configuration");
+        }
+        let caue = generated.users.iter().find(|u| u.name == "provider-caue77").map(|u| u.public_key.clone());
+        let caue = caue.unwrap_or_default();
+        let block = conf.split(&caue).nth(1).unwrap_or_default().split("    }\n").next().unwrap_or_default();
+        assert!(block.contains(
+            "publish: { allow: [\"id77.referrals.caue77.reply\", \"$JS.API.CONSUMER.INFO.REFERRALS.provider-caue77\", \
+             \"$JS.API.CONSUMER.MSG.NEXT.REFERRALS.provider-caue77\", \"$JS.ACK.REFERRALS.provider-caue77.>\"] }"
+        ));
+        assert!(block.contains("subscribe: { allow: [\"_INBOX_provider_caue77.>\"] }"), "{block}");
+
+        let users: serde_json::Value = serde_json::from_str(&fs::read_to_string(dir.join(USERS_JSON))?)?;
+        assert_eq!(users["users"]["provider-caue77"]["public_key"].as_str(), Some(caue.as_str()));
+        assert_eq!(users["users"]["provider-caue77"]["seed_file"].as_str(), Some("provider-caue77.nk"));
+        assert_eq!(users["users"]["routing"]["kind"].as_str(), Some("service"));
+        assert!(!fs::read_to_string(dir.join(USERS_JSON))?.contains("\"SU"), "no seed in users.json");
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn rerunning_keeps_the_seeds_and_the_output() -> anyhow::Result<()> {
+        let dir = temp_dir();
+        let first = generate(&dir, &options(&["caue77"], "")?)?;
+        let conf = fs::read(dir.join(SERVER_CONF))?;
+        let json = fs::read(dir.join(USERS_JSON))?;
+        let second = generate(&dir, &options(&["caue77"], "")?)?;
+        assert!(second.created.is_empty());
+        assert_eq!(first.users, second.users);
+        assert_eq!(fs::read(dir.join(SERVER_CONF))?, conf);
+        assert_eq!(fs::read(dir.join(USERS_JSON))?, json);
+        // A new provider gets a new seed; the others stay.
+        let third = generate(&dir, &options(&["caue77", "dir-eau"], "")?)?;
+        assert_eq!(third.created, ["provider-dir-eau"]);
+        assert_eq!(&third.users[..6], &first.users[..]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for user in &third.users {
+                let mode = fs::metadata(dir.join(user.seed_file()))?.permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", user.name);
+            }
+            assert_eq!(fs::metadata(&dir)?.permissions().mode() & 0o777, 0o700);
+        }
+        // A damaged seed is an error, never silently replaced.
+        fs::write(dir.join("routing.nk"), "garbage")?;
+        assert!(generate(&dir, &options(&["caue77"], "")?).is_err());
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn bad_inputs_are_refused() -> anyhow::Result<()> {
+        for bad in ["", "CAUE", "a.b", "*", ">", "a b", "../x"] {
+            assert!(options(&[bad], "").is_err(), "{bad:?}");
+        }
+        for bad in ["a b", "a..b", "a.*", ">"] {
+            assert!(options(&["caue77"], bad).is_err(), "{bad:?}");
+        }
+        assert!(quote("a\nb").is_err());
+        assert_eq!(quote("/a \"b\"\\c")?, "\"/a \\\"b\\\"\\\\c\"");
+        Ok(())
+    }
+
+    #[test]
+    fn the_demo_catalogue_lists_the_providers() -> anyhow::Result<()> {
+        let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalogue/seed/catalogue.json");
+        let providers = providers_from_catalogue(&seed)?;
+        assert!(providers.contains(&"caue77".to_owned()), "{providers:?}");
+        assert!(providers.iter().all(|p| is_valid_subject_token(p)));
+
+        let dir = temp_dir();
+        fs::create_dir_all(&dir)?;
+        let file = dir.join("catalogue.json");
+        fs::write(&file, r#"{"providers": [{"code": "b", "name": "B"}, {"code": "a"}], "offers": []}"#)?;
+        assert_eq!(providers_from_catalogue(&file)?, ["a", "b"]);
+        fs::write(&file, r#"{"providers": [{"code": "B.x"}]}"#)?;
+        assert!(providers_from_catalogue(&file).is_err());
+        fs::write(&file, r#"{"offers": []}"#)?;
+        assert!(providers_from_catalogue(&file).is_err());
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}
