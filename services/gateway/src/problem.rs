@@ -180,7 +180,7 @@ impl Problem {
 
 impl From<ServiceError> for Problem {
     fn from(error: ServiceError) -> Self {
-        let mut problem = Self::of(error.code, error.reason, error.message);
+        let mut problem = Self::of(error.code, &error.reason, error.message);
         problem.errors = error
             .violations
             .into_iter()

@@ -1,6 +1,7 @@
 //! One error type for every service, mapped once to a gRPC status (with `google.rpc` details) and, at the
 //! gateway, to an HTTP status and a problem+json body.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use tonic::{Code, Status};
@@ -90,13 +91,13 @@ pub struct ServiceError {
     pub code: ErrorCode,
     pub message: String,
     /// Machine-readable reason in UPPER_SNAKE_CASE (e.g. `MEMBER_NOT_ACTIVE`), also the problem type slug.
-    pub reason: &'static str,
+    pub reason: Cow<'static, str>,
     pub violations: Vec<FieldViolation>,
 }
 
 impl ServiceError {
     pub fn new(code: ErrorCode, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), violations: Vec::new() }
+        Self { code, reason: Cow::Borrowed(reason), message: message.into(), violations: Vec::new() }
     }
 
     /// One invalid field.
@@ -108,7 +109,7 @@ impl ServiceError {
     pub fn invalid_fields(violations: Vec<FieldViolation>) -> Self {
         let message =
             violations.iter().map(|v| format!("{} {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
-        Self { code: ErrorCode::InvalidArgument, reason: "INVALID_ARGUMENT", message, violations }
+        Self { code: ErrorCode::InvalidArgument, reason: Cow::Borrowed("INVALID_ARGUMENT"), message, violations }
     }
 
     pub fn not_found(what: &str, id: &str) -> Self {
@@ -125,8 +126,10 @@ impl ServiceError {
         let details = status.get_error_details();
         let reason = details
             .error_info()
-            .map(|info| known_reason(&info.reason))
-            .unwrap_or_else(|| default_reason(status.code()));
+            .map(|info| info.reason.trim())
+            .filter(|r| is_reason(r))
+            .map(|r| Cow::Owned(r.to_owned()))
+            .unwrap_or_else(|| Cow::Borrowed(default_reason(status.code())));
         let violations = details
             .bad_request()
             .map(|br| {
@@ -140,23 +143,11 @@ impl ServiceError {
     }
 }
 
-/// Reasons travel as strings on the wire; keep them `'static` by interning the known ones.
-fn known_reason(reason: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "INVALID_ARGUMENT",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "ALREADY_MEMBER",
-        "NOT_IN_DIRECTORY",
-        "INVALID_TRANSITION",
-        "MEMBER_NOT_ACTIVE",
-        "OFFER_NOT_FOUND",
-        "PERMISSION_DENIED",
-        "UNAUTHENTICATED",
-        "UNAVAILABLE",
-        "INTERNAL",
-    ];
-    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("ERROR")
+/// A reason is UPPER_SNAKE_CASE, short: anything else from the wire is replaced by the code's default.
+fn is_reason(reason: &str) -> bool {
+    !reason.is_empty()
+        && reason.len() <= 64
+        && reason.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
 }
 
 fn default_reason(code: Code) -> &'static str {
@@ -175,7 +166,7 @@ fn default_reason(code: Code) -> &'static str {
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
         let mut details = ErrorDetails::new();
-        details.set_error_info(error.reason, ERROR_DOMAIN, HashMap::new());
+        details.set_error_info(error.reason.clone(), ERROR_DOMAIN, HashMap::new());
         for v in &error.violations {
             details.add_bad_request_violation(v.field.clone(), v.description.clone());
         }
@@ -217,8 +208,10 @@ mod tests {
     #[test]
     fn unknown_reasons_and_plain_statuses_still_map() {
         let back = ServiceError::from_status(&Status::not_found("x"));
-        assert_eq!((back.code, back.reason), (ErrorCode::NotFound, "NOT_FOUND"));
+        assert_eq!((back.code, back.reason.as_ref()), (ErrorCode::NotFound, "NOT_FOUND"));
         let custom = Status::from(ServiceError::new(ErrorCode::FailedPrecondition, "MEMBER_NOT_ACTIVE", "m"));
         assert_eq!(ServiceError::from_status(&custom).reason, "MEMBER_NOT_ACTIVE");
+        let weird = Status::from(ServiceError::new(ErrorCode::Unauthenticated, "<script>", "m"));
+        assert_eq!(ServiceError::from_status(&weird).reason, "UNAUTHENTICATED");
     }
 }
