@@ -1,5 +1,6 @@
 //! gRPC transport: maps requests to domain calls and rows to protobuf.
 
+use id77_platform::auth::{Caller, Role};
 use id77_platform::{ErrorCode, ServiceError, outbox, page, time};
 use id77_proto::membership::v1 as pb;
 use id77_proto::membership::v1::membership_service_server::MembershipService;
@@ -8,21 +9,28 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::{self, MemberStatus, Siren};
+use crate::identity::domain::{self as policy, MemberScope, audit};
+use crate::identity::keys::LocalAuthenticator;
+use crate::identity::store::{self as identity_store, Audit};
 use crate::store::{self, CollectivityRow, MemberRow};
 
 pub const SUBJECT_APPLIED: &str = "id77.membership.member.applied";
 pub const SUBJECT_APPROVED: &str = "id77.membership.member.approved";
+pub const SUBJECT_UPDATED: &str = "id77.membership.member.updated";
 
 /// Longest search query accepted.
 const MAX_QUERY_CHARS: usize = 100;
 
+/// Directory search, applications and approval. Searching, reading the directory and applying are public;
+/// everything else follows docs/authorization.md, from the caller's verified access token.
 pub struct MembershipApi {
     pool: PgPool,
+    auth: LocalAuthenticator,
 }
 
 impl MembershipApi {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, auth: LocalAuthenticator) -> Self {
+        Self { pool, auth }
     }
 }
 
@@ -69,7 +77,7 @@ fn collectivity_to_proto(c: CollectivityRow) -> pb::Collectivity {
     }
 }
 
-fn member_to_proto(m: MemberRow) -> pb::Member {
+pub(crate) fn member_to_proto(m: MemberRow) -> pb::Member {
     pb::Member {
         id: m.id.to_string(),
         kind: kind_to_proto(&m.kind).into(),
@@ -80,11 +88,11 @@ fn member_to_proto(m: MemberRow) -> pb::Member {
         contact_email: m.contact_email,
         applied_at: Some(time::to_proto(m.applied_at)),
         approved_at: time::to_proto_opt(m.approved_at),
-        referent_user_id: String::new(),
+        referent_user_id: m.referent_user_id.map(|r| r.to_string()).unwrap_or_default(),
     }
 }
 
-fn parse_id(field: &str, raw: &str) -> Result<Uuid, ServiceError> {
+pub(crate) fn parse_id(field: &str, raw: &str) -> Result<Uuid, ServiceError> {
     Uuid::parse_str(raw.trim()).map_err(|_| ServiceError::invalid(field, "must be a UUID"))
 }
 
@@ -122,6 +130,7 @@ impl MembershipApi {
             contact_email: application.contact_email,
             applied_at: now,
             approved_at: None,
+            referent_user_id: None,
         };
         let member = match store::upsert_application(&mut tx, &row).await {
             Ok(member) => member,
@@ -148,7 +157,8 @@ impl MembershipApi {
         Ok(member_to_proto(member))
     }
 
-    async fn approve(&self, req: pb::ApproveMembershipRequest) -> Result<pb::Member, ServiceError> {
+    async fn approve(&self, caller: &Caller, req: pb::ApproveMembershipRequest) -> Result<pb::Member, ServiceError> {
+        caller.require_any(&[Role::Coordinator])?;
         let id = parse_id("member_id", &req.member_id)?;
         let mut tx = self.pool.begin().await?;
         let member = store::member_for_update(&mut tx, id)
@@ -168,6 +178,16 @@ impl MembershipApi {
             occurred_at: Some(time::to_proto(now)),
         };
         outbox::enqueue(&mut tx, SUBJECT_APPROVED, &event).await?;
+        let subject = member.id.to_string();
+        let detail = format!("{} ({})", member.name, member.siren);
+        let record = Audit {
+            kind: audit::MEMBERSHIP_APPROVED,
+            actor_user_id: Some(caller.user_id),
+            subject: &subject,
+            detail: &detail,
+            ..Default::default()
+        };
+        identity_store::audit(&mut tx, &record).await?;
         tx.commit().await?;
         tracing::info!(member_id = %member.id, "membership approved");
         Ok(member_to_proto(member))
@@ -200,15 +220,25 @@ impl MembershipApi {
             .ok_or_else(|| ServiceError::not_found("collectivity", siren.as_str()))
     }
 
-    async fn member(&self, req: pb::GetMemberRequest) -> Result<pb::Member, ServiceError> {
+    async fn member(&self, caller: &Caller, req: pb::GetMemberRequest) -> Result<pb::Member, ServiceError> {
+        policy::may_read_members(caller)?;
         let id = parse_id("member_id", &req.member_id)?;
         store::get_member(&self.pool, id)
             .await?
+            .filter(|m| policy::sees_member(caller, m.id, m.referent_user_id))
             .map(member_to_proto)
             .ok_or_else(|| ServiceError::not_found("member", &id.to_string()))
     }
 
-    async fn members(&self, req: pb::ListMembersRequest) -> Result<pb::ListMembersResponse, ServiceError> {
+    async fn members(
+        &self,
+        caller: &Caller,
+        req: pb::ListMembersRequest,
+    ) -> Result<pb::ListMembersResponse, ServiceError> {
+        let referent = match policy::authorize_list_members(caller)? {
+            MemberScope::All => None,
+            MemberScope::FollowedBy(referent) => Some(referent),
+        };
         let status = match pb::MemberStatus::try_from(req.status) {
             Ok(pb::MemberStatus::Unspecified) => None,
             Ok(pb::MemberStatus::Pending) => Some("pending"),
@@ -219,7 +249,7 @@ impl MembershipApi {
         };
         let after = page::decode(&req.page_token)?;
         let limit = page::size(req.page_size);
-        let rows = store::list_members(&self.pool, status, after, limit + 1).await?;
+        let rows = store::list_members(&self.pool, status, referent, after, limit + 1).await?;
         let (rows, next) = page::split(rows, limit, |m| page::encode(&(m.applied_at, m.id)));
         Ok(pb::ListMembersResponse { members: rows.into_iter().map(member_to_proto).collect(), next_page_token: next })
     }
@@ -231,6 +261,7 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<pb::SearchCollectivitiesRequest>,
     ) -> Result<Response<pb::SearchCollectivitiesResponse>, Status> {
+        self.auth.optional_caller(&request).await?;
         Ok(Response::new(self.search(request.into_inner()).await?))
     }
 
@@ -238,6 +269,7 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<pb::GetCollectivityRequest>,
     ) -> Result<Response<pb::Collectivity>, Status> {
+        self.auth.optional_caller(&request).await?;
         Ok(Response::new(self.collectivity(request.into_inner()).await?))
     }
 
@@ -245,6 +277,7 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<pb::ApplyForMembershipRequest>,
     ) -> Result<Response<pb::Member>, Status> {
+        self.auth.optional_caller(&request).await?;
         Ok(Response::new(self.apply(request.into_inner()).await?))
     }
 
@@ -252,17 +285,20 @@ impl MembershipService for MembershipApi {
         &self,
         request: Request<pb::ApproveMembershipRequest>,
     ) -> Result<Response<pb::Member>, Status> {
-        Ok(Response::new(self.approve(request.into_inner()).await?))
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.approve(&caller, request.into_inner()).await?))
     }
 
     async fn get_member(&self, request: Request<pb::GetMemberRequest>) -> Result<Response<pb::Member>, Status> {
-        Ok(Response::new(self.member(request.into_inner()).await?))
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.member(&caller, request.into_inner()).await?))
     }
 
     async fn list_members(
         &self,
         request: Request<pb::ListMembersRequest>,
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
-        Ok(Response::new(self.members(request.into_inner()).await?))
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.members(&caller, request.into_inner()).await?))
     }
 }

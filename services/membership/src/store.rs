@@ -33,6 +33,8 @@ pub struct MemberRow {
     pub contact_email: String,
     pub applied_at: DateTime<Utc>,
     pub approved_at: Option<DateTime<Utc>>,
+    /// The referent (a Département agent) who follows this member.
+    pub referent_user_id: Option<Uuid>,
 }
 
 /// Directory search: by SIREN or INSEE code when the query is one, else by folded name containing the query.
@@ -91,7 +93,7 @@ pub async fn get_collectivity(conn: &mut PgConnection, siren: &str) -> Result<Op
 }
 
 const MEMBER_COLUMNS: &str =
-    "id, siren, name, kind, population, status, contact_name, contact_email, applied_at, approved_at";
+    "id, siren, name, kind, population, status, contact_name, contact_email, applied_at, approved_at, referent_user_id";
 
 pub async fn member_by_siren_for_update(
     conn: &mut PgConnection,
@@ -159,10 +161,11 @@ pub async fn set_status(
     .await
 }
 
-/// Members, oldest application first, keyset-paginated on (applied_at, id).
+/// Members (of one referent, if given), oldest application first, keyset-paginated on (applied_at, id).
 pub async fn list_members(
     pool: &PgPool,
     status: Option<&str>,
+    referent_user_id: Option<Uuid>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<MemberRow>, sqlx::Error> {
@@ -171,12 +174,46 @@ pub async fn list_members(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {MEMBER_COLUMNS} FROM member
          WHERE ($1::text IS NULL OR status = $1) AND ($2::timestamptz IS NULL OR (applied_at, id) > ($2, $3))
+           AND ($5::uuid IS NULL OR referent_user_id = $5)
          ORDER BY applied_at, id LIMIT $4"
     )))
     .bind(status)
     .bind(after_at)
     .bind(after_id)
     .bind(limit)
+    .bind(referent_user_id)
     .fetch_all(pool)
+    .await
+}
+
+/// Sets (or clears) the referent of a member.
+pub async fn set_referent(
+    conn: &mut PgConnection,
+    id: Uuid,
+    referent_user_id: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> Result<MemberRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE member SET referent_user_id = $2, updated_at = $3 WHERE id = $1 RETURNING {MEMBER_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(referent_user_id)
+    .bind(at)
+    .fetch_one(conn)
+    .await
+}
+
+/// Clears a referent from every member it follows; returns those members.
+pub async fn clear_referent(
+    conn: &mut PgConnection,
+    referent_user_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE member SET referent_user_id = NULL, updated_at = $2 WHERE referent_user_id = $1 RETURNING id",
+    )
+    .bind(referent_user_id)
+    .bind(at)
+    .fetch_all(conn)
     .await
 }

@@ -1,74 +1,19 @@
 //! Membership against the real PostgreSQL and NATS, with the real directory of Seine-et-Marne
 //! (`@etalab/decoupage-administratif`, fetched by `make test` into `ID77_DIRECTORY_DIR`).
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
 use async_nats::jetstream;
+use common::{COORDINATOR, Service, authed, directory_dir, start};
 use id77_membership::directory;
-use id77_platform::{Namespace, ServiceError, nats, testing};
-use id77_proto::membership::v1::membership_service_client::MembershipServiceClient;
+use id77_platform::{Namespace, ServiceError, testing};
 use id77_proto::membership::v1::{
     ApplyForMembershipRequest, ApproveMembershipRequest, CollectivityKind, GetCollectivityRequest, ListMembersRequest,
     MemberStatus, SearchCollectivitiesRequest,
 };
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::Channel;
-
-fn directory_dir() -> PathBuf {
-    let dir = std::env::var_os("ID77_DIRECTORY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/decoupage-administratif/data"));
-    assert!(dir.join("communes.json").exists(), "{} missing: run `make test`", dir.display());
-    dir
-}
-
-struct Service {
-    url: String,
-    js: jetstream::Context,
-    ns: Namespace,
-    client: MembershipServiceClient<Channel>,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-async fn start(url: &str, prefix: &str) -> Service {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let config = id77_membership::Config {
-        platform: testing::platform_config("membership", url, prefix, addr),
-        directory_dir: Some(directory_dir()),
-        departement: "77".into(),
-    };
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(id77_membership::run(config, listener, shutdown.clone()));
-    let (_, js) = nats::connect(&testing::nats_url(), "membership-test").await.expect("nats");
-    let mut client = None;
-    for _ in 0..200 {
-        if let Ok(c) = MembershipServiceClient::connect(format!("http://{addr}")).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Service {
-        url: url.to_owned(),
-        js,
-        ns: Namespace::new(prefix),
-        client: client.expect("membership answers"),
-        shutdown,
-        task,
-    }
-}
-
-impl Service {
-    async fn stop(self) -> (String, jetstream::Context, Namespace) {
-        self.shutdown.cancel();
-        self.task.await.expect("join").expect("clean stop");
-        (self.url, self.js, self.ns)
-    }
-}
 
 async fn stream_messages(js: &jetstream::Context, ns: &Namespace) -> u64 {
     let mut stream = js.get_stream(ns.stream("MEMBERSHIP")).await.expect("stream");
@@ -197,7 +142,8 @@ async fn the_directory_of_seine_et_marne_is_imported_and_searchable() {
 async fn a_commune_applies_once_and_the_coordinator_approves() {
     let url = testing::fresh_database_url("membership");
     let prefix = testing::fresh_prefix();
-    let mut s = start(&url, &prefix).await;
+    let mut s: Service = start(&url, &prefix).await;
+    let coordinator = s.token(COORDINATOR).await;
     let apply = |siren: &str| ApplyForMembershipRequest {
         siren: siren.into(),
         contact_name: "Mairie".into(),
@@ -216,9 +162,12 @@ async fn a_commune_applies_once_and_the_coordinator_approves() {
     let err = s.client.apply_for_membership(apply("123")).await.expect_err("invalid");
     assert_eq!(err.code(), Code::InvalidArgument);
 
+    // Approving takes the coordinator.
+    let err = s.client.approve_membership(ApproveMembershipRequest { member_id: member.id.clone() }).await;
+    assert_eq!(err.map(|_| ()).map_err(|e| e.code()), Err(Code::Unauthenticated));
     let approved = s
         .client
-        .approve_membership(ApproveMembershipRequest { member_id: member.id.clone() })
+        .approve_membership(authed(ApproveMembershipRequest { member_id: member.id.clone() }, &coordinator))
         .await
         .expect("approve")
         .into_inner();
@@ -226,7 +175,7 @@ async fn a_commune_applies_once_and_the_coordinator_approves() {
     assert!(approved.approved_at.is_some());
     let err = s
         .client
-        .approve_membership(ApproveMembershipRequest { member_id: member.id.clone() })
+        .approve_membership(authed(ApproveMembershipRequest { member_id: member.id.clone() }, &coordinator))
         .await
         .expect_err("again");
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -235,21 +184,27 @@ async fn a_commune_applies_once_and_the_coordinator_approves() {
     let second = s.client.apply_for_membership(apply("217700012")).await.expect("apply").into_inner();
     let page1 = s
         .client
-        .list_members(ListMembersRequest { page_size: 1, ..Default::default() })
+        .list_members(authed(ListMembersRequest { page_size: 1, ..Default::default() }, &coordinator))
         .await
         .expect("list")
         .into_inner();
     assert_eq!(page1.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), vec![member.id.clone()]);
     let page2 = s
         .client
-        .list_members(ListMembersRequest { page_size: 1, page_token: page1.next_page_token, ..Default::default() })
+        .list_members(authed(
+            ListMembersRequest { page_size: 1, page_token: page1.next_page_token, ..Default::default() },
+            &coordinator,
+        ))
         .await
         .expect("list")
         .into_inner();
     assert_eq!(page2.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), vec![second.id.clone()]);
     let pending = s
         .client
-        .list_members(ListMembersRequest { status: MemberStatus::Pending.into(), ..Default::default() })
+        .list_members(authed(
+            ListMembersRequest { status: MemberStatus::Pending.into(), ..Default::default() },
+            &coordinator,
+        ))
         .await
         .expect("pending")
         .into_inner();
