@@ -3,34 +3,14 @@
 //! coordinator all of them; the operator none. The gateway checks the same table; this is the second line of
 //! defence, deciding on the rows billing owns.
 
-use id77_platform::ServiceError;
-use id77_platform::auth::{Caller, Role, forbidden};
+use id77_platform::auth::{Caller, Role};
 use uuid::Uuid;
 
 /// Roles that may read quotes at all (each then only its own).
 pub const READERS: [Role; 5] =
     [Role::MemberAdmin, Role::MemberUser, Role::ProviderAgent, Role::Referent, Role::Coordinator];
 
-/// Why a read is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denied {
-    /// The caller's role may never read quotes: PERMISSION_DENIED.
-    Forbidden,
-    /// The role may, but not this quote or this member's list: NOT_FOUND, like an unknown id.
-    NotFound,
-    /// A referent must name the member whose quotes it lists: INVALID_ARGUMENT.
-    MissingMemberId,
-}
-
-impl Denied {
-    pub fn into_error(self, what: &str, id: &str) -> ServiceError {
-        match self {
-            Self::Forbidden => forbidden(),
-            Self::NotFound => ServiceError::not_found(what, id),
-            Self::MissingMemberId => ServiceError::invalid("member_id", "is required for this caller"),
-        }
-    }
-}
+pub use id77_platform::auth::Denied;
 
 /// What billing knows about one quote when deciding who sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -355,6 +355,28 @@ impl Caller {
     }
 }
 
+/// Why an access decision refused a caller (the services' pure access rules return it; the transport maps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// The caller's role may never do this: PERMISSION_DENIED.
+    Forbidden,
+    /// The role may, but not on this resource: NOT_FOUND, like an unknown id, so ids cannot be probed.
+    NotFound,
+    /// The caller's role must say which member it lists: INVALID_ARGUMENT.
+    MissingMemberId,
+}
+
+impl Denied {
+    /// The error for the caller; `what` and `id` name the resource for NOT_FOUND.
+    pub fn into_error(self, what: &str, id: &str) -> ServiceError {
+        match self {
+            Self::Forbidden => forbidden(),
+            Self::NotFound => ServiceError::not_found(what, id),
+            Self::MissingMemberId => ServiceError::invalid("member_id", "is required for this caller"),
+        }
+    }
+}
+
 /// The error for a caller without the right to act.
 pub fn forbidden() -> ServiceError {
     ServiceError::new(ErrorCode::PermissionDenied, "PERMISSION_DENIED", "not allowed for this caller")

@@ -5,8 +5,7 @@
 //! [`Denied::NotFound`] when the role may but not on this resource (answered exactly like an unknown id, so
 //! ids cannot be probed), [`Denied::MissingMemberId`] when a role that must name the member did not.
 
-use id77_platform::ServiceError;
-use id77_platform::auth::{Caller, Role, forbidden};
+use id77_platform::auth::{Caller, Role};
 use uuid::Uuid;
 
 /// Roles that may read requests at all (each then only on its own rows).
@@ -17,27 +16,7 @@ pub const LISTERS: [Role; 4] = [Role::MemberAdmin, Role::MemberUser, Role::Refer
 /// Roles that may submit requests (for their own member).
 pub const SUBMITTERS: [Role; 2] = [Role::MemberAdmin, Role::MemberUser];
 
-/// Why an action is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denied {
-    /// The caller's role may never do this.
-    Forbidden,
-    /// The role may, but not on this resource.
-    NotFound,
-    /// The caller's role must say which member it lists.
-    MissingMemberId,
-}
-
-impl Denied {
-    /// The error for the caller; `what` and `id` name the resource for NOT_FOUND.
-    pub fn into_error(self, what: &str, id: &str) -> ServiceError {
-        match self {
-            Self::Forbidden => forbidden(),
-            Self::NotFound => ServiceError::not_found(what, id),
-            Self::MissingMemberId => ServiceError::invalid("member_id", "is required for this caller"),
-        }
-    }
-}
+pub use id77_platform::auth::Denied;
 
 /// The member a member user acts for: its token's member, if it has a member role.
 fn own_member(caller: &Caller) -> Option<Uuid> {

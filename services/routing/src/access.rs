@@ -2,29 +2,12 @@
 //! provider's agents only those sent to their provider; everybody else is refused. The gateway checks the same
 //! table; this is the second line of defence, deciding on the rows routing owns.
 
-use id77_platform::ServiceError;
-use id77_platform::auth::{Caller, Role, forbidden};
+use id77_platform::auth::{Caller, Role};
 
 /// Roles that may read referrals at all.
 pub const READERS: [Role; 2] = [Role::Coordinator, Role::ProviderAgent];
 
-/// Why a read is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denied {
-    /// The caller's role may never read referrals: PERMISSION_DENIED.
-    Forbidden,
-    /// The role may, but not this referral or this provider's list: NOT_FOUND, like an unknown id.
-    NotFound,
-}
-
-impl Denied {
-    pub fn into_error(self, what: &str, id: &str) -> ServiceError {
-        match self {
-            Self::Forbidden => forbidden(),
-            Self::NotFound => ServiceError::not_found(what, id),
-        }
-    }
-}
+pub use id77_platform::auth::Denied;
 
 /// Role gate of GetReferral and ListReferrals, checked before any data is read.
 pub fn may_read(caller: &Caller) -> Result<(), Denied> {
