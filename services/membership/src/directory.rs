@@ -26,6 +26,8 @@ struct CommuneRecord {
     postal_codes: Vec<String>,
     #[serde(default)]
     population: Option<i64>,
+    #[serde(default)]
+    arrondissement: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +59,8 @@ pub struct Entry {
     pub postal_codes: Vec<String>,
     pub epci_siren: Option<String>,
     pub legal_form: Option<String>,
+    /// A commune's arrondissement code.
+    pub arrondissement: Option<String>,
 }
 
 /// What an import wrote.
@@ -96,6 +100,7 @@ pub fn select(communes_json: &[u8], epci_json: &[u8], departement: &str) -> anyh
             postal_codes: c.postal_codes,
             epci_siren: None,
             legal_form: None,
+            arrondissement: c.arrondissement.filter(|a| !a.is_empty() && a.len() <= 8),
         });
     }
     let mut epci_of_commune = HashMap::new();
@@ -120,6 +125,7 @@ pub fn select(communes_json: &[u8], epci_json: &[u8], departement: &str) -> anyh
             postal_codes: Vec::new(),
             epci_siren: None,
             legal_form: Some(e.legal_form),
+            arrondissement: None,
         });
     }
     for entry in &mut entries {
@@ -203,23 +209,28 @@ pub async fn upsert(pool: &PgPool, entries: &[Entry]) -> Result<(), sqlx::Error>
     let epci = col(|e| e.epci_siren.clone());
     let forms = col(|e| e.legal_form.clone());
     let search = col(|e| Some(fold(&e.name)));
+    let arrondissements = col(|e| e.arrondissement.clone());
     let population: Vec<i64> = entries.iter().map(|e| e.population).collect();
     sqlx::query(
         "INSERT INTO collectivity
-           (siren, name, kind, insee_code, departement, population, postal_codes, epci_siren, legal_form, search_name)
-         SELECT s, n, k, i, d, p, CASE WHEN pc = '' THEN '{}'::text[] ELSE string_to_array(pc, ',') END, e, f, sn
+           (siren, name, kind, insee_code, departement, population, postal_codes, epci_siren, legal_form, search_name,
+            arrondissement)
+         SELECT s, n, k, i, d, p, CASE WHEN pc = '' THEN '{}'::text[] ELSE string_to_array(pc, ',') END, e, f, sn, a
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
-                     $8::text[], $9::text[], $10::text[]) AS t(s, n, k, i, d, p, pc, e, f, sn)
+                     $8::text[], $9::text[], $10::text[], $11::text[]) AS t(s, n, k, i, d, p, pc, e, f, sn, a)
          ON CONFLICT (siren) DO UPDATE SET
            name = EXCLUDED.name, kind = EXCLUDED.kind, insee_code = EXCLUDED.insee_code,
            departement = EXCLUDED.departement, population = EXCLUDED.population,
            postal_codes = EXCLUDED.postal_codes, epci_siren = EXCLUDED.epci_siren,
-           legal_form = EXCLUDED.legal_form, search_name = EXCLUDED.search_name, updated_at = now()
+           legal_form = EXCLUDED.legal_form, search_name = EXCLUDED.search_name,
+           arrondissement = EXCLUDED.arrondissement, updated_at = now()
          WHERE (collectivity.name, collectivity.kind, collectivity.insee_code, collectivity.departement,
-                collectivity.population, collectivity.postal_codes, collectivity.epci_siren, collectivity.legal_form)
+                collectivity.population, collectivity.postal_codes, collectivity.epci_siren, collectivity.legal_form,
+                collectivity.arrondissement)
            IS DISTINCT FROM
                (EXCLUDED.name, EXCLUDED.kind, EXCLUDED.insee_code, EXCLUDED.departement,
-                EXCLUDED.population, EXCLUDED.postal_codes, EXCLUDED.epci_siren, EXCLUDED.legal_form)",
+                EXCLUDED.population, EXCLUDED.postal_codes, EXCLUDED.epci_siren, EXCLUDED.legal_form,
+                EXCLUDED.arrondissement)",
     )
     .bind(sirens)
     .bind(names)
@@ -231,6 +242,7 @@ pub async fn upsert(pool: &PgPool, entries: &[Entry]) -> Result<(), sqlx::Error>
     .bind(epci)
     .bind(forms)
     .bind(search)
+    .bind(arrondissements)
     .execute(pool)
     .await?;
     Ok(())
@@ -241,7 +253,7 @@ mod tests {
     use super::*;
 
     const COMMUNES: &str = r#"[
-      {"code":"77284","nom":"Meaux","type":"commune-actuelle","departement":"77","siren":"217702844","codesPostaux":["77100"],"population":56030},
+      {"code":"77284","nom":"Meaux","type":"commune-actuelle","departement":"77","siren":"217702844","codesPostaux":["77100"],"population":56030,"arrondissement":"771"},
       {"code":"77001","nom":"Achères-la-Forêt","type":"commune-actuelle","departement":"77","siren":"217700012","codesPostaux":["77760"],"population":1191},
       {"code":"77999","nom":"Ancienne","type":"commune-deleguee","departement":"77","siren":"217700012"},
       {"code":"75056","nom":"Paris","type":"commune-actuelle","departement":"75","siren":"217500016","population":2100000}
@@ -259,6 +271,8 @@ mod tests {
         let meaux = &entries[0];
         assert_eq!(meaux.epci_siren.as_deref(), Some("200072130"));
         assert_eq!(meaux.postal_codes, vec!["77100"]);
+        assert_eq!(meaux.arrondissement.as_deref(), Some("771"));
+        assert_eq!(entries[1].arrondissement, None);
         assert_eq!(entries[1].epci_siren, None);
         assert_eq!(entries[2].legal_form.as_deref(), Some("CA"));
     }

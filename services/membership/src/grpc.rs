@@ -34,7 +34,7 @@ impl MembershipApi {
     }
 }
 
-fn kind_to_proto(kind: &str) -> pb::CollectivityKind {
+pub(crate) fn kind_to_proto(kind: &str) -> pb::CollectivityKind {
     match kind {
         "commune" => pb::CollectivityKind::Commune,
         "epci" => pb::CollectivityKind::Epci,
@@ -169,6 +169,7 @@ impl MembershipApi {
         let next = status.approve()?;
         let now = time::now();
         let member = store::set_status(&mut tx, id, next.as_str(), Some(now), now).await?;
+        let territory = store::territory(&mut tx, id).await?;
         let event = pb::MemberApproved {
             member_id: member.id.to_string(),
             siren: member.siren.clone(),
@@ -176,6 +177,9 @@ impl MembershipApi {
             kind: kind_to_proto(&member.kind).into(),
             population: member.population,
             occurred_at: Some(time::to_proto(now)),
+            insee_code: territory.insee_code,
+            epci_siren: territory.epci_siren,
+            arrondissement: territory.arrondissement,
         };
         outbox::enqueue(&mut tx, SUBJECT_APPROVED, &event).await?;
         let subject = member.id.to_string();

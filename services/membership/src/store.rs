@@ -217,3 +217,30 @@ pub async fn clear_referent(
     .fetch_all(conn)
     .await
 }
+
+/// A member's facts as routing rules see them (from the directory).
+#[derive(Debug, Clone, Default, FromRow)]
+pub struct Territory {
+    pub siren: String,
+    pub kind: String,
+    pub population: i64,
+    pub insee_code: String,
+    /// A commune's EPCI; an EPCI's own SIREN.
+    pub epci_siren: String,
+    pub arrondissement: String,
+}
+
+/// The territory of a member (empty fields when the directory does not know them).
+pub async fn territory(conn: &mut PgConnection, member_id: Uuid) -> Result<Territory, sqlx::Error> {
+    let row: Option<Territory> = sqlx::query_as(
+        "SELECT m.siren::text AS siren, m.kind, m.population,
+                COALESCE(c.insee_code, '') AS insee_code,
+                COALESCE(CASE WHEN m.kind = 'epci' THEN m.siren::text ELSE c.epci_siren::text END, '') AS epci_siren,
+                COALESCE(c.arrondissement, '') AS arrondissement
+         FROM member m LEFT JOIN collectivity c ON c.siren = m.siren WHERE m.id = $1",
+    )
+    .bind(member_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.unwrap_or_default())
+}

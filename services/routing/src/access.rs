@@ -34,6 +34,27 @@ pub fn list_provider<'a>(caller: &'a Caller, requested: Option<&'a str>) -> Resu
     }
 }
 
+/// Rules, reassignment, withdrawal, SLA settings: the coordinator only.
+pub fn manage(caller: &Caller) -> Result<(), Denied> {
+    if caller.has(Role::Coordinator) { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+/// Role gate of ExplainRouting, checked before any data is read.
+pub fn may_explain(caller: &Caller) -> Result<(), Denied> {
+    if caller.has_any(&[Role::Coordinator, Role::Referent]) { Ok(()) } else { Err(Denied::Forbidden) }
+}
+
+/// ExplainRouting of a request of a member followed by `referent` (if any): the coordinator, and that
+/// referent; another referent sees "not found".
+pub fn explain(caller: &Caller, referent: Option<uuid::Uuid>) -> Result<(), Denied> {
+    may_explain(caller)?;
+    if caller.has(Role::Coordinator) || (caller.has(Role::Referent) && referent == Some(caller.user_id)) {
+        Ok(())
+    } else {
+        Err(Denied::NotFound)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +130,30 @@ mod tests {
             for (asked, want) in [None, Some(P), Some(Q)].into_iter().zip(expected) {
                 assert_eq!(list_provider(caller, asked), want, "{name}: list of {asked:?}");
             }
+        }
+    }
+
+    #[test]
+    fn management_and_explanation_table() {
+        let me = Some(Uuid::from_u128(7));
+        let other = Some(Uuid::from_u128(8));
+        // (manage, explain for a member I follow, explain for another member's)
+        type Row = (&'static str, Result<(), Denied>, [Result<(), Denied>; 2]);
+        let table: [Row; 8] = [
+            ("member_admin", Err(F), [Err(F), Err(F)]),
+            ("member_user", Err(F), [Err(F), Err(F)]),
+            ("provider_agent of P", Err(F), [Err(F), Err(F)]),
+            ("provider_agent of Q", Err(F), [Err(F), Err(F)]),
+            ("provider_agent without provider", Err(F), [Err(F), Err(F)]),
+            ("referent", Err(F), [Ok(()), Err(N)]),
+            ("coordinator", Ok(()), [Ok(()), Ok(())]),
+            ("operator", Err(F), [Err(F), Err(F)]),
+        ];
+        for ((name, caller), (row, manage_want, explain_want)) in callers().iter().zip(table) {
+            assert_eq!(*name, row);
+            assert_eq!(manage(caller), manage_want, "{name}: manage");
+            assert_eq!(explain(caller, me), explain_want[0], "{name}: explain (followed)");
+            assert_eq!(explain(caller, other), explain_want[1], "{name}: explain (other)");
         }
     }
 

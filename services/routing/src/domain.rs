@@ -1,4 +1,8 @@
-//! Routing rules, free of I/O: the referral state machine, how a provider is chosen, what a valid reply is.
+//! Routing rules, free of I/O: the referral state machine, how a provider is chosen ([`rules`]), when it must
+//! answer ([`calendar`]), what a valid reply is.
+
+pub mod calendar;
+pub mod rules;
 
 use std::fmt;
 
@@ -95,37 +99,31 @@ impl ReferralStatus {
     }
 }
 
-/// What routing knows about an offer (its read model row).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OfferView {
-    pub code: String,
-    pub provider_code: String,
-}
+/// Longest reason given by the coordinator (withdrawal, reassignment).
+pub const MAX_NOTE_CHARS: usize = 1000;
 
-/// Who gets a request, and why (kept on the referral so that every assignment can be explained).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assignment {
-    pub provider_code: String,
-    pub explanation: String,
-}
-
-/// Chooses the provider of a request for `offer`. Skeleton rule: the offer's own provider. Fails when the
-/// offer names no provider usable as a subject token (it could not be told).
-pub fn choose_provider(offer: &OfferView) -> Result<Assignment, String> {
-    if !is_valid_subject_token(&offer.provider_code) {
-        return Err(format!("offer {} has no valid provider code ({:?})", offer.code, offer.provider_code));
+/// A coordinator's free-text reason: trimmed, at most [`MAX_NOTE_CHARS`] characters, no control characters
+/// other than newlines.
+pub fn note(raw: &str) -> Result<String, &'static str> {
+    let note = raw.trim();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        Err("must be at most 1000 characters")
+    } else if note.chars().any(|c| c.is_control() && c != '\n') {
+        Err("must not contain control characters")
+    } else {
+        Ok(note.to_owned())
     }
-    Ok(Assignment {
-        provider_code: offer.provider_code.clone(),
-        explanation: format!("auto: provider of offer {}", offer.code),
-    })
 }
 
 /// A provider's answer, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Accept,
-    Decline { reason: String },
+    Decline {
+        reason: String,
+    },
+    /// The accepted work is done (no change of status: the referral stays accepted, with a completion time).
+    Complete,
 }
 
 /// The decision as it travels on the wire (`id77.routing.v1.ReplyDecision`).
@@ -134,6 +132,7 @@ pub enum WireDecision {
     Unspecified,
     Accept,
     Decline,
+    Complete,
 }
 
 impl Reply {
@@ -143,6 +142,7 @@ impl Reply {
         match decision {
             WireDecision::Unspecified => Err("the decision is missing"),
             WireDecision::Accept => Ok(Self::Accept),
+            WireDecision::Complete => Ok(Self::Complete),
             WireDecision::Decline => {
                 let reason = reason.trim();
                 if reason.is_empty() {
@@ -156,16 +156,18 @@ impl Reply {
         }
     }
 
-    pub fn transition(&self) -> Transition {
+    /// The status change it asks for; `None` for a completion.
+    pub fn transition(&self) -> Option<Transition> {
         match self {
-            Self::Accept => Transition::Accept,
-            Self::Decline { .. } => Transition::Decline,
+            Self::Accept => Some(Transition::Accept),
+            Self::Decline { .. } => Some(Transition::Decline),
+            Self::Complete => None,
         }
     }
 
     pub fn reason(&self) -> &str {
         match self {
-            Self::Accept => "",
+            Self::Accept | Self::Complete => "",
             Self::Decline { reason } => reason,
         }
     }
@@ -226,19 +228,11 @@ mod tests {
     }
 
     #[test]
-    fn the_offer_provider_is_chosen_and_the_choice_explained() {
-        let offer = OfferView { code: "caue-conseil-archi".into(), provider_code: "caue77".into() };
-        assert_eq!(
-            choose_provider(&offer),
-            Ok(Assignment {
-                provider_code: "caue77".into(),
-                explanation: "auto: provider of offer caue-conseil-archi".into()
-            })
-        );
-        for bad in ["", "caue.77", "*", ">", "CAUE"] {
-            let offer = OfferView { code: "x".into(), provider_code: bad.into() };
-            assert!(choose_provider(&offer).is_err(), "{bad:?}");
-        }
+    fn coordinator_notes_are_bounded() {
+        assert_eq!(note("  trop loin \n"), Ok("trop loin".to_owned()));
+        assert_eq!(note(""), Ok(String::new()));
+        assert!(note(&"x".repeat(MAX_NOTE_CHARS + 1)).is_err());
+        assert!(note("a\u{7}b").is_err());
     }
 
     #[test]
@@ -252,7 +246,9 @@ mod tests {
         assert!(Reply::parse(WireDecision::Unspecified, "").is_err());
         assert!(Reply::parse(WireDecision::Decline, &"é".repeat(MAX_REASON_CHARS)).is_ok());
         assert!(Reply::parse(WireDecision::Decline, &"é".repeat(MAX_REASON_CHARS + 1)).is_err());
-        assert_eq!(Reply::Accept.transition(), Transition::Accept);
+        assert_eq!(Reply::Accept.transition(), Some(Transition::Accept));
+        assert_eq!(Reply::parse(WireDecision::Complete, ""), Ok(Reply::Complete));
+        assert_eq!(Reply::Complete.transition(), None);
         assert_eq!(Reply::Decline { reason: "r".into() }.reason(), "r");
     }
 

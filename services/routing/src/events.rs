@@ -2,39 +2,56 @@
 //! outbox events and the inbox record of the message commit together.
 
 use id77_platform::consumer::{ConsumerSpec, Event, EventHandler, HandleError};
-use id77_platform::streams::{self, is_valid_subject_token, referral_offered_subject};
+use id77_platform::streams::{self, is_valid_subject_token};
 use id77_platform::{outbox, time};
 use id77_proto::catalogue::v1::OfferPublished;
-use id77_proto::requests::v1::RequestSubmitted;
-use id77_proto::routing::v1::{ReferralAccepted, ReferralDeclined, ReferralOffered, ReferralReply, ReplyDecision};
+use id77_proto::membership::v1::{CollectivityKind, MemberApproved, MemberUpdated};
+use id77_proto::requests::v1::{RequestCancelled, RequestSubmitted};
+use id77_proto::routing::v1::{ReferralAccepted, ReferralDeclined, ReferralProgress, ReferralReply, ReplyDecision};
 use prost::Name;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{self, OfferView, ReferralStatus, Reply, WireDecision};
-use crate::store::{self, OfferRow, ReferralRow};
+use crate::domain::{self, ReferralStatus, Reply, WireDecision};
+use crate::flow::{FlowError, Lifecycle, Placement};
+use crate::store::{self, MemberRow, OfferRow, RoutedRequestRow};
 
-/// Integration event for requests (stream ROUTING); the provider's own copy goes to
-/// `id77.referrals.<provider_code>.offered` (stream REFERRALS).
-pub const SUBJECT_OFFERED: &str = "id77.routing.referral.offered";
-pub const SUBJECT_ACCEPTED: &str = "id77.routing.referral.accepted";
-pub const SUBJECT_DECLINED: &str = "id77.routing.referral.declined";
+pub use crate::flow::{SUBJECT_ACCEPTED, SUBJECT_DECLINED, SUBJECT_OFFERED};
 
 pub const DURABLE_OFFERS: &str = "routing-offers";
 pub const DURABLE_REQUESTS: &str = "routing-requests";
+pub const DURABLE_CANCELLATIONS: &str = "routing-cancellations";
 pub const DURABLE_REPLIES: &str = "routing-replies";
+pub const DURABLE_MEMBERS: &str = "routing-members";
 
 /// Longest offer code or provider-facing text field accepted from the catalogue.
 const MAX_CODE_CHARS: usize = 200;
+/// Most themes kept per offer.
+const MAX_THEMES: usize = 50;
+/// Longest progress note kept.
+const MAX_PROGRESS_CHARS: usize = 2000;
+/// A request whose member routing has not heard of is retried this many times (membership's event may be
+/// late), then routed without the member's facts (territorial rules cannot match; the explanation says so).
+const MEMBER_WAIT_DELIVERIES: i64 = 4;
 
 /// Offers published by the catalogue.
 pub fn offers_spec() -> ConsumerSpec {
     ConsumerSpec::new(streams::CATALOGUE, DURABLE_OFFERS, "id77.catalogue.offer.>")
 }
 
+/// Members approved or updated by membership.
+pub fn members_spec() -> ConsumerSpec {
+    ConsumerSpec::new(streams::MEMBERSHIP, DURABLE_MEMBERS, "id77.membership.member.>")
+}
+
 /// Requests submitted by members.
 pub fn requests_spec() -> ConsumerSpec {
     ConsumerSpec::new(streams::REQUESTS, DURABLE_REQUESTS, "id77.requests.request.submitted")
+}
+
+/// Requests cancelled (withdraws their open referral).
+pub fn cancellations_spec() -> ConsumerSpec {
+    ConsumerSpec::new(streams::REQUESTS, DURABLE_CANCELLATIONS, "id77.requests.request.cancelled")
 }
 
 /// Replies of every provider, each on its own subject.
@@ -50,7 +67,21 @@ fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, HandleError> {
     Uuid::parse_str(raw.trim()).map_err(|_| reject(format!("{field} {raw:?} is not a UUID")))
 }
 
-/// Keeps the `offer` read model: the newest version of every offer.
+fn optional_uuid(field: &str, raw: &str) -> Result<Option<Uuid>, HandleError> {
+    if raw.trim().is_empty() { Ok(None) } else { parse_uuid(field, raw).map(Some) }
+}
+
+impl From<FlowError> for HandleError {
+    fn from(error: FlowError) -> Self {
+        match error {
+            FlowError::Db(e) => Self::Retry(e.into()),
+            FlowError::NotYet(m) => Self::Retry(anyhow::anyhow!(m)),
+            FlowError::Refused(m) | FlowError::NotFound(m) => Self::Reject(anyhow::anyhow!(m)),
+        }
+    }
+}
+
+/// Keeps the `offer` read model (the newest version of every offer) and the providers they name.
 pub struct OfferHandler;
 
 impl EventHandler for OfferHandler {
@@ -69,12 +100,26 @@ impl EventHandler for OfferHandler {
         if !is_valid_subject_token(&offer.provider_code) {
             return Err(reject(format!("offer {offer_id} has an invalid provider code {:?}", offer.provider_code)));
         }
+        let themes: Vec<String> = offer
+            .themes
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty() && t.chars().count() <= MAX_CODE_CHARS)
+            .take(MAX_THEMES)
+            .collect();
+        let provider_name = published
+            .provider
+            .filter(|p| p.code == offer.provider_code)
+            .map(|p| p.name.chars().take(MAX_CODE_CHARS).collect::<String>())
+            .unwrap_or_default();
+        store::upsert_provider(conn, &offer.provider_code, &provider_name).await?;
         let row = OfferRow {
             offer_id,
             code: offer.code,
             title: offer.title,
             provider_code: offer.provider_code,
             version: offer.version,
+            themes,
         };
         if store::upsert_offer(conn, &row).await? {
             tracing::info!(%offer_id, code = %row.code, version = row.version, provider = %row.provider_code, "offer known");
@@ -85,15 +130,72 @@ impl EventHandler for OfferHandler {
     }
 }
 
-/// Turns each submitted request into one referral to one provider.
-pub struct RequestHandler;
+fn kind_name(kind: i32) -> &'static str {
+    match CollectivityKind::try_from(kind) {
+        Ok(CollectivityKind::Commune) => "commune",
+        Ok(CollectivityKind::Epci) => "epci",
+        Ok(CollectivityKind::Syndicat) => "syndicat",
+        _ => "",
+    }
+}
+
+/// A bounded code from an event (longer or odd values are dropped: rules then do not match them).
+fn code(raw: &str) -> String {
+    let raw = raw.trim();
+    if raw.len() <= 16 && raw.bytes().all(|b| b.is_ascii_alphanumeric()) { raw.to_owned() } else { String::new() }
+}
+
+/// Keeps the `member` read model: territory, kind, population, referent.
+pub struct MemberHandler;
+
+impl EventHandler for MemberHandler {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let (row, set_referent) = match event.subject.as_str() {
+            "id77.membership.member.approved" => {
+                let e: MemberApproved = event.decode()?;
+                let row = MemberRow {
+                    member_id: parse_uuid("member_id", &e.member_id)?,
+                    siren: code(&e.siren),
+                    kind: kind_name(e.kind).to_owned(),
+                    population: e.population.max(0),
+                    insee_code: code(&e.insee_code),
+                    epci_siren: code(&e.epci_siren),
+                    arrondissement: code(&e.arrondissement),
+                    referent_user_id: None,
+                };
+                (row, false)
+            }
+            "id77.membership.member.updated" => {
+                let e: MemberUpdated = event.decode()?;
+                let row = MemberRow {
+                    member_id: parse_uuid("member_id", &e.member_id)?,
+                    siren: code(&e.siren),
+                    kind: kind_name(e.kind).to_owned(),
+                    population: e.population.max(0),
+                    insee_code: code(&e.insee_code),
+                    epci_siren: code(&e.epci_siren),
+                    arrondissement: code(&e.arrondissement),
+                    referent_user_id: optional_uuid("referent_user_id", &e.referent_user_id)?,
+                };
+                (row, true)
+            }
+            _ => return Ok(()),
+        };
+        store::upsert_member(conn, &row, set_referent, time::now()).await?;
+        tracing::info!(member_id = %row.member_id, arrondissement = %row.arrondissement, "member known");
+        Ok(())
+    }
+}
+
+/// Routes each submitted request: rules, then the offer's provider, then the triage queue.
+pub struct RequestHandler(pub Lifecycle);
 
 impl EventHandler for RequestHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
         let submitted: RequestSubmitted = event.decode()?;
         let request_id = parse_uuid("request_id", &submitted.request_id)?;
         let member_id = parse_uuid("member_id", &submitted.member_id)?;
-        let now = time::now();
+        let now = self.0.now();
         if submitted.offer_id.trim().is_empty() {
             // An open "orientation" request: no offer, so no automatic provider. The coordinator triages it.
             if store::queue_for_triage(conn, request_id, member_id, &submitted.subject, &submitted.description, now)
@@ -108,68 +210,104 @@ impl EventHandler for RequestHandler {
             // The catalogue's event has not reached us yet: try again later.
             return Err(HandleError::Retry(anyhow::anyhow!("offer {offer_id} of request {request_id} not yet known")));
         };
-        let assignment = domain::choose_provider(&OfferView {
-            code: offer.code.clone(),
-            provider_code: offer.provider_code.clone(),
-        })
-        .map_err(reject)?;
-        let row = ReferralRow {
-            id: Uuid::now_v7(),
+        if store::get_member(conn, member_id).await?.is_none() && event.delivered < MEMBER_WAIT_DELIVERIES {
+            return Err(HandleError::Retry(anyhow::anyhow!(
+                "member {member_id} of request {request_id} not yet known"
+            )));
+        }
+        let request = RoutedRequestRow {
             request_id,
-            offer_id,
             member_id,
-            provider_code: assignment.provider_code,
-            status: ReferralStatus::Offered.as_str().to_owned(),
-            reason: String::new(),
-            assignment: assignment.explanation,
-            offered_at: now,
-            decided_at: None,
-        };
-        let Some(referral) = store::insert_referral(conn, &row).await? else {
-            tracing::info!(%request_id, "request already referred; replay ignored");
-            return Ok(());
-        };
-        let offered = ReferralOffered {
-            referral_id: referral.id.to_string(),
-            request_id: referral.request_id.to_string(),
-            offer_id: referral.offer_id.to_string(),
-            offer_code: offer.code,
-            offer_title: offer.title,
-            member_id: referral.member_id.to_string(),
-            provider_code: referral.provider_code.clone(),
+            offer_id,
             subject: submitted.subject,
             description: submitted.description,
-            occurred_at: Some(time::to_proto(now)),
         };
-        outbox::enqueue(conn, &referral_offered_subject(&referral.provider_code), &offered).await?;
-        outbox::enqueue(conn, SUBJECT_OFFERED, &offered).await?;
-        tracing::info!(
-            referral_id = %referral.id,
-            %request_id,
-            provider = %referral.provider_code,
-            assignment = %referral.assignment,
-            "referral offered"
-        );
+        store::lock_request(conn, request_id).await?;
+        if !store::insert_routed_request(conn, &request, now).await? {
+            tracing::info!(%request_id, "request already routed; replay ignored");
+            return Ok(());
+        }
+        self.0.route(conn, &request, &offer).await?;
         Ok(())
     }
 }
 
-/// Applies providers' replies to their own referrals.
-pub struct ReplyHandler;
+/// Withdraws the open referral of a cancelled request.
+pub struct CancelHandler(pub Lifecycle);
+
+impl EventHandler for CancelHandler {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let cancelled: RequestCancelled = event.decode()?;
+        let request_id = parse_uuid("request_id", &cancelled.request_id)?;
+        store::lock_request(conn, request_id).await?;
+        store::resolve_triage(conn, request_id, self.0.now()).await?;
+        let Some(open) = store::open_referral_for_update(conn, request_id).await? else {
+            tracing::info!(%request_id, "cancelled request has no open referral");
+            return Ok(());
+        };
+        if open.status != ReferralStatus::Offered.as_str() {
+            tracing::info!(%request_id, status = %open.status, "cancelled request's referral is already decided");
+            return Ok(());
+        }
+        let reason = match domain::note(&cancelled.reason) {
+            Ok(r) if !r.is_empty() => format!("request cancelled: {r}"),
+            _ => "request cancelled".to_owned(),
+        };
+        self.0.withdraw(conn, &open, &reason).await?;
+        Ok(())
+    }
+}
+
+/// Applies providers' replies (accept, decline, complete) and progress reports to their own referrals.
+pub struct ReplyHandler(pub Lifecycle);
+
+impl ReplyHandler {
+    async fn progress(&self, conn: &mut PgConnection, provider: &str, event: &Event) -> Result<(), HandleError> {
+        let message: ReferralProgress = event.decode()?;
+        let referral_id = parse_uuid("referral_id", &message.referral_id)?;
+        let referral = store::referral_for_update(conn, referral_id)
+            .await?
+            .ok_or_else(|| reject(format!("{provider} reported progress on unknown referral {referral_id}")))?;
+        if referral.provider_code != provider {
+            return Err(reject(format!("{provider} reported progress on referral {referral_id} of another provider")));
+        }
+        if referral.status != ReferralStatus::Accepted.as_str() {
+            tracing::info!(%referral_id, status = %referral.status, "progress on a referral not accepted; ignored");
+            return Ok(());
+        }
+        let note: String = message.note.trim().chars().filter(|c| !c.is_control()).take(MAX_PROGRESS_CHARS).collect();
+        let sequence = i32::try_from(message.sequence).map_err(|_| reject("progress sequence too large".to_owned()))?;
+        let percent = i32::try_from(message.percent.min(100)).unwrap_or(100);
+        let at = message.reported_at.as_ref().and_then(time::from_proto).unwrap_or_else(|| self.0.now());
+        if store::add_progress(conn, referral_id, sequence, &note, percent, at).await? {
+            tracing::info!(%referral_id, %provider, sequence, percent, "progress reported");
+        }
+        Ok(())
+    }
+}
 
 impl EventHandler for ReplyHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
         let provider = domain::reply_subject_provider(&event.subject)
             .ok_or_else(|| reject(format!("{} is not a provider reply subject", event.subject)))?;
+        if event.event_type == ReferralProgress::full_name() {
+            return self.progress(conn, provider, event).await;
+        }
         let message: ReferralReply = event.decode()?;
         let referral_id = parse_uuid("referral_id", &message.referral_id)?;
         let decision = match ReplyDecision::try_from(message.decision) {
             Ok(ReplyDecision::Accept) => WireDecision::Accept,
             Ok(ReplyDecision::Decline) => WireDecision::Decline,
+            Ok(ReplyDecision::Complete) => WireDecision::Complete,
             Ok(ReplyDecision::Unspecified) | Err(_) => WireDecision::Unspecified,
         };
         let reply = Reply::parse(decision, &message.reason)
             .map_err(|e| reject(format!("invalid reply of {provider} to referral {referral_id}: {e}")))?;
+        let Some(found) = store::get_referral_conn(conn, referral_id).await? else {
+            return Err(reject(format!("{provider} replied to unknown referral {referral_id}")));
+        };
+        // Same lock order as the other paths: the request, then the referral.
+        store::lock_request(conn, found.request_id).await?;
         let referral = store::referral_for_update(conn, referral_id)
             .await?
             .ok_or_else(|| reject(format!("{provider} replied to unknown referral {referral_id}")))?;
@@ -180,17 +318,25 @@ impl EventHandler for ReplyHandler {
                 referral.provider_code
             )));
         }
+        let now = self.0.now();
+        let Some(transition) = reply.transition() else {
+            // Completion of accepted work.
+            if referral.status == ReferralStatus::Accepted.as_str()
+                && store::mark_completed(conn, referral_id, now).await?
+            {
+                tracing::info!(%referral_id, %provider, "referral completed");
+            } else {
+                tracing::info!(%referral_id, %provider, status = %referral.status, "completion ignored");
+            }
+            return Ok(());
+        };
         let status = ReferralStatus::parse(&referral.status)
             .ok_or_else(|| reject(format!("referral {referral_id} has an unknown status {}", referral.status)))?;
-        let next = match status.apply(reply.transition()) {
-            Ok(next) => next,
-            Err(error) => {
-                tracing::info!(%referral_id, %provider, %error, "reply to a decided referral ignored");
-                return Ok(());
-            }
-        };
-        let now = time::now();
-        let referral = store::decide(conn, referral_id, next.as_str(), reply.reason(), now).await?;
+        if let Err(error) = status.apply(transition) {
+            tracing::info!(%referral_id, %provider, %error, "reply to a decided referral ignored");
+            return Ok(());
+        }
+        let referral = self.0.close(conn, &referral, transition, reply.reason()).await?;
         match reply {
             Reply::Accept => {
                 let accepted = ReferralAccepted {
@@ -204,6 +350,9 @@ impl EventHandler for ReplyHandler {
                 outbox::enqueue(conn, SUBJECT_ACCEPTED, &accepted).await?;
             }
             Reply::Decline { reason } => {
+                // Re-route first (the next referral's events precede the decline in the outbox), so the decline
+                // can say where the request went.
+                let placement = self.0.reroute(conn, &referral).await?;
                 let declined = ReferralDeclined {
                     referral_id: referral.id.to_string(),
                     request_id: referral.request_id.to_string(),
@@ -212,11 +361,17 @@ impl EventHandler for ReplyHandler {
                     provider_code: referral.provider_code.clone(),
                     reason,
                     occurred_at: Some(time::to_proto(now)),
+                    rerouted: true,
+                    next_provider_code: placement.provider_code().to_owned(),
                 };
                 outbox::enqueue(conn, SUBJECT_DECLINED, &declined).await?;
+                if let Placement::Triage = placement {
+                    tracing::info!(%referral_id, "declined; no candidate left: triage queue");
+                }
             }
+            Reply::Complete => {}
         }
-        tracing::info!(%referral_id, %provider, status = next.as_str(), "referral decided");
+        tracing::info!(%referral_id, %provider, status = referral.status, "referral decided");
         Ok(())
     }
 }

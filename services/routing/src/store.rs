@@ -1,8 +1,12 @@
 //! SQL of the routing service.
 
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
+
+use crate::domain::calendar::Schedule;
+use crate::domain::rules::Rule;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OfferRow {
@@ -11,6 +15,7 @@ pub struct OfferRow {
     pub title: String,
     pub provider_code: String,
     pub version: i32,
+    pub themes: Vec<String>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -25,19 +30,30 @@ pub struct ReferralRow {
     pub assignment: String,
     pub offered_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
+    pub attempt: i32,
+    pub rule_id: Option<Uuid>,
+    pub rule_version: Option<i32>,
+    pub respond_by: Option<DateTime<Utc>>,
+    pub remind_at: Option<DateTime<Utc>>,
+    pub escalated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub progress: String,
 }
 
-const REFERRAL_COLUMNS: &str =
-    "id, request_id, offer_id, member_id, provider_code, status, reason, assignment, offered_at, decided_at";
+const REFERRAL_COLUMNS: &str = "id, request_id, offer_id, member_id, provider_code, status, reason, assignment, \
+     offered_at, decided_at, attempt, rule_id, rule_version, respond_by, remind_at, escalated_at, expires_at, \
+     completed_at, progress";
 
 /// Inserts or updates an offer of the read model. A version older than (or equal to) the stored one changes
 /// nothing. Returns whether the row changed.
 pub async fn upsert_offer(conn: &mut PgConnection, offer: &OfferRow) -> Result<bool, sqlx::Error> {
     let changed = sqlx::query(
-        "INSERT INTO offer (offer_id, code, title, provider_code, version, updated_at)
-         VALUES ($1, $2, $3, $4, $5, now())
+        "INSERT INTO offer (offer_id, code, title, provider_code, version, themes, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, now())
          ON CONFLICT (offer_id) DO UPDATE SET code = EXCLUDED.code, title = EXCLUDED.title,
-           provider_code = EXCLUDED.provider_code, version = EXCLUDED.version, updated_at = now()
+           provider_code = EXCLUDED.provider_code, version = EXCLUDED.version, themes = EXCLUDED.themes,
+           updated_at = now()
          WHERE offer.version < EXCLUDED.version",
     )
     .bind(offer.offer_id)
@@ -45,6 +61,7 @@ pub async fn upsert_offer(conn: &mut PgConnection, offer: &OfferRow) -> Result<b
     .bind(&offer.title)
     .bind(&offer.provider_code)
     .bind(offer.version)
+    .bind(&offer.themes)
     .execute(conn)
     .await?
     .rows_affected();
@@ -52,19 +69,20 @@ pub async fn upsert_offer(conn: &mut PgConnection, offer: &OfferRow) -> Result<b
 }
 
 pub async fn get_offer(conn: &mut PgConnection, offer_id: Uuid) -> Result<Option<OfferRow>, sqlx::Error> {
-    sqlx::query_as("SELECT offer_id, code, title, provider_code, version FROM offer WHERE offer_id = $1")
+    sqlx::query_as("SELECT offer_id, code, title, provider_code, version, themes FROM offer WHERE offer_id = $1")
         .bind(offer_id)
         .fetch_optional(conn)
         .await
 }
 
-/// Inserts a new referral unless the request already has one. Returns the row only when it was inserted.
+/// Inserts a new referral unless the request already has this attempt. Returns the row only when inserted.
 pub async fn insert_referral(conn: &mut PgConnection, r: &ReferralRow) -> Result<Option<ReferralRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO referral (id, request_id, offer_id, member_id, provider_code, status, reason, assignment,
-                               offered_at, decided_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9)
-         ON CONFLICT (request_id) DO NOTHING
+                               offered_at, decided_at, updated_at, attempt, rule_id, rule_version, respond_by,
+                               remind_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (request_id, attempt) DO NOTHING
          RETURNING {REFERRAL_COLUMNS}"
     )))
     .bind(r.id)
@@ -77,12 +95,25 @@ pub async fn insert_referral(conn: &mut PgConnection, r: &ReferralRow) -> Result
     .bind(&r.assignment)
     .bind(r.offered_at)
     .bind(r.decided_at)
+    .bind(r.attempt)
+    .bind(r.rule_id)
+    .bind(r.rule_version)
+    .bind(r.respond_by)
+    .bind(r.remind_at)
+    .bind(r.expires_at)
     .fetch_optional(conn)
     .await
 }
 
 pub async fn referral_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<ReferralRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {REFERRAL_COLUMNS} FROM referral WHERE id = $1 FOR UPDATE")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn get_referral_conn(conn: &mut PgConnection, id: Uuid) -> Result<Option<ReferralRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {REFERRAL_COLUMNS} FROM referral WHERE id = $1")))
         .bind(id)
         .fetch_optional(conn)
         .await
@@ -121,6 +152,7 @@ pub async fn list_referrals(
     pool: &PgPool,
     request_id: Option<Uuid>,
     provider_code: Option<&str>,
+    at_risk_at: Option<DateTime<Utc>>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ReferralRow>, sqlx::Error> {
@@ -130,6 +162,7 @@ pub async fn list_referrals(
         "SELECT {REFERRAL_COLUMNS} FROM referral
          WHERE ($1::uuid IS NULL OR request_id = $1) AND ($2::text IS NULL OR provider_code = $2)
            AND ($3::timestamptz IS NULL OR (offered_at, id) > ($3, $4))
+           AND ($6::timestamptz IS NULL OR (status = 'offered' AND remind_at <= $6))
          ORDER BY offered_at, id LIMIT $5"
     )))
     .bind(request_id)
@@ -137,6 +170,7 @@ pub async fn list_referrals(
     .bind(after_at)
     .bind(after_id)
     .bind(limit)
+    .bind(at_risk_at)
     .fetch_all(pool)
     .await
 }
@@ -163,4 +197,415 @@ pub async fn queue_for_triage(
     .await?
     .rows_affected();
     Ok(inserted > 0)
+}
+
+/// Puts a request on the coordinator's triage queue because no candidate is left (or reopens it there).
+pub async fn queue_unplaced(
+    conn: &mut PgConnection,
+    request: &RoutedRequestRow,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO triage (request_id, member_id, subject, description, received_at, offer_id, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (request_id) DO UPDATE SET reason = EXCLUDED.reason, received_at = EXCLUDED.received_at,
+           resolved_at = NULL",
+    )
+    .bind(request.request_id)
+    .bind(request.member_id)
+    .bind(&request.subject)
+    .bind(&request.description)
+    .bind(at)
+    .bind(request.offer_id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The request left the triage queue (the coordinator placed it).
+pub async fn resolve_triage(conn: &mut PgConnection, request_id: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE triage SET resolved_at = $2 WHERE request_id = $1 AND resolved_at IS NULL")
+        .bind(request_id)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn is_in_triage(pool: &PgPool, request_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM triage WHERE request_id = $1 AND resolved_at IS NULL)")
+        .bind(request_id)
+        .fetch_one(pool)
+        .await
+}
+
+// ---- providers ---------------------------------------------------------------------------------------------
+
+/// Records a provider named by an offer (its SLA keeps its value).
+pub async fn upsert_provider(conn: &mut PgConnection, code: &str, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO provider (code, name) VALUES ($1, $2)
+         ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, updated_at = now()
+         WHERE EXCLUDED.name <> '' AND provider.name IS DISTINCT FROM EXCLUDED.name",
+    )
+    .bind(code)
+    .bind(name)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn provider_codes(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT code FROM provider ORDER BY code").fetch_all(conn).await
+}
+
+/// A provider's response deadline in business days (`None`: unknown provider).
+pub async fn provider_sla(conn: &mut PgConnection, code: &str) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar("SELECT sla_business_days FROM provider WHERE code = $1").bind(code).fetch_optional(conn).await
+}
+
+/// Sets a provider's deadline; `None` when the provider is unknown.
+pub async fn set_provider_sla(pool: &PgPool, code: &str, days: i32) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE provider SET sla_business_days = $2, updated_at = now() WHERE code = $1 RETURNING sla_business_days",
+    )
+    .bind(code)
+    .bind(days)
+    .fetch_optional(pool)
+    .await
+}
+
+// ---- members -----------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, FromRow)]
+pub struct MemberRow {
+    pub member_id: Uuid,
+    pub siren: String,
+    pub kind: String,
+    pub population: i64,
+    pub insee_code: String,
+    pub epci_siren: String,
+    pub arrondissement: String,
+    pub referent_user_id: Option<Uuid>,
+}
+
+/// Records what membership says of a member. Empty facts keep the stored value (an older event may not carry
+/// them); the referent is only changed when `set_referent`.
+pub async fn upsert_member(
+    conn: &mut PgConnection,
+    m: &MemberRow,
+    set_referent: bool,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO member (member_id, siren, kind, population, insee_code, epci_siren, arrondissement,
+                             referent_user_id, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (member_id) DO UPDATE SET
+           siren = COALESCE(NULLIF(EXCLUDED.siren, ''), member.siren),
+           kind = COALESCE(NULLIF(EXCLUDED.kind, ''), member.kind),
+           population = CASE WHEN EXCLUDED.population > 0 THEN EXCLUDED.population ELSE member.population END,
+           insee_code = COALESCE(NULLIF(EXCLUDED.insee_code, ''), member.insee_code),
+           epci_siren = COALESCE(NULLIF(EXCLUDED.epci_siren, ''), member.epci_siren),
+           arrondissement = COALESCE(NULLIF(EXCLUDED.arrondissement, ''), member.arrondissement),
+           referent_user_id = CASE WHEN $10 THEN EXCLUDED.referent_user_id ELSE member.referent_user_id END,
+           updated_at = EXCLUDED.updated_at",
+    )
+    .bind(m.member_id)
+    .bind(&m.siren)
+    .bind(&m.kind)
+    .bind(m.population)
+    .bind(&m.insee_code)
+    .bind(&m.epci_siren)
+    .bind(&m.arrondissement)
+    .bind(m.referent_user_id)
+    .bind(at)
+    .bind(set_referent)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_member(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT member_id, siren, kind, population, insee_code, epci_siren, arrondissement, referent_user_id
+         FROM member WHERE member_id = $1",
+    )
+    .bind(member_id)
+    .fetch_optional(conn)
+    .await
+}
+
+// ---- rule sets ---------------------------------------------------------------------------------------------
+
+/// Serialises rule set edits (one writer at a time per database).
+const RULES_LOCK: i64 = 0x1d77_0a7b_0101;
+
+#[derive(Debug, Clone, Default)]
+pub struct RuleSetRow {
+    pub version: i32,
+    pub rules: Vec<Rule>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub created_by: Option<Uuid>,
+}
+
+type RuleSetTuple = (i32, Json<Vec<Rule>>, DateTime<Utc>, Option<Uuid>);
+
+fn rule_set(row: Option<RuleSetTuple>) -> RuleSetRow {
+    row.map(|(version, Json(rules), created_at, created_by)| RuleSetRow {
+        version,
+        rules,
+        created_at: Some(created_at),
+        created_by,
+    })
+    .unwrap_or_default()
+}
+
+/// The current rule set (version 0, empty, before the first edit).
+pub async fn current_rules(conn: &mut PgConnection) -> Result<RuleSetRow, sqlx::Error> {
+    let row =
+        sqlx::query_as("SELECT version, rules, created_at, created_by FROM rule_set ORDER BY version DESC LIMIT 1")
+            .fetch_optional(conn)
+            .await?;
+    Ok(rule_set(row))
+}
+
+/// One version of the rule set (empty for version 0 or an unknown version).
+pub async fn rules_at(conn: &mut PgConnection, version: i32) -> Result<RuleSetRow, sqlx::Error> {
+    let row = sqlx::query_as("SELECT version, rules, created_at, created_by FROM rule_set WHERE version = $1")
+        .bind(version)
+        .fetch_optional(conn)
+        .await?;
+    Ok(rule_set(row))
+}
+
+/// Takes the edit lock for the rest of the transaction.
+pub async fn lock_rules(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(RULES_LOCK).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn insert_rule_set(
+    conn: &mut PgConnection,
+    version: i32,
+    rules: &[Rule],
+    by: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO rule_set (version, rules, created_by, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(version)
+        .bind(Json(rules))
+        .bind(by)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+// ---- requests and referrals --------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RoutedRequestRow {
+    pub request_id: Uuid,
+    pub member_id: Uuid,
+    pub offer_id: Uuid,
+    pub subject: String,
+    pub description: String,
+}
+
+/// Remembers a request; a replay changes nothing. Returns whether it was new.
+pub async fn insert_routed_request(
+    conn: &mut PgConnection,
+    r: &RoutedRequestRow,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "INSERT INTO routed_request (request_id, member_id, offer_id, subject, description, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id) DO NOTHING",
+    )
+    .bind(r.request_id)
+    .bind(r.member_id)
+    .bind(r.offer_id)
+    .bind(&r.subject)
+    .bind(&r.description)
+    .bind(at)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+pub async fn get_routed_request(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+) -> Result<Option<RoutedRequestRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT request_id, member_id, offer_id, subject, description FROM routed_request WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Every referral of a request, first attempt first.
+pub async fn referrals_of(conn: &mut PgConnection, request_id: Uuid) -> Result<Vec<ReferralRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {REFERRAL_COLUMNS} FROM referral WHERE request_id = $1 ORDER BY attempt"
+    )))
+    .bind(request_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// The open (offered or accepted) referral of a request, locked.
+pub async fn open_referral_for_update(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+) -> Result<Option<ReferralRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {REFERRAL_COLUMNS} FROM referral WHERE request_id = $1 AND status IN ('offered', 'accepted')
+         FOR UPDATE"
+    )))
+    .bind(request_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Serialises the routing of one request (decline, expiry, reassignment, withdrawal) for the transaction.
+pub async fn lock_request(conn: &mut PgConnection, request_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 77))").bind(request_id).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn mark_escalated(conn: &mut PgConnection, id: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE referral SET escalated_at = $2, updated_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_completed(conn: &mut PgConnection, id: Uuid, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let n =
+        sqlx::query("UPDATE referral SET completed_at = $2, updated_at = $2 WHERE id = $1 AND completed_at IS NULL")
+            .bind(id)
+            .bind(at)
+            .execute(conn)
+            .await?
+            .rows_affected();
+    Ok(n > 0)
+}
+
+/// Records a progress report (a repeated sequence changes nothing). Returns whether it was new.
+pub async fn add_progress(
+    conn: &mut PgConnection,
+    id: Uuid,
+    sequence: i32,
+    note: &str,
+    percent: i32,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "INSERT INTO referral_progress (referral_id, sequence, note, percent, reported_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(sequence)
+    .bind(note)
+    .bind(percent)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if n > 0 {
+        sqlx::query("UPDATE referral SET progress = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(note)
+            .bind(at)
+            .execute(conn)
+            .await?;
+    }
+    Ok(n > 0)
+}
+
+// ---- timers ------------------------------------------------------------------------------------------------
+
+/// What a timer does when due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerKind {
+    Remind,
+    Escalate,
+    Expire,
+}
+
+impl TimerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Remind => "remind",
+            Self::Escalate => "escalate",
+            Self::Expire => "expire",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "remind" => Self::Remind,
+            "escalate" => Self::Escalate,
+            "expire" => Self::Expire,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct TimerRow {
+    pub id: Uuid,
+    pub referral_id: Uuid,
+    pub kind: String,
+    pub due_at: DateTime<Utc>,
+}
+
+/// Arms the three timers of a referral.
+pub async fn arm_timers(conn: &mut PgConnection, referral_id: Uuid, s: &Schedule) -> Result<(), sqlx::Error> {
+    for (kind, due) in
+        [(TimerKind::Remind, s.remind_at), (TimerKind::Escalate, s.respond_by), (TimerKind::Expire, s.expires_at)]
+    {
+        sqlx::query(
+            "INSERT INTO timer (id, referral_id, kind, due_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (referral_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at",
+        )
+        .bind(Uuid::now_v7())
+        .bind(referral_id)
+        .bind(kind.as_str())
+        .bind(due)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Disarms every timer of a referral (it was answered, withdrawn...).
+pub async fn disarm_timers(conn: &mut PgConnection, referral_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM timer WHERE referral_id = $1").bind(referral_id).execute(conn).await?;
+    Ok(())
+}
+
+/// Timers due at `now`, earliest first, locked; timers another replica holds are skipped.
+pub async fn due_timers(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<TimerRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, referral_id, kind, due_at FROM timer WHERE due_at <= $1
+         ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn delete_timer(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM timer WHERE id = $1").bind(id).execute(conn).await?;
+    Ok(())
 }

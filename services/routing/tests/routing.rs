@@ -3,6 +3,7 @@
 //! provider's agents only their provider's, everybody else nothing (docs/authorization.md).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -12,9 +13,11 @@ use id77_platform::streams::{self, StreamDef};
 use id77_platform::testing::TestKeys;
 use id77_platform::{Namespace, testing};
 use id77_proto::catalogue::v1::{Offer, OfferPublished, Provider};
+use id77_proto::membership::v1::{CollectivityKind, MemberApproved};
 use id77_proto::requests::v1::RequestSubmitted;
 use id77_proto::routing::v1 as pb;
 use id77_proto::routing::v1::routing_service_client::RoutingServiceClient;
+use id77_routing::clock::TestClock;
 use id77_routing::{Config, run};
 use prost::{Message, Name};
 use sqlx::PgPool;
@@ -35,6 +38,8 @@ struct Env {
     ns: Namespace,
     js: jetstream::Context,
     keys: TestKeys,
+    /// Routing's clock, shared by every start of the service in this test.
+    clock: TestClock,
 }
 
 /// A routing instance started in-process.
@@ -140,16 +145,26 @@ impl Env {
         let client = async_nats::connect(testing::nats_url()).await?;
         let js = jetstream::new(client);
         let ns = Namespace::new(testing::fresh_prefix());
-        for def in [streams::CATALOGUE, streams::REQUESTS, streams::ROUTING, streams::REFERRALS, streams::DEADLETTER] {
+        for def in [
+            streams::MEMBERSHIP,
+            streams::CATALOGUE,
+            streams::REQUESTS,
+            streams::ROUTING,
+            streams::REFERRALS,
+            streams::DEADLETTER,
+        ] {
             id77_platform::nats::ensure_stream(&js, &ns, def).await?;
         }
-        Ok(Self { db: testing::fresh_database_url(label), ns, js, keys: TestKeys::new()? })
+        Ok(Self { db: testing::fresh_database_url(label), ns, js, keys: TestKeys::new()?, clock: TestClock::new() })
     }
 
     fn config(&self) -> Config {
         let mut platform = testing::platform_config("routing", &self.db, self.ns.prefix(), ([127, 0, 0, 1], 0).into());
         platform.jwks_file = Some(self.keys.jwks_file.clone());
-        Config { platform }
+        let mut config = Config::new(platform);
+        config.clock = Arc::new(self.clock.clone());
+        config.timer_interval = Duration::from_millis(50);
+        config
     }
 
     async fn start(&self) -> Result<Running, BoxError> {
@@ -223,8 +238,27 @@ impl Env {
         }
     }
 
+    /// Publishes the request, after its member's approval (once per member: the same message id is a
+    /// duplicate), so that routing knows the member.
     async fn publish_request(&self, request: &RequestSubmitted, message_id: &str) -> TestResult {
+        self.publish_member(&request.member_id, "772", 1200).await?;
         self.publish("id77.requests.request.submitted", request, message_id).await?;
+        Ok(())
+    }
+
+    async fn publish_member(&self, member_id: &str, arrondissement: &str, population: i64) -> TestResult {
+        let approved = MemberApproved {
+            member_id: member_id.to_owned(),
+            siren: "217700012".into(),
+            name: "Commune".into(),
+            kind: CollectivityKind::Commune.into(),
+            population,
+            insee_code: "77001".into(),
+            epci_siren: "200072130".into(),
+            arrondissement: arrondissement.into(),
+            occurred_at: None,
+        };
+        self.publish("id77.membership.member.approved", &approved, &format!("member-{member_id}")).await?;
         Ok(())
     }
 
@@ -320,7 +354,12 @@ async fn a_referral_reaches_its_provider_and_only_that_provider_can_answer_it_on
 
     let stored = routing.referral(&referral.referral_id).await?;
     assert_eq!(stored.status(), pb::ReferralStatus::Offered);
-    assert_eq!(stored.assignment, "auto: provider of offer caue-conseil-archi");
+    assert_eq!(
+        stored.assignment,
+        "auto: no rule chose a provider: default provider caue77 of offer caue-conseil-archi"
+    );
+    assert_eq!((stored.attempt, stored.rule_id.as_str()), (1, ""));
+    assert!(stored.respond_by.is_some() && stored.remind_at.is_some() && stored.expires_at.is_some());
     assert_eq!(stored.member_id, request.member_id);
 
     // Another provider cannot answer it: dead-lettered, nothing changes.

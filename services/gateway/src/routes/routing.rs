@@ -43,7 +43,7 @@ pub async fn list(
             _ => return Err(Problem::not_found(format!("provider {asked} not found"))),
         }
     };
-    let request = pb::ListReferralsRequest { request_id, provider_code, page_size, page_token };
+    let request = pb::ListReferralsRequest { request_id, provider_code, page_size, page_token, at_risk: false };
     let response =
         state.routing().list_referrals(caller.grpc(request)).await.map_err(upstream("routing"))?.into_inner();
     Ok(Json(Page::new(response.referrals, response.next_page_token)))

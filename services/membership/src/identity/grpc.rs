@@ -520,11 +520,8 @@ impl IdentityApi {
         if role == Role::Referent {
             // The members it followed have no referent any more; the other services learn it like an assignment.
             for member_id in member_store::clear_referent(&mut tx, id, now).await? {
-                let event = pb::MemberUpdated {
-                    member_id: member_id.to_string(),
-                    referent_user_id: String::new(),
-                    occurred_at: Some(time::to_proto(now)),
-                };
+                let territory = member_store::territory(&mut tx, member_id).await?;
+                let event = member_updated(member_id, String::new(), territory, now);
                 outbox::enqueue(&mut tx, SUBJECT_UPDATED, &event).await?;
             }
         }
@@ -570,11 +567,8 @@ impl IdentityApi {
         }
         let member = member_store::set_referent(&mut tx, member_id, referent, now).await?;
         let referent_user_id = referent.map(|r| r.to_string()).unwrap_or_default();
-        let event = pb::MemberUpdated {
-            member_id: member.id.to_string(),
-            referent_user_id: referent_user_id.clone(),
-            occurred_at: Some(time::to_proto(now)),
-        };
+        let territory = member_store::territory(&mut tx, member.id).await?;
+        let event = member_updated(member.id, referent_user_id.clone(), territory, now);
         outbox::enqueue(&mut tx, SUBJECT_UPDATED, &event).await?;
         let subject = member.id.to_string();
         let detail =
@@ -708,5 +702,25 @@ impl IdentityService for IdentityApi {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let caller = self.auth.caller(&request).await?;
         Ok(Response::new(self.audit_events(&caller, request.into_inner()).await?))
+    }
+}
+
+/// `member.updated` with the member's current facts (routing keeps its territory from these).
+fn member_updated(
+    member_id: Uuid,
+    referent_user_id: String,
+    territory: member_store::Territory,
+    at: chrono::DateTime<chrono::Utc>,
+) -> pb::MemberUpdated {
+    pb::MemberUpdated {
+        member_id: member_id.to_string(),
+        referent_user_id,
+        occurred_at: Some(time::to_proto(at)),
+        kind: crate::grpc::kind_to_proto(&territory.kind).into(),
+        siren: territory.siren,
+        population: territory.population,
+        insee_code: territory.insee_code,
+        epci_siren: territory.epci_siren,
+        arrondissement: territory.arrondissement,
     }
 }
