@@ -97,6 +97,12 @@ impl EventHandler for ReferralEvents {
             }
             "id77.routing.referral.declined" => {
                 let e: ReferralDeclined = event.decode()?;
+                if e.rerouted {
+                    // Routing handed the request on (another provider, or the coordinator's triage queue): the
+                    // request is not declined, it stays with routing.
+                    tracing::info!(request_id = %e.request_id, next = %e.next_provider_code, "decline re-routed");
+                    return Ok(());
+                }
                 (e.request_id, ReferralOutcome::Declined, e.provider_code, e.reason)
             }
             _ => return Ok(()),
