@@ -138,6 +138,10 @@ where
 }
 
 impl Env {
+    fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        id77_routing::clock::Clock::now(&self.clock)
+    }
+
     async fn new(label: &str) -> Result<Self, BoxError> {
         if std::env::var_os("ID77_LOG").is_some() {
             id77_platform::telemetry::init("routing-tests");
@@ -625,6 +629,250 @@ async fn a_provider_agent_sees_only_its_providers_referrals() -> TestResult {
         assert_eq!(code(routing.referral_as(&token, &referral_p.id).await)?, tonic::Code::Unauthenticated);
         assert_eq!(code(routing.list_as(&token, "").await)?, tonic::Code::Unauthenticated);
     }
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+impl Running {
+    async fn create_rule(&mut self, name: &str, condition: &str, provider: &str) -> Result<pb::RuleSet, tonic::Status> {
+        let rule =
+            pb::RuleInput { name: name.into(), condition_json: condition.into(), provider_code: provider.into() };
+        let req = pb::CreateRuleRequest { rule: Some(rule), position: 0, expected_version: 0 };
+        Ok(self.grpc.create_rule(with_token(req, &self.coordinator)).await?.into_inner())
+    }
+
+    /// Waits until the request has `n` referrals, and returns them (first attempt first).
+    async fn wait_referrals(&mut self, request_id: &str, n: usize) -> Result<Vec<pb::Referral>, BoxError> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let mut referrals = self.referrals(request_id).await?;
+            referrals.sort_by_key(|r| r.attempt);
+            if referrals.len() >= n {
+                return Ok(referrals);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("{} referral(s) for {request_id}, expected {n}", referrals.len()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_status(&mut self, id: &str, status: pb::ReferralStatus) -> Result<pb::Referral, BoxError> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let referral = self.referral(id).await?;
+            if referral.status() == status {
+                return Ok(referral);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("referral {id} is {:?}, expected {status:?}", referral.status()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn in_triage(&self, request_id: &str) -> Result<bool, BoxError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM triage WHERE request_id = $1::uuid AND resolved_at IS NULL)",
+        )
+        .bind(request_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+const NORD: &str = "agence-nord";
+
+#[tokio::test]
+async fn rules_route_declines_reroute_and_the_choice_is_explained() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    env.publish_offer_of(&Uuid::now_v7().to_string(), NORD, 1).await?;
+    routing.wait_inbox("routing-offers", &format!("offer-{offer_id}-1")).await?;
+    wait_until(|| async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM provider").fetch_one(&routing.pool).await?;
+        Ok(n == 2)
+    })
+    .await?;
+
+    // Validation: unknown provider, unreachable rule, malformed condition; only the coordinator edits.
+    let unknown = routing.create_rule("x", "", "nobody").await.err().map(|s| s.code());
+    assert_eq!(unknown, Some(tonic::Code::InvalidArgument));
+    let malformed = routing.create_rule("x", r#"{"colour":["red"]}"#, NORD).await.err().map(|s| s.code());
+    assert_eq!(malformed, Some(tonic::Code::InvalidArgument));
+    let agent = env.keys.token(Role::ProviderAgent, None, Some(PROVIDER));
+    let denied = routing.grpc.list_rules(with_token(pb::ListRulesRequest {}, &agent)).await.err().map(|s| s.code());
+    assert_eq!(denied, Some(tonic::Code::PermissionDenied));
+
+    let set = routing.create_rule("Nord: arrondissement de Meaux", r#"{"arrondissement":["771"]}"#, NORD).await?;
+    assert_eq!((set.version, set.rules.len()), (1, 1));
+    let rule_id = set.rules[0].id.clone();
+    let shadowed = routing.create_rule("copie", r#"{"arrondissement":["771"]}"#, PROVIDER).await.err();
+    assert_eq!(shadowed.as_ref().map(|s| s.code()), Some(tonic::Code::InvalidArgument), "{shadowed:?}");
+
+    // A member of arrondissement 771: the rule sends its request to agence-nord.
+    let request = Env::request(&offer_id);
+    env.publish_member(&request.member_id, "771", 56_905).await?;
+    env.publish("id77.requests.request.submitted", &request, &Uuid::now_v7().to_string()).await?;
+    let first = routing.wait_referral(&request.request_id).await?;
+    assert_eq!(first.provider_code, NORD);
+    assert_eq!((first.rule_id.as_str(), first.rule_version, first.attempt), (rule_id.as_str(), 1, 1));
+    let offered = env.wait_messages(streams::REFERRALS, &streams::referral_offered_subject(NORD), 1).await?;
+    let offered = pb::ReferralOffered::decode(offered[0].payload.clone())?;
+    assert_eq!((offered.rule_id.as_str(), offered.rule_version), (rule_id.as_str(), 1));
+    assert!(offered.respond_by.is_some());
+
+    // The explanation: the rule, why it matched, the facts used.
+    let explain = pb::ExplainRoutingRequest { request_id: request.request_id.clone() };
+    let why = routing.grpc.explain_routing(with_token(explain.clone(), &routing.coordinator)).await?.into_inner();
+    assert_eq!((why.outcome.as_str(), why.provider_code.as_str()), ("rule", NORD));
+    assert_eq!(why.chosen_rule_id, rule_id);
+    assert!(why.rules[0].matched);
+    assert_eq!(why.rules[0].reasons, vec!["member arrondissement 771 is one of [771]".to_owned()]);
+    assert!(why.facts.contains(&"arrondissement=771".to_owned()), "{:?}", why.facts);
+    // A referent who does not follow the member does not see it.
+    let referent = env.keys.token(Role::Referent, None, None);
+    let hidden = routing.grpc.explain_routing(with_token(explain.clone(), &referent)).await.err().map(|s| s.code());
+    assert_eq!(hidden, Some(tonic::Code::NotFound));
+
+    // agence-nord declines: the next candidate is the offer's own provider (attempt 2).
+    env.reply(NORD, &first.id, pb::ReplyDecision::Decline, "hors de nos compétences").await?;
+    let referrals = routing.wait_referrals(&request.request_id, 2).await?;
+    assert_eq!(referrals[0].status(), pb::ReferralStatus::Declined);
+    assert_eq!((referrals[1].provider_code.as_str(), referrals[1].attempt), (PROVIDER, 2));
+    assert!(
+        referrals[1].assignment.starts_with("auto: re-routed: no rule chose a provider"),
+        "{}",
+        referrals[1].assignment
+    );
+    let declined = env.wait_messages(streams::ROUTING, "id77.routing.referral.declined", 1).await?;
+    let declined = pb::ReferralDeclined::decode(declined[0].payload.clone())?;
+    assert!(declined.rerouted);
+    assert_eq!(declined.next_provider_code, PROVIDER);
+    let why = routing.grpc.explain_routing(with_token(explain, &routing.coordinator)).await?.into_inner();
+    assert_eq!((why.outcome.as_str(), why.provider_code.as_str()), ("offer_default", PROVIDER));
+    assert!(why.rules[0].skipped.contains("already tried"), "{:?}", why.rules[0]);
+    assert_eq!(why.referrals.len(), 2);
+
+    // caue77 declines too: nobody is left, the request goes to the coordinator's triage queue.
+    env.reply(PROVIDER, &referrals[1].id, pb::ReplyDecision::Decline, "complet").await?;
+    routing.wait_status(&referrals[1].id, pb::ReferralStatus::Declined).await?;
+    assert!(routing.in_triage(&request.request_id).await?);
+    assert_eq!(routing.referrals(&request.request_id).await?.len(), 2);
+
+    // The coordinator reassigns by hand (from any referral of the request).
+    let req = pb::ReassignReferralRequest {
+        referral_id: referrals[1].id.clone(),
+        provider_code: NORD.into(),
+        reason: "après échange téléphonique".into(),
+    };
+    let manual = routing.grpc.reassign_referral(with_token(req, &routing.coordinator)).await?.into_inner();
+    assert_eq!((manual.provider_code.as_str(), manual.attempt), (NORD, 3));
+    assert!(manual.assignment.starts_with("manual:"));
+    assert!(!routing.in_triage(&request.request_id).await?);
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_sla_reminds_escalates_then_expires_and_timers_survive_a_restart() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    env.publish_offer_of(&Uuid::now_v7().to_string(), NORD, 1).await?;
+    let request = Env::request(&offer_id);
+    env.publish_request(&request, &Uuid::now_v7().to_string()).await?;
+    let first = routing.wait_referral(&request.request_id).await?;
+    assert_eq!(first.provider_code, PROVIDER);
+    let at_risk = pb::ListReferralsRequest { at_risk: true, ..Default::default() };
+    let none = routing.grpc.list_referrals(with_token(at_risk.clone(), &routing.coordinator)).await?.into_inner();
+    assert!(none.referrals.is_empty());
+
+    // Routing is down while time passes beyond the deadline (5 business days, holidays excluded).
+    let until = |ts: Option<&id77_proto::prost_types::Timestamp>| -> Result<chrono::Duration, BoxError> {
+        let at = ts.and_then(id77_platform::time::from_proto).ok_or("missing deadline")?;
+        Ok(at - env.clock_now() + chrono::Duration::minutes(5))
+    };
+    routing.stop().await?;
+    env.clock.advance(until(first.respond_by.as_ref())?);
+    let mut routing = env.start().await?;
+    env.wait_messages(streams::ROUTING, "id77.routing.referral.escalated", 1).await?;
+    let reminded = env.wait_messages(streams::REFERRALS, &streams::referral_offered_subject(PROVIDER), 2).await?;
+    assert_eq!(header(&reminded[1], "Id77-Event-Type"), "id77.routing.v1.ReferralReminded");
+    let escalated = routing.referral(&first.id).await?;
+    assert_eq!(escalated.status(), pb::ReferralStatus::Offered, "escalated, not yet expired");
+    assert!(escalated.escalated_at.is_some());
+    let risky = routing.grpc.list_referrals(with_token(at_risk, &routing.coordinator)).await?.into_inner();
+    assert_eq!(risky.referrals.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![first.id.clone()]);
+
+    // After the grace period: expired, and re-routed to the next candidate (none: triage).
+    assert!(escalated.expires_at.as_ref().map(|t| t.seconds) > escalated.respond_by.as_ref().map(|t| t.seconds));
+    env.clock.advance(until(escalated.expires_at.as_ref())?);
+    routing.wait_status(&first.id, pb::ReferralStatus::Expired).await?;
+    let expired = env.wait_messages(streams::ROUTING, "id77.routing.referral.expired", 1).await?;
+    let expired = pb::ReferralExpired::decode(expired[0].payload.clone())?;
+    assert_eq!((expired.rerouted, expired.next_provider_code.as_str()), (true, ""));
+    assert!(routing.in_triage(&request.request_id).await?);
+    let timers: i64 = sqlx::query_scalar("SELECT count(*) FROM timer").fetch_one(&routing.pool).await?;
+    assert_eq!(timers, 0, "every timer fired or was disarmed");
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_withdrawal_or_a_cancellation_tells_the_provider() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    let (one, two) = (Env::request(&offer_id), Env::request(&offer_id));
+    env.publish_request(&one, &Uuid::now_v7().to_string()).await?;
+    env.publish_request(&two, &Uuid::now_v7().to_string()).await?;
+    let first = routing.wait_referral(&one.request_id).await?;
+    let second = routing.wait_referral(&two.request_id).await?;
+
+    // The coordinator withdraws one.
+    let req = pb::WithdrawReferralRequest { referral_id: first.id.clone(), reason: "demande en doublon".into() };
+    let withdrawn = routing.grpc.withdraw_referral(with_token(req.clone(), &routing.coordinator)).await?.into_inner();
+    assert_eq!((withdrawn.status(), withdrawn.reason.as_str()), (pb::ReferralStatus::Withdrawn, "demande en doublon"));
+    let again = routing.grpc.withdraw_referral(with_token(req, &routing.coordinator)).await.err().map(|s| s.code());
+    assert_eq!(again, Some(tonic::Code::FailedPrecondition));
+
+    // The other request is cancelled (request.cancelled).
+    let cancelled = id77_proto::requests::v1::RequestCancelled {
+        request_id: two.request_id.clone(),
+        member_id: two.member_id.clone(),
+        reason: "projet abandonné".into(),
+        occurred_at: None,
+    };
+    env.publish("id77.requests.request.cancelled", &cancelled, "cancel-two").await?;
+    routing.wait_status(&second.id, pb::ReferralStatus::Withdrawn).await?;
+
+    // The provider hears of both on its own subject, typed by the event header.
+    let messages = env.wait_messages(streams::REFERRALS, &streams::referral_offered_subject(PROVIDER), 4).await?;
+    let withdrawals: Vec<pb::ReferralWithdrawn> = messages
+        .iter()
+        .filter(|m| header(m, "Id77-Event-Type") == "id77.routing.v1.ReferralWithdrawn")
+        .map(|m| pb::ReferralWithdrawn::decode(m.payload.clone()))
+        .collect::<Result<_, _>>()?;
+    let ids: Vec<&str> = withdrawals.iter().map(|w| w.referral_id.as_str()).collect();
+    assert_eq!(ids, vec![first.id.as_str(), second.id.as_str()]);
+    assert_eq!(withdrawals[1].reason, "request cancelled: projet abandonné");
+    env.wait_messages(streams::ROUTING, "id77.routing.referral.withdrawn", 2).await?;
+
+    // A late accept of a withdrawn referral changes nothing.
+    env.reply(PROVIDER, &first.id, pb::ReplyDecision::Accept, "").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(routing.referral(&first.id).await?.status(), pb::ReferralStatus::Withdrawn);
 
     routing.stop().await?;
     env.cleanup().await;
