@@ -210,6 +210,7 @@ fn offer(provider_code: &str, billed: bool, price_cents: i64, version: i32) -> c
         billed,
         price_cents,
         version,
+        ..Default::default()
     }
 }
 

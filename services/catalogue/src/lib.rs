@@ -1,13 +1,22 @@
 //! Catalogue: the providers (directorates of the Département, associated organisations) and the offers they
-//! deliver to member collectivités. Loaded from a seed at start-up; every new or changed offer is announced on
-//! `id77.catalogue.offer.published` so that routing and billing keep their read models without calling back.
+//! deliver to member collectivités, with their eligibility and price rules, French full-text search with
+//! facets, and exhibition loans (copies held for a date range, never lent twice). Loaded from a seed at
+//! start-up and edited by the operator (draft → published → archived, versions); every version that becomes the
+//! published one is announced on `id77.catalogue.offer.published` so that routing and billing keep their read
+//! models without calling back.
 //!
 //! `run` starts the whole service on a bound listener, so tests start it in-process.
 
+pub mod access;
+pub mod booking;
 pub mod domain;
+pub mod events;
 pub mod grpc;
+pub mod search;
 pub mod seed;
 pub mod store;
+
+use std::sync::Arc;
 
 use std::path::PathBuf;
 
@@ -54,6 +63,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         "catalogue seed loaded"
     );
     ctx.spawn_outbox_relay();
+    ctx.spawn_consumer(events::members_spec(), Arc::new(events::MemberEvents));
+    ctx.spawn_consumer(events::referrals_spec(), Arc::new(events::ReferralEvents));
     let api = CatalogueServiceServer::new(grpc::CatalogueApi::new(ctx.pool.clone(), ctx.auth.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let routes = Routes::new(api);

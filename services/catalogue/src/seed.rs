@@ -1,21 +1,20 @@
 //! Loading the catalogue seed at start-up. Idempotent: providers and offers are upserted by code, an offer
 //! whose content changed gets the next version, and every offer written is announced with `OfferPublished`
-//! in the same transaction (outbox). Loading an unchanged seed writes and publishes nothing.
+//! (plus `OfferUpdated` for a new version) in the same transaction (outbox). Loading an unchanged seed writes
+//! and publishes nothing. Offers the operator edited, drafted or archived through the API are left alone.
 
 use std::path::Path;
 
 use anyhow::Context;
-use id77_platform::outbox;
-use id77_proto::catalogue::v1 as pb;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{self, Catalogue, Change, Provider};
-use crate::grpc::{offer_to_proto, provider_to_proto};
-use crate::store;
+use crate::domain::{self, Catalogue, Change, OfferStatus, Provider};
+use crate::grpc::offer_to_proto;
+use crate::{events, store};
 
 /// Subject of `OfferPublished`.
-pub const SUBJECT_OFFER_PUBLISHED: &str = "id77.catalogue.offer.published";
+pub const SUBJECT_OFFER_PUBLISHED: &str = events::SUBJECT_OFFER_PUBLISHED;
 
 /// The demo catalogue shipped with the service (`seed/catalogue.json`).
 pub const EMBEDDED_SEED: &str = include_str!("../seed/catalogue.json");
@@ -73,7 +72,9 @@ pub async fn load(pool: &PgPool, seed: &Catalogue) -> anyhow::Result<Loaded> {
             .iter()
             .find(|p| p.code == planned.content.provider_code)
             .with_context(|| format!("offer {} refers to an unknown provider", planned.content.code))?;
-        let row = store::upsert_offer(&mut tx, planned.id, planned.version, &planned.content).await?;
+        let row =
+            store::write_offer(&mut tx, planned.id, planned.version, OfferStatus::Published, "seed", &planned.content)
+                .await?;
         anyhow::ensure!(
             row.id == planned.id,
             "offer {} changed id while the seed lock was held ({} != {})",
@@ -81,15 +82,18 @@ pub async fn load(pool: &PgPool, seed: &Catalogue) -> anyhow::Result<Loaded> {
             row.id,
             planned.id
         );
-        let event =
-            pb::OfferPublished { offer: Some(offer_to_proto(row)), provider: Some(provider_to_proto(provider)) };
-        outbox::enqueue(&mut tx, SUBJECT_OFFER_PUBLISHED, &event).await?;
+        let offer = offer_to_proto(&row)?;
         match planned.change {
             Change::New => loaded.offers_created += 1,
-            Change::Changed => loaded.offers_updated += 1,
+            Change::Changed { previous_version } => {
+                events::offer_updated(&mut tx, &offer, provider, previous_version).await?;
+                loaded.offers_updated += 1;
+            }
         }
+        events::offer_published(&mut tx, offer, provider).await?;
         tracing::info!(offer = %planned.content.code, id = %planned.id, version = planned.version, change = ?planned.change, "offer published");
     }
+    store::refresh_search_words(&mut tx).await?;
     tx.commit().await?;
     Ok(loaded)
 }

@@ -19,7 +19,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-const SEED_OFFERS: u64 = 12;
+/// Offers, providers and exhibitions of the shipped seed.
+fn seed_counts() -> (u64, usize, usize, usize) {
+    let seed: serde_json::Value = serde_json::from_str(id77_catalogue::seed::EMBEDDED_SEED).unwrap_or_default();
+    let offers = seed["offers"].as_array().cloned().unwrap_or_default();
+    let of = |field: &str, value: &str| offers.iter().filter(|o| o[field] == value).count();
+    let providers = seed["providers"].as_array().map_or(0, Vec::len);
+    (offers.len() as u64, providers, of("category", "exhibition_loan"), of("provider_code", "dir-routes"))
+}
 
 struct Env {
     database_url: String,
@@ -83,7 +90,9 @@ impl Env {
         let mut events = Vec::new();
         for seq in 1..=self.stream_messages().await? {
             let message = stream.get_raw_message(seq).await?;
-            ensure!(message.subject.as_str() == self.ns.subject("id77.catalogue.offer.published"));
+            if message.subject.as_str() != self.ns.subject("id77.catalogue.offer.published") {
+                continue;
+            }
             let event_type = message.headers.get("Id77-Event-Type").map(|v| v.as_str().to_owned());
             ensure!(event_type.as_deref() == Some("id77.catalogue.v1.OfferPublished"), "{event_type:?}");
             ensure!(message.headers.get("Nats-Msg-Id").is_some(), "no Nats-Msg-Id");
@@ -157,11 +166,12 @@ async fn seed_is_served_published_once_and_reloaded_idempotently() -> anyhow::Re
 }
 
 async fn scenario(env: &Env) -> anyhow::Result<()> {
+    let (seed_offers, seed_providers, seed_exhibitions, seed_roads) = seed_counts();
     // First start: the seed is loaded and served.
     let mut service = Running::start(env.config(None)).await?;
     let client = &mut service.client;
-    let offers = all_offers(client, 5).await?;
-    ensure!(offers.len() as u64 == SEED_OFFERS, "{} offers listed", offers.len());
+    let offers = all_offers(client, 40).await?;
+    ensure!(offers.len() as u64 == seed_offers, "{} offers listed", offers.len());
     let codes: Vec<&str> = offers.iter().map(|o| o.code.as_str()).collect();
     let mut sorted = codes.clone();
     sorted.sort_unstable();
@@ -175,29 +185,29 @@ async fn scenario(env: &Env) -> anyhow::Result<()> {
         .list_offers(pb::ListOffersRequest { category: pb::OfferCategory::ExhibitionLoan.into(), ..Default::default() })
         .await?
         .into_inner();
-    ensure!(exhibitions.offers.len() == 3, "{:?}", exhibitions.offers);
+    ensure!(exhibitions.offers.len() == seed_exhibitions.min(20), "{:?}", exhibitions.offers);
     ensure!(exhibitions.offers.iter().all(|o| o.category == i32::from(pb::OfferCategory::ExhibitionLoan)));
     let roads = client
         .list_offers(pb::ListOffersRequest { provider_code: "dir-routes".into(), ..Default::default() })
         .await?
         .into_inner();
-    ensure!(roads.offers.len() == 2 && roads.offers.iter().all(|o| o.provider_code == "dir-routes"));
+    ensure!(roads.offers.len() == seed_roads.min(20) && roads.offers.iter().all(|o| o.provider_code == "dir-routes"));
 
-    let by_code = client.get_offer(pb::GetOfferRequest { id: "formation-plu".into() }).await?.into_inner();
-    let by_id = client.get_offer(pb::GetOfferRequest { id: by_code.id.clone() }).await?.into_inner();
+    let by_code = client.get_offer(pb::GetOfferRequest { id: "formation-plu".into(), version: 0 }).await?.into_inner();
+    let by_id = client.get_offer(pb::GetOfferRequest { id: by_code.id.clone(), version: 0 }).await?.into_inner();
     ensure!(by_code == by_id && by_code.provider_code == "caue77");
-    let missing = client.get_offer(pb::GetOfferRequest { id: "pas-au-catalogue".into() }).await;
+    let missing = client.get_offer(pb::GetOfferRequest { id: "pas-au-catalogue".into(), version: 0 }).await;
     ensure!(missing.as_ref().err().map(|s| s.code()) == Some(tonic::Code::NotFound), "{missing:?}");
-    let invalid = client.get_offer(pb::GetOfferRequest { id: "../etc".into() }).await;
+    let invalid = client.get_offer(pb::GetOfferRequest { id: "../etc".into(), version: 0 }).await;
     ensure!(invalid.as_ref().err().map(|s| s.code()) == Some(tonic::Code::InvalidArgument), "{invalid:?}");
     let bad_token = client.list_offers(pb::ListOffersRequest { page_token: "nope".into(), ..Default::default() }).await;
     ensure!(bad_token.as_ref().err().map(|s| s.code()) == Some(tonic::Code::InvalidArgument));
     let providers = client.list_providers(pb::ListProvidersRequest {}).await?.into_inner().providers;
-    ensure!(providers.len() == 5, "{providers:?}");
+    ensure!(providers.len() == seed_providers, "{providers:?}");
     ensure!(providers.iter().all(|p| id77_platform::streams::is_valid_subject_token(&p.code)));
 
     // Each offer reaches the stream exactly once, with its provider.
-    env.wait_for_messages(SEED_OFFERS).await?;
+    env.wait_for_messages(seed_offers).await?;
     let events = env.published().await?;
     let mut published: BTreeMap<String, pb::Offer> = BTreeMap::new();
     for event in events {
@@ -215,10 +225,10 @@ async fn scenario(env: &Env) -> anyhow::Result<()> {
     let again = all_offers(&mut service.client, 100).await?;
     ensure!(again == offers, "offers changed on restart");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    ensure!(env.stream_messages().await? == SEED_OFFERS, "a restart published again");
+    ensure!(env.stream_messages().await? == seed_offers, "a restart published again");
     let pool = sqlx::PgPool::connect(&env.database_url).await?;
     let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&pool).await?;
-    ensure!(outbox as u64 == SEED_OFFERS, "{outbox} outbox rows after a restart");
+    ensure!(outbox as u64 == seed_offers, "{outbox} outbox rows after a restart");
     service.stop().await?;
 
     // A seed with one changed price: that offer, and only it, gets version 2 under the same id.
@@ -227,17 +237,22 @@ async fn scenario(env: &Env) -> anyhow::Result<()> {
         .as_array_mut()
         .and_then(|offers| offers.iter_mut().find(|o| o["code"] == "diagnostic-ouvrages-art"))
         .context("seed offer")?;
-    offer["price_cents"] = serde_json::json!(195000);
+    offer["price"]["amount_cents"] = serde_json::json!(195000);
     let path = std::env::temp_dir().join(format!("id77-catalogue-seed-{}.json", uuid::Uuid::new_v4()));
     tokio::fs::write(&path, serde_json::to_vec(&seed)?).await?;
     let started = Running::start(env.config(Some(path.clone()))).await;
     let _ = tokio::fs::remove_file(&path).await;
     let mut service = started?;
-    let changed = service.client.get_offer(pb::GetOfferRequest { id: "diagnostic-ouvrages-art".into() }).await?;
+    let changed =
+        service.client.get_offer(pb::GetOfferRequest { id: "diagnostic-ouvrages-art".into(), version: 0 }).await?;
     let changed = changed.into_inner();
+    // The previous version is still there, for the requests made on it.
+    let v1 = service.client.get_offer(pb::GetOfferRequest { id: changed.id.clone(), version: 1 }).await?.into_inner();
+    ensure!(v1.version == 1 && v1.price_cents == 180000, "{v1:?}");
     let before = listed.get("diagnostic-ouvrages-art").context("offer listed before")?;
     ensure!(changed.id == before.id && changed.version == 2 && changed.price_cents == 195000, "{changed:?}");
-    env.wait_for_messages(SEED_OFFERS + 1).await?;
+    // offer.updated and offer.published.
+    env.wait_for_messages(seed_offers + 2).await?;
     let last = env.published().await?.pop().and_then(|e| e.offer).context("last event")?;
     ensure!(last == changed, "{last:?}");
     let versions: HashSet<i32> =
@@ -267,11 +282,11 @@ async fn reads_are_public_but_a_token_that_does_not_verify_is_refused() -> anyho
         let operator = env.keys.token(Role::Operator, None, None);
 
         // Anonymous and every role: served.
-        ensure!(client.list_offers(pb::ListOffersRequest::default()).await?.into_inner().offers.len() == 12);
+        ensure!(client.list_offers(pb::ListOffersRequest::default()).await?.into_inner().offers.len() == 20);
         for token in [&member, &agent, &operator] {
             let offers = client.list_offers(with_token(pb::ListOffersRequest::default(), token)).await?;
-            ensure!(offers.into_inner().offers.len() == 12);
-            client.get_offer(with_token(pb::GetOfferRequest { id: "formation-plu".into() }, token)).await?;
+            ensure!(offers.into_inner().offers.len() == 20);
+            client.get_offer(with_token(pb::GetOfferRequest { id: "formation-plu".into(), version: 0 }, token)).await?;
             client.list_providers(with_token(pb::ListProvidersRequest {}, token)).await?;
         }
 
@@ -290,7 +305,9 @@ async fn reads_are_public_but_a_token_that_does_not_verify_is_refused() -> anyho
         for token in &bad_tokens {
             let listed = client.list_offers(with_token(pb::ListOffersRequest::default(), token)).await;
             ensure!(listed.as_ref().err().map(|s| s.code()) == Some(tonic::Code::Unauthenticated), "{listed:?}");
-            let got = client.get_offer(with_token(pb::GetOfferRequest { id: "formation-plu".into() }, token)).await;
+            let got = client
+                .get_offer(with_token(pb::GetOfferRequest { id: "formation-plu".into(), version: 0 }, token))
+                .await;
             ensure!(got.as_ref().err().map(|s| s.code()) == Some(tonic::Code::Unauthenticated), "{got:?}");
             let providers = client.list_providers(with_token(pb::ListProvidersRequest {}, token)).await;
             ensure!(providers.as_ref().err().map(|s| s.code()) == Some(tonic::Code::Unauthenticated));
@@ -307,7 +324,7 @@ async fn an_invalid_seed_fails_start_up_with_a_clear_error() -> anyhow::Result<(
     let env = Env::new("catalogue").await?;
     let path = std::env::temp_dir().join(format!("id77-catalogue-bad-seed-{}.json", uuid::Uuid::new_v4()));
     let bad = r#"{"providers": [], "offers": [{"code": "x", "title": "X", "summary": "", "category":
-        "integrated_engineering", "provider_code": "nobody", "billed": true, "price_cents": 0}]}"#;
+        "integrated_engineering", "provider_code": "nobody", "price": {"kind": "flat", "amount_cents": 0}}]}"#;
     tokio::fs::write(&path, bad).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let result = tokio::time::timeout(
@@ -322,6 +339,6 @@ async fn an_invalid_seed_fails_start_up_with_a_clear_error() -> anyhow::Result<(
         other => bail!("expected a start-up error, got {other:?}"),
     };
     ensure!(error.contains("provider_code \"nobody\""), "{error}");
-    ensure!(error.contains("positive price"), "{error}");
+    ensure!(error.contains("price.amount_cents"), "{error}");
     Ok(())
 }

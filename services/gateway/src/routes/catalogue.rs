@@ -38,6 +38,7 @@ pub async fn list_offers(
         provider_code: provider_code.trim().to_owned(),
         page_size,
         page_token,
+        statuses: Vec::new(),
     };
     let response = state.catalogue().list_offers(request).await.map_err(upstream("catalogue"))?.into_inner();
     Ok(Json(Page::new(response.offers, response.next_page_token)))
@@ -46,8 +47,12 @@ pub async fn list_offers(
 /// By id or by code.
 pub async fn get_offer(State(state): State<AppState>, P(id): P<String>) -> Result<Json<views::Offer>, Problem> {
     path_id("id", &id)?;
-    let offer =
-        state.catalogue().get_offer(pb::GetOfferRequest { id }).await.map_err(upstream("catalogue"))?.into_inner();
+    let offer = state
+        .catalogue()
+        .get_offer(pb::GetOfferRequest { id, version: 0 })
+        .await
+        .map_err(upstream("catalogue"))?
+        .into_inner();
     Ok(Json(offer.into()))
 }
 
