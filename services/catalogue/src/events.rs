@@ -143,19 +143,24 @@ fn member_kind(kind: i32) -> Option<MemberKind> {
     }
 }
 
-/// Keeps the member read model: kind, population and status (territory once membership sends it).
+/// Keeps the member read model: kind, population, territory (EPCI, arrondissement) and status.
 pub struct MemberEvents;
 
 impl EventHandler for MemberEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        let (member_id, kind, population, status, at) = match event.subject.as_str() {
+        // (member, kind, population, EPCI, arrondissement, status, when); empty/zero: keep what is stored.
+        let (member_id, kind, population, epci, arrondissement, status, at) = match event.subject.as_str() {
             "id77.membership.member.applied" => {
                 let e: membership::MemberApplied = event.decode()?;
-                (e.member_id, e.kind, e.population, "pending", e.occurred_at)
+                (e.member_id, e.kind, e.population, String::new(), String::new(), Some("pending"), e.occurred_at)
             }
             "id77.membership.member.approved" => {
                 let e: membership::MemberApproved = event.decode()?;
-                (e.member_id, e.kind, e.population, "active", e.occurred_at)
+                (e.member_id, e.kind, e.population, e.epci_siren, e.arrondissement, Some("active"), e.occurred_at)
+            }
+            "id77.membership.member.updated" => {
+                let e: membership::MemberUpdated = event.decode()?;
+                (e.member_id, e.kind, e.population, e.epci_siren, e.arrondissement, None, e.occurred_at)
             }
             other => {
                 tracing::debug!(subject = other, "membership event not used by the catalogue");
@@ -163,14 +168,21 @@ impl EventHandler for MemberEvents {
             }
         };
         let member_id = uuid("member_id", &member_id)?;
-        let kind = member_kind(kind).ok_or_else(|| reject(format!("member {member_id} has no known kind")))?;
+        let kind = member_kind(kind);
+        if kind.is_none() && status.is_some() {
+            return Err(reject(format!("member {member_id} has no known kind")));
+        }
         if population < 0 {
             return Err(reject(format!("member {member_id} has a negative population")));
         }
+        let population = (population > 0 || status.is_some()).then_some(population);
+        let (epci, arrondissement) = (epci.trim(), arrondissement.trim());
+        if epci.len() > 9 || arrondissement.len() > 4 {
+            return Err(reject(format!("member {member_id} has an oversized territory")));
+        }
         let at = occurred(at.as_ref())?;
-        let written =
-            store::upsert_member(conn, member_id, Some(kind), Some(population), "", "", Some(status), at).await?;
-        tracing::info!(%member_id, kind = kind.as_str(), population, status, written, "member known");
+        let written = store::upsert_member(conn, member_id, kind, population, epci, arrondissement, status, at).await?;
+        tracing::info!(%member_id, ?kind, ?population, epci, arrondissement, ?status, written, "member known");
         Ok(())
     }
 }

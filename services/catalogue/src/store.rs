@@ -428,7 +428,8 @@ pub async fn list_providers(pool: &PgPool) -> Result<Vec<ProviderRow>, sqlx::Err
 
 // ---- members (read model) -----------------------------------------------------------------------------------
 
-/// Records a member's facts if the event is not older than what is stored.
+/// Records a member's facts and status; each fact and the status keep the newest value (by the publisher's
+/// clock), an absent one (`None`, empty) keeps what is stored.
 #[allow(clippy::too_many_arguments)]
 pub async fn upsert_member(
     conn: &mut PgConnection,
@@ -441,16 +442,22 @@ pub async fn upsert_member(
     at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO member (member_id, kind, population, epci_siren, arrondissement, status, occurred_at)
-         VALUES ($1, coalesce($2, ''), coalesce($3, 0), $4, $5, coalesce($6, 'unknown'), $7)
+        "INSERT INTO member (member_id, kind, population, epci_siren, arrondissement, status, occurred_at,
+           status_at)
+         VALUES ($1, coalesce($2, ''), coalesce($3, 0), $4, $5, coalesce($6, 'unknown'), $7,
+           CASE WHEN $6 IS NULL THEN '-infinity'::timestamptz ELSE $7 END)
          ON CONFLICT (member_id) DO UPDATE SET
-           kind = coalesce($2, member.kind),
-           population = coalesce($3, member.population),
-           epci_siren = CASE WHEN $4 = '' THEN member.epci_siren ELSE $4 END,
-           arrondissement = CASE WHEN $5 = '' THEN member.arrondissement ELSE $5 END,
-           status = coalesce($6, member.status),
-           occurred_at = greatest(member.occurred_at, $7)
-         WHERE member.occurred_at <= $7",
+           kind = CASE WHEN $2 IS NOT NULL AND ($7 >= member.occurred_at OR member.kind = '')
+                  THEN $2 ELSE member.kind END,
+           population = CASE WHEN $3 IS NOT NULL AND ($7 >= member.occurred_at OR member.population = 0)
+                  THEN $3 ELSE member.population END,
+           epci_siren = CASE WHEN $4 <> '' AND ($7 >= member.occurred_at OR member.epci_siren = '')
+                  THEN $4 ELSE member.epci_siren END,
+           arrondissement = CASE WHEN $5 <> '' AND ($7 >= member.occurred_at OR member.arrondissement = '')
+                  THEN $5 ELSE member.arrondissement END,
+           status = CASE WHEN $6 IS NOT NULL AND $7 >= member.status_at THEN $6 ELSE member.status END,
+           status_at = CASE WHEN $6 IS NOT NULL AND $7 >= member.status_at THEN $7 ELSE member.status_at END,
+           occurred_at = greatest(member.occurred_at, $7)",
     )
     .bind(member_id)
     .bind(kind.map(MemberKind::as_str))

@@ -156,9 +156,9 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("get", "/v1/collectivities"),
         ("get", "/v1/collectivities/{siren}"),
         ("post", "/v1/memberships"),
-        ("get", "/v1/offers"),
         ("get", "/v1/offers/{id}"),
         ("get", "/v1/providers"),
+        ("get", "/v1/exhibitions/{id}/availability"),
         ("post", "/v1/auth/token"),
         ("post", "/v1/auth/refresh"),
         ("post", "/v1/auth/logout"),
@@ -187,7 +187,18 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("get", "/v1/referrals/{id}"),
         ("get", "/v1/quotes"),
         ("get", "/v1/quotes/{id}"),
+        ("post", "/v1/offers"),
+        ("put", "/v1/offers/{id}"),
+        ("post", "/v1/offers/{id}/publish"),
+        ("post", "/v1/offers/{id}/archive"),
+        ("post", "/v1/providers"),
+        ("put", "/v1/providers/{code}"),
+        ("post", "/v1/exhibitions/{id}/bookings"),
+        ("post", "/v1/bookings/{id}/confirm"),
+        ("post", "/v1/bookings/{id}/release"),
     ];
+    // Search is public; `eligible=true` needs a member's token.
+    assert_eq!(doc["paths"]["/v1/offers"]["get"]["security"], json!([{}, {"bearerAuth": []}]));
     for (method, path) in public {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "no {method} {path} in /openapi.json");
@@ -202,7 +213,7 @@ async fn openapi_is_3_1_and_describes_every_route() {
         assert!(op["responses"]["429"].is_object(), "{method} {path} has no 429");
     }
     let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or_default();
-    assert_eq!(paths, 29, "a path in /openapi.json that the router does not serve?");
+    assert_eq!(paths, 36, "a path in /openapi.json that the router does not serve?");
     assert_eq!(
         doc["components"]["securitySchemes"],
         json!({"bearerAuth": {
@@ -439,6 +450,11 @@ async fn each_role_gets_what_the_policy_says_before_any_upstream_call() {
     let credentials = Some(json!({"email": "a@b.fr", "password": "Correct-Horse-9"}));
     let refresh = Some(json!({"refresh_token": "r"}));
     let application = Some(json!({"siren": "217700014", "contact_name": "M. D", "contact_email": "m@d.fr"}));
+    let offer = Some(json!({"code": "x", "title": "X", "category": "awareness_training", "provider_code": "caue77",
+                            "price": {"kind": "free"}}));
+    let provider =
+        Some(json!({"code": "x", "name": "X", "kind": "associated_organisation", "contact_email": "x@y.fr"}));
+    let hold = Some(json!({"from": "2027-03-01", "to": "2027-03-20"}));
     const U: u16 = 503; // the checks passed: the gateway called the upstream, which is down.
     #[rustfmt::skip]
     let table: Vec<(Method, String, Option<Value>, [u16; 7])> = vec![
@@ -482,6 +498,18 @@ async fn each_role_gets_what_the_policy_says_before_any_upstream_call() {
         (Method::GET, "/v1/referrals?provider=other77".into(), None,              [401, 403, 403, 404, 403, U, 403]),
         (Method::GET, format!("/v1/referrals/{id}"), None,                        [401, 403, 403, U, 403, U, 403]),
         (Method::GET, "/v1/quotes".into(), None,                                  [401, U, U, U, 400, U, 403]),
+        (Method::GET, "/v1/offers?eligible=true".into(), None,                    [401, U, U, 403, 403, 403, 403]),
+        (Method::POST, "/v1/offers".into(), offer.clone(),                        [401, 403, 403, 403, 403, 403, U]),
+        (Method::PUT, "/v1/offers/x".into(), offer,                               [401, 403, 403, 403, 403, 403, U]),
+        (Method::POST, "/v1/offers/x/publish".into(), None,                       [401, 403, 403, 403, 403, 403, U]),
+        (Method::POST, "/v1/offers/x/archive".into(), None,                       [401, 403, 403, 403, 403, 403, U]),
+        (Method::POST, "/v1/providers".into(), provider.clone(),                  [401, 403, 403, 403, 403, 403, U]),
+        (Method::PUT, "/v1/providers/x".into(), provider,                         [401, 403, 403, 403, 403, 403, U]),
+        (Method::GET, "/v1/exhibitions/x/availability?from=2027-01-01&to=2027-01-31".into(), None,
+                                                                                  [U, U, U, U, U, U, U]),
+        (Method::POST, "/v1/exhibitions/x/bookings".into(), hold,                 [401, U, U, 403, 403, U, 403]),
+        (Method::POST, format!("/v1/bookings/{id}/confirm"), None,                [401, 403, 403, U, 403, U, 403]),
+        (Method::POST, format!("/v1/bookings/{id}/release"), None,                [401, U, U, U, 403, U, 403]),
         (Method::GET, format!("/v1/quotes?member_id={m}"), None,                  [401, U, U, U, U, U, 403]),
         (Method::GET, format!("/v1/quotes?member_id={other}"), None,              [401, 404, 404, U, U, U, 403]),
         (Method::GET, format!("/v1/quotes/{id}"), None,                           [401, U, U, U, U, U, 403]),
