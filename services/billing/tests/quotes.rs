@@ -527,6 +527,7 @@ async fn quotes_are_seen_by_their_member_issuer_referent_and_the_coordinator() -
             member_id: a.to_string(),
             referent_user_id: referent.to_string(),
             occurred_at: Some(time::to_proto(time::now())),
+            ..Default::default()
         };
         let updated_id = Uuid::now_v7().to_string();
         w.publish(MEMBER_UPDATED, updated.encode_to_vec(), &updated_id).await?;

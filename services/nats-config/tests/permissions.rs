@@ -234,6 +234,7 @@ async fn offer(js: &jetstream::Context, ns: &Namespace, provider: &str) -> Resul
         subject: "Réhabilitation de l'école".into(),
         description: "Nous voulons rénover l'école communale.".into(),
         occurred_at: None,
+        ..Default::default()
     };
     publish(js, ns.subject(&referral_offered_subject(provider)), &referral, &Uuid::now_v7().to_string()).await?;
     Ok(referral.referral_id)
@@ -472,7 +473,7 @@ async fn checks(server: &Server) -> TestResult {
         id77_referral_consumer::run(server.consumer_config(A, 1)?, accept.clone(), CancellationToken::new()),
     )
     .await??;
-    assert_eq!(summary, Summary { accepted: 1, declined: 0, terminated: 0 });
+    assert_eq!(summary, Summary { accepted: 1, declined: 0, terminated: 0, ..Default::default() });
     assert_eq!(replies(&routing, ns, A).await?, [for_a]);
     assert_eq!(progress(&routing, ns, &own).await?, (1, 0, 0), "A's referral delivered and acked");
 

@@ -7,7 +7,26 @@ use id77_platform::config::DEFAULT_NATS_URL;
 
 use crate::{Config, Rule, RuleKind};
 
-/// Receives the referrals routed to one provider and answers them by a fixed rule.
+/// How the referrals are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Print each referral and notice as a JSON line; answer nothing.
+    Print,
+    /// POST each referral to `--url`, signed with the key in `--hmac-key-file`; answer from its reply.
+    Forward,
+    /// Answer by a fixed `--rule`.
+    Rules,
+}
+
+/// What to run, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Print,
+    Forward { url: String, hmac_key_file: PathBuf },
+    Rules(Rule),
+}
+
+/// Receives the referrals routed to one provider and prints, forwards or answers them.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "id77-referral-consumer", version)]
 pub struct Cli {
@@ -26,9 +45,18 @@ pub struct Cli {
     /// The provider's code, e.g. `caue77`.
     #[arg(long)]
     pub provider: String,
-    /// How to answer each referral.
+    /// What to do with each referral (default: `rules` when `--rule` is given).
     #[arg(long, value_enum)]
-    pub rule: RuleKind,
+    pub mode: Option<Mode>,
+    /// Forward mode: the organisation's HTTP endpoint.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Forward mode: file holding the HMAC-SHA256 key shared with the endpoint (at least 16 bytes).
+    #[arg(long)]
+    pub hmac_key_file: Option<PathBuf>,
+    /// Rules mode: how to answer each referral.
+    #[arg(long, value_enum)]
+    pub rule: Option<RuleKind>,
     /// The reason given with `--rule decline-all` (at most 1000 characters).
     #[arg(long)]
     pub decline_reason: Option<String>,
@@ -45,9 +73,40 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The validated configuration and rule.
+    /// The validated configuration and rule (rules mode only).
     pub fn into_parts(self) -> anyhow::Result<(Config, Rule)> {
-        let rule = Rule::new(self.rule, self.decline_reason.as_deref()).map_err(anyhow::Error::msg)?;
+        match self.into_plan()? {
+            (config, Plan::Rules(rule)) => Ok((config, rule)),
+            _ => anyhow::bail!("this mode has no rule"),
+        }
+    }
+
+    /// The validated configuration and what to run.
+    pub fn into_plan(self) -> anyhow::Result<(Config, Plan)> {
+        let mode = match (self.mode, self.rule) {
+            (Some(mode), _) => mode,
+            (None, Some(_)) => Mode::Rules,
+            (None, None) => anyhow::bail!("give --mode print|forward|rules (rules needs --rule)"),
+        };
+        let plan = match mode {
+            Mode::Rules => {
+                let kind = self.rule.ok_or_else(|| anyhow::anyhow!("--mode rules needs --rule"))?;
+                Plan::Rules(Rule::new(kind, self.decline_reason.as_deref()).map_err(anyhow::Error::msg)?)
+            }
+            Mode::Forward => {
+                anyhow::ensure!(self.rule.is_none(), "--rule only goes with --mode rules");
+                let url = self.url.clone().ok_or_else(|| anyhow::anyhow!("--mode forward needs --url"))?;
+                let hmac_key_file = self
+                    .hmac_key_file
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("--mode forward needs --hmac-key-file"))?;
+                Plan::Forward { url, hmac_key_file }
+            }
+            Mode::Print => {
+                anyhow::ensure!(self.rule.is_none(), "--rule only goes with --mode rules");
+                Plan::Print
+            }
+        };
         let config = Config {
             nats_url: self.nats_url,
             credentials: self.creds,
@@ -59,13 +118,32 @@ impl Cli {
             create_consumer: !self.no_create_consumer,
         };
         config.validate()?;
-        Ok((config, rule))
+        Ok((config, plan))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_are_chosen_and_checked() -> anyhow::Result<()> {
+        let plan = |args: &[&str]| -> anyhow::Result<Plan> {
+            let cli = Cli::try_parse_from(std::iter::once("c").chain(args.iter().copied()))?;
+            Ok(cli.into_plan()?.1)
+        };
+        assert_eq!(plan(&["--provider", "p", "--mode", "print"])?, Plan::Print);
+        let forward = plan(&["--provider", "p", "--mode", "forward", "--url", "http://h/x", "--hmac-key-file", "/k"])?;
+        assert_eq!(forward, Plan::Forward { url: "http://h/x".into(), hmac_key_file: "/k".into() });
+        assert!(plan(&["--provider", "p", "--mode", "forward", "--url", "http://h/x"]).is_err());
+        assert!(plan(&["--provider", "p", "--mode", "print", "--rule", "accept-all"]).is_err());
+        assert!(plan(&["--provider", "p", "--mode", "rules"]).is_err());
+        assert_eq!(
+            plan(&["--provider", "p", "--mode", "rules", "--rule", "accept-all"])?,
+            Plan::Rules(Rule::AcceptAll)
+        );
+        Ok(())
+    }
 
     fn parse(args: &[&str]) -> anyhow::Result<(Config, Rule)> {
         let cli = Cli::try_parse_from(std::iter::once("id77-referral-consumer").chain(args.iter().copied()))?;
@@ -92,7 +170,8 @@ mod tests {
     #[test]
     fn bad_command_lines_are_refused() {
         assert!(parse(&["--rule", "accept-all"]).is_err(), "provider required");
-        assert!(parse(&["--provider", "caue77"]).is_err(), "rule required");
+        assert!(parse(&["--provider", "caue77"]).is_err(), "rule or mode required");
+        assert!(parse(&["--provider", "caue77", "--mode", "forward"]).is_err(), "forward needs --url");
         assert!(parse(&["--provider", "caue77", "--rule", "accept-some"]).is_err());
         assert!(parse(&["--provider", "caue.77", "--rule", "accept-all"]).is_err());
         assert!(parse(&["--provider", "caue77", "--rule", "accept-all", "--max", "-1"]).is_err());

@@ -23,6 +23,7 @@
 //! creates the durable consumers; the consumer then authenticates with the NKEY seed ([`Config::nkey_file`]).
 
 pub mod cli;
+pub mod forward;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,9 +32,12 @@ use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull, message::PublishMessage, publish::PublishAck};
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use id77_platform::Namespace;
 use id77_platform::streams::{REFERRALS, is_valid_subject_token, referral_offered_subject, referral_reply_subject};
-use id77_proto::routing::v1::{ReferralOffered, ReferralReply, ReplyDecision};
+use id77_proto::routing::v1::{
+    ReferralOffered, ReferralProgress, ReferralReminded, ReferralReply, ReferralWithdrawn, ReplyDecision,
+};
 use prost::{Message, Name};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -155,7 +159,7 @@ impl Decision {
     }
 
     /// The decision and reason as they go on the wire; an invalid decline is refused.
-    fn to_wire(&self) -> Result<(ReplyDecision, String), String> {
+    pub fn to_wire(&self) -> Result<(ReplyDecision, String), String> {
         match self {
             Self::Accept => Ok((ReplyDecision::Accept, String::new())),
             Self::Decline(reason) => match Self::decline(reason)? {
@@ -165,7 +169,7 @@ impl Decision {
         }
     }
 
-    fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Self::Accept => "accept",
             Self::Decline(_) => "decline",
@@ -225,11 +229,50 @@ impl Decider for Rule {
     }
 }
 
+/// What the consumer does with each referral and notice. Every [`Decider`] is one (it answers at once); the
+/// CLI's forward and print modes are others.
+pub trait Handler: Send + Sync {
+    /// The answer to a referral; `None` leaves it for later (it comes back after [`Handler::retry_later`]).
+    fn referral<'a>(&'a self, referral: &'a ReferralOffered) -> BoxFuture<'a, Option<Decision>>;
+
+    /// A withdrawal or a reminder; `false` leaves it for later. Logged and done by default.
+    fn notice<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, bool> {
+        match notice {
+            Notice::Withdrawn(w) => {
+                tracing::warn!(referral_id = %w.referral_id, reason = %w.reason, "referral withdrawn")
+            }
+            Notice::Reminded(r) => tracing::warn!(referral_id = %r.referral_id, "reminder: the deadline is near"),
+        }
+        Box::pin(async { true })
+    }
+
+    /// How long an unanswered referral waits before it comes back.
+    fn retry_later(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+}
+
+impl<D: Decider> Handler for D {
+    fn referral<'a>(&'a self, referral: &'a ReferralOffered) -> BoxFuture<'a, Option<Decision>> {
+        let decision = self.decide(referral);
+        if let Err(error) = decision.to_wire() {
+            // Not answered: it comes back later, when the decider may have been fixed.
+            tracing::error!(%error, "the decider returned an invalid decision; referral left for later");
+            return Box::pin(async { None });
+        }
+        Box::pin(async move { Some(decision) })
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
     pub accepted: u64,
     pub declined: u64,
+    /// Withdrawals and reminders handled.
+    pub notices: u64,
+    /// Referrals left for later (the handler had no answer yet).
+    pub deferred: u64,
     /// Messages that were not referrals (undecodable, no id): terminated, never redelivered.
     pub terminated: u64,
 }
@@ -289,13 +332,13 @@ impl ReferralConsumer {
     }
 
     /// Answers referrals until `shutdown` is cancelled or `max` referrals are answered.
-    pub async fn run<D: Decider + ?Sized>(&self, decider: &D, shutdown: CancellationToken) -> anyhow::Result<Summary> {
+    pub async fn run<H: Handler + ?Sized>(&self, handler: &H, shutdown: CancellationToken) -> anyhow::Result<Summary> {
         let mut summary = Summary::default();
         // A first failure is a configuration problem (wrong URL, permissions, no stream): report it.
         let mut consumer = self.consumer().await?;
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.consume(&consumer, decider, &shutdown, &mut summary).await {
+            match self.consume(&consumer, handler, &shutdown, &mut summary).await {
                 Ok(()) => break,
                 Err(error) => {
                     tracing::warn!(error = format!("{error:#}"), "consumer failed; retrying");
@@ -371,23 +414,16 @@ impl ReferralConsumer {
         }
     }
 
-    async fn consume<D: Decider + ?Sized>(
+    async fn consume<H: Handler + ?Sized>(
         &self,
         consumer: &jetstream::consumer::PullConsumer,
-        decider: &D,
+        handler: &H,
         shutdown: &CancellationToken,
         summary: &mut Summary,
     ) -> anyhow::Result<()> {
         // With a limit, never hold more referrals than will be answered.
         let batch = self.config.max.map_or(64, |max| max.saturating_sub(summary.answered()).clamp(1, 64));
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(usize::try_from(batch).unwrap_or(64))
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await
-            .context("pulling referrals")?;
+        let mut referrals = self.referrals_from(consumer, usize::try_from(batch).unwrap_or(64)).await?;
         tracing::info!(provider = %self.config.provider, durable = %self.config.durable(), "waiting for referrals");
         loop {
             if self.done(summary) {
@@ -395,106 +431,310 @@ impl ReferralConsumer {
             }
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                next = messages.next() => next,
+                next = referrals.next(summary) => next,
             };
             match next {
                 None => anyhow::bail!("the referral stream ended"),
-                Some(Err(error)) => {
-                    // Missed heartbeats and the like: the stream recovers on its own.
-                    tracing::debug!(%error, "pull error");
+                Some(Incoming::Notice(notice, message)) => {
+                    if handler.notice(&notice).await {
+                        summary.notices += 1;
+                        if let Err(error) = message.double_ack().await {
+                            tracing::warn!(%error, "ack of a notice failed");
+                        }
+                    } else {
+                        nak(&message, Duration::from_secs(5)).await;
+                    }
                 }
-                Some(Ok(message)) => self.handle(message, decider, summary).await,
+                Some(Incoming::Offered(pending)) => {
+                    let span = tracing::info_span!(
+                        "referral",
+                        referral_id = %pending.referral.referral_id,
+                        request_id = %pending.referral.request_id,
+                        offer = %pending.referral.offer_code,
+                    );
+                    async {
+                        tracing::info!(member_id = %pending.referral.member_id, "referral received");
+                        match handler.referral(&pending.referral).await {
+                            Some(decision) => match pending.answer(&decision).await {
+                                Ok(()) => {
+                                    match decision {
+                                        Decision::Accept => summary.accepted += 1,
+                                        Decision::Decline(_) => summary.declined += 1,
+                                    }
+                                    tracing::info!(decision = decision.name(), "referral answered");
+                                }
+                                Err(error) => tracing::warn!(error = format!("{error:#}"), "referral left for later"),
+                            },
+                            None => {
+                                summary.deferred += 1;
+                                pending.later(handler.retry_later()).await;
+                            }
+                        }
+                    }
+                    .instrument(span)
+                    .await;
+                }
             }
         }
     }
 
-    /// Answers one referral, or terminates a message that is not one.
-    async fn handle<D: Decider + ?Sized>(&self, message: jetstream::Message, decider: &D, summary: &mut Summary) {
-        let nats_subject = self.ns.logical(message.subject.as_str()).to_owned();
-        let referral = match ReferralOffered::decode(message.payload.clone()) {
-            Ok(referral) if uuid::Uuid::parse_str(&referral.referral_id).is_ok() => referral,
-            Ok(referral) => {
-                tracing::warn!(%nats_subject, referral_id = %referral.referral_id, "referral without a valid id; terminated");
-                terminate(&message, summary).await;
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(%nats_subject, %error, "undecodable referral; terminated");
-                terminate(&message, summary).await;
-                return;
-            }
-        };
-        let span = tracing::info_span!(
-            "referral",
-            referral_id = %referral.referral_id,
-            request_id = %referral.request_id,
-            offer = %referral.offer_code,
-            subject = %referral.subject,
-        );
-        self.answer(message, &referral, decider, summary).instrument(span).await;
+    /// The typed stream of this provider's referrals and notices, from its durable consumer.
+    pub async fn referrals(&self) -> anyhow::Result<Referrals<'_>> {
+        let consumer = self.consumer().await?;
+        self.referrals_from(&consumer, 64).await
     }
 
-    async fn answer<D: Decider + ?Sized>(
+    async fn referrals_from(
         &self,
-        message: jetstream::Message,
-        referral: &ReferralOffered,
-        decider: &D,
-        summary: &mut Summary,
-    ) {
-        tracing::info!(member_id = %referral.member_id, "referral received");
-        if referral.provider_code != self.config.provider {
-            tracing::warn!(provider_code = %referral.provider_code, "referral names another provider; answering it anyway");
-        }
-        let decision = decider.decide(referral);
-        let (wire, reason) = match decision.to_wire() {
-            Ok(wire) => wire,
-            Err(error) => {
-                // Not answered: it comes back later, when the decider may have been fixed.
-                tracing::error!(%error, "the decider returned an invalid decision; referral left for later");
-                nak(&message, Duration::from_secs(60)).await;
-                return;
-            }
-        };
-        let reply = ReferralReply {
-            referral_id: referral.referral_id.clone(),
-            decision: wire.into(),
-            reason,
-            replied_at: Some(id77_platform::time::to_proto(id77_platform::time::now())),
-        };
-        match self.publish_reply(&reply).await {
-            Ok(ack) if ack.duplicate => tracing::info!("reply already sent before; duplicate dropped by JetStream"),
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(error = format!("{error:#}"), "reply not published; referral left for later");
-                nak(&message, Duration::from_secs(1)).await;
-                return;
-            }
-        }
-        if let Err(error) = message.double_ack().await {
-            // The reply is out; a redelivery will publish it again under the same message id.
-            tracing::warn!(%error, "ack of the referral failed after the reply");
-        }
-        match decision {
-            Decision::Accept => summary.accepted += 1,
-            Decision::Decline(_) => summary.declined += 1,
-        }
-        tracing::info!(decision = decision.name(), "referral answered");
+        consumer: &jetstream::consumer::PullConsumer,
+        batch: usize,
+    ) -> anyhow::Result<Referrals<'_>> {
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| explain_nats_error(&self.config, "pulling referrals", &e.to_string()))?;
+        Ok(Referrals { consumer: self, messages })
+    }
+
+    /// Publishes a reply with `Nats-Msg-Id: <id>` and waits for JetStream's ack.
+    async fn publish_on_reply<M: Message + Name>(&self, message: &M, id: String) -> anyhow::Result<PublishAck> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Id77-Event-Type", M::full_name().as_str());
+        headers.insert("Content-Type", "application/protobuf");
+        let publish = PublishMessage::build().payload(message.encode_to_vec().into()).headers(headers).message_id(id);
+        let subject = self.ns.subject(&referral_reply_subject(&self.config.provider));
+        let ack = self
+            .js
+            .send_publish(subject.clone(), publish)
+            .await
+            .map_err(|e| explain_nats_error(&self.config, &format!("publishing on {subject}"), &e.to_string()))?;
+        ack.await
+            .map_err(|e| explain_nats_error(&self.config, &format!("ack of the reply on {subject}"), &e.to_string()))
     }
 
     /// Publishes a reply with `Nats-Msg-Id: reply-<referral_id>` and waits for JetStream's ack.
     async fn publish_reply(&self, reply: &ReferralReply) -> anyhow::Result<PublishAck> {
-        let mut headers = HeaderMap::new();
-        headers.insert("Id77-Event-Type", ReferralReply::full_name().as_str());
-        headers.insert("Content-Type", "application/protobuf");
-        let publish = PublishMessage::build()
-            .payload(reply.encode_to_vec().into())
-            .headers(headers)
-            .message_id(reply_message_id(&reply.referral_id));
-        let subject = self.ns.subject(&referral_reply_subject(&self.config.provider));
-        let ack =
-            self.js.send_publish(subject.clone(), publish).await.with_context(|| format!("publishing on {subject}"))?;
-        ack.await.with_context(|| format!("ack of the reply on {subject}"))
+        self.publish_on_reply(reply, reply_message_id(&reply.referral_id)).await
     }
+
+    /// Reports progress on an accepted referral (`sequence` increasing per referral; a repeated one is a
+    /// duplicate). `percent` 0..=100, 0 when not given.
+    pub async fn report_progress(
+        &self,
+        referral_id: &str,
+        sequence: u32,
+        note: &str,
+        percent: u32,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(uuid::Uuid::parse_str(referral_id).is_ok(), "referral id {referral_id:?} is not a UUID");
+        anyhow::ensure!(note.chars().count() <= 2000, "a progress note must be at most 2000 characters");
+        let progress = ReferralProgress {
+            referral_id: referral_id.to_owned(),
+            sequence,
+            note: note.trim().to_owned(),
+            percent: percent.min(100),
+            reported_at: Some(id77_platform::time::to_proto(id77_platform::time::now())),
+        };
+        self.publish_on_reply(&progress, format!("progress-{referral_id}-{sequence}")).await?;
+        Ok(())
+    }
+
+    /// Says an accepted referral's work is done (once: a repeat is a duplicate).
+    pub async fn complete(&self, referral_id: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(uuid::Uuid::parse_str(referral_id).is_ok(), "referral id {referral_id:?} is not a UUID");
+        let reply = ReferralReply {
+            referral_id: referral_id.to_owned(),
+            decision: ReplyDecision::Complete.into(),
+            reason: String::new(),
+            replied_at: Some(id77_platform::time::to_proto(id77_platform::time::now())),
+        };
+        self.publish_on_reply(&reply, format!("complete-{referral_id}")).await?;
+        Ok(())
+    }
+}
+
+/// A notice about a referral already received.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// Routing took the referral back (request cancelled, reassigned): do not work on it.
+    Withdrawn(ReferralWithdrawn),
+    /// The deadline is near and the referral is unanswered.
+    Reminded(ReferralReminded),
+}
+
+/// One item of the referral stream.
+pub enum Incoming<'a> {
+    /// A referral to answer (exactly once: [`PendingReferral::answer`] or [`PendingReferral::later`]).
+    Offered(PendingReferral<'a>),
+    /// A notice, with its message (ack it once handled; [`Referrals::next_item`] acks it for you).
+    Notice(Notice, jetstream::Message),
+}
+
+/// A referral received and not yet answered.
+pub struct PendingReferral<'a> {
+    pub referral: ReferralOffered,
+    message: jetstream::Message,
+    consumer: &'a ReferralConsumer,
+}
+
+impl PendingReferral<'_> {
+    /// Publishes the answer (with `Nats-Msg-Id: reply-<referral_id>`, so a repeat is a duplicate), then acks the
+    /// referral. On failure the referral comes back later.
+    pub async fn answer(self, decision: &Decision) -> anyhow::Result<()> {
+        let (wire, reason) = match decision.to_wire() {
+            Ok(wire) => wire,
+            Err(error) => {
+                nak(&self.message, Duration::from_secs(60)).await;
+                anyhow::bail!("invalid decision: {error}");
+            }
+        };
+        let reply = ReferralReply {
+            referral_id: self.referral.referral_id.clone(),
+            decision: wire.into(),
+            reason,
+            replied_at: Some(id77_platform::time::to_proto(id77_platform::time::now())),
+        };
+        match self.consumer.publish_reply(&reply).await {
+            Ok(ack) if ack.duplicate => tracing::info!("reply already sent before; duplicate dropped by JetStream"),
+            Ok(_) => {}
+            Err(error) => {
+                nak(&self.message, Duration::from_secs(1)).await;
+                return Err(error);
+            }
+        }
+        if let Err(error) = self.message.double_ack().await {
+            // The reply is out; a redelivery will publish it again under the same message id.
+            tracing::warn!(%error, "ack of the referral failed after the reply");
+        }
+        Ok(())
+    }
+
+    pub async fn accept(self) -> anyhow::Result<()> {
+        self.answer(&Decision::Accept).await
+    }
+
+    pub async fn decline(self, reason: &str) -> anyhow::Result<()> {
+        let decision = Decision::decline(reason).map_err(anyhow::Error::msg)?;
+        self.answer(&decision).await
+    }
+
+    /// Leaves the referral unanswered: it is delivered again after `delay`.
+    pub async fn later(self, delay: Duration) {
+        nak(&self.message, delay).await;
+    }
+}
+
+enum Decoded {
+    Offered(ReferralOffered),
+    Notice(Notice),
+}
+
+/// The stream of a provider's referrals and notices. Messages that are neither are terminated.
+pub struct Referrals<'a> {
+    consumer: &'a ReferralConsumer,
+    messages: jetstream::consumer::pull::Stream,
+}
+
+impl<'a> Referrals<'a> {
+    /// The next referral or notice (a notice is acked before it is returned); `None` when the stream ends.
+    pub async fn next_item(&mut self) -> Option<Incoming<'a>> {
+        let mut summary = Summary::default();
+        match self.next(&mut summary).await? {
+            Incoming::Notice(notice, message) => {
+                if let Err(error) = message.double_ack().await {
+                    tracing::warn!(%error, "ack of a notice failed");
+                }
+                Some(Incoming::Notice(notice, message))
+            }
+            offered => Some(offered),
+        }
+    }
+
+    async fn next(&mut self, summary: &mut Summary) -> Option<Incoming<'a>> {
+        loop {
+            let message = match self.messages.next().await? {
+                Ok(message) => message,
+                Err(error) => {
+                    // Missed heartbeats and the like: the stream recovers on its own.
+                    tracing::debug!(%error, "pull error");
+                    continue;
+                }
+            };
+            if let Some(incoming) = self.classify(message, summary).await {
+                return Some(incoming);
+            }
+        }
+    }
+
+    /// Decodes a message by its `Id77-Event-Type`; terminates what is not a valid referral or notice.
+    async fn classify(&self, message: jetstream::Message, summary: &mut Summary) -> Option<Incoming<'a>> {
+        let nats_subject = self.consumer.ns.logical(message.subject.as_str()).to_owned();
+        let event_type = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Id77-Event-Type"))
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
+        let payload = message.payload.clone();
+        let valid_id = |id: &str| uuid::Uuid::parse_str(id).is_ok();
+        let decoded = if event_type == ReferralWithdrawn::full_name() {
+            ReferralWithdrawn::decode(payload)
+                .ok()
+                .filter(|w| valid_id(&w.referral_id))
+                .map(|w| Decoded::Notice(Notice::Withdrawn(w)))
+        } else if event_type == ReferralReminded::full_name() {
+            ReferralReminded::decode(payload)
+                .ok()
+                .filter(|r| valid_id(&r.referral_id))
+                .map(|r| Decoded::Notice(Notice::Reminded(r)))
+        } else if event_type.is_empty() || event_type == ReferralOffered::full_name() {
+            ReferralOffered::decode(payload).ok().filter(|r| valid_id(&r.referral_id)).map(Decoded::Offered)
+        } else {
+            None
+        };
+        match decoded {
+            Some(Decoded::Offered(referral)) => {
+                if referral.provider_code != self.consumer.config.provider {
+                    tracing::warn!(provider_code = %referral.provider_code, "referral names another provider");
+                }
+                Some(Incoming::Offered(PendingReferral { referral, message, consumer: self.consumer }))
+            }
+            Some(Decoded::Notice(notice)) => Some(Incoming::Notice(notice, message)),
+            None => {
+                tracing::warn!(%nats_subject, %event_type, "not a valid referral or notice; terminated");
+                terminate(&message, summary).await;
+                None
+            }
+        }
+    }
+}
+
+/// A NATS error turned into what an organisation can act on (credentials, permissions, address).
+pub fn explain_nats_error(config: &Config, doing: &str, error: &str) -> anyhow::Error {
+    let lower = error.to_lowercase();
+    let hint = if lower.contains("authorization violation") || lower.contains("authentication") {
+        format!(
+            "NATS refused the credentials: check the NKEY seed (--nkey) or .creds file (--creds) issued for provider \
+             {} and that it is the one the platform registered",
+            config.provider
+        )
+    } else if lower.contains("permission") || lower.contains("timed out") || lower.contains("timeout") {
+        format!(
+            "the credentials may lack a permission: provider {p} needs to publish on id77.referrals.{p}.reply and \
+             to pull from the durable consumer provider-{p} on stream REFERRALS (see `id77-nats-config`); a server \
+             that silently refuses shows up as a timeout",
+            p = config.provider
+        )
+    } else if lower.contains("connection refused") || lower.contains("connect") {
+        format!("NATS at {} does not answer: check --nats-url and the network", config.nats_url)
+    } else {
+        String::new()
+    };
+    if hint.is_empty() { anyhow::anyhow!("{doing}: {error}") } else { anyhow::anyhow!("{doing}: {error} — {hint}") }
 }
 
 /// The message id of the reply to a referral, so that a repeated reply is a duplicate.
@@ -516,9 +756,9 @@ async fn nak(message: &jetstream::Message, delay: Duration) {
 }
 
 /// Connects, answers referrals with `decider` until `shutdown` (or `config.max`), and closes the connection.
-pub async fn run<D: Decider>(config: Config, decider: D, shutdown: CancellationToken) -> anyhow::Result<Summary> {
+pub async fn run<H: Handler>(config: Config, handler: H, shutdown: CancellationToken) -> anyhow::Result<Summary> {
     let consumer = ReferralConsumer::connect(config).await?;
-    let result = consumer.run(&decider, shutdown).await;
+    let result = consumer.run(&handler, shutdown).await;
     consumer.close().await;
     result
 }

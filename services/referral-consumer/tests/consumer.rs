@@ -68,6 +68,8 @@ impl Env {
             subject: "Réhabilitation de l'école".into(),
             description: "Nous voulons rénover l'école communale.".into(),
             occurred_at: None,
+            attempt: 1,
+            ..Default::default()
         };
         self.publish(&referral_offered_subject(provider), &referral, &Uuid::now_v7().to_string()).await?;
         Ok(referral.referral_id)
@@ -126,7 +128,7 @@ async fn answers_only_its_own_referrals_once_and_resumes_where_it_stopped() -> T
 
     let rule = Rule::new(RuleKind::AcceptAll, None)?;
     let summary = run_with_timeout(env.config(Some(2))?, rule.clone(), CancellationToken::new()).await?;
-    assert_eq!(summary, Summary { accepted: 2, declined: 0, terminated: 0 });
+    assert_eq!(summary, Summary { accepted: 2, declined: 0, terminated: 0, ..Default::default() });
 
     let replies = env.messages(&referral_reply_subject(PROVIDER)).await?;
     assert_eq!(replies.len(), 2);
@@ -185,7 +187,7 @@ async fn a_reply_sent_before_a_crash_is_not_sent_twice_and_garbage_is_terminated
 
     let rule = Rule::new(RuleKind::DeclineAll, Some("plus de disponibilité"))?;
     let summary = run_with_timeout(env.config(Some(1))?, rule, CancellationToken::new()).await?;
-    assert_eq!(summary, Summary { accepted: 0, declined: 1, terminated: 1 });
+    assert_eq!(summary, Summary { accepted: 0, declined: 1, terminated: 1, ..Default::default() });
 
     // The redelivered referral's reply was a duplicate: still one reply, the first one.
     let replies = env.messages(&referral_reply_subject(PROVIDER)).await?;

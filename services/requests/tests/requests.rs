@@ -94,6 +94,7 @@ impl Service {
             member_id: member.to_string(),
             referent_user_id: referent.map(|r| r.to_string()).unwrap_or_default(),
             occurred_at: Some(id77_platform::time::to_proto(at)),
+            ..Default::default()
         };
         self.publish("id77.membership.member.updated", &Uuid::now_v7().to_string(), &event).await;
     }
