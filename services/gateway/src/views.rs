@@ -729,6 +729,17 @@ pub struct Referral {
     pub assignment: Option<String>,
     pub offered_at: Option<String>,
     pub decided_at: Option<String>,
+    /// 1 for the first referral of a request, then one more per re-routing or reassignment.
+    pub attempt: i32,
+    /// The routing rule (and rule set version) that chose the provider, if a rule did.
+    pub rule_id: Option<String>,
+    pub rule_version: Option<i32>,
+    pub respond_by: Option<String>,
+    pub remind_at: Option<String>,
+    pub escalated_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub progress: Option<String>,
 }
 
 impl From<routing::Referral> for Referral {
@@ -737,14 +748,143 @@ impl From<routing::Referral> for Referral {
             status: referral_status(r.status),
             offered_at: timestamp(r.offered_at.as_ref()),
             decided_at: timestamp(r.decided_at.as_ref()),
+            respond_by: timestamp(r.respond_by.as_ref()),
+            remind_at: timestamp(r.remind_at.as_ref()),
+            escalated_at: timestamp(r.escalated_at.as_ref()),
+            expires_at: timestamp(r.expires_at.as_ref()),
+            completed_at: timestamp(r.completed_at.as_ref()),
             reason: non_empty(r.reason),
             assignment: non_empty(r.assignment),
+            rule_id: non_empty(r.rule_id),
+            rule_version: (r.rule_version > 0).then_some(r.rule_version),
+            progress: non_empty(r.progress),
+            attempt: r.attempt,
             id: r.id,
             request_id: r.request_id,
             offer_id: r.offer_id,
             member_id: r.member_id,
             provider_code: r.provider_code,
         }
+    }
+}
+
+/// A condition as JSON (null: always).
+fn condition(json: &str) -> serde_json::Value {
+    if json.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoutingRule {
+    pub id: String,
+    pub position: u32,
+    pub name: String,
+    /// `null`: always matches.
+    pub condition: serde_json::Value,
+    pub provider_code: String,
+}
+
+impl From<routing::RoutingRule> for RoutingRule {
+    fn from(r: routing::RoutingRule) -> Self {
+        Self {
+            condition: condition(&r.condition_json),
+            id: r.id,
+            position: r.position,
+            name: r.name,
+            provider_code: r.provider_code,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleSet {
+    pub version: i32,
+    pub rules: Vec<RoutingRule>,
+    pub created_at: Option<String>,
+    pub created_by: Option<String>,
+}
+
+impl From<routing::RuleSet> for RuleSet {
+    fn from(s: routing::RuleSet) -> Self {
+        Self {
+            version: s.version,
+            rules: s.rules.into_iter().map(RoutingRule::from).collect(),
+            created_at: timestamp(s.created_at.as_ref()),
+            created_by: non_empty(s.created_by),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleTrace {
+    pub rule_id: String,
+    pub position: u32,
+    pub name: String,
+    pub provider_code: String,
+    pub matched: bool,
+    pub reasons: Vec<String>,
+    pub skipped: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoutingExplanation {
+    pub request_id: String,
+    pub member_id: String,
+    pub offer_id: String,
+    pub rule_version: i32,
+    pub facts: Vec<String>,
+    pub rules: Vec<RuleTrace>,
+    /// `rule`, `offer_default`, `triage` or `manual`.
+    pub outcome: String,
+    pub provider_code: Option<String>,
+    pub chosen_rule_id: Option<String>,
+    pub summary: String,
+    pub referrals: Vec<Referral>,
+}
+
+impl From<routing::RoutingExplanation> for RoutingExplanation {
+    fn from(e: routing::RoutingExplanation) -> Self {
+        Self {
+            request_id: e.request_id,
+            member_id: e.member_id,
+            offer_id: e.offer_id,
+            rule_version: e.rule_version,
+            facts: e.facts,
+            rules: e
+                .rules
+                .into_iter()
+                .map(|t| RuleTrace {
+                    rule_id: t.rule_id,
+                    position: t.position,
+                    name: t.name,
+                    provider_code: t.provider_code,
+                    matched: t.matched,
+                    reasons: t.reasons,
+                    skipped: non_empty(t.skipped),
+                })
+                .collect(),
+            outcome: e.outcome,
+            provider_code: non_empty(e.provider_code),
+            chosen_rule_id: non_empty(e.chosen_rule_id),
+            summary: e.summary,
+            referrals: e.referrals.into_iter().map(Referral::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct BulkReassignResult {
+    pub referral_id: String,
+    pub referral: Option<Referral>,
+    pub error: Option<String>,
+}
+
+impl From<routing::BulkReassignResult> for BulkReassignResult {
+    fn from(r: routing::BulkReassignResult) -> Self {
+        Self { referral_id: r.referral_id, referral: r.referral.map(Referral::from), error: non_empty(r.error) }
     }
 }
 

@@ -185,6 +185,16 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("get", "/v1/requests/{id}"),
         ("get", "/v1/referrals"),
         ("get", "/v1/referrals/{id}"),
+        ("post", "/v1/referrals/reassign"),
+        ("post", "/v1/referrals/{id}/reassign"),
+        ("post", "/v1/referrals/{id}/withdraw"),
+        ("get", "/v1/requests/{id}/routing"),
+        ("get", "/v1/routing/rules"),
+        ("post", "/v1/routing/rules"),
+        ("post", "/v1/routing/rules/reorder"),
+        ("put", "/v1/routing/rules/{id}"),
+        ("delete", "/v1/routing/rules/{id}"),
+        ("put", "/v1/routing/providers/{code}/sla"),
         ("get", "/v1/quotes"),
         ("get", "/v1/quotes/{id}"),
         ("post", "/v1/offers"),
@@ -213,7 +223,7 @@ async fn openapi_is_3_1_and_describes_every_route() {
         assert!(op["responses"]["429"].is_object(), "{method} {path} has no 429");
     }
     let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or_default();
-    assert_eq!(paths, 36, "a path in /openapi.json that the router does not serve?");
+    assert_eq!(paths, 44, "a path in /openapi.json that the router does not serve?");
     assert_eq!(
         doc["components"]["securitySchemes"],
         json!({"bearerAuth": {
