@@ -109,6 +109,10 @@ impl Platform {
             } else if let Some((_, membership)) = upstreams.first() {
                 cmd.env("ID77_MEMBERSHIP_URL", membership);
             }
+            if *service == "routing" {
+                // Test only: routing's clock is offset by the seconds written in this file (`advance_clock`).
+                cmd.env("ID77_TEST_CLOCK_FILE", platform.clock_file()).env("ID77_ROUTING_TIMER_INTERVAL_MS", "200");
+            }
             platform.spawn(service, cmd)?;
             upstreams.push((*url_var, format!("http://127.0.0.1:{port}")));
         }
@@ -130,6 +134,17 @@ impl Platform {
         cmd.env("ID77_LOG", "info").stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
         self.children.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    /// The file that offsets routing's clock (test only).
+    pub fn clock_file(&self) -> PathBuf {
+        self.logs.join("routing-clock-offset")
+    }
+
+    /// Sets routing's clock to the real time plus `offset` (SLA timers then fire as if that time had come).
+    pub fn set_clock_offset(&self, offset: Duration) -> anyhow::Result<()> {
+        std::fs::write(self.clock_file(), offset.as_secs().to_string())?;
         Ok(())
     }
 
