@@ -20,7 +20,7 @@ export ID77_PG_URL ID77_DIRECTORY_DIR
 # Databases created by tests start with this prefix (services/platform/src/testing.rs: TEST_DB_PREFIX).
 TEST_DB_PREFIX := id77t_
 
-.PHONY: help run build test lint fmt clean-test-dbs deps directory helm-lint
+.PHONY: help run build test lint fmt clean-test-dbs deps directory helm-lint bench-catalogue
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -47,6 +47,12 @@ test: deps directory clean-test-dbs ## Run the whole test suite against the loca
 		echo 'cargo-nextest not installed: using cargo test'; \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
+
+bench-catalogue: deps directory ## Benchmark: catalogue search through the gateway vs an axum hello-world (needs wrk)
+	command -v wrk >/dev/null || { echo 'wrk is missing: apt-get install -y wrk'; exit 1; }
+	# Debug profile, as make test builds it (docs/benchmarks.md); the gateway's rate limit off for the run.
+	$(CARGO) build --workspace --bins
+	ID77_RATE_LIMIT_PER_MINUTE=0 $(CARGO) run -q -p id77-bench --bin id77-bench-catalogue
 
 clean-test-dbs: ## Drop databases left over by tests (names starting with id77t_)
 	$(PSQL) '$(PG_ADMIN_URL)' -X -q -v ON_ERROR_STOP=1 -At \

@@ -1,8 +1,8 @@
 //! The catalogue's events, both ways. Published through the outbox (in the caller's transaction):
 //! `offer.published`, `offer.updated`, `offer.archived`, `booking.confirmed`, `booking.released`. Consumed
 //! (idempotent inbox consumers): membership's member events, for the "eligible for my collectivité" read
-//! model; routing's referral outcomes, which confirm (accepted) or release (declined) the copies held for the
-//! request.
+//! model; routing's referral outcomes, which confirm (accepted) or release (declined, expired, withdrawn) the
+//! copies held for the request.
 
 use anyhow::anyhow;
 use id77_platform::{ConsumerSpec, ErrorCode, Event, EventHandler, HandleError, ServiceError, outbox, streams, time};
@@ -187,30 +187,44 @@ impl EventHandler for MemberEvents {
     }
 }
 
-/// Confirms the copies held for a request when its provider accepts, releases them when it declines.
+/// Confirms the copies held for a request when its provider accepts; releases them when the referral is declined,
+/// expires (and is not re-routed) or is withdrawn.
 pub struct ReferralEvents;
 
 impl EventHandler for ReferralEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        let (request_id, accepted) = match event.subject.as_str() {
+        // (request, accepted?, why released). A decline or expiry that routing re-routed to another provider
+        // keeps the hold: the next referral's outcome decides.
+        let (request_id, accepted, reason) = match event.subject.as_str() {
             "id77.routing.referral.accepted" => {
                 let e: routing::ReferralAccepted = event.decode()?;
-                (e.request_id, true)
+                (e.request_id, true, "")
             }
             "id77.routing.referral.declined" => {
                 let e: routing::ReferralDeclined = event.decode()?;
-                (e.request_id, false)
+                if e.rerouted {
+                    return Ok(());
+                }
+                (e.request_id, false, "referral declined")
+            }
+            "id77.routing.referral.expired" => {
+                let e: routing::ReferralExpired = event.decode()?;
+                if e.rerouted {
+                    return Ok(());
+                }
+                (e.request_id, false, "referral expired")
+            }
+            "id77.routing.referral.withdrawn" => {
+                let e: routing::ReferralWithdrawn = event.decode()?;
+                (e.request_id, false, "referral withdrawn")
             }
             _ => return Ok(()),
         };
         let request_id = uuid("request_id", &request_id)?;
         for id in store::bookings_of_request(conn, request_id).await? {
             let Some(b) = store::booking(conn, id).await? else { continue };
-            let result = if accepted {
-                confirm_booking(conn, &b).await
-            } else {
-                release_booking(conn, &b, "referral declined").await
-            };
+            let result =
+                if accepted { confirm_booking(conn, &b).await } else { release_booking(conn, &b, reason).await };
             result.map_err(|e| match e.code {
                 // A released booking cannot be confirmed: a decision, not a transient failure.
                 ErrorCode::FailedPrecondition => HandleError::Reject(anyhow!(e)),
