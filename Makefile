@@ -48,11 +48,16 @@ test: deps directory clean-test-dbs ## Run the whole test suite against the loca
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
+# Profile of the benchmark's binaries, both sides alike: debug (as make test builds) or release (BENCH_PROFILE=release).
+BENCH_PROFILE ?= debug
+BENCH_CARGO_FLAGS := $(if $(filter release,$(BENCH_PROFILE)),--release,)
+
 bench-catalogue: deps directory ## Benchmark: catalogue search through the gateway vs an axum hello-world (needs wrk)
 	command -v wrk >/dev/null || { echo 'wrk is missing: apt-get install -y wrk'; exit 1; }
-	# Debug profile, as make test builds it (docs/benchmarks.md); the gateway's rate limit off for the run.
-	$(CARGO) build --workspace --bins
-	ID77_RATE_LIMIT_PER_MINUTE=0 $(CARGO) run -q -p id77-bench --bin id77-bench-catalogue
+	# Not part of make test; do not run make test meanwhile (it drops the id77t_ databases). docs/benchmarks.md
+	$(CARGO) build $(BENCH_CARGO_FLAGS) --workspace --bins
+	ID77_RATE_LIMIT_PER_MINUTE=0 ID77_E2E_PROFILE=$(BENCH_PROFILE) \
+		$(CARGO) run -q $(BENCH_CARGO_FLAGS) -p id77-bench --bin id77-bench-catalogue
 
 clean-test-dbs: ## Drop databases left over by tests (names starting with id77t_)
 	$(PSQL) '$(PG_ADMIN_URL)' -X -q -v ON_ERROR_STOP=1 -At \

@@ -43,11 +43,17 @@ fn target_dir() -> PathBuf {
 }
 
 /// Path of a workspace binary, building the binaries first if it is missing.
+/// `ID77_E2E_PROFILE=release` runs the release binaries (the benchmark's choice; tests use the debug ones).
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    let path = target_dir().join("debug").join(name);
+    let release = std::env::var("ID77_E2E_PROFILE").is_ok_and(|p| p == "release");
+    let path = target_dir().join(if release { "release" } else { "debug" }).join(name);
     if !path.exists() {
+        let mut args = vec!["build", "--workspace", "--bins"];
+        if release {
+            args.push("--release");
+        }
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--workspace", "--bins"])
+            .args(&args)
             .current_dir(workspace_root())
             .status()
             .context("running cargo build --bins")?;

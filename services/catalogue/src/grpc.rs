@@ -1,6 +1,9 @@
 //! gRPC transport: maps requests to domain decisions and store calls, and rows to protobuf.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use id77_platform::auth::{Authenticator, Caller, Denied};
@@ -19,21 +22,73 @@ use crate::domain::{
     PriceRule, Provider, ProviderInput, ProviderKind,
 };
 use crate::search::{self, Filters, Hit};
-use crate::store::{self, BookingRow, HoldError, OfferRow, ProviderRow};
+use crate::store::{self, BookingRow, HoldError, OfferRow, ProviderRow, SearchRow};
 use crate::{access, events};
 
 /// Most copies tried for one hold (an exhibition has at most `domain::MAX_COPIES`).
 const MAX_HOLD_ATTEMPTS: usize = 3 * domain::MAX_COPIES as usize;
 
+/// How long a search's match set is reused. Writes through this replica invalidate at once; another
+/// replica's writes are seen after at most this long.
+pub const SEARCH_CACHE_TTL: Duration = Duration::from_secs(2);
+/// Most distinct queries kept (the cache is cleared when full).
+const SEARCH_CACHE_ENTRIES: usize = 1024;
+
+/// When a match set was read, under which generation, and the rows.
+type Cached = (Instant, u64, Arc<Vec<SearchRow>>);
+
+/// Match sets of recent queries (the published offers matching the words, with their rank), so that a popular
+/// search does not go to PostgreSQL on every call. Filters, facets and pages are computed from it per call.
+#[derive(Default)]
+struct SearchCache {
+    generation: AtomicU64,
+    entries: Mutex<HashMap<Vec<String>, Cached>>,
+}
+
+impl SearchCache {
+    fn get(&self, words: &[String]) -> Option<Arc<Vec<SearchRow>>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let entries = self.entries.lock().ok()?;
+        let (at, entry_generation, rows) = entries.get(words)?;
+        (*entry_generation == generation && at.elapsed() < SEARCH_CACHE_TTL).then(|| rows.clone())
+    }
+
+    fn put(&self, words: Vec<String>, generation: u64, rows: Arc<Vec<SearchRow>>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= SEARCH_CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(words, (Instant::now(), generation, rows));
+        }
+    }
+
+    /// After a committed write that search can see.
+    fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 pub struct CatalogueApi {
     pool: PgPool,
     /// Verifies a caller's access token when there is one.
     auth: Authenticator,
+    cache: SearchCache,
 }
 
 impl CatalogueApi {
     pub fn new(pool: PgPool, auth: Authenticator) -> Self {
-        Self { pool, auth }
+        Self { pool, auth, cache: SearchCache::default() }
+    }
+
+    /// The published offers matching `words`, from the cache or PostgreSQL.
+    async fn matches(&self, words: Vec<String>) -> Result<Arc<Vec<SearchRow>>, ServiceError> {
+        if let Some(rows) = self.cache.get(&words) {
+            return Ok(rows);
+        }
+        let generation = self.cache.generation.load(Ordering::Acquire);
+        let rows = Arc::new(store::search(&self.pool, &words).await?);
+        self.cache.put(words, generation, rows.clone());
+        Ok(rows)
     }
 
     /// Reads are public: anonymous callers are welcome, but a token that is sent must verify
@@ -444,11 +499,11 @@ impl CatalogueApi {
             None
         };
         let words = search::query_words(&req.q);
-        let rows = store::search(&self.pool, &words).await?;
-        let corrected = rows.first().and_then(|r| r.corrected.clone()).unwrap_or_default();
         let asked = words.join(" ");
+        let rows = self.matches(words).await?;
+        let corrected = rows.first().and_then(|r| r.corrected.clone()).unwrap_or_default();
         let mut hits = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows.iter() {
             let o = &row.offer;
             let category =
                 Category::parse(&o.category).ok_or_else(|| ServiceError::internal("reading an offer", &o.code))?;
@@ -475,6 +530,8 @@ impl CatalogueApi {
             let row = &rows[*i];
             let mut offer = offer_to_proto(&row.offer)?;
             offer.rank = row.rank;
+            // Results carry the summary; the description (the long text) comes with GetOffer.
+            offer.description = String::new();
             offers.push(offer);
         }
         let facet = |name: &str, counts: BTreeMap<String, u32>| pb::Facet {
@@ -575,6 +632,7 @@ impl CatalogueApi {
             }
         };
         tx.commit().await?;
+        self.cache.invalidate();
         tracing::info!(offer = %written.code, version = written.version, status = %written.status, "offer edited");
         offer_to_proto(&written)
     }
@@ -595,6 +653,7 @@ impl CatalogueApi {
         events::offer_published(&mut tx, offer_to_proto(&written)?, &provider).await?;
         store::refresh_search_words(&mut tx).await?;
         tx.commit().await?;
+        self.cache.invalidate();
         tracing::info!(offer = %written.code, version = written.version, "offer published");
         offer_to_proto(&written)
     }
@@ -620,6 +679,7 @@ impl CatalogueApi {
             store::refresh_search_words(&mut tx).await?;
         }
         tx.commit().await?;
+        self.cache.invalidate();
         tracing::info!(offer = %written.code, "offer archived");
         offer_to_proto(&written)
     }
@@ -681,6 +741,7 @@ impl CatalogueApi {
             }
         }
         tx.commit().await?;
+        self.cache.invalidate();
         tracing::info!(provider = %provider.code, create, "provider written");
         Ok(provider_to_proto(&provider))
     }

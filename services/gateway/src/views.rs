@@ -483,7 +483,8 @@ pub struct Offer {
     pub code: String,
     pub title: String,
     pub summary: String,
-    pub description: String,
+    /// The long text; `null` in search results (read the offer for it).
+    pub description: Option<String>,
     pub category: &'static str,
     pub themes: Vec<String>,
     pub provider_code: String,
@@ -518,7 +519,7 @@ impl From<catalogue::Offer> for Offer {
             code: o.code,
             title: o.title,
             summary: o.summary,
-            description: o.description,
+            description: non_empty(o.description),
             themes: o.themes,
             provider_code: o.provider_code,
             duration: o.duration,
