@@ -80,7 +80,17 @@ pub enum ReferralOutcome {
 
 /// The status a referral event moves the request to, or `None` when the event is stale (the request is
 /// already past it, e.g. a late `offered` after `accepted`) and must change nothing.
-pub fn on_referral(current: RequestStatus, outcome: ReferralOutcome) -> Option<RequestStatus> {
+///
+/// `to_another_provider` says whether an `Offered` event names a provider other than the request's current one:
+/// routing re-routed it (a decline or an expiry), so a referred request stays referred, to the new provider.
+pub fn on_referral(
+    current: RequestStatus,
+    outcome: ReferralOutcome,
+    to_another_provider: bool,
+) -> Option<RequestStatus> {
+    if outcome == ReferralOutcome::Offered && current == RequestStatus::Referred && to_another_provider {
+        return Some(RequestStatus::Referred);
+    }
     let next = match outcome {
         ReferralOutcome::Offered => RequestStatus::Referred,
         ReferralOutcome::Accepted => RequestStatus::Accepted,
@@ -165,12 +175,16 @@ mod tests {
 
     #[test]
     fn referral_events_move_forward_and_stale_ones_change_nothing() {
-        assert_eq!(on_referral(Submitted, ReferralOutcome::Offered), Some(Referred));
-        assert_eq!(on_referral(Referred, ReferralOutcome::Accepted), Some(Accepted));
-        assert_eq!(on_referral(Submitted, ReferralOutcome::Accepted), Some(Accepted));
-        assert_eq!(on_referral(Accepted, ReferralOutcome::Offered), None);
-        assert_eq!(on_referral(Accepted, ReferralOutcome::Accepted), None);
-        assert_eq!(on_referral(Cancelled, ReferralOutcome::Declined), None);
+        assert_eq!(on_referral(Submitted, ReferralOutcome::Offered, false), Some(Referred));
+        assert_eq!(on_referral(Referred, ReferralOutcome::Accepted, false), Some(Accepted));
+        assert_eq!(on_referral(Submitted, ReferralOutcome::Accepted, false), Some(Accepted));
+        assert_eq!(on_referral(Accepted, ReferralOutcome::Offered, false), None);
+        assert_eq!(on_referral(Accepted, ReferralOutcome::Accepted, false), None);
+        assert_eq!(on_referral(Cancelled, ReferralOutcome::Declined, false), None);
+        // Re-routed to another provider: still referred, to the new one; the same provider again is a replay.
+        assert_eq!(on_referral(Referred, ReferralOutcome::Offered, true), Some(Referred));
+        assert_eq!(on_referral(Referred, ReferralOutcome::Offered, false), None);
+        assert_eq!(on_referral(Accepted, ReferralOutcome::Offered, true), None);
     }
 
     #[test]

@@ -86,9 +86,11 @@ pub struct ReferralEvents;
 
 impl EventHandler for ReferralEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let mut offered_at = None;
         let (request_id, outcome, provider, reason) = match event.subject.as_str() {
             "id77.routing.referral.offered" => {
                 let e: ReferralOffered = event.decode()?;
+                offered_at = e.occurred_at.as_ref().and_then(time::from_proto);
                 (e.request_id, ReferralOutcome::Offered, e.provider_code, String::new())
             }
             "id77.routing.referral.accepted" => {
@@ -114,11 +116,17 @@ impl EventHandler for ReferralEvents {
         let current = RequestStatus::parse(&request.status).ok_or_else(|| {
             HandleError::Reject(anyhow!("request {request_id} has unknown status {}", request.status))
         })?;
-        let Some(next) = domain::on_referral(current, outcome) else {
+        // A re-route offers the request to another provider; an older offer (a late redelivery) is not one.
+        let to_another_provider = request.provider_code.as_deref() != Some(provider.as_str())
+            && offered_at.is_none_or(|at| at >= request.updated_at);
+        let Some(next) = domain::on_referral(current, outcome, to_another_provider) else {
             tracing::info!(%request_id, status = current.as_str(), ?outcome, "stale referral event ignored");
             return Ok(());
         };
-        store::set_status(conn, request_id, next.as_str(), Some(provider.as_str()), &reason, time::now()).await?;
+        let reason = if next == current { format!("re-routed to {provider}") } else { reason };
+        // An offer is dated by routing's clock, so that a later re-route compares with it (above).
+        let at = offered_at.unwrap_or_else(time::now);
+        store::set_status(conn, request_id, next.as_str(), Some(provider.as_str()), &reason, at).await?;
         tracing::info!(%request_id, from = current.as_str(), to = next.as_str(), provider, "request moved");
         Ok(())
     }

@@ -241,14 +241,27 @@ async fn only_active_members_submit_and_referral_events_move_the_request() {
     let mut stream = s.js.get_stream(s.ns.stream("REQUESTS")).await.expect("stream");
     assert_eq!(stream.info().await.expect("info").state.messages, 1);
 
-    // Routing's events move it along; a late `offered` after `accepted` changes nothing.
-    let offered =
-        ReferralOffered { request_id: request.id.clone(), provider_code: "dir-sport".into(), ..Default::default() };
-    s.publish("id77.routing.referral.offered", "r-offered", &offered).await;
+    // Routing's events move it along: offered to the CAUE, re-routed to the sports directorate (the CAUE
+    // declined), accepted there; a late redelivery of the first offer changes nothing.
+    let t0 = id77_platform::time::now();
+    let first = ReferralOffered {
+        request_id: request.id.clone(),
+        provider_code: "caue77".into(),
+        occurred_at: Some(id77_platform::time::to_proto(t0)),
+        ..Default::default()
+    };
+    s.publish("id77.routing.referral.offered", "r-offered", &first).await;
+    let offered = ReferralOffered {
+        request_id: request.id.clone(),
+        provider_code: "dir-sport".into(),
+        occurred_at: Some(id77_platform::time::to_proto(t0 + chrono::TimeDelta::seconds(1))),
+        ..Default::default()
+    };
+    s.publish("id77.routing.referral.offered", "r-rerouted", &offered).await;
     let accepted =
         ReferralAccepted { request_id: request.id.clone(), provider_code: "dir-sport".into(), ..Default::default() };
     s.publish("id77.routing.referral.accepted", "r-accepted", &accepted).await;
-    s.publish("id77.routing.referral.offered", "r-offered-replayed", &offered).await;
+    s.publish("id77.routing.referral.offered", "r-offered-replayed", &first).await;
 
     let mut last = None;
     for _ in 0..100 {
@@ -275,7 +288,11 @@ async fn only_active_members_submit_and_referral_events_move_the_request() {
     assert_eq!(r.status(), RequestStatus::Accepted, "the replayed offered event is stale");
     assert_eq!(r.provider_code, "dir-sport");
     let steps: Vec<RequestStatus> = r.history.iter().map(|h| h.status()).collect();
-    assert_eq!(steps, vec![RequestStatus::Submitted, RequestStatus::Referred, RequestStatus::Accepted]);
+    assert_eq!(
+        steps,
+        vec![RequestStatus::Submitted, RequestStatus::Referred, RequestStatus::Referred, RequestStatus::Accepted]
+    );
+    assert_eq!(r.history[2].reason, "re-routed to dir-sport");
     s.stop().await;
 }
 
