@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use futures::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -32,12 +33,21 @@ pub async fn serve(
     let watchdog = tokio::spawn(watch_readiness(reporter, names, pool, nats, shutdown.clone()));
     let local = listener.local_addr()?;
     tracing::info!(%local, "gRPC server listening");
+    // Accepted connections get TCP_NODELAY, as tonic's own listener would set: without it, small responses
+    // wait for Nagle's algorithm and the peer's delayed ACK (tens of milliseconds at p99).
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY not set");
+            }
+        })
+    });
     let result = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
         .add_routes(routes)
         .add_service(health)
         .add_service(reflection)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await;
     watchdog.abort();
     result.map_err(Into::into)
