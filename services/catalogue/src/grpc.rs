@@ -34,32 +34,51 @@ pub const SEARCH_CACHE_TTL: Duration = Duration::from_secs(2);
 /// Most distinct queries kept (the cache is cleared when full).
 const SEARCH_CACHE_ENTRIES: usize = 1024;
 
-/// When a match set was read, under which generation, and the rows.
-type Cached = (Instant, u64, Arc<Vec<SearchRow>>);
+/// When a result was computed, under which catalogue generation, and the result.
+type Entry<V> = (Instant, u64, Arc<V>);
 
-/// Match sets of recent queries (the published offers matching the words, with their rank), so that a popular
-/// search does not go to PostgreSQL on every call. Filters, facets and pages are computed from it per call.
-#[derive(Default)]
-struct SearchCache {
-    generation: AtomicU64,
-    entries: Mutex<HashMap<Vec<String>, Cached>>,
+/// Recent results by key.
+struct Recent<K, V> {
+    entries: Mutex<HashMap<K, Entry<V>>>,
 }
 
-impl SearchCache {
-    fn get(&self, words: &[String]) -> Option<Arc<Vec<SearchRow>>> {
-        let generation = self.generation.load(Ordering::Acquire);
+impl<K: std::hash::Hash + Eq, V> Default for Recent<K, V> {
+    fn default() -> Self {
+        Self { entries: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Recent<K, V> {
+    fn get(&self, key: &K, generation: u64) -> Option<Arc<V>> {
         let entries = self.entries.lock().ok()?;
-        let (at, entry_generation, rows) = entries.get(words)?;
-        (*entry_generation == generation && at.elapsed() < SEARCH_CACHE_TTL).then(|| rows.clone())
+        let (at, entry_generation, value) = entries.get(key)?;
+        (*entry_generation == generation && at.elapsed() < SEARCH_CACHE_TTL).then(|| value.clone())
     }
 
-    fn put(&self, words: Vec<String>, generation: u64, rows: Arc<Vec<SearchRow>>) {
+    fn put(&self, key: K, generation: u64, value: Arc<V>) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= SEARCH_CACHE_ENTRIES {
                 entries.clear();
             }
-            entries.insert(words, (Instant::now(), generation, rows));
+            entries.insert(key, (Instant::now(), generation, value));
         }
+    }
+}
+
+/// Recent searches, so that a popular one goes neither to PostgreSQL nor through filtering and facets on every
+/// call: match sets by words (shared by every filter and page), and whole answers by request (not for
+/// "eligible", which depends on the caller).
+#[derive(Default)]
+struct SearchCache {
+    /// Bumped after each committed write that search can see; entries of an older generation are stale.
+    generation: AtomicU64,
+    matches: Recent<Vec<String>, Vec<SearchRow>>,
+    answers: Recent<Vec<u8>, pb::SearchOffersResponse>,
+}
+
+impl SearchCache {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// After a committed write that search can see.
@@ -82,13 +101,33 @@ impl CatalogueApi {
 
     /// The published offers matching `words`, from the cache or PostgreSQL.
     async fn matches(&self, words: Vec<String>) -> Result<Arc<Vec<SearchRow>>, ServiceError> {
-        if let Some(rows) = self.cache.get(&words) {
+        // Read before the query: a result read before a write is never kept under the generation after it.
+        let generation = self.cache.generation();
+        if let Some(rows) = self.cache.matches.get(&words, generation) {
             return Ok(rows);
         }
-        let generation = self.cache.generation.load(Ordering::Acquire);
         let rows = Arc::new(store::search(&self.pool, &words).await?);
-        self.cache.put(words, generation, rows.clone());
+        self.cache.matches.put(words, generation, rows.clone());
         Ok(rows)
+    }
+
+    /// A search answer, reused for the same public request within [`SEARCH_CACHE_TTL`].
+    async fn search_cached(
+        &self,
+        caller: Option<&Caller>,
+        req: pb::SearchOffersRequest,
+    ) -> Result<pb::SearchOffersResponse, ServiceError> {
+        if req.eligible_only {
+            return self.search(caller, req).await;
+        }
+        let generation = self.cache.generation();
+        let key = id77_proto::prost::Message::encode_to_vec(&req);
+        if let Some(answer) = self.cache.answers.get(&key, generation) {
+            return Ok(answer.as_ref().clone());
+        }
+        let answer = self.search(caller, req).await?;
+        self.cache.answers.put(key, generation, Arc::new(answer.clone()));
+        Ok(answer)
     }
 
     /// Reads are public: anonymous callers are welcome, but a token that is sent must verify
@@ -831,15 +870,23 @@ impl CatalogueApi {
         let id = Uuid::now_v7();
         // Each copy in turn, each insert on its own: the exclusion constraint refuses a copy already held or lent
         // for overlapping dates, even when many holds race.
-        for copy in copies.iter().take(MAX_HOLD_ATTEMPTS) {
-            match store::insert_hold(&mut conn, id, copy.id, offer.id, member_id, request_id, from, to).await {
+        let mut attempts = 0;
+        let mut rest = copies.iter();
+        let mut copy = rest.next();
+        while let Some(c) = copy {
+            attempts += 1;
+            if attempts > MAX_HOLD_ATTEMPTS {
+                break;
+            }
+            match store::insert_hold(&mut conn, id, c.id, offer.id, member_id, request_id, from, to).await {
                 Ok(()) => {
                     let b =
                         store::booking(&mut conn, id).await?.ok_or_else(|| ServiceError::internal("holding", id))?;
-                    tracing::info!(booking = %id, exhibition = %offer.code, copy = copy.number, %from, %to, "copy held");
+                    tracing::info!(booking = %id, exhibition = %offer.code, copy = c.number, %from, %to, "copy held");
                     return Ok(booking_to_proto(&b));
                 }
-                Err(HoldError::Taken) => continue,
+                Err(HoldError::Taken) => copy = rest.next(),
+                Err(HoldError::Contended) => tracing::debug!(copy = c.number, "hold contended; trying the copy again"),
                 Err(HoldError::Db(e)) => return Err(e.into()),
             }
         }
@@ -916,7 +963,7 @@ impl CatalogueService for CatalogueApi {
         request: Request<pb::SearchOffersRequest>,
     ) -> Result<Response<pb::SearchOffersResponse>, Status> {
         let caller = self.caller(&request).await?;
-        Ok(Response::new(self.search(caller.as_ref(), request.into_inner()).await?))
+        Ok(Response::new(self.search_cached(caller.as_ref(), request.into_inner()).await?))
     }
 
     async fn create_offer(&self, request: Request<pb::CreateOfferRequest>) -> Result<Response<pb::Offer>, Status> {

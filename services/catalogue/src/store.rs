@@ -577,6 +577,9 @@ pub async fn bookings_between(
 pub enum HoldError {
     /// The copy is already held or lent for overlapping dates (the exclusion constraint said so).
     Taken,
+    /// Two holds of the copy checked the constraint at the same moment and PostgreSQL chose this one as the
+    /// deadlock victim (40P01): the other may win; try the copy again.
+    Contended,
     Db(sqlx::Error),
 }
 
@@ -608,6 +611,7 @@ pub async fn insert_hold(
     match result {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23P01") => Err(HoldError::Taken),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01") => Err(HoldError::Contended),
         Err(e) => Err(HoldError::Db(e)),
     }
 }
