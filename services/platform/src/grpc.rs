@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use futures::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
