@@ -65,6 +65,171 @@ pub fn pricing(billed: bool, price_cents: i64) -> Result<Pricing, &'static str> 
     }
 }
 
+/// The VAT that applies to an offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vat {
+    /// Rate in basis points (2000 = 20 %).
+    Rate(i32),
+    /// VAT does not apply; the mention the document must carry.
+    NotApplicable(String),
+}
+
+/// Mention used when an offer says nothing about VAT: services between public bodies.
+pub const DEFAULT_VAT_NOTE: &str = "TVA non applicable, art. 256 B du CGI";
+
+impl Vat {
+    /// From the offer's `vat_rate_bp` (unset: not applicable) and `vat_note`.
+    pub fn parse(rate_bp: Option<i32>, note: &str) -> Result<Self, String> {
+        match rate_bp {
+            Some(bp) if !(0..=10_000).contains(&bp) => Err(format!("VAT rate {bp} bp is not between 0 and 10000")),
+            Some(bp) => Ok(Self::Rate(bp)),
+            None if note.trim().is_empty() => Ok(Self::NotApplicable(DEFAULT_VAT_NOTE.to_owned())),
+            None => Ok(Self::NotApplicable(note.trim().to_owned())),
+        }
+    }
+
+    pub fn rate_bp(&self) -> Option<i32> {
+        match self {
+            Self::Rate(bp) => Some(*bp),
+            Self::NotApplicable(_) => None,
+        }
+    }
+
+    pub fn note(&self) -> &str {
+        match self {
+            Self::Rate(_) => "",
+            Self::NotApplicable(note) => note,
+        }
+    }
+
+    /// VAT on an amount excluding VAT, in cents, rounded half up (`None` on overflow).
+    pub fn tax_cents(&self, net_cents: i64) -> Option<i64> {
+        match self {
+            Self::NotApplicable(_) => Some(0),
+            Self::Rate(bp) => {
+                let scaled = i128::from(net_cents).checked_mul(i128::from(*bp))?;
+                i64::try_from((scaled + 5_000).div_euclid(10_000)).ok()
+            }
+        }
+    }
+}
+
+/// An offer's price rule, as the catalogue states it. Amounts in euro cents, VAT excluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceRule {
+    Free,
+    Flat {
+        amount_cents: i64,
+    },
+    DailyRate {
+        amount_cents: i64,
+        days: i32,
+    },
+    /// Per inhabitant of the member, at least `floor_cents`, at most `cap_cents` (0 = no cap).
+    PerInhabitant {
+        amount_cents: i64,
+        floor_cents: i64,
+        cap_cents: i64,
+    },
+    /// The provider states the amount when accepting.
+    OnQuote,
+}
+
+impl PriceRule {
+    /// Key stored in `tariff.price_kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::Flat { .. } => "flat",
+            Self::DailyRate { .. } => "daily_rate",
+            Self::PerInhabitant { .. } => "per_inhabitant",
+            Self::OnQuote => "on_quote",
+        }
+    }
+
+    /// From its stored or received parts, validated (`kind` as in [`PriceRule::kind`]).
+    pub fn from_parts(
+        kind: &str,
+        amount_cents: i64,
+        days: i32,
+        floor_cents: i64,
+        cap_cents: i64,
+    ) -> Result<Self, String> {
+        if amount_cents < 0 || floor_cents < 0 || cap_cents < 0 || days < 0 {
+            return Err("price rule amounts and days must not be negative".into());
+        }
+        match kind {
+            "free" => Ok(Self::Free),
+            "flat" if amount_cents > 0 => Ok(Self::Flat { amount_cents }),
+            "flat" => Err("a flat fee needs a positive amount".into()),
+            "daily_rate" if amount_cents > 0 && days > 0 => Ok(Self::DailyRate { amount_cents, days }),
+            "daily_rate" => Err("a daily rate needs a positive amount and number of days".into()),
+            "per_inhabitant" if amount_cents > 0 && (cap_cents == 0 || cap_cents >= floor_cents) => {
+                Ok(Self::PerInhabitant { amount_cents, floor_cents, cap_cents })
+            }
+            "per_inhabitant" => {
+                Err("a per-inhabitant price needs a positive amount and a cap not below its floor".into())
+            }
+            "on_quote" => Ok(Self::OnQuote),
+            other => Err(format!("unknown price kind {other:?}")),
+        }
+    }
+
+    /// The legacy terms `billed`/`price_cents`: a flat fee or free.
+    pub fn from_legacy(billed: bool, price_cents: i64) -> Result<Self, &'static str> {
+        Ok(match pricing(billed, price_cents)? {
+            Pricing::Free => Self::Free,
+            Pricing::Billed { amount_cents } => Self::Flat { amount_cents },
+        })
+    }
+
+    /// Whether pricing needs the member's population.
+    pub fn needs_population(&self) -> bool {
+        matches!(self, Self::PerInhabitant { .. })
+    }
+
+    /// Prices one delivery of the offer; `population` is the member's, needed per inhabitant only.
+    pub fn price(&self, population: Option<i64>) -> Result<Price, PriceError> {
+        match *self {
+            Self::Free => Ok(Price::Free),
+            Self::Flat { amount_cents } => Ok(Price::Amount(amount_cents)),
+            Self::DailyRate { amount_cents, days } => {
+                amount_cents.checked_mul(i64::from(days)).map(Price::Amount).ok_or(PriceError::Overflow)
+            }
+            Self::PerInhabitant { amount_cents, floor_cents, cap_cents } => {
+                let population = population.ok_or(PriceError::UnknownPopulation)?;
+                if population < 0 {
+                    return Err(PriceError::NegativePopulation);
+                }
+                let raw = amount_cents.checked_mul(population).ok_or(PriceError::Overflow)?;
+                let floored = raw.max(floor_cents);
+                Ok(Price::Amount(if cap_cents > 0 { floored.min(cap_cents) } else { floored }))
+            }
+            Self::OnQuote => Ok(Price::ToBeStated),
+        }
+    }
+}
+
+/// The price of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Price {
+    /// No document at all.
+    Free,
+    /// Euro cents, VAT excluded.
+    Amount(i64),
+    /// On quote: the provider states the amount.
+    ToBeStated,
+}
+
+/// Why a price cannot be computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceError {
+    /// The member's population has not reached billing yet: try again later.
+    UnknownPopulation,
+    NegativePopulation,
+    Overflow,
+}
+
 /// One offer's terms, as billing keeps them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tariff {
@@ -75,6 +240,9 @@ pub struct Tariff {
     pub billed: bool,
     pub price_cents: i64,
     pub version: i32,
+    /// The full price rule; for offers without one, derived from `billed`/`price_cents`.
+    pub price_rule: PriceRule,
+    pub vat: Vat,
 }
 
 impl Tariff {
@@ -99,7 +267,7 @@ impl Tariff {
         if version < 1 {
             return Err(format!("offer {offer_id}: version {version} is not positive"));
         }
-        pricing(billed, price_cents).map_err(|e| format!("offer {offer_id}: {e}"))?;
+        let price_rule = PriceRule::from_legacy(billed, price_cents).map_err(|e| format!("offer {offer_id}: {e}"))?;
         let title: String = title.trim().chars().take(MAX_LABEL_CHARS).collect();
         Ok(Self {
             offer_id,
@@ -109,7 +277,14 @@ impl Tariff {
             billed,
             price_cents,
             version,
+            price_rule,
+            vat: Vat::NotApplicable(DEFAULT_VAT_NOTE.to_owned()),
         })
+    }
+
+    /// Sets the offer's own price rule and VAT terms.
+    pub fn with_terms(self, price_rule: PriceRule, vat: Vat) -> Self {
+        Self { price_rule, vat, ..self }
     }
 
     pub fn pricing(&self) -> Result<Pricing, &'static str> {
@@ -159,8 +334,16 @@ pub enum Decision {
     NothingToBill,
     /// The offer is free.
     Free,
-    /// Issue a quote from the offer's provider for its flat price.
-    Quote { issuer_code: String, amount_cents: i64, label: String, offer_id: Uuid, offer_version: i32 },
+    /// Issue a quote from the offer's provider for its price (`amount_cents` 0 with `to_be_stated` on quote).
+    Quote {
+        issuer_code: String,
+        amount_cents: i64,
+        to_be_stated: bool,
+        vat: Vat,
+        label: String,
+        offer_id: Uuid,
+        offer_version: i32,
+    },
 }
 
 /// Why no decision can be taken.
@@ -168,23 +351,37 @@ pub enum Decision {
 pub enum DecideError {
     /// The offer's tariff has not reached billing yet: try again later.
     UnknownTariff,
-    /// The tariff contradicts itself.
+    /// The member's population has not reached billing yet: try again later.
+    UnknownPopulation,
+    /// The tariff contradicts itself, or the price cannot be computed.
     Inconsistent(&'static str),
 }
 
-/// Decides, from the offer's tariff, whether an accepted referral gets a quote.
-pub fn decide(accepted: &Accepted, tariff: Option<&Tariff>) -> Result<Decision, DecideError> {
+/// Decides, from the offer's tariff (and the member's population when priced per inhabitant), whether an
+/// accepted referral gets a quote and for how much.
+pub fn decide(accepted: &Accepted, tariff: Option<&Tariff>, population: Option<i64>) -> Result<Decision, DecideError> {
     let Some(offer_id) = accepted.offer_id else { return Ok(Decision::NothingToBill) };
     let tariff = tariff.filter(|t| t.offer_id == offer_id).ok_or(DecideError::UnknownTariff)?;
-    Ok(match tariff.pricing().map_err(DecideError::Inconsistent)? {
-        Pricing::Free => Decision::Free,
-        Pricing::Billed { amount_cents } => Decision::Quote {
-            issuer_code: tariff.provider_code.clone(),
-            amount_cents,
-            label: tariff.title.clone(),
-            offer_id: tariff.offer_id,
-            offer_version: tariff.version,
-        },
+    // The legacy flags must agree with each other whatever the rule.
+    tariff.pricing().map_err(DecideError::Inconsistent)?;
+    let price = tariff.price_rule.price(population).map_err(|e| match e {
+        PriceError::UnknownPopulation => DecideError::UnknownPopulation,
+        PriceError::NegativePopulation => DecideError::Inconsistent("the member's population is negative"),
+        PriceError::Overflow => DecideError::Inconsistent("the price overflows"),
+    })?;
+    let (amount_cents, to_be_stated) = match price {
+        Price::Free => return Ok(Decision::Free),
+        Price::Amount(amount) => (amount, false),
+        Price::ToBeStated => (0, true),
+    };
+    Ok(Decision::Quote {
+        issuer_code: tariff.provider_code.clone(),
+        amount_cents,
+        to_be_stated,
+        vat: tariff.vat.clone(),
+        label: tariff.title.clone(),
+        offer_id: tariff.offer_id,
+        offer_version: tariff.version,
     })
 }
 
@@ -203,6 +400,8 @@ mod tests {
             billed,
             price_cents,
             version: 1,
+            price_rule: PriceRule::from_legacy(billed, price_cents).unwrap_or(PriceRule::Free),
+            vat: Vat::NotApplicable(DEFAULT_VAT_NOTE.into()),
         }
     }
 
@@ -249,20 +448,22 @@ mod tests {
         let offer = Some(Uuid::from_u128(7));
         let billed = tariff(true, 250_000);
         assert_eq!(
-            decide(&accepted(offer), Some(&billed)),
+            decide(&accepted(offer), Some(&billed), None),
             Ok(Decision::Quote {
                 issuer_code: "dir-routes".into(),
                 amount_cents: 250_000,
+                to_be_stated: false,
+                vat: Vat::NotApplicable(DEFAULT_VAT_NOTE.into()),
                 label: "Assistance à maîtrise d'ouvrage".into(),
                 offer_id: Uuid::from_u128(7),
                 offer_version: 1,
             })
         );
-        assert_eq!(decide(&accepted(offer), Some(&tariff(false, 0))), Ok(Decision::Free));
-        assert_eq!(decide(&accepted(offer), None), Err(DecideError::UnknownTariff));
-        assert_eq!(decide(&accepted(Some(Uuid::from_u128(8))), Some(&billed)), Err(DecideError::UnknownTariff));
-        assert!(matches!(decide(&accepted(offer), Some(&tariff(true, 0))), Err(DecideError::Inconsistent(_))));
-        assert_eq!(decide(&accepted(None), None), Ok(Decision::NothingToBill));
+        assert_eq!(decide(&accepted(offer), Some(&tariff(false, 0)), None), Ok(Decision::Free));
+        assert_eq!(decide(&accepted(offer), None, None), Err(DecideError::UnknownTariff));
+        assert_eq!(decide(&accepted(Some(Uuid::from_u128(8))), Some(&billed), None), Err(DecideError::UnknownTariff));
+        assert!(matches!(decide(&accepted(offer), Some(&tariff(true, 0)), None), Err(DecideError::Inconsistent(_))));
+        assert_eq!(decide(&accepted(None), None, None), Ok(Decision::NothingToBill));
     }
 
     #[test]
@@ -284,5 +485,93 @@ mod tests {
         assert!(Accepted::parse(&id, &id, "", &id, "caue77").is_err());
         assert!(Accepted::parse(&id, &id, &id, "bad", "caue77").is_err());
         assert!(Accepted::parse(&id, &id, &id, &id, "*").is_err());
+    }
+
+    #[test]
+    fn every_price_rule_prices_in_integer_cents() {
+        assert_eq!(PriceRule::Free.price(None), Ok(Price::Free));
+        assert_eq!(PriceRule::Flat { amount_cents: 150_000 }.price(None), Ok(Price::Amount(150_000)));
+        assert_eq!(PriceRule::DailyRate { amount_cents: 45_000, days: 3 }.price(None), Ok(Price::Amount(135_000)));
+        assert_eq!(PriceRule::DailyRate { amount_cents: i64::MAX, days: 2 }.price(None), Err(PriceError::Overflow));
+        let per = PriceRule::PerInhabitant { amount_cents: 50, floor_cents: 50_000, cap_cents: 500_000 };
+        assert_eq!(per.price(Some(4_000)), Ok(Price::Amount(200_000)));
+        assert_eq!(per.price(Some(300)), Ok(Price::Amount(50_000)), "floor");
+        assert_eq!(per.price(Some(0)), Ok(Price::Amount(50_000)), "floor");
+        assert_eq!(per.price(Some(1_000_000)), Ok(Price::Amount(500_000)), "cap");
+        assert_eq!(per.price(None), Err(PriceError::UnknownPopulation));
+        assert_eq!(per.price(Some(-1)), Err(PriceError::NegativePopulation));
+        assert_eq!(per.price(Some(i64::MAX)), Err(PriceError::Overflow));
+        let uncapped = PriceRule::PerInhabitant { amount_cents: 50, floor_cents: 0, cap_cents: 0 };
+        assert_eq!(uncapped.price(Some(1_000_000)), Ok(Price::Amount(50_000_000)));
+        assert_eq!(PriceRule::OnQuote.price(None), Ok(Price::ToBeStated));
+    }
+
+    #[test]
+    fn price_rules_are_validated() {
+        assert_eq!(PriceRule::from_parts("free", 0, 0, 0, 0), Ok(PriceRule::Free));
+        assert_eq!(PriceRule::from_parts("flat", 10, 0, 0, 0), Ok(PriceRule::Flat { amount_cents: 10 }));
+        assert!(PriceRule::from_parts("flat", 0, 0, 0, 0).is_err());
+        assert!(PriceRule::from_parts("daily_rate", 10, 0, 0, 0).is_err());
+        assert!(PriceRule::from_parts("per_inhabitant", 10, 0, 500, 100).is_err());
+        assert!(PriceRule::from_parts("per_inhabitant", 10, 0, 100, 0).is_ok());
+        assert!(PriceRule::from_parts("flat", -1, 0, 0, 0).is_err());
+        assert!(PriceRule::from_parts("barter", 1, 0, 0, 0).is_err());
+        assert_eq!(PriceRule::from_parts("on_quote", 0, 0, 0, 0), Ok(PriceRule::OnQuote));
+        for rule in [
+            PriceRule::Free,
+            PriceRule::Flat { amount_cents: 1 },
+            PriceRule::DailyRate { amount_cents: 1, days: 2 },
+            PriceRule::PerInhabitant { amount_cents: 1, floor_cents: 2, cap_cents: 3 },
+            PriceRule::OnQuote,
+        ] {
+            let (a, d, f, c) = match rule {
+                PriceRule::Flat { amount_cents } => (amount_cents, 0, 0, 0),
+                PriceRule::DailyRate { amount_cents, days } => (amount_cents, days, 0, 0),
+                PriceRule::PerInhabitant { amount_cents, floor_cents, cap_cents } => {
+                    (amount_cents, 0, floor_cents, cap_cents)
+                }
+                _ => (0, 0, 0, 0),
+            };
+            assert_eq!(PriceRule::from_parts(rule.kind(), a, d, f, c), Ok(rule));
+        }
+    }
+
+    #[test]
+    fn vat_is_a_rate_or_a_mention() {
+        assert_eq!(Vat::parse(Some(2000), ""), Ok(Vat::Rate(2000)));
+        assert_eq!(Vat::parse(None, ""), Ok(Vat::NotApplicable(DEFAULT_VAT_NOTE.into())));
+        assert_eq!(Vat::parse(None, " Exonéré "), Ok(Vat::NotApplicable("Exonéré".into())));
+        assert!(Vat::parse(Some(-1), "").is_err());
+        assert!(Vat::parse(Some(10_001), "").is_err());
+        assert_eq!(Vat::Rate(2000).tax_cents(12_345), Some(2_469));
+        assert_eq!(Vat::Rate(550).tax_cents(1_000), Some(55));
+        assert_eq!(Vat::NotApplicable("x".into()).tax_cents(12_345), Some(0));
+    }
+
+    #[test]
+    fn quotes_follow_the_price_rule() {
+        let offer = Some(Uuid::from_u128(7));
+        let vat20 = Vat::Rate(2000);
+        let per = tariff(false, 0).with_terms(
+            PriceRule::PerInhabitant { amount_cents: 50, floor_cents: 10_000, cap_cents: 0 },
+            vat20.clone(),
+        );
+        assert_eq!(decide(&accepted(offer), Some(&per), None), Err(DecideError::UnknownPopulation));
+        assert!(matches!(
+            decide(&accepted(offer), Some(&per), Some(1_000)),
+            Ok(Decision::Quote { amount_cents: 50_000, to_be_stated: false, vat: Vat::Rate(2000), .. })
+        ));
+        let on_quote = tariff(false, 0).with_terms(PriceRule::OnQuote, vat20);
+        assert!(matches!(
+            decide(&accepted(offer), Some(&on_quote), None),
+            Ok(Decision::Quote { amount_cents: 0, to_be_stated: true, .. })
+        ));
+        let daily = tariff(false, 0).with_terms(PriceRule::DailyRate { amount_cents: 40_000, days: 2 }, Vat::Rate(0));
+        assert!(matches!(
+            decide(&accepted(offer), Some(&daily), None),
+            Ok(Decision::Quote { amount_cents: 80_000, .. })
+        ));
+        let free = tariff(true, 100).with_terms(PriceRule::Free, Vat::Rate(0));
+        assert_eq!(decide(&accepted(offer), Some(&free), None), Ok(Decision::Free));
     }
 }

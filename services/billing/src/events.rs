@@ -1,6 +1,7 @@
 //! Event handlers. Each writes only through the connection it is given, in the transaction that also records
 //! the message in the inbox: an event has its effect once, however often it is delivered.
 
+use chrono::DateTime;
 use id77_platform::consumer::{Event, EventHandler, HandleError};
 use id77_platform::{ConsumerSpec, streams, time};
 use id77_proto::catalogue::v1 as catalogue;
@@ -9,7 +10,7 @@ use id77_proto::routing::v1 as routing;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{self, Accepted, DecideError, Decision, Tariff};
+use crate::domain::{self, Accepted, DecideError, Decision, PriceRule, Tariff, Vat};
 use crate::quotes::{self, QuoteDraft};
 use crate::store;
 
@@ -57,6 +58,11 @@ impl EventHandler for OfferHandler {
             offer.version,
         )
         .map_err(reject)?;
+        let tariff = match offer_terms(&offer) {
+            Ok(Some((rule, vat))) => tariff.with_terms(rule, vat),
+            Ok(None) => tariff,
+            Err(e) => return Err(reject(format!("offer {}: {e}", tariff.offer_id))),
+        };
         let written = store::upsert_tariff(conn, &tariff).await?;
         if written {
             tracing::info!(offer_id = %tariff.offer_id, offer = %tariff.offer_code, version = tariff.version,
@@ -66,6 +72,22 @@ impl EventHandler for OfferHandler {
         }
         Ok(())
     }
+}
+
+/// The offer's own price rule and VAT terms; `None` when it carries no price rule (legacy flat terms apply).
+fn offer_terms(offer: &catalogue::Offer) -> Result<Option<(PriceRule, Vat)>, String> {
+    let Some(rule) = offer.price_rule.as_ref() else { return Ok(None) };
+    let kind = match catalogue::PriceKind::try_from(rule.kind) {
+        Ok(catalogue::PriceKind::Unspecified) => return Ok(None),
+        Ok(catalogue::PriceKind::Free) => "free",
+        Ok(catalogue::PriceKind::Flat) => "flat",
+        Ok(catalogue::PriceKind::DailyRate) => "daily_rate",
+        Ok(catalogue::PriceKind::PerInhabitant) => "per_inhabitant",
+        Ok(catalogue::PriceKind::OnQuote) => "on_quote",
+        Err(_) => return Err(format!("unknown price kind {}", rule.kind)),
+    };
+    let rule = PriceRule::from_parts(kind, rule.amount_cents, rule.days, rule.floor_cents, rule.cap_cents)?;
+    Ok(Some((rule, Vat::parse(offer.vat_rate_bp, &offer.vat_note)?)))
 }
 
 /// Issues a quote when a provider accepts a referral for a billed offer.
@@ -90,13 +112,26 @@ impl EventHandler for ReferralAcceptedHandler {
             Some(offer_id) => store::tariff(conn, offer_id).await?,
             None => None,
         };
-        let decision = match domain::decide(&accepted, tariff.as_ref()) {
+        let population = match (&tariff, accepted.offer_id) {
+            (Some(t), Some(_)) if t.price_rule.needs_population() => {
+                store::member(conn, accepted.member_id).await?.and_then(|m| m.population)
+            }
+            _ => None,
+        };
+        let decision = match domain::decide(&accepted, tariff.as_ref(), population) {
             Ok(decision) => decision,
             // The catalogue's event may still be on its way: try again later.
             Err(DecideError::UnknownTariff) => {
                 return Err(HandleError::Retry(anyhow::anyhow!(
                     "tariff of offer {} not known yet",
                     accepted.offer_id.map(|id| id.to_string()).unwrap_or_default()
+                )));
+            }
+            // Membership's event may still be on its way: try again later.
+            Err(DecideError::UnknownPopulation) => {
+                return Err(HandleError::Retry(anyhow::anyhow!(
+                    "population of member {} not known yet",
+                    accepted.member_id
                 )));
             }
             Err(DecideError::Inconsistent(reason)) => {
@@ -112,7 +147,7 @@ impl EventHandler for ReferralAcceptedHandler {
                 tracing::info!(referral_id = %accepted.referral_id, "free offer: no quote");
                 return Ok(());
             }
-            Decision::Quote { issuer_code, amount_cents, label, offer_id, offer_version } => {
+            Decision::Quote { issuer_code, amount_cents, to_be_stated, vat, label, offer_id, offer_version } => {
                 if issuer_code != accepted.provider_code {
                     tracing::warn!(referral_id = %accepted.referral_id, offer_provider = %issuer_code,
                         referral_provider = %accepted.provider_code,
@@ -127,6 +162,8 @@ impl EventHandler for ReferralAcceptedHandler {
                     offer_version,
                     label,
                     amount_cents,
+                    amount_to_be_stated: to_be_stated,
+                    vat,
                 }
             }
         };
@@ -137,29 +174,50 @@ impl EventHandler for ReferralAcceptedHandler {
     }
 }
 
-/// Keeps `member_referent` from `MemberUpdated` (who follows the member); other member events are not used.
+pub const SUBJECT_MEMBER_APPROVED: &str = "id77.membership.member.approved";
+
+/// Keeps the member read model (SIREN, population) from `MemberApproved` and `MemberUpdated`, and
+/// `member_referent` (who follows the member) from `MemberUpdated`; other member events are not used.
 pub struct MemberHandler;
 
 impl EventHandler for MemberHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        if event.subject != SUBJECT_MEMBER_UPDATED {
-            tracing::debug!(subject = %event.subject, "membership event not used by billing");
-            return Ok(());
+        let parse_member =
+            |raw: &str| Uuid::parse_str(raw.trim()).map_err(|_| reject(format!("member_id {raw:?} is not a UUID")));
+        let population = |p: i64| if p > 0 { Some(p) } else { None };
+        match event.subject.as_str() {
+            SUBJECT_MEMBER_APPROVED => {
+                let msg: membership::MemberApproved = event.decode()?;
+                let member_id = parse_member(&msg.member_id)?;
+                // Without a time, the facts count as the oldest known: any dated event overrides them.
+                let at = msg.occurred_at.as_ref().and_then(time::from_proto).unwrap_or(DateTime::UNIX_EPOCH);
+                store::upsert_member(conn, member_id, msg.siren.trim(), population(msg.population), at).await?;
+                tracing::info!(%member_id, population = msg.population, "member facts recorded");
+                Ok(())
+            }
+            SUBJECT_MEMBER_UPDATED => {
+                let msg: membership::MemberUpdated = event.decode()?;
+                let member_id = parse_member(&msg.member_id)?;
+                let referent = match msg.referent_user_id.trim() {
+                    "" => None,
+                    raw => Some(
+                        Uuid::parse_str(raw).map_err(|_| reject(format!("referent_user_id {raw:?} is not a UUID")))?,
+                    ),
+                };
+                let at = msg
+                    .occurred_at
+                    .as_ref()
+                    .and_then(time::from_proto)
+                    .ok_or_else(|| reject("MemberUpdated without a valid occurred_at".into()))?;
+                store::upsert_member_referent(conn, member_id, referent, at).await?;
+                store::upsert_member(conn, member_id, msg.siren.trim(), population(msg.population), at).await?;
+                tracing::info!(%member_id, referent = ?referent, "member referent recorded");
+                Ok(())
+            }
+            other => {
+                tracing::debug!(subject = %other, "membership event not used by billing");
+                Ok(())
+            }
         }
-        let msg: membership::MemberUpdated = event.decode()?;
-        let member_id = Uuid::parse_str(msg.member_id.trim())
-            .map_err(|_| reject(format!("member_id {:?} is not a UUID", msg.member_id)))?;
-        let referent = match msg.referent_user_id.trim() {
-            "" => None,
-            raw => Some(Uuid::parse_str(raw).map_err(|_| reject(format!("referent_user_id {raw:?} is not a UUID")))?),
-        };
-        let at = msg
-            .occurred_at
-            .as_ref()
-            .and_then(time::from_proto)
-            .ok_or_else(|| reject("MemberUpdated without a valid occurred_at".into()))?;
-        store::upsert_member_referent(conn, member_id, referent, at).await?;
-        tracing::info!(%member_id, referent = ?referent, "member referent recorded");
-        Ok(())
     }
 }

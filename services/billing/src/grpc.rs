@@ -46,6 +46,9 @@ pub fn quote_to_proto(q: QuoteRow) -> pb::Quote {
         amount_cents: q.amount_cents,
         currency: q.currency,
         issued_at: Some(time::to_proto(q.issued_at)),
+        amount_to_be_stated: q.amount_to_be_stated,
+        vat_rate_bp: q.vat_rate_bp,
+        vat_note: q.vat_note,
     }
 }
 

@@ -7,7 +7,7 @@ use id77_proto::billing::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{self, CURRENCY, Document};
+use crate::domain::{self, CURRENCY, Document, Vat};
 use crate::grpc::quote_to_proto;
 use crate::store::{self, QuoteRow};
 
@@ -25,6 +25,9 @@ pub struct QuoteDraft {
     pub offer_version: i32,
     pub label: String,
     pub amount_cents: i64,
+    /// On quote: the provider states the amount (`amount_cents` is 0).
+    pub amount_to_be_stated: bool,
+    pub vat: Vat,
 }
 
 /// Numbers, stores and enqueues `QuoteIssued` for a quote issued at `issued_at`. Gapless only if the caller
@@ -52,6 +55,9 @@ pub async fn issue(
         currency: CURRENCY.to_owned(),
         status: "issued".to_owned(),
         issued_at,
+        amount_to_be_stated: draft.amount_to_be_stated,
+        vat_rate_bp: draft.vat.rate_bp(),
+        vat_note: draft.vat.note().to_owned(),
     };
     let quote = store::insert_quote(conn, &row).await?;
     outbox::enqueue(conn, SUBJECT_QUOTE_ISSUED, &pb::QuoteIssued { quote: Some(quote_to_proto(quote.clone())) })

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::{Document, Tariff};
+use crate::domain::{Document, PriceRule, Tariff, Vat};
 
 #[derive(Debug, Clone, FromRow)]
 struct TariffRow {
@@ -15,11 +15,30 @@ struct TariffRow {
     billed: bool,
     price_cents: i64,
     version: i32,
+    price_kind: String,
+    price_amount_cents: i64,
+    price_days: i32,
+    price_floor_cents: i64,
+    price_cap_cents: i64,
+    vat_rate_bp: Option<i32>,
+    vat_note: String,
 }
 
-impl From<TariffRow> for Tariff {
-    fn from(r: TariffRow) -> Self {
-        Self {
+impl TryFrom<TariffRow> for Tariff {
+    type Error = sqlx::Error;
+
+    fn try_from(r: TariffRow) -> Result<Self, sqlx::Error> {
+        let decode = |e: String| sqlx::Error::Decode(format!("tariff {}: {e}", r.offer_id).into());
+        let price_rule = PriceRule::from_parts(
+            &r.price_kind,
+            r.price_amount_cents,
+            r.price_days,
+            r.price_floor_cents,
+            r.price_cap_cents,
+        )
+        .map_err(decode)?;
+        let vat = Vat::parse(r.vat_rate_bp, &r.vat_note).map_err(decode)?;
+        Ok(Self {
             offer_id: r.offer_id,
             offer_code: r.offer_code,
             title: r.title,
@@ -27,18 +46,37 @@ impl From<TariffRow> for Tariff {
             billed: r.billed,
             price_cents: r.price_cents,
             version: r.version,
+            price_rule,
+            vat,
+        })
+    }
+}
+
+/// The parts of a price rule as stored: (kind, amount, days, floor, cap).
+fn rule_parts(rule: &PriceRule) -> (&'static str, i64, i32, i64, i64) {
+    match *rule {
+        PriceRule::Free | PriceRule::OnQuote => (rule.kind(), 0, 0, 0, 0),
+        PriceRule::Flat { amount_cents } => (rule.kind(), amount_cents, 0, 0, 0),
+        PriceRule::DailyRate { amount_cents, days } => (rule.kind(), amount_cents, days, 0, 0),
+        PriceRule::PerInhabitant { amount_cents, floor_cents, cap_cents } => {
+            (rule.kind(), amount_cents, 0, floor_cents, cap_cents)
         }
     }
 }
 
 /// Writes a tariff unless a version at least as new is stored. Returns whether it was written.
 pub async fn upsert_tariff(conn: &mut PgConnection, t: &Tariff) -> Result<bool, sqlx::Error> {
+    let (kind, amount, days, floor, cap) = rule_parts(&t.price_rule);
     let written = sqlx::query(
-        "INSERT INTO tariff (offer_id, offer_code, title, provider_code, billed, price_cents, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO tariff (offer_id, offer_code, title, provider_code, billed, price_cents, version, price_kind,
+           price_amount_cents, price_days, price_floor_cents, price_cap_cents, vat_rate_bp, vat_note)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (offer_id) DO UPDATE SET offer_code = EXCLUDED.offer_code, title = EXCLUDED.title,
            provider_code = EXCLUDED.provider_code, billed = EXCLUDED.billed, price_cents = EXCLUDED.price_cents,
-           version = EXCLUDED.version, updated_at = now()
+           version = EXCLUDED.version, price_kind = EXCLUDED.price_kind,
+           price_amount_cents = EXCLUDED.price_amount_cents, price_days = EXCLUDED.price_days,
+           price_floor_cents = EXCLUDED.price_floor_cents, price_cap_cents = EXCLUDED.price_cap_cents,
+           vat_rate_bp = EXCLUDED.vat_rate_bp, vat_note = EXCLUDED.vat_note, updated_at = now()
          WHERE tariff.version < EXCLUDED.version",
     )
     .bind(t.offer_id)
@@ -48,6 +86,13 @@ pub async fn upsert_tariff(conn: &mut PgConnection, t: &Tariff) -> Result<bool, 
     .bind(t.billed)
     .bind(t.price_cents)
     .bind(t.version)
+    .bind(kind)
+    .bind(amount)
+    .bind(days)
+    .bind(floor)
+    .bind(cap)
+    .bind(t.vat.rate_bp())
+    .bind(t.vat.note())
     .execute(conn)
     .await?
     .rows_affected();
@@ -56,13 +101,14 @@ pub async fn upsert_tariff(conn: &mut PgConnection, t: &Tariff) -> Result<bool, 
 
 pub async fn tariff(conn: &mut PgConnection, offer_id: Uuid) -> Result<Option<Tariff>, sqlx::Error> {
     let row: Option<TariffRow> = sqlx::query_as(
-        "SELECT offer_id, offer_code, title, provider_code, billed, price_cents, version
+        "SELECT offer_id, offer_code, title, provider_code, billed, price_cents, version, price_kind,
+           price_amount_cents, price_days, price_floor_cents, price_cap_cents, vat_rate_bp, vat_note
          FROM tariff WHERE offer_id = $1",
     )
     .bind(offer_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(Tariff::from))
+    row.map(Tariff::try_from).transpose()
 }
 
 /// Takes the next number of `document` for `issuer_code` and `year`. The sequence row stays locked until the
@@ -103,14 +149,17 @@ pub struct QuoteRow {
     pub currency: String,
     pub status: String,
     pub issued_at: DateTime<Utc>,
+    pub amount_to_be_stated: bool,
+    pub vat_rate_bp: Option<i32>,
+    pub vat_note: String,
 }
 
 const QUOTE_COLUMNS: &str = "id, number, issuer_code, year, sequence, member_id, request_id, referral_id, offer_id, \
-     offer_version, label, amount_cents, currency, status, issued_at";
+     offer_version, label, amount_cents, currency, status, issued_at, amount_to_be_stated, vat_rate_bp, vat_note";
 
 pub async fn insert_quote(conn: &mut PgConnection, q: &QuoteRow) -> Result<QuoteRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO quote ({QUOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        "INSERT INTO quote ({QUOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          RETURNING {QUOTE_COLUMNS}"
     )))
     .bind(q.id)
@@ -128,6 +177,9 @@ pub async fn insert_quote(conn: &mut PgConnection, q: &QuoteRow) -> Result<Quote
     .bind(&q.currency)
     .bind(&q.status)
     .bind(q.issued_at)
+    .bind(q.amount_to_be_stated)
+    .bind(q.vat_rate_bp)
+    .bind(&q.vat_note)
     .fetch_one(conn)
     .await
 }
@@ -208,4 +260,44 @@ pub async fn referent_of(pool: &PgPool, member_id: Uuid) -> Result<Option<Uuid>,
             .fetch_optional(pool)
             .await?;
     Ok(row.flatten())
+}
+
+/// A member's facts as billing knows them.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct MemberRow {
+    pub member_id: Uuid,
+    pub siren: String,
+    pub population: Option<i64>,
+}
+
+/// Records a member's SIREN and population from an event not older than what is stored; an empty SIREN or a
+/// `None` population keeps the stored value.
+pub async fn upsert_member(
+    conn: &mut PgConnection,
+    member_id: Uuid,
+    siren: &str,
+    population: Option<i64>,
+    as_of: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO member (member_id, siren, population, as_of) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (member_id) DO UPDATE SET
+           siren = CASE WHEN EXCLUDED.siren = '' THEN member.siren ELSE EXCLUDED.siren END,
+           population = COALESCE(EXCLUDED.population, member.population), as_of = EXCLUDED.as_of
+         WHERE member.as_of <= EXCLUDED.as_of",
+    )
+    .bind(member_id)
+    .bind(siren)
+    .bind(population)
+    .bind(as_of)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn member(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
+    sqlx::query_as("SELECT member_id, siren, population FROM member WHERE member_id = $1")
+        .bind(member_id)
+        .fetch_optional(conn)
+        .await
 }

@@ -335,6 +335,87 @@ async fn a_free_offer_yields_no_quote() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn quotes_follow_the_offer_price_rule_and_vat() -> anyhow::Result<()> {
+    let mut w = World::start("billing").await?;
+    let result = async {
+        let rule = |kind: catalogue::PriceKind, amount_cents, days, floor_cents, cap_cents| catalogue::PriceRule {
+            kind: kind.into(),
+            amount_cents,
+            days,
+            floor_cents,
+            cap_cents,
+        };
+        // Per inhabitant: 0.50 € per inhabitant, at least 500 €, at most 2 000 €, VAT 20 %.
+        let per = catalogue::Offer {
+            price_rule: Some(rule(catalogue::PriceKind::PerInhabitant, 50, 0, 50_000, 200_000)),
+            vat_rate_bp: Some(2000),
+            ..offer("caue77", false, 0, 1)
+        };
+        w.publish_offer(&per).await?;
+        // The referral arrives before the member's population: retried until it is known.
+        let r = referral(&per);
+        w.publish_referral(&r, &Uuid::now_v7().to_string()).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ensure!(w.quote_count().await? == 0, "quoted without the member's population");
+        let approved = membership::MemberApproved {
+            member_id: r.member_id.clone(),
+            siren: "217700000".into(),
+            population: 1_234,
+            occurred_at: Some(time::to_proto(time::now())),
+            ..Default::default()
+        };
+        let approved_id = Uuid::now_v7().to_string();
+        w.publish("id77.membership.member.approved", approved.encode_to_vec(), &approved_id).await?;
+        w.wait_processed("billing-members", &approved_id).await?;
+        let quote = w.wait_quote(&r.request_id).await?;
+        ensure!(quote.amount_cents == 61_700, "per inhabitant: {quote:?}");
+        ensure!(quote.vat_rate_bp == Some(2000) && quote.vat_note.is_empty() && !quote.amount_to_be_stated);
+
+        // Daily rate, VAT not applicable with the offer's mention.
+        let daily = catalogue::Offer {
+            price_rule: Some(rule(catalogue::PriceKind::DailyRate, 45_000, 3, 0, 0)),
+            billed: true,
+            price_cents: 135_000,
+            vat_note: "TVA non applicable, art. 293 B du CGI".into(),
+            ..offer("caue77", true, 135_000, 1)
+        };
+        w.publish_offer(&daily).await?;
+        let r = referral(&daily);
+        w.publish_referral(&r, &Uuid::now_v7().to_string()).await?;
+        let quote = w.wait_quote(&r.request_id).await?;
+        ensure!(quote.amount_cents == 135_000 && quote.vat_rate_bp.is_none(), "daily rate: {quote:?}");
+        ensure!(quote.vat_note == "TVA non applicable, art. 293 B du CGI");
+
+        // On quote: amount to be stated by the provider.
+        let on_quote = catalogue::Offer {
+            price_rule: Some(rule(catalogue::PriceKind::OnQuote, 0, 0, 0, 0)),
+            ..offer("caue77", false, 0, 1)
+        };
+        w.publish_offer(&on_quote).await?;
+        let r = referral(&on_quote);
+        w.publish_referral(&r, &Uuid::now_v7().to_string()).await?;
+        let quote = w.wait_quote(&r.request_id).await?;
+        ensure!(quote.amount_cents == 0 && quote.amount_to_be_stated, "on quote: {quote:?}");
+        ensure!(quote.vat_note == domain::DEFAULT_VAT_NOTE);
+
+        // Free by its rule: no document.
+        let free = catalogue::Offer {
+            price_rule: Some(rule(catalogue::PriceKind::Free, 0, 0, 0, 0)),
+            ..offer("caue77", false, 0, 1)
+        };
+        w.publish_offer(&free).await?;
+        let msg = Uuid::now_v7().to_string();
+        w.publish_referral(&referral(&free), &msg).await?;
+        w.wait_processed("billing-referrals", &msg).await?;
+        ensure!(w.quote_count().await? == 3, "a free offer was quoted");
+        Ok(())
+    }
+    .await;
+    w.stop().await?;
+    result
+}
+
+#[tokio::test]
 async fn an_older_offer_version_does_not_replace_the_stored_tariff() -> anyhow::Result<()> {
     let mut w = World::start("billing").await?;
     let result = async {
@@ -369,6 +450,8 @@ async fn concurrent_issuances_are_numbered_without_gaps_or_duplicates() -> anyho
             offer_version: 1,
             label: format!("Devis {i}"),
             amount_cents: 100_000,
+            amount_to_be_stated: false,
+            vat: domain::Vat::Rate(2000),
         };
         // 20 issuances that commit, interleaved with 5 that roll back (their numbers must be given back).
         let mut tasks = Vec::new();
