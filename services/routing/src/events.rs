@@ -7,7 +7,9 @@ use id77_platform::{outbox, time};
 use id77_proto::catalogue::v1::OfferPublished;
 use id77_proto::membership::v1::{CollectivityKind, MemberApproved, MemberUpdated};
 use id77_proto::requests::v1::{RequestCancelled, RequestSubmitted};
-use id77_proto::routing::v1::{ReferralAccepted, ReferralDeclined, ReferralProgress, ReferralReply, ReplyDecision};
+use id77_proto::routing::v1::{
+    ReferralAccepted, ReferralCompleted, ReferralDeclined, ReferralProgress, ReferralReply, ReplyDecision,
+};
 use prost::Name;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -17,6 +19,9 @@ use crate::flow::{FlowError, Lifecycle, Placement};
 use crate::store::{self, MemberRow, OfferRow, RoutedRequestRow};
 
 pub use crate::flow::{SUBJECT_ACCEPTED, SUBJECT_DECLINED, SUBJECT_OFFERED};
+
+/// Subject of `ReferralCompleted`.
+pub const SUBJECT_COMPLETED: &str = "id77.routing.referral.completed";
 
 pub const DURABLE_OFFERS: &str = "routing-offers";
 pub const DURABLE_REQUESTS: &str = "routing-requests";
@@ -324,6 +329,15 @@ impl EventHandler for ReplyHandler {
             if referral.status == ReferralStatus::Accepted.as_str()
                 && store::mark_completed(conn, referral_id, now).await?
             {
+                let completed = ReferralCompleted {
+                    referral_id: referral.id.to_string(),
+                    request_id: referral.request_id.to_string(),
+                    offer_id: referral.offer_id.to_string(),
+                    member_id: referral.member_id.to_string(),
+                    provider_code: referral.provider_code.clone(),
+                    occurred_at: Some(time::to_proto(now)),
+                };
+                outbox::enqueue(conn, SUBJECT_COMPLETED, &completed).await?;
                 tracing::info!(%referral_id, %provider, "referral completed");
             } else {
                 tracing::info!(%referral_id, %provider, status = %referral.status, "completion ignored");

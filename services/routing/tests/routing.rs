@@ -398,6 +398,22 @@ async fn a_referral_reaches_its_provider_and_only_that_provider_can_answer_it_on
     assert_eq!(routing.outbox_rows().await?.0, 3, "offered twice, accepted once, nothing for the late reply");
     assert!(env.messages(streams::ROUTING, "id77.routing.referral.declined").await?.is_empty());
 
+    // The provider completes the work: one ReferralCompleted, also when the completion is sent twice.
+    env.reply(PROVIDER, &referral.referral_id, pb::ReplyDecision::Complete, "").await?;
+    env.reply(PROVIDER, &referral.referral_id, pb::ReplyDecision::Complete, "").await?;
+    let completed = env.wait_messages(streams::ROUTING, "id77.routing.referral.completed", 1).await?;
+    let completed = pb::ReferralCompleted::decode(completed[0].payload.clone())?;
+    assert_eq!(completed.referral_id, referral.referral_id);
+    assert_eq!(
+        (completed.request_id.as_str(), completed.member_id.as_str()),
+        (request.request_id.as_str(), request.member_id.as_str())
+    );
+    assert_eq!(completed.provider_code, PROVIDER);
+    assert!(completed.occurred_at.is_some());
+    wait_until(|| async { Ok(routing.outbox_rows().await?.0 == 4) }).await?;
+    assert!(routing.referral(&referral.referral_id).await?.completed_at.is_some());
+    assert_eq!(env.messages(streams::ROUTING, "id77.routing.referral.completed").await?.len(), 1);
+
     // Bad arguments are typed errors.
     let bad = routing.referral("not-a-uuid").await.err().map(|s| s.code());
     assert_eq!(bad, Some(tonic::Code::InvalidArgument));
