@@ -1,7 +1,7 @@
 //! Billing rules, free of I/O: what a tariff is, whether an accepted referral is billed, how quotes are
 //! numbered and in which year.
 
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use id77_platform::streams::is_valid_subject_token;
 use uuid::Uuid;
 
@@ -14,6 +14,8 @@ pub const MAX_LABEL_CHARS: usize = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Document {
     Quote,
+    Invoice,
+    CreditNote,
 }
 
 impl Document {
@@ -21,6 +23,8 @@ impl Document {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Quote => "quote",
+            Self::Invoice => "invoice",
+            Self::CreditNote => "credit_note",
         }
     }
 
@@ -28,6 +32,8 @@ impl Document {
     pub fn prefix(self) -> &'static str {
         match self {
             Self::Quote => "D",
+            Self::Invoice => "F",
+            Self::CreditNote => "A",
         }
     }
 
@@ -41,6 +47,49 @@ impl Document {
 /// summer time never spans 31 December), so the French year is the UTC year one hour later.
 pub fn billing_year(at: DateTime<Utc>) -> i32 {
     (at + Duration::hours(1)).year()
+}
+
+/// Days between an invoice and its due date.
+pub const PAYMENT_DAYS: i64 = 30;
+
+/// Due date of a document issued at `at`: the French calendar date of issue plus [`PAYMENT_DAYS`] (the
+/// French date is approximated as in [`billing_year`]: one hour ahead of UTC).
+pub fn due_date(at: DateTime<Utc>) -> NaiveDate {
+    (at + Duration::hours(1) + Duration::days(PAYMENT_DAYS)).date_naive()
+}
+
+/// One line of an invoice or credit note. Euro cents, VAT excluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub label: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    pub net_cents: i64,
+}
+
+/// The line billing `net_cents` for one delivery of an offer under `rule`: a daily rate shows its days and
+/// rate, anything else one unit of the whole amount.
+pub fn invoice_line(rule: &PriceRule, label: &str, net_cents: i64) -> Line {
+    match *rule {
+        PriceRule::DailyRate { amount_cents, days } if amount_cents.checked_mul(i64::from(days)) == Some(net_cents) => {
+            Line { label: label.to_owned(), quantity: i64::from(days), unit_price_cents: amount_cents, net_cents }
+        }
+        _ => Line { label: label.to_owned(), quantity: 1, unit_price_cents: net_cents, net_cents },
+    }
+}
+
+/// Totals of a document: excluding VAT, VAT, including VAT, in euro cents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub net_cents: i64,
+    pub vat_cents: i64,
+    pub gross_cents: i64,
+}
+
+/// Totals of `net_cents` under `vat` (`None` on overflow).
+pub fn totals(net_cents: i64, vat: &Vat) -> Option<Totals> {
+    let vat_cents = vat.tax_cents(net_cents)?;
+    Some(Totals { net_cents, vat_cents, gross_cents: net_cents.checked_add(vat_cents)? })
 }
 
 /// Whether an offer is invoiced, and how much.
@@ -573,5 +622,31 @@ mod tests {
         ));
         let free = tariff(true, 100).with_terms(PriceRule::Free, Vat::Rate(0));
         assert_eq!(decide(&accepted(offer), Some(&free), None), Ok(Decision::Free));
+    }
+
+    #[test]
+    fn invoices_and_credit_notes_have_their_own_numbers_lines_totals_and_due_date() {
+        assert_eq!(Document::Invoice.number("caue77", 2026, 7), "F-caue77-2026-000007");
+        assert_eq!(Document::CreditNote.number("caue77", 2026, 7), "A-caue77-2026-000007");
+        assert_eq!((Document::Invoice.as_str(), Document::CreditNote.as_str()), ("invoice", "credit_note"));
+        let daily = PriceRule::DailyRate { amount_cents: 45_000, days: 3 };
+        assert_eq!(
+            invoice_line(&daily, "Conseil", 135_000),
+            Line { label: "Conseil".into(), quantity: 3, unit_price_cents: 45_000, net_cents: 135_000 }
+        );
+        assert_eq!(invoice_line(&daily, "Conseil", 100_000).quantity, 1, "an amount that differs (quoted)");
+        assert_eq!(invoice_line(&PriceRule::Flat { amount_cents: 9 }, "x", 9).unit_price_cents, 9);
+        assert_eq!(
+            totals(12_345, &Vat::Rate(2000)),
+            Some(Totals { net_cents: 12_345, vat_cents: 2_469, gross_cents: 14_814 })
+        );
+        assert_eq!(
+            totals(12_345, &Vat::NotApplicable("x".into())),
+            Some(Totals { net_cents: 12_345, vat_cents: 0, gross_cents: 12_345 })
+        );
+        assert_eq!(totals(i64::MAX, &Vat::Rate(2000)), None);
+        let utc = |y, mo, d, h| Utc.with_ymd_and_hms(y, mo, d, h, 0, 0).single().unwrap_or_default();
+        assert_eq!(due_date(utc(2026, 1, 10, 12)), NaiveDate::from_ymd_opt(2026, 2, 9).unwrap_or_default());
+        assert_eq!(due_date(utc(2026, 1, 10, 23)), NaiveDate::from_ymd_opt(2026, 2, 10).unwrap_or_default());
     }
 }

@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::{self, Accepted, DecideError, Decision, PriceRule, Tariff, Vat};
+use crate::invoices::{self, InvoiceDraft, IssueError};
 use crate::quotes::{self, QuoteDraft};
 use crate::store;
 
@@ -26,6 +27,13 @@ pub fn offers_consumer() -> ConsumerSpec {
 /// Accepted referrals, which may call for a quote.
 pub fn referrals_consumer() -> ConsumerSpec {
     ConsumerSpec::new(streams::ROUTING, "billing-referrals", SUBJECT_REFERRAL_ACCEPTED)
+}
+
+pub const SUBJECT_REFERRAL_COMPLETED: &str = "id77.routing.referral.completed";
+
+/// Completed referrals, which may call for an invoice.
+pub fn completions_consumer() -> ConsumerSpec {
+    ConsumerSpec::new(streams::ROUTING, "billing-completions", SUBJECT_REFERRAL_COMPLETED)
 }
 
 /// Membership's member events, for the referent read model.
@@ -170,6 +178,94 @@ impl EventHandler for ReferralAcceptedHandler {
         let quote = quotes::issue(conn, draft, time::now()).await?;
         tracing::info!(quote_id = %quote.id, number = %quote.number, referral_id = %quote.referral_id,
             member_id = %quote.member_id, amount_cents = quote.amount_cents, "quote issued");
+        Ok(())
+    }
+}
+
+/// Issues an invoice when a provider completes a referral of a billed offer: at the referral's quote when it
+/// has one (the price agreed at acceptance), else at the offer's price rule. Free offers, orientations and
+/// offers on quote whose amount was never stated get no invoice.
+pub struct ReferralCompletedHandler;
+
+impl EventHandler for ReferralCompletedHandler {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        if event.subject != SUBJECT_REFERRAL_COMPLETED {
+            tracing::debug!(subject = %event.subject, "routing event not used by billing");
+            return Ok(());
+        }
+        let msg: routing::ReferralCompleted = event.decode()?;
+        let done =
+            Accepted::parse(&msg.referral_id, &msg.request_id, &msg.member_id, &msg.offer_id, &msg.provider_code)
+                .map_err(reject)?;
+        if let Some(invoice) = store::invoice_for_referral(conn, done.referral_id).await? {
+            tracing::info!(referral_id = %done.referral_id, number = %invoice.number, "referral already invoiced");
+            return Ok(());
+        }
+        let Some(offer_id) = done.offer_id else {
+            tracing::info!(referral_id = %done.referral_id, "referral without an offer: nothing to invoice");
+            return Ok(());
+        };
+        let retry = |what: String| HandleError::Retry(anyhow::anyhow!(what));
+        let tariff = store::tariff(conn, offer_id)
+            .await?
+            .ok_or_else(|| retry(format!("tariff of offer {offer_id} not known yet")))?;
+        let member = store::member(conn, done.member_id).await?;
+        let (issuer_code, net_cents, vat, label, offer_version) =
+            match store::quote_for_referral(conn, done.referral_id).await? {
+                Some(quote) if quote.amount_to_be_stated => {
+                    tracing::warn!(referral_id = %done.referral_id, quote = %quote.number,
+                        "completed on an offer priced on quote whose amount was never stated: no invoice");
+                    return Ok(());
+                }
+                Some(quote) => {
+                    let vat = Vat::parse(quote.vat_rate_bp, &quote.vat_note).map_err(reject)?;
+                    (quote.issuer_code, quote.amount_cents, vat, quote.label, quote.offer_version)
+                }
+                None => match domain::decide(&done, Some(&tariff), member.as_ref().and_then(|m| m.population)) {
+                    Ok(Decision::NothingToBill | Decision::Free) => {
+                        tracing::info!(referral_id = %done.referral_id, "free: no invoice");
+                        return Ok(());
+                    }
+                    Ok(Decision::Quote { to_be_stated: true, .. }) => {
+                        tracing::warn!(referral_id = %done.referral_id,
+                            "completed on an offer priced on quote without a stated amount: no invoice");
+                        return Ok(());
+                    }
+                    Ok(Decision::Quote { issuer_code, amount_cents, vat, label, offer_version, .. }) => {
+                        (issuer_code, amount_cents, vat, label, offer_version)
+                    }
+                    Err(DecideError::UnknownTariff) => {
+                        return Err(retry(format!("tariff of offer {offer_id} not known yet")));
+                    }
+                    Err(DecideError::UnknownPopulation) => {
+                        return Err(retry(format!("population of member {} not known yet", done.member_id)));
+                    }
+                    Err(DecideError::Inconsistent(reason)) => {
+                        return Err(reject(format!("referral {}: {reason}", done.referral_id)));
+                    }
+                },
+            };
+        let buyer_siren = member
+            .map(|m| m.siren)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| retry(format!("SIREN of member {} not known yet", done.member_id)))?;
+        let draft = InvoiceDraft {
+            issuer_code,
+            member_id: done.member_id,
+            buyer_siren,
+            request_id: done.request_id,
+            referral_id: done.referral_id,
+            offer_id,
+            offer_version,
+            line: domain::invoice_line(&tariff.price_rule, &label, net_cents),
+            vat,
+        };
+        let invoice = invoices::issue(conn, draft, time::now()).await.map_err(|e| match e {
+            IssueError::Db(e) => HandleError::from(e),
+            IssueError::Overflow => reject(format!("referral {}: {e}", done.referral_id)),
+        })?;
+        tracing::info!(invoice_id = %invoice.id, number = %invoice.number, referral_id = %invoice.referral_id,
+            gross_cents = invoice.gross_cents, "invoice issued");
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! gRPC transport: maps requests to store calls and rows to protobuf.
 
 use id77_platform::auth::{Authenticator, Caller, Role};
-use id77_platform::{ServiceError, page, time};
+use id77_platform::{ErrorCode, ServiceError, page, time};
 use id77_proto::billing::v1 as pb;
 use id77_proto::billing::v1::billing_service_server::BillingService;
 use sqlx::PgPool;
@@ -9,7 +9,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::access::{self, QuoteFacts};
-use crate::store::{self, QuoteFilter, QuoteRow};
+use crate::invoices;
+use crate::store::{self, CreditNoteRow, InvoiceRow, QuoteFilter, QuoteRow};
 
 pub struct BillingApi {
     pool: PgPool,
@@ -51,6 +52,79 @@ pub fn quote_to_proto(q: QuoteRow) -> pb::Quote {
         vat_note: q.vat_note,
     }
 }
+
+fn invoice_status_to_proto(status: &str) -> pb::InvoiceStatus {
+    match status {
+        "issued" => pb::InvoiceStatus::Issued,
+        "sent" => pb::InvoiceStatus::Sent,
+        "paid" => pb::InvoiceStatus::Paid,
+        "cancelled" => pb::InvoiceStatus::Cancelled,
+        _ => pb::InvoiceStatus::Unspecified,
+    }
+}
+
+fn line_of(i: &InvoiceRow) -> pb::InvoiceLine {
+    pb::InvoiceLine {
+        label: i.label.clone(),
+        quantity: i.quantity,
+        unit_price_cents: i.unit_price_cents,
+        net_cents: i.net_cents,
+    }
+}
+
+pub fn invoice_to_proto(i: InvoiceRow) -> pb::Invoice {
+    pb::Invoice {
+        id: i.id.to_string(),
+        status: invoice_status_to_proto(&i.status).into(),
+        lines: vec![line_of(&i)],
+        number: i.number,
+        issuer_code: i.issuer_code,
+        year: i.year,
+        sequence: i.sequence,
+        member_id: i.member_id.to_string(),
+        buyer_siren: i.buyer_siren,
+        request_id: i.request_id.to_string(),
+        referral_id: i.referral_id.to_string(),
+        offer_id: i.offer_id.to_string(),
+        offer_version: i.offer_version,
+        total_net_cents: i.net_cents,
+        total_vat_cents: i.vat_cents,
+        total_gross_cents: i.gross_cents,
+        vat_rate_bp: i.vat_rate_bp,
+        vat_note: i.vat_note,
+        currency: i.currency,
+        issued_at: Some(time::to_proto(i.issued_at)),
+        due_date: i.due_date.format("%Y-%m-%d").to_string(),
+        credit_note_id: i.credit_note_id.map(|id| id.to_string()).unwrap_or_default(),
+    }
+}
+
+/// A credit note carries the lines and totals of the invoice it cancels.
+pub fn credit_note_to_proto(c: &CreditNoteRow, i: &InvoiceRow) -> pb::CreditNote {
+    pb::CreditNote {
+        id: c.id.to_string(),
+        number: c.number.clone(),
+        issuer_code: c.issuer_code.clone(),
+        year: c.year,
+        sequence: c.sequence,
+        invoice_id: i.id.to_string(),
+        invoice_number: i.number.clone(),
+        member_id: i.member_id.to_string(),
+        buyer_siren: i.buyer_siren.clone(),
+        lines: vec![line_of(i)],
+        total_net_cents: i.net_cents,
+        total_vat_cents: i.vat_cents,
+        total_gross_cents: i.gross_cents,
+        vat_rate_bp: i.vat_rate_bp,
+        vat_note: i.vat_note.clone(),
+        currency: i.currency.clone(),
+        reason: c.reason.clone(),
+        issued_at: Some(time::to_proto(c.issued_at)),
+    }
+}
+
+/// Longest reason of a credit note.
+pub const MAX_REASON_CHARS: usize = 500;
 
 fn parse_id(field: &str, raw: &str) -> Result<Uuid, ServiceError> {
     Uuid::parse_str(raw.trim()).map_err(|_| ServiceError::invalid(field, "must be a UUID"))
@@ -97,8 +171,103 @@ impl BillingApi {
     }
 }
 
+impl BillingApi {
+    async fn invoices(
+        &self,
+        caller: &Caller,
+        req: pb::ListInvoicesRequest,
+    ) -> Result<pb::ListInvoicesResponse, ServiceError> {
+        access::may_read(caller).map_err(|d| d.into_error("member", &req.member_id))?;
+        let member_id = parse_optional_id("member_id", &req.member_id)?;
+        let request_id = parse_optional_id("request_id", &req.request_id)?;
+        let after = page::decode(&req.page_token)?;
+        let limit = page::size(req.page_size);
+        let referent = match member_id {
+            Some(member) if caller.has(Role::Referent) => store::referent_of(&self.pool, member).await?,
+            _ => None,
+        };
+        let scope = access::list_scope(caller, member_id, referent)
+            .map_err(|d| d.into_error("member", &member_id.map(|m| m.to_string()).unwrap_or_default()))?;
+        let filter = QuoteFilter { member_id: scope.member_id, request_id, issuer_code: scope.issuer_code };
+        let rows = store::list_invoices(&self.pool, filter, after, limit + 1).await?;
+        let (rows, next) = page::split(rows, limit, |i| page::encode(&(i.issued_at, i.id)));
+        Ok(pb::ListInvoicesResponse {
+            invoices: rows.into_iter().map(invoice_to_proto).collect(),
+            next_page_token: next,
+        })
+    }
+
+    async fn invoice(&self, caller: &Caller, req: pb::GetInvoiceRequest) -> Result<pb::Invoice, ServiceError> {
+        access::may_read(caller).map_err(|d| d.into_error("invoice", &req.id))?;
+        let id = parse_id("id", &req.id)?;
+        let row = store::get_invoice(&self.pool, id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("invoice", &id.to_string()))?;
+        let referent =
+            if caller.has(Role::Referent) { store::referent_of(&self.pool, row.member_id).await? } else { None };
+        let facts = QuoteFacts { member_id: row.member_id, issuer_code: &row.issuer_code, referent };
+        access::read_quote(caller, &facts).map_err(|d| d.into_error("invoice", &id.to_string()))?;
+        Ok(invoice_to_proto(row))
+    }
+
+    async fn credit_note(
+        &self,
+        caller: &Caller,
+        req: pb::IssueCreditNoteRequest,
+    ) -> Result<pb::CreditNote, ServiceError> {
+        if !caller.has(Role::Coordinator) {
+            return Err(ServiceError::new(
+                ErrorCode::PermissionDenied,
+                "COORDINATOR_ONLY",
+                "only the coordinator issues credit notes",
+            ));
+        }
+        let id = parse_id("invoice_id", &req.invoice_id)?;
+        let reason = req.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(ServiceError::invalid("reason", "must be 1 to 500 characters"));
+        }
+        let mut tx = self.pool.begin().await?;
+        let invoice = store::invoice_for_update(&mut tx, id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("invoice", &id.to_string()))?;
+        if invoice.status == "cancelled" {
+            return Err(ServiceError::new(
+                ErrorCode::FailedPrecondition,
+                "INVOICE_CANCELLED",
+                format!("invoice {} is already cancelled by a credit note", invoice.number),
+            ));
+        }
+        let (note, invoice) = invoices::credit(&mut tx, invoice, reason, time::now()).await?;
+        tx.commit().await?;
+        tracing::info!(credit_note = %note.number, invoice = %invoice.number, "credit note issued");
+        Ok(credit_note_to_proto(&note, &invoice))
+    }
+}
+
 #[tonic::async_trait]
 impl BillingService for BillingApi {
+    async fn list_invoices(
+        &self,
+        request: Request<pb::ListInvoicesRequest>,
+    ) -> Result<Response<pb::ListInvoicesResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.invoices(&caller, request.into_inner()).await?))
+    }
+
+    async fn get_invoice(&self, request: Request<pb::GetInvoiceRequest>) -> Result<Response<pb::Invoice>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.invoice(&caller, request.into_inner()).await?))
+    }
+
+    async fn issue_credit_note(
+        &self,
+        request: Request<pb::IssueCreditNoteRequest>,
+    ) -> Result<Response<pb::CreditNote>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.credit_note(&caller, request.into_inner()).await?))
+    }
+
     async fn list_quotes(
         &self,
         request: Request<pb::ListQuotesRequest>,

@@ -8,6 +8,7 @@ pub mod access;
 pub mod domain;
 pub mod events;
 pub mod grpc;
+pub mod invoices;
 pub mod quotes;
 pub mod store;
 
@@ -43,6 +44,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ctx.spawn_consumer(events::offers_consumer(), Arc::new(events::OfferHandler));
     ctx.spawn_consumer(events::referrals_consumer(), Arc::new(events::ReferralAcceptedHandler));
     ctx.spawn_consumer(events::members_consumer(), Arc::new(events::MemberHandler));
+    ctx.spawn_consumer(events::completions_consumer(), Arc::new(events::ReferralCompletedHandler));
     let api = BillingServiceServer::new(grpc::BillingApi::new(ctx.pool.clone(), ctx.auth.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let routes = Routes::new(api);

@@ -1,6 +1,6 @@
 //! SQL of the billing service.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -299,5 +299,166 @@ pub async fn member(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<M
     sqlx::query_as("SELECT member_id, siren, population FROM member WHERE member_id = $1")
         .bind(member_id)
         .fetch_optional(conn)
+        .await
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct InvoiceRow {
+    pub id: Uuid,
+    pub number: String,
+    pub issuer_code: String,
+    pub year: i32,
+    pub sequence: i64,
+    pub member_id: Uuid,
+    pub buyer_siren: String,
+    pub request_id: Uuid,
+    pub referral_id: Uuid,
+    pub offer_id: Uuid,
+    pub offer_version: i32,
+    pub label: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    pub net_cents: i64,
+    pub vat_rate_bp: Option<i32>,
+    pub vat_note: String,
+    pub vat_cents: i64,
+    pub gross_cents: i64,
+    pub currency: String,
+    pub status: String,
+    pub issued_at: DateTime<Utc>,
+    pub due_date: NaiveDate,
+    pub credit_note_id: Option<Uuid>,
+}
+
+const INVOICE_COLUMNS: &str = "id, number, issuer_code, year, sequence, member_id, buyer_siren, request_id, \
+     referral_id, offer_id, offer_version, label, quantity, unit_price_cents, net_cents, vat_rate_bp, vat_note, \
+     vat_cents, gross_cents, currency, status, issued_at, due_date, credit_note_id";
+
+pub async fn insert_invoice(conn: &mut PgConnection, i: &InvoiceRow) -> Result<InvoiceRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO invoice ({INVOICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+           $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+         RETURNING {INVOICE_COLUMNS}"
+    )))
+    .bind(i.id)
+    .bind(&i.number)
+    .bind(&i.issuer_code)
+    .bind(i.year)
+    .bind(i.sequence)
+    .bind(i.member_id)
+    .bind(&i.buyer_siren)
+    .bind(i.request_id)
+    .bind(i.referral_id)
+    .bind(i.offer_id)
+    .bind(i.offer_version)
+    .bind(&i.label)
+    .bind(i.quantity)
+    .bind(i.unit_price_cents)
+    .bind(i.net_cents)
+    .bind(i.vat_rate_bp)
+    .bind(&i.vat_note)
+    .bind(i.vat_cents)
+    .bind(i.gross_cents)
+    .bind(&i.currency)
+    .bind(&i.status)
+    .bind(i.issued_at)
+    .bind(i.due_date)
+    .bind(i.credit_note_id)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn invoice_for_referral(
+    conn: &mut PgConnection,
+    referral_id: Uuid,
+) -> Result<Option<InvoiceRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {INVOICE_COLUMNS} FROM invoice WHERE referral_id = $1")))
+        .bind(referral_id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn get_invoice(pool: &PgPool, id: Uuid) -> Result<Option<InvoiceRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {INVOICE_COLUMNS} FROM invoice WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The invoice, locked until the transaction ends (for its cancellation).
+pub async fn invoice_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<InvoiceRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {INVOICE_COLUMNS} FROM invoice WHERE id = $1 FOR UPDATE")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Invoices in the order they were issued, filtered like quotes, keyset-paginated on (issued_at, id).
+pub async fn list_invoices(
+    pool: &PgPool,
+    filter: QuoteFilter<'_>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<InvoiceRow>, sqlx::Error> {
+    let (after_at, after_id) = after.unzip();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoice
+         WHERE ($1::uuid IS NULL OR member_id = $1) AND ($2::uuid IS NULL OR request_id = $2)
+           AND ($6::text IS NULL OR issuer_code = $6)
+           AND ($3::timestamptz IS NULL OR (issued_at, id) > ($3, $4::uuid))
+         ORDER BY issued_at, id LIMIT $5"
+    )))
+    .bind(filter.member_id)
+    .bind(filter.request_id)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit)
+    .bind(filter.issuer_code)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct CreditNoteRow {
+    pub id: Uuid,
+    pub number: String,
+    pub issuer_code: String,
+    pub year: i32,
+    pub sequence: i64,
+    pub invoice_id: Uuid,
+    pub reason: String,
+    pub issued_at: DateTime<Utc>,
+}
+
+const CREDIT_NOTE_COLUMNS: &str = "id, number, issuer_code, year, sequence, invoice_id, reason, issued_at";
+
+/// Stores a credit note and marks its invoice cancelled by it.
+pub async fn insert_credit_note(conn: &mut PgConnection, c: &CreditNoteRow) -> Result<CreditNoteRow, sqlx::Error> {
+    let row: CreditNoteRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO credit_note ({CREDIT_NOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING {CREDIT_NOTE_COLUMNS}"
+    )))
+    .bind(c.id)
+    .bind(&c.number)
+    .bind(&c.issuer_code)
+    .bind(c.year)
+    .bind(c.sequence)
+    .bind(c.invoice_id)
+    .bind(&c.reason)
+    .bind(c.issued_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE invoice SET status = 'cancelled', credit_note_id = $2 WHERE id = $1")
+        .bind(c.invoice_id)
+        .bind(c.id)
+        .execute(conn)
+        .await?;
+    Ok(row)
+}
+
+pub async fn credit_note_of_invoice(pool: &PgPool, invoice_id: Uuid) -> Result<Option<CreditNoteRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CREDIT_NOTE_COLUMNS} FROM credit_note WHERE invoice_id = $1")))
+        .bind(invoice_id)
+        .fetch_optional(pool)
         .await
 }

@@ -415,6 +415,125 @@ async fn quotes_follow_the_offer_price_rule_and_vat() -> anyhow::Result<()> {
     result
 }
 
+/// Waits for the invoice of a request (as the coordinator).
+async fn wait_invoice(w: &mut World, request_id: &str) -> anyhow::Result<pb::Invoice> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let req = pb::ListInvoicesRequest { request_id: request_id.to_owned(), ..Default::default() };
+        let mut invoices = w.client.list_invoices(with_token(req, &w.coordinator)).await?.into_inner().invoices;
+        ensure!(invoices.len() <= 1, "{} invoices for one request", invoices.len());
+        if let Some(invoice) = invoices.pop() {
+            return Ok(invoice);
+        }
+        ensure!(tokio::time::Instant::now() < deadline, "no invoice for request {request_id}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn completed(accepted: &routing::ReferralAccepted) -> routing::ReferralCompleted {
+    routing::ReferralCompleted {
+        referral_id: accepted.referral_id.clone(),
+        request_id: accepted.request_id.clone(),
+        offer_id: accepted.offer_id.clone(),
+        member_id: accepted.member_id.clone(),
+        provider_code: accepted.provider_code.clone(),
+        occurred_at: Some(time::to_proto(time::now())),
+    }
+}
+
+#[tokio::test]
+async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_invoice() -> anyhow::Result<()> {
+    use tonic::Code;
+    let mut w = World::start("billing").await?;
+    let result = async {
+        let daily = catalogue::Offer {
+            price_rule: Some(catalogue::PriceRule {
+                kind: catalogue::PriceKind::DailyRate.into(),
+                amount_cents: 45_000,
+                days: 3,
+                ..Default::default()
+            }),
+            vat_rate_bp: Some(2000),
+            ..offer("caue77", true, 135_000, 1)
+        };
+        w.publish_offer(&daily).await?;
+        let accepted = referral(&daily);
+        let approved = membership::MemberApproved {
+            member_id: accepted.member_id.clone(),
+            siren: "217701234".into(),
+            population: 2_000,
+            occurred_at: Some(time::to_proto(time::now())),
+            ..Default::default()
+        };
+        w.publish("id77.membership.member.approved", approved.encode_to_vec(), &Uuid::now_v7().to_string()).await?;
+        w.publish_referral(&accepted, &Uuid::now_v7().to_string()).await?;
+        let quote = w.wait_quote(&accepted.request_id).await?;
+        // Completed twice under two message ids: one invoice.
+        let done = completed(&accepted);
+        for _ in 0..2 {
+            let id = Uuid::now_v7().to_string();
+            w.publish("id77.routing.referral.completed", done.encode_to_vec(), &id).await?;
+            w.wait_processed("billing-completions", &id).await?;
+        }
+        let invoice = wait_invoice(&mut w, &accepted.request_id).await?;
+        ensure!(invoice.number == format!("F-caue77-{}-000001", year()), "{}", invoice.number);
+        ensure!(invoice.buyer_siren == "217701234" && invoice.member_id == accepted.member_id);
+        ensure!(invoice.referral_id == accepted.referral_id && invoice.offer_id == daily.id);
+        ensure!(
+            (invoice.total_net_cents, invoice.total_vat_cents, invoice.total_gross_cents) == (135_000, 27_000, 162_000),
+            "{invoice:?}"
+        );
+        ensure!(
+            invoice.lines.len() == 1 && invoice.lines[0].quantity == 3 && invoice.lines[0].unit_price_cents == 45_000
+        );
+        ensure!(invoice.lines[0].label == quote.label);
+        ensure!(invoice.status() == pb::InvoiceStatus::Issued && invoice.vat_rate_bp == Some(2000));
+        let issued = invoice.issued_at.as_ref().and_then(time::from_proto).context("issued_at")?;
+        ensure!(invoice.due_date == domain::due_date(issued).format("%Y-%m-%d").to_string(), "{}", invoice.due_date);
+
+        // The member sees it, another member does not; only the coordinator issues a credit note.
+        let member = w.keys.token(Role::MemberUser, Uuid::parse_str(&accepted.member_id).ok(), None);
+        let get = pb::GetInvoiceRequest { id: invoice.id.clone() };
+        ensure!(w.client.get_invoice(with_token(get.clone(), &member)).await?.into_inner() == invoice);
+        let other = w.keys.token(Role::MemberUser, Some(Uuid::now_v7()), None);
+        ensure!(code(w.client.get_invoice(with_token(get.clone(), &other)).await)? == Code::NotFound);
+        let agent = w.keys.token(Role::ProviderAgent, None, Some("caue77"));
+        ensure!(w.client.get_invoice(with_token(get.clone(), &agent)).await.is_ok());
+        let credit = pb::IssueCreditNoteRequest { invoice_id: invoice.id.clone(), reason: "demande annulée".into() };
+        ensure!(code(w.client.issue_credit_note(with_token(credit.clone(), &member)).await)? == Code::PermissionDenied);
+        let blank = pb::IssueCreditNoteRequest { reason: " ".into(), ..credit.clone() };
+        ensure!(
+            code(w.client.issue_credit_note(with_token(blank, &w.coordinator.clone())).await)? == Code::InvalidArgument
+        );
+        let coordinator = w.coordinator.clone();
+        let note = w.client.issue_credit_note(with_token(credit.clone(), &coordinator)).await?.into_inner();
+        ensure!(note.number == format!("A-caue77-{}-000001", year()), "{}", note.number);
+        ensure!(
+            note.invoice_number == invoice.number
+                && note.total_gross_cents == 162_000
+                && note.reason == "demande annulée"
+        );
+        let cancelled = w.client.get_invoice(with_token(get, &coordinator)).await?.into_inner();
+        ensure!(cancelled.status() == pb::InvoiceStatus::Cancelled && cancelled.credit_note_id == note.id);
+        ensure!(
+            code(w.client.issue_credit_note(with_token(credit, &coordinator)).await)? == Code::FailedPrecondition,
+            "a cancelled invoice cannot be credited twice"
+        );
+        let subjects: Vec<String> =
+            sqlx::query_scalar("SELECT subject FROM outbox WHERE subject LIKE 'id77.billing.%' ORDER BY seq")
+                .fetch_all(&w.pool)
+                .await?;
+        ensure!(
+            subjects == ["id77.billing.quote.issued", "id77.billing.invoice.issued", "id77.billing.credit_note.issued"],
+            "{subjects:?}"
+        );
+        Ok(())
+    }
+    .await;
+    w.stop().await?;
+    result
+}
+
 #[tokio::test]
 async fn an_older_offer_version_does_not_replace_the_stored_tariff() -> anyhow::Result<()> {
     let mut w = World::start("billing").await?;
