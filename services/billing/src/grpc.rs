@@ -9,8 +9,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::access::{self, QuoteFacts};
-use crate::invoices;
 use crate::store::{self, CreditNoteRow, InvoiceRow, QuoteFilter, QuoteRow};
+use crate::{export, invoices};
 
 pub struct BillingApi {
     pool: PgPool,
@@ -245,8 +245,42 @@ impl BillingApi {
     }
 }
 
+impl BillingApi {
+    async fn export_invoice(
+        &self,
+        caller: &Caller,
+        req: pb::ExportInvoiceRequest,
+    ) -> Result<pb::ExportInvoiceResponse, ServiceError> {
+        let format = match pb::ExportFormat::try_from(req.format) {
+            Ok(pb::ExportFormat::CiiXml) => pb::ExportFormat::CiiXml,
+            Ok(pb::ExportFormat::Csv) => pb::ExportFormat::Csv,
+            _ => return Err(ServiceError::invalid("format", "must be CII_XML or CSV")),
+        };
+        let invoice = self.invoice(caller, pb::GetInvoiceRequest { id: req.id }).await?;
+        let (content_type, extension, content) = match format {
+            pb::ExportFormat::Csv => {
+                ("text/csv; charset=utf-8", "csv", export::invoices_csv(std::slice::from_ref(&invoice)))
+            }
+            _ => ("application/xml", "xml", export::invoice_xml(&invoice)),
+        };
+        Ok(pb::ExportInvoiceResponse {
+            content_type: content_type.to_owned(),
+            filename: format!("{}.{extension}", invoice.number),
+            content: content.into_bytes(),
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl BillingService for BillingApi {
+    async fn export_invoice(
+        &self,
+        request: Request<pb::ExportInvoiceRequest>,
+    ) -> Result<Response<pb::ExportInvoiceResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(BillingApi::export_invoice(self, &caller, request.into_inner()).await?))
+    }
+
     async fn list_invoices(
         &self,
         request: Request<pb::ListInvoicesRequest>,

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod domain;
 pub mod events;
+pub mod export;
 pub mod grpc;
 pub mod invoices;
 pub mod quotes;

@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+mod support;
+
 const OFFER_PUBLISHED: &str = "id77.catalogue.offer.published";
 const REFERRAL_ACCEPTED: &str = "id77.routing.referral.accepted";
 const MEMBER_UPDATED: &str = "id77.membership.member.updated";
@@ -491,6 +493,22 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
         let issued = invoice.issued_at.as_ref().and_then(time::from_proto).context("issued_at")?;
         ensure!(invoice.due_date == domain::due_date(issued).format("%Y-%m-%d").to_string(), "{}", invoice.due_date);
 
+        // Exports: Factur-X XML that passes the EN 16931 schema, and accounting CSV.
+        let export =
+            |format: pb::ExportFormat| pb::ExportInvoiceRequest { id: invoice.id.clone(), format: format.into() };
+        let coordinator = w.coordinator.clone();
+        let xml =
+            w.client.export_invoice(with_token(export(pb::ExportFormat::CiiXml), &coordinator)).await?.into_inner();
+        ensure!(xml.content_type == "application/xml" && xml.filename == format!("{}.xml", invoice.number));
+        support::check_facturx("invoice", std::str::from_utf8(&xml.content)?)?;
+        let csv = w.client.export_invoice(with_token(export(pb::ExportFormat::Csv), &coordinator)).await?.into_inner();
+        let csv = String::from_utf8(csv.content)?;
+        ensure!(csv.lines().count() == 2 && csv.contains(&invoice.number) && csv.contains(";1620.00;"), "{csv}");
+        ensure!(
+            code(w.client.export_invoice(with_token(export(pb::ExportFormat::Unspecified), &coordinator)).await)?
+                == Code::InvalidArgument
+        );
+
         // The member sees it, another member does not; only the coordinator issues a credit note.
         let member = w.keys.token(Role::MemberUser, Uuid::parse_str(&accepted.member_id).ok(), None);
         let get = pb::GetInvoiceRequest { id: invoice.id.clone() };
@@ -515,6 +533,7 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
         );
         let cancelled = w.client.get_invoice(with_token(get, &coordinator)).await?.into_inner();
         ensure!(cancelled.status() == pb::InvoiceStatus::Cancelled && cancelled.credit_note_id == note.id);
+        support::check_facturx("credit-note", &id77_billing::export::credit_note_xml(&note))?;
         ensure!(
             code(w.client.issue_credit_note(with_token(credit, &coordinator)).await)? == Code::FailedPrecondition,
             "a cancelled invoice cannot be credited twice"

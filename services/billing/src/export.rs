@@ -1,0 +1,325 @@
+//! Exports, free of I/O: Cross-Industry Invoice (CII D16B) XML in the Factur-X EN 16931 profile for invoices
+//! (type 380) and credit notes (type 381), and CSV for accounting. Money is formatted from integer cents.
+
+use id77_proto::billing::v1 as pb;
+
+/// Guideline of the Factur-X EN 16931 (COMFORT) profile.
+pub const EN16931_GUIDELINE: &str = "urn:cen.eu:en16931:2017";
+/// ISO 6523 scheme of a SIREN (BT-47-1).
+pub const SIREN_SCHEME: &str = "0002";
+
+/// Escapes text for XML content and attribute values.
+pub fn xml_escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Characters XML 1.0 forbids are dropped.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `12345` cents → `"123.45"`; negative amounts keep their sign.
+pub fn amount(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// Basis points → percent with two decimals (`2000` → `"20.00"`).
+fn percent(bp: i32) -> String {
+    amount(i64::from(bp))
+}
+
+/// `YYYY-MM-DD` (or an RFC 3339 timestamp's date) → `YYYYMMDD` (format 102).
+fn date102(date: &str) -> String {
+    date.chars().filter(char::is_ascii_digit).take(8).collect()
+}
+
+fn issue_date(at: Option<&prost_types::Timestamp>) -> String {
+    at.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+        .map(|t| (t + chrono::Duration::hours(1)).format("%Y%m%d").to_string())
+        .unwrap_or_default()
+}
+
+/// The parts of an invoice or credit note the CII needs.
+struct Doc<'a> {
+    number: &'a str,
+    type_code: &'a str,
+    issue_date: String,
+    issuer_code: &'a str,
+    buyer_siren: &'a str,
+    member_id: &'a str,
+    lines: &'a [pb::InvoiceLine],
+    net: i64,
+    vat: i64,
+    gross: i64,
+    vat_rate_bp: Option<i32>,
+    vat_note: &'a str,
+    currency: &'a str,
+    due_date: Option<&'a str>,
+    /// The invoice a credit note cancels (BT-25).
+    preceding: Option<&'a str>,
+    note: Option<&'a str>,
+}
+
+/// VAT category: standard rate (S) when a rate applies, exempt (E, with the mention) otherwise.
+fn category(rate: Option<i32>) -> (&'static str, String) {
+    match rate {
+        Some(bp) if bp > 0 => ("S", percent(bp)),
+        Some(_) => ("Z", percent(0)),
+        None => ("E", percent(0)),
+    }
+}
+
+fn cii(d: &Doc<'_>) -> String {
+    let e = xml_escape;
+    let cur = e(d.currency);
+    let (cat, rate) = category(d.vat_rate_bp);
+    let mut x = String::with_capacity(4096);
+    x.push_str(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rsm:CrossIndustryInvoice \
+         xmlns:rsm=\"urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100\" \
+         xmlns:ram=\"urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100\" \
+         xmlns:qdt=\"urn:un:unece:uncefact:data:standard:QualifiedDataType:100\" \
+         xmlns:udt=\"urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100\">\n",
+    );
+    x.push_str(&format!(
+        "<rsm:ExchangedDocumentContext><ram:GuidelineSpecifiedDocumentContextParameter><ram:ID>{EN16931_GUIDELINE}</ram:ID>\
+         </ram:GuidelineSpecifiedDocumentContextParameter></rsm:ExchangedDocumentContext>\n"
+    ));
+    x.push_str(&format!(
+        "<rsm:ExchangedDocument><ram:ID>{}</ram:ID><ram:TypeCode>{}</ram:TypeCode>\
+         <ram:IssueDateTime><udt:DateTimeString format=\"102\">{}</udt:DateTimeString></ram:IssueDateTime>",
+        e(d.number),
+        d.type_code,
+        d.issue_date
+    ));
+    for note in [Some(d.vat_note).filter(|n| !n.is_empty()), d.note].into_iter().flatten() {
+        x.push_str(&format!("<ram:IncludedNote><ram:Content>{}</ram:Content></ram:IncludedNote>", e(note)));
+    }
+    x.push_str("</rsm:ExchangedDocument>\n<rsm:SupplyChainTradeTransaction>\n");
+    for (i, line) in d.lines.iter().enumerate() {
+        x.push_str(&format!(
+            "<ram:IncludedSupplyChainTradeLineItem>\
+             <ram:AssociatedDocumentLineDocument><ram:LineID>{}</ram:LineID></ram:AssociatedDocumentLineDocument>\
+             <ram:SpecifiedTradeProduct><ram:Name>{}</ram:Name></ram:SpecifiedTradeProduct>\
+             <ram:SpecifiedLineTradeAgreement><ram:NetPriceProductTradePrice><ram:ChargeAmount>{}</ram:ChargeAmount>\
+             </ram:NetPriceProductTradePrice></ram:SpecifiedLineTradeAgreement>\
+             <ram:SpecifiedLineTradeDelivery><ram:BilledQuantity unitCode=\"C62\">{}</ram:BilledQuantity>\
+             </ram:SpecifiedLineTradeDelivery>\
+             <ram:SpecifiedLineTradeSettlement><ram:ApplicableTradeTax><ram:TypeCode>VAT</ram:TypeCode>\
+             <ram:CategoryCode>{cat}</ram:CategoryCode><ram:RateApplicablePercent>{rate}</ram:RateApplicablePercent>\
+             </ram:ApplicableTradeTax><ram:SpecifiedTradeSettlementLineMonetarySummation>\
+             <ram:LineTotalAmount>{}</ram:LineTotalAmount></ram:SpecifiedTradeSettlementLineMonetarySummation>\
+             </ram:SpecifiedLineTradeSettlement></ram:IncludedSupplyChainTradeLineItem>\n",
+            i + 1,
+            e(&line.label),
+            amount(line.unit_price_cents),
+            line.quantity,
+            amount(line.net_cents)
+        ));
+    }
+    x.push_str(&format!(
+        "<ram:ApplicableHeaderTradeAgreement><ram:BuyerReference>{}</ram:BuyerReference>\
+         <ram:SellerTradeParty><ram:Name>{}</ram:Name>\
+         <ram:PostalTradeAddress><ram:CountryID>FR</ram:CountryID></ram:PostalTradeAddress></ram:SellerTradeParty>\
+         <ram:BuyerTradeParty><ram:Name>SIREN {}</ram:Name>\
+         <ram:SpecifiedLegalOrganization><ram:ID schemeID=\"{SIREN_SCHEME}\">{}</ram:ID></ram:SpecifiedLegalOrganization>\
+         <ram:PostalTradeAddress><ram:CountryID>FR</ram:CountryID></ram:PostalTradeAddress></ram:BuyerTradeParty>\
+         </ram:ApplicableHeaderTradeAgreement>\n<ram:ApplicableHeaderTradeDelivery/>\n",
+        e(d.member_id),
+        e(d.issuer_code),
+        e(d.buyer_siren),
+        e(d.buyer_siren)
+    ));
+    x.push_str(&format!(
+        "<ram:ApplicableHeaderTradeSettlement><ram:InvoiceCurrencyCode>{cur}</ram:InvoiceCurrencyCode>\
+         <ram:ApplicableTradeTax><ram:CalculatedAmount>{}</ram:CalculatedAmount><ram:TypeCode>VAT</ram:TypeCode>",
+        amount(d.vat)
+    ));
+    if cat == "E" {
+        let reason = if d.vat_note.is_empty() { "TVA non applicable" } else { d.vat_note };
+        x.push_str(&format!("<ram:ExemptionReason>{}</ram:ExemptionReason>", e(reason)));
+    }
+    x.push_str(&format!(
+        "<ram:BasisAmount>{}</ram:BasisAmount><ram:CategoryCode>{cat}</ram:CategoryCode>\
+         <ram:RateApplicablePercent>{rate}</ram:RateApplicablePercent></ram:ApplicableTradeTax>",
+        amount(d.net)
+    ));
+    if let Some(due) = d.due_date {
+        x.push_str(&format!(
+            "<ram:SpecifiedTradePaymentTerms><ram:DueDateDateTime><udt:DateTimeString format=\"102\">{}\
+             </udt:DateTimeString></ram:DueDateDateTime></ram:SpecifiedTradePaymentTerms>",
+            date102(due)
+        ));
+    }
+    x.push_str(&format!(
+        "<ram:SpecifiedTradeSettlementHeaderMonetarySummation><ram:LineTotalAmount>{net}</ram:LineTotalAmount>\
+         <ram:TaxBasisTotalAmount>{net}</ram:TaxBasisTotalAmount>\
+         <ram:TaxTotalAmount currencyID=\"{cur}\">{}</ram:TaxTotalAmount>\
+         <ram:GrandTotalAmount>{gross}</ram:GrandTotalAmount><ram:DuePayableAmount>{gross}</ram:DuePayableAmount>\
+         </ram:SpecifiedTradeSettlementHeaderMonetarySummation>",
+        amount(d.vat),
+        net = amount(d.net),
+        gross = amount(d.gross)
+    ));
+    if let Some(invoice) = d.preceding {
+        x.push_str(&format!(
+            "<ram:InvoiceReferencedDocument><ram:IssuerAssignedID>{}</ram:IssuerAssignedID></ram:InvoiceReferencedDocument>",
+            e(invoice)
+        ));
+    }
+    x.push_str(
+        "</ram:ApplicableHeaderTradeSettlement>\n</rsm:SupplyChainTradeTransaction>\n</rsm:CrossIndustryInvoice>\n",
+    );
+    x
+}
+
+/// An invoice as CII XML (Factur-X EN 16931 profile, type 380).
+pub fn invoice_xml(i: &pb::Invoice) -> String {
+    cii(&Doc {
+        number: &i.number,
+        type_code: "380",
+        issue_date: issue_date(i.issued_at.as_ref()),
+        issuer_code: &i.issuer_code,
+        buyer_siren: &i.buyer_siren,
+        member_id: &i.member_id,
+        lines: &i.lines,
+        net: i.total_net_cents,
+        vat: i.total_vat_cents,
+        gross: i.total_gross_cents,
+        vat_rate_bp: i.vat_rate_bp,
+        vat_note: &i.vat_note,
+        currency: &i.currency,
+        due_date: Some(&i.due_date),
+        preceding: None,
+        note: None,
+    })
+}
+
+/// A credit note as CII XML (Factur-X EN 16931 profile, type 381), referring to the invoice it cancels.
+pub fn credit_note_xml(c: &pb::CreditNote) -> String {
+    cii(&Doc {
+        number: &c.number,
+        type_code: "381",
+        issue_date: issue_date(c.issued_at.as_ref()),
+        issuer_code: &c.issuer_code,
+        buyer_siren: &c.buyer_siren,
+        member_id: &c.member_id,
+        lines: &c.lines,
+        net: c.total_net_cents,
+        vat: c.total_vat_cents,
+        gross: c.total_gross_cents,
+        vat_rate_bp: c.vat_rate_bp,
+        vat_note: &c.vat_note,
+        currency: &c.currency,
+        due_date: None,
+        preceding: Some(&c.invoice_number),
+        note: Some(&c.reason),
+    })
+}
+
+/// One CSV field (RFC 4180): quoted when it holds a separator, quote or line break; a leading `=`, `+`, `-`
+/// or `@` is prefixed with `'` so that spreadsheets do not run it as a formula.
+fn csv_field(raw: &str) -> String {
+    let guarded = if raw.starts_with(['=', '+', '-', '@']) { format!("'{raw}") } else { raw.to_owned() };
+    if guarded.contains([';', '"', '\n', '\r']) { format!("\"{}\"", guarded.replace('"', "\"\"")) } else { guarded }
+}
+
+/// Header of the accounting CSV (`;`-separated, amounts in euros with a dot).
+pub const CSV_HEADER: &str = "document;number;issue_date;due_date;issuer;buyer_siren;label;quantity;unit_price;net;vat_rate;vat;gross;currency;status;vat_note\r\n";
+
+/// Invoices as accounting CSV, one row per line.
+pub fn invoices_csv(invoices: &[pb::Invoice]) -> String {
+    let mut out = String::from(CSV_HEADER);
+    for i in invoices {
+        let status = pb::InvoiceStatus::try_from(i.status)
+            .map(|s| s.as_str_name().trim_start_matches("INVOICE_STATUS_").to_lowercase())
+            .unwrap_or_default();
+        let date = issue_date(i.issued_at.as_ref());
+        for line in &i.lines {
+            let fields = [
+                "invoice".to_owned(),
+                i.number.clone(),
+                date.clone(),
+                date102(&i.due_date),
+                i.issuer_code.clone(),
+                i.buyer_siren.clone(),
+                line.label.clone(),
+                line.quantity.to_string(),
+                amount(line.unit_price_cents),
+                amount(i.total_net_cents),
+                i.vat_rate_bp.map(percent).unwrap_or_default(),
+                amount(i.total_vat_cents),
+                amount(i.total_gross_cents),
+                i.currency.clone(),
+                status.clone(),
+                i.vat_note.clone(),
+            ];
+            out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(";"));
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_escaping_and_csv_fields() {
+        assert_eq!(amount(0), "0.00");
+        assert_eq!(amount(5), "0.05");
+        assert_eq!(amount(123_456), "1234.56");
+        assert_eq!(amount(-150), "-1.50");
+        assert_eq!(amount(i64::MIN), "-92233720368547758.08");
+        assert_eq!(xml_escape("a<b>&\"c'\u{1}"), "a&lt;b&gt;&amp;&quot;c&apos;");
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a;b"), "\"a;b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(date102("2026-02-09"), "20260209");
+    }
+
+    #[test]
+    fn an_invoice_exports_its_totals_vat_and_escaped_texts() {
+        let invoice = pb::Invoice {
+            number: "F-caue77-2026-000001".into(),
+            issuer_code: "caue77".into(),
+            buyer_siren: "217701234".into(),
+            lines: vec![pb::InvoiceLine {
+                label: "Études & <conseil>".into(),
+                quantity: 3,
+                unit_price_cents: 45_000,
+                net_cents: 135_000,
+            }],
+            total_net_cents: 135_000,
+            total_vat_cents: 27_000,
+            total_gross_cents: 162_000,
+            vat_rate_bp: Some(2000),
+            currency: "EUR".into(),
+            due_date: "2026-02-09".into(),
+            issued_at: Some(prost_types::Timestamp { seconds: 1_768_046_400, nanos: 0 }),
+            status: pb::InvoiceStatus::Issued.into(),
+            ..Default::default()
+        };
+        let xml = invoice_xml(&invoice);
+        assert!(xml.contains("<ram:TypeCode>380</ram:TypeCode>"));
+        assert!(xml.contains("Études &amp; &lt;conseil&gt;"));
+        assert!(xml.contains("<ram:GrandTotalAmount>1620.00</ram:GrandTotalAmount>"));
+        assert!(xml.contains("<ram:CategoryCode>S</ram:CategoryCode><ram:RateApplicablePercent>20.00"));
+        assert!(xml.contains("<udt:DateTimeString format=\"102\">20260209</udt:DateTimeString>"));
+        let csv = invoices_csv(&[invoice]);
+        assert!(csv.starts_with(CSV_HEADER));
+        assert!(csv.contains(";3;450.00;1350.00;20.00;270.00;1620.00;EUR;issued;"), "{csv}");
+    }
+}

