@@ -930,6 +930,126 @@ impl From<billing::Quote> for Quote {
     }
 }
 
+fn invoice_status(status: i32) -> &'static str {
+    match billing::InvoiceStatus::try_from(status) {
+        Ok(billing::InvoiceStatus::Issued) => "issued",
+        Ok(billing::InvoiceStatus::Sent) => "sent",
+        Ok(billing::InvoiceStatus::Paid) => "paid",
+        Ok(billing::InvoiceStatus::Cancelled) => "cancelled",
+        _ => "unspecified",
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct InvoiceLine {
+    pub label: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    pub net_cents: i64,
+}
+
+impl From<billing::InvoiceLine> for InvoiceLine {
+    fn from(l: billing::InvoiceLine) -> Self {
+        Self { label: l.label, quantity: l.quantity, unit_price_cents: l.unit_price_cents, net_cents: l.net_cents }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Invoice {
+    pub id: String,
+    pub number: String,
+    pub issuer_code: String,
+    pub year: i32,
+    pub sequence: i64,
+    pub member_id: String,
+    pub buyer_siren: String,
+    pub request_id: String,
+    pub referral_id: String,
+    pub offer_id: String,
+    pub lines: Vec<InvoiceLine>,
+    pub total_net_cents: i64,
+    pub total_vat_cents: i64,
+    pub total_gross_cents: i64,
+    pub vat_rate_bp: Option<i32>,
+    pub vat_note: String,
+    pub currency: String,
+    pub status: &'static str,
+    pub issued_at: Option<String>,
+    pub due_date: String,
+    pub credit_note_id: Option<String>,
+}
+
+impl From<billing::Invoice> for Invoice {
+    fn from(i: billing::Invoice) -> Self {
+        Self {
+            status: invoice_status(i.status),
+            issued_at: timestamp(i.issued_at.as_ref()),
+            lines: i.lines.into_iter().map(InvoiceLine::from).collect(),
+            credit_note_id: Some(i.credit_note_id).filter(|c| !c.is_empty()),
+            id: i.id,
+            number: i.number,
+            issuer_code: i.issuer_code,
+            year: i.year,
+            sequence: i.sequence,
+            member_id: i.member_id,
+            buyer_siren: i.buyer_siren,
+            request_id: i.request_id,
+            referral_id: i.referral_id,
+            offer_id: i.offer_id,
+            total_net_cents: i.total_net_cents,
+            total_vat_cents: i.total_vat_cents,
+            total_gross_cents: i.total_gross_cents,
+            vat_rate_bp: i.vat_rate_bp,
+            vat_note: i.vat_note,
+            currency: i.currency,
+            due_date: i.due_date,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreditNote {
+    pub id: String,
+    pub number: String,
+    pub issuer_code: String,
+    pub invoice_id: String,
+    pub invoice_number: String,
+    pub member_id: String,
+    pub buyer_siren: String,
+    pub lines: Vec<InvoiceLine>,
+    pub total_net_cents: i64,
+    pub total_vat_cents: i64,
+    pub total_gross_cents: i64,
+    pub vat_rate_bp: Option<i32>,
+    pub vat_note: String,
+    pub currency: String,
+    pub reason: String,
+    pub issued_at: Option<String>,
+}
+
+impl From<billing::CreditNote> for CreditNote {
+    fn from(c: billing::CreditNote) -> Self {
+        Self {
+            issued_at: timestamp(c.issued_at.as_ref()),
+            lines: c.lines.into_iter().map(InvoiceLine::from).collect(),
+            id: c.id,
+            number: c.number,
+            issuer_code: c.issuer_code,
+            invoice_id: c.invoice_id,
+            invoice_number: c.invoice_number,
+            member_id: c.member_id,
+            buyer_siren: c.buyer_siren,
+            total_net_cents: c.total_net_cents,
+            total_vat_cents: c.total_vat_cents,
+            total_gross_cents: c.total_gross_cents,
+            vat_rate_bp: c.vat_rate_bp,
+            vat_note: c.vat_note,
+            currency: c.currency,
+            reason: c.reason,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,19 @@
-//! `/v1/quotes`: a member's users see their member's; a provider's agents those it issued; referents those of
+//! `/v1/quotes` and `/v1/invoices`: a member's users see their member's; a provider's agents those it issued; referents those of
 //! the members they follow; the coordinator all.
 
 use axum::Json;
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use id77_platform::auth::Role;
 use id77_proto::billing::v1 as pb;
 use serde::Deserialize;
 
-use super::{same_member, upstream};
+use super::{created, same_member, upstream};
 use crate::AppState;
 use crate::auth::Authenticated;
-use crate::extract::{Checks, MAX_ID_CHARS, P, Q, path_id};
+use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};
 use crate::problem::Problem;
 use crate::views::{self, Page};
 
@@ -80,4 +83,109 @@ pub async fn get(
         return Err(Problem::not_found(format!("quote {id} not found")));
     }
     Ok(Json(quote.into()))
+}
+
+/// A member's users list their member's invoices, an agent its provider's, a referent those of a member it
+/// follows (`?member_id=` required), the coordinator all: the same rules as quotes.
+pub async fn list_invoices(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    Q(params): Q<ListParams>,
+) -> Result<Json<Page<views::Invoice>>, Problem> {
+    caller.allow(READERS)?;
+    let mut checks = Checks::new();
+    let request_id = checks.optional("request_id", params.request_id, MAX_ID_CHARS).trim().to_owned();
+    let asked = checks.optional("member_id", params.member_id, MAX_ID_CHARS).trim().to_owned();
+    let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
+    let own = caller.own_member().filter(|own| asked.is_empty() || same_member(&asked, *own));
+    let member_id = if caller.has(Role::Coordinator) || caller.has(Role::ProviderAgent) {
+        asked
+    } else if let Some(own) = own {
+        own.to_string()
+    } else if caller.has(Role::Referent) {
+        if asked.is_empty() {
+            checks.fail("member_id", "is required for a referent");
+        }
+        asked
+    } else {
+        checks.finish()?;
+        return Err(Problem::not_found(format!("member {asked} not found")));
+    };
+    checks.finish()?;
+    let request = pb::ListInvoicesRequest { member_id, request_id, page_size, page_token };
+    let response = state.billing().list_invoices(caller.grpc(request)).await.map_err(upstream("billing"))?.into_inner();
+    Ok(Json(Page::new(response.invoices, response.next_page_token)))
+}
+
+fn visible(caller: &Authenticated, invoice: &pb::Invoice) -> bool {
+    caller.has(Role::Coordinator)
+        || caller.has(Role::Referent)
+        || caller.is_of_member(&invoice.member_id)
+        || caller.is_agent_of(&invoice.issuer_code)
+}
+
+/// One invoice as JSON, or as a file: `{id}.xml` (Factur-X / CII, EN 16931) or `{id}.csv` (accounting).
+/// Another member's or provider's invoice is "not found".
+pub async fn get_invoice(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(raw): P<String>,
+) -> Result<Response, Problem> {
+    caller.allow(READERS)?;
+    let (id, format) = if let Some(id) = raw.strip_suffix(".xml") {
+        (id.to_owned(), Some(pb::ExportFormat::CiiXml))
+    } else if let Some(id) = raw.strip_suffix(".csv") {
+        (id.to_owned(), Some(pb::ExportFormat::Csv))
+    } else {
+        (raw, None)
+    };
+    path_id("id", &id)?;
+    let invoice = state
+        .billing()
+        .get_invoice(caller.grpc(pb::GetInvoiceRequest { id: id.clone() }))
+        .await
+        .map_err(upstream("billing"))?
+        .into_inner();
+    if !visible(&caller, &invoice) {
+        return Err(Problem::not_found(format!("invoice {id} not found")));
+    }
+    let Some(format) = format else { return Ok(Json(views::Invoice::from(invoice)).into_response()) };
+    let file = state
+        .billing()
+        .export_invoice(caller.grpc(pb::ExportInvoiceRequest { id, format: format.into() }))
+        .await
+        .map_err(upstream("billing"))?
+        .into_inner();
+    let content_type = HeaderValue::from_str(&file.content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.filename))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    Ok(([(header::CONTENT_TYPE, content_type), (header::CONTENT_DISPOSITION, disposition)], file.content)
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreditNoteBody {
+    reason: Option<String>,
+}
+
+/// Longest reason of a credit note.
+pub const MAX_CREDIT_REASON_CHARS: usize = 500;
+
+/// The coordinator cancels an invoice by a credit note (201); the reason is required.
+pub async fn credit_note(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(id): P<String>,
+    body: Result<Json<CreditNoteBody>, JsonRejection>,
+) -> Result<Response, Problem> {
+    caller.allow(&[Role::Coordinator])?;
+    path_id("id", &id)?;
+    let Json(body) = body.map_err(json_problem)?;
+    let mut checks = Checks::new();
+    let reason = checks.required("reason", body.reason, MAX_CREDIT_REASON_CHARS);
+    checks.finish()?;
+    let request = pb::IssueCreditNoteRequest { invoice_id: id.clone(), reason };
+    let note = state.billing().issue_credit_note(caller.grpc(request)).await.map_err(upstream("billing"))?;
+    Ok(created(format!("/v1/invoices/{id}"), views::CreditNote::from(note.into_inner())))
 }
