@@ -1,5 +1,7 @@
-//! Billing: keeps the catalogue's tariffs, and issues a quote with a gapless number per issuer and year when
-//! a provider accepts a referral for a billed offer. Quotes are read only by whom `access` allows, from the
+//! Billing: keeps the catalogue's tariffs (price rule and VAT) and the members' SIREN and population; issues a
+//! quote when a provider accepts a referral for a billed offer and an invoice when it completes it, a credit
+//! note when the coordinator cancels an invoice, each with a gapless number per issuer and year; exports
+//! invoices as Factur-X / CII XML (EN 16931) and CSV. Quotes are read only by whom `access` allows, from the
 //! caller's verified token; who follows which member comes from membership's `member.updated` events.
 //!
 //! `run` starts the whole service on a bound listener, so tests start it in-process.

@@ -73,17 +73,15 @@ async fn two_hundred_concurrent_invoices_are_numbered_1_to_200_and_a_rollback_le
                 .fetch_one(&pool)
                 .await?;
         ensure!(events == 200, "{events} InvoiceIssued events for 200 invoices");
-        let totals: (i64, i64, i64, String) = sqlx::query_as(
-            "SELECT net_cents, vat_cents, gross_cents, to_char(due_date - issued_at::date, 'FM999') FROM invoice
-             WHERE sequence = 1 AND issuer_code = 'dir-routes'",
+        let totals: (i64, i64, i64) = sqlx::query_as(
+            "SELECT net_cents, vat_cents, gross_cents FROM invoice WHERE sequence = 1 AND issuer_code = 'dir-routes'",
         )
         .fetch_one(&pool)
         .await?;
         ensure!((totals.0, totals.1, totals.2) == (100_000, 20_000, 120_000), "{totals:?}");
 
         // Credit notes: their own gapless sequence; the invoice is cancelled.
-        let first = store::get_invoice(&pool, Uuid::nil()).await?;
-        ensure!(first.is_none());
+        ensure!(store::get_invoice(&pool, Uuid::nil()).await?.is_none());
         let id: Uuid = sqlx::query_scalar("SELECT id FROM invoice WHERE sequence = 7").fetch_one(&pool).await?;
         let mut tx = pool.begin().await?;
         let invoice = store::invoice_for_update(&mut tx, id).await?.ok_or_else(|| anyhow::anyhow!("no invoice"))?;
