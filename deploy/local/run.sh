@@ -43,7 +43,7 @@ READY_TIMEOUT=${ID77_RUN_READY_TIMEOUT:-120}
 STOP_GRACE=10
 
 # name:port of the gRPC services, in the order they are started.
-GRPC_SERVICES=(membership:50051 catalogue:50052 requests:50053 routing:50054 billing:50055)
+GRPC_SERVICES=(membership:7051 catalogue:7052 requests:7053 routing:7054 billing:7055)
 HTTP_ADDR=127.0.0.1:8080
 GATEWAY_URL=http://$HTTP_ADDR
 CATALOGUE_SEED=services/catalogue/seed/catalogue.json

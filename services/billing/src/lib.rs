@@ -27,7 +27,7 @@ use tonic::service::Routes;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Default gRPC port.
-pub const PORT: u16 = 50055;
+pub const PORT: u16 = 7055;
 
 #[derive(Debug, Clone)]
 pub struct Config {

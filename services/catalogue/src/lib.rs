@@ -30,7 +30,7 @@ use tonic::service::Routes;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Default gRPC port.
-pub const PORT: u16 = 50052;
+pub const PORT: u16 = 7052;
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -12,16 +12,16 @@ use id77_platform::config::{env_or, env_parse};
 pub struct Config {
     /// `ID77_HTTP_ADDR` (default `127.0.0.1:8080`).
     pub http_addr: SocketAddr,
-    /// `ID77_MEMBERSHIP_URL` (default `http://127.0.0.1:50051`); also where the token verification keys are
+    /// `ID77_MEMBERSHIP_URL` (default `http://127.0.0.1:7051`); also where the token verification keys are
     /// published (`IdentityService.GetJwks`) unless `jwks_file` is set.
     pub membership_url: String,
-    /// `ID77_CATALOGUE_URL` (default `http://127.0.0.1:50052`).
+    /// `ID77_CATALOGUE_URL` (default `http://127.0.0.1:7052`).
     pub catalogue_url: String,
-    /// `ID77_REQUESTS_URL` (default `http://127.0.0.1:50053`).
+    /// `ID77_REQUESTS_URL` (default `http://127.0.0.1:7053`).
     pub requests_url: String,
-    /// `ID77_ROUTING_URL` (default `http://127.0.0.1:50054`).
+    /// `ID77_ROUTING_URL` (default `http://127.0.0.1:7054`).
     pub routing_url: String,
-    /// `ID77_BILLING_URL` (default `http://127.0.0.1:50055`).
+    /// `ID77_BILLING_URL` (default `http://127.0.0.1:7055`).
     pub billing_url: String,
     /// `ID77_JWKS_FILE`: verify access tokens with the keys of this JWKS file instead of membership's.
     pub jwks_file: Option<PathBuf>,
@@ -59,11 +59,11 @@ impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
             http_addr: env_parse("ID77_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
-            membership_url: env_or("ID77_MEMBERSHIP_URL", "http://127.0.0.1:50051"),
-            catalogue_url: env_or("ID77_CATALOGUE_URL", "http://127.0.0.1:50052"),
-            requests_url: env_or("ID77_REQUESTS_URL", "http://127.0.0.1:50053"),
-            routing_url: env_or("ID77_ROUTING_URL", "http://127.0.0.1:50054"),
-            billing_url: env_or("ID77_BILLING_URL", "http://127.0.0.1:50055"),
+            membership_url: env_or("ID77_MEMBERSHIP_URL", "http://127.0.0.1:7051"),
+            catalogue_url: env_or("ID77_CATALOGUE_URL", "http://127.0.0.1:7052"),
+            requests_url: env_or("ID77_REQUESTS_URL", "http://127.0.0.1:7053"),
+            routing_url: env_or("ID77_ROUTING_URL", "http://127.0.0.1:7054"),
+            billing_url: env_or("ID77_BILLING_URL", "http://127.0.0.1:7055"),
             jwks_file: std::env::var_os("ID77_JWKS_FILE").filter(|f| !f.is_empty()).map(Into::into),
             trust_forwarded_for: is_on(&env_or("ID77_TRUST_FORWARDED_FOR", "0")),
             web_origins: parse_origins(&env_or("ID77_WEB_ORIGINS", ""))?,

@@ -22,7 +22,7 @@ use tonic::service::Routes;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Default gRPC port.
-pub const PORT: u16 = 50051;
+pub const PORT: u16 = 7051;
 
 #[derive(Clone)]
 pub struct Config {

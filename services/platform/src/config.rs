@@ -32,7 +32,7 @@ pub struct PlatformConfig {
 /// Default PostgreSQL server, without a database name.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432";
 /// Default address of membership's gRPC API.
-pub const DEFAULT_MEMBERSHIP_URL: &str = "http://127.0.0.1:50051";
+pub const DEFAULT_MEMBERSHIP_URL: &str = "http://127.0.0.1:7051";
 /// Default NATS server.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 

@@ -20,7 +20,7 @@ use tonic::service::Routes;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Default gRPC port.
-pub const PORT: u16 = 50053;
+pub const PORT: u16 = 7053;
 
 #[derive(Debug, Clone)]
 pub struct Config {

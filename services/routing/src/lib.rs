@@ -30,7 +30,7 @@ use crate::flow::{Lifecycle, Sla};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Default gRPC port.
-pub const PORT: u16 = 50054;
+pub const PORT: u16 = 7054;
 
 #[derive(Debug, Clone)]
 pub struct Config {
