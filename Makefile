@@ -61,11 +61,13 @@ bench-catalogue: deps directory ## Benchmark: catalogue search through the gatew
 	ID77_RATE_LIMIT_PER_MINUTE=0 ID77_E2E_PROFILE=$(BENCH_PROFILE) \
 		$(CARGO) run -q $(BENCH_CARGO_FLAGS) -p id77-bench --bin id77-bench-catalogue
 
-clean-test-dbs: ## Drop databases left over by tests (names starting with id77t_)
-	$(PSQL) '$(PG_ADMIN_URL)' -X -q -v ON_ERROR_STOP=1 -At \
-		-c "SELECT count(*) || ' leftover test database(s) to drop' FROM pg_database WHERE datname LIKE '$(subst _,\_,$(TEST_DB_PREFIX))%'"
+clean-test-dbs: ## Drop databases left over by tests (names starting with id77t_) that are over an hour old
+	# Age-based so that two test runs on one machine (two work trees) never drop each other's live databases:
+	# a database's age is the modification time of its PG_VERSION file (written once, at CREATE DATABASE).
 	$(PSQL) '$(PG_ADMIN_URL)' -X -q -v ON_ERROR_STOP=1 -At <<< \
-		"SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname) FROM pg_database WHERE datname LIKE '$(subst _,\_,$(TEST_DB_PREFIX))%' \gexec"
+		"SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', d.datname) FROM pg_database d \
+		 WHERE d.datname LIKE '$(subst _,\_,$(TEST_DB_PREFIX))%' \
+		   AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification < now() - interval '1 hour' \gexec"
 
 lint: ## Check formatting and clippy (warnings are errors)
 	$(CARGO) fmt --all -- --check
