@@ -38,7 +38,7 @@ fn luhn(digits: &str) -> bool {
         let Some(d) = c.to_digit(10) else { return false };
         sum += if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d };
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// A SIREN: 9 digits, Luhn-valid.
