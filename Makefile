@@ -20,7 +20,7 @@ export ID77_PG_URL ID77_DIRECTORY_DIR
 # Databases created by tests start with this prefix (services/platform/src/testing.rs: TEST_DB_PREFIX).
 TEST_DB_PREFIX := id77t_
 
-.PHONY: help run build test lint fmt clean-test-dbs deps directory helm-check bench-catalogue
+.PHONY: help run build test test-browser lint fmt clean-test-dbs deps directory helm-check bench-catalogue
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -51,6 +51,14 @@ test: deps directory clean-test-dbs helm-check ## Run the whole test suite again
 		echo 'cargo-nextest not installed: using cargo test'; \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
+	# Last: the web portal in a real browser (starts its own platform on free ports; see tests/browser/run.mjs).
+	$(MAKE) --no-print-directory test-browser
+
+test-browser: deps directory ## Browser tests of the web portal (headless Chromium + axe-core), against the platform as make run starts it
+	# npm ci installs playwright-core and axe-core from the committed lock; Debian's chromium is installed if missing.
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	bash tests/browser/ensure-chromium.sh >/dev/null
+	node tests/browser/run.mjs
 
 # Profile of the benchmark's binaries, both sides alike: debug (as make test builds) or release (BENCH_PROFILE=release).
 BENCH_PROFILE ?= debug

@@ -7,9 +7,10 @@
 #      provider of the demo catalogue, exact subject allow-lists; the seeds <user>.nk are kept across runs),
 #      starts a dedicated nats-server with it on 127.0.0.1:4223 (JetStream store .run/nats/js), and creates the
 #      providers' durable consumers as routing's user (id77-nats-config ensure-consumers);
-#   5. starts the five gRPC services (each with its own NKEY, ID77_NATS_NKEY_FILE) and the gateway from
-#      target/debug, logs in .run/logs/<name>.log, and waits until each is ready (gRPC port accepts TCP; gateway
-#      GET /healthz answers 200); membership creates the demo accounts (ID77_DEMO_PASSWORD, ID77_DEMO_PROVIDERS);
+#   5. starts the five gRPC services (each with its own NKEY, ID77_NATS_NKEY_FILE), the gateway and the web
+#      portal from target/debug, logs in .run/logs/<name>.log, and waits until each is ready (gRPC port accepts
+#      TCP; gateway and portal GET /healthz answer 200); membership creates the demo accounts
+#      (ID77_DEMO_PASSWORD, ID77_DEMO_PROVIDERS);
 #   6. starts one demo referral consumer per provider of the demo catalogue (--rule accept-all), each with its
 #      provider's NKEY, which can only read its own referrals and publish its own replies;
 #   7. prints the URL, the demo logins and a walk-through, then waits. Ctrl-C or SIGTERM stops every child,
@@ -23,6 +24,12 @@
 #                              ID77_NATS_URL, which stays for `make test` and the shared server on 4222)
 #   ID77_DEMO_PASSWORD         password of the demo accounts (default: a fixed demo one, printed at start)
 #   ID77_DIRECTORY_DIR         directory data folder (default: the one fetch-directory.sh fills)
+#   ID77_RUN_GRPC_BASE=7051    first gRPC port (membership; catalogue, requests, routing, billing follow)
+#   ID77_RUN_HTTP_PORT=8080    gateway port
+#   ID77_RUN_PORTAL_PORT=8090  web portal port
+#   ID77_RUN_DIR=.run          folder of the logs and of the dedicated NATS configuration and store
+#   ID77_RUN_DB_PREFIX=id77    databases are <prefix>_<service> on ID77_PG_URL (the browser tests use their own)
+#   ID77_RUN_READY_FILE        when set, written (with the URLs) once everything is ready
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -31,8 +38,13 @@ cd "$ROOT"
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
 BIN_DIR=$TARGET_DIR/debug
-LOG_DIR=$ROOT/.run/logs
-NATS_DIR=$ROOT/.run/nats
+RUN_DIR=${ID77_RUN_DIR:-$ROOT/.run}
+[[ $RUN_DIR == /* ]] || RUN_DIR=$ROOT/$RUN_DIR
+LOG_DIR=$RUN_DIR/logs
+NATS_DIR=$RUN_DIR/nats
+PG_BASE=${ID77_PG_URL:-postgres://postgres@127.0.0.1:5432}
+DB_PREFIX=${ID77_RUN_DB_PREFIX:-id77}
+[[ $DB_PREFIX =~ ^[a-z][a-z0-9_]{0,40}$ ]] || { printf '[run] ERROR: ID77_RUN_DB_PREFIX must be [a-z][a-z0-9_]*\n' >&2; exit 1; }
 NATS_HOST=127.0.0.1
 NATS_PORT=${ID77_RUN_NATS_PORT:-4223}
 NATS_URL=nats://$NATS_HOST:$NATS_PORT
@@ -43,9 +55,13 @@ READY_TIMEOUT=${ID77_RUN_READY_TIMEOUT:-120}
 STOP_GRACE=10
 
 # name:port of the gRPC services, in the order they are started.
-GRPC_SERVICES=(membership:7051 catalogue:7052 requests:7053 routing:7054 billing:7055)
-HTTP_ADDR=127.0.0.1:8080
+GRPC_BASE=${ID77_RUN_GRPC_BASE:-7051}
+GRPC_SERVICES=(membership:$GRPC_BASE catalogue:$((GRPC_BASE + 1)) requests:$((GRPC_BASE + 2))
+    routing:$((GRPC_BASE + 3)) billing:$((GRPC_BASE + 4)))
+HTTP_ADDR=127.0.0.1:${ID77_RUN_HTTP_PORT:-8080}
 GATEWAY_URL=http://$HTTP_ADDR
+PORTAL_ADDR=127.0.0.1:${ID77_RUN_PORTAL_PORT:-8090}
+PORTAL_URL=http://$PORTAL_ADDR
 CATALOGUE_SEED=services/catalogue/seed/catalogue.json
 WALKTHROUGH=docs/walkthrough.md
 
@@ -247,7 +263,7 @@ else
 fi
 
 missing=()
-for entry in "${GRPC_SERVICES[@]}" gateway:0 nats-config:0; do
+for entry in "${GRPC_SERVICES[@]}" gateway:0 portal:0 nats-config:0; do
     bin=$BIN_DIR/id77-${entry%%:*}
     [[ -x $bin ]] || missing+=("${bin#"$ROOT"/}")
 done
@@ -255,7 +271,7 @@ done
 
 # Fail early, and clearly, if a port is taken (e.g. by a `make run` still running elsewhere): the readiness
 # checks would otherwise succeed against the other process.
-for entry in "${GRPC_SERVICES[@]}" "gateway:${HTTP_ADDR##*:}" "nats-server:$NATS_PORT"; do
+for entry in "${GRPC_SERVICES[@]}" "gateway:${HTTP_ADDR##*:}" "portal:${PORTAL_ADDR##*:}" "nats-server:$NATS_PORT"; do
     port=${entry##*:}
     if tcp_open 127.0.0.1 "$port"; then
         die "port $port (for ${entry%%:*}) is already in use on 127.0.0.1; stop whatever listens there first"
@@ -318,7 +334,8 @@ log "durable consumers provider-<code> ready for ${#PROVIDERS[@]} provider(s)"
 for entry in "${GRPC_SERVICES[@]}"; do
     name=${entry%%:*}
     service_env=(ID77_GRPC_ADDR="127.0.0.1:${entry##*:}" ID77_NATS_URL="$NATS_URL"
-        ID77_NATS_NKEY_FILE="$NATS_DIR/$name.nk")
+        ID77_NATS_NKEY_FILE="$NATS_DIR/$name.nk" ID77_MEMBERSHIP_URL="http://127.0.0.1:$GRPC_BASE"
+        ID77_DATABASE_URL="${PG_BASE%/}/${DB_PREFIX}_$name")
     if [[ $name == membership ]]; then
         service_env+=(ID77_DEMO_PASSWORD="$DEMO_PASSWORD" ID77_DEMO_PROVIDERS="$DEMO_PROVIDERS")
     fi
@@ -338,6 +355,10 @@ for entry in "${GRPC_SERVICES[@]}"; do
 done
 spawn gateway env "${gateway_env[@]}" "$BIN_DIR/id77-gateway"
 wait_ready gateway "${PIDS[-1]}" "GET $GATEWAY_URL/healthz" http_ok "$GATEWAY_URL/healthz"
+
+# The web portal: a client of the gateway's public API only.
+spawn portal env ID77_PORTAL_ADDR="$PORTAL_ADDR" ID77_GATEWAY_URL="$GATEWAY_URL" "$BIN_DIR/id77-portal"
+wait_ready portal "${PIDS[-1]}" "GET $PORTAL_URL/healthz" http_ok "$PORTAL_URL/healthz"
 
 # ---------------------------------------------------------------------------------------------------------------
 # 6: demo referral consumers, one per provider of the demo catalogue, each with its provider's credentials
@@ -394,6 +415,7 @@ cat <<TEXT
 
 ==========================================================================================
  ID 77 platform is running
+   Portal:   $PORTAL_URL   (the web portal, in French)
    API:      $GATEWAY_URL
    OpenAPI:  $GATEWAY_URL/openapi.json
    NATS:     $NATS_URL (config and NKEY seeds in .run/nats/)
@@ -413,6 +435,10 @@ cat <<TEXT
 TEXT
 print_walkthrough
 printf '\nPress Ctrl-C to stop.\n\n'
+if [[ -n ${ID77_RUN_READY_FILE:-} ]]; then
+    printf 'portal=%s\ngateway=%s\npassword=%s\nproviders=%s\n' "$PORTAL_URL" "$GATEWAY_URL" "$DEMO_PASSWORD" \
+        "$DEMO_PROVIDERS" >"$ID77_RUN_READY_FILE"
+fi
 
 # Wait; report children that stop by themselves; leave when none is left.
 while :; do

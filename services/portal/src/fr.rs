@@ -1,0 +1,220 @@
+//! French wording: labels of the API's enums, dates and amounts, and the messages shown for gateway errors.
+
+use chrono::{DateTime, Utc};
+
+use crate::gateway::{ApiError, FieldError};
+
+pub fn request_status(status: &str) -> &str {
+    match status {
+        "submitted" => "Déposée",
+        "referred" => "Orientée vers un partenaire",
+        "accepted" => "Acceptée",
+        "in_progress" => "En cours",
+        "declined" => "Déclinée",
+        "cancelled" => "Annulée",
+        "completed" => "Terminée",
+        "closed" => "Clôturée",
+        "triage" => "En cours d'orientation",
+        other => other,
+    }
+}
+
+pub fn referral_status(status: &str) -> &str {
+    match status {
+        "offered" => "À traiter",
+        "accepted" => "Acceptée",
+        "declined" => "Déclinée",
+        "expired" => "Expirée",
+        "withdrawn" => "Retirée",
+        other => other,
+    }
+}
+
+pub fn member_status(status: &str) -> &str {
+    match status {
+        "pending" => "En attente de validation",
+        "active" => "Active",
+        "suspended" => "Suspendue",
+        "withdrawn" => "Retirée",
+        other => other,
+    }
+}
+
+pub fn category(category: &str) -> &str {
+    match category {
+        "integrated_engineering" => "Ingénierie intégrée",
+        "awareness_training" => "Sensibilisation et formation",
+        "exhibition_loan" => "Prêt d'exposition",
+        other => other,
+    }
+}
+
+pub fn price_kind(kind: &str) -> &str {
+    match kind {
+        "free" => "Gratuit",
+        "flat" => "Forfait",
+        "daily_rate" => "Prix par jour",
+        "per_inhabitant" => "Par habitant",
+        "on_quote" => "Sur devis",
+        other => other,
+    }
+}
+
+pub fn collectivity_kind(kind: &str) -> &str {
+    match kind {
+        "commune" => "Commune",
+        "epci" => "Intercommunalité (EPCI)",
+        "syndicat" => "Syndicat",
+        other => other,
+    }
+}
+
+pub fn invoice_status(status: &str) -> &str {
+    match status {
+        "issued" => "Émise",
+        "sent" => "Envoyée",
+        "paid" => "Payée",
+        "cancelled" => "Annulée par un avoir",
+        "issued_quote" => "Émis",
+        other => other,
+    }
+}
+
+pub fn role(role: &str) -> &str {
+    match role {
+        "member_admin" => "Administrateur de la collectivité",
+        "member_user" => "Agent ou élu de la collectivité",
+        "provider_agent" => "Agent d'un partenaire",
+        "coordinator" => "Coordination (guichet unique)",
+        "referent" => "Référent départemental",
+        "operator" => "Exploitation de la plateforme",
+        other => other,
+    }
+}
+
+/// `2026-11-29T08:15:00Z` → `29/11/2026 à 08:15 UTC`; the input as is when unreadable.
+pub fn datetime(value: &str) -> String {
+    match DateTime::parse_from_rfc3339(value) {
+        Ok(at) => at.with_timezone(&Utc).format("%d/%m/%Y à %H:%M UTC").to_string(),
+        Err(_) => value.to_owned(),
+    }
+}
+
+/// `2026-12-31` → `31/12/2026`.
+pub fn date(value: &str) -> String {
+    match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        Ok(d) => d.format("%d/%m/%Y").to_string(),
+        Err(_) => datetime(value),
+    }
+}
+
+/// Cents as euros, French style: `123456` → `1 234,56 €` (non-breaking spaces).
+pub fn euros(cents: i64) -> String {
+    let negative = cents < 0;
+    let cents = cents.unsigned_abs();
+    let units = (cents / 100).to_string();
+    let mut grouped = String::new();
+    for (i, c) in units.chars().enumerate() {
+        if i > 0 && (units.len() - i).is_multiple_of(3) {
+            grouped.push('\u{a0}');
+        }
+        grouped.push(c);
+    }
+    format!("{}{grouped},{:02}\u{a0}€", if negative { "-" } else { "" }, cents % 100)
+}
+
+/// The sentence shown for a failed call (above the form, in the error summary).
+pub fn problem(error: &ApiError) -> String {
+    let by_kind = match error.kind.as_str() {
+        "member-not-active" => {
+            Some("Votre adhésion n'est pas encore active : la coordination doit d'abord la valider.")
+        }
+        "already-member" | "already-applied" | "already-exists" => {
+            Some("Cette collectivité a déjà une adhésion (en cours ou active).")
+        }
+        "not-eligible" | "offer-not-eligible" => Some("Votre collectivité n'est pas éligible à cette offre."),
+        "rate-limited" => Some("Trop de tentatives : patientez une minute avant de réessayer."),
+        "invalid-credentials" => Some("Adresse électronique ou mot de passe incorrect."),
+        "rules-changed" => Some("Les règles ont été modifiées entre-temps : rechargez la page et recommencez."),
+        "gateway-unreachable" => Some("Le service est momentanément indisponible. Réessayez dans quelques instants."),
+        _ => None,
+    };
+    if let Some(message) = by_kind {
+        return message.to_owned();
+    }
+    match error.status {
+        400 | 422 if !error.errors.is_empty() => {
+            "Le formulaire contient des erreurs : corrigez les champs signalés.".into()
+        }
+        400 | 422 => "La demande n'a pas pu être traitée : vérifiez les informations saisies.".into(),
+        401 => "Votre session a expiré ou vos identifiants sont incorrects : veuillez vous reconnecter.".into(),
+        403 => "Vous n'avez pas les droits nécessaires pour cette action.".into(),
+        404 => "L'élément demandé est introuvable (ou vous n'y avez pas accès).".into(),
+        409 => "Cette action n'est pas possible dans l'état actuel du dossier.".into(),
+        413 => "Le contenu envoyé est trop volumineux.".into(),
+        429 => "Trop de tentatives : patientez une minute avant de réessayer.".into(),
+        _ => "Le service est momentanément indisponible. Réessayez dans quelques instants.".into(),
+    }
+}
+
+/// The message shown next to a field for one of the gateway's field errors.
+pub fn field_error(error: &FieldError) -> String {
+    let detail = error.detail.to_lowercase();
+    let message = if detail.contains("required") || detail.contains("empty") || detail.contains("missing") {
+        "Ce champ est obligatoire."
+    } else if detail.contains("too long") || detail.contains("at most") || detail.contains("exceeds") {
+        "Ce champ est trop long."
+    } else if error.field.contains("email") {
+        "Saisissez une adresse électronique valide (par exemple nom@mairie.fr)."
+    } else if error.field.contains("siren") {
+        "Ce SIREN n'est pas celui d'une collectivité de l'annuaire."
+    } else if error.field.contains("password") {
+        "Le mot de passe doit compter 12 à 128 caractères, dont au moins trois types parmi minuscules, majuscules, \
+         chiffres et symboles, et ne pas contenir votre identifiant."
+    } else if error.field.contains("provider") {
+        "Ce partenaire est inconnu."
+    } else if error.field.contains("condition") {
+        "Cette condition n'est pas valide ou rend la règle inatteignable."
+    } else {
+        "Cette valeur n'est pas acceptée."
+    };
+    if error.detail.is_empty() { message.to_owned() } else { format!("{message} (détail : {})", error.detail) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_dates_and_labels_are_french() {
+        assert_eq!(euros(123_456), "1\u{a0}234,56\u{a0}€");
+        assert_eq!(euros(5), "0,05\u{a0}€");
+        assert_eq!(euros(-100_000_000), "-1\u{a0}000\u{a0}000,00\u{a0}€");
+        assert_eq!(datetime("2026-11-29T08:15:00Z"), "29/11/2026 à 08:15 UTC");
+        assert_eq!(datetime("2026-11-29T09:15:00+01:00"), "29/11/2026 à 08:15 UTC");
+        assert_eq!(datetime("n/a"), "n/a");
+        assert_eq!(date("2026-12-31"), "31/12/2026");
+        assert_eq!(request_status("accepted"), "Acceptée");
+        assert_eq!(category("exhibition_loan"), "Prêt d'exposition");
+        assert_eq!(referral_status("something_new"), "something_new", "unknown values are shown as they come");
+    }
+
+    #[test]
+    fn gateway_errors_become_french_sentences() {
+        let error = |status, kind: &str| ApiError { status, kind: kind.into(), detail: String::new(), errors: vec![] };
+        assert!(problem(&error(409, "member-not-active")).contains("adhésion n'est pas encore active"));
+        assert!(problem(&error(404, "not-found")).contains("introuvable"));
+        assert!(problem(&error(503, "")).contains("indisponible"));
+        assert!(problem(&error(429, "rate-limited")).contains("patientez"));
+        let invalid = ApiError {
+            status: 400,
+            kind: "invalid-argument".into(),
+            detail: String::new(),
+            errors: vec![FieldError { field: "subject".into(), detail: "must not be empty".into() }],
+        };
+        assert!(problem(&invalid).contains("corrigez les champs"));
+        assert_eq!(field_error(&invalid.errors[0]), "Ce champ est obligatoire. (détail : must not be empty)");
+        let email = FieldError { field: "contact_email".into(), detail: "not an address".into() };
+        assert!(field_error(&email).starts_with("Saisissez une adresse électronique valide"));
+    }
+}

@@ -1,0 +1,190 @@
+//! The portal's only upstream: the public REST API of the gateway, over HTTP. Answers are read as JSON values
+//! (the portal shows what it needs and tolerates new fields); errors are RFC 9457 problems turned into
+//! [`ApiError`], which [`crate::fr`] words in French.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// One invalid field of a problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub detail: String,
+}
+
+/// A failed gateway call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status; 502 when the gateway did not answer or answered something unreadable.
+    pub status: u16,
+    /// The problem type's slug (`member-not-active`), empty when unknown.
+    pub kind: String,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl ApiError {
+    fn unreachable(detail: String) -> Self {
+        Self { status: 502, kind: "gateway-unreachable".into(), detail, errors: Vec::new() }
+    }
+
+    /// Reads a problem+json body (or anything else) answered with `status`.
+    pub fn from_body(status: u16, body: &[u8]) -> Self {
+        let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let kind = value["type"].as_str().and_then(|t| t.rsplit('/').next()).unwrap_or_default().to_owned();
+        let detail = value["detail"].as_str().unwrap_or_default().to_owned();
+        let errors = value["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| FieldError {
+                        field: e["field"].as_str().unwrap_or_default().to_owned(),
+                        detail: e["detail"].as_str().unwrap_or_default().to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { status, kind, detail, errors }
+    }
+
+    /// The field errors about `field` (or one of its sub-fields, e.g. `condition.theme`).
+    pub fn field(&self, field: &str) -> Vec<&FieldError> {
+        self.errors
+            .iter()
+            .filter(|e| {
+                e.field == field || e.field.strip_prefix(field).is_some_and(|rest| rest.starts_with(['.', '[']))
+            })
+            .collect()
+    }
+}
+
+/// A downloaded document.
+#[derive(Debug)]
+pub struct Download {
+    pub content_type: String,
+    pub disposition: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// HTTP client of the gateway. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Gateway {
+    pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(3)).build()?;
+        Ok(Self { client, base: base.trim_end_matches('/').to_owned() })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        client_ip: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut builder = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            builder = builder.bearer_auth(token);
+        }
+        if let Some(ip) = client_ip {
+            // The end user's address, for the gateway's per-client limits when it trusts this proxy
+            // (ID77_TRUST_FORWARDED_FOR=1); ignored otherwise.
+            builder = builder.header("x-forwarded-for", ip);
+        }
+        builder
+    }
+
+    async fn send(
+        builder: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>), ApiError> {
+        let response = builder.send().await.map_err(|e| ApiError::unreachable(e.to_string()))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| ApiError::unreachable(e.to_string()))?;
+        Ok((status, headers, body.to_vec()))
+    }
+
+    async fn json(builder: reqwest::RequestBuilder) -> Result<Value, ApiError> {
+        let (status, _, body) = Self::send(builder).await?;
+        if !status.is_success() {
+            return Err(ApiError::from_body(status.as_u16(), &body));
+        }
+        if body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&body).map_err(|e| ApiError::unreachable(format!("unreadable answer: {e}")))
+    }
+
+    /// GET a JSON resource.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Result<Value, ApiError> {
+        Self::json(self.request(Method::GET, path, token, None)).await
+    }
+
+    /// POST (or PUT) a JSON body; `idempotency_key` for creating calls.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        idempotency_key: Option<&str>,
+        client_ip: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let mut builder = self.request(method, path, token, client_ip).json(body);
+        if let Some(key) = idempotency_key {
+            builder = builder.header("idempotency-key", key);
+        }
+        Self::json(builder).await
+    }
+
+    /// POST a JSON body.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<Value, ApiError> {
+        self.send_json(Method::POST, path, token, body, None, None).await
+    }
+
+    /// GET a document (invoice XML, CSV...) as bytes with its content type and disposition.
+    pub async fn download(&self, path: &str, token: &str) -> Result<Download, ApiError> {
+        let (status, headers, body) = Self::send(self.request(Method::GET, path, Some(token), None)).await?;
+        if !status.is_success() {
+            return Err(ApiError::from_body(status.as_u16(), &body));
+        }
+        let header =
+            |name: reqwest::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(Download {
+            content_type: header(reqwest::header::CONTENT_TYPE).unwrap_or_else(|| "application/octet-stream".into()),
+            disposition: header(reqwest::header::CONTENT_DISPOSITION),
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_are_read_with_their_field_errors() {
+        let body = br#"{"type":"https://id77.seine-et-marne.fr/problems/invalid-argument","title":"Invalid request",
+            "status":400,"detail":"2 invalid fields","errors":[{"field":"contact_email","detail":"not an email"},
+            {"field":"condition.theme","detail":"empty list"}]}"#;
+        let error = ApiError::from_body(400, body);
+        assert_eq!(error.kind, "invalid-argument");
+        assert_eq!(error.detail, "2 invalid fields");
+        assert_eq!(error.field("contact_email").len(), 1);
+        assert_eq!(error.field("condition").len(), 1, "sub-fields belong to their field");
+        assert!(error.field("contact").is_empty(), "a prefix of a name is not the field");
+        let garbage = ApiError::from_body(502, b"<html>bad gateway</html>");
+        assert_eq!((garbage.status, garbage.kind.as_str(), garbage.errors.len()), (502, "", 0));
+    }
+}

@@ -1,0 +1,9 @@
+use id77_portal::{Config, run};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    id77_platform::telemetry::init("portal");
+    let config = Config::from_env()?;
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    run(config, listener, id77_platform::shutdown::on_signal()).await
+}

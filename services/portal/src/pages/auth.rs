@@ -1,0 +1,274 @@
+//! Home, sign in / sign out, and accepting an invitation (an invited user sets its password).
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::{Extension, Form};
+use serde_json::json;
+
+use super::s;
+use crate::forms::{self, Errors, Fields, Input};
+use crate::html::esc;
+use crate::layout::page_with_status;
+use crate::session::{self, Tokens, User};
+use crate::{AppState, Ctx, check_csrf, layout, see_other};
+
+pub async fn home(Extension(ctx): Extension<Ctx>) -> Response {
+    let body = match ctx.user.as_ref().map(|u| u.role.as_str()) {
+        None => r#"<p class="lead">ID 77 est le guichet unique de l'ingénierie départementale : les communes, intercommunalités et syndicats de Seine-et-Marne y adhèrent gratuitement, consultent le catalogue des offres et déposent leurs demandes, orientées vers le bon service du Département ou organisme associé.</p>
+<h2>Que souhaitez-vous faire ?</h2>
+<ul class="cards">
+<li><h3><a href="/catalogue">Consulter le catalogue</a></h3><p>Ingénierie, sensibilisation et formation, prêts d'exposition.</p></li>
+<li><h3><a href="/adherer">Adhérer</a></h3><p>Trouvez votre collectivité dans l'annuaire et demandez l'adhésion.</p></li>
+<li><h3><a href="/connexion">Se connecter</a></h3><p>Pour les collectivités adhérentes, les partenaires et la coordination.</p></li>
+</ul>"#.to_owned(),
+        Some("member_admin" | "member_user") => r#"<h2>Votre espace collectivité</h2>
+<ul class="cards">
+<li><h3><a href="/catalogue">Trouver une offre</a></h3><p>Recherchez dans le catalogue et déposez une demande.</p></li>
+<li><h3><a href="/demandes">Suivre mes demandes</a></h3><p>Statut, historique et réponse du partenaire.</p></li>
+<li><h3><a href="/factures">Devis et factures</a></h3><p>Consultez et téléchargez vos documents.</p></li>
+</ul>"#.to_owned(),
+        Some("provider_agent") => r#"<h2>Votre espace partenaire</h2>
+<ul class="cards">
+<li><h3><a href="/orientations">Orientations reçues</a></h3><p>Les demandes qui vous sont confiées, avec leur date limite de réponse.</p></li>
+<li><h3><a href="/factures">Devis et factures</a></h3><p>Les documents émis en votre nom.</p></li>
+</ul>"#.to_owned(),
+        Some("coordinator") => r#"<h2>Coordination</h2>
+<ul class="cards">
+<li><h3><a href="/coordination/adhesions">Adhésions à valider</a></h3><p>Validez les demandes d'adhésion et invitez le premier administrateur.</p></li>
+<li><h3><a href="/coordination/orientations?a_risque=1">Orientations à risque</a></h3><p>Les orientations sans réponse qui approchent de leur échéance.</p></li>
+<li><h3><a href="/coordination/regles">Règles d'orientation</a></h3><p>Qui reçoit quelles demandes.</p></li>
+</ul>"#.to_owned(),
+        Some(_) => r#"<p>Vous êtes connecté. Le catalogue est accessible depuis le menu.</p>"#.to_owned(),
+    };
+    layout::page(&ctx, "Bienvenue sur ID 77", &body)
+}
+
+fn login_body(ctx: &Ctx, email: &str, next: &str, errors: &Errors) -> String {
+    format!(
+        r#"{summary}<form method="post" action="/connexion" novalidate class="form narrow">{csrf}
+<input type="hidden" name="suite" value="{next}">
+{email}{password}
+<button type="submit">Se connecter</button>
+</form>
+<p>Vous avez reçu une invitation ? <a href="/invitation">Choisir votre mot de passe</a>.</p>
+<p>Votre collectivité n'a pas encore de compte ? <a href="/adherer">Demander l'adhésion</a>.</p>"#,
+        summary = forms::summary(errors),
+        csrf = forms::csrf(&ctx.csrf),
+        next = esc(next),
+        email = forms::field(
+            "email",
+            "Adresse électronique",
+            Input::Text { kind: "email", autocomplete: "username" },
+            email,
+            true,
+            "",
+            errors
+        ),
+        password = forms::field(
+            "password",
+            "Mot de passe",
+            Input::Text { kind: "password", autocomplete: "current-password" },
+            "",
+            true,
+            "",
+            errors
+        ),
+    )
+}
+
+/// Only same-site paths are followed after login (no open redirect).
+fn next_path(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.starts_with("/connexion") {
+        next
+    } else {
+        "/"
+    }
+}
+
+pub async fn login_form(Extension(ctx): Extension<Ctx>, Query(q): Query<Fields>) -> Response {
+    let next = forms::value(&q, "suite");
+    layout::page(&ctx, "Se connecter", &login_body(&ctx, "", next, &Errors::default()))
+}
+
+pub async fn login(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Form(f): Form<Fields>) -> Response {
+    if let Err(r) = check_csrf(&ctx, &f) {
+        return r;
+    }
+    let email = forms::value(&f, "email");
+    let password = f.get("password").map(String::as_str).unwrap_or("");
+    let next = forms::value(&f, "suite");
+    let mut errors = Errors::default();
+    errors.email(&f, "email", "Adresse électronique");
+    if password.is_empty() {
+        errors.add("password", "Mot de passe", "Le champ « Mot de passe » est obligatoire.");
+    }
+    if errors.is_empty() {
+        let body = json!({ "email": email, "password": password });
+        let answer = state
+            .gateway
+            .send_json(reqwest::Method::POST, "/v1/auth/token", None, &body, None, ctx.client_ip.as_deref())
+            .await;
+        match answer {
+            Ok(pair) => return signed_in(&state, &ctx, &pair, next_path(next)).await,
+            Err(error) if error.status == 401 || error.status == 400 => {
+                errors.add("", "", "Adresse électronique ou mot de passe incorrect.");
+            }
+            Err(error) => errors.add("", "", crate::fr::problem(&error)),
+        }
+    }
+    page_with_status(&ctx, StatusCode::BAD_REQUEST, "Se connecter", &login_body(&ctx, email, next, &errors))
+}
+
+/// Stores the tokens and the user in a new session and sends the browser on.
+async fn signed_in(state: &AppState, ctx: &Ctx, pair: &serde_json::Value, next: &str) -> Response {
+    let access = s(pair, "access_token").to_owned();
+    let tokens =
+        Tokens::new(access.clone(), pair["expires_in"].as_i64().unwrap_or(0), s(pair, "refresh_token").to_owned());
+    let me = match state.gateway.get("/v1/me", Some(&access)).await {
+        Ok(me) => me,
+        Err(error) => return layout::api_error_page(ctx, &error),
+    };
+    let u = &me["user"];
+    let opt = |k: &str| Some(s(u, k).to_owned()).filter(|v| !v.is_empty());
+    let user = User {
+        id: s(u, "id").to_owned(),
+        email: s(u, "email").to_owned(),
+        display_name: Some(s(u, "display_name").to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| s(u, "email").to_owned()),
+        role: s(u, "role").to_owned(),
+        member_id: opt("member_id"),
+        provider_code: opt("provider_code"),
+    };
+    let welcome = format!("Bienvenue, {}.", user.display_name);
+    let sid = state.sessions.sign_in(&ctx.sid, user, tokens);
+    state.sessions.update(&sid, |s| s.flash = Some(welcome));
+    let mut response = see_other(next);
+    if let Ok(value) = HeaderValue::from_str(&session::cookie_header(&sid, state.secure_cookie)) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+pub async fn logout(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Form(f): Form<Fields>) -> Response {
+    if let Err(r) = check_csrf(&ctx, &f) {
+        return r;
+    }
+    if let Some(session) = state.sessions.remove(&ctx.sid)
+        && let Some(tokens) = session.tokens
+    {
+        // Revokes the refresh token family at membership; the local session is gone either way.
+        if let Err(error) =
+            state.gateway.post("/v1/auth/logout", None, &json!({ "refresh_token": tokens.refresh })).await
+        {
+            tracing::info!(status = error.status, "logout at the gateway failed; local session dropped");
+        }
+    }
+    let (sid, _, _) = state.sessions.load_or_create(None);
+    state.sessions.update(&sid, |s| s.flash = Some("Vous êtes déconnecté.".into()));
+    let mut response = see_other("/connexion");
+    if let Ok(value) = HeaderValue::from_str(&session::cookie_header(&sid, state.secure_cookie)) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn invitation_body(ctx: &Ctx, token: &str, errors: &Errors) -> String {
+    format!(
+        r#"<p>Choisissez le mot de passe de votre compte. Il doit compter 12 à 128 caractères, dont au moins trois types parmi : minuscules, majuscules, chiffres et symboles.</p>
+{summary}<form method="post" action="/invitation" novalidate class="form narrow">{csrf}
+{token}{password}{confirm}
+<button type="submit">Activer mon compte</button>
+</form>"#,
+        summary = forms::summary(errors),
+        csrf = forms::csrf(&ctx.csrf),
+        token = forms::field(
+            "jeton",
+            "Code d'invitation",
+            Input::Text { kind: "text", autocomplete: "off" },
+            token,
+            true,
+            "Le code reçu avec votre invitation.",
+            errors
+        ),
+        password = forms::field(
+            "password",
+            "Nouveau mot de passe",
+            Input::Text { kind: "password", autocomplete: "new-password" },
+            "",
+            true,
+            "",
+            errors
+        ),
+        confirm = forms::field(
+            "confirmation",
+            "Confirmez le mot de passe",
+            Input::Text { kind: "password", autocomplete: "new-password" },
+            "",
+            true,
+            "",
+            errors
+        ),
+    )
+}
+
+pub async fn invitation_form(Extension(ctx): Extension<Ctx>, Query(q): Query<Fields>) -> Response {
+    layout::page(&ctx, "Activer votre compte", &invitation_body(&ctx, forms::value(&q, "jeton"), &Errors::default()))
+}
+
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Err(r) = check_csrf(&ctx, &f) {
+        return r;
+    }
+    let token = forms::value(&f, "jeton");
+    let password = f.get("password").map(String::as_str).unwrap_or("");
+    let confirmation = f.get("confirmation").map(String::as_str).unwrap_or("");
+    let mut errors = Errors::default();
+    errors.required(&f, "jeton", "Code d'invitation", 8192);
+    if password.is_empty() {
+        errors.add("password", "Nouveau mot de passe", "Le champ « Nouveau mot de passe » est obligatoire.");
+    } else if password != confirmation {
+        errors.add("confirmation", "Confirmez le mot de passe", "Les deux mots de passe ne sont pas identiques.");
+    }
+    if errors.is_empty() {
+        let body = json!({ "invitation_token": token, "password": password });
+        match state.gateway.post("/v1/auth/invitations/accept", None, &body).await {
+            Ok(pair) => return signed_in(&state, &ctx, &pair, "/").await,
+            Err(error) => {
+                errors = Errors::from_api(
+                    &error,
+                    &[
+                        ("password", "password", "Nouveau mot de passe"),
+                        ("invitation_token", "jeton", "Code d'invitation"),
+                    ],
+                );
+                if error.status == 401 || error.status == 404 {
+                    errors.add(
+                        "jeton",
+                        "Code d'invitation",
+                        "Ce code d'invitation est inconnu, déjà utilisé ou expiré.",
+                    );
+                }
+            }
+        }
+    }
+    page_with_status(&ctx, StatusCode::BAD_REQUEST, "Activer votre compte", &invitation_body(&ctx, token, &errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_path;
+
+    #[test]
+    fn only_local_paths_are_followed_after_login() {
+        assert_eq!(next_path("/demandes?x=1"), "/demandes?x=1");
+        for bad in ["https://evil.example", "//evil.example", "/\\evil", "", "demandes", "/connexion?suite=/x"] {
+            assert_eq!(next_path(bad), "/", "{bad}");
+        }
+    }
+}

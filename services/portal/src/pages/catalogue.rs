@@ -1,0 +1,368 @@
+//! The catalogue: search with facets, and an offer's page with its eligibility and price (public; a member's
+//! users also see whether their collectivité is eligible and can file a request).
+
+use std::fmt::Write as _;
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::{items, s, safe_id};
+use crate::forms::{self, Errors, Fields, Input};
+use crate::html::{esc, query, url_component};
+use crate::{AppState, Ctx, fr, layout};
+
+/// The select options of one facet: "any" then each value with its count.
+fn facet_options(facets: &Value, name: &str, any: &str, label: fn(&str) -> String) -> Vec<(String, String)> {
+    let mut out = vec![(String::new(), any.to_owned())];
+    if let Some(values) = facets[name].as_object() {
+        for (value, count) in values {
+            out.push((value.clone(), format!("{} ({})", label(value), count.as_u64().unwrap_or(0))));
+        }
+    }
+    out
+}
+
+fn capitalised(value: &str) -> String {
+    let mut chars = value.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Query(q): Query<Fields>,
+) -> Response {
+    let text = forms::value(&q, "q");
+    let category = forms::value(&q, "categorie");
+    let theme = forms::value(&q, "theme");
+    let provider = forms::value(&q, "partenaire");
+    let price = forms::value(&q, "tarif");
+    let cursor = forms::value(&q, "suite");
+    let eligible = ctx.is_member() && forms::value(&q, "eligibles") == "1";
+    let api_query = query(&[
+        ("q", text),
+        ("category", category),
+        ("theme", theme),
+        ("provider", provider),
+        ("price_kind", price),
+        ("eligible", if eligible { "true" } else { "" }),
+        ("cursor", cursor),
+        ("limit", "20"),
+    ])
+    .replace("&amp;", "&");
+    let token = if eligible {
+        match crate::token(&state, &ctx).await {
+            Ok(t) => Some(t),
+            Err(r) => return r,
+        }
+    } else {
+        None
+    };
+    let found = match state.gateway.get(&format!("/v1/offers{api_query}"), token.as_deref()).await {
+        Ok(v) => v,
+        Err(error) => return layout::api_error_page(&ctx, &error),
+    };
+    let providers = state.gateway.get("/v1/providers", None).await.unwrap_or(Value::Null);
+    let provider_name = |code: &str| -> String {
+        items(&providers)
+            .iter()
+            .find(|p| s(p, "code") == code)
+            .map(|p| s(p, "name").to_owned())
+            .unwrap_or_else(|| code.to_owned())
+    };
+    let facets = &found["facets"];
+    let no_errors = Errors::default();
+    let provider_opts = {
+        let mut out = vec![(String::new(), "Tous les partenaires".to_owned())];
+        if let Some(values) = facets["provider"].as_object() {
+            for (value, count) in values {
+                out.push((value.clone(), format!("{} ({})", provider_name(value), count.as_u64().unwrap_or(0))));
+            }
+        }
+        out
+    };
+    let eligible_box = if ctx.is_member() {
+        format!(
+            r#"<div class="field checkbox"><input type="checkbox" id="eligibles" name="eligibles" value="1"{}><label for="eligibles">Seulement les offres auxquelles ma collectivité est éligible</label></div>"#,
+            if eligible { " checked" } else { "" }
+        )
+    } else {
+        String::new()
+    };
+    let mut body = format!(
+        r#"<form method="get" action="/catalogue" class="form filters" role="search" aria-label="Rechercher dans le catalogue">
+{q}
+<fieldset><legend>Affiner</legend>
+{cat}{theme}{prov}{price}{eligible_box}
+</fieldset>
+<button type="submit">Rechercher</button> <a href="/catalogue" class="button secondary">Effacer les filtres</a>
+</form>"#,
+        q = forms::field(
+            "q",
+            "Rechercher une offre",
+            Input::Text { kind: "search", autocomplete: "off" },
+            text,
+            false,
+            "Par exemple : voirie, eau potable, patrimoine.",
+            &no_errors
+        ),
+        cat = forms::field(
+            "categorie",
+            "Catégorie",
+            Input::Select(&facet_options(facets, "category", "Toutes les catégories", |v| fr::category(v).to_owned())),
+            category,
+            false,
+            "",
+            &no_errors
+        ),
+        theme = forms::field(
+            "theme",
+            "Thème",
+            Input::Select(&facet_options(facets, "theme", "Tous les thèmes", capitalised)),
+            theme,
+            false,
+            "",
+            &no_errors
+        ),
+        prov = forms::field("partenaire", "Partenaire", Input::Select(&provider_opts), provider, false, "", &no_errors),
+        price = forms::field(
+            "tarif",
+            "Tarif",
+            Input::Select(&facet_options(facets, "price_kind", "Tous les tarifs", |v| fr::price_kind(v).to_owned())),
+            price,
+            false,
+            "",
+            &no_errors
+        ),
+    );
+    let total = found["total"].as_u64().unwrap_or(0);
+    let _ = write!(
+        body,
+        r#"<h2 id="resultats">Résultats</h2><p role="status">{total} offre{} trouvée{}.</p>"#,
+        if total > 1 { "s" } else { "" },
+        if total > 1 { "s" } else { "" }
+    );
+    if let Some(corrected) = found["corrected_q"].as_str() {
+        let _ =
+            write!(body, r#"<p>Résultats pour « <strong>{}</strong> » (orthographe corrigée).</p>"#, esc(corrected));
+    }
+    body.push_str(r#"<ul class="offers">"#);
+    for offer in items(&found) {
+        let _ = write!(
+            body,
+            r#"<li class="offer"><h3><a href="/offres/{id}">{title}</a></h3><p>{summary}</p><p class="meta"><span>{cat}</span> · <span>{prov}</span> · <span>{price}</span></p></li>"#,
+            id = url_component(s(offer, "id")),
+            title = esc(s(offer, "title")),
+            summary = esc(s(offer, "summary")),
+            cat = esc(fr::category(s(offer, "category"))),
+            prov = esc(&provider_name(s(offer, "provider_code"))),
+            price = esc(&price_text(offer)),
+        );
+    }
+    body.push_str("</ul>");
+    if let Some(next) = found["next_cursor"].as_str() {
+        let link = query(&[
+            ("q", text),
+            ("categorie", category),
+            ("theme", theme),
+            ("partenaire", provider),
+            ("tarif", price),
+            ("eligibles", if eligible { "1" } else { "" }),
+            ("suite", next),
+        ]);
+        let _ = write!(body, r#"<p><a href="/catalogue{link}">Offres suivantes</a></p>"#);
+    }
+    layout::page(&ctx, "Catalogue des offres", &body)
+}
+
+/// The price of an offer in words.
+pub fn price_text(offer: &Value) -> String {
+    let price = &offer["price"];
+    let amount = price["amount_cents"].as_i64().unwrap_or(0);
+    match s(price, "kind") {
+        "free" => "Gratuit".to_owned(),
+        "flat" => format!("Forfait de {}", fr::euros(amount)),
+        "daily_rate" => {
+            let days = price["days"].as_i64().unwrap_or(0);
+            format!(
+                "{} par jour × {days} jour{} = {}",
+                fr::euros(amount),
+                if days > 1 { "s" } else { "" },
+                fr::euros(offer["price_cents"].as_i64().unwrap_or(amount * days))
+            )
+        }
+        "per_inhabitant" => {
+            let mut text = format!("{} par habitant", fr::euros(amount));
+            if let Some(floor) = price["floor_cents"].as_i64().filter(|f| *f > 0) {
+                let _ = write!(text, ", minimum {}", fr::euros(floor));
+            }
+            if let Some(cap) = price["cap_cents"].as_i64().filter(|c| *c > 0) {
+                let _ = write!(text, ", plafond {}", fr::euros(cap));
+            }
+            text
+        }
+        "on_quote" => "Sur devis".to_owned(),
+        "" => "Tarif non précisé".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The eligibility rules of an offer in words.
+fn eligibility_text(offer: &Value) -> Vec<String> {
+    let e = &offer["eligibility"];
+    let mut rules = Vec::new();
+    let kinds: Vec<&str> = e["member_kinds"]
+        .as_array()
+        .map(|k| k.iter().filter_map(Value::as_str).map(fr::collectivity_kind).collect())
+        .unwrap_or_default();
+    rules.push(if kinds.is_empty() {
+        "Tous les types de collectivités".to_owned()
+    } else {
+        format!("Réservé à : {}", kinds.join(", "))
+    });
+    match (e["min_population"].as_i64(), e["max_population"].as_i64()) {
+        (Some(min), Some(max)) => rules.push(format!("Population de {min} à {max} habitants")),
+        (Some(min), None) => rules.push(format!("Population d'au moins {min} habitants")),
+        (None, Some(max)) => rules.push(format!("Population d'au plus {max} habitants")),
+        (None, None) => {}
+    }
+    let list = |key: &str| {
+        e[key].as_array().map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+    };
+    let epci = list("epci_sirens");
+    if !epci.is_empty() {
+        rules.push(format!("Intercommunalités (SIREN) : {epci}"));
+    }
+    let arr = list("arrondissements");
+    if !arr.is_empty() {
+        rules.push(format!("Arrondissements : {arr}"));
+    }
+    rules
+}
+
+pub async fn offer(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Path(id): Path<String>) -> Response {
+    let Some(id) = safe_id(&id) else {
+        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette offre n'existe pas.");
+    };
+    let offer = match state.gateway.get(&format!("/v1/offers/{id}"), None).await {
+        Ok(o) => o,
+        Err(error) => return layout::api_error_page(&ctx, &error),
+    };
+    let providers = state.gateway.get("/v1/providers", None).await.unwrap_or(Value::Null);
+    let provider = items(&providers)
+        .iter()
+        .find(|p| s(p, "code") == s(&offer, "provider_code"))
+        .map(|p| s(p, "name").to_owned())
+        .unwrap_or_else(|| s(&offer, "provider_code").to_owned());
+    let themes: Vec<String> = offer["themes"]
+        .as_array()
+        .map(|t| t.iter().filter_map(Value::as_str).map(capitalised).collect())
+        .unwrap_or_default();
+    let vat = match offer["vat_rate_bp"].as_i64() {
+        Some(bp) => format!("TVA {} %", (bp as f64 / 100.0).to_string().replace('.', ",")),
+        None => s(&offer, "vat_note").to_owned(),
+    };
+    let mut body = format!(
+        r#"<p class="lead">{summary}</p>
+<dl class="facts">
+<dt>Catégorie</dt><dd>{cat}</dd>
+<dt>Thèmes</dt><dd>{themes}</dd>
+<dt>Partenaire</dt><dd>{provider}</dd>
+<dt>Durée indicative</dt><dd>{duration}</dd>
+<dt>Code</dt><dd>{code}</dd>
+</dl>
+<h2>Description</h2><p>{description}</p>
+<h2>Tarif</h2><p>{price}</p><p>{vat}</p>
+<h2>Éligibilité</h2><ul>{rules}</ul>"#,
+        summary = esc(s(&offer, "summary")),
+        cat = esc(fr::category(s(&offer, "category"))),
+        themes = esc(&themes.join(", ")),
+        provider = esc(&provider),
+        duration = esc(s(&offer, "duration")),
+        code = esc(s(&offer, "code")),
+        description = crate::html::multiline(if s(&offer, "description").is_empty() {
+            s(&offer, "summary")
+        } else {
+            s(&offer, "description")
+        }),
+        price = esc(&price_text(&offer)),
+        vat = esc(&vat),
+        rules = eligibility_text(&offer).iter().map(|r| format!("<li>{}</li>", esc(r))).collect::<String>(),
+    );
+    if ctx.is_member() {
+        let token = match crate::token(&state, &ctx).await {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let path = format!(
+            "/v1/offers{}",
+            query(&[
+                ("eligible", "true"),
+                ("provider", s(&offer, "provider_code")),
+                ("category", s(&offer, "category")),
+                ("limit", "100")
+            ])
+            .replace("&amp;", "&")
+        );
+        let eligible = match state.gateway.get(&path, Some(&token)).await {
+            Ok(list) => Some(items(&list).iter().any(|o| s(o, "id") == s(&offer, "id"))),
+            Err(_) => None,
+        };
+        match eligible {
+            Some(true) => {
+                let _ = write!(body, r#"<p class="badge ok"><strong>Votre collectivité est éligible à cette offre.</strong></p><p><a class="button" href="/demandes/nouvelle?offre={}">Déposer une demande pour cette offre</a></p>"#, url_component(s(&offer, "id")));
+            }
+            Some(false) => body.push_str(r#"<p class="badge ko"><strong>Votre collectivité n'est pas éligible à cette offre.</strong> Vous pouvez contacter la coordination pour être orienté.</p>"#),
+            None => body.push_str(r#"<p>L'éligibilité de votre collectivité n'a pas pu être vérifiée.</p>"#),
+        }
+    } else if ctx.user.is_none() {
+        body.push_str(r#"<p><a href="/connexion">Connectez-vous</a> pour déposer une demande, ou <a href="/adherer">faites adhérer votre collectivité</a>.</p>"#);
+    }
+    body.push_str(r#"<p><a href="/catalogue">Retour au catalogue</a></p>"#);
+    layout::page(&ctx, s(&offer, "title"), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prices_are_described_in_french() {
+        assert_eq!(price_text(&json!({"price": {"kind": "free"}})), "Gratuit");
+        assert_eq!(
+            price_text(&json!({"price": {"kind": "flat", "amount_cents": 150_000}})),
+            "Forfait de 1\u{a0}500,00\u{a0}€"
+        );
+        assert_eq!(
+            price_text(
+                &json!({"price": {"kind": "daily_rate", "amount_cents": 60_000, "days": 3}, "price_cents": 180_000})
+            ),
+            "600,00\u{a0}€ par jour × 3 jours = 1\u{a0}800,00\u{a0}€"
+        );
+        assert_eq!(
+            price_text(
+                &json!({"price": {"kind": "per_inhabitant", "amount_cents": 50, "floor_cents": 10_000, "cap_cents": null}})
+            ),
+            "0,50\u{a0}€ par habitant, minimum 100,00\u{a0}€"
+        );
+        assert_eq!(price_text(&json!({"price": {"kind": "on_quote"}})), "Sur devis");
+    }
+
+    #[test]
+    fn eligibility_is_described_in_french() {
+        let offer = json!({"eligibility": {"member_kinds": ["commune"], "min_population": null, "max_population": 3500,
+            "epci_sirens": [], "arrondissements": ["771"]}});
+        assert_eq!(
+            eligibility_text(&offer),
+            ["Réservé à : Commune", "Population d'au plus 3500 habitants", "Arrondissements : 771"]
+        );
+        assert_eq!(eligibility_text(&json!({})), ["Tous les types de collectivités"]);
+    }
+}

@@ -1,0 +1,451 @@
+// Browser tests of the ID 77 web portal.
+//
+// Starts the platform as `make run` does (deploy/local/run.sh) on ports and databases of its own, then drives
+// Debian's headless Chromium with playwright-core through the main journeys of each role, takes a screenshot of
+// every page into .run/screenshots/, runs axe-core (WCAG 2.0/2.1 A and AA) on every page visited and fails on
+// any violation, and checks that the login form works with the keyboard alone. Every process it started is
+// stopped at the end, also on failure or Ctrl-C.
+//
+// Environment: CHROMIUM (default /usr/bin/chromium), ID77_BROWSER_KEEP=1 (leave the databases), plus whatever
+// run.sh reads (ID77_PG_URL...). Prints "N passed, N failed" and the accessibility summary at the end.
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { existsSync, mkdirSync, readFileSync, rmSync, openSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '../..');
+const RUN_ID = randomBytes(4).toString('hex');
+const RUN_DIR = join(ROOT, '.run', `browser-${RUN_ID}`);
+const SHOTS = join(ROOT, '.run', 'screenshots');
+const DB_PREFIX = `id77t_browser_${RUN_ID}`;
+const AXE = readFileSync(join(HERE, 'node_modules/axe-core/axe.min.js'), 'utf8');
+const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+const READY_TIMEOUT_MS = 15 * 60 * 1000; // includes the cargo build on a fresh clone
+const MEMBER_PASSWORD = 'Mot2passe-Solide!77';
+
+let platform = null; // the run.sh child
+const results = []; // {name, ok, error}
+const axeReport = []; // {page, violations}
+
+function log(message) {
+  process.stderr.write(`[browser] ${message}\n`);
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const server = createServer();
+    server.once('error', rej);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => res(port));
+    });
+  });
+}
+
+async function portFree(port) {
+  return new Promise((res) => {
+    const server = createServer();
+    server.once('error', () => res(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => res(true)));
+  });
+}
+
+// Five consecutive free ports for the gRPC services.
+async function freeGrpcBase() {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 20000);
+    let ok = true;
+    for (let i = 0; i < 5 && ok; i++) ok = await portFree(base + i);
+    if (ok) return base;
+  }
+  throw new Error('no five consecutive free ports');
+}
+
+async function startPlatform() {
+  const grpcBase = await freeGrpcBase();
+  const [http, portal, nats] = [await freePort(), await freePort(), await freePort()];
+  mkdirSync(RUN_DIR, { recursive: true });
+  const readyFile = join(RUN_DIR, 'ready');
+  const out = openSync(join(RUN_DIR, 'run.log'), 'a');
+  log(`starting the platform (deploy/local/run.sh): gRPC ${grpcBase}-${grpcBase + 4}, gateway ${http}, portal ${portal}, NATS ${nats}; log ${join(RUN_DIR, 'run.log')}`);
+  platform = spawn('bash', ['deploy/local/run.sh'], {
+    cwd: ROOT,
+    stdio: ['ignore', out, out],
+    env: {
+      ...process.env,
+      ID77_RUN_GRPC_BASE: String(grpcBase),
+      ID77_RUN_HTTP_PORT: String(http),
+      ID77_RUN_PORTAL_PORT: String(portal),
+      ID77_RUN_NATS_PORT: String(nats),
+      ID77_RUN_DIR: RUN_DIR,
+      ID77_RUN_DB_PREFIX: DB_PREFIX,
+      ID77_RUN_READY_FILE: readyFile,
+      // Every journey logs in from this one address: keep the gateway's login limit out of the way.
+      ID77_AUTH_RATE_LIMIT_PER_MINUTE: '1000',
+    },
+  });
+  const exited = new Promise((res) => platform.once('exit', (code, signal) => res({ code, signal })));
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (!existsSync(readyFile)) {
+    const done = await Promise.race([exited, new Promise((r) => setTimeout(() => r(null), 500))]);
+    if (done) {
+      platform = null;
+      throw new Error(`run.sh exited (${JSON.stringify(done)}) before the platform was ready; see ${join(RUN_DIR, 'run.log')}`);
+    }
+    if (Date.now() > deadline) throw new Error('the platform was not ready in time');
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const ready = Object.fromEntries(
+    readFileSync(readyFile, 'utf8').trim().split('\n').map((line) => line.split(/=(.*)/s).slice(0, 2)),
+  );
+  log(`platform ready: portal ${ready.portal}, gateway ${ready.gateway}`);
+  return ready;
+}
+
+// SIGTERM to run.sh (it stops every child it started, NATS last), SIGKILL to its group if it lingers.
+async function stopPlatform() {
+  if (!platform) return;
+  const child = platform;
+  platform = null;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((res) => child.once('exit', res));
+  child.kill('SIGTERM');
+  const done = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 40000))]);
+  if (!done) {
+    log('run.sh did not stop within 40 s: SIGKILL');
+    child.kill('SIGKILL');
+  }
+  log('platform stopped');
+}
+
+function dropDatabases() {
+  if (process.env.ID77_BROWSER_KEEP === '1') return;
+  const pg = (process.env.ID77_PG_URL || 'postgres://postgres@127.0.0.1:5432').replace(/\/$/, '');
+  try {
+    const sql = `SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname) FROM pg_database WHERE datname LIKE '${DB_PREFIX}\\_%' \\gexec`;
+    execFileSync('psql', [`${pg}/postgres`, '-X', '-q', '-At'], { input: sql, stdio: ['pipe', 'ignore', 'inherit'] });
+    log(`dropped the databases ${DB_PREFIX}_*`);
+  } catch (error) {
+    log(`could not drop the databases ${DB_PREFIX}_* (make clean-test-dbs will): ${error.message}`);
+  }
+  rmSync(join(RUN_DIR, 'nats', 'js'), { recursive: true, force: true });
+}
+
+let cleaning = null;
+function cleanup() {
+  if (!cleaning) cleaning = stopPlatform().then(dropDatabases);
+  return cleaning;
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    log(`received ${signal}`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---- page helpers -------------------------------------------------------------------------------------------
+
+let shotCount = 0;
+async function check(page, name) {
+  await page.waitForLoadState('load');
+  shotCount += 1;
+  const file = join(SHOTS, `${String(shotCount).padStart(2, '0')}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  await page.addScriptTag({ content: AXE });
+  const result = await page.evaluate(async (tags) => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
+  }, AXE_TAGS);
+  axeReport.push({ page: `${name} (${new URL(page.url()).pathname})`, violations: result });
+  if (result.length) {
+    throw new Error(`axe: ${result.length} violation(s) on ${name}: ${JSON.stringify(result, null, 1)}`);
+  }
+  const lang = await page.getAttribute('html', 'lang');
+  if (lang !== 'fr') throw new Error(`${name}: <html lang="${lang}">`);
+  if ((await page.locator('h1').count()) !== 1) throw new Error(`${name}: not exactly one h1`);
+}
+
+function expect(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function text(page, selector) {
+  return (await page.locator(selector).first().innerText()).trim();
+}
+
+async function step(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    log(`PASS ${name} (${Date.now() - started} ms)`);
+  } catch (error) {
+    results.push({ name, ok: false, error });
+    log(`FAIL ${name}: ${error.stack || error}`);
+  }
+}
+
+async function login(page, base, email, password) {
+  await page.goto(`${base}/connexion`);
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/connexion')), page.click('form[action="/connexion"] button[type="submit"]')]);
+}
+
+async function logout(page) {
+  await Promise.all([page.waitForURL(/\/connexion/), page.click('form[action="/deconnexion"] button')]);
+}
+
+async function eventually(what, timeoutMs, fn) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+// ---- the journeys -------------------------------------------------------------------------------------------
+
+async function journeys(browser, ready) {
+  const base = ready.portal;
+  const password = ready.password;
+  const state = {};
+  const context = await browser.newContext({ bypassCSP: true, locale: 'fr-FR', acceptDownloads: true });
+  const page = await context.newPage();
+
+  await step('anonyme : accueil, catalogue avec recherche et facettes, fiche d\'une offre', async () => {
+    await page.goto(`${base}/`);
+    await check(page, 'accueil');
+    expect((await text(page, 'h1')) === 'Bienvenue sur ID 77', 'home title');
+    await page.goto(`${base}/catalogue`);
+    await check(page, 'catalogue');
+    await page.fill('#q', 'voirie');
+    await Promise.all([page.waitForURL(/q=voirie/), page.click('form[role="search"] button[type="submit"]')]);
+    await check(page, 'catalogue-recherche');
+    const count = await page.locator('ul.offers li').count();
+    expect(count > 0, 'a search for voirie finds offers');
+    const categories = await page.locator('#categorie option').count();
+    expect(categories > 1, 'the category facet lists values with counts');
+    await page.selectOption('#categorie', { index: 1 });
+    await Promise.all([page.waitForURL(/categorie=/), page.click('form[role="search"] button[type="submit"]')]);
+    await check(page, 'catalogue-facette');
+    await Promise.all([page.waitForURL(/\/offres\//), page.locator('ul.offers li h3 a').first().click()]);
+    await check(page, 'offre');
+    expect((await page.locator('h2', { hasText: 'Éligibilité' }).count()) === 1, 'offer page shows eligibility');
+    expect((await page.locator('h2', { hasText: 'Tarif' }).count()) === 1, 'offer page shows the price');
+  });
+
+  await step('collectivité : adhérer (annuaire, erreurs de formulaire, demande envoyée)', async () => {
+    await page.goto(`${base}/adherer`);
+    await check(page, 'adherer');
+    await page.fill('#q', 'Meaux');
+    await page.selectOption('#type', 'commune');
+    await Promise.all([page.waitForURL(/q=Meaux/), page.click('form[role="search"] button[type="submit"]')]);
+    await check(page, 'adherer-resultats');
+    const row = page.locator('tbody tr', { hasText: 'Meaux' }).first();
+    await Promise.all([page.waitForURL(/\/adherer\/\d{9}/), row.locator('a').click()]);
+    state.siren = page.url().split('/').pop();
+    await check(page, 'adherer-formulaire');
+    await page.fill('#courriel', 'pas-une-adresse');
+    await page.click('form button[type="submit"]');
+    await page.waitForSelector('.error-summary');
+    await check(page, 'adherer-erreurs');
+    const summary = await text(page, '.error-summary');
+    expect(summary.includes('obligatoire') && summary.includes('adresse électronique valide'), `French errors: ${summary}`);
+    expect((await page.getAttribute('#contact', 'aria-invalid')) === 'true', 'the wrong field is marked invalid');
+    expect((await page.locator('.error-summary a[href="#contact"]').count()) === 1, 'the summary links to the field');
+    state.adminEmail = `dgs-${RUN_ID}@meaux.fr`;
+    await page.fill('#contact', 'Secrétariat général');
+    await page.fill('#courriel', state.adminEmail);
+    await page.click('form button[type="submit"]');
+    await page.waitForSelector('.notice.success');
+    await check(page, 'adherer-envoyee');
+    expect((await text(page, 'h1')) === "Demande d'adhésion envoyée", 'application confirmed');
+  });
+
+  await step('clavier seul : le formulaire de connexion', async () => {
+    await page.goto(`${base}/connexion`);
+    await check(page, 'connexion');
+    // The first Tab reaches the skip link, which moves the focus to the main content.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.classList.contains('skip-link')), 'first Tab: skip link');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate(() => document.activeElement?.id === 'contenu'), 'the skip link focuses the main content');
+    // Then Tab order reaches the e-mail field, the password field and the button.
+    let guard = 0;
+    while (!(await page.evaluate(() => document.activeElement?.id === 'email')) && guard++ < 10) await page.keyboard.press('Tab');
+    expect(guard < 10, 'Tab reaches the e-mail field');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    expect(outline && outline !== 'none', `focus is visible (outline ${outline})`);
+    await page.keyboard.type('coordination@id77.demo');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.id === 'password'), 'Tab: password field');
+    await page.keyboard.type(password);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.tagName === 'BUTTON'), 'Tab: submit button');
+    await Promise.all([page.waitForURL((u) => u.pathname === '/'), page.keyboard.press('Enter')]);
+    expect((await text(page, '.who')).includes('Coordination'), 'signed in as the coordinator with the keyboard');
+  });
+
+  await step('coordination : valider l\'adhésion et inviter l\'administrateur', async () => {
+    await page.goto(`${base}/coordination/adhesions`);
+    await check(page, 'coordination-adhesions');
+    const row = page.locator('tbody tr', { hasText: state.siren }).first();
+    await Promise.all([page.waitForURL(/statut=active/), row.locator('button', { hasText: 'Valider' }).click()]);
+    await check(page, 'coordination-adhesions-actives');
+    const active = page.locator('tbody tr', { hasText: state.siren }).first();
+    await active.locator('input[name="nom"]').fill('Direction générale des services');
+    await active.locator('input[name="courriel"]').fill(state.adminEmail);
+    await active.locator('button', { hasText: "Inviter l'administrateur" }).click();
+    await page.waitForSelector('#lien-invitation');
+    await check(page, 'coordination-invitation');
+    state.invitation = await page.getAttribute('#lien-invitation', 'href');
+  });
+
+  await step('coordination : orientations à risque, règles d\'orientation (liste, erreurs, création)', async () => {
+    await page.goto(`${base}/coordination/orientations?a_risque=1`);
+    await check(page, 'coordination-orientations-a-risque');
+    await page.goto(`${base}/coordination/regles`);
+    await check(page, 'coordination-regles');
+    await page.selectOption('#condition', 'population');
+    await page.click('form[action="/coordination/regles"] button[type="submit"]');
+    await page.waitForSelector('.error-summary');
+    await check(page, 'coordination-regles-erreurs');
+    const errors = await text(page, '.error-summary');
+    expect(errors.includes('Nom de la règle') && errors.includes('population'), `rule errors: ${errors}`);
+    await page.fill('#nom', `Grandes collectivités ${RUN_ID}`);
+    await page.selectOption('#partenaire', { index: 1 });
+    await page.selectOption('#condition', 'population');
+    await page.fill('#min', '900000000');
+    await Promise.all([page.waitForURL(/\/coordination\/regles$/), page.click('form[action="/coordination/regles"] button[type="submit"]')]);
+    await check(page, 'coordination-regles-creee');
+    expect((await page.locator('tbody tr', { hasText: `Grandes collectivités ${RUN_ID}` }).count()) === 1, 'the new rule is listed');
+    await logout(page);
+    await check(page, 'deconnexion');
+  });
+
+  await step('collectivité : activer le compte, chercher une offre éligible, déposer une demande', async () => {
+    expect(state.invitation, 'an invitation link');
+    await page.goto(`${base}${state.invitation}`);
+    await check(page, 'invitation');
+    await page.fill('#password', MEMBER_PASSWORD);
+    await page.fill('#confirmation', 'autre chose');
+    await page.click('form[action="/invitation"] button');
+    await page.waitForSelector('.error-summary');
+    await check(page, 'invitation-erreurs');
+    await page.fill('#password', MEMBER_PASSWORD);
+    await page.fill('#confirmation', MEMBER_PASSWORD);
+    await Promise.all([page.waitForURL((u) => u.pathname === '/'), page.click('form[action="/invitation"] button')]);
+    await check(page, 'accueil-collectivite');
+    // The approval reaches the catalogue's and requests' read models by event: retry until eligible offers show.
+    await eventually('eligible flat-priced offers', 30000, async () => {
+      await page.goto(`${base}/catalogue?eligibles=1&tarif=flat`);
+      return (await page.locator('ul.offers li').count()) > 0;
+    });
+    await check(page, 'catalogue-eligibles');
+    await Promise.all([page.waitForURL(/\/offres\//), page.locator('ul.offers li h3 a').first().click()]);
+    await check(page, 'offre-eligible');
+    expect((await page.locator('.badge.ok').count()) === 1, 'the member is told it is eligible');
+    await Promise.all([page.waitForURL(/\/demandes\/nouvelle/), page.click('a.button:has-text("Déposer une demande")')]);
+    await check(page, 'demande-formulaire');
+    await page.click('form[action="/demandes"] button');
+    await page.waitForSelector('.error-summary');
+    await check(page, 'demande-erreurs');
+    await page.fill('#objet', 'Réfection de la voirie du centre-bourg');
+    await page.fill('#description', 'Diagnostic de la chaussée et chiffrage, rue de l\'Église — « urgent ».');
+    // Member approval travels by event to requests: a 409 (adhésion pas encore active) is retried.
+    await eventually('the request to be filed', 30000, async () => {
+      await page.click('form[action="/demandes"] button');
+      await page.waitForLoadState('load');
+      if (/\/demandes\/[0-9a-f-]{36}$/.test(page.url())) return true;
+      const summary = await page.locator('.error-summary').innerText().catch(() => '');
+      expect(summary.includes("n'est pas encore active") || summary === '', `unexpected error: ${summary}`);
+      return false;
+    });
+    state.requestUrl = page.url();
+    await check(page, 'demande-deposee');
+    // The provider's demo consumer accepts it; the status and history follow.
+    const status = await eventually('the request to be accepted', 40000, async () => {
+      await page.goto(state.requestUrl);
+      const s = await text(page, '.facts dd .status');
+      return s === 'Acceptée' ? s : null;
+    });
+    expect(status === 'Acceptée', 'accepted');
+    await check(page, 'demande-acceptee');
+    const history = await page.locator('table tbody tr').count();
+    expect(history >= 2, 'the history shows each step');
+    state.provider = (await page.locator('.facts dt:has-text("Partenaire") + dd').innerText()).trim();
+    await page.goto(`${base}/demandes`);
+    await check(page, 'mes-demandes');
+    expect((await page.locator('tbody tr', { hasText: 'Réfection de la voirie' }).count()) === 1, 'listed');
+    await eventually('the quote of the billed offer', 30000, async () => {
+      await page.goto(`${base}/factures`);
+      return (await page.locator('table caption', { hasText: 'Devis' }).count()) === 1;
+    });
+    await check(page, 'devis-et-factures');
+    await logout(page);
+  });
+
+  await step('partenaire : orientations reçues avec leur échéance', async () => {
+    expect(state.provider, 'the provider of the request');
+    await login(page, base, `agent.${state.provider}@id77.demo`, password);
+    await page.goto(`${base}/orientations`);
+    await check(page, 'partenaire-orientations');
+    const rows = await page.locator('tbody tr').count();
+    expect(rows >= 1, 'the agent sees the referral');
+    await Promise.all([page.waitForURL(/\/orientations\/[0-9a-f-]+$/), page.locator('tbody tr a').first().click()]);
+    await check(page, 'partenaire-orientation');
+    expect((await page.locator('h2', { hasText: 'La demande' }).count()) === 1, 'the request is shown to its provider');
+    // Another role's screens are not offered, and refused when typed in.
+    expect((await page.locator('nav a[href="/coordination/regles"]').count()) === 0, 'no coordination link');
+    const refused = await page.goto(`${base}/coordination/regles`);
+    expect(refused.status() === 403, `a provider agent is refused the rules page (${refused.status()})`);
+    await check(page, 'acces-refuse');
+    await logout(page);
+  });
+
+  await step('sécurité : un POST sans jeton CSRF est refusé', async () => {
+    const response = await page.request.post(`${base}/connexion`, { form: { email: 'x@y.fr', password: 'x' } });
+    expect(response.status() === 403, `POST without CSRF token: ${response.status()}`);
+    const cookies = await context.cookies();
+    const session = cookies.find((c) => c.name === 'id77_session');
+    expect(session && session.httpOnly && session.sameSite === 'Strict', `session cookie flags: ${JSON.stringify(session)}`);
+  });
+
+  await context.close();
+}
+
+async function main() {
+  mkdirSync(SHOTS, { recursive: true });
+  const executablePath = execFileSync('bash', [join(HERE, 'ensure-chromium.sh')], { encoding: 'utf8' }).trim();
+  let browser = null;
+  try {
+    const ready = await startPlatform();
+    browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
+    await journeys(browser, ready);
+  } catch (error) {
+    results.push({ name: 'platform and browser start', ok: false, error });
+    log(`FAIL ${error.stack || error}`);
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    await cleanup();
+  }
+  const failed = results.filter((r) => !r.ok);
+  const pages = axeReport.length;
+  const violations = axeReport.reduce((n, r) => n + r.violations.length, 0);
+  console.log(`\nAccessibility (axe-core ${JSON.parse(readFileSync(join(HERE, 'node_modules/axe-core/package.json'), 'utf8')).version}, tags ${AXE_TAGS.join(', ')}): ${pages} pages checked, ${violations} violations`);
+  for (const r of axeReport) console.log(`  ${r.violations.length ? 'FAIL' : 'ok  '} ${r.page}`);
+  console.log(`Screenshots: ${SHOTS}`);
+  for (const r of results) console.log(`${r.ok ? 'PASS' : 'FAIL'} ${r.name}${r.ok ? '' : `: ${String(r.error?.message || r.error).split('\n')[0]}`}`);
+  console.log(`${results.length - failed.length} passed, ${failed.length} failed`);
+  process.exitCode = failed.length || results.length === 0 ? 1 : 0;
+}
+
+main();
