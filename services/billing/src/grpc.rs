@@ -275,13 +275,15 @@ impl BillingApi {
         let format = match pb::ExportFormat::try_from(req.format) {
             Ok(pb::ExportFormat::CiiXml) => pb::ExportFormat::CiiXml,
             Ok(pb::ExportFormat::Csv) => pb::ExportFormat::Csv,
-            _ => return Err(ServiceError::invalid("format", "must be CII_XML or CSV")),
+            Ok(pb::ExportFormat::UblXml) => pb::ExportFormat::UblXml,
+            _ => return Err(ServiceError::invalid("format", "must be CII_XML, UBL_XML or CSV")),
         };
         let invoice = self.invoice(caller, pb::GetInvoiceRequest { id: req.id }).await?;
         let (content_type, extension, content) = match format {
             pb::ExportFormat::Csv => {
                 ("text/csv; charset=utf-8", "csv", export::invoices_csv(std::slice::from_ref(&invoice)))
             }
+            pb::ExportFormat::UblXml => ("application/xml", "ubl.xml", export::invoice_ubl(&invoice)),
             _ => ("application/xml", "xml", export::invoice_xml(&invoice)),
         };
         Ok(pb::ExportInvoiceResponse {

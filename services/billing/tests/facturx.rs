@@ -9,7 +9,7 @@ use id77_proto::billing::v1 as pb;
 
 mod support;
 
-use support::check_facturx;
+use support::{Syntax, check_en16931, check_facturx};
 
 /// The seller as billing resolves it for the CAUE (shipped registry) and a member buyer.
 fn parties() -> (pb::Party, pb::Party) {
@@ -59,9 +59,11 @@ fn invoice(vat_rate_bp: Option<i32>) -> pb::Invoice {
 }
 
 #[test]
-fn invoices_and_credit_notes_pass_the_facturx_en16931_schema() -> anyhow::Result<()> {
+fn invoices_and_credit_notes_pass_the_en16931_schemas_and_business_rules_in_cii_and_ubl() -> anyhow::Result<()> {
     check_facturx("invoice-vat", &export::invoice_xml(&invoice(Some(2000))))?;
     check_facturx("invoice-no-vat", &export::invoice_xml(&invoice(None)))?;
+    check_en16931("invoice-vat-ubl", Syntax::Ubl, &export::invoice_ubl(&invoice(Some(2000))))?;
+    check_en16931("invoice-no-vat-ubl", Syntax::Ubl, &export::invoice_ubl(&invoice(None)))?;
     let i = invoice(None);
     let note = pb::CreditNote {
         id: uuid::Uuid::now_v7().to_string(),
@@ -86,6 +88,7 @@ fn invoices_and_credit_notes_pass_the_facturx_en16931_schema() -> anyhow::Result
         buyer: i.buyer.clone(),
     };
     check_facturx("credit-note", &export::credit_note_xml(&note))?;
+    check_en16931("credit-note-ubl", Syntax::Ubl, &export::credit_note_ubl(&note))?;
     // The check does fail on an invalid document, and on a valid schema with broken business rules: a grand
     // total that is not the net plus VAT breaks BR-CO-15, which only the schematron knows.
     ensure!(check_facturx("broken", "<rsm:CrossIndustryInvoice/>").is_err(), "the checker accepted garbage");
@@ -93,5 +96,12 @@ fn invoices_and_credit_notes_pass_the_facturx_en16931_schema() -> anyhow::Result
         .replace("<ram:GrandTotalAmount>1620.00<", "<ram:GrandTotalAmount>1600.00<");
     let err = check_facturx("wrong-total", &wrong_total).err().map(|e| e.to_string()).unwrap_or_default();
     ensure!(err.contains("xsd valid") && err.contains("BR-CO-15"), "the schematron missed BR-CO-15: {err}");
+    let wrong_total = export::invoice_ubl(&invoice(Some(2000))).replace(
+        "<cbc:TaxInclusiveAmount currencyID=\"EUR\">1620.00<",
+        "<cbc:TaxInclusiveAmount currencyID=\"EUR\">1600.00<",
+    );
+    let err =
+        check_en16931("wrong-total-ubl", Syntax::Ubl, &wrong_total).err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(err.contains("xsd valid") && err.contains("BR-CO-15"), "the UBL schematron missed BR-CO-15: {err}");
     Ok(())
 }

