@@ -25,6 +25,34 @@ const SERVICES: &[(&str, &str)] = &[
     ("billing", "ID77_BILLING_URL"),
 ];
 
+/// How to start the platform: [`Options::default`] is one process per service.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Processes of a service (default 1): its replicas share its database and the NATS prefix, each with its
+    /// own gRPC and metrics port; the gateway is given the first one's address.
+    pub replicas: Vec<(&'static str, usize)>,
+    /// Extra environment of every process (services, gateway, referral consumers), e.g. OTLP settings.
+    pub env: Vec<(String, String)>,
+}
+
+impl Options {
+    /// Runs `count` processes of `service`.
+    pub fn replicas(mut self, service: &'static str, count: usize) -> Self {
+        self.replicas.push((service, count));
+        self
+    }
+
+    /// Sets an environment variable of every process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn count(&self, service: &str) -> usize {
+        self.replicas.iter().rev().find(|(s, _)| *s == service).map_or(1, |(_, n)| (*n).max(1))
+    }
+}
+
 /// A running platform.
 pub struct Platform {
     pub gateway: String,
@@ -32,6 +60,10 @@ pub struct Platform {
     children: Vec<(String, Child)>,
     databases: Vec<String>,
     pub logs: PathBuf,
+    /// Each process's metrics endpoint (`http://127.0.0.1:<port>/metrics`), by process name (`routing`,
+    /// `routing-2`, `gateway`...).
+    pub metrics: Vec<(String, String)>,
+    env: Vec<(String, String)>,
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -92,34 +124,52 @@ fn free_port() -> anyhow::Result<u16> {
 impl Platform {
     /// Starts the five services and the gateway, and waits until the gateway reports ready.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts the platform as `options` say, and waits until the gateway reports ready.
+    pub async fn start_with(options: Options) -> anyhow::Result<Self> {
         let prefix = testing::fresh_prefix();
         let logs = target_dir().join("e2e-logs").join(&prefix);
         std::fs::create_dir_all(&logs)?;
-        let mut platform =
-            Self { gateway: String::new(), prefix: prefix.clone(), children: Vec::new(), databases: Vec::new(), logs };
+        let mut platform = Self {
+            gateway: String::new(),
+            prefix: prefix.clone(),
+            children: Vec::new(),
+            databases: Vec::new(),
+            logs,
+            metrics: Vec::new(),
+            env: options.env.clone(),
+        };
         let mut upstreams = Vec::new();
         for (service, url_var) in SERVICES {
-            let port = free_port()?;
             let db = testing::fresh_database_url(service);
             platform.databases.push(db.clone());
-            let mut cmd = Command::new(binary(&format!("id77-{service}"))?);
-            cmd.env("ID77_DATABASE_URL", &db)
-                .env("ID77_NATS_URL", testing::nats_url())
-                .env("ID77_NATS_PREFIX", &prefix)
-                .env("ID77_GRPC_ADDR", format!("127.0.0.1:{port}"))
-                .env("ID77_DB_MAX_CONNECTIONS", "5");
-            if *service == "membership" {
-                cmd.env("ID77_DIRECTORY_DIR", directory_dir()?)
-                    .env("ID77_DEMO_PASSWORD", DEMO_PASSWORD)
-                    .env("ID77_DEMO_PROVIDERS", provider_codes()?.join(","));
-            } else if let Some((_, membership)) = upstreams.first() {
-                cmd.env("ID77_MEMBERSHIP_URL", membership);
+            let mut first_port = None;
+            for replica in 1..=options.count(service) {
+                let port = free_port()?;
+                first_port.get_or_insert(port);
+                let mut cmd = Command::new(binary(&format!("id77-{service}"))?);
+                cmd.env("ID77_DATABASE_URL", &db)
+                    .env("ID77_NATS_URL", testing::nats_url())
+                    .env("ID77_NATS_PREFIX", &prefix)
+                    .env("ID77_GRPC_ADDR", format!("127.0.0.1:{port}"))
+                    .env("ID77_DB_MAX_CONNECTIONS", "5");
+                if *service == "membership" {
+                    cmd.env("ID77_DIRECTORY_DIR", directory_dir()?)
+                        .env("ID77_DEMO_PASSWORD", DEMO_PASSWORD)
+                        .env("ID77_DEMO_PROVIDERS", provider_codes()?.join(","));
+                } else if let Some((_, membership)) = upstreams.first() {
+                    cmd.env("ID77_MEMBERSHIP_URL", membership);
+                }
+                if *service == "routing" {
+                    // Test only: routing's clock is offset by the seconds written in this file (`advance_clock`).
+                    cmd.env("ID77_TEST_CLOCK_FILE", platform.clock_file()).env("ID77_ROUTING_TIMER_INTERVAL_MS", "200");
+                }
+                let name = if replica == 1 { (*service).to_owned() } else { format!("{service}-{replica}") };
+                platform.spawn_with_metrics(&name, cmd)?;
             }
-            if *service == "routing" {
-                // Test only: routing's clock is offset by the seconds written in this file (`advance_clock`).
-                cmd.env("ID77_TEST_CLOCK_FILE", platform.clock_file()).env("ID77_ROUTING_TIMER_INTERVAL_MS", "200");
-            }
-            platform.spawn(service, cmd)?;
+            let port = first_port.context("no process")?;
             upstreams.push((*url_var, format!("http://127.0.0.1:{port}")));
         }
         let http_port = free_port()?;
@@ -129,15 +179,24 @@ impl Platform {
         for (var, url) in &upstreams {
             gateway.env(var, url);
         }
-        platform.spawn("gateway", gateway)?;
+        platform.spawn_with_metrics("gateway", gateway)?;
         platform.gateway = format!("http://127.0.0.1:{http_port}");
         platform.wait_ready(Duration::from_secs(60)).await?;
         Ok(platform)
     }
 
+    /// Spawns a process with a metrics port of its own.
+    fn spawn_with_metrics(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<()> {
+        let port = free_port()?;
+        cmd.env("ID77_METRICS_ADDR", format!("127.0.0.1:{port}"));
+        self.metrics.push((name.to_owned(), format!("http://127.0.0.1:{port}/metrics")));
+        self.spawn(name, cmd)
+    }
+
     fn spawn(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<()> {
         let log = std::fs::File::create(self.logs.join(format!("{name}.log")))?;
-        cmd.env("ID77_LOG", "info").stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        cmd.env("ID77_LOG", "info").envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
         self.children.push((name.to_owned(), child));
         Ok(())
@@ -295,6 +354,69 @@ impl Api {
         }
         Ok((pair["access_token"].as_str().context("access_token")?.to_owned(), user_id))
     }
+}
+
+/// The metrics endpoint of a process of the platform.
+pub fn metrics_url<'a>(platform: &'a Platform, process: &str) -> anyhow::Result<&'a str> {
+    platform
+        .metrics
+        .iter()
+        .find(|(name, _)| name == process)
+        .map(|(_, url)| url.as_str())
+        .with_context(|| format!("no process {process}"))
+}
+
+/// Fetches a metrics page (OpenMetrics text).
+pub async fn scrape(url: &str) -> anyhow::Result<String> {
+    let response = reqwest::get(url).await.with_context(|| format!("scraping {url}"))?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}", response.status());
+    }
+    Ok(response.text().await?)
+}
+
+/// The sum of the samples of series `name` whose labels include every pair of `labels` (0 when none).
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, rest) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if series_name != name {
+                return None;
+            }
+            let all = labels.iter().all(|(k, v)| rest.split(',').any(|pair| pair == format!("{k}=\"{v}\"")));
+            if all { value.parse::<f64>().ok() } else { None }
+        })
+        .sum()
+}
+
+/// Applies for membership with `siren`, has the coordinator approve it and invite its first admin; returns the
+/// member id and the admin's access token.
+pub async fn onboard_member(
+    api: &Api,
+    coordinator: &str,
+    siren: &str,
+    email: &str,
+) -> anyhow::Result<(String, String)> {
+    let apply = json!({"siren": siren, "contact_name": "Secrétariat général", "contact_email": email});
+    let (status, member) = api.post("/v1/memberships", None, &apply).await;
+    if status != StatusCode::CREATED {
+        bail!("membership application failed: {status} {member}");
+    }
+    let member_id = member["id"].as_str().context("member id")?.to_owned();
+    let (status, approved) =
+        api.post(&format!("/v1/memberships/{member_id}/approve"), Some(coordinator), &json!({})).await;
+    if status != StatusCode::OK {
+        bail!("approval failed: {status} {approved}");
+    }
+    let invite =
+        json!({"email": email, "display_name": "Administrateur", "role": "member_admin", "member_id": member_id});
+    let (token, _) = api.invite_and_accept(coordinator, &invite).await?;
+    Ok((member_id, token))
 }
 
 /// Polls `probe` until it returns `Some`, for at most `limit`; panics with `what` after that.

@@ -46,6 +46,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `ID77_UPSTREAM_TIMEOUT_MS`: deadline of one gRPC call (default 10 000).
     pub request_timeout: Duration,
+    /// `ID77_METRICS_ADDR`: where Prometheus metrics are served (`/metrics`); unset: not served.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Default per-client limit of login, refresh and invitation acceptance calls per minute.
@@ -73,6 +75,7 @@ impl Config {
             rate_limit_max_clients: env_parse("ID77_RATE_LIMIT_MAX_CLIENTS", DEFAULT_RATE_LIMIT_MAX_CLIENTS)?,
             connect_timeout: Duration::from_millis(env_parse("ID77_UPSTREAM_CONNECT_TIMEOUT_MS", 2_000)?),
             request_timeout: Duration::from_millis(env_parse("ID77_UPSTREAM_TIMEOUT_MS", 10_000)?),
+            metrics_addr: id77_platform::metrics::addr_from_env()?,
         })
     }
 
@@ -95,6 +98,7 @@ impl Config {
             rate_limit_max_clients: DEFAULT_RATE_LIMIT_MAX_CLIENTS,
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
+            metrics_addr: None,
         }
     }
 }

@@ -30,6 +30,7 @@ use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
 use id77_proto::routing::v1::routing_service_client::RoutingServiceClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::ratelimit::RateLimiter;
@@ -39,6 +40,25 @@ pub use routes::router;
 
 /// How long in-flight HTTP calls get to finish after shutdown is requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A gRPC channel whose calls carry the current span's W3C trace context.
+pub type Upstream = InterceptedService<Channel, Traced>;
+
+/// Adds the current span's `traceparent` to the metadata of every gRPC call (so the services continue the
+/// trace of the HTTP request; nothing is added when traces are off).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Traced;
+
+impl tonic::service::Interceptor for Traced {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(traceparent) = id77_platform::telemetry::current_traceparent()
+            && let Ok(value) = traceparent.parse()
+        {
+            request.metadata_mut().insert(id77_platform::telemetry::TRACEPARENT, value);
+        }
+        Ok(request)
+    }
+}
 
 /// One gRPC channel per service, opened lazily (the gateway starts before the services and reconnects on its
 /// own), the token verifier, the rate limiters and the hardening switches. Cheap to clone.
@@ -54,12 +74,12 @@ struct Inner {
     web_origins: Vec<String>,
     auth_limiter: RateLimiter,
     limiter: RateLimiter,
-    membership: MembershipServiceClient<Channel>,
-    identity: IdentityServiceClient<Channel>,
-    catalogue: CatalogueServiceClient<Channel>,
-    requests: RequestsServiceClient<Channel>,
-    routing: RoutingServiceClient<Channel>,
-    billing: BillingServiceClient<Channel>,
+    membership: MembershipServiceClient<Upstream>,
+    identity: IdentityServiceClient<Upstream>,
+    catalogue: CatalogueServiceClient<Upstream>,
+    requests: RequestsServiceClient<Upstream>,
+    routing: RoutingServiceClient<Upstream>,
+    billing: BillingServiceClient<Upstream>,
     /// Every upstream by name, for readiness.
     upstreams: Vec<(&'static str, Channel)>,
 }
@@ -89,12 +109,12 @@ impl AppState {
                 web_origins: config.web_origins.clone(),
                 auth_limiter: RateLimiter::new(config.auth_rate_per_minute, config.rate_limit_max_clients),
                 limiter: RateLimiter::new(config.rate_per_minute, config.rate_limit_max_clients),
-                membership: MembershipServiceClient::new(membership.clone()),
-                identity: IdentityServiceClient::new(membership.clone()),
-                catalogue: CatalogueServiceClient::new(catalogue.clone()),
-                requests: RequestsServiceClient::new(requests.clone()),
-                routing: RoutingServiceClient::new(routing.clone()),
-                billing: BillingServiceClient::new(billing.clone()),
+                membership: MembershipServiceClient::with_interceptor(membership.clone(), Traced),
+                identity: IdentityServiceClient::with_interceptor(membership.clone(), Traced),
+                catalogue: CatalogueServiceClient::with_interceptor(catalogue.clone(), Traced),
+                requests: RequestsServiceClient::with_interceptor(requests.clone(), Traced),
+                routing: RoutingServiceClient::with_interceptor(routing.clone(), Traced),
+                billing: BillingServiceClient::with_interceptor(billing.clone(), Traced),
                 upstreams: vec![
                     ("membership", membership),
                     ("catalogue", catalogue),
@@ -136,27 +156,27 @@ impl AppState {
         &self.inner.limiter
     }
 
-    pub fn membership(&self) -> MembershipServiceClient<Channel> {
+    pub fn membership(&self) -> MembershipServiceClient<Upstream> {
         self.inner.membership.clone()
     }
 
-    pub fn identity(&self) -> IdentityServiceClient<Channel> {
+    pub fn identity(&self) -> IdentityServiceClient<Upstream> {
         self.inner.identity.clone()
     }
 
-    pub fn catalogue(&self) -> CatalogueServiceClient<Channel> {
+    pub fn catalogue(&self) -> CatalogueServiceClient<Upstream> {
         self.inner.catalogue.clone()
     }
 
-    pub fn requests(&self) -> RequestsServiceClient<Channel> {
+    pub fn requests(&self) -> RequestsServiceClient<Upstream> {
         self.inner.requests.clone()
     }
 
-    pub fn routing(&self) -> RoutingServiceClient<Channel> {
+    pub fn routing(&self) -> RoutingServiceClient<Upstream> {
         self.inner.routing.clone()
     }
 
-    pub fn billing(&self) -> BillingServiceClient<Channel> {
+    pub fn billing(&self) -> BillingServiceClient<Upstream> {
         self.inner.billing.clone()
     }
 
@@ -169,6 +189,10 @@ impl AppState {
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::new(&config)?;
     let local = listener.local_addr()?;
+    id77_platform::metrics::global().register_service("gateway");
+    if let Some(addr) = config.metrics_addr {
+        id77_platform::metrics::serve(addr, shutdown.clone()).await?;
+    }
     tracing::info!(%local, membership = %config.membership_url, catalogue = %config.catalogue_url,
         requests = %config.requests_url, routing = %config.routing_url, billing = %config.billing_url,
         jwks_file = ?config.jwks_file, web_origins = ?config.web_origins,

@@ -27,6 +27,8 @@ pub struct PlatformConfig {
     /// `ID77_NATS_NKEY_FILE`: the NKEY seed this service authenticates to NATS with (its user in the generated
     /// server configuration, see `id77-nats-config`); none: connect without credentials.
     pub nats_nkey_file: Option<std::path::PathBuf>,
+    /// `ID77_METRICS_ADDR`: where Prometheus metrics are served (`/metrics`); unset: not served.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Default PostgreSQL server, without a database name.
@@ -82,6 +84,7 @@ impl PlatformConfig {
             membership_url: env_or("ID77_MEMBERSHIP_URL", DEFAULT_MEMBERSHIP_URL),
             jwks_file: std::env::var_os("ID77_JWKS_FILE").filter(|f| !f.is_empty()).map(Into::into),
             nats_nkey_file: std::env::var_os("ID77_NATS_NKEY_FILE").filter(|f| !f.is_empty()).map(Into::into),
+            metrics_addr: crate::metrics::addr_from_env()?,
         })
     }
 }

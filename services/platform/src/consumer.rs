@@ -110,9 +110,22 @@ pub async fn run<H: EventHandler>(
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) {
+    run_for("", pool, js, ns, spec, handler, shutdown).await
+}
+
+/// [`run`], naming the service in the metrics.
+pub async fn run_for<H: EventHandler>(
+    service: &'static str,
+    pool: PgPool,
+    js: jetstream::Context,
+    ns: Namespace,
+    spec: ConsumerSpec,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match run_once(&pool, &js, &ns, &spec, handler.as_ref(), &shutdown).await {
+        match run_once(service, &pool, &js, &ns, &spec, handler.as_ref(), &shutdown).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(durable = %spec.durable, error = format!("{error:#}"), "consumer failed; retrying");
@@ -127,6 +140,7 @@ pub async fn run<H: EventHandler>(
 }
 
 async fn run_once<H: EventHandler>(
+    service: &'static str,
     pool: &PgPool,
     js: &jetstream::Context,
     ns: &Namespace,
@@ -173,12 +187,49 @@ async fn run_once<H: EventHandler>(
             }
             Some(Ok(message)) => message,
         };
-        deliver(pool, js, ns, spec, handler, message).await;
+        deliver(service, pool, js, ns, spec, handler, message).await;
+    }
+}
+
+/// Samples the durable consumer's lag (`num_pending`, `num_ack_pending`) every `every`, until `shutdown`.
+pub async fn sample_lag(
+    service: &'static str,
+    js: jetstream::Context,
+    ns: Namespace,
+    spec: ConsumerSpec,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let labels = crate::metrics::ConsumerLabels { service: service.to_owned(), durable: spec.durable.clone() };
+    let metrics = crate::metrics::global();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let info = async {
+            let stream = js.get_stream(ns.stream(spec.stream.name)).await?;
+            anyhow::Ok(stream.consumer_info(&spec.durable).await?)
+        };
+        match info.await {
+            Ok(info) => {
+                metrics
+                    .consumer_pending
+                    .get_or_create(&labels)
+                    .set(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+                metrics
+                    .consumer_ack_pending
+                    .get_or_create(&labels)
+                    .set(i64::try_from(info.num_ack_pending).unwrap_or(i64::MAX));
+            }
+            Err(error) => tracing::debug!(durable = %spec.durable, error = format!("{error:#}"), "lag not sampled"),
+        }
     }
 }
 
 /// Handles one message and acks, naks or dead-letters it.
 async fn deliver<H: EventHandler>(
+    service: &'static str,
     pool: &PgPool,
     js: &jetstream::Context,
     ns: &Namespace,
@@ -200,11 +251,16 @@ async fn deliver<H: EventHandler>(
         headers: headers.clone(),
         delivered,
     };
-    let span = tracing::info_span!("event", durable = %spec.durable, subject = %event.subject, id = %event.message_id);
-    settle(pool, js, ns, spec, handler, &message, &event).instrument(span).await;
+    // The span continues the publisher's trace (the `traceparent` header the outbox relay set).
+    let span = tracing::info_span!("event", otel.name = %format!("handle {}", event.subject), otel.kind = "consumer",
+        messaging.system = "nats", durable = %spec.durable, subject = %event.subject, id = %event.message_id,
+        delivered = event.delivered);
+    crate::telemetry::extract_nats(&headers, &span);
+    let outcome = settle(pool, js, ns, spec, handler, &message, &event).instrument(span).await;
+    crate::metrics::global().consumer_event(service, &spec.durable, outcome, event.delivered);
 }
 
-/// Applies the event, then acks, naks or dead-letters its message.
+/// Applies the event, then acks, naks or dead-letters its message. Returns the outcome for the metrics.
 async fn settle<H: EventHandler>(
     pool: &PgPool,
     js: &jetstream::Context,
@@ -213,7 +269,7 @@ async fn settle<H: EventHandler>(
     handler: &H,
     message: &jetstream::Message,
     event: &Event,
-) {
+) -> &'static str {
     let delivered = event.delivered;
     let result = if event.message_id.is_empty() {
         Err(HandleError::Reject(anyhow::anyhow!("message without id or JetStream metadata")))
@@ -227,6 +283,10 @@ async fn settle<H: EventHandler>(
                 // The effect is committed; a redelivery will be recognised as a duplicate.
                 tracing::warn!(%error, "ack failed after commit");
             }
+            match outcome {
+                Outcome::Applied => "applied",
+                Outcome::Duplicate => "duplicate",
+            }
         }
         Err(HandleError::Retry(error)) if delivered < spec.max_deliver => {
             let delay = retry_delay(delivered);
@@ -234,17 +294,19 @@ async fn settle<H: EventHandler>(
             if let Err(error) = message.ack_with(AckKind::Nak(Some(delay))).await {
                 tracing::warn!(%error, "nak failed");
             }
+            "retry"
         }
         Err(error) => {
             tracing::error!(%error, delivered, "event dead-lettered");
             if let Err(e) = dead_letter(js, ns, &spec.durable, event, &error).await {
                 // Leave it un-acked: it will come back and be dead-lettered again.
                 tracing::error!(error = format!("{e:#}"), "dead-letter publish failed");
-                return;
+                return "retry";
             }
             if let Err(error) = message.ack_with(AckKind::Term).await {
                 tracing::warn!(%error, "term failed");
             }
+            "dead_letter"
         }
     }
 }

@@ -1,7 +1,11 @@
 //! gRPC server start: the service's routes plus the standard health service (NOT_SERVING whenever the database
-//! or NATS stops answering) and reflection over every ID 77 contract.
+//! or NATS stops answering) and reflection over every ID 77 contract. Every call goes through [`Observe`]: a
+//! span continuing the caller's W3C trace context (gRPC metadata `traceparent`), and the RPC metrics.
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use sqlx::PgPool;
@@ -16,6 +20,7 @@ pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Serves `routes` on `listener` until `shutdown`, then drains in-flight calls.
 pub async fn serve(
+    service: &'static str,
     listener: TcpListener,
     routes: Routes,
     health_names: &[&str],
@@ -44,6 +49,7 @@ pub async fn serve(
     });
     let result = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
+        .layer(tower::layer::layer_fn(move |inner| Observe { inner, service }))
         .add_routes(routes)
         .add_service(health)
         .add_service(reflection)
@@ -51,6 +57,87 @@ pub async fn serve(
         .await;
     watchdog.abort();
     result.map_err(Into::into)
+}
+
+/// Tower middleware of the gRPC server: one span per call (child of the caller's `traceparent`, health and
+/// reflection calls left out) and `id77_grpc_server_*` metrics.
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    service: &'static str,
+}
+
+impl<S> Observe<S> {
+    pub fn new(inner: S, service: &'static str) -> Self {
+        Self { inner, service }
+    }
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Observe<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // The clone that was polled ready serves this call (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let service = self.service;
+        let path = request.uri().path().to_owned();
+        let span = if path.starts_with("/grpc.") {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!("grpc", otel.name = %path, otel.kind = "server", rpc.system = "grpc",
+                rpc.service = service, rpc.grpc.status_code = tracing::field::Empty)
+        };
+        crate::telemetry::extract_http(request.headers(), &span);
+        let started = Instant::now();
+        let future = {
+            let _entered = span.enter();
+            inner.call(request)
+        };
+        Box::pin(async move {
+            let result = tracing::Instrument::instrument(future, span.clone()).await;
+            let code = match &result {
+                // Unary errors are "trailers-only" responses: the status is in the headers; absent means OK
+                // so far (a stream could still fail in its trailers).
+                Ok(response) => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map(tonic::Code::from_i32)
+                    .unwrap_or(tonic::Code::Ok),
+                Err(_) => tonic::Code::Unknown,
+            };
+            span.record("rpc.grpc.status_code", code as i32);
+            // Unknown paths are one series, whatever a client sends.
+            let method = if code == tonic::Code::Unimplemented { "unknown".to_owned() } else { path };
+            let metrics = crate::metrics::global();
+            metrics
+                .grpc_requests
+                .get_or_create(&crate::metrics::GrpcLabels {
+                    service: service.to_owned(),
+                    method: method.clone(),
+                    code: format!("{code:?}"),
+                })
+                .inc();
+            metrics
+                .grpc_duration
+                .get_or_create(&crate::metrics::MethodLabels { service: service.to_owned(), method })
+                .observe(started.elapsed().as_secs_f64());
+            result
+        })
+    }
 }
 
 /// Reports SERVING while the database and NATS answer, NOT_SERVING otherwise.

@@ -7,6 +7,10 @@
 //! them publish at a time, which keeps publication order. A relay that dies after publishing but before
 //! marking leaves the rows pending; the next relay publishes them again with the same message id, which
 //! JetStream drops as duplicates inside its window, and consumers drop through their inbox after it.
+//!
+//! Traces: [`enqueue`] stores the current span's W3C `traceparent` in the row (`trace_context`); the relay
+//! publishes each such row inside an `outbox publish` span, child of it, and sends that span's context as the
+//! message's `traceparent` header.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -36,11 +40,12 @@ pub async fn enqueue<M: prost::Message + prost::Name>(
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
     let event_type = M::full_name();
-    sqlx::query("INSERT INTO outbox (id, subject, event_type, payload) VALUES ($1, $2, $3, $4)")
+    sqlx::query("INSERT INTO outbox (id, subject, event_type, payload, trace_context) VALUES ($1, $2, $3, $4, $5)")
         .bind(id)
         .bind(subject)
         .bind(event_type)
         .bind(message.encode_to_vec())
+        .bind(crate::telemetry::current_traceparent())
         .execute(&mut *conn)
         .await?;
     sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *conn).await?;
@@ -57,11 +62,19 @@ pub struct Relay {
     pub poll_interval: Duration,
     /// Rows published per transaction.
     pub batch_size: i64,
+    /// The service, for the metrics.
+    service: &'static str,
 }
 
 impl Relay {
     pub fn new(pool: PgPool, js: jetstream::Context, ns: Namespace) -> Self {
-        Self { pool, js, ns, poll_interval: Duration::from_millis(500), batch_size: 256 }
+        Self { pool, js, ns, poll_interval: Duration::from_millis(500), batch_size: 256, service: "" }
+    }
+
+    /// Names the service in the relay's metrics.
+    pub fn for_service(mut self, service: &'static str) -> Self {
+        self.service = service;
+        self
     }
 
     /// Runs until `shutdown`; errors are logged and retried with backoff.
@@ -115,7 +128,7 @@ impl Relay {
             return Ok(0);
         }
         let rows = sqlx::query(
-            "SELECT id, subject, event_type, payload, headers FROM outbox
+            "SELECT id, subject, event_type, payload, headers, trace_context FROM outbox
              WHERE published_at IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(self.batch_size)
@@ -139,6 +152,16 @@ impl Relay {
             for (k, v) in extra.0.iter() {
                 headers.insert(k.as_str(), v.as_str());
             }
+            let trace_context: Option<String> = row.try_get("trace_context")?;
+            if let Some(parent) = trace_context.as_deref() {
+                let span = tracing::info_span!("outbox publish", otel.name = %format!("publish {subject}"),
+                    otel.kind = "producer", messaging.system = "nats", messaging.destination.name = %subject);
+                crate::telemetry::extract_traceparent(parent, &span);
+                let _entered = span.enter();
+                if let Some(traceparent) = crate::telemetry::current_traceparent() {
+                    headers.insert(crate::telemetry::TRACEPARENT, traceparent.as_str());
+                }
+            }
             let publish =
                 PublishMessage::build().payload(Bytes::from(payload)).headers(headers).message_id(id.to_string());
             let ack = self
@@ -158,6 +181,10 @@ impl Relay {
         sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
         tx.commit().await?;
         tracing::debug!(count = ids.len(), "outbox events published");
+        crate::metrics::global()
+            .outbox_published
+            .get_or_create(&crate::metrics::ServiceLabels { service: self.service.to_owned() })
+            .inc_by(ids.len() as u64);
         Ok(ids.len())
     }
 

@@ -53,18 +53,39 @@ impl ServiceContext {
             "dependencies ready"
         );
         let auth = config.authenticator()?;
-        Ok(Self { config, auth, pool, nats: client, js, ns, shutdown, tasks: TaskTracker::new() })
+        let tasks = TaskTracker::new();
+        let metrics = crate::metrics::global();
+        metrics.register_service(config.service);
+        if let Some(addr) = config.metrics_addr {
+            crate::metrics::serve(addr, shutdown.clone()).await?;
+        }
+        tasks.spawn(crate::metrics::sample_database(
+            config.service,
+            pool.clone(),
+            Duration::from_secs(5),
+            shutdown.clone(),
+        ));
+        Ok(Self { config, auth, pool, nats: client, js, ns, shutdown, tasks })
     }
 
     /// Publishes this service's outbox.
     pub fn spawn_outbox_relay(&self) {
-        let relay = Relay::new(self.pool.clone(), self.js.clone(), self.ns.clone());
+        let relay = Relay::new(self.pool.clone(), self.js.clone(), self.ns.clone()).for_service(self.config.service);
         self.tasks.spawn(relay.run(self.shutdown.clone()));
     }
 
     /// Runs an idempotent consumer.
     pub fn spawn_consumer<H: EventHandler>(&self, spec: ConsumerSpec, handler: Arc<H>) {
-        self.tasks.spawn(consumer::run(
+        self.tasks.spawn(consumer::sample_lag(
+            self.config.service,
+            self.js.clone(),
+            self.ns.clone(),
+            spec.clone(),
+            Duration::from_secs(5),
+            self.shutdown.clone(),
+        ));
+        self.tasks.spawn(consumer::run_for(
+            self.config.service,
             self.pool.clone(),
             self.js.clone(),
             self.ns.clone(),
@@ -85,6 +106,7 @@ impl ServiceContext {
     /// Serves gRPC until shutdown, then waits for the background tasks and closes the connections.
     pub async fn serve(self, listener: TcpListener, routes: Routes, health_names: &[&str]) -> anyhow::Result<()> {
         let result = crate::grpc::serve(
+            self.config.service,
             listener,
             routes,
             health_names,

@@ -45,6 +45,7 @@ pub fn platform_config(
         membership_url: env_or("ID77_MEMBERSHIP_URL", crate::config::DEFAULT_MEMBERSHIP_URL),
         jwks_file: None,
         nats_nkey_file: None,
+        metrics_addr: None,
     }
 }
 

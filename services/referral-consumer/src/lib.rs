@@ -448,10 +448,15 @@ impl ReferralConsumer {
                 Some(Incoming::Offered(pending)) => {
                     let span = tracing::info_span!(
                         "referral",
+                        otel.kind = "consumer",
                         referral_id = %pending.referral.referral_id,
                         request_id = %pending.referral.request_id,
                         offer = %pending.referral.offer_code,
                     );
+                    // Continues the platform's trace (routing's outbox relay set `traceparent`).
+                    if let Some(headers) = pending.message.headers.as_ref() {
+                        id77_platform::telemetry::extract_nats(headers, &span);
+                    }
                     async {
                         tracing::info!(member_id = %pending.referral.member_id, "referral received");
                         match handler.referral(&pending.referral).await {

@@ -16,5 +16,7 @@ async fn main() -> anyhow::Result<()> {
             id77_referral_consumer::run(config, forwarder, shutdown).await?
         }
     };
+    // Sends the spans still buffered for the OTLP collector.
+    id77_platform::telemetry::shutdown().await;
     Ok(())
 }
