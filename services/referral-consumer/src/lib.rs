@@ -510,6 +510,10 @@ impl ReferralConsumer {
         let mut headers = HeaderMap::new();
         headers.insert("Id77-Event-Type", M::full_name().as_str());
         headers.insert("Content-Type", "application/protobuf");
+        // The reply continues the referral's trace (routing's consumer picks it up).
+        if let Some(traceparent) = id77_platform::telemetry::current_traceparent() {
+            headers.insert(id77_platform::telemetry::TRACEPARENT, traceparent.as_str());
+        }
         let publish = PublishMessage::build().payload(message.encode_to_vec().into()).headers(headers).message_id(id);
         let subject = self.ns.subject(&referral_reply_subject(&self.config.provider));
         let ack = self
