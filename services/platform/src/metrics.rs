@@ -270,24 +270,28 @@ pub async fn serve(addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Res
     Ok(local)
 }
 
-/// Samples the database pool and the outbox of a service every `every`, until `shutdown`.
+/// Samples the database pool and the outbox of a service every `every`, until `shutdown`. The outbox query only
+/// runs on an idle connection of the pool ([`sqlx::Pool::try_acquire`]): sampling never waits for a connection,
+/// never opens one, and never takes one from the service's own work.
 pub async fn sample_database(service: &'static str, pool: sqlx::PgPool, every: Duration, shutdown: CancellationToken) {
     let metrics = global();
     let labels = ServiceLabels { service: service.to_owned() };
     loop {
         metrics.sample_pool(service, &pool);
-        let backlog: Result<(i64, Option<f64>), sqlx::Error> = sqlx::query_as(
-            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
-             FROM outbox WHERE published_at IS NULL",
-        )
-        .fetch_one(&pool)
-        .await;
-        match backlog {
-            Ok((pending, age)) => {
-                metrics.outbox_pending.get_or_create(&labels).set(pending);
-                metrics.outbox_oldest_age.get_or_create(&labels).set(age.unwrap_or(0.0).max(0.0));
+        if let Some(mut conn) = pool.try_acquire() {
+            let backlog: Result<(i64, Option<f64>), sqlx::Error> = sqlx::query_as(
+                "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
+                 FROM outbox WHERE published_at IS NULL",
+            )
+            .fetch_one(&mut *conn)
+            .await;
+            match backlog {
+                Ok((pending, age)) => {
+                    metrics.outbox_pending.get_or_create(&labels).set(pending);
+                    metrics.outbox_oldest_age.get_or_create(&labels).set(age.unwrap_or(0.0).max(0.0));
+                }
+                Err(error) => tracing::debug!(%error, "outbox backlog not sampled"),
             }
-            Err(error) => tracing::debug!(%error, "outbox backlog not sampled"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
