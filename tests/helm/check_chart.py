@@ -35,7 +35,8 @@ KUBE_VERSIONS = ["1.27.0", kubernetes_validate.utils.latest_version()]
 # Custom resources: no upstream schema in kubernetes-validate; checked by hand below.
 CUSTOM_KINDS = {"PrometheusRule"}
 GRPC_SERVICES = ["membership", "catalogue", "requests", "routing", "billing"]
-ALL_SERVICES = GRPC_SERVICES + ["gateway"]
+HTTP_SERVICES = ["gateway", "portal"]
+ALL_SERVICES = GRPC_SERVICES + HTTP_SERVICES
 
 failures: list[str] = []
 checks = 0
@@ -150,14 +151,22 @@ def assert_properties(objects: list[dict], label: str, services: list[str]) -> N
             check("resources" in container and "requests" in container["resources"], f"{where}: resources")
             env = {e["name"]: e for e in container.get("env", [])}
             ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
-            check("metrics" in ports, f"{where}: metrics port")
+            check(("metrics" in ports) == (service != "portal"), f"{where}: metrics port unless it serves none")
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 check(probe in container, f"{where}: {probe}")
-            if service == "gateway":
+            if service in HTTP_SERVICES:
                 check(container["readinessProbe"].get("httpGet", {}).get("port") == "http", f"{where}: HTTP probe")
+            if service == "gateway":
+                check("ID77_HTTP_ADDR" in env, f"{where}: listens where it is told")
                 for callee in GRPC_SERVICES:
                     if callee in services:
                         check(f"ID77_{callee.upper()}_URL" in env, f"{where}: knows where {callee} is")
+            elif service == "portal":
+                check("ID77_PORTAL_ADDR" in env, f"{where}: listens where it is told")
+                check(env.get("ID77_GATEWAY_URL", {}).get("value") == f"http://{full('gateway')}:8080",
+                      f"{where}: knows where the gateway is")
+                check("ID77_DATABASE_URL" not in env and "ID77_NATS_NKEY_FILE" not in env,
+                      f"{where}: no database, no NATS")
             else:
                 check(container["readinessProbe"].get("grpc", {}).get("port") == ports.get("grpc"), f"{where}: gRPC probe")
                 check("ID77_DATABASE_URL" in env, f"{where}: its own database URL")
@@ -169,7 +178,21 @@ def assert_properties(objects: list[dict], label: str, services: list[str]) -> N
         if policy is None:
             continue
         check(set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}, f"{where}: policy in both directions")
+        if service == "portal":
+            egress_ports = {p.get("port") for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])}
+            check({53, 8080} <= egress_ports <= {53, 8080, 4318},
+                  f"{where}: egress only to DNS, the gateway and the OTLP collector ({sorted(egress_ports)})")
+            continue
         if service == "gateway":
+            callers = set()
+            for rule in policy["spec"].get("ingress", []):
+                for peer in rule.get("from", []):
+                    callers.add(peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component"))
+            check("portal" in callers or not any("from" in r and any(p.get("port") == 8080 for p in r["ports"])
+                                                 for r in policy["spec"]["ingress"]),
+                  f"{where}: the portal reaches the gateway")
+            egress_ports = {p.get("port") for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])}
+            check(not ({5432, 4222} & egress_ports), f"{where}: no database, no NATS ({sorted(egress_ports)})")
             continue
         port = deployments[name]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
         allowed = set()
@@ -178,7 +201,7 @@ def assert_properties(objects: list[dict], label: str, services: list[str]) -> N
                 check("from" in rule, f"{where}: gRPC port not open to everyone")
                 for peer in rule.get("from", []):
                     allowed.add(peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component"))
-        expected = {"gateway"} | ({s for s in services if s not in ("gateway", "membership")} if service == "membership" else set())
+        expected = {"gateway"} | ({s for s in services if s not in (*HTTP_SERVICES, "membership")} if service == "membership" else set())
         check(allowed == expected, f"{where}: gRPC port reachable from {sorted(allowed)}, expected {sorted(expected)}")
         egress_ports = {p.get("port") for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])}
         check({53, 5432, 4222} <= egress_ports, f"{where}: egress to DNS, PostgreSQL, NATS ({sorted(egress_ports)})")
@@ -237,7 +260,7 @@ def main() -> int:
                                      ["template"]["spec"]["containers"][0]["env"]}, "gateway not told of billing")
 
     # A new service is one values entry (e.g. a web portal behind the gateway, or another gRPC service).
-    extra = render({"services": {"audit": {"enabled": True, "kind": "grpc", "port": 7060, "calls": ["membership"],
+    extra = render({"services": {"gateway": {"calls": GRPC_SERVICES + ["audit"]}, "audit": {"enabled": True, "kind": "grpc", "port": 7060, "calls": ["membership"],
                                            "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 3},
                                            "pdb": {"enabled": True},
                                            "database": {"name": "id77_audit", "user": "id77_audit"},
@@ -279,9 +302,18 @@ def main() -> int:
     job = by_kind(production_objects, "Job").get(full("nats-config"))
     check(job is not None and "--provider=caue77" in job["spec"]["template"]["spec"]["containers"][0]["command"],
           "production: a hook Job creates the providers' durable consumers")
-    ingress = by_kind(production_objects, "Ingress").get(full("gateway"))
-    check(ingress is not None and ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
-          == full("gateway"), "production: the Ingress routes to the gateway")
+    ingress = by_kind(production_objects, "Ingress").get(RELEASE)
+    backends = {r["host"]: r["http"]["paths"][0]["backend"]["service"]["name"] for r in (ingress or {}).get("spec", {}).get("rules", [])}
+    check(backends == {"api.id77.example.fr": full("gateway"), "portail.id77.example.fr": full("portal")},
+          f"production: the Ingress routes the API to the gateway and the portal's host to the portal ({backends})")
+    gateway_policy = by_kind(production_objects, "NetworkPolicy")[full("gateway")]
+    open_rules = [r for r in gateway_policy["spec"]["ingress"] if "from" not in r]
+    check(not open_rules, "production: the gateway is reachable only from the ingress controller and the portal")
+    try:
+        render({"ingress": {"enabled": True, "hosts": [{"host": "x", "paths": [{"path": "/", "service": "routing"}]}]}})
+        check(False, "the Ingress refuses a non-public backend")
+    except helm.HelmError:
+        check(True, "")
     check(f"{RELEASE}-dashboard" in by_kind(production_objects, "ConfigMap"), "production: Grafana dashboard ConfigMap")
 
     # Optional PrometheusRule: a well-formed custom resource with the alert rules.

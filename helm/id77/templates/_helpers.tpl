@@ -67,32 +67,38 @@ app.kubernetes.io/component: {{ .name }}
 {{- end }}
 
 {{/*
-The enabled gRPC services a service calls, as a JSON list: the gateway calls all of them, the others their
-`calls`. Call with (dict "root" $ "name" $name "svc" $svc); use with fromJsonArray.
+The enabled services a service calls (its `calls`), as a JSON list. Call with (dict "root" $ "name" $name "svc"
+$svc); use with fromJsonArray.
 */}}
 {{- define "id77.callees" -}}
 {{- $out := list }}
 {{- range $other, $o := .root.Values.services }}
-{{- if and $o.enabled (eq $o.kind "grpc") (ne $other $.name) }}
-{{- if or (eq $.svc.kind "http") (has $other (default list $.svc.calls)) }}
+{{- if and $o.enabled (ne $other $.name) (has $other (default list $.svc.calls)) }}
 {{- $out = append $out $other }}
-{{- end }}
 {{- end }}
 {{- end }}
 {{- toJson $out }}
 {{- end }}
 
-{{/* The enabled services that call a gRPC service, as a JSON list. Call with (dict "root" $ "name" $name). */}}
+{{/* The enabled services that call a service, as a JSON list. Call with (dict "root" $ "name" $name). */}}
 {{- define "id77.callers" -}}
 {{- $out := list }}
 {{- range $other, $o := .root.Values.services }}
-{{- if and $o.enabled (ne $other $.name) }}
-{{- if or (eq $o.kind "http") (has $.name (default list $o.calls)) }}
+{{- if and $o.enabled (ne $other $.name) (has $.name (default list $o.calls)) }}
 {{- $out = append $out $other }}
 {{- end }}
 {{- end }}
-{{- end }}
 {{- toJson $out }}
+{{- end }}
+
+{{/* Whether a service serves metrics ("true" or ""): unless `metrics: false`. */}}
+{{- define "id77.hasMetrics" -}}
+{{- if or (not (hasKey . "metrics")) .metrics }}true{{ end }}
+{{- end }}
+
+{{/* The variable a service reads its listen address from. */}}
+{{- define "id77.addrEnv" -}}
+{{- default (ternary "ID77_GRPC_ADDR" "ID77_HTTP_ADDR" (eq .kind "grpc")) .addrEnv }}
 {{- end }}
 
 {{/* Whether a service connects to NATS ("true" or ""): gRPC services unless natsUser.enabled is false. */}}
