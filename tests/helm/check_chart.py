@@ -294,6 +294,13 @@ def main() -> int:
         secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
         check(secrets == {f"id77-{service}-nats"}, f"production: {service} mounts only its own NATS Secret")
         check("sslmode=verify-full" in env["ID77_DATABASE_URL"]["value"], f"production: {service} TLS to PostgreSQL")
+    billing = prod_deps[full("billing")]["spec"]["template"]
+    billing_env = {e["name"]: e.get("value") for e in billing["spec"]["containers"][0]["env"]}
+    mounted = {m["mountPath"]: m["name"] for m in billing["spec"]["containers"][0]["volumeMounts"]}
+    files_cm = by_kind(production_objects, "ConfigMap").get(f"{full('billing')}-files", {})
+    check(billing_env.get("ID77_BILLING_ISSUERS") == "/etc/id77/files/issuers.json" and "/etc/id77/files" in mounted
+          and "issuers.json" in files_cm.get("data", {}) and "checksum/files" in billing["metadata"]["annotations"],
+          "production: billing's issuers file is mounted from its ConfigMap, and rolls the pods when it changes")
     hosted = prod_deps.get(full("provider-dr77"))
     check(hosted is not None, "production: dr77's hosted referral consumer")
     if hosted:
