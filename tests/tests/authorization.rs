@@ -185,6 +185,7 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
         (Method::GET, format!("/v1/referrals/{rf}"), None,                            [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, NotFound, Forbidden, Ok, Forbidden]),
         (Method::GET, format!("/v1/quotes?member_id={a}"), None,                      [Unauthenticated, Ok, Ok, NotFound, Ok, Ok, Ok, Ok, Forbidden]),
         (Method::GET, format!("/v1/quotes/{q}"), None,                                [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
+        (Method::GET, format!("/v1/quotes/{q}.pdf"), None,                            [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
         (Method::POST, "/v1/auth/keys/rotate".into(), Some(&empty),                   [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok]),
         // Last: the member's admin removes its user (everyone before it is refused or does not see the user).
         (Method::DELETE, format!("/v1/users/{u}"), None,                              [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Forbidden, NotFound]),

@@ -247,5 +247,41 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
         String::from_utf8_lossy(&check.stderr)
     );
 
+    // The PDF for humans: pypdf reads the number and the total to pay back from it.
+    let response = api
+        .http
+        .get(format!("{}/v1/invoices/{invoice_id}.pdf", api.base))
+        .bearer_auth(&member_token)
+        .send()
+        .await
+        .expect("pdf download");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/pdf"));
+    let pdf = response.bytes().await.expect("pdf body");
+    let path = std::env::temp_dir().join(format!("journey-{invoice_id}.pdf"));
+    std::fs::write(&path, &pdf).expect("pdf written");
+    let text = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sys; from pypdf import PdfReader; sys.stdout.write(PdfReader(sys.argv[1], strict=True).pages[0].extract_text())")
+        .arg(&path)
+        .output()
+        .expect("python3 with pypdf (make test installs it)");
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8_lossy(&text.stdout).replace('\u{a0}', " ");
+    let euros = |cents: i64| {
+        let units = (cents / 100).to_string();
+        let mut grouped = String::new();
+        for (i, c) in units.chars().enumerate() {
+            if i > 0 && (units.len() - i).is_multiple_of(3) {
+                grouped.push(' ');
+            }
+            grouped.push(c);
+        }
+        format!("{grouped},{:02} €", cents % 100)
+    };
+    assert!(text.contains(&format!("F-{provider}-{year}-000001")), "{text}");
+    assert!(text.contains("Net à payer TTC") && text.contains(&euros(gross)), "{text}");
+    assert!(text.contains("SIREN 217702844"), "{text}");
+
     platform.stop().await;
 }

@@ -506,6 +506,38 @@ pub fn invoices_csv(invoices: &[pb::Invoice]) -> String {
     out
 }
 
+/// Credit notes as accounting CSV, one row per line, with the CSV header of invoices: `document` is
+/// `credit_note`, amounts are positive (the document cancels them), `status` names the invoice cancelled.
+pub fn credit_notes_csv(notes: &[pb::CreditNote]) -> String {
+    let mut out = String::from(CSV_HEADER);
+    for c in notes {
+        let date = issue_date(c.issued_at.as_ref());
+        for line in &c.lines {
+            let fields = [
+                "credit_note".to_owned(),
+                c.number.clone(),
+                date.clone(),
+                String::new(),
+                c.issuer_code.clone(),
+                c.buyer_siren.clone(),
+                line.label.clone(),
+                line.quantity.to_string(),
+                amount(line.unit_price_cents),
+                amount(c.total_net_cents),
+                c.vat_rate_bp.map(percent).unwrap_or_default(),
+                amount(c.total_vat_cents),
+                amount(c.total_gross_cents),
+                c.currency.clone(),
+                format!("cancels {}", c.invoice_number),
+                c.vat_note.clone(),
+            ];
+            out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(";"));
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

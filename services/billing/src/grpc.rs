@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::access::{self, QuoteFacts};
 use crate::parties::Party;
 use crate::store::{self, CreditNoteRow, InvoiceRow, QuoteFilter, QuoteRow};
-use crate::{export, invoices};
+use crate::{export, invoices, pdf};
 
 pub struct BillingApi {
     pool: PgPool,
@@ -266,36 +266,111 @@ impl BillingApi {
     }
 }
 
+/// A file answer.
+fn file(content_type: &str, filename: String, content: Vec<u8>) -> pb::ExportInvoiceResponse {
+    pb::ExportInvoiceResponse { content_type: content_type.to_owned(), filename, content }
+}
+
+const XML: &str = "application/xml";
+const CSV: &str = "text/csv; charset=utf-8";
+const PDF: &str = "application/pdf";
+
 impl BillingApi {
     async fn export_invoice(
         &self,
         caller: &Caller,
         req: pb::ExportInvoiceRequest,
     ) -> Result<pb::ExportInvoiceResponse, ServiceError> {
-        let format = match pb::ExportFormat::try_from(req.format) {
-            Ok(pb::ExportFormat::CiiXml) => pb::ExportFormat::CiiXml,
-            Ok(pb::ExportFormat::Csv) => pb::ExportFormat::Csv,
-            Ok(pb::ExportFormat::UblXml) => pb::ExportFormat::UblXml,
-            _ => return Err(ServiceError::invalid("format", "must be CII_XML, UBL_XML or CSV")),
-        };
-        let invoice = self.invoice(caller, pb::GetInvoiceRequest { id: req.id }).await?;
-        let (content_type, extension, content) = match format {
+        let format = pb::ExportFormat::try_from(req.format).unwrap_or(pb::ExportFormat::Unspecified);
+        if format == pb::ExportFormat::Unspecified {
+            return Err(ServiceError::invalid("format", "must be CII_XML, UBL_XML, CSV or PDF"));
+        }
+        let i = self.invoice(caller, pb::GetInvoiceRequest { id: req.id }).await?;
+        let n = &i.number;
+        Ok(match format {
             pb::ExportFormat::Csv => {
-                ("text/csv; charset=utf-8", "csv", export::invoices_csv(std::slice::from_ref(&invoice)))
+                file(CSV, format!("{n}.csv"), export::invoices_csv(std::slice::from_ref(&i)).into())
             }
-            pb::ExportFormat::UblXml => ("application/xml", "ubl.xml", export::invoice_ubl(&invoice)),
-            _ => ("application/xml", "xml", export::invoice_xml(&invoice)),
-        };
-        Ok(pb::ExportInvoiceResponse {
-            content_type: content_type.to_owned(),
-            filename: format!("{}.{extension}", invoice.number),
-            content: content.into_bytes(),
+            pb::ExportFormat::UblXml => file(XML, format!("{n}.ubl.xml"), export::invoice_ubl(&i).into()),
+            pb::ExportFormat::Pdf => file(PDF, format!("{n}.pdf"), pdf::invoice_pdf(&i)),
+            _ => file(XML, format!("{n}.xml"), export::invoice_xml(&i).into()),
         })
+    }
+
+    /// A credit note, seen by whoever sees the invoice it cancels.
+    async fn credit_note_of(&self, caller: &Caller, id: &str) -> Result<pb::CreditNote, ServiceError> {
+        access::may_read(caller).map_err(|d| d.into_error("credit note", id))?;
+        let id = parse_id("id", id)?;
+        let missing = || ServiceError::not_found("credit note", &id.to_string());
+        let note = store::get_credit_note(&self.pool, id).await?.ok_or_else(missing)?;
+        let invoice = store::get_invoice(&self.pool, note.invoice_id).await?.ok_or_else(missing)?;
+        let referent =
+            if caller.has(Role::Referent) { store::referent_of(&self.pool, invoice.member_id).await? } else { None };
+        let facts = QuoteFacts { member_id: invoice.member_id, issuer_code: &invoice.issuer_code, referent };
+        access::read_quote(caller, &facts).map_err(|d| d.into_error("credit note", &id.to_string()))?;
+        Ok(credit_note_to_proto(&note, &invoice))
+    }
+
+    async fn export_credit_note(
+        &self,
+        caller: &Caller,
+        req: pb::ExportCreditNoteRequest,
+    ) -> Result<pb::ExportInvoiceResponse, ServiceError> {
+        let format = pb::ExportFormat::try_from(req.format).unwrap_or(pb::ExportFormat::Unspecified);
+        if format == pb::ExportFormat::Unspecified {
+            return Err(ServiceError::invalid("format", "must be CII_XML, UBL_XML, CSV or PDF"));
+        }
+        let c = self.credit_note_of(caller, &req.id).await?;
+        let n = &c.number;
+        Ok(match format {
+            pb::ExportFormat::Csv => {
+                file(CSV, format!("{n}.csv"), export::credit_notes_csv(std::slice::from_ref(&c)).into())
+            }
+            pb::ExportFormat::UblXml => file(XML, format!("{n}.ubl.xml"), export::credit_note_ubl(&c).into()),
+            pb::ExportFormat::Pdf => file(PDF, format!("{n}.pdf"), pdf::credit_note_pdf(&c)),
+            _ => file(XML, format!("{n}.xml"), export::credit_note_xml(&c).into()),
+        })
+    }
+
+    async fn export_quote(
+        &self,
+        caller: &Caller,
+        req: pb::ExportQuoteRequest,
+    ) -> Result<pb::ExportInvoiceResponse, ServiceError> {
+        if pb::ExportFormat::try_from(req.format) != Ok(pb::ExportFormat::Pdf) {
+            return Err(ServiceError::invalid("format", "a quote exports as PDF only"));
+        }
+        let q = self.quote(caller, pb::GetQuoteRequest { id: req.id }).await?;
+        Ok(file(PDF, format!("{}.pdf", q.number), pdf::quote_pdf(&q)))
     }
 }
 
 #[tonic::async_trait]
 impl BillingService for BillingApi {
+    async fn get_credit_note(
+        &self,
+        request: Request<pb::GetCreditNoteRequest>,
+    ) -> Result<Response<pb::CreditNote>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.credit_note_of(&caller, &request.into_inner().id).await?))
+    }
+
+    async fn export_credit_note(
+        &self,
+        request: Request<pb::ExportCreditNoteRequest>,
+    ) -> Result<Response<pb::ExportInvoiceResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(BillingApi::export_credit_note(self, &caller, request.into_inner()).await?))
+    }
+
+    async fn export_quote(
+        &self,
+        request: Request<pb::ExportQuoteRequest>,
+    ) -> Result<Response<pb::ExportInvoiceResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(BillingApi::export_quote(self, &caller, request.into_inner()).await?))
+    }
+
     async fn export_invoice(
         &self,
         request: Request<pb::ExportInvoiceRequest>,

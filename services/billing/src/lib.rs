@@ -13,6 +13,7 @@ pub mod export;
 pub mod grpc;
 pub mod invoices;
 pub mod parties;
+pub mod pdf;
 pub mod quotes;
 pub mod store;
 

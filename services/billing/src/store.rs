@@ -500,3 +500,10 @@ pub async fn provider(conn: &mut PgConnection, code: &str) -> Result<Option<Prov
         sqlx::query_as("SELECT code, name, kind FROM provider WHERE code = $1").bind(code).fetch_optional(conn).await?;
     Ok(row.map(|(code, name, kind)| ProviderFacts { code, name, kind }))
 }
+
+pub async fn get_credit_note(pool: &PgPool, id: Uuid) -> Result<Option<CreditNoteRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {CREDIT_NOTE_COLUMNS} FROM credit_note WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}

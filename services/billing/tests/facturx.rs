@@ -9,7 +9,7 @@ use id77_proto::billing::v1 as pb;
 
 mod support;
 
-use support::{Syntax, check_en16931, check_facturx};
+use support::{Syntax, check_en16931, check_facturx, pdf_text};
 
 /// The seller as billing resolves it for the CAUE (shipped registry) and a member buyer.
 fn parties() -> (pb::Party, pb::Party) {
@@ -103,5 +103,76 @@ fn invoices_and_credit_notes_pass_the_en16931_schemas_and_business_rules_in_cii_
     let err =
         check_en16931("wrong-total-ubl", Syntax::Ubl, &wrong_total).err().map(|e| e.to_string()).unwrap_or_default();
     ensure!(err.contains("xsd valid") && err.contains("BR-CO-15"), "the UBL schematron missed BR-CO-15: {err}");
+    Ok(())
+}
+
+/// The PDFs of an invoice, a credit note and a quote, read back by pypdf: numbers, names with their accents,
+/// totals in euros, VAT mention, due date and payment terms.
+#[test]
+fn pdfs_show_numbers_parties_totals_and_mentions() -> anyhow::Result<()> {
+    let normal = |t: String| t.replace(['\u{a0}', '\u{202f}'], " ");
+    let i = invoice(Some(2000));
+    let text = normal(pdf_text("invoice", &id77_billing::pdf::invoice_pdf(&i))?);
+    for expected in [
+        "Facture",
+        "F-caue77-2026-000001",
+        "CAUE 77 — Conseil d'architecture",
+        "SIRET 99990001200017",
+        "Commune de Chelles",
+        "SIREN 217701234",
+        "Conseil d'architecture & <paysage> \"CAUE\"",
+        "450,00 €",
+        "1 350,00 €",
+        "TVA 20,00 %",
+        "270,00 €",
+        "Net à payer TTC",
+        "1 620,00 €",
+        "09/02/2026",
+        "Paiement à 30 jours",
+        "Émetteur",
+    ] {
+        ensure!(text.contains(expected), "the invoice PDF lacks {expected:?}:\n{text}");
+    }
+    let i = invoice(None);
+    let note = pb::CreditNote {
+        number: "A-caue77-2026-000001".into(),
+        invoice_number: i.number.clone(),
+        issuer_code: i.issuer_code.clone(),
+        buyer_siren: i.buyer_siren.clone(),
+        lines: i.lines.clone(),
+        total_net_cents: i.total_net_cents,
+        total_gross_cents: i.total_gross_cents,
+        vat_note: i.vat_note.clone(),
+        currency: "EUR".into(),
+        reason: "Demande annulée".into(),
+        issued_at: i.issued_at,
+        seller: i.seller.clone(),
+        buyer: i.buyer.clone(),
+        ..Default::default()
+    };
+    let text = normal(pdf_text("credit-note", &id77_billing::pdf::credit_note_pdf(&note))?);
+    for expected in [
+        "Avoir",
+        "A-caue77-2026-000001",
+        "F-caue77-2026-000001",
+        "1 350,00 €",
+        "TVA non applicable, art. 256 B du CGI",
+        "Motif : Demande annulée",
+    ] {
+        ensure!(text.contains(expected), "the credit note PDF lacks {expected:?}:\n{text}");
+    }
+    let quote = pb::Quote {
+        number: "D-caue77-2026-000004".into(),
+        label: "Diagnostic patrimonial".into(),
+        amount_to_be_stated: true,
+        seller: i.seller.clone(),
+        buyer: i.buyer.clone(),
+        ..Default::default()
+    };
+    let text = normal(pdf_text("quote", &id77_billing::pdf::quote_pdf(&quote))?);
+    for expected in ["Devis", "D-caue77-2026-000004", "Diagnostic patrimonial", "Montant à préciser par le prestataire"]
+    {
+        ensure!(text.contains(expected), "the quote PDF lacks {expected:?}:\n{text}");
+    }
     Ok(())
 }

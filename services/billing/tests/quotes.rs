@@ -515,6 +515,23 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
             w.client.export_invoice(with_token(export(pb::ExportFormat::UblXml), &coordinator)).await?.into_inner();
         ensure!(ubl.content_type == "application/xml" && ubl.filename == format!("{}.ubl.xml", invoice.number));
         support::check_en16931("invoice-ubl", support::Syntax::Ubl, std::str::from_utf8(&ubl.content)?)?;
+        let pdf = w.client.export_invoice(with_token(export(pb::ExportFormat::Pdf), &coordinator)).await?.into_inner();
+        ensure!(pdf.content_type == "application/pdf" && pdf.filename == format!("{}.pdf", invoice.number));
+        let text = support::pdf_text("invoice", &pdf.content)?.replace('\u{a0}', " ");
+        ensure!(
+            text.contains(&invoice.number) && text.contains("1 620,00 €") && text.contains("Commune de Chelles"),
+            "{text}"
+        );
+        let quote_pdf =
+            |format: pb::ExportFormat| pb::ExportQuoteRequest { id: quote.id.clone(), format: format.into() };
+        let file =
+            w.client.export_quote(with_token(quote_pdf(pb::ExportFormat::Pdf), &coordinator)).await?.into_inner();
+        let text = support::pdf_text("quote", &file.content)?;
+        ensure!(file.filename == format!("{}.pdf", quote.number) && text.contains(&quote.number), "{text}");
+        ensure!(
+            code(w.client.export_quote(with_token(quote_pdf(pb::ExportFormat::CiiXml), &coordinator)).await)?
+                == Code::InvalidArgument
+        );
         let csv = w.client.export_invoice(with_token(export(pb::ExportFormat::Csv), &coordinator)).await?.into_inner();
         let csv = String::from_utf8(csv.content)?;
         ensure!(csv.lines().count() == 2 && csv.contains(&invoice.number) && csv.contains(";1620.00;"), "{csv}");
@@ -549,6 +566,49 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
         ensure!(cancelled.status() == pb::InvoiceStatus::Cancelled && cancelled.credit_note_id == note.id);
         support::check_facturx("credit-note", &id77_billing::export::credit_note_xml(&note))?;
         support::check_en16931("credit-note-ubl", support::Syntax::Ubl, &id77_billing::export::credit_note_ubl(&note))?;
+        // The credit note is read and downloaded by whoever sees its invoice.
+        let get_note = pb::GetCreditNoteRequest { id: note.id.clone() };
+        ensure!(w.client.get_credit_note(with_token(get_note.clone(), &member)).await?.into_inner() == note);
+        ensure!(code(w.client.get_credit_note(with_token(get_note, &other)).await)? == Code::NotFound);
+        let export_note =
+            |format: pb::ExportFormat| pb::ExportCreditNoteRequest { id: note.id.clone(), format: format.into() };
+        for (format, name) in [
+            (pb::ExportFormat::CiiXml, format!("{}.xml", note.number)),
+            (pb::ExportFormat::UblXml, format!("{}.ubl.xml", note.number)),
+            (pb::ExportFormat::Csv, format!("{}.csv", note.number)),
+            (pb::ExportFormat::Pdf, format!("{}.pdf", note.number)),
+        ] {
+            let file = w.client.export_credit_note(with_token(export_note(format), &agent)).await?.into_inner();
+            ensure!(file.filename == name, "{}", file.filename);
+            match format {
+                pb::ExportFormat::CiiXml => {
+                    support::check_facturx("credit-note-grpc", std::str::from_utf8(&file.content)?)?
+                }
+                pb::ExportFormat::UblXml => support::check_en16931(
+                    "credit-note-grpc-ubl",
+                    support::Syntax::Ubl,
+                    std::str::from_utf8(&file.content)?,
+                )?,
+                pb::ExportFormat::Csv => {
+                    let csv = String::from_utf8(file.content)?;
+                    ensure!(
+                        csv.contains(&format!("credit_note;{}", note.number)) && csv.contains(&invoice.number),
+                        "{csv}"
+                    );
+                }
+                _ => {
+                    let text = support::pdf_text("credit-note-grpc", &file.content)?;
+                    ensure!(
+                        text.contains("Avoir") && text.contains(&note.number) && text.contains(&invoice.number),
+                        "{text}"
+                    );
+                }
+            }
+        }
+        ensure!(
+            code(w.client.export_credit_note(with_token(export_note(pb::ExportFormat::Pdf), &other)).await)?
+                == Code::NotFound
+        );
         ensure!(
             code(w.client.issue_credit_note(with_token(credit, &coordinator)).await)? == Code::FailedPrecondition,
             "a cancelled invoice cannot be credited twice"

@@ -200,6 +200,7 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("get", "/v1/invoices"),
         ("get", "/v1/invoices/{id}"),
         ("post", "/v1/invoices/{id}/credit-note"),
+        ("get", "/v1/credit-notes/{id}"),
         ("post", "/v1/offers"),
         ("put", "/v1/offers/{id}"),
         ("post", "/v1/offers/{id}/publish"),
@@ -226,7 +227,7 @@ async fn openapi_is_3_1_and_describes_every_route() {
         assert!(op["responses"]["429"].is_object(), "{method} {path} has no 429");
     }
     let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or_default();
-    assert_eq!(paths, 47, "a path in /openapi.json that the router does not serve?");
+    assert_eq!(paths, 48, "a path in /openapi.json that the router does not serve?");
     assert_eq!(
         doc["components"]["securitySchemes"],
         json!({"bearerAuth": {
@@ -532,6 +533,11 @@ async fn each_role_gets_what_the_policy_says_before_any_upstream_call() {
         (Method::GET, format!("/v1/invoices/{id}"), None,                         [401, U, U, U, U, U, 403]),
         (Method::GET, format!("/v1/invoices/{id}.xml"), None,                     [401, U, U, U, U, U, 403]),
         (Method::GET, format!("/v1/invoices/{id}.csv"), None,                     [401, U, U, U, U, U, 403]),
+        (Method::GET, format!("/v1/invoices/{id}.ubl.xml"), None,                 [401, U, U, U, U, U, 403]),
+        (Method::GET, format!("/v1/invoices/{id}.pdf"), None,                     [401, U, U, U, U, U, 403]),
+        (Method::GET, format!("/v1/credit-notes/{id}"), None,                     [401, U, U, U, U, U, 403]),
+        (Method::GET, format!("/v1/credit-notes/{id}.pdf"), None,                 [401, U, U, U, U, U, 403]),
+        (Method::GET, format!("/v1/quotes/{id}.pdf"), None,                       [401, U, U, U, U, U, 403]),
         (Method::POST, format!("/v1/invoices/{id}/credit-note"), Some(json!({"reason": "annulée"})),
                                                                                   [401, 403, 403, 403, 403, U, 403]),
     ];

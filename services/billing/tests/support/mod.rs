@@ -50,3 +50,32 @@ pub fn check_en16931(name: &str, syntax: Syntax, xml: &str) -> anyhow::Result<()
 pub fn check_facturx(name: &str, xml: &str) -> anyhow::Result<()> {
     check_en16931(name, Syntax::Cii, xml)
 }
+
+/// The text of a PDF's pages as PyPI `pypdf` extracts it (a reader no one here wrote).
+#[allow(dead_code)]
+pub fn pdf_text(name: &str, pdf: &[u8]) -> anyhow::Result<String> {
+    let dir = std::env::temp_dir().join(format!("id77-pdf-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{name}.pdf"));
+    std::fs::write(&path, pdf)?;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PDF_TEXT)
+        .arg(&path)
+        .output()
+        .context("python3 with the pypdf package is needed (make test installs it)")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    ensure!(out.status.success(), "pypdf cannot read {name}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Prints every page's text, failing unless the file is a sound one-page A4 PDF.
+pub const PDF_TEXT: &str = r#"
+import sys
+from pypdf import PdfReader
+reader = PdfReader(sys.argv[1], strict=True)
+assert len(reader.pages) == 1, f'{len(reader.pages)} pages'
+box = reader.pages[0].mediabox
+assert (round(float(box.width)), round(float(box.height))) == (595, 842), f'not A4: {box}'
+sys.stdout.write(reader.pages[0].extract_text())
+"#;

@@ -60,13 +60,14 @@ pub async fn list(
     Ok(Json(Page::new(response.quotes, response.next_page_token)))
 }
 
-/// Another member's quote is "not found" for a member's user, another provider's for an agent.
-pub async fn get(
-    State(state): State<AppState>,
-    caller: Authenticated,
-    P(id): P<String>,
-) -> Result<Json<views::Quote>, Problem> {
+/// One quote as JSON, or as `{id}.pdf`. Another member's quote is "not found" for a member's user, another
+/// provider's for an agent.
+pub async fn get(State(state): State<AppState>, caller: Authenticated, P(raw): P<String>) -> Result<Response, Problem> {
     caller.allow(READERS)?;
+    let (id, pdf) = match raw.strip_suffix(".pdf") {
+        Some(id) => (id.to_owned(), true),
+        None => (raw, false),
+    };
     path_id("id", &id)?;
     let quote = state
         .billing()
@@ -82,7 +83,12 @@ pub async fn get(
     if !visible {
         return Err(Problem::not_found(format!("quote {id} not found")));
     }
-    Ok(Json(quote.into()))
+    if !pdf {
+        return Ok(Json(views::Quote::from(quote)).into_response());
+    }
+    let request = pb::ExportQuoteRequest { id, format: pb::ExportFormat::Pdf.into() };
+    let file = state.billing().export_quote(caller.grpc(request)).await.map_err(upstream("billing"))?.into_inner();
+    Ok(download(file))
 }
 
 /// A member's users list their member's invoices, an agent its provider's, a referent those of a member it
@@ -124,8 +130,33 @@ fn visible(caller: &Authenticated, invoice: &pb::Invoice) -> bool {
         || caller.is_agent_of(&invoice.issuer_code)
 }
 
-/// One invoice as JSON, or as a file: `{id}.xml` (Factur-X / CII, EN 16931), `{id}.ubl.xml` (UBL 2.1, EN 16931)
-/// or `{id}.csv` (accounting).
+/// The export format a path's suffix asks for: `.xml` (Factur-X / CII, EN 16931), `.ubl.xml` (UBL 2.1,
+/// EN 16931), `.csv` (accounting) or `.pdf`; none: JSON.
+fn split_format(raw: String) -> (String, Option<pb::ExportFormat>) {
+    for (suffix, format) in [
+        (".ubl.xml", pb::ExportFormat::UblXml),
+        (".xml", pb::ExportFormat::CiiXml),
+        (".csv", pb::ExportFormat::Csv),
+        (".pdf", pb::ExportFormat::Pdf),
+    ] {
+        if let Some(id) = raw.strip_suffix(suffix) {
+            return (id.to_owned(), Some(format));
+        }
+    }
+    (raw, None)
+}
+
+/// A file as a download (its content type and an attachment file name).
+fn download(file: pb::ExportInvoiceResponse) -> Response {
+    let content_type = HeaderValue::from_str(&file.content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.filename))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    ([(header::CONTENT_TYPE, content_type), (header::CONTENT_DISPOSITION, disposition)], file.content).into_response()
+}
+
+/// One invoice as JSON, or as a file: `{id}.xml` (Factur-X / CII, EN 16931), `{id}.ubl.xml` (UBL 2.1, EN 16931),
+/// `{id}.csv` (accounting) or `{id}.pdf`.
 /// Another member's or provider's invoice is "not found".
 pub async fn get_invoice(
     State(state): State<AppState>,
@@ -133,15 +164,7 @@ pub async fn get_invoice(
     P(raw): P<String>,
 ) -> Result<Response, Problem> {
     caller.allow(READERS)?;
-    let (id, format) = if let Some(id) = raw.strip_suffix(".ubl.xml") {
-        (id.to_owned(), Some(pb::ExportFormat::UblXml))
-    } else if let Some(id) = raw.strip_suffix(".xml") {
-        (id.to_owned(), Some(pb::ExportFormat::CiiXml))
-    } else if let Some(id) = raw.strip_suffix(".csv") {
-        (id.to_owned(), Some(pb::ExportFormat::Csv))
-    } else {
-        (raw, None)
-    };
+    let (id, format) = split_format(raw);
     path_id("id", &id)?;
     let invoice = state
         .billing()
@@ -159,12 +182,37 @@ pub async fn get_invoice(
         .await
         .map_err(upstream("billing"))?
         .into_inner();
-    let content_type = HeaderValue::from_str(&file.content_type)
-        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.filename))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    Ok(([(header::CONTENT_TYPE, content_type), (header::CONTENT_DISPOSITION, disposition)], file.content)
-        .into_response())
+    Ok(download(file))
+}
+
+/// One credit note as JSON, or as a file (`.xml`, `.ubl.xml`, `.csv`, `.pdf` as invoices): seen by whoever sees
+/// the invoice it cancels; otherwise "not found".
+pub async fn get_credit_note(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(raw): P<String>,
+) -> Result<Response, Problem> {
+    caller.allow(READERS)?;
+    let (id, format) = split_format(raw);
+    path_id("id", &id)?;
+    let note = state
+        .billing()
+        .get_credit_note(caller.grpc(pb::GetCreditNoteRequest { id: id.clone() }))
+        .await
+        .map_err(upstream("billing"))?
+        .into_inner();
+    let visible = caller.has(Role::Coordinator)
+        || caller.has(Role::Referent)
+        || caller.is_of_member(&note.member_id)
+        || caller.is_agent_of(&note.issuer_code);
+    if !visible {
+        return Err(Problem::not_found(format!("credit note {id} not found")));
+    }
+    let Some(format) = format else { return Ok(Json(views::CreditNote::from(note)).into_response()) };
+    let request = pb::ExportCreditNoteRequest { id, format: format.into() };
+    let file =
+        state.billing().export_credit_note(caller.grpc(request)).await.map_err(upstream("billing"))?.into_inner();
+    Ok(download(file))
 }
 
 #[derive(Debug, Deserialize)]
