@@ -158,9 +158,13 @@ def assert_properties(objects: list[dict], label: str, services: list[str]) -> N
                 check(container["readinessProbe"].get("httpGet", {}).get("port") == "http", f"{where}: HTTP probe")
             if service == "gateway":
                 check("ID77_HTTP_ADDR" in env, f"{where}: listens where it is told")
+                check(env.get("ID77_UPSTREAM_BALANCE", {}).get("value") == "dns", f"{where}: balances over the pods")
+                headless = {n for n, o in svcs.items() if o["spec"].get("clusterIP") == "None"}
                 for callee in GRPC_SERVICES:
                     if callee in services:
-                        check(f"ID77_{callee.upper()}_URL" in env, f"{where}: knows where {callee} is")
+                        url = env.get(f"ID77_{callee.upper()}_URL", {}).get("value", "")
+                        check(url.startswith(f"http://{full(callee)}-headless:"), f"{where}: reaches {callee}'s pods ({url})")
+                        check(f"{full(callee)}-headless" in headless, f"{where}: {callee} has a headless Service")
             elif service == "portal":
                 check("ID77_PORTAL_ADDR" in env, f"{where}: listens where it is told")
                 check(env.get("ID77_GATEWAY_URL", {}).get("value") == f"http://{full('gateway')}:8080",
@@ -245,6 +249,12 @@ def main() -> int:
     check(full("routing") not in by_kind(scaled, "HorizontalPodAutoscaler"), "routing without HPA")
     check(full("billing") in by_kind(scaled, "HorizontalPodAutoscaler"), "billing keeps its HPA")
     check("replicas" not in deps[full("billing")]["spec"], "billing's replicas untouched")
+    plain = render({"gateway": {"balanceUpstreams": False}})
+    genv = {e["name"]: e.get("value") for e in by_kind(plain, "Deployment")[full("gateway")]["spec"]["template"]
+            ["spec"]["containers"][0]["env"]}
+    check("ID77_UPSTREAM_BALANCE" not in genv and genv.get("ID77_ROUTING_URL") == f"http://{full('routing')}:7054"
+          and not [o for o in plain if o["kind"] == "Service" and o["spec"].get("clusterIP") == "None"],
+          "without balancing: the gateway calls the Services, no headless Service")
     hpa = by_kind(production_objects, "HorizontalPodAutoscaler")
     check(hpa[full("gateway")]["spec"]["maxReplicas"] == 12 and hpa[full("catalogue")]["spec"]["maxReplicas"] == 8,
           "production: per-service HPA bounds")

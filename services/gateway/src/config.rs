@@ -48,6 +48,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `ID77_METRICS_ADDR`: where Prometheus metrics are served (`/metrics`); unset: not served.
     pub metrics_addr: Option<SocketAddr>,
+    /// `ID77_UPSTREAM_BALANCE=dns`: each upstream URL's host is resolved every few seconds and the calls are
+    /// balanced over every address (a headless Service: every ready pod); otherwise one connection per URL.
+    pub balance_dns: bool,
 }
 
 /// Default per-client limit of login, refresh and invitation acceptance calls per minute.
@@ -76,6 +79,11 @@ impl Config {
             connect_timeout: Duration::from_millis(env_parse("ID77_UPSTREAM_CONNECT_TIMEOUT_MS", 2_000)?),
             request_timeout: Duration::from_millis(env_parse("ID77_UPSTREAM_TIMEOUT_MS", 10_000)?),
             metrics_addr: id77_platform::metrics::addr_from_env()?,
+            balance_dns: match env_or("ID77_UPSTREAM_BALANCE", "").trim() {
+                "" | "none" => false,
+                "dns" => true,
+                other => bail!("invalid ID77_UPSTREAM_BALANCE={other:?}: expected dns or none"),
+            },
         })
     }
 
@@ -99,6 +107,7 @@ impl Config {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             metrics_addr: None,
+            balance_dns: false,
         }
     }
 }

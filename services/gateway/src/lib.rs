@@ -8,6 +8,7 @@
 //! the bare axum router for `tower::ServiceExt::oneshot` tests.
 
 pub mod auth;
+pub mod balance;
 pub mod config;
 pub mod extract;
 pub mod problem;
@@ -84,9 +85,30 @@ struct Inner {
     upstreams: Vec<(&'static str, Channel)>,
 }
 
-fn channel(name: &str, url: &str, config: &Config) -> anyhow::Result<Channel> {
+fn channel(name: &'static str, url: &str, config: &Config) -> anyhow::Result<Channel> {
     let endpoint = Endpoint::from_shared(url.to_owned()).with_context(|| format!("invalid {name} URL {url:?}"))?;
-    Ok(endpoint.connect_timeout(config.connect_timeout).timeout(config.request_timeout).connect_lazy())
+    let (connect_timeout, request_timeout) = (config.connect_timeout, config.request_timeout);
+    if !config.balance_dns {
+        return Ok(endpoint.connect_timeout(connect_timeout).timeout(request_timeout).connect_lazy());
+    }
+    // One endpoint per address the name resolves to (a headless Service: one per ready pod).
+    let host = endpoint.uri().host().with_context(|| format!("{name} URL {url:?} has no host"))?.to_owned();
+    let port = endpoint.uri().port_u16().unwrap_or(80);
+    let (channel, changes) = Channel::balance_channel::<std::net::SocketAddr>(64);
+    tokio::spawn(balance::follow(
+        name,
+        host,
+        port,
+        changes,
+        balance::RESOLVE_EVERY,
+        balance::resolve_dns,
+        move |addr| {
+            Endpoint::from_shared(format!("http://{addr}"))
+                .ok()
+                .map(|e| e.connect_timeout(connect_timeout).timeout(request_timeout))
+        },
+    ));
+    Ok(channel)
 }
 
 impl AppState {
