@@ -86,6 +86,8 @@ async function startPlatform() {
       ID77_RUN_READY_FILE: readyFile,
       // Every journey logs in from this one address: keep the gateway's login limit out of the way.
       ID77_AUTH_RATE_LIMIT_PER_MINUTE: '1000',
+      // No demo referral consumers: the provider's agent answers in the portal.
+      ID77_RUN_NO_CONSUMERS: '1',
     },
   });
   const exited = new Promise((res) => platform.once('exit', (code, signal) => res({ code, signal })));
@@ -371,43 +373,74 @@ async function journeys(browser, ready) {
     });
     state.requestUrl = page.url();
     await check(page, 'demande-deposee');
-    // The provider's demo consumer accepts it; the status and history follow.
-    const status = await eventually('the request to be accepted', 40000, async () => {
+    // Routing refers it to a provider; the status and history follow.
+    await eventually('the request to be referred', 40000, async () => {
       await page.goto(state.requestUrl);
-      const s = await text(page, '.facts dd .status');
-      return s === 'Acceptée' ? s : null;
+      const provider = (await page.locator('.facts dt:has-text("Partenaire") + dd').innerText()).trim();
+      return provider !== 'pas encore orientée' ? provider : null;
     });
-    expect(status === 'Acceptée', 'accepted');
-    await check(page, 'demande-acceptee');
-    const history = await page.locator('table tbody tr').count();
-    expect(history >= 2, 'the history shows each step');
+    await check(page, 'demande-orientee');
     state.provider = (await page.locator('.facts dt:has-text("Partenaire") + dd').innerText()).trim();
     await page.goto(`${base}/demandes`);
     await check(page, 'mes-demandes');
     expect((await page.locator('tbody tr', { hasText: 'Réfection de la voirie' }).count()) === 1, 'listed');
-    await eventually('the quote of the billed offer', 30000, async () => {
-      await page.goto(`${base}/factures`);
-      return (await page.locator('table caption', { hasText: 'Devis' }).count()) === 1;
-    });
-    await check(page, 'devis-et-factures');
     await logout(page);
   });
 
-  await step('partenaire : orientations reçues avec leur échéance', async () => {
+  await step('partenaire : orientation reçue avec échéance, refus sans motif, acceptation, avancement, fin', async () => {
     expect(state.provider, 'the provider of the request');
     await login(page, base, `agent.${state.provider}@id77.demo`, password);
     await page.goto(`${base}/orientations`);
     await check(page, 'partenaire-orientations');
-    const rows = await page.locator('tbody tr').count();
-    expect(rows >= 1, 'the agent sees the referral');
-    await Promise.all([page.waitForURL(/\/orientations\/[0-9a-f-]+$/), page.locator('tbody tr a').first().click()]);
+    const open = page.locator('table', { has: page.locator('caption', { hasText: 'en attente de votre réponse' }) });
+    expect((await open.locator('tbody tr').count()) >= 1, 'the agent sees the referral to answer, with its deadline');
+    await Promise.all([page.waitForURL(/\/orientations\/[0-9a-f-]+$/), open.locator('tbody tr a').first().click()]);
+    state.referralUrl = page.url();
     await check(page, 'partenaire-orientation');
     expect((await page.locator('h2', { hasText: 'La demande' }).count()) === 1, 'the request is shown to its provider');
+    await page.click('form[action$="/decliner"] button');
+    await page.waitForSelector('.error-summary');
+    await check(page, 'partenaire-refus-sans-motif');
+    expect((await text(page, '.error-summary')).includes('Motif du refus'), 'a decline needs a reason');
+    await Promise.all([page.waitForURL(state.referralUrl), page.click('form[action$="/accepter"] button')]);
+    await check(page, 'partenaire-acceptee');
+    expect((await text(page, '.notice')).includes('accepté'), 'acceptance confirmed');
+    await page.fill('#note', 'Visite de terrain faite, diagnostic en cours de rédaction.');
+    await page.fill('#pourcentage', '60');
+    await Promise.all([page.waitForURL(state.referralUrl), page.click('form[action$="/avancement"] button')]);
+    await check(page, 'partenaire-avancement');
+    expect((await page.locator('h2', { hasText: 'Avancement' }).count()) === 1, 'progress shown');
+    await Promise.all([page.waitForURL(state.referralUrl), page.click('form[action$="/terminer"] button')]);
+    await check(page, 'partenaire-terminee');
+    expect((await text(page, '.badge.ok')).includes('Prestation terminée'), 'completion shown');
     // Another role's screens are not offered, and refused when typed in.
     expect((await page.locator('nav a[href="/coordination/regles"]').count()) === 0, 'no coordination link');
     const refused = await page.goto(`${base}/coordination/regles`);
     expect(refused.status() === 403, `a provider agent is refused the rules page (${refused.status()})`);
     await check(page, 'acces-refuse');
+    await logout(page);
+  });
+
+  await step('collectivité : statut, historique, devis et facture téléchargée', async () => {
+    await login(page, base, state.adminEmail, MEMBER_PASSWORD);
+    await page.goto(state.requestUrl);
+    const status = await text(page, '.facts dd .status');
+    expect(['Acceptée', 'En cours', 'Terminée'].includes(status), `status after the provider's answer: ${status}`);
+    expect((await page.locator('table tbody tr').count()) >= 3, 'the history shows each step');
+    await check(page, 'demande-suivie');
+    await eventually('the invoice', 40000, async () => {
+      await page.goto(`${base}/factures`);
+      return (await page.locator('table caption', { hasText: 'Factures' }).count()) === 1;
+    });
+    await check(page, 'devis-et-factures');
+    expect((await page.locator('table caption', { hasText: 'Devis' }).count()) === 1, 'the quote is listed');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('a[href$=".xml"]').first().click()]);
+    const file = join(RUN_DIR, 'facture.xml');
+    await download.saveAs(file);
+    const xml = readFileSync(file, 'utf8');
+    expect(xml.includes('CrossIndustryInvoice'), 'the downloaded invoice is Factur-X (CII) XML');
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.locator('a[href$=".csv"]').first().click()]);
+    expect(/\.csv$/.test(csv.suggestedFilename()), `CSV download: ${csv.suggestedFilename()}`);
     await logout(page);
   });
 
@@ -423,6 +456,7 @@ async function journeys(browser, ready) {
 }
 
 async function main() {
+  rmSync(SHOTS, { recursive: true, force: true });
   mkdirSync(SHOTS, { recursive: true });
   const executablePath = execFileSync('bash', [join(HERE, 'ensure-chromium.sh')], { encoding: 'utf8' }).trim();
   let browser = null;

@@ -161,6 +161,8 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
     let submit = json!({"offer_id": f.offer_p, "subject": "Autre demande", "description": ""});
     let referent = json!({"referent_user_id": f.referent_id});
     let empty = json!({});
+    let progress = json!({"note": "Visite de terrain faite", "percent": 30});
+    let decline = json!({"reason": "Hors de notre champ"});
     //                                                                                anon  admA  userA admB  agP   agQ   ref   coord oper
     #[rustfmt::skip]
     let table: Vec<(Method, String, Option<&Value>, [Expect; 9])> = vec![
@@ -183,6 +185,10 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
         (Method::GET, format!("/v1/requests/{r}"), None,                              [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
         (Method::GET, "/v1/referrals".into(), None,                                   [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, Ok, Forbidden, Ok, Forbidden]),
         (Method::GET, format!("/v1/referrals/{rf}"), None,                            [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, NotFound, Forbidden, Ok, Forbidden]),
+        // The referral is accepted (by P's consumer): answering again is a 409 for P's agent (authorized).
+        (Method::POST, format!("/v1/referrals/{rf}/progress"), Some(&progress),       [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, NotFound, Forbidden, Forbidden, Forbidden]),
+        (Method::POST, format!("/v1/referrals/{rf}/accept"), Some(&empty),            [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, NotFound, Forbidden, Forbidden, Forbidden]),
+        (Method::POST, format!("/v1/referrals/{rf}/decline"), Some(&decline),         [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, NotFound, Forbidden, Forbidden, Forbidden]),
         (Method::GET, format!("/v1/quotes?member_id={a}"), None,                      [Unauthenticated, Ok, Ok, NotFound, Ok, Ok, Ok, Ok, Forbidden]),
         (Method::GET, format!("/v1/quotes/{q}"), None,                                [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
         (Method::GET, format!("/v1/quotes/{q}.pdf"), None,                            [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),

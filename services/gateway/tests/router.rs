@@ -188,6 +188,10 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("post", "/v1/referrals/reassign"),
         ("post", "/v1/referrals/{id}/reassign"),
         ("post", "/v1/referrals/{id}/withdraw"),
+        ("post", "/v1/referrals/{id}/accept"),
+        ("post", "/v1/referrals/{id}/decline"),
+        ("post", "/v1/referrals/{id}/complete"),
+        ("post", "/v1/referrals/{id}/progress"),
         ("get", "/v1/requests/{id}/routing"),
         ("get", "/v1/routing/rules"),
         ("post", "/v1/routing/rules"),
@@ -227,7 +231,7 @@ async fn openapi_is_3_1_and_describes_every_route() {
         assert!(op["responses"]["429"].is_object(), "{method} {path} has no 429");
     }
     let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or_default();
-    assert_eq!(paths, 48, "a path in /openapi.json that the router does not serve?");
+    assert_eq!(paths, 52, "a path in /openapi.json that the router does not serve?");
     assert_eq!(
         doc["components"]["securitySchemes"],
         json!({"bearerAuth": {

@@ -20,6 +20,15 @@ pub fn read_referral(caller: &Caller, provider_code: &str) -> Result<(), Denied>
     if caller.has(Role::Coordinator) || caller.is_agent_of(provider_code) { Ok(()) } else { Err(Denied::NotFound) }
 }
 
+/// ReplyToReferral / ReportReferralProgress: only the agents of the provider the referral was sent to answer
+/// it (the coordinator reassigns or withdraws instead); an agent of another provider does not see it.
+pub fn reply(caller: &Caller, provider_code: &str) -> Result<(), Denied> {
+    if !caller.has(Role::ProviderAgent) {
+        return Err(Denied::Forbidden);
+    }
+    if caller.is_agent_of(provider_code) { Ok(()) } else { Err(Denied::NotFound) }
+}
+
 /// ListReferrals: the provider filter to apply. The coordinator lists any provider's referrals (or all);
 /// an agent is forced to its own provider (empty: filled in; another provider's: not found).
 pub fn list_provider<'a>(caller: &'a Caller, requested: Option<&'a str>) -> Result<Option<&'a str>, Denied> {
@@ -129,6 +138,27 @@ mod tests {
             assert_eq!(*name, row);
             for (asked, want) in [None, Some(P), Some(Q)].into_iter().zip(expected) {
                 assert_eq!(list_provider(caller, asked), want, "{name}: list of {asked:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn reply_table() {
+        // Replying to a referral sent to P, then to one sent to Q.
+        let table: [(&str, [Result<(), Denied>; 2]); 8] = [
+            ("member_admin", [Err(F), Err(F)]),
+            ("member_user", [Err(F), Err(F)]),
+            ("provider_agent of P", [Ok(()), Err(N)]),
+            ("provider_agent of Q", [Err(N), Ok(())]),
+            ("provider_agent without provider", [Err(N), Err(N)]),
+            ("referent", [Err(F), Err(F)]),
+            ("coordinator", [Err(F), Err(F)]),
+            ("operator", [Err(F), Err(F)]),
+        ];
+        for ((name, caller), (row, expected)) in callers().iter().zip(table) {
+            assert_eq!(*name, row);
+            for (provider, want) in [P, Q].into_iter().zip(expected) {
+                assert_eq!(reply(caller, provider), want, "{name}: reply to a referral of {provider}");
             }
         }
     }

@@ -263,6 +263,151 @@ impl EventHandler for CancelHandler {
     }
 }
 
+/// What became of a provider's reply.
+#[derive(Debug)]
+pub enum ReplyOutcome {
+    /// Applied: the referral as it now is.
+    Applied(Box<store::ReferralRow>),
+    /// Not applicable in the referral's state (already decided, completion of work not accepted...): no effect.
+    Ignored(String),
+}
+
+/// Applies a provider's reply (accept, decline, complete) to a referral sent to it, in the caller's
+/// transaction: the same effects whether the reply came on the provider's NATS subject or through the API
+/// (`ReplyToReferral`). Rejects a reply to an unknown referral or to another provider's.
+pub async fn apply_reply(
+    lifecycle: &Lifecycle,
+    conn: &mut PgConnection,
+    provider: &str,
+    referral_id: Uuid,
+    reply: Reply,
+) -> Result<ReplyOutcome, HandleError> {
+    let Some(found) = store::get_referral_conn(conn, referral_id).await? else {
+        return Err(reject(format!("{provider} replied to unknown referral {referral_id}")));
+    };
+    // Same lock order as the other paths: the request, then the referral.
+    store::lock_request(conn, found.request_id).await?;
+    let referral = store::referral_for_update(conn, referral_id)
+        .await?
+        .ok_or_else(|| reject(format!("{provider} replied to unknown referral {referral_id}")))?;
+    if referral.provider_code != provider {
+        // A provider can only answer the referrals sent to it.
+        return Err(reject(format!(
+            "{provider} replied to referral {referral_id}, which was offered to {}",
+            referral.provider_code
+        )));
+    }
+    let now = lifecycle.now();
+    let Some(transition) = reply.transition() else {
+        // Completion of accepted work.
+        if referral.status == ReferralStatus::Accepted.as_str() && store::mark_completed(conn, referral_id, now).await?
+        {
+            let completed = ReferralCompleted {
+                referral_id: referral.id.to_string(),
+                request_id: referral.request_id.to_string(),
+                offer_id: referral.offer_id.to_string(),
+                member_id: referral.member_id.to_string(),
+                provider_code: referral.provider_code.clone(),
+                occurred_at: Some(time::to_proto(now)),
+            };
+            outbox::enqueue(conn, SUBJECT_COMPLETED, &completed).await?;
+            tracing::info!(%referral_id, %provider, "referral completed");
+            let row = store::get_referral_conn(conn, referral_id).await?.unwrap_or(referral);
+            return Ok(ReplyOutcome::Applied(Box::new(row)));
+        }
+        tracing::info!(%referral_id, %provider, status = %referral.status, "completion ignored");
+        let why = if referral.completed_at.is_some() {
+            "the referral is already completed".to_owned()
+        } else {
+            format!("only an accepted referral can be completed (it is {})", referral.status)
+        };
+        return Ok(ReplyOutcome::Ignored(why));
+    };
+    let status = ReferralStatus::parse(&referral.status)
+        .ok_or_else(|| reject(format!("referral {referral_id} has an unknown status {}", referral.status)))?;
+    if let Err(error) = status.apply(transition) {
+        tracing::info!(%referral_id, %provider, %error, "reply to a decided referral ignored");
+        return Ok(ReplyOutcome::Ignored(format!("the referral is already {}", referral.status)));
+    }
+    let referral = lifecycle.close(conn, &referral, transition, reply.reason()).await?;
+    match reply {
+        Reply::Accept => {
+            let accepted = ReferralAccepted {
+                referral_id: referral.id.to_string(),
+                request_id: referral.request_id.to_string(),
+                offer_id: referral.offer_id.to_string(),
+                member_id: referral.member_id.to_string(),
+                provider_code: referral.provider_code.clone(),
+                occurred_at: Some(time::to_proto(now)),
+            };
+            outbox::enqueue(conn, SUBJECT_ACCEPTED, &accepted).await?;
+        }
+        Reply::Decline { reason } => {
+            // Re-route first (the next referral's events precede the decline in the outbox), so the decline
+            // can say where the request went.
+            let placement = lifecycle.reroute(conn, &referral).await?;
+            let declined = ReferralDeclined {
+                referral_id: referral.id.to_string(),
+                request_id: referral.request_id.to_string(),
+                offer_id: referral.offer_id.to_string(),
+                member_id: referral.member_id.to_string(),
+                provider_code: referral.provider_code.clone(),
+                reason,
+                occurred_at: Some(time::to_proto(now)),
+                rerouted: true,
+                next_provider_code: placement.provider_code().to_owned(),
+            };
+            outbox::enqueue(conn, SUBJECT_DECLINED, &declined).await?;
+            if let Placement::Triage = placement {
+                tracing::info!(%referral_id, "declined; no candidate left: triage queue");
+            }
+        }
+        Reply::Complete => {}
+    }
+    tracing::info!(%referral_id, %provider, status = referral.status, "referral decided");
+    Ok(ReplyOutcome::Applied(Box::new(referral)))
+}
+
+/// Records a progress report of a provider on its accepted referral (NATS or API). `sequence` orders the
+/// reports and makes a repeated one a no-op; `None` takes the next one. Returns whether it was recorded.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_progress(
+    lifecycle: &Lifecycle,
+    conn: &mut PgConnection,
+    provider: &str,
+    referral_id: Uuid,
+    sequence: Option<i32>,
+    note: &str,
+    percent: u32,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<ReplyOutcome, HandleError> {
+    let referral = store::referral_for_update(conn, referral_id)
+        .await?
+        .ok_or_else(|| reject(format!("{provider} reported progress on unknown referral {referral_id}")))?;
+    if referral.provider_code != provider {
+        return Err(reject(format!("{provider} reported progress on referral {referral_id} of another provider")));
+    }
+    if referral.status != ReferralStatus::Accepted.as_str() {
+        tracing::info!(%referral_id, status = %referral.status, "progress on a referral not accepted; ignored");
+        return Ok(ReplyOutcome::Ignored(format!(
+            "progress is reported on an accepted referral (it is {})",
+            referral.status
+        )));
+    }
+    let note: String = note.trim().chars().filter(|c| !c.is_control()).take(MAX_PROGRESS_CHARS).collect();
+    let sequence = match sequence {
+        Some(s) => s,
+        None => store::next_progress_sequence(conn, referral_id).await?,
+    };
+    let percent = i32::try_from(percent.min(100)).unwrap_or(100);
+    let at = at.unwrap_or_else(|| lifecycle.now());
+    if store::add_progress(conn, referral_id, sequence, &note, percent, at).await? {
+        tracing::info!(%referral_id, %provider, sequence, percent, "progress reported");
+    }
+    let row = store::get_referral_conn(conn, referral_id).await?.unwrap_or(referral);
+    Ok(ReplyOutcome::Applied(Box::new(row)))
+}
+
 /// Applies providers' replies (accept, decline, complete) and progress reports to their own referrals.
 pub struct ReplyHandler(pub Lifecycle);
 
@@ -270,23 +415,10 @@ impl ReplyHandler {
     async fn progress(&self, conn: &mut PgConnection, provider: &str, event: &Event) -> Result<(), HandleError> {
         let message: ReferralProgress = event.decode()?;
         let referral_id = parse_uuid("referral_id", &message.referral_id)?;
-        let referral = store::referral_for_update(conn, referral_id)
-            .await?
-            .ok_or_else(|| reject(format!("{provider} reported progress on unknown referral {referral_id}")))?;
-        if referral.provider_code != provider {
-            return Err(reject(format!("{provider} reported progress on referral {referral_id} of another provider")));
-        }
-        if referral.status != ReferralStatus::Accepted.as_str() {
-            tracing::info!(%referral_id, status = %referral.status, "progress on a referral not accepted; ignored");
-            return Ok(());
-        }
-        let note: String = message.note.trim().chars().filter(|c| !c.is_control()).take(MAX_PROGRESS_CHARS).collect();
         let sequence = i32::try_from(message.sequence).map_err(|_| reject("progress sequence too large".to_owned()))?;
-        let percent = i32::try_from(message.percent.min(100)).unwrap_or(100);
-        let at = message.reported_at.as_ref().and_then(time::from_proto).unwrap_or_else(|| self.0.now());
-        if store::add_progress(conn, referral_id, sequence, &note, percent, at).await? {
-            tracing::info!(%referral_id, %provider, sequence, percent, "progress reported");
-        }
+        let at = message.reported_at.as_ref().and_then(time::from_proto);
+        apply_progress(&self.0, conn, provider, referral_id, Some(sequence), &message.note, message.percent, at)
+            .await?;
         Ok(())
     }
 }
@@ -308,84 +440,7 @@ impl EventHandler for ReplyHandler {
         };
         let reply = Reply::parse(decision, &message.reason)
             .map_err(|e| reject(format!("invalid reply of {provider} to referral {referral_id}: {e}")))?;
-        let Some(found) = store::get_referral_conn(conn, referral_id).await? else {
-            return Err(reject(format!("{provider} replied to unknown referral {referral_id}")));
-        };
-        // Same lock order as the other paths: the request, then the referral.
-        store::lock_request(conn, found.request_id).await?;
-        let referral = store::referral_for_update(conn, referral_id)
-            .await?
-            .ok_or_else(|| reject(format!("{provider} replied to unknown referral {referral_id}")))?;
-        if referral.provider_code != provider {
-            // A provider can only answer the referrals sent to it.
-            return Err(reject(format!(
-                "{provider} replied to referral {referral_id}, which was offered to {}",
-                referral.provider_code
-            )));
-        }
-        let now = self.0.now();
-        let Some(transition) = reply.transition() else {
-            // Completion of accepted work.
-            if referral.status == ReferralStatus::Accepted.as_str()
-                && store::mark_completed(conn, referral_id, now).await?
-            {
-                let completed = ReferralCompleted {
-                    referral_id: referral.id.to_string(),
-                    request_id: referral.request_id.to_string(),
-                    offer_id: referral.offer_id.to_string(),
-                    member_id: referral.member_id.to_string(),
-                    provider_code: referral.provider_code.clone(),
-                    occurred_at: Some(time::to_proto(now)),
-                };
-                outbox::enqueue(conn, SUBJECT_COMPLETED, &completed).await?;
-                tracing::info!(%referral_id, %provider, "referral completed");
-            } else {
-                tracing::info!(%referral_id, %provider, status = %referral.status, "completion ignored");
-            }
-            return Ok(());
-        };
-        let status = ReferralStatus::parse(&referral.status)
-            .ok_or_else(|| reject(format!("referral {referral_id} has an unknown status {}", referral.status)))?;
-        if let Err(error) = status.apply(transition) {
-            tracing::info!(%referral_id, %provider, %error, "reply to a decided referral ignored");
-            return Ok(());
-        }
-        let referral = self.0.close(conn, &referral, transition, reply.reason()).await?;
-        match reply {
-            Reply::Accept => {
-                let accepted = ReferralAccepted {
-                    referral_id: referral.id.to_string(),
-                    request_id: referral.request_id.to_string(),
-                    offer_id: referral.offer_id.to_string(),
-                    member_id: referral.member_id.to_string(),
-                    provider_code: referral.provider_code.clone(),
-                    occurred_at: Some(time::to_proto(now)),
-                };
-                outbox::enqueue(conn, SUBJECT_ACCEPTED, &accepted).await?;
-            }
-            Reply::Decline { reason } => {
-                // Re-route first (the next referral's events precede the decline in the outbox), so the decline
-                // can say where the request went.
-                let placement = self.0.reroute(conn, &referral).await?;
-                let declined = ReferralDeclined {
-                    referral_id: referral.id.to_string(),
-                    request_id: referral.request_id.to_string(),
-                    offer_id: referral.offer_id.to_string(),
-                    member_id: referral.member_id.to_string(),
-                    provider_code: referral.provider_code.clone(),
-                    reason,
-                    occurred_at: Some(time::to_proto(now)),
-                    rerouted: true,
-                    next_provider_code: placement.provider_code().to_owned(),
-                };
-                outbox::enqueue(conn, SUBJECT_DECLINED, &declined).await?;
-                if let Placement::Triage = placement {
-                    tracing::info!(%referral_id, "declined; no candidate left: triage queue");
-                }
-            }
-            Reply::Complete => {}
-        }
-        tracing::info!(%referral_id, %provider, status = referral.status, "referral decided");
+        apply_reply(&self.0, conn, provider, referral_id, reply).await?;
         Ok(())
     }
 }

@@ -10,9 +10,12 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use id77_platform::consumer::HandleError;
+
 use crate::access;
 use crate::domain::rules::{self, Rule};
 use crate::domain::{self, ReferralStatus};
+use crate::events;
 use crate::flow::{self, FlowError, Lifecycle};
 use crate::store::{self, ReferralRow, RuleSetRow};
 
@@ -334,6 +337,93 @@ impl RoutingApi {
     }
 }
 
+impl RoutingApi {
+    /// The referral a provider's agent answers, checked against the caller: 403 for other roles, 404 for
+    /// another provider's referral (or an unknown one).
+    async fn answered_referral(
+        &self,
+        caller: &Caller,
+        conn: &mut sqlx::PgConnection,
+        raw_id: &str,
+    ) -> Result<ReferralRow, ServiceError> {
+        access::reply(caller, caller.provider_code.as_deref().unwrap_or_default())
+            .map_err(|d| d.into_error("referral", raw_id))?;
+        let id = parse_id("referral_id", raw_id)?;
+        let row = store::get_referral_conn(conn, id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("referral", &id.to_string()))?;
+        access::reply(caller, &row.provider_code).map_err(|d| d.into_error("referral", &id.to_string()))?;
+        Ok(row)
+    }
+
+    async fn reply(&self, caller: &Caller, req: pb::ReplyToReferralRequest) -> Result<pb::Referral, ServiceError> {
+        let mut tx = self.pool.begin().await?;
+        let row = self.answered_referral(caller, &mut tx, &req.referral_id).await?;
+        let decision = match pb::ReplyDecision::try_from(req.decision) {
+            Ok(pb::ReplyDecision::Accept) => domain::WireDecision::Accept,
+            Ok(pb::ReplyDecision::Decline) => domain::WireDecision::Decline,
+            Ok(pb::ReplyDecision::Complete) => domain::WireDecision::Complete,
+            Ok(pb::ReplyDecision::Unspecified) | Err(_) => domain::WireDecision::Unspecified,
+        };
+        let field = if decision == domain::WireDecision::Decline { "reason" } else { "decision" };
+        let reply = domain::Reply::parse(decision, &req.reason).map_err(|e| ServiceError::invalid(field, e))?;
+        let outcome = events::apply_reply(&self.lifecycle, &mut tx, &row.provider_code, row.id, reply)
+            .await
+            .map_err(handle_error)?;
+        self.finish(tx, outcome).await
+    }
+
+    async fn progress(
+        &self,
+        caller: &Caller,
+        req: pb::ReportReferralProgressRequest,
+    ) -> Result<pb::Referral, ServiceError> {
+        let mut tx = self.pool.begin().await?;
+        let row = self.answered_referral(caller, &mut tx, &req.referral_id).await?;
+        let note = req.note.trim();
+        if note.is_empty() {
+            return Err(ServiceError::invalid("note", "is required"));
+        }
+        if note.chars().count() > 2000 {
+            return Err(ServiceError::invalid("note", "must be at most 2000 characters"));
+        }
+        if req.percent > 100 {
+            return Err(ServiceError::invalid("percent", "must be between 0 and 100"));
+        }
+        // Same lock order as replies: the request, then the referral.
+        store::lock_request(&mut tx, row.request_id).await?;
+        let outcome =
+            events::apply_progress(&self.lifecycle, &mut tx, &row.provider_code, row.id, None, note, req.percent, None)
+                .await
+                .map_err(handle_error)?;
+        self.finish(tx, outcome).await
+    }
+
+    async fn finish(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        outcome: events::ReplyOutcome,
+    ) -> Result<pb::Referral, ServiceError> {
+        match outcome {
+            events::ReplyOutcome::Applied(row) => {
+                tx.commit().await?;
+                Ok(referral_to_proto(*row))
+            }
+            events::ReplyOutcome::Ignored(why) => {
+                Err(ServiceError::new(ErrorCode::FailedPrecondition, "REFERRAL_STATE", why))
+            }
+        }
+    }
+}
+
+/// A reply the consumer path would retry or dead-letter, as an API error.
+fn handle_error(error: HandleError) -> ServiceError {
+    match error {
+        HandleError::Retry(e) => ServiceError::new(ErrorCode::Unavailable, "RETRY", format!("{e:#}")),
+        HandleError::Reject(e) => ServiceError::new(ErrorCode::NotFound, "NOT_FOUND", format!("{e:#}")),
+    }
+}
+
 #[tonic::async_trait]
 impl RoutingService for RoutingApi {
     async fn get_referral(&self, request: Request<pb::GetReferralRequest>) -> Result<Response<pb::Referral>, Status> {
@@ -443,6 +533,22 @@ impl RoutingService for RoutingApi {
     ) -> Result<Response<pb::Referral>, Status> {
         let caller = self.auth.caller(&request).await?;
         Ok(Response::new(self.withdraw(&caller, request.into_inner()).await?))
+    }
+
+    async fn reply_to_referral(
+        &self,
+        request: Request<pb::ReplyToReferralRequest>,
+    ) -> Result<Response<pb::Referral>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.reply(&caller, request.into_inner()).await?))
+    }
+
+    async fn report_referral_progress(
+        &self,
+        request: Request<pb::ReportReferralProgressRequest>,
+    ) -> Result<Response<pb::Referral>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.progress(&caller, request.into_inner()).await?))
     }
 
     async fn set_provider_sla(

@@ -500,6 +500,14 @@ pub async fn mark_completed(conn: &mut PgConnection, id: Uuid, at: DateTime<Utc>
 }
 
 /// Records a progress report (a repeated sequence changes nothing). Returns whether it was new.
+/// The sequence of the next progress report of a referral (reports through the API number themselves).
+pub async fn next_progress_sequence(conn: &mut PgConnection, id: Uuid) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(sequence), 0) + 1 FROM referral_progress WHERE referral_id = $1")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}
+
 pub async fn add_progress(
     conn: &mut PgConnection,
     id: Uuid,

@@ -278,6 +278,94 @@ pub async fn withdraw(
     Ok(Json(referral.into_inner().into()))
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct ReplyBody {
+    reason: Option<String>,
+}
+
+/// A provider's agent answers a referral sent to its provider (routing checks it is theirs: another
+/// provider's referral is "not found"); 409 when the referral is no longer in a state to take this answer.
+async fn reply(
+    state: &AppState,
+    caller: &Authenticated,
+    id: &str,
+    decision: pb::ReplyDecision,
+    reason: String,
+) -> Result<Json<views::Referral>, Problem> {
+    let request = pb::ReplyToReferralRequest { referral_id: id.to_owned(), decision: decision.into(), reason };
+    let referral = state.routing().reply_to_referral(caller.grpc(request)).await.map_err(upstream("routing"))?;
+    Ok(Json(referral.into_inner().into()))
+}
+
+/// `POST /v1/referrals/{id}/accept` (provider's agent).
+pub async fn accept(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(id): P<String>,
+) -> Result<Json<views::Referral>, Problem> {
+    caller.allow(&[Role::ProviderAgent])?;
+    path_id("id", &id)?;
+    reply(&state, &caller, &id, pb::ReplyDecision::Accept, String::new()).await
+}
+
+/// `POST /v1/referrals/{id}/decline` with a reason (provider's agent): the request is re-routed.
+pub async fn decline(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(id): P<String>,
+    body: Result<Json<ReplyBody>, JsonRejection>,
+) -> Result<Json<views::Referral>, Problem> {
+    caller.allow(&[Role::ProviderAgent])?;
+    path_id("id", &id)?;
+    let Json(body) = body.map_err(json_problem)?;
+    let mut checks = Checks::new();
+    let reason = checks.required("reason", body.reason, MAX_REASON_CHARS);
+    checks.finish()?;
+    reply(&state, &caller, &id, pb::ReplyDecision::Decline, reason).await
+}
+
+/// `POST /v1/referrals/{id}/complete` (provider's agent): the accepted work is done (billing invoices it).
+pub async fn complete(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(id): P<String>,
+) -> Result<Json<views::Referral>, Problem> {
+    caller.allow(&[Role::ProviderAgent])?;
+    path_id("id", &id)?;
+    reply(&state, &caller, &id, pb::ReplyDecision::Complete, String::new()).await
+}
+
+/// Longest progress note.
+pub const MAX_PROGRESS_CHARS: usize = 2000;
+
+#[derive(Debug, Deserialize)]
+pub struct ProgressBody {
+    note: Option<String>,
+    percent: Option<u32>,
+}
+
+/// `POST /v1/referrals/{id}/progress` (provider's agent): a progress note on an accepted referral.
+pub async fn progress(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(id): P<String>,
+    body: Result<Json<ProgressBody>, JsonRejection>,
+) -> Result<Json<views::Referral>, Problem> {
+    caller.allow(&[Role::ProviderAgent])?;
+    path_id("id", &id)?;
+    let Json(body) = body.map_err(json_problem)?;
+    let mut checks = Checks::new();
+    let note = checks.required("note", body.note, MAX_PROGRESS_CHARS);
+    let percent = body.percent.unwrap_or(0);
+    if percent > 100 {
+        checks.fail("percent", "must be between 0 and 100");
+    }
+    checks.finish()?;
+    let request = pb::ReportReferralProgressRequest { referral_id: id, note, percent };
+    let referral = state.routing().report_referral_progress(caller.grpc(request)).await.map_err(upstream("routing"))?;
+    Ok(Json(referral.into_inner().into()))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct SlaBody {
     business_days: Option<u32>,

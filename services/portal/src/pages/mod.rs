@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/factures/{file}", get(billing::download))
         .route("/orientations", get(provider::list))
         .route("/orientations/{id}", get(provider::detail))
+        .route("/orientations/{id}/{action}", post(provider::act))
         .route("/coordination/adhesions", get(coordination::memberships))
         .route("/coordination/adhesions/{id}/valider", post(coordination::approve))
         .route("/coordination/adhesions/{id}/inviter", post(coordination::invite))

@@ -1,15 +1,18 @@
-//! A provider's agent: the referrals sent to its provider, with their deadlines, and one referral's request.
+//! A provider's agent: the referrals sent to its provider, with their deadlines; one referral with its request,
+//! and the answers (accept, decline with a reason, progress, complete) through the gateway.
 
 use std::fmt::Write as _;
 
-use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::{Extension, Form};
+use serde_json::{Value, json};
 
 use super::{items, s, safe_id};
+use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, url_component};
-use crate::{AppState, Ctx, fr, layout};
+use crate::{AppState, Ctx, check_csrf, fr, layout, see_other};
 
 fn agents_only(ctx: &Ctx) -> Option<Response> {
     (!ctx.is("provider_agent")).then(|| {
@@ -91,31 +94,43 @@ pub async fn list(State(state): State<AppState>, Extension(ctx): Extension<Ctx>)
 }
 
 pub async fn detail(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Path(id): Path<String>) -> Response {
-    let token = match crate::token(&state, &ctx).await {
+    render_detail(&state, &ctx, &id, &Fields::new(), &Errors::default(), StatusCode::OK).await
+}
+
+async fn render_detail(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    f: &Fields,
+    errors: &Errors,
+    status: StatusCode,
+) -> Response {
+    let token = match crate::token(state, ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Some(r) = agents_only(&ctx) {
+    if let Some(r) = agents_only(ctx) {
         return r;
     }
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette orientation n'existe pas.");
+    let Some(id) = safe_id(id) else {
+        return layout::error_page(ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette orientation n'existe pas.");
     };
     let referral = match state.gateway.get(&format!("/v1/referrals/{id}"), Some(&token)).await {
         Ok(r) => r,
-        Err(error) => return layout::api_error_page(&ctx, &error),
+        Err(error) => return layout::api_error_page(ctx, &error),
     };
     let request = match safe_id(s(&referral, "request_id")) {
         Some(rid) => state.gateway.get(&format!("/v1/requests/{rid}"), Some(&token)).await.ok(),
         None => None,
     };
     let mut body = format!(
-        r#"<dl class="facts">
+        r#"{summary}<dl class="facts">
 <dt>Statut</dt><dd>{status}</dd>
 <dt>Reçue le</dt><dd>{offered}</dd>
 <dt>Répondre avant le</dt><dd>{respond_by}</dd>
 <dt>Comment elle vous a été confiée</dt><dd>{assignment}</dd>
 </dl>"#,
+        summary = forms::summary(errors),
         status = esc(fr::referral_status(s(&referral, "status"))),
         offered = esc(&fr::datetime(s(&referral, "offered_at"))),
         respond_by = esc(&fr::datetime(s(&referral, "respond_by"))),
@@ -133,6 +148,136 @@ pub async fn detail(State(state): State<AppState>, Extension(ctx): Extension<Ctx
     if !s(&referral, "progress").is_empty() {
         let _ = write!(body, "<h2>Avancement</h2><p>{}</p>", esc(s(&referral, "progress")));
     }
+    let link = url_component(s(&referral, "id"));
+    let csrf = forms::csrf(&ctx.csrf);
+    match (s(&referral, "status"), s(&referral, "completed_at").is_empty()) {
+        ("offered", _) => {
+            let _ = write!(
+                body,
+                r#"<h2>Votre réponse</h2>
+<form method="post" action="/orientations/{link}/accepter" class="form">{csrf}<button type="submit">Accepter la demande</button></form>
+<form method="post" action="/orientations/{link}/decliner" class="form" novalidate>{csrf}{reason}<button type="submit" class="secondary">Décliner la demande</button></form>"#,
+                reason = forms::field(
+                    "motif",
+                    "Motif du refus",
+                    Input::TextArea { rows: 3 },
+                    f.get("motif").map(String::as_str).unwrap_or(""),
+                    true,
+                    "Il est transmis à la coordination, qui oriente la demande ailleurs.",
+                    errors
+                ),
+            );
+        }
+        ("accepted", true) => {
+            let _ = write!(
+                body,
+                r#"<h2>Suivi de la prestation</h2>
+<form method="post" action="/orientations/{link}/avancement" class="form" novalidate>{csrf}{note}{percent}<button type="submit">Enregistrer l'avancement</button></form>
+<form method="post" action="/orientations/{link}/terminer" class="form">{csrf}<button type="submit">Déclarer la prestation terminée</button></form>"#,
+                note = forms::field(
+                    "note",
+                    "Point d'avancement",
+                    Input::TextArea { rows: 3 },
+                    f.get("note").map(String::as_str).unwrap_or(""),
+                    true,
+                    "Visible par la collectivité et la coordination.",
+                    errors
+                ),
+                percent = forms::field(
+                    "pourcentage",
+                    "Avancement en pourcentage",
+                    Input::Text { kind: "text", autocomplete: "off" },
+                    forms::value(f, "pourcentage"),
+                    false,
+                    "Facultatif, de 0 à 100.",
+                    errors
+                ),
+            );
+        }
+        ("accepted", false) => {
+            let _ = write!(
+                body,
+                "<p class=\"badge ok\"><strong>Prestation terminée le {}.</strong></p>",
+                esc(&fr::datetime(s(&referral, "completed_at")))
+            );
+        }
+        _ => {}
+    }
     body.push_str(r#"<p><a href="/orientations">Retour aux orientations</a></p>"#);
-    layout::page(&ctx, "Orientation", &body)
+    layout::page_with_status(ctx, status, "Orientation", &body)
+}
+
+/// The agent's answer: `accepter`, `decliner` (with a reason), `avancement` (a note), `terminer`.
+pub async fn act(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path((id, action)): Path<(String, String)>,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Err(r) = check_csrf(&ctx, &f) {
+        return r;
+    }
+    let token = match crate::token(&state, &ctx).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(r) = agents_only(&ctx) {
+        return r;
+    }
+    let Some(rid) = safe_id(&id) else {
+        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette orientation n'existe pas.");
+    };
+    let mut errors = Errors::default();
+    let (path, body, done, fields): (&str, Value, &str, &[(&str, &str, &str)]) = match action.as_str() {
+        "accepter" => ("accept", json!({}), "Vous avez accepté la demande. La collectivité en est informée.", &[]),
+        "decliner" => {
+            errors.required(&f, "motif", "Motif du refus", 1000);
+            (
+                "decline",
+                json!({ "reason": forms::value(&f, "motif") }),
+                "Vous avez décliné la demande : elle est orientée ailleurs.",
+                &[("reason", "motif", "Motif du refus")],
+            )
+        }
+        "avancement" => {
+            errors.required(&f, "note", "Point d'avancement", 2000);
+            let percent = match forms::value(&f, "pourcentage") {
+                "" => 0,
+                raw => match raw.trim_end_matches('%').trim().parse::<u32>() {
+                    Ok(p) if p <= 100 => p,
+                    _ => {
+                        errors.add(
+                            "pourcentage",
+                            "Avancement en pourcentage",
+                            "Saisissez un nombre entier de 0 à 100.",
+                        );
+                        0
+                    }
+                },
+            };
+            (
+                "progress",
+                json!({ "note": forms::value(&f, "note"), "percent": percent }),
+                "L'avancement est enregistré.",
+                &[("note", "note", "Point d'avancement"), ("percent", "pourcentage", "Avancement en pourcentage")],
+            )
+        }
+        "terminer" => (
+            "complete",
+            json!({}),
+            "La prestation est déclarée terminée. La facture sera émise si l'offre est payante.",
+            &[],
+        ),
+        _ => return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Page introuvable", "Cette action n'existe pas."),
+    };
+    if errors.is_empty() {
+        match state.gateway.post(&format!("/v1/referrals/{rid}/{path}"), Some(&token), &body).await {
+            Ok(_) => {
+                state.sessions.update(&ctx.sid, |session| session.flash = Some(done.to_owned()));
+                return see_other(&format!("/orientations/{}", url_component(rid)));
+            }
+            Err(error) => errors = Errors::from_api(&error, fields),
+        }
+    }
+    render_detail(&state, &ctx, rid, &f, &errors, StatusCode::BAD_REQUEST).await
 }
