@@ -434,6 +434,43 @@ pub fn decide(accepted: &Accepted, tariff: Option<&Tariff>, population: Option<i
     })
 }
 
+/// What the coordinator or the issuing provider records about an invoice after its issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Sent,
+    Paid,
+}
+
+/// The status an invoice in `status` takes when marked, or why it cannot: issued → sent → paid, issued → paid
+/// (paid before being reported sent); a paid or cancelled invoice, or a sent one sent again, does not change.
+pub fn mark(status: &str, mark: Mark) -> Result<&'static str, &'static str> {
+    match (status, mark) {
+        ("issued", Mark::Sent) => Ok("sent"),
+        ("issued" | "sent", Mark::Paid) => Ok("paid"),
+        ("sent", Mark::Sent) => Err("the invoice is already sent"),
+        ("paid", _) => Err("the invoice is already paid"),
+        ("cancelled", _) => Err("the invoice is cancelled by a credit note"),
+        _ => Err("the invoice's status is unknown"),
+    }
+}
+
+/// Checks the date of a mark: not before the issue date, not after `today` (both French calendar dates).
+pub fn mark_date(raw: &str, issued_on: NaiveDate, today: NaiveDate) -> Result<NaiveDate, &'static str> {
+    let date = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| "date must be YYYY-MM-DD")?;
+    if date < issued_on {
+        return Err("date is before the invoice's issue date");
+    }
+    if date > today {
+        return Err("date is in the future");
+    }
+    Ok(date)
+}
+
+/// The French calendar date of an instant (approximated as in [`billing_year`]).
+pub fn french_date(at: DateTime<Utc>) -> NaiveDate {
+    (at + Duration::hours(1)).date_naive()
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -648,5 +685,25 @@ mod tests {
         let utc = |y, mo, d, h| Utc.with_ymd_and_hms(y, mo, d, h, 0, 0).single().unwrap_or_default();
         assert_eq!(due_date(utc(2026, 1, 10, 12)), NaiveDate::from_ymd_opt(2026, 2, 9).unwrap_or_default());
         assert_eq!(due_date(utc(2026, 1, 10, 23)), NaiveDate::from_ymd_opt(2026, 2, 10).unwrap_or_default());
+    }
+
+    #[test]
+    fn invoices_go_issued_sent_paid_and_never_back() {
+        assert_eq!(mark("issued", Mark::Sent), Ok("sent"));
+        assert_eq!(mark("issued", Mark::Paid), Ok("paid"));
+        assert_eq!(mark("sent", Mark::Paid), Ok("paid"));
+        assert!(mark("sent", Mark::Sent).is_err());
+        assert!(mark("paid", Mark::Sent).is_err());
+        assert!(mark("paid", Mark::Paid).is_err());
+        assert!(mark("cancelled", Mark::Sent).is_err());
+        assert!(mark("cancelled", Mark::Paid).is_err());
+        assert!(mark("draft", Mark::Paid).is_err());
+        let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap_or_default();
+        assert_eq!(mark_date("2026-03-05", day(1), day(10)), Ok(day(5)));
+        assert_eq!(mark_date(" 2026-03-01 ", day(1), day(10)), Ok(day(1)));
+        assert!(mark_date("2026-02-28", day(1), day(10)).is_err(), "before the issue");
+        assert!(mark_date("2026-03-11", day(1), day(10)).is_err(), "in the future");
+        assert!(mark_date("05/03/2026", day(1), day(10)).is_err());
+        assert!(mark_date("2026-02-30", day(1), day(10)).is_err());
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::access::{self, QuoteFacts};
 use crate::parties::Party;
 use crate::store::{self, CreditNoteRow, InvoiceRow, QuoteFilter, QuoteRow};
-use crate::{export, invoices, pdf};
+use crate::{domain, export, invoices, pdf};
 
 pub struct BillingApi {
     pool: PgPool,
@@ -93,6 +93,9 @@ pub fn invoice_to_proto(i: InvoiceRow) -> pb::Invoice {
     pb::Invoice {
         seller: Some(party_to_proto(&i.seller)),
         buyer: Some(party_to_proto(&i.buyer)),
+        sent_on: i.sent_on.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+        paid_on: i.paid_on.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+        payment_reference: i.payment_reference.clone(),
         id: i.id.to_string(),
         status: invoice_status_to_proto(&i.status).into(),
         lines: vec![line_of(&i)],
@@ -266,6 +269,60 @@ impl BillingApi {
     }
 }
 
+/// Longest payment reference.
+pub const MAX_PAYMENT_REFERENCE_CHARS: usize = 100;
+
+impl BillingApi {
+    /// Marks an invoice sent or paid: the coordinator, or an agent of the issuing provider (another provider's
+    /// invoice is "not found" to it); the state machine is `domain::mark`.
+    async fn mark_invoice(&self, caller: &Caller, req: pb::MarkInvoiceRequest) -> Result<pb::Invoice, ServiceError> {
+        if !caller.has_any(&[Role::Coordinator, Role::ProviderAgent]) {
+            return Err(ServiceError::new(
+                ErrorCode::PermissionDenied,
+                "COORDINATOR_OR_ISSUER_ONLY",
+                "only the coordinator or the issuing provider marks an invoice sent or paid",
+            ));
+        }
+        let id = parse_id("id", &req.id)?;
+        let mark = match pb::InvoiceMark::try_from(req.mark) {
+            Ok(pb::InvoiceMark::Sent) => domain::Mark::Sent,
+            Ok(pb::InvoiceMark::Paid) => domain::Mark::Paid,
+            _ => return Err(ServiceError::invalid("mark", "must be SENT or PAID")),
+        };
+        let reference = req.payment_reference.trim();
+        if mark == domain::Mark::Paid
+            && (reference.is_empty() || reference.chars().count() > MAX_PAYMENT_REFERENCE_CHARS)
+        {
+            return Err(ServiceError::invalid("payment_reference", "must be 1 to 100 characters to mark paid"));
+        }
+        let mut tx = self.pool.begin().await?;
+        let invoice = store::invoice_for_update(&mut tx, id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("invoice", &id.to_string()))?;
+        if !caller.has(Role::Coordinator) && !caller.is_agent_of(&invoice.issuer_code) {
+            return Err(ServiceError::not_found("invoice", &id.to_string()));
+        }
+        let now = time::now();
+        let date = domain::mark_date(&req.date, domain::french_date(invoice.issued_at), domain::french_date(now))
+            .map_err(|reason| ServiceError::invalid("date", reason))?;
+        let status = domain::mark(&invoice.status, mark).map_err(|reason| {
+            ServiceError::new(
+                ErrorCode::FailedPrecondition,
+                "INVOICE_STATUS",
+                format!("invoice {}: {reason}", invoice.number),
+            )
+        })?;
+        let (sent_on, paid_on, reference) = match mark {
+            domain::Mark::Sent => (Some(date), None, ""),
+            domain::Mark::Paid => (None, Some(date), reference),
+        };
+        let row = store::mark_invoice(&mut tx, id, status, sent_on, paid_on, reference).await?;
+        tx.commit().await?;
+        tracing::info!(invoice = %row.number, status, "invoice marked");
+        Ok(invoice_to_proto(row))
+    }
+}
+
 /// A file answer.
 fn file(content_type: &str, filename: String, content: Vec<u8>) -> pb::ExportInvoiceResponse {
     pb::ExportInvoiceResponse { content_type: content_type.to_owned(), filename, content }
@@ -347,6 +404,11 @@ impl BillingApi {
 
 #[tonic::async_trait]
 impl BillingService for BillingApi {
+    async fn mark_invoice(&self, request: Request<pb::MarkInvoiceRequest>) -> Result<Response<pb::Invoice>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(BillingApi::mark_invoice(self, &caller, request.into_inner()).await?))
+    }
+
     async fn get_credit_note(
         &self,
         request: Request<pb::GetCreditNoteRequest>,

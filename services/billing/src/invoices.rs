@@ -94,6 +94,9 @@ pub async fn issue(
         credit_note_id: None,
         seller: sqlx::types::Json(draft.seller),
         buyer: sqlx::types::Json(draft.buyer),
+        sent_on: None,
+        paid_on: None,
+        payment_reference: String::new(),
     };
     let invoice = store::insert_invoice(conn, &row).await?;
     outbox::enqueue(

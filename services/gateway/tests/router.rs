@@ -204,6 +204,8 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("get", "/v1/invoices"),
         ("get", "/v1/invoices/{id}"),
         ("post", "/v1/invoices/{id}/credit-note"),
+        ("post", "/v1/invoices/{id}/sent"),
+        ("post", "/v1/invoices/{id}/paid"),
         ("get", "/v1/credit-notes/{id}"),
         ("post", "/v1/offers"),
         ("put", "/v1/offers/{id}"),
@@ -231,7 +233,7 @@ async fn openapi_is_3_1_and_describes_every_route() {
         assert!(op["responses"]["429"].is_object(), "{method} {path} has no 429");
     }
     let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or_default();
-    assert_eq!(paths, 52, "a path in /openapi.json that the router does not serve?");
+    assert_eq!(paths, 54, "a path in /openapi.json that the router does not serve?");
     assert_eq!(
         doc["components"]["securitySchemes"],
         json!({"bearerAuth": {
@@ -542,6 +544,12 @@ async fn each_role_gets_what_the_policy_says_before_any_upstream_call() {
         (Method::GET, format!("/v1/credit-notes/{id}"), None,                     [401, U, U, U, U, U, 403]),
         (Method::GET, format!("/v1/credit-notes/{id}.pdf"), None,                 [401, U, U, U, U, U, 403]),
         (Method::GET, format!("/v1/quotes/{id}.pdf"), None,                       [401, U, U, U, U, U, 403]),
+        (Method::POST, format!("/v1/invoices/{id}/sent"), Some(json!({"date": "2026-01-10"})),
+                                                                                  [401, 403, 403, U, 403, U, 403]),
+        (Method::POST, format!("/v1/invoices/{id}/paid"), Some(json!({"date": "2026-01-10", "payment_reference": "M1"})),
+                                                                                  [401, 403, 403, U, 403, U, 403]),
+        (Method::POST, format!("/v1/invoices/{id}/paid"), Some(json!({"date": "2026-01-10"})),
+                                                                                  [401, 403, 403, 400, 403, 400, 403]),
         (Method::POST, format!("/v1/invoices/{id}/credit-note"), Some(json!({"reason": "annulée"})),
                                                                                   [401, 403, 403, 403, 403, U, 403]),
     ];

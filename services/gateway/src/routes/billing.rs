@@ -240,3 +240,56 @@ pub async fn credit_note(
     let note = state.billing().issue_credit_note(caller.grpc(request)).await.map_err(upstream("billing"))?;
     Ok(created(format!("/v1/invoices/{id}"), views::CreditNote::from(note.into_inner())))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct MarkBody {
+    date: Option<String>,
+    payment_reference: Option<String>,
+}
+
+/// Longest payment reference.
+pub const MAX_PAYMENT_REFERENCE_CHARS: usize = 100;
+
+async fn mark(
+    state: &AppState,
+    caller: &Authenticated,
+    id: String,
+    mark: pb::InvoiceMark,
+    body: Result<Json<MarkBody>, JsonRejection>,
+) -> Result<Json<views::Invoice>, Problem> {
+    // The coordinator, or the issuing provider's agents (billing keeps them to their own invoices).
+    caller.allow(&[Role::Coordinator, Role::ProviderAgent])?;
+    path_id("id", &id)?;
+    let Json(body) = body.map_err(json_problem)?;
+    let mut checks = Checks::new();
+    let date = checks.required("date", body.date, 10);
+    let payment_reference = if mark == pb::InvoiceMark::Paid {
+        checks.required("payment_reference", body.payment_reference, MAX_PAYMENT_REFERENCE_CHARS)
+    } else {
+        String::new()
+    };
+    checks.finish()?;
+    let request = pb::MarkInvoiceRequest { id, mark: mark.into(), date, payment_reference };
+    let invoice = state.billing().mark_invoice(caller.grpc(request)).await.map_err(upstream("billing"))?;
+    Ok(Json(invoice.into_inner().into()))
+}
+
+/// `POST /v1/invoices/{id}/sent` `{"date": "YYYY-MM-DD"}`: the invoice was sent to the buyer (issued → sent).
+pub async fn mark_sent(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(id): P<String>,
+    body: Result<Json<MarkBody>, JsonRejection>,
+) -> Result<Json<views::Invoice>, Problem> {
+    mark(&state, &caller, id, pb::InvoiceMark::Sent, body).await
+}
+
+/// `POST /v1/invoices/{id}/paid` `{"date": "YYYY-MM-DD", "payment_reference": "..."}`: the invoice was paid.
+pub async fn mark_paid(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(id): P<String>,
+    body: Result<Json<MarkBody>, JsonRejection>,
+) -> Result<Json<views::Invoice>, Problem> {
+    mark(&state, &caller, id, pb::InvoiceMark::Paid, body).await
+}

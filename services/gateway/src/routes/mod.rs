@@ -80,6 +80,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/invoices", get(billing::list_invoices))
         .route("/v1/invoices/{id}", get(billing::get_invoice))
         .route("/v1/invoices/{id}/credit-note", post(billing::credit_note))
+        .route("/v1/invoices/{id}/sent", post(billing::mark_sent))
+        .route("/v1/invoices/{id}/paid", post(billing::mark_paid))
         .route("/v1/credit-notes/{id}", get(billing::get_credit_note))
         .fallback(problem::not_found_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
