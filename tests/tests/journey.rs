@@ -283,13 +283,13 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
     assert!(text.contains("Net à payer TTC") && text.contains(&euros(gross)), "{text}");
     assert!(text.contains("SIREN 217702844"), "{text}");
 
-    // 10. The issuing provider reports the invoice sent, the coordinator records its payment; the member is not
-    // allowed to, and a paid invoice does not go back.
+    // 10. The coordinator reports the invoice sent, then records its payment; the member is not allowed to, and
+    // a paid invoice does not go back.
     let today = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%d").to_string();
     let sent = format!("/v1/invoices/{invoice_id}/sent");
     let paid = format!("/v1/invoices/{invoice_id}/paid");
     assert_eq!(api.post(&sent, Some(&member_token), &json!({"date": today})).await.0, StatusCode::FORBIDDEN);
-    let (status, value) = api.post(&sent, Some(&agent), &json!({"date": today})).await;
+    let (status, value) = api.post(&sent, Some(&coordinator), &json!({"date": today})).await;
     assert_eq!((status, value["status"].as_str()), (StatusCode::OK, Some("sent")), "{value}");
     let payment = json!({"date": today, "payment_reference": "Mandat 2026-0042"});
     let (status, value) = api.post(&paid, Some(&coordinator), &payment).await;
