@@ -163,6 +163,8 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
     let empty = json!({});
     let progress = json!({"note": "Visite de terrain faite", "percent": 30});
     let decline = json!({"reason": "Hors de notre champ"});
+    let rating = json!({"rating": 4, "comment": "Bien"});
+    let assign = json!({"provider_code": "caue77"});
     //                                                                                anon  admA  userA admB  agP   agQ   ref   coord oper
     #[rustfmt::skip]
     let table: Vec<(Method, String, Option<&Value>, [Expect; 9])> = vec![
@@ -181,8 +183,20 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
         (Method::POST, "/v1/users".into(), Some(&invite),                             [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
         (Method::GET, "/v1/audit-events".into(), None,                                [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok]),
         (Method::POST, "/v1/requests".into(), Some(&submit),                          [Unauthenticated, Ok, Ok, Ok, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden]),
-        (Method::GET, format!("/v1/requests?member_id={a}"), None,                    [Unauthenticated, Ok, Ok, NotFound, Forbidden, Forbidden, Ok, Ok, Forbidden]),
+        // Provider agents list what was referred to them, never a member's list.
+        (Method::GET, format!("/v1/requests?member_id={a}"), None,                    [Unauthenticated, Ok, Ok, NotFound, NotFound, NotFound, Ok, Ok, Forbidden]),
         (Method::GET, format!("/v1/requests/{r}"), None,                              [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
+        (Method::GET, "/v1/requests".into(), None,                                    [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Forbidden]),
+        (Method::GET, "/v1/requests/summary".into(), None,                            [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Forbidden]),
+        (Method::GET, "/v1/statistics/requests?from=2026-01-01&to=2030-12-31".into(), None, [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
+        (Method::GET, "/v1/triage".into(), None,                                      [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
+        // Not in the queue: the coordinator passes authorization and gets 404; everyone else is refused first.
+        (Method::POST, format!("/v1/triage/{r}/assign"), Some(&assign),               [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, NotFound, Forbidden]),
+        // Accepted, not completed: feedback answers 409 to the member's users (authorized), close 409 to the coordinator.
+        (Method::PUT, format!("/v1/requests/{r}/feedback"), Some(&rating),            [Unauthenticated, Ok, Ok, NotFound, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden]),
+        (Method::POST, format!("/v1/requests/{r}/close"), Some(&empty),               [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
+        // Last of the requests rows: the member's user cancels (the admin, the coordinator then get 409).
+        (Method::POST, format!("/v1/requests/{r}/cancel"), Some(&empty),              [Unauthenticated, Ok, Ok, NotFound, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
         (Method::GET, "/v1/referrals".into(), None,                                   [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, Ok, Forbidden, Ok, Forbidden]),
         (Method::GET, format!("/v1/referrals/{rf}"), None,                            [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, NotFound, Forbidden, Ok, Forbidden]),
         // The referral is accepted (by P's consumer): answering again is a 409 for P's agent (authorized).

@@ -183,6 +183,13 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("post", "/v1/requests"),
         ("get", "/v1/requests"),
         ("get", "/v1/requests/{id}"),
+        ("get", "/v1/requests/summary"),
+        ("post", "/v1/requests/{id}/cancel"),
+        ("post", "/v1/requests/{id}/close"),
+        ("put", "/v1/requests/{id}/feedback"),
+        ("get", "/v1/statistics/requests"),
+        ("get", "/v1/triage"),
+        ("post", "/v1/triage/{request_id}/assign"),
         ("get", "/v1/referrals"),
         ("get", "/v1/referrals/{id}"),
         ("post", "/v1/referrals/reassign"),
@@ -233,7 +240,7 @@ async fn openapi_is_3_1_and_describes_every_route() {
         assert!(op["responses"]["429"].is_object(), "{method} {path} has no 429");
     }
     let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or_default();
-    assert_eq!(paths, 54, "a path in /openapi.json that the router does not serve?");
+    assert_eq!(paths, 61, "a path in /openapi.json that the router does not serve?");
     assert_eq!(
         doc["components"]["securitySchemes"],
         json!({"bearerAuth": {
@@ -510,10 +517,20 @@ async fn each_role_gets_what_the_policy_says_before_any_upstream_call() {
         (Method::GET, "/v1/audit-events".into(), None,                            [401, 403, 403, 403, 403, 403, U]),
         (Method::POST, "/v1/auth/keys/rotate".into(), None,                       [401, 403, 403, 403, 403, 403, U]),
         (Method::POST, "/v1/requests".into(), submit,                             [401, U, U, 403, 403, 403, 403]),
-        (Method::GET, "/v1/requests".into(), None,                                [401, U, U, 403, 400, 400, 403]),
-        (Method::GET, format!("/v1/requests?member_id={m}"), None,                [401, U, U, 403, U, U, 403]),
-        (Method::GET, format!("/v1/requests?member_id={other}"), None,            [401, 404, 404, 403, U, U, 403]),
+        (Method::GET, "/v1/requests".into(), None,                                [401, U, U, U, U, U, 403]),
+        (Method::GET, format!("/v1/requests?member_id={m}"), None,                [401, U, U, 404, U, U, 403]),
+        (Method::GET, format!("/v1/requests?member_id={other}"), None,            [401, 404, 404, 404, U, U, 403]),
+        (Method::GET, "/v1/requests/summary?status=completed".into(), None,       [401, U, U, U, U, U, 403]),
         (Method::GET, format!("/v1/requests/{id}"), None,                         [401, U, U, U, U, U, 403]),
+        (Method::POST, format!("/v1/requests/{id}/cancel"), Some(json!({})),      [401, U, U, 403, 403, U, 403]),
+        (Method::POST, format!("/v1/requests/{id}/close"), Some(json!({})),       [401, 403, 403, 403, 403, U, 403]),
+        (Method::PUT, format!("/v1/requests/{id}/feedback"),
+            Some(json!({"rating": 5, "comment": "Très utile"})),                   [401, U, U, 403, 403, 403, 403]),
+        (Method::GET, "/v1/statistics/requests?from=2026-01-01&to=2026-12-31".into(), None,
+                                                                                   [401, 403, 403, 403, 403, U, 403]),
+        (Method::GET, "/v1/triage".into(), None,                                  [401, 403, 403, 403, 403, U, 403]),
+        (Method::POST, format!("/v1/triage/{id}/assign"),
+            Some(json!({"provider_code": PROVIDER})),                              [401, 403, 403, 403, 403, U, 403]),
         (Method::GET, "/v1/referrals".into(), None,                               [401, 403, 403, U, 403, U, 403]),
         (Method::GET, "/v1/referrals?provider=other77".into(), None,              [401, 403, 403, 404, 403, U, 403]),
         (Method::GET, format!("/v1/referrals/{id}"), None,                        [401, 403, 403, U, 403, U, 403]),
@@ -757,10 +774,31 @@ async fn query_parameters_are_checked_before_forwarding() {
     let coordinator = keys.token(Role::Coordinator, None, None);
     let reply = send(app(&keys), get("/v1/memberships?status=gone", Some(&coordinator))).await;
     assert_eq!(reply.field_errors(), ["status"]);
-    // The coordinator must say whose requests it wants.
-    let reply = send(app(&keys), get("/v1/requests", Some(&coordinator))).await;
+    // Dashboard filters are checked before the service is called.
+    let reply = send(app(&keys), get("/v1/requests?status=open&category=food&from=hier", Some(&coordinator))).await;
     reply.problem(400);
-    assert_eq!(reply.field_errors(), ["member_id"]);
+    assert_eq!(reply.field_errors(), ["status", "category", "from"]);
+    let reply = send(app(&keys), get("/v1/requests/summary?from=2026-02-01&to=2026-01-01", Some(&coordinator))).await;
+    assert_eq!(reply.field_errors(), ["to"]);
+    let reply = send(app(&keys), get("/v1/statistics/requests?from=2026-01-01", Some(&coordinator))).await;
+    assert_eq!(reply.field_errors(), ["to"]);
+    let assign =
+        call(Method::POST, &format!("/v1/triage/{}/assign", Uuid::now_v7()), Some(&coordinator), Some(json!({})));
+    assert_eq!(send(app(&keys), assign).await.field_errors(), ["offer_id"]);
+    let user = keys.token(Role::MemberUser, Some(Uuid::now_v7()), None);
+    let rate = call(
+        Method::PUT,
+        &format!("/v1/requests/{}/feedback", Uuid::now_v7()),
+        Some(&user),
+        Some(json!({"rating": 9})),
+    );
+    assert_eq!(send(app(&keys), rate).await.field_errors(), ["rating"]);
+    let orientation = json!({"kind": "orientation", "subject": "École"});
+    let open = call(Method::POST, "/v1/requests", Some(&user), Some(orientation));
+    assert_eq!(send(app(&keys), open).await.field_errors(), ["description"]);
+    let loan = json!({"offer_id": "o", "subject": "Expo", "dates": {"start_date": "2027-01-01"}});
+    let loan = call(Method::POST, "/v1/requests", Some(&user), Some(loan));
+    assert_eq!(send(app(&keys), loan).await.field_errors(), ["dates.end_date"]);
     let operator = keys.token(Role::Operator, None, None);
     let reply = send(app(&keys), get("/v1/audit-events?limit=500", Some(&operator))).await;
     assert_eq!(reply.field_errors(), ["limit"]);

@@ -3,16 +3,21 @@
 //!
 //! Outcomes: [`Denied::Forbidden`] (PERMISSION_DENIED) when the caller's role may never do this,
 //! [`Denied::NotFound`] when the role may but not on this resource (answered exactly like an unknown id, so
-//! ids cannot be probed), [`Denied::MissingMemberId`] when a role that must name the member did not.
+//! ids cannot be probed).
 
 use id77_platform::auth::{Caller, Role};
 use uuid::Uuid;
 
+use crate::store::Scope;
+
 /// Roles that may read requests at all (each then only on its own rows).
 pub const READERS: [Role; 5] =
     [Role::MemberAdmin, Role::MemberUser, Role::ProviderAgent, Role::Referent, Role::Coordinator];
-/// Roles that may list requests (provider agents see requests one by one, through their referrals).
-pub const LISTERS: [Role; 4] = [Role::MemberAdmin, Role::MemberUser, Role::Referent, Role::Coordinator];
+/// Roles that may list requests (each only its own scope: [`list_scope`]).
+pub const LISTERS: [Role; 5] =
+    [Role::MemberAdmin, Role::MemberUser, Role::ProviderAgent, Role::Referent, Role::Coordinator];
+/// Roles that may cancel a request (the member's users on their member's, the coordinator on any).
+pub const CANCELLERS: [Role; 3] = [Role::MemberAdmin, Role::MemberUser, Role::Coordinator];
 /// Roles that may submit requests (for their own member).
 pub const SUBMITTERS: [Role; 2] = [Role::MemberAdmin, Role::MemberUser];
 
@@ -69,30 +74,68 @@ pub fn may_list(caller: &Caller) -> Result<(), Denied> {
     if caller.has_any(&LISTERS) { Ok(()) } else { Err(Denied::Forbidden) }
 }
 
-/// ListRequests: the member whose requests the caller lists. Member users are forced to their own member
-/// (an empty `requested` is theirs, another one is not found); a referent must name a member it follows
-/// (`referent_of_requested` is that member's referent); the coordinator must name one.
-pub fn list_member(
+/// ListRequests and SummarizeRequests: whose requests the caller sees. `requested` is the asked member
+/// (`referent_of_requested` its referent). Member users: their own member (another one is not found). Referent:
+/// a member it follows, or (none asked) all of them. Provider agents: the requests referred to their provider
+/// (naming a member is not found). Coordinator: the asked member, or all. A caller with several roles gets the
+/// first that applies, in that order from the coordinator.
+pub fn list_scope(
     caller: &Caller,
     requested: Option<Uuid>,
     referent_of_requested: Option<Uuid>,
-) -> Result<Uuid, Denied> {
+) -> Result<Scope, Denied> {
     may_list(caller)?;
     if caller.has(Role::Coordinator) {
-        return requested.ok_or(Denied::MissingMemberId);
+        return Ok(requested.map_or(Scope::All, Scope::Member));
     }
     if let Some(own) = own_member(caller)
         && requested.is_none_or(|m| m == own)
     {
-        return Ok(own);
+        return Ok(Scope::Member(own));
     }
     if caller.has(Role::Referent) {
-        let member = requested.ok_or(Denied::MissingMemberId)?;
-        if referent_of_requested == Some(caller.user_id) {
-            return Ok(member);
+        match requested {
+            None => return Ok(Scope::FollowedBy(caller.user_id)),
+            Some(member) if referent_of_requested == Some(caller.user_id) => return Ok(Scope::Member(member)),
+            Some(_) => {}
         }
     }
+    if caller.has(Role::ProviderAgent)
+        && requested.is_none()
+        && let Some(provider) = caller.provider_code.as_deref().filter(|p| !p.is_empty())
+    {
+        return Ok(Scope::Provider(provider.to_owned()));
+    }
     Err(Denied::NotFound)
+}
+
+/// CancelRequest: the request's member's users, or the coordinator. Checked after [`read_request`] passed.
+pub fn cancel_request(caller: &Caller, request: &RequestFacts<'_>) -> Result<(), Denied> {
+    if !caller.has_any(&CANCELLERS) {
+        return Err(Denied::Forbidden);
+    }
+    if caller.has(Role::Coordinator) || caller.belongs_to_member(request.member_id) {
+        return Ok(());
+    }
+    Err(if caller.has_any(&READERS) && read_request(caller, request).is_ok() {
+        // Sees it (e.g. a referent who also has a member role elsewhere) but may not cancel it.
+        Denied::Forbidden
+    } else {
+        Denied::NotFound
+    })
+}
+
+/// GiveFeedback: only the request's member's users.
+pub fn give_feedback(caller: &Caller, request: &RequestFacts<'_>) -> Result<(), Denied> {
+    if !caller.has_any(&SUBMITTERS) {
+        return Err(Denied::Forbidden);
+    }
+    if caller.belongs_to_member(request.member_id) { Ok(()) } else { Err(Denied::NotFound) }
+}
+
+/// CloseRequest and GetRequestStatistics: the coordinator only.
+pub fn coordinate(caller: &Caller) -> Result<(), Denied> {
+    if caller.has(Role::Coordinator) { Ok(()) } else { Err(Denied::Forbidden) }
 }
 
 #[cfg(test)]
@@ -141,7 +184,7 @@ mod tests {
         ]
     }
 
-    use Denied::{Forbidden as F, MissingMemberId as Missing, NotFound as N};
+    use Denied::{Forbidden as F, NotFound as N};
 
     fn check<T: std::fmt::Debug + PartialEq>(name: &str, case: &str, got: Result<T, Denied>, want: Result<T, Denied>) {
         assert_eq!(got, want, "{name}: {case}");
@@ -186,29 +229,57 @@ mod tests {
     #[test]
     fn list_requests_table() {
         let w = world();
-        let m = w.m;
-        let other = w.other_member;
+        let (m, other, r) = (w.m, w.other_member, w.referent);
         // (requested member, its referent)
         let cases = [(None, None), (Some(m), Some(w.referent)), (Some(other), None)];
-        let table: [(&str, [Result<Uuid, Denied>; 3]); 11] = [
-            ("member_admin of M", [Ok(m), Ok(m), Err(N)]),
-            ("member_user of M", [Ok(m), Ok(m), Err(N)]),
-            ("member_user of another member", [Ok(other), Err(N), Ok(other)]),
+        let (mine, all, theirs) = (Scope::Member(m), Scope::All, Scope::Member(other));
+        let p = || Scope::Provider(P.to_owned());
+        let q = || Scope::Provider(Q.to_owned());
+        let table: [(&str, [Result<Scope, Denied>; 3]); 11] = [
+            ("member_admin of M", [Ok(mine.clone()), Ok(mine.clone()), Err(N)]),
+            ("member_user of M", [Ok(mine.clone()), Ok(mine.clone()), Err(N)]),
+            ("member_user of another member", [Ok(theirs.clone()), Err(N), Ok(theirs.clone())]),
             ("member_user without member", [Err(N), Err(N), Err(N)]),
-            ("provider_agent of P", [Err(F), Err(F), Err(F)]),
-            ("provider_agent of Q", [Err(F), Err(F), Err(F)]),
-            ("provider_agent without provider", [Err(F), Err(F), Err(F)]),
-            ("referent of M", [Err(Missing), Ok(m), Err(N)]),
-            ("another referent", [Err(Missing), Err(N), Err(N)]),
-            ("coordinator", [Err(Missing), Ok(m), Ok(other)]),
+            ("provider_agent of P", [Ok(p()), Err(N), Err(N)]),
+            ("provider_agent of Q", [Ok(q()), Err(N), Err(N)]),
+            ("provider_agent without provider", [Err(N), Err(N), Err(N)]),
+            ("referent of M", [Ok(Scope::FollowedBy(r)), Ok(mine.clone()), Err(N)]),
+            ("another referent", [Ok(Scope::FollowedBy(Uuid::from_u128(7))), Err(N), Err(N)]),
+            ("coordinator", [Ok(all), Ok(mine), Ok(theirs)]),
             ("operator", [Err(F), Err(F), Err(F)]),
         ];
         for ((name, caller), (row, expected)) in callers(&w).iter().zip(table) {
             assert_eq!(*name, row);
-            for ((requested, referent), want) in cases.iter().zip(expected) {
-                check(name, &format!("list {requested:?}"), list_member(caller, *requested, *referent), want);
+            for ((requested, referent), want) in cases.iter().zip(expected.clone()) {
+                check(name, &format!("list {requested:?}"), list_scope(caller, *requested, *referent), want);
             }
             assert_eq!(may_list(caller).is_err(), expected.iter().all(|e| *e == Err(F)), "{name}: role gate");
+        }
+    }
+
+    #[test]
+    fn cancel_feedback_and_coordination_tables() {
+        let w = world();
+        let request = RequestFacts { member_id: w.m, provider_code: Some(P), referent: Some(w.referent) };
+        // (cancel, feedback, close/statistics)
+        let table: [(&str, [Result<(), Denied>; 3]); 11] = [
+            ("member_admin of M", [Ok(()), Ok(()), Err(F)]),
+            ("member_user of M", [Ok(()), Ok(()), Err(F)]),
+            ("member_user of another member", [Err(N), Err(N), Err(F)]),
+            ("member_user without member", [Err(N), Err(N), Err(F)]),
+            ("provider_agent of P", [Err(F), Err(F), Err(F)]),
+            ("provider_agent of Q", [Err(F), Err(F), Err(F)]),
+            ("provider_agent without provider", [Err(F), Err(F), Err(F)]),
+            ("referent of M", [Err(F), Err(F), Err(F)]),
+            ("another referent", [Err(F), Err(F), Err(F)]),
+            ("coordinator", [Ok(()), Err(F), Ok(())]),
+            ("operator", [Err(F), Err(F), Err(F)]),
+        ];
+        for ((name, caller), (row, [cancel, feedback, coordinate_])) in callers(&w).iter().zip(table) {
+            assert_eq!(*name, row);
+            check(name, "cancel", cancel_request(caller, &request), cancel);
+            check(name, "feedback", give_feedback(caller, &request), feedback);
+            check(name, "close", coordinate(caller), coordinate_);
         }
     }
 

@@ -1,30 +1,88 @@
-//! Handlers of the events requests consumes: membership (member status), catalogue (offers) and routing
-//! (referral outcomes). Each runs inside the inbox transaction.
+//! Handlers of the events requests consumes: membership (member status, referent, territory), catalogue
+//! (offers) and routing (referral outcomes). Each runs inside the inbox transaction. Also [`record`], which writes
+//! a lifecycle step and the events it emits, for the handlers and the gRPC commands alike.
 
 use anyhow::anyhow;
-use id77_platform::{Event, EventHandler, HandleError, time};
-use id77_proto::catalogue::v1::OfferPublished;
-use id77_proto::membership::v1::{MemberApplied, MemberApproved, MemberUpdated};
-use id77_proto::routing::v1::{ReferralAccepted, ReferralDeclined, ReferralOffered};
+use chrono::{DateTime, Utc};
+use id77_platform::{Event, EventHandler, HandleError, outbox, time};
+use id77_proto::catalogue::v1::{OfferCategory, OfferPublished};
+use id77_proto::membership::v1::{CollectivityKind, MemberApplied, MemberApproved, MemberUpdated};
+use id77_proto::requests::v1::{RequestCancelled, RequestCompleted};
+use id77_proto::routing::v1::{
+    ReferralAccepted, ReferralCompleted, ReferralDeclined, ReferralExpired, ReferralOffered, ReferralProgressed,
+    ReferralWithdrawn,
+};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{self, ReferralOutcome, RequestStatus};
-use crate::store;
+use crate::domain::lifecycle::{self, Actor, Next, RequestStatus, State, Step, Trigger};
+use crate::store::{self, RequestRow, Territory};
+
+pub const SUBJECT_SUBMITTED: &str = "id77.requests.request.submitted";
+pub const SUBJECT_CANCELLED: &str = "id77.requests.request.cancelled";
+pub const SUBJECT_COMPLETED: &str = "id77.requests.request.completed";
 
 fn uuid(field: &str, raw: &str) -> Result<Uuid, HandleError> {
     Uuid::parse_str(raw).map_err(|_| HandleError::Reject(anyhow!("{field} {raw:?} is not a UUID")))
 }
 
 /// When the event happened, by the publisher's clock. Required: read models order updates by it.
-fn occurred(ts: Option<&id77_proto::prost_types::Timestamp>) -> Result<chrono::DateTime<chrono::Utc>, HandleError> {
+fn occurred(ts: Option<&id77_proto::prost_types::Timestamp>) -> Result<DateTime<Utc>, HandleError> {
     ts.and_then(time::from_proto).ok_or_else(|| HandleError::Reject(anyhow!("event without a valid occurred_at")))
+}
+
+/// The lifecycle state of a stored request.
+pub fn state_of(row: &RequestRow) -> Result<State, String> {
+    let status = RequestStatus::parse(&row.status)
+        .ok_or_else(|| format!("request {} has an unknown status {}", row.id, row.status))?;
+    Ok(State { status, provider: row.provider_code.clone(), updated_at: row.updated_at })
+}
+
+/// Records a step (status, history row by `actor`) and the events it emits through the outbox:
+/// `request.completed` on completion, `request.cancelled` on cancellation.
+pub async fn record(conn: &mut PgConnection, row: &RequestRow, step: &Step, actor: &Actor) -> Result<(), sqlx::Error> {
+    store::apply_step(conn, row.id, step, actor).await?;
+    let offer_id = row.offer_id.map(|id| id.to_string()).unwrap_or_default();
+    match step.to {
+        RequestStatus::Completed => {
+            let event = RequestCompleted {
+                request_id: row.id.to_string(),
+                member_id: row.member_id.to_string(),
+                offer_id,
+                provider_code: step.provider.clone().unwrap_or_default(),
+                occurred_at: Some(time::to_proto(step.at)),
+            };
+            outbox::enqueue(conn, SUBJECT_COMPLETED, &event).await?;
+        }
+        RequestStatus::Cancelled => {
+            let event = RequestCancelled {
+                request_id: row.id.to_string(),
+                member_id: row.member_id.to_string(),
+                reason: step.reason.clone(),
+                occurred_at: Some(time::to_proto(step.at)),
+            };
+            outbox::enqueue(conn, SUBJECT_CANCELLED, &event).await?;
+        }
+        _ => {}
+    }
+    tracing::info!(request_id = %row.id, from = step.from.as_str(), to = step.to.as_str(), actor = actor.role(), reason = %step.reason, "request moved");
+    Ok(())
 }
 
 /// Subject of `MemberUpdated` (the member's referent changed).
 pub const SUBJECT_MEMBER_UPDATED: &str = "id77.membership.member.updated";
 
-/// Keeps the member status and member referent read models.
+fn kind_name(kind: i32) -> String {
+    match CollectivityKind::try_from(kind) {
+        Ok(CollectivityKind::Commune) => "commune",
+        Ok(CollectivityKind::Epci) => "epci",
+        Ok(CollectivityKind::Syndicat) => "syndicat",
+        _ => "",
+    }
+    .to_owned()
+}
+
+/// Keeps the member status, referent and territory read models.
 pub struct MemberEvents;
 
 impl EventHandler for MemberEvents {
@@ -36,6 +94,13 @@ impl EventHandler for MemberEvents {
                 let referent = referent(&e.referent_user_id)?;
                 let at = occurred(e.occurred_at.as_ref())?;
                 store::upsert_member_referent(conn, member_id, referent, at).await?;
+                let territory = Territory {
+                    kind: kind_name(e.kind),
+                    insee_code: e.insee_code.trim().to_owned(),
+                    epci_siren: e.epci_siren.trim().to_owned(),
+                    arrondissement: e.arrondissement.trim().to_owned(),
+                };
+                store::upsert_member_territory(conn, member_id, &territory, at).await?;
                 tracing::info!(%member_id, referent = ?referent, "member referent recorded");
                 return Ok(());
             }
@@ -45,7 +110,16 @@ impl EventHandler for MemberEvents {
             }
             "id77.membership.member.approved" => {
                 let e: MemberApproved = event.decode()?;
-                (uuid("member_id", &e.member_id)?, "active", occurred(e.occurred_at.as_ref())?)
+                let member_id = uuid("member_id", &e.member_id)?;
+                let at = occurred(e.occurred_at.as_ref())?;
+                let territory = Territory {
+                    kind: kind_name(e.kind),
+                    insee_code: e.insee_code.trim().to_owned(),
+                    epci_siren: e.epci_siren.trim().to_owned(),
+                    arrondissement: e.arrondissement.trim().to_owned(),
+                };
+                store::upsert_member_territory(conn, member_id, &territory, at).await?;
+                (member_id, "active", at)
             }
             other => {
                 tracing::debug!(subject = other, "membership event not used by requests");
@@ -65,7 +139,17 @@ pub fn referent(raw: &str) -> Result<Option<Uuid>, HandleError> {
     }
 }
 
-/// Keeps the offer read model.
+/// The category name of a catalogue offer ("" when unspecified).
+pub fn category_name(category: i32) -> &'static str {
+    match OfferCategory::try_from(category) {
+        Ok(OfferCategory::IntegratedEngineering) => "integrated_engineering",
+        Ok(OfferCategory::AwarenessTraining) => "awareness_training",
+        Ok(OfferCategory::ExhibitionLoan) => "exhibition_loan",
+        _ => "",
+    }
+}
+
+/// Keeps the offer read model (with each offer's current version and category).
 pub struct OfferEvents;
 
 impl EventHandler for OfferEvents {
@@ -76,58 +160,116 @@ impl EventHandler for OfferEvents {
         let e: OfferPublished = event.decode()?;
         let offer = e.offer.ok_or_else(|| HandleError::Reject(anyhow!("offer.published without offer")))?;
         let id = uuid("offer.id", &offer.id)?;
-        store::upsert_offer(conn, id, &offer.code, &offer.title, &offer.provider_code, offer.version).await?;
+        let category = category_name(offer.category);
+        store::upsert_offer(conn, id, &offer.code, &offer.title, &offer.provider_code, offer.version, category).await?;
         Ok(())
     }
 }
 
-/// Moves requests along with routing's referral events.
+fn next(rerouted: bool, next_provider: &str) -> Next {
+    match (rerouted, next_provider.trim()) {
+        (false, _) => Next::Nowhere,
+        (true, "") => Next::Triage,
+        (true, p) => Next::Provider(p.to_owned()),
+    }
+}
+
+/// When a routing event happened; routing always says, an event without it is dated on arrival.
+fn routed_at(ts: Option<&id77_proto::prost_types::Timestamp>) -> DateTime<Utc> {
+    ts.and_then(time::from_proto).unwrap_or_else(time::now)
+}
+
+/// Moves requests along with routing's referral events (offered, accepted, declined, expired, withdrawn,
+/// progressed, completed), in any order: a stale or repeated event changes nothing.
 pub struct ReferralEvents;
 
 impl EventHandler for ReferralEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        let mut offered_at = None;
-        let (request_id, outcome, provider, reason) = match event.subject.as_str() {
+        // (request, trigger, when, whether it is a provider's answer, offer of the referral)
+        let (request_id, trigger, at, answer, offer_id) = match event.subject.as_str() {
             "id77.routing.referral.offered" => {
                 let e: ReferralOffered = event.decode()?;
-                offered_at = e.occurred_at.as_ref().and_then(time::from_proto);
-                (e.request_id, ReferralOutcome::Offered, e.provider_code, String::new())
+                let at = routed_at(e.occurred_at.as_ref());
+                (e.request_id, Trigger::Offered { provider: e.provider_code }, at, false, e.offer_id)
             }
             "id77.routing.referral.accepted" => {
                 let e: ReferralAccepted = event.decode()?;
-                (e.request_id, ReferralOutcome::Accepted, e.provider_code, String::new())
+                let at = routed_at(e.occurred_at.as_ref());
+                (e.request_id, Trigger::Accepted { provider: e.provider_code }, at, true, e.offer_id)
             }
             "id77.routing.referral.declined" => {
                 let e: ReferralDeclined = event.decode()?;
-                if e.rerouted {
-                    // Routing handed the request on (another provider, or the coordinator's triage queue): the
-                    // request is not declined, it stays with routing.
-                    tracing::info!(request_id = %e.request_id, next = %e.next_provider_code, "decline re-routed");
-                    return Ok(());
-                }
-                (e.request_id, ReferralOutcome::Declined, e.provider_code, e.reason)
+                let at = routed_at(e.occurred_at.as_ref());
+                let next = next(e.rerouted, &e.next_provider_code);
+                (
+                    e.request_id,
+                    Trigger::Declined { provider: e.provider_code, reason: e.reason, next },
+                    at,
+                    true,
+                    e.offer_id,
+                )
+            }
+            "id77.routing.referral.expired" => {
+                let e: ReferralExpired = event.decode()?;
+                let at = routed_at(e.occurred_at.as_ref());
+                let next = next(e.rerouted, &e.next_provider_code);
+                (e.request_id, Trigger::Expired { provider: e.provider_code, next }, at, false, e.offer_id)
+            }
+            "id77.routing.referral.withdrawn" => {
+                let e: ReferralWithdrawn = event.decode()?;
+                let at = routed_at(e.occurred_at.as_ref());
+                (
+                    e.request_id,
+                    Trigger::Withdrawn { provider: e.provider_code, reason: e.reason },
+                    at,
+                    false,
+                    e.offer_id,
+                )
+            }
+            "id77.routing.referral.progressed" => {
+                let e: ReferralProgressed = event.decode()?;
+                let at = routed_at(e.occurred_at.as_ref());
+                (
+                    e.request_id,
+                    Trigger::Progressed { provider: e.provider_code, note: e.note },
+                    at,
+                    false,
+                    String::new(),
+                )
+            }
+            "id77.routing.referral.completed" => {
+                let e: ReferralCompleted = event.decode()?;
+                let at = routed_at(e.occurred_at.as_ref());
+                (e.request_id, Trigger::Completed { provider: e.provider_code }, at, false, e.offer_id)
             }
             _ => return Ok(()),
         };
         let request_id = uuid("request_id", &request_id)?;
-        let Some(request) = store::request_for_update(conn, request_id).await? else {
+        let Some(mut request) = store::request_for_update(conn, request_id).await? else {
             return Err(HandleError::Reject(anyhow!("referral event for unknown request {request_id}")));
         };
-        let current = RequestStatus::parse(&request.status).ok_or_else(|| {
-            HandleError::Reject(anyhow!("request {request_id} has unknown status {}", request.status))
-        })?;
-        // A re-route offers the request to another provider; an older offer (a late redelivery) is not one.
-        let to_another_provider = request.provider_code.as_deref() != Some(provider.as_str())
-            && offered_at.is_none_or(|at| at >= request.updated_at);
-        let Some(next) = domain::on_referral(current, outcome, to_another_provider) else {
-            tracing::info!(%request_id, status = current.as_str(), ?outcome, "stale referral event ignored");
+        // An open orientation request gets the offer the coordinator attached at triage.
+        if request.offer_id.is_none()
+            && let Ok(offer_id) = Uuid::parse_str(offer_id.trim())
+        {
+            let Some(offer) = store::offer(conn, offer_id).await? else {
+                return Err(HandleError::Retry(anyhow!("offer {offer_id} of request {request_id} not yet known")));
+            };
+            if store::attach_offer(conn, request_id, &offer).await? {
+                tracing::info!(%request_id, %offer_id, "offer attached to an open request");
+                request.offer_id = Some(offer_id);
+            }
+        }
+        if answer {
+            store::mark_answered(conn, request_id, at).await?;
+        }
+        let state = state_of(&request).map_err(|e| HandleError::Reject(anyhow!(e)))?;
+        let step = lifecycle::apply(&state, &trigger, at).map_err(|e| HandleError::Reject(anyhow!(e.message)))?;
+        let Some(step) = step else {
+            tracing::info!(%request_id, status = state.status.as_str(), trigger = trigger.name(), "stale referral event ignored");
             return Ok(());
         };
-        let reason = if next == current { format!("re-routed to {provider}") } else { reason };
-        // An offer is dated by routing's clock, so that a later re-route compares with it (above).
-        let at = offered_at.unwrap_or_else(time::now);
-        store::set_status(conn, request_id, next.as_str(), Some(provider.as_str()), &reason, at).await?;
-        tracing::info!(%request_id, from = current.as_str(), to = next.as_str(), provider, "request moved");
+        record(conn, &request, &step, &Actor::System).await?;
         Ok(())
     }
 }

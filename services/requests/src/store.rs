@@ -1,20 +1,31 @@
 //! SQL of the requests service.
 
 use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
+
+use crate::domain::{Actor, Details, Step};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct RequestRow {
     pub id: Uuid,
     pub member_id: Uuid,
-    pub offer_id: Uuid,
+    /// `None`: an open orientation request not placed yet.
+    pub offer_id: Option<Uuid>,
     pub subject: String,
     pub description: String,
     pub status: String,
     pub provider_code: Option<String>,
     pub submitted_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub offer_version: Option<i32>,
+    pub offer_category: Option<String>,
+    pub orientation: bool,
+    pub details: Json<Details>,
+    pub idempotency_fingerprint: Option<String>,
+    pub first_answered_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -22,10 +33,32 @@ pub struct HistoryRow {
     pub status: String,
     pub reason: String,
     pub at: DateTime<Utc>,
+    pub from_status: Option<String>,
+    pub actor_user_id: Option<Uuid>,
+    pub actor_role: String,
+    pub provider_code: Option<String>,
 }
 
-const REQUEST_COLUMNS: &str =
-    "id, member_id, offer_id, subject, description, status, provider_code, submitted_at, updated_at";
+#[derive(Debug, Clone, FromRow)]
+pub struct OfferRow {
+    pub offer_id: Uuid,
+    pub provider_code: String,
+    pub version: i32,
+    pub category: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct FeedbackRow {
+    pub rating: i16,
+    pub comment: String,
+    pub given_by: Uuid,
+    pub given_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const REQUEST_COLUMNS: &str = "id, member_id, offer_id, subject, description, status, provider_code, submitted_at, \
+     updated_at, offer_version, offer_category, orientation, details, idempotency_fingerprint, first_answered_at, \
+     completed_at";
 
 /// Records a member's status if the event is newer than what is stored.
 pub async fn upsert_member_status(
@@ -67,6 +100,54 @@ pub async fn upsert_member_referent(
     Ok(())
 }
 
+/// A member's territory facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Territory {
+    pub kind: String,
+    pub insee_code: String,
+    pub epci_siren: String,
+    pub arrondissement: String,
+}
+
+/// Records where a member is, if the event is not older than what is stored. An empty fact keeps the stored one
+/// (`member.updated` repeats the facts, empty when its publisher did not know them).
+pub async fn upsert_member_territory(
+    conn: &mut PgConnection,
+    member_id: Uuid,
+    t: &Territory,
+    as_of: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO member_territory (member_id, kind, insee_code, epci_siren, arrondissement, as_of)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (member_id) DO UPDATE SET
+           kind = COALESCE(NULLIF(EXCLUDED.kind, ''), member_territory.kind),
+           insee_code = COALESCE(NULLIF(EXCLUDED.insee_code, ''), member_territory.insee_code),
+           epci_siren = COALESCE(NULLIF(EXCLUDED.epci_siren, ''), member_territory.epci_siren),
+           arrondissement = COALESCE(NULLIF(EXCLUDED.arrondissement, ''), member_territory.arrondissement),
+           as_of = EXCLUDED.as_of
+         WHERE member_territory.as_of <= EXCLUDED.as_of",
+    )
+    .bind(member_id)
+    .bind(&t.kind)
+    .bind(&t.insee_code)
+    .bind(&t.epci_siren)
+    .bind(&t.arrondissement)
+    .bind(as_of)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The member's own INSEE code (a commune's), if known.
+pub async fn member_commune(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    let code: Option<String> = sqlx::query_scalar("SELECT insee_code FROM member_territory WHERE member_id = $1")
+        .bind(member_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(code.filter(|c| !c.is_empty()))
+}
+
 /// The referent following a member, if any.
 pub async fn referent_of(pool: &PgPool, member_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
     let row: Option<Option<Uuid>> =
@@ -92,11 +173,12 @@ pub async fn upsert_offer(
     title: &str,
     provider_code: &str,
     version: i32,
+    category: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO offer (offer_id, code, title, provider_code, version) VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO offer (offer_id, code, title, provider_code, version, category) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (offer_id) DO UPDATE SET code = EXCLUDED.code, title = EXCLUDED.title,
-           provider_code = EXCLUDED.provider_code, version = EXCLUDED.version
+           provider_code = EXCLUDED.provider_code, version = EXCLUDED.version, category = EXCLUDED.category
          WHERE offer.version <= EXCLUDED.version",
     )
     .bind(offer_id)
@@ -104,13 +186,18 @@ pub async fn upsert_offer(
     .bind(title)
     .bind(provider_code)
     .bind(version)
+    .bind(category)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn offer_exists(conn: &mut PgConnection, offer_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM offer WHERE offer_id = $1)").bind(offer_id).fetch_one(conn).await
+/// The current version of an offer, as requests knows it.
+pub async fn offer(conn: &mut PgConnection, offer_id: Uuid) -> Result<Option<OfferRow>, sqlx::Error> {
+    sqlx::query_as("SELECT offer_id, provider_code, version, category FROM offer WHERE offer_id = $1")
+        .bind(offer_id)
+        .fetch_optional(conn)
+        .await
 }
 
 pub async fn by_idempotency_key(
@@ -127,11 +214,18 @@ pub async fn by_idempotency_key(
     .await
 }
 
-pub async fn insert_request(conn: &mut PgConnection, r: &RequestRow, key: Option<&str>) -> Result<(), sqlx::Error> {
+/// Inserts a new request and its first history row (`submitted`, by `actor`).
+pub async fn insert_request(
+    conn: &mut PgConnection,
+    r: &RequestRow,
+    key: Option<&str>,
+    actor: &Actor,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO request (id, member_id, offer_id, subject, description, status, provider_code, idempotency_key,
-                              submitted_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                              submitted_at, updated_at, offer_version, offer_category, orientation, details,
+                              idempotency_fingerprint)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(r.id)
     .bind(r.member_id)
@@ -143,25 +237,42 @@ pub async fn insert_request(conn: &mut PgConnection, r: &RequestRow, key: Option
     .bind(key)
     .bind(r.submitted_at)
     .bind(r.updated_at)
+    .bind(r.offer_version)
+    .bind(&r.offer_category)
+    .bind(r.orientation)
+    .bind(&r.details)
+    .bind(&r.idempotency_fingerprint)
     .execute(&mut *conn)
     .await?;
-    add_history(conn, r.id, &r.status, "", r.submitted_at).await
+    add_history(conn, r.id, None, &r.status, None, "", r.submitted_at, actor).await
 }
 
-pub async fn add_history(
+#[allow(clippy::too_many_arguments)]
+async fn add_history(
     conn: &mut PgConnection,
     request_id: Uuid,
+    from: Option<&str>,
     status: &str,
+    provider_code: Option<&str>,
     reason: &str,
     at: DateTime<Utc>,
+    actor: &Actor,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO request_history (request_id, status, reason, at) VALUES ($1, $2, $3, $4)")
-        .bind(request_id)
-        .bind(status)
-        .bind(reason)
-        .bind(at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO request_history (request_id, from_status, status, provider_code, reason, at, actor_user_id,
+                                      actor_role)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(request_id)
+    .bind(from)
+    .bind(status)
+    .bind(provider_code)
+    .bind(reason)
+    .bind(at)
+    .bind(actor.user_id())
+    .bind(actor.role())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -172,24 +283,55 @@ pub async fn request_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Opt
         .await
 }
 
-pub async fn set_status(
-    conn: &mut PgConnection,
-    id: Uuid,
-    status: &str,
-    provider_code: Option<&str>,
-    reason: &str,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+/// Records a step of the lifecycle: the request's status and provider, and a history row.
+pub async fn apply_step(conn: &mut PgConnection, id: Uuid, step: &Step, actor: &Actor) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE request SET status = $2, provider_code = COALESCE($3, provider_code), updated_at = $4 WHERE id = $1",
+        "UPDATE request SET status = $2, provider_code = $3, updated_at = $4,
+           completed_at = CASE WHEN $2 = 'completed' THEN $4 ELSE completed_at END
+         WHERE id = $1",
     )
     .bind(id)
-    .bind(status)
-    .bind(provider_code)
-    .bind(at)
+    .bind(step.to.as_str())
+    .bind(step.provider.as_deref())
+    .bind(step.at)
     .execute(&mut *conn)
     .await?;
-    add_history(conn, id, status, reason, at).await
+    add_history(
+        conn,
+        id,
+        Some(step.from.as_str()),
+        step.to.as_str(),
+        step.provider.as_deref(),
+        &step.reason,
+        step.at,
+        actor,
+    )
+    .await
+}
+
+/// A provider answered (accepted or declined) at `at`: keeps the earliest answer.
+pub async fn mark_answered(conn: &mut PgConnection, id: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE request SET first_answered_at = LEAST(COALESCE(first_answered_at, $2), $2) WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// An open orientation request got an offer (the coordinator attached one at triage).
+pub async fn attach_offer(conn: &mut PgConnection, id: Uuid, offer: &OfferRow) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE request SET offer_id = $2, offer_version = $3, offer_category = NULLIF($4, '')
+         WHERE id = $1 AND offer_id IS NULL",
+    )
+    .bind(id)
+    .bind(offer.offer_id)
+    .bind(offer.version)
+    .bind(&offer.category)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn get_request(pool: &PgPool, id: Uuid) -> Result<Option<RequestRow>, sqlx::Error> {
@@ -200,29 +342,194 @@ pub async fn get_request(pool: &PgPool, id: Uuid) -> Result<Option<RequestRow>, 
 }
 
 pub async fn history(pool: &PgPool, id: Uuid) -> Result<Vec<HistoryRow>, sqlx::Error> {
-    sqlx::query_as("SELECT status, reason, at FROM request_history WHERE request_id = $1 ORDER BY seq")
-        .bind(id)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(
+        "SELECT status, reason, at, from_status, actor_user_id, actor_role, provider_code
+         FROM request_history WHERE request_id = $1 ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
 }
 
-/// A member's requests, oldest first, keyset-paginated on (submitted_at, id).
-pub async fn list_by_member(
+/// Whose requests a dashboard shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Member(Uuid),
+    /// Every member this referent follows.
+    FollowedBy(Uuid),
+    /// Requests referred to this provider.
+    Provider(String),
+    All,
+}
+
+/// A dashboard's filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub category: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+const SCOPED: &str = "($1::uuid IS NULL OR member_id = $1)
+  AND ($2::uuid IS NULL OR member_id IN (SELECT member_id FROM member_referent WHERE referent_user_id = $2))
+  AND ($3::text IS NULL OR provider_code = $3)
+  AND ($4::text IS NULL OR status = $4)
+  AND ($5::text IS NULL OR offer_category = $5)
+  AND ($6::timestamptz IS NULL OR submitted_at >= $6)
+  AND ($7::timestamptz IS NULL OR submitted_at < $7)";
+
+fn scope_params(scope: &Scope) -> (Option<Uuid>, Option<Uuid>, Option<&str>) {
+    match scope {
+        Scope::Member(m) => (Some(*m), None, None),
+        Scope::FollowedBy(r) => (None, Some(*r), None),
+        Scope::Provider(p) => (None, None, Some(p.as_str())),
+        Scope::All => (None, None, None),
+    }
+}
+
+/// Requests in a scope, oldest first, keyset-paginated on (submitted_at, id).
+pub async fn list(
     pool: &PgPool,
-    member_id: Uuid,
+    scope: &Scope,
+    filter: &Filter,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<RequestRow>, sqlx::Error> {
+    let (member, referent, provider) = scope_params(scope);
     // No cursor: NULL, the first page (chrono's MIN is outside PostgreSQL's range).
     let (after_at, after_id) = (after.map(|a| a.0), after.map(|a| a.1).unwrap_or_default());
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLUMNS} FROM request WHERE member_id = $1 AND ($2::timestamptz IS NULL OR (submitted_at, id) > ($2, $3))
-         ORDER BY submitted_at, id LIMIT $4"
+        "SELECT {REQUEST_COLUMNS} FROM request WHERE {SCOPED}
+           AND ($8::timestamptz IS NULL OR (submitted_at, id) > ($8, $9))
+         ORDER BY submitted_at, id LIMIT $10"
     )))
-    .bind(member_id)
+    .bind(member)
+    .bind(referent)
+    .bind(provider)
+    .bind(&filter.status)
+    .bind(&filter.category)
+    .bind(filter.from)
+    .bind(filter.to)
     .bind(after_at)
     .bind(after_id)
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// Counts by status in a scope (the status filter is ignored).
+pub async fn count_by_status(pool: &PgPool, scope: &Scope, filter: &Filter) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let (member, referent, provider) = scope_params(scope);
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT status, count(*) FROM request WHERE {SCOPED} GROUP BY status")))
+        .bind(member)
+        .bind(referent)
+        .bind(provider)
+        .bind(None::<String>)
+        .bind(&filter.category)
+        .bind(filter.from)
+        .bind(filter.to)
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn feedback(pool: &PgPool, request_id: Uuid) -> Result<Option<FeedbackRow>, sqlx::Error> {
+    sqlx::query_as("SELECT rating, comment, given_by, given_at, updated_at FROM feedback WHERE request_id = $1")
+        .bind(request_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Records or revises the feedback of a request.
+pub async fn upsert_feedback(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    rating: i16,
+    comment: &str,
+    given_by: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO feedback (request_id, rating, comment, given_by, given_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (request_id) DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment,
+           given_by = EXCLUDED.given_by, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(request_id)
+    .bind(rating)
+    .bind(comment)
+    .bind(given_by)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Aggregates over the requests submitted in [from, to).
+#[derive(Debug, Clone, Default)]
+pub struct Statistics {
+    pub by_status: Vec<(String, i64)>,
+    pub by_category: Vec<(String, i64)>,
+    pub by_provider: Vec<(String, i64)>,
+    pub by_epci: Vec<(String, i64)>,
+    pub by_arrondissement: Vec<(String, i64)>,
+    /// (count, median seconds)
+    pub first_answer: (i64, Option<f64>),
+    pub completion: (i64, Option<f64>),
+    pub ratings: Vec<(i16, i64)>,
+}
+
+const IN_PERIOD: &str = "r.submitted_at >= $1 AND r.submitted_at < $2";
+
+async fn grouped(
+    pool: &PgPool,
+    key: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COALESCE({key}, '') AS key, count(*) FROM request r
+           LEFT JOIN member_territory t ON t.member_id = r.member_id
+         WHERE {IN_PERIOD} GROUP BY 1"
+    )))
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+}
+
+async fn median(
+    pool: &PgPool,
+    until: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(i64, Option<f64>), sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM ({until} - r.submitted_at))::float8)
+         FROM request r WHERE {IN_PERIOD} AND {until} IS NOT NULL"
+    )))
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn statistics(pool: &PgPool, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Statistics, sqlx::Error> {
+    Ok(Statistics {
+        by_status: grouped(pool, "r.status", from, to).await?,
+        by_category: grouped(pool, "r.offer_category", from, to).await?,
+        by_provider: grouped(pool, "r.provider_code", from, to).await?,
+        by_epci: grouped(pool, "NULLIF(t.epci_siren, '')", from, to).await?,
+        by_arrondissement: grouped(pool, "NULLIF(t.arrondissement, '')", from, to).await?,
+        first_answer: median(pool, "r.first_answered_at", from, to).await?,
+        completion: median(pool, "r.completed_at", from, to).await?,
+        ratings: sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT f.rating, count(*) FROM feedback f JOIN request r ON r.id = f.request_id
+             WHERE {IN_PERIOD} GROUP BY f.rating"
+        )))
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?,
+    })
 }

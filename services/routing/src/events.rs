@@ -8,7 +8,8 @@ use id77_proto::catalogue::v1::OfferPublished;
 use id77_proto::membership::v1::{CollectivityKind, MemberApproved, MemberUpdated};
 use id77_proto::requests::v1::{RequestCancelled, RequestSubmitted};
 use id77_proto::routing::v1::{
-    ReferralAccepted, ReferralCompleted, ReferralDeclined, ReferralProgress, ReferralReply, ReplyDecision,
+    ReferralAccepted, ReferralCompleted, ReferralDeclined, ReferralProgress, ReferralProgressed, ReferralReply,
+    ReplyDecision,
 };
 use prost::Name;
 use sqlx::PgConnection;
@@ -22,6 +23,7 @@ pub use crate::flow::{SUBJECT_ACCEPTED, SUBJECT_DECLINED, SUBJECT_OFFERED};
 
 /// Subject of `ReferralCompleted`.
 pub const SUBJECT_COMPLETED: &str = "id77.routing.referral.completed";
+pub const SUBJECT_PROGRESSED: &str = "id77.routing.referral.progressed";
 
 pub const DURABLE_OFFERS: &str = "routing-offers";
 pub const DURABLE_REQUESTS: &str = "routing-requests";
@@ -402,6 +404,18 @@ pub async fn apply_progress(
     let percent = i32::try_from(percent.min(100)).unwrap_or(100);
     let at = at.unwrap_or_else(|| lifecycle.now());
     if store::add_progress(conn, referral_id, sequence, &note, percent, at).await? {
+        // Requests moves the request to in_progress.
+        let progressed = ReferralProgressed {
+            referral_id: referral.id.to_string(),
+            request_id: referral.request_id.to_string(),
+            member_id: referral.member_id.to_string(),
+            provider_code: referral.provider_code.clone(),
+            sequence: u32::try_from(sequence).unwrap_or(0),
+            note,
+            percent: u32::try_from(percent).unwrap_or(0),
+            occurred_at: Some(time::to_proto(at)),
+        };
+        outbox::enqueue(conn, SUBJECT_PROGRESSED, &progressed).await?;
         tracing::info!(%referral_id, %provider, sequence, percent, "progress reported");
     }
     let row = store::get_referral_conn(conn, referral_id).await?.unwrap_or(referral);

@@ -18,6 +18,7 @@ use crate::domain::{self, ReferralStatus};
 use crate::events;
 use crate::flow::{self, FlowError, Lifecycle};
 use crate::store::{self, ReferralRow, RuleSetRow};
+use crate::triage;
 
 /// Most referrals one bulk reassignment takes.
 pub const MAX_BULK: usize = 100;
@@ -332,8 +333,69 @@ impl RoutingApi {
             .await?
             .ok_or_else(|| ServiceError::not_found("referral", &id.to_string()))?;
         let closed = self.lifecycle.withdraw(&mut tx, &referral, &note).await.map_err(flow_error)?;
+        // The request is nobody's now: it waits in the coordinator's triage queue (requests shows it as triage).
+        if let Some(request) = store::get_routed_request(&mut tx, closed.request_id).await? {
+            store::queue_unplaced(&mut tx, &request, &format!("referral withdrawn: {note}"), self.lifecycle.now())
+                .await?;
+        }
         tx.commit().await?;
         Ok(referral_to_proto(closed))
+    }
+
+    async fn triage(
+        &self,
+        caller: &Caller,
+        req: pb::ListTriageRequest,
+    ) -> Result<pb::ListTriageResponse, ServiceError> {
+        access::manage(caller).map_err(|d| d.into_error("triage", ""))?;
+        let after = page::decode(&req.page_token)?;
+        let limit = page::size(req.page_size);
+        let rows = triage::list(&self.pool, after, limit + 1).await?;
+        let (rows, next) = page::split(rows, limit, |r| page::encode(&(r.received_at, r.request_id)));
+        Ok(pb::ListTriageResponse {
+            items: rows
+                .into_iter()
+                .map(|r| pb::TriageItem {
+                    request_id: r.request_id.to_string(),
+                    member_id: r.member_id.to_string(),
+                    subject: r.subject,
+                    description: r.description,
+                    offer_id: r.offer_id.map(|id| id.to_string()).unwrap_or_default(),
+                    reason: r.reason,
+                    received_at: Some(time::to_proto(r.received_at)),
+                })
+                .collect(),
+            next_page_token: next,
+        })
+    }
+
+    async fn assign_triaged(
+        &self,
+        caller: &Caller,
+        req: pb::AssignTriagedRequest,
+    ) -> Result<pb::Referral, ServiceError> {
+        access::manage(caller).map_err(|d| d.into_error("request", &req.request_id))?;
+        let request_id = parse_id("request_id", &req.request_id)?;
+        let offer_id = match req.offer_id.trim() {
+            "" => None,
+            raw => Some(parse_id("offer_id", raw)?),
+        };
+        let provider = match req.provider_code.trim() {
+            "" => None,
+            code if is_valid_subject_token(code) => Some(code),
+            _ => return Err(ServiceError::invalid("provider_code", "is not a provider code")),
+        };
+        let note = domain::note(&req.note).map_err(|e| ServiceError::invalid("note", e))?;
+        let mut tx = self.pool.begin().await?;
+        let referral = match self.lifecycle.assign_triaged(&mut tx, request_id, offer_id, provider, &note).await {
+            Ok(referral) => referral,
+            Err(FlowError::Refused(m)) if m == triage::NEEDS_OFFER => {
+                return Err(ServiceError::invalid("offer_id", &m));
+            }
+            Err(e) => return Err(flow_error(e)),
+        };
+        tx.commit().await?;
+        Ok(referral_to_proto(referral))
     }
 }
 
@@ -549,6 +611,22 @@ impl RoutingService for RoutingApi {
     ) -> Result<Response<pb::Referral>, Status> {
         let caller = self.auth.caller(&request).await?;
         Ok(Response::new(self.progress(&caller, request.into_inner()).await?))
+    }
+
+    async fn list_triage(
+        &self,
+        request: Request<pb::ListTriageRequest>,
+    ) -> Result<Response<pb::ListTriageResponse>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(self.triage(&caller, request.into_inner()).await?))
+    }
+
+    async fn assign_triaged(
+        &self,
+        request: Request<pb::AssignTriagedRequest>,
+    ) -> Result<Response<pb::Referral>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        Ok(Response::new(RoutingApi::assign_triaged(self, &caller, request.into_inner()).await?))
     }
 
     async fn set_provider_sla(

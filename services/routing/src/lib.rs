@@ -12,6 +12,7 @@ pub mod flow;
 pub mod grpc;
 pub mod store;
 pub mod timers;
+pub mod triage;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -239,6 +239,7 @@ impl Env {
             subject: "Réhabilitation de l'école".into(),
             description: "Nous voulons rénover l'école communale.".into(),
             occurred_at: None,
+            ..Default::default()
         }
     }
 
@@ -890,6 +891,103 @@ async fn a_withdrawal_or_a_cancellation_tells_the_provider() -> TestResult {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(routing.referral(&first.id).await?.status(), pb::ReferralStatus::Withdrawn);
 
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_coordinator_places_triaged_requests_and_progress_is_published() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    env.publish_offer_of(&Uuid::now_v7().to_string(), "dir-routes", 1).await?;
+    // An open orientation request: no offer.
+    let open = RequestSubmitted { offer_id: String::new(), ..Env::request("") };
+    env.publish_request(&open, &Uuid::now_v7().to_string()).await?;
+    let coordinator = routing.coordinator.clone();
+    let list = |token: &str| with_token(pb::ListTriageRequest::default(), token);
+    let mut grpc = routing.grpc.clone();
+    wait_until(|| {
+        let mut grpc = grpc.clone();
+        let request = list(&coordinator);
+        let id = open.request_id.clone();
+        async move {
+            Ok(grpc
+                .list_triage(request)
+                .await?
+                .into_inner()
+                .items
+                .iter()
+                .any(|i| i.request_id == id && i.offer_id.is_empty()))
+        }
+    })
+    .await?;
+    let agent = env.keys.token(Role::ProviderAgent, None, Some(PROVIDER));
+    assert_eq!(grpc.list_triage(list(&agent)).await.err().map(|s| s.code()), Some(tonic::Code::PermissionDenied));
+
+    // It needs an offer; with one, the rules (here: the offer's provider) place it, and it leaves the queue.
+    let assign = |offer: &str, provider: &str| pb::AssignTriagedRequest {
+        request_id: open.request_id.clone(),
+        offer_id: offer.to_owned(),
+        provider_code: provider.to_owned(),
+        note: "vu en réunion".into(),
+    };
+    let refused = grpc.assign_triaged(with_token(assign("", ""), &coordinator)).await.err().map(|s| s.code());
+    assert_eq!(refused, Some(tonic::Code::InvalidArgument));
+    let refused = grpc.assign_triaged(with_token(assign(&offer_id, ""), &agent)).await.err().map(|s| s.code());
+    assert_eq!(refused, Some(tonic::Code::PermissionDenied));
+    let placed = grpc.assign_triaged(with_token(assign(&offer_id, ""), &coordinator)).await?.into_inner();
+    assert_eq!(
+        (placed.offer_id.as_str(), placed.provider_code.as_str(), placed.attempt),
+        (offer_id.as_str(), PROVIDER, 1)
+    );
+    assert!(grpc.list_triage(list(&coordinator)).await?.into_inner().items.is_empty());
+    let twice = grpc.assign_triaged(with_token(assign(&offer_id, ""), &coordinator)).await.err().map(|s| s.code());
+    assert_eq!(twice, Some(tonic::Code::NotFound), "no longer in the queue");
+    let offered = env.wait_messages(streams::ROUTING, "id77.routing.referral.offered", 1).await?;
+    let event = pb::ReferralOffered::decode(offered[0].payload.clone())?;
+    assert_eq!((event.request_id.as_str(), event.offer_id.as_str()), (open.request_id.as_str(), offer_id.as_str()));
+
+    // Withdrawn by the coordinator: back in the queue; placed by hand with a provider this time.
+    let withdraw =
+        pb::WithdrawReferralRequest { referral_id: placed.id.clone(), reason: "mauvais interlocuteur".into() };
+    grpc.withdraw_referral(with_token(withdraw, &coordinator)).await?;
+    let queued = grpc.list_triage(list(&coordinator)).await?.into_inner().items;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        (queued[0].offer_id.as_str(), queued[0].reason.as_str()),
+        (offer_id.as_str(), "referral withdrawn: mauvais interlocuteur")
+    );
+    let unknown = grpc.assign_triaged(with_token(assign("", "nobody-77"), &coordinator)).await.err().map(|s| s.code());
+    assert_eq!(unknown, Some(tonic::Code::NotFound));
+    let manual = grpc.assign_triaged(with_token(assign("", "dir-routes"), &coordinator)).await?.into_inner();
+    assert_eq!((manual.provider_code.as_str(), manual.attempt), ("dir-routes", 2));
+    assert!(manual.assignment.starts_with("manual: triaged to dir-routes"), "{}", manual.assignment);
+
+    // The provider accepts and reports progress: routing publishes referral.progressed once per sequence.
+    env.reply("dir-routes", &manual.id, pb::ReplyDecision::Accept, "").await?;
+    routing.wait_status(&manual.id, pb::ReferralStatus::Accepted).await?;
+    let progress = pb::ReferralProgress {
+        referral_id: manual.id.clone(),
+        sequence: 1,
+        note: "relevés faits".into(),
+        percent: 30,
+        reported_at: None,
+    };
+    env.publish(&streams::referral_reply_subject("dir-routes"), &progress, "progress-1").await?;
+    env.publish(&streams::referral_reply_subject("dir-routes"), &progress, "progress-1-again").await?;
+    let events = env.wait_messages(streams::ROUTING, "id77.routing.referral.progressed", 1).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events_after = env.messages(streams::ROUTING, "id77.routing.referral.progressed").await?;
+    assert_eq!(events_after.len(), 1, "a repeated sequence is not published twice");
+    let event = pb::ReferralProgressed::decode(events[0].payload.clone())?;
+    assert_eq!(
+        (event.request_id.as_str(), event.note.as_str(), event.percent),
+        (open.request_id.as_str(), "relevés faits", 30)
+    );
+    routing.grpc = grpc;
     routing.stop().await?;
     env.cleanup().await;
     Ok(())
