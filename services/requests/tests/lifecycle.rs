@@ -125,7 +125,8 @@ impl Service {
         for _ in 0..200 {
             match self.client.submit_request(with_token(submission.clone(), token)).await {
                 Ok(r) => return r.into_inner(),
-                Err(e) if matches!(e.code(), Code::FailedPrecondition | Code::NotFound) => {
+                // Unavailable: the database pool is saturated on a loaded machine; a client retries.
+                Err(e) if matches!(e.code(), Code::FailedPrecondition | Code::NotFound | Code::Unavailable) => {
                     tokio::time::sleep(Duration::from_millis(50)).await
                 }
                 Err(e) => panic!("unexpected {e:?}"),
