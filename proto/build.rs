@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "id77/catalogue/v1/events.proto",
     "id77/requests/v1/requests.proto",
     "id77/requests/v1/events.proto",
+    "id77/requests/v1/conversation.proto",
     "id77/routing/v1/routing.proto",
     "id77/routing/v1/events.proto",
     "id77/billing/v1/billing.proto",

@@ -3,6 +3,7 @@
 //! authorized from the caller's verified token on the request's own rows (`access`).
 
 pub mod access;
+pub mod conversation;
 pub mod domain;
 pub mod events;
 pub mod grpc;
@@ -11,6 +12,7 @@ pub mod store;
 use std::sync::Arc;
 
 use id77_platform::{ConsumerSpec, PlatformConfig, ServiceContext, streams};
+use id77_proto::requests::v1::conversation_service_server::ConversationServiceServer;
 use id77_proto::requests::v1::requests_service_server::RequestsServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +20,9 @@ use tonic::server::NamedService;
 use tonic::service::Routes;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// gRPC name of the conversation service (health).
+const CONVERSATION: &str = ConversationServiceServer::<conversation::grpc::ConversationApi>::NAME;
 
 /// Default gRPC port.
 pub const PORT: u16 = 7053;
@@ -51,5 +56,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     );
     let api = RequestsServiceServer::new(grpc::RequestsApi::new(ctx.pool.clone(), ctx.auth.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
-    ctx.serve(listener, Routes::new(api), &[RequestsServiceServer::<grpc::RequestsApi>::NAME]).await
+    let conversation = conversation::grpc::ConversationApi::new(ctx.pool.clone(), ctx.auth.clone());
+    let conversation = ConversationServiceServer::new(conversation);
+    let routes = Routes::new(api).add_service(conversation);
+    ctx.serve(listener, routes, &[RequestsServiceServer::<grpc::RequestsApi>::NAME, CONVERSATION]).await
 }
