@@ -323,6 +323,33 @@ impl Api {
         self.call(Method::POST, path, token, Some(body)).await
     }
 
+    /// Posts a file as a raw body (an attachment upload: `Content-Type` and `X-Filename`).
+    pub async fn upload(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        filename: &str,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .header("x-filename", filename)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                (status, response.json::<Value>().await.unwrap_or(Value::Null))
+            }
+            Err(error) => (StatusCode::BAD_GATEWAY, json!({ "error": error.to_string() })),
+        }
+    }
+
     /// Logs in and returns the token pair.
     pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<Value> {
         let (status, body) = self.post("/v1/auth/token", None, &json!({"email": email, "password": password})).await;

@@ -163,6 +163,20 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
     let empty = json!({});
     let progress = json!({"note": "Visite de terrain faite", "percent": 30});
     let decline = json!({"reason": "Hors de notre champ"});
+    let message = json!({"body": "Bonjour"});
+    // An attachment on A's request, for the download row.
+    let (status, posted) = f
+        .api
+        .upload(
+            &format!("/v1/requests/{r}/attachments"),
+            f.tokens[1].as_deref(),
+            "text/plain",
+            "note.txt",
+            b"Note".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{posted}");
+    let attachment = posted["attachments"][0]["id"].as_str().expect("attachment").to_owned();
     let rating = json!({"rating": 4, "comment": "Bien"});
     let assign = json!({"provider_code": "caue77"});
     //                                                                                anon  admA  userA admB  agP   agQ   ref   coord oper
@@ -186,6 +200,10 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
         // Provider agents list what was referred to them, never a member's list.
         (Method::GET, format!("/v1/requests?member_id={a}"), None,                    [Unauthenticated, Ok, Ok, NotFound, NotFound, NotFound, Ok, Ok, Forbidden]),
         (Method::GET, format!("/v1/requests/{r}"), None,                              [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
+        (Method::GET, format!("/v1/requests/{r}/messages"), None,                     [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
+        (Method::POST, format!("/v1/requests/{r}/messages"), Some(&message),          [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
+        (Method::POST, format!("/v1/requests/{r}/messages/read"), Some(&empty),       [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
+        (Method::GET, format!("/v1/requests/{r}/attachments/{attachment}"), None,     [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
         (Method::GET, "/v1/requests".into(), None,                                    [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Forbidden]),
         (Method::GET, "/v1/requests/summary".into(), None,                            [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Forbidden]),
         (Method::GET, "/v1/statistics/requests?from=2026-01-01&to=2030-12-31".into(), None, [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
@@ -230,13 +248,24 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
             }
         }
     }
+    // Attachment uploads (a raw body, not JSON).
+    #[rustfmt::skip]
+    let uploads = [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden];
+    for (i, expected) in uploads.iter().enumerate() {
+        let path = format!("/v1/requests/{r}/attachments");
+        let (status, answer) = f.api.upload(&path, f.tokens[i].as_deref(), "text/plain", "n.txt", b"x".to_vec()).await;
+        calls += 1;
+        if !expected.matches(status) {
+            failures.push(format!("POST {path} as {}: expected {expected:?}, got {status} {answer}", CALLERS[i]));
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} of {calls} calls disagree with the policy:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(calls, table.len() * CALLERS.len());
+    assert_eq!(calls, (table.len() + 1) * CALLERS.len());
     platform.stop().await;
 }
 

@@ -27,6 +27,7 @@ use id77_proto::billing::v1::billing_service_client::BillingServiceClient;
 use id77_proto::catalogue::v1::catalogue_service_client::CatalogueServiceClient;
 use id77_proto::membership::v1::identity_service_client::IdentityServiceClient;
 use id77_proto::membership::v1::membership_service_client::MembershipServiceClient;
+use id77_proto::requests::v1::conversation_service_client::ConversationServiceClient;
 use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
 use id77_proto::routing::v1::routing_service_client::RoutingServiceClient;
 use tokio::net::TcpListener;
@@ -79,17 +80,42 @@ struct Inner {
     identity: IdentityServiceClient<Upstream>,
     catalogue: CatalogueServiceClient<Upstream>,
     requests: RequestsServiceClient<Upstream>,
+    conversation: ConversationServiceClient<Upstream>,
+    /// The conversation over a channel without a call deadline, for attachment uploads and downloads (a slow
+    /// client may take longer than a unary call's deadline to send or read 10 MiB).
+    conversation_streams: ConversationServiceClient<Upstream>,
     routing: RoutingServiceClient<Upstream>,
     billing: BillingServiceClient<Upstream>,
     /// Every upstream by name, for readiness.
     upstreams: Vec<(&'static str, Channel)>,
 }
 
+/// A channel without a per-call deadline (streams that last as long as the client sends or reads).
+fn streaming_channel(name: &'static str, url: &str, config: &Config) -> anyhow::Result<Channel> {
+    channel_with(name, url, config, None)
+}
+
 fn channel(name: &'static str, url: &str, config: &Config) -> anyhow::Result<Channel> {
+    channel_with(name, url, config, Some(config.request_timeout))
+}
+
+fn channel_with(
+    name: &'static str,
+    url: &str,
+    config: &Config,
+    request_timeout: Option<std::time::Duration>,
+) -> anyhow::Result<Channel> {
     let endpoint = Endpoint::from_shared(url.to_owned()).with_context(|| format!("invalid {name} URL {url:?}"))?;
-    let (connect_timeout, request_timeout) = (config.connect_timeout, config.request_timeout);
+    let connect_timeout = config.connect_timeout;
+    let with_timeouts = move |endpoint: Endpoint| {
+        let endpoint = endpoint.connect_timeout(connect_timeout);
+        match request_timeout {
+            Some(timeout) => endpoint.timeout(timeout),
+            None => endpoint,
+        }
+    };
     if !config.balance_dns {
-        return Ok(endpoint.connect_timeout(connect_timeout).timeout(request_timeout).connect_lazy());
+        return Ok(with_timeouts(endpoint).connect_lazy());
     }
     // One endpoint per address the name resolves to (a headless Service: one per ready pod).
     let host = endpoint.uri().host().with_context(|| format!("{name} URL {url:?} has no host"))?.to_owned();
@@ -102,11 +128,7 @@ fn channel(name: &'static str, url: &str, config: &Config) -> anyhow::Result<Cha
         changes,
         balance::RESOLVE_EVERY,
         balance::resolve_dns,
-        move |addr| {
-            Endpoint::from_shared(format!("http://{addr}"))
-                .ok()
-                .map(|e| e.connect_timeout(connect_timeout).timeout(request_timeout))
-        },
+        move |addr| Endpoint::from_shared(format!("http://{addr}")).ok().map(with_timeouts),
     ));
     Ok(channel)
 }
@@ -135,6 +157,11 @@ impl AppState {
                 identity: IdentityServiceClient::with_interceptor(membership.clone(), Traced),
                 catalogue: CatalogueServiceClient::with_interceptor(catalogue.clone(), Traced),
                 requests: RequestsServiceClient::with_interceptor(requests.clone(), Traced),
+                conversation: ConversationServiceClient::with_interceptor(requests.clone(), Traced),
+                conversation_streams: ConversationServiceClient::with_interceptor(
+                    streaming_channel("requests", &config.requests_url, config)?,
+                    Traced,
+                ),
                 routing: RoutingServiceClient::with_interceptor(routing.clone(), Traced),
                 billing: BillingServiceClient::with_interceptor(billing.clone(), Traced),
                 upstreams: vec![
@@ -192,6 +219,15 @@ impl AppState {
 
     pub fn requests(&self) -> RequestsServiceClient<Upstream> {
         self.inner.requests.clone()
+    }
+
+    pub fn conversation(&self) -> ConversationServiceClient<Upstream> {
+        self.inner.conversation.clone()
+    }
+
+    /// The conversation without a call deadline: attachment uploads and downloads.
+    pub fn conversation_streams(&self) -> ConversationServiceClient<Upstream> {
+        self.inner.conversation_streams.clone()
     }
 
     pub fn routing(&self) -> RoutingServiceClient<Upstream> {

@@ -200,6 +200,11 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("post", "/v1/referrals/{id}/complete"),
         ("post", "/v1/referrals/{id}/progress"),
         ("get", "/v1/requests/{id}/routing"),
+        ("get", "/v1/requests/{id}/messages"),
+        ("post", "/v1/requests/{id}/messages"),
+        ("post", "/v1/requests/{id}/messages/read"),
+        ("post", "/v1/requests/{id}/attachments"),
+        ("get", "/v1/requests/{id}/attachments/{attachment_id}"),
         ("get", "/v1/routing/rules"),
         ("post", "/v1/routing/rules"),
         ("post", "/v1/routing/rules/reorder"),
@@ -531,6 +536,13 @@ async fn each_role_gets_what_the_policy_says_before_any_upstream_call() {
         (Method::GET, "/v1/triage".into(), None,                                  [401, 403, 403, 403, 403, U, 403]),
         (Method::POST, format!("/v1/triage/{id}/assign"),
             Some(json!({"provider_code": PROVIDER})),                              [401, 403, 403, 403, 403, U, 403]),
+        (Method::GET, format!("/v1/requests/{id}/messages"), None,                [401, U, U, U, U, U, 403]),
+        (Method::POST, format!("/v1/requests/{id}/messages"), Some(json!({"body": "Bonjour"})),
+                                                                                  [401, U, U, U, U, U, 403]),
+        (Method::POST, format!("/v1/requests/{id}/messages/read"), None,          [401, U, U, U, U, U, 403]),
+        // Without X-Filename: refused before any upstream call, by every role that may take part.
+        (Method::POST, format!("/v1/requests/{id}/attachments"), Some(json!({})), [401, 400, 400, 400, 400, 400, 403]),
+        (Method::GET, format!("/v1/requests/{id}/attachments/{id}"), None,        [401, U, U, U, U, U, 403]),
         (Method::GET, "/v1/referrals".into(), None,                               [401, 403, 403, U, 403, U, 403]),
         (Method::GET, "/v1/referrals?provider=other77".into(), None,              [401, 403, 403, 404, 403, U, 403]),
         (Method::GET, format!("/v1/referrals/{id}"), None,                        [401, 403, 403, U, 403, U, 403]),
@@ -626,6 +638,35 @@ async fn a_member_user_may_not_approve_and_an_operator_may_not_submit() {
 }
 
 // ---- input -------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn attachment_uploads_are_checked_before_any_byte_is_forwarded() {
+    let keys = keys();
+    let token = member_user(&keys, Uuid::now_v7());
+    let uri = format!("/v1/requests/{}/attachments", Uuid::now_v7());
+    // Neither a type nor a name: both reported.
+    let request = Request::post(&uri).header("authorization", format!("Bearer {token}")).body(Body::from("%PDF-1.4"));
+    let reply = send(app(&keys), request.expect("request")).await;
+    reply.problem(400);
+    assert_eq!(reply.field_errors(), ["Content-Type", "X-Filename"]);
+    // A declared length over 10 MiB: 413 at once.
+    let request = Request::post(&uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/pdf")
+        .header("x-filename", "plan%20masse.pdf")
+        .header("content-length", (10 * 1024 * 1024 + 1).to_string())
+        .body(Body::from("%PDF-1.4"));
+    let reply = send(app(&keys), request.expect("request")).await;
+    assert_eq!(reply.problem(413)["type"], "https://id77.seine-et-marne.fr/problems/attachment-too-large");
+    // A name that is not percent-encoded UTF-8.
+    let request = Request::post(&uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/pdf")
+        .header("x-filename", "plan%FF.pdf")
+        .body(Body::from("%PDF-1.4"));
+    let reply = send(app(&keys), request.expect("request")).await;
+    assert_eq!(reply.field_errors(), ["X-Filename"]);
+}
 
 #[tokio::test]
 async fn malformed_json_is_a_400_problem() {

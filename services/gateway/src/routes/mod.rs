@@ -2,6 +2,7 @@
 
 mod billing;
 mod catalogue;
+mod conversation;
 mod identity;
 mod membership;
 mod meta;
@@ -69,6 +70,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/triage", get(requests::triage))
         .route("/v1/triage/{request_id}/assign", post(requests::assign_triaged))
         .route("/v1/requests/{id}/routing", get(routing::explain))
+        .route("/v1/requests/{id}/messages", get(conversation::list).post(conversation::post))
+        .route("/v1/requests/{id}/messages/read", post(conversation::mark_read))
+        .route("/v1/requests/{id}/attachments", post(conversation::upload))
+        .route("/v1/requests/{id}/attachments/{attachment_id}", get(conversation::download))
         .route("/v1/referrals", get(routing::list))
         .route("/v1/referrals/reassign", post(routing::reassign_bulk))
         .route("/v1/referrals/{id}", get(routing::get))
