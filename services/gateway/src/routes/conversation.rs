@@ -303,7 +303,7 @@ pub async fn upload(
             String::new()
         }),
         Some(Ok(_)) => {
-            checks.fail("X-Filename", &format!("must be at most {MAX_FILENAME_HEADER_BYTES} bytes"));
+            checks.fail("X-Filename", format!("must be at most {MAX_FILENAME_HEADER_BYTES} bytes"));
             String::new()
         }
         Some(Err(_)) => {
