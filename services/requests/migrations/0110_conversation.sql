@@ -1,4 +1,4 @@
--- The conversation on a request (docs/adr/0008-conversation-attachments-notifications.md).
+-- The conversation on a request: messages, attachments stored in chunks, per-user read markers.
 CREATE TABLE message (
     id             uuid        PRIMARY KEY,
     request_id     uuid        NOT NULL REFERENCES request (id),

@@ -22,7 +22,7 @@ pub const EXCERPT_CHARS: usize = 200;
 
 /// Statuses in which the provider a request was referred to no longer takes part in its thread: it declined,
 /// the referral was withdrawn (the member cancelled) or expired, or the request went back to triage. Its agents
-/// then lose access to the whole thread, old messages included (ADR 0008). A re-route changes the request's
+/// then lose access to the whole thread, old messages included (docs/authorization.md). A re-route changes the request's
 /// provider, which ends the previous provider's access the same way.
 pub const PROVIDER_LEFT: [&str; 5] = ["declined", "cancelled", "withdrawn", "expired", "triage"];
 

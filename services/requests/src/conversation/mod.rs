@@ -1,6 +1,6 @@
 //! The conversation on a request: a message thread between the member's users, the member's referent or the
 //! coordinator, and the agents of the provider the request is referred to; attachments stored in PostgreSQL in
-//! chunks and streamed both ways; per-user read markers. Decisions in docs/adr/0008.
+//! chunks and streamed both ways; per-user read markers. Who takes part: docs/authorization.md.
 
 pub mod domain;
 pub mod grpc;
