@@ -147,6 +147,7 @@ impl Service {
             subject: "Rénovation de l'école".into(),
             description: "Par où commencer ?".into(),
             idempotency_key: String::new(),
+            ..Default::default()
         };
         let mut request = None;
         for _ in 0..200 {
