@@ -20,7 +20,7 @@ export ID77_PG_URL ID77_DIRECTORY_DIR
 # Databases created by tests start with this prefix (services/platform/src/testing.rs: TEST_DB_PREFIX).
 TEST_DB_PREFIX := id77t_
 
-.PHONY: help run build test test-browser lint fmt clean-test-dbs deps directory helm-check bench-catalogue
+.PHONY: help run build test test-browser lint fmt clean-test-dbs deps directory helm-check bench-catalogue chaos
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -72,6 +72,21 @@ bench-catalogue: deps directory ## Benchmark: catalogue search through the gatew
 	$(CARGO) build $(BENCH_CARGO_FLAGS) --workspace --bins
 	ID77_RATE_LIMIT_PER_MINUTE=0 ID77_E2E_PROFILE=$(BENCH_PROFILE) \
 		$(CARGO) run -q $(BENCH_CARGO_FLAGS) -p id77-bench --bin id77-bench-catalogue
+
+# The fault-injection suite (tests/tests/chaos.rs), long: kills, NATS restarts and database outages under load.
+# make test runs its short version (45 s, 240 requests). Options: CHAOS_DURATION_SECS, CHAOS_REQUESTS,
+# CHAOS_MEMBERS, CHAOS_FAULT_EVERY_MS, CHAOS_SEED (printed by every run, replays its fault sequence).
+CHAOS_DURATION_SECS ?= 300
+CHAOS_REQUESTS ?= 3000
+
+chaos: deps directory ## Fault-injection run under load, long (CHAOS_DURATION_SECS=300, CHAOS_REQUESTS=3000)
+	$(CARGO) build --workspace --bins
+	export CHAOS_DURATION_SECS=$(CHAOS_DURATION_SECS) CHAOS_REQUESTS=$(CHAOS_REQUESTS); \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run -p id77-e2e --test chaos --no-capture; \
+	else \
+		$(CARGO) test -p id77-e2e --test chaos -- --nocapture; \
+	fi
 
 clean-test-dbs: ## Drop databases left over by tests (names starting with id77t_) that are over an hour old
 	# Age-based so that two test runs on one machine (two work trees) never drop each other's live databases:

@@ -33,6 +33,13 @@ pub struct Options {
     pub replicas: Vec<(&'static str, usize)>,
     /// Extra environment of every process (services, gateway, referral consumers), e.g. OTLP settings.
     pub env: Vec<(String, String)>,
+    /// NATS URL for the services (default: the machine's, `ID77_NATS_URL` or 127.0.0.1:4222), e.g. a private
+    /// [`NatsServer`] a test stops and starts.
+    pub nats_url: Option<String>,
+    /// Extra environment of the gateway (e.g. `ID77_RATE_LIMIT_PER_MINUTE=0`, `ID77_UPSTREAM_TIMEOUT_MS`).
+    pub gateway_env: Vec<(String, String)>,
+    /// Extra environment of one service's processes: (service, variable, value).
+    pub service_env: Vec<(String, String, String)>,
 }
 
 impl Options {
@@ -57,13 +64,42 @@ impl Options {
 pub struct Platform {
     pub gateway: String,
     pub prefix: String,
+    /// The NATS server the services use (the machine's, or a private one: [`Options::nats_url`]).
+    pub nats_url: String,
     children: Vec<(String, Child)>,
-    databases: Vec<String>,
+    /// How each process was started, to start it again after a kill ([`Platform::restart`]).
+    recipes: Vec<(String, Recipe)>,
+    databases: Vec<(String, String)>,
     pub logs: PathBuf,
     /// Each process's metrics endpoint (`http://127.0.0.1:<port>/metrics`), by process name (`routing`,
     /// `routing-2`, `gateway`...).
     pub metrics: Vec<(String, String)>,
     env: Vec<(String, String)>,
+}
+
+/// A process's program, environment and arguments.
+#[derive(Debug, Clone)]
+struct Recipe {
+    program: PathBuf,
+    envs: Vec<(String, String)>,
+    args: Vec<String>,
+}
+
+impl Recipe {
+    fn new(program: PathBuf) -> Self {
+        Self { program, envs: Vec::new(), args: Vec::new() }
+    }
+
+    fn env(&mut self, key: &str, value: impl Into<String>) -> &mut Self {
+        self.envs.push((key.to_owned(), value.into()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).args(&self.args);
+        cmd
+    }
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -132,39 +168,46 @@ impl Platform {
         let prefix = testing::fresh_prefix();
         let logs = target_dir().join("e2e-logs").join(&prefix);
         std::fs::create_dir_all(&logs)?;
+        let nats_url = options.nats_url.clone().unwrap_or_else(testing::nats_url);
         let mut platform = Self {
             gateway: String::new(),
             prefix: prefix.clone(),
+            nats_url: nats_url.clone(),
             children: Vec::new(),
+            recipes: Vec::new(),
             databases: Vec::new(),
             logs,
             metrics: Vec::new(),
             env: options.env.clone(),
         };
-        let mut upstreams = Vec::new();
+        let mut upstreams: Vec<(&str, String)> = Vec::new();
         for (service, url_var) in SERVICES {
             let db = testing::fresh_database_url(service);
-            platform.databases.push(db.clone());
+            platform.databases.push(((*service).to_owned(), db.clone()));
             let mut first_port = None;
             for replica in 1..=options.count(service) {
                 let port = free_port()?;
                 first_port.get_or_insert(port);
-                let mut cmd = Command::new(binary(&format!("id77-{service}"))?);
+                let mut cmd = Recipe::new(binary(&format!("id77-{service}"))?);
                 cmd.env("ID77_DATABASE_URL", &db)
-                    .env("ID77_NATS_URL", testing::nats_url())
+                    .env("ID77_NATS_URL", &nats_url)
                     .env("ID77_NATS_PREFIX", &prefix)
                     .env("ID77_GRPC_ADDR", format!("127.0.0.1:{port}"))
                     .env("ID77_DB_MAX_CONNECTIONS", "5");
                 if *service == "membership" {
-                    cmd.env("ID77_DIRECTORY_DIR", directory_dir()?)
+                    cmd.env("ID77_DIRECTORY_DIR", directory_dir()?.to_string_lossy())
                         .env("ID77_DEMO_PASSWORD", DEMO_PASSWORD)
                         .env("ID77_DEMO_PROVIDERS", provider_codes()?.join(","));
                 } else if let Some((_, membership)) = upstreams.first() {
-                    cmd.env("ID77_MEMBERSHIP_URL", membership);
+                    cmd.env("ID77_MEMBERSHIP_URL", membership.as_str());
                 }
                 if *service == "routing" {
                     // Test only: routing's clock is offset by the seconds written in this file (`advance_clock`).
-                    cmd.env("ID77_TEST_CLOCK_FILE", platform.clock_file()).env("ID77_ROUTING_TIMER_INTERVAL_MS", "200");
+                    cmd.env("ID77_TEST_CLOCK_FILE", platform.clock_file().to_string_lossy())
+                        .env("ID77_ROUTING_TIMER_INTERVAL_MS", "200");
+                }
+                for (_, key, value) in options.service_env.iter().filter(|(s, _, _)| s == service) {
+                    cmd.env(key, value.as_str());
                 }
                 let name = if replica == 1 { (*service).to_owned() } else { format!("{service}-{replica}") };
                 platform.spawn_with_metrics(&name, cmd)?;
@@ -173,11 +216,14 @@ impl Platform {
             upstreams.push((*url_var, format!("http://127.0.0.1:{port}")));
         }
         let http_port = free_port()?;
-        let mut gateway = Command::new(binary("id77-gateway")?);
+        let mut gateway = Recipe::new(binary("id77-gateway")?);
         // Every test logs in a handful of users from one address: keep the login limit out of the way.
         gateway.env("ID77_HTTP_ADDR", format!("127.0.0.1:{http_port}")).env("ID77_AUTH_RATE_LIMIT_PER_MINUTE", "200");
         for (var, url) in &upstreams {
-            gateway.env(var, url);
+            gateway.env(var, url.as_str());
+        }
+        for (key, value) in &options.gateway_env {
+            gateway.env(key, value.as_str());
         }
         platform.spawn_with_metrics("gateway", gateway)?;
         platform.gateway = format!("http://127.0.0.1:{http_port}");
@@ -186,20 +232,66 @@ impl Platform {
     }
 
     /// Spawns a process with a metrics port of its own.
-    fn spawn_with_metrics(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<()> {
+    fn spawn_with_metrics(&mut self, name: &str, mut cmd: Recipe) -> anyhow::Result<()> {
         let port = free_port()?;
         cmd.env("ID77_METRICS_ADDR", format!("127.0.0.1:{port}"));
         self.metrics.push((name.to_owned(), format!("http://127.0.0.1:{port}/metrics")));
         self.spawn(name, cmd)
     }
 
-    fn spawn(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<()> {
-        let log = std::fs::File::create(self.logs.join(format!("{name}.log")))?;
+    fn spawn(&mut self, name: &str, recipe: Recipe) -> anyhow::Result<()> {
+        let mut cmd = recipe.command();
+        self.recipes.retain(|(n, _)| n != name);
+        self.recipes.push((name.to_owned(), recipe));
+        // Appended: a restarted process keeps the log of its previous life.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.logs.join(format!("{name}.log")))?;
         cmd.env("ID77_LOG", "info").envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        self.children.retain(|(n, _)| n != name);
         self.children.push((name.to_owned(), child));
         Ok(())
+    }
+
+    /// The database URL of a service (`membership`, `catalogue`, `requests`, `routing`, `billing`).
+    pub fn database_url(&self, service: &str) -> Option<&str> {
+        self.databases.iter().find(|(s, _)| s == service).map(|(_, url)| url.as_str())
+    }
+
+    /// The names of the processes started (the services, `gateway`, `referral-consumer-<provider>`).
+    pub fn process_names(&self) -> Vec<String> {
+        self.recipes.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The operating system's id of a running process.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children.iter().find(|(n, _)| n == name).map(|(_, c)| c.id())
+    }
+
+    /// Whether the process is still running (false once it exited or was killed).
+    pub fn is_running(&mut self, name: &str) -> bool {
+        self.children.iter_mut().find(|(n, _)| n == name).is_some_and(|(_, c)| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Kills a process with SIGKILL (no graceful shutdown) and reaps it.
+    pub fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        let (_, child) =
+            self.children.iter_mut().find(|(n, _)| n == name).with_context(|| format!("no process {name}"))?;
+        child.kill().with_context(|| format!("killing {name}"))?;
+        child.wait().with_context(|| format!("reaping {name}"))?;
+        Ok(())
+    }
+
+    /// Starts a process again as it was first started (after [`Platform::kill`] or a crash).
+    pub fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.is_running(name), "{name} is still running");
+        let recipe = self
+            .recipes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| r.clone())
+            .with_context(|| format!("no {name}"))?;
+        self.spawn(name, recipe)
     }
 
     /// The file that offsets routing's clock (test only).
@@ -215,15 +307,13 @@ impl Platform {
 
     /// Starts a provider's referral consumer (the real CLI) with the given extra arguments.
     pub fn start_referral_consumer(&mut self, provider: &str, args: &[&str]) -> anyhow::Result<()> {
-        let mut cmd = Command::new(binary("id77-referral-consumer")?);
-        cmd.env("ID77_NATS_URL", testing::nats_url())
-            .env("ID77_NATS_PREFIX", &self.prefix)
-            .args(["--provider", provider])
-            .args(args);
+        let mut cmd = Recipe::new(binary("id77-referral-consumer")?);
+        cmd.env("ID77_NATS_URL", self.nats_url.as_str()).env("ID77_NATS_PREFIX", self.prefix.as_str());
+        cmd.args = ["--provider", provider].iter().chain(args).map(|a| (*a).to_owned()).collect();
         self.spawn(&format!("referral-consumer-{provider}"), cmd)
     }
 
-    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
         let started = Instant::now();
         loop {
@@ -246,10 +336,10 @@ impl Platform {
     /// Stops every process (SIGTERM, then SIGKILL) and drops the databases and streams.
     pub async fn stop(mut self) {
         self.terminate();
-        for db in &self.databases {
+        for (_, db) in &self.databases {
             testing::drop_database(db).await;
         }
-        if let Ok((_, js)) = id77_platform::nats::connect(&testing::nats_url(), "e2e-cleanup").await {
+        if let Ok((_, js)) = id77_platform::nats::connect(&self.nats_url, "e2e-cleanup").await {
             testing::delete_streams(&js, &id77_platform::Namespace::new(self.prefix.clone())).await;
         }
     }
@@ -461,3 +551,112 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A private nats-server with JetStream on a free port and its own store directory, that a test can stop and
+/// start again (the machine's NATS on 4222 is shared and must never be restarted).
+pub struct NatsServer {
+    pub url: String,
+    port: u16,
+    store: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts `nats-server -js` on a free port, storing JetStream's files under `dir`.
+    pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        std::fs::create_dir_all(dir)?;
+        let mut server = Self {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            store: dir.join("jetstream"),
+            log: dir.join("nats-server.log"),
+            child: None,
+        };
+        server.start_again().await?;
+        Ok(server)
+    }
+
+    /// Starts the server again (same port, same store) and waits until it accepts connections.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "nats-server is already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = Command::new(std::env::var("ID77_NATS_SERVER").unwrap_or_else(|_| "nats-server".into()))
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.store)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting nats-server (is it installed? apt-get install nats-server)")?;
+        self.child = Some(child);
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(15), "nats-server did not listen on {}", self.port);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Stops the server (SIGTERM: JetStream flushes its files; clients see the connection drop).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// Refuses every new connection to the database of `url` and closes the open ones
+/// (`ALTER DATABASE ... ALLOW_CONNECTIONS false` + `pg_terminate_backend`), as if PostgreSQL were unreachable
+/// for that service; [`allow_database`] lets it in again.
+pub async fn block_database(url: &str) -> anyhow::Result<()> {
+    let (mut admin, name) = admin_connection(url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false")))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .execute(&mut admin)
+    .await?;
+    Ok(())
+}
+
+/// Undoes [`block_database`].
+pub async fn allow_database(url: &str) -> anyhow::Result<()> {
+    let (mut admin, name) = admin_connection(url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true")))
+        .execute(&mut admin)
+        .await?;
+    Ok(())
+}
+
+async fn admin_connection(url: &str) -> anyhow::Result<(sqlx::PgConnection, String)> {
+    use sqlx::{ConnectOptions, postgres::PgConnectOptions};
+    let options: PgConnectOptions = url.parse().with_context(|| format!("database URL {url}"))?;
+    let name = options.get_database().context("no database name")?.to_owned();
+    anyhow::ensure!(name.starts_with(testing::TEST_DB_PREFIX), "{name} is not a test database");
+    let admin = options.database("postgres").disable_statement_logging().connect().await?;
+    Ok((admin, name))
+}
+
+pub mod load;

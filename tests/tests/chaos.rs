@@ -1,0 +1,625 @@
+//! Fault injection under load. While a load generator submits requests through the gateway for real communes
+//! of the directory (retrying a refused submission with the same `Idempotency-Key`, the client contract), and
+//! the provider's referral consumer (the real CLI, `--rule accept-all`) accepts them and the provider reports
+//! half of the accepted work done, a driver SIGKILLs random processes (the five services, the gateway, the
+//! referral consumer) and restarts them, restarts the NATS server (a private `nats-server -js` on its own port
+//! and store, never the machine's), and blocks one service's PostgreSQL database for a few seconds
+//! (`ALLOW_CONNECTIONS false` + terminating its sessions).
+//!
+//! Afterwards, once the platform has settled, a checker reads every service's database and the dead-letter
+//! stream and asserts: every accepted submission is exactly one request with exactly one open or answered
+//! referral; every accepted referral has exactly one quote; every completion the provider got acknowledged is
+//! recorded and has exactly one invoice; invoice and quote numbers are gapless per issuer and year; no two live
+//! bookings of a copy overlap; no outbox row is left unsent; nothing was dead-lettered. It prints the counts.
+//!
+//! Short by default (the CI run); `make chaos` runs it longer: `CHAOS_DURATION_SECS` (default 45),
+//! `CHAOS_REQUESTS` (default 240), `CHAOS_MEMBERS` (default 4), `CHAOS_FAULT_EVERY_MS` (default 2500),
+//! `CHAOS_SEED` (default: the clock; printed, to replay a run's fault sequence).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use id77_e2e::load::{self, Member, Submitted};
+use id77_e2e::{Api, NatsServer, Options, Platform};
+use sqlx::{Connection, PgConnection, Row};
+use tokio::sync::Mutex;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// xorshift64*: a reproducible fault sequence from a printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// What the fault driver did.
+#[derive(Debug, Default, Clone)]
+struct Faults {
+    killed: BTreeMap<String, u32>,
+    restarted: u32,
+    /// Processes found dead without being killed (e.g. a service that could not reach NATS at start-up).
+    crashed: Vec<String>,
+    nats_restarts: u32,
+    db_blocks: BTreeMap<String, u32>,
+}
+
+impl Faults {
+    fn killed_total(&self) -> u32 {
+        self.killed.values().sum()
+    }
+}
+
+const SERVICES: &[&str] = &["membership", "catalogue", "requests", "routing", "billing"];
+
+/// Restarts every process that is not running; returns the ones that were found dead.
+fn revive(platform: &mut Platform, faults: &mut Faults) -> Vec<String> {
+    let mut revived = Vec::new();
+    for name in platform.process_names() {
+        if !platform.is_running(&name) {
+            match platform.restart(&name) {
+                Ok(()) => {
+                    faults.restarted += 1;
+                    revived.push(name);
+                }
+                Err(error) => eprintln!("restarting {name}: {error:#}"),
+            }
+        }
+    }
+    revived
+}
+
+async fn drive_faults(
+    mut platform: Platform,
+    nats: Arc<Mutex<NatsServer>>,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+    every: Duration,
+) -> (Platform, Faults) {
+    let mut rng = Rng(seed | 1);
+    let mut faults = Faults::default();
+    let mut last_nats = Instant::now();
+    let names = platform.process_names();
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(every / 2 + Duration::from_millis(rng.below(every.as_millis() as u64))).await;
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        // Anything that died on its own is noted and restarted, as a supervisor would.
+        for name in revive(&mut platform, &mut faults) {
+            faults.crashed.push(name);
+        }
+        match rng.below(10) {
+            // A NATS restart at most every 12 s: the services reconnect and the outboxes drain.
+            0 | 1 if last_nats.elapsed() > Duration::from_secs(12) => {
+                last_nats = Instant::now();
+                let down = Duration::from_millis(500 + rng.below(1500));
+                nats.lock().await.stop();
+                faults.nats_restarts += 1;
+                tokio::time::sleep(down).await;
+                if let Err(error) = nats.lock().await.start_again().await {
+                    eprintln!("nats-server did not restart: {error:#}");
+                }
+            }
+            2 | 3 => {
+                let service = SERVICES[rng.below(SERVICES.len() as u64) as usize];
+                let Some(url) = platform.database_url(service).map(str::to_owned) else { continue };
+                match id77_e2e::block_database(&url).await {
+                    Ok(()) => {
+                        *faults.db_blocks.entry(service.to_owned()).or_default() += 1;
+                        tokio::time::sleep(Duration::from_millis(1500 + rng.below(2500))).await;
+                    }
+                    Err(error) => eprintln!("blocking {service}'s database: {error:#}"),
+                }
+                // Always let it in again, even if the block half failed.
+                for attempt in 0..20 {
+                    match id77_e2e::allow_database(&url).await {
+                        Ok(()) => break,
+                        Err(error) if attempt == 19 => panic!("cannot unblock {service}'s database: {error:#}"),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                }
+            }
+            _ => {
+                let name = names[rng.below(names.len() as u64) as usize].clone();
+                if platform.is_running(&name) && platform.kill(&name).is_ok() {
+                    *faults.killed.entry(name.clone()).or_default() += 1;
+                    tokio::time::sleep(Duration::from_millis(200 + rng.below(1500))).await;
+                    if platform.restart(&name).is_ok() {
+                        faults.restarted += 1;
+                    }
+                }
+            }
+        }
+    }
+    // The end of the faults: everything up again.
+    if !nats.lock().await.is_running() {
+        nats.lock().await.start_again().await.expect("nats-server restarts");
+    }
+    for _ in 0..3 {
+        for name in revive(&mut platform, &mut faults) {
+            faults.crashed.push(name);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    (platform, faults)
+}
+
+/// The provider's side that is not the consumer CLI: it reports the work done on half of the accepted referrals
+/// (those whose id ends with an even hex digit), once routing has recorded the acceptance, republishing until
+/// JetStream acknowledges. Returns the referrals whose completion was acknowledged.
+async fn complete_half(
+    nats_url: String,
+    prefix: String,
+    provider: String,
+    routing_db: String,
+    stop: Arc<AtomicBool>,
+) -> HashSet<String> {
+    let mut acknowledged = HashSet::new();
+    let mut consumer = None;
+    loop {
+        let stopping = stop.load(Ordering::SeqCst);
+        if consumer.is_none() {
+            let mut config = id77_referral_consumer::Config::new(nats_url.clone(), provider.clone()).expect("config");
+            config.prefix = prefix.clone();
+            consumer = tokio::time::timeout(
+                Duration::from_secs(15),
+                id77_referral_consumer::ReferralConsumer::connect(config),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok);
+        }
+        let accepted: Vec<String> = match PgConnection::connect(&routing_db).await {
+            Ok(mut conn) => {
+                let rows = sqlx::query(
+                    "SELECT id::text AS id FROM referral WHERE status = 'accepted' AND completed_at IS NULL",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_default();
+                let _ = conn.close().await;
+                rows.iter().map(|r| r.get::<String, _>("id")).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        if let Some(consumer) = &consumer {
+            let todo: Vec<&String> =
+                accepted.iter().filter(|id| completes(id) && !acknowledged.contains(*id)).collect();
+            for id in todo {
+                if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), consumer.complete(id)).await {
+                    acknowledged.insert(id.clone());
+                }
+            }
+        }
+        let left = accepted.iter().any(|id| completes(id) && !acknowledged.contains(id));
+        if stopping && !left {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    if let Some(consumer) = consumer {
+        consumer.close().await;
+    }
+    acknowledged
+}
+
+fn completes(referral_id: &str) -> bool {
+    referral_id.chars().last().and_then(|c| c.to_digit(16)).is_some_and(|d| d % 2 == 0)
+}
+
+/// What the databases say, and what is wrong with it.
+#[derive(Debug, Default)]
+struct Check {
+    requests: usize,
+    referrals_open_or_answered: usize,
+    accepted_referrals: usize,
+    quotes: usize,
+    completed: usize,
+    invoices: usize,
+    outbox_pending: i64,
+    dead_letters: Vec<String>,
+    lost: Vec<String>,
+    duplicated: Vec<String>,
+    other: Vec<String>,
+}
+
+impl Check {
+    fn clean(&self) -> bool {
+        self.lost.is_empty() && self.duplicated.is_empty() && self.other.is_empty() && self.outbox_pending == 0
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<PgConnection> {
+    Ok(PgConnection::connect(url).await?)
+}
+
+async fn check(
+    platform: &Platform,
+    submitted: &[Submitted],
+    completions: &HashSet<String>,
+    dead_letters: Vec<String>,
+) -> anyhow::Result<Check> {
+    let db = |s: &str| platform.database_url(s).map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no {s} db"));
+    let mut c = Check { dead_letters, ..Check::default() };
+
+    // The gateway's answers: one request id per key.
+    let mut by_key: HashMap<(&str, &str), HashSet<&str>> = HashMap::new();
+    for s in submitted {
+        if let Some(id) = &s.request_id {
+            by_key.entry((&s.member_id, &s.key)).or_default().insert(id);
+        }
+    }
+    for ((member, key), ids) in &by_key {
+        if ids.len() > 1 {
+            c.duplicated.push(format!("key {key} of member {member} answered with {} request ids", ids.len()));
+        }
+    }
+    let answered: HashSet<&str> = by_key.values().flatten().copied().collect();
+
+    let mut requests = connect(&db("requests")?).await?;
+    let rows = sqlx::query("SELECT id::text AS id, member_id::text AS m, idempotency_key AS k, status FROM request")
+        .fetch_all(&mut requests)
+        .await?;
+    c.requests = rows.len();
+    let request_status: HashMap<String, String> =
+        rows.iter().map(|r| (r.get::<String, _>("id"), r.get::<String, _>("status"))).collect();
+    let mut rows_per_key: HashMap<(String, Option<String>), u32> = HashMap::new();
+    for r in &rows {
+        *rows_per_key.entry((r.get("m"), r.get("k"))).or_default() += 1;
+    }
+    for ((member, key), n) in rows_per_key {
+        if n > 1 && key.is_some() {
+            c.duplicated.push(format!("{n} requests of member {member} with key {key:?}"));
+        }
+    }
+    for id in &answered {
+        if !request_status.contains_key(*id) {
+            c.lost.push(format!("request {id} answered by the gateway is not in the requests database"));
+        }
+    }
+
+    let mut routing = connect(&db("routing")?).await?;
+    let referrals = sqlx::query(
+        "SELECT id::text AS id, request_id::text AS request_id, status, completed_at IS NOT NULL AS completed \
+         FROM referral WHERE status IN ('offered', 'accepted', 'declined')",
+    )
+    .fetch_all(&mut routing)
+    .await?;
+    c.referrals_open_or_answered = referrals.len();
+    let mut per_request: HashMap<String, u32> = HashMap::new();
+    let mut accepted = HashSet::new();
+    let mut completed = HashSet::new();
+    for r in &referrals {
+        *per_request.entry(r.get("request_id")).or_default() += 1;
+        if r.get::<String, _>("status") == "accepted" {
+            accepted.insert(r.get::<String, _>("id"));
+        }
+        if r.get::<bool, _>("completed") {
+            completed.insert(r.get::<String, _>("id"));
+        }
+    }
+    c.accepted_referrals = accepted.len();
+    c.completed = completed.len();
+    for id in request_status.keys() {
+        match per_request.get(id).copied().unwrap_or(0) {
+            0 => c.lost.push(format!("request {id} has no open or answered referral")),
+            1 => {}
+            n => c.duplicated.push(format!("request {id} has {n} open or answered referrals")),
+        }
+    }
+    for r in &referrals {
+        let (request_id, status): (String, String) = (r.get("request_id"), r.get("status"));
+        // The requests service follows the decision (accepted/declined); a completion may or may not be
+        // reflected there (it is billing's trigger), so `completed` counts as `accepted` too.
+        let in_requests = request_status.get(&request_id).map(String::as_str);
+        let follows = match (status.as_str(), in_requests) {
+            ("offered", _) => true,
+            ("accepted", Some("accepted" | "completed")) => true,
+            (decided, Some(seen)) => decided == seen,
+            (_, None) => false,
+        };
+        if !follows {
+            c.lost
+                .push(format!("request {request_id} is {in_requests:?} in requests, its referral {status} in routing"));
+        }
+        if status == "offered" {
+            c.other.push(format!("referral of request {request_id} still unanswered by an accept-all consumer"));
+        }
+    }
+    for id in completions {
+        if !completed.contains(id) {
+            c.lost.push(format!("completion of referral {id}, acknowledged by JetStream, is not recorded"));
+        }
+    }
+
+    let mut billing = connect(&db("billing")?).await?;
+    let quotes = sqlx::query("SELECT referral_id::text AS r FROM quote").fetch_all(&mut billing).await?;
+    c.quotes = quotes.len();
+    let mut quotes_per_referral: HashMap<String, u32> = HashMap::new();
+    for q in &quotes {
+        *quotes_per_referral.entry(q.get("r")).or_default() += 1;
+    }
+    for id in &accepted {
+        match quotes_per_referral.get(id).copied().unwrap_or(0) {
+            0 => c.lost.push(format!("accepted referral {id} has no quote")),
+            1 => {}
+            n => c.duplicated.push(format!("referral {id} has {n} quotes")),
+        }
+    }
+    let invoices = sqlx::query("SELECT referral_id::text AS r FROM invoice").fetch_all(&mut billing).await?;
+    c.invoices = invoices.len();
+    let mut invoices_per_referral: HashMap<String, u32> = HashMap::new();
+    for i in &invoices {
+        *invoices_per_referral.entry(i.get("r")).or_default() += 1;
+    }
+    for id in &completed {
+        match invoices_per_referral.get(id).copied().unwrap_or(0) {
+            0 => c.lost.push(format!("completed referral {id} has no invoice")),
+            1 => {}
+            n => c.duplicated.push(format!("referral {id} has {n} invoices")),
+        }
+    }
+    for table in ["invoice", "quote"] {
+        let gaps = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT issuer_code, year, count(*) AS n, min(sequence) AS lo, max(sequence) AS hi FROM {table} \
+             GROUP BY issuer_code, year HAVING min(sequence) <> 1 OR max(sequence) <> count(*)"
+        )))
+        .fetch_all(&mut billing)
+        .await?;
+        for g in gaps {
+            c.other.push(format!(
+                "{table} numbers of {} in {} are not gapless: {} numbers from {} to {}",
+                g.get::<String, _>("issuer_code"),
+                g.get::<i32, _>("year"),
+                g.get::<i64, _>("n"),
+                g.get::<i64, _>("lo"),
+                g.get::<i64, _>("hi")
+            ));
+        }
+    }
+
+    let mut catalogue = connect(&db("catalogue")?).await?;
+    let overlaps: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM booking a JOIN booking b ON a.copy_id = b.copy_id AND a.id < b.id \
+         AND a.period && b.period WHERE a.status <> 'released' AND b.status <> 'released'",
+    )
+    .fetch_one(&mut catalogue)
+    .await?;
+    if overlaps > 0 {
+        c.other.push(format!("{overlaps} overlapping live bookings"));
+    }
+
+    for service in SERVICES {
+        let mut conn = connect(&db(service)?).await?;
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&mut conn).await?;
+        c.outbox_pending += pending;
+        let _ = conn.close().await;
+    }
+    for letter in &c.dead_letters {
+        c.other.push(format!("dead letter: {letter}"));
+    }
+    Ok(c)
+}
+
+/// Every message on the dead-letter stream: its subject, original subject and reason.
+async fn dead_letters(nats_url: &str, prefix: &str) -> anyhow::Result<Vec<String>> {
+    use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+    use futures::StreamExt;
+    let (_, js) = id77_platform::nats::connect(nats_url, "chaos-checker").await?;
+    let ns = id77_platform::Namespace::new(prefix);
+    let name = ns.stream(id77_platform::streams::DEADLETTER.name);
+    let Ok(mut stream) = js.get_stream(&name).await else {
+        return Ok(Vec::new()); // never created: nothing was dead-lettered
+    };
+    let count = stream.info().await?.state.messages;
+    let mut found = Vec::new();
+    if count == 0 {
+        return Ok(found);
+    }
+    let consumer =
+        stream.create_consumer(pull::Config { deliver_policy: DeliverPolicy::All, ..Default::default() }).await?;
+    let mut messages = consumer.fetch().max_messages(count as usize).messages().await?;
+    while let Some(Ok(message)) = messages.next().await {
+        let header = |k: &str| {
+            message.headers.as_ref().and_then(|h| h.get(k)).map(|v| v.as_str().to_owned()).unwrap_or_default()
+        };
+        found.push(format!(
+            "{} (from {}): {}",
+            message.subject,
+            header("Id77-Original-Subject"),
+            header("Id77-Dead-Letter-Reason")
+        ));
+    }
+    Ok(found)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_database_outages() {
+    let duration = Duration::from_secs(env_u64("CHAOS_DURATION_SECS", 45));
+    let total = env_u64("CHAOS_REQUESTS", 240);
+    let member_count = env_u64("CHAOS_MEMBERS", 4) as usize;
+    let every = Duration::from_millis(env_u64("CHAOS_FAULT_EVERY_MS", 2500));
+    let seed = env_u64(
+        "CHAOS_SEED",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7),
+    );
+    eprintln!(
+        "chaos: seed {seed}, {total} requests over {duration:?}, {member_count} members, a fault every ~{every:?}"
+    );
+
+    let store = std::env::temp_dir().join(format!("id77-chaos-nats-{}", uuid::Uuid::new_v4().simple()));
+    let nats = NatsServer::start(&store).await.expect("private nats-server starts");
+    let options = Options {
+        nats_url: Some(nats.url.clone()),
+        gateway_env: vec![
+            ("ID77_RATE_LIMIT_PER_MINUTE".into(), "0".into()),
+            ("ID77_UPSTREAM_TIMEOUT_MS".into(), "5000".into()),
+        ],
+        ..Options::default()
+    };
+    let mut platform = Platform::start_with(options).await.expect("platform starts");
+    let api = Api::new(&platform.gateway);
+    let members = load::join_communes(&api, member_count).await.expect("communes join");
+    let (offer_id, provider) = load::billed_offer(&api, "integrated_engineering").await.expect("a billed offer");
+    platform.start_referral_consumer(&provider, &["--rule", "accept-all"]).expect("referral consumer");
+
+    // Requests learns of the approvals by event: wait until each member can submit (these count as load too).
+    let mut submitted = Vec::new();
+    let mut members_ready = Vec::new();
+    for (i, mut member) in members.into_iter().enumerate() {
+        let body = load::request_body(&offer_id, i as u64);
+        let started = Instant::now();
+        loop {
+            let s = load::submit(&api, &mut member, &format!("warmup-{i}"), &body, Duration::from_secs(20)).await;
+            if s.request_id.is_some() {
+                submitted.push(s);
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "member {} never allowed to submit: {s:?}",
+                member.name
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        members_ready.push(member);
+    }
+
+    let nats = Arc::new(Mutex::new(nats));
+    let stop_faults = Arc::new(AtomicBool::new(false));
+    let stop_completing = Arc::new(AtomicBool::new(false));
+    let routing_db = platform.database_url("routing").expect("routing db").to_owned();
+    let completer = tokio::spawn(complete_half(
+        platform.nats_url.clone(),
+        platform.prefix.clone(),
+        provider.clone(),
+        routing_db,
+        stop_completing.clone(),
+    ));
+    let gateway = platform.gateway.clone();
+    let driver = tokio::spawn(drive_faults(platform, nats.clone(), stop_faults.clone(), seed, every));
+
+    // The load: `total` submissions paced over `duration`, at most 16 in flight.
+    let started = Instant::now();
+    let gap = duration / total.max(1) as u32;
+    let limit = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = Vec::new();
+    for n in 0..total {
+        let permit = limit.clone().acquire_owned().await.expect("semaphore");
+        let mut member: Member = members_ready[n as usize % members_ready.len()].clone();
+        let (api, body) = (Api::new(&gateway), load::request_body(&offer_id, n));
+        tasks.push(tokio::spawn(async move {
+            let s = load::submit(&api, &mut member, &format!("chaos-{n}"), &body, Duration::from_secs(120)).await;
+            drop(permit);
+            s
+        }));
+        let next = gap * (n as u32 + 1);
+        if let Some(wait) = next.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    for task in tasks {
+        submitted.push(task.await.expect("submission task"));
+    }
+    let load_time = started.elapsed();
+    stop_faults.store(true, Ordering::SeqCst);
+    let (mut platform, faults) = driver.await.expect("fault driver");
+    platform.wait_ready(Duration::from_secs(60)).await.expect("platform ready after the faults");
+
+    // Settle: the accept-all consumer answers everything, the completer reports its half, the outboxes drain.
+    let settle_started = Instant::now();
+    let mut completions_done = None;
+    let mut completer = Some(completer);
+    let result = loop {
+        let referrals_settled = {
+            let mut conn = connect(platform.database_url("routing").expect("routing")).await.expect("routing db");
+            let open: i64 = sqlx::query_scalar("SELECT count(*) FROM referral WHERE status = 'offered'")
+                .fetch_one(&mut conn)
+                .await
+                .expect("open referrals");
+            open == 0
+        };
+        if referrals_settled && completions_done.is_none() {
+            stop_completing.store(true, Ordering::SeqCst);
+            if let Some(task) = completer.take() {
+                completions_done = Some(task.await.expect("completer"));
+            }
+        }
+        let completions = completions_done.clone().unwrap_or_default();
+        let letters = dead_letters(&platform.nats_url, &platform.prefix).await.expect("dead letters");
+        let result = check(&platform, &submitted, &completions, letters).await.expect("checker reads the databases");
+        if (result.clean() && completions_done.is_some()) || settle_started.elapsed() > Duration::from_secs(90) {
+            break result;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    let accepted = submitted.iter().filter(|s| s.request_id.is_some()).count();
+    let refused: Vec<_> = submitted.iter().filter_map(|s| s.refused.clone()).collect();
+    let rejected: u32 = submitted.iter().map(|s| s.rejected_attempts).sum();
+    let retried = submitted.iter().filter(|s| s.rejected_attempts > 0).count();
+    eprintln!("chaos report (seed {seed}):");
+    eprintln!(
+        "  submitted {} in {load_time:.1?}; accepted by the gateway {accepted}; refused for good {}",
+        submitted.len(),
+        refused.len()
+    );
+    eprintln!(
+        "  attempts rejected (5xx, 429, 401, connection errors) and retried with the same key: {rejected}, on {retried} submissions"
+    );
+    eprintln!(
+        "  killed {} {:?}; restarted {}; died on their own {:?}; NATS restarts {}; database blocks {:?}",
+        faults.killed_total(),
+        faults.killed,
+        faults.restarted,
+        faults.crashed,
+        faults.nats_restarts,
+        faults.db_blocks
+    );
+    eprintln!(
+        "  requests {}, open or answered referrals {}, accepted {}, quotes {}, completed {}, invoices {}",
+        result.requests,
+        result.referrals_open_or_answered,
+        result.accepted_referrals,
+        result.quotes,
+        result.completed,
+        result.invoices
+    );
+    eprintln!(
+        "  outbox rows unsent {}; dead letters {}; settled in {:.1?}",
+        result.outbox_pending,
+        result.dead_letters.len(),
+        settle_started.elapsed()
+    );
+    eprintln!("  lost {}; duplicated {}", result.lost.len(), result.duplicated.len());
+    for line in result.lost.iter().chain(&result.duplicated).chain(&result.other).take(30) {
+        eprintln!("    {line}");
+    }
+    eprintln!("  logs: {}", platform.logs.display());
+
+    assert!(refused.is_empty(), "submissions refused for good: {refused:?}");
+    assert_eq!(result.requests, accepted, "one request per accepted submission");
+    assert!(result.lost.is_empty(), "lost: {:?}", result.lost);
+    assert!(result.duplicated.is_empty(), "duplicated: {:?}", result.duplicated);
+    assert!(result.other.is_empty(), "{:?}", result.other);
+    assert_eq!(result.outbox_pending, 0, "outbox rows left unsent");
+    assert!(faults.killed_total() > 0 && faults.restarted > 0, "the driver must have killed something: {faults:?}");
+    assert!(result.completed > 0 && result.invoices == result.completed, "{result:?}");
+    platform.stop().await;
+    drop(nats);
+}
