@@ -282,6 +282,15 @@ impl Platform {
         Ok(())
     }
 
+    /// Sets an environment variable of a process for its next start ([`Platform::restart`]).
+    pub fn set_env(&mut self, name: &str, key: &str, value: &str) -> anyhow::Result<()> {
+        let (_, recipe) =
+            self.recipes.iter_mut().find(|(n, _)| n == name).with_context(|| format!("no process {name}"))?;
+        recipe.envs.retain(|(k, _)| k != key);
+        recipe.env(key, value);
+        Ok(())
+    }
+
     /// Starts a process again as it was first started (after [`Platform::kill`] or a crash).
     pub fn restart(&mut self, name: &str) -> anyhow::Result<()> {
         anyhow::ensure!(!self.is_running(name), "{name} is still running");

@@ -20,9 +20,19 @@ pub struct Member {
     pub token: String,
 }
 
-/// The coordinator's access token (a demo account membership creates).
+/// The coordinator's access token (a demo account membership creates). A login refused because membership is
+/// busy (password hashing on a loaded machine) is tried again, for up to a minute.
 pub async fn coordinator_token(api: &Api) -> anyhow::Result<String> {
-    api.access_token("coordination@id77.demo", DEMO_PASSWORD).await
+    let started = std::time::Instant::now();
+    loop {
+        match api.access_token("coordination@id77.demo", DEMO_PASSWORD).await {
+            Ok(token) => return Ok(token),
+            Err(error) if started.elapsed() < Duration::from_secs(60) && error.to_string().contains(" 503 ") => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// `count` real communes of the directory join: they apply, the coordinator approves them and invites their

@@ -466,10 +466,7 @@ async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_datab
     let nats = NatsServer::start(&store).await.expect("private nats-server starts");
     let options = Options {
         nats_url: Some(nats.url.clone()),
-        gateway_env: vec![
-            ("ID77_RATE_LIMIT_PER_MINUTE".into(), "0".into()),
-            ("ID77_UPSTREAM_TIMEOUT_MS".into(), "5000".into()),
-        ],
+        gateway_env: vec![("ID77_RATE_LIMIT_PER_MINUTE".into(), "0".into())],
         ..Options::default()
     };
     let mut platform = Platform::start_with(options).await.expect("platform starts");
