@@ -20,7 +20,7 @@ export ID77_PG_URL ID77_DIRECTORY_DIR
 # Databases created by tests start with this prefix (services/platform/src/testing.rs: TEST_DB_PREFIX).
 TEST_DB_PREFIX := id77t_
 
-.PHONY: help run build test test-browser lint fmt clean-test-dbs deps directory helm-check bench-catalogue chaos
+.PHONY: help run build test test-browser lint fmt clean-test-dbs deps directory helm-check bench-catalogue chaos bench
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -65,6 +65,12 @@ test-browser: deps directory ## Browser tests of the web portal (headless Chromi
 # Profile of the benchmark's binaries, both sides alike: debug (as make test builds) or release (BENCH_PROFILE=release).
 BENCH_PROFILE ?= debug
 BENCH_CARGO_FLAGS := $(if $(filter release,$(BENCH_PROFILE)),--release,)
+
+bench: deps directory ## Benchmark: journey and search through the gateway vs pgbench and an axum hello-world, one table
+	command -v pgbench >/dev/null || { echo 'pgbench is missing: apt-get install -y postgresql-client'; exit 1; }
+	# Not part of make test; do not run make test meanwhile (it drops old id77t_ databases). docs/benchmarks.md
+	$(CARGO) build $(BENCH_CARGO_FLAGS) --workspace --bins
+	ID77_E2E_PROFILE=$(BENCH_PROFILE) $(CARGO) run -q $(BENCH_CARGO_FLAGS) -p id77-bench --bin id77-bench
 
 bench-catalogue: deps directory ## Benchmark: catalogue search through the gateway vs an axum hello-world (needs wrk)
 	command -v wrk >/dev/null || { echo 'wrk is missing: apt-get install -y wrk'; exit 1; }

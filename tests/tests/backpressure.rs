@@ -123,6 +123,13 @@ async fn with_nats_unreachable_writes_commit_and_the_outbox_drains_afterwards() 
     let api = Api::new(&platform.gateway);
     let (mut member, offer_id, provider) = member_and_offer(&api).await;
     platform.start_referral_consumer(&provider, &["--rule", "accept-all"]).expect("referral consumer");
+    // The consumer treats a failure before its first pull as a configuration error (it exits): NATS goes away
+    // only once it is pulling.
+    let log = platform.logs.join(format!("referral-consumer-{provider}.log"));
+    eventually("the consumer to pull", WAIT, || async {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("waiting for referrals").then_some(())
+    })
+    .await;
     let requests_db = platform.database_url("requests").expect("requests db").to_owned();
 
     nats.stop();
