@@ -11,7 +11,7 @@ use id77_proto::routing::v1::{
     ReferralAccepted, ReferralCompleted, ReferralDeclined, ReferralProgress, ReferralProgressed, ReferralReply,
     ReplyDecision,
 };
-use prost::Name;
+use prost::{Message, Name};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -437,6 +437,22 @@ impl ReplyHandler {
     }
 }
 
+/// A provider's `ReferralReply` as routing reads it off the wire: the referral it answers and the validated
+/// reply. Pure (no I/O), so that it can be fuzzed; the bytes come from outside the platform.
+pub fn decode_reply(payload: &[u8]) -> Result<(Uuid, Reply), String> {
+    let message = ReferralReply::decode(payload).map_err(|e| format!("undecodable ReferralReply: {e}"))?;
+    let referral_id = Uuid::parse_str(message.referral_id.trim())
+        .map_err(|_| format!("referral_id {:?} is not a UUID", message.referral_id))?;
+    let decision = match ReplyDecision::try_from(message.decision) {
+        Ok(ReplyDecision::Accept) => WireDecision::Accept,
+        Ok(ReplyDecision::Decline) => WireDecision::Decline,
+        Ok(ReplyDecision::Complete) => WireDecision::Complete,
+        Ok(ReplyDecision::Unspecified) | Err(_) => WireDecision::Unspecified,
+    };
+    let reply = Reply::parse(decision, &message.reason).map_err(|e| format!("reply to referral {referral_id}: {e}"))?;
+    Ok((referral_id, reply))
+}
+
 impl EventHandler for ReplyHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
         let provider = domain::reply_subject_provider(&event.subject)
@@ -444,16 +460,8 @@ impl EventHandler for ReplyHandler {
         if event.event_type == ReferralProgress::full_name() {
             return self.progress(conn, provider, event).await;
         }
-        let message: ReferralReply = event.decode()?;
-        let referral_id = parse_uuid("referral_id", &message.referral_id)?;
-        let decision = match ReplyDecision::try_from(message.decision) {
-            Ok(ReplyDecision::Accept) => WireDecision::Accept,
-            Ok(ReplyDecision::Decline) => WireDecision::Decline,
-            Ok(ReplyDecision::Complete) => WireDecision::Complete,
-            Ok(ReplyDecision::Unspecified) | Err(_) => WireDecision::Unspecified,
-        };
-        let reply = Reply::parse(decision, &message.reason)
-            .map_err(|e| reject(format!("invalid reply of {provider} to referral {referral_id}: {e}")))?;
+        let (referral_id, reply) =
+            decode_reply(&event.payload).map_err(|e| reject(format!("invalid reply of {provider}: {e}")))?;
         apply_reply(&self.0, conn, provider, referral_id, reply).await?;
         Ok(())
     }

@@ -1,0 +1,127 @@
+//! Properties of what routing reads from outside: a provider's reply bytes (any bytes decode to a validated
+//! reply or a reason, never a panic; a well-formed reply round-trips), rule conditions typed by the
+//! coordinator (any text or JSON parses or is refused; a parsed condition prints back to the same condition),
+//! and the referral state machine (nothing leaves a final state). Fuzzed too by `make fuzz`.
+
+use id77_proto::routing::v1::{ReferralReply, ReplyDecision};
+use id77_routing::domain::rules::{
+    Condition, MemberFacts, OfferFacts, check_condition, condition_json, evaluate, normalize, parse_condition,
+};
+use id77_routing::domain::{ReferralStatus, Reply, Transition};
+use id77_routing::events::decode_reply;
+use proptest::prelude::*;
+use prost::Message;
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        "[a-z_]{0,12}".prop_map(serde_json::Value::from),
+        prop_oneof![
+            Just("theme"),
+            Just("offer"),
+            Just("kind"),
+            Just("population"),
+            Just("all"),
+            Just("any"),
+            Just("commune")
+        ]
+        .prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(6, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("theme".to_owned()),
+                    Just("offer".to_owned()),
+                    Just("all".to_owned()),
+                    Just("any".to_owned()),
+                    Just("kind".to_owned()),
+                    Just("population".to_owned()),
+                    Just("min".to_owned()),
+                    Just("max".to_owned()),
+                    Just("epci".to_owned()),
+                    "[a-z]{1,8}"
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn exercise(condition: &Condition) {
+    let _ = check_condition(condition);
+    let normal = normalize(condition);
+    let member = MemberFacts { known: true, population: 1200, insee_code: "77284".into(), ..MemberFacts::default() };
+    let offer = OfferFacts { code: "voirie".into(), themes: vec!["voirie".into()], provider_code: "dir-routes".into() };
+    let mut reasons = Vec::new();
+    let _ = evaluate(condition, &offer, &member, &mut reasons);
+    let mut reasons = Vec::new();
+    let _ = evaluate(&normal, &offer, &member, &mut reasons);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_bytes_are_a_reply_or_a_reason(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        match decode_reply(&bytes) {
+            Ok((_, Reply::Decline { reason })) => prop_assert!(!reason.trim().is_empty()),
+            Ok(_) => {}
+            Err(why) => prop_assert!(!why.is_empty()),
+        }
+    }
+
+    #[test]
+    fn a_well_formed_reply_round_trips(id in any::<u128>(), decision in 0i32..5, reason in any::<String>()) {
+        let referral_id = uuid::Uuid::from_u128(id);
+        let reply = ReferralReply { referral_id: referral_id.to_string(), decision, reason: reason.clone(), replied_at: None };
+        match (decode_reply(&reply.encode_to_vec()), ReplyDecision::try_from(decision)) {
+            (Ok((id, Reply::Accept)), Ok(ReplyDecision::Accept)) => prop_assert_eq!(id, referral_id),
+            (Ok((id, Reply::Complete)), Ok(ReplyDecision::Complete)) => prop_assert_eq!(id, referral_id),
+            (Ok((id, Reply::Decline { reason: r })), Ok(ReplyDecision::Decline)) => {
+                prop_assert_eq!(id, referral_id);
+                prop_assert_eq!(r, reason.trim());
+            }
+            (Err(_), Ok(ReplyDecision::Decline)) => prop_assert!(reason.trim().is_empty() || reason.trim().chars().count() > 1000),
+            (Err(_), Ok(ReplyDecision::Unspecified) | Err(_)) => {}
+            (outcome, wire) => prop_assert!(false, "{:?} decoded as {:?}", wire, outcome),
+        }
+    }
+
+    #[test]
+    fn any_text_is_a_condition_or_a_reason(text in any::<String>()) {
+        if let Ok(Some(condition)) = parse_condition(&text) {
+            exercise(&condition);
+        }
+    }
+
+    #[test]
+    fn any_json_is_a_condition_or_a_reason_and_parsed_ones_round_trip(value in json_value()) {
+        if let Ok(Some(condition)) = parse_condition(&value.to_string()) {
+            exercise(&condition);
+            let again = parse_condition(&condition_json(Some(&condition)));
+            prop_assert_eq!(again, Ok(Some(condition)));
+        }
+    }
+
+    #[test]
+    fn nothing_leaves_a_final_state(steps in prop::collection::vec(0u8..4, 0..12)) {
+        let mut status = ReferralStatus::Offered;
+        for step in steps {
+            let transition = match step { 0 => Transition::Accept, 1 => Transition::Decline, 2 => Transition::Expire, _ => Transition::Withdraw };
+            match status.apply(transition) {
+                Ok(next) => {
+                    prop_assert_eq!(status, ReferralStatus::Offered);
+                    prop_assert!(next.is_final());
+                    status = next;
+                }
+                Err(_) => prop_assert!(status.is_final()),
+            }
+        }
+    }
+}
