@@ -153,6 +153,46 @@ impl Gateway {
         self.send_json(Method::POST, path, token, body, None, None).await
     }
 
+    /// POST a file as the raw body of `path` (the gateway's attachment upload), streamed from `body` as it
+    /// arrives: nothing is held beyond the chunk in flight. `filename` goes percent-encoded in `X-Filename`,
+    /// `message` (when not empty) in `?message=`.
+    pub async fn upload(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        filename: &str,
+        message: &str,
+        body: reqwest::Body,
+    ) -> Result<Value, ApiError> {
+        let path = if message.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?message={}", crate::html::url_component(message))
+        };
+        let builder = self
+            .request(Method::POST, &path, Some(token), None)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header("x-filename", crate::html::url_component(filename))
+            .body(body);
+        Self::json(builder).await
+    }
+
+    /// GET a file to pass on as it arrives (an attachment): the answer with its headers, its body unread.
+    pub async fn stream(&self, path: &str, token: &str) -> Result<reqwest::Response, ApiError> {
+        let response = self
+            .request(Method::GET, path, Some(token), None)
+            .send()
+            .await
+            .map_err(|e| ApiError::unreachable(e.to_string()))?;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let body = response.bytes().await.map_err(|e| ApiError::unreachable(e.to_string()))?;
+            return Err(ApiError::from_body(status, &body));
+        }
+        Ok(response)
+    }
+
     /// GET a document (invoice XML, CSV...) as bytes with its content type and disposition.
     pub async fn download(&self, path: &str, token: &str) -> Result<Download, ApiError> {
         let (status, headers, body) = Self::send(self.request(Method::GET, path, Some(token), None)).await?;

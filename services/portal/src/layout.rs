@@ -24,9 +24,11 @@ pub fn nav(ctx: &Ctx) -> Vec<(&'static str, &'static str)> {
             items.push(("/factures", "Devis et factures"));
         }
         Some("coordinator") => {
+            items.push(("/coordination/triage", "Demandes à orienter"));
             items.push(("/coordination/adhesions", "Adhésions"));
             items.push(("/coordination/orientations", "Orientations"));
             items.push(("/coordination/regles", "Règles d'orientation"));
+            items.push(("/coordination/statistiques", "Statistiques"));
         }
         _ => {}
     }
@@ -62,6 +64,10 @@ pub fn page_with_status(ctx: &Ctx, status: StatusCode, title: &str, body: &str) 
         None => r#"<p class="who"><a href="/connexion">Se connecter</a></p>"#.to_owned(),
     };
     let flash = match &ctx.flash {
+        // A refusal told after a redirect (a message or a file the API refused): an alert, not a notice.
+        Some(message) if message.starts_with(crate::pages::ERROR_FLASH) => {
+            format!(r#"<div class="error-summary" role="alert" id="erreurs"><p>{}</p></div>"#, esc(message))
+        }
         Some(message) => format!(r#"<div class="notice" role="status"><p>{}</p></div>"#, esc(message)),
         None => String::new(),
     };
@@ -148,6 +154,8 @@ mod tests {
         assert_eq!(hrefs(Some("member_user")), ["/", "/catalogue", "/demandes", "/factures"]);
         assert_eq!(hrefs(Some("provider_agent")), ["/", "/catalogue", "/orientations", "/factures"]);
         assert!(hrefs(Some("coordinator")).contains(&"/coordination/regles"));
+        assert!(hrefs(Some("coordinator")).contains(&"/coordination/triage"));
+        assert!(hrefs(Some("coordinator")).contains(&"/coordination/statistiques"));
         assert!(!hrefs(Some("coordinator")).contains(&"/demandes"));
         assert_eq!(hrefs(Some("operator")), ["/", "/catalogue"]);
     }

@@ -25,7 +25,8 @@ pub async fn home(Extension(ctx): Extension<Ctx>) -> Response {
         Some("member_admin" | "member_user") => r#"<h2>Votre espace collectivité</h2>
 <ul class="cards">
 <li><h3><a href="/catalogue">Trouver une offre</a></h3><p>Recherchez dans le catalogue et déposez une demande.</p></li>
-<li><h3><a href="/demandes">Suivre mes demandes</a></h3><p>Statut, historique et réponse du partenaire.</p></li>
+<li><h3><a href="/demandes/nouvelle">Je ne sais pas quelle offre choisir</a></h3><p>Décrivez votre besoin : la coordination vous oriente.</p></li>
+<li><h3><a href="/demandes">Suivre mes demandes</a></h3><p>Statut, historique, échanges avec le partenaire.</p></li>
 <li><h3><a href="/factures">Devis et factures</a></h3><p>Consultez et téléchargez vos documents.</p></li>
 </ul>"#.to_owned(),
         Some("provider_agent") => r#"<h2>Votre espace partenaire</h2>
@@ -35,6 +36,8 @@ pub async fn home(Extension(ctx): Extension<Ctx>) -> Response {
 </ul>"#.to_owned(),
         Some("coordinator") => r#"<h2>Coordination</h2>
 <ul class="cards">
+<li><h3><a href="/coordination/triage">Demandes à orienter</a></h3><p>Les demandes d'orientation et celles qu'aucun partenaire n'a prises.</p></li>
+<li><h3><a href="/coordination/statistiques">Statistiques</a></h3><p>Demandes par statut, catégorie, partenaire et territoire ; délais ; satisfaction.</p></li>
 <li><h3><a href="/coordination/adhesions">Adhésions à valider</a></h3><p>Validez les demandes d'adhésion et invitez le premier administrateur.</p></li>
 <li><h3><a href="/coordination/orientations?a_risque=1">Orientations à risque</a></h3><p>Les orientations sans réponse qui approchent de leur échéance.</p></li>
 <li><h3><a href="/coordination/regles">Règles d'orientation</a></h3><p>Qui reçoit quelles demandes.</p></li>

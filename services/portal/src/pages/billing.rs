@@ -13,21 +13,49 @@ use super::{items, s, safe_id};
 use crate::html::{esc, url_component};
 use crate::{AppState, Ctx, fr, layout};
 
+/// The formats an invoice or a credit note is downloadable in: (suffix, label).
+pub const FORMATS: [(&str, &str); 4] =
+    [("pdf", "PDF"), ("xml", "Factur-X CII (XML)"), ("ubl.xml", "UBL (XML)"), ("csv", "Tableur (CSV)")];
+
+/// The download links of one invoice (`/factures/…`) or credit note (`/avoirs/…`).
+fn formats(prefix: &str, id: &str, what: &str) -> String {
+    FORMATS
+        .iter()
+        .map(|(ext, label)| {
+            format!(
+                r#"<a href="/{prefix}/{}.{ext}" download>{label}<span class="visually-hidden"> {}</span></a>"#,
+                url_component(id),
+                esc(what)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// `{id}.{ext}` of a download path: the id and one of `allowed` suffixes; `None` otherwise.
+pub fn split_file<'a>(file: &'a str, allowed: &[&'a str]) -> Option<(&'a str, &'a str)> {
+    allowed.iter().find_map(|ext| {
+        let id = file.strip_suffix(ext)?.strip_suffix('.')?;
+        safe_id(id).map(|id| (id, *ext))
+    })
+}
+
 /// The quotes and invoices tables (shared with a request's page).
 pub fn tables(quotes: &[Value], invoices: &[Value]) -> String {
     let mut body = String::new();
     if quotes.is_empty() {
         body.push_str("<p>Aucun devis.</p>");
     } else {
-        body.push_str(r#"<table><caption>Devis</caption><thead><tr><th scope="col">Numéro</th><th scope="col">Objet</th><th scope="col">Montant</th><th scope="col">Émis le</th></tr></thead><tbody>"#);
+        body.push_str(r#"<table><caption>Devis</caption><thead><tr><th scope="col">Numéro</th><th scope="col">Objet</th><th scope="col">Montant</th><th scope="col">Émis le</th><th scope="col">Téléchargement</th></tr></thead><tbody>"#);
         for q in quotes {
+            let number = esc(s(q, "number"));
             let _ = write!(
                 body,
-                r#"<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-                esc(s(q, "number")),
+                r#"<tr><th scope="row">{number}</th><td>{}</td><td>{}</td><td>{}</td><td><a href="/devis/{}.pdf" download>PDF<span class="visually-hidden"> du devis {number}</span></a></td></tr>"#,
                 esc(s(q, "label")),
                 esc(&fr::euros(q["amount_cents"].as_i64().unwrap_or(0))),
-                esc(&fr::datetime(s(q, "issued_at")))
+                esc(&fr::datetime(s(q, "issued_at"))),
+                url_component(s(q, "id")),
             );
         }
         body.push_str("</tbody></table>");
@@ -37,11 +65,18 @@ pub fn tables(quotes: &[Value], invoices: &[Value]) -> String {
     } else {
         body.push_str(r#"<table><caption>Factures</caption><thead><tr><th scope="col">Numéro</th><th scope="col">Statut</th><th scope="col">Montant TTC</th><th scope="col">Échéance</th><th scope="col">Téléchargements</th></tr></thead><tbody>"#);
         for i in invoices {
-            let id = url_component(s(i, "id"));
             let number = esc(s(i, "number"));
+            let mut links = formats("factures", s(i, "id"), &format!("de la facture {number}"));
+            if let Some(note) = i["credit_note_id"].as_str().filter(|n| !n.is_empty()) {
+                let _ = write!(
+                    links,
+                    "<br>Avoir : {}",
+                    formats("avoirs", note, &format!("de l'avoir annulant la facture {number}"))
+                );
+            }
             let _ = write!(
                 body,
-                r#"<tr><th scope="row">{number}</th><td>{}</td><td>{}</td><td>{}</td><td><a href="/factures/{id}.xml" download>Factur-X (XML)<span class="visually-hidden"> de la facture {number}</span></a> · <a href="/factures/{id}.csv" download>Tableur (CSV)<span class="visually-hidden"> de la facture {number}</span></a></td></tr>"#,
+                r#"<tr><th scope="row">{number}</th><td>{}</td><td>{}</td><td>{}</td><td>{links}</td></tr>"#,
                 esc(fr::invoice_status(s(i, "status"))),
                 esc(&fr::euros(i["total_gross_cents"].as_i64().unwrap_or(0))),
                 esc(&fr::date(s(i, "due_date"))),
@@ -82,35 +117,80 @@ pub async fn list(State(state): State<AppState>, Extension(ctx): Extension<Ctx>)
     layout::page(&ctx, "Devis et factures", &body)
 }
 
-/// `/factures/{id}.xml` or `/factures/{id}.csv`: the gateway's document, with its type and file name.
-pub async fn download(
+/// `/factures/{id}.{pdf,xml,ubl.xml,csv}`: the gateway's invoice document, with its type and file name.
+pub async fn download(state: State<AppState>, ctx: Extension<Ctx>, Path(file): Path<String>) -> Response {
+    proxy(state, ctx, &file, "invoices", "facture", &["pdf", "ubl.xml", "xml", "csv"]).await
+}
+
+/// `/devis/{id}.pdf`: a quote as PDF.
+pub async fn download_quote(state: State<AppState>, ctx: Extension<Ctx>, Path(file): Path<String>) -> Response {
+    proxy(state, ctx, &file, "quotes", "devis", &["pdf"]).await
+}
+
+/// `/avoirs/{id}.{pdf,xml,ubl.xml,csv}`: a credit note.
+pub async fn download_credit_note(state: State<AppState>, ctx: Extension<Ctx>, Path(file): Path<String>) -> Response {
+    proxy(state, ctx, &file, "credit-notes", "avoir", &["pdf", "ubl.xml", "xml", "csv"]).await
+}
+
+async fn proxy(
     State(state): State<AppState>,
     Extension(ctx): Extension<Ctx>,
-    Path(file): Path<String>,
+    file: &str,
+    resource: &str,
+    name: &str,
+    allowed: &[&str],
 ) -> Response {
     let token = match crate::token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
-    let Some((id, ext)) = file.rsplit_once('.') else {
+    let Some((id, ext)) = split_file(file, allowed) else {
         return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Ce document n'existe pas.");
     };
-    let (Some(id), true) = (safe_id(id), matches!(ext, "xml" | "csv")) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Ce document n'existe pas.");
-    };
-    match state.gateway.download(&format!("/v1/invoices/{id}.{ext}"), &token).await {
+    match state.gateway.download(&format!("/v1/{resource}/{id}.{ext}"), &token).await {
         Ok(doc) => {
             let mut response = (StatusCode::OK, doc.body).into_response();
             let headers = response.headers_mut();
             if let Ok(v) = HeaderValue::from_str(&doc.content_type) {
                 headers.insert(header::CONTENT_TYPE, v);
             }
-            let disposition = doc.disposition.unwrap_or_else(|| format!("attachment; filename=\"facture-{id}.{ext}\""));
+            let disposition = doc.disposition.unwrap_or_else(|| format!("attachment; filename=\"{name}-{id}.{ext}\""));
             if let Ok(v) = HeaderValue::from_str(&disposition) {
                 headers.insert(header::CONTENT_DISPOSITION, v);
             }
             response
         }
         Err(error) => layout::api_error_page(&ctx, &error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_paths_name_an_id_and_a_known_format() {
+        let all = ["pdf", "ubl.xml", "xml", "csv"];
+        assert_eq!(split_file("abc-1.ubl.xml", &all), Some(("abc-1", "ubl.xml")));
+        assert_eq!(split_file("abc-1.xml", &all), Some(("abc-1", "xml")));
+        assert_eq!(split_file("abc-1.pdf", &all), Some(("abc-1", "pdf")));
+        assert_eq!(split_file("abc-1.pdf", &["pdf"]), Some(("abc-1", "pdf")));
+        for bad in ["abc-1.exe", "abc-1", ".pdf", "../x.pdf", "a.b.csv", "abc-1.csv"] {
+            let allowed: &[&str] = if bad == "abc-1.csv" { &["pdf"] } else { &all };
+            assert_eq!(split_file(bad, allowed), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn invoices_offer_every_format_and_their_credit_note() {
+        let invoices = vec![serde_json::json!({"id": "i1", "number": "F-1", "credit_note_id": "c1"})];
+        let html = tables(&[], &invoices);
+        for href in
+            ["/factures/i1.pdf", "/factures/i1.xml", "/factures/i1.ubl.xml", "/factures/i1.csv", "/avoirs/c1.ubl.xml"]
+        {
+            assert!(html.contains(&format!(r#"href="{href}""#)), "{href}");
+        }
+        let quotes = vec![serde_json::json!({"id": "q1", "number": "D-1"})];
+        assert!(tables(&quotes, &[]).contains(r#"href="/devis/q1.pdf""#));
     }
 }

@@ -20,7 +20,7 @@ fn coordinator_only(ctx: &Ctx) -> Option<Response> {
     })
 }
 
-async fn guard(state: &AppState, ctx: &Ctx) -> Result<String, Response> {
+pub(super) async fn guard(state: &AppState, ctx: &Ctx) -> Result<String, Response> {
     let token = crate::token(state, ctx).await?;
     match coordinator_only(ctx) {
         Some(r) => Err(r),

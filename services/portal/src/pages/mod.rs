@@ -3,12 +3,18 @@
 mod auth;
 mod billing;
 mod catalogue;
+mod conversation;
 mod coordination;
 mod join;
 mod provider;
 mod requests;
+mod statistics;
+mod triage;
+
+pub use conversation::ERROR_FLASH;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use serde_json::Value;
 
@@ -27,8 +33,18 @@ pub fn routes() -> Router<AppState> {
         .route("/demandes", get(requests::list).post(requests::submit))
         .route("/demandes/nouvelle", get(requests::new_form))
         .route("/demandes/{id}", get(requests::detail))
+        .route("/demandes/{id}/annuler", post(requests::cancel))
+        .route("/demandes/{id}/avis", post(requests::give_feedback))
+        .route("/demandes/{id}/messages", post(conversation::post_message))
+        .route(
+            "/demandes/{id}/pieces",
+            post(conversation::upload).layer(DefaultBodyLimit::max(conversation::MAX_UPLOAD_BODY_BYTES)),
+        )
+        .route("/demandes/{id}/pieces/{piece}", get(conversation::download))
         .route("/factures", get(billing::list))
         .route("/factures/{file}", get(billing::download))
+        .route("/devis/{file}", get(billing::download_quote))
+        .route("/avoirs/{file}", get(billing::download_credit_note))
         .route("/orientations", get(provider::list))
         .route("/orientations/{id}", get(provider::detail))
         .route("/orientations/{id}/{action}", post(provider::act))
@@ -36,6 +52,9 @@ pub fn routes() -> Router<AppState> {
         .route("/coordination/adhesions/{id}/valider", post(coordination::approve))
         .route("/coordination/adhesions/{id}/inviter", post(coordination::invite))
         .route("/coordination/orientations", get(coordination::referrals))
+        .route("/coordination/triage", get(triage::queue))
+        .route("/coordination/triage/{id}/orienter", post(triage::assign))
+        .route("/coordination/statistiques", get(statistics::page))
         .route("/coordination/regles", get(coordination::rules).post(coordination::create_rule))
         .fallback(not_found)
 }

@@ -25,6 +25,22 @@ fn agents_only(ctx: &Ctx) -> Option<Response> {
     })
 }
 
+/// The SLA mark of a referral still waiting for its provider's answer: past its deadline, or past the reminder
+/// (escalated to the coordination) — in words, not only in colour.
+pub fn deadline_flag(r: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> &'static str {
+    if s(r, "status") != "offered" {
+        return "";
+    }
+    let passed = |key: &str| chrono::DateTime::parse_from_rfc3339(s(r, key)).is_ok_and(|at| at < now);
+    if passed("respond_by") {
+        r#" <strong class="warn">(échéance dépassée)</strong>"#
+    } else if !s(r, "escalated_at").is_empty() || passed("remind_at") {
+        r#" <strong class="warn">(relance : réponse attendue)</strong>"#
+    } else {
+        ""
+    }
+}
+
 /// The referrals table (shared with the coordinator's view).
 pub fn referrals_table(caption: &str, referrals: &[serde_json::Value], link_prefix: &str) -> String {
     let mut body = format!(
@@ -32,7 +48,7 @@ pub fn referrals_table(caption: &str, referrals: &[serde_json::Value], link_pref
         esc(caption)
     );
     for r in referrals {
-        let overdue = !s(r, "escalated_at").is_empty() && s(r, "status") == "offered";
+        let flag = deadline_flag(r, chrono::Utc::now());
         let link = if link_prefix.is_empty() {
             esc(&s(r, "id").chars().take(8).collect::<String>())
         } else {
@@ -49,7 +65,7 @@ pub fn referrals_table(caption: &str, referrals: &[serde_json::Value], link_pref
             esc(fr::referral_status(s(r, "status"))),
             esc(&fr::datetime(s(r, "offered_at"))),
             esc(&fr::datetime(s(r, "respond_by"))),
-            if overdue { r#" <strong class="warn">(échéance dépassée)</strong>"# } else { "" },
+            flag,
             r["attempt"].as_i64().unwrap_or(1),
         );
     }
@@ -203,6 +219,11 @@ async fn render_detail(
         }
         _ => {}
     }
+    // The conversation with the collectivité (the requests service decides whether this agent takes part).
+    body.push_str(
+        &super::conversation::section(state, ctx, &token, s(&referral, "request_id"), &format!("/orientations/{link}"))
+            .await,
+    );
     body.push_str(r#"<p><a href="/orientations">Retour aux orientations</a></p>"#);
     layout::page_with_status(ctx, status, "Orientation", &body)
 }
@@ -280,4 +301,23 @@ pub async fn act(
         }
     }
     render_detail(&state, &ctx, rid, &f, &errors, StatusCode::BAD_REQUEST).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn referrals_waiting_past_their_reminder_or_deadline_are_marked_in_words() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").map(|t| t.to_utc()).unwrap_or_default();
+        let r = |status: &str, remind: &str, by: &str| json!({"status": status, "remind_at": remind, "respond_by": by});
+        assert_eq!(deadline_flag(&r("offered", "2026-11-30T00:00:00Z", "2026-12-01T00:00:00Z"), now), "");
+        assert!(deadline_flag(&r("offered", "2026-11-29T09:00:00Z", "2026-12-01T00:00:00Z"), now).contains("relance"));
+        assert!(deadline_flag(&r("offered", "2026-11-28T00:00:00Z", "2026-11-29T09:59:00Z"), now).contains("dépassée"));
+        assert_eq!(deadline_flag(&r("accepted", "2026-11-28T00:00:00Z", "2026-11-29T09:59:00Z"), now), "");
+        let escalated =
+            json!({"status": "offered", "escalated_at": "2026-11-29T09:00:00Z", "respond_by": "2026-12-01T00:00:00Z"});
+        assert!(deadline_flag(&escalated, now).contains("relance"));
+    }
 }
