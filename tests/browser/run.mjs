@@ -10,7 +10,7 @@
 // run.sh reads (ID77_PG_URL...). Prints "N passed, N failed" and the accessibility summary at the end.
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { existsSync, mkdirSync, readFileSync, rmSync, openSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, openSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -199,6 +199,15 @@ async function login(page, base, email, password) {
   await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/connexion')), page.click('form[action="/connexion"] button[type="submit"]')]);
 }
 
+// Clicks a form's button (a selector or a locator) and waits for the page the POST leads to, also when that page
+// has the URL of the current one.
+async function submit(page, target) {
+  await Promise.all([
+    page.waitForNavigation({ waitUntil: 'load' }),
+    typeof target === 'string' ? page.click(target) : target.click(),
+  ]);
+}
+
 async function logout(page) {
   await Promise.all([page.waitForURL(/\/connexion/), page.click('form[action="/deconnexion"] button')]);
 }
@@ -384,6 +393,77 @@ async function journeys(browser, ready) {
     await page.goto(`${base}/demandes`);
     await check(page, 'mes-demandes');
     expect((await page.locator('tbody tr', { hasText: 'Réfection de la voirie' }).count()) === 1, 'listed');
+  });
+
+  await step('collectivité : échanges avec le partenaire (message, pièce jointe, refus d\'un faux PDF)', async () => {
+    expect(state.requestUrl, 'a filed request');
+    await page.goto(state.requestUrl);
+    // An empty message is refused by the portal, in French, as an alert.
+    await submit(page, 'form[action$="/messages"] button');
+    expect((await text(page, '.error-summary')).includes('obligatoire'), 'an empty message is refused');
+    await check(page, 'conversation-message-vide');
+    await page.fill('#message', 'Bonjour, le plan du centre-bourg suit en pièce jointe.');
+    await submit(page, 'form[action$="/messages"] button');
+    expect((await text(page, '.notice')).includes('message est envoyé'), 'message sent');
+    // A file that says it is a PDF but is not: the API refuses it, the portal says why.
+    const fake = join(RUN_DIR, 'faux-plan.pdf');
+    writeFileSync(fake, Buffer.concat([Buffer.from('MZ'), randomBytes(64)]));
+    await page.setInputFiles('#fichier', fake);
+    await submit(page, 'form[action$="/pieces"] button');
+    const refusal = await text(page, '.error-summary');
+    expect(refusal.includes('ne correspond pas'), `a fake PDF is refused clearly: ${refusal}`);
+    await check(page, 'conversation-fichier-refuse');
+    // A real PDF (streamed through the portal to the gateway).
+    state.pdf = join(RUN_DIR, 'plan-centre-bourg.pdf');
+    writeFileSync(state.pdf, `%PDF-1.4\n% plan ${RUN_ID}\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n`);
+    await page.fill('#legende', 'Plan du centre-bourg');
+    await page.setInputFiles('#fichier', state.pdf);
+    await submit(page, 'form[action$="/pieces"] button');
+    expect((await text(page, '.notice')).includes('plan-centre-bourg.pdf'), 'file sent');
+    const thread = page.locator('#conversation ol.thread > li');
+    expect((await thread.count()) === 2, `two messages in the thread (${await thread.count()})`);
+    expect((await thread.nth(1).innerText()).includes('Plan du centre-bourg'), 'the file comes with its message');
+    expect((await page.locator('#conversation a[href*="/pieces/"]', { hasText: 'plan-centre-bourg.pdf' }).count()) === 1, 'attachment link');
+    await check(page, 'conversation-collectivite');
+  });
+
+  await step('collectivité : prêt d\'exposition, les dates du prêt sont vérifiées', async () => {
+    await page.goto(`${base}/catalogue?categorie=exhibition_loan`);
+    await Promise.all([page.waitForURL(/\/offres\//), page.locator('ul.offers li h3 a').first().click()]);
+    const offerId = new URL(page.url()).pathname.split('/').pop();
+    await page.goto(`${base}/demandes/nouvelle?offre=${offerId}`);
+    expect((await page.locator('fieldset legend', { hasText: 'Période du prêt' }).count()) === 1, 'loan dates asked');
+    expect((await page.locator('#adresse').count()) === 0, 'no site for a loan');
+    await check(page, 'pret-formulaire');
+    const day = (offset) => new Date(Date.now() + offset * 86400000).toISOString().slice(0, 10);
+    await page.fill('#objet', 'Exposition sur la biodiversité à la médiathèque');
+    await page.fill('#debut', day(10));
+    await page.fill('#fin', day(5));
+    await submit(page, 'form[action="/demandes"] button');
+    const errors = await text(page, '.error-summary');
+    expect(errors.includes('doit suivre le premier jour'), `loan dates errors: ${errors}`);
+    expect((await page.getAttribute('#fin', 'aria-invalid')) === 'true', 'the end date is marked invalid');
+    expect((await page.inputValue('#debut')) === day(10), 'the typed dates are kept');
+    await check(page, 'pret-erreurs');
+  });
+
+  await step('collectivité : demande d\'orientation ouverte (« Je ne sais pas quelle offre choisir »)', async () => {
+    await page.goto(`${base}/demandes`);
+    await Promise.all([page.waitForURL(/\/demandes\/nouvelle$/), page.click('a:has-text("Je ne sais pas quelle offre choisir")')]);
+    await check(page, 'orientation-formulaire');
+    await page.click('form[action="/demandes"] button');
+    await page.waitForSelector('.error-summary');
+    await check(page, 'orientation-erreurs');
+    const errors = await text(page, '.error-summary');
+    expect(errors.includes('Objet de la demande') && errors.includes('Description du besoin'), `orientation errors: ${errors}`);
+    expect((await page.getAttribute('#description', 'aria-invalid')) === 'true', 'the description is required');
+    state.orientationSubject = `Projet de tiers-lieu ${RUN_ID}`;
+    await page.fill('#objet', state.orientationSubject);
+    await page.fill('#description', 'Nous voulons transformer l\'ancienne poste en tiers-lieu : par où commencer ?');
+    await Promise.all([page.waitForURL(/\/demandes\/[0-9a-f-]{36}$/), page.click('form[action="/demandes"] button')]);
+    state.orientationUrl = page.url();
+    await check(page, 'orientation-deposee');
+    expect((await text(page, '.facts')).includes("Demande d'orientation"), 'an open orientation request has no offer');
     await logout(page);
   });
 
@@ -405,6 +485,18 @@ async function journeys(browser, ready) {
     await Promise.all([page.waitForURL(state.referralUrl), page.click('form[action$="/accepter"] button')]);
     await check(page, 'partenaire-acceptee');
     expect((await text(page, '.notice')).includes('accepté'), 'acceptance confirmed');
+    // The same thread on the referral's page: the member's message and file, downloaded through the portal.
+    expect((await page.locator('#conversation', { hasText: 'le plan du centre-bourg suit' }).count()) === 1, 'the agent reads the thread');
+    const [pdf] = await Promise.all([page.waitForEvent('download'), page.locator('#conversation a[href*="/pieces/"]').first().click()]);
+    const saved = join(RUN_DIR, 'piece-recue.pdf');
+    await pdf.saveAs(saved);
+    expect(readFileSync(saved).equals(readFileSync(state.pdf)), 'the attachment comes back byte for byte');
+    expect(pdf.suggestedFilename() === 'plan-centre-bourg.pdf', `file name: ${pdf.suggestedFilename()}`);
+    await page.fill('#message', 'Bien reçu, merci : visite de terrain la semaine prochaine.');
+    await submit(page, 'form[action$="/messages"] button');
+    expect((await text(page, '.notice')).includes('message est envoyé'), 'reply sent');
+    expect((await page.locator('#conversation ol.thread > li').count()) === 3, 'the reply is in the thread');
+    await check(page, 'partenaire-conversation');
     await page.fill('#note', 'Visite de terrain faite, diagnostic en cours de rédaction.');
     await page.fill('#pourcentage', '60');
     await Promise.all([page.waitForURL(state.referralUrl), page.click('form[action$="/avancement"] button')]);
@@ -423,6 +515,15 @@ async function journeys(browser, ready) {
 
   await step('collectivité : statut, historique, devis et facture téléchargée', async () => {
     await login(page, base, state.adminEmail, MEMBER_PASSWORD);
+    // The provider's reply is unread on the list, read once the page is opened.
+    await page.goto(`${base}/demandes`);
+    const row = page.locator('tbody tr', { hasText: 'Réfection de la voirie' });
+    expect((await row.locator('.unread').innerText()).startsWith('1'), 'one unread message on the list');
+    await check(page, 'mes-demandes-non-lus');
+    await page.goto(state.requestUrl);
+    expect((await page.locator('#conversation', { hasText: 'Bien reçu, merci' }).count()) === 1, 'the reply is shown');
+    await page.goto(`${base}/demandes`);
+    expect((await row.locator('.unread').count()) === 0, 'read once the page was opened');
     await page.goto(state.requestUrl);
     const status = await text(page, '.facts dd .status');
     expect(['Acceptée', 'En cours', 'Terminée'].includes(status), `status after the provider's answer: ${status}`);
@@ -441,6 +542,73 @@ async function journeys(browser, ready) {
     expect(xml.includes('CrossIndustryInvoice'), 'the downloaded invoice is Factur-X (CII) XML');
     const [csv] = await Promise.all([page.waitForEvent('download'), page.locator('a[href$=".csv"]').first().click()]);
     expect(/\.csv$/.test(csv.suggestedFilename()), `CSV download: ${csv.suggestedFilename()}`);
+    const [ubl] = await Promise.all([page.waitForEvent('download'), page.locator('a[href^="/factures/"][href$=".ubl.xml"]').first().click()]);
+    await ubl.saveAs(join(RUN_DIR, 'facture.ubl.xml'));
+    expect(readFileSync(join(RUN_DIR, 'facture.ubl.xml'), 'utf8').includes('urn:oasis:names:specification:ubl'), 'UBL XML download');
+    const [invoicePdf] = await Promise.all([page.waitForEvent('download'), page.locator('a[href^="/factures/"][href$=".pdf"]').first().click()]);
+    await invoicePdf.saveAs(join(RUN_DIR, 'facture.pdf'));
+    expect(readFileSync(join(RUN_DIR, 'facture.pdf')).subarray(0, 5).toString() === '%PDF-', 'invoice PDF download');
+    const [quotePdf] = await Promise.all([page.waitForEvent('download'), page.locator('a[href^="/devis/"][href$=".pdf"]').first().click()]);
+    await quotePdf.saveAs(join(RUN_DIR, 'devis.pdf'));
+    expect(readFileSync(join(RUN_DIR, 'devis.pdf')).subarray(0, 5).toString() === '%PDF-', 'quote PDF download');
+    // Feedback once the provider has completed.
+    await eventually('the request to be completed', 30000, async () => {
+      await page.goto(state.requestUrl);
+      return (await page.locator('form[action$="/avis"]').count()) === 1;
+    });
+    await submit(page, 'form[action$="/avis"] button');
+    expect((await text(page, '.error-summary')).includes('note de 1 à 5'), 'a rating is required');
+    await page.check('#note-4');
+    await page.fill('#commentaire', 'Diagnostic clair et rapide.');
+    await submit(page, 'form[action$="/avis"] button');
+    expect((await text(page, '.notice')).includes('avis est enregistré'), 'feedback saved');
+    expect((await page.locator('h2', { hasText: 'Avis de la collectivité' }).count()) === 1, 'feedback shown');
+    await check(page, 'demande-avis');
+    await logout(page);
+  });
+
+  await step('coordination : file de triage (la demande d\'orientation est confiée), statistiques', async () => {
+    expect(state.orientationSubject && state.provider, 'an open orientation request and a provider');
+    await login(page, base, 'coordination@id77.demo', password);
+    await eventually('the orientation request in the triage queue', 30000, async () => {
+      await page.goto(`${base}/coordination/triage`);
+      return (await page.locator('li.triage-item', { hasText: state.orientationSubject }).count()) === 1;
+    });
+    await check(page, 'coordination-triage');
+    const item = page.locator('li.triage-item', { hasText: state.orientationSubject });
+    await submit(page, item.locator('button[type="submit"]'));
+    expect((await text(page, '.error-summary')).includes("Choisissez l'offre"), 'an open request needs an offer');
+    await check(page, 'coordination-triage-erreur');
+    const again = page.locator('li.triage-item', { hasText: state.orientationSubject });
+    // An offer of the provider the first request went to, and that provider.
+    const offer = await again.locator('select[name="offre"] option').evaluateAll(
+      (options, provider) => (options.find((o) => o.textContent.endsWith(`, ${provider})`)) ?? options[1])?.value,
+      state.provider,
+    );
+    expect(offer, `an offer of ${state.provider} in the list`);
+    await again.locator('select[name="offre"]').selectOption(offer);
+    await again.locator('select[name="partenaire"]').selectOption(state.provider);
+    await again.locator('textarea[name="note"]').fill('Projet de tiers-lieu : premier rendez-vous à caler.');
+    await submit(page, again.locator('button[type="submit"]'));
+    expect((await text(page, '.notice')).includes(`partenaire ${state.provider}`), `assigned: ${await text(page, '.notice')}`);
+    expect((await page.locator('li.triage-item', { hasText: state.orientationSubject }).count()) === 0, 'no longer in the queue');
+    await eventually('the orientation request to be referred', 30000, async () => {
+      await page.goto(state.orientationUrl);
+      return (await text(page, '.facts dt:has-text("Partenaire") + dd')) === state.provider;
+    });
+    await check(page, 'coordination-demande-orientee');
+    await page.goto(`${base}/coordination/statistiques`);
+    await check(page, 'coordination-statistiques');
+    expect((await page.locator('table caption', { hasText: 'Demandes par statut' }).count()) === 1, 'by status');
+    expect((await page.locator('table caption', { hasText: 'Demandes par partenaire' }).count()) === 1, 'by provider');
+    const total = Number((await text(page, '.facts dt:has-text("Demandes déposées") + dd')).trim());
+    expect(total >= 2, `the period counts this run's requests (${total})`);
+    expect((await text(page, '.facts')).includes('4,0 sur 5') || (await text(page, '.facts')).includes('sur 5'), 'satisfaction shown');
+    await page.fill('#du', '2026-02-01');
+    await page.fill('#au', '2026-01-01');
+    await Promise.all([page.waitForURL(/du=2026-02-01/), page.click('form[action="/coordination/statistiques"] button')]);
+    expect((await text(page, '.error-summary')).includes('doit suivre son début'), 'a reversed period is refused');
+    await check(page, 'coordination-statistiques-erreur');
     await logout(page);
   });
 

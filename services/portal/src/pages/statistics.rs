@@ -82,11 +82,14 @@ pub fn counts(caption: &str, header: &str, rows: &[Value], label: impl Fn(&str) 
 pub fn render(stats: &Value) -> String {
     let list = |key: &str| stats[key].as_array().map(Vec::as_slice).unwrap_or(&[]).to_vec();
     let median = |key: &str| match stats[key]["median_seconds"].as_f64() {
-        Some(m) => format!(
-            "{} <span class=\"small\">(sur {} demandes)</span>",
-            esc(&duration(m)),
-            stats[key]["count"].as_u64().unwrap_or(0)
-        ),
+        Some(m) => {
+            let n = stats[key]["count"].as_u64().unwrap_or(0);
+            format!(
+                "{} <span class=\"small\">(sur {n} demande{})</span>",
+                esc(&duration(m)),
+                if n > 1 { "s" } else { "" }
+            )
+        }
         None => "Pas encore de donnée".to_owned(),
     };
     let satisfaction = &stats["satisfaction"];
@@ -233,7 +236,11 @@ mod tests {
         assert!(html.contains(r#"<th scope="row">Ingénierie intégrée</th>"#));
         assert!(html.contains(r#"<th scope="row">Non renseigné</th>"#));
         assert!(html.contains("Demandes par arrondissement : aucune demande."));
-        assert!(html.contains("1\u{a0}h 00\u{a0}min") && html.contains("Pas encore de donnée"));
+        assert!(
+            html.contains("1\u{a0}h 00\u{a0}min")
+                && html.contains("(sur 2 demandes)")
+                && html.contains("Pas encore de donnée")
+        );
         assert!(html.contains("4,0 sur 5") && html.contains(r#"<th scope="row">4 sur 5</th><td class="num">1</td>"#));
     }
 }

@@ -15,11 +15,15 @@ use crate::forms::{self, Fields};
 use crate::html::{esc, options, url_component};
 use crate::{AppState, Ctx, check_csrf, fr, layout, see_other};
 
-/// The assignment a triage form asks for: an offer id and/or a provider code and a note; `Err` in French.
+/// The assignment a triage form asks for: an offer id and/or a provider code and a note (an open orientation
+/// request, `ouverte=1`, needs the offer: routing refuses it otherwise); `Err` in French.
 pub fn assignment(f: &Fields) -> Result<Value, String> {
     let offer = forms::value(f, "offre");
     let provider = forms::value(f, "partenaire");
     let note = forms::value(f, "note");
+    if offer.is_empty() && forms::value(f, "ouverte") == "1" {
+        return Err("Choisissez l'offre qui convient : une demande d'orientation en a besoin pour être confiée.".into());
+    }
     if offer.is_empty() && provider.is_empty() {
         return Err("Choisissez une offre, un partenaire, ou les deux, pour orienter la demande.".into());
     }
@@ -90,6 +94,7 @@ pub async fn queue(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
     for (n, item) in queue.iter().enumerate() {
         let id = url_component(s(item, "request_id"));
         let subject = esc(s(item, "subject"));
+        let open = s(item, "offer_id").is_empty();
         let why = match s(item, "reason") {
             "" => "Demande d'orientation : la collectivité n'a pas choisi d'offre.".to_owned(),
             reason => format!("Aucun partenaire disponible : {reason}"),
@@ -99,9 +104,9 @@ pub async fn queue(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
             r#"<li class="triage-item"><h2 id="demande-{n}"><a href="/demandes/{id}">{subject}</a></h2>
 <dl class="facts"><dt>Collectivité</dt><dd>{member}</dd><dt>Reçue le</dt><dd>{at}</dd><dt>Motif</dt><dd>{why}</dd></dl>
 <p>{description}</p>
-<form method="post" action="/coordination/triage/{id}/orienter" class="form" novalidate>{csrf}
+<form method="post" action="/coordination/triage/{id}/orienter" class="form" novalidate>{csrf}{open}
 <fieldset><legend>Orienter la demande « {subject} »</legend>
-<div class="field"><label for="offre-{n}">Offre</label><select id="offre-{n}" name="offre">{offers}</select></div>
+<div class="field"><label for="offre-{n}">Offre{offer_required}</label><select id="offre-{n}" name="offre"{offer_attrs}>{offers}</select></div>
 <div class="field"><label for="partenaire-{n}">Partenaire</label><p class="hint" id="partenaire-{n}-aide">Sans partenaire choisi, les règles d'orientation de l'offre choisissent.</p><select id="partenaire-{n}" name="partenaire" aria-describedby="partenaire-{n}-aide">{providers}</select></div>
 <div class="field"><label for="note-{n}">Note pour le partenaire</label><textarea id="note-{n}" name="note" rows="2"></textarea></div>
 <button type="submit">Orienter<span class="visually-hidden"> la demande {subject}</span></button></fieldset></form></li>"#,
@@ -110,6 +115,9 @@ pub async fn queue(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
             why = esc(&why),
             description = crate::html::multiline(s(item, "description")),
             csrf = forms::csrf(&ctx.csrf),
+            open = if open { r#"<input type="hidden" name="ouverte" value="1">"# } else { "" },
+            offer_required = if open { r#" <span class="req">(obligatoire)</span>"# } else { "" },
+            offer_attrs = if open { " required" } else { "" },
             offers = options(&offer_items, s(item, "offer_id")),
             providers = options(&provider_items, ""),
         );
@@ -166,6 +174,10 @@ mod tests {
             Ok(json!({"offer_id": "", "provider_code": "caue77", "note": "voir le maire"}))
         );
         assert!(assignment(&fields(&[("offre", "0193f6a2-1c2b"), ("partenaire", "")])).is_ok());
+        // An open orientation request needs its offer, with or without a provider.
+        let open = assignment(&fields(&[("ouverte", "1"), ("partenaire", "caue77")]));
+        assert!(open.is_err_and(|m| m.contains("une demande d'orientation en a besoin")));
+        assert!(assignment(&fields(&[("ouverte", "1"), ("offre", "o-1"), ("partenaire", "caue77")])).is_ok());
         assert!(assignment(&fields(&[("offre", "../v1/users")])).is_err());
         assert!(assignment(&fields(&[("partenaire", "caue77"), ("note", &"x".repeat(1001))])).is_err());
     }
