@@ -427,6 +427,19 @@ async function journeys(browser, ready) {
     await check(page, 'conversation-collectivite');
   });
 
+  await step('collectivité : un fichier de plus de 10 Mo est refusé', async () => {
+    expect(state.requestUrl, 'a filed request');
+    await page.goto(state.requestUrl);
+    const big = join(RUN_DIR, 'gros-plan.pdf');
+    writeFileSync(big, Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.alloc(10 * 1024 * 1024 + 10, 0x20)]));
+    await page.setInputFiles('#fichier', big);
+    await submit(page, 'form[action$="/pieces"] button');
+    const refusal = await text(page, '.error-summary');
+    expect(refusal.includes('10 Mo'), `a file over 10 MiB is refused clearly: ${refusal}`);
+    expect((await page.locator('#conversation ol.thread > li').count()) === 2, 'nothing was added to the thread');
+    await check(page, 'conversation-fichier-trop-gros');
+  });
+
   await step('collectivité : prêt d\'exposition, les dates du prêt sont vérifiées', async () => {
     await page.goto(`${base}/catalogue?categorie=exhibition_loan`);
     await Promise.all([page.waitForURL(/\/offres\//), page.locator('ul.offers li h3 a').first().click()]);
