@@ -610,6 +610,15 @@ async function journeys(browser, ready) {
       return (await text(page, '.facts dt:has-text("Partenaire") + dd')) === state.provider;
     });
     await check(page, 'coordination-demande-orientee');
+    // The coordinator cancels it (before completion): the history says who, from what, and why.
+    await page.fill('#motif-annulation', 'Doublon avec un projet intercommunal');
+    await submit(page, 'form[action$="/annuler"] button');
+    expect((await text(page, '.notice')).includes('La demande est annulée'), 'cancelled');
+    expect((await text(page, '.facts dd .status')) === 'Annulée', 'status: cancelled');
+    const last = page.locator('table tbody tr').filter({ hasText: 'Doublon avec un projet intercommunal' });
+    expect((await last.innerText()).includes('Coordination (guichet unique)'), 'the history names the coordinator');
+    expect((await page.locator('form[action$="/annuler"]').count()) === 0, 'no second cancellation offered');
+    await check(page, 'coordination-demande-annulee');
     await page.goto(`${base}/coordination/statistiques`);
     await check(page, 'coordination-statistiques');
     expect((await page.locator('table caption', { hasText: 'Demandes par statut' }).count()) === 1, 'by status');
