@@ -46,6 +46,12 @@ pub fn query(pairs: &[(&str, &str)]) -> String {
     if parts.is_empty() { String::new() } else { esc(&format!("?{}", parts.join("&"))) }
 }
 
+/// `&key=value` (value percent-encoded) to append to a URL that has a query already; empty for an empty value.
+/// For URLs the portal calls, not for HTML attributes (no escaping of `&`).
+pub fn query_tail(key: &str, value: &str) -> String {
+    if value.is_empty() { String::new() } else { format!("&{}={}", url_component(key), url_component(value)) }
+}
+
 /// Multi-line text as paragraphs-friendly HTML (escaped, line breaks kept).
 pub fn multiline(text: &str) -> String {
     esc(text).replace("\r\n", "\n").replace('\n', "<br>")
@@ -85,6 +91,8 @@ mod tests {
             "?q=voirie%20%26%20eau&amp;theme=%22x%22"
         );
         assert_eq!(query(&[("q", "")]), "");
+        assert_eq!(query_tail("cursor", "a+b/c="), "&cursor=a%2Bb%2Fc%3D");
+        assert_eq!(query_tail("cursor", ""), "");
     }
 
     #[test]

@@ -69,28 +69,47 @@ pub fn size(bytes: i64) -> String {
 
 /// The unread count of each request's thread for the caller (`None` when the thread could not be read).
 pub async fn unread_counts(state: &AppState, token: &str, ids: &[String]) -> Vec<Option<u64>> {
-    let calls = ids.iter().map(|id| async move {
-        let id = safe_id(id)?;
+    use futures::StreamExt as _;
+    let calls = ids.iter().cloned().map(|id: String| async move {
+        let id = safe_id(&id)?;
         let thread = state.gateway.get(&format!("/v1/requests/{id}/messages?limit=1"), Some(token)).await.ok()?;
         thread["unread_count"].as_u64()
     });
-    futures::future::join_all(calls).await
+    // A few at a time: the list shows up to 100 requests.
+    futures::stream::iter(calls).buffered(UNREAD_CALLS_IN_FLIGHT).collect().await
 }
+
+/// Concurrent gateway calls for the unread counts of a list.
+const UNREAD_CALLS_IN_FLIGHT: usize = 8;
+/// Pages of 100 messages read for one thread (oldest first: the whole thread up to 1000 messages).
+const MAX_THREAD_PAGES: usize = 10;
 
 /// The thread section of a page: the messages (marked read once fetched), the two forms. `back` is the page
 /// to come back to after posting.
 pub async fn section(state: &AppState, ctx: &Ctx, token: &str, request_id: &str, back: &str) -> String {
     let Some(id) = safe_id(request_id) else { return String::new() };
-    let thread = match state.gateway.get(&format!("/v1/requests/{id}/messages?limit=100"), Some(token)).await {
-        Ok(t) => t,
-        Err(error) => {
-            return format!(
-                r#"<section id="conversation" aria-labelledby="conversation-titre"><h2 id="conversation-titre">Échanges</h2><p>Les échanges ne peuvent pas être affichés : {}</p></section>"#,
-                esc(&fr::problem(&error))
-            );
+    // The thread comes oldest first: read every page (bounded) so that the newest messages are shown.
+    let mut messages = Vec::new();
+    let mut unread = 0;
+    let mut cursor = String::new();
+    for _ in 0..MAX_THREAD_PAGES {
+        let path = format!("/v1/requests/{id}/messages?limit=100{}", crate::html::query_tail("cursor", &cursor));
+        let thread = match state.gateway.get(&path, Some(token)).await {
+            Ok(t) => t,
+            Err(error) => {
+                return format!(
+                    r#"<section id="conversation" aria-labelledby="conversation-titre"><h2 id="conversation-titre">Échanges</h2><p>Les échanges ne peuvent pas être affichés : {}</p></section>"#,
+                    esc(&fr::problem(&error))
+                );
+            }
+        };
+        unread = thread["unread_count"].as_u64().unwrap_or(0);
+        messages.extend(items(&thread).iter().cloned());
+        match thread["next_cursor"].as_str() {
+            Some(next) if !next.is_empty() => cursor = next.to_owned(),
+            _ => break,
         }
-    };
-    let unread = thread["unread_count"].as_u64().unwrap_or(0);
+    }
     if unread > 0 {
         // Opening the page reads the thread; a failure only leaves the count as it was.
         if let Err(error) =
@@ -99,7 +118,7 @@ pub async fn section(state: &AppState, ctx: &Ctx, token: &str, request_id: &str,
             tracing::warn!(request = id, status = error.status, "could not mark the thread read");
         }
     }
-    render(ctx, id, back, items(&thread), unread)
+    render(ctx, id, back, &messages, unread)
 }
 
 /// The HTML of a thread (pure, for tests).
@@ -290,7 +309,7 @@ pub async fn upload(
         if name != "fichier" {
             // The small fields come first (the form's order); a long one is not a form of this site.
             match field.text().await {
-                Ok(text) if text.len() <= 16 * 1024 => {
+                Ok(text) if text.len() <= 32 * 1024 => {
                     f.insert(name, text);
                 }
                 _ => {
