@@ -39,24 +39,32 @@ const TICKS_PER_SECOND: f64 = 100.0;
 
 /// utime + stime of a process, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
+    stat_cpu_seconds(pid, false)
+}
+
+/// utime + stime of a process, plus with `children` the cutime + cstime of its children that have exited and
+/// been waited for (PostgreSQL's backends end with pgbench's connections: only the postmaster's cutime keeps
+/// their CPU time).
+fn stat_cpu_seconds(pid: u32, children: bool) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
     // Fields after the command (which may hold spaces) start after the last ')'.
     let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return 0.0 };
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the state field.
-    (ticks(11) + ticks(12)) / TICKS_PER_SECOND
+    // utime, stime, cutime and cstime are fields 14 to 17 of stat, 12 to 15 after the state field.
+    let own = ticks(11) + ticks(12);
+    (if children { own + ticks(13) + ticks(14) } else { own }) / TICKS_PER_SECOND
 }
 
-/// CPU seconds of every process whose command is `postgres` (PostgreSQL's backends; the machine is shared, so
-/// this includes other clients' work: an upper bound).
+/// CPU seconds of every process whose command is `postgres` (the postmaster with its exited children, and the
+/// live backends; the machine is shared, so this includes other clients' work: an upper bound).
 fn postgres_cpu_seconds() -> f64 {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
     entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
-        .map(cpu_seconds)
+        .map(|pid| stat_cpu_seconds(pid, true))
         .sum()
 }
 
@@ -276,10 +284,16 @@ async fn journey(
         errors += task.await.unwrap_or(0);
     }
     let submitted = submitted.lock().map(|v| v.clone()).unwrap_or_default();
-    // Wait for the last referrals to arrive (at most 30 s).
+    // Wait for the last referrals to arrive (at most 30 s). Only this phase's requests count: the warm-up's
+    // referrals arrive too (they waited in the stream for the consumer), and counting them ended the wait early
+    // with as many referrals still in flight (the 4 "lost" of the first run, one warm-up per member).
     let waiting = Instant::now();
     loop {
-        let arrived = recorder.arrivals.lock().map(|a| a.len()).unwrap_or(0);
+        let arrived = recorder
+            .arrivals
+            .lock()
+            .map(|a| submitted.iter().filter(|(id, _)| a.contains_key(id)).count())
+            .unwrap_or(0);
         if arrived >= submitted.len() || waiting.elapsed() > Duration::from_secs(30) {
             break;
         }
