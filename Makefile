@@ -20,7 +20,7 @@ export ID77_PG_URL ID77_DIRECTORY_DIR
 # Databases created by tests start with this prefix (services/platform/src/testing.rs: TEST_DB_PREFIX).
 TEST_DB_PREFIX := id77t_
 
-.PHONY: help run build test test-browser lint fmt clean-test-dbs deps directory helm-check bench-catalogue chaos bench
+.PHONY: help run build test test-browser lint fmt clean-test-dbs deps directory helm-check bench-catalogue chaos bench fuzz
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -53,14 +53,23 @@ test: deps directory clean-test-dbs helm-check ## Run the whole test suite again
 		echo 'cargo-nextest not installed: using cargo test'; \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
-	# Last: the web portal in a real browser (starts its own platform on free ports; see tests/browser/run.mjs).
+	# The web portal in a real browser (starts its own platform on free ports; see tests/browser/run.mjs).
 	$(MAKE) --no-print-directory test-browser
+	# Last: a bounded libFuzzer pass over every parser of external input (make fuzz runs longer).
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 
 test-browser: deps directory ## Browser tests of the web portal (headless Chromium + axe-core), against the platform as make run starts it
 	# npm ci installs playwright-core and axe-core from the committed lock; Debian's chromium is installed if missing.
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 	bash tests/browser/ensure-chromium.sh >/dev/null
 	node tests/browser/run.mjs
+
+# Seconds per fuzz target: make fuzz (long runs: make fuzz FUZZ_SECONDS=600) and the pass inside make test.
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 15
+
+fuzz: ## Fuzz every parser of external input (cargo-fuzz, libFuzzer), FUZZ_SECONDS per target; fails on a finding
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
 
 # Profile of the benchmark's binaries, both sides alike: debug (as make test builds) or release (BENCH_PROFILE=release).
 BENCH_PROFILE ?= debug

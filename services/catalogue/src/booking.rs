@@ -64,10 +64,13 @@ fn violation(field: &str, description: impl Into<String>) -> FieldViolation {
     FieldViolation { field: field.to_owned(), description: description.into() }
 }
 
-/// A `YYYY-MM-DD` date.
+/// A `YYYY-MM-DD` date: exactly four, two and two digits. chrono's `%Y-%m-%d` alone also takes whitespace
+/// and short numbers inside (`"78-\t\t\t\n8-1"` was year 78, found by `make fuzz`).
 pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, FieldViolation> {
     let raw = raw.trim();
-    if raw.len() != 10 {
+    let shaped = raw.len() == 10
+        && raw.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    if !shaped {
         return Err(violation(field, "must be a date YYYY-MM-DD"));
     }
     NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| violation(field, "must be a date YYYY-MM-DD"))
@@ -137,6 +140,15 @@ mod tests {
 
     fn fields(r: Result<(NaiveDate, NaiveDate), Vec<FieldViolation>>) -> Vec<String> {
         r.err().unwrap_or_default().into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn only_four_two_two_digits_make_a_date() {
+        assert_eq!(parse_date("from", " 2026-12-01 ").ok(), Some(d("2026-12-01")));
+        // Found by the fuzzer (fuzz/fuzz_targets/dates.rs): chrono alone read this as 0078-08-01.
+        for raw in ["78-\t\t\t\n8-1", "2026-1-01 ", "2026-12-1", "+202-12-01", "2026/12/01", "２０２６-12-01"] {
+            assert!(parse_date("from", raw).is_err(), "{raw:?} was taken as a date");
+        }
     }
 
     #[test]
