@@ -434,6 +434,61 @@ pub fn decide(accepted: &Accepted, tariff: Option<&Tariff>, population: Option<i
     })
 }
 
+/// Largest amount a provider may state on a quote (routing refuses more): 10 000 000,00 € in cents.
+pub const MAX_STATED_CENTS: i64 = 1_000_000_000;
+
+/// What the provider stated when accepting a referral for an offer priced on quote
+/// (`ReferralAccepted.amount_cents` and `quote_note`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stated {
+    /// Euro cents, VAT excluded, 1 to [`MAX_STATED_CENTS`].
+    pub amount_cents: i64,
+    /// Short label of the quote (may be empty).
+    pub note: String,
+}
+
+impl Stated {
+    /// From the event's fields: `None` when no amount was stated (0: events before issue 7's "on quote", and
+    /// accepts of offers with a set price).
+    pub fn parse(amount_cents: i64, note: &str) -> Result<Option<Self>, String> {
+        match amount_cents {
+            0 => Ok(None),
+            n if (1..=MAX_STATED_CENTS).contains(&n) => {
+                let note: String = note.trim().chars().filter(|c| !c.is_control()).take(MAX_LABEL_CHARS).collect();
+                Ok(Some(Self { amount_cents: n, note }))
+            }
+            n => Err(format!("stated amount {n} cents is not between 1 and {MAX_STATED_CENTS}")),
+        }
+    }
+}
+
+impl Decision {
+    /// Applies the amount the provider stated to the quote of an offer priced on quote; the label gets the
+    /// provider's note after the offer's title. Any other decision is unchanged: a stated amount counts only for
+    /// an offer on quote (the tariff of the offer decides, not the reply).
+    pub fn with_stated(self, stated: Option<&Stated>) -> Self {
+        match (self, stated) {
+            (Self::Quote { issuer_code, to_be_stated: true, vat, label, offer_id, offer_version, .. }, Some(s)) => {
+                let label = if s.note.is_empty() {
+                    label
+                } else {
+                    format!("{label} — {}", s.note).chars().take(MAX_LABEL_CHARS).collect()
+                };
+                Self::Quote {
+                    issuer_code,
+                    amount_cents: s.amount_cents,
+                    to_be_stated: false,
+                    vat,
+                    label,
+                    offer_id,
+                    offer_version,
+                }
+            }
+            (decision, _) => decision,
+        }
+    }
+}
+
 /// What the coordinator or the issuing provider records about an invoice after its issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
@@ -659,6 +714,44 @@ mod tests {
         ));
         let free = tariff(true, 100).with_terms(PriceRule::Free, Vat::Rate(0));
         assert_eq!(decide(&accepted(offer), Some(&free), None), Ok(Decision::Free));
+    }
+
+    #[test]
+    fn a_stated_amount_prices_an_offer_on_quote_only() {
+        let offer = Some(Uuid::from_u128(7));
+        let stated = Stated::parse(245_000, " Devis 2026-12 ").ok().flatten();
+        assert_eq!(stated, Some(Stated { amount_cents: 245_000, note: "Devis 2026-12".into() }));
+        assert_eq!(Stated::parse(0, "ignored"), Ok(None));
+        for bad in [-1, MAX_STATED_CENTS + 1, i64::MIN] {
+            assert!(Stated::parse(bad, "").is_err(), "{bad}");
+        }
+        let on_quote = tariff(false, 0).with_terms(PriceRule::OnQuote, Vat::Rate(2000));
+        let quoted = decide(&accepted(offer), Some(&on_quote), None).map(|d| d.with_stated(stated.as_ref()));
+        assert!(
+            matches!(
+                &quoted,
+                Ok(Decision::Quote { amount_cents: 245_000, to_be_stated: false, vat: Vat::Rate(2000), label, .. })
+                    if label == "Assistance à maîtrise d'ouvrage — Devis 2026-12"
+            ),
+            "{quoted:?}"
+        );
+        // Without a note the label is the offer's title; without an amount the quote stays to be stated.
+        let bare = Stated { amount_cents: 1, note: String::new() };
+        assert!(matches!(
+            decide(&accepted(offer), Some(&on_quote), None).map(|d| d.with_stated(Some(&bare))),
+            Ok(Decision::Quote { amount_cents: 1, label, .. }) if label == "Assistance à maîtrise d'ouvrage"
+        ));
+        assert!(matches!(
+            decide(&accepted(offer), Some(&on_quote), None).map(|d| d.with_stated(None)),
+            Ok(Decision::Quote { amount_cents: 0, to_be_stated: true, .. })
+        ));
+        // An amount given for an offer with a set price changes nothing.
+        let flat = tariff(true, 12_000);
+        assert_eq!(
+            decide(&accepted(offer), Some(&flat), None).map(|d| d.with_stated(stated.as_ref())),
+            decide(&accepted(offer), Some(&flat), None)
+        );
+        assert_eq!(Decision::Free.with_stated(stated.as_ref()), Decision::Free);
     }
 
     #[test]

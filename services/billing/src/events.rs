@@ -10,7 +10,7 @@ use id77_proto::routing::v1 as routing;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{self, Accepted, DecideError, Decision, PriceRule, Tariff, Vat};
+use crate::domain::{self, Accepted, DecideError, Decision, PriceRule, Stated, Tariff, Vat};
 use crate::invoices::{self, InvoiceDraft, IssueError};
 use crate::parties::{self, Issuers, Party, ProviderFacts};
 use crate::quotes::{self, QuoteDraft};
@@ -139,6 +139,8 @@ impl EventHandler for ReferralAcceptedHandler {
         let accepted =
             Accepted::parse(&msg.referral_id, &msg.request_id, &msg.member_id, &msg.offer_id, &msg.provider_code)
                 .map_err(reject)?;
+        let stated = Stated::parse(msg.amount_cents, &msg.quote_note)
+            .map_err(|e| reject(format!("referral {}: {e}", accepted.referral_id)))?;
         // A replay under another message id: the referral already has its quote.
         if let Some(quote) = store::quote_for_referral(conn, accepted.referral_id).await? {
             tracing::info!(referral_id = %accepted.referral_id, number = %quote.number, "referral already quoted");
@@ -154,7 +156,15 @@ impl EventHandler for ReferralAcceptedHandler {
             _ => None,
         };
         let decision = match domain::decide(&accepted, tariff.as_ref(), population) {
-            Ok(decision) => decision,
+            Ok(decision @ Decision::Quote { to_be_stated: true, .. }) => decision.with_stated(stated.as_ref()),
+            Ok(decision) => {
+                if let Some(s) = &stated {
+                    // Routing refuses it for offers it knows; the offer's tariff decides here.
+                    tracing::warn!(referral_id = %accepted.referral_id, amount_cents = s.amount_cents,
+                        "amount stated for an offer not priced on quote: ignored");
+                }
+                decision
+            }
             // The catalogue's event may still be on its way: try again later.
             Err(DecideError::UnknownTariff) => {
                 return Err(HandleError::Retry(anyhow::anyhow!(

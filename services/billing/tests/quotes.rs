@@ -224,6 +224,7 @@ fn referral(offer: &catalogue::Offer) -> routing::ReferralAccepted {
         member_id: Uuid::now_v7().to_string(),
         provider_code: offer.provider_code.clone(),
         occurred_at: Some(time::to_proto(time::now())),
+        ..Default::default()
     }
 }
 

@@ -553,6 +553,7 @@ async fn booking_scenario(env: &Env) -> anyhow::Result<()> {
         member_id: member.to_string(),
         provider_code: "dir-culture".into(),
         occurred_at: Some(id77_platform::time::to_proto(id77_platform::time::now())),
+        ..Default::default()
     };
     env.publish(streams::ROUTING, "id77.routing.referral.accepted", "acc-1", &accepted).await;
     let declined = routing::ReferralDeclined {

@@ -401,7 +401,7 @@ async fn checks(server: &Server) -> TestResult {
             referral_id: for_b.clone(),
             decision: ReplyDecision::Decline.into(),
             reason: "forged by A".into(),
-            replied_at: None,
+            ..Default::default()
         };
         let published =
             tokio::time::timeout(Duration::from_secs(5), publish(&js_a, b_reply.clone(), &forged, "forged"));

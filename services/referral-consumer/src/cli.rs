@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use id77_platform::config::DEFAULT_NATS_URL;
 
-use crate::{Config, Rule, RuleKind};
+use crate::{Config, Quote, Rule, RuleKind};
 
 /// How the referrals are handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -60,6 +60,13 @@ pub struct Cli {
     /// The reason given with `--rule decline-all` (at most 1000 characters).
     #[arg(long)]
     pub decline_reason: Option<String>,
+    /// The amount (euro cents, VAT excluded) stated when accepting an offer priced on quote, e.g. 245000 for
+    /// 2 450,00 EUR. Without it, such a referral is left to an agent (portal or API), not accepted.
+    #[arg(long)]
+    pub quote_amount_cents: Option<i64>,
+    /// Optional short label sent with `--quote-amount-cents` (at most 200 characters).
+    #[arg(long, requires = "quote_amount_cents")]
+    pub quote_note: Option<String>,
     /// Stop after answering this many referrals.
     #[arg(long)]
     pub max: Option<u64>,
@@ -107,6 +114,13 @@ impl Cli {
                 Plan::Print
             }
         };
+        let quote = match self.quote_amount_cents {
+            None => None,
+            Some(amount) => Some(
+                Quote::new(amount, self.quote_note.as_deref().unwrap_or_default())
+                    .map_err(|e| anyhow::anyhow!("--quote-amount-cents: {e}"))?,
+            ),
+        };
         let config = Config {
             nats_url: self.nats_url,
             credentials: self.creds,
@@ -116,6 +130,7 @@ impl Cli {
             max: self.max,
             ensure_stream: !self.no_create_stream,
             create_consumer: !self.no_create_consumer,
+            quote,
         };
         config.validate()?;
         Ok((config, plan))
@@ -157,6 +172,27 @@ mod tests {
         assert_eq!((config.provider.as_str(), config.max, config.prefix.as_str()), ("caue77", Some(2), "t1"));
         assert!(config.ensure_stream);
         assert!(config.credentials.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_quote_amount_is_bounded_and_kept() -> anyhow::Result<()> {
+        let (config, _) = parse(&[
+            "--provider",
+            "p",
+            "--rule",
+            "accept-all",
+            "--quote-amount-cents",
+            "245000",
+            "--quote-note",
+            "D-12",
+        ])?;
+        assert_eq!(config.quote, Some(Quote { amount_cents: 245_000, note: "D-12".into() }));
+        assert_eq!(parse(&["--provider", "p", "--rule", "accept-all"])?.0.quote, None);
+        for bad in ["0", "-5", "1000000001", "12,5"] {
+            assert!(parse(&["--provider", "p", "--rule", "accept-all", "--quote-amount-cents", bad]).is_err(), "{bad}");
+        }
+        assert!(parse(&["--provider", "p", "--rule", "accept-all", "--quote-note", "x"]).is_err(), "note alone");
         Ok(())
     }
 

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Decision, Handler, Notice};
+use crate::{Decision, Handler, Notice, Quote};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "X-Id77-Signature";
@@ -60,6 +60,8 @@ pub struct ForwardedReferral {
     pub attempt: i32,
     pub respond_by: Option<String>,
     pub assignment: String,
+    /// "free", "flat", "daily_rate", "per_inhabitant", "on_quote" (accept with `amount_cents`), or "" if unknown.
+    pub price_kind: String,
 }
 
 impl ForwardedReferral {
@@ -78,6 +80,7 @@ impl ForwardedReferral {
             attempt: r.attempt,
             respond_by: r.respond_by.as_ref().and_then(id77_platform::time::from_proto).map(|t| t.to_rfc3339()),
             assignment: r.assignment.clone(),
+            price_kind: r.price_kind.clone(),
         }
     }
 }
@@ -97,6 +100,11 @@ struct EndpointAnswer {
     decision: String,
     #[serde(default)]
     reason: Option<String>,
+    /// With an accept of an offer priced on quote: the amount in euro cents, VAT excluded.
+    #[serde(default)]
+    amount_cents: Option<i64>,
+    #[serde(default)]
+    quote_note: Option<String>,
 }
 
 /// The decision in an endpoint's 2xx body: `Ok(None)` for "later" (or an empty body).
@@ -107,7 +115,12 @@ pub fn parse_answer(body: &[u8]) -> Result<Option<Decision>, String> {
     let answer: EndpointAnswer =
         serde_json::from_slice(body).map_err(|e| format!("the endpoint's answer is not the expected JSON: {e}"))?;
     match answer.decision.as_str() {
-        "accept" => Ok(Some(Decision::Accept)),
+        "accept" => match answer.amount_cents {
+            None if answer.quote_note.is_some() => Err("quote_note goes with amount_cents".to_owned()),
+            None => Ok(Some(Decision::Accept)),
+            Some(amount) => Quote::new(amount, answer.quote_note.as_deref().unwrap_or_default())
+                .map(|q| Some(Decision::AcceptQuoted(q))),
+        },
         "decline" => Decision::decline(answer.reason.as_deref().unwrap_or_default()).map(Some),
         "later" => Ok(None),
         other => Err(format!("unknown decision {other:?} (accept, decline or later)")),
@@ -280,6 +293,13 @@ mod tests {
     #[test]
     fn endpoint_answers_are_parsed_strictly() {
         assert_eq!(parse_answer(br#"{"decision":"accept"}"#), Ok(Some(Decision::Accept)));
+        assert_eq!(
+            parse_answer(br#"{"decision":"accept","amount_cents":245000,"quote_note":" Devis 12 "}"#),
+            Ok(Some(Decision::AcceptQuoted(Quote { amount_cents: 245_000, note: "Devis 12".into() })))
+        );
+        assert!(parse_answer(br#"{"decision":"accept","amount_cents":0}"#).is_err());
+        assert!(parse_answer(br#"{"decision":"accept","amount_cents":1000000001}"#).is_err());
+        assert!(parse_answer(br#"{"decision":"accept","quote_note":"x"}"#).is_err());
         assert_eq!(
             parse_answer(br#"{"decision":"decline","reason":" complet "}"#),
             Ok(Some(Decision::Decline("complet".into())))

@@ -44,6 +44,12 @@ use tracing::Instrument;
 
 /// Longest decline reason routing accepts.
 pub const MAX_REASON_CHARS: usize = 1000;
+/// Largest amount routing accepts on a quote: 10 000 000,00 € in cents.
+pub const MAX_QUOTE_CENTS: i64 = 1_000_000_000;
+/// Longest quote label routing accepts.
+pub const MAX_QUOTE_NOTE_CHARS: usize = 200;
+/// `ReferralOffered.price_kind` of an offer priced on quote: its accept must state the amount.
+pub const ON_QUOTE: &str = "on_quote";
 
 /// How long the referral stays with this consumer before JetStream redelivers it.
 const ACK_WAIT: Duration = Duration::from_secs(60);
@@ -68,6 +74,9 @@ pub struct Config {
     /// Create the durable consumer if it is missing (development). When false, the consumer must exist: the
     /// platform creates it (`id77-nats-config ensure-consumers`) and the provider needs no create permission.
     pub create_consumer: bool,
+    /// The amount stated when a plain accept meets an offer priced on quote (`--quote-amount-cents`). Without
+    /// it such a referral is acknowledged unanswered, for an agent to accept with an amount (portal or API).
+    pub quote: Option<Quote>,
 }
 
 impl Config {
@@ -82,6 +91,7 @@ impl Config {
             max: None,
             ensure_stream: true,
             create_consumer: true,
+            quote: None,
         };
         config.validate()?;
         Ok(config)
@@ -137,10 +147,35 @@ fn is_valid_prefix_token(token: &str) -> bool {
     !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The amount a provider states when it accepts a referral for an offer priced on quote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// Euro cents, VAT excluded, 1 to [`MAX_QUOTE_CENTS`].
+    pub amount_cents: i64,
+    /// Optional short label (at most [`MAX_QUOTE_NOTE_CHARS`] characters).
+    pub note: String,
+}
+
+impl Quote {
+    /// A quote, validated as routing validates it.
+    pub fn new(amount_cents: i64, note: &str) -> Result<Self, String> {
+        let note = note.trim();
+        if !(1..=MAX_QUOTE_CENTS).contains(&amount_cents) {
+            Err(format!("a quoted amount must be 1 to {MAX_QUOTE_CENTS} cents (VAT excluded)"))
+        } else if note.chars().count() > MAX_QUOTE_NOTE_CHARS || note.chars().any(char::is_control) {
+            Err(format!("a quote label must be at most {MAX_QUOTE_NOTE_CHARS} characters, without control characters"))
+        } else {
+            Ok(Self { amount_cents, note: note.to_owned() })
+        }
+    }
+}
+
 /// The provider's answer to one referral.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Accept,
+    /// An accept that states the amount of an offer priced on quote.
+    AcceptQuoted(Quote),
     /// With the reason given to the member (required, at most [`MAX_REASON_CHARS`] characters).
     Decline(String),
 }
@@ -158,21 +193,46 @@ impl Decision {
         }
     }
 
-    /// The decision and reason as they go on the wire; an invalid decline is refused.
+    /// The decision and reason as they go on the wire; an invalid decline or quote is refused.
     pub fn to_wire(&self) -> Result<(ReplyDecision, String), String> {
         match self {
             Self::Accept => Ok((ReplyDecision::Accept, String::new())),
+            Self::AcceptQuoted(quote) => {
+                Quote::new(quote.amount_cents, &quote.note)?;
+                Ok((ReplyDecision::Accept, String::new()))
+            }
             Self::Decline(reason) => match Self::decline(reason)? {
                 Self::Decline(reason) => Ok((ReplyDecision::Decline, reason)),
-                Self::Accept => Ok((ReplyDecision::Accept, String::new())),
+                _ => Ok((ReplyDecision::Accept, String::new())),
             },
+        }
+    }
+
+    /// The stated quote, on an accept that has one.
+    pub fn quote(&self) -> Option<&Quote> {
+        match self {
+            Self::AcceptQuoted(quote) => Some(quote),
+            Self::Accept | Self::Decline(_) => None,
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Accept => "accept",
+            Self::Accept | Self::AcceptQuoted(_) => "accept",
             Self::Decline(_) => "decline",
+        }
+    }
+
+    /// This decision for `referral`, given the provider's configured `quote`: a plain accept of an offer priced
+    /// on quote states that amount, or is `None` (no amount to state: left to an agent); a stated amount is
+    /// dropped for an offer routing knows is not on quote (routing would refuse the reply).
+    pub fn for_offer(self, referral: &ReferralOffered, quote: Option<&Quote>) -> Option<Self> {
+        let on_quote = referral.price_kind == ON_QUOTE;
+        let known = !referral.price_kind.is_empty();
+        match self {
+            Self::Accept if on_quote => quote.cloned().map(Self::AcceptQuoted),
+            Self::AcceptQuoted(_) if known && !on_quote => Some(Self::Accept),
+            other => Some(other),
         }
     }
 }
@@ -214,7 +274,7 @@ impl Rule {
             (RuleKind::DeclineAll, None) => Err("--rule decline-all needs --decline-reason".to_owned()),
             (RuleKind::DeclineAll, Some(reason)) => match Decision::decline(reason)? {
                 Decision::Decline(reason) => Ok(Self::DeclineAll { reason }),
-                Decision::Accept => Ok(Self::AcceptAll),
+                Decision::Accept | Decision::AcceptQuoted(_) => Ok(Self::AcceptAll),
             },
         }
     }
@@ -275,6 +335,8 @@ pub struct Summary {
     pub deferred: u64,
     /// Messages that were not referrals (undecodable, no id): terminated, never redelivered.
     pub terminated: u64,
+    /// Accepts of offers priced on quote with no amount to state: acknowledged unanswered, for an agent.
+    pub left_to_agent: u64,
 }
 
 impl Summary {
@@ -459,11 +521,25 @@ impl ReferralConsumer {
                     }
                     async {
                         tracing::info!(member_id = %pending.referral.member_id, "referral received");
-                        match handler.referral(&pending.referral).await {
+                        let decision = handler.referral(&pending.referral).await;
+                        let priced =
+                            decision.clone().and_then(|d| d.for_offer(&pending.referral, self.config.quote.as_ref()));
+                        if decision.is_some() && priced.is_none() {
+                            tracing::warn!(
+                                "offer priced on quote and no amount to state (--quote-amount-cents): referral \
+                                 left to an agent, who accepts it with its amount in the portal or the API"
+                            );
+                            summary.left_to_agent += 1;
+                            if let Err(error) = pending.message.double_ack().await {
+                                tracing::warn!(%error, "ack of a referral left to an agent failed");
+                            }
+                            return;
+                        }
+                        match priced {
                             Some(decision) => match pending.answer(&decision).await {
                                 Ok(()) => {
                                     match decision {
-                                        Decision::Accept => summary.accepted += 1,
+                                        Decision::Accept | Decision::AcceptQuoted(_) => summary.accepted += 1,
                                         Decision::Decline(_) => summary.declined += 1,
                                     }
                                     tracing::info!(decision = decision.name(), "referral answered");
@@ -560,6 +636,7 @@ impl ReferralConsumer {
             decision: ReplyDecision::Complete.into(),
             reason: String::new(),
             replied_at: Some(id77_platform::time::to_proto(id77_platform::time::now())),
+            ..Default::default()
         };
         self.publish_on_reply(&reply, format!("complete-{referral_id}")).await?;
         Ok(())
@@ -601,11 +678,14 @@ impl PendingReferral<'_> {
                 anyhow::bail!("invalid decision: {error}");
             }
         };
+        let (amount_cents, quote_note) = decision.quote().map(|q| (q.amount_cents, q.note.clone())).unwrap_or_default();
         let reply = ReferralReply {
             referral_id: self.referral.referral_id.clone(),
             decision: wire.into(),
             reason,
             replied_at: Some(id77_platform::time::to_proto(id77_platform::time::now())),
+            amount_cents,
+            quote_note,
         };
         match self.consumer.publish_reply(&reply).await {
             Ok(ack) if ack.duplicate => tracing::info!("reply already sent before; duplicate dropped by JetStream"),
@@ -622,8 +702,16 @@ impl PendingReferral<'_> {
         Ok(())
     }
 
+    /// Accepts an offer with a set price (routing refuses a plain accept of an offer priced on quote:
+    /// [`PendingReferral::accept_quoted`]).
     pub async fn accept(self) -> anyhow::Result<()> {
         self.answer(&Decision::Accept).await
+    }
+
+    /// Accepts an offer priced on quote (`referral.price_kind == "on_quote"`) at the stated amount.
+    pub async fn accept_quoted(self, amount_cents: i64, note: &str) -> anyhow::Result<()> {
+        let quote = Quote::new(amount_cents, note).map_err(anyhow::Error::msg)?;
+        self.answer(&Decision::AcceptQuoted(quote)).await
     }
 
     pub async fn decline(self, reason: &str) -> anyhow::Result<()> {
@@ -785,6 +873,32 @@ mod tests {
         assert_eq!(Rule::new(RuleKind::AcceptAll, None).map(|r| r.decide(&referral())), Ok(Decision::Accept));
         let decline = Rule::new(RuleKind::DeclineAll, Some("  hors de notre territoire "));
         assert_eq!(decline.map(|r| r.decide(&referral())), Ok(Decision::Decline("hors de notre territoire".into())));
+    }
+
+    #[test]
+    fn an_accept_states_the_amount_exactly_for_an_offer_on_quote() {
+        let quote = Quote::new(245_000, " Devis 12 ").ok();
+        assert_eq!(quote, Some(Quote { amount_cents: 245_000, note: "Devis 12".into() }));
+        let on_quote = ReferralOffered { price_kind: ON_QUOTE.into(), ..referral() };
+        let flat = ReferralOffered { price_kind: "flat".into(), ..referral() };
+        let quoted = quote.clone().map(Decision::AcceptQuoted);
+        assert_eq!(Decision::Accept.for_offer(&on_quote, quote.as_ref()), quoted);
+        assert_eq!(Decision::Accept.for_offer(&on_quote, None), None, "left to an agent");
+        assert_eq!(Decision::Accept.for_offer(&flat, quote.as_ref()), Some(Decision::Accept));
+        assert_eq!(quoted.clone().and_then(|d| d.for_offer(&flat, None)), Some(Decision::Accept));
+        // Unknown price kind (an older routing): the decision goes as it is.
+        assert_eq!(quoted.clone().and_then(|d| d.for_offer(&referral(), None)), quoted);
+        let decline = Decision::Decline("non".into());
+        assert_eq!(decline.clone().for_offer(&on_quote, None), Some(decline));
+        for (amount, note) in [(0, ""), (-1, ""), (MAX_QUOTE_CENTS + 1, ""), (1, "a\u{7}")] {
+            assert!(Quote::new(amount, note).is_err(), "{amount} {note:?}");
+        }
+        let forged = Decision::AcceptQuoted(Quote { amount_cents: -4, note: String::new() });
+        assert!(forged.to_wire().is_err(), "an invalid quote never reaches the wire");
+        assert_eq!(
+            quoted.map(|d| (d.name(), d.to_wire())),
+            Some(("accept", Ok((ReplyDecision::Accept, String::new()))))
+        );
     }
 
     #[test]

@@ -181,7 +181,7 @@ async fn a_reply_sent_before_a_crash_is_not_sent_twice_and_garbage_is_terminated
         referral_id: referral_id.clone(),
         decision: ReplyDecision::Accept.into(),
         reason: String::new(),
-        replied_at: None,
+        ..Default::default()
     };
     env.publish(&referral_reply_subject(PROVIDER), &earlier, &reply_message_id(&referral_id)).await?;
 

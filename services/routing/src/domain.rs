@@ -115,10 +115,25 @@ pub fn note(raw: &str) -> Result<String, &'static str> {
     }
 }
 
+/// Largest amount a provider may state on a quote: 10 000 000,00 € (in cents). Anything above is a typo.
+pub const MAX_QUOTE_CENTS: i64 = 1_000_000_000;
+/// Longest quote label a provider may give.
+pub const MAX_QUOTE_NOTE_CHARS: usize = 200;
+
+/// The amount a provider states when it accepts a referral for an offer priced on quote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatedQuote {
+    /// Euro cents, VAT excluded, 1 to [`MAX_QUOTE_CENTS`].
+    pub amount_cents: i64,
+    /// Short label (may be empty), at most [`MAX_QUOTE_NOTE_CHARS`] characters, no control characters.
+    pub note: String,
+}
+
 /// A provider's answer, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Accept,
+    /// With the stated quote when the offer is priced on quote.
+    Accept(Option<StatedQuote>),
     Decline {
         reason: String,
     },
@@ -135,20 +150,66 @@ pub enum WireDecision {
     Complete,
 }
 
+/// Why a reply is refused, with the field at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyError {
+    /// `decision`, `reason`, `amount_cents` or `quote_note`.
+    pub field: &'static str,
+    pub message: &'static str,
+}
+
+impl fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ReplyError {}
+
+/// Validates a stated amount and its label as they come (0 and an empty label: nothing stated).
+pub fn stated_quote(amount_cents: i64, note: &str) -> Result<Option<StatedQuote>, ReplyError> {
+    let note = note.trim();
+    let bad = |field, message| Err(ReplyError { field, message });
+    if amount_cents == 0 {
+        return if note.is_empty() { Ok(None) } else { bad("quote_note", "a quote label goes with an amount") };
+    }
+    if amount_cents < 0 {
+        return bad("amount_cents", "must be positive");
+    }
+    if amount_cents > MAX_QUOTE_CENTS {
+        return bad("amount_cents", "must be at most 1000000000 cents (10 000 000,00 EUR)");
+    }
+    if note.chars().count() > MAX_QUOTE_NOTE_CHARS {
+        return bad("quote_note", "must be at most 200 characters");
+    }
+    if note.chars().any(char::is_control) {
+        return bad("quote_note", "must not contain control characters");
+    }
+    Ok(Some(StatedQuote { amount_cents, note: note.to_owned() }))
+}
+
 impl Reply {
     /// Validates a reply: the decision must be given; a decline needs a reason of at most
-    /// [`MAX_REASON_CHARS`] characters.
-    pub fn parse(decision: WireDecision, reason: &str) -> Result<Self, &'static str> {
+    /// [`MAX_REASON_CHARS`] characters; an amount (with its optional label) goes with an accept only.
+    pub fn parse(
+        decision: WireDecision,
+        reason: &str,
+        amount_cents: i64,
+        quote_note: &str,
+    ) -> Result<Self, ReplyError> {
+        let quote = stated_quote(amount_cents, quote_note)?;
+        let bad = |field, message| Err(ReplyError { field, message });
         match decision {
-            WireDecision::Unspecified => Err("the decision is missing"),
-            WireDecision::Accept => Ok(Self::Accept),
+            WireDecision::Unspecified => bad("decision", "the decision is missing"),
+            WireDecision::Accept => Ok(Self::Accept(quote)),
+            _ if quote.is_some() => bad("amount_cents", "an amount is stated only when accepting"),
             WireDecision::Complete => Ok(Self::Complete),
             WireDecision::Decline => {
                 let reason = reason.trim();
                 if reason.is_empty() {
-                    Err("a decline needs a reason")
+                    bad("reason", "a decline needs a reason")
                 } else if reason.chars().count() > MAX_REASON_CHARS {
-                    Err("the reason must be at most 1000 characters")
+                    bad("reason", "the reason must be at most 1000 characters")
                 } else {
                     Ok(Self::Decline { reason: reason.to_owned() })
                 }
@@ -159,7 +220,7 @@ impl Reply {
     /// The status change it asks for; `None` for a completion.
     pub fn transition(&self) -> Option<Transition> {
         match self {
-            Self::Accept => Some(Transition::Accept),
+            Self::Accept(_) => Some(Transition::Accept),
             Self::Decline { .. } => Some(Transition::Decline),
             Self::Complete => None,
         }
@@ -167,9 +228,30 @@ impl Reply {
 
     pub fn reason(&self) -> &str {
         match self {
-            Self::Accept | Self::Complete => "",
+            Self::Accept(_) | Self::Complete => "",
             Self::Decline { reason } => reason,
         }
+    }
+}
+
+/// Price kind of an offer priced on quote, as the routing read model stores it.
+pub const ON_QUOTE: &str = "on_quote";
+
+/// Checks an accept against the offer's price kind (`""`: unknown, e.g. an offer read before routing kept
+/// price kinds, or no offer at all): an offer on quote needs a stated amount, any other known kind refuses
+/// one. An unknown kind lets the reply through as it is (billing prices by the offer's tariff and uses a
+/// stated amount only for an offer on quote).
+pub fn check_quote(price_kind: &str, quote: Option<&StatedQuote>) -> Result<(), ReplyError> {
+    match (price_kind, quote) {
+        (ON_QUOTE, None) => Err(ReplyError {
+            field: "amount_cents",
+            message: "the offer is priced on quote: state the amount (amount_cents) when accepting",
+        }),
+        ("" | ON_QUOTE, _) | (_, None) => Ok(()),
+        (_, Some(_)) => Err(ReplyError {
+            field: "amount_cents",
+            message: "the offer has a set price: an amount is stated only for an offer priced on quote",
+        }),
     }
 }
 
@@ -237,19 +319,60 @@ mod tests {
 
     #[test]
     fn replies_are_validated() {
-        assert_eq!(Reply::parse(WireDecision::Accept, "ignored"), Ok(Reply::Accept));
+        assert_eq!(Reply::parse(WireDecision::Accept, "ignored", 0, ""), Ok(Reply::Accept(None)));
         assert_eq!(
-            Reply::parse(WireDecision::Decline, "  no capacity "),
+            Reply::parse(WireDecision::Decline, "  no capacity ", 0, ""),
             Ok(Reply::Decline { reason: "no capacity".into() })
         );
-        assert!(Reply::parse(WireDecision::Decline, "   ").is_err());
-        assert!(Reply::parse(WireDecision::Unspecified, "").is_err());
-        assert!(Reply::parse(WireDecision::Decline, &"é".repeat(MAX_REASON_CHARS)).is_ok());
-        assert!(Reply::parse(WireDecision::Decline, &"é".repeat(MAX_REASON_CHARS + 1)).is_err());
-        assert_eq!(Reply::Accept.transition(), Some(Transition::Accept));
-        assert_eq!(Reply::parse(WireDecision::Complete, ""), Ok(Reply::Complete));
+        assert!(Reply::parse(WireDecision::Decline, "   ", 0, "").is_err());
+        assert!(Reply::parse(WireDecision::Unspecified, "", 0, "").is_err());
+        assert!(Reply::parse(WireDecision::Decline, &"é".repeat(MAX_REASON_CHARS), 0, "").is_ok());
+        assert!(Reply::parse(WireDecision::Decline, &"é".repeat(MAX_REASON_CHARS + 1), 0, "").is_err());
+        assert_eq!(Reply::Accept(None).transition(), Some(Transition::Accept));
+        assert_eq!(Reply::parse(WireDecision::Complete, "", 0, ""), Ok(Reply::Complete));
         assert_eq!(Reply::Complete.transition(), None);
         assert_eq!(Reply::Decline { reason: "r".into() }.reason(), "r");
+    }
+
+    #[test]
+    fn stated_amounts_are_bounded_and_go_with_an_accept_only() {
+        let quoted = |amount, note: &str| Reply::parse(WireDecision::Accept, "", amount, note);
+        assert_eq!(
+            quoted(245_000, "  Devis n° 12 "),
+            Ok(Reply::Accept(Some(StatedQuote { amount_cents: 245_000, note: "Devis n° 12".into() })))
+        );
+        assert_eq!(
+            quoted(MAX_QUOTE_CENTS, ""),
+            Ok(Reply::Accept(Some(StatedQuote { amount_cents: MAX_QUOTE_CENTS, note: String::new() })))
+        );
+        for (amount, note, field) in [
+            (-1, "", "amount_cents"),
+            (i64::MIN, "", "amount_cents"),
+            (MAX_QUOTE_CENTS + 1, "", "amount_cents"),
+            (0, "a label without an amount", "quote_note"),
+            (100, "a\u{7}b", "quote_note"),
+        ] {
+            assert_eq!(quoted(amount, note).map_err(|e| e.field), Err(field), "{amount} {note:?}");
+        }
+        assert!(quoted(100, &"é".repeat(MAX_QUOTE_NOTE_CHARS)).is_ok());
+        assert!(quoted(100, &"é".repeat(MAX_QUOTE_NOTE_CHARS + 1)).is_err());
+        for decision in [WireDecision::Decline, WireDecision::Complete] {
+            assert_eq!(Reply::parse(decision, "r", 100, "").map_err(|e| e.field), Err("amount_cents"));
+        }
+    }
+
+    #[test]
+    fn an_accept_states_an_amount_exactly_for_an_offer_on_quote() {
+        let quote = StatedQuote { amount_cents: 245_000, note: String::new() };
+        assert_eq!(check_quote(ON_QUOTE, Some(&quote)), Ok(()));
+        assert_eq!(check_quote(ON_QUOTE, None).map_err(|e| e.field), Err("amount_cents"));
+        for kind in ["free", "flat", "daily_rate", "per_inhabitant"] {
+            assert_eq!(check_quote(kind, None), Ok(()), "{kind}");
+            assert_eq!(check_quote(kind, Some(&quote)).map_err(|e| e.field), Err("amount_cents"), "{kind}");
+        }
+        // Unknown price kind (read before routing kept it): passed through, billing decides.
+        assert_eq!(check_quote("", None), Ok(()));
+        assert_eq!(check_quote("", Some(&quote)), Ok(()));
     }
 
     #[test]

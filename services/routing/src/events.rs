@@ -4,7 +4,7 @@
 use id77_platform::consumer::{ConsumerSpec, Event, EventHandler, HandleError};
 use id77_platform::streams::{self, is_valid_subject_token};
 use id77_platform::{outbox, time};
-use id77_proto::catalogue::v1::OfferPublished;
+use id77_proto::catalogue::v1::{OfferPublished, PriceKind};
 use id77_proto::membership::v1::{CollectivityKind, MemberApproved, MemberUpdated};
 use id77_proto::requests::v1::{RequestCancelled, RequestSubmitted};
 use id77_proto::routing::v1::{
@@ -120,6 +120,7 @@ impl EventHandler for OfferHandler {
             .map(|p| p.name.chars().take(MAX_CODE_CHARS).collect::<String>())
             .unwrap_or_default();
         store::upsert_provider(conn, &offer.provider_code, &provider_name).await?;
+        let price_kind = price_kind(&offer).to_owned();
         let row = OfferRow {
             offer_id,
             code: offer.code,
@@ -127,6 +128,7 @@ impl EventHandler for OfferHandler {
             provider_code: offer.provider_code,
             version: offer.version,
             themes,
+            price_kind,
         };
         if store::upsert_offer(conn, &row).await? {
             tracing::info!(%offer_id, code = %row.code, version = row.version, provider = %row.provider_code, "offer known");
@@ -134,6 +136,21 @@ impl EventHandler for OfferHandler {
             tracing::info!(%offer_id, version = row.version, "older or same offer version ignored");
         }
         Ok(())
+    }
+}
+
+/// The offer's price kind as the read model keeps it: its price rule's kind, else the legacy flags (billed:
+/// flat, else free), "" for a kind this build does not know.
+pub fn price_kind(offer: &id77_proto::catalogue::v1::Offer) -> &'static str {
+    match offer.price_rule.as_ref().map(|r| PriceKind::try_from(r.kind)) {
+        Some(Ok(PriceKind::Free)) => "free",
+        Some(Ok(PriceKind::Flat)) => "flat",
+        Some(Ok(PriceKind::DailyRate)) => "daily_rate",
+        Some(Ok(PriceKind::PerInhabitant)) => "per_inhabitant",
+        Some(Ok(PriceKind::OnQuote)) => domain::ON_QUOTE,
+        Some(Err(_)) => "",
+        None | Some(Ok(PriceKind::Unspecified)) if offer.billed => "flat",
+        None | Some(Ok(PriceKind::Unspecified)) => "free",
     }
 }
 
@@ -272,6 +289,9 @@ pub enum ReplyOutcome {
     Applied(Box<store::ReferralRow>),
     /// Not applicable in the referral's state (already decided, completion of work not accepted...): no effect.
     Ignored(String),
+    /// Refused for the offer (an accept of an offer on quote without its amount, an amount for an offer with a
+    /// set price): no effect. The API answers INVALID_ARGUMENT; on NATS the reply is rejected (dead letter).
+    Refused(domain::ReplyError),
 }
 
 /// Applies a provider's reply (accept, decline, complete) to a referral sent to it, in the caller's
@@ -331,9 +351,18 @@ pub async fn apply_reply(
         tracing::info!(%referral_id, %provider, %error, "reply to a decided referral ignored");
         return Ok(ReplyOutcome::Ignored(format!("the referral is already {}", referral.status)));
     }
+    if let Reply::Accept(quote) = &reply {
+        let price_kind =
+            store::get_offer(conn, referral.offer_id).await?.map(|offer| offer.price_kind).unwrap_or_default();
+        if let Err(error) = domain::check_quote(&price_kind, quote.as_ref()) {
+            tracing::info!(%referral_id, %provider, %price_kind, %error, "accept refused");
+            return Ok(ReplyOutcome::Refused(error));
+        }
+    }
     let referral = lifecycle.close(conn, &referral, transition, reply.reason()).await?;
     match reply {
-        Reply::Accept => {
+        Reply::Accept(quote) => {
+            let (amount_cents, quote_note) = quote.map(|q| (q.amount_cents, q.note)).unwrap_or_default();
             let accepted = ReferralAccepted {
                 referral_id: referral.id.to_string(),
                 request_id: referral.request_id.to_string(),
@@ -341,6 +370,8 @@ pub async fn apply_reply(
                 member_id: referral.member_id.to_string(),
                 provider_code: referral.provider_code.clone(),
                 occurred_at: Some(time::to_proto(now)),
+                amount_cents,
+                quote_note,
             };
             outbox::enqueue(conn, SUBJECT_ACCEPTED, &accepted).await?;
         }
@@ -449,7 +480,8 @@ pub fn decode_reply(payload: &[u8]) -> Result<(Uuid, Reply), String> {
         Ok(ReplyDecision::Complete) => WireDecision::Complete,
         Ok(ReplyDecision::Unspecified) | Err(_) => WireDecision::Unspecified,
     };
-    let reply = Reply::parse(decision, &message.reason).map_err(|e| format!("reply to referral {referral_id}: {e}"))?;
+    let reply = Reply::parse(decision, &message.reason, message.amount_cents, &message.quote_note)
+        .map_err(|e| format!("reply to referral {referral_id}: {e}"))?;
     Ok((referral_id, reply))
 }
 
@@ -462,7 +494,11 @@ impl EventHandler for ReplyHandler {
         }
         let (referral_id, reply) =
             decode_reply(&event.payload).map_err(|e| reject(format!("invalid reply of {provider}: {e}")))?;
-        apply_reply(&self.0, conn, provider, referral_id, reply).await?;
-        Ok(())
+        match apply_reply(&self.0, conn, provider, referral_id, reply).await? {
+            ReplyOutcome::Refused(error) => {
+                Err(reject(format!("invalid reply of {provider} to {referral_id}: {error}")))
+            }
+            ReplyOutcome::Applied(_) | ReplyOutcome::Ignored(_) => Ok(()),
+        }
     }
 }

@@ -205,6 +205,7 @@ impl Lifecycle {
             respond_by: Some(time::to_proto(schedule.respond_by)),
             attempt,
             assignment: referral.assignment.clone(),
+            price_kind: offer.price_kind.clone(),
         };
         outbox::enqueue(conn, &referral_offered_subject(&referral.provider_code), &offered).await?;
         outbox::enqueue(conn, SUBJECT_OFFERED, &offered).await?;

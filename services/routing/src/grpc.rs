@@ -427,8 +427,8 @@ impl RoutingApi {
             Ok(pb::ReplyDecision::Complete) => domain::WireDecision::Complete,
             Ok(pb::ReplyDecision::Unspecified) | Err(_) => domain::WireDecision::Unspecified,
         };
-        let field = if decision == domain::WireDecision::Decline { "reason" } else { "decision" };
-        let reply = domain::Reply::parse(decision, &req.reason).map_err(|e| ServiceError::invalid(field, e))?;
+        let reply = domain::Reply::parse(decision, &req.reason, req.amount_cents, &req.quote_note)
+            .map_err(|e| ServiceError::invalid(e.field, e.message))?;
         let outcome = events::apply_reply(&self.lifecycle, &mut tx, &row.provider_code, row.id, reply)
             .await
             .map_err(handle_error)?;
@@ -474,6 +474,8 @@ impl RoutingApi {
             events::ReplyOutcome::Ignored(why) => {
                 Err(ServiceError::new(ErrorCode::FailedPrecondition, "REFERRAL_STATE", why))
             }
+            // Nothing was written: dropping the transaction rolls back its locks.
+            events::ReplyOutcome::Refused(error) => Err(ServiceError::invalid(error.field, error.message)),
         }
     }
 }

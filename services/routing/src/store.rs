@@ -16,6 +16,8 @@ pub struct OfferRow {
     pub provider_code: String,
     pub version: i32,
     pub themes: Vec<String>,
+    /// "free", "flat", "daily_rate", "per_inhabitant", "on_quote", or empty when unknown.
+    pub price_kind: String,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -46,15 +48,17 @@ const REFERRAL_COLUMNS: &str = "id, request_id, offer_id, member_id, provider_co
      completed_at, progress";
 
 /// Inserts or updates an offer of the read model. A version older than (or equal to) the stored one changes
-/// nothing. Returns whether the row changed.
+/// nothing, except that the same version fills a price kind the row does not have yet (rows read before routing
+/// kept it). Returns whether the row changed.
 pub async fn upsert_offer(conn: &mut PgConnection, offer: &OfferRow) -> Result<bool, sqlx::Error> {
     let changed = sqlx::query(
-        "INSERT INTO offer (offer_id, code, title, provider_code, version, themes, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, now())
+        "INSERT INTO offer (offer_id, code, title, provider_code, version, themes, price_kind, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now())
          ON CONFLICT (offer_id) DO UPDATE SET code = EXCLUDED.code, title = EXCLUDED.title,
            provider_code = EXCLUDED.provider_code, version = EXCLUDED.version, themes = EXCLUDED.themes,
-           updated_at = now()
-         WHERE offer.version < EXCLUDED.version",
+           price_kind = EXCLUDED.price_kind, updated_at = now()
+         WHERE offer.version < EXCLUDED.version
+            OR (offer.version = EXCLUDED.version AND offer.price_kind = '' AND EXCLUDED.price_kind <> '')",
     )
     .bind(offer.offer_id)
     .bind(&offer.code)
@@ -62,6 +66,7 @@ pub async fn upsert_offer(conn: &mut PgConnection, offer: &OfferRow) -> Result<b
     .bind(&offer.provider_code)
     .bind(offer.version)
     .bind(&offer.themes)
+    .bind(&offer.price_kind)
     .execute(conn)
     .await?
     .rows_affected();
@@ -69,10 +74,12 @@ pub async fn upsert_offer(conn: &mut PgConnection, offer: &OfferRow) -> Result<b
 }
 
 pub async fn get_offer(conn: &mut PgConnection, offer_id: Uuid) -> Result<Option<OfferRow>, sqlx::Error> {
-    sqlx::query_as("SELECT offer_id, code, title, provider_code, version, themes FROM offer WHERE offer_id = $1")
-        .bind(offer_id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(
+        "SELECT offer_id, code, title, provider_code, version, themes, price_kind FROM offer WHERE offer_id = $1",
+    )
+    .bind(offer_id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Inserts a new referral unless the request already has this attempt. Returns the row only when inserted.

@@ -1,5 +1,6 @@
 //! Properties of what routing reads from outside: a provider's reply bytes (any bytes decode to a validated
-//! reply or a reason, never a panic; a well-formed reply round-trips), rule conditions typed by the
+//! reply or a reason, never a panic; a well-formed reply round-trips; a stated amount decodes only within its
+//! bounds and with an accept), rule conditions typed by the
 //! coordinator (any text or JSON parses or is refused; a parsed condition prints back to the same condition),
 //! and the referral state machine (nothing leaves a final state). Fuzzed too by `make fuzz`.
 
@@ -7,7 +8,7 @@ use id77_proto::routing::v1::{ReferralReply, ReplyDecision};
 use id77_routing::domain::rules::{
     Condition, MemberFacts, OfferFacts, check_condition, condition_json, evaluate, normalize, parse_condition,
 };
-use id77_routing::domain::{ReferralStatus, Reply, Transition};
+use id77_routing::domain::{MAX_QUOTE_CENTS, MAX_QUOTE_NOTE_CHARS, ReferralStatus, Reply, Transition};
 use id77_routing::events::decode_reply;
 use proptest::prelude::*;
 use prost::Message;
@@ -79,9 +80,9 @@ proptest! {
     #[test]
     fn a_well_formed_reply_round_trips(id in any::<u128>(), decision in 0i32..5, reason in any::<String>()) {
         let referral_id = uuid::Uuid::from_u128(id);
-        let reply = ReferralReply { referral_id: referral_id.to_string(), decision, reason: reason.clone(), replied_at: None };
+        let reply = ReferralReply { referral_id: referral_id.to_string(), decision, reason: reason.clone(), ..Default::default() };
         match (decode_reply(&reply.encode_to_vec()), ReplyDecision::try_from(decision)) {
-            (Ok((id, Reply::Accept)), Ok(ReplyDecision::Accept)) => prop_assert_eq!(id, referral_id),
+            (Ok((id, Reply::Accept(None))), Ok(ReplyDecision::Accept)) => prop_assert_eq!(id, referral_id),
             (Ok((id, Reply::Complete)), Ok(ReplyDecision::Complete)) => prop_assert_eq!(id, referral_id),
             (Ok((id, Reply::Decline { reason: r })), Ok(ReplyDecision::Decline)) => {
                 prop_assert_eq!(id, referral_id);
@@ -90,6 +91,47 @@ proptest! {
             (Err(_), Ok(ReplyDecision::Decline)) => prop_assert!(reason.trim().is_empty() || reason.trim().chars().count() > 1000),
             (Err(_), Ok(ReplyDecision::Unspecified) | Err(_)) => {}
             (outcome, wire) => prop_assert!(false, "{:?} decoded as {:?}", wire, outcome),
+        }
+    }
+
+    #[test]
+    fn a_stated_amount_decodes_within_its_bounds_and_with_an_accept_only(
+        id in any::<u128>(),
+        decision in 0i32..5,
+        amount in prop_oneof![any::<i64>(), -10i64..10, (MAX_QUOTE_CENTS - 5)..(MAX_QUOTE_CENTS + 5)],
+        note in prop_oneof![Just(String::new()), any::<String>(), "[a-zé ]{0,210}"],
+    ) {
+        let referral_id = uuid::Uuid::from_u128(id);
+        let reply = ReferralReply {
+            referral_id: referral_id.to_string(),
+            decision,
+            reason: "une raison".into(),
+            amount_cents: amount,
+            quote_note: note.clone(),
+            ..Default::default()
+        };
+        let note_ok = note.trim().chars().count() <= MAX_QUOTE_NOTE_CHARS && !note.trim().chars().any(char::is_control);
+        match decode_reply(&reply.encode_to_vec()) {
+            Ok((id, Reply::Accept(Some(quote)))) => {
+                prop_assert_eq!(id, referral_id);
+                prop_assert_eq!(ReplyDecision::try_from(decision), Ok(ReplyDecision::Accept));
+                prop_assert!((1..=MAX_QUOTE_CENTS).contains(&quote.amount_cents));
+                prop_assert_eq!(quote.amount_cents, amount);
+                prop_assert_eq!(quote.note.as_str(), note.trim());
+            }
+            Ok((_, Reply::Accept(None))) => prop_assert!(amount == 0 && note.trim().is_empty()),
+            Ok((_, Reply::Decline { .. } | Reply::Complete)) => prop_assert!(amount == 0 && note.trim().is_empty()),
+            Err(why) => {
+                let wire = ReplyDecision::try_from(decision);
+                let bad_amount = !(0..=MAX_QUOTE_CENTS).contains(&amount);
+                let stated = amount != 0 || !note.trim().is_empty();
+                prop_assert!(
+                    bad_amount
+                        || (stated && (amount == 0 || !note_ok || wire != Ok(ReplyDecision::Accept)))
+                        || !matches!(wire, Ok(ReplyDecision::Accept | ReplyDecision::Decline | ReplyDecision::Complete)),
+                    "{} refused: {}", amount, why
+                );
+            }
         }
     }
 

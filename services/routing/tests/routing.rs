@@ -12,7 +12,7 @@ use id77_platform::auth::{Claims, Role};
 use id77_platform::streams::{self, StreamDef};
 use id77_platform::testing::TestKeys;
 use id77_platform::{Namespace, testing};
-use id77_proto::catalogue::v1::{Offer, OfferPublished, Provider};
+use id77_proto::catalogue::v1::{Offer, OfferPublished, PriceKind, PriceRule, Provider};
 use id77_proto::membership::v1::{CollectivityKind, MemberApproved};
 use id77_proto::requests::v1::RequestSubmitted;
 use id77_proto::routing::v1 as pb;
@@ -272,7 +272,7 @@ impl Env {
             referral_id: referral_id.to_owned(),
             decision: decision.into(),
             reason: reason.to_owned(),
-            replied_at: None,
+            ..Default::default()
         };
         // Each test reply gets its own id, so that JetStream's window does not hide it from routing.
         let id = format!("reply-{referral_id}-{}", Uuid::now_v7());
@@ -388,7 +388,7 @@ async fn a_referral_reaches_its_provider_and_only_that_provider_can_answer_it_on
         referral_id: referral.referral_id.clone(),
         decision: pb::ReplyDecision::Decline.into(),
         reason: "finalement non".into(),
-        replied_at: None,
+        ..Default::default()
     };
     let late_id = format!("late-{}", Uuid::now_v7());
     env.publish(&streams::referral_reply_subject(PROVIDER), &late, &late_id).await?;
@@ -988,6 +988,149 @@ async fn the_coordinator_places_triaged_requests_and_progress_is_published() -> 
         (open.request_id.as_str(), "relevés faits", 30)
     );
     routing.grpc = grpc;
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+impl Env {
+    /// Publishes an offer of `provider` priced by `kind` (version 1).
+    async fn publish_priced_offer(&self, offer_id: &str, provider: &str, kind: PriceKind) -> TestResult {
+        let event = OfferPublished {
+            offer: Some(Offer {
+                id: offer_id.to_owned(),
+                code: format!("offre-{offer_id}"),
+                title: "Rénovation de l'éclairage public".into(),
+                provider_code: provider.into(),
+                version: 1,
+                price_rule: Some(PriceRule { kind: kind.into(), amount_cents: 90_000, ..Default::default() }),
+                billed: kind == PriceKind::Flat,
+                price_cents: if kind == PriceKind::Flat { 90_000 } else { 0 },
+                ..Default::default()
+            }),
+            provider: Some(Provider { code: provider.into(), name: provider.into(), ..Default::default() }),
+        };
+        self.publish("id77.catalogue.offer.published", &event, &format!("offer-{offer_id}-1")).await?;
+        Ok(())
+    }
+
+    async fn reply_quoted(&self, referral_id: &str, amount_cents: i64, message_id: &str) -> TestResult {
+        let reply = pb::ReferralReply {
+            referral_id: referral_id.to_owned(),
+            decision: pb::ReplyDecision::Accept.into(),
+            amount_cents,
+            ..Default::default()
+        };
+        self.publish(&streams::referral_reply_subject(PROVIDER), &reply, message_id).await?;
+        Ok(())
+    }
+}
+
+impl Running {
+    async fn accept_as(
+        &mut self,
+        token: &str,
+        referral_id: &str,
+        amount_cents: i64,
+        quote_note: &str,
+    ) -> Result<pb::Referral, tonic::Status> {
+        let request = pb::ReplyToReferralRequest {
+            referral_id: referral_id.to_owned(),
+            decision: pb::ReplyDecision::Accept.into(),
+            amount_cents,
+            quote_note: quote_note.to_owned(),
+            ..Default::default()
+        };
+        self.grpc.reply_to_referral(with_token(request, token)).await.map(|r| r.into_inner())
+    }
+}
+
+/// The field an INVALID_ARGUMENT status names (its first `google.rpc.BadRequest` violation).
+fn invalid_field<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> Result<String, BoxError> {
+    match result {
+        Ok(value) => Err(format!("expected INVALID_ARGUMENT, got {value:?}").into()),
+        Err(status) if status.code() == tonic::Code::InvalidArgument => {
+            let error = id77_platform::ServiceError::from_status(&status);
+            Ok(error.violations.first().map(|v| v.field.clone()).unwrap_or_default())
+        }
+        Err(status) => Err(format!("expected INVALID_ARGUMENT, got {status:?}").into()),
+    }
+}
+
+#[tokio::test]
+async fn an_offer_on_quote_is_accepted_with_its_amount_and_only_it_takes_one() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let (on_quote, flat) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    env.publish_priced_offer(&on_quote, PROVIDER, PriceKind::OnQuote).await?;
+    env.publish_priced_offer(&flat, PROVIDER, PriceKind::Flat).await?;
+    let (quoted_request, flat_request) = (Env::request(&on_quote), Env::request(&flat));
+    env.publish_request(&quoted_request, &Uuid::now_v7().to_string()).await?;
+    let quoted = routing.wait_referral(&quoted_request.request_id).await?;
+    env.publish_request(&flat_request, &Uuid::now_v7().to_string()).await?;
+    let set = routing.wait_referral(&flat_request.request_id).await?;
+
+    // The provider learns the price kind with the referral.
+    let offered = env.wait_messages(streams::REFERRALS, &streams::referral_offered_subject(PROVIDER), 2).await?;
+    let kinds: Vec<(String, String)> = offered
+        .iter()
+        .map(|m| pb::ReferralOffered::decode(m.payload.clone()).map(|r| (r.referral_id, r.price_kind)))
+        .collect::<Result<_, _>>()?;
+    assert!(kinds.contains(&(quoted.id.clone(), "on_quote".into())), "{kinds:?}");
+    assert!(kinds.contains(&(set.id.clone(), "flat".into())), "{kinds:?}");
+
+    // On NATS: a plain accept of the offer on quote, an amount for the flat offer, an absurd amount: each is
+    // dead-lettered and changes nothing.
+    env.reply(PROVIDER, &quoted.id, pb::ReplyDecision::Accept, "").await?;
+    env.reply_quoted(&set.id, 50_000, &format!("flat-{}", Uuid::now_v7())).await?;
+    env.reply_quoted(&quoted.id, 1_000_000_001, &format!("absurd-{}", Uuid::now_v7())).await?;
+    let dead = env.wait_messages(streams::DEADLETTER, "id77.deadletter.routing-replies", 3).await?;
+    let reasons: Vec<String> = dead.iter().map(|m| header(m, "Id77-Dead-Letter-Reason")).collect();
+    assert!(reasons.iter().all(|r| r.contains("amount_cents")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("priced on quote: state the amount")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("set price")), "{reasons:?}");
+    assert_eq!(routing.referral(&quoted.id).await?.status(), pb::ReferralStatus::Offered);
+    assert_eq!(routing.referral(&set.id).await?.status(), pb::ReferralStatus::Offered);
+
+    // Through the API: typed INVALID_ARGUMENT naming the field, nothing written.
+    let agent = env.keys.token(Role::ProviderAgent, None, Some(PROVIDER));
+    assert_eq!(invalid_field(routing.accept_as(&agent, &quoted.id, 0, "").await)?, "amount_cents");
+    assert_eq!(invalid_field(routing.accept_as(&agent, &quoted.id, -245_000, "").await)?, "amount_cents");
+    assert_eq!(invalid_field(routing.accept_as(&agent, &quoted.id, 1_000_000_001, "").await)?, "amount_cents");
+    assert_eq!(invalid_field(routing.accept_as(&agent, &quoted.id, 0, "sans montant").await)?, "quote_note");
+    assert_eq!(invalid_field(routing.accept_as(&agent, &set.id, 50_000, "").await)?, "amount_cents");
+    let decline_with_amount = pb::ReplyToReferralRequest {
+        referral_id: quoted.id.clone(),
+        decision: pb::ReplyDecision::Decline.into(),
+        reason: "non".into(),
+        amount_cents: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        invalid_field(routing.grpc.reply_to_referral(with_token(decline_with_amount, &agent)).await)?,
+        "amount_cents"
+    );
+    assert_eq!(routing.referral(&quoted.id).await?.status(), pb::ReferralStatus::Offered);
+    assert!(env.messages(streams::ROUTING, "id77.routing.referral.accepted").await?.is_empty());
+
+    // The amount stated: accepted, and the event carries it to billing.
+    let accepted = routing.accept_as(&agent, &quoted.id, 245_000, "  Devis n° 2026-12 ").await?;
+    assert_eq!(accepted.status(), pb::ReferralStatus::Accepted);
+    // The flat offer: a plain accept, no amount.
+    let plain = pb::ReferralReply {
+        referral_id: set.id.clone(),
+        decision: pb::ReplyDecision::Accept.into(),
+        ..Default::default()
+    };
+    env.publish(&streams::referral_reply_subject(PROVIDER), &plain, &format!("plain-{}", Uuid::now_v7())).await?;
+    let events = env.wait_messages(streams::ROUTING, "id77.routing.referral.accepted", 2).await?;
+    let events: Vec<pb::ReferralAccepted> =
+        events.iter().map(|m| pb::ReferralAccepted::decode(m.payload.clone())).collect::<Result<_, _>>()?;
+    let quoted_event = events.iter().find(|e| e.referral_id == quoted.id).ok_or("no accept of the quote")?;
+    assert_eq!((quoted_event.amount_cents, quoted_event.quote_note.as_str()), (245_000, "Devis n° 2026-12"));
+    let flat_event = events.iter().find(|e| e.referral_id == set.id).ok_or("no accept of the flat offer")?;
+    assert_eq!((flat_event.amount_cents, flat_event.quote_note.as_str()), (0, ""));
+
     routing.stop().await?;
     env.cleanup().await;
     Ok(())

@@ -292,20 +292,73 @@ async fn reply(
     decision: pb::ReplyDecision,
     reason: String,
 ) -> Result<Json<views::Referral>, Problem> {
-    let request = pb::ReplyToReferralRequest { referral_id: id.to_owned(), decision: decision.into(), reason };
+    let request = pb::ReplyToReferralRequest {
+        referral_id: id.to_owned(),
+        decision: decision.into(),
+        reason,
+        ..Default::default()
+    };
+    send_reply(state, caller, request).await
+}
+
+async fn send_reply(
+    state: &AppState,
+    caller: &Authenticated,
+    request: pb::ReplyToReferralRequest,
+) -> Result<Json<views::Referral>, Problem> {
     let referral = state.routing().reply_to_referral(caller.grpc(request)).await.map_err(upstream("routing"))?;
     Ok(Json(referral.into_inner().into()))
 }
 
-/// `POST /v1/referrals/{id}/accept` (provider's agent).
+/// Largest amount stated on a quote, in cents (10 000 000,00 EUR), as routing checks it.
+pub const MAX_QUOTE_CENTS: i64 = 1_000_000_000;
+/// Longest quote label.
+pub const MAX_QUOTE_NOTE_CHARS: usize = 200;
+
+/// Optional body of an accept: the amount of an offer priced on quote (required there, refused elsewhere).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptBody {
+    amount_cents: Option<i64>,
+    quote_note: Option<String>,
+}
+
+/// `POST /v1/referrals/{id}/accept` (provider's agent), with no body, or `{"amount_cents": ..., "quote_note":
+/// ...}` for an offer priced on quote.
 pub async fn accept(
     State(state): State<AppState>,
     caller: Authenticated,
     P(id): P<String>,
+    body: Result<Option<Json<AcceptBody>>, JsonRejection>,
 ) -> Result<Json<views::Referral>, Problem> {
     caller.allow(&[Role::ProviderAgent])?;
     path_id("id", &id)?;
-    reply(&state, &caller, &id, pb::ReplyDecision::Accept, String::new()).await
+    let body = body.map_err(json_problem)?.map(|Json(b)| b).unwrap_or_default();
+    let mut checks = Checks::new();
+    let amount_cents = match body.amount_cents {
+        None => 0,
+        Some(n) if (1..=MAX_QUOTE_CENTS).contains(&n) => n,
+        Some(_) => {
+            checks.fail(
+                "amount_cents",
+                format!("must be an integer from 1 to {MAX_QUOTE_CENTS} (euro cents, VAT excluded)"),
+            );
+            0
+        }
+    };
+    let quote_note = checks.optional("quote_note", body.quote_note, MAX_QUOTE_NOTE_CHARS);
+    if body.amount_cents.is_none() && !quote_note.trim().is_empty() {
+        checks.fail("quote_note", "goes with amount_cents");
+    }
+    checks.finish()?;
+    let request = pb::ReplyToReferralRequest {
+        referral_id: id,
+        decision: pb::ReplyDecision::Accept.into(),
+        reason: String::new(),
+        amount_cents,
+        quote_note,
+    };
+    send_reply(&state, &caller, request).await
 }
 
 /// `POST /v1/referrals/{id}/decline` with a reason (provider's agent): the request is re-routed.
