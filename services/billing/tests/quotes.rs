@@ -888,3 +888,97 @@ async fn quotes_are_seen_by_their_member_issuer_referent_and_the_coordinator() -
     w.stop().await?;
     result
 }
+
+/// Issue 7, "on quote": the provider states 2 450,00 € when accepting; the quote carries it with the offer's
+/// VAT, the invoice at completion bills it, and its CII and UBL exports pass the EN 16931 checks. An amount
+/// stated for an offer with a set price is ignored; an out-of-bounds amount is dead-lettered.
+#[tokio::test]
+async fn an_offer_on_quote_is_quoted_and_invoiced_at_the_amount_the_provider_stated() -> anyhow::Result<()> {
+    let mut w = World::start("billing").await?;
+    let result = async {
+        let on_quote = catalogue::Offer {
+            price_rule: Some(catalogue::PriceRule { kind: catalogue::PriceKind::OnQuote.into(), ..Default::default() }),
+            title: "Rénovation de l'éclairage public".into(),
+            vat_rate_bp: Some(2000),
+            ..offer("caue77", false, 0, 1)
+        };
+        w.publish_offer(&on_quote).await?;
+        let accepted = routing::ReferralAccepted {
+            amount_cents: 245_000,
+            quote_note: "Devis 2026-12".into(),
+            ..referral(&on_quote)
+        };
+        let approved = membership::MemberApproved {
+            member_id: accepted.member_id.clone(),
+            siren: "217702846".into(),
+            name: "Commune de Meaux".into(),
+            population: 56_000,
+            occurred_at: Some(time::to_proto(time::now())),
+            ..Default::default()
+        };
+        w.publish("id77.membership.member.approved", approved.encode_to_vec(), &Uuid::now_v7().to_string()).await?;
+        w.publish_referral(&accepted, &Uuid::now_v7().to_string()).await?;
+        let quote = w.wait_quote(&accepted.request_id).await?;
+        ensure!(quote.amount_cents == 245_000 && !quote.amount_to_be_stated, "{quote:?}");
+        ensure!(quote.vat_rate_bp == Some(2000) && quote.vat_note.is_empty(), "{quote:?}");
+        ensure!(quote.label == "Rénovation de l'éclairage public — Devis 2026-12", "{}", quote.label);
+        let coordinator = w.coordinator.clone();
+        let quote_pdf = pb::ExportQuoteRequest { id: quote.id.clone(), format: pb::ExportFormat::Pdf.into() };
+        let file = w.client.export_quote(with_token(quote_pdf, &coordinator)).await?.into_inner();
+        let text = support::pdf_text("quote-on-quote", &file.content)?.replace('\u{a0}', " ");
+        ensure!(text.contains("2 450,00 €") && !text.contains("Montant à préciser"), "{text}");
+
+        // Completion: the invoice bills the quoted amount, VAT 20 % on top.
+        let id = Uuid::now_v7().to_string();
+        w.publish("id77.routing.referral.completed", completed(&accepted).encode_to_vec(), &id).await?;
+        let invoice = wait_invoice(&mut w, &accepted.request_id).await?;
+        ensure!(
+            (invoice.total_net_cents, invoice.total_vat_cents, invoice.total_gross_cents) == (245_000, 49_000, 294_000),
+            "{invoice:?}"
+        );
+        ensure!(invoice.lines.len() == 1 && invoice.lines[0].quantity == 1, "{:?}", invoice.lines);
+        ensure!(invoice.lines[0].unit_price_cents == 245_000 && invoice.lines[0].label == quote.label);
+        let export =
+            |format: pb::ExportFormat| pb::ExportInvoiceRequest { id: invoice.id.clone(), format: format.into() };
+        let xml =
+            w.client.export_invoice(with_token(export(pb::ExportFormat::CiiXml), &coordinator)).await?.into_inner();
+        let xml = std::str::from_utf8(&xml.content)?.to_owned();
+        ensure!(xml.contains("2450.00") && xml.contains("2940.00"), "{xml}");
+        support::check_facturx("invoice-on-quote", &xml)?;
+        let ubl =
+            w.client.export_invoice(with_token(export(pb::ExportFormat::UblXml), &coordinator)).await?.into_inner();
+        support::check_en16931("invoice-on-quote-ubl", support::Syntax::Ubl, std::str::from_utf8(&ubl.content)?)?;
+        let pdf = w.client.export_invoice(with_token(export(pb::ExportFormat::Pdf), &coordinator)).await?.into_inner();
+        let text = support::pdf_text("invoice-on-quote", &pdf.content)?.replace('\u{a0}', " ");
+        ensure!(text.contains("2 450,00 €") && text.contains("2 940,00 €"), "{text}");
+
+        // An amount stated for an offer with a set price does not change its price.
+        let flat = offer("caue77", true, 90_000, 1);
+        w.publish_offer(&flat).await?;
+        let stray = routing::ReferralAccepted { amount_cents: 1_000, ..referral(&flat) };
+        w.publish_referral(&stray, &Uuid::now_v7().to_string()).await?;
+        let quote = w.wait_quote(&stray.request_id).await?;
+        ensure!(quote.amount_cents == 90_000 && !quote.amount_to_be_stated, "{quote:?}");
+
+        // An out-of-bounds amount (routing never sends one) is refused: dead-lettered, no quote.
+        let absurd = routing::ReferralAccepted { amount_cents: -5, ..referral(&on_quote) };
+        let msg = Uuid::now_v7().to_string();
+        w.publish_referral(&absurd, &msg).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let stream = w.js.get_stream(w.ns.stream(streams::DEADLETTER.name)).await;
+            if let Ok(mut stream) = stream
+                && stream.info().await?.state.messages == 1
+            {
+                break;
+            }
+            ensure!(tokio::time::Instant::now() < deadline, "the out-of-bounds amount was not dead-lettered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ensure!(w.quotes_of(&absurd.request_id).await?.is_empty(), "an absurd amount was quoted");
+        Ok(())
+    }
+    .await;
+    w.stop().await?;
+    result
+}
