@@ -171,8 +171,18 @@ async fn render_detail(
             let _ = write!(
                 body,
                 r#"<h2>Votre réponse</h2>
-<form method="post" action="/orientations/{link}/accepter" class="form">{csrf}<button type="submit">Accepter la demande</button></form>
+<form method="post" action="/orientations/{link}/accepter" class="form" novalidate>{csrf}{amount}<button type="submit">Accepter la demande</button></form>
 <form method="post" action="/orientations/{link}/decliner" class="form" novalidate>{csrf}{reason}<button type="submit" class="secondary">Décliner la demande</button></form>"#,
+                amount = forms::field(
+                    "montant",
+                    AMOUNT_LABEL,
+                    Input::Text { kind: "text", autocomplete: "off" },
+                    forms::value(f, "montant"),
+                    false,
+                    "Pour une offre sur devis uniquement, où il est obligatoire : montant hors taxes en euros, par \
+                     exemple 2 450,00. Laissez vide pour une offre à prix fixé.",
+                    errors
+                ),
                 reason = forms::field(
                     "motif",
                     "Motif du refus",
@@ -228,6 +238,51 @@ async fn render_detail(
     layout::page_with_status(ctx, status, "Orientation", &body)
 }
 
+/// Label of the accept form's amount field.
+const AMOUNT_LABEL: &str = "Montant du devis (€ HT)";
+/// Largest amount on a quote: 10 000 000,00 €.
+const MAX_QUOTE_CENTS: i64 = 1_000_000_000;
+
+/// An amount typed in French (`2 450,00`, `2450`, `2 450,5 €`, `2.450,00`) in cents; `None` when empty.
+/// Spaces (also non-breaking) group thousands, a comma (or a lone dot followed by one or two digits) marks the
+/// cents; at most two decimals, more than 0 and at most 10 000 000,00 €.
+pub fn parse_euros(raw: &str) -> Result<Option<i64>, &'static str> {
+    const INVALID: &str = "Saisissez un montant en euros, par exemple 2 450,00.";
+    let compact: String = raw
+        .trim()
+        .trim_end_matches('€')
+        .trim_end_matches("EUR")
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}'))
+        .collect();
+    if compact.is_empty() {
+        return Ok(None);
+    }
+    let (units, decimals) = match (compact.rsplit_once(','), compact.rsplit_once('.')) {
+        (Some((units, decimals)), _) => (units.replace('.', ""), decimals.to_owned()),
+        (None, Some((units, decimals))) if !units.contains('.') && decimals.len() <= 2 => {
+            (units.to_owned(), decimals.to_owned())
+        }
+        // Dots grouping thousands: 2.450.000
+        (None, Some(_)) if compact.split('.').skip(1).all(|g| g.len() == 3) => {
+            (compact.replace('.', ""), String::new())
+        }
+        (None, Some(_)) => return Err(INVALID),
+        (None, None) => (compact, String::new()),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if units.is_empty() || !digits(&units) || !digits(&decimals) || decimals.len() > 2 || units.len() > 12 {
+        return Err(INVALID);
+    }
+    let units: i64 = units.parse().map_err(|_| INVALID)?;
+    let cents: i64 = format!("{decimals:0<2}").parse().map_err(|_| INVALID)?;
+    match units.checked_mul(100).and_then(|u| u.checked_add(cents)) {
+        Some(0) => Err("Le montant doit être supérieur à 0."),
+        Some(total) if total <= MAX_QUOTE_CENTS => Ok(Some(total)),
+        _ => Err("Le montant ne peut pas dépasser 10 000 000,00 €."),
+    }
+}
+
 /// The agent's answer: `accepter`, `decliner` (with a reason), `avancement` (a note), `terminer`.
 pub async fn act(
     State(state): State<AppState>,
@@ -250,7 +305,17 @@ pub async fn act(
     };
     let mut errors = Errors::default();
     let (path, body, done, fields): (&str, Value, &str, &[(&str, &str, &str)]) = match action.as_str() {
-        "accepter" => ("accept", json!({}), "Vous avez accepté la demande. La collectivité en est informée.", &[]),
+        "accepter" => {
+            let body = match parse_euros(forms::value(&f, "montant")) {
+                Ok(None) => json!({}),
+                Ok(Some(cents)) => json!({ "amount_cents": cents }),
+                Err(message) => {
+                    errors.add("montant", AMOUNT_LABEL, message);
+                    json!({})
+                }
+            };
+            ("accept", body, "Vous avez accepté la demande. La collectivité en est informée.", &[])
+        }
         "decliner" => {
             errors.required(&f, "motif", "Motif du refus", 1000);
             (
@@ -297,6 +362,20 @@ pub async fn act(
                 state.sessions.update(&ctx.sid, |session| session.flash = Some(done.to_owned()));
                 return see_other(&format!("/orientations/{}", url_component(rid)));
             }
+            Err(error) if path == "accept" && error.errors.iter().any(|e| e.field == "amount_cents") => {
+                errors = Errors::default();
+                let detail = error.errors.iter().find(|e| e.field == "amount_cents").map(|e| e.detail.as_str());
+                let message = match detail {
+                    Some(d) if d.contains("set price") => {
+                        "Cette offre a un prix fixé : laissez le montant du devis vide pour l'accepter."
+                    }
+                    Some(d) if d.contains("on quote") => {
+                        "Cette offre est sur devis : saisissez le montant du devis hors taxes pour l'accepter."
+                    }
+                    _ => "Saisissez un montant hors taxes supérieur à 0 et d'au plus 10 000 000,00 €.",
+                };
+                errors.add("montant", AMOUNT_LABEL, message);
+            }
             Err(error) => errors = Errors::from_api(&error, fields),
         }
     }
@@ -319,5 +398,39 @@ mod tests {
         let escalated =
             json!({"status": "offered", "escalated_at": "2026-11-29T09:00:00Z", "respond_by": "2026-12-01T00:00:00Z"});
         assert!(deadline_flag(&escalated, now).contains("relance"));
+    }
+
+    #[test]
+    fn french_amounts_parse_to_cents() {
+        for (raw, cents) in [
+            ("2 450,00", 245_000),
+            ("2\u{a0}450,00\u{a0}€", 245_000),
+            ("2\u{202f}450,5 €", 245_050),
+            ("2450", 245_000),
+            ("2.450,00", 245_000),
+            ("2450.75", 245_075),
+            ("2.450.000", 245_000_000),
+            ("0,01", 1),
+            (" 10 000 000,00 ", MAX_QUOTE_CENTS),
+            ("12 EUR", 1_200),
+        ] {
+            assert_eq!(parse_euros(raw), Ok(Some(cents)), "{raw:?}");
+        }
+        assert_eq!(parse_euros("   "), Ok(None));
+        for bad in [
+            "0",
+            "0,00",
+            "-5",
+            "2,450,00",
+            "1,234",
+            "12,3a",
+            "abc",
+            ",50",
+            "10 000 000,01",
+            "99999999999999999",
+            "2.45.0",
+        ] {
+            assert!(parse_euros(bad).is_err(), "{bad:?}");
+        }
     }
 }
