@@ -7,7 +7,7 @@ use async_nats::jetstream::{self, consumer, message::PublishMessage};
 use id77_platform::streams::{self, referral_offered_subject, referral_reply_subject};
 use id77_platform::{Namespace, testing};
 use id77_proto::routing::v1::{ReferralOffered, ReferralReply, ReplyDecision};
-use id77_referral_consumer::{Config, Rule, RuleKind, Summary, reply_message_id, run};
+use id77_referral_consumer::{Config, Quote, Rule, RuleKind, Summary, reply_message_id, run};
 use prost::{Message, Name};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -195,6 +195,70 @@ async fn a_reply_sent_before_a_crash_is_not_sent_twice_and_garbage_is_terminated
     assert_eq!(ReferralReply::decode(replies[0].payload.clone())?.decision(), ReplyDecision::Accept);
     let info = env.durable_info(PROVIDER).await?.ok_or("durable consumer missing")?;
     assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
+
+    env.cleanup().await;
+    Ok(())
+}
+
+impl Env {
+    /// Publishes a referral to [`PROVIDER`] for an offer of `price_kind`. Returns its id.
+    async fn offer_priced(&self, price_kind: &str) -> Result<String, BoxError> {
+        let referral = ReferralOffered {
+            referral_id: Uuid::now_v7().to_string(),
+            request_id: Uuid::now_v7().to_string(),
+            offer_id: Uuid::now_v7().to_string(),
+            offer_code: "renovation-eclairage-public".into(),
+            provider_code: PROVIDER.into(),
+            attempt: 1,
+            price_kind: price_kind.into(),
+            ..Default::default()
+        };
+        self.publish(&referral_offered_subject(PROVIDER), &referral, &Uuid::now_v7().to_string()).await?;
+        Ok(referral.referral_id)
+    }
+}
+
+#[tokio::test]
+async fn an_offer_on_quote_is_accepted_at_the_configured_amount_or_left_to_an_agent() -> TestResult {
+    let env = Env::new().await?;
+    let on_quote = env.offer_priced("on_quote").await?;
+    let flat = env.offer_priced("flat").await?;
+
+    // No amount configured: the flat offer is accepted as before; the offer on quote is acknowledged unanswered.
+    let token = CancellationToken::new();
+    let stopper = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stopper.cancel();
+    });
+    let rule = Rule::new(RuleKind::AcceptAll, None)?;
+    let summary = run_with_timeout(env.config(None)?, rule.clone(), token).await?;
+    assert_eq!(summary, Summary { accepted: 1, left_to_agent: 1, ..Default::default() });
+    let replies = env.messages(&referral_reply_subject(PROVIDER)).await?;
+    let replies: Vec<ReferralReply> =
+        replies.iter().map(|m| ReferralReply::decode(m.payload.clone())).collect::<Result<_, _>>()?;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!((replies[0].referral_id.as_str(), replies[0].amount_cents), (flat.as_str(), 0));
+    assert!(!replies.iter().any(|r| r.referral_id == on_quote), "a reply routing would refuse was sent");
+    let info = env.durable_info(PROVIDER).await?.ok_or("durable consumer missing")?;
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "left to the agent, not redelivered");
+
+    // With --quote-amount-cents: the next offer on quote is accepted at that amount.
+    let next = env.offer_priced("on_quote").await?;
+    let mut config = env.config(Some(1))?;
+    config.quote = Some(Quote::new(245_000, "Devis type")?);
+    let summary = run_with_timeout(config, rule, CancellationToken::new()).await?;
+    assert_eq!(summary, Summary { accepted: 1, ..Default::default() });
+    let replies = env.messages(&referral_reply_subject(PROVIDER)).await?;
+    let quoted = replies
+        .iter()
+        .map(|m| ReferralReply::decode(m.payload.clone()))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .find(|r| r.referral_id == next)
+        .ok_or("no reply to the second offer on quote")?;
+    assert_eq!(quoted.decision(), ReplyDecision::Accept);
+    assert_eq!((quoted.amount_cents, quoted.quote_note.as_str()), (245_000, "Devis type"));
 
     env.cleanup().await;
     Ok(())
