@@ -317,9 +317,21 @@ impl BillingApi {
             domain::Mark::Paid => (None, Some(date), reference),
         };
         let row = store::mark_invoice(&mut tx, id, status, sent_on, paid_on, reference).await?;
+        let invoice = invoice_to_proto(row);
+        // Announced in the same transaction (outbox).
+        match mark {
+            domain::Mark::Sent => {
+                let event = pb::InvoiceSent { invoice: Some(invoice.clone()) };
+                id77_platform::outbox::enqueue(&mut tx, crate::invoices::SUBJECT_INVOICE_SENT, &event).await?;
+            }
+            domain::Mark::Paid => {
+                let event = pb::InvoicePaid { invoice: Some(invoice.clone()) };
+                id77_platform::outbox::enqueue(&mut tx, crate::invoices::SUBJECT_INVOICE_PAID, &event).await?;
+            }
+        }
         tx.commit().await?;
-        tracing::info!(invoice = %row.number, status, "invoice marked");
-        Ok(invoice_to_proto(row))
+        tracing::info!(invoice = %invoice.number, status, "invoice marked");
+        Ok(invoice)
     }
 }
 

@@ -14,6 +14,10 @@ use crate::store::{self, CreditNoteRow, InvoiceRow};
 
 /// Subject of `InvoiceIssued`.
 pub const SUBJECT_INVOICE_ISSUED: &str = "id77.billing.invoice.issued";
+/// Subject of `InvoiceSent`.
+pub const SUBJECT_INVOICE_SENT: &str = "id77.billing.invoice.sent";
+/// Subject of `InvoicePaid`.
+pub const SUBJECT_INVOICE_PAID: &str = "id77.billing.invoice.paid";
 /// Subject of `CreditNoteIssued`.
 pub const SUBJECT_CREDIT_NOTE_ISSUED: &str = "id77.billing.credit_note.issued";
 

@@ -177,6 +177,35 @@ impl World {
         Ok(sqlx::query_scalar("SELECT count(*) FROM quote").fetch_one(&self.pool).await?)
     }
 
+    /// The payloads on `subject` of the BILLING stream once there are `expected` of them (then checks no more
+    /// arrive within a short while).
+    async fn billing_messages(&self, subject: &str, expected: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let mut stream = self.js.get_stream(self.ns.stream(streams::BILLING.name)).await?;
+        let subject = self.ns.subject(subject);
+        let mut settled = 0;
+        loop {
+            let last = stream.info().await?.state.last_sequence;
+            let mut found = Vec::new();
+            for seq in 1..=last {
+                if let Ok(message) = stream.get_raw_message(seq).await
+                    && message.subject.as_str() == subject
+                {
+                    found.push(message.payload.to_vec());
+                }
+            }
+            ensure!(found.len() <= expected, "{} messages on {subject}, expected {expected}", found.len());
+            if found.len() == expected {
+                settled += 1;
+                if settled == 3 {
+                    return Ok(found);
+                }
+            }
+            ensure!(tokio::time::Instant::now() < deadline, "only {} of {expected} on {subject}", found.len());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until the prefixed BILLING stream holds `expected` messages.
     async fn wait_billing_events(&self, expected: u64) -> anyhow::Result<Vec<pb::QuoteIssued>> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -573,6 +602,15 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
         ensure!(marked.status() == pb::InvoiceStatus::Paid && marked.paid_on == today && marked.sent_on == today);
         ensure!(marked.payment_reference == "Mandat 2026-0042", "{marked:?}");
         ensure!(code(w.client.mark_invoice(with_token(paid, &coordinator)).await)? == Code::FailedPrecondition);
+        // Each transition was announced once through the outbox, refused marks not at all.
+        let sent_events = w.billing_messages("id77.billing.invoice.sent", 1).await?;
+        let sent_event = pb::InvoiceSent::decode(sent_events[0].as_slice())?.invoice.context("invoice")?;
+        ensure!(sent_event.id == invoice.id && sent_event.status() == pb::InvoiceStatus::Sent, "{sent_event:?}");
+        ensure!(sent_event.sent_on == today);
+        let paid_events = w.billing_messages("id77.billing.invoice.paid", 1).await?;
+        let paid_event = pb::InvoicePaid::decode(paid_events[0].as_slice())?.invoice.context("invoice")?;
+        ensure!(paid_event.status() == pb::InvoiceStatus::Paid, "{paid_event:?}");
+        ensure!(paid_event.payment_reference == "Mandat 2026-0042" && paid_event.paid_on == today);
         let credit = pb::IssueCreditNoteRequest { invoice_id: invoice.id.clone(), reason: "demande annulée".into() };
         ensure!(code(w.client.issue_credit_note(with_token(credit.clone(), &member)).await)? == Code::PermissionDenied);
         let blank = pb::IssueCreditNoteRequest { reason: " ".into(), ..credit.clone() };
@@ -643,7 +681,14 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
                 .fetch_all(&w.pool)
                 .await?;
         ensure!(
-            subjects == ["id77.billing.quote.issued", "id77.billing.invoice.issued", "id77.billing.credit_note.issued"],
+            subjects
+                == [
+                    "id77.billing.quote.issued",
+                    "id77.billing.invoice.issued",
+                    "id77.billing.invoice.sent",
+                    "id77.billing.invoice.paid",
+                    "id77.billing.credit_note.issued"
+                ],
             "{subjects:?}"
         );
         Ok(())
