@@ -51,6 +51,9 @@ pub struct Config {
     /// `ID77_UPSTREAM_BALANCE=dns`: each upstream URL's host is resolved every few seconds and the calls are
     /// balanced over every address (a headless Service: every ready pod); otherwise one connection per URL.
     pub balance_dns: bool,
+    /// `ID77_NATS_URL` (with `ID77_NATS_PREFIX` and `ID77_NATS_NKEY_FILE`): where the live updates of
+    /// `GET /v1/events` come from; unset: that endpoint answers 503.
+    pub nats: Option<crate::live::NatsSettings>,
 }
 
 /// Default per-client limit of login, refresh and invitation acceptance calls per minute.
@@ -84,6 +87,13 @@ impl Config {
                 "dns" => true,
                 other => bail!("invalid ID77_UPSTREAM_BALANCE={other:?}: expected dns or none"),
             },
+            nats: std::env::var("ID77_NATS_URL").ok().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).map(
+                |url| crate::live::NatsSettings {
+                    url,
+                    prefix: env_or("ID77_NATS_PREFIX", ""),
+                    nkey_file: std::env::var_os("ID77_NATS_NKEY_FILE").filter(|f| !f.is_empty()).map(Into::into),
+                },
+            ),
         })
     }
 
@@ -108,6 +118,7 @@ impl Config {
             request_timeout: Duration::from_secs(10),
             metrics_addr: None,
             balance_dns: false,
+            nats: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod balance;
 pub mod config;
 pub mod extract;
+pub mod live;
 pub mod problem;
 pub mod ratelimit;
 pub mod routes;
@@ -88,6 +89,8 @@ struct Inner {
     billing: BillingServiceClient<Upstream>,
     /// Every upstream by name, for readiness.
     upstreams: Vec<(&'static str, Channel)>,
+    /// The live updates of `GET /v1/events`.
+    live: live::Hub,
 }
 
 /// A channel without a per-call deadline (streams that last as long as the client sends or reads).
@@ -171,6 +174,7 @@ impl AppState {
                     ("routing", routing),
                     ("billing", billing),
                 ],
+                live: live::Hub::new(config.nats.is_some(), live::BUFFER),
             }),
         })
     }
@@ -241,6 +245,11 @@ impl AppState {
     pub fn upstreams(&self) -> &[(&'static str, Channel)] {
         &self.inner.upstreams
     }
+
+    /// The live updates' fan-out.
+    pub fn live(&self) -> &live::Hub {
+        &self.inner.live
+    }
 }
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled, then lets in-flight calls finish.
@@ -255,6 +264,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         requests = %config.requests_url, routing = %config.routing_url, billing = %config.billing_url,
         jwks_file = ?config.jwks_file, web_origins = ?config.web_origins,
         trust_forwarded_for = config.trust_forwarded_for, "gateway listening");
+    if let Some(nats) = config.nats.clone() {
+        tokio::spawn(live::follow(state.live().clone(), nats, shutdown.clone()));
+    }
+    let hub = state.live().clone();
+    let closing = shutdown.clone();
+    // Live streams never end by themselves: end them when shutdown starts so that the server drains.
+    tokio::spawn(async move {
+        closing.cancelled().await;
+        hub.close();
+    });
     let app: IntoMakeServiceWithConnectInfo<axum::Router, std::net::SocketAddr> =
         router(state).into_make_service_with_connect_info();
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());

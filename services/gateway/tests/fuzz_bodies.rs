@@ -37,6 +37,7 @@ fn routes() -> Vec<(Method, String, Role)> {
         post("/v1/exhibitions/{id}/bookings", Role::MemberAdmin),
         post("/v1/bookings/{id}/release", Role::Coordinator),
         post("/v1/requests", Role::MemberAdmin),
+        put("/v1/me/notification-preferences", Role::MemberUser),
         post("/v1/referrals/reassign", Role::Coordinator),
         post("/v1/referrals/{id}/reassign", Role::Coordinator),
         post("/v1/referrals/{id}/withdraw", Role::Coordinator),

@@ -171,6 +171,9 @@ async fn openapi_is_3_1_and_describes_every_route() {
     ];
     let protected = [
         ("get", "/v1/me"),
+        ("get", "/v1/me/notification-preferences"),
+        ("put", "/v1/me/notification-preferences"),
+        ("get", "/v1/events"),
         ("post", "/v1/auth/keys/rotate"),
         ("get", "/v1/users"),
         ("post", "/v1/users"),
@@ -245,7 +248,7 @@ async fn openapi_is_3_1_and_describes_every_route() {
         assert!(op["responses"]["429"].is_object(), "{method} {path} has no 429");
     }
     let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or_default();
-    assert_eq!(paths, 65, "a path in /openapi.json that the router does not serve?");
+    assert_eq!(paths, 67, "a path in /openapi.json that the router does not serve?");
     assert_eq!(
         doc["components"]["securitySchemes"],
         json!({"bearerAuth": {

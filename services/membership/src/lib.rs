@@ -96,6 +96,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if let Some(email) = &config.bootstrap_operator_email {
         identity::bootstrap_operator(&ctx.pool, email).await?;
     }
+    identity::announce_pending_users(&ctx.pool).await?;
     ctx.spawn_outbox_relay();
     // Membership verifies access tokens with its own key table (the platform's authenticator would ask itself
     // over the network).

@@ -116,6 +116,10 @@ pub struct Metrics {
     pub consumer_redeliveries: Family<ConsumerLabels, Counter>,
     pub db_pool_connections: Family<PoolLabels, Gauge>,
     pub db_pool_max: Family<ServiceLabels, Gauge>,
+    /// Mails queued and not sent yet (requests' notification outbox).
+    pub mail_backlog: Family<ServiceLabels, Gauge>,
+    /// Mails sent / failed tries (`outcome`: sent, failed).
+    pub mails: Family<OutcomeLabels, Counter>,
 }
 
 impl Metrics {
@@ -136,6 +140,8 @@ impl Metrics {
             consumer_redeliveries: Family::default(),
             db_pool_connections: Family::default(),
             db_pool_max: Family::default(),
+            mail_backlog: Family::default(),
+            mails: Family::default(),
             registry: Registry::default(),
         };
         registry.register("id77_build_info", "Build of the process", m.build_info.clone());
@@ -184,6 +190,8 @@ impl Metrics {
             m.db_pool_connections.clone(),
         );
         registry.register("id77_db_pool_max_connections", "Database pool maximum size", m.db_pool_max.clone());
+        registry.register("id77_mail_backlog", "Mails queued and not sent yet", m.mail_backlog.clone());
+        registry.register("id77_mails", "Mail sending tries by outcome (sent, failed)", m.mails.clone());
         Self { registry, ..m }
     }
 

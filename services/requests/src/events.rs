@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use id77_platform::{Event, EventHandler, HandleError, outbox, time};
 use id77_proto::catalogue::v1::{OfferCategory, OfferPublished};
 use id77_proto::membership::v1::{CollectivityKind, MemberApplied, MemberApproved, MemberUpdated};
-use id77_proto::requests::v1::{RequestCancelled, RequestCompleted};
+use id77_proto::requests::v1::{RequestCancelled, RequestCompleted, RequestStatusChanged};
 use id77_proto::routing::v1::{
     ReferralAccepted, ReferralCompleted, ReferralDeclined, ReferralExpired, ReferralOffered, ReferralProgressed,
     ReferralWithdrawn,
@@ -21,6 +21,7 @@ use crate::store::{self, RequestRow, Territory};
 pub const SUBJECT_SUBMITTED: &str = "id77.requests.request.submitted";
 pub const SUBJECT_CANCELLED: &str = "id77.requests.request.cancelled";
 pub const SUBJECT_COMPLETED: &str = "id77.requests.request.completed";
+pub const SUBJECT_STATUS_CHANGED: &str = "id77.requests.request.status_changed";
 
 fn uuid(field: &str, raw: &str) -> Result<Uuid, HandleError> {
     Uuid::parse_str(raw).map_err(|_| HandleError::Reject(anyhow!("{field} {raw:?} is not a UUID")))
@@ -39,10 +40,25 @@ pub fn state_of(row: &RequestRow) -> Result<State, String> {
 }
 
 /// Records a step (status, history row by `actor`) and the events it emits through the outbox:
-/// `request.completed` on completion, `request.cancelled` on cancellation.
+/// `request.status_changed` on every step, `request.completed` on completion, `request.cancelled` on
+/// cancellation.
 pub async fn record(conn: &mut PgConnection, row: &RequestRow, step: &Step, actor: &Actor) -> Result<(), sqlx::Error> {
     store::apply_step(conn, row.id, step, actor).await?;
     let offer_id = row.offer_id.map(|id| id.to_string()).unwrap_or_default();
+    let referent = store::referent_in(conn, row.member_id).await?;
+    let changed = RequestStatusChanged {
+        request_id: row.id.to_string(),
+        member_id: row.member_id.to_string(),
+        provider_code: step.provider.clone().unwrap_or_default(),
+        referent_user_id: referent.map(|r| r.to_string()).unwrap_or_default(),
+        from_status: step.from.as_str().to_owned(),
+        to_status: step.to.as_str().to_owned(),
+        reason: step.reason.clone(),
+        request_subject: row.subject.clone(),
+        occurred_at: Some(time::to_proto(step.at)),
+    };
+    let event_id = outbox::enqueue(conn, SUBJECT_STATUS_CHANGED, &changed).await?;
+    crate::notify::status_changed(conn, event_id, row, step, actor).await?;
     match step.to {
         RequestStatus::Completed => {
             let event = RequestCompleted {

@@ -506,4 +506,37 @@ impl RequestsService for RequestsApi {
         let caller = self.auth.caller(&request).await?;
         Ok(Response::new(self.statistics(&caller, request.into_inner()).await?))
     }
+
+    async fn get_notification_preferences(
+        &self,
+        request: Request<pb::GetNotificationPreferencesRequest>,
+    ) -> Result<Response<pb::NotificationPreferences>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let p = crate::notify::store::preferences(&self.pool, caller.user_id).await.map_err(ServiceError::from)?;
+        Ok(Response::new(pb::NotificationPreferences {
+            status_changed: p.status_changed,
+            message_posted: p.message_posted,
+        }))
+    }
+
+    async fn update_notification_preferences(
+        &self,
+        request: Request<pb::UpdateNotificationPreferencesRequest>,
+    ) -> Result<Response<pb::NotificationPreferences>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let req = request.into_inner();
+        let p = crate::notify::store::update_preferences(
+            &self.pool,
+            caller.user_id,
+            req.status_changed,
+            req.message_posted,
+        )
+        .await
+        .map_err(ServiceError::from)?;
+        tracing::info!(user_id = %caller.user_id, status_changed = p.status_changed, message_posted = p.message_posted, "notification preferences changed");
+        Ok(Response::new(pb::NotificationPreferences {
+            status_changed: p.status_changed,
+            message_posted: p.message_posted,
+        }))
+    }
 }

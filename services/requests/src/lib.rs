@@ -7,6 +7,7 @@ pub mod conversation;
 pub mod domain;
 pub mod events;
 pub mod grpc;
+pub mod notify;
 pub mod store;
 
 use std::sync::Arc;
@@ -30,17 +31,22 @@ pub const PORT: u16 = 7053;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub platform: PlatformConfig,
+    /// SMTP relay, sender and portal links of the notification mails.
+    pub mail: notify::sender::MailConfig,
 }
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        Ok(Self { platform: PlatformConfig::from_env("requests", PORT)? })
+        Ok(Self {
+            platform: PlatformConfig::from_env("requests", PORT)?,
+            mail: notify::sender::MailConfig::from_env()?,
+        })
     }
 }
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let ctx = ServiceContext::start(config.platform, &MIGRATOR, &[streams::REQUESTS], shutdown).await?;
+    let ctx = ServiceContext::start(config.platform.clone(), &MIGRATOR, &[streams::REQUESTS], shutdown).await?;
     ctx.spawn_outbox_relay();
     ctx.spawn_consumer(
         ConsumerSpec::new(streams::MEMBERSHIP, "requests-members", "id77.membership.member.>"),
@@ -54,6 +60,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         ConsumerSpec::new(streams::ROUTING, "requests-referrals", "id77.routing.referral.>"),
         Arc::new(events::ReferralEvents),
     );
+    ctx.spawn_consumer(
+        ConsumerSpec::new(streams::MEMBERSHIP, "requests-users", "id77.membership.user.>"),
+        Arc::new(notify::UserEvents),
+    );
+    ctx.spawn(notify::sender::run(ctx.pool.clone(), config.mail, ctx.shutdown.clone()));
     let api = RequestsServiceServer::new(grpc::RequestsApi::new(ctx.pool.clone(), ctx.auth.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let conversation = conversation::grpc::ConversationApi::new(ctx.pool.clone(), ctx.auth.clone());

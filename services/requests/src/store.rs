@@ -148,6 +148,16 @@ pub async fn member_commune(conn: &mut PgConnection, member_id: Uuid) -> Result<
     Ok(code.filter(|c| !c.is_empty()))
 }
 
+/// The referent following a member, if any, inside a transaction.
+pub async fn referent_in(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    let row: Option<Option<Uuid>> =
+        sqlx::query_scalar("SELECT referent_user_id FROM member_referent WHERE member_id = $1")
+            .bind(member_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.flatten())
+}
+
 /// The referent following a member, if any.
 pub async fn referent_of(pool: &PgPool, member_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
     let row: Option<Option<Uuid>> =

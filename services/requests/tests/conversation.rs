@@ -61,7 +61,11 @@ async fn start() -> Service {
     let mut platform = testing::platform_config("requests", &url, &prefix, addr);
     platform.jwks_file = Some(keys.jwks_file.clone());
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(id77_requests::run(id77_requests::Config { platform }, listener, shutdown.clone()));
+    let task = tokio::spawn(id77_requests::run(
+        id77_requests::Config { platform, mail: id77_requests::notify::sender::MailConfig::queue_only() },
+        listener,
+        shutdown.clone(),
+    ));
     let (_, js) = nats::connect(&testing::nats_url(), "conversation-test").await.expect("nats");
     let ns = Namespace::new(prefix);
     for def in [streams::MEMBERSHIP, streams::CATALOGUE, streams::ROUTING] {

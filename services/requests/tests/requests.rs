@@ -39,7 +39,7 @@ async fn start() -> Service {
     let keys = TestKeys::new().expect("test keys");
     let mut platform = testing::platform_config("requests", &url, &prefix, addr);
     platform.jwks_file = Some(keys.jwks_file.clone());
-    let config = id77_requests::Config { platform };
+    let config = id77_requests::Config { platform, mail: id77_requests::notify::sender::MailConfig::queue_only() };
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(id77_requests::run(config, listener, shutdown.clone()));
     let (_, js) = nats::connect(&testing::nats_url(), "requests-test").await.expect("nats");

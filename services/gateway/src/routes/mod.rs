@@ -41,6 +41,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/invitations/accept", post(identity::accept_invitation))
         .route("/v1/auth/keys/rotate", post(identity::rotate_keys))
         .route("/v1/me", get(identity::me))
+        .route(
+            "/v1/me/notification-preferences",
+            get(requests::notification_preferences).put(requests::update_notification_preferences),
+        )
+        .route("/v1/events", get(crate::live::events))
         .route("/v1/users", get(identity::list_users).post(identity::invite))
         .route("/v1/users/{id}", delete(identity::remove_user))
         .route("/v1/audit-events", get(identity::audit_events))

@@ -513,3 +513,62 @@ mod tests {
         assert!(checks.finish().is_err());
     }
 }
+
+/// Which notification mails a user gets.
+#[derive(Debug, serde::Serialize)]
+pub struct NotificationPreferences {
+    status_changed: bool,
+    message_posted: bool,
+}
+
+impl From<pb::NotificationPreferences> for NotificationPreferences {
+    fn from(p: pb::NotificationPreferences) -> Self {
+        Self { status_changed: p.status_changed, message_posted: p.message_posted }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationPreferencesBody {
+    status_changed: Option<bool>,
+    message_posted: Option<bool>,
+}
+
+/// Any signed-in user reads its own notification preferences (every kind on until changed).
+pub async fn notification_preferences(
+    State(state): State<AppState>,
+    caller: Authenticated,
+) -> Result<Json<NotificationPreferences>, Problem> {
+    let preferences = state
+        .requests()
+        .get_notification_preferences(caller.grpc(pb::GetNotificationPreferencesRequest {}))
+        .await
+        .map_err(upstream("requests"))?
+        .into_inner();
+    Ok(Json(preferences.into()))
+}
+
+/// Any signed-in user changes its own notification preferences; a kind left out keeps its value.
+pub async fn update_notification_preferences(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    body: Result<Json<NotificationPreferencesBody>, JsonRejection>,
+) -> Result<Json<NotificationPreferences>, Problem> {
+    let Json(body) = body.map_err(json_problem)?;
+    if body.status_changed.is_none() && body.message_posted.is_none() {
+        return Err(Problem::bad_request(
+            "INVALID_BODY",
+            "give at least one of status_changed, message_posted (true or false)",
+        ));
+    }
+    let preferences = state
+        .requests()
+        .update_notification_preferences(caller.grpc(pb::UpdateNotificationPreferencesRequest {
+            status_changed: body.status_changed,
+            message_posted: body.message_posted,
+        }))
+        .await
+        .map_err(upstream("requests"))?
+        .into_inner();
+    Ok(Json(preferences.into()))
+}

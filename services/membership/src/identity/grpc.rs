@@ -417,6 +417,7 @@ impl IdentityApi {
         let (token, hash) = crypto::new_opaque_token()?;
         let expires_at = now + policy::invitation_ttl();
         store::insert_invitation(&mut tx, &hash, user.id, Some(caller.user_id), now, expires_at).await?;
+        store::announce_users(&mut tx).await?;
         let subject = user.id.to_string();
         let scope = match (&target.member_id, &target.provider_code) {
             (Some(m), _) => format!(" of member {m}"),
@@ -465,6 +466,7 @@ impl IdentityApi {
         let Some(mut user) = user else { return Err(bad_invitation()) };
         store::mark_invitation_used(&mut tx, &hash, now).await?;
         store::activate_user(&mut tx, user.id, &password_hash).await?;
+        store::announce_users(&mut tx).await?;
         user.active = true;
         user.password_hash = Some(password_hash);
         let pair = start_session(&mut tx, &user, now).await?;
@@ -516,6 +518,7 @@ impl IdentityApi {
         let role = role_of(&target)?;
         policy::authorize_remove(caller, target.id, role, target.member_id)?;
         store::remove_user(&mut tx, id, now).await?;
+        store::announce_users(&mut tx).await?;
         let sessions = store::revoke_user_families(&mut tx, id, now, "account removed").await?;
         if role == Role::Referent {
             // The members it followed have no referent any more; the other services learn it like an assignment.

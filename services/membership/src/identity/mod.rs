@@ -70,6 +70,18 @@ pub fn check_demo_settings(password: &str, providers: &[String]) -> anyhow::Resu
     Ok(())
 }
 
+/// Announces (`user.changed`) every account not announced yet: at start-up, the accounts that existed before
+/// announcements did, and any change a write path left unannounced.
+pub async fn announce_pending_users(pool: &PgPool) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    let count = store::announce_users(&mut tx).await.context("announcing accounts")?;
+    tx.commit().await?;
+    if count > 0 {
+        tracing::info!(count, "accounts announced (user.changed)");
+    }
+    Ok(())
+}
+
 /// Makes the demo accounts exist, active, with `password` (idempotent; re-run at every start).
 pub async fn ensure_demo_accounts(pool: &PgPool, password: &str, providers: &[String]) -> anyhow::Result<()> {
     check_demo_settings(password, providers)?;
@@ -93,6 +105,7 @@ pub async fn ensure_demo_accounts(pool: &PgPool, password: &str, providers: &[St
         };
         store::upsert_active_user(&mut tx, &user).await.with_context(|| format!("demo account {}", account.email))?;
     }
+    store::announce_users(&mut tx).await?;
     tx.commit().await?;
     tracing::info!(accounts = accounts.len(), "demo accounts ready");
     Ok(())
@@ -130,6 +143,7 @@ pub async fn bootstrap_operator(pool: &PgPool, email: &str) -> anyhow::Result<Op
     let detail = format!("{email} as operator (bootstrap)");
     let event = Audit { kind: domain::audit::USER_INVITED, subject: &subject, detail: &detail, ..Default::default() };
     store::audit(&mut tx, &event).await?;
+    store::announce_users(&mut tx).await?;
     tx.commit().await?;
     tracing::warn!(
         %email,

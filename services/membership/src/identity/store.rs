@@ -421,3 +421,52 @@ pub async fn list_audit(
     .fetch_all(pool)
     .await
 }
+
+/// Subject of `UserChanged`.
+pub const SUBJECT_USER_CHANGED: &str = "id77.membership.user.changed";
+
+/// Publishes `user.changed` (through the outbox, in the caller's transaction) for every account changed since it
+/// was last announced, and marks them announced. Accounts another transaction holds are left to it (it
+/// announces them itself before it commits). Returns how many were announced.
+pub async fn announce_users(conn: &mut PgConnection) -> Result<usize, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Changed {
+        id: Uuid,
+        email: String,
+        display_name: String,
+        role: String,
+        member_id: Option<Uuid>,
+        provider_code: Option<String>,
+        active: bool,
+        removed: bool,
+        version: i64,
+    }
+    let rows: Vec<Changed> = sqlx::query_as(
+        "SELECT id, email, display_name, role, member_id, provider_code, active, removed_at IS NOT NULL AS removed,
+                version
+         FROM app_user WHERE version > announced_version ORDER BY id FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let now = id77_platform::time::now();
+    for row in &rows {
+        let event = id77_proto::membership::v1::UserChanged {
+            user_id: row.id.to_string(),
+            email: row.email.clone(),
+            display_name: row.display_name.clone(),
+            role: row.role.clone(),
+            member_id: row.member_id.map(|m| m.to_string()).unwrap_or_default(),
+            provider_code: row.provider_code.clone().unwrap_or_default(),
+            active: row.active && !row.removed,
+            version: row.version,
+            occurred_at: Some(id77_platform::time::to_proto(now)),
+        };
+        id77_platform::outbox::enqueue(&mut *conn, SUBJECT_USER_CHANGED, &event).await?;
+        sqlx::query("UPDATE app_user SET announced_version = $2 WHERE id = $1")
+            .bind(row.id)
+            .bind(row.version)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(rows.len())
+}

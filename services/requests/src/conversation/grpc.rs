@@ -122,7 +122,21 @@ async fn post_in(
         occurred_at: Some(time::to_proto(now)),
         request_subject: who.thread.subject.clone(),
     };
-    outbox::enqueue(tx, SUBJECT_MESSAGE_POSTED, &event).await?;
+    let event_id = outbox::enqueue(tx, SUBJECT_MESSAGE_POSTED, &event).await?;
+    let posted = crate::notify::PostedMessage {
+        event_id,
+        request_id: who.thread.id,
+        member_id: who.thread.member_id,
+        provider_code: who.provider(),
+        author: caller.user_id,
+        author_is_member: who.role.is_member_role(),
+        author_name: &name,
+        request_subject: &who.thread.subject,
+        excerpt: &event.excerpt,
+        attachment_count,
+        at: now,
+    };
+    crate::notify::message_posted(tx, &posted).await?;
     tracing::info!(request_id = %who.thread.id, message_id = %row.id, role = who.role.as_str(), "message posted");
     Ok(row)
 }

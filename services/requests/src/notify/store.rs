@@ -1,0 +1,213 @@
+//! SQL of the notifications: recipients, preferences, the mail outbox.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::domain::Candidate;
+
+/// An account as membership last told it.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    pub member_id: Option<Uuid>,
+    pub provider_code: Option<String>,
+    pub active: bool,
+    pub version: i64,
+}
+
+/// Stores the account unless a newer version is already stored; true when it was written.
+pub async fn upsert_recipient(conn: &mut PgConnection, r: &Recipient) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO notification_recipient (user_id, email, display_name, role, member_id, provider_code, active, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (user_id) DO UPDATE SET
+           email = EXCLUDED.email, display_name = EXCLUDED.display_name, role = EXCLUDED.role,
+           member_id = EXCLUDED.member_id, provider_code = EXCLUDED.provider_code, active = EXCLUDED.active,
+           version = EXCLUDED.version
+         WHERE notification_recipient.version < EXCLUDED.version",
+    )
+    .bind(r.user_id)
+    .bind(&r.email)
+    .bind(&r.display_name)
+    .bind(&r.role)
+    .bind(r.member_id)
+    .bind(&r.provider_code)
+    .bind(r.active)
+    .bind(r.version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The active users of `member_id` and the active agents of `provider_code`, with their preferences.
+pub async fn candidates(
+    conn: &mut PgConnection,
+    member_id: Uuid,
+    provider_code: Option<&str>,
+) -> Result<Vec<Candidate>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, String, String, Option<Uuid>, Option<String>, bool, bool)> = sqlx::query_as(
+        "SELECT r.user_id, r.email, r.display_name, r.role, r.member_id, r.provider_code,
+                COALESCE(p.status_changed, true), COALESCE(p.message_posted, true)
+         FROM notification_recipient r LEFT JOIN notification_preference p ON p.user_id = r.user_id
+         WHERE r.active AND r.email <> '' AND (r.member_id = $1 OR ($2::text IS NOT NULL AND r.provider_code = $2))
+         ORDER BY r.user_id",
+    )
+    .bind(member_id)
+    .bind(provider_code)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, email, display_name, role, member_id, provider_code, status_changed, message_posted)| {
+            Candidate { user_id, email, display_name, role, member_id, provider_code, status_changed, message_posted }
+        })
+        .collect())
+}
+
+/// A mail to queue.
+pub struct QueuedMail<'a> {
+    pub event_id: Uuid,
+    pub recipient: &'a Candidate,
+    pub kind: &'a str,
+    pub request_id: Uuid,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub link_path: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// Queues a mail; a second one for the same event and recipient is dropped.
+pub async fn queue(conn: &mut PgConnection, m: &QueuedMail<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO mail_outbox (id, event_id, recipient_user_id, email, kind, request_id, subject, body, link_path,
+                                  created_at, next_attempt_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+         ON CONFLICT (event_id, recipient_user_id) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(m.event_id)
+    .bind(m.recipient.user_id)
+    .bind(&m.recipient.email)
+    .bind(m.kind)
+    .bind(m.request_id)
+    .bind(m.subject)
+    .bind(m.body)
+    .bind(m.link_path)
+    .bind(m.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A user's preferences (every kind on when never set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preferences {
+    pub status_changed: bool,
+    pub message_posted: bool,
+}
+
+pub async fn preferences(pool: &PgPool, user_id: Uuid) -> Result<Preferences, sqlx::Error> {
+    let row: Option<(bool, bool)> =
+        sqlx::query_as("SELECT status_changed, message_posted FROM notification_preference WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?;
+    let (status_changed, message_posted) = row.unwrap_or((true, true));
+    Ok(Preferences { status_changed, message_posted })
+}
+
+/// Changes the kinds given (None: unchanged) and returns the result.
+pub async fn update_preferences(
+    pool: &PgPool,
+    user_id: Uuid,
+    status_changed: Option<bool>,
+    message_posted: Option<bool>,
+) -> Result<Preferences, sqlx::Error> {
+    let (status_changed, message_posted): (bool, bool) = sqlx::query_as(
+        "INSERT INTO notification_preference (user_id, status_changed, message_posted, updated_at)
+         VALUES ($1, COALESCE($2, true), COALESCE($3, true), now())
+         ON CONFLICT (user_id) DO UPDATE SET
+           status_changed = COALESCE($2, notification_preference.status_changed),
+           message_posted = COALESCE($3, notification_preference.message_posted),
+           updated_at = now()
+         RETURNING status_changed, message_posted",
+    )
+    .bind(user_id)
+    .bind(status_changed)
+    .bind(message_posted)
+    .fetch_one(pool)
+    .await?;
+    Ok(Preferences { status_changed, message_posted })
+}
+
+/// A mail claimed for sending.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub email: String,
+    pub subject: String,
+    pub body: String,
+    pub link_path: String,
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` due mails for `lease` (several senders skip each other's rows): their next try moves
+/// past the lease, so a sender that dies leaves them to another one after it.
+pub async fn claim(
+    pool: &PgPool,
+    limit: i64,
+    max_attempts: i32,
+    lease: std::time::Duration,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE mail_outbox m SET attempts = m.attempts + 1,
+                next_attempt_at = now() + make_interval(secs => $3)
+         FROM (SELECT id FROM mail_outbox
+               WHERE sent_at IS NULL AND attempts < $2 AND next_attempt_at <= now()
+               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+         WHERE m.id = due.id
+         RETURNING m.id, m.email, m.subject, m.body, m.link_path, m.attempts",
+    )
+    .bind(limit)
+    .bind(max_attempts)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE mail_outbox SET sent_at = now(), last_error = NULL WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
+pub async fn mark_failed(
+    pool: &PgPool,
+    id: Uuid,
+    error: &str,
+    retry_in: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE mail_outbox SET last_error = $2, next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(retry_in.as_secs_f64())
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Mails not sent yet (and not given up on).
+pub async fn backlog(pool: &PgPool, max_attempts: i32) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM mail_outbox WHERE sent_at IS NULL AND attempts < $1")
+        .bind(max_attempts)
+        .fetch_one(pool)
+        .await
+}
