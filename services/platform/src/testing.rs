@@ -8,6 +8,9 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::config::{DEFAULT_NATS_URL, DEFAULT_PG_URL, env_or};
 
+mod smtp;
+pub use smtp::{ReceivedMail, SmtpSink, decode_quoted_printable, decode_words};
+
 /// Prefix of every database a test creates (`make test` drops leftovers).
 pub const TEST_DB_PREFIX: &str = "id77t_";
 
