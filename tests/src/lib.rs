@@ -75,7 +75,12 @@ pub struct Platform {
     /// `routing-2`, `gateway`...).
     pub metrics: Vec<(String, String)>,
     env: Vec<(String, String)>,
+    /// The SMTP server requests sends its notification mails to (a real one, in this test process).
+    pub mail: testing::SmtpSink,
 }
+
+/// The portal base URL the mails link to in the tests.
+pub const PORTAL_URL: &str = "https://portail.id77.test";
 
 /// A process's program, environment and arguments.
 #[derive(Debug, Clone)]
@@ -169,6 +174,7 @@ impl Platform {
         let logs = target_dir().join("e2e-logs").join(&prefix);
         std::fs::create_dir_all(&logs)?;
         let nats_url = options.nats_url.clone().unwrap_or_else(testing::nats_url);
+        let mail = testing::SmtpSink::start().await.context("starting the SMTP sink")?;
         let mut platform = Self {
             gateway: String::new(),
             prefix: prefix.clone(),
@@ -179,6 +185,7 @@ impl Platform {
             logs,
             metrics: Vec::new(),
             env: options.env.clone(),
+            mail,
         };
         let mut upstreams: Vec<(&str, String)> = Vec::new();
         for (service, url_var) in SERVICES {
@@ -201,6 +208,9 @@ impl Platform {
                 } else if let Some((_, membership)) = upstreams.first() {
                     cmd.env("ID77_MEMBERSHIP_URL", membership.as_str());
                 }
+                if *service == "requests" {
+                    cmd.env("ID77_SMTP_URL", platform.mail.url()).env("ID77_PORTAL_URL", PORTAL_URL);
+                }
                 if *service == "routing" {
                     // Test only: routing's clock is offset by the seconds written in this file (`advance_clock`).
                     cmd.env("ID77_TEST_CLOCK_FILE", platform.clock_file().to_string_lossy())
@@ -219,6 +229,8 @@ impl Platform {
         let mut gateway = Recipe::new(binary("id77-gateway")?);
         // Every test logs in a handful of users from one address: keep the login limit out of the way.
         gateway.env("ID77_HTTP_ADDR", format!("127.0.0.1:{http_port}")).env("ID77_AUTH_RATE_LIMIT_PER_MINUTE", "200");
+        // Live updates (`GET /v1/events`): the same NATS and prefix as the services.
+        gateway.env("ID77_NATS_URL", nats_url.as_str()).env("ID77_NATS_PREFIX", prefix.as_str());
         for (var, url) in &upstreams {
             gateway.env(var, url.as_str());
         }
@@ -479,6 +491,100 @@ impl Api {
             bail!("accepting the invitation failed: {status} {pair}");
         }
         Ok((pair["access_token"].as_str().context("access_token")?.to_owned(), user_id))
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: String,
+    /// The `data:` as JSON (Null when it is not JSON).
+    pub data: Value,
+}
+
+/// A client's `GET /v1/events` stream, read as it comes.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Api {
+    /// Opens the caller's live updates; fails unless the gateway answers 200 `text/event-stream`.
+    pub async fn events(&self, token: &str) -> anyhow::Result<EventStream> {
+        let response = self
+            .http
+            .get(format!("{}/v1/events", self.base))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .context("opening /v1/events")?;
+        let status = response.status();
+        let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        if status != StatusCode::OK || !kind.starts_with("text/event-stream") {
+            bail!("/v1/events answered {status} {kind}: {}", response.text().await.unwrap_or_default());
+        }
+        Ok(EventStream { response, buffer: String::new() })
+    }
+}
+
+impl EventStream {
+    /// The next event (comments skipped), or None when none came within `limit` or the stream ended.
+    pub async fn next(&mut self, limit: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent { event: "message".to_owned(), id: String::new(), data: Value::Null };
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        event.id = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a comment (keep-alive) or a retry hint
+                }
+                event.data = serde_json::from_str(&data).unwrap_or(Value::Null);
+                return Some(event);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await.ok()?.ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+        }
+    }
+
+    /// Reads events until one matches `wanted` (returned) or `limit` passes (None); the others are returned in
+    /// `seen`.
+    pub async fn wait_for(
+        &mut self,
+        limit: Duration,
+        seen: &mut Vec<SseEvent>,
+        wanted: impl Fn(&SseEvent) -> bool,
+    ) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let event = self.next(left).await?;
+            if wanted(&event) {
+                return Some(event);
+            }
+            seen.push(event);
+        }
+    }
+
+    /// Every event that arrives within `limit`.
+    pub async fn drain(&mut self, limit: Duration) -> Vec<SseEvent> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut events = Vec::new();
+        while let Some(event) = self.next(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+            events.push(event);
+        }
+        events
     }
 }
 

@@ -34,8 +34,8 @@ use crate::problem::Problem;
 pub const SUBJECT_STATUS_CHANGED: &str = "id77.requests.request.status_changed";
 pub const SUBJECT_MESSAGE_POSTED: &str = "id77.requests.message.posted";
 pub const SUBJECT_REFERRAL_OFFERED: &str = "id77.routing.referral.offered";
-/// The subjects the gateway subscribes to (before the deployment's prefix).
-pub const SUBJECTS: [&str; 3] = [SUBJECT_STATUS_CHANGED, SUBJECT_MESSAGE_POSTED, SUBJECT_REFERRAL_OFFERED];
+/// The subjects the gateway subscribes to (before the deployment's prefix); its NATS user may read these only.
+pub const SUBJECTS: [&str; 3] = id77_platform::streams::LIVE_SUBJECTS;
 
 /// Events buffered per client before it is told it lagged.
 pub const BUFFER: usize = 256;
@@ -379,6 +379,13 @@ mod tests {
         assert!(Viewer::of(&caller(Role::Operator, None, None)).is_none());
         // An empty audience is the coordinator's only.
         assert!(!sees(&user_a, &Audience::default()) && sees(&coordinator, &Audience::default()));
+    }
+
+    #[test]
+    fn the_subjects_are_the_ones_the_gateway_user_may_read() {
+        for subject in [SUBJECT_STATUS_CHANGED, SUBJECT_MESSAGE_POSTED, SUBJECT_REFERRAL_OFFERED] {
+            assert!(SUBJECTS.contains(&subject), "{subject}");
+        }
     }
 
     #[test]

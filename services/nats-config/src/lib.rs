@@ -6,7 +6,10 @@
 //!   [`provider_permissions`]). No deny rules, and no `$JS.>` for providers (DESIGN §4: nats-server before 2.10
 //!   let a user allowed on `$JS.>` reach admin APIs, and queue subscriptions bypassed deny rules). There is no
 //!   `no_auth_user`: a connection without a known NKEY is refused;
-//! - `<user>.nk`: each user's NKEY seed (mode 0600), `membership.nk` ... `billing.nk` and `provider-<code>.nk`.
+//!   The gateway has a user too ([`GATEWAY`], [`gateway_permissions`]): it only subscribes to the few subjects of
+//!   its live updates;
+//! - `<user>.nk`: each user's NKEY seed (mode 0600), `membership.nk` ... `billing.nk`, `gateway.nk` and
+//!   `provider-<code>.nk`.
 //!   Seeds already in the folder are reused, so re-running gives the same configuration and never rotates a
 //!   credential; delete a seed file to rotate that user's key;
 //! - `users.json`: user → kind, provider code, public key and seed file name (no secrets).
@@ -24,13 +27,18 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use async_nats::jetstream;
 use id77_platform::Namespace;
-use id77_platform::streams::{REFERRALS, is_valid_subject_token, referral_reply_subject};
+use id77_platform::streams::{LIVE_SUBJECTS, REFERRALS, is_valid_subject_token, referral_reply_subject};
 use id77_referral_consumer::{consumer_config, durable_name, inbox_prefix};
 use nkeys::{KeyPair, KeyPairType};
 use serde::{Deserialize, Serialize};
 
 /// The platform services that get a NATS user, in the order they appear in the configuration.
 pub const SERVICES: [&str; 5] = ["membership", "catalogue", "requests", "routing", "billing"];
+
+/// The gateway's user: subscribe-only, to the subjects of its live updates.
+pub const GATEWAY: &str = "gateway";
+/// The one subject the gateway may publish on, which nothing reads (an empty allow-list would not restrict).
+pub const GATEWAY_PUBLISH_NOTHING: &str = "_id77_gateway.none";
 
 /// File name of the generated server configuration.
 pub const SERVER_CONF: &str = "nats-server.conf";
@@ -142,6 +150,15 @@ pub fn provider_permissions(ns: &Namespace, code: &str) -> Permissions {
     }
 }
 
+/// The gateway: core subscriptions to the live update subjects ([`LIVE_SUBJECTS`]) under the deployment's
+/// prefix, exactly; no JetStream API, no inbox, nothing to publish but an inert subject.
+pub fn gateway_permissions(ns: &Namespace) -> Permissions {
+    Permissions {
+        publish: vec![GATEWAY_PUBLISH_NOTHING.to_owned()],
+        subscribe: LIVE_SUBJECTS.iter().map(|s| ns.subject(s)).collect(),
+    }
+}
+
 /// One user of the generated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -160,7 +177,13 @@ impl User {
     }
 
     pub fn kind(&self) -> &'static str {
-        if self.provider.is_some() { "provider" } else { "service" }
+        if self.provider.is_some() {
+            "provider"
+        } else if self.name == GATEWAY {
+            "gateway"
+        } else {
+            "service"
+        }
     }
 }
 
@@ -189,6 +212,7 @@ pub fn generate(dir: &Path, options: &Options) -> anyhow::Result<Generated> {
     let ns = Namespace::new(options.prefix.clone());
     let mut wanted: Vec<(String, Option<String>, Permissions)> =
         SERVICES.iter().map(|s| ((*s).to_owned(), None, service_permissions(&ns))).collect();
+    wanted.push((GATEWAY.to_owned(), None, gateway_permissions(&ns)));
     for code in &options.providers {
         wanted.push((provider_user(code), Some(code.clone()), provider_permissions(&ns, code)));
     }
@@ -221,6 +245,7 @@ pub fn render_server_conf(options: &Options, users: &[User]) -> anyhow::Result<S
     for user in users {
         let what = match &user.provider {
             Some(code) => format!("provider {code}"),
+            None if user.name == GATEWAY => "gateway: live updates, subscribe only".to_owned(),
             None => "platform service".to_owned(),
         };
         out.push_str(&format!("    # {} ({what})\n", user.name));
@@ -469,15 +494,39 @@ mod tests {
     }
 
     #[test]
+    fn the_gateway_may_only_read_its_live_subjects() {
+        let prefixed = gateway_permissions(&Namespace::new("t1"));
+        assert_eq!(prefixed.publish, [GATEWAY_PUBLISH_NOTHING]);
+        assert_eq!(
+            prefixed.subscribe,
+            [
+                "t1.id77.requests.request.status_changed",
+                "t1.id77.requests.message.posted",
+                "t1.id77.routing.referral.offered"
+            ]
+        );
+        assert!(prefixed.subscribe.iter().all(|s| !s.contains('>') && !s.contains('*')));
+    }
+
+    #[test]
     fn the_configuration_lists_every_user_with_allow_lists_only() -> anyhow::Result<()> {
         let dir = temp_dir();
         let generated = generate(&dir, &options(&["dir-eau", "caue77", "caue77"], "")?)?;
         let names: Vec<_> = generated.users.iter().map(|u| u.name.as_str()).collect();
         assert_eq!(
             names,
-            ["membership", "catalogue", "requests", "routing", "billing", "provider-caue77", "provider-dir-eau"]
+            [
+                "membership",
+                "catalogue",
+                "requests",
+                "routing",
+                "billing",
+                "gateway",
+                "provider-caue77",
+                "provider-dir-eau"
+            ]
         );
-        assert_eq!(generated.created.len(), 7);
+        assert_eq!(generated.created.len(), 8);
         let conf = fs::read_to_string(dir.join(SERVER_CONF))?;
         assert!(conf.contains("listen: \"127.0.0.1:4223\"\n"), "{conf}");
         assert!(conf.contains("jetstream {\n  store_dir: \"/var/lib/id77/js\"\n}"), "{conf}");
@@ -485,7 +534,7 @@ mod tests {
         assert!(!settings.iter().any(|l| l.contains("deny")), "{conf}");
         assert!(!conf.contains("no_auth_user") && !conf.contains("password"), "{conf}");
         assert!(!conf.contains("\"$JS.>\""), "{conf}");
-        assert_eq!(conf.matches("nkey: \"U").count(), 7);
+        assert_eq!(conf.matches("nkey: \"U").count(), 8);
         for user in &generated.users {
             assert!(conf.contains(&format!("nkey: \"{}\"", user.public_key)), "{}", user.name);
             let seed = fs::read_to_string(dir.join(user.seed_file()))?;
@@ -505,6 +554,18 @@ mod tests {
         assert_eq!(users["users"]["provider-caue77"]["public_key"].as_str(), Some(caue.as_str()));
         assert_eq!(users["users"]["provider-caue77"]["seed_file"].as_str(), Some("provider-caue77.nk"));
         assert_eq!(users["users"]["routing"]["kind"].as_str(), Some("service"));
+        assert_eq!(users["users"]["gateway"]["kind"].as_str(), Some("gateway"));
+        let gateway = generated.users.iter().find(|u| u.name == "gateway").map(|u| u.public_key.clone());
+        let gateway = gateway.unwrap_or_default();
+        let block = conf.split(&gateway).nth(1).unwrap_or_default().split("    }\n").next().unwrap_or_default();
+        assert!(block.contains("publish: { allow: [\"_id77_gateway.none\"] }"), "{block}");
+        assert!(
+            block.contains(
+                "subscribe: { allow: [\"id77.requests.request.status_changed\", \"id77.requests.message.posted\", \
+                 \"id77.routing.referral.offered\"] }"
+            ),
+            "{block}"
+        );
         assert!(!fs::read_to_string(dir.join(USERS_JSON))?.contains("\"SU"), "no seed in users.json");
         fs::remove_dir_all(&dir)?;
         Ok(())
@@ -524,7 +585,7 @@ mod tests {
         // A new provider gets a new seed; the others stay.
         let third = generate(&dir, &options(&["caue77", "dir-eau"], "")?)?;
         assert_eq!(third.created, ["provider-dir-eau"]);
-        assert_eq!(&third.users[..6], &first.users[..]);
+        assert_eq!(&third.users[..7], &first.users[..]);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -326,6 +326,57 @@ async fn a_provider_reads_and_answers_only_its_own_referrals_under_a_prefix() ->
     scenario("t-perm").await
 }
 
+#[tokio::test]
+async fn the_gateway_reads_its_live_subjects_and_nothing_else() -> TestResult {
+    let mut server = Server::start("t-gw").await?;
+    let result = tokio::time::timeout(Duration::from_secs(60), gateway_checks(&server)).await;
+    let log = server.log();
+    server.stop();
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!("{error}\n--- nats-server log ---\n{log}").into()),
+        Err(_) => Err(format!("timed out\n--- nats-server log ---\n{log}").into()),
+    }
+}
+
+async fn gateway_checks(server: &Server) -> TestResult {
+    let ns = &server.ns;
+    let violations = Violations::default();
+    let sink = violations.clone();
+    let gateway = async_nats::ConnectOptions::new()
+        .nkey(server.seed(id77_nats_config::GATEWAY)?)
+        .event_callback(move |event| {
+            let sink = sink.clone();
+            async move {
+                if let async_nats::Event::ServerError(error) = event {
+                    sink.push(error.to_string());
+                }
+            }
+        })
+        .connect(server.url.as_str())
+        .await?;
+    // What a service publishes on a live subject reaches the gateway's core subscription.
+    let status = ns.subject("id77.requests.request.status_changed");
+    let mut allowed = gateway.subscribe(status.clone()).await?;
+    gateway.flush().await?;
+    let (requests, _) =
+        id77_platform::nats::connect_with(&server.url, "requests", Some(&server.seed_file("requests"))).await?;
+    requests.publish(status.clone(), "x".into()).await?;
+    requests.flush().await?;
+    let got = tokio::time::timeout(Duration::from_secs(5), allowed.next()).await?;
+    assert_eq!(got.map(|m| m.subject.to_string()), Some(status));
+    // Anything else is refused: other events, a wildcard, the JetStream API, publishing.
+    for subject in [ns.subject("id77.routing.referral.accepted"), ns.subject("id77.>"), ">".to_owned()] {
+        spy(&gateway, &violations, subject).await?.assert_silent().await?;
+    }
+    refused_request(&gateway, &violations, format!("$JS.API.STREAM.INFO.{}", ns.stream(REFERRALS.name))).await?;
+    let forged = ns.subject("id77.requests.request.status_changed");
+    gateway.publish(forged.clone(), "forged".into()).await?;
+    gateway.flush().await?;
+    violations.expect("Publish", &forged).await?;
+    Ok(())
+}
+
 async fn scenario(prefix: &str) -> TestResult {
     let mut server = Server::start(prefix).await?;
     let result = tokio::time::timeout(Duration::from_secs(90), checks(&server)).await;

@@ -19,6 +19,11 @@ pub const REFERRALS: StreamDef = StreamDef { name: "REFERRALS", subjects: &["id7
 /// Messages a consumer gave up on, on `id77.deadletter.<consumer>`.
 pub const DEADLETTER: StreamDef = StreamDef { name: "DEADLETTER", subjects: &["id77.deadletter.>"] };
 
+/// The subjects the gateway's live updates (`GET /v1/events`) subscribe to, with core NATS subscriptions: the
+/// gateway's NATS user may subscribe to these and nothing else.
+pub const LIVE_SUBJECTS: [&str; 3] =
+    ["id77.requests.request.status_changed", "id77.requests.message.posted", "id77.routing.referral.offered"];
+
 /// Subject on which a provider receives its referrals.
 pub fn referral_offered_subject(provider_code: &str) -> String {
     format!("id77.referrals.{provider_code}.offered")
