@@ -179,6 +179,7 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
     let attachment = posted["attachments"][0]["id"].as_str().expect("attachment").to_owned();
     let rating = json!({"rating": 4, "comment": "Bien"});
     let assign = json!({"provider_code": "caue77"});
+    let prefs = json!({"status_changed": true});
     //                                                                                anon  admA  userA admB  agP   agQ   ref   coord oper
     #[rustfmt::skip]
     let table: Vec<(Method, String, Option<&Value>, [Expect; 9])> = vec![
@@ -189,6 +190,9 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
         (Method::GET, "/v1/providers".into(), None,                                   [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
         (Method::GET, "/.well-known/jwks.json".into(), None,                          [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
         (Method::GET, "/v1/me".into(), None,                                          [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        // Notification preferences: every signed-in user, its own only (nothing names another user).
+        (Method::GET, "/v1/me/notification-preferences".into(), None,                 [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::PUT, "/v1/me/notification-preferences".into(), Some(&prefs),         [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
         (Method::GET, "/v1/memberships".into(), None,                                 [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Ok, Forbidden]),
         (Method::GET, format!("/v1/memberships/{a}"), None,                           [Unauthenticated, Ok, Ok, NotFound, Forbidden, Forbidden, Ok, Ok, Forbidden]),
         (Method::POST, format!("/v1/memberships/{a}/approve"), Some(&empty),          [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
@@ -261,13 +265,28 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
             failures.push(format!("POST {path} as {}: expected {expected:?}, got {status} {answer}", CALLERS[i]));
         }
     }
+    // The live updates stream (it never ends: only the status of the answer is read). Who sees which events is
+    // checked in tests/tests/notifications.rs.
+    #[rustfmt::skip]
+    let streams = [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Forbidden];
+    for (i, expected) in streams.iter().enumerate() {
+        let mut request = f.api.http.get(format!("{}/v1/events", f.api.base));
+        if let Some(token) = f.tokens[i].as_deref() {
+            request = request.bearer_auth(token);
+        }
+        let status = request.send().await.map(|r| r.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        calls += 1;
+        if !expected.matches(status) {
+            failures.push(format!("GET /v1/events as {}: expected {expected:?}, got {status}", CALLERS[i]));
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} of {calls} calls disagree with the policy:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(calls, (table.len() + 1) * CALLERS.len());
+    assert_eq!(calls, (table.len() + 2) * CALLERS.len());
     platform.stop().await;
 }
 

@@ -823,3 +823,59 @@ async fn a_weak_demo_password_stops_the_start_and_the_bootstrap_operator_is_crea
     assert!(s.login("autre@id77.fr", USER_PASSWORD).await.is_ok());
     s.cleanup().await;
 }
+
+/// The `user.changed` events of one account, from membership's outbox, in order.
+async fn user_changes(s: &Service, user_id: &str) -> Vec<id77_proto::membership::v1::UserChanged> {
+    let pool = sqlx::PgPool::connect(&s.url).await.expect("db");
+    let payloads: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE subject = 'id77.membership.user.changed' ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .expect("outbox");
+    pool.close().await;
+    payloads
+        .iter()
+        .filter_map(|p| id77_proto::membership::v1::UserChanged::decode(p.as_slice()).ok())
+        .filter(|e| e.user_id == user_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_account_change_is_announced_once_with_a_growing_version() {
+    let s = fresh("idannounce").await;
+    let coordinator = s.token(COORDINATOR).await;
+    // The demo accounts were announced at start.
+    let agent = claims(&s.token(AGENT).await).sub;
+    let seeded = user_changes(&s, &agent).await;
+    assert_eq!(seeded.len(), 1, "{seeded:?}");
+    assert_eq!(
+        (seeded[0].role.as_str(), seeded[0].provider_code.as_str(), seeded[0].active),
+        ("provider_agent", "caue77", true)
+    );
+    assert_eq!(seeded[0].email, AGENT);
+
+    let a = s.approved_member(&coordinator, MEAUX).await;
+    let (admin, admin_pair) = s.invite_and_accept(&coordinator, "dgs@meaux.fr", Role::MemberAdmin, &a.id, "").await;
+    // Invited (inactive), then activated.
+    let changes = user_changes(&s, &admin.id).await;
+    assert_eq!(changes.iter().map(|c| (c.version, c.active)).collect::<Vec<_>>(), vec![(1, false), (2, true)]);
+    assert_eq!((changes[1].email.as_str(), changes[1].member_id.as_str()), ("dgs@meaux.fr", a.id.as_str()));
+    assert_eq!(changes[1].role, "member_admin");
+    // A login changes nothing others care about: no event.
+    s.login("dgs@meaux.fr", common::USER_PASSWORD).await.expect("login");
+    assert_eq!(user_changes(&s, &admin.id).await.len(), 2);
+    // The admin's user, removed by the admin: inactive, version 3.
+    let (user, _) = s.invite_and_accept(&admin_pair.access_token, "agent@meaux.fr", Role::MemberUser, "", "").await;
+    s.identity
+        .clone()
+        .remove_user(authed(RemoveUserRequest { user_id: user.id.clone() }, &admin_pair.access_token))
+        .await
+        .expect("remove");
+    let changes = user_changes(&s, &user.id).await;
+    assert_eq!(
+        changes.iter().map(|c| (c.version, c.active)).collect::<Vec<_>>(),
+        vec![(1, false), (2, true), (3, false)]
+    );
+    assert_eq!(user_changes(&s, &admin.id).await.len(), 2);
+    s.cleanup().await;
+}

@@ -15,9 +15,16 @@ use id77_proto::membership::v1::{
 };
 use tonic::Code;
 
+/// The member events on the MEMBERSHIP stream (the accounts' `user.changed` are there too).
 async fn stream_messages(js: &jetstream::Context, ns: &Namespace) -> u64 {
-    let mut stream = js.get_stream(ns.stream("MEMBERSHIP")).await.expect("stream");
-    stream.info().await.expect("info").state.messages
+    use futures::StreamExt;
+    let stream = js.get_stream(ns.stream("MEMBERSHIP")).await.expect("stream");
+    let mut subjects = stream.info_with_subjects(ns.subject("id77.membership.member.>")).await.expect("info");
+    let mut count = 0;
+    while let Some(Ok((_, n))) = subjects.next().await {
+        count += n as u64;
+    }
+    count
 }
 
 #[tokio::test]
