@@ -7,7 +7,10 @@
 #      provider of the demo catalogue, exact subject allow-lists; the seeds <user>.nk are kept across runs),
 #      starts a dedicated nats-server with it on 127.0.0.1:4223 (JetStream store .run/nats/js), and creates the
 #      providers' durable consumers as routing's user (id77-nats-config ensure-consumers);
-#   5. starts the five gRPC services (each with its own NKEY, ID77_NATS_NKEY_FILE), the gateway and the web
+#   5. starts a local SMTP sink (id77-smtp-sink on 127.0.0.1:2525: every notification mail is written to
+#      .run/mail/<n>.eml and logged in .run/logs/smtp-sink.log; nothing leaves the machine) unless ID77_SMTP_URL
+#      names a relay, then the five gRPC services (each with its own NKEY, ID77_NATS_NKEY_FILE), the gateway
+#      (its subscribe-only NKEY, for the live updates of GET /v1/events) and the web
 #      portal from target/debug, logs in .run/logs/<name>.log, and waits until each is ready (gRPC port accepts
 #      TCP; gateway and portal GET /healthz answer 200); membership creates the demo accounts
 #      (ID77_DEMO_PASSWORD, ID77_DEMO_PROVIDERS);
@@ -27,7 +30,9 @@
 #   ID77_RUN_GRPC_BASE=7051    first gRPC port (membership; catalogue, requests, routing, billing follow)
 #   ID77_RUN_HTTP_PORT=8080    gateway port
 #   ID77_RUN_PORTAL_PORT=8090  web portal port
-#   ID77_RUN_DIR=.run          folder of the logs and of the dedicated NATS configuration and store
+#   ID77_RUN_SMTP_PORT=2525    port of the local SMTP sink that receives the notification mails
+#   ID77_SMTP_URL              a real relay for the mails instead of the sink (smtp://host:587?tls=required...)
+#   ID77_RUN_DIR=.run          folder of the logs, the mails and the dedicated NATS configuration and store
 #   ID77_RUN_DB_PREFIX=id77    databases are <prefix>_<service> on ID77_PG_URL (the browser tests use their own)
 #   ID77_RUN_READY_FILE        when set, written (with the URLs) once everything is ready
 set -euo pipefail
@@ -42,6 +47,8 @@ RUN_DIR=${ID77_RUN_DIR:-$ROOT/.run}
 [[ $RUN_DIR == /* ]] || RUN_DIR=$ROOT/$RUN_DIR
 LOG_DIR=$RUN_DIR/logs
 NATS_DIR=$RUN_DIR/nats
+MAIL_DIR=$RUN_DIR/mail
+SMTP_PORT=${ID77_RUN_SMTP_PORT:-2525}
 PG_BASE=${ID77_PG_URL:-postgres://postgres@127.0.0.1:5432}
 DB_PREFIX=${ID77_RUN_DB_PREFIX:-id77}
 [[ $DB_PREFIX =~ ^[a-z][a-z0-9_]{0,40}$ ]] || { printf '[run] ERROR: ID77_RUN_DB_PREFIX must be [a-z][a-z0-9_]*\n' >&2; exit 1; }
@@ -263,7 +270,7 @@ else
 fi
 
 missing=()
-for entry in "${GRPC_SERVICES[@]}" gateway:0 portal:0 nats-config:0; do
+for entry in "${GRPC_SERVICES[@]}" gateway:0 portal:0 nats-config:0 smtp-sink:0; do
     bin=$BIN_DIR/id77-${entry%%:*}
     [[ -x $bin ]] || missing+=("${bin#"$ROOT"/}")
 done
@@ -271,7 +278,10 @@ done
 
 # Fail early, and clearly, if a port is taken (e.g. by a `make run` still running elsewhere): the readiness
 # checks would otherwise succeed against the other process.
-for entry in "${GRPC_SERVICES[@]}" "gateway:${HTTP_ADDR##*:}" "portal:${PORTAL_ADDR##*:}" "nats-server:$NATS_PORT"; do
+smtp_entry=()
+[[ -n ${ID77_SMTP_URL:-} ]] || smtp_entry=("smtp-sink:$SMTP_PORT")
+for entry in "${GRPC_SERVICES[@]}" "gateway:${HTTP_ADDR##*:}" "portal:${PORTAL_ADDR##*:}" "nats-server:$NATS_PORT" \
+    "${smtp_entry[@]}"; do
     port=${entry##*:}
     if tcp_open 127.0.0.1 "$port"; then
         die "port $port (for ${entry%%:*}) is already in use on 127.0.0.1; stop whatever listens there first"
@@ -316,7 +326,7 @@ nats_config() {
 : >"$LOG_DIR/nats-config.log"
 nats_config generate --out "$NATS_DIR" --listen "$NATS_HOST:$NATS_PORT" --store-dir "$NATS_DIR/js" \
     --prefix "${ID77_NATS_PREFIX:-}" "${provider_args[@]}"
-log "NATS configuration in ${NATS_DIR#"$ROOT"/}/ ($((${#PROVIDERS[@]} + ${#GRPC_SERVICES[@]})) users)"
+log "NATS configuration in ${NATS_DIR#"$ROOT"/}/ ($((${#PROVIDERS[@]} + ${#GRPC_SERVICES[@]} + 1)) users)"
 nats_bin=$(find_nats_server)
 spawn nats-server "$nats_bin" -c "$NATS_DIR/nats-server.conf"
 NATS_PID=${PIDS[-1]}
@@ -328,8 +338,21 @@ nats_config ensure-consumers --nats-url "$NATS_URL" --nkey "$NATS_DIR/routing.nk
 log "durable consumers provider-<code> ready for ${#PROVIDERS[@]} provider(s)"
 
 # ---------------------------------------------------------------------------------------------------------------
-# 5: services and gateway
+# 5: the mail sink, services and gateway
 # ---------------------------------------------------------------------------------------------------------------
+
+if [[ -n ${ID77_SMTP_URL:-} ]]; then
+    SMTP_URL=$ID77_SMTP_URL
+    MAIL_NOTE="sent through ID77_SMTP_URL"
+    log "notification mails go to the relay in ID77_SMTP_URL"
+else
+    SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
+    MAIL_NOTE="$SMTP_URL, a local sink: each mail in ${MAIL_DIR#"$ROOT"/}/<n>.eml"
+    mkdir -p "$MAIL_DIR"
+    spawn smtp-sink env ID77_SMTP_SINK_ADDR="127.0.0.1:$SMTP_PORT" ID77_SMTP_SINK_DIR="$MAIL_DIR" \
+        "$BIN_DIR/id77-smtp-sink"
+    wait_ready smtp-sink "${PIDS[-1]}" "SMTP on 127.0.0.1:$SMTP_PORT" tcp_open 127.0.0.1 "$SMTP_PORT"
+fi
 
 for entry in "${GRPC_SERVICES[@]}"; do
     name=${entry%%:*}
@@ -338,6 +361,9 @@ for entry in "${GRPC_SERVICES[@]}"; do
         ID77_DATABASE_URL="${PG_BASE%/}/${DB_PREFIX}_$name")
     if [[ $name == membership ]]; then
         service_env+=(ID77_DEMO_PASSWORD="$DEMO_PASSWORD" ID77_DEMO_PROVIDERS="$DEMO_PROVIDERS")
+    fi
+    if [[ $name == requests ]]; then
+        service_env+=(ID77_SMTP_URL="$SMTP_URL" ID77_PORTAL_URL="$PORTAL_URL")
     fi
     spawn "$name" env "${service_env[@]}" "$BIN_DIR/id77-$name"
 done
@@ -348,7 +374,8 @@ for i in "${!GRPC_SERVICES[@]}"; do
         tcp_open 127.0.0.1 "${entry##*:}"
 done
 
-gateway_env=(ID77_HTTP_ADDR="$HTTP_ADDR")
+# The gateway's own NATS user may only subscribe to the live update subjects (GET /v1/events).
+gateway_env=(ID77_HTTP_ADDR="$HTTP_ADDR" ID77_NATS_URL="$NATS_URL" ID77_NATS_NKEY_FILE="$NATS_DIR/gateway.nk")
 for entry in "${GRPC_SERVICES[@]}"; do
     name=${entry%%:*}
     gateway_env+=("ID77_${name^^}_URL=http://127.0.0.1:${entry##*:}")
@@ -419,6 +446,7 @@ cat <<TEXT
    API:      $GATEWAY_URL
    OpenAPI:  $GATEWAY_URL/openapi.json
    NATS:     $NATS_URL (config and NKEY seeds in .run/nats/)
+   Mails:    $MAIL_NOTE
    Logs:     .run/logs/
 
  Demo logins (password: $DEMO_PASSWORD)
