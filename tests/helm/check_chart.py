@@ -196,7 +196,8 @@ def assert_properties(objects: list[dict], label: str, services: list[str]) -> N
                                                  for r in policy["spec"]["ingress"]),
                   f"{where}: the portal reaches the gateway")
             egress_ports = {p.get("port") for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])}
-            check(not ({5432, 4222} & egress_ports), f"{where}: no database, no NATS ({sorted(egress_ports)})")
+            check(5432 not in egress_ports, f"{where}: no database ({sorted(egress_ports)})")
+            check(4222 in egress_ports, f"{where}: NATS, for the live updates ({sorted(egress_ports)})")
             continue
         port = deployments[name]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
         allowed = set()
@@ -304,6 +305,23 @@ def main() -> int:
         secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
         check(secrets == {f"id77-{service}-nats"}, f"production: {service} mounts only its own NATS Secret")
         check("sslmode=verify-full" in env["ID77_DATABASE_URL"]["value"], f"production: {service} TLS to PostgreSQL")
+    # The gateway's live updates: its own (subscribe-only) NATS user.
+    gspec = prod_deps[full("gateway")]["spec"]["template"]["spec"]
+    genv = {e["name"]: e for e in gspec["containers"][0]["env"]}
+    check(genv.get("ID77_NATS_NKEY_FILE", {}).get("value") == "/etc/id77/nats/nkey"
+          and {v["secret"]["secretName"] for v in gspec["volumes"] if "secret" in v} == {"id77-gateway-nats"},
+          "production: the gateway reads its live updates with its own NATS Secret")
+    # Mail: the relay URL from a Secret, the portal's URL in the links, and an egress rule to the relay.
+    mailed = render({"mail": {"smtpSecret": "id77-smtp", "portalUrl": "https://portail.id77.example.fr",
+                              "relay": {"port": 587, "to": [{"ipBlock": {"cidr": "192.0.2.25/32"}}]}}})
+    renv = {e["name"]: e for e in by_kind(mailed, "Deployment")[full("requests")]["spec"]["template"]["spec"]
+            ["containers"][0]["env"]}
+    check(renv.get("ID77_SMTP_URL", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "id77-smtp"
+          and renv.get("ID77_PORTAL_URL", {}).get("value") == "https://portail.id77.example.fr",
+          "mail: requests gets the relay URL from its Secret and the portal URL")
+    rports = {p.get("port") for r in by_kind(mailed, "NetworkPolicy")[full("requests")]["spec"]["egress"]
+              for p in r.get("ports", [])}
+    check(587 in rports, f"mail: requests may reach the relay ({sorted(rports)})")
     billing = prod_deps[full("billing")]["spec"]["template"]
     billing_env = {e["name"]: e.get("value") for e in billing["spec"]["containers"][0]["env"]}
     mounted = {m["mountPath"]: m["name"] for m in billing["spec"]["containers"][0]["volumeMounts"]}

@@ -101,11 +101,13 @@ $svc); use with fromJsonArray.
 {{- default (ternary "ID77_GRPC_ADDR" "ID77_HTTP_ADDR" (eq .kind "grpc")) .addrEnv }}
 {{- end }}
 
-{{/* Whether a service connects to NATS ("true" or ""): gRPC services unless natsUser.enabled is false. */}}
+{{/* Whether a service connects to NATS ("true" or ""): gRPC services unless natsUser.enabled is false; HTTP
+services (the gateway's live updates) only when natsUser.enabled is true. */}}
 {{- define "id77.usesNats" -}}
-{{- if eq .kind "grpc" }}
 {{- $n := default dict .natsUser }}
+{{- if eq .kind "grpc" }}
 {{- if or (not (hasKey $n "enabled")) $n.enabled }}true{{ end }}
+{{- else if $n.enabled }}true
 {{- end }}
 {{- end }}
 
