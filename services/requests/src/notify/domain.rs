@@ -6,7 +6,7 @@ pub const KIND_STATUS_CHANGED: &str = "status_changed";
 pub const KIND_MESSAGE_POSTED: &str = "message_posted";
 
 /// A user who may get mail, with their preferences (every kind on unless turned off).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Candidate {
     pub user_id: Uuid,
     pub email: String,

@@ -49,9 +49,9 @@ pub async fn candidates(
     member_id: Uuid,
     provider_code: Option<&str>,
 ) -> Result<Vec<Candidate>, sqlx::Error> {
-    let rows: Vec<(Uuid, String, String, String, Option<Uuid>, Option<String>, bool, bool)> = sqlx::query_as(
+    sqlx::query_as(
         "SELECT r.user_id, r.email, r.display_name, r.role, r.member_id, r.provider_code,
-                COALESCE(p.status_changed, true), COALESCE(p.message_posted, true)
+                COALESCE(p.status_changed, true) AS status_changed, COALESCE(p.message_posted, true) AS message_posted
          FROM notification_recipient r LEFT JOIN notification_preference p ON p.user_id = r.user_id
          WHERE r.active AND r.email <> '' AND (r.member_id = $1 OR ($2::text IS NOT NULL AND r.provider_code = $2))
          ORDER BY r.user_id",
@@ -59,13 +59,7 @@ pub async fn candidates(
     .bind(member_id)
     .bind(provider_code)
     .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(user_id, email, display_name, role, member_id, provider_code, status_changed, message_posted)| {
-            Candidate { user_id, email, display_name, role, member_id, provider_code, status_changed, message_posted }
-        })
-        .collect())
+    .await
 }
 
 /// A mail to queue.
