@@ -35,6 +35,7 @@ const ROUTES: &[(&str, &str, Role)] = &[
     ("POST", "/v1/exhibitions/{id}/bookings", Role::MemberAdmin),
     ("POST", "/v1/bookings/{id}/release", Role::Coordinator),
     ("POST", "/v1/requests", Role::MemberAdmin),
+    ("PUT", "/v1/me/notification-preferences", Role::MemberUser),
     ("PUT", "/v1/requests/{id}/feedback", Role::MemberAdmin),
     ("POST", "/v1/requests/{id}/cancel", Role::MemberAdmin),
     ("POST", "/v1/requests/{id}/messages", Role::MemberAdmin),
