@@ -30,7 +30,8 @@
 #   ID77_RUN_GRPC_BASE=7051    first gRPC port (membership; catalogue, requests, routing, billing follow)
 #   ID77_RUN_HTTP_PORT=8080    gateway port
 #   ID77_RUN_PORTAL_PORT=8090  web portal port
-#   ID77_RUN_SMTP_PORT=2525    port of the local SMTP sink that receives the notification mails
+#   ID77_RUN_SMTP_PORT=2525    port of the local SMTP sink that receives the notification mails (unset: 2525, or
+#                              the next free port when it is taken)
 #   ID77_SMTP_URL              a real relay for the mails instead of the sink (smtp://host:587?tls=required...)
 #   ID77_RUN_DIR=.run          folder of the logs, the mails and the dedicated NATS configuration and store
 #   ID77_RUN_DB_PREFIX=id77    databases are <prefix>_<service> on ID77_PG_URL (the browser tests use their own)
@@ -278,6 +279,13 @@ done
 
 # Fail early, and clearly, if a port is taken (e.g. by a `make run` still running elsewhere): the readiness
 # checks would otherwise succeed against the other process.
+# The SMTP sink's default port may be taken by another run (e.g. browser tests next to `make run`): then the next
+# free one. An explicit ID77_RUN_SMTP_PORT is checked like the other ports.
+if [[ -z ${ID77_RUN_SMTP_PORT:-} && -z ${ID77_SMTP_URL:-} ]]; then
+    while tcp_open 127.0.0.1 "$SMTP_PORT" && ((SMTP_PORT < 2625)); do
+        SMTP_PORT=$((SMTP_PORT + 1))
+    done
+fi
 smtp_entry=()
 [[ -n ${ID77_SMTP_URL:-} ]] || smtp_entry=("smtp-sink:$SMTP_PORT")
 for entry in "${GRPC_SERVICES[@]}" "gateway:${HTTP_ADDR##*:}" "portal:${PORTAL_ADDR##*:}" "nats-server:$NATS_PORT" \
