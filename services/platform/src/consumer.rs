@@ -68,6 +68,19 @@ impl Event {
 /// tables and enqueue outbox events on `conn`; everything commits together with the inbox record.
 pub trait EventHandler: Send + Sync + 'static {
     fn handle(&self, conn: &mut PgConnection, event: &Event) -> impl Future<Output = Result<(), HandleError>> + Send;
+
+    /// The entity whose events must be applied in order (e.g. the request), for a consumer with several
+    /// [`ConsumerSpec::lanes`]: events with the same key go to the same lane, one after the other; events of
+    /// different keys may be applied at the same time. `None` (the default) keeps every event in one lane, in
+    /// the order of the stream.
+    fn ordering_key(&self, _event: &Event) -> Option<u64> {
+        None
+    }
+}
+
+/// A stable 64-bit key for [`EventHandler::ordering_key`] (FNV-1a: the same on every replica and restart).
+pub fn key_of(entity: &str) -> u64 {
+    entity.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Where a consumer reads from.
@@ -80,6 +93,10 @@ pub struct ConsumerSpec {
     pub filter_subject: String,
     pub max_deliver: i64,
     pub ack_wait: Duration,
+    /// Events applied at the same time by one replica, each lane in order (see [`EventHandler::ordering_key`]).
+    /// One lane applies one event after the other: each waits for the previous one's commit and ack, which caps
+    /// a consumer near one event per commit latency (docs/benchmarks.md).
+    pub lanes: usize,
 }
 
 impl ConsumerSpec {
@@ -90,7 +107,14 @@ impl ConsumerSpec {
             filter_subject: filter_subject.to_owned(),
             max_deliver: 10,
             ack_wait: Duration::from_secs(30),
+            lanes: 1,
         }
+    }
+
+    /// With `lanes` events applied at the same time (at least 1).
+    pub fn with_lanes(mut self, lanes: usize) -> Self {
+        self.lanes = lanes.max(1);
+        self
     }
 }
 
@@ -125,7 +149,7 @@ pub async fn run_for<H: EventHandler>(
 ) {
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match run_once(service, &pool, &js, &ns, &spec, handler.as_ref(), &shutdown).await {
+        match run_once(service, &pool, &js, &ns, &spec, &handler, &shutdown).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(durable = %spec.durable, error = format!("{error:#}"), "consumer failed; retrying");
@@ -145,7 +169,7 @@ async fn run_once<H: EventHandler>(
     js: &jetstream::Context,
     ns: &Namespace,
     spec: &ConsumerSpec,
-    handler: &H,
+    handler: &Arc<H>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let stream = ensure_stream(js, ns, spec.stream).await?;
@@ -172,23 +196,76 @@ async fn run_once<H: EventHandler>(
         .messages()
         .await
         .with_context(|| format!("pulling from {}", spec.durable))?;
-    tracing::info!(durable = %spec.durable, filter = %spec.filter_subject, "consumer started");
-    loop {
+    tracing::info!(durable = %spec.durable, filter = %spec.filter_subject, lanes = spec.lanes, "consumer started");
+    if spec.lanes <= 1 {
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                next = messages.next() => next,
+            };
+            match next {
+                None => anyhow::bail!("message stream of {} ended", spec.durable),
+                Some(Err(error)) => {
+                    // Heartbeat misses and the like: the stream recovers on its own.
+                    tracing::debug!(durable = %spec.durable, %error, "pull error");
+                }
+                Some(Ok(message)) => deliver(service, pool, js, ns, spec, handler.as_ref(), message).await,
+            }
+        }
+    }
+    // Several lanes: a task per lane applies its events in order; the pull loop hands each event to the lane of
+    // its key. A full lane holds the pull loop (bounded memory); JetStream's ack wait covers what waits there.
+    let mut lanes = Vec::with_capacity(spec.lanes);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..spec.lanes {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<jetstream::Message>(LANE_QUEUE);
+        lanes.push(tx);
+        let (pool, js, ns, spec, handler) = (pool.clone(), js.clone(), ns.clone(), spec.clone(), handler.clone());
+        tasks.spawn(async move {
+            while let Some(message) = rx.recv().await {
+                deliver(service, &pool, &js, &ns, &spec, handler.as_ref(), message).await;
+            }
+        });
+    }
+    let outcome = loop {
         let next = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => break Ok(()),
             next = messages.next() => next,
         };
         let message = match next {
-            None => anyhow::bail!("message stream of {} ended", spec.durable),
+            None => break Err(anyhow::anyhow!("message stream of {} ended", spec.durable)),
             Some(Err(error)) => {
-                // Heartbeat misses and the like: the stream recovers on its own.
                 tracing::debug!(durable = %spec.durable, %error, "pull error");
                 continue;
             }
             Some(Ok(message)) => message,
         };
-        deliver(service, pool, js, ns, spec, handler, message).await;
-    }
+        let lane = lane_of(handler.as_ref(), ns, &message, lanes.len());
+        if lanes[lane].send(message).await.is_err() {
+            break Err(anyhow::anyhow!("lane {lane} of {} stopped", spec.durable));
+        }
+    };
+    // Let the lanes finish what they hold (already pulled: applying it now saves a redelivery), then stop.
+    drop(lanes);
+    while tasks.join_next().await.is_some() {}
+    outcome
+}
+
+/// Events a lane may hold waiting, beyond the one it applies.
+const LANE_QUEUE: usize = 8;
+
+/// The lane of a message: by its handler's ordering key; lane 0 without one.
+fn lane_of<H: EventHandler>(handler: &H, ns: &Namespace, message: &jetstream::Message, lanes: usize) -> usize {
+    let headers = message.headers.clone().unwrap_or_default();
+    let event = Event {
+        subject: ns.logical(message.subject.as_str()).to_owned(),
+        message_id: headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned()).unwrap_or_default(),
+        event_type: headers.get("Id77-Event-Type").map(|v| v.as_str().to_owned()).unwrap_or_default(),
+        payload: message.payload.clone(),
+        headers,
+        delivered: 1,
+    };
+    handler.ordering_key(&event).map_or(0, |key| (key % lanes as u64) as usize)
 }
 
 /// Samples the durable consumer's lag (`num_pending`, `num_ack_pending`) every `every`, until `shutdown`.
@@ -362,6 +439,15 @@ async fn dead_letter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_stable_and_spread() {
+        assert_eq!(key_of(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(key_of("01a2263d-824a-72aa-9adf-e2b3bd999cae"), key_of("01a2263d-824a-72aa-9adf-e2b3bd999cae"));
+        let lanes: std::collections::HashSet<u64> =
+            (0..64).map(|_| key_of(&uuid::Uuid::now_v7().to_string()) % 8).collect();
+        assert!(lanes.len() >= 6, "64 request ids fell in {} of 8 lanes", lanes.len());
+    }
 
     #[test]
     fn retry_delay_grows_then_caps() {

@@ -277,3 +277,103 @@ async fn a_message_that_can_never_succeed_goes_to_the_dead_letter_stream() {
     task.await.expect("consumer stopped");
     f.cleanup().await;
 }
+
+/// Records each event's entity and number, how many run at once, and any event applied before an earlier one
+/// of its entity.
+struct Laned {
+    running: AtomicUsize,
+    most_at_once: AtomicUsize,
+    last: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    out_of_order: AtomicUsize,
+}
+
+/// `member_id` is `<entity>/<n>`.
+fn entity_and_number(event: &Event) -> Option<(String, usize)> {
+    let e: MemberApplied = event.decode().ok()?;
+    let (entity, n) = e.member_id.split_once('/')?;
+    Some((entity.to_owned(), n.parse().ok()?))
+}
+
+impl EventHandler for Laned {
+    fn ordering_key(&self, event: &Event) -> Option<u64> {
+        entity_and_number(event).map(|(entity, _)| consumer::key_of(&entity))
+    }
+
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let (entity, n) =
+            entity_and_number(event).ok_or_else(|| HandleError::Reject(anyhow::anyhow!("not a test event")))?;
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        if let Ok(mut last) = self.last.lock() {
+            let previous = last.insert(entity.clone(), n);
+            if previous.is_some_and(|p| p >= n) {
+                self.out_of_order.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        // Long enough for the other lanes to start meanwhile.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        sqlx::query("INSERT INTO effect (note) VALUES ($1)").bind(format!("{entity}/{n}")).execute(&mut *conn).await?;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn lanes_apply_different_entities_at_once_and_each_entity_in_order() {
+    let f = Fixture::new("lanes").await;
+    const LANES: usize = 4;
+    // Four entities that fall in four different lanes.
+    let mut entities: Vec<String> = Vec::new();
+    let mut used = std::collections::HashSet::new();
+    for i in 0.. {
+        let name = format!("entity{i}");
+        if used.insert(consumer::key_of(&name) % LANES as u64) {
+            entities.push(name);
+        }
+        if entities.len() == LANES {
+            break;
+        }
+    }
+    let handler = Arc::new(Laned {
+        running: AtomicUsize::new(0),
+        most_at_once: AtomicUsize::new(0),
+        last: Default::default(),
+        out_of_order: AtomicUsize::new(0),
+    });
+    let spec = ConsumerSpec::new(streams::MEMBERSHIP, "test-lanes", "id77.membership.member.>").with_lanes(LANES);
+    // Published before the consumer starts, interleaved: entity0/1, entity1/1, ..., entity0/2, ...
+    use prost::Message;
+    nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");
+    for n in 1..=10 {
+        for entity in &entities {
+            let payload = MemberApplied { member_id: format!("{entity}/{n}"), ..Default::default() };
+            let msg =
+                PublishMessage::build().payload(payload.encode_to_vec().into()).message_id(format!("{entity}-{n}"));
+            f.js.send_publish(f.ns.subject("id77.membership.member.applied"), msg)
+                .await
+                .expect("publish")
+                .await
+                .expect("ack");
+        }
+    }
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(
+        f.pool.clone(),
+        f.js.clone(),
+        f.ns.clone(),
+        spec,
+        handler.clone(),
+        shutdown.clone(),
+    ));
+    wait_until("every event applied", || async { f.effects().await == 40 }).await;
+    shutdown.cancel();
+    task.await.expect("consumer stopped");
+    let distinct: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT note) FROM effect").fetch_one(&f.pool).await.expect("notes");
+    assert_eq!(distinct, 40, "each event once");
+    assert_eq!(handler.out_of_order.load(Ordering::SeqCst), 0, "an entity's events applied out of order");
+    let most = handler.most_at_once.load(Ordering::SeqCst);
+    assert!(most >= 2, "the lanes never applied two events at once (at most {most})");
+    assert!(most <= LANES, "more events at once ({most}) than lanes");
+    f.cleanup().await;
+}
