@@ -90,6 +90,8 @@ struct Row {
     p99_ms: f64,
     cpu_ms: f64,
     errors: u64,
+    /// CPU ms per request of each platform process (where the time goes).
+    by_process: Vec<(String, f64)>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -107,6 +109,7 @@ fn row(name: &str, count: u64, elapsed: Duration, h: &Histogram<u64>, cpu_s: f64
         p99_ms: ms(0.99),
         cpu_ms: if count == 0 { 0.0 } else { cpu_s * 1000.0 / count as f64 },
         errors,
+        by_process: Vec::new(),
     }
 }
 
@@ -206,6 +209,7 @@ fn pgbench(duration: Duration) -> anyhow::Result<Row> {
             p99_ms: f64::NAN,
             cpu_ms: if count == 0 { 0.0 } else { cpu * 1000.0 / count as f64 },
             errors: 0,
+            by_process: Vec::new(),
         })
     })();
     let _ = psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
@@ -236,6 +240,22 @@ fn platform_cpu(pids: &[(String, u32)]) -> f64 {
     pids.iter().map(|(_, p)| cpu_seconds(*p)).sum()
 }
 
+/// CPU seconds of each platform process.
+fn cpu_by_process(pids: &[(String, u32)]) -> Vec<(String, f64)> {
+    pids.iter().map(|(n, p)| (n.clone(), cpu_seconds(*p))).collect()
+}
+
+/// CPU ms per request of each process between two samples.
+fn per_request(before: &[(String, f64)], after: &[(String, f64)], count: u64) -> Vec<(String, f64)> {
+    after
+        .iter()
+        .map(|(name, a)| {
+            let b = before.iter().find(|(n, _)| n == name).map_or(0.0, |(_, b)| *b);
+            (name.clone(), if count == 0 { 0.0 } else { (a - b) * 1000.0 / count as f64 })
+        })
+        .collect()
+}
+
 async fn journey(
     platform: &Platform,
     members: &[Member],
@@ -254,6 +274,7 @@ async fn journey(
     };
     let pids = platform_pids(platform);
     let cpu_before = platform_cpu(&pids);
+    let by_before = cpu_by_process(&pids);
     let clients = env_u64("BENCH_JOURNEY_CLIENTS", 16) as usize;
     let started = Instant::now();
     let submitted: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
@@ -300,6 +321,7 @@ async fn journey(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cpu = platform_cpu(&pids) - cpu_before;
+    let by_after = cpu_by_process(&pids);
     stop.cancel();
     let _ = running.await;
     let arrivals = recorder.arrivals.lock().map(|a| a.clone()).unwrap_or_default();
@@ -317,14 +339,16 @@ async fn journey(
     if lost > 0 {
         eprintln!("journey: {lost} submitted requests had no referral delivered within 30 s");
     }
-    Ok(row(
+    let mut journey = row(
         &format!("journey: submit → referral at the consumer ({clients} clients)"),
         delivered,
         last.duration_since(started),
         &h,
         cpu,
         errors + lost,
-    ))
+    );
+    journey.by_process = per_request(&by_before, &by_after, delivered);
+    Ok(journey)
 }
 
 fn print_table(rows: &[(Row, Option<(&Row, f64)>)]) {
@@ -466,8 +490,10 @@ async fn measure(
     eprintln!("search: {duration:?}...");
     let pids = platform_pids(platform);
     let cpu = platform_cpu(&pids);
+    let by_before = cpu_by_process(&pids);
     let (ok, errors, h, elapsed) = get_loop(&search_url, connections, duration).await;
-    let search = row(
+    let by_after = cpu_by_process(&pids);
+    let mut search = row(
         &format!("gateway `GET {path}` ({connections} clients)"),
         ok,
         elapsed,
@@ -475,6 +501,7 @@ async fn measure(
         platform_cpu(&pids) - cpu,
         errors,
     );
+    search.by_process = per_request(&by_before, &by_after, ok);
 
     let peak: Vec<(String, u64)> = pids.iter().map(|(n, p)| (n.clone(), status_kib(*p, "VmHWM"))).collect();
 
@@ -502,10 +529,17 @@ async fn measure(
     println!();
     print_table(&[
         (pg.clone(), None),
-        (journey, Some((pg, 0.10))),
+        (journey.clone(), Some((pg, 0.10))),
         (hello.clone(), None),
-        (search, Some((&hello, 1.0 / 3.0))),
+        (search.clone(), Some((&hello, 1.0 / 3.0))),
     ]);
+    println!();
+    println!("| CPU ms per request, by process | journey | search |");
+    println!("|---|---:|---:|");
+    for (name, j) in &journey.by_process {
+        let s = search.by_process.iter().find(|(n, _)| n == name).map_or(0.0, |(_, v)| *v);
+        println!("| {name} | {j:.3} | {s:.3} |");
+    }
     println!();
     println!("| process | RSS idle MiB | peak RSS under load MiB (VmHWM) | time to ready after a restart |");
     println!("|---|---:|---:|---:|");

@@ -107,3 +107,34 @@ async fn search_facets_and_an_operator_edit_through_the_gateway() {
 
     platform.stop().await;
 }
+
+/// The gateway's edge cache (ID77_SEARCH_CACHE_MS): a public search answered a moment ago is answered again
+/// from the gateway's memory, even while the catalogue is down; a member's search (it depends on the caller) and
+/// a public answer past its time still go to the catalogue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_public_search_is_answered_at_the_edge_and_nothing_else_is() {
+    let options = id77_e2e::Options {
+        gateway_env: vec![("ID77_SEARCH_CACHE_MS".into(), "5000".into())],
+        ..id77_e2e::Options::default()
+    };
+    let mut platform = Platform::start_with(options).await.expect("platform starts");
+    let api = Api::new(&platform.gateway);
+    let (status, first) = api.get("/v1/offers?q=voirie&limit=3", None).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let members = id77_e2e::load::join_communes(&api, 1).await.expect("a commune joins");
+    let member = members.first().map(|m| m.token.clone()).expect("one member");
+
+    platform.kill("catalogue").expect("catalogue stopped");
+    let (status, again) = api.get("/v1/offers?q=voirie&limit=3", None).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, first, "the same answer, from the edge");
+    let (status, other) = api.get("/v1/offers?q=voirie&limit=4", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "another query is not cached: {other}");
+    let (status, eligible) = api.get("/v1/offers?q=voirie&limit=3&eligible=true", Some(&member)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "a caller's search is never cached: {eligible}");
+    // Past its 5 s, the answer is asked of the catalogue again.
+    tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
+    let (status, late) = api.get("/v1/offers?q=voirie&limit=3", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{late}");
+    platform.stop().await;
+}

@@ -48,6 +48,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `ID77_METRICS_ADDR`: where Prometheus metrics are served (`/metrics`); unset: not served.
     pub metrics_addr: Option<SocketAddr>,
+    /// `ID77_SEARCH_CACHE_MS` (default 1 000): how long an anonymous catalogue search answer is served from the
+    /// gateway's memory (src/edge_cache.rs). 0 disables.
+    pub search_cache_ttl: Duration,
     /// `ID77_UPSTREAM_BALANCE=dns`: each upstream URL's host is resolved every few seconds and the calls are
     /// balanced over every address (a headless Service: every ready pod); otherwise one connection per URL.
     pub balance_dns: bool,
@@ -82,6 +85,7 @@ impl Config {
             connect_timeout: Duration::from_millis(env_parse("ID77_UPSTREAM_CONNECT_TIMEOUT_MS", 2_000)?),
             request_timeout: Duration::from_millis(env_parse("ID77_UPSTREAM_TIMEOUT_MS", 10_000)?),
             metrics_addr: id77_platform::metrics::addr_from_env()?,
+            search_cache_ttl: Duration::from_millis(env_parse("ID77_SEARCH_CACHE_MS", 1_000)?),
             balance_dns: match env_or("ID77_UPSTREAM_BALANCE", "").trim() {
                 "" | "none" => false,
                 "dns" => true,
@@ -117,6 +121,7 @@ impl Config {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             metrics_addr: None,
+            search_cache_ttl: Duration::ZERO,
             balance_dns: false,
             nats: None,
         }

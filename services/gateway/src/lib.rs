@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod balance;
 pub mod config;
+pub mod edge_cache;
 pub mod extract;
 pub mod live;
 pub mod problem;
@@ -91,6 +92,8 @@ struct Inner {
     upstreams: Vec<(&'static str, Channel)>,
     /// The live updates of `GET /v1/events`.
     live: live::Hub,
+    /// Anonymous catalogue search answers, for `ID77_SEARCH_CACHE_MS`.
+    search_cache: edge_cache::EdgeCache,
 }
 
 /// A channel without a per-call deadline (streams that last as long as the client sends or reads).
@@ -175,6 +178,7 @@ impl AppState {
                     ("billing", billing),
                 ],
                 live: live::Hub::new(config.nats.is_some(), live::BUFFER),
+                search_cache: edge_cache::EdgeCache::new(config.search_cache_ttl),
             }),
         })
     }
@@ -215,6 +219,11 @@ impl AppState {
 
     pub fn identity(&self) -> IdentityServiceClient<Upstream> {
         self.inner.identity.clone()
+    }
+
+    /// Anonymous catalogue search answers (see [`edge_cache`]).
+    pub fn search_cache(&self) -> &edge_cache::EdgeCache {
+        &self.inner.search_cache
     }
 
     pub fn catalogue(&self) -> CatalogueServiceClient<Upstream> {

@@ -5,10 +5,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use id77_platform::auth::Role;
+use id77_platform::error::ErrorCode;
 use id77_proto::catalogue::v1 as pb;
+use prost::Message;
 use serde::Deserialize;
 
 use super::{created, upstream, upstream_public};
@@ -55,7 +57,7 @@ pub async fn list_offers(
     State(state): State<AppState>,
     headers: HeaderMap,
     Q(params): Q<OfferParams>,
-) -> Result<Json<views::OfferSearch>, Problem> {
+) -> Result<Response, Problem> {
     let mut checks = Checks::new();
     let q = checks.optional("q", params.q, MAX_QUERY_CHARS);
     let category = checks.choice(
@@ -86,14 +88,29 @@ pub async fn list_offers(
         page_size,
         page_token,
     };
-    let response = if eligible {
+    if eligible {
         let caller = optional_caller(&state, &headers).await?;
         caller.allow(&[Role::MemberAdmin, Role::MemberUser])?;
-        state.catalogue().search_offers(caller.grpc(request)).await.map_err(upstream("catalogue"))?
-    } else {
-        state.catalogue().search_offers(request).await.map_err(upstream_public("catalogue"))?
-    };
-    Ok(Json(response.into_inner().into()))
+        let response = state.catalogue().search_offers(caller.grpc(request)).await.map_err(upstream("catalogue"))?;
+        return Ok(Json(views::OfferSearch::from(response.into_inner())).into_response());
+    }
+    // A public answer depends on the validated query only: served from the edge cache when fresh.
+    let key = request.encode_to_vec();
+    let now = std::time::Instant::now();
+    if let Some(body) = state.search_cache().get(&key, now) {
+        return Ok(json_bytes(body));
+    }
+    let response = state.catalogue().search_offers(request).await.map_err(upstream_public("catalogue"))?;
+    let body = serde_json::to_vec(&views::OfferSearch::from(response.into_inner()))
+        .map_err(|e| Problem::of(ErrorCode::Internal, "SERIALIZATION", format!("search answer: {e}")))?;
+    let body = bytes::Bytes::from(body);
+    state.search_cache().put(key, body.clone(), now);
+    Ok(json_bytes(body))
+}
+
+/// A JSON answer already serialised.
+fn json_bytes(body: bytes::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[derive(Debug, Deserialize)]
