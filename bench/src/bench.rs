@@ -68,6 +68,19 @@ fn postgres_cpu_seconds() -> f64 {
         .sum()
 }
 
+/// Transactions committed on the whole PostgreSQL server so far (`pg_stat_database`, reported by backends at
+/// most a second late), to count the transactions one journey costs.
+fn pg_commits() -> f64 {
+    let any = id77_platform::testing::fresh_database_url("x");
+    let url = format!("{}/postgres", any.rsplit_once('/').map_or("", |(base, _)| base));
+    Command::new("psql")
+        .args([&url, "-X", "-A", "-t", "-c", "SELECT sum(xact_commit) FROM pg_stat_database"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// A `/proc/<pid>/status` field in KiB (VmRSS, VmHWM).
 fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -92,6 +105,8 @@ struct Row {
     errors: u64,
     /// CPU ms per request of each platform process (where the time goes).
     by_process: Vec<(String, f64)>,
+    /// PostgreSQL transactions committed per request (journey only).
+    commits_per_request: f64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -110,6 +125,7 @@ fn row(name: &str, count: u64, elapsed: Duration, h: &Histogram<u64>, cpu_s: f64
         cpu_ms: if count == 0 { 0.0 } else { cpu_s * 1000.0 / count as f64 },
         errors,
         by_process: Vec::new(),
+        commits_per_request: f64::NAN,
     }
 }
 
@@ -210,6 +226,7 @@ fn pgbench(duration: Duration) -> anyhow::Result<Row> {
             cpu_ms: if count == 0 { 0.0 } else { cpu * 1000.0 / count as f64 },
             errors: 0,
             by_process: Vec::new(),
+            commits_per_request: 1.0,
         })
     })();
     let _ = psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
@@ -240,9 +257,12 @@ fn platform_cpu(pids: &[(String, u32)]) -> f64 {
     pids.iter().map(|(_, p)| cpu_seconds(*p)).sum()
 }
 
-/// CPU seconds of each platform process.
+/// CPU seconds of each platform process, and of PostgreSQL (every `postgres` process of the machine).
 fn cpu_by_process(pids: &[(String, u32)]) -> Vec<(String, f64)> {
-    pids.iter().map(|(n, p)| (n.clone(), cpu_seconds(*p))).collect()
+    let mut by: Vec<(String, f64)> = pids.iter().map(|(n, p)| (n.clone(), cpu_seconds(*p))).collect();
+    by.push(("postgres (every backend)".to_owned(), postgres_cpu_seconds()));
+    by.push(("this load generator and partner consumer".to_owned(), cpu_seconds(std::process::id())));
+    by
 }
 
 /// CPU ms per request of each process between two samples.
@@ -275,6 +295,7 @@ async fn journey(
     let pids = platform_pids(platform);
     let cpu_before = platform_cpu(&pids);
     let by_before = cpu_by_process(&pids);
+    let commits_before = pg_commits();
     let clients = env_u64("BENCH_JOURNEY_CLIENTS", 16) as usize;
     let started = Instant::now();
     let submitted: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
@@ -322,6 +343,9 @@ async fn journey(
     }
     let cpu = platform_cpu(&pids) - cpu_before;
     let by_after = cpu_by_process(&pids);
+    // Let the backends report their last commits.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let commits = pg_commits() - commits_before;
     stop.cancel();
     let _ = running.await;
     let arrivals = recorder.arrivals.lock().map(|a| a.clone()).unwrap_or_default();
@@ -348,6 +372,14 @@ async fn journey(
         errors + lost,
     );
     journey.by_process = per_request(&by_before, &by_after, delivered);
+    if delivered > 0 {
+        eprintln!(
+            "journey: {:.1} PostgreSQL transactions committed per journey ({commits} in all, every database of \
+             the server, the lifecycle's follow-ups included)",
+            commits / delivered as f64
+        );
+        journey.commits_per_request = commits / delivered as f64;
+    }
     Ok(journey)
 }
 
@@ -540,6 +572,12 @@ async fn measure(
         let s = search.by_process.iter().find(|(n, _)| n == name).map_or(0.0, |(_, v)| *v);
         println!("| {name} | {j:.3} | {s:.3} |");
     }
+    println!();
+    println!(
+        "PostgreSQL transactions committed per journey: {:.1} (pgbench: 1 per transaction; every database of the \
+         server, the follow-ups of each journey included: acceptance, quote, statuses, mails)",
+        journey.commits_per_request
+    );
     println!();
     println!("| process | RSS idle MiB | peak RSS under load MiB (VmHWM) | time to ready after a restart |");
     println!("|---|---:|---:|---:|");
