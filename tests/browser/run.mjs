@@ -580,6 +580,29 @@ async function journeys(browser, ready) {
     await logout(page);
   });
 
+  await step('collectivité : mes notifications (couper « Nouveaux messages », enregistré après rechargement)', async () => {
+    expect(state.adminEmail, 'an activated member account');
+    await login(page, base, state.adminEmail, MEMBER_PASSWORD);
+    await Promise.all([page.waitForURL(/\/compte\/notifications$/), page.click('nav a[href="/compte/notifications"]')]);
+    expect((await text(page, 'h1')) === 'Mes notifications', 'the page is reached from the navigation');
+    expect((await page.getAttribute('nav a[href="/compte/notifications"]', 'aria-current')) === 'page', 'current entry');
+    const status = page.getByLabel('Changements de statut de mes demandes');
+    const messages = page.getByLabel('Nouveaux messages');
+    expect((await page.locator('fieldset legend').count()) === 1, 'the checkboxes are grouped under a legend');
+    expect((await status.isChecked()) && (await messages.isChecked()), 'both kinds are on by default');
+    await messages.uncheck();
+    await submit(page, 'form[action="/compte/notifications"] button[type="submit"]');
+    expect(new URL(page.url()).pathname === '/compte/notifications', `back on the page after saving: ${page.url()}`);
+    expect((await text(page, '.notice')).includes('préférences de notification sont enregistrées'), 'saving confirmed');
+    await check(page, 'mes-notifications-enregistrees');
+    await page.reload();
+    expect((await page.locator('.notice').count()) === 0, 'the confirmation is shown once');
+    expect(!(await page.getByLabel('Nouveaux messages').isChecked()), 'still off after a reload');
+    expect(await page.getByLabel('Changements de statut de mes demandes').isChecked(), 'the other kind is still on');
+    await check(page, 'mes-notifications');
+    await logout(page);
+  });
+
   await step('coordination : file de triage (la demande d\'orientation est confiée), statistiques', async () => {
     expect(state.orientationSubject && state.provider, 'an open orientation request and a provider');
     await login(page, base, 'coordination@id77.demo', password);

@@ -32,6 +32,9 @@ pub fn nav(ctx: &Ctx) -> Vec<(&'static str, &'static str)> {
         }
         _ => {}
     }
+    if ctx.user.is_some() {
+        items.push((crate::pages::NOTIFICATIONS_PATH, "Mes notifications"));
+    }
     items
 }
 
@@ -151,13 +154,17 @@ mod tests {
     fn each_role_sees_only_its_screens() {
         let hrefs = |role| nav(&ctx(role, "/")).into_iter().map(|(h, _)| h).collect::<Vec<_>>();
         assert_eq!(hrefs(None), ["/", "/catalogue", "/adherer"]);
-        assert_eq!(hrefs(Some("member_user")), ["/", "/catalogue", "/demandes", "/factures"]);
-        assert_eq!(hrefs(Some("provider_agent")), ["/", "/catalogue", "/orientations", "/factures"]);
+        assert_eq!(hrefs(Some("member_user")), ["/", "/catalogue", "/demandes", "/factures", "/compte/notifications"]);
+        assert_eq!(
+            hrefs(Some("provider_agent")),
+            ["/", "/catalogue", "/orientations", "/factures", "/compte/notifications"]
+        );
         assert!(hrefs(Some("coordinator")).contains(&"/coordination/regles"));
         assert!(hrefs(Some("coordinator")).contains(&"/coordination/triage"));
         assert!(hrefs(Some("coordinator")).contains(&"/coordination/statistiques"));
+        assert!(hrefs(Some("coordinator")).contains(&"/compte/notifications"));
         assert!(!hrefs(Some("coordinator")).contains(&"/demandes"));
-        assert_eq!(hrefs(Some("operator")), ["/", "/catalogue"]);
+        assert_eq!(hrefs(Some("operator")), ["/", "/catalogue", "/compte/notifications"]);
     }
 
     #[test]

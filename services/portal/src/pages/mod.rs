@@ -1,5 +1,6 @@
 //! The screens, one module per audience. Each handler calls the gateway with the caller's token and renders.
 
+mod account;
 mod auth;
 mod billing;
 mod catalogue;
@@ -11,6 +12,7 @@ mod requests;
 mod statistics;
 mod triage;
 
+pub use account::PATH as NOTIFICATIONS_PATH;
 pub use conversation::ERROR_FLASH;
 
 use axum::Router;
@@ -26,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/connexion", get(auth::login_form).post(auth::login))
         .route("/deconnexion", post(auth::logout))
         .route("/invitation", get(auth::invitation_form).post(auth::accept_invitation))
+        .route(account::PATH, get(account::show).post(account::save))
         .route("/adherer", get(join::search))
         .route("/adherer/{siren}", get(join::form).post(join::apply))
         .route("/catalogue", get(catalogue::search))
