@@ -156,7 +156,18 @@ async function check(page, name) {
   await page.waitForLoadState('load');
   shotCount += 1;
   const file = join(SHOTS, `${String(shotCount).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  // A loaded machine sometimes makes headless Chromium answer « Unable to capture screenshot » (seen once in
+  // three runs beside compilers): the screenshot is evidence, not the check, so it is tried three times.
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await page.screenshot({ path: file, fullPage: true });
+      break;
+    } catch (error) {
+      if (attempt === 3) throw error;
+      log(`screenshot of ${name} failed (${error.message.split('\n')[0]}); trying again`);
+      await page.waitForTimeout(500 * attempt);
+    }
+  }
   await page.addScriptTag({ content: AXE });
   const result = await page.evaluate(async (tags) => {
     // eslint-disable-next-line no-undef
