@@ -158,7 +158,25 @@ pub fn provider_codes() -> anyhow::Result<Vec<String>> {
         .unwrap_or_default())
 }
 
+/// A port that is free now, drawn below Linux's ephemeral range (32768–60999). A port the kernel hands out with
+/// `bind(0)` comes from that range, where any outgoing connection (to PostgreSQL, to NATS) may take it before
+/// the service binds it: CI saw membership fail with « Address already in use » on its metrics port.
+/// How a failed start says a process found its port taken.
+const PORT_TAKEN: &str = "its port was taken";
+
 fn free_port() -> anyhow::Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..200 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        // RandomState's keys differ on every call (seeded per thread, then incremented); the clock adds to it.
+        hasher.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+        );
+        let port = 16_384 + (hasher.finish() % 16_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -168,8 +186,23 @@ impl Platform {
         Self::start_with(Options::default()).await
     }
 
-    /// Starts the platform as `options` say, and waits until the gateway reports ready.
+    /// Starts the platform as `options` say, and waits until the gateway reports ready. A start that failed
+    /// because a port was taken between its choice and its use (another test's process) is tried again with
+    /// new ports, twice at most.
     pub async fn start_with(options: Options) -> anyhow::Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(options.clone()).await {
+                Err(error) if attempt < 3 && format!("{error:#}").contains(PORT_TAKEN) => {
+                    eprintln!("platform start {attempt} lost a port race; starting again: {error:#}");
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn start_once(options: Options) -> anyhow::Result<Self> {
         let prefix = testing::fresh_prefix();
         let logs = target_dir().join("e2e-logs").join(&prefix);
         std::fs::create_dir_all(&logs)?;
@@ -340,7 +373,13 @@ impl Platform {
         loop {
             for (name, child) in &mut self.children {
                 if let Some(status) = child.try_wait()? {
-                    bail!("{name} exited early ({status}); see {}", self.logs.join(format!("{name}.log")).display());
+                    let log = self.logs.join(format!("{name}.log"));
+                    let port_taken = std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Address already in use"));
+                    bail!(
+                        "{name} exited early ({status}){}; see {}",
+                        if port_taken { format!(": {PORT_TAKEN}") } else { String::new() },
+                        log.display()
+                    );
                 }
             }
             let ready = client.get(format!("{}/readyz", self.gateway)).send().await;
