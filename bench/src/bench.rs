@@ -199,7 +199,7 @@ fn pgbench(duration: Duration) -> anyhow::Result<Row> {
             .arg(&script)
             .arg(&url)
             .output()
-            .context("running pgbench (apt-get install postgresql-client)")?;
+            .context("running pgbench (make bench installs it: deploy/local/ensure-tools.sh pgbench)")?;
         let cpu = postgres_cpu_seconds() - cpu_before;
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
         anyhow::ensure!(output.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&output.stderr));

@@ -71,7 +71,7 @@ fn wrk(url: &str, duration: &str) -> anyhow::Result<Figures> {
     let output = Command::new("wrk")
         .args(["--latency", "-t", &threads, "-c", &connections, "-d", duration, url])
         .output()
-        .context("running wrk (install it: apt-get install -y wrk)")?;
+        .context("running wrk (make bench-catalogue installs it: deploy/local/ensure-tools.sh wrk)")?;
     if !output.status.success() {
         bail!("wrk failed: {}", String::from_utf8_lossy(&output.stderr));
     }

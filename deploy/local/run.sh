@@ -10,17 +10,17 @@
 #   5. starts a local SMTP sink (id77-smtp-sink on 127.0.0.1:2525: every notification mail is written to
 #      .run/mail/<n>.eml and logged in .run/logs/smtp-sink.log; nothing leaves the machine) unless ID77_SMTP_URL
 #      names a relay, then the five gRPC services (each with its own NKEY, ID77_NATS_NKEY_FILE), the gateway
-#      (its subscribe-only NKEY, for the live updates of GET /v1/events) and the web
-#      portal from target/debug, logs in .run/logs/<name>.log, and waits until each is ready (gRPC port accepts
-#      TCP; gateway and portal GET /healthz answer 200); membership creates the demo accounts
-#      (ID77_DEMO_PASSWORD, ID77_DEMO_PROVIDERS);
+#      (its subscribe-only NKEY, for the live updates of GET /v1/events) and the web portal from
+#      <target dir>/debug (cargo's, deploy/local/target-dir.sh), logs in .run/logs/<name>.log, and waits until
+#      each is ready (gRPC port accepts TCP; gateway and portal GET /healthz answer 200); membership creates the
+#      demo accounts (ID77_DEMO_PASSWORD, ID77_DEMO_PROVIDERS);
 #   6. starts one demo referral consumer per provider of the demo catalogue (--rule accept-all), each with its
 #      provider's NKEY, which can only read its own referrals and publish its own replies;
 #   7. prints the URL, the demo logins and a walk-through, then waits. Ctrl-C or SIGTERM stops every child,
 #      the dedicated nats-server last (SIGTERM, then SIGKILL after 10 s), and exits 0.
 #
 # Environment (all optional; everything else, e.g. ID77_PG_URL, ID77_LOG, is passed through):
-#   ID77_RUN_NO_BUILD=1        skip the cargo build (use the binaries already in target/debug)
+#   ID77_RUN_NO_BUILD=1        skip the cargo build (use the binaries already in <target dir>/debug)
 #   ID77_RUN_READY_TIMEOUT=120 seconds to wait for each process to be ready
 #   ID77_RUN_NO_CONSUMERS=1    do not start the demo referral consumers
 #   ID77_RUN_NATS_PORT=4223    port of the dedicated nats-server (the services and consumers use it, not
@@ -41,8 +41,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-[[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
+# Where cargo puts the binaries, as cargo resolves it (CARGO_TARGET_DIR, .cargo/config.toml, else ./target).
+TARGET_DIR=$(bash deploy/local/target-dir.sh)
 BIN_DIR=$TARGET_DIR/debug
 RUN_DIR=${ID77_RUN_DIR:-$ROOT/.run}
 [[ $RUN_DIR == /* ]] || RUN_DIR=$ROOT/$RUN_DIR
