@@ -105,6 +105,10 @@ pub struct Claims {
     /// The refresh-token family (the login session) this token belongs to.
     #[serde(default)]
     pub sid: String,
+    /// The user's display name when the token was issued (OIDC `name`), so that a history line or a message
+    /// names a person, not an e-mail address. Empty in tokens issued before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
 }
 
 impl Claims {
@@ -124,6 +128,7 @@ impl Claims {
             email: String::new(),
             siren: None,
             sid: String::new(),
+            name: String::new(),
         }
     }
 }
@@ -309,9 +314,16 @@ pub struct Caller {
     pub provider_code: Option<String>,
     pub email: String,
     pub session: String,
+    /// The display name from the token (may be empty: see [`Caller::display_name`]).
+    pub name: String,
 }
 
 impl Caller {
+    /// The name to show for this caller: the display name, else the e-mail address.
+    pub fn display_name(&self) -> &str {
+        if self.name.trim().is_empty() { &self.email } else { self.name.trim() }
+    }
+
     pub fn from_claims(claims: &Claims) -> Result<Self, TokenError> {
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| TokenError::Malformed)?;
         let member_id = match &claims.member_id {
@@ -328,6 +340,7 @@ impl Caller {
             provider_code: claims.provider_code.clone(),
             email: claims.email.clone(),
             session: claims.sid.clone(),
+            name: claims.name.clone(),
         })
     }
 

@@ -354,6 +354,7 @@ mod tests {
             provider_code: (role == Role::ProviderAgent).then(|| "caue77".to_owned()),
             email: "x@example.fr".into(),
             session: String::new(),
+            name: String::new(),
         }
     }
 

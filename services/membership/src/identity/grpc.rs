@@ -123,6 +123,7 @@ async fn access_token(
         claims.provider_code = user.provider_code.clone();
     }
     claims.email = user.email.clone();
+    claims.name = user.display_name.clone();
     claims.sid = sid.to_string();
     Ok(key.sign(&claims))
 }
