@@ -1,6 +1,7 @@
 //! Who may see quotes (docs/authorization.md), free of I/O: a member's users see their member's quotes, a
 //! provider's agents the quotes their provider issued, a referent those of the members it follows, the
-//! coordinator all of them; the operator none. The gateway checks the same table; this is the second line of
+//! coordinator all of them; the operator none. Only a member admin accepts or refuses its member's quotes
+//! (ADR 0013). The gateway checks the same table; this is the second line of
 //! defence, deciding on the rows billing owns.
 
 use id77_platform::auth::{Caller, Role};
@@ -80,6 +81,22 @@ pub fn list_scope<'a>(
     Err(Denied::NotFound)
 }
 
+/// AcceptQuote and RefuseQuote, checked before any data is read: only a member admin decides, for its own
+/// member. Everyone else is forbidden, even those who read the quote (a member user, the member's referent, the
+/// issuing provider's agents, the coordinator). Returns the admin's member.
+pub fn may_decide(caller: &Caller) -> Result<Uuid, Denied> {
+    match caller.member_id {
+        Some(member) if caller.has(Role::MemberAdmin) => Ok(member),
+        _ => Err(Denied::Forbidden),
+    }
+}
+
+/// AcceptQuote and RefuseQuote on one quote of `quote_member`: another member's quote is not found, as when
+/// reading it.
+pub fn decide_quote(caller: &Caller, quote_member: Uuid) -> Result<(), Denied> {
+    if may_decide(caller)? == quote_member { Ok(()) } else { Err(Denied::NotFound) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +116,7 @@ mod tests {
             provider_code: provider_code.map(str::to_owned),
             email: String::new(),
             session: String::new(),
+            name: String::new(),
         }
     }
 
@@ -167,6 +185,32 @@ mod tests {
                 assert_eq!(list_scope(caller, *requested, *referent), want, "{name}: list of {requested:?}");
             }
         }
+    }
+
+    #[test]
+    fn only_the_quote_members_admin_decides() {
+        let table: [(&str, [Result<(), Denied>; 2]); 10] = [
+            ("member_admin of M", [Ok(()), Err(N)]),
+            ("member_user of M", [Err(F), Err(F)]),
+            ("member_user of another member", [Err(F), Err(F)]),
+            ("provider_agent of P", [Err(F), Err(F)]),
+            ("provider_agent of Q", [Err(F), Err(F)]),
+            ("provider_agent without provider", [Err(F), Err(F)]),
+            ("referent of M", [Err(F), Err(F)]),
+            ("another referent", [Err(F), Err(F)]),
+            ("coordinator", [Err(F), Err(F)]),
+            ("operator", [Err(F), Err(F)]),
+        ];
+        for ((name, caller), (row, expected)) in callers().iter().zip(table) {
+            assert_eq!(*name, row);
+            for (member, want) in [M, OTHER].into_iter().zip(expected) {
+                assert_eq!(decide_quote(caller, member), want, "{name}: quote of {member}");
+            }
+            assert_eq!(may_decide(caller).is_ok(), expected[0].is_ok(), "{name}: role gate");
+        }
+        // An admin without a member in its token decides nothing.
+        let adrift = caller(Role::MemberAdmin, None, None, Uuid::from_u128(7));
+        assert_eq!(decide_quote(&adrift, M), Err(F));
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Billing rules, free of I/O: what a tariff is, whether an accepted referral is billed, how quotes are
-//! numbered and in which year.
+//! numbered and in which year, and a quote's life (`quote`: `QuoteStatus::apply`).
+
+mod quote;
+
+pub use quote::*;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use id77_platform::streams::is_valid_subject_token;

@@ -6,14 +6,15 @@ use id77_platform::consumer::{Event, EventHandler, HandleError};
 use id77_platform::{ConsumerSpec, streams, time};
 use id77_proto::catalogue::v1 as catalogue;
 use id77_proto::membership::v1 as membership;
+use id77_proto::requests::v1 as requests;
 use id77_proto::routing::v1 as routing;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{self, Accepted, DecideError, Decision, PriceRule, Stated, Tariff, Vat};
+use crate::domain::{self, Accepted, DecideError, Decision, PriceRule, QuoteStatus, Stated, Tariff, Vat};
 use crate::invoices::{self, InvoiceDraft, IssueError};
 use crate::parties::{self, Issuers, Party, ProviderFacts};
-use crate::quotes::{self, QuoteDraft};
+use crate::quotes::{self, Actor, QuoteDraft};
 use crate::store;
 
 pub const SUBJECT_OFFER_PUBLISHED: &str = "id77.catalogue.offer.published";
@@ -30,11 +31,18 @@ pub fn referrals_consumer() -> ConsumerSpec {
     ConsumerSpec::new(streams::ROUTING, "billing-referrals", SUBJECT_REFERRAL_ACCEPTED)
 }
 
-pub const SUBJECT_REFERRAL_COMPLETED: &str = "id77.routing.referral.completed";
+pub const SUBJECT_REQUEST_COMPLETED: &str = "id77.requests.request.completed";
+pub const SUBJECT_REQUEST_CANCELLED: &str = "id77.requests.request.cancelled";
 
-/// Completed referrals, which may call for an invoice.
-pub fn completions_consumer() -> ConsumerSpec {
-    ConsumerSpec::new(streams::ROUTING, "billing-completions", SUBJECT_REFERRAL_COMPLETED)
+/// Completed requests, which may call for an invoice (requests decides; routing's referral.completed is only
+/// the provider's claim).
+pub fn request_completions_consumer() -> ConsumerSpec {
+    ConsumerSpec::new(streams::REQUESTS, "billing-request-completions", SUBJECT_REQUEST_COMPLETED)
+}
+
+/// Cancelled requests, whose quotes are voided.
+pub fn request_cancellations_consumer() -> ConsumerSpec {
+    ConsumerSpec::new(streams::REQUESTS, "billing-request-cancellations", SUBJECT_REQUEST_CANCELLED)
 }
 
 /// Membership's member events, for the referent read model.
@@ -124,9 +132,12 @@ async fn seller(conn: &mut PgConnection, issuers: &Issuers, issuer_code: &str) -
     })
 }
 
-/// Issues a quote when a provider accepts a referral for a billed offer.
+/// Proposes a quote to the member when a provider accepts a referral for a billed offer (`proposed`, expiring
+/// `validity` later), unless billing saw the request cancelled already.
 pub struct ReferralAcceptedHandler {
     pub issuers: std::sync::Arc<Issuers>,
+    /// How long a proposed quote waits for a member admin's answer (`ID77_QUOTE_VALIDITY_DAYS`).
+    pub validity: chrono::Duration,
 }
 
 impl EventHandler for ReferralAcceptedHandler {
@@ -144,6 +155,12 @@ impl EventHandler for ReferralAcceptedHandler {
         // A replay under another message id: the referral already has its quote.
         if let Some(quote) = store::quote_for_referral(conn, accepted.referral_id).await? {
             tracing::info!(referral_id = %accepted.referral_id, number = %quote.number, "referral already quoted");
+            return Ok(());
+        }
+        // The request was cancelled while this acceptance was on its way: no quote to propose.
+        if store::is_request_cancelled(conn, accepted.request_id).await? {
+            tracing::info!(referral_id = %accepted.referral_id, request_id = %accepted.request_id,
+                "referral accepted for a cancelled request: no quote");
             return Ok(());
         }
         let tariff = match accepted.offer_id {
@@ -220,103 +237,170 @@ impl EventHandler for ReferralAcceptedHandler {
                 }
             }
         };
-        let quote = quotes::issue(conn, draft, time::now()).await?;
+        let quote = quotes::issue(conn, draft, time::now(), self.validity).await?;
         tracing::info!(quote_id = %quote.id, number = %quote.number, referral_id = %quote.referral_id,
-            member_id = %quote.member_id, amount_cents = quote.amount_cents, "quote issued");
+            member_id = %quote.member_id, amount_cents = quote.amount_cents, expires_at = %quote.expires_at,
+            "quote proposed");
         Ok(())
     }
 }
 
-/// Issues an invoice when a provider completes a referral of a billed offer: at the referral's quote when it
-/// has one (the price agreed at acceptance), else at the offer's price rule. Free offers, orientations and
-/// offers on quote whose amount was never stated get no invoice.
-pub struct ReferralCompletedHandler {
+/// The validated facts of `RequestCompleted`.
+struct Completion {
+    request_id: Uuid,
+    member_id: Uuid,
+    /// `None`: an event from before requests named the referral (billing then looks for the request's
+    /// accepted quote).
+    referral_id: Option<Uuid>,
+}
+
+fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, HandleError> {
+    Uuid::parse_str(raw.trim()).map_err(|_| reject(format!("{field} {raw:?} is not a UUID")))
+}
+
+impl Completion {
+    fn parse(msg: &requests::RequestCompleted) -> Result<Self, HandleError> {
+        let referral_id = match msg.referral_id.trim() {
+            "" => None,
+            raw => Some(parse_uuid("referral_id", raw)?),
+        };
+        Ok(Self {
+            request_id: parse_uuid("request_id", &msg.request_id)?,
+            member_id: parse_uuid("member_id", &msg.member_id)?,
+            referral_id,
+        })
+    }
+}
+
+/// Invoices a completed request (ADR 0013: requests is the arbiter of a request's fate; billing invoices on
+/// its `request.completed`, never on routing's claim alone): the *accepted* quote of the referral that
+/// completed it, at the quote's amounts, with the quote's number (EN 16931 BT-11) and the member's purchase
+/// order number (BT-13). A request without a quote (free offer, orientation) has nothing to bill; a quote not
+/// accepted is not invoiced (logged: routing lets no one complete before the member's agreement).
+pub struct RequestCompletedHandler {
     pub issuers: std::sync::Arc<Issuers>,
 }
 
-impl EventHandler for ReferralCompletedHandler {
+impl EventHandler for RequestCompletedHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        if event.subject != SUBJECT_REFERRAL_COMPLETED {
-            tracing::debug!(subject = %event.subject, "routing event not used by billing");
+        if event.subject != SUBJECT_REQUEST_COMPLETED {
+            tracing::debug!(subject = %event.subject, "requests event not used by billing");
             return Ok(());
         }
-        let msg: routing::ReferralCompleted = event.decode()?;
-        let done =
-            Accepted::parse(&msg.referral_id, &msg.request_id, &msg.member_id, &msg.offer_id, &msg.provider_code)
-                .map_err(reject)?;
-        if let Some(invoice) = store::invoice_for_referral(conn, done.referral_id).await? {
-            tracing::info!(referral_id = %done.referral_id, number = %invoice.number, "referral already invoiced");
-            return Ok(());
-        }
-        let Some(offer_id) = done.offer_id else {
-            tracing::info!(referral_id = %done.referral_id, "referral without an offer: nothing to invoice");
+        let msg: requests::RequestCompleted = event.decode()?;
+        let done = Completion::parse(&msg)?;
+        let quote = match done.referral_id {
+            Some(referral_id) => store::quote_for_referral_for_update(conn, referral_id).await?,
+            None => {
+                let quotes = store::quotes_of_request_for_update(conn, done.request_id).await?;
+                let accepted = quotes.iter().position(|q| q.status == QuoteStatus::Accepted.as_str());
+                // The accepted one; else the latest, to say why it is not invoiced.
+                match accepted {
+                    Some(i) => quotes.into_iter().nth(i),
+                    None => quotes.into_iter().last(),
+                }
+            }
+        };
+        let Some(quote) = quote else {
+            tracing::info!(request_id = %done.request_id, referral_id = ?done.referral_id,
+                "completed request without a quote (free offer or orientation): nothing to bill");
             return Ok(());
         };
+        if quote.request_id != done.request_id || quote.member_id != done.member_id {
+            return Err(reject(format!(
+                "request {} completed by referral {}, whose quote {} belongs to request {} of member {}",
+                done.request_id, quote.referral_id, quote.number, quote.request_id, quote.member_id
+            )));
+        }
+        // A replay under another message id: the quote is already invoiced.
+        if let Some(invoice) = store::invoice_for_referral(conn, quote.referral_id).await? {
+            tracing::info!(request_id = %done.request_id, number = %invoice.number, "request already invoiced");
+            return Ok(());
+        }
+        if quote.status != QuoteStatus::Accepted.as_str() {
+            tracing::warn!(request_id = %done.request_id, quote = %quote.number, status = %quote.status,
+                "completed request whose quote is not accepted: no invoice");
+            return Ok(());
+        }
+        if quote.amount_to_be_stated {
+            tracing::warn!(request_id = %done.request_id, quote = %quote.number,
+                "completed on an offer priced on quote whose amount was never stated: no invoice");
+            return Ok(());
+        }
         let retry = |what: String| HandleError::Retry(anyhow::anyhow!(what));
-        let tariff = store::tariff(conn, offer_id)
+        let member = store::member(conn, quote.member_id)
             .await?
-            .ok_or_else(|| retry(format!("tariff of offer {offer_id} not known yet")))?;
-        let member = store::member(conn, done.member_id).await?;
-        let (issuer_code, net_cents, vat, label, offer_version) =
-            match store::quote_for_referral(conn, done.referral_id).await? {
-                Some(quote) if quote.amount_to_be_stated => {
-                    tracing::warn!(referral_id = %done.referral_id, quote = %quote.number,
-                        "completed on an offer priced on quote whose amount was never stated: no invoice");
-                    return Ok(());
-                }
-                Some(quote) => {
-                    let vat = Vat::parse(quote.vat_rate_bp, &quote.vat_note).map_err(reject)?;
-                    (quote.issuer_code, quote.amount_cents, vat, quote.label, quote.offer_version)
-                }
-                None => match domain::decide(&done, Some(&tariff), member.as_ref().and_then(|m| m.population)) {
-                    Ok(Decision::NothingToBill | Decision::Free) => {
-                        tracing::info!(referral_id = %done.referral_id, "free: no invoice");
-                        return Ok(());
-                    }
-                    Ok(Decision::Quote { to_be_stated: true, .. }) => {
-                        tracing::warn!(referral_id = %done.referral_id,
-                            "completed on an offer priced on quote without a stated amount: no invoice");
-                        return Ok(());
-                    }
-                    Ok(Decision::Quote { issuer_code, amount_cents, vat, label, offer_version, .. }) => {
-                        (issuer_code, amount_cents, vat, label, offer_version)
-                    }
-                    Err(DecideError::UnknownTariff) => {
-                        return Err(retry(format!("tariff of offer {offer_id} not known yet")));
-                    }
-                    Err(DecideError::UnknownPopulation) => {
-                        return Err(retry(format!("population of member {} not known yet", done.member_id)));
-                    }
-                    Err(DecideError::Inconsistent(reason)) => {
-                        return Err(reject(format!("referral {}: {reason}", done.referral_id)));
-                    }
-                },
-            };
-        let member = member
             .filter(|m| !m.siren.is_empty())
-            .ok_or_else(|| retry(format!("SIREN of member {} not known yet", done.member_id)))?;
-        let seller = seller(conn, &self.issuers, &issuer_code).await?;
-        let buyer = parties::buyer(&member.name, &member.siren);
-        let buyer_siren = member.siren;
+            .ok_or_else(|| retry(format!("SIREN of member {} not known yet", quote.member_id)))?;
+        // The offer's rule only shapes the line (a daily rate shows its days); the quote's amount is billed.
+        let rule = store::tariff(conn, quote.offer_id).await?.map(|t| t.price_rule).unwrap_or(PriceRule::Free);
+        let vat = Vat::parse(quote.vat_rate_bp, &quote.vat_note).map_err(reject)?;
+        let seller = seller(conn, &self.issuers, &quote.issuer_code).await?;
         let draft = InvoiceDraft {
             seller,
-            buyer,
-            issuer_code,
-            member_id: done.member_id,
-            buyer_siren,
-            request_id: done.request_id,
-            referral_id: done.referral_id,
-            offer_id,
-            offer_version,
-            line: domain::invoice_line(&tariff.price_rule, &label, net_cents),
+            buyer: parties::buyer(&member.name, &member.siren),
+            issuer_code: quote.issuer_code.clone(),
+            member_id: quote.member_id,
+            buyer_siren: member.siren,
+            request_id: quote.request_id,
+            referral_id: quote.referral_id,
+            offer_id: quote.offer_id,
+            offer_version: quote.offer_version,
+            line: domain::invoice_line(&rule, &quote.label, quote.amount_cents),
             vat,
+            quote_id: Some(quote.id),
+            quote_number: quote.number.clone(),
+            purchase_order_number: quote.purchase_order_number.clone(),
         };
         let invoice = invoices::issue(conn, draft, time::now()).await.map_err(|e| match e {
             IssueError::Db(e) => HandleError::from(e),
-            IssueError::Overflow => reject(format!("referral {}: {e}", done.referral_id)),
+            IssueError::Overflow => reject(format!("quote {}: {e}", quote.number)),
         })?;
-        tracing::info!(invoice_id = %invoice.id, number = %invoice.number, referral_id = %invoice.referral_id,
-            gross_cents = invoice.gross_cents, "invoice issued");
+        tracing::info!(invoice_id = %invoice.id, number = %invoice.number, quote = %quote.number,
+            request_id = %invoice.request_id, gross_cents = invoice.gross_cents, "invoice issued");
+        Ok(())
+    }
+}
+
+/// Voids the quotes of a cancelled request (ADR 0013): a proposed or accepted quote becomes `voided` with the
+/// reason "request cancelled: <reason>", announced by `quote.voided`. The cancellation is remembered, so a
+/// referral acceptance delivered later issues no quote. An invoice cannot exist (requests refuses to cancel a
+/// completed request); if one does, it is logged and nothing changes.
+pub struct RequestCancelledHandler;
+
+impl EventHandler for RequestCancelledHandler {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        if event.subject != SUBJECT_REQUEST_CANCELLED {
+            tracing::debug!(subject = %event.subject, "requests event not used by billing");
+            return Ok(());
+        }
+        let msg: requests::RequestCancelled = event.decode()?;
+        let request_id = parse_uuid("request_id", &msg.request_id)?;
+        let at = msg.occurred_at.as_ref().and_then(time::from_proto).unwrap_or_else(time::now);
+        let reason = domain::void_reason(&msg.reason);
+        store::record_cancelled_request(conn, request_id, &reason, at).await?;
+        let invoices = store::invoices_of_request(conn, request_id).await?;
+        if let Some(invoice) = invoices.first() {
+            tracing::warn!(%request_id, invoice = %invoice.number,
+                "cancelled request already invoiced (requests should have refused the cancellation): quotes kept");
+            return Ok(());
+        }
+        let actor = Actor {
+            user_id: match msg.actor_user_id.trim() {
+                "" => None,
+                raw => Uuid::parse_str(raw).ok(),
+            },
+            role: msg.actor_role.trim().to_owned(),
+            name: msg.actor_name.trim().to_owned(),
+        };
+        let now = time::now();
+        for quote in store::quotes_of_request_for_update(conn, request_id).await? {
+            let number = quote.number.clone();
+            match quotes::void(conn, quote, &reason, &actor, now).await? {
+                Some(voided) => tracing::info!(%request_id, quote = %voided.number, "quote voided"),
+                None => tracing::debug!(%request_id, quote = %number, "quote already final"),
+            }
+        }
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Exports, free of I/O: Cross-Industry Invoice (CII D16B) XML in the Factur-X EN 16931 profile and UBL 2.1
 //! (EN 16931 CIUS) for invoices (type 380) and credit notes (type 381), and CSV for accounting. Money is
-//! formatted from integer cents.
+//! formatted from integer cents. An invoice names the accepted quote it bills as its project reference (BT-11)
+//! and the member's purchase order number (BT-13).
 
 use id77_proto::billing::v1 as pb;
 
@@ -10,6 +11,8 @@ pub const EN16931_GUIDELINE: &str = "urn:cen.eu:en16931:2017";
 pub const SIREN_SCHEME: &str = "0002";
 /// ISO 6523 / EAS scheme of a SIRET: the seller's identifier and electronic address (Chorus Pro routing).
 pub const SIRET_SCHEME: &str = "0009";
+/// Name of the project reference (BT-11) of an invoice: the accepted quote whose number is its id.
+pub const QUOTE_PROJECT_NAME: &str = "Devis accepté";
 /// Payment terms printed on invoices (BT-20).
 pub const PAYMENT_TERMS: &str = "Paiement à 30 jours à réception, par virement au comptable public";
 
@@ -75,6 +78,10 @@ struct Doc<'a> {
     /// The invoice a credit note cancels (BT-25).
     preceding: Option<&'a str>,
     note: Option<&'a str>,
+    /// The accepted quote an invoice bills, as the project reference (BT-11): its number and a name.
+    project: Option<(&'a str, &'a str)>,
+    /// The member's purchase order number (BT-13).
+    order_reference: Option<&'a str>,
 }
 
 /// VAT category: standard rate (S) when a rate applies, exempt (E, with the mention) otherwise.
@@ -187,8 +194,31 @@ fn cii(d: &Doc<'_>) -> String {
         ));
     }
     let empty = pb::Party::default();
+    // The header agreement in the order of the schema: buyer reference, seller, buyer, purchase order (BT-13),
+    // project (BT-11).
+    let order = d
+        .order_reference
+        .map(|o| {
+            format!(
+                "<ram:BuyerOrderReferencedDocument><ram:IssuerAssignedID>{}</ram:IssuerAssignedID>\
+                 </ram:BuyerOrderReferencedDocument>",
+                e(o)
+            )
+        })
+        .unwrap_or_default();
+    let project = d
+        .project
+        .map(|(id, name)| {
+            format!(
+                "<ram:SpecifiedProcuringProject><ram:ID>{}</ram:ID><ram:Name>{}</ram:Name>\
+                 </ram:SpecifiedProcuringProject>",
+                e(id),
+                e(name)
+            )
+        })
+        .unwrap_or_default();
     x.push_str(&format!(
-        "<ram:ApplicableHeaderTradeAgreement><ram:BuyerReference>{}</ram:BuyerReference>{}{}\
+        "<ram:ApplicableHeaderTradeAgreement><ram:BuyerReference>{}</ram:BuyerReference>{}{}{order}{project}\
          </ram:ApplicableHeaderTradeAgreement>\n<ram:ApplicableHeaderTradeDelivery>\
          <ram:ActualDeliverySupplyChainEvent><ram:OccurrenceDateTime><udt:DateTimeString format=\"102\">{}\
          </udt:DateTimeString></ram:OccurrenceDateTime></ram:ActualDeliverySupplyChainEvent>\
@@ -334,12 +364,20 @@ fn ubl(d: &Doc<'_>) -> String {
         "<cbc:DocumentCurrencyCode>{cur}</cbc:DocumentCurrencyCode><cbc:BuyerReference>{}</cbc:BuyerReference>\n",
         e(d.member_id)
     ));
+    // In the order of the UBL schema: order reference (BT-13), billing reference (BT-25), project reference
+    // (BT-11; an Invoice only).
+    if let Some(order) = d.order_reference {
+        x.push_str(&format!("<cac:OrderReference><cbc:ID>{}</cbc:ID></cac:OrderReference>\n", e(order)));
+    }
     if let Some(invoice) = d.preceding {
         x.push_str(&format!(
             "<cac:BillingReference><cac:InvoiceDocumentReference><cbc:ID>{}</cbc:ID></cac:InvoiceDocumentReference>\
              </cac:BillingReference>\n",
             e(invoice)
         ));
+    }
+    if let (false, Some((project, _))) = (credit, d.project) {
+        x.push_str(&format!("<cac:ProjectReference><cbc:ID>{}</cbc:ID></cac:ProjectReference>\n", e(project)));
     }
     let empty = pb::Party::default();
     x.push_str(&format!(
@@ -416,6 +454,8 @@ fn invoice_doc(i: &pb::Invoice) -> Doc<'_> {
         due_date: Some(&i.due_date),
         preceding: None,
         note: None,
+        project: Some(i.quote_number.as_str()).filter(|n| !n.is_empty()).map(|n| (n, QUOTE_PROJECT_NAME)),
+        order_reference: Some(i.purchase_order_number.as_str()).filter(|n| !n.is_empty()),
     }
 }
 
@@ -439,6 +479,8 @@ fn credit_note_doc(c: &pb::CreditNote) -> Doc<'_> {
         due_date: None,
         preceding: Some(&c.invoice_number),
         note: Some(&c.reason),
+        project: None,
+        order_reference: None,
     }
 }
 

@@ -9,7 +9,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::access::{self, QuoteFacts};
+use crate::domain::QuoteStatus;
 use crate::parties::Party;
+use crate::quotes::{self, Actor, DecisionError, MemberDecision};
 use crate::store::{self, CreditNoteRow, InvoiceRow, QuoteFilter, QuoteRow};
 use crate::{domain, export, invoices, pdf};
 
@@ -25,10 +27,15 @@ impl BillingApi {
     }
 }
 
-fn status_to_proto(status: &str) -> pb::QuoteStatus {
-    match status {
-        "issued" => pb::QuoteStatus::Issued,
-        _ => pb::QuoteStatus::Unspecified,
+/// A quote's status on the wire: proposed is `ISSUED` (kept for compatibility).
+pub fn status_to_proto(status: &str) -> pb::QuoteStatus {
+    match QuoteStatus::parse(status) {
+        Some(QuoteStatus::Proposed) => pb::QuoteStatus::Issued,
+        Some(QuoteStatus::Accepted) => pb::QuoteStatus::Accepted,
+        Some(QuoteStatus::Refused) => pb::QuoteStatus::Refused,
+        Some(QuoteStatus::Voided) => pb::QuoteStatus::Voided,
+        Some(QuoteStatus::Expired) => pb::QuoteStatus::Expired,
+        None => pb::QuoteStatus::Unspecified,
     }
 }
 
@@ -67,6 +74,13 @@ pub fn quote_to_proto(q: QuoteRow) -> pb::Quote {
         vat_note: q.vat_note,
         seller: Some(party_to_proto(&q.seller)),
         buyer: Some(party_to_proto(&q.buyer)),
+        decided_at: time::to_proto_opt(q.decided_at),
+        decided_by_user_id: q.decided_by_user_id.map(|u| u.to_string()).unwrap_or_default(),
+        decided_by_name: q.decided_by_name,
+        signatory_name: q.signatory_name,
+        purchase_order_number: q.purchase_order_number,
+        decision_reason: q.decision_reason,
+        expires_at: Some(time::to_proto(q.expires_at)),
     }
 }
 
@@ -118,6 +132,9 @@ pub fn invoice_to_proto(i: InvoiceRow) -> pb::Invoice {
         issued_at: Some(time::to_proto(i.issued_at)),
         due_date: i.due_date.format("%Y-%m-%d").to_string(),
         credit_note_id: i.credit_note_id.map(|id| id.to_string()).unwrap_or_default(),
+        quote_id: i.quote_id.map(|id| id.to_string()).unwrap_or_default(),
+        quote_number: i.quote_number,
+        purchase_order_number: i.purchase_order_number,
     }
 }
 
@@ -335,6 +352,82 @@ impl BillingApi {
     }
 }
 
+impl BillingApi {
+    /// AcceptQuote and RefuseQuote: a member admin of the quote's member answers a proposed quote. The row is
+    /// locked, so an acceptance and a void (the request's cancellation) or an expiry happen one after the
+    /// other; the loser gets INVALID_TRANSITION. Announced through the outbox in the same transaction.
+    async fn decide_quote(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+        decision: Result<MemberDecision, ServiceError>,
+    ) -> Result<pb::Quote, ServiceError> {
+        access::may_decide(caller).map_err(|d| d.into_error("quote", raw_id))?;
+        let id = parse_id("id", raw_id)?;
+        let decision = decision?;
+        let mut tx = self.pool.begin().await?;
+        let quote = store::quote_for_update(&mut tx, id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("quote", &id.to_string()))?;
+        access::decide_quote(caller, quote.member_id).map_err(|d| d.into_error("quote", &id.to_string()))?;
+        let number = quote.number.clone();
+        let actor = Actor {
+            user_id: Some(caller.user_id),
+            role: Role::MemberAdmin.as_str().to_owned(),
+            name: caller.display_name().to_owned(),
+        };
+        let row = quotes::decide(&mut tx, quote, &decision, &actor, time::now()).await.map_err(|e| match e {
+            DecisionError::Transition(t) => ServiceError::new(
+                ErrorCode::FailedPrecondition,
+                "INVALID_TRANSITION",
+                format!("quote {number} {}", t.from.explain()),
+            ),
+            DecisionError::AmountNotStated => ServiceError::new(
+                ErrorCode::FailedPrecondition,
+                "INVALID_TRANSITION",
+                format!("quote {number} has no amount yet: the provider must state it before it can be accepted"),
+            ),
+            DecisionError::Db(e) => ServiceError::from(e),
+        })?;
+        tx.commit().await?;
+        tracing::info!(quote = %row.number, status = %row.status, user_id = %caller.user_id, "quote decided");
+        Ok(quote_to_proto(row))
+    }
+}
+
+/// The acceptance's fields, checked (every invalid field named at once).
+fn acceptance(req: &pb::AcceptQuoteRequest) -> Result<MemberDecision, ServiceError> {
+    let signatory = domain::signatory_name(&req.signatory_name);
+    let order = domain::purchase_order_number(&req.purchase_order_number);
+    match (signatory, order) {
+        (Ok(signatory_name), Ok(purchase_order_number)) => {
+            Ok(MemberDecision::Accept { signatory_name, purchase_order_number })
+        }
+        (signatory, order) => {
+            let mut violations = Vec::new();
+            if let Err(e) = signatory {
+                violations.push(id77_platform::error::FieldViolation {
+                    field: "signatory_name".into(),
+                    description: e.into(),
+                });
+            }
+            if let Err(e) = order {
+                violations.push(id77_platform::error::FieldViolation {
+                    field: "purchase_order_number".into(),
+                    description: e.into(),
+                });
+            }
+            Err(ServiceError::invalid_fields(violations))
+        }
+    }
+}
+
+fn refusal(req: &pb::RefuseQuoteRequest) -> Result<MemberDecision, ServiceError> {
+    domain::refusal_reason(&req.reason)
+        .map(|reason| MemberDecision::Refuse { reason })
+        .map_err(|e| ServiceError::invalid("reason", e))
+}
+
 /// A file answer.
 fn file(content_type: &str, filename: String, content: Vec<u8>) -> pb::ExportInvoiceResponse {
     pb::ExportInvoiceResponse { content_type: content_type.to_owned(), filename, content }
@@ -416,6 +509,18 @@ impl BillingApi {
 
 #[tonic::async_trait]
 impl BillingService for BillingApi {
+    async fn accept_quote(&self, request: Request<pb::AcceptQuoteRequest>) -> Result<Response<pb::Quote>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let req = request.into_inner();
+        Ok(Response::new(self.decide_quote(&caller, &req.id, acceptance(&req)).await?))
+    }
+
+    async fn refuse_quote(&self, request: Request<pb::RefuseQuoteRequest>) -> Result<Response<pb::Quote>, Status> {
+        let caller = self.auth.caller(&request).await?;
+        let req = request.into_inner();
+        Ok(Response::new(self.decide_quote(&caller, &req.id, refusal(&req)).await?))
+    }
+
     async fn mark_invoice(&self, request: Request<pb::MarkInvoiceRequest>) -> Result<Response<pb::Invoice>, Status> {
         let caller = self.auth.caller(&request).await?;
         Ok(Response::new(BillingApi::mark_invoice(self, &caller, request.into_inner()).await?))

@@ -35,6 +35,11 @@ pub struct InvoiceDraft {
     pub vat: Vat,
     pub seller: Party,
     pub buyer: Party,
+    /// The accepted quote it bills (EN 16931 BT-11) and the member's purchase order number (BT-13, '' when
+    /// none).
+    pub quote_id: Option<Uuid>,
+    pub quote_number: String,
+    pub purchase_order_number: String,
 }
 
 /// Why a document cannot be issued.
@@ -101,6 +106,9 @@ pub async fn issue(
         sent_on: None,
         paid_on: None,
         payment_reference: String::new(),
+        quote_id: draft.quote_id,
+        quote_number: draft.quote_number,
+        purchase_order_number: draft.purchase_order_number,
     };
     let invoice = store::insert_invoice(conn, &row).await?;
     outbox::enqueue(

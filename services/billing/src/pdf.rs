@@ -282,15 +282,22 @@ fn render(s: &Sheet<'_>) -> Vec<u8> {
     pdf.finish()
 }
 
-/// An invoice as PDF.
+/// An invoice as PDF, with the accepted quote it bills and the member's purchase order number.
 pub fn invoice_pdf(i: &pb::Invoice) -> Vec<u8> {
+    let mut dates = vec![
+        ("Date d'émission".into(), issued_on(i.issued_at.as_ref())),
+        ("Date d'échéance".into(), french_date(&i.due_date)),
+    ];
+    if !i.quote_number.is_empty() {
+        dates.push(("Devis accepté".into(), i.quote_number.clone()));
+    }
+    if !i.purchase_order_number.is_empty() {
+        dates.push(("Bon de commande".into(), i.purchase_order_number.clone()));
+    }
     render(&Sheet {
         title: "Facture",
         number: &i.number,
-        dates: vec![
-            ("Date d'émission".into(), issued_on(i.issued_at.as_ref())),
-            ("Date d'échéance".into(), french_date(&i.due_date)),
-        ],
+        dates,
         seller: i.seller.as_ref(),
         issuer_code: &i.issuer_code,
         buyer: i.buyer.as_ref(),
@@ -330,7 +337,8 @@ pub fn credit_note_pdf(c: &pb::CreditNote) -> Vec<u8> {
     })
 }
 
-/// A quote as PDF; an amount to be stated by the provider says so instead of totals of 0.
+/// A quote as PDF; an amount to be stated by the provider says so instead of totals of 0. A proposed quote
+/// shows until when it is valid; any other shows its status, when and why (who signed an accepted one).
 pub fn quote_pdf(q: &pb::Quote) -> Vec<u8> {
     let vat = crate::domain::Vat::parse(q.vat_rate_bp, &q.vat_note)
         .unwrap_or_else(|_| crate::domain::Vat::NotApplicable(q.vat_note.clone()));
@@ -343,11 +351,43 @@ pub fn quote_pdf(q: &pb::Quote) -> Vec<u8> {
     if q.amount_to_be_stated {
         notes.push("Montant à préciser par le prestataire (prestation sur devis).".to_owned());
     }
+    let mut dates = vec![("Date d'émission".into(), issued_on(q.issued_at.as_ref()))];
+    let decided = issued_on(q.decided_at.as_ref());
+    let by = if q.decided_by_name.is_empty() { String::new() } else { format!(" par {}", q.decided_by_name) };
+    let reason = if q.decision_reason.is_empty() { String::new() } else { format!(" : {}", q.decision_reason) };
+    match pb::QuoteStatus::try_from(q.status).unwrap_or(pb::QuoteStatus::Unspecified) {
+        pb::QuoteStatus::Accepted => {
+            dates.push(("Statut".into(), "ACCEPTÉ".into()));
+            let mut note = format!("Devis accepté le {decided}{by}, signataire : {}", q.signatory_name);
+            if !q.purchase_order_number.is_empty() {
+                note.push_str(&format!(" ; bon de commande n° {}", q.purchase_order_number));
+            }
+            notes.push(format!("{note}."));
+        }
+        pb::QuoteStatus::Refused => {
+            dates.push(("Statut".into(), "REFUSÉ".into()));
+            notes.push(format!("Devis refusé le {decided}{by}{reason}"));
+        }
+        pb::QuoteStatus::Voided => {
+            dates.push(("Statut".into(), "ANNULÉ".into()));
+            notes.push(format!("Devis annulé le {decided}{reason}"));
+        }
+        pb::QuoteStatus::Expired => {
+            dates.push(("Statut".into(), "EXPIRÉ".into()));
+            notes.push(format!("Devis expiré le {decided} sans réponse."));
+        }
+        pb::QuoteStatus::Issued | pb::QuoteStatus::Unspecified => {
+            if q.expires_at.is_some() {
+                dates.push(("Valable jusqu'au".into(), issued_on(q.expires_at.as_ref())));
+            }
+            notes.push("À accepter ou refuser par un administrateur de la collectivité.".to_owned());
+        }
+    }
     notes.push("Devis établi pour la demande d'accompagnement ; la facture suivra la réalisation.".to_owned());
     render(&Sheet {
         title: "Devis",
         number: &q.number,
-        dates: vec![("Date d'émission".into(), issued_on(q.issued_at.as_ref()))],
+        dates,
         seller: q.seller.as_ref(),
         issuer_code: &q.issuer_code,
         buyer: q.buyer.as_ref(),

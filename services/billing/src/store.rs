@@ -157,16 +157,27 @@ pub struct QuoteRow {
     pub vat_note: String,
     pub seller: Json<Party>,
     pub buyer: Json<Party>,
+    /// When the status last changed from 'proposed' (or an accepted quote was voided), and by whom (`None`:
+    /// the system).
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decided_by_user_id: Option<Uuid>,
+    pub decided_by_name: String,
+    pub signatory_name: String,
+    /// Empty when none was given.
+    pub purchase_order_number: String,
+    pub decision_reason: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 const QUOTE_COLUMNS: &str = "id, number, issuer_code, year, sequence, member_id, request_id, referral_id, offer_id, \
      offer_version, label, amount_cents, currency, status, issued_at, amount_to_be_stated, vat_rate_bp, vat_note, \
-     seller, buyer";
+     seller, buyer, decided_at, decided_by_user_id, decided_by_name, signatory_name, purchase_order_number, \
+     decision_reason, expires_at";
 
 pub async fn insert_quote(conn: &mut PgConnection, q: &QuoteRow) -> Result<QuoteRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO quote ({QUOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-           $19, $20)
+           $19, $20, $21, $22, $23, $24, $25, $26, $27)
          RETURNING {QUOTE_COLUMNS}"
     )))
     .bind(q.id)
@@ -189,8 +200,125 @@ pub async fn insert_quote(conn: &mut PgConnection, q: &QuoteRow) -> Result<Quote
     .bind(&q.vat_note)
     .bind(&q.seller)
     .bind(&q.buyer)
+    .bind(q.decided_at)
+    .bind(q.decided_by_user_id)
+    .bind(&q.decided_by_name)
+    .bind(&q.signatory_name)
+    .bind(&q.purchase_order_number)
+    .bind(&q.decision_reason)
+    .bind(q.expires_at)
     .fetch_one(conn)
     .await
+}
+
+/// The quote, locked until the transaction ends (a decision, a void, an expiry or an invoice: one at a time).
+pub async fn quote_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<QuoteRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {QUOTE_COLUMNS} FROM quote WHERE id = $1 FOR UPDATE")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The referral's quote, locked until the transaction ends.
+pub async fn quote_for_referral_for_update(
+    conn: &mut PgConnection,
+    referral_id: Uuid,
+) -> Result<Option<QuoteRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {QUOTE_COLUMNS} FROM quote WHERE referral_id = $1 FOR UPDATE")))
+        .bind(referral_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Every quote of a request, oldest first, locked until the transaction ends.
+pub async fn quotes_of_request_for_update(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+) -> Result<Vec<QuoteRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {QUOTE_COLUMNS} FROM quote WHERE request_id = $1 ORDER BY issued_at, id FOR UPDATE"
+    )))
+    .bind(request_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Proposed quotes whose expiry is at or before `now`, at most `limit`, locked; rows another transaction holds
+/// are skipped (a concurrent decision, or another replica's sweeper).
+pub async fn due_quotes_for_update(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<QuoteRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {QUOTE_COLUMNS} FROM quote WHERE status = 'proposed' AND expires_at <= $1
+         ORDER BY expires_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+    )))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// A quote's decision, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuoteDecision<'a> {
+    pub status: &'a str,
+    pub decided_at: DateTime<Utc>,
+    pub decided_by_user_id: Option<Uuid>,
+    pub decided_by_name: &'a str,
+    /// `None` keeps the stored value (a void keeps who signed the accepted quote).
+    pub signatory_name: Option<&'a str>,
+    pub purchase_order_number: Option<&'a str>,
+    pub decision_reason: &'a str,
+}
+
+/// Records the decision on a locked quote.
+pub async fn decide_quote(conn: &mut PgConnection, id: Uuid, d: &QuoteDecision<'_>) -> Result<QuoteRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE quote SET status = $2, decided_at = $3, decided_by_user_id = $4, decided_by_name = $5,
+           signatory_name = COALESCE($6, signatory_name),
+           purchase_order_number = COALESCE($7, purchase_order_number), decision_reason = $8
+         WHERE id = $1 RETURNING {QUOTE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(d.status)
+    .bind(d.decided_at)
+    .bind(d.decided_by_user_id)
+    .bind(d.decided_by_name)
+    .bind(d.signatory_name)
+    .bind(d.purchase_order_number)
+    .bind(d.decision_reason)
+    .fetch_one(conn)
+    .await
+}
+
+/// Records that a request was cancelled (the first cancellation seen wins). Returns whether it was new.
+pub async fn record_cancelled_request(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    reason: &str,
+    cancelled_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO cancelled_request (request_id, reason, cancelled_at) VALUES ($1, $2, $3)
+         ON CONFLICT (request_id) DO NOTHING",
+    )
+    .bind(request_id)
+    .bind(reason)
+    .bind(cancelled_at)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted > 0)
+}
+
+/// Whether billing saw the request cancelled.
+pub async fn is_request_cancelled(conn: &mut PgConnection, request_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cancelled_request WHERE request_id = $1)")
+        .bind(request_id)
+        .fetch_one(conn)
+        .await
 }
 
 pub async fn quote_for_referral(conn: &mut PgConnection, referral_id: Uuid) -> Result<Option<QuoteRow>, sqlx::Error> {
@@ -346,17 +474,22 @@ pub struct InvoiceRow {
     pub sent_on: Option<NaiveDate>,
     pub paid_on: Option<NaiveDate>,
     pub payment_reference: String,
+    /// The accepted quote it bills (`None` for invoices issued before quotes were accepted).
+    pub quote_id: Option<Uuid>,
+    pub quote_number: String,
+    /// The member's purchase order number from the quote's acceptance ('' when none).
+    pub purchase_order_number: String,
 }
 
 const INVOICE_COLUMNS: &str = "id, number, issuer_code, year, sequence, member_id, buyer_siren, request_id, \
      referral_id, offer_id, offer_version, label, quantity, unit_price_cents, net_cents, vat_rate_bp, vat_note, \
      vat_cents, gross_cents, currency, status, issued_at, due_date, credit_note_id, seller, buyer, sent_on, paid_on, \
-     payment_reference";
+     payment_reference, quote_id, quote_number, purchase_order_number";
 
 pub async fn insert_invoice(conn: &mut PgConnection, i: &InvoiceRow) -> Result<InvoiceRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO invoice ({INVOICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-           $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)
+           $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)
          RETURNING {INVOICE_COLUMNS}"
     )))
     .bind(i.id)
@@ -388,6 +521,9 @@ pub async fn insert_invoice(conn: &mut PgConnection, i: &InvoiceRow) -> Result<I
     .bind(i.sent_on)
     .bind(i.paid_on)
     .bind(&i.payment_reference)
+    .bind(i.quote_id)
+    .bind(&i.quote_number)
+    .bind(&i.purchase_order_number)
     .fetch_one(conn)
     .await
 }
@@ -400,6 +536,16 @@ pub async fn invoice_for_referral(
         .bind(referral_id)
         .fetch_optional(conn)
         .await
+}
+
+/// The invoices of a request, oldest first.
+pub async fn invoices_of_request(conn: &mut PgConnection, request_id: Uuid) -> Result<Vec<InvoiceRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoice WHERE request_id = $1 ORDER BY issued_at, id"
+    )))
+    .bind(request_id)
+    .fetch_all(conn)
+    .await
 }
 
 pub async fn get_invoice(pool: &PgPool, id: Uuid) -> Result<Option<InvoiceRow>, sqlx::Error> {

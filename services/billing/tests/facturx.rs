@@ -64,6 +64,32 @@ fn invoices_and_credit_notes_pass_the_en16931_schemas_and_business_rules_in_cii_
     check_facturx("invoice-no-vat", &export::invoice_xml(&invoice(None)))?;
     check_en16931("invoice-vat-ubl", Syntax::Ubl, &export::invoice_ubl(&invoice(Some(2000))))?;
     check_en16931("invoice-no-vat-ubl", Syntax::Ubl, &export::invoice_ubl(&invoice(None)))?;
+    // The accepted quote (BT-11, project reference) and the member's purchase order number (BT-13), escaped,
+    // where the schemas put them.
+    let referenced = pb::Invoice {
+        quote_id: uuid::Uuid::now_v7().to_string(),
+        quote_number: "D-caue77-2026-000004".into(),
+        purchase_order_number: "EJ 2026/0042 <Provins> & co".into(),
+        ..invoice(Some(2000))
+    };
+    let cii = export::invoice_xml(&referenced);
+    check_facturx("invoice-referenced", &cii)?;
+    let order = "<ram:BuyerOrderReferencedDocument><ram:IssuerAssignedID>EJ 2026/0042 &lt;Provins&gt; &amp; co\
+                 </ram:IssuerAssignedID></ram:BuyerOrderReferencedDocument>";
+    let project = "<ram:SpecifiedProcuringProject><ram:ID>D-caue77-2026-000004</ram:ID>";
+    ensure!(cii.contains(order) && cii.contains(project), "{cii}");
+    let ubl = export::invoice_ubl(&referenced);
+    check_en16931("invoice-referenced-ubl", Syntax::Ubl, &ubl)?;
+    let order = "<cac:OrderReference><cbc:ID>EJ 2026/0042 &lt;Provins&gt; &amp; co</cbc:ID></cac:OrderReference>";
+    let project = "<cac:ProjectReference><cbc:ID>D-caue77-2026-000004</cbc:ID></cac:ProjectReference>";
+    ensure!(ubl.contains(order) && ubl.contains(project), "{ubl}");
+    // Without a purchase order number, no BT-13; an invoice from before quotes were accepted has no BT-11.
+    let unordered = pb::Invoice { purchase_order_number: String::new(), ..referenced.clone() };
+    let cii = export::invoice_xml(&unordered);
+    check_facturx("invoice-no-order", &cii)?;
+    ensure!(!cii.contains("BuyerOrderReferencedDocument") && cii.contains("SpecifiedProcuringProject"));
+    ensure!(!export::invoice_xml(&invoice(None)).contains("SpecifiedProcuringProject"));
+    ensure!(!export::invoice_ubl(&invoice(None)).contains("ProjectReference"));
     let i = invoice(None);
     let note = pb::CreditNote {
         id: uuid::Uuid::now_v7().to_string(),
@@ -111,7 +137,11 @@ fn invoices_and_credit_notes_pass_the_en16931_schemas_and_business_rules_in_cii_
 #[test]
 fn pdfs_show_numbers_parties_totals_and_mentions() -> anyhow::Result<()> {
     let normal = |t: String| t.replace(['\u{a0}', '\u{202f}'], " ");
-    let i = invoice(Some(2000));
+    let i = pb::Invoice {
+        quote_number: "D-caue77-2026-000004".into(),
+        purchase_order_number: "EJ-2026-0042".into(),
+        ..invoice(Some(2000))
+    };
     let text = normal(pdf_text("invoice", &id77_billing::pdf::invoice_pdf(&i))?);
     for expected in [
         "Facture",
@@ -130,6 +160,8 @@ fn pdfs_show_numbers_parties_totals_and_mentions() -> anyhow::Result<()> {
         "09/02/2026",
         "Paiement à 30 jours",
         "Émetteur",
+        "Devis accepté : D-caue77-2026-000004",
+        "Bon de commande : EJ-2026-0042",
     ] {
         ensure!(text.contains(expected), "the invoice PDF lacks {expected:?}:\n{text}");
     }
@@ -173,6 +205,20 @@ fn pdfs_show_numbers_parties_totals_and_mentions() -> anyhow::Result<()> {
     for expected in ["Devis", "D-caue77-2026-000004", "Diagnostic patrimonial", "Montant à préciser par le prestataire"]
     {
         ensure!(text.contains(expected), "the quote PDF lacks {expected:?}:\n{text}");
+    }
+    ensure!(!text.contains("Statut"), "a proposed quote shows a status:\n{text}");
+    // A decided quote shows its status, when and why.
+    let voided = pb::Quote {
+        status: pb::QuoteStatus::Voided.into(),
+        decided_at: Some(prost_types::Timestamp { seconds: 1_768_046_400, nanos: 0 }),
+        decision_reason: "request cancelled: projet abandonné".into(),
+        amount_to_be_stated: false,
+        amount_cents: 90_000,
+        ..quote
+    };
+    let text = normal(pdf_text("quote-voided", &id77_billing::pdf::quote_pdf(&voided))?);
+    for expected in ["Statut : ANNULÉ", "Devis annulé le 10/01/2026", "projet abandonné", "900,00 €"] {
+        ensure!(text.contains(expected), "the voided quote PDF lacks {expected:?}:\n{text}");
     }
     Ok(())
 }

@@ -24,6 +24,9 @@ fn draft(i: usize) -> InvoiceDraft {
         vat: Vat::Rate(2000),
         seller: Default::default(),
         buyer: Default::default(),
+        quote_id: Some(Uuid::now_v7()),
+        quote_number: format!("D-dir-routes-2026-{i:06}"),
+        purchase_order_number: String::new(),
     }
 }
 

@@ -4,262 +4,24 @@
 //! a provider's agents those their provider issued, a referent those of the members it follows, the
 //! coordinator all of them (docs/authorization.md).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use id77_billing::quotes::{self, QuoteDraft};
-use id77_billing::{Config, MIGRATOR, domain, run};
+use id77_billing::{MIGRATOR, domain};
 use id77_platform::auth::{Claims, Role};
-use id77_platform::testing::{TestKeys, delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
-use id77_platform::{Namespace, nats::ensure_stream, streams, time};
+use id77_platform::testing::{TestKeys, drop_database, fresh_database_url};
+use id77_platform::{streams, time};
 use id77_proto::billing::v1 as pb;
-use id77_proto::billing::v1::billing_service_client::BillingServiceClient;
 use id77_proto::catalogue::v1 as catalogue;
 use id77_proto::membership::v1 as membership;
 use id77_proto::routing::v1 as routing;
 use prost::Message;
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 mod support;
 
-const OFFER_PUBLISHED: &str = "id77.catalogue.offer.published";
-const REFERRAL_ACCEPTED: &str = "id77.routing.referral.accepted";
-const MEMBER_UPDATED: &str = "id77.membership.member.updated";
-
-/// `message` with `authorization: Bearer <token>`.
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", TestKeys::bearer(token));
-    request
-}
-
-/// One test's world: its own database, subject prefix and billing service.
-struct World {
-    database_url: String,
-    ns: Namespace,
-    js: jetstream::Context,
-    shutdown: CancellationToken,
-    handle: JoinHandle<anyhow::Result<()>>,
-    client: BillingServiceClient<Channel>,
-    pool: PgPool,
-    keys: TestKeys,
-    /// A coordinator's access token: sees every quote.
-    coordinator: String,
-}
-
-impl World {
-    async fn start(label: &str) -> anyhow::Result<Self> {
-        let database_url = fresh_database_url(label);
-        let ns = Namespace::new(fresh_prefix());
-        let js = jetstream::new(async_nats::connect(nats_url()).await?);
-        for stream in [streams::CATALOGUE, streams::ROUTING, streams::MEMBERSHIP] {
-            ensure_stream(&js, &ns, stream).await?;
-        }
-        let keys = TestKeys::new()?;
-        let coordinator = keys.token(Role::Coordinator, None, None);
-        let mut platform = id77_platform::testing::platform_config(
-            "billing",
-            &database_url,
-            ns.prefix(),
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-        );
-        platform.jwks_file = Some(keys.jwks_file.clone());
-        let config = Config::with_shipped_issuers(platform)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(run(config, listener, shutdown.clone()));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let client = loop {
-            ensure!(!handle.is_finished(), "billing stopped during start-up");
-            if let Ok(mut client) = BillingServiceClient::connect(format!("http://{addr}")).await
-                && client.list_quotes(with_token(pb::ListQuotesRequest::default(), &coordinator)).await.is_ok()
-            {
-                break client;
-            }
-            ensure!(tokio::time::Instant::now() < deadline, "billing did not answer within 20 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let pool = PgPool::connect(&database_url).await?;
-        Ok(Self { database_url, ns, js, shutdown, handle, client, pool, keys, coordinator })
-    }
-
-    async fn stop(self) -> anyhow::Result<()> {
-        self.pool.close().await;
-        self.shutdown.cancel();
-        let stopped = tokio::time::timeout(Duration::from_secs(15), self.handle).await;
-        delete_streams(&self.js, &self.ns).await;
-        drop_database(&self.database_url).await;
-        stopped.context("billing did not stop")??
-    }
-
-    async fn publish(&self, subject: &str, payload: Vec<u8>, message_id: &str) -> anyhow::Result<bool> {
-        let publish = PublishMessage::build().payload(payload.into()).message_id(message_id);
-        let ack: PublishAckFuture = self.js.send_publish(self.ns.subject(subject), publish).await?;
-        Ok(ack.await?.duplicate)
-    }
-
-    async fn publish_offer(&self, offer: &catalogue::Offer) -> anyhow::Result<String> {
-        let id = Uuid::now_v7().to_string();
-        let event = catalogue::OfferPublished {
-            offer: Some(offer.clone()),
-            provider: Some(catalogue::Provider {
-                code: offer.provider_code.clone(),
-                name: "Direction des routes".into(),
-                kind: catalogue::ProviderKind::DepartmentalService.into(),
-                contact_email: "routes@id77.seine-et-marne.fr".into(),
-            }),
-        };
-        self.publish(OFFER_PUBLISHED, event.encode_to_vec(), &id).await?;
-        Ok(id)
-    }
-
-    async fn publish_referral(&self, referral: &routing::ReferralAccepted, message_id: &str) -> anyhow::Result<bool> {
-        self.publish(REFERRAL_ACCEPTED, referral.encode_to_vec(), message_id).await
-    }
-
-    /// Waits until the consumer `durable` has recorded `message_id` in its inbox (its effect is committed).
-    async fn wait_processed(&self, durable: &str, message_id: &str) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let seen: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND message_id = $2)")
-                    .bind(durable)
-                    .bind(message_id)
-                    .fetch_one(&self.pool)
-                    .await?;
-            if seen {
-                return Ok(());
-            }
-            ensure!(tokio::time::Instant::now() < deadline, "{durable} did not process {message_id}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn quotes_of(&mut self, request_id: &str) -> anyhow::Result<Vec<pb::Quote>> {
-        let req = pb::ListQuotesRequest { request_id: request_id.to_owned(), ..Default::default() };
-        Ok(self.client.list_quotes(with_token(req, &self.coordinator)).await?.into_inner().quotes)
-    }
-
-    async fn list_as(&mut self, token: &str, req: pb::ListQuotesRequest) -> Result<Vec<pb::Quote>, tonic::Status> {
-        Ok(self.client.list_quotes(with_token(req, token)).await?.into_inner().quotes)
-    }
-
-    async fn list_member_as(&mut self, token: &str, member_id: &str) -> Result<Vec<pb::Quote>, tonic::Status> {
-        self.list_as(token, pb::ListQuotesRequest { member_id: member_id.to_owned(), ..Default::default() }).await
-    }
-
-    async fn get_as(&mut self, token: &str, id: &str) -> Result<pb::Quote, tonic::Status> {
-        Ok(self.client.get_quote(with_token(pb::GetQuoteRequest { id: id.to_owned() }, token)).await?.into_inner())
-    }
-
-    /// Waits for the quote of a request.
-    async fn wait_quote(&mut self, request_id: &str) -> anyhow::Result<pb::Quote> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let mut quotes = self.quotes_of(request_id).await?;
-            ensure!(quotes.len() <= 1, "{} quotes for one request", quotes.len());
-            if let Some(quote) = quotes.pop() {
-                return Ok(quote);
-            }
-            ensure!(tokio::time::Instant::now() < deadline, "no quote for request {request_id}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn quote_count(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM quote").fetch_one(&self.pool).await?)
-    }
-
-    /// The payloads on `subject` of the BILLING stream once there are `expected` of them (then checks no more
-    /// arrive within a short while).
-    async fn billing_messages(&self, subject: &str, expected: usize) -> anyhow::Result<Vec<Vec<u8>>> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        let mut stream = self.js.get_stream(self.ns.stream(streams::BILLING.name)).await?;
-        let subject = self.ns.subject(subject);
-        let mut settled = 0;
-        loop {
-            let last = stream.info().await?.state.last_sequence;
-            let mut found = Vec::new();
-            for seq in 1..=last {
-                if let Ok(message) = stream.get_raw_message(seq).await
-                    && message.subject.as_str() == subject
-                {
-                    found.push(message.payload.to_vec());
-                }
-            }
-            ensure!(found.len() <= expected, "{} messages on {subject}, expected {expected}", found.len());
-            if found.len() == expected {
-                settled += 1;
-                if settled == 3 {
-                    return Ok(found);
-                }
-            }
-            ensure!(tokio::time::Instant::now() < deadline, "only {} of {expected} on {subject}", found.len());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits until the prefixed BILLING stream holds `expected` messages.
-    async fn wait_billing_events(&self, expected: u64) -> anyhow::Result<Vec<pb::QuoteIssued>> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        let mut stream = self.js.get_stream(self.ns.stream(streams::BILLING.name)).await?;
-        loop {
-            let n = stream.info().await?.state.messages;
-            ensure!(n <= expected, "{n} messages in BILLING, expected {expected}");
-            if n == expected {
-                break;
-            }
-            ensure!(tokio::time::Instant::now() < deadline, "only {n} of {expected} events in BILLING");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mut events = Vec::new();
-        for seq in 1..=expected {
-            let message = stream.get_raw_message(seq).await?;
-            ensure!(message.subject.as_str() == self.ns.subject("id77.billing.quote.issued"));
-            events.push(pb::QuoteIssued::decode(message.payload)?);
-        }
-        Ok(events)
-    }
-}
-
-fn offer(provider_code: &str, billed: bool, price_cents: i64, version: i32) -> catalogue::Offer {
-    catalogue::Offer {
-        id: Uuid::now_v7().to_string(),
-        code: "amo-amenagement-voirie".into(),
-        title: "Assistance à maîtrise d'ouvrage pour l'aménagement d'une voirie communale".into(),
-        summary: String::new(),
-        category: catalogue::OfferCategory::IntegratedEngineering.into(),
-        themes: vec!["voirie".into()],
-        provider_code: provider_code.into(),
-        billed,
-        price_cents,
-        version,
-        ..Default::default()
-    }
-}
-
-fn referral(offer: &catalogue::Offer) -> routing::ReferralAccepted {
-    routing::ReferralAccepted {
-        referral_id: Uuid::now_v7().to_string(),
-        request_id: Uuid::now_v7().to_string(),
-        offer_id: offer.id.clone(),
-        member_id: Uuid::now_v7().to_string(),
-        provider_code: offer.provider_code.clone(),
-        occurred_at: Some(time::to_proto(time::now())),
-        ..Default::default()
-    }
-}
-
-fn year() -> i32 {
-    domain::billing_year(time::now())
-}
+use support::world::*;
 
 #[tokio::test]
 async fn accepted_referrals_of_a_billed_offer_get_one_gapless_quote_each() -> anyhow::Result<()> {
@@ -447,34 +209,9 @@ async fn quotes_follow_the_offer_price_rule_and_vat() -> anyhow::Result<()> {
     result
 }
 
-/// Waits for the invoice of a request (as the coordinator).
-async fn wait_invoice(w: &mut World, request_id: &str) -> anyhow::Result<pb::Invoice> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let req = pb::ListInvoicesRequest { request_id: request_id.to_owned(), ..Default::default() };
-        let mut invoices = w.client.list_invoices(with_token(req, &w.coordinator)).await?.into_inner().invoices;
-        ensure!(invoices.len() <= 1, "{} invoices for one request", invoices.len());
-        if let Some(invoice) = invoices.pop() {
-            return Ok(invoice);
-        }
-        ensure!(tokio::time::Instant::now() < deadline, "no invoice for request {request_id}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn completed(accepted: &routing::ReferralAccepted) -> routing::ReferralCompleted {
-    routing::ReferralCompleted {
-        referral_id: accepted.referral_id.clone(),
-        request_id: accepted.request_id.clone(),
-        offer_id: accepted.offer_id.clone(),
-        member_id: accepted.member_id.clone(),
-        provider_code: accepted.provider_code.clone(),
-        occurred_at: Some(time::to_proto(time::now())),
-    }
-}
-
 #[tokio::test]
-async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_invoice() -> anyhow::Result<()> {
+async fn an_accepted_quote_is_invoiced_once_on_request_completed_and_a_credit_note_cancels_the_invoice()
+-> anyhow::Result<()> {
     use tonic::Code;
     let mut w = World::start("billing").await?;
     let result = async {
@@ -500,15 +237,22 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
         };
         w.publish("id77.membership.member.approved", approved.encode_to_vec(), &Uuid::now_v7().to_string()).await?;
         w.publish_referral(&accepted, &Uuid::now_v7().to_string()).await?;
-        let quote = w.wait_quote(&accepted.request_id).await?;
+        let proposed = w.wait_quote(&accepted.request_id).await?;
+        // A member admin of the member agrees, with the purchase order number (numéro d'engagement).
+        let admin = w.member_admin(&accepted.member_id, "Marie Dupont");
+        let quote = w.accept_as(&admin, &proposed.id, "Marie Dupont, maire", "EJ-2026-0042").await?;
+        ensure!(quote.status() == pb::QuoteStatus::Accepted && quote.purchase_order_number == "EJ-2026-0042");
         // Completed twice under two message ids: one invoice.
         let done = completed(&accepted);
         for _ in 0..2 {
-            let id = Uuid::now_v7().to_string();
-            w.publish("id77.routing.referral.completed", done.encode_to_vec(), &id).await?;
-            w.wait_processed("billing-completions", &id).await?;
+            let id = w.publish_completed(&done).await?;
+            w.wait_processed("billing-request-completions", &id).await?;
         }
         let invoice = wait_invoice(&mut w, &accepted.request_id).await?;
+        ensure!(w.invoice_count().await? == 1, "a redelivered completion issued a second invoice");
+        // It bills the accepted quote: its number (BT-11) and the purchase order number (BT-13).
+        ensure!(invoice.quote_id == quote.id && invoice.quote_number == quote.number, "{invoice:?}");
+        ensure!(invoice.purchase_order_number == "EJ-2026-0042", "{invoice:?}");
         ensure!(invoice.number == format!("F-caue77-{}-000001", year()), "{}", invoice.number);
         ensure!(invoice.buyer_siren == "217701234" && invoice.member_id == accepted.member_id);
         ensure!(invoice.referral_id == accepted.referral_id && invoice.offer_id == daily.id);
@@ -540,11 +284,23 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
         let xml =
             w.client.export_invoice(with_token(export(pb::ExportFormat::CiiXml), &coordinator)).await?.into_inner();
         ensure!(xml.content_type == "application/xml" && xml.filename == format!("{}.xml", invoice.number));
-        support::check_facturx("invoice", std::str::from_utf8(&xml.content)?)?;
+        let cii = std::str::from_utf8(&xml.content)?;
+        support::check_facturx("invoice", cii)?;
+        ensure!(
+            cii.contains("<ram:BuyerOrderReferencedDocument><ram:IssuerAssignedID>EJ-2026-0042</ram:IssuerAssignedID>")
+                && cii.contains(&format!("<ram:SpecifiedProcuringProject><ram:ID>{}</ram:ID>", quote.number)),
+            "BT-11 or BT-13 missing from the CII: {cii}"
+        );
         let ubl =
             w.client.export_invoice(with_token(export(pb::ExportFormat::UblXml), &coordinator)).await?.into_inner();
         ensure!(ubl.content_type == "application/xml" && ubl.filename == format!("{}.ubl.xml", invoice.number));
-        support::check_en16931("invoice-ubl", support::Syntax::Ubl, std::str::from_utf8(&ubl.content)?)?;
+        let ubl_xml = std::str::from_utf8(&ubl.content)?;
+        support::check_en16931("invoice-ubl", support::Syntax::Ubl, ubl_xml)?;
+        ensure!(
+            ubl_xml.contains("<cac:OrderReference><cbc:ID>EJ-2026-0042</cbc:ID></cac:OrderReference>")
+                && ubl_xml.contains(&format!("<cac:ProjectReference><cbc:ID>{}</cbc:ID>", quote.number)),
+            "BT-11 or BT-13 missing from the UBL: {ubl_xml}"
+        );
         let pdf = w.client.export_invoice(with_token(export(pb::ExportFormat::Pdf), &coordinator)).await?.into_inner();
         ensure!(pdf.content_type == "application/pdf" && pdf.filename == format!("{}.pdf", invoice.number));
         let text = support::pdf_text("invoice", &pdf.content)?.replace('\u{a0}', " ");
@@ -552,6 +308,7 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
             text.contains(&invoice.number) && text.contains("1 620,00 €") && text.contains("Commune de Chelles"),
             "{text}"
         );
+        ensure!(text.contains(&quote.number) && text.contains("EJ-2026-0042"), "{text}");
         let quote_pdf =
             |format: pb::ExportFormat| pb::ExportQuoteRequest { id: quote.id.clone(), format: format.into() };
         let file =
@@ -684,6 +441,7 @@ async fn a_completed_referral_is_invoiced_once_and_a_credit_note_cancels_the_inv
             subjects
                 == [
                     "id77.billing.quote.issued",
+                    "id77.billing.quote.accepted",
                     "id77.billing.invoice.issued",
                     "id77.billing.invoice.sent",
                     "id77.billing.invoice.paid",
@@ -745,7 +503,7 @@ async fn concurrent_issuances_are_numbered_without_gaps_or_duplicates() -> anyho
             let draft = draft(i);
             tasks.push(tokio::spawn(async move {
                 let mut tx = pool.begin().await?;
-                let quote = quotes::issue(&mut tx, draft, issued_at).await?;
+                let quote = quotes::issue(&mut tx, draft, issued_at, chrono::Duration::days(30)).await?;
                 if i % 5 == 4 {
                     tx.rollback().await?;
                     Ok::<_, anyhow::Error>(None)
@@ -779,7 +537,13 @@ async fn concurrent_issuances_are_numbered_without_gaps_or_duplicates() -> anyho
         ensure!(events == 20, "{events} QuoteIssued events for 20 quotes");
         // Another issuer starts its own sequence.
         let mut tx = pool.begin().await?;
-        let other = quotes::issue(&mut tx, QuoteDraft { issuer_code: "caue77".into(), ..draft(99) }, issued_at).await?;
+        let other = quotes::issue(
+            &mut tx,
+            QuoteDraft { issuer_code: "caue77".into(), ..draft(99) },
+            issued_at,
+            chrono::Duration::days(30),
+        )
+        .await?;
         tx.commit().await?;
         ensure!(other.number == format!("D-caue77-{year}-000001"), "{}", other.number);
         pool.close().await;
@@ -815,24 +579,6 @@ async fn an_undecodable_referral_is_dead_lettered_not_retried() -> anyhow::Resul
     .await;
     w.stop().await?;
     result
-}
-
-fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> anyhow::Result<tonic::Code> {
-    match result {
-        Ok(value) => bail!("expected an error, got {value:?}"),
-        Err(status) => Ok(status.code()),
-    }
-}
-
-/// The ids of a page, sorted: quotes of one list may be issued in any order (a referral whose tariff is not
-/// known yet is retried while later ones go through).
-fn ids(quotes: &[pb::Quote]) -> Vec<&str> {
-    sorted(quotes.iter().map(|q| q.id.as_str()).collect())
-}
-
-fn sorted(mut ids: Vec<&str>) -> Vec<&str> {
-    ids.sort_unstable();
-    ids
 }
 
 #[tokio::test]
@@ -935,8 +681,9 @@ async fn quotes_are_seen_by_their_member_issuer_referent_and_the_coordinator() -
 }
 
 /// Issue 7, "on quote": the provider states 2 450,00 € when accepting; the quote carries it with the offer's
-/// VAT, the invoice at completion bills it, and its CII and UBL exports pass the EN 16931 checks. An amount
-/// stated for an offer with a set price is ignored; an out-of-bounds amount is dead-lettered.
+/// VAT, the invoice at completion bills it once the member accepted it, and its CII and UBL exports pass the
+/// EN 16931 checks. An amount stated for an offer with a set price is ignored; an out-of-bounds amount is
+/// dead-lettered.
 #[tokio::test]
 async fn an_offer_on_quote_is_quoted_and_invoiced_at_the_amount_the_provider_stated() -> anyhow::Result<()> {
     let mut w = World::start("billing").await?;
@@ -973,9 +720,11 @@ async fn an_offer_on_quote_is_quoted_and_invoiced_at_the_amount_the_provider_sta
         let text = support::pdf_text("quote-on-quote", &file.content)?.replace('\u{a0}', " ");
         ensure!(text.contains("2 450,00 €") && !text.contains("Montant à préciser"), "{text}");
 
-        // Completion: the invoice bills the quoted amount, VAT 20 % on top.
-        let id = Uuid::now_v7().to_string();
-        w.publish("id77.routing.referral.completed", completed(&accepted).encode_to_vec(), &id).await?;
+        // Accepted without a purchase order number, then completed: the invoice bills the quoted amount, VAT
+        // 20 % on top, and has no BT-13.
+        let admin = w.member_admin(&accepted.member_id, "Paul Durand");
+        w.accept_as(&admin, &quote.id, "Paul Durand, adjoint", "").await?;
+        w.publish_completed(&completed(&accepted)).await?;
         let invoice = wait_invoice(&mut w, &accepted.request_id).await?;
         ensure!(
             (invoice.total_net_cents, invoice.total_vat_cents, invoice.total_gross_cents) == (245_000, 49_000, 294_000),
@@ -989,6 +738,7 @@ async fn an_offer_on_quote_is_quoted_and_invoiced_at_the_amount_the_provider_sta
             w.client.export_invoice(with_token(export(pb::ExportFormat::CiiXml), &coordinator)).await?.into_inner();
         let xml = std::str::from_utf8(&xml.content)?.to_owned();
         ensure!(xml.contains("2450.00") && xml.contains("2940.00"), "{xml}");
+        ensure!(!xml.contains("BuyerOrderReferencedDocument") && xml.contains("SpecifiedProcuringProject"), "{xml}");
         support::check_facturx("invoice-on-quote", &xml)?;
         let ubl =
             w.client.export_invoice(with_token(export(pb::ExportFormat::UblXml), &coordinator)).await?.into_inner();

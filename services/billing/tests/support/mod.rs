@@ -4,6 +4,10 @@
 
 use std::process::Command;
 
+/// The service's world (database, subjects, billing started in-process) for the service tests.
+#[allow(dead_code)]
+pub mod world;
+
 use anyhow::{Context, ensure};
 
 /// The checker script (also used by the e2e journey).
