@@ -92,6 +92,30 @@ struct ForwardedNotice<'a> {
     referral_id: &'a str,
     request_id: &'a str,
     reason: &'a str,
+    /// A withdrawal of a referral the provider had accepted (the member cancelled the request before its
+    /// completion): stop the work. False for a reminder or a withdrawal of an unanswered referral.
+    after_acceptance: bool,
+}
+
+impl<'a> ForwardedNotice<'a> {
+    fn new(notice: &'a Notice) -> Self {
+        match notice {
+            Notice::Withdrawn(w) => Self {
+                kind: "referral.withdrawn",
+                referral_id: &w.referral_id,
+                request_id: &w.request_id,
+                reason: &w.reason,
+                after_acceptance: w.after_acceptance,
+            },
+            Notice::Reminded(r) => Self {
+                kind: "referral.reminded",
+                referral_id: &r.referral_id,
+                request_id: &r.request_id,
+                reason: "",
+                after_acceptance: false,
+            },
+        }
+    }
 }
 
 /// The endpoint's answer.
@@ -238,15 +262,11 @@ impl Handler for Forwarder {
 
     fn notice<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, bool> {
         Box::pin(async move {
-            let (kind, referral_id, request_id, reason) = match notice {
-                Notice::Withdrawn(w) => ("referral.withdrawn", &w.referral_id, &w.request_id, w.reason.as_str()),
-                Notice::Reminded(r) => ("referral.reminded", &r.referral_id, &r.request_id, ""),
-            };
-            let body = ForwardedNotice { kind, referral_id, request_id, reason };
-            let Ok(body) = serde_json::to_vec(&body) else {
+            let body = ForwardedNotice::new(notice);
+            let Ok(json) = serde_json::to_vec(&body) else {
                 return true;
             };
-            self.post_until_ok(referral_id, &body).await.is_some()
+            self.post_until_ok(body.referral_id, &json).await.is_some()
         })
     }
 }
@@ -264,11 +284,9 @@ impl Handler for Printer {
     }
 
     fn notice<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, bool> {
-        let (kind, referral_id, reason) = match notice {
-            Notice::Withdrawn(w) => ("referral.withdrawn", w.referral_id.as_str(), w.reason.as_str()),
-            Notice::Reminded(r) => ("referral.reminded", r.referral_id.as_str(), ""),
-        };
-        println!("{}", serde_json::json!({"type": kind, "referral_id": referral_id, "reason": reason}));
+        if let Ok(line) = serde_json::to_string(&ForwardedNotice::new(notice)) {
+            println!("{line}");
+        }
         Box::pin(async { true })
     }
 
@@ -309,6 +327,35 @@ mod tests {
         assert!(parse_answer(br#"{"decision":"decline"}"#).is_err(), "a decline needs a reason");
         assert!(parse_answer(br#"{"decision":"maybe"}"#).is_err());
         assert!(parse_answer(b"OK").is_err());
+    }
+
+    #[test]
+    fn a_withdrawal_after_acceptance_says_so() {
+        use id77_proto::routing::v1::{ReferralReminded, ReferralWithdrawn};
+        let withdrawn = Notice::Withdrawn(ReferralWithdrawn {
+            referral_id: "r1".into(),
+            request_id: "q1".into(),
+            reason: "request cancelled: projet abandonné".into(),
+            after_acceptance: true,
+            ..Default::default()
+        });
+        let json = serde_json::to_value(ForwardedNotice::new(&withdrawn)).ok();
+        assert_eq!(
+            json,
+            Some(serde_json::json!({"type": "referral.withdrawn", "referral_id": "r1", "request_id": "q1",
+                "reason": "request cancelled: projet abandonné", "after_acceptance": true}))
+        );
+        let reminded = Notice::Reminded(ReferralReminded {
+            referral_id: "r2".into(),
+            request_id: "q2".into(),
+            ..Default::default()
+        });
+        let json = serde_json::to_value(ForwardedNotice::new(&reminded)).ok();
+        assert_eq!(
+            json,
+            Some(serde_json::json!({"type": "referral.reminded", "referral_id": "r2", "request_id": "q2",
+                "reason": "", "after_acceptance": false}))
+        );
     }
 
     #[test]

@@ -298,9 +298,12 @@ pub trait Handler: Send + Sync {
     /// A withdrawal or a reminder; `false` leaves it for later. Logged and done by default.
     fn notice<'a>(&'a self, notice: &'a Notice) -> BoxFuture<'a, bool> {
         match notice {
-            Notice::Withdrawn(w) => {
-                tracing::warn!(referral_id = %w.referral_id, reason = %w.reason, "referral withdrawn")
-            }
+            Notice::Withdrawn(w) => tracing::warn!(
+                referral_id = %w.referral_id,
+                reason = %w.reason,
+                after_acceptance = w.after_acceptance,
+                "referral withdrawn"
+            ),
             Notice::Reminded(r) => tracing::warn!(referral_id = %r.referral_id, "reminder: the deadline is near"),
         }
         Box::pin(async { true })
@@ -646,7 +649,8 @@ impl ReferralConsumer {
 /// A notice about a referral already received.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Notice {
-    /// Routing took the referral back (request cancelled, reassigned): do not work on it.
+    /// Routing took the referral back (request cancelled, reassigned): do not work on it. `after_acceptance`:
+    /// the provider had accepted it (the request was cancelled before its completion): stop the work.
     Withdrawn(ReferralWithdrawn),
     /// The deadline is near and the referral is unanswered.
     Reminded(ReferralReminded),

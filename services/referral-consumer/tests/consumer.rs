@@ -263,3 +263,46 @@ async fn an_offer_on_quote_is_accepted_at_the_configured_amount_or_left_to_an_ag
     env.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_withdrawal_after_acceptance_is_handled_and_accept_all_never_completes_on_its_own() -> TestResult {
+    use id77_proto::routing::v1::ReferralWithdrawn;
+    let env = Env::new().await?;
+    let referral_id = env.offer_priced("flat").await?;
+    let rule = Rule::new(RuleKind::AcceptAll, None)?;
+    let summary = run_with_timeout(env.config(Some(1))?, rule.clone(), CancellationToken::new()).await?;
+    assert_eq!(summary, Summary { accepted: 1, ..Default::default() });
+
+    // The member cancels the request after the acceptance: routing withdraws the accepted referral.
+    let withdrawn = ReferralWithdrawn {
+        referral_id: referral_id.clone(),
+        request_id: Uuid::now_v7().to_string(),
+        provider_code: PROVIDER.into(),
+        reason: "request cancelled: projet reporté".into(),
+        actor_role: "member_admin".into(),
+        actor_name: "Marie Dupont".into(),
+        after_acceptance: true,
+        ..Default::default()
+    };
+    env.publish(&referral_offered_subject(PROVIDER), &withdrawn, "withdrawn-after-acceptance").await?;
+    let token = CancellationToken::new();
+    let stopper = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stopper.cancel();
+    });
+    let summary = run_with_timeout(env.config(None)?, rule, token).await?;
+    assert_eq!(summary, Summary { notices: 1, ..Default::default() }, "handled as a notice, acked");
+    let info = env.durable_info(PROVIDER).await?.ok_or("durable consumer missing")?;
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
+
+    // One reply ever: the accept. Accept-all neither completes nor answers the withdrawal.
+    let replies = env.messages(&referral_reply_subject(PROVIDER)).await?;
+    let replies: Vec<ReferralReply> =
+        replies.iter().map(|m| ReferralReply::decode(m.payload.clone())).collect::<Result<_, _>>()?;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!((replies[0].referral_id.as_str(), replies[0].decision()), (referral_id.as_str(), ReplyDecision::Accept));
+
+    env.cleanup().await;
+    Ok(())
+}

@@ -81,6 +81,7 @@ mod tests {
             provider_code: provider_code.map(str::to_owned),
             email: String::new(),
             session: String::new(),
+            name: String::new(),
         }
     }
 

@@ -11,7 +11,9 @@ use id77_platform::streams::is_valid_subject_token;
 /// Longest decline reason a provider may give.
 pub const MAX_REASON_CHARS: usize = 1000;
 
-/// Where a referral stands. `Offered` is the only state that can change; the others are final.
+/// Where a referral stands. `Offered` can change to any other state; `Accepted` only to `Withdrawn`, when the
+/// request is cancelled before its completion (requests decides a request's fate, ADR 0013); the others are
+/// final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReferralStatus {
     Offered,
@@ -30,8 +32,11 @@ pub enum Transition {
     Decline,
     /// Nobody answered in time.
     Expire,
-    /// Routing or the member took it back (request cancelled, re-routed).
+    /// The coordinator or routing took an offered referral back (withdrawal, reassignment).
     Withdraw,
+    /// The request was cancelled before its completion: the referral is withdrawn, offered or accepted (even
+    /// with a completion requests never applied: requests is the arbiter).
+    Cancel,
 }
 
 impl Transition {
@@ -41,6 +46,7 @@ impl Transition {
             Self::Decline => "declined",
             Self::Expire => "expired",
             Self::Withdraw => "withdrawn",
+            Self::Cancel => "withdrawn for a cancellation",
         }
     }
 }
@@ -82,9 +88,9 @@ impl ReferralStatus {
         })
     }
 
-    /// Nothing leaves a final state.
+    /// Nothing leaves a final state (declined, expired, withdrawn).
     pub fn is_final(self) -> bool {
-        self != Self::Offered
+        !matches!(self, Self::Offered | Self::Accepted)
     }
 
     /// The state after `transition`, if allowed.
@@ -93,9 +99,174 @@ impl ReferralStatus {
             (Self::Offered, Transition::Accept) => Ok(Self::Accepted),
             (Self::Offered, Transition::Decline) => Ok(Self::Declined),
             (Self::Offered, Transition::Expire) => Ok(Self::Expired),
-            (Self::Offered, Transition::Withdraw) => Ok(Self::Withdrawn),
+            (Self::Offered | Self::Accepted, Transition::Cancel) | (Self::Offered, Transition::Withdraw) => {
+                Ok(Self::Withdrawn)
+            }
             (from, transition) => Err(InvalidTransition { from, transition }),
         }
+    }
+}
+
+/// Whether the provider may work on an accepted referral (`Referral.agreement`): a billed offer waits for the
+/// member's agreement to its quote (billing's `quote.accepted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agreement {
+    /// Free offer, or not accepted yet: nothing to agree.
+    NotRequired,
+    /// Accepted for a billed offer: a member admin has not accepted the quote yet.
+    AwaitingMember,
+    /// The member accepted the quote.
+    Agreed,
+}
+
+/// Price kinds of a billed offer: its acceptance issues a quote the member must accept before the work.
+pub const BILLED_PRICE_KINDS: [&str; 4] = ["flat", "daily_rate", "per_inhabitant", ON_QUOTE];
+
+impl Agreement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotRequired => "not_required",
+            Self::AwaitingMember => "awaiting_member",
+            Self::Agreed => "agreed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "not_required" => Self::NotRequired,
+            "awaiting_member" => Self::AwaitingMember,
+            "agreed" => Self::Agreed,
+            _ => return None,
+        })
+    }
+
+    /// The agreement of a referral when it is accepted, from its offer's price kind as routing's read model
+    /// knows it. `None` when the kind is unknown (empty: an offer read before routing kept price kinds, no offer,
+    /// or a kind this build does not know): the caller treats it as not required, and says so in its log.
+    pub fn on_accept(price_kind: &str) -> Option<Self> {
+        match price_kind {
+            "free" => Some(Self::NotRequired),
+            kind if BILLED_PRICE_KINDS.contains(&kind) => Some(Self::AwaitingMember),
+            _ => None,
+        }
+    }
+}
+
+/// Work the provider reports on an accepted referral.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    Progress,
+    Complete,
+}
+
+/// Why the provider may not report progress or completion now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkRefused {
+    /// The referral is not accepted (offered, declined, expired, or withdrawn: `reason` is why it was).
+    NotAccepted { status: ReferralStatus, reason: String },
+    /// A billed offer whose quote the member has not accepted yet.
+    QuoteNotAccepted,
+}
+
+impl WorkRefused {
+    /// The machine-readable reason of the FAILED_PRECONDITION answer (409 at the gateway).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotAccepted { .. } => "INVALID_TRANSITION",
+            Self::QuoteNotAccepted => "QUOTE_NOT_ACCEPTED",
+        }
+    }
+
+    /// What the provider is told about referral `id`.
+    pub fn message(&self, id: impl fmt::Display, work: Work) -> String {
+        let what = match work {
+            Work::Progress => "progress is reported",
+            Work::Complete => "work is completed",
+        };
+        match self {
+            Self::NotAccepted { status: ReferralStatus::Withdrawn, reason } if reason.starts_with(CANCELLED) => {
+                let why = reason.trim_start_matches(CANCELLED).trim_start_matches(':').trim();
+                if why.is_empty() {
+                    format!("referral {id} was withdrawn: the request was cancelled")
+                } else {
+                    format!("referral {id} was withdrawn: the request was cancelled ({why})")
+                }
+            }
+            Self::NotAccepted { status: ReferralStatus::Withdrawn, reason } if !reason.is_empty() => {
+                format!("referral {id} was withdrawn: {reason}")
+            }
+            Self::NotAccepted { status, .. } => {
+                format!("referral {id} is {}: {what} only on an accepted referral", status.as_str())
+            }
+            Self::QuoteNotAccepted => format!(
+                "referral {id}: the member has not accepted the quote yet; {what} once a member admin has accepted it"
+            ),
+        }
+    }
+}
+
+/// How the reason of a referral withdrawn for a cancelled request begins (`request cancelled: <why>`).
+pub const CANCELLED: &str = "request cancelled";
+
+/// The reason recorded on a referral withdrawn because its request was cancelled for `why` (may be empty).
+pub fn cancellation_reason(why: &str) -> String {
+    if why.is_empty() { CANCELLED.to_owned() } else { format!("{CANCELLED}: {why}") }
+}
+
+/// Whether the provider may report progress on (or complete) a referral in this state: only an accepted one,
+/// and for a billed offer only once the member has accepted its quote.
+pub fn check_work(status: ReferralStatus, reason: &str, agreement: Agreement) -> Result<(), WorkRefused> {
+    if status != ReferralStatus::Accepted {
+        return Err(WorkRefused::NotAccepted { status, reason: reason.to_owned() });
+    }
+    match agreement {
+        Agreement::AwaitingMember => Err(WorkRefused::QuoteNotAccepted),
+        Agreement::NotRequired | Agreement::Agreed => Ok(()),
+    }
+}
+
+/// Longest role or display name of an actor kept on a referral and its events.
+pub const MAX_ACTOR_CHARS: usize = 200;
+
+/// Who made a referral change: a person (user id, the role it acted in, display name), a provider's NATS
+/// consumer, or routing itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Option<uuid::Uuid>,
+    /// "coordinator", "provider_agent", "provider_consumer", "system", or the role another service named.
+    pub role: String,
+    pub name: String,
+}
+
+fn bounded(raw: &str) -> String {
+    raw.trim().chars().filter(|c| !c.is_control()).take(MAX_ACTOR_CHARS).collect()
+}
+
+impl Actor {
+    /// Routing's own decisions (rules, timers): no user, role `system`, no name.
+    pub fn system() -> Self {
+        Self { user_id: None, role: "system".to_owned(), name: String::new() }
+    }
+
+    /// A reply on the provider's NATS subject: no user, role `provider_consumer`, "connecteur <provider>".
+    pub fn provider_consumer(provider_code: &str) -> Self {
+        Self { user_id: None, role: "provider_consumer".to_owned(), name: format!("connecteur {provider_code}") }
+    }
+
+    /// A person, acting in `role`, with their display name (bounded, control characters dropped).
+    pub fn person(user_id: uuid::Uuid, role: &str, name: &str) -> Self {
+        Self { user_id: Some(user_id), role: bounded(role), name: bounded(name) }
+    }
+
+    /// An actor as another service's event names it: a user id that is not a UUID is dropped (the act stays
+    /// attributed to its role and name).
+    pub fn from_event(user_id: &str, role: &str, name: &str) -> Self {
+        Self { user_id: uuid::Uuid::parse_str(user_id.trim()).ok(), role: bounded(role), name: bounded(name) }
+    }
+
+    /// The user id as events carry it (empty for none).
+    pub fn user_id_string(&self) -> String {
+        self.user_id.map(|id| id.to_string()).unwrap_or_default()
     }
 }
 
@@ -277,8 +448,8 @@ mod tests {
         ReferralStatus::Expired,
         ReferralStatus::Withdrawn,
     ];
-    const TRANSITIONS: [Transition; 4] =
-        [Transition::Accept, Transition::Decline, Transition::Expire, Transition::Withdraw];
+    const TRANSITIONS: [Transition; 5] =
+        [Transition::Accept, Transition::Decline, Transition::Expire, Transition::Withdraw, Transition::Cancel];
 
     #[test]
     fn an_offered_referral_can_reach_every_final_state() {
@@ -287,7 +458,20 @@ mod tests {
         assert_eq!(o.apply(Transition::Decline), Ok(ReferralStatus::Declined));
         assert_eq!(o.apply(Transition::Expire), Ok(ReferralStatus::Expired));
         assert_eq!(o.apply(Transition::Withdraw), Ok(ReferralStatus::Withdrawn));
+        assert_eq!(o.apply(Transition::Cancel), Ok(ReferralStatus::Withdrawn));
         assert!(!o.is_final());
+    }
+
+    #[test]
+    fn an_accepted_referral_is_withdrawn_only_for_a_cancellation() {
+        let a = ReferralStatus::Accepted;
+        assert!(!a.is_final());
+        assert_eq!(a.apply(Transition::Cancel), Ok(ReferralStatus::Withdrawn));
+        for transition in [Transition::Accept, Transition::Decline, Transition::Expire, Transition::Withdraw] {
+            assert_eq!(a.apply(transition), Err(InvalidTransition { from: a, transition }), "{transition:?}");
+        }
+        let message = a.apply(Transition::Withdraw).err().map(|e| e.to_string());
+        assert_eq!(message.as_deref(), Some("a referral that is accepted cannot be withdrawn"));
     }
 
     #[test]
@@ -297,8 +481,83 @@ mod tests {
                 assert_eq!(from.apply(transition), Err(InvalidTransition { from, transition }), "{from:?}");
             }
         }
+        let finals: Vec<_> = ALL.into_iter().filter(|s| s.is_final()).collect();
+        assert_eq!(finals, [ReferralStatus::Declined, ReferralStatus::Expired, ReferralStatus::Withdrawn]);
         let message = ReferralStatus::Accepted.apply(Transition::Decline).err().map(|e| e.to_string());
         assert_eq!(message.as_deref(), Some("a referral that is accepted cannot be declined"));
+    }
+
+    #[test]
+    fn a_billed_offer_waits_for_the_members_agreement() {
+        assert_eq!(Agreement::on_accept("free"), Some(Agreement::NotRequired));
+        for kind in BILLED_PRICE_KINDS {
+            assert_eq!(Agreement::on_accept(kind), Some(Agreement::AwaitingMember), "{kind}");
+        }
+        assert_eq!(Agreement::on_accept(""), None, "unknown: the caller decides (not required) and logs");
+        assert_eq!(Agreement::on_accept("per_hour"), None);
+        for a in [Agreement::NotRequired, Agreement::AwaitingMember, Agreement::Agreed] {
+            assert_eq!(Agreement::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(Agreement::parse("AGREED"), None);
+    }
+
+    #[test]
+    fn work_is_reported_only_on_an_accepted_referral_the_member_agreed_to() {
+        use ReferralStatus::{Accepted, Declined, Expired, Offered, Withdrawn};
+        for agreement in [Agreement::NotRequired, Agreement::Agreed] {
+            assert_eq!(check_work(Accepted, "", agreement), Ok(()), "{agreement:?}");
+        }
+        let waiting = check_work(Accepted, "", Agreement::AwaitingMember);
+        assert_eq!(waiting, Err(WorkRefused::QuoteNotAccepted));
+        assert_eq!(waiting.as_ref().map_err(WorkRefused::code), Err("QUOTE_NOT_ACCEPTED"));
+        assert_eq!(
+            waiting.map_err(|e| e.message("r1", Work::Complete)),
+            Err("referral r1: the member has not accepted the quote yet; work is completed once a member admin \
+                 has accepted it"
+                .to_owned())
+        );
+        for status in [Offered, Declined, Expired, Withdrawn] {
+            for agreement in [Agreement::NotRequired, Agreement::AwaitingMember, Agreement::Agreed] {
+                let refused = check_work(status, "r", agreement);
+                assert_eq!(refused.as_ref().map_err(WorkRefused::code), Err("INVALID_TRANSITION"), "{status:?}");
+            }
+        }
+        let cancelled = check_work(Withdrawn, &cancellation_reason("projet abandonné"), Agreement::Agreed);
+        assert_eq!(
+            cancelled.map_err(|e| e.message("r1", Work::Progress)),
+            Err("referral r1 was withdrawn: the request was cancelled (projet abandonné)".to_owned())
+        );
+        let bare = check_work(Withdrawn, &cancellation_reason(""), Agreement::NotRequired);
+        assert_eq!(
+            bare.map_err(|e| e.message("r1", Work::Complete)),
+            Err("referral r1 was withdrawn: the request was cancelled".to_owned())
+        );
+        let by_hand = check_work(Withdrawn, "doublon", Agreement::NotRequired);
+        assert_eq!(
+            by_hand.map_err(|e| e.message("r1", Work::Complete)),
+            Err("referral r1 was withdrawn: doublon".to_owned())
+        );
+        let offered = check_work(Offered, "", Agreement::NotRequired);
+        assert_eq!(
+            offered.map_err(|e| e.message("r1", Work::Progress)),
+            Err("referral r1 is offered: progress is reported only on an accepted referral".to_owned())
+        );
+    }
+
+    #[test]
+    fn actors_are_named_and_bounded() {
+        assert_eq!(Actor::system(), Actor { user_id: None, role: "system".into(), name: String::new() });
+        let consumer = Actor::provider_consumer("caue77");
+        assert_eq!(
+            (consumer.user_id_string(), consumer.role.as_str(), consumer.name.as_str()),
+            (String::new(), "provider_consumer", "connecteur caue77")
+        );
+        let id = uuid::Uuid::from_u128(9);
+        let person = Actor::person(id, "coordinator", &format!(" Anne\u{7} {}", "x".repeat(300)));
+        assert_eq!(person.user_id_string(), id.to_string());
+        assert!(person.name.starts_with("Anne x") && person.name.chars().count() == MAX_ACTOR_CHARS);
+        assert_eq!(Actor::from_event("not-a-uuid", "member_user", "Luc").user_id, None);
+        assert_eq!(Actor::from_event(&id.to_string(), "member_user", "Luc").user_id, Some(id));
     }
 
     #[test]

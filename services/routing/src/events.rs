@@ -4,6 +4,7 @@
 use id77_platform::consumer::{ConsumerSpec, Event, EventHandler, HandleError};
 use id77_platform::streams::{self, is_valid_subject_token};
 use id77_platform::{outbox, time};
+use id77_proto::billing::v1::QuoteAccepted;
 use id77_proto::catalogue::v1::{OfferPublished, PriceKind};
 use id77_proto::membership::v1::{CollectivityKind, MemberApproved, MemberUpdated};
 use id77_proto::requests::v1::{RequestCancelled, RequestSubmitted};
@@ -15,7 +16,7 @@ use prost::{Message, Name};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{self, ReferralStatus, Reply, WireDecision};
+use crate::domain::{self, Actor, Agreement, ReferralStatus, Reply, WireDecision, Work, WorkRefused};
 use crate::flow::{FlowError, Lifecycle, Placement};
 use crate::store::{self, MemberRow, OfferRow, RoutedRequestRow};
 
@@ -30,6 +31,10 @@ pub const DURABLE_REQUESTS: &str = "routing-requests";
 pub const DURABLE_CANCELLATIONS: &str = "routing-cancellations";
 pub const DURABLE_REPLIES: &str = "routing-replies";
 pub const DURABLE_MEMBERS: &str = "routing-members";
+pub const DURABLE_QUOTES: &str = "routing-quotes";
+
+/// Billing's subject of a quote a member admin accepted.
+pub const SUBJECT_QUOTE_ACCEPTED: &str = "id77.billing.quote.accepted";
 
 /// Longest offer code or provider-facing text field accepted from the catalogue.
 const MAX_CODE_CHARS: usize = 200;
@@ -64,6 +69,11 @@ pub const REQUEST_LANES: usize = 8;
 /// Requests cancelled (withdraws their open referral).
 pub fn cancellations_spec() -> ConsumerSpec {
     ConsumerSpec::new(streams::REQUESTS, DURABLE_CANCELLATIONS, "id77.requests.request.cancelled")
+}
+
+/// Quotes the member accepted (billing): the provider may start the work.
+pub fn quotes_spec() -> ConsumerSpec {
+    ConsumerSpec::new(streams::BILLING, DURABLE_QUOTES, SUBJECT_QUOTE_ACCEPTED)
 }
 
 /// Replies of every provider, each on its own subject.
@@ -261,33 +271,83 @@ impl EventHandler for RequestHandler {
             tracing::info!(%request_id, "request already routed; replay ignored");
             return Ok(());
         }
-        self.0.route(conn, &request, &offer).await?;
+        self.0.route(conn, &request, &offer, &Actor::system(), "").await?;
         Ok(())
     }
 }
 
-/// Withdraws the open referral of a cancelled request.
+/// Withdraws the current referral of a cancelled request, offered or accepted (even completed: requests, the
+/// arbiter of a request's fate, cancelled it first, so a completion it never applied is overruled). ADR 0013.
 pub struct CancelHandler(pub Lifecycle);
 
 impl EventHandler for CancelHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
         let cancelled: RequestCancelled = event.decode()?;
         let request_id = parse_uuid("request_id", &cancelled.request_id)?;
+        // Lock order of every path: the request, then its referral.
         store::lock_request(conn, request_id).await?;
         store::resolve_triage(conn, request_id, self.0.now()).await?;
         let Some(open) = store::open_referral_for_update(conn, request_id).await? else {
+            // None, or already withdrawn (a replay of this cancellation), declined, expired: nothing to take back.
             tracing::info!(%request_id, "cancelled request has no open referral");
             return Ok(());
         };
-        if open.status != ReferralStatus::Offered.as_str() {
-            tracing::info!(%request_id, status = %open.status, "cancelled request's referral is already decided");
+        let reason = domain::cancellation_reason(&domain::note(&cancelled.reason).unwrap_or_default());
+        let by = Actor::from_event(&cancelled.actor_user_id, &cancelled.actor_role, &cancelled.actor_name);
+        let withdrawn = self.0.cancel(conn, &open, &reason, &by).await?;
+        tracing::info!(
+            %request_id,
+            referral_id = %withdrawn.id,
+            was = %open.status,
+            completed = open.completed_at.is_some(),
+            by = %by.role,
+            "cancelled request's referral withdrawn"
+        );
+        Ok(())
+    }
+}
+
+/// Records the member's agreement to the quote of an accepted referral (billing's `quote.accepted`): the
+/// provider may now report progress and complete it. A replay changes nothing; a referral withdrawn meanwhile
+/// (the request was cancelled) is left as it is.
+pub struct QuoteHandler(pub Lifecycle);
+
+impl EventHandler for QuoteHandler {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        if !event.event_type.is_empty() && event.event_type != QuoteAccepted::full_name() {
+            tracing::debug!(event_type = %event.event_type, "not a quote acceptance; ignored");
             return Ok(());
         }
-        let reason = match domain::note(&cancelled.reason) {
-            Ok(r) if !r.is_empty() => format!("request cancelled: {r}"),
-            _ => "request cancelled".to_owned(),
+        let accepted: QuoteAccepted = event.decode()?;
+        let quote = accepted.quote.ok_or_else(|| reject("QuoteAccepted without a quote".to_owned()))?;
+        let referral_id = parse_uuid("quote.referral_id", &quote.referral_id)?;
+        let Some(found) = store::get_referral_conn(conn, referral_id).await? else {
+            return Err(reject(format!("quote {} accepted for unknown referral {referral_id}", quote.number)));
         };
-        self.0.withdraw(conn, &open, &reason).await?;
+        store::lock_request(conn, found.request_id).await?;
+        let referral = store::referral_for_update(conn, referral_id)
+            .await?
+            .ok_or_else(|| reject(format!("quote {} accepted for unknown referral {referral_id}", quote.number)))?;
+        if referral.status != ReferralStatus::Accepted.as_str() {
+            tracing::info!(
+                %referral_id,
+                quote = %quote.number,
+                status = %referral.status,
+                "quote accepted for a referral no longer accepted; left as it is"
+            );
+            return Ok(());
+        }
+        if store::mark_agreed(conn, referral_id, self.0.now()).await? {
+            tracing::info!(
+                %referral_id,
+                quote = %quote.number,
+                was = %referral.agreement,
+                by = %accepted.actor_role,
+                "the member accepted the quote: work may start"
+            );
+        } else {
+            tracing::info!(%referral_id, quote = %quote.number, "quote acceptance already recorded");
+        }
         Ok(())
     }
 }
@@ -297,22 +357,42 @@ impl EventHandler for CancelHandler {
 pub enum ReplyOutcome {
     /// Applied: the referral as it now is.
     Applied(Box<store::ReferralRow>),
-    /// Not applicable in the referral's state (already decided, completion of work not accepted...): no effect.
+    /// Not applicable in the referral's state (an accept or decline of a decided referral, a repeated
+    /// completion): no effect. The API answers FAILED_PRECONDITION `REFERRAL_STATE`; on NATS it is acked.
     Ignored(String),
     /// Refused for the offer (an accept of an offer on quote without its amount, an amount for an offer with a
     /// set price): no effect. The API answers INVALID_ARGUMENT; on NATS the reply is rejected (dead letter).
     Refused(domain::ReplyError),
+    /// Progress or completion the referral's state forbids (not accepted, withdrawn, or a quote the member has
+    /// not accepted): no effect. The API answers FAILED_PRECONDITION with [`WorkRefused::code`]
+    /// (`INVALID_TRANSITION`, `QUOTE_NOT_ACCEPTED`); on NATS the reply is rejected (dead letter).
+    Blocked { refusal: WorkRefused, message: String },
+}
+
+/// Whether work (progress, completion) may be reported on `referral` now.
+fn check_work(referral: &store::ReferralRow, work: Work) -> Result<Result<(), ReplyOutcome>, HandleError> {
+    let status = ReferralStatus::parse(&referral.status)
+        .ok_or_else(|| reject(format!("referral {} has an unknown status {}", referral.id, referral.status)))?;
+    let agreement = Agreement::parse(&referral.agreement)
+        .ok_or_else(|| reject(format!("referral {} has an unknown agreement {}", referral.id, referral.agreement)))?;
+    Ok(domain::check_work(status, &referral.reason, agreement).map_err(|refusal| {
+        let message = refusal.message(referral.id, work);
+        tracing::info!(referral_id = %referral.id, code = refusal.code(), %message, "work refused");
+        ReplyOutcome::Blocked { refusal, message }
+    }))
 }
 
 /// Applies a provider's reply (accept, decline, complete) to a referral sent to it, in the caller's
 /// transaction: the same effects whether the reply came on the provider's NATS subject or through the API
-/// (`ReplyToReferral`). Rejects a reply to an unknown referral or to another provider's.
+/// (`ReplyToReferral`), recorded as decided `by` (the provider's consumer, or its agent). Rejects a reply to an
+/// unknown referral or to another provider's.
 pub async fn apply_reply(
     lifecycle: &Lifecycle,
     conn: &mut PgConnection,
     provider: &str,
     referral_id: Uuid,
     reply: Reply,
+    by: &Actor,
 ) -> Result<ReplyOutcome, HandleError> {
     let Some(found) = store::get_referral_conn(conn, referral_id).await? else {
         return Err(reject(format!("{provider} replied to unknown referral {referral_id}")));
@@ -331,9 +411,11 @@ pub async fn apply_reply(
     }
     let now = lifecycle.now();
     let Some(transition) = reply.transition() else {
-        // Completion of accepted work.
-        if referral.status == ReferralStatus::Accepted.as_str() && store::mark_completed(conn, referral_id, now).await?
-        {
+        // Completion of accepted work (a claim: requests confirms it with request.completed, ADR 0013).
+        if let Err(blocked) = check_work(&referral, Work::Complete)? {
+            return Ok(blocked);
+        }
+        if store::mark_completed(conn, referral_id, now).await? {
             let completed = ReferralCompleted {
                 referral_id: referral.id.to_string(),
                 request_id: referral.request_id.to_string(),
@@ -341,19 +423,17 @@ pub async fn apply_reply(
                 member_id: referral.member_id.to_string(),
                 provider_code: referral.provider_code.clone(),
                 occurred_at: Some(time::to_proto(now)),
+                actor_user_id: by.user_id_string(),
+                actor_role: by.role.clone(),
+                actor_name: by.name.clone(),
             };
             outbox::enqueue(conn, SUBJECT_COMPLETED, &completed).await?;
-            tracing::info!(%referral_id, %provider, "referral completed");
+            tracing::info!(%referral_id, %provider, by = %by.role, "referral completed");
             let row = store::get_referral_conn(conn, referral_id).await?.unwrap_or(referral);
             return Ok(ReplyOutcome::Applied(Box::new(row)));
         }
-        tracing::info!(%referral_id, %provider, status = %referral.status, "completion ignored");
-        let why = if referral.completed_at.is_some() {
-            "the referral is already completed".to_owned()
-        } else {
-            format!("only an accepted referral can be completed (it is {})", referral.status)
-        };
-        return Ok(ReplyOutcome::Ignored(why));
+        tracing::info!(%referral_id, %provider, "completion repeated; ignored");
+        return Ok(ReplyOutcome::Ignored("the referral is already completed".to_owned()));
     };
     let status = ReferralStatus::parse(&referral.status)
         .ok_or_else(|| reject(format!("referral {referral_id} has an unknown status {}", referral.status)))?;
@@ -361,6 +441,7 @@ pub async fn apply_reply(
         tracing::info!(%referral_id, %provider, %error, "reply to a decided referral ignored");
         return Ok(ReplyOutcome::Ignored(format!("the referral is already {}", referral.status)));
     }
+    let mut agreement = None;
     if let Reply::Accept(quote) = &reply {
         let price_kind =
             store::get_offer(conn, referral.offer_id).await?.map(|offer| offer.price_kind).unwrap_or_default();
@@ -368,8 +449,20 @@ pub async fn apply_reply(
             tracing::info!(%referral_id, %provider, %price_kind, %error, "accept refused");
             return Ok(ReplyOutcome::Refused(error));
         }
+        agreement = Some(Agreement::on_accept(&price_kind).unwrap_or_else(|| {
+            // No price kind for this offer (no offer, an offer read before routing kept price kinds, or a kind
+            // this build does not know; the read model keeps no other billed flag): nothing to wait for, rather
+            // than a referral stuck behind a quote nobody may be asked to accept.
+            tracing::warn!(
+                %referral_id,
+                offer_id = %referral.offer_id,
+                %price_kind,
+                "offer's price kind unknown to routing: the work does not wait for a quote"
+            );
+            Agreement::NotRequired
+        }));
     }
-    let referral = lifecycle.close(conn, &referral, transition, reply.reason()).await?;
+    let referral = lifecycle.close(conn, &referral, transition, reply.reason(), by, agreement).await?;
     match reply {
         Reply::Accept(quote) => {
             let (amount_cents, quote_note) = quote.map(|q| (q.amount_cents, q.note)).unwrap_or_default();
@@ -382,6 +475,9 @@ pub async fn apply_reply(
                 occurred_at: Some(time::to_proto(now)),
                 amount_cents,
                 quote_note,
+                actor_user_id: by.user_id_string(),
+                actor_role: by.role.clone(),
+                actor_name: by.name.clone(),
             };
             outbox::enqueue(conn, SUBJECT_ACCEPTED, &accepted).await?;
         }
@@ -399,6 +495,9 @@ pub async fn apply_reply(
                 occurred_at: Some(time::to_proto(now)),
                 rerouted: true,
                 next_provider_code: placement.provider_code().to_owned(),
+                actor_user_id: by.user_id_string(),
+                actor_role: by.role.clone(),
+                actor_name: by.name.clone(),
             };
             outbox::enqueue(conn, SUBJECT_DECLINED, &declined).await?;
             if let Placement::Triage = placement {
@@ -411,32 +510,39 @@ pub async fn apply_reply(
     Ok(ReplyOutcome::Applied(Box::new(referral)))
 }
 
-/// Records a progress report of a provider on its accepted referral (NATS or API). `sequence` orders the
-/// reports and makes a repeated one a no-op; `None` takes the next one. Returns whether it was recorded.
-#[allow(clippy::too_many_arguments)]
+/// A provider's progress report, as it came (NATS or API).
+#[derive(Debug, Clone)]
+pub struct ProgressReport<'a> {
+    /// Orders the reports and makes a repeated one a no-op; `None` takes the next one.
+    pub sequence: Option<i32>,
+    pub note: &'a str,
+    pub percent: u32,
+    /// When the provider reported it (`None`: now).
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Records a progress report of a provider on its accepted referral (NATS or API), made `by` its consumer or
+/// its agent. Refused (no effect) on a referral not accepted, or whose quote the member has not accepted.
 pub async fn apply_progress(
     lifecycle: &Lifecycle,
     conn: &mut PgConnection,
     provider: &str,
     referral_id: Uuid,
-    sequence: Option<i32>,
-    note: &str,
-    percent: u32,
-    at: Option<chrono::DateTime<chrono::Utc>>,
+    report: ProgressReport<'_>,
+    by: &Actor,
 ) -> Result<ReplyOutcome, HandleError> {
-    let referral = store::referral_for_update(conn, referral_id)
-        .await?
-        .ok_or_else(|| reject(format!("{provider} reported progress on unknown referral {referral_id}")))?;
+    let unknown = || reject(format!("{provider} reported progress on unknown referral {referral_id}"));
+    let found = store::get_referral_conn(conn, referral_id).await?.ok_or_else(unknown)?;
+    // Same lock order as the other paths: the request, then the referral.
+    store::lock_request(conn, found.request_id).await?;
+    let referral = store::referral_for_update(conn, referral_id).await?.ok_or_else(unknown)?;
     if referral.provider_code != provider {
         return Err(reject(format!("{provider} reported progress on referral {referral_id} of another provider")));
     }
-    if referral.status != ReferralStatus::Accepted.as_str() {
-        tracing::info!(%referral_id, status = %referral.status, "progress on a referral not accepted; ignored");
-        return Ok(ReplyOutcome::Ignored(format!(
-            "progress is reported on an accepted referral (it is {})",
-            referral.status
-        )));
+    if let Err(blocked) = check_work(&referral, Work::Progress)? {
+        return Ok(blocked);
     }
+    let ProgressReport { sequence, note, percent, at } = report;
     let note: String = note.trim().chars().filter(|c| !c.is_control()).take(MAX_PROGRESS_CHARS).collect();
     let sequence = match sequence {
         Some(s) => s,
@@ -455,6 +561,9 @@ pub async fn apply_progress(
             note,
             percent: u32::try_from(percent).unwrap_or(0),
             occurred_at: Some(time::to_proto(at)),
+            actor_user_id: by.user_id_string(),
+            actor_role: by.role.clone(),
+            actor_name: by.name.clone(),
         };
         outbox::enqueue(conn, SUBJECT_PROGRESSED, &progressed).await?;
         tracing::info!(%referral_id, %provider, sequence, percent, "progress reported");
@@ -472,9 +581,21 @@ impl ReplyHandler {
         let referral_id = parse_uuid("referral_id", &message.referral_id)?;
         let sequence = i32::try_from(message.sequence).map_err(|_| reject("progress sequence too large".to_owned()))?;
         let at = message.reported_at.as_ref().and_then(time::from_proto);
-        apply_progress(&self.0, conn, provider, referral_id, Some(sequence), &message.note, message.percent, at)
-            .await?;
-        Ok(())
+        let report = ProgressReport { sequence: Some(sequence), note: &message.note, percent: message.percent, at };
+        let outcome =
+            apply_progress(&self.0, conn, provider, referral_id, report, &Actor::provider_consumer(provider)).await?;
+        settle(provider, referral_id, outcome)
+    }
+}
+
+/// What a reply on NATS becomes: applied or ignored, acked; refused or blocked, dead-lettered (nothing written).
+fn settle(provider: &str, referral_id: Uuid, outcome: ReplyOutcome) -> Result<(), HandleError> {
+    match outcome {
+        ReplyOutcome::Refused(error) => Err(reject(format!("invalid reply of {provider} to {referral_id}: {error}"))),
+        ReplyOutcome::Blocked { refusal, message } => {
+            Err(reject(format!("reply of {provider} not applied ({}): {message}", refusal.code())))
+        }
+        ReplyOutcome::Applied(_) | ReplyOutcome::Ignored(_) => Ok(()),
     }
 }
 
@@ -504,11 +625,8 @@ impl EventHandler for ReplyHandler {
         }
         let (referral_id, reply) =
             decode_reply(&event.payload).map_err(|e| reject(format!("invalid reply of {provider}: {e}")))?;
-        match apply_reply(&self.0, conn, provider, referral_id, reply).await? {
-            ReplyOutcome::Refused(error) => {
-                Err(reject(format!("invalid reply of {provider} to {referral_id}: {error}")))
-            }
-            ReplyOutcome::Applied(_) | ReplyOutcome::Ignored(_) => Ok(()),
-        }
+        let outcome =
+            apply_reply(&self.0, conn, provider, referral_id, reply, &Actor::provider_consumer(provider)).await?;
+        settle(provider, referral_id, outcome)
     }
 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::domain::calendar;
 use crate::domain::rules::{self, Choice, MemberFacts, MemberKind, OfferFacts};
-use crate::domain::{ReferralStatus, Transition};
+use crate::domain::{Actor, Agreement, ReferralStatus, Transition};
 use crate::store::{self, MemberRow, OfferRow, ReferralRow, RoutedRequestRow, TimerKind, TimerRow};
 
 pub const SUBJECT_OFFERED: &str = "id77.routing.referral.offered";
@@ -107,6 +107,10 @@ pub struct Assignment {
     pub provider_code: String,
     pub rule: Option<(Uuid, i32)>,
     pub explanation: String,
+    /// Who placed it: routing itself (rules, re-routing) or the coordinator (triage, reassignment).
+    pub by: Actor,
+    /// The coordinator's note when it placed the request by hand (empty otherwise).
+    pub note: String,
 }
 
 impl Lifecycle {
@@ -115,12 +119,14 @@ impl Lifecycle {
     }
 
     /// Routes a request with the current rules, skipping providers already tried, and offers it (or queues
-    /// it for triage when nobody is left).
+    /// it for triage when nobody is left). `by` placed it: routing itself, or the coordinator (with its note).
     pub async fn route(
         &self,
         conn: &mut PgConnection,
         request: &RoutedRequestRow,
         offer: &OfferRow,
+        by: &Actor,
+        note: &str,
     ) -> Result<Placement, FlowError> {
         let previous = store::referrals_of(conn, request.request_id).await?;
         let tried: Vec<String> = previous.iter().map(|r| r.provider_code.clone()).collect();
@@ -134,10 +140,16 @@ impl Lifecycle {
                 provider_code,
                 rule: Some((rule_id, rule_set.version)),
                 explanation: format!("auto (rule set v{}): {explanation}", rule_set.version),
+                by: by.clone(),
+                note: note.to_owned(),
             },
-            Choice::OfferDefault { provider_code } => {
-                Assignment { provider_code, rule: None, explanation: format!("auto: {explanation}") }
-            }
+            Choice::OfferDefault { provider_code } => Assignment {
+                provider_code,
+                rule: None,
+                explanation: format!("auto: {explanation}"),
+                by: by.clone(),
+                note: note.to_owned(),
+            },
             Choice::Triage => {
                 store::queue_unplaced(conn, request, &explanation, self.now()).await?;
                 tracing::info!(request_id = %request.request_id, %explanation, "request queued for triage");
@@ -184,6 +196,10 @@ impl Lifecycle {
             expires_at: Some(schedule.expires_at),
             completed_at: None,
             progress: String::new(),
+            agreement: Agreement::NotRequired.as_str().to_owned(),
+            decided_by_user_id: None,
+            decided_by_role: String::new(),
+            decided_by_name: String::new(),
         };
         let Some(referral) = store::insert_referral(conn, &row).await? else {
             return Ok(None);
@@ -206,6 +222,10 @@ impl Lifecycle {
             attempt,
             assignment: referral.assignment.clone(),
             price_kind: offer.price_kind.clone(),
+            actor_user_id: assignment.by.user_id_string(),
+            actor_role: assignment.by.role.clone(),
+            actor_name: assignment.by.name.clone(),
+            note: assignment.note.clone(),
         };
         outbox::enqueue(conn, &referral_offered_subject(&referral.provider_code), &offered).await?;
         outbox::enqueue(conn, SUBJECT_OFFERED, &offered).await?;
@@ -221,23 +241,33 @@ impl Lifecycle {
         Ok(Some(referral))
     }
 
-    /// Moves an offered referral to a final state and disarms its timers.
+    /// Moves a referral to its next state (by `transition`, decided `by`), records its agreement when given
+    /// (an accept), and disarms its timers.
     pub async fn close(
         &self,
         conn: &mut PgConnection,
         referral: &ReferralRow,
         transition: Transition,
         reason: &str,
+        by: &Actor,
+        agreement: Option<Agreement>,
     ) -> Result<ReferralRow, FlowError> {
         let status = ReferralStatus::parse(&referral.status)
             .ok_or_else(|| FlowError::Refused(format!("referral {} has an unknown status", referral.id)))?;
         let next = status.apply(transition).map_err(|e| FlowError::Refused(e.to_string()))?;
-        let closed = store::decide(conn, referral.id, next.as_str(), reason, self.now()).await?;
+        let decision = store::Decision {
+            status: next.as_str(),
+            reason,
+            at: self.now(),
+            by,
+            agreement: agreement.map(Agreement::as_str),
+        };
+        let closed = store::decide(conn, referral.id, decision).await?;
         store::disarm_timers(conn, referral.id).await?;
         Ok(closed)
     }
 
-    /// After a decline or an expiry: the next candidate, or the triage queue.
+    /// After a decline or an expiry: the next candidate (routing's own decision), or the triage queue.
     pub async fn reroute(&self, conn: &mut PgConnection, referral: &ReferralRow) -> Result<Placement, FlowError> {
         let request = store::get_routed_request(conn, referral.request_id)
             .await?
@@ -246,17 +276,44 @@ impl Lifecycle {
             store::queue_unplaced(conn, &request, "the offer is unknown to routing", self.now()).await?;
             return Ok(Placement::Triage);
         };
-        self.route(conn, &request, &offer).await
+        self.route(conn, &request, &offer, &Actor::system(), "").await
     }
 
-    /// Withdraws an open referral and tells the provider (on its own subject) and everybody else.
+    /// Withdraws an offered referral (the coordinator, a reassignment) and tells the provider (on its own
+    /// subject) and everybody else. An accepted referral is refused: only a cancellation takes it back.
     pub async fn withdraw(
         &self,
         conn: &mut PgConnection,
         referral: &ReferralRow,
         reason: &str,
+        by: &Actor,
     ) -> Result<ReferralRow, FlowError> {
-        let closed = self.close(conn, referral, Transition::Withdraw, reason).await?;
+        self.take_back(conn, referral, Transition::Withdraw, reason, by).await
+    }
+
+    /// The request was cancelled before its completion (requests decided it): withdraws its referral, offered
+    /// or accepted (even with a completion requests never applied), and tells the provider and everybody else,
+    /// with `after_acceptance` when the provider had accepted it.
+    pub async fn cancel(
+        &self,
+        conn: &mut PgConnection,
+        referral: &ReferralRow,
+        reason: &str,
+        by: &Actor,
+    ) -> Result<ReferralRow, FlowError> {
+        self.take_back(conn, referral, Transition::Cancel, reason, by).await
+    }
+
+    async fn take_back(
+        &self,
+        conn: &mut PgConnection,
+        referral: &ReferralRow,
+        transition: Transition,
+        reason: &str,
+        by: &Actor,
+    ) -> Result<ReferralRow, FlowError> {
+        let after_acceptance = referral.status == ReferralStatus::Accepted.as_str();
+        let closed = self.close(conn, referral, transition, reason, by, None).await?;
         let event = ReferralWithdrawn {
             referral_id: closed.id.to_string(),
             request_id: closed.request_id.to_string(),
@@ -265,21 +322,33 @@ impl Lifecycle {
             provider_code: closed.provider_code.clone(),
             reason: reason.to_owned(),
             occurred_at: Some(time::to_proto(self.now())),
+            actor_user_id: by.user_id_string(),
+            actor_role: by.role.clone(),
+            actor_name: by.name.clone(),
+            after_acceptance,
         };
         outbox::enqueue(conn, &referral_offered_subject(&closed.provider_code), &event).await?;
         outbox::enqueue(conn, SUBJECT_WITHDRAWN, &event).await?;
-        tracing::info!(referral_id = %closed.id, provider = %closed.provider_code, %reason, "referral withdrawn");
+        tracing::info!(
+            referral_id = %closed.id,
+            provider = %closed.provider_code,
+            %reason,
+            after_acceptance,
+            by = %by.role,
+            "referral withdrawn"
+        );
         Ok(closed)
     }
 
-    /// The coordinator hands a request to `provider_code`: its open referral (offered) is withdrawn first; an
-    /// accepted one cannot be taken back. Works from any referral of the request.
+    /// The coordinator (`by`) hands a request to `provider_code`: its open referral (offered) is withdrawn
+    /// first; an accepted one cannot be taken back. Works from any referral of the request.
     pub async fn reassign(
         &self,
         conn: &mut PgConnection,
         referral_id: Uuid,
         provider_code: &str,
         note: &str,
+        by: &Actor,
     ) -> Result<ReferralRow, FlowError> {
         let referral = store::get_referral_conn(conn, referral_id)
             .await?
@@ -299,7 +368,7 @@ impl Lifecycle {
                 return Err(FlowError::Refused(format!("referral {} is already with {provider_code}", open.id)));
             }
             let why = if note.is_empty() { "reassigned by the coordinator".to_owned() } else { note.to_owned() };
-            self.withdraw(conn, &open, &why).await?;
+            self.withdraw(conn, &open, &why, by).await?;
         }
         let request = store::get_routed_request(conn, referral.request_id)
             .await?
@@ -314,7 +383,13 @@ impl Lifecycle {
         } else {
             format!("manual: assigned to {provider_code} by the coordinator ({note})")
         };
-        let assignment = Assignment { provider_code: provider_code.to_owned(), rule: None, explanation };
+        let assignment = Assignment {
+            provider_code: provider_code.to_owned(),
+            rule: None,
+            explanation,
+            by: by.clone(),
+            note: note.to_owned(),
+        };
         let created = self
             .offer(conn, &request, &offer, attempt, assignment)
             .await?
@@ -366,7 +441,9 @@ impl Lifecycle {
             }
             Some(TimerKind::Expire) => {
                 store::lock_request(conn, referral.request_id).await?;
-                let closed = self.close(conn, &referral, Transition::Expire, "no answer before the deadline").await?;
+                let closed = self
+                    .close(conn, &referral, Transition::Expire, "no answer before the deadline", &Actor::system(), None)
+                    .await?;
                 let placement = self.reroute(conn, &closed).await?;
                 let event = ReferralExpired {
                     referral_id: closed.id.to_string(),

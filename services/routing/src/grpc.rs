@@ -14,7 +14,7 @@ use id77_platform::consumer::HandleError;
 
 use crate::access;
 use crate::domain::rules::{self, Rule};
-use crate::domain::{self, ReferralStatus};
+use crate::domain::{self, Actor, Agreement, ReferralStatus};
 use crate::events;
 use crate::flow::{self, FlowError, Lifecycle};
 use crate::store::{self, ReferralRow, RuleSetRow};
@@ -47,6 +47,25 @@ fn status_to_proto(status: &str) -> pb::ReferralStatus {
     }
 }
 
+fn agreement_to_proto(agreement: &str) -> pb::QuoteAgreement {
+    match Agreement::parse(agreement) {
+        Some(Agreement::NotRequired) => pb::QuoteAgreement::NotRequired,
+        Some(Agreement::AwaitingMember) => pb::QuoteAgreement::AwaitingMember,
+        Some(Agreement::Agreed) => pb::QuoteAgreement::Agreed,
+        None => pb::QuoteAgreement::Unspecified,
+    }
+}
+
+/// The coordinator acting through the API, named by its token.
+fn coordinator(caller: &Caller) -> Actor {
+    Actor::person(caller.user_id, "coordinator", caller.display_name())
+}
+
+/// A provider's agent answering through the API (the portal), named by its token.
+fn provider_agent(caller: &Caller) -> Actor {
+    Actor::person(caller.user_id, "provider_agent", caller.display_name())
+}
+
 fn referral_to_proto(r: ReferralRow) -> pb::Referral {
     pb::Referral {
         id: r.id.to_string(),
@@ -68,6 +87,10 @@ fn referral_to_proto(r: ReferralRow) -> pb::Referral {
         expires_at: time::to_proto_opt(r.expires_at),
         completed_at: time::to_proto_opt(r.completed_at),
         progress: r.progress,
+        agreement: agreement_to_proto(&r.agreement).into(),
+        decided_by_user_id: r.decided_by_user_id.map(|id| id.to_string()).unwrap_or_default(),
+        decided_by_role: r.decided_by_role,
+        decided_by_name: r.decided_by_name,
     }
 }
 
@@ -299,13 +322,16 @@ impl RoutingApi {
 
     async fn reassign_one(
         &self,
+        caller: &Caller,
         referral_id: &str,
         provider_code: &str,
         note: &str,
     ) -> Result<pb::Referral, ServiceError> {
         let referral_id = parse_id("referral_id", referral_id)?;
         let mut tx = self.pool.begin().await?;
-        let created = self.lifecycle.reassign(&mut tx, referral_id, provider_code, note).await.map_err(flow_error)?;
+        let by = coordinator(caller);
+        let created =
+            self.lifecycle.reassign(&mut tx, referral_id, provider_code, note, &by).await.map_err(flow_error)?;
         tx.commit().await?;
         Ok(referral_to_proto(created))
     }
@@ -332,7 +358,8 @@ impl RoutingApi {
         let referral = store::referral_for_update(&mut tx, id)
             .await?
             .ok_or_else(|| ServiceError::not_found("referral", &id.to_string()))?;
-        let closed = self.lifecycle.withdraw(&mut tx, &referral, &note).await.map_err(flow_error)?;
+        let closed =
+            self.lifecycle.withdraw(&mut tx, &referral, &note, &coordinator(caller)).await.map_err(flow_error)?;
         // The request is nobody's now: it waits in the coordinator's triage queue (requests shows it as triage).
         if let Some(request) = store::get_routed_request(&mut tx, closed.request_id).await? {
             store::queue_unplaced(&mut tx, &request, &format!("referral withdrawn: {note}"), self.lifecycle.now())
@@ -387,7 +414,8 @@ impl RoutingApi {
         };
         let note = domain::note(&req.note).map_err(|e| ServiceError::invalid("note", e))?;
         let mut tx = self.pool.begin().await?;
-        let referral = match self.lifecycle.assign_triaged(&mut tx, request_id, offer_id, provider, &note).await {
+        let by = coordinator(caller);
+        let referral = match self.lifecycle.assign_triaged(&mut tx, request_id, offer_id, provider, &note, &by).await {
             Ok(referral) => referral,
             Err(FlowError::Refused(m)) if m == triage::NEEDS_OFFER => {
                 return Err(ServiceError::invalid("offer_id", &m));
@@ -429,7 +457,8 @@ impl RoutingApi {
         };
         let reply = domain::Reply::parse(decision, &req.reason, req.amount_cents, &req.quote_note)
             .map_err(|e| ServiceError::invalid(e.field, e.message))?;
-        let outcome = events::apply_reply(&self.lifecycle, &mut tx, &row.provider_code, row.id, reply)
+        let by = provider_agent(caller);
+        let outcome = events::apply_reply(&self.lifecycle, &mut tx, &row.provider_code, row.id, reply, &by)
             .await
             .map_err(handle_error)?;
         self.finish(tx, outcome).await
@@ -452,12 +481,11 @@ impl RoutingApi {
         if req.percent > 100 {
             return Err(ServiceError::invalid("percent", "must be between 0 and 100"));
         }
-        // Same lock order as replies: the request, then the referral.
-        store::lock_request(&mut tx, row.request_id).await?;
-        let outcome =
-            events::apply_progress(&self.lifecycle, &mut tx, &row.provider_code, row.id, None, note, req.percent, None)
-                .await
-                .map_err(handle_error)?;
+        let report = events::ProgressReport { sequence: None, note, percent: req.percent, at: None };
+        let by = provider_agent(caller);
+        let outcome = events::apply_progress(&self.lifecycle, &mut tx, &row.provider_code, row.id, report, &by)
+            .await
+            .map_err(handle_error)?;
         self.finish(tx, outcome).await
     }
 
@@ -476,6 +504,9 @@ impl RoutingApi {
             }
             // Nothing was written: dropping the transaction rolls back its locks.
             events::ReplyOutcome::Refused(error) => Err(ServiceError::invalid(error.field, error.message)),
+            events::ReplyOutcome::Blocked { refusal, message } => {
+                Err(ServiceError::new(ErrorCode::FailedPrecondition, refusal.code(), message))
+            }
         }
     }
 }
@@ -563,7 +594,7 @@ impl RoutingService for RoutingApi {
         let req = request.into_inner();
         access::manage(&caller).map_err(|d| d.into_error("referral", &req.referral_id))?;
         let (provider, note) = Self::provider_and_note(&req.provider_code, &req.reason)?;
-        Ok(Response::new(self.reassign_one(&req.referral_id, &provider, &note).await?))
+        Ok(Response::new(self.reassign_one(&caller, &req.referral_id, &provider, &note).await?))
     }
 
     async fn bulk_reassign_referrals(
@@ -580,7 +611,7 @@ impl RoutingService for RoutingApi {
         // One transaction per referral: one failure does not undo the others; each result says what happened.
         let mut results = Vec::with_capacity(req.referral_ids.len());
         for id in req.referral_ids {
-            let result = self.reassign_one(&id, &provider, &note).await;
+            let result = self.reassign_one(&caller, &id, &provider, &note).await;
             results.push(match result {
                 Ok(referral) => {
                     pb::BulkReassignResult { referral_id: id, referral: Some(referral), error: String::new() }

@@ -1,6 +1,8 @@
 //! Routing: hands each submitted request to one provider (a referral) chosen by the coordinator's ordered
 //! rules, on the provider's own NATS subject; applies the provider's reply once; re-routes after a decline or
-//! an expiry; reminds, escalates and expires by durable SLA timers.
+//! an expiry; reminds, escalates and expires by durable SLA timers. ADR 0013: a cancelled request's referral is
+//! withdrawn whatever its status (requests decides a request's fate); the work on a billed offer waits for the
+//! member's agreement to its quote (billing's `quote.accepted`); every event names who did it.
 //!
 //! `run` starts the whole service on a bound listener, so tests start it in-process.
 
@@ -87,6 +89,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ctx.spawn_consumer(events::requests_spec(), Arc::new(events::RequestHandler(lifecycle.clone())));
     ctx.spawn_consumer(events::cancellations_spec(), Arc::new(events::CancelHandler(lifecycle.clone())));
     ctx.spawn_consumer(events::replies_spec(), Arc::new(events::ReplyHandler(lifecycle.clone())));
+    ctx.spawn_consumer(events::quotes_spec(), Arc::new(events::QuoteHandler(lifecycle.clone())));
     ctx.spawn(timers::run(ctx.pool.clone(), lifecycle.clone(), config.timer_interval, ctx.shutdown.clone()));
     let api = RoutingServiceServer::new(grpc::RoutingApi::new(ctx.pool.clone(), ctx.auth.clone(), lifecycle))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);

@@ -5,6 +5,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::Actor;
 use crate::domain::calendar::Schedule;
 use crate::domain::rules::Rule;
 
@@ -41,11 +42,17 @@ pub struct ReferralRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub progress: String,
+    /// "not_required", "awaiting_member" or "agreed" ([`crate::domain::Agreement`]).
+    pub agreement: String,
+    /// Who accepted, declined or withdrew it (see [`crate::domain::Actor`]).
+    pub decided_by_user_id: Option<Uuid>,
+    pub decided_by_role: String,
+    pub decided_by_name: String,
 }
 
 const REFERRAL_COLUMNS: &str = "id, request_id, offer_id, member_id, provider_code, status, reason, assignment, \
      offered_at, decided_at, attempt, rule_id, rule_version, respond_by, remind_at, escalated_at, expires_at, \
-     completed_at, progress";
+     completed_at, progress, agreement, decided_by_user_id, decided_by_role, decided_by_name";
 
 /// Inserts or updates an offer of the read model. A version older than (or equal to) the stored one changes
 /// nothing, except that the same version fills a price kind the row does not have yet (rows read before routing
@@ -133,24 +140,50 @@ pub async fn get_referral(pool: &PgPool, id: Uuid) -> Result<Option<ReferralRow>
         .await
 }
 
+/// A decision on a referral: its new status, why, when, by whom, and its agreement when it changes.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    pub status: &'a str,
+    pub reason: &'a str,
+    pub at: DateTime<Utc>,
+    pub by: &'a Actor,
+    /// `None` keeps the referral's agreement.
+    pub agreement: Option<&'a str>,
+}
+
 /// Records a decision (accepted, declined...) on a referral.
-pub async fn decide(
-    conn: &mut PgConnection,
-    id: Uuid,
-    status: &str,
-    reason: &str,
-    at: DateTime<Utc>,
-) -> Result<ReferralRow, sqlx::Error> {
+pub async fn decide(conn: &mut PgConnection, id: Uuid, d: Decision<'_>) -> Result<ReferralRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE referral SET status = $2, reason = $3, decided_at = $4, updated_at = $4 WHERE id = $1
+        "UPDATE referral SET status = $2, reason = $3, decided_at = $4, updated_at = $4, decided_by_user_id = $5,
+           decided_by_role = $6, decided_by_name = $7, agreement = COALESCE($8, agreement)
+         WHERE id = $1
          RETURNING {REFERRAL_COLUMNS}"
     )))
     .bind(id)
-    .bind(status)
-    .bind(reason)
-    .bind(at)
+    .bind(d.status)
+    .bind(d.reason)
+    .bind(d.at)
+    .bind(d.by.user_id)
+    .bind(&d.by.role)
+    .bind(&d.by.name)
+    .bind(d.agreement)
     .fetch_one(conn)
     .await
+}
+
+/// The member accepted the quote of an accepted referral: its work may start. Returns whether it changed (a
+/// referral already agreed, or no longer accepted, is left as it is).
+pub async fn mark_agreed(conn: &mut PgConnection, id: Uuid, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE referral SET agreement = 'agreed', updated_at = $2
+         WHERE id = $1 AND status = 'accepted' AND agreement <> 'agreed'",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
 }
 
 /// Referrals, oldest first, optionally of one request and/or one provider, keyset-paginated on

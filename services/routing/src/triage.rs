@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::Actor;
 use crate::flow::{Assignment, FlowError, Lifecycle, Placement};
 use crate::store::{self, ReferralRow, RoutedRequestRow};
 
@@ -75,6 +76,7 @@ impl Lifecycle {
         offer: Option<Uuid>,
         provider: Option<&str>,
         note: &str,
+        by: &Actor,
     ) -> Result<ReferralRow, FlowError> {
         store::lock_request(conn, request_id).await?;
         let item = open_item(conn, request_id)
@@ -118,12 +120,18 @@ impl Lifecycle {
                     "" => format!("manual: triaged to {code} by the coordinator"),
                     note => format!("manual: triaged to {code} by the coordinator ({note})"),
                 };
-                let assignment = Assignment { provider_code: code.to_owned(), rule: None, explanation };
+                let assignment = Assignment {
+                    provider_code: code.to_owned(),
+                    rule: None,
+                    explanation,
+                    by: by.clone(),
+                    note: note.to_owned(),
+                };
                 self.offer(conn, &request, &offer, attempt, assignment)
                     .await?
                     .ok_or_else(|| FlowError::Refused("the request changed meanwhile; try again".to_owned()))?
             }
-            None => match self.route(conn, &request, &offer).await? {
+            None => match self.route(conn, &request, &offer, by, note).await? {
                 Placement::Offered(referral) => *referral,
                 Placement::Triage => {
                     return Err(FlowError::Refused(format!(

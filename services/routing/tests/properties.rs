@@ -1,14 +1,17 @@
 //! Properties of what routing reads from outside: a provider's reply bytes (any bytes decode to a validated
 //! reply or a reason, never a panic; a well-formed reply round-trips; a stated amount decodes only within its
-//! bounds and with an accept), rule conditions typed by the
-//! coordinator (any text or JSON parses or is refused; a parsed condition prints back to the same condition),
-//! and the referral state machine (nothing leaves a final state). Fuzzed too by `make fuzz`.
+//! bounds and with an accept), rule conditions typed by the coordinator (any text or JSON parses or is refused;
+//! a parsed condition prints back to the same condition), and the referral state machine (nothing leaves a final
+//! state; an accepted referral leaves only when its request is cancelled; work is reported only on an accepted
+//! referral not waiting for the member's quote). Fuzzed too by `make fuzz`.
 
 use id77_proto::routing::v1::{ReferralReply, ReplyDecision};
 use id77_routing::domain::rules::{
     Condition, MemberFacts, OfferFacts, check_condition, condition_json, evaluate, normalize, parse_condition,
 };
-use id77_routing::domain::{MAX_QUOTE_CENTS, MAX_QUOTE_NOTE_CHARS, ReferralStatus, Reply, Transition};
+use id77_routing::domain::{
+    Agreement, MAX_QUOTE_CENTS, MAX_QUOTE_NOTE_CHARS, ReferralStatus, Reply, Transition, Work, check_work,
+};
 use id77_routing::events::decode_reply;
 use proptest::prelude::*;
 use prost::Message;
@@ -152,17 +155,59 @@ proptest! {
     }
 
     #[test]
-    fn nothing_leaves_a_final_state(steps in prop::collection::vec(0u8..4, 0..12)) {
+    fn nothing_leaves_a_final_state(steps in prop::collection::vec(0u8..5, 0..12)) {
         let mut status = ReferralStatus::Offered;
         for step in steps {
-            let transition = match step { 0 => Transition::Accept, 1 => Transition::Decline, 2 => Transition::Expire, _ => Transition::Withdraw };
+            let transition = match step {
+                0 => Transition::Accept,
+                1 => Transition::Decline,
+                2 => Transition::Expire,
+                3 => Transition::Withdraw,
+                _ => Transition::Cancel,
+            };
             match status.apply(transition) {
                 Ok(next) => {
-                    prop_assert_eq!(status, ReferralStatus::Offered);
-                    prop_assert!(next.is_final());
+                    // From an offered referral anything; from an accepted one only a cancellation's withdrawal.
+                    prop_assert!(
+                        status == ReferralStatus::Offered
+                            || (status == ReferralStatus::Accepted
+                                && transition == Transition::Cancel
+                                && next == ReferralStatus::Withdrawn)
+                    );
+                    prop_assert!(next.is_final() || next == ReferralStatus::Accepted);
                     status = next;
                 }
-                Err(_) => prop_assert!(status.is_final()),
+                Err(_) => prop_assert!(status.is_final() || status == ReferralStatus::Accepted),
+            }
+        }
+    }
+
+    #[test]
+    fn work_is_allowed_exactly_on_an_accepted_referral_not_waiting_for_the_member(
+        status in 0u8..5,
+        agreement in 0u8..3,
+        reason in any::<String>(),
+    ) {
+        let status = [
+            ReferralStatus::Offered,
+            ReferralStatus::Accepted,
+            ReferralStatus::Declined,
+            ReferralStatus::Expired,
+            ReferralStatus::Withdrawn,
+        ][usize::from(status)];
+        let agreement = [Agreement::NotRequired, Agreement::AwaitingMember, Agreement::Agreed][usize::from(agreement)];
+        match check_work(status, &reason, agreement) {
+            Ok(()) => prop_assert!(status == ReferralStatus::Accepted && agreement != Agreement::AwaitingMember),
+            Err(refused) => {
+                let code = refused.code();
+                if status == ReferralStatus::Accepted {
+                    prop_assert_eq!((code, agreement), ("QUOTE_NOT_ACCEPTED", Agreement::AwaitingMember));
+                } else {
+                    prop_assert_eq!(code, "INVALID_TRANSITION");
+                }
+                for work in [Work::Progress, Work::Complete] {
+                    prop_assert!(refused.message("r1", work).starts_with("referral r1"));
+                }
             }
         }
     }

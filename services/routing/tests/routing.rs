@@ -155,6 +155,7 @@ impl Env {
             streams::REQUESTS,
             streams::ROUTING,
             streams::REFERRALS,
+            streams::BILLING,
             streams::DEADLETTER,
         ] {
             id77_platform::nats::ensure_stream(&js, &ns, def).await?;
@@ -870,6 +871,7 @@ async fn a_withdrawal_or_a_cancellation_tells_the_provider() -> TestResult {
         member_id: two.member_id.clone(),
         reason: "projet abandonné".into(),
         occurred_at: None,
+        ..Default::default()
     };
     env.publish("id77.requests.request.cancelled", &cancelled, "cancel-two").await?;
     routing.wait_status(&second.id, pb::ReferralStatus::Withdrawn).await?;
@@ -884,6 +886,11 @@ async fn a_withdrawal_or_a_cancellation_tells_the_provider() -> TestResult {
     let ids: Vec<&str> = withdrawals.iter().map(|w| w.referral_id.as_str()).collect();
     assert_eq!(ids, vec![first.id.as_str(), second.id.as_str()]);
     assert_eq!(withdrawals[1].reason, "request cancelled: projet abandonné");
+    // Who did it: the coordinator for the first, the cancellation's actor (none given here) for the second; the
+    // provider had not accepted either.
+    assert_eq!(withdrawals[0].actor_role, "coordinator");
+    assert!(!withdrawals[0].actor_user_id.is_empty());
+    assert!(withdrawals.iter().all(|w| !w.after_acceptance));
     env.wait_messages(streams::ROUTING, "id77.routing.referral.withdrawn", 2).await?;
 
     // A late accept of a withdrawn referral changes nothing.
@@ -1130,6 +1137,463 @@ async fn an_offer_on_quote_is_accepted_with_its_amount_and_only_it_takes_one() -
     assert_eq!((quoted_event.amount_cents, quoted_event.quote_note.as_str()), (245_000, "Devis n° 2026-12"));
     let flat_event = events.iter().find(|e| e.referral_id == set.id).ok_or("no accept of the flat offer")?;
     assert_eq!((flat_event.amount_cents, flat_event.quote_note.as_str()), (0, ""));
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+// ---- ADR 0013: requests decides a request's fate, the member agrees to the quote, who did it -----------------
+
+use id77_proto::billing::v1::{Quote, QuoteAccepted};
+use id77_proto::requests::v1::RequestCancelled;
+
+impl Env {
+    /// An access token of a named user (`name` claim) with `role`, of `provider` when given; and its user id.
+    fn named_token(&self, role: Role, provider: Option<&str>, name: &str) -> (String, Uuid) {
+        let user = Uuid::now_v7();
+        let mut claims = Claims::new(user, role, id77_platform::time::now().timestamp());
+        claims.provider_code = provider.map(str::to_owned);
+        claims.name = name.to_owned();
+        (self.keys.sign(&claims), user)
+    }
+
+    /// Billing's `quote.accepted` for `referral`, as billing's outbox publishes it (here: `message_id`).
+    async fn publish_quote_accepted(&self, referral: &pb::Referral, message_id: &str) -> TestResult {
+        let event = QuoteAccepted {
+            quote: Some(Quote {
+                id: Uuid::now_v7().to_string(),
+                number: "D-caue77-2026-000001".into(),
+                issuer_code: referral.provider_code.clone(),
+                member_id: referral.member_id.clone(),
+                request_id: referral.request_id.clone(),
+                referral_id: referral.id.clone(),
+                offer_id: referral.offer_id.clone(),
+                amount_cents: 90_000,
+                signatory_name: "Jeanne Maire".into(),
+                ..Default::default()
+            }),
+            actor_user_id: Uuid::now_v7().to_string(),
+            actor_role: "member_admin".into(),
+            actor_name: "Jeanne Maire".into(),
+        };
+        self.publish("id77.billing.quote.accepted", &event, message_id).await?;
+        Ok(())
+    }
+
+    /// Requests' `request.cancelled` of `request`, by a named member user.
+    fn cancellation(request: &RequestSubmitted, user: Uuid, reason: &str) -> RequestCancelled {
+        RequestCancelled {
+            request_id: request.request_id.clone(),
+            member_id: request.member_id.clone(),
+            reason: reason.to_owned(),
+            occurred_at: None,
+            actor_user_id: user.to_string(),
+            actor_role: "member_user".into(),
+            actor_name: "Marie Dupont".into(),
+            provider_code: PROVIDER.into(),
+        }
+    }
+}
+
+impl Running {
+    async fn progress_as(&mut self, token: &str, referral_id: &str, note: &str) -> Result<pb::Referral, tonic::Status> {
+        let request = pb::ReportReferralProgressRequest {
+            referral_id: referral_id.to_owned(),
+            note: note.to_owned(),
+            percent: 40,
+        };
+        self.grpc.report_referral_progress(with_token(request, token)).await.map(|r| r.into_inner())
+    }
+
+    async fn complete_as(&mut self, token: &str, referral_id: &str) -> Result<pb::Referral, tonic::Status> {
+        let request = pb::ReplyToReferralRequest {
+            referral_id: referral_id.to_owned(),
+            decision: pb::ReplyDecision::Complete.into(),
+            ..Default::default()
+        };
+        self.grpc.reply_to_referral(with_token(request, token)).await.map(|r| r.into_inner())
+    }
+
+    /// Waits until the referral's agreement is `agreement`.
+    async fn wait_agreement(&mut self, id: &str, agreement: pb::QuoteAgreement) -> Result<pb::Referral, BoxError> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let referral = self.referral(id).await?;
+            if referral.agreement() == agreement {
+                return Ok(referral);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("referral {id} is {:?}, expected {agreement:?}", referral.agreement()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The code, machine-readable reason and message of a refusal.
+fn refusal<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> Result<(tonic::Code, String, String), BoxError> {
+    match result {
+        Ok(value) => Err(format!("expected a refusal, got {value:?}").into()),
+        Err(status) => {
+            let error = id77_platform::ServiceError::from_status(&status);
+            Ok((status.code(), error.reason.into_owned(), error.message))
+        }
+    }
+}
+
+/// The messages of `subject` whose `Id77-Event-Type` is `M`, decoded.
+async fn typed<M: Message + Name + Default>(env: &Env, stream: StreamDef, subject: &str) -> Result<Vec<M>, BoxError> {
+    let mut out = Vec::new();
+    for message in env.messages(stream, subject).await? {
+        if header(&message, "Id77-Event-Type") == M::full_name() {
+            out.push(M::decode(message.payload.clone())?);
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn a_cancellation_withdraws_an_accepted_and_completed_referral_and_its_work_is_then_refused() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    let request = Env::request(&offer_id);
+    env.publish_request(&request, &Uuid::now_v7().to_string()).await?;
+    let referral = routing.wait_referral(&request.request_id).await?;
+
+    // An agent accepts through the portal: named on the referral and on the event; a free offer needs no quote.
+    let (agent, agent_id) = env.named_token(Role::ProviderAgent, Some(PROVIDER), "Claire Martin");
+    let accepted = routing.accept_as(&agent, &referral.id, 0, "").await?;
+    assert_eq!(
+        (accepted.status(), accepted.agreement()),
+        (pb::ReferralStatus::Accepted, pb::QuoteAgreement::NotRequired)
+    );
+    assert_eq!(
+        (accepted.decided_by_user_id.as_str(), accepted.decided_by_role.as_str(), accepted.decided_by_name.as_str()),
+        (agent_id.to_string().as_str(), "provider_agent", "Claire Martin")
+    );
+    let event = env.wait_messages(streams::ROUTING, "id77.routing.referral.accepted", 1).await?;
+    let event = pb::ReferralAccepted::decode(event[0].payload.clone())?;
+    assert_eq!(
+        (event.actor_user_id.as_str(), event.actor_role.as_str(), event.actor_name.as_str()),
+        (agent_id.to_string().as_str(), "provider_agent", "Claire Martin")
+    );
+    // Progress and the provider's completion (a claim requests has not applied: it cancels first).
+    let progressed = routing.progress_as(&agent, &referral.id, "Visite faite").await?;
+    assert_eq!(progressed.progress, "Visite faite");
+    let completed = routing.complete_as(&agent, &referral.id).await?;
+    assert!(completed.completed_at.is_some());
+    let event = env.wait_messages(streams::ROUTING, "id77.routing.referral.progressed", 1).await?;
+    let event = pb::ReferralProgressed::decode(event[0].payload.clone())?;
+    assert_eq!((event.actor_role.as_str(), event.actor_name.as_str()), ("provider_agent", "Claire Martin"));
+
+    // Requests cancelled the request first: the referral is withdrawn, after acceptance, naming who cancelled.
+    let member_user = Uuid::now_v7();
+    let cancellation = Env::cancellation(&request, member_user, "projet abandonné");
+    env.publish("id77.requests.request.cancelled", &cancellation, "cancel-1").await?;
+    let withdrawn = routing.wait_status(&referral.id, pb::ReferralStatus::Withdrawn).await?;
+    assert_eq!(withdrawn.reason, "request cancelled: projet abandonné");
+    assert!(withdrawn.completed_at.is_some(), "the completion time stays, overruled");
+    assert_eq!(
+        (withdrawn.decided_by_user_id.as_str(), withdrawn.decided_by_role.as_str(), withdrawn.decided_by_name.as_str()),
+        (member_user.to_string().as_str(), "member_user", "Marie Dupont")
+    );
+    // The provider is told on its own subject, typed by the header, and everybody else on routing's subject.
+    let provider_subject = streams::referral_offered_subject(PROVIDER);
+    env.wait_messages(streams::REFERRALS, &provider_subject, 2).await?;
+    let told: Vec<pb::ReferralWithdrawn> = typed(&env, streams::REFERRALS, &provider_subject).await?;
+    assert_eq!(told.len(), 1);
+    let integration = env.wait_messages(streams::ROUTING, "id77.routing.referral.withdrawn", 1).await?;
+    let integration = pb::ReferralWithdrawn::decode(integration[0].payload.clone())?;
+    for event in [&told[0], &integration] {
+        assert_eq!((event.referral_id.as_str(), event.after_acceptance), (referral.id.as_str(), true));
+        assert_eq!(
+            (event.actor_user_id.as_str(), event.actor_role.as_str(), event.actor_name.as_str()),
+            (member_user.to_string().as_str(), "member_user", "Marie Dupont")
+        );
+        assert_eq!(event.reason, "request cancelled: projet abandonné");
+    }
+
+    // Progress and completion are refused from now on: FAILED_PRECONDITION / INVALID_TRANSITION (409).
+    let expected = format!("referral {} was withdrawn: the request was cancelled (projet abandonné)", referral.id);
+    for result in
+        [routing.progress_as(&agent, &referral.id, "Encore").await, routing.complete_as(&agent, &referral.id).await]
+    {
+        assert_eq!(refusal(result)?, (tonic::Code::FailedPrecondition, "INVALID_TRANSITION".into(), expected.clone()));
+    }
+    // On NATS too: not applied, dead-lettered with the reason.
+    env.reply(PROVIDER, &referral.id, pb::ReplyDecision::Complete, "").await?;
+    let dead = env.wait_messages(streams::DEADLETTER, "id77.deadletter.routing-replies", 1).await?;
+    let why = header(&dead[0], "Id77-Dead-Letter-Reason");
+    assert!(why.contains("INVALID_TRANSITION") && why.contains("was withdrawn"), "{why}");
+
+    // A redelivered (or replayed) cancellation changes nothing: one withdrawal, told once.
+    env.publish("id77.requests.request.cancelled", &cancellation, "cancel-1-replayed").await?;
+    routing.wait_inbox("routing-cancellations", "cancel-1-replayed").await?;
+    wait_until(|| async { Ok(routing.outbox_rows().await?.1 == 0) }).await?;
+    assert_eq!(typed::<pb::ReferralWithdrawn>(&env, streams::REFERRALS, &provider_subject).await?.len(), 1);
+    assert_eq!(env.messages(streams::ROUTING, "id77.routing.referral.withdrawn").await?.len(), 1);
+    assert_eq!(env.messages(streams::ROUTING, "id77.routing.referral.completed").await?.len(), 1);
+    let again = routing.referral(&referral.id).await?;
+    assert_eq!((again.status(), again.decided_at), (pb::ReferralStatus::Withdrawn, withdrawn.decided_at));
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_billed_referral_waits_for_the_members_agreement_to_its_quote() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let (flat, free) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    env.publish_priced_offer(&flat, PROVIDER, PriceKind::Flat).await?;
+    env.publish_priced_offer(&free, PROVIDER, PriceKind::Free).await?;
+    let (billed_request, free_request, cancelled_request) =
+        (Env::request(&flat), Env::request(&free), Env::request(&flat));
+    for request in [&billed_request, &free_request, &cancelled_request] {
+        env.publish_request(request, &Uuid::now_v7().to_string()).await?;
+    }
+    let billed = routing.wait_referral(&billed_request.request_id).await?;
+    let free_referral = routing.wait_referral(&free_request.request_id).await?;
+    let cancelled = routing.wait_referral(&cancelled_request.request_id).await?;
+    assert_eq!(billed.agreement(), pb::QuoteAgreement::NotRequired, "not accepted yet: nothing to agree");
+
+    // The provider's connector accepts the billed offer on NATS: named as such; the work waits for the member.
+    env.reply(PROVIDER, &billed.id, pb::ReplyDecision::Accept, "").await?;
+    let waiting = routing.wait_agreement(&billed.id, pb::QuoteAgreement::AwaitingMember).await?;
+    assert_eq!(waiting.status(), pb::ReferralStatus::Accepted);
+    assert_eq!(
+        (waiting.decided_by_user_id.as_str(), waiting.decided_by_role.as_str(), waiting.decided_by_name.as_str()),
+        ("", "provider_consumer", "connecteur caue77")
+    );
+    let event = env.wait_messages(streams::ROUTING, "id77.routing.referral.accepted", 1).await?;
+    let event = pb::ReferralAccepted::decode(event[0].payload.clone())?;
+    assert_eq!(
+        (event.actor_user_id.as_str(), event.actor_role.as_str(), event.actor_name.as_str()),
+        ("", "provider_consumer", "connecteur caue77")
+    );
+
+    // Progress and completion are refused until the member accepts the quote: QUOTE_NOT_ACCEPTED (409).
+    let (agent, _) = env.named_token(Role::ProviderAgent, Some(PROVIDER), "Claire Martin");
+    for result in
+        [routing.progress_as(&agent, &billed.id, "Commencé").await, routing.complete_as(&agent, &billed.id).await]
+    {
+        let (code, reason, message) = refusal(result)?;
+        assert_eq!((code, reason.as_str()), (tonic::Code::FailedPrecondition, "QUOTE_NOT_ACCEPTED"));
+        assert!(message.contains("the member has not accepted the quote yet"), "{message}");
+    }
+    // On NATS: not applied, dead-lettered with the reason.
+    env.reply(PROVIDER, &billed.id, pb::ReplyDecision::Complete, "").await?;
+    let progress = pb::ReferralProgress {
+        referral_id: billed.id.clone(),
+        sequence: 1,
+        note: "Commencé".into(),
+        percent: 10,
+        reported_at: None,
+    };
+    env.publish(&streams::referral_reply_subject(PROVIDER), &progress, "early-progress").await?;
+    let dead = env.wait_messages(streams::DEADLETTER, "id77.deadletter.routing-replies", 2).await?;
+    for message in &dead {
+        let why = header(message, "Id77-Dead-Letter-Reason");
+        assert!(why.contains("QUOTE_NOT_ACCEPTED"), "{why}");
+    }
+    let still = routing.referral(&billed.id).await?;
+    assert!(still.completed_at.is_none() && still.progress.is_empty());
+    assert!(env.messages(streams::ROUTING, "id77.routing.referral.completed").await?.is_empty());
+    assert!(env.messages(streams::ROUTING, "id77.routing.referral.progressed").await?.is_empty());
+
+    // Billing's quote.accepted: the referral is agreed; a redelivery (another message id) changes nothing.
+    env.publish_quote_accepted(&billed, "quote-accepted-1").await?;
+    let agreed = routing.wait_agreement(&billed.id, pb::QuoteAgreement::Agreed).await?;
+    assert_eq!(agreed.decided_by_role, "provider_consumer", "the member's agreement is not a referral decision");
+    let outbox_before = routing.outbox_rows().await?.0;
+    env.publish_quote_accepted(&billed, "quote-accepted-1-again").await?;
+    routing.wait_inbox("routing-quotes", "quote-accepted-1-again").await?;
+    let again = routing.referral(&billed.id).await?;
+    assert_eq!((again.agreement(), again.status()), (pb::QuoteAgreement::Agreed, pb::ReferralStatus::Accepted));
+    assert_eq!(routing.outbox_rows().await?.0, outbox_before, "an agreement publishes nothing");
+
+    // Now the work goes on.
+    assert_eq!(routing.progress_as(&agent, &billed.id, "Commencé").await?.progress, "Commencé");
+    assert!(routing.complete_as(&agent, &billed.id).await?.completed_at.is_some());
+    let event = env.wait_messages(streams::ROUTING, "id77.routing.referral.completed", 1).await?;
+    let event = pb::ReferralCompleted::decode(event[0].payload.clone())?;
+    assert_eq!((event.referral_id.as_str(), event.actor_name.as_str()), (billed.id.as_str(), "Claire Martin"));
+
+    // A free offer: nothing to agree, the work starts at once.
+    let accepted = routing.accept_as(&agent, &free_referral.id, 0, "").await?;
+    assert_eq!(accepted.agreement(), pb::QuoteAgreement::NotRequired);
+    assert_eq!(routing.progress_as(&agent, &free_referral.id, "Relevés").await?.progress, "Relevés");
+
+    // A quote accepted after the request was cancelled: the withdrawn referral is left as it is.
+    routing.accept_as(&agent, &cancelled.id, 0, "").await?;
+    let cancellation = Env::cancellation(&cancelled_request, Uuid::now_v7(), "");
+    env.publish("id77.requests.request.cancelled", &cancellation, "cancel-billed").await?;
+    routing.wait_status(&cancelled.id, pb::ReferralStatus::Withdrawn).await?;
+    env.publish_quote_accepted(&cancelled, "quote-accepted-late").await?;
+    routing.wait_inbox("routing-quotes", "quote-accepted-late").await?;
+    let late = routing.referral(&cancelled.id).await?;
+    assert_eq!((late.status(), late.agreement()), (pb::ReferralStatus::Withdrawn, pb::QuoteAgreement::AwaitingMember));
+    let (code, reason, message) = refusal(routing.progress_as(&agent, &cancelled.id, "Trop tard").await)?;
+    assert_eq!((code, reason.as_str()), (tonic::Code::FailedPrecondition, "INVALID_TRANSITION"));
+    assert_eq!(message, format!("referral {} was withdrawn: the request was cancelled", cancelled.id));
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_coordinator_and_routing_itself_are_named_on_what_they_decide() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    env.publish_offer_of(&Uuid::now_v7().to_string(), NORD, 1).await?;
+    wait_until(|| async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM provider").fetch_one(&routing.pool).await?;
+        Ok(n == 2)
+    })
+    .await?;
+    routing.create_rule("Arrondissement de Provins", r#"{"arrondissement":["772"]}"#, NORD).await?;
+    // Routed by routing's rules: "system".
+    let routed = Env::request(&offer_id);
+    env.publish_request(&routed, &Uuid::now_v7().to_string()).await?;
+    routing.wait_referral(&routed.request_id).await?;
+    // An open request the coordinator places by hand, with a note.
+    let open = RequestSubmitted { offer_id: String::new(), ..Env::request("") };
+    env.publish_request(&open, &Uuid::now_v7().to_string()).await?;
+    wait_until(|| async { routing.in_triage(&open.request_id).await }).await?;
+    let (coordinator, coordinator_id) = env.named_token(Role::Coordinator, None, "Paul Bernard");
+    let assign = pb::AssignTriagedRequest {
+        request_id: open.request_id.clone(),
+        offer_id: offer_id.clone(),
+        provider_code: PROVIDER.into(),
+        note: "vu en réunion".into(),
+    };
+    let placed = routing.grpc.assign_triaged(with_token(assign, &coordinator)).await?.into_inner();
+    // Then reassigns it (the offered referral is withdrawn by the coordinator), then withdraws the new one.
+    let reassign = pb::ReassignReferralRequest {
+        referral_id: placed.id.clone(),
+        provider_code: NORD.into(),
+        reason: "plus proche".into(),
+    };
+    let moved = routing.grpc.reassign_referral(with_token(reassign, &coordinator)).await?.into_inner();
+    let withdraw = pb::WithdrawReferralRequest { referral_id: moved.id.clone(), reason: "doublon".into() };
+    let withdrawn = routing.grpc.withdraw_referral(with_token(withdraw, &coordinator)).await?.into_inner();
+    let me = coordinator_id.to_string();
+    assert_eq!(
+        (withdrawn.decided_by_user_id.as_str(), withdrawn.decided_by_role.as_str(), withdrawn.decided_by_name.as_str()),
+        (me.as_str(), "coordinator", "Paul Bernard")
+    );
+    assert_eq!(routing.referral(&placed.id).await?.decided_by_name, "Paul Bernard");
+
+    let offered = env.wait_messages(streams::ROUTING, "id77.routing.referral.offered", 3).await?;
+    let offered: Vec<pb::ReferralOffered> =
+        offered.iter().map(|m| pb::ReferralOffered::decode(m.payload.clone())).collect::<Result<_, _>>()?;
+    let by_rule = offered.iter().find(|o| o.request_id == routed.request_id).ok_or("no routed offer")?;
+    assert_eq!(
+        (
+            by_rule.actor_user_id.as_str(),
+            by_rule.actor_role.as_str(),
+            by_rule.actor_name.as_str(),
+            by_rule.note.as_str()
+        ),
+        ("", "system", "", "")
+    );
+    let by_hand: Vec<_> = offered.iter().filter(|o| o.request_id == open.request_id).collect();
+    assert_eq!(by_hand.len(), 2);
+    for (event, note) in by_hand.iter().zip(["vu en réunion", "plus proche"]) {
+        assert_eq!(
+            (event.actor_user_id.as_str(), event.actor_role.as_str(), event.actor_name.as_str(), event.note.as_str()),
+            (me.as_str(), "coordinator", "Paul Bernard", note)
+        );
+    }
+    // The provider is told of the triaged placement by name, on its own subject.
+    let told: Vec<pb::ReferralOffered> =
+        typed(&env, streams::REFERRALS, &streams::referral_offered_subject(PROVIDER)).await?;
+    let triaged = told.iter().find(|o| o.referral_id == placed.id).ok_or("provider not told")?;
+    assert_eq!((triaged.actor_name.as_str(), triaged.note.as_str()), ("Paul Bernard", "vu en réunion"));
+    let withdrawals = env.wait_messages(streams::ROUTING, "id77.routing.referral.withdrawn", 2).await?;
+    for message in &withdrawals {
+        let event = pb::ReferralWithdrawn::decode(message.payload.clone())?;
+        assert_eq!((event.actor_role.as_str(), event.actor_name.as_str()), ("coordinator", "Paul Bernard"));
+        assert!(!event.after_acceptance);
+    }
+
+    // A decline on NATS is the provider's connector; the re-routing after it is routing's own.
+    let first = routing.wait_referral(&routed.request_id).await?;
+    assert_eq!(first.provider_code, NORD);
+    env.reply(NORD, &first.id, pb::ReplyDecision::Decline, "complet").await?;
+    let declined = routing.wait_status(&first.id, pb::ReferralStatus::Declined).await?;
+    assert_eq!(
+        (declined.decided_by_role.as_str(), declined.decided_by_name.as_str()),
+        ("provider_consumer", "connecteur agence-nord")
+    );
+    let event = env.wait_messages(streams::ROUTING, "id77.routing.referral.declined", 1).await?;
+    let event = pb::ReferralDeclined::decode(event[0].payload.clone())?;
+    assert_eq!((event.actor_role.as_str(), event.actor_name.as_str()), ("provider_consumer", "connecteur agence-nord"));
+    let rerouted = routing.wait_referrals(&routed.request_id, 2).await?;
+    assert_eq!(rerouted[1].provider_code, PROVIDER);
+    let offered = env.wait_messages(streams::ROUTING, "id77.routing.referral.offered", 4).await?;
+    let next = offered
+        .iter()
+        .map(|m| pb::ReferralOffered::decode(m.payload.clone()))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .find(|o| o.referral_id == rerouted[1].id)
+        .ok_or("no re-routed offer")?;
+    assert_eq!((next.actor_role.as_str(), next.actor_name.as_str()), ("system", ""));
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_coordinator_lists_every_referral_page_by_page() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let (offer_p, offer_q) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    env.publish_offer_of(&offer_p, PROVIDER, 1).await?;
+    env.publish_offer_of(&offer_q, NORD, 1).await?;
+    let mut expected = Vec::new();
+    for offer in [&offer_p, &offer_q, &offer_p, &offer_q, &offer_p] {
+        let request = Env::request(offer);
+        env.publish_request(&request, &Uuid::now_v7().to_string()).await?;
+        expected.push(routing.wait_referral(&request.request_id).await?.id);
+    }
+    // One of them decided, so that the list is not only offered referrals.
+    env.reply(PROVIDER, &expected[0], pb::ReplyDecision::Accept, "").await?;
+    routing.wait_status(&expected[0], pb::ReferralStatus::Accepted).await?;
+
+    // No request, no provider: everything, oldest first, two by two (what a reconciler reads).
+    let (coordinator, _) = env.named_token(Role::Coordinator, None, "Réconciliateur");
+    let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let req = pb::ListReferralsRequest { page_size: 2, page_token: token.clone(), ..Default::default() };
+        let page = routing.grpc.list_referrals(with_token(req, &coordinator)).await?.into_inner();
+        assert!(page.referrals.len() <= 2);
+        seen.extend(page.referrals.into_iter().map(|r| r.id));
+        pages += 1;
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    expected.sort();
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "every referral of every provider, once");
+    assert_eq!(pages, 3);
+    // The operator sees no operational data; an agent's "everything" is its own provider's.
+    let operator = env.keys.token(Role::Operator, None, None);
+    assert_eq!(code(routing.list_as(&operator, "").await)?, tonic::Code::PermissionDenied);
+    let agent = env.keys.token(Role::ProviderAgent, None, Some(NORD));
+    assert_eq!(routing.list_as(&agent, "").await?.len(), 2);
 
     routing.stop().await?;
     env.cleanup().await;
