@@ -163,6 +163,7 @@ mod tests {
             provider_code: provider_code.map(str::to_owned),
             email: String::new(),
             session: String::new(),
+            name: String::new(),
         }
     }
 

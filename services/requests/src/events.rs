@@ -16,6 +16,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::lifecycle::{self, Actor, Next, RequestStatus, State, Step, Trigger};
+use crate::notify::domain::CancelCause;
 use crate::store::{self, RequestRow, Territory};
 
 pub const SUBJECT_SUBMITTED: &str = "id77.requests.request.submitted";
@@ -39,10 +40,30 @@ pub fn state_of(row: &RequestRow) -> Result<State, String> {
     Ok(State { status, provider: row.provider_code.clone(), updated_at: row.updated_at })
 }
 
+/// What a step tells beyond itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cause<'a> {
+    /// The referral whose event made the step: `request.completed` carries it (billing invoices its accepted
+    /// quote).
+    pub referral_id: &'a str,
+    /// Why a cancellation happened (a person, a refused or expired quote): the provider's mail says it.
+    pub cancel: CancelCause<'a>,
+    /// The provider known to hold the request when requests' own state does not say so yet (a quote's issuer
+    /// whose acceptance requests has not consumed yet): told of a cancellation all the same.
+    pub provider: Option<&'a str>,
+}
+
 /// Records a step (status, history row by `actor`) and the events it emits through the outbox:
-/// `request.status_changed` on every step, `request.completed` on completion, `request.cancelled` on
-/// cancellation.
-pub async fn record(conn: &mut PgConnection, row: &RequestRow, step: &Step, actor: &Actor) -> Result<(), sqlx::Error> {
+/// `request.status_changed` on every step (and the member's users' mails), `request.completed` on completion
+/// (with the referral), `request.cancelled` on cancellation (with who and the provider that held the request,
+/// whose agents get a mail).
+pub async fn record(
+    conn: &mut PgConnection,
+    row: &RequestRow,
+    step: &Step,
+    actor: &Actor,
+    cause: &Cause<'_>,
+) -> Result<(), sqlx::Error> {
     store::apply_step(conn, row.id, step, actor).await?;
     let offer_id = row.offer_id.map(|id| id.to_string()).unwrap_or_default();
     let referent = store::referent_in(conn, row.member_id).await?;
@@ -67,17 +88,29 @@ pub async fn record(conn: &mut PgConnection, row: &RequestRow, step: &Step, acto
                 offer_id,
                 provider_code: step.provider.clone().unwrap_or_default(),
                 occurred_at: Some(time::to_proto(step.at)),
+                referral_id: cause.referral_id.trim().to_owned(),
             };
             outbox::enqueue(conn, SUBJECT_COMPLETED, &event).await?;
         }
         RequestStatus::Cancelled => {
+            let provider = step.provider_before().or(cause.provider.map(str::trim).filter(|p| !p.is_empty()));
             let event = RequestCancelled {
                 request_id: row.id.to_string(),
                 member_id: row.member_id.to_string(),
                 reason: step.reason.clone(),
                 occurred_at: Some(time::to_proto(step.at)),
+                actor_user_id: actor.user_id().map(|id| id.to_string()).unwrap_or_default(),
+                actor_role: actor.role().to_owned(),
+                actor_name: actor.name().to_owned(),
+                provider_code: provider.unwrap_or_default().to_owned(),
             };
             outbox::enqueue(conn, SUBJECT_CANCELLED, &event).await?;
+            if let Some(provider) = provider {
+                let told =
+                    crate::notify::cancelled_for_provider(conn, event_id, row, provider, step, actor, cause.cancel)
+                        .await?;
+                tracing::info!(request_id = %row.id, provider, agents = told, "provider told of the cancellation");
+            }
         }
         _ => {}
     }
@@ -195,78 +228,140 @@ fn routed_at(ts: Option<&id77_proto::prost_types::Timestamp>) -> DateTime<Utc> {
     ts.and_then(time::from_proto).unwrap_or_else(time::now)
 }
 
+/// What requests takes from one of routing's referral events.
+struct Routed {
+    request_id: String,
+    trigger: Trigger,
+    at: DateTime<Utc>,
+    /// A provider's answer (accepted, declined): dates the first answer.
+    answer: bool,
+    /// The referral's offer (an open request takes it).
+    offer_id: String,
+    referral_id: String,
+    actor: Actor,
+    /// The coordinator's note when it placed the request by hand.
+    note: String,
+}
+
 /// Moves requests along with routing's referral events (offered, accepted, declined, expired, withdrawn,
-/// progressed, completed), in any order: a stale or repeated event changes nothing.
+/// progressed, completed), in any order: a stale or repeated event changes nothing. Each step names who did it
+/// as routing says (the coordinator, an agent, a provider's connector; the platform for routing's timers).
 pub struct ReferralEvents;
+
+fn routed(event: &Event) -> Result<Option<Routed>, HandleError> {
+    Ok(Some(match event.subject.as_str() {
+        "id77.routing.referral.offered" => {
+            let e: ReferralOffered = event.decode()?;
+            Routed {
+                at: routed_at(e.occurred_at.as_ref()),
+                actor: Actor::from_event(&e.actor_user_id, &e.actor_role, &e.actor_name),
+                trigger: Trigger::Offered { provider: e.provider_code },
+                answer: false,
+                request_id: e.request_id,
+                offer_id: e.offer_id,
+                referral_id: e.referral_id,
+                note: e.note,
+            }
+        }
+        "id77.routing.referral.accepted" => {
+            let e: ReferralAccepted = event.decode()?;
+            Routed {
+                at: routed_at(e.occurred_at.as_ref()),
+                actor: Actor::from_event(&e.actor_user_id, &e.actor_role, &e.actor_name),
+                trigger: Trigger::Accepted { provider: e.provider_code },
+                answer: true,
+                request_id: e.request_id,
+                offer_id: e.offer_id,
+                referral_id: e.referral_id,
+                note: String::new(),
+            }
+        }
+        "id77.routing.referral.declined" => {
+            let e: ReferralDeclined = event.decode()?;
+            Routed {
+                at: routed_at(e.occurred_at.as_ref()),
+                actor: Actor::from_event(&e.actor_user_id, &e.actor_role, &e.actor_name),
+                trigger: Trigger::Declined {
+                    provider: e.provider_code,
+                    reason: e.reason,
+                    next: next(e.rerouted, &e.next_provider_code),
+                },
+                answer: true,
+                request_id: e.request_id,
+                offer_id: e.offer_id,
+                referral_id: e.referral_id,
+                note: String::new(),
+            }
+        }
+        "id77.routing.referral.expired" => {
+            // Routing's own timer: the platform did it.
+            let e: ReferralExpired = event.decode()?;
+            Routed {
+                at: routed_at(e.occurred_at.as_ref()),
+                actor: Actor::System,
+                trigger: Trigger::Expired { provider: e.provider_code, next: next(e.rerouted, &e.next_provider_code) },
+                answer: false,
+                request_id: e.request_id,
+                offer_id: e.offer_id,
+                referral_id: e.referral_id,
+                note: String::new(),
+            }
+        }
+        "id77.routing.referral.withdrawn" => {
+            let e: ReferralWithdrawn = event.decode()?;
+            Routed {
+                at: routed_at(e.occurred_at.as_ref()),
+                actor: Actor::from_event(&e.actor_user_id, &e.actor_role, &e.actor_name),
+                trigger: Trigger::Withdrawn { provider: e.provider_code, reason: e.reason },
+                answer: false,
+                request_id: e.request_id,
+                offer_id: e.offer_id,
+                referral_id: e.referral_id,
+                note: String::new(),
+            }
+        }
+        "id77.routing.referral.progressed" => {
+            let e: ReferralProgressed = event.decode()?;
+            Routed {
+                at: routed_at(e.occurred_at.as_ref()),
+                actor: Actor::from_event(&e.actor_user_id, &e.actor_role, &e.actor_name),
+                trigger: Trigger::Progressed { provider: e.provider_code, note: e.note },
+                answer: false,
+                request_id: e.request_id,
+                offer_id: String::new(),
+                referral_id: e.referral_id,
+                note: String::new(),
+            }
+        }
+        "id77.routing.referral.completed" => {
+            let e: ReferralCompleted = event.decode()?;
+            Routed {
+                at: routed_at(e.occurred_at.as_ref()),
+                actor: Actor::from_event(&e.actor_user_id, &e.actor_role, &e.actor_name),
+                trigger: Trigger::Completed { provider: e.provider_code },
+                answer: false,
+                request_id: e.request_id,
+                offer_id: e.offer_id,
+                referral_id: e.referral_id,
+                note: String::new(),
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
 
 impl EventHandler for ReferralEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        // (request, trigger, when, whether it is a provider's answer, offer of the referral)
-        let (request_id, trigger, at, answer, offer_id) = match event.subject.as_str() {
-            "id77.routing.referral.offered" => {
-                let e: ReferralOffered = event.decode()?;
-                let at = routed_at(e.occurred_at.as_ref());
-                (e.request_id, Trigger::Offered { provider: e.provider_code }, at, false, e.offer_id)
-            }
-            "id77.routing.referral.accepted" => {
-                let e: ReferralAccepted = event.decode()?;
-                let at = routed_at(e.occurred_at.as_ref());
-                (e.request_id, Trigger::Accepted { provider: e.provider_code }, at, true, e.offer_id)
-            }
-            "id77.routing.referral.declined" => {
-                let e: ReferralDeclined = event.decode()?;
-                let at = routed_at(e.occurred_at.as_ref());
-                let next = next(e.rerouted, &e.next_provider_code);
-                (
-                    e.request_id,
-                    Trigger::Declined { provider: e.provider_code, reason: e.reason, next },
-                    at,
-                    true,
-                    e.offer_id,
-                )
-            }
-            "id77.routing.referral.expired" => {
-                let e: ReferralExpired = event.decode()?;
-                let at = routed_at(e.occurred_at.as_ref());
-                let next = next(e.rerouted, &e.next_provider_code);
-                (e.request_id, Trigger::Expired { provider: e.provider_code, next }, at, false, e.offer_id)
-            }
-            "id77.routing.referral.withdrawn" => {
-                let e: ReferralWithdrawn = event.decode()?;
-                let at = routed_at(e.occurred_at.as_ref());
-                (
-                    e.request_id,
-                    Trigger::Withdrawn { provider: e.provider_code, reason: e.reason },
-                    at,
-                    false,
-                    e.offer_id,
-                )
-            }
-            "id77.routing.referral.progressed" => {
-                let e: ReferralProgressed = event.decode()?;
-                let at = routed_at(e.occurred_at.as_ref());
-                (
-                    e.request_id,
-                    Trigger::Progressed { provider: e.provider_code, note: e.note },
-                    at,
-                    false,
-                    String::new(),
-                )
-            }
-            "id77.routing.referral.completed" => {
-                let e: ReferralCompleted = event.decode()?;
-                let at = routed_at(e.occurred_at.as_ref());
-                (e.request_id, Trigger::Completed { provider: e.provider_code }, at, false, e.offer_id)
-            }
-            _ => return Ok(()),
+        let Some(r) = routed(event)? else {
+            return Ok(());
         };
-        let request_id = uuid("request_id", &request_id)?;
+        let request_id = uuid("request_id", &r.request_id)?;
         let Some(mut request) = store::request_for_update(conn, request_id).await? else {
             return Err(HandleError::Reject(anyhow!("referral event for unknown request {request_id}")));
         };
         // An open orientation request gets the offer the coordinator attached at triage.
         if request.offer_id.is_none()
-            && let Ok(offer_id) = Uuid::parse_str(offer_id.trim())
+            && let Ok(offer_id) = Uuid::parse_str(r.offer_id.trim())
         {
             let Some(offer) = store::offer(conn, offer_id).await? else {
                 return Err(HandleError::Retry(anyhow!("offer {offer_id} of request {request_id} not yet known")));
@@ -276,16 +371,19 @@ impl EventHandler for ReferralEvents {
                 request.offer_id = Some(offer_id);
             }
         }
-        if answer {
-            store::mark_answered(conn, request_id, at).await?;
+        if r.answer {
+            store::mark_answered(conn, request_id, r.at).await?;
         }
         let state = state_of(&request).map_err(|e| HandleError::Reject(anyhow!(e)))?;
-        let step = lifecycle::apply(&state, &trigger, at).map_err(|e| HandleError::Reject(anyhow!(e.message)))?;
+        let step = lifecycle::apply(&state, &r.trigger, r.at).map_err(|e| HandleError::Reject(anyhow!(e.message)))?;
         let Some(step) = step else {
-            tracing::info!(%request_id, status = state.status.as_str(), trigger = trigger.name(), "stale referral event ignored");
+            // A cancellation recorded first makes a later completion stale: requests decides (ADR 0013).
+            tracing::info!(%request_id, status = state.status.as_str(), trigger = r.trigger.name(), referral_id = %r.referral_id, "stale referral event ignored");
             return Ok(());
         };
-        record(conn, &request, &step, &Actor::System).await?;
+        let step = step.with_note(&r.note);
+        let cause = Cause { referral_id: &r.referral_id, ..Cause::default() };
+        record(conn, &request, &step, &r.actor, &cause).await?;
         Ok(())
     }
 }

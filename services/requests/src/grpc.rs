@@ -5,15 +5,15 @@ use id77_platform::auth::{Authenticator, Caller, Role};
 use id77_platform::{ErrorCode, ServiceError, outbox, page, time};
 use id77_proto::requests::v1 as pb;
 use id77_proto::requests::v1::requests_service_server::RequestsService;
-use sqlx::PgPool;
 use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::access::{self, RequestFacts};
 use crate::domain::lifecycle::{self, Actor, RequestStatus, Trigger};
 use crate::domain::{self, Category, RawDates, RawSite, stats};
-use crate::events::{self, SUBJECT_SUBMITTED};
+use crate::events::{self, Cause, SUBJECT_SUBMITTED};
 use crate::store::{self, Filter, HistoryRow, RequestRow};
 
 pub struct RequestsApi {
@@ -85,6 +85,7 @@ fn to_proto(r: RequestRow, history: Vec<HistoryRow>, feedback: Option<store::Fee
                 actor_user_id: h.actor_user_id.map(|id| id.to_string()).unwrap_or_default(),
                 actor_role: h.actor_role,
                 provider_code: h.provider_code.unwrap_or_default(),
+                actor_name: h.actor_name,
             })
             .collect(),
         offer_version: r.offer_version.unwrap_or(0),
@@ -121,10 +122,12 @@ fn timestamp(
     }
 }
 
-/// The user as the actor of a change, in the first of `roles` it has.
-fn actor(caller: &Caller, roles: &[Role]) -> Actor {
+/// The user as the actor of a change, in the first of `roles` it has, with its display name
+/// ([`crate::notify::name_of`]).
+async fn actor(conn: &mut PgConnection, caller: &Caller, roles: &[Role]) -> Result<Actor, sqlx::Error> {
     let role = roles.iter().find(|r| caller.has(**r)).map_or("unknown", |r| r.as_str());
-    Actor::User { id: caller.user_id, role: role.to_owned() }
+    let name = crate::notify::name_of(conn, caller).await?;
+    Ok(Actor::User { id: caller.user_id, role: role.to_owned(), name })
 }
 
 impl RequestsApi {
@@ -227,7 +230,7 @@ impl RequestsApi {
             first_answered_at: None,
             completed_at: None,
         };
-        let submitter = actor(caller, &access::SUBMITTERS);
+        let submitter = actor(&mut tx, caller, &access::SUBMITTERS).await?;
         match store::insert_request(&mut tx, &row, s.idempotency_key.as_deref(), &submitter).await {
             Ok(()) => {}
             // Same key submitted concurrently: the other transaction won; return its request (or a conflict).
@@ -257,7 +260,7 @@ impl RequestsApi {
             // Routing queues every request without an offer for the coordinator's triage.
             let state = events::state_of(&row).map_err(|e| ServiceError::internal("new request", e))?;
             if let Some(step) = lifecycle::apply(&state, &Trigger::Queued, now)? {
-                events::record(&mut tx, &row, &step, &Actor::System).await?;
+                events::record(&mut tx, &row, &step, &Actor::System, &Cause::default()).await?;
             }
         }
         tx.commit().await?;
@@ -353,7 +356,7 @@ impl RequestsApi {
         caller: &Caller,
         id: Uuid,
         trigger: Trigger,
-        who: Actor,
+        roles: &[Role],
         allowed: impl Fn(&RequestFacts<'_>) -> Result<(), access::Denied>,
     ) -> Result<pb::Request, ServiceError> {
         let mut tx = self.pool.begin().await?;
@@ -366,7 +369,8 @@ impl RequestsApi {
         let state = events::state_of(&row).map_err(|e| ServiceError::internal("reading a request", e))?;
         let step = lifecycle::apply(&state, &trigger, time::now())?
             .ok_or_else(|| lifecycle::invalid_transition(state.status, trigger.name()))?;
-        events::record(&mut tx, &row, &step, &who).await?;
+        let who = actor(&mut tx, caller, roles).await?;
+        events::record(&mut tx, &row, &step, &who, &Cause::default()).await?;
         tx.commit().await?;
         let row = store::get_request(&self.pool, id).await?.ok_or_else(not_found)?;
         self.full(row).await
@@ -378,16 +382,15 @@ impl RequestsApi {
         }
         let id = parse_id("id", &req.id)?;
         let reason = domain::validate_reason(&req.reason)?;
-        let who = actor(caller, &[Role::MemberAdmin, Role::MemberUser, Role::Coordinator]);
-        self.command(caller, id, Trigger::Cancel { reason }, who, |f| access::cancel_request(caller, f)).await
+        let roles = [Role::MemberAdmin, Role::MemberUser, Role::Coordinator];
+        self.command(caller, id, Trigger::Cancel { reason }, &roles, |f| access::cancel_request(caller, f)).await
     }
 
     async fn close(&self, caller: &Caller, req: pb::CloseRequestRequest) -> Result<pb::Request, ServiceError> {
         access::coordinate(caller).map_err(|d| d.into_error("request", &req.id))?;
         let id = parse_id("id", &req.id)?;
         let reason = domain::validate_reason(&req.reason)?;
-        let who = actor(caller, &[Role::Coordinator]);
-        self.command(caller, id, Trigger::Close { reason }, who, |_| Ok(())).await
+        self.command(caller, id, Trigger::Close { reason }, &[Role::Coordinator], |_| Ok(())).await
     }
 
     async fn feedback(&self, caller: &Caller, req: pb::GiveFeedbackRequest) -> Result<pb::Request, ServiceError> {

@@ -1,5 +1,6 @@
 //! Requests: what a member asks of ID 77 and where it stands. Knows member status, member referents and offers
-//! from its own read models, fed by events; never calls membership or catalogue synchronously. Every call is
+//! from its own read models, fed by events; never calls membership or catalogue synchronously. It is the arbiter of
+//! a request's fate (ADR 0013): routing's completion and billing's quote decisions are applied here in order. Every call is
 //! authorized from the caller's verified token on the request's own rows (`access`).
 
 pub mod access;
@@ -8,6 +9,7 @@ pub mod domain;
 pub mod events;
 pub mod grpc;
 pub mod notify;
+pub mod quotes;
 pub mod store;
 
 use std::sync::Arc;
@@ -63,6 +65,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ctx.spawn_consumer(
         ConsumerSpec::new(streams::MEMBERSHIP, "requests-users", "id77.membership.user.>"),
         Arc::new(notify::UserEvents),
+    );
+    ctx.spawn_consumer(
+        ConsumerSpec::new(streams::BILLING, "requests-quotes", quotes::FILTER),
+        Arc::new(quotes::QuoteEvents),
     );
     ctx.spawn(notify::sender::run(ctx.pool.clone(), config.mail, ctx.shutdown.clone()));
     let api = RequestsServiceServer::new(grpc::RequestsApi::new(ctx.pool.clone(), ctx.auth.clone()))

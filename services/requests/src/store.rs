@@ -36,6 +36,8 @@ pub struct HistoryRow {
     pub from_status: Option<String>,
     pub actor_user_id: Option<Uuid>,
     pub actor_role: String,
+    /// The actor's display name when it acted (empty: the platform, or a row written before names were kept).
+    pub actor_name: String,
     pub provider_code: Option<String>,
 }
 
@@ -270,8 +272,8 @@ async fn add_history(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO request_history (request_id, from_status, status, provider_code, reason, at, actor_user_id,
-                                      actor_role)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                      actor_role, actor_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(request_id)
     .bind(from)
@@ -281,6 +283,7 @@ async fn add_history(
     .bind(at)
     .bind(actor.user_id())
     .bind(actor.role())
+    .bind(actor.name())
     .execute(conn)
     .await?;
     Ok(())
@@ -353,7 +356,7 @@ pub async fn get_request(pool: &PgPool, id: Uuid) -> Result<Option<RequestRow>, 
 
 pub async fn history(pool: &PgPool, id: Uuid) -> Result<Vec<HistoryRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT status, reason, at, from_status, actor_user_id, actor_role, provider_code
+        "SELECT status, reason, at, from_status, actor_user_id, actor_role, actor_name, provider_code
          FROM request_history WHERE request_id = $1 ORDER BY seq",
     )
     .bind(id)

@@ -44,9 +44,11 @@ pub fn author_role(caller: &Caller, facts: &RequestFacts<'_>) -> Role {
     }
 }
 
-/// The name shown for an author when no display name is known: the e-mail of its token, or its role.
-pub fn fallback_name(caller: &Caller, role: Role) -> String {
-    if caller.email.trim().is_empty() { role.as_str().to_owned() } else { caller.email.trim().to_owned() }
+/// The name a message shows for its author: `known` (its display name, else its e-mail address:
+/// [`crate::notify::name_of`]), or its role when nothing is known. Stored with the message: a message keeps the
+/// name it was written under.
+pub fn author_name(known: &str, role: Role) -> String {
+    if known.trim().is_empty() { role.as_str().to_owned() } else { known.trim().to_owned() }
 }
 
 /// A message body: trimmed, at most [`MAX_BODY_CHARS`]; required unless the message carries an attachment.
@@ -448,6 +450,7 @@ mod tests {
             provider_code: provider.map(str::to_owned),
             email: String::new(),
             session: String::new(),
+            name: String::new(),
         };
         let someone = Uuid::from_u128(5);
         assert_eq!(author_role(&caller(Role::MemberAdmin, Some(member), None, someone), &facts), Role::MemberAdmin);
@@ -459,8 +462,10 @@ mod tests {
         assert_eq!(author_role(&caller(Role::Referent, None, None, referent), &facts), Role::Referent);
         assert_eq!(author_role(&caller(Role::Coordinator, None, None, someone), &facts), Role::Coordinator);
         let mut named = caller(Role::Coordinator, None, None, someone);
-        assert_eq!(fallback_name(&named, Role::Coordinator), "coordinator");
+        assert_eq!(author_name(named.display_name(), Role::Coordinator), "coordinator");
         named.email = "guichet@id77.fr".into();
-        assert_eq!(fallback_name(&named, Role::Coordinator), "guichet@id77.fr");
+        assert_eq!(author_name(named.display_name(), Role::Coordinator), "guichet@id77.fr");
+        named.name = " Claire Martin ".into();
+        assert_eq!(author_name(named.display_name(), Role::Coordinator), "Claire Martin", "a name, not an address");
     }
 }

@@ -95,7 +95,7 @@ async fn post_in(
     attachment_count: u32,
 ) -> Result<MessageRow, ServiceError> {
     let now = time::now();
-    let name = domain::fallback_name(caller, who.role);
+    let name = domain::author_name(&crate::notify::name_of(tx, caller).await?, who.role);
     let message = NewMessage {
         id,
         request_id: who.thread.id,

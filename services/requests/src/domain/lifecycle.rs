@@ -5,8 +5,12 @@
 //!            └─> referred <───┘ ─> accepted ─> in_progress ─> completed ─> closed
 //!                  │  ↺ re-routed to another provider
 //!                  └─> declined   (a provider declined and routing did not re-route: legacy events only)
-//! any status before completed ─> cancelled   (the member's users or the coordinator)
+//! any status before completed ─> cancelled   (the member's users, the coordinator, a refused or expired quote)
 //! ```
+//!
+//! Requests is the arbiter of a request's fate (docs/adr/0013-one-truth-across-services.md): a cancellation
+//! recorded first makes a later `referral.completed` stale; a completion recorded first makes a later
+//! cancellation an `INVALID_TRANSITION`.
 //!
 //! Final statuses: `declined`, `cancelled`, `closed`. Routing's events may arrive out of order or twice: each
 //! one either moves the request forward ([`Step`]) or is stale and changes nothing (`Ok(None)`); the commands of
@@ -84,6 +88,11 @@ impl RequestStatus {
         matches!(self, Self::Submitted | Self::Triage | Self::Referred | Self::Accepted | Self::InProgress)
     }
 
+    /// A provider holds the request (offered to it, or working on it): its agents are told when it is cancelled.
+    pub fn is_with_provider(self) -> bool {
+        matches!(self, Self::Referred | Self::Accepted | Self::InProgress)
+    }
+
     /// The transitions of the lifecycle. `referred → referred` is a re-routing to another provider. Skips over
     /// a status (e.g. `submitted → accepted`) exist because routing's events may be consumed out of order.
     pub fn can_become(self, next: Self) -> bool {
@@ -101,25 +110,63 @@ impl RequestStatus {
     }
 }
 
-/// Who made a change: a user acting in a role, or routing (through its events).
+/// Who made a change: a person acting in a role, a service acting without a user of its own (a provider's
+/// NATS consumer), or the platform itself (routing's timers, an expired quote).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    User { id: Uuid, role: String },
+    /// A person: its user id, the role it acted in, its display name when it acted.
+    User {
+        id: Uuid,
+        role: String,
+        name: String,
+    },
+    /// No user account: e.g. role `provider_consumer`, name `connecteur caue77`.
+    Service {
+        role: String,
+        name: String,
+    },
     System,
 }
 
+/// The role of [`Actor::System`].
+pub const SYSTEM_ROLE: &str = "system";
+
 impl Actor {
+    /// The actor an event names (`actor_user_id`, `actor_role`, `actor_name`): a person when it carries a user id,
+    /// the platform when it carries neither a user nor a role other than `system` (older events included), a
+    /// service otherwise. A user id that is not a UUID names no user (the role and name are kept).
+    pub fn from_event(user_id: &str, role: &str, name: &str) -> Self {
+        let (role, name) = (role.trim(), name.trim());
+        match Uuid::parse_str(user_id.trim()) {
+            Ok(id) => Self::User {
+                id,
+                role: if role.is_empty() { "user".to_owned() } else { role.to_owned() },
+                name: name.to_owned(),
+            },
+            Err(_) if role.is_empty() || role == SYSTEM_ROLE => Self::System,
+            Err(_) => Self::Service { role: role.to_owned(), name: name.to_owned() },
+        }
+    }
+
     pub fn user_id(&self) -> Option<Uuid> {
         match self {
             Self::User { id, .. } => Some(*id),
-            Self::System => None,
+            Self::Service { .. } | Self::System => None,
         }
     }
 
     pub fn role(&self) -> &str {
         match self {
-            Self::User { role, .. } => role,
-            Self::System => "system",
+            Self::User { role, .. } | Self::Service { role, .. } => role,
+            Self::System => SYSTEM_ROLE,
+        }
+    }
+
+    /// The display name (empty for the platform).
+    pub fn name(&self) -> &str {
+        match self {
+            Self::User { name, .. } | Self::Service { name, .. } => name,
+            Self::System => "",
         }
     }
 }
@@ -171,6 +218,15 @@ pub enum Trigger {
     Cancel {
         reason: String,
     },
+    /// A member admin refused the request's quote (billing's `quote.refused`): the request is cancelled.
+    QuoteRefused {
+        number: String,
+        reason: String,
+    },
+    /// Nobody answered the request's quote in time (billing's `quote.expired`): the request is cancelled.
+    QuoteExpired {
+        number: String,
+    },
     Close {
         reason: String,
     },
@@ -178,8 +234,10 @@ pub enum Trigger {
 
 impl Trigger {
     /// A user's command (its refusal is an error), as opposed to one of routing's events (stale when refused).
+    /// A quote's refusal or expiry cancels like a user's command: refused (an error) when the request can no
+    /// longer be cancelled.
     pub fn is_command(&self) -> bool {
-        matches!(self, Self::Cancel { .. } | Self::Close { .. })
+        matches!(self, Self::Cancel { .. } | Self::QuoteRefused { .. } | Self::QuoteExpired { .. } | Self::Close { .. })
     }
 
     /// A short name, for history rows and logs.
@@ -194,6 +252,8 @@ impl Trigger {
             Self::Progressed { .. } => "progressed",
             Self::Completed { .. } => "completed",
             Self::Cancel { .. } => "cancel",
+            Self::QuoteRefused { .. } => "quote_refused",
+            Self::QuoteExpired { .. } => "quote_expired",
             Self::Close { .. } => "close",
         }
     }
@@ -226,6 +286,18 @@ impl Step {
     pub fn state(&self) -> State {
         State { status: self.to, provider: self.provider.clone(), updated_at: self.at }
     }
+
+    /// The provider that held the request before this step, if one did (see
+    /// [`RequestStatus::is_with_provider`]): a cancellation tells it.
+    pub fn provider_before(&self) -> Option<&str> {
+        self.provider.as_deref().filter(|p| !p.is_empty() && self.from.is_with_provider())
+    }
+
+    /// Appends the note a person gave with the event that made this step (a coordinator placing a request).
+    pub fn with_note(mut self, note: &str) -> Self {
+        self.reason = reason_with(self.reason, note);
+        self
+    }
 }
 
 pub fn invalid_transition(from: RequestStatus, what: &str) -> ServiceError {
@@ -238,6 +310,17 @@ pub fn invalid_transition(from: RequestStatus, what: &str) -> ServiceError {
 
 fn is_with(state: &State, provider: &str) -> bool {
     state.provider.as_deref() == Some(provider)
+}
+
+/// The reason of a cancellation by a refused quote.
+pub fn quote_refused_reason(number: &str, reason: &str) -> String {
+    let prefix = format!("Devis {} refusé", number.trim());
+    if reason.trim().is_empty() { prefix } else { format!("{prefix} : {}", reason.trim()) }
+}
+
+/// The reason of a cancellation by an expired quote.
+pub fn quote_expired_reason(number: &str) -> String {
+    format!("Devis {} expiré sans réponse", number.trim())
 }
 
 fn reason_with(prefix: String, detail: &str) -> String {
@@ -263,6 +346,14 @@ fn rerouted(
         }
         Next::Nowhere => (RequestStatus::Declined, Some(provider.to_owned()), why),
     })
+}
+
+/// A cancellation (by a user or a quote's decision) of a request in `state`: refused once it is completed.
+fn cancellation(state: &State, reason: String) -> Result<(RequestStatus, Option<String>, String), ServiceError> {
+    if !state.status.is_cancellable() {
+        return Err(invalid_transition(state.status, "cancelled"));
+    }
+    Ok((RequestStatus::Cancelled, state.provider.clone(), reason))
 }
 
 /// Applies `trigger` at `at` (the event's time, or the command's). `Ok(None)`: a stale or repeated event of
@@ -300,13 +391,11 @@ pub fn apply(state: &State, trigger: &Trigger, at: DateTime<Utc>) -> Result<Opti
             .then(|| (InProgress, Some(provider.clone()), reason_with(format!("{provider} reported progress"), note))),
         Trigger::Completed { provider } => matches!(s, Submitted | Triage | Referred | Accepted | InProgress)
             .then(|| (Completed, Some(provider.clone()), format!("{provider} completed the work"))),
-        Trigger::Cancel { reason } => {
-            if !s.is_cancellable() {
-                return Err(invalid_transition(s, "cancelled"));
-            }
-            // The user's own words (the status says the rest); they travel in `request.cancelled` to the provider.
-            Some((Cancelled, state.provider.clone(), reason.trim().to_owned()))
-        }
+        // The user's own words, or the quote's decision (the status says the rest); they travel in
+        // `request.cancelled` to the provider.
+        Trigger::Cancel { reason } => Some(cancellation(state, reason.trim().to_owned())?),
+        Trigger::QuoteRefused { number, reason } => Some(cancellation(state, quote_refused_reason(number, reason))?),
+        Trigger::QuoteExpired { number } => Some(cancellation(state, quote_expired_reason(number))?),
         Trigger::Close { reason } => {
             if s != Completed {
                 return Err(invalid_transition(s, "closed"));
@@ -480,5 +569,120 @@ mod tests {
             }
         }
         assert_eq!(RequestStatus::parse("nope"), None);
+    }
+
+    /// Every routing event for `provider`, as they may arrive late.
+    fn routing_events(provider: &str) -> Vec<Trigger> {
+        vec![
+            Trigger::Offered { provider: p(provider) },
+            Trigger::Accepted { provider: p(provider) },
+            Trigger::Declined { provider: p(provider), reason: String::new(), next: Next::Triage },
+            Trigger::Expired { provider: p(provider), next: Next::Provider(p("b")) },
+            Trigger::Withdrawn { provider: p(provider), reason: "request cancelled".into() },
+            Trigger::Progressed { provider: p(provider), note: "presque fini".into() },
+            Trigger::Completed { provider: p(provider) },
+        ]
+    }
+
+    #[test]
+    fn cancellation_after_acceptance_or_progress_wins_over_any_later_routing_event() {
+        for status in [Accepted, InProgress] {
+            let with_a = state(status, Some("a"));
+            let step = apply(&with_a, &Trigger::Cancel { reason: " projet abandonné ".into() }, t(20))
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("cancel from {status:?}"));
+            assert_eq!(
+                (step.to, step.provider.as_deref(), step.reason.as_str()),
+                (Cancelled, Some("a"), "projet abandonné")
+            );
+            assert_eq!(step.provider_before(), Some("a"), "the provider held it: its agents are told");
+            let cancelled = step.state();
+            for event in routing_events("a") {
+                // Completion included: the provider's claim came after requests decided.
+                assert_eq!(apply(&cancelled, &event, t(30)).ok().flatten(), None, "{event:?} after cancel");
+            }
+        }
+        // Completion first: the cancellation is refused, whichever way it comes.
+        let completed = state(Completed, Some("a"));
+        for command in [
+            Trigger::Cancel { reason: String::new() },
+            Trigger::QuoteRefused { number: "D-a-2026-000001".into(), reason: "trop cher".into() },
+            Trigger::QuoteExpired { number: "D-a-2026-000001".into() },
+        ] {
+            let refused = apply(&completed, &command, t(20));
+            assert!(
+                matches!(&refused, Err(e) if e.code == ErrorCode::FailedPrecondition && e.reason == "INVALID_TRANSITION"),
+                "{command:?}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_or_expired_quote_cancels_the_request_with_the_quotes_number() {
+        let with_a = state(Accepted, Some("a"));
+        let refused = Trigger::QuoteRefused { number: "D-a-2026-000007".into(), reason: " budget épuisé ".into() };
+        assert!(refused.is_command());
+        let step = apply(&with_a, &refused, t(20)).ok().flatten();
+        assert_eq!(
+            step.map(|s| (s.to, s.reason)),
+            Some((Cancelled, "Devis D-a-2026-000007 refusé : budget épuisé".to_owned()))
+        );
+        let bare = Trigger::QuoteRefused { number: "D-a-2026-000007".into(), reason: String::new() };
+        assert_eq!(
+            apply(&with_a, &bare, t(20)).ok().flatten().map(|s| s.reason),
+            Some("Devis D-a-2026-000007 refusé".into())
+        );
+        let expired = Trigger::QuoteExpired { number: "D-a-2026-000008".into() };
+        let step = apply(&state(InProgress, Some("a")), &expired, t(20)).ok().flatten();
+        assert_eq!(
+            step.map(|s| (s.to, s.reason)),
+            Some((Cancelled, "Devis D-a-2026-000008 expiré sans réponse".to_owned()))
+        );
+        // Already cancelled (the member cancelled, then billing expired the voided quote's twin): refused.
+        for command in [refused, expired] {
+            assert!(apply(&state(Cancelled, Some("a")), &command, t(20)).is_err());
+        }
+    }
+
+    #[test]
+    fn the_provider_told_of_a_cancellation_is_the_one_holding_the_request() {
+        let cancel = Trigger::Cancel { reason: String::new() };
+        let held = apply(&state(Referred, Some("a")), &cancel, t(20)).ok().flatten();
+        assert_eq!(held.as_ref().and_then(|s| s.provider_before()), Some("a"));
+        // In triage after a's decline: a no longer holds it.
+        let left = apply(&state(Triage, Some("a")), &cancel, t(20)).ok().flatten();
+        assert_eq!(left.as_ref().and_then(|s| s.provider_before()), None);
+        let never = apply(&state(Submitted, None), &cancel, t(20)).ok().flatten();
+        assert_eq!(never.as_ref().and_then(|s| s.provider_before()), None);
+    }
+
+    #[test]
+    fn a_placement_keeps_the_coordinators_note() {
+        let step = apply(&state(Triage, None), &Trigger::Offered { provider: p("a") }, t(20)).ok().flatten();
+        assert_eq!(
+            step.clone().map(|s| s.with_note(" urgent, voir le maire ").reason),
+            Some("referred to a: urgent, voir le maire".into())
+        );
+        assert_eq!(step.map(|s| s.with_note("  ").reason), Some("referred to a".into()));
+    }
+
+    #[test]
+    fn events_name_a_person_a_connector_or_the_platform() {
+        let user = Uuid::from_u128(7);
+        assert_eq!(
+            Actor::from_event(&user.to_string(), "coordinator", " Claire Martin "),
+            Actor::User { id: user, role: "coordinator".into(), name: "Claire Martin".into() }
+        );
+        let connector = Actor::from_event("", "provider_consumer", "connecteur caue77");
+        assert_eq!(
+            (connector.user_id(), connector.role(), connector.name()),
+            (None, "provider_consumer", "connecteur caue77")
+        );
+        for (id, role) in [("", ""), ("", "system"), ("pas-un-uuid", "")] {
+            assert_eq!(Actor::from_event(id, role, ""), Actor::System, "{id:?} {role:?}");
+        }
+        assert_eq!((Actor::System.role(), Actor::System.name()), ("system", ""));
+        assert_eq!(Actor::from_event(&user.to_string(), "", "X").role(), "user");
     }
 }

@@ -4,6 +4,14 @@ use uuid::Uuid;
 
 pub const KIND_STATUS_CHANGED: &str = "status_changed";
 pub const KIND_MESSAGE_POSTED: &str = "message_posted";
+/// A quote proposed to the member (to the member's users). Like every kind below, it follows the recipient's
+/// `status_changed` preference: a quote's fate is the request's.
+pub const KIND_QUOTE_PROPOSED: &str = "quote_proposed";
+/// A quote the member accepted (to the provider's agents: they may start).
+pub const KIND_QUOTE_ACCEPTED: &str = "quote_accepted";
+/// A request cancelled while a provider held it, by a person or by its quote's refusal or expiry (to the
+/// provider's agents).
+pub const KIND_REQUEST_CANCELLED: &str = "request_cancelled";
 
 /// A user who may get mail, with their preferences (every kind on unless turned off).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -35,11 +43,14 @@ pub enum Notice<'a> {
     StatusChanged { member_id: Uuid, actor: Option<Uuid> },
     /// A message was posted on a request of `member_id` whose thread `provider_code`'s agents take part in.
     MessagePosted { member_id: Uuid, provider_code: Option<&'a str>, author: Uuid, author_is_member: bool },
+    /// Something the agents of `provider_code` must know about a request they hold (it was cancelled, its quote
+    /// was accepted), by `actor`: sent like a status change.
+    ProviderStatus { provider_code: &'a str, actor: Option<Uuid> },
 }
 
-/// Who gets a mail: the member's users for a status change and for a message from the provider, the referent or
-/// the coordinator; the provider's agents for a message from the member's users. Never the author, never someone
-/// who turned that kind off.
+/// Who gets a mail: the member's users for a status change (a proposed quote included) and for a message from the
+/// provider, the referent or the coordinator; the provider's agents for a message from the member's users and for
+/// what they must know of a request they hold. Never the author, never someone who turned that kind off.
 pub fn recipients<'c>(notice: &Notice<'_>, candidates: &'c [Candidate]) -> Vec<&'c Candidate> {
     candidates
         .iter()
@@ -50,6 +61,9 @@ pub fn recipients<'c>(notice: &Notice<'_>, candidates: &'c [Candidate]) -> Vec<&
             Notice::MessagePosted { member_id, provider_code, author, author_is_member } => {
                 let audience = if author_is_member { c.is_agent_of(provider_code) } else { c.is_user_of(member_id) };
                 c.message_posted && audience && c.user_id != author
+            }
+            Notice::ProviderStatus { provider_code, actor } => {
+                c.status_changed && c.is_agent_of(Some(provider_code)) && Some(c.user_id) != actor
             }
         })
         .collect()
@@ -140,6 +154,129 @@ pub fn message_mail(
         1 => body.push_str("\n(1 pièce jointe)\n"),
         n => body.push_str(&format!("\n({n} pièces jointes)\n")),
     }
+    (subject, body)
+}
+
+/// An amount in euro cents, the French way: `1 234,56 €`.
+pub fn euros(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    let units = (abs / 100).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in units.chars().enumerate() {
+        if i > 0 && (units.len() - i).is_multiple_of(3) {
+            grouped.push(' ');
+        }
+        grouped.push(digit);
+    }
+    format!("{sign}{grouped},{:02} €", abs % 100)
+}
+
+/// What a quote mail says of the quote.
+#[derive(Debug, Clone, Copy)]
+pub struct QuoteMail<'a> {
+    /// `D-<issuer>-<year>-<seq>`.
+    pub number: &'a str,
+    pub request_subject: &'a str,
+    pub amount_cents: i64,
+    /// The provider has yet to state the amount.
+    pub amount_to_be_stated: bool,
+    pub label: &'a str,
+    /// The provider that issued it.
+    pub provider: &'a str,
+    /// Last day to answer (None: not said).
+    pub expires_on: Option<chrono::NaiveDate>,
+}
+
+impl QuoteMail<'_> {
+    fn amount(&self) -> String {
+        if self.amount_to_be_stated {
+            "montant à préciser".to_owned()
+        } else {
+            format!("{} HT", euros(self.amount_cents))
+        }
+    }
+}
+
+/// Subject and body (without the link) of the mail proposing a quote to the member's users.
+pub fn quote_proposed_mail(name: &str, q: &QuoteMail<'_>) -> (String, String) {
+    let number = one_line(q.number);
+    let subject = one_line(&format!("[ID 77] Devis {number} proposé pour votre demande « {} »", q.request_subject));
+    let mut body = format!(
+        "{}\n\nDevis {number} proposé pour votre demande « {} » : {}",
+        greeting(name),
+        one_line(q.request_subject),
+        q.amount()
+    );
+    if !q.label.trim().is_empty() {
+        body.push_str(&format!(" ({})", one_line(q.label)));
+    }
+    body.push_str(".\n");
+    if !q.provider.trim().is_empty() {
+        body.push_str(&format!("Partenaire : {}\n", one_line(q.provider)));
+    }
+    body.push_str("\nLe devis est à accepter ou refuser par un administrateur de votre collectivité");
+    if let Some(day) = q.expires_on {
+        body.push_str(&format!(" avant le {}", day.format("%d/%m/%Y")));
+    }
+    body.push_str(" ; le partenaire ne commence les travaux qu'une fois le devis accepté. Sans réponse, la demande est annulée.\n");
+    (subject, body)
+}
+
+/// Subject and body (without the link) of the mail telling the provider's agents the member accepted the quote.
+pub fn quote_accepted_mail(name: &str, q: &QuoteMail<'_>, by: &str, purchase_order: &str) -> (String, String) {
+    let number = one_line(q.number);
+    let subject = one_line(&format!("[ID 77] Devis {number} accepté : vous pouvez commencer"));
+    let by = one_line(by);
+    let accepted = if by.is_empty() { "accepté".to_owned() } else { format!("accepté par {by}") };
+    let mut body = format!(
+        "{}\n\nDevis {number} {accepted} pour la demande « {} » ({}) : vous pouvez commencer les travaux.\n",
+        greeting(name),
+        one_line(q.request_subject),
+        q.amount()
+    );
+    if !purchase_order.trim().is_empty() {
+        body.push_str(&format!("Numéro d'engagement (bon de commande) : {}\n", one_line(purchase_order)));
+    }
+    (subject, body)
+}
+
+/// Why a request the provider held was cancelled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CancelCause<'a> {
+    /// A member's user or the coordinator cancelled it.
+    #[default]
+    Person,
+    /// A member admin refused its quote (number).
+    QuoteRefused(&'a str),
+    /// Its quote (number) expired without an answer.
+    QuoteExpired(&'a str),
+}
+
+/// Subject and body (without the link) of the mail telling the provider's agents that a request they held was
+/// cancelled, by `by` (empty: the platform), for `reason`.
+pub fn cancelled_mail(
+    name: &str,
+    request_subject: &str,
+    by: &str,
+    reason: &str,
+    cause: CancelCause<'_>,
+) -> (String, String) {
+    let request = one_line(request_subject);
+    let subject = one_line(&match cause {
+        CancelCause::Person => format!("[ID 77] Demande « {request} » annulée"),
+        CancelCause::QuoteRefused(number) => format!("[ID 77] Devis {number} refusé : demande « {request} » annulée"),
+        CancelCause::QuoteExpired(number) => format!("[ID 77] Devis {number} expiré : demande « {request} » annulée"),
+    });
+    let by = one_line(by);
+    let mut body = format!("{}\n\nLa demande « {request} » a été annulée", greeting(name));
+    if !by.is_empty() {
+        body.push_str(&format!(" par {by}"));
+    }
+    if !reason.trim().is_empty() {
+        body.push_str(&format!(" : {}", reason.trim()));
+    }
+    body.push_str("\n\nElle ne vous est plus confiée : ne commencez pas les travaux, ou arrêtez-les.\n");
     (subject, body)
 }
 
@@ -253,6 +390,77 @@ mod tests {
         assert!(subject.chars().count() <= 150, "{subject}");
         assert!(body.starts_with("Bonjour,\n\nCAUE 77 a écrit"), "{body}");
         assert!(body.contains("(1 pièce jointe)"), "{body}");
+    }
+
+    #[test]
+    fn provider_notices_go_to_that_providers_agents_who_want_status_mails() {
+        let member = Uuid::new_v4();
+        let admin = candidate("member_admin", Some(member), None);
+        let agent = candidate("provider_agent", None, Some("caue77"));
+        let mut quiet = candidate("provider_agent", None, Some("caue77"));
+        quiet.status_changed = false;
+        let other = candidate("provider_agent", None, Some("dir-routes"));
+        let all = vec![admin.clone(), agent.clone(), quiet, other];
+        let notice = Notice::ProviderStatus { provider_code: "caue77", actor: Some(admin.user_id) };
+        assert_eq!(ids(&recipients(&notice, &all)), vec![agent.user_id]);
+        let by_agent = Notice::ProviderStatus { provider_code: "caue77", actor: Some(agent.user_id) };
+        assert!(recipients(&by_agent, &all).is_empty(), "never the actor");
+    }
+
+    #[test]
+    fn amounts_are_french() {
+        assert_eq!(euros(0), "0,00 €");
+        assert_eq!(euros(5), "0,05 €");
+        assert_eq!(euros(120_000), "1 200,00 €");
+        assert_eq!(euros(123_456_789), "1 234 567,89 €");
+        assert_eq!(euros(-99_950), "-999,50 €");
+    }
+
+    #[test]
+    fn quote_and_cancellation_mails_say_who_what_and_why() {
+        let q = QuoteMail {
+            number: "D-caue77-2026-000012",
+            request_subject: "Diagnostic voirie",
+            amount_cents: 250_000,
+            amount_to_be_stated: false,
+            label: "Étude préalable",
+            provider: "caue77",
+            expires_on: chrono::NaiveDate::from_ymd_opt(2026, 4, 30),
+        };
+        let (subject, body) = quote_proposed_mail("Mme Dupont", &q);
+        assert_eq!(subject, "[ID 77] Devis D-caue77-2026-000012 proposé pour votre demande « Diagnostic voirie »");
+        assert!(
+            body.contains(
+                "Devis D-caue77-2026-000012 proposé pour votre demande « Diagnostic voirie » : 2 500,00 € HT (Étude préalable)."
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains("à accepter ou refuser par un administrateur de votre collectivité avant le 30/04/2026"),
+            "{body}"
+        );
+        let (subject, body) = quote_accepted_mail("", &q, "Marie Dupont", "ENG-2026-42");
+        assert_eq!(subject, "[ID 77] Devis D-caue77-2026-000012 accepté : vous pouvez commencer");
+        assert!(
+            body.starts_with("Bonjour,\n\nDevis D-caue77-2026-000012 accepté par Marie Dupont pour la demande"),
+            "{body}"
+        );
+        assert!(body.contains("vous pouvez commencer") && body.contains("ENG-2026-42"), "{body}");
+        let (subject, body) =
+            cancelled_mail("Agent", "Diagnostic voirie", "Marie Dupont", "projet reporté", CancelCause::Person);
+        assert_eq!(subject, "[ID 77] Demande « Diagnostic voirie » annulée");
+        assert!(
+            body.contains("La demande « Diagnostic voirie » a été annulée par Marie Dupont : projet reporté"),
+            "{body}"
+        );
+        let reason = "Devis D-caue77-2026-000012 expiré sans réponse";
+        let (subject, body) =
+            cancelled_mail("", "Diagnostic voirie", "", reason, CancelCause::QuoteExpired("D-caue77-2026-000012"));
+        assert_eq!(subject, "[ID 77] Devis D-caue77-2026-000012 expiré : demande « Diagnostic voirie » annulée");
+        assert!(body.contains(&format!("a été annulée : {reason}")), "{body}");
+        let (subject, _) =
+            cancelled_mail("", "Diagnostic voirie", "M. X", "r", CancelCause::QuoteRefused("D-caue77-2026-000012"));
+        assert!(subject.starts_with("[ID 77] Devis D-caue77-2026-000012 refusé"), "{subject}");
     }
 
     #[test]

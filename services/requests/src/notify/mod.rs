@@ -8,6 +8,7 @@ pub mod sender;
 pub mod store;
 
 use anyhow::anyhow;
+use id77_platform::auth::Caller;
 use id77_platform::{Event, EventHandler, HandleError, time};
 use id77_proto::membership::v1::UserChanged;
 use sqlx::PgConnection;
@@ -15,7 +16,7 @@ use uuid::Uuid;
 
 use crate::domain::lifecycle::{Actor, Step};
 use crate::store::RequestRow;
-use domain::{Notice, StatusMail};
+use domain::{CancelCause, Notice, QuoteMail, StatusMail};
 
 /// Subject of membership's `UserChanged`.
 pub const SUBJECT_USER_CHANGED: &str = "id77.membership.user.changed";
@@ -28,7 +29,6 @@ pub async fn status_changed(
     step: &Step,
     actor: &Actor,
 ) -> Result<(), sqlx::Error> {
-    let candidates = store::candidates(conn, row.member_id, None).await?;
     let notice = Notice::StatusChanged { member_id: row.member_id, actor: actor.user_id() };
     let mail = StatusMail {
         request_subject: &row.subject,
@@ -37,21 +37,110 @@ pub async fn status_changed(
         reason: &step.reason,
         provider: step.provider.as_deref(),
     };
-    for recipient in domain::recipients(&notice, &candidates) {
-        let (subject, body) = domain::status_mail(&recipient.display_name, &mail);
+    queue_to(conn, event_id, row, &notice, domain::KIND_STATUS_CHANGED, step.at, |name| {
+        domain::status_mail(name, &mail)
+    })
+    .await?;
+    Ok(())
+}
+
+/// The name to show for `caller` (history rows, messages, mails): the display name of its token, else the one
+/// membership gave the account (`notification_recipient`, for tokens issued before names were carried), else its
+/// e-mail address ([`Caller::display_name`]); empty when none is known.
+pub async fn name_of(conn: &mut PgConnection, caller: &Caller) -> Result<String, sqlx::Error> {
+    if !caller.name.trim().is_empty() {
+        return Ok(caller.name.trim().to_owned());
+    }
+    if let Some(name) = store::display_name(conn, caller.user_id).await? {
+        return Ok(name);
+    }
+    Ok(caller.display_name().trim().to_owned())
+}
+
+/// Queues one mail per recipient of `notice` about `row`, keyed by (`event_id`, recipient): a second call for the
+/// same event sends nothing more. `write` makes the subject and body for a recipient's display name.
+async fn queue_to(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    row: &RequestRow,
+    notice: &Notice<'_>,
+    kind: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    write: impl Fn(&str) -> (String, String),
+) -> Result<usize, sqlx::Error> {
+    let provider = match notice {
+        Notice::ProviderStatus { provider_code, .. } => Some(*provider_code),
+        Notice::MessagePosted { provider_code, .. } => *provider_code,
+        Notice::StatusChanged { .. } => None,
+    };
+    let candidates = store::candidates(conn, row.member_id, provider).await?;
+    let recipients = domain::recipients(notice, &candidates);
+    for recipient in &recipients {
+        let (subject, body) = write(&recipient.display_name);
         let queued = store::QueuedMail {
             event_id,
             recipient,
-            kind: domain::KIND_STATUS_CHANGED,
+            kind,
             request_id: row.id,
             subject: &subject,
             body: &body,
             link_path: &domain::request_path(row.id),
-            at: step.at,
+            at,
         };
         store::queue(conn, &queued).await?;
     }
-    Ok(())
+    Ok(recipients.len())
+}
+
+/// Queues the mails telling the agents of `provider` (which held `row`) that `actor` cancelled it, `cause` saying
+/// whether a person did or its quote's refusal or expiry (`event_id`: the cancellation's `request.status_changed`).
+pub async fn cancelled_for_provider(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    row: &RequestRow,
+    provider: &str,
+    step: &Step,
+    actor: &Actor,
+    cause: CancelCause<'_>,
+) -> Result<usize, sqlx::Error> {
+    let notice = Notice::ProviderStatus { provider_code: provider, actor: actor.user_id() };
+    queue_to(conn, event_id, row, &notice, domain::KIND_REQUEST_CANCELLED, step.at, |name| {
+        domain::cancelled_mail(name, &row.subject, actor.name(), &step.reason, cause)
+    })
+    .await
+}
+
+/// Queues the mails proposing a quote to the member's users (`event_id`: the quote's proposal).
+pub async fn quote_proposed(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    row: &RequestRow,
+    quote: &QuoteMail<'_>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, sqlx::Error> {
+    let notice = Notice::StatusChanged { member_id: row.member_id, actor: None };
+    queue_to(conn, event_id, row, &notice, domain::KIND_QUOTE_PROPOSED, at, |name| {
+        domain::quote_proposed_mail(name, quote)
+    })
+    .await
+}
+
+/// Queues the mails telling the agents of the quote's provider that `actor` accepted it (`event_id`: the
+/// quote's acceptance).
+pub async fn quote_accepted(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    row: &RequestRow,
+    quote: &QuoteMail<'_>,
+    actor: &Actor,
+    purchase_order: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, sqlx::Error> {
+    let notice = Notice::ProviderStatus { provider_code: quote.provider, actor: actor.user_id() };
+    queue_to(conn, event_id, row, &notice, domain::KIND_QUOTE_ACCEPTED, at, |name| {
+        domain::quote_accepted_mail(name, quote, actor.name(), purchase_order)
+    })
+    .await
 }
 
 /// What a posted message's mails say.

@@ -62,6 +62,15 @@ pub async fn candidates(
     .await
 }
 
+/// The display name membership last gave for a user (None: unknown or empty).
+pub async fn display_name(conn: &mut PgConnection, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    let name: Option<String> = sqlx::query_scalar("SELECT display_name FROM notification_recipient WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()))
+}
+
 /// A mail to queue.
 pub struct QueuedMail<'a> {
     pub event_id: Uuid,
