@@ -491,7 +491,7 @@ async function journeys(browser, ready) {
     await logout(page);
   });
 
-  await step('partenaire : orientation reçue avec échéance, refus sans motif, acceptation, avancement, fin', async () => {
+  await step('partenaire : orientation reçue avec échéance, refus sans motif, acceptation (le devis attend la collectivité)', async () => {
     expect(state.provider, 'the provider of the request');
     await login(page, base, `agent.${state.provider}@id77.demo`, password);
     await page.goto(`${base}/orientations`);
@@ -521,6 +521,62 @@ async function journeys(browser, ready) {
     expect((await text(page, '.notice')).includes('message est envoyé'), 'reply sent');
     expect((await page.locator('#conversation ol.thread > li').count()) === 3, 'the reply is in the thread');
     await check(page, 'partenaire-conversation');
+    // A billed offer: the work waits for the member admin's agreement to the quote (ADR 0013).
+    expect((await text(page, '#accord-devis h2')) === "En attente de l'accord de la collectivité sur le devis", 'the agent is told the quote awaits the member');
+    expect((await page.locator('form[action$="/avancement"], form[action$="/terminer"]').count()) === 0, 'no progress nor completion before the agreement');
+    await check(page, 'partenaire-attente-accord-devis');
+    await logout(page);
+  });
+
+  await step('collectivité : l\'administrateur accepte le devis (signataire, n° d\'engagement)', async () => {
+    expect(state.requestUrl && state.adminEmail, 'a request accepted by its provider');
+    await login(page, base, state.adminEmail, MEMBER_PASSWORD);
+    // The provider's reply is unread on the list, read once the page is opened.
+    await page.goto(`${base}/demandes`);
+    const row = page.locator('tbody tr', { hasText: 'Réfection de la voirie' });
+    expect((await row.locator('.unread').innerText()).startsWith('1'), 'one unread message on the list');
+    await check(page, 'mes-demandes-non-lus');
+    // Billing proposes the quote on the provider's acceptance (by event).
+    await eventually('the proposed quote and its acceptance form', 40000, async () => {
+      await page.goto(state.requestUrl);
+      return (await page.locator('form[action*="/devis/"][action$="/accepter"]').count()) === 1;
+    });
+    const quoteFacts = page.locator('dl.facts', { hasText: 'Statut du devis' });
+    expect((await quoteFacts.locator('.status').innerText()).trim() === 'Proposé', 'the quote is proposed');
+    expect((await quoteFacts.innerText()).includes('Montant TTC'), 'amounts excluding and including VAT');
+    expect((await page.locator('form[action*="/devis/"][action$="/refuser"]').count()) === 1, 'the admin may refuse it too');
+    await check(page, 'demande-devis-propose');
+    // The signatory is required: the portal says so next to the field.
+    await submit(page, 'form[action$="/accepter"] button');
+    expect((await text(page, '.error-summary')).includes('Nom du signataire'), 'a signatory is required');
+    expect((await page.getAttribute('#signataire', 'aria-invalid')) === 'true', 'the signatory field is marked invalid');
+    expect((await page.locator('.error-summary a[href="#signataire"]').count()) === 1, 'the summary links to the field');
+    await check(page, 'demande-devis-erreurs');
+    state.purchaseOrder = `EJ-${RUN_ID}`;
+    await page.fill('#signataire', 'Claire Martin, maire de Meaux');
+    await page.fill('#engagement', state.purchaseOrder);
+    await submit(page, 'form[action$="/accepter"] button');
+    expect(new URL(page.url()).pathname === new URL(state.requestUrl).pathname, `back on the request: ${page.url()}`);
+    expect((await text(page, '.notice')).includes('accepté le devis'), 'acceptance confirmed');
+    const decided = page.locator('dl.facts', { hasText: 'Statut du devis' });
+    expect((await decided.locator('.status').innerText()).trim() === 'Accepté', 'the quote is accepted');
+    const facts = await decided.innerText();
+    expect(facts.includes('Claire Martin, maire de Meaux') && facts.includes(state.purchaseOrder), `signatory and purchase order shown: ${facts}`);
+    expect(!facts.includes('@'), 'who decided is named, not an e-mail address');
+    expect((await page.locator('form[action*="/devis/"]').count()) === 0, 'no second decision offered');
+    await check(page, 'demande-devis-accepte');
+    await logout(page);
+  });
+
+  await step('partenaire : après l\'accord de la collectivité, avancement et fin de la prestation', async () => {
+    expect(state.referralUrl, 'the referral accepted by the agent');
+    await login(page, base, `agent.${state.provider}@id77.demo`, password);
+    // Routing learns of the agreement by event (quote.accepted).
+    await eventually('the progress form once the quote is accepted', 30000, async () => {
+      await page.goto(state.referralUrl);
+      return (await page.locator('form[action$="/avancement"]').count()) === 1;
+    });
+    expect((await page.locator('#accord-devis').count()) === 0, 'no longer waiting for the member');
     await page.fill('#note', 'Visite de terrain faite, diagnostic en cours de rédaction.');
     await page.fill('#pourcentage', '60');
     await Promise.all([page.waitForURL(state.referralUrl), page.click('form[action$="/avancement"] button')]);
@@ -539,11 +595,8 @@ async function journeys(browser, ready) {
 
   await step('collectivité : statut, historique, devis et facture téléchargée', async () => {
     await login(page, base, state.adminEmail, MEMBER_PASSWORD);
-    // The provider's reply is unread on the list, read once the page is opened.
-    await page.goto(`${base}/demandes`);
+    // The provider's reply (unread on the list until the admin opened the request to accept the quote) is shown.
     const row = page.locator('tbody tr', { hasText: 'Réfection de la voirie' });
-    expect((await row.locator('.unread').innerText()).startsWith('1'), 'one unread message on the list');
-    await check(page, 'mes-demandes-non-lus');
     await page.goto(state.requestUrl);
     expect((await page.locator('#conversation', { hasText: 'Bien reçu, merci' }).count()) === 1, 'the reply is shown');
     await page.goto(`${base}/demandes`);
@@ -588,6 +641,84 @@ async function journeys(browser, ready) {
     expect((await text(page, '.notice')).includes('avis est enregistré'), 'feedback saved');
     expect((await page.locator('h2', { hasText: 'Avis de la collectivité' }).count()) === 1, 'feedback shown');
     await check(page, 'demande-avis');
+    await logout(page);
+  });
+
+  await step('collectivité : l\'administrateur refuse le devis d\'une autre demande, qui est annulée à son nom', async () => {
+    expect(state.adminEmail, 'an activated member account');
+    await login(page, base, state.adminEmail, MEMBER_PASSWORD);
+    await page.goto(`${base}/catalogue?eligibles=1&tarif=flat`);
+    await Promise.all([page.waitForURL(/\/offres\//), page.locator('ul.offers li h3 a').first().click()]);
+    await Promise.all([page.waitForURL(/\/demandes\/nouvelle/), page.click('a.button:has-text("Déposer une demande")')]);
+    state.refusedSubject = `Étude du stationnement ${RUN_ID}`;
+    await page.fill('#objet', state.refusedSubject);
+    await page.fill('#description', 'Étude du stationnement autour de la gare.');
+    await Promise.all([page.waitForURL(/\/demandes\/[0-9a-f-]{36}$/), page.click('form[action="/demandes"] button')]);
+    state.refusedUrl = page.url();
+    const provider = await eventually('the second request to be referred', 40000, async () => {
+      await page.goto(state.refusedUrl);
+      const code = (await page.locator('.facts dt:has-text("Partenaire") + dd').innerText()).trim();
+      return code !== 'pas encore orientée' ? code : null;
+    });
+    await logout(page);
+
+    // Its provider's agent accepts it: billing proposes the quote.
+    await login(page, base, `agent.${provider}@id77.demo`, password);
+    state.refusedReferralUrl = await eventually('the referral of the second request', 30000, async () => {
+      await page.goto(`${base}/orientations`);
+      const open = page.locator('table', { has: page.locator('caption', { hasText: 'en attente de votre réponse' }) });
+      const hrefs = await open.locator('tbody tr a').evaluateAll((links) => links.map((a) => a.getAttribute('href')));
+      for (const href of hrefs) {
+        await page.goto(`${base}${href}`);
+        if ((await page.locator('main', { hasText: state.refusedSubject }).count()) === 1) return page.url();
+      }
+      return null;
+    });
+    await submit(page, 'form[action$="/accepter"] button');
+    expect((await text(page, '.notice')).includes('accepté la demande'), 'acceptance confirmed');
+    expect((await page.locator('#accord-devis').count()) === 1, 'the work waits for the member');
+    await logout(page);
+
+    // The member admin refuses the quote, with a reason.
+    await login(page, base, state.adminEmail, MEMBER_PASSWORD);
+    await eventually('the proposed quote of the second request', 40000, async () => {
+      await page.goto(state.refusedUrl);
+      return (await page.locator('form[action*="/devis/"][action$="/refuser"]').count()) === 1;
+    });
+    await submit(page, 'form[action$="/refuser"] button');
+    expect((await text(page, '.error-summary')).includes('Motif du refus'), 'a reason is required');
+    expect((await page.getAttribute('#motif-refus', 'aria-invalid')) === 'true', 'the reason field is marked invalid');
+    await check(page, 'demande-devis-refus-sans-motif');
+    await page.fill('#motif-refus', 'Budget non voté cette année');
+    await submit(page, 'form[action$="/refuser"] button');
+    expect((await text(page, '.notice')).includes('refusé le devis'), 'refusal confirmed');
+    const refused = page.locator('dl.facts', { hasText: 'Statut du devis' });
+    expect((await refused.locator('.status').innerText()).trim() === 'Refusé', 'the quote is refused');
+    expect((await refused.innerText()).includes('Budget non voté cette année'), 'the reason is shown with the quote');
+    // Requests cancels the request on quote.refused: the history names the admin, never an address.
+    await eventually('the request to be cancelled', 30000, async () => {
+      await page.goto(state.refusedUrl);
+      return (await text(page, '.facts dd .status')) === 'Annulée';
+    });
+    const line = page.locator('table tbody tr').filter({ hasText: 'Annulée' }).last();
+    const who = await line.innerText();
+    expect(who.includes('Direction générale des services') && who.includes('Administrateur de la collectivité'), `the history names the admin who refused: ${who}`);
+    expect(who.includes('Budget non voté cette année'), `the history gives the reason: ${who}`);
+    expect(!who.includes('@'), 'no e-mail address in the history');
+    expect((await page.locator('form[action*="/devis/"], form[action$="/annuler"]').count()) === 0, 'nothing left to decide');
+    await check(page, 'demande-devis-refuse-annulee');
+    await logout(page);
+
+    // The provider's agent is told who cancelled and why, with no action left.
+    await login(page, base, `agent.${provider}@id77.demo`, password);
+    await eventually('the referral to be withdrawn', 30000, async () => {
+      await page.goto(state.refusedReferralUrl);
+      return (await page.locator('#demande-annulee').count()) === 1;
+    });
+    expect((await text(page, '#demande-annulee h2')) === 'La collectivité a annulé la demande', 'who cancelled');
+    expect((await text(page, '#demande-annulee')).includes('Budget non voté cette année'), 'why');
+    expect((await page.locator('form[action$="/avancement"], form[action$="/terminer"], form[action$="/accepter"]').count()) === 0, 'no action form');
+    await check(page, 'partenaire-demande-annulee');
     await logout(page);
   });
 
@@ -679,6 +810,31 @@ async function journeys(browser, ready) {
   await context.close();
 }
 
+// `id77-admin reconcile` (ADR 0013) against the services run.sh started, as the demo coordinator: every request's
+// referral, quote and invoice must agree once the journeys are over. Throws with the report otherwise.
+function reconcile(ready) {
+  const base = Number(ready.grpc_base);
+  const url = (offset) => `http://127.0.0.1:${base + offset}`;
+  try {
+    const out = execFileSync(join(ready.bin, 'id77-admin'), ['reconcile'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        ID77_MEMBERSHIP_URL: url(0),
+        ID77_REQUESTS_URL: url(2),
+        ID77_ROUTING_URL: url(3),
+        ID77_BILLING_URL: url(4),
+        ID77_ADMIN_EMAIL: 'coordination@id77.demo',
+        ID77_ADMIN_PASSWORD: ready.password,
+      },
+    });
+    log(out.trim());
+  } catch (error) {
+    throw new Error(`the reconciler found disagreements (exit ${error.status}):\n${error.stdout || ''}${error.stderr || ''}`);
+  }
+}
+
 async function main() {
   rmSync(SHOTS, { recursive: true, force: true });
   mkdirSync(SHOTS, { recursive: true });
@@ -688,6 +844,9 @@ async function main() {
     const ready = await startPlatform();
     browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
     await journeys(browser, ready);
+    await step('cohérence : le réconciliateur ne trouve aucun désaccord entre les services', async () => {
+      reconcile(ready);
+    });
   } catch (error) {
     results.push({ name: 'platform and browser start', ok: false, error });
     log(`FAIL ${error.stack || error}`);

@@ -155,6 +155,7 @@ mod tests {
             provider_code: provider.map(str::to_owned),
             email: String::new(),
             session: String::new(),
+            name: String::new(),
         };
         Authenticated { caller, bearer: MetadataValue::from_static("Bearer x") }
     }

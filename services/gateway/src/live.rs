@@ -354,6 +354,7 @@ mod tests {
             provider_code: provider.map(str::to_owned),
             email: String::new(),
             session: String::new(),
+            name: String::new(),
         }
     }
 

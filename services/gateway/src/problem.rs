@@ -56,6 +56,20 @@ pub fn kebab(reason: &str) -> String {
         .collect()
 }
 
+/// QUOTE_NOT_ACCEPTED: the member has not agreed to the quote yet, so the provider may not work.
+pub const QUOTE_NOT_ACCEPTED: &str = "QUOTE_NOT_ACCEPTED";
+
+/// The detail of reasons whose meaning a client must not have to guess from a service's wording.
+fn explained(reason: &str) -> Option<&'static str> {
+    match reason {
+        QUOTE_NOT_ACCEPTED => Some(
+            "the member has not accepted the quote yet: progress and completion are possible once a member admin of \
+             the collectivité has accepted it (POST /v1/quotes/{id}/accept)",
+        ),
+        _ => None,
+    }
+}
+
 /// Field names of the gRPC contracts that REST clients know under another name.
 fn rest_field(field: &str) -> String {
     match field {
@@ -136,7 +150,11 @@ impl Problem {
             return Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "Too many requests", status.message())
                 .with_header(header::RETRY_AFTER, HeaderValue::from_static("60"));
         }
-        Self::from(ServiceError::from_status(status))
+        let mut problem = Self::from(ServiceError::from_status(status));
+        if let Some(detail) = explained(&problem.reason) {
+            problem.detail = detail.to_owned();
+        }
+        problem
     }
 
     /// Like [`Problem::from_status`], naming the upstream when it could not be reached, and logging
@@ -273,6 +291,27 @@ mod tests {
         assert_eq!(body["errors"][0]["field"], "siren");
         assert_eq!(body["errors"][0]["detail"], "must be 9 digits");
         assert_eq!(body["errors"][1]["field"], "cursor", "gRPC page_token is the REST cursor");
+    }
+
+    #[test]
+    fn a_quote_not_accepted_is_a_409_of_its_own_with_a_clear_detail() {
+        let status = Status::from(ServiceError::new(ErrorCode::FailedPrecondition, QUOTE_NOT_ACCEPTED, "agreement"));
+        let problem = Problem::from_upstream("routing", &status);
+        assert_eq!(problem.status, StatusCode::CONFLICT);
+        assert_eq!(problem.type_uri(), format!("{TYPE_BASE}quote-not-accepted"));
+        assert!(problem.detail.contains("has not accepted the quote"), "{}", problem.detail);
+        // A withdrawn referral keeps the generic slug and the service's own words.
+        let status = Status::from(ServiceError::new(
+            ErrorCode::FailedPrecondition,
+            "INVALID_TRANSITION",
+            "referral withdrawn: the member cancelled the request",
+        ));
+        let problem = Problem::from_upstream("routing", &status);
+        assert_eq!(
+            (problem.status, problem.type_uri()),
+            (StatusCode::CONFLICT, format!("{TYPE_BASE}invalid-transition"))
+        );
+        assert_eq!(problem.detail, "referral withdrawn: the member cancelled the request");
     }
 
     #[test]

@@ -133,10 +133,27 @@ pub fn referral_status(status: i32) -> &'static str {
     }
 }
 
+/// A quote's status: `proposed` (`QUOTE_STATUS_ISSUED` on the wire) → `accepted` | `refused` | `voided` |
+/// `expired` (ADR 0013).
 pub fn quote_status(status: i32) -> &'static str {
     match billing::QuoteStatus::try_from(status) {
-        Ok(billing::QuoteStatus::Issued) => "issued",
+        Ok(billing::QuoteStatus::Issued) => "proposed",
+        Ok(billing::QuoteStatus::Accepted) => "accepted",
+        Ok(billing::QuoteStatus::Refused) => "refused",
+        Ok(billing::QuoteStatus::Voided) => "voided",
+        Ok(billing::QuoteStatus::Expired) => "expired",
         _ => UNSPECIFIED,
+    }
+}
+
+/// Whether the provider may work on a referral: `not_required` (free offer, or not accepted yet; also what a
+/// referral from before the agreement existed says), `awaiting_member` (a billed offer whose quote no member
+/// admin has accepted yet), `agreed`.
+pub fn quote_agreement(agreement: i32) -> &'static str {
+    match routing::QuoteAgreement::try_from(agreement) {
+        Ok(routing::QuoteAgreement::AwaitingMember) => "awaiting_member",
+        Ok(routing::QuoteAgreement::Agreed) => "agreed",
+        _ => "not_required",
     }
 }
 
@@ -683,6 +700,9 @@ pub struct StatusChange {
     /// Who: a user (null for routing's events) acting as `actor_role` ("system" for routing's events).
     pub actor_user_id: Option<String>,
     pub actor_role: Option<String>,
+    /// Who, by name (a person's display name; "connecteur <provider>" for a provider's NATS consumer; null for
+    /// the platform's own decisions).
+    pub actor_name: Option<String>,
     /// The provider the request is with after the change.
     pub provider_code: Option<String>,
 }
@@ -697,6 +717,7 @@ impl From<requests::StatusChange> for StatusChange {
             reason: non_empty(c.reason),
             actor_user_id: non_empty(c.actor_user_id),
             actor_role: non_empty(c.actor_role),
+            actor_name: non_empty(c.actor_name),
             provider_code: non_empty(c.provider_code),
         }
     }
@@ -915,6 +936,12 @@ pub struct Referral {
     pub expires_at: Option<String>,
     pub completed_at: Option<String>,
     pub progress: Option<String>,
+    /// Whether the provider may work on it: `not_required`, `awaiting_member` (progress and completion answer
+    /// 409 `quote-not-accepted`), `agreed`.
+    pub agreement: &'static str,
+    /// Who accepted, declined or withdrew it (null for routing itself): display name and role.
+    pub decided_by_name: Option<String>,
+    pub decided_by_role: Option<String>,
 }
 
 impl From<routing::Referral> for Referral {
@@ -933,6 +960,9 @@ impl From<routing::Referral> for Referral {
             rule_id: non_empty(r.rule_id),
             rule_version: (r.rule_version > 0).then_some(r.rule_version),
             progress: non_empty(r.progress),
+            agreement: quote_agreement(r.agreement),
+            decided_by_name: non_empty(r.decided_by_name),
+            decided_by_role: non_empty(r.decided_by_role),
             attempt: r.attempt,
             id: r.id,
             request_id: r.request_id,
@@ -1112,6 +1142,21 @@ pub struct Quote {
     pub currency: String,
     pub status: &'static str,
     pub issued_at: Option<String>,
+    /// An offer priced on quote whose amount the provider has still to state (amount_cents is then 0).
+    pub amount_to_be_stated: bool,
+    /// VAT rate in basis points (2000 = 20 %); null when VAT does not apply (vat_note says why).
+    pub vat_rate_bp: Option<i32>,
+    pub vat_note: Option<String>,
+    /// A proposed quote expires at this instant unless a member admin accepts or refuses it.
+    pub expires_at: Option<String>,
+    /// When the status left `proposed`, and who decided (null for the platform: a voided or expired quote).
+    pub decided_at: Option<String>,
+    pub decided_by_name: Option<String>,
+    /// Accepted: who signs for the member, and the member's purchase order number (numéro d'engagement).
+    pub signatory_name: Option<String>,
+    pub purchase_order_number: Option<String>,
+    /// Refused: the member's reason; voided or expired: why.
+    pub decision_reason: Option<String>,
     pub seller: Party,
     pub buyer: Party,
 }
@@ -1123,6 +1168,15 @@ impl From<billing::Quote> for Quote {
             buyer: q.buyer.into(),
             status: quote_status(q.status),
             issued_at: timestamp(q.issued_at.as_ref()),
+            amount_to_be_stated: q.amount_to_be_stated,
+            vat_rate_bp: q.vat_rate_bp,
+            vat_note: non_empty(q.vat_note),
+            expires_at: timestamp(q.expires_at.as_ref()),
+            decided_at: timestamp(q.decided_at.as_ref()),
+            decided_by_name: non_empty(q.decided_by_name),
+            signatory_name: non_empty(q.signatory_name),
+            purchase_order_number: non_empty(q.purchase_order_number),
+            decision_reason: non_empty(q.decision_reason),
             id: q.id,
             number: q.number,
             issuer_code: q.issuer_code,
@@ -1191,11 +1245,19 @@ pub struct Invoice {
     pub sent_on: Option<String>,
     pub paid_on: Option<String>,
     pub payment_reference: Option<String>,
+    /// The accepted quote the invoice bills (its number is the EN 16931 project reference, BT-11).
+    pub quote_id: Option<String>,
+    pub quote_number: Option<String>,
+    /// The member's purchase order number from the quote's acceptance (BT-13); null when none was given.
+    pub purchase_order_number: Option<String>,
 }
 
 impl From<billing::Invoice> for Invoice {
     fn from(i: billing::Invoice) -> Self {
         Self {
+            quote_id: non_empty(i.quote_id),
+            quote_number: non_empty(i.quote_number),
+            purchase_order_number: non_empty(i.purchase_order_number),
             sent_on: Some(i.sent_on).filter(|d| !d.is_empty()),
             paid_on: Some(i.paid_on).filter(|d| !d.is_empty()),
             payment_reference: Some(i.payment_reference).filter(|r| !r.is_empty()),
@@ -1301,7 +1363,11 @@ mod tests {
         assert_eq!(statuses, ["submitted", "referred", "accepted", "declined", "cancelled", "completed"]);
         let statuses: Vec<_> = (1..=5).map(referral_status).collect();
         assert_eq!(statuses, ["offered", "accepted", "declined", "expired", "withdrawn"]);
-        assert_eq!(quote_status(1), "issued");
+        let statuses: Vec<_> = (1..=5).map(quote_status).collect();
+        assert_eq!(statuses, ["proposed", "accepted", "refused", "voided", "expired"]);
+        assert_eq!(quote_status(0), UNSPECIFIED);
+        let agreements: Vec<_> = (0..=3).map(quote_agreement).collect();
+        assert_eq!(agreements, ["not_required", "not_required", "awaiting_member", "agreed"]);
         assert_eq!(provider_kind(1), "departmental_service");
         assert_eq!(provider_kind(2), "associated_organisation");
         // Unknown values from a newer service do not break the gateway.
@@ -1454,7 +1520,7 @@ mod tests {
         assert_eq!(
             value["history"],
             json!([{"status": "submitted", "from": null, "reason": null, "at": "2023-11-14T22:13:20Z",
-                    "actor_user_id": "u1", "actor_role": "member_user", "provider_code": null}])
+                    "actor_user_id": "u1", "actor_role": "member_user", "actor_name": null, "provider_code": null}])
         );
     }
 
@@ -1491,7 +1557,89 @@ mod tests {
             Page::new(vec![billing::Quote { status: 1, amount_cents: 120_000, ..Default::default() }], "abc".into());
         let value = serde_json::to_value(page).unwrap_or_default();
         assert_eq!(value["next_cursor"], "abc");
-        assert_eq!(value["items"][0]["status"], "issued");
+        assert_eq!(value["items"][0]["status"], "proposed");
         assert_eq!(value["items"][0]["amount_cents"], 120_000);
+    }
+
+    #[test]
+    fn quotes_say_who_decided_and_invoices_which_quote_they_bill() {
+        let accepted = Quote::from(billing::Quote {
+            id: "q1".into(),
+            number: "D-caue77-2026-000001".into(),
+            status: billing::QuoteStatus::Accepted.into(),
+            amount_cents: 120_000,
+            vat_rate_bp: Some(2000),
+            expires_at: ts(1_702_592_000, 0),
+            decided_at: ts(1_700_000_000, 0),
+            decided_by_user_id: "u1".into(),
+            decided_by_name: "Marie Dupont".into(),
+            signatory_name: "Marie Dupont, maire".into(),
+            purchase_order_number: "EJ-2026-0042".into(),
+            ..Default::default()
+        });
+        let value = serde_json::to_value(accepted).unwrap_or_default();
+        assert_eq!(value["status"], "accepted");
+        assert_eq!(value["decided_at"], "2023-11-14T22:13:20Z");
+        assert_eq!(value["expires_at"], "2023-12-14T22:13:20Z");
+        assert_eq!(value["decided_by_name"], "Marie Dupont");
+        assert_eq!(value["signatory_name"], "Marie Dupont, maire");
+        assert_eq!(value["purchase_order_number"], "EJ-2026-0042");
+        assert_eq!(value["decision_reason"], serde_json::Value::Null);
+        assert_eq!((value["vat_rate_bp"].as_i64(), value["vat_note"].is_null()), (Some(2000), true));
+        let refused = Quote::from(billing::Quote {
+            status: billing::QuoteStatus::Refused.into(),
+            decision_reason: "Budget non voté".into(),
+            vat_note: "TVA non applicable, art. 256 B du CGI".into(),
+            ..Default::default()
+        });
+        let value = serde_json::to_value(refused).unwrap_or_default();
+        assert_eq!(
+            (value["status"].as_str(), value["decision_reason"].as_str()),
+            (Some("refused"), Some("Budget non voté"))
+        );
+        assert_eq!((value["signatory_name"].is_null(), value["purchase_order_number"].is_null()), (true, true));
+        assert_eq!(
+            (value["vat_rate_bp"].is_null(), value["vat_note"].as_str()),
+            (true, Some("TVA non applicable, art. 256 B du CGI"))
+        );
+
+        let invoice = Invoice::from(billing::Invoice {
+            quote_id: "q1".into(),
+            quote_number: "D-caue77-2026-000001".into(),
+            purchase_order_number: "EJ-2026-0042".into(),
+            ..Default::default()
+        });
+        let value = serde_json::to_value(invoice).unwrap_or_default();
+        assert_eq!(
+            (value["quote_id"].as_str(), value["quote_number"].as_str(), value["purchase_order_number"].as_str()),
+            (Some("q1"), Some("D-caue77-2026-000001"), Some("EJ-2026-0042"))
+        );
+        let value = serde_json::to_value(Invoice::from(billing::Invoice::default())).unwrap_or_default();
+        assert_eq!(value["purchase_order_number"], serde_json::Value::Null, "no purchase order: null");
+
+        let referral = Referral::from(routing::Referral {
+            status: routing::ReferralStatus::Accepted.into(),
+            agreement: routing::QuoteAgreement::AwaitingMember.into(),
+            decided_by_user_id: "u2".into(),
+            decided_by_role: "provider_agent".into(),
+            decided_by_name: "Paul Martin".into(),
+            ..Default::default()
+        });
+        let value = serde_json::to_value(referral).unwrap_or_default();
+        assert_eq!(value["agreement"], "awaiting_member");
+        assert_eq!(
+            (value["decided_by_name"].as_str(), value["decided_by_role"].as_str()),
+            (Some("Paul Martin"), Some("provider_agent"))
+        );
+        let value = serde_json::to_value(Referral::from(routing::Referral::default())).unwrap_or_default();
+        assert_eq!((value["agreement"].as_str(), value["decided_by_name"].is_null()), (Some("not_required"), true));
+
+        let change = StatusChange::from(requests::StatusChange {
+            status: requests::RequestStatus::Cancelled.into(),
+            actor_role: "member_admin".into(),
+            actor_name: "Marie Dupont".into(),
+            ..Default::default()
+        });
+        assert_eq!(serde_json::to_value(change).unwrap_or_default()["actor_name"], "Marie Dupont");
     }
 }

@@ -46,6 +46,8 @@ fn routes() -> Vec<(Method, String, Role)> {
         put("/v1/routing/rules/{id}", Role::Coordinator),
         put("/v1/routing/providers/caue77/sla", Role::Coordinator),
         post("/v1/invoices/{id}/credit-note", Role::Coordinator),
+        post("/v1/quotes/{id}/accept", Role::MemberAdmin),
+        post("/v1/quotes/{id}/refuse", Role::MemberAdmin),
     ]
 }
 
@@ -93,6 +95,8 @@ fn json() -> impl Strategy<Value = serde_json::Value> {
             "themes",
             "amount_cents",
             "kind",
+            "signatory_name",
+            "purchase_order_number",
         ])
         .prop_map(str::to_owned),
     ];

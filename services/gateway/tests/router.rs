@@ -216,6 +216,8 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("put", "/v1/routing/providers/{code}/sla"),
         ("get", "/v1/quotes"),
         ("get", "/v1/quotes/{id}"),
+        ("post", "/v1/quotes/{id}/accept"),
+        ("post", "/v1/quotes/{id}/refuse"),
         ("get", "/v1/invoices"),
         ("get", "/v1/invoices/{id}"),
         ("post", "/v1/invoices/{id}/credit-note"),
@@ -248,7 +250,7 @@ async fn openapi_is_3_1_and_describes_every_route() {
         assert!(op["responses"]["429"].is_object(), "{method} {path} has no 429");
     }
     let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or_default();
-    assert_eq!(paths, 67, "a path in /openapi.json that the router does not serve?");
+    assert_eq!(paths, 69, "a path in /openapi.json that the router does not serve?");
     assert_eq!(
         doc["components"]["securitySchemes"],
         json!({"bearerAuth": {
@@ -576,6 +578,12 @@ async fn each_role_gets_what_the_policy_says_before_any_upstream_call() {
         (Method::GET, format!("/v1/credit-notes/{id}"), None,                     [401, U, U, U, U, U, 403]),
         (Method::GET, format!("/v1/credit-notes/{id}.pdf"), None,                 [401, U, U, U, U, U, 403]),
         (Method::GET, format!("/v1/quotes/{id}.pdf"), None,                       [401, U, U, U, U, U, 403]),
+        // Only a member admin decides on a quote (billing keeps it to its own member's quotes).
+        (Method::POST, format!("/v1/quotes/{id}/accept"),
+            Some(json!({"signatory_name": "Marie Dupont, maire", "purchase_order_number": "EJ-1"})),
+                                                                                  [401, U, 403, 403, 403, 403, 403]),
+        (Method::POST, format!("/v1/quotes/{id}/refuse"), Some(json!({"reason": "Budget non voté"})),
+                                                                                  [401, U, 403, 403, 403, 403, 403]),
         (Method::POST, format!("/v1/invoices/{id}/sent"), Some(json!({"date": "2026-01-10"})),
                                                                                   [401, 403, 403, U, 403, U, 403]),
         (Method::POST, format!("/v1/invoices/{id}/paid"), Some(json!({"date": "2026-01-10", "payment_reference": "M1"})),

@@ -80,6 +80,47 @@ pub fn invoice_status(status: &str) -> &str {
     }
 }
 
+/// A quote's status (ADR 0013): proposed, then accepted, refused, voided (the request was cancelled) or expired.
+pub fn quote_status(status: &str) -> &str {
+    match status {
+        "proposed" => "Proposé",
+        "accepted" => "Accepté",
+        "refused" => "Refusé",
+        "voided" => "Annulé",
+        "expired" => "Expiré",
+        other => other,
+    }
+}
+
+/// Whether the provider may work on an accepted referral.
+pub fn agreement(agreement: &str) -> &str {
+    match agreement {
+        "not_required" => "Sans objet (pas de devis à accepter)",
+        "awaiting_member" => "En attente de l'accord de la collectivité sur le devis",
+        "agreed" => "Devis accepté par la collectivité",
+        other => other,
+    }
+}
+
+/// VAT on an amount excluding VAT, in cents, rounded half up as billing computes it (`None`: VAT does not
+/// apply or the rate is unreadable).
+pub fn vat_cents(net_cents: i64, rate_bp: Option<i64>) -> Option<i64> {
+    let rate = rate_bp.filter(|bp| (0..=10_000).contains(bp))?;
+    let scaled = i128::from(net_cents).checked_mul(i128::from(rate))?;
+    i64::try_from((scaled + 5_000).div_euclid(10_000)).ok()
+}
+
+/// `2000` basis points → `20 %`, `550` → `5,5 %`.
+pub fn percent_bp(rate_bp: i64) -> String {
+    let whole = rate_bp / 100;
+    let rest = rate_bp % 100;
+    if rest == 0 {
+        format!("{whole}\u{a0}%")
+    } else {
+        format!("{whole},{}\u{a0}%", format!("{rest:02}").trim_end_matches('0'))
+    }
+}
+
 pub fn role(role: &str) -> &str {
     match role {
         "member_admin" => "Administrateur de la collectivité",
@@ -88,6 +129,7 @@ pub fn role(role: &str) -> &str {
         "coordinator" => "Coordination (guichet unique)",
         "referent" => "Référent départemental",
         "operator" => "Exploitation de la plateforme",
+        "provider_consumer" => "Connecteur du partenaire",
         other => other,
     }
 }
@@ -137,6 +179,10 @@ pub fn problem(error: &ApiError) -> String {
         "invalid-credentials" => Some("Adresse électronique ou mot de passe incorrect."),
         "rules-changed" => Some("Les règles ont été modifiées entre-temps : rechargez la page et recommencez."),
         "gateway-unreachable" => Some("Le service est momentanément indisponible. Réessayez dans quelques instants."),
+        "quote-not-accepted" => Some(
+            "Le devis n'a pas encore été accepté par la collectivité : vous pourrez déclarer l'avancement ou la fin \
+             de la prestation après son accord.",
+        ),
         _ => None,
     };
     if let Some(message) = by_kind {
@@ -197,6 +243,23 @@ mod tests {
         assert_eq!(request_status("accepted"), "Acceptée");
         assert_eq!(category("exhibition_loan"), "Prêt d'exposition");
         assert_eq!(referral_status("something_new"), "something_new", "unknown values are shown as they come");
+        let statuses: Vec<_> = ["proposed", "accepted", "refused", "voided", "expired"].map(quote_status).into();
+        assert_eq!(statuses, ["Proposé", "Accepté", "Refusé", "Annulé", "Expiré"]);
+        assert_eq!(agreement("awaiting_member"), "En attente de l'accord de la collectivité sur le devis");
+        assert_eq!(role("provider_consumer"), "Connecteur du partenaire");
+    }
+
+    #[test]
+    fn quote_vat_is_rounded_half_up_like_billing() {
+        assert_eq!(vat_cents(245_000, Some(2000)), Some(49_000));
+        assert_eq!(vat_cents(1_005, Some(550)), Some(55), "55.275 cents round down");
+        assert_eq!(vat_cents(1_010, Some(550)), Some(56), "55.55 cents round up");
+        assert_eq!(vat_cents(1_000, None), None, "VAT does not apply");
+        assert_eq!(vat_cents(1_000, Some(20_000)), None, "an unreadable rate");
+        assert_eq!(percent_bp(2000), "20\u{a0}%");
+        assert_eq!(percent_bp(550), "5,5\u{a0}%");
+        assert_eq!(percent_bp(210), "2,1\u{a0}%");
+        assert_eq!(percent_bp(5), "0,05\u{a0}%");
     }
 
     #[test]
@@ -206,6 +269,8 @@ mod tests {
         assert!(problem(&error(404, "not-found")).contains("introuvable"));
         assert!(problem(&error(503, "")).contains("indisponible"));
         assert!(problem(&error(429, "rate-limited")).contains("patientez"));
+        assert!(problem(&error(409, "quote-not-accepted")).starts_with("Le devis n'a pas encore été accepté"));
+        assert!(problem(&error(409, "invalid-transition")).contains("pas possible dans l'état actuel"));
         let invalid = ApiError {
             status: 400,
             kind: "invalid-argument".into(),

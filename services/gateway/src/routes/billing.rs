@@ -1,5 +1,5 @@
 //! `/v1/quotes` and `/v1/invoices`: a member's users see their member's; a provider's agents those it issued; referents those of
-//! the members they follow; the coordinator all.
+//! the members they follow; the coordinator all. A member admin accepts or refuses a proposed quote (ADR 0013).
 
 use axum::Json;
 use axum::extract::State;
@@ -292,4 +292,74 @@ pub async fn mark_paid(
     body: Result<Json<MarkBody>, JsonRejection>,
 ) -> Result<Json<views::Invoice>, Problem> {
     mark(&state, &caller, id, pb::InvoiceMark::Paid, body).await
+}
+
+/// Longest signatory name, purchase order number and refusal reason (billing's limits).
+pub const MAX_SIGNATORY_CHARS: usize = 200;
+pub const MAX_PURCHASE_ORDER_CHARS: usize = 50;
+pub const MAX_REFUSAL_REASON_CHARS: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptQuoteBody {
+    signatory_name: Option<String>,
+    purchase_order_number: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefuseQuoteBody {
+    reason: Option<String>,
+}
+
+/// A purchase order number is printed on the invoice: no control characters.
+fn printable(checks: &mut Checks, field: &str, value: &str) {
+    if value.chars().any(char::is_control) {
+        checks.fail(field, "must not contain control characters");
+    }
+}
+
+/// `POST /v1/quotes/{id}/accept` `{"signatory_name": "...", "purchase_order_number": "..."}`: a member admin
+/// agrees to a proposed quote (the provider may then work). Billing keeps the admin to its own member's quotes
+/// (403) and a quote to one decision (409 `invalid-transition`).
+pub async fn accept(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(id): P<String>,
+    body: Result<Json<AcceptQuoteBody>, JsonRejection>,
+) -> Result<Json<views::Quote>, Problem> {
+    caller.allow(&[Role::MemberAdmin])?;
+    path_id("id", &id)?;
+    let Json(body) = body.map_err(json_problem)?;
+    let mut checks = Checks::new();
+    let signatory_name = checks.required("signatory_name", body.signatory_name, MAX_SIGNATORY_CHARS).trim().to_owned();
+    printable(&mut checks, "signatory_name", &signatory_name);
+    let purchase_order_number = checks
+        .optional("purchase_order_number", body.purchase_order_number, MAX_PURCHASE_ORDER_CHARS)
+        .trim()
+        .to_owned();
+    printable(&mut checks, "purchase_order_number", &purchase_order_number);
+    checks.finish()?;
+    let request = pb::AcceptQuoteRequest { id, signatory_name, purchase_order_number };
+    let quote = state.billing().accept_quote(caller.grpc(request)).await.map_err(upstream("billing"))?;
+    Ok(Json(quote.into_inner().into()))
+}
+
+/// `POST /v1/quotes/{id}/refuse` `{"reason": "..."}`: a member admin turns a proposed quote down; the request is
+/// then cancelled (its history names the admin and the reason).
+pub async fn refuse(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(id): P<String>,
+    body: Result<Json<RefuseQuoteBody>, JsonRejection>,
+) -> Result<Json<views::Quote>, Problem> {
+    caller.allow(&[Role::MemberAdmin])?;
+    path_id("id", &id)?;
+    let Json(body) = body.map_err(json_problem)?;
+    let mut checks = Checks::new();
+    let reason = checks.required("reason", body.reason, MAX_REFUSAL_REASON_CHARS).trim().to_owned();
+    checks.finish()?;
+    let request = pb::RefuseQuoteRequest { id, reason };
+    let quote = state.billing().refuse_quote(caller.grpc(request)).await.map_err(upstream("billing"))?;
+    Ok(Json(quote.into_inner().into()))
 }

@@ -378,6 +378,7 @@ mod tests {
             provider_code: Some("caue77".into()),
             email: String::new(),
             session: String::new(),
+            name: String::new(),
         };
         Authenticated::new(caller, "token").unwrap_or_else(|| panic!("a visible ASCII token"))
     }

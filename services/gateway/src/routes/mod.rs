@@ -94,6 +94,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/routing/providers/{code}/sla", put(routing::set_sla))
         .route("/v1/quotes", get(billing::list))
         .route("/v1/quotes/{id}", get(billing::get))
+        .route("/v1/quotes/{id}/accept", post(billing::accept))
+        .route("/v1/quotes/{id}/refuse", post(billing::refuse))
         .route("/v1/invoices", get(billing::list_invoices))
         .route("/v1/invoices/{id}", get(billing::get_invoice))
         .route("/v1/invoices/{id}/credit-note", post(billing::credit_note))

@@ -377,7 +377,10 @@ pub async fn decline(
     reply(&state, &caller, &id, pb::ReplyDecision::Decline, reason).await
 }
 
-/// `POST /v1/referrals/{id}/complete` (provider's agent): the accepted work is done (billing invoices it).
+/// `POST /v1/referrals/{id}/complete` (provider's agent): the accepted work is done (billing invoices the
+/// accepted quote once requests has completed the request). 409 `quote-not-accepted` while the member has not
+/// accepted the quote of a billed offer; 409 `invalid-transition` once the request was cancelled (the referral is
+/// withdrawn).
 pub async fn complete(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -397,7 +400,8 @@ pub struct ProgressBody {
     percent: Option<u32>,
 }
 
-/// `POST /v1/referrals/{id}/progress` (provider's agent): a progress note on an accepted referral.
+/// `POST /v1/referrals/{id}/progress` (provider's agent): a progress note on an accepted referral; 409 as for
+/// completion (`quote-not-accepted`, `invalid-transition`).
 pub async fn progress(
     State(state): State<AppState>,
     caller: Authenticated,

@@ -40,50 +40,68 @@ pub fn split_file<'a>(file: &'a str, allowed: &[&'a str]) -> Option<(&'a str, &'
     })
 }
 
-/// The quotes and invoices tables (shared with a request's page).
+/// The quotes and invoices tables of the « Devis et factures » page.
 pub fn tables(quotes: &[Value], invoices: &[Value]) -> String {
-    let mut body = String::new();
+    format!("{}{}", quotes_table(quotes), invoices_table(invoices))
+}
+
+/// The quotes table: number, subject, status, amount excluding VAT, issue date, PDF.
+pub fn quotes_table(quotes: &[Value]) -> String {
     if quotes.is_empty() {
-        body.push_str("<p>Aucun devis.</p>");
-    } else {
-        body.push_str(r#"<table><caption>Devis</caption><thead><tr><th scope="col">Numéro</th><th scope="col">Objet</th><th scope="col">Montant</th><th scope="col">Émis le</th><th scope="col">Téléchargement</th></tr></thead><tbody>"#);
-        for q in quotes {
-            let number = esc(s(q, "number"));
-            let _ = write!(
-                body,
-                r#"<tr><th scope="row">{number}</th><td>{}</td><td>{}</td><td>{}</td><td><a href="/devis/{}.pdf" download>PDF<span class="visually-hidden"> du devis {number}</span></a></td></tr>"#,
-                esc(s(q, "label")),
-                esc(&fr::euros(q["amount_cents"].as_i64().unwrap_or(0))),
-                esc(&fr::datetime(s(q, "issued_at"))),
-                url_component(s(q, "id")),
-            );
-        }
-        body.push_str("</tbody></table>");
+        return "<p>Aucun devis.</p>".to_owned();
     }
+    let mut body = String::from(
+        r#"<table><caption>Devis</caption><thead><tr><th scope="col">Numéro</th><th scope="col">Objet</th><th scope="col">Statut</th><th scope="col">Montant HT</th><th scope="col">Émis le</th><th scope="col">Téléchargement</th></tr></thead><tbody>"#,
+    );
+    for q in quotes {
+        let number = esc(s(q, "number"));
+        let _ = write!(
+            body,
+            r#"<tr><th scope="row">{number}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href="/devis/{}.pdf" download>PDF<span class="visually-hidden"> du devis {number}</span></a></td></tr>"#,
+            esc(s(q, "label")),
+            esc(fr::quote_status(s(q, "status"))),
+            esc(&fr::euros(q["amount_cents"].as_i64().unwrap_or(0))),
+            esc(&fr::datetime(s(q, "issued_at"))),
+            url_component(s(q, "id")),
+        );
+    }
+    body.push_str("</tbody></table>");
+    body
+}
+
+/// The invoices table, with every download format and the credit note that cancelled an invoice.
+pub fn invoices_table(invoices: &[Value]) -> String {
     if invoices.is_empty() {
-        body.push_str("<p>Aucune facture.</p>");
-    } else {
-        body.push_str(r#"<table><caption>Factures</caption><thead><tr><th scope="col">Numéro</th><th scope="col">Statut</th><th scope="col">Montant TTC</th><th scope="col">Échéance</th><th scope="col">Téléchargements</th></tr></thead><tbody>"#);
-        for i in invoices {
-            let number = esc(s(i, "number"));
-            let mut links = formats("factures", s(i, "id"), &format!("de la facture {number}"));
-            if let Some(note) = i["credit_note_id"].as_str().filter(|n| !n.is_empty()) {
-                let _ = write!(
-                    links,
-                    "<br>Avoir : {}",
-                    formats("avoirs", note, &format!("de l'avoir annulant la facture {number}"))
-                );
-            }
+        return "<p>Aucune facture.</p>".to_owned();
+    }
+    let mut body = String::from(
+        r#"<table><caption>Factures</caption><thead><tr><th scope="col">Numéro</th><th scope="col">Statut</th><th scope="col">Montant TTC</th><th scope="col">Échéance</th><th scope="col">Devis et n° d'engagement</th><th scope="col">Téléchargements</th></tr></thead><tbody>"#,
+    );
+    for i in invoices {
+        let number = esc(s(i, "number"));
+        let mut links = formats("factures", s(i, "id"), &format!("de la facture {number}"));
+        if let Some(note) = i["credit_note_id"].as_str().filter(|n| !n.is_empty()) {
             let _ = write!(
-                body,
-                r#"<tr><th scope="row">{number}</th><td>{}</td><td>{}</td><td>{}</td><td>{links}</td></tr>"#,
-                esc(fr::invoice_status(s(i, "status"))),
-                esc(&fr::euros(i["total_gross_cents"].as_i64().unwrap_or(0))),
-                esc(&fr::date(s(i, "due_date"))),
+                links,
+                "<br>Avoir : {}",
+                formats("avoirs", note, &format!("de l'avoir annulant la facture {number}"))
             );
         }
-        body.push_str("</tbody></table>");
+        let reference = match (s(i, "quote_number"), s(i, "purchase_order_number")) {
+            ("", "") => "—".to_owned(),
+            (quote, "") => esc(quote),
+            ("", order) => format!("n° d'engagement {}", esc(order)),
+            (quote, order) => format!("{}<br>n° d'engagement {}", esc(quote), esc(order)),
+        };
+        let _ = write!(
+            body,
+            r#"<tr><th scope="row">{number}</th><td>{}</td><td>{}</td><td>{}</td><td>{reference}</td><td>{links}</td></tr>"#,
+            esc(fr::invoice_status(s(i, "status"))),
+            esc(&fr::euros(i["total_gross_cents"].as_i64().unwrap_or(0))),
+            esc(&fr::date(s(i, "due_date"))),
+        );
     }
+    body.push_str("</tbody></table>");
     body
 }
 
@@ -190,7 +208,17 @@ mod tests {
         {
             assert!(html.contains(&format!(r#"href="{href}""#)), "{href}");
         }
-        let quotes = vec![serde_json::json!({"id": "q1", "number": "D-1"})];
-        assert!(tables(&quotes, &[]).contains(r#"href="/devis/q1.pdf""#));
+        let quotes = vec![serde_json::json!({"id": "q1", "number": "D-1", "status": "accepted"})];
+        let html = tables(&quotes, &[]);
+        assert!(html.contains(r#"href="/devis/q1.pdf""#));
+        assert!(html.contains("<td>Accepté</td>"), "the quote's status in French");
+    }
+
+    #[test]
+    fn invoices_name_the_quote_and_the_purchase_order_they_bill() {
+        let invoice = |quote: &str, order: &str| serde_json::json!({"id": "i1", "number": "F-1", "quote_number": quote, "purchase_order_number": order});
+        assert!(invoices_table(&[invoice("D-1", "EJ<42>")]).contains("<td>D-1<br>n° d'engagement EJ&lt;42&gt;</td>"));
+        assert!(invoices_table(&[invoice("D-1", "")]).contains("<td>D-1</td>"));
+        assert!(invoices_table(&[serde_json::json!({"id": "i1", "number": "F-1"})]).contains("<td>—</td>"));
     }
 }

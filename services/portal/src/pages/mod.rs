@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/demandes/{id}", get(requests::detail))
         .route("/demandes/{id}/annuler", post(requests::cancel))
         .route("/demandes/{id}/avis", post(requests::give_feedback))
+        .route("/demandes/{id}/devis/{devis}/{action}", post(requests::decide_quote))
         .route("/demandes/{id}/messages", post(conversation::post_message))
         .route(
             "/demandes/{id}/pieces",

@@ -144,13 +144,18 @@ async fn render_detail(
 <dt>Statut</dt><dd>{status}</dd>
 <dt>Reçue le</dt><dd>{offered}</dd>
 <dt>Répondre avant le</dt><dd>{respond_by}</dd>
-<dt>Comment elle vous a été confiée</dt><dd>{assignment}</dd>
+<dt>Comment elle vous a été confiée</dt><dd>{assignment}</dd>{agreement}
 </dl>"#,
         summary = forms::summary(errors),
         status = esc(fr::referral_status(s(&referral, "status"))),
         offered = esc(&fr::datetime(s(&referral, "offered_at"))),
         respond_by = esc(&fr::datetime(s(&referral, "respond_by"))),
         assignment = esc(if s(&referral, "assignment").is_empty() { "—" } else { s(&referral, "assignment") }),
+        agreement = if s(&referral, "status") == "accepted" {
+            format!("<dt>Devis</dt><dd>{}</dd>", esc(fr::agreement(s(&referral, "agreement"))))
+        } else {
+            String::new()
+        },
     );
     if let Some(request) = &request {
         let _ = write!(
@@ -164,9 +169,48 @@ async fn render_detail(
     if !s(&referral, "progress").is_empty() {
         let _ = write!(body, "<h2>Avancement</h2><p>{}</p>", esc(s(&referral, "progress")));
     }
+    body.push_str(&work_section(&referral, request.as_ref(), &ctx.csrf, f, errors));
     let link = url_component(s(&referral, "id"));
-    let csrf = forms::csrf(&ctx.csrf);
-    match (s(&referral, "status"), s(&referral, "completed_at").is_empty()) {
+    // The conversation with the collectivité (the requests service decides whether this agent takes part).
+    body.push_str(
+        &super::conversation::section(state, ctx, &token, s(&referral, "request_id"), &format!("/orientations/{link}"))
+            .await,
+    );
+    body.push_str(r#"<p><a href="/orientations">Retour aux orientations</a></p>"#);
+    layout::page_with_status(ctx, status, "Orientation", &body)
+}
+
+/// The last cancellation of a request's history, if the request is cancelled: who (in French) and why.
+pub fn cancellation(request: &Value) -> Option<(String, String)> {
+    if s(request, "status") != "cancelled" {
+        return None;
+    }
+    let history = request["history"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let last = history.iter().rev().find(|c| s(c, "status") == "cancelled");
+    let role = last.map(|c| s(c, "actor_role")).unwrap_or("");
+    let who = match role {
+        "member_admin" | "member_user" => "La collectivité a annulé la demande",
+        "coordinator" => "La coordination a annulé la demande",
+        "" | "system" => "La demande a été annulée automatiquement (devis sans réponse de la collectivité)",
+        _ => "La demande a été annulée",
+    };
+    Some((who.to_owned(), last.map(|c| s(c, "reason").to_owned()).unwrap_or_default()))
+}
+
+/// What the agent may do on a referral, by its status: answer an offered one; report progress and completion on
+/// an accepted one once the member has accepted the quote (before, a notice says the work waits for it); nothing
+/// on a completed or withdrawn one (a cancelled request says who cancelled it and why).
+pub fn work_section(
+    referral: &Value,
+    request: Option<&Value>,
+    csrf_token: &str,
+    f: &Fields,
+    errors: &Errors,
+) -> String {
+    let link = url_component(s(referral, "id"));
+    let csrf = forms::csrf(csrf_token);
+    let mut body = String::new();
+    match (s(referral, "status"), s(referral, "completed_at").is_empty()) {
         ("offered", _) => {
             let _ = write!(
                 body,
@@ -192,6 +236,11 @@ async fn render_detail(
                     "Il est transmis à la coordination, qui oriente la demande ailleurs.",
                     errors
                 ),
+            );
+        }
+        ("accepted", true) if s(referral, "agreement") == "awaiting_member" => {
+            body.push_str(
+                r#"<div class="callout" id="accord-devis"><h2>En attente de l'accord de la collectivité sur le devis</h2><p>Un administrateur de la collectivité doit accepter le devis avant que vous ne commenciez : l'avancement et la fin de la prestation pourront être déclarés dès son accord. Si la collectivité refuse le devis, la demande est annulée et vous en êtes informé.</p></div>"#,
             );
         }
         ("accepted", true) => {
@@ -224,18 +273,36 @@ async fn render_detail(
             let _ = write!(
                 body,
                 "<p class=\"badge ok\"><strong>Prestation terminée le {}.</strong></p>",
-                esc(&fr::datetime(s(&referral, "completed_at")))
+                esc(&fr::datetime(s(referral, "completed_at")))
+            );
+        }
+        ("withdrawn", _) => {
+            let (title, reason) = match request.and_then(cancellation) {
+                Some((who, reason)) => (who, reason),
+                None => ("Cette orientation vous a été retirée par la coordination".to_owned(), String::new()),
+            };
+            let reason = if reason.is_empty() { s(referral, "reason").to_owned() } else { reason };
+            let _ = write!(
+                body,
+                r#"<div class="callout" id="demande-annulee"><h2>{}</h2><p>Motif : {}</p><p>Aucune action n'est plus possible sur cette orientation : ne poursuivez pas la prestation.</p></div>"#,
+                esc(&title),
+                esc(if reason.is_empty() { "non précisé" } else { &reason })
             );
         }
         _ => {}
     }
-    // The conversation with the collectivité (the requests service decides whether this agent takes part).
-    body.push_str(
-        &super::conversation::section(state, ctx, &token, s(&referral, "request_id"), &format!("/orientations/{link}"))
-            .await,
-    );
-    body.push_str(r#"<p><a href="/orientations">Retour aux orientations</a></p>"#);
-    layout::page_with_status(ctx, status, "Orientation", &body)
+    body
+}
+
+/// The sentence for progress or completion the gateway refused with a 409, knowing the referral's status now.
+pub fn work_conflict(error: &crate::gateway::ApiError, referral_status: &str) -> String {
+    match (error.kind.as_str(), referral_status) {
+        ("quote-not-accepted", _) => fr::problem(error),
+        (_, "withdrawn") => "La demande a été annulée : l'avancement et la fin de la prestation ne peuvent plus être \
+                             déclarés. Ne poursuivez pas la prestation."
+            .to_owned(),
+        _ => fr::problem(error),
+    }
 }
 
 /// Label of the accept form's amount field.
@@ -314,7 +381,13 @@ pub async fn act(
                     json!({})
                 }
             };
-            ("accept", body, "Vous avez accepté la demande. La collectivité en est informée.", &[])
+            (
+                "accept",
+                body,
+                "Vous avez accepté la demande. La collectivité en est informée ; pour une offre payante, elle doit \
+                 accepter le devis avant que vous ne commenciez la prestation.",
+                &[],
+            )
         }
         "decliner" => {
             errors.required(&f, "motif", "Motif du refus", 1000);
@@ -376,6 +449,14 @@ pub async fn act(
                 };
                 errors.add("montant", AMOUNT_LABEL, message);
             }
+            Err(error) if error.status == 409 && matches!(path, "progress" | "complete") => {
+                // Cancelled meanwhile, or the member has not accepted the quote yet: say which.
+                let now = state.gateway.get(&format!("/v1/referrals/{rid}"), Some(&token)).await.unwrap_or_default();
+                errors = Errors::from_api(&error, fields);
+                if let Some(first) = errors.0.first_mut() {
+                    first.message = work_conflict(&error, s(&now, "status"));
+                }
+            }
             Err(error) => errors = Errors::from_api(&error, fields),
         }
     }
@@ -386,6 +467,68 @@ pub async fn act(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn accepted(agreement: &str) -> Value {
+        json!({"id": "ref-1", "request_id": "r1", "status": "accepted", "agreement": agreement})
+    }
+
+    #[test]
+    fn the_work_waits_for_the_member_s_agreement_to_the_quote() {
+        let none = (Fields::new(), Errors::default());
+        let waiting = work_section(&accepted("awaiting_member"), None, "jeton", &none.0, &none.1);
+        assert!(waiting.contains("<h2>En attente de l'accord de la collectivité sur le devis</h2>"), "{waiting}");
+        assert!(!waiting.contains("<form"), "no progress nor completion form before the agreement");
+        for agreement in ["agreed", "not_required"] {
+            let html = work_section(&accepted(agreement), None, "jeton", &none.0, &none.1);
+            assert!(html.contains(r#"action="/orientations/ref-1/avancement""#), "{agreement}");
+            assert!(html.contains(r#"action="/orientations/ref-1/terminer""#), "{agreement}");
+            assert_eq!(html.matches(r#"name="_csrf" value="jeton""#).count(), 2, "a CSRF field on each form");
+            assert!(!html.contains("En attente de l'accord"));
+        }
+        let offered = work_section(&json!({"id": "ref-1", "status": "offered"}), None, "jeton", &none.0, &none.1);
+        assert!(offered.contains("/accepter") && offered.contains("/decliner"));
+        let done =
+            json!({"id": "ref-1", "status": "accepted", "agreement": "agreed", "completed_at": "2026-12-01T10:00:00Z"});
+        let html = work_section(&done, None, "jeton", &none.0, &none.1);
+        assert!(html.contains("Prestation terminée le 01/12/2026 à 10:00 UTC") && !html.contains("<form"));
+    }
+
+    #[test]
+    fn a_request_cancelled_after_acceptance_says_who_and_why_and_offers_nothing() {
+        let none = (Fields::new(), Errors::default());
+        let withdrawn =
+            json!({"id": "ref-1", "status": "withdrawn", "agreement": "agreed", "reason": "request cancelled"});
+        let request = json!({"status": "cancelled", "history": [
+            {"status": "accepted", "actor_role": "provider_agent"},
+            {"status": "cancelled", "actor_role": "member_admin", "actor_name": "Marie Dupont", "reason": "Projet <abandonné>"}
+        ]});
+        let html = work_section(&withdrawn, Some(&request), "jeton", &none.0, &none.1);
+        assert!(html.contains("<h2>La collectivité a annulé la demande</h2>"), "{html}");
+        assert!(html.contains("<p>Motif : Projet &lt;abandonné&gt;</p>"));
+        assert!(!html.contains("<form"), "no action on a withdrawn referral");
+        // Cancelled by the coordination, or by an expired quote; or withdrawn without a cancellation.
+        let by = |role: &str| json!({"status": "cancelled", "history": [{"status": "cancelled", "actor_role": role}]});
+        assert_eq!(cancellation(&by("coordinator")).map(|c| c.0), Some("La coordination a annulé la demande".into()));
+        assert!(cancellation(&by("system")).is_some_and(|c| c.0.contains("automatiquement")));
+        assert_eq!(cancellation(&json!({"status": "in_progress"})), None);
+        let html = work_section(&withdrawn, Some(&json!({"status": "referred"})), "jeton", &none.0, &none.1);
+        assert!(html.contains("retirée par la coordination") && html.contains("Motif : request cancelled"));
+    }
+
+    #[test]
+    fn refused_progress_and_completion_are_explained_in_french() {
+        let error = |kind: &str| crate::gateway::ApiError {
+            status: 409,
+            kind: kind.into(),
+            detail: String::new(),
+            errors: vec![],
+        };
+        assert!(work_conflict(&error("invalid-transition"), "withdrawn").starts_with("La demande a été annulée"));
+        assert!(
+            work_conflict(&error("quote-not-accepted"), "accepted").starts_with("Le devis n'a pas encore été accepté")
+        );
+        assert!(work_conflict(&error("invalid-transition"), "accepted").contains("pas possible dans l'état actuel"));
+    }
 
     #[test]
     fn referrals_waiting_past_their_reminder_or_deadline_are_marked_in_words() {
