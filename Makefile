@@ -24,7 +24,7 @@ export ID77_PG_URL ID77_DIRECTORY_DIR
 # Databases created by tests start with this prefix (services/platform/src/testing.rs: TEST_DB_PREFIX).
 TEST_DB_PREFIX := id77t_
 
-.PHONY: help run build test test-browser lint fmt clean-test-dbs deps directory helm-check bench-catalogue chaos bench fuzz
+.PHONY: help run reconcile build test test-browser lint fmt clean-test-dbs deps directory helm-check bench-catalogue chaos bench fuzz
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -36,6 +36,12 @@ help: ## List the targets
 
 run: ## Build and run the whole platform locally, Ctrl-C stops it (needs npm and curl; installs the rest)
 	bash deploy/local/run.sh
+
+reconcile: ## Check that every service of the running make run tells the same story (id77-admin reconcile, ADR 0013)
+	$(CARGO) build -q -p id77-admin
+	ID77_ADMIN_EMAIL=$${ID77_ADMIN_EMAIL:-coordination@id77.demo} \
+	ID77_ADMIN_PASSWORD=$${ID77_ADMIN_PASSWORD:-$${ID77_DEMO_PASSWORD:-Id77-Demo-Seine77!}} \
+		"$$(bash deploy/local/target-dir.sh)/debug/id77-admin" reconcile
 
 build: ## Build every crate and target (dev profile)
 	$(CARGO) build --workspace --all-targets

@@ -472,8 +472,8 @@ TEXT
 print_walkthrough
 printf '\nPress Ctrl-C to stop.\n\n'
 if [[ -n ${ID77_RUN_READY_FILE:-} ]]; then
-    printf 'portal=%s\ngateway=%s\npassword=%s\nproviders=%s\n' "$PORTAL_URL" "$GATEWAY_URL" "$DEMO_PASSWORD" \
-        "$DEMO_PROVIDERS" >"$ID77_RUN_READY_FILE"
+    printf 'portal=%s\ngateway=%s\npassword=%s\nproviders=%s\nbin=%s\ngrpc_base=%s\n' "$PORTAL_URL" "$GATEWAY_URL" \
+        "$DEMO_PASSWORD" "$DEMO_PROVIDERS" "$BIN_DIR" "$GRPC_BASE" >"$ID77_RUN_READY_FILE"
 fi
 
 # Wait; report children that stop by themselves; leave when none is left.
