@@ -77,6 +77,23 @@ pub struct Platform {
     env: Vec<(String, String)>,
     /// The SMTP server requests sends its notification mails to (a real one, in this test process).
     pub mail: testing::SmtpSink,
+    /// The services' gRPC addresses, by the variable that names them (`ID77_REQUESTS_URL`...).
+    pub upstreams: Vec<(String, String)>,
+    /// Whether [`Platform::stop`] runs the reconciler first and fails the test on a finding (default: yes).
+    pub reconcile_at_stop: bool,
+}
+
+/// What `id77-admin reconcile` said: its exit code (0 consistent, 1 findings, 2 a service unreadable) and output.
+#[derive(Debug, Clone)]
+pub struct Reconciliation {
+    pub code: i32,
+    pub output: String,
+}
+
+impl Reconciliation {
+    pub fn is_consistent(&self) -> bool {
+        self.code == 0
+    }
 }
 
 /// The portal base URL the mails link to in the tests.
@@ -111,8 +128,21 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// The folder cargo builds into, found from this executable's own path, so right whatever CARGO_TARGET_DIR,
+/// `build.target-dir` or a tool such as nextest says: tests run from `<target>/<profile>/deps/`, the benchmark's
+/// binaries from `<target>/<profile>/` (cargo keeps `.fingerprint/` in every profile folder). Only an executable
+/// elsewhere falls back to CARGO_TARGET_DIR (relative: to the workspace, where make runs cargo), then `./target`.
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    let from_exe = std::env::current_exe().ok().and_then(|exe| {
+        let dir = exe.parent()?;
+        let profile = if dir.file_name()? == "deps" { dir.parent()? } else { dir };
+        let target = profile.parent()?;
+        profile.join(".fingerprint").is_dir().then(|| target.to_path_buf())
+    });
+    from_exe.unwrap_or_else(|| {
+        let root = workspace_root();
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
+    })
 }
 
 /// Path of a workspace binary, building the binaries first if it is missing.
@@ -127,6 +157,8 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
         }
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(&args)
+            .arg("--target-dir")
+            .arg(target_dir())
             .current_dir(workspace_root())
             .status()
             .context("running cargo build --bins")?;
@@ -219,6 +251,8 @@ impl Platform {
             metrics: Vec::new(),
             env: options.env.clone(),
             mail,
+            upstreams: Vec::new(),
+            reconcile_at_stop: true,
         };
         let mut upstreams: Vec<(&str, String)> = Vec::new();
         for (service, url_var) in SERVICES {
@@ -270,6 +304,7 @@ impl Platform {
         for (key, value) in &options.gateway_env {
             gateway.env(key, value.as_str());
         }
+        platform.upstreams = upstreams.iter().map(|(var, url)| ((*var).to_owned(), url.clone())).collect();
         platform.spawn_with_metrics("gateway", gateway)?;
         platform.gateway = format!("http://127.0.0.1:{http_port}");
         platform.wait_ready(Duration::from_secs(60)).await?;
@@ -394,13 +429,51 @@ impl Platform {
     }
 
     /// Stops every process (SIGTERM, then SIGKILL) and drops the databases and streams.
+    /// Runs `id77-admin reconcile` against this platform's services, as the demo coordinator, with `settle`
+    /// seconds for in-flight events to land before a finding counts.
+    pub async fn reconcile_with(&self, settle: u64, extra: &[&str]) -> anyhow::Result<Reconciliation> {
+        let mut cmd = tokio::process::Command::new(binary("id77-admin")?);
+        cmd.arg("reconcile")
+            .args(extra)
+            .env("ID77_ADMIN_EMAIL", "coordination@id77.demo")
+            .env("ID77_ADMIN_PASSWORD", DEMO_PASSWORD)
+            .env("ID77_ADMIN_SETTLE_SECS", settle.to_string())
+            .envs(self.upstreams.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+            .await
+            .context("the reconciler did not finish within 120 s")?
+            .context("running id77-admin")?;
+        let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Ok(Reconciliation { code: out.status.code().unwrap_or(-1), output })
+    }
+
+    /// The reconciler with the default settle time (10 s): `Err` unless every service tells the same story.
+    pub async fn reconcile(&self) -> anyhow::Result<()> {
+        let r = self.reconcile_with(10, &[]).await?;
+        eprintln!("{}", r.output.trim_end());
+        if !r.is_consistent() {
+            bail!("the reconciler exited with {}:\n{}", r.code, r.output);
+        }
+        Ok(())
+    }
+
+    /// Stops every process and drops the databases and streams. First, unless [`Platform::reconcile_at_stop`] is
+    /// off or a process is down, runs the reconciler, and fails the test if the services disagree (ADR 0013).
     pub async fn stop(mut self) {
+        let names = self.process_names();
+        let all_running = names.iter().all(|n| self.is_running(n));
+        let verdict = if self.reconcile_at_stop && all_running { Some(self.reconcile().await) } else { None };
         self.terminate();
         for (_, db) in &self.databases {
             testing::drop_database(db).await;
         }
         if let Ok((_, js)) = id77_platform::nats::connect(&self.nats_url, "e2e-cleanup").await {
             testing::delete_streams(&js, &id77_platform::Namespace::new(self.prefix.clone())).await;
+        }
+        if let Some(Err(e)) = verdict {
+            panic!("reconciliation at the end of the test: {e:#}");
         }
     }
 
@@ -814,3 +887,44 @@ async fn admin_connection(url: &str) -> anyhow::Result<(sqlx::PgConnection, Stri
 }
 
 pub mod load;
+
+/// The member's agreement to a billed request's quote (ADR 0013): waits (30 s at most) until the request's quote,
+/// read by the member's admin `admin`, is `proposed`, accepts it as that admin (signatory « Le maire », no
+/// purchase order number) and returns the accepted quote, once routing shows the request's current referral
+/// `agreed` to `reader` (a coordinator, or an agent of the referral's provider): the provider may then report
+/// progress and complete the work.
+pub async fn accept_quote(api: &Api, admin: &str, reader: &str, request_id: &str) -> anyhow::Result<Value> {
+    const LIMIT: Duration = Duration::from_secs(30);
+    let started = Instant::now();
+    let quotes = format!("/v1/quotes?request_id={request_id}");
+    let quote = loop {
+        let (status, page) = api.get(&quotes, Some(admin)).await;
+        let proposed = page["items"].as_array().and_then(|q| q.iter().find(|q| q["status"] == "proposed").cloned());
+        match proposed {
+            Some(quote) if status == StatusCode::OK => break quote,
+            _ if started.elapsed() > LIMIT => bail!("no proposed quote for request {request_id}: {status} {page}"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let id = quote["id"].as_str().context("quote id")?;
+    let (status, accepted) =
+        api.post(&format!("/v1/quotes/{id}/accept"), Some(admin), &json!({"signatory_name": "Le maire"})).await;
+    if status != StatusCode::OK || accepted["status"] != "accepted" {
+        bail!("accepting quote {id} of request {request_id}: {status} {accepted}");
+    }
+    let referrals = format!("/v1/referrals?request_id={request_id}");
+    loop {
+        let (status, page) = api.get(&referrals, Some(reader)).await;
+        // The request's current referral: the accepted one of the latest attempt.
+        let current = page["items"]
+            .as_array()
+            .and_then(|r| r.iter().filter(|r| r["status"] == "accepted").max_by_key(|r| r["attempt"].as_i64()));
+        if status == StatusCode::OK && current.is_some_and(|r| r["agreement"] == "agreed") {
+            return Ok(accepted);
+        }
+        if started.elapsed() > LIMIT {
+            bail!("the referral of request {request_id} is not agreed after its quote was accepted: {status} {page}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -163,6 +163,8 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
     let empty = json!({});
     let progress = json!({"note": "Visite de terrain faite", "percent": 30});
     let decline = json!({"reason": "Hors de notre champ"});
+    let sign = json!({"signatory_name": "Le maire", "purchase_order_number": "EJ-2026-0001"});
+    let refuse = json!({"reason": "Budget non voté"});
     let message = json!({"body": "Bonjour"});
     // An attachment on A's request, for the download row.
     let (status, posted) = f
@@ -228,6 +230,11 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
         (Method::GET, format!("/v1/quotes?member_id={a}"), None,                      [Unauthenticated, Ok, Ok, NotFound, Ok, Ok, Ok, Ok, Forbidden]),
         (Method::GET, format!("/v1/quotes/{q}"), None,                                [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
         (Method::GET, format!("/v1/quotes/{q}.pdf"), None,                            [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Ok, Ok, Forbidden]),
+        // Only a member admin of the quote's member answers it (ADR 0013): other roles are refused, another
+        // member's admin does not see it. The request was cancelled above, so the quote is voided (409) or, if
+        // billing has not heard of it yet, accepted by A's admin (then voided); refusing it is then a 409.
+        (Method::POST, format!("/v1/quotes/{q}/accept"), Some(&sign),                 [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden]),
+        (Method::POST, format!("/v1/quotes/{q}/refuse"), Some(&refuse),               [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden]),
         (Method::POST, "/v1/auth/keys/rotate".into(), Some(&empty),                   [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok]),
         // Last: the member's admin removes its user (everyone before it is refused or does not see the user).
         (Method::DELETE, format!("/v1/users/{u}"), None,                              [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Forbidden, NotFound]),

@@ -1,16 +1,21 @@
 //! Fault injection under load. While a load generator submits requests through the gateway for real communes
 //! of the directory (retrying a refused submission with the same `Idempotency-Key`, the client contract), and
-//! the provider's referral consumer (the real CLI, `--rule accept-all`) accepts them and the provider reports
-//! half of the accepted work done, a driver SIGKILLs random processes (the five services, the gateway, the
-//! referral consumer) and restarts them, restarts the NATS server (a private `nats-server -js` on its own port
-//! and store, never the machine's), and blocks one service's PostgreSQL database for a few seconds
-//! (`ALLOW_CONNECTIONS false` + terminating its sessions).
+//! the provider's referral consumer (the real CLI, `--rule accept-all`) accepts them, the members' admins accept
+//! the quotes of half of the accepted referrals through the gateway (retrying like any client) and the provider
+//! reports that half done once routing knows of the member's agreement (ADR 0013), a driver SIGKILLs random
+//! processes (the five services, the gateway, the referral consumer) and restarts them, restarts the NATS server
+//! (a private `nats-server -js` on its own port and store, never the machine's), and blocks one service's
+//! PostgreSQL database for a few seconds (`ALLOW_CONNECTIONS false` + terminating its sessions).
 //!
 //! Afterwards, once the platform has settled, a checker reads every service's database and the dead-letter
 //! stream and asserts: every accepted submission is exactly one request with exactly one open or answered
-//! referral; every accepted referral has exactly one quote; every completion the provider got acknowledged is
-//! recorded and has exactly one invoice; invoice and quote numbers are gapless per issuer and year; no two live
-//! bookings of a copy overlap; no outbox row is left unsent; nothing was dead-lettered. It prints the counts.
+//! referral, whose status requests follows (a completed referral's request is completed); every accepted
+//! referral (a billed offer) has exactly one quote, proposed or accepted, and waits for the member's agreement
+//! unless its quote was accepted; every acceptance the gateway answered is recorded and reached routing; every
+//! completion the provider got acknowledged is recorded, came after the member's agreement, and — once requests
+//! completed the request — has exactly one invoice, from the accepted quote; nothing else is invoiced; invoice
+//! and quote numbers are gapless per issuer and year; no two live bookings of a copy overlap; no outbox row is
+//! left unsent; nothing was dead-lettered. It prints the counts.
 //!
 //! Short by default (the CI run); `make chaos` runs it longer: `CHAOS_DURATION_SECS` (default 45),
 //! `CHAOS_REQUESTS` (default 240), `CHAOS_MEMBERS` (default 4), `CHAOS_FAULT_EVERY_MS` (default 2500),
@@ -22,7 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use id77_e2e::load::{self, Member, Submitted};
-use id77_e2e::{Api, NatsServer, Options, Platform};
+use id77_e2e::{Api, NatsServer, Options, Platform, USER_PASSWORD};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, Row};
 use tokio::sync::Mutex;
 
@@ -168,20 +175,122 @@ async fn drive_faults(
     (platform, faults)
 }
 
-/// The provider's side that is not the consumer CLI: it reports the work done on half of the accepted referrals
-/// (those whose id ends with an even hex digit), once routing has recorded the acceptance, republishing until
-/// JetStream acknowledges. Returns the referrals whose completion was acknowledged.
+/// What the members' admins and the provider's side that is not the consumer CLI did.
+#[derive(Debug, Default, Clone)]
+struct Completer {
+    /// Referrals whose completion JetStream acknowledged.
+    completions: HashSet<String>,
+    /// Referrals whose quote a member's admin accepted through the gateway (answered 200, or found accepted after
+    /// an answer was lost).
+    agreed: HashSet<String>,
+    /// Answers no client should get while accepting a quote (a 4xx other than 401, 408, 409, 429; a quote found
+    /// refused, voided or expired).
+    refused: Vec<String>,
+    /// Referrals given up on after such an answer (not retried; the checker reports the answer).
+    skipped: HashSet<String>,
+    /// Referrals of the half to complete that the completer gave up on.
+    unfinished: Vec<String>,
+}
+
+/// What became of one attempt to accept a referral's quote.
+enum Agreement {
+    /// The quote is accepted.
+    Done,
+    /// Not yet: no quote yet, or the gateway or the network refused the attempt (5xx, 429, timeouts, 401).
+    Later,
+    /// An answer no retry will change.
+    Refused(String),
+}
+
+/// The member's admin accepts the quote of `referral_id` through the gateway, as a client would: it lists the
+/// request's quotes, and accepts the referral's quote if it is still proposed. One attempt; the caller retries.
+async fn accept_quote_of(api: &Api, member: &mut Member, request_id: &str, referral_id: &str) -> Agreement {
+    let listed = api
+        .http
+        .get(format!("{}/v1/quotes?request_id={request_id}", api.base))
+        .bearer_auth(&member.token)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    let page = match listed {
+        Ok(response) if response.status() == StatusCode::OK => response.json::<Value>().await.unwrap_or_default(),
+        Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
+            if let Ok(token) = api.access_token(&member.email, USER_PASSWORD).await {
+                member.token = token;
+            }
+            return Agreement::Later;
+        }
+        Ok(_) | Err(_) => return Agreement::Later,
+    };
+    let Some(quote) = page["items"].as_array().and_then(|q| q.iter().find(|q| q["referral_id"] == referral_id)) else {
+        return Agreement::Later; // billing has not quoted the acceptance yet
+    };
+    match quote["status"].as_str() {
+        Some("accepted") => return Agreement::Done,
+        Some("proposed") => {}
+        other => return Agreement::Refused(format!("the quote of referral {referral_id} is {other:?}: {quote}")),
+    }
+    let Some(quote_id) = quote["id"].as_str() else {
+        return Agreement::Refused(format!("a quote without id: {quote}"));
+    };
+    let sent = api
+        .http
+        .post(format!("{}/v1/quotes/{quote_id}/accept", api.base))
+        .bearer_auth(&member.token)
+        .timeout(Duration::from_secs(10))
+        .json(&json!({"signatory_name": "Le maire", "purchase_order_number": format!("EJ-{}", &referral_id[..8])}))
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status().is_success() => Agreement::Done,
+        Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
+            if let Ok(token) = api.access_token(&member.email, USER_PASSWORD).await {
+                member.token = token;
+            }
+            Agreement::Later
+        }
+        // 409: decided meanwhile (an earlier attempt whose answer was lost): the next listing says how.
+        Ok(response)
+            if response.status().is_client_error()
+                && !matches!(
+                    response.status(),
+                    StatusCode::CONFLICT | StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS
+                ) =>
+        {
+            let status = response.status();
+            Agreement::Refused(format!(
+                "accepting quote {quote_id} of referral {referral_id}: {status} {}",
+                response.text().await.unwrap_or_default()
+            ))
+        }
+        Ok(_) | Err(_) => Agreement::Later,
+    }
+}
+
+/// The provider's side that is not the consumer CLI, and the members' admins: on half of the accepted referrals
+/// (those whose id ends with an even hex digit), once routing has recorded the acceptance, the member's admin
+/// accepts the quote through the gateway (retrying refused attempts); once routing has recorded the member's
+/// agreement, the provider reports the work done, republishing until JetStream acknowledges. Gives up on what is
+/// left two minutes after `stop`.
 async fn complete_half(
     nats_url: String,
     prefix: String,
     provider: String,
     routing_db: String,
+    gateway: String,
+    members: Vec<Member>,
     stop: Arc<AtomicBool>,
-) -> HashSet<String> {
-    let mut acknowledged = HashSet::new();
+) -> Completer {
+    let api = Api::new(&gateway);
+    let mut members: HashMap<String, Member> = members.into_iter().map(|m| (m.id.clone(), m)).collect();
+    let mut done = Completer::default();
     let mut consumer = None;
+    let mut stopped_at: Option<Instant> = None;
     loop {
         let stopping = stop.load(Ordering::SeqCst);
+        if stopping {
+            stopped_at.get_or_insert_with(Instant::now);
+        }
         if consumer.is_none() {
             let mut config = id77_referral_consumer::Config::new(nats_url.clone(), provider.clone()).expect("config");
             config.prefix = prefix.clone();
@@ -193,30 +302,65 @@ async fn complete_half(
             .ok()
             .and_then(Result::ok);
         }
-        let accepted: Vec<String> = match PgConnection::connect(&routing_db).await {
+        // (referral, request, member, agreement)
+        let accepted: Vec<(String, String, String, String)> = match PgConnection::connect(&routing_db).await {
             Ok(mut conn) => {
                 let rows = sqlx::query(
-                    "SELECT id::text AS id FROM referral WHERE status = 'accepted' AND completed_at IS NULL",
+                    "SELECT id::text AS id, request_id::text AS request_id, member_id::text AS member_id, agreement \
+                     FROM referral WHERE status = 'accepted' AND completed_at IS NULL",
                 )
                 .fetch_all(&mut conn)
                 .await
                 .unwrap_or_default();
                 let _ = conn.close().await;
-                rows.iter().map(|r| r.get::<String, _>("id")).collect()
+                rows.iter()
+                    .map(|r| (r.get("id"), r.get("request_id"), r.get("member_id"), r.get("agreement")))
+                    .collect()
             }
             Err(_) => Vec::new(),
         };
-        if let Some(consumer) = &consumer {
-            let todo: Vec<&String> =
-                accepted.iter().filter(|id| completes(id) && !acknowledged.contains(*id)).collect();
-            for id in todo {
-                if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), consumer.complete(id)).await {
-                    acknowledged.insert(id.clone());
+        let todo: Vec<&(String, String, String, String)> =
+            accepted.iter().filter(|(id, ..)| completes(id) && !done.completions.contains(id)).collect();
+        for (id, request_id, member_id, agreement) in todo {
+            // The member's agreement first (a billed offer: routing waits for billing's `quote.accepted`).
+            if agreement == "awaiting_member" {
+                if done.agreed.contains(id) || done.skipped.contains(id) {
+                    continue; // accepted, routing has not heard of it yet; or given up
                 }
+                let Some(member) = members.get_mut(member_id) else {
+                    done.refused.push(format!("referral {id} of an unknown member {member_id}"));
+                    done.skipped.insert(id.clone());
+                    continue;
+                };
+                match accept_quote_of(&api, member, request_id, id).await {
+                    Agreement::Done => {
+                        done.agreed.insert(id.clone());
+                    }
+                    Agreement::Later => {}
+                    Agreement::Refused(why) => {
+                        done.refused.push(why);
+                        done.skipped.insert(id.clone());
+                    }
+                }
+                continue;
+            }
+            // Agreed (or, wrongly, not required: the checker reports it): the provider reports the work done.
+            if let Some(consumer) = &consumer
+                && let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), consumer.complete(id)).await
+            {
+                done.completions.insert(id.clone());
             }
         }
-        let left = accepted.iter().any(|id| completes(id) && !acknowledged.contains(id));
-        if stopping && !left {
+        let left: Vec<&String> = accepted
+            .iter()
+            .map(|(id, ..)| id)
+            .filter(|id| completes(id) && !done.completions.contains(*id) && !done.skipped.contains(*id))
+            .collect();
+        if stopping && left.is_empty() {
+            break;
+        }
+        if stopped_at.is_some_and(|at| at.elapsed() > Duration::from_secs(120)) {
+            done.unfinished = left.into_iter().cloned().collect();
             break;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -224,7 +368,7 @@ async fn complete_half(
     if let Some(consumer) = consumer {
         consumer.close().await;
     }
-    acknowledged
+    done
 }
 
 fn completes(referral_id: &str) -> bool {
@@ -237,7 +381,10 @@ struct Check {
     requests: usize,
     referrals_open_or_answered: usize,
     accepted_referrals: usize,
+    /// Accepted referrals routing lets the provider work on (the member agreed to the quote).
+    agreed_referrals: usize,
     quotes: usize,
+    quotes_accepted: usize,
     completed: usize,
     invoices: usize,
     outbox_pending: i64,
@@ -260,7 +407,7 @@ async fn connect(url: &str) -> anyhow::Result<PgConnection> {
 async fn check(
     platform: &Platform,
     submitted: &[Submitted],
-    completions: &HashSet<String>,
+    completer: &Completer,
     dead_letters: Vec<String>,
 ) -> anyhow::Result<Check> {
     let db = |s: &str| platform.database_url(s).map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no {s} db"));
@@ -304,8 +451,8 @@ async fn check(
 
     let mut routing = connect(&db("routing")?).await?;
     let referrals = sqlx::query(
-        "SELECT id::text AS id, request_id::text AS request_id, status, completed_at IS NOT NULL AS completed \
-         FROM referral WHERE status IN ('offered', 'accepted', 'declined')",
+        "SELECT id::text AS id, request_id::text AS request_id, status, completed_at IS NOT NULL AS completed, \
+         agreement FROM referral WHERE status IN ('offered', 'accepted', 'declined')",
     )
     .fetch_all(&mut routing)
     .await?;
@@ -313,16 +460,23 @@ async fn check(
     let mut per_request: HashMap<String, u32> = HashMap::new();
     let mut accepted = HashSet::new();
     let mut completed = HashSet::new();
+    // The referral's request, and routing's word on the member's agreement, by referral.
+    let mut request_of: HashMap<String, String> = HashMap::new();
+    let mut agreement: HashMap<String, String> = HashMap::new();
     for r in &referrals {
+        let id: String = r.get("id");
         *per_request.entry(r.get("request_id")).or_default() += 1;
+        request_of.insert(id.clone(), r.get("request_id"));
+        agreement.insert(id.clone(), r.get("agreement"));
         if r.get::<String, _>("status") == "accepted" {
-            accepted.insert(r.get::<String, _>("id"));
+            accepted.insert(id.clone());
         }
         if r.get::<bool, _>("completed") {
-            completed.insert(r.get::<String, _>("id"));
+            completed.insert(id);
         }
     }
     c.accepted_referrals = accepted.len();
+    c.agreed_referrals = accepted.iter().filter(|id| agreement.get(*id).is_some_and(|a| a == "agreed")).count();
     c.completed = completed.len();
     for id in request_status.keys() {
         match per_request.get(id).copied().unwrap_or(0) {
@@ -332,54 +486,119 @@ async fn check(
         }
     }
     for r in &referrals {
-        let (request_id, status): (String, String) = (r.get("request_id"), r.get("status"));
-        // The requests service follows the decision (accepted/declined); a completion may or may not be
-        // reflected there (it is billing's trigger), so `completed` counts as `accepted` too.
+        let (id, request_id, status): (String, String, String) = (r.get("id"), r.get("request_id"), r.get("status"));
+        let done = completed.contains(&id);
+        // The requests service follows the decision (accepted/declined) and, as the arbiter of the request's
+        // fate (ADR 0013), completes the request on the provider's completion: a completed referral's request is
+        // completed, an accepted one's is accepted (nobody reports progress here).
         let in_requests = request_status.get(&request_id).map(String::as_str);
         let follows = match (status.as_str(), in_requests) {
             ("offered", _) => true,
-            ("accepted", Some("accepted" | "completed")) => true,
+            ("accepted", Some("completed")) => done,
+            ("accepted", Some("accepted" | "in_progress")) => !done,
             (decided, Some(seen)) => decided == seen,
             (_, None) => false,
         };
         if !follows {
-            c.lost
-                .push(format!("request {request_id} is {in_requests:?} in requests, its referral {status} in routing"));
+            let what = if done { " (completed)" } else { "" };
+            c.lost.push(format!(
+                "request {request_id} is {in_requests:?} in requests, its referral {status}{what} in routing"
+            ));
         }
         if status == "offered" {
             c.other.push(format!("referral of request {request_id} still unanswered by an accept-all consumer"));
         }
+        // Every offer of the load is billed: an accepted referral waits for the member's agreement until its
+        // quote is accepted, and is completed only after it.
+        let agreement = agreement.get(&id).map(String::as_str).unwrap_or_default();
+        if status == "accepted" && !matches!(agreement, "awaiting_member" | "agreed") {
+            c.other.push(format!("accepted referral {id} of a billed offer: agreement {agreement:?}"));
+        }
+        if done && agreement != "agreed" {
+            c.other.push(format!("referral {id} completed without the member's agreement ({agreement:?})"));
+        }
     }
-    for id in completions {
+    for id in &completer.completions {
         if !completed.contains(id) {
             c.lost.push(format!("completion of referral {id}, acknowledged by JetStream, is not recorded"));
         }
     }
+    for id in &completer.unfinished {
+        c.lost.push(format!(
+            "referral {id} of the half to complete was never completed (agreement {:?})",
+            agreement.get(id)
+        ));
+    }
+    for why in &completer.refused {
+        c.other.push(format!("the member's acceptance of a quote was refused: {why}"));
+    }
 
     let mut billing = connect(&db("billing")?).await?;
-    let quotes = sqlx::query("SELECT referral_id::text AS r FROM quote").fetch_all(&mut billing).await?;
+    let quotes =
+        sqlx::query("SELECT id::text AS id, referral_id::text AS r, status FROM quote").fetch_all(&mut billing).await?;
     c.quotes = quotes.len();
     let mut quotes_per_referral: HashMap<String, u32> = HashMap::new();
+    // The referral's quote: (id, status).
+    let mut quote_of: HashMap<String, (String, String)> = HashMap::new();
     for q in &quotes {
         *quotes_per_referral.entry(q.get("r")).or_default() += 1;
+        quote_of.insert(q.get("r"), (q.get("id"), q.get("status")));
     }
+    c.quotes_accepted = quote_of.values().filter(|(_, status)| status == "accepted").count();
     for id in &accepted {
         match quotes_per_referral.get(id).copied().unwrap_or(0) {
             0 => c.lost.push(format!("accepted referral {id} has no quote")),
             1 => {}
             n => c.duplicated.push(format!("referral {id} has {n} quotes")),
         }
+        let Some((quote_id, quote_status)) = quote_of.get(id) else { continue };
+        let agreed = agreement.get(id).is_some_and(|a| a == "agreed");
+        match quote_status.as_str() {
+            // Nothing is cancelled, refused or expired here: the quote is proposed or accepted.
+            "proposed" if completed.contains(id) || agreed => c.other.push(format!(
+                "referral {id} is {} while its quote {quote_id} is still proposed",
+                if completed.contains(id) { "completed" } else { "agreed" }
+            )),
+            "proposed" => {}
+            // Routing applies billing's `quote.accepted`.
+            "accepted" if !agreed => {
+                c.lost.push(format!("quote {quote_id} is accepted, but routing still waits for it on referral {id}"))
+            }
+            "accepted" => {}
+            other => c.other.push(format!("quote {quote_id} of accepted referral {id} is {other}")),
+        }
     }
-    let invoices = sqlx::query("SELECT referral_id::text AS r FROM invoice").fetch_all(&mut billing).await?;
+    for id in &completer.agreed {
+        if quote_of.get(id).is_none_or(|(_, status)| status != "accepted") {
+            c.lost
+                .push(format!("the quote of referral {id}, accepted through the gateway, is not accepted in billing"));
+        }
+    }
+    let invoices =
+        sqlx::query("SELECT referral_id::text AS r, quote_id::text AS q FROM invoice").fetch_all(&mut billing).await?;
     c.invoices = invoices.len();
     let mut invoices_per_referral: HashMap<String, u32> = HashMap::new();
     for i in &invoices {
-        *invoices_per_referral.entry(i.get("r")).or_default() += 1;
+        let (referral, quote): (String, Option<String>) = (i.get("r"), i.get("q"));
+        *invoices_per_referral.entry(referral.clone()).or_default() += 1;
+        // Billing invoices the accepted quote of a request that requests completed, nothing else.
+        if !completed.contains(&referral) {
+            c.other.push(format!("referral {referral} is invoiced but not completed"));
+        }
+        match (quote, quote_of.get(&referral)) {
+            (Some(q), Some((id, status))) if q == *id && status == "accepted" => {}
+            (quote, found) => c.other.push(format!(
+                "the invoice of referral {referral} bills quote {quote:?}; the referral's quote is {found:?}"
+            )),
+        }
     }
     for id in &completed {
+        let request_completed =
+            request_of.get(id).and_then(|r| request_status.get(r)).is_some_and(|s| s == "completed");
         match invoices_per_referral.get(id).copied().unwrap_or(0) {
-            0 => c.lost.push(format!("completed referral {id} has no invoice")),
-            1 => {}
+            // Billing invoices on requests' `request.completed`: not before (reported above as not followed).
+            0 if request_completed => c.lost.push(format!("completed referral {id} has no invoice")),
+            0 | 1 => {}
             n => c.duplicated.push(format!("referral {id} has {n} invoices")),
         }
     }
@@ -516,6 +735,8 @@ async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_datab
         platform.prefix.clone(),
         provider.clone(),
         routing_db,
+        platform.gateway.clone(),
+        members_ready.clone(),
         stop_completing.clone(),
     ));
     let gateway = platform.gateway.clone();
@@ -548,7 +769,8 @@ async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_datab
     let (mut platform, faults) = driver.await.expect("fault driver");
     platform.wait_ready(Duration::from_secs(60)).await.expect("platform ready after the faults");
 
-    // Settle: the accept-all consumer answers everything, the completer reports its half, the outboxes drain.
+    // Settle: the accept-all consumer answers everything, the members accept their half of the quotes, the
+    // completer reports that half done, the outboxes drain.
     let settle_started = Instant::now();
     let mut completions_done = None;
     let mut completer = Some(completer);
@@ -567,9 +789,9 @@ async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_datab
                 completions_done = Some(task.await.expect("completer"));
             }
         }
-        let completions = completions_done.clone().unwrap_or_default();
+        let completer = completions_done.clone().unwrap_or_default();
         let letters = dead_letters(&platform.nats_url, &platform.prefix).await.expect("dead letters");
-        let result = check(&platform, &submitted, &completions, letters).await.expect("checker reads the databases");
+        let result = check(&platform, &submitted, &completer, letters).await.expect("checker reads the databases");
         if (result.clean() && completions_done.is_some()) || settle_started.elapsed() > Duration::from_secs(90) {
             break result;
         }
@@ -599,11 +821,14 @@ async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_datab
         faults.db_blocks
     );
     eprintln!(
-        "  requests {}, open or answered referrals {}, accepted {}, quotes {}, completed {}, invoices {}",
+        "  requests {}, open or answered referrals {}, accepted {} (agreed {}), quotes {} (accepted {}), completed {}, \
+         invoices {}",
         result.requests,
         result.referrals_open_or_answered,
         result.accepted_referrals,
+        result.agreed_referrals,
         result.quotes,
+        result.quotes_accepted,
         result.completed,
         result.invoices
     );
@@ -629,6 +854,7 @@ async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_datab
     assert!(faults.nats_restarts > 0, "the driver must have restarted NATS: {faults:?}");
     assert!(!faults.db_blocks.is_empty(), "the driver must have blocked a database: {faults:?}");
     assert!(result.completed > 0 && result.invoices == result.completed, "{result:?}");
+    assert!(result.quotes_accepted >= result.completed && result.agreed_referrals >= result.completed, "{result:?}");
     platform.stop().await;
     drop(nats);
 }

@@ -1,6 +1,7 @@
 //! One request's whole journey through the real binaries: a real commune of Seine-et-Marne joins, its first
 //! admin is invited and logs in, files a request for a billed offer, the provider's own consumer accepts it,
-//! a quote is issued; the provider reports the work done and an invoice is issued whose Factur-X XML passes.
+//! a quote is proposed and the member's admin accepts it with a purchase order number (ADR 0013); the provider
+//! reports the work done and an invoice is issued from that quote, whose Factur-X XML passes.
 
 use std::time::Duration;
 
@@ -116,6 +117,13 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
         .unwrap_or_default();
     assert_eq!(steps.first(), Some(&"submitted"), "{accepted}");
     assert_eq!(steps.last(), Some(&"accepted"), "{accepted}");
+    // The acceptance came from the provider's connector on its NATS subject, and the history says so.
+    let accept_step = accepted["history"].as_array().and_then(|h| h.last()).cloned().unwrap_or_default();
+    assert_eq!(
+        (accept_step["actor_role"].as_str(), accept_step["actor_name"].as_str()),
+        (Some("provider_consumer"), Some(format!("connecteur {provider}").as_str())),
+        "{accepted}"
+    );
 
     // A referent who does not follow this member does not see it; once assigned, it does.
     let referent = api.access_token("referent@id77.demo", DEMO_PASSWORD).await.expect("referent login");
@@ -159,10 +167,45 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
     assert_eq!(quote["currency"], "EUR");
     assert_eq!(quote["member_id"], member_id.as_str());
     let year = chrono::Utc::now().format("%Y").to_string();
-    assert_eq!(quote["number"], format!("D-{provider}-{year}-000001"));
+    let quote_number = format!("D-{provider}-{year}-000001");
+    assert_eq!(quote["number"], quote_number.as_str());
+    // Proposed to the member, who has not agreed yet: the provider may not start the work.
+    assert_eq!(quote["status"], "proposed", "{quote}");
+    assert!(quote["expires_at"].is_string(), "{quote}");
+    let referral_path = format!("/v1/referrals/{}", items[0]["id"].as_str().expect("referral id"));
+    let (status, referral) = api.get(&referral_path, Some(&coordinator)).await;
+    assert_eq!((status, referral["agreement"].as_str()), (StatusCode::OK, Some("awaiting_member")), "{referral}");
 
-    // 9. The provider's consumer reports the work done: routing publishes the completion, billing issues the
-    // invoice to the member's SIREN, and its Factur-X XML passes the EN 16931 schema and business rules.
+    // 8b. Only the member's admin accepts it: the provider's agent and the coordinator may not, a signatory is
+    // required. It accepts with the commune's purchase order number; routing then lets the provider work.
+    let quote_id = quote["id"].as_str().expect("quote id").to_owned();
+    let accept = format!("/v1/quotes/{quote_id}/accept");
+    let signed = json!({"signatory_name": "Le maire de Meaux", "purchase_order_number": "EJ-2026-0042"});
+    assert_eq!(api.post(&accept, Some(&agent), &signed).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(api.post(&accept, Some(&coordinator), &signed).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(api.post(&accept, None, &signed).await.0, StatusCode::UNAUTHORIZED);
+    let (status, problem) = api.post(&accept, Some(&member_token), &json!({"purchase_order_number": "EJ-1"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "signatory_name", "{problem}");
+    let (status, agreed) = api.post(&accept, Some(&member_token), &signed).await;
+    assert_eq!(status, StatusCode::OK, "{agreed}");
+    assert_eq!(
+        (agreed["status"].as_str(), agreed["signatory_name"].as_str(), agreed["purchase_order_number"].as_str()),
+        (Some("accepted"), Some("Le maire de Meaux"), Some("EJ-2026-0042")),
+        "{agreed}"
+    );
+    assert_eq!(agreed["decided_by_name"], "DGS de Meaux", "the admin's display name: {agreed}");
+    assert!(agreed["decided_at"].is_string(), "{agreed}");
+    assert_eq!(api.post(&accept, Some(&member_token), &signed).await.0, StatusCode::CONFLICT, "once");
+    eventually("routing to learn of the member's agreement", Duration::from_secs(30), || async {
+        let (status, referral) = api.get(&referral_path, Some(&coordinator)).await;
+        (status == StatusCode::OK && referral["agreement"] == "agreed").then_some(())
+    })
+    .await;
+
+    // 9. The provider's consumer reports the work done: routing publishes the completion, requests completes
+    // the request, billing invoices the accepted quote to the member's SIREN, and its Factur-X XML passes the
+    // EN 16931 schema and business rules.
     let referral_id = items[0]["id"].as_str().expect("referral id").to_owned();
     let mut config = id77_referral_consumer::Config::new(id77_platform::testing::nats_url(), provider.clone())
         .expect("consumer config");
@@ -180,6 +223,15 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
     assert_eq!(invoice["buyer_siren"], "217702844", "{invoice}");
     assert_eq!(invoice["status"], "issued", "{invoice}");
     assert_eq!(invoice["total_net_cents"].as_i64(), Some(price), "{invoice}");
+    // The quote it bills (EN 16931 BT-11) and the member's purchase order number (BT-13).
+    assert_eq!(
+        (invoice["quote_id"].as_str(), invoice["quote_number"].as_str()),
+        (Some(quote_id.as_str()), Some(quote_number.as_str())),
+        "{invoice}"
+    );
+    assert_eq!(invoice["purchase_order_number"], "EJ-2026-0042", "{invoice}");
+    let (status, completed) = api.get(&format!("/v1/requests/{request_id}"), Some(&member_token)).await;
+    assert_eq!((status, completed["status"].as_str()), (StatusCode::OK, Some("completed")), "{completed}");
     let (net, vat, gross) = (
         invoice["total_net_cents"].as_i64().unwrap_or(-1),
         invoice["total_vat_cents"].as_i64().unwrap_or(-1),
@@ -218,6 +270,7 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
         "the invoice's XML fails the EN 16931 checks: {stdout}\n{}\n{xml}",
         String::from_utf8_lossy(&check.stderr)
     );
+    assert!(xml.contains(&quote_number) && xml.contains("EJ-2026-0042"), "quote and order references: {xml}");
 
     // The same invoice in UBL 2.1 passes the UBL schema and the EN 16931 rules for UBL.
     let response = api
@@ -230,6 +283,7 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
     assert_eq!(response.status(), StatusCode::OK);
     let ubl = response.text().await.expect("ubl body");
     assert!(ubl.contains(&format!("<cbc:ID>F-{provider}-{year}-000001</cbc:ID>")), "{ubl}");
+    assert!(ubl.contains(&quote_number) && ubl.contains("EJ-2026-0042"), "quote and order references: {ubl}");
     let path = std::env::temp_dir().join(format!("journey-{invoice_id}.ubl.xml"));
     std::fs::write(&path, &ubl).expect("ubl written");
     let check = std::process::Command::new("python3")
@@ -282,6 +336,7 @@ async fn a_commune_joins_files_a_request_and_gets_a_quote() {
     assert!(text.contains(&format!("F-{provider}-{year}-000001")), "{text}");
     assert!(text.contains("Net à payer TTC") && text.contains(&euros(gross)), "{text}");
     assert!(text.contains("SIREN 217702844"), "{text}");
+    assert!(text.contains(&quote_number) && text.contains("EJ-2026-0042"), "quote and order references: {text}");
 
     // 10. The coordinator reports the invoice sent, then records its payment; the member is not allowed to, and
     // a paid invoice does not go back.

@@ -1,11 +1,13 @@
-//! The request lifecycle through the gateway and the real binaries: a commune submits a request (idempotently),
-//! the provider's own consumer accepts it, reports progress and completes it; the member rates the service, the
-//! coordinator reads the statistics and closes the request. An open orientation request waits in the triage
-//! queue until the coordinator places it; cancelled, its referral is withdrawn and the provider is told.
+//! The request lifecycle through the gateway and the real binaries: a commune submits a request (idempotently)
+//! for a billed offer, the provider's own consumer accepts it, the member's admin accepts the quote (before that
+//! the provider's progress is not applied, ADR 0013), the provider reports progress and completes it; the
+//! member rates the service, the coordinator reads the statistics and closes the request. Every history step
+//! names who acted. An open orientation request waits in the triage queue until the coordinator places it (a
+//! step in the coordinator's name); cancelled, its referral is withdrawn and the provider is told.
 
 use std::time::Duration;
 
-use id77_e2e::{Api, DEMO_PASSWORD, Platform, eventually};
+use id77_e2e::{Api, DEMO_PASSWORD, Platform, accept_quote, eventually};
 use id77_referral_consumer::{Incoming, Notice, ReferralConsumer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -46,10 +48,10 @@ async fn a_request_is_carried_to_completion_rated_counted_and_an_open_one_triage
         json!({"email": "dgs@meaux.fr", "display_name": "DGS", "role": "member_admin", "member_id": member_id});
     let (member_token, _) = api.invite_and_accept(&coordinator, &invite).await.expect("member admin");
 
-    // Two integrated engineering offers of two providers.
+    // Two integrated engineering offers of two providers, the first one billed.
     let (_, offers) = api.get("/v1/offers?category=integrated_engineering&limit=100", None).await;
     let items = offers["items"].as_array().cloned().unwrap_or_default();
-    let first = items.first().cloned().expect("an engineering offer");
+    let first = items.iter().find(|o| o["billed"] == true).cloned().expect("a billed engineering offer");
     let provider = first["provider_code"].as_str().expect("provider").to_owned();
     let other =
         items.iter().find(|o| o["provider_code"] != provider.as_str()).cloned().expect("another provider's offer");
@@ -96,12 +98,26 @@ async fn a_request_is_carried_to_completion_rated_counted_and_an_open_one_triage
     assert_eq!(changed.0, StatusCode::CONFLICT, "{}", changed.1);
     assert!(changed.1["type"].as_str().unwrap_or("").ends_with("idempotency-key-reused"), "{}", changed.1);
 
-    // 2. The provider's consumer accepts; its agent reports progress, then the work done.
+    // 2. The provider's consumer accepts; the quote waits for the member's agreement, and until then the
+    // provider's progress is not applied. Once the member's admin accepts the quote, the provider reports
+    // progress, then the work done.
     status_of(&api, &member_token, &request_id, "accepted").await;
     let (_, referrals) = api.get(&format!("/v1/referrals?request_id={request_id}"), Some(&coordinator)).await;
     let referral_id = referrals["items"][0]["id"].as_str().expect("referral").to_owned();
+    assert_eq!(referrals["items"][0]["agreement"], "awaiting_member", "{referrals}");
     let partner = consumer(&platform, &provider).await;
-    partner.report_progress(&referral_id, 1, "Diagnostic en cours", 40).await.expect("progress");
+    // (Routing dead-letters it: a report the provider sends again must have a new sequence, JetStream having
+    // seen this one's message id.)
+    partner.report_progress(&referral_id, 1, "Visite planifiée", 10).await.expect("progress sent");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, early) = api.get(&format!("/v1/requests/{request_id}"), Some(&member_token)).await;
+    assert_eq!(early["status"], "accepted", "no progress before the member's agreement: {early}");
+    let (_, referral) = api.get(&format!("/v1/referrals/{referral_id}"), Some(&coordinator)).await;
+    assert!(referral["progress"].is_null() && referral["agreement"] == "awaiting_member", "{referral}");
+    let quote =
+        accept_quote(&api, &member_token, &coordinator, &request_id).await.expect("the member accepts the quote");
+    assert_eq!(quote["referral_id"], referral_id.as_str(), "{quote}");
+    partner.report_progress(&referral_id, 2, "Diagnostic en cours", 40).await.expect("progress");
     status_of(&api, &member_token, &request_id, "in_progress").await;
     partner.complete(&referral_id).await.expect("completion");
     partner.close().await;
@@ -109,8 +125,18 @@ async fn a_request_is_carried_to_completion_rated_counted_and_an_open_one_triage
     let path: Vec<&str> =
         done["history"].as_array().map(|h| h.iter().filter_map(|s| s["status"].as_str()).collect()).unwrap_or_default();
     assert_eq!(path, vec!["submitted", "referred", "accepted", "in_progress", "completed"], "{done}");
-    assert_eq!(done["history"][0]["actor_role"], "member_admin", "{done}");
-    assert_eq!(done["history"][1]["actor_role"], "system", "{done}");
+    // Who: the member's admin submitted (by its display name); routing referred it by itself; the provider's
+    // connector on its NATS subject accepted, reported progress and completed.
+    let actor = |i: usize| {
+        let step = &done["history"][i];
+        (step["actor_role"].as_str().map(str::to_owned), step["actor_name"].as_str().map(str::to_owned))
+    };
+    let connector = Some(format!("connecteur {provider}"));
+    assert_eq!(actor(0), (Some("member_admin".to_owned()), Some("DGS".to_owned())), "{done}");
+    assert_eq!(actor(1).0.as_deref(), Some("system"), "{done}");
+    for i in 2..=4 {
+        assert_eq!(actor(i), (Some("provider_consumer".to_owned()), connector.clone()), "step {i}: {done}");
+    }
     assert!(done["first_answered_at"].is_string() && done["completed_at"].is_string(), "{done}");
 
     // 3. The member rates it (and may revise until it is closed); the dashboard counts it.
@@ -181,6 +207,19 @@ async fn a_request_is_carried_to_completion_rated_counted_and_an_open_one_triage
     let placed_id = placed["id"].as_str().expect("referral").to_owned();
     let referred = status_of(&api, &member_token, &open_id, "referred").await;
     assert_eq!(referred["offer_id"], other_offer.as_str(), "{referred}");
+    // The placement is the coordinator's act, in its name (not the platform's).
+    let (_, me) = api.get("/v1/me", Some(&coordinator)).await;
+    let (coordinator_id, coordinator_name) = (
+        me["user"]["id"].as_str().expect("id").to_owned(),
+        me["user"]["display_name"].as_str().expect("name").to_owned(),
+    );
+    let placement = referred["history"].as_array().and_then(|h| h.last()).cloned().unwrap_or_default();
+    assert_eq!(
+        (placement["status"].as_str(), placement["actor_role"].as_str(), placement["actor_name"].as_str()),
+        (Some("referred"), Some("coordinator"), Some(coordinator_name.as_str())),
+        "{referred}"
+    );
+    assert_eq!(placement["actor_user_id"], coordinator_id.as_str(), "{referred}");
     let (status, _) = api.post(&format!("/v1/triage/{open_id}/assign"), Some(&coordinator), &assign).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no longer in the queue");
 

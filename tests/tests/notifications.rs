@@ -4,8 +4,8 @@
 //! A member submits a request with its stream open; the provider's agent, whose stream shows the new referral,
 //! accepts it through the gateway; the member's stream shows the status change; the member posts a message with
 //! an attachment and the provider answers: the member's stream shows the answer, another member's stream shows
-//! nothing. The mails go to the right addresses, and a user who turned message mails off still gets the status
-//! mails but no message mail.
+//! nothing. The mails go to the right addresses (the member's users are told of the quote proposed to them), and
+//! a user who turned message mails off still gets the status mails but no message mail.
 
 use std::time::Duration;
 
@@ -128,6 +128,9 @@ async fn a_member_follows_its_request_live_and_by_mail() {
         assert_eq!(accepted[0].subject(), "[ID 77] Votre demande « Diagnostic voirie » est acceptée");
         assert!(accepted[0].body().contains(&format!("Voir la demande : {link}")), "{}", accepted[0].body());
         assert_eq!(mail.wait_for(address, "est transmise", 1, WAIT).await.len(), 1, "referral mail to {address}");
+        // The quote proposed on the acceptance waits for the member's answer (ADR 0013): its users are told.
+        let proposed = mail.wait_for(address, "proposé pour votre demande « Diagnostic voirie »", 1, WAIT).await;
+        assert_eq!(proposed.len(), 1, "quote mail to {address}: {:?}", mail.mails_to(address));
     }
     let answer_mails = mail.wait_for("dgs@meaux.fr", "Nouveau message", 1, WAIT).await;
     assert_eq!(answer_mails.len(), 1);

@@ -1,12 +1,13 @@
 //! Issue 7, "on quote", through the real binaries: a member files a request for an offer priced on quote; the
 //! provider's agent cannot accept it without stating an amount (400 problem naming `amount_cents`), then
-//! accepts it at 2 450,00 €; the quote carries that amount, the completion invoices it, and the invoice's CII
-//! and UBL pass the EN 16931 XSD and schematron. The provider's own consumer accepts a second request at the
+//! accepts it at 2 450,00 €; the quote carries that amount and is proposed to the member, whose admin accepts
+//! it before the provider may complete (ADR 0013); the completion invoices it, and the invoice's CII and UBL
+//! pass the EN 16931 XSD and schematron. The provider's own consumer accepts a second request at the
 //! amount it is configured with (`--quote-amount-cents`).
 
 use std::time::Duration;
 
-use id77_e2e::{Api, DEMO_PASSWORD, Platform, eventually, onboard_member};
+use id77_e2e::{Api, DEMO_PASSWORD, Platform, accept_quote, eventually, onboard_member};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -114,17 +115,32 @@ async fn an_offer_on_quote_is_accepted_at_a_stated_amount_quoted_and_invoiced() 
     let quote = first_item(&api, &format!("/v1/quotes?request_id={request}"), &admin, "the quote").await;
     assert_eq!(quote["amount_cents"].as_i64(), Some(245_000), "{quote}");
     assert!(quote["label"].as_str().unwrap_or_default().ends_with("— Devis 2026-12"), "{quote}");
+    assert_eq!(quote["status"], "proposed", "{quote}");
 
-    // 3. The work is done: the invoice bills the quoted amount; its CII and UBL pass the EN 16931 checks.
+    // 3. The provider may not complete before the member's admin accepts the quote (409 quote-not-accepted).
     let complete = accept.replace("/accept", "/complete");
+    let (status, problem) = api.post(&complete, Some(&agent), &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(problem["type"].as_str().unwrap_or_default().ends_with("quote-not-accepted"), "{problem}");
+    let agreed = accept_quote(&api, &admin, &agent, &request).await.expect("the member accepts the quote");
+    assert_eq!((agreed["id"].as_str(), agreed["amount_cents"].as_i64()), (quote["id"].as_str(), Some(245_000)));
+
+    // The work is done: the invoice bills the accepted quote; its CII and UBL pass the EN 16931 checks.
     let (status, done) = api.post(&complete, Some(&agent), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{done}");
     let invoice = first_item(&api, &format!("/v1/invoices?request_id={request}"), &admin, "the invoice").await;
     assert_eq!(invoice["total_net_cents"].as_i64(), Some(245_000), "{invoice}");
     assert_eq!(invoice["buyer_siren"], "217702844", "{invoice}");
+    assert_eq!(
+        (invoice["quote_id"].as_str(), invoice["quote_number"].as_str()),
+        (quote["id"].as_str(), quote["number"].as_str()),
+        "the invoice bills the accepted quote: {invoice}"
+    );
+    assert!(invoice["purchase_order_number"].is_null(), "no purchase order number was given: {invoice}");
     let invoice_id = invoice["id"].as_str().expect("invoice id").to_owned();
     let cii = check_en16931(&api, &admin, &format!("/v1/invoices/{invoice_id}.xml"), "cii").await;
     assert!(cii.contains("2450.00"), "{cii}");
+    assert!(cii.contains(quote["number"].as_str().unwrap_or("?")), "the quote's number (BT-11): {cii}");
     check_en16931(&api, &admin, &format!("/v1/invoices/{invoice_id}.ubl.xml"), "ubl").await;
 
     // 4. The provider's own consumer, configured with an amount, accepts the next request at that amount.
@@ -134,6 +150,7 @@ async fn an_offer_on_quote_is_accepted_at_a_stated_amount_quoted_and_invoiced() 
     let second = submit("Extension de l'éclairage public").await;
     let quote = first_item(&api, &format!("/v1/quotes?request_id={second}"), &admin, "the consumer's quote").await;
     assert_eq!(quote["amount_cents"].as_i64(), Some(99_000), "{quote}");
+    assert_eq!(quote["status"], "proposed", "{quote}");
 
     platform.stop().await;
 }

@@ -1,10 +1,11 @@
 //! A provider's agent answers referrals through the gateway (no referral consumer running): refusals for the
-//! wrong caller or the wrong state, accept → quote, progress, complete → invoice; a decline with its reason
-//! re-routes the request.
+//! wrong caller or the wrong state, accept → quote proposed to the member (progress and completion refused until
+//! the member's admin accepts it, ADR 0013), progress, complete → invoice; a decline with its reason re-routes
+//! the request.
 
 use std::time::Duration;
 
-use id77_e2e::{Api, DEMO_PASSWORD, Platform, eventually};
+use id77_e2e::{Api, DEMO_PASSWORD, Platform, accept_quote, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -89,18 +90,44 @@ async fn a_provider_agent_accepts_reports_progress_completes_and_declines_throug
     assert_eq!(status, StatusCode::OK, "{accepted}");
     assert_eq!(accepted["status"], "accepted");
     assert_eq!(api.post(&url("accept"), Some(&agent_p), &json!({})).await.0, StatusCode::CONFLICT, "once");
-    eventually("the request to be accepted", Duration::from_secs(30), || async {
+    let accepted_request = eventually("the request to be accepted", Duration::from_secs(30), || async {
         let (_, r) = api.get(&format!("/v1/requests/{request}"), Some(&admin)).await;
-        (r["status"] == "accepted").then_some(())
+        (r["status"] == "accepted").then_some(r)
     })
     .await;
-    eventually("the quote", Duration::from_secs(30), || async {
+    // Its history names the agent who accepted, by its display name.
+    let agent_name =
+        api.get("/v1/me", Some(&agent_p)).await.1["user"]["display_name"].as_str().unwrap_or("?").to_owned();
+    let step = accepted_request["history"].as_array().and_then(|h| h.last()).cloned().unwrap_or_default();
+    assert_eq!(
+        (step["status"].as_str(), step["actor_role"].as_str(), step["actor_name"].as_str()),
+        (Some("accepted"), Some("provider_agent"), Some(agent_name.as_str())),
+        "{accepted_request}"
+    );
+    let quote = eventually("the quote", Duration::from_secs(30), || async {
         let (_, q) = api.get(&format!("/v1/quotes?request_id={request}"), Some(&admin)).await;
-        q["items"].as_array().filter(|i| !i.is_empty()).map(|_| ())
+        q["items"].as_array().and_then(|i| i.first().cloned())
     })
     .await;
+    assert_eq!(quote["status"], "proposed", "{quote}");
 
-    // 3. Progress, then completion: the invoice follows.
+    // 3. Until the member's admin accepts the quote, the provider may neither report progress nor complete.
+    let (status, waiting) = api.get(&format!("/v1/referrals/{id}"), Some(&agent_p)).await;
+    assert_eq!((status, waiting["agreement"].as_str()), (StatusCode::OK, Some("awaiting_member")), "{waiting}");
+    for action in ["progress", "complete"] {
+        let body = if action == "progress" { progress.clone() } else { json!({}) };
+        let (status, problem) = api.post(&url(action), Some(&agent_p), &body).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{action}: {problem}");
+        assert!(problem["type"].as_str().unwrap_or_default().ends_with("quote-not-accepted"), "{action}: {problem}");
+    }
+    // The provider's agent does not accept its own quote for the member.
+    let accept_quote_path = format!("/v1/quotes/{}/accept", quote["id"].as_str().expect("quote id"));
+    let signed = json!({"signatory_name": "Le maire"});
+    assert_eq!(api.post(&accept_quote_path, Some(&agent_p), &signed).await.0, StatusCode::FORBIDDEN);
+    let agreed = accept_quote(&api, &admin, &agent_p, &request).await.expect("the member accepts the quote");
+    assert_eq!((agreed["status"].as_str(), agreed["signatory_name"].as_str()), (Some("accepted"), Some("Le maire")));
+
+    // Progress, then completion: the invoice follows.
     let (status, reported) = api.post(&url("progress"), Some(&agent_p), &progress).await;
     assert_eq!(status, StatusCode::OK, "{reported}");
     assert_eq!(reported["progress"], "Visite de terrain planifiée");
@@ -114,6 +141,7 @@ async fn a_provider_agent_accepts_reports_progress_completes_and_declines_throug
     })
     .await;
     assert!(invoice["total_gross_cents"].as_i64().unwrap_or(0) > 0, "{invoice}");
+    assert_eq!(invoice["quote_number"], quote["number"], "{invoice}");
 
     // 4. A second request: P's agent declines it with a reason; it is re-routed (or queued for triage).
     let second = submit("Étude de stationnement").await;

@@ -1,8 +1,9 @@
 //! Scaling on one machine: two processes of routing and two of billing (the real binaries) on the same
 //! databases and NATS prefix, as two pods of each would run. A burst of requests through the gateway is routed,
-//! accepted by the provider's consumer, quoted and, once completed, invoiced. The work is shared (both replicas
-//! of each service applied some of the events, by their own metrics) and nothing is done twice: exactly one
-//! referral per request, one quote per acceptance, and gapless quote and invoice numbers.
+//! accepted by the provider's consumer, quoted, agreed by the member's admin (ADR 0013) and, once completed,
+//! invoiced. The work is shared (both replicas of each service applied some of the events, by their own metrics)
+//! and nothing is done twice: exactly one referral per request, one quote per acceptance, and gapless quote and
+//! invoice numbers.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -125,7 +126,26 @@ async fn two_replicas_of_routing_and_billing_share_the_work_and_do_nothing_twice
     let numbers = sequence_numbers(&quotes, &format!("D-{provider}-{year}-"));
     assert_eq!(numbers, (1..=BURST as u32).collect::<Vec<_>>(), "gapless quote numbers");
 
-    // The provider completes every referral: one invoice each, gapless numbers.
+    // The member's admin accepts every quote (one call each: the gateway's rate limit is per client address);
+    // routing's two processes learn of it from billing's `quote.accepted`.
+    for quote in &quotes {
+        assert_eq!(quote["status"], "proposed", "{quote}");
+        let id = quote["id"].as_str().expect("quote id");
+        let (status, accepted) =
+            api.post(&format!("/v1/quotes/{id}/accept"), Some(&member), &json!({"signatory_name": "Le maire"})).await;
+        assert_eq!((status, accepted["status"].as_str()), (StatusCode::OK, Some("accepted")), "{accepted}");
+    }
+    let referrals = eventually("every referral to be agreed", WAIT, || async {
+        let (status, list) = api.get("/v1/referrals?limit=100", Some(&coordinator)).await;
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        (status == StatusCode::OK && items.iter().filter(|r| r["agreement"] == "agreed").count() >= BURST)
+            .then_some(items)
+    })
+    .await;
+    assert_eq!(referrals.len(), BURST, "still one referral per request");
+
+    // The provider completes every referral: requests completes each request, billing invoices each accepted
+    // quote once: one invoice each, gapless numbers.
     let mut config = id77_referral_consumer::Config::new(id77_platform::testing::nats_url(), provider.clone())
         .expect("consumer config");
     config.prefix = platform.prefix.clone();
@@ -141,6 +161,9 @@ async fn two_replicas_of_routing_and_billing_share_the_work_and_do_nothing_twice
     })
     .await;
     assert_eq!(invoices.len(), BURST, "one invoice per completion");
+    let invoiced: BTreeSet<&str> = invoices.iter().filter_map(|i| i["quote_id"].as_str()).collect();
+    let quote_ids: BTreeSet<&str> = quotes.iter().filter_map(|q| q["id"].as_str()).collect();
+    assert_eq!(invoiced, quote_ids, "each invoice bills its request's accepted quote, each quote once");
     let numbers = sequence_numbers(&invoices, &format!("F-{provider}-{year}-"));
     assert_eq!(numbers, (1..=BURST as u32).collect::<Vec<_>>(), "gapless invoice numbers");
 
@@ -151,16 +174,25 @@ async fn two_replicas_of_routing_and_billing_share_the_work_and_do_nothing_twice
             applied(&platform, "routing", "routing-requests").await,
             applied(&platform, "routing-2", "routing-requests").await,
         );
+        // Billing invoices on requests' `request.completed` (ADR 0013), not on routing's claim.
         let billing = (
-            applied(&platform, "billing", "billing-completions").await,
-            applied(&platform, "billing-2", "billing-completions").await,
+            applied(&platform, "billing", "billing-request-completions").await,
+            applied(&platform, "billing-2", "billing-request-completions").await,
         );
         let accepted = (
             applied(&platform, "billing", "billing-referrals").await,
             applied(&platform, "billing-2", "billing-referrals").await,
         );
+        // Routing lets the provider work once it applied billing's `quote.accepted`, once per quote.
+        let agreed = (
+            applied(&platform, "routing", "routing-quotes").await,
+            applied(&platform, "routing-2", "routing-quotes").await,
+        );
         let n = BURST as f64;
-        (routing.0 + routing.1 == n && billing.0 + billing.1 == n && accepted.0 + accepted.1 == n)
+        (routing.0 + routing.1 == n
+            && billing.0 + billing.1 == n
+            && accepted.0 + accepted.1 == n
+            && agreed.0 + agreed.1 == n)
             .then_some((routing, accepted, billing))
     })
     .await;
