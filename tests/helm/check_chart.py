@@ -207,6 +207,9 @@ def assert_properties(objects: list[dict], label: str, services: list[str]) -> N
                 for peer in rule.get("from", []):
                     allowed.add(peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component"))
         expected = {"gateway"} | ({s for s in services if s not in (*HTTP_SERVICES, "membership")} if service == "membership" else set())
+        # The reconciler's CronJob (ADR 0013), when enabled, reads membership, requests, routing and billing.
+        if full("reconcile") in by_kind(objects, "CronJob") and service in ("membership", "requests", "routing", "billing"):
+            expected.add("reconcile")
         check(allowed == expected, f"{where}: gRPC port reachable from {sorted(allowed)}, expected {sorted(expected)}")
         egress_ports = {p.get("port") for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])}
         check({53, 5432, 4222} <= egress_ports, f"{where}: egress to DNS, PostgreSQL, NATS ({sorted(egress_ports)})")
@@ -381,6 +384,7 @@ def main() -> int:
         except helm.HelmValuesError:
             check(True, "")
 
+    check_reconcile(default_objects, production_objects)
     print_objects(default_objects, "default values")
     print_objects(production_objects, "values-production.yaml")
     kinds = defaultdict(int)
@@ -393,6 +397,56 @@ def main() -> int:
         return 1
     print(f"helm-check: {checks} passed, 0 failed")
     return 0
+
+
+
+def check_reconcile(default_objects: list[dict], production_objects: list[dict]) -> None:
+    """The reconciler's CronJob (ADR 0013): off by default; in production it runs `id77-admin reconcile` with the
+    four services' addresses and a coordinator's credentials from a Secret, as the other pods do (non-root,
+    read-only root), and the network policies let it reach those services and nothing else."""
+    check(not by_kind(default_objects, "CronJob"), "default values: no reconciler CronJob")
+    cron = by_kind(production_objects, "CronJob").get(full("reconcile"))
+    check(cron is not None, "production: a reconciler CronJob")
+    if cron is None:
+        return
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    check(container["command"] == ["id77-admin", "reconcile"], f"reconcile command: {container['command']}")
+    env = {e["name"]: e for e in container.get("env", [])}
+    for service, port in [("membership", 7051), ("requests", 7053), ("routing", 7054), ("billing", 7055)]:
+        want = f"http://{full(service)}:{port}"
+        got = env.get(f"ID77_{service.upper()}_URL", {}).get("value")
+        check(got == want, f"reconcile: ID77_{service.upper()}_URL is {got!r}, not {want!r}")
+    for key in ("ID77_ADMIN_EMAIL", "ID77_ADMIN_PASSWORD"):
+        ref = env.get(key, {}).get("valueFrom", {}).get("secretKeyRef", {})
+        check(ref.get("name") == "id77-reconcile", f"reconcile: {key} from the id77-reconcile Secret ({ref})")
+    check(pod.get("restartPolicy") == "Never" and cron["spec"].get("concurrencyPolicy") == "Forbid",
+          "reconcile: one run at a time, never restarted in place")
+    check(container["securityContext"].get("readOnlyRootFilesystem") is True, "reconcile: read-only root")
+    check(pod["securityContext"].get("runAsNonRoot") is True, "reconcile: non-root")
+    policies = by_kind(production_objects, "NetworkPolicy")
+    own = policies.get(full("reconcile"))
+    check(own is not None, "reconcile: a NetworkPolicy of its own")
+    if own:
+        ports = sorted(p["port"] for rule in own["spec"]["egress"] for p in rule.get("ports", []) if p["port"] != 53)
+        check(ports == [7051, 7053, 7054, 7055], f"reconcile: egress only to the four services ({ports})")
+    for service in ("membership", "requests", "routing", "billing"):
+        policy = policies.get(full(service), {})
+        sources = [
+            peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+            for rule in policy.get("spec", {}).get("ingress", [])
+            for peer in rule.get("from", [])
+        ]
+        check("reconcile" in sources, f"{service}: its NetworkPolicy lets the reconciler in ({sources})")
+    catalogue = policies.get(full("catalogue"), {})
+    check(
+        all(
+            peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") != "reconcile"
+            for rule in catalogue.get("spec", {}).get("ingress", [])
+            for peer in rule.get("from", [])
+        ),
+        "catalogue: the reconciler has no business there",
+    )
 
 
 if __name__ == "__main__":
