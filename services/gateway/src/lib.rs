@@ -42,8 +42,9 @@ use crate::ratelimit::RateLimiter;
 pub use config::Config;
 pub use routes::router;
 
-/// How long in-flight HTTP calls get to finish after shutdown is requested.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight HTTP calls get to finish after shutdown is requested: within the platform's bound on a
+/// stop ([`id77_platform::shutdown::HARD_DEADLINE`], under 10 s).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// A gRPC channel whose calls carry the current span's W3C trace context.
 pub type Upstream = InterceptedService<Channel, Traced>;

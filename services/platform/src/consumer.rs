@@ -149,7 +149,22 @@ pub async fn run_for<H: EventHandler>(
 ) {
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match run_once(service, &pool, &js, &ns, &spec, &handler, &shutdown).await {
+        // On shutdown the consumer stops at its next wait; an event being applied gets IN_FLIGHT_GRACE to finish,
+        // then is dropped where it is: its transaction rolls back (or committed without the ack), and the
+        // message comes back to the next consumer (the inbox drops it if it was applied). Without that bound, a
+        // NATS gone makes each ack wait for the client's request timeout, and the stop with it.
+        let stopped = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(IN_FLIGHT_GRACE).await;
+        };
+        let outcome = tokio::select! {
+            outcome = run_once(service, &pool, &js, &ns, &spec, &handler, &shutdown) => outcome,
+            () = stopped => {
+                tracing::warn!(durable = %spec.durable, "consumer stopped with an event in flight (it will be redelivered)");
+                return;
+            }
+        };
+        match outcome {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(durable = %spec.durable, error = format!("{error:#}"), "consumer failed; retrying");
@@ -254,6 +269,10 @@ async fn run_once<H: EventHandler>(
 /// Events a lane may hold waiting, beyond the one it applies.
 const LANE_QUEUE: usize = 8;
 
+/// How long, after shutdown, a consumer or the outbox relay may finish the work in its hands (under the
+/// service's [`crate::service::TASKS_TIMEOUT`]).
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_millis(1_500);
+
 /// The lane of a message: by its handler's ordering key; lane 0 without one.
 fn lane_of<H: EventHandler>(handler: &H, ns: &Namespace, message: &jetstream::Message, lanes: usize) -> usize {
     let headers = message.headers.clone().unwrap_or_default();
@@ -288,7 +307,11 @@ pub async fn sample_lag(
             let stream = js.get_stream(ns.stream(spec.stream.name)).await?;
             anyhow::Ok(stream.consumer_info(&spec.durable).await?)
         };
-        match info.await {
+        let info = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            info = info => info,
+        };
+        match info {
             Ok(info) => {
                 metrics
                     .consumer_pending

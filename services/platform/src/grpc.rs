@@ -1,5 +1,15 @@
-//! gRPC server start: the service's routes plus the standard health service (NOT_SERVING whenever the database
-//! or NATS stops answering) and reflection over every ID 77 contract. Every call goes through [`Observe`]: a
+//! gRPC server start: the service's routes plus the standard health service and reflection over every ID 77
+//! contract.
+//!
+//! Health has two answers. Readiness is the overall status (service name `""`) and the status of each API: NOT_SERVING
+//! whenever the database or NATS stops answering, so that traffic goes elsewhere. Liveness is the status of the
+//! name [`LIVENESS`]: SERVING as long as the process runs, whatever its dependencies do, so that an outage of
+//! PostgreSQL or NATS never restarts the pods (a restart cannot bring a database back, and restarting every pod
+//! at once only adds a thundering herd of reconnections when it returns). It lives in the same health service on
+//! the gRPC port rather than on an HTTP `/livez` of the metrics port, because that port is optional
+//! (`ID77_METRICS_ADDR`) and because an answer on the gRPC port proves what liveness is about: the server
+//! accepts connections and its runtime still runs the tasks that answer calls (a wedged runtime or a full
+//! accept loop times the probe out). Every call goes through [`Observe`]: a
 //! span continuing the caller's W3C trace context (gRPC metadata `traceparent`), and the RPC metrics.
 
 use std::future::Future;
@@ -13,10 +23,17 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tonic_health::ServingStatus;
+pub use tonic_health::ServingStatus;
 
 /// Largest gRPC message a service accepts.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// The health service name of liveness: SERVING while the process runs, whatever the database and NATS do (the
+/// chart's liveness and startup probes ask for it; readiness asks for the overall status).
+pub const LIVENESS: &str = "id77.liveness";
+
+/// How long in-flight calls get to finish once shutdown starts; then the server is dropped with them.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves `routes` on `listener` until `shutdown`, then drains in-flight calls.
 pub async fn serve(
@@ -35,6 +52,7 @@ pub async fn serve(
         .build_v1()?;
     let names: Vec<String> =
         std::iter::once(String::new()).chain(health_names.iter().map(|s| (*s).to_owned())).collect();
+    reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
     let watchdog = tokio::spawn(watch_readiness(reporter, names, pool, nats, shutdown.clone()));
     let local = listener.local_addr()?;
     tracing::info!(%local, "gRPC server listening");
@@ -47,16 +65,48 @@ pub async fn serve(
             }
         })
     });
-    let result = tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
         .layer(tower::layer::layer_fn(move |inner| Observe { inner, service }))
         .add_routes(routes)
         .add_service(health)
         .add_service(reflection)
-        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-        .await;
+        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+    // The graceful stop waits for every connection to end: a streaming call or a client that keeps its
+    // connection would hold it for ever. Bounded.
+    let drain_deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    let result = tokio::select! {
+        result = server => result.map_err(Into::into),
+        () = drain_deadline => {
+            tracing::warn!("in-flight calls did not finish within {DRAIN_TIMEOUT:?}; stopping anyway");
+            Ok(())
+        }
+    };
     watchdog.abort();
-    result.map_err(Into::into)
+    result
+}
+
+/// Asks the gRPC health service at `url` (`http://host:port`) for the status of `service` (`""`: overall, i.e.
+/// readiness; [`LIVENESS`]), within `limit`.
+pub async fn health_status(url: &str, service: &str, limit: Duration) -> anyhow::Result<ServingStatus> {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response};
+    let ask = async {
+        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?.connect_timeout(limit).connect().await?;
+        let reply =
+            HealthClient::new(channel).check(HealthCheckRequest { service: service.to_owned() }).await?.into_inner();
+        anyhow::Ok(match health_check_response::ServingStatus::try_from(reply.status) {
+            Ok(health_check_response::ServingStatus::Serving) => ServingStatus::Serving,
+            Ok(health_check_response::ServingStatus::NotServing) => ServingStatus::NotServing,
+            _ => ServingStatus::Unknown,
+        })
+    };
+    tokio::time::timeout(limit, ask)
+        .await
+        .map_err(|_| anyhow::anyhow!("no health answer from {url} within {limit:?}"))?
 }
 
 /// Tower middleware of the gRPC server: one span per call (child of the caller's `traceparent`, health and

@@ -81,7 +81,21 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
-            match self.run_once(&shutdown).await {
+            // A batch being published on shutdown gets IN_FLIGHT_GRACE to finish; then it is dropped: its
+            // transaction rolls back, the rows stay pending and the next relay publishes them again under the same
+            // message ids (JetStream drops the duplicates). Unbounded, a NATS gone held the stop on the acks.
+            let stopped = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(crate::consumer::IN_FLIGHT_GRACE).await;
+            };
+            let outcome = tokio::select! {
+                outcome = self.run_once(&shutdown) => outcome,
+                () = stopped => {
+                    tracing::warn!("outbox relay stopped with a batch in flight (it stays pending)");
+                    return;
+                }
+            };
+            match outcome {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(error = format!("{error:#}"), "outbox relay failed; retrying");

@@ -104,6 +104,13 @@ impl ServiceContext {
     }
 
     /// Serves gRPC until shutdown, then waits for the background tasks and closes the connections.
+    ///
+    /// Every step of the stop is bounded, so that a stop takes at most [`crate::grpc::DRAIN_TIMEOUT`] plus
+    /// [`TASKS_TIMEOUT`], [`POOL_CLOSE_TIMEOUT`] and [`NATS_FLUSH_TIMEOUT`] (under 9 s) with PostgreSQL or NATS
+    /// gone: the background tasks are told to stop at the same time as the server. Unbounded, two steps never
+    /// ended without their dependency: the NATS flush (while disconnected, the client answers a flush only once
+    /// it has reconnected: with NATS gone, never), and the pool's close (it waits for every checked-out
+    /// connection, held by a task that did not stop).
     pub async fn serve(self, listener: TcpListener, routes: Routes, health_names: &[&str]) -> anyhow::Result<()> {
         let result = crate::grpc::serve(
             self.config.service,
@@ -117,12 +124,36 @@ impl ServiceContext {
         .await;
         self.shutdown.cancel();
         self.tasks.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
-            tracing::warn!("background tasks did not stop within 10 s");
+        if tokio::time::timeout(TASKS_TIMEOUT, self.tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks did not stop within {TASKS_TIMEOUT:?}; leaving them");
         }
-        self.pool.close().await;
-        let _ = self.nats.flush().await;
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, self.pool.close()).await.is_err() {
+            tracing::warn!("database connections not closed within {POOL_CLOSE_TIMEOUT:?}; leaving them");
+        }
+        close_nats(&self.nats).await;
         tracing::info!(service = self.config.service, "stopped");
         result
+    }
+}
+
+/// How long the background tasks (outbox relay, consumers, sweepers) get to stop after shutdown, beyond the time
+/// the gRPC server took to drain (they were told to stop at the same time).
+pub const TASKS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long closing the database connections may take.
+pub const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the last NATS flush may take.
+pub const NATS_FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Sends what the NATS client still buffers, if it is connected, within [`NATS_FLUSH_TIMEOUT`]. Everything that
+/// matters was acknowledged already (outbox publishes, consumer acks); this only saves a redelivery.
+pub async fn close_nats(client: &async_nats::Client) {
+    if client.connection_state() != async_nats::connection::State::Connected {
+        tracing::debug!("NATS disconnected: nothing flushed");
+        return;
+    }
+    match tokio::time::timeout(NATS_FLUSH_TIMEOUT, client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "NATS flush on stop"),
+        Err(_) => tracing::warn!("NATS flush did not finish within {NATS_FLUSH_TIMEOUT:?}"),
     }
 }
