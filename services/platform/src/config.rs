@@ -9,7 +9,9 @@ use anyhow::Context;
 pub struct PlatformConfig {
     /// Short service name, e.g. `membership`; also the default database name suffix.
     pub service: &'static str,
-    /// `ID77_DATABASE_URL`, else `ID77_PG_URL` + `/id77_<service>`.
+    /// `ID77_DATABASE_URL`, else `ID77_PG_URL` + `/id77_<service>`. TLS is asked for in the URL, as with libpq:
+    /// `?sslmode=verify-full` (or `verify-ca`, `require`, `prefer` (the default), `disable`); the CA the server's
+    /// certificate must chain to is [`DATABASE_CA_FILE_ENV`], read by [`crate::db`] (see [`database_ca_file`]).
     pub database_url: String,
     /// `ID77_NATS_URL`.
     pub nats_url: String,
@@ -33,6 +35,21 @@ pub struct PlatformConfig {
 
 /// Default PostgreSQL server, without a database name.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432";
+/// The database's CA: `ID77_DATABASE_CA_FILE`, the path of a PEM file with the certificate(s) of the CA that
+/// signed the PostgreSQL server's certificate (the chart mounts it from `postgresql.tls`). It is the one way to
+/// name the CA: when set it wins over the URL's `sslrootcert` and over `PGSSLROOTCERT` (both still honoured
+/// when it is unset). It needs `sslmode=verify-full` (or `verify-ca`; `require` is then checked like
+/// `verify-ca`, as libpq does) in the database URL: with `prefer`, `allow` or `disable` the service refuses to
+/// start rather than ignore the CA. The CA is trusted in addition to the system's roots. A certificate that
+/// does not chain to it, or that does not name the URL's host, stops the service at start with one line naming
+/// the setting to fix (see [`crate::db`]).
+pub const DATABASE_CA_FILE_ENV: &str = "ID77_DATABASE_CA_FILE";
+
+/// The CA file of [`DATABASE_CA_FILE_ENV`], if set and not empty.
+pub fn database_ca_file() -> Option<std::path::PathBuf> {
+    std::env::var_os(DATABASE_CA_FILE_ENV).filter(|f| !f.is_empty()).map(Into::into)
+}
+
 /// Default address of membership's gRPC API.
 pub const DEFAULT_MEMBERSHIP_URL: &str = "http://127.0.0.1:7051";
 /// Default NATS server.

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod nats;
 pub mod outbox;
 pub mod page;
+pub mod probe;
 pub mod service;
 pub mod shutdown;
 pub mod streams;
