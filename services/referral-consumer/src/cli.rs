@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use id77_platform::config::DEFAULT_NATS_URL;
 
+use crate::forward::{ForwardOptions, check_url};
 use crate::{Config, Quote, Rule, RuleKind};
 
 /// How the referrals are handled.
@@ -22,7 +23,7 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     Print,
-    Forward { url: String, hmac_key_file: PathBuf },
+    Forward { url: String, hmac_key_file: PathBuf, options: ForwardOptions },
     Rules(Rule),
 }
 
@@ -48,9 +49,17 @@ pub struct Cli {
     /// What to do with each referral (default: `rules` when `--rule` is given).
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
-    /// Forward mode: the organisation's HTTP endpoint.
+    /// Forward mode: the organisation's endpoint, `https://...` (plain `http://` only to a loopback address
+    /// unless `--allow-insecure-http`).
     #[arg(long)]
     pub url: Option<String>,
+    /// Forward mode: PEM file of CA certificates trusted for the endpoint besides the system's roots.
+    #[arg(long, env = "ID77_FORWARD_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Forward mode: accept a plain `http://` URL to a host that is not a loopback address (referrals then cross
+    /// the network unencrypted).
+    #[arg(long, env = "ID77_FORWARD_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
     /// Forward mode: file holding the HMAC-SHA256 key shared with the endpoint (at least 16 bytes).
     #[arg(long)]
     pub hmac_key_file: Option<PathBuf>,
@@ -77,6 +86,10 @@ pub struct Cli {
     /// creates it, and the provider's credentials have no create permission).
     #[arg(long)]
     pub no_create_consumer: bool,
+    /// Serve `GET /livez` (the process runs) and `GET /readyz` (its NATS connection is up) on this address, for
+    /// Kubernetes' probes, e.g. `0.0.0.0:8081`.
+    #[arg(long, env = "ID77_HEALTH_ADDR")]
+    pub health_addr: Option<std::net::SocketAddr>,
 }
 
 impl Cli {
@@ -107,7 +120,11 @@ impl Cli {
                     .hmac_key_file
                     .clone()
                     .ok_or_else(|| anyhow::anyhow!("--mode forward needs --hmac-key-file"))?;
-                Plan::Forward { url, hmac_key_file }
+                check_url(&url, self.allow_insecure_http)?;
+                let options =
+                    ForwardOptions { ca_file: self.ca_file.clone(), allow_insecure_http: self.allow_insecure_http };
+                options.check()?;
+                Plan::Forward { url, hmac_key_file, options }
             }
             Mode::Print => {
                 anyhow::ensure!(self.rule.is_none(), "--rule only goes with --mode rules");
@@ -148,9 +165,24 @@ mod tests {
             Ok(cli.into_plan()?.1)
         };
         assert_eq!(plan(&["--provider", "p", "--mode", "print"])?, Plan::Print);
-        let forward = plan(&["--provider", "p", "--mode", "forward", "--url", "http://h/x", "--hmac-key-file", "/k"])?;
-        assert_eq!(forward, Plan::Forward { url: "http://h/x".into(), hmac_key_file: "/k".into() });
-        assert!(plan(&["--provider", "p", "--mode", "forward", "--url", "http://h/x"]).is_err());
+        let forward = plan(&["--provider", "p", "--mode", "forward", "--url", "https://h/x", "--hmac-key-file", "/k"])?;
+        let options = ForwardOptions::default();
+        assert_eq!(forward, Plan::Forward { url: "https://h/x".into(), hmac_key_file: "/k".into(), options });
+        assert!(plan(&["--provider", "p", "--mode", "forward", "--url", "https://h/x"]).is_err());
+        let forward = |url: &str, extra: &[&str]| {
+            let args = ["--provider", "p", "--mode", "forward", "--url", url, "--hmac-key-file", "/k"];
+            plan(&[&args[..], extra].concat())
+        };
+        let refused = forward("http://h/x", &[]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("--allow-insecure-http"), "{refused}");
+        let options = ForwardOptions { ca_file: None, allow_insecure_http: true };
+        assert_eq!(
+            forward("http://h/x", &["--allow-insecure-http"])?,
+            Plan::Forward { url: "http://h/x".into(), hmac_key_file: "/k".into(), options }
+        );
+        let refused = forward("https://h/x", &["--ca-file", "/nonexistent/ca.pem"]).err().map(|e| e.to_string());
+        assert!(refused.unwrap_or_default().starts_with("--ca-file /nonexistent/ca.pem: "), "checked at start");
+        assert!(forward("http://127.0.0.1:8080/x", &[]).is_ok());
         assert!(plan(&["--provider", "p", "--mode", "print", "--rule", "accept-all"]).is_err());
         assert!(plan(&["--provider", "p", "--mode", "rules"]).is_err());
         assert_eq!(

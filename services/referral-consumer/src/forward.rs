@@ -6,11 +6,18 @@
 //! `{"decision": "later"}` (or an empty body) leaves the referral unanswered for now. Withdrawals and reminders
 //! are POSTed the same way (`"type": "referral.withdrawn"` / `"referral.reminded"`); their answer is ignored.
 //!
+//! The endpoint is reached over `https://` (rustls; the system's roots plus the CA certificates of `--ca-file`).
+//! Plain `http://` goes only to a loopback address (a local reverse proxy or sidecar) unless
+//! `--allow-insecure-http` says otherwise. Redirects are not followed.
+//!
 //! A referral is answered at most once: the reply carries `Nats-Msg-Id: reply-<referral_id>` (JetStream drops
 //! a repeat) and routing ignores a reply to a decided referral. The endpoint may still see a referral twice
 //! (after a crash between its answer and the ack): it should treat `referral_id` as an idempotency key.
 
 use std::collections::HashSet;
+use std::error::Error as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -151,10 +158,116 @@ pub fn parse_answer(body: &[u8]) -> Result<Option<Decision>, String> {
     }
 }
 
+/// How the forwarder reaches its endpoint (`--ca-file`, `--allow-insecure-http`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardOptions {
+    /// PEM file of CA certificates trusted for `https://` besides the system's roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Accept a plain `http://` URL to a host that is not a loopback address (referrals then cross the network
+    /// unencrypted).
+    pub allow_insecure_http: bool,
+}
+
+impl ForwardOptions {
+    /// Checks what can be checked before the first POST (at start, before connecting to NATS): the CA file is
+    /// readable and holds certificates.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(path) = &self.ca_file {
+            read_ca_file(path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a URL's host is a loopback address (`127.0.0.0/8`, `::1`, `::ffff:127.x.y.z`) or `localhost`.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => false,
+    }
+}
+
+/// The endpoint's URL, checked: `https://`, or `http://` to a loopback address (to any host with
+/// `allow_insecure_http`).
+pub fn check_url(url: &str, allow_insecure_http: bool) -> anyhow::Result<reqwest::Url> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--url {url:?} is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if is_loopback(&parsed) || allow_insecure_http => Ok(parsed),
+        "http" => anyhow::bail!(
+            "--url {url}: plain http:// is only accepted to a loopback address (127.0.0.1, ::1, localhost): use \
+             https://, or give --allow-insecure-http (ID77_FORWARD_ALLOW_INSECURE_HTTP=true) to send referrals \
+             unencrypted over the network"
+        ),
+        other => anyhow::bail!(
+            "--url {url}: must be an https:// endpoint (or http:// to a loopback address), not {other}://"
+        ),
+    }
+}
+
+/// The CA certificates of a PEM file (one or more `-----BEGIN CERTIFICATE-----` blocks).
+fn read_ca_file(path: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("--ca-file {}: {e}", path.display()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| anyhow::anyhow!("--ca-file {}: not a PEM certificate bundle: {}", path.display(), chain(&e)))?;
+    anyhow::ensure!(
+        !certificates.is_empty(),
+        "--ca-file {}: no PEM certificate in it (expected -----BEGIN CERTIFICATE----- blocks)",
+        path.display()
+    );
+    Ok(certificates)
+}
+
+/// An error and its sources on one line (reqwest's own message is only "error sending request for url").
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// A URL for the logs: without a password it may carry.
+fn shown(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
+}
+
+/// A failed POST, in words an operator can act on.
+fn explain_send_error(url: &reqwest::Url, error: &reqwest::Error) -> String {
+    // reqwest's own message ("error sending request for url (...)") says nothing its sources do not.
+    let cause = error.source().map(chain).unwrap_or_else(|| chain(error));
+    let lower = cause.to_lowercase();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        format!(
+            "TLS with {} failed: {cause} — the endpoint's certificate must be valid for {host} and signed by a CA \
+             of the system's roots or of --ca-file (ID77_FORWARD_CA_FILE)",
+            shown(url),
+            host = url.host_str().unwrap_or_default()
+        )
+    } else {
+        format!("POST {}: {cause}", shown(url))
+    }
+}
+
 /// Forwards referrals to an HTTP endpoint.
 pub struct Forwarder {
     client: reqwest::Client,
-    url: String,
+    url: reqwest::Url,
     key: Vec<u8>,
     /// First retry delay; doubles up to `max_backoff`.
     pub initial_backoff: Duration,
@@ -165,27 +278,82 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// `key` is the HMAC key shared with the endpoint (at least 16 bytes).
+    /// `key` is the HMAC key shared with the endpoint (at least 16 bytes). Default options: the system's roots,
+    /// `http://` to loopback only.
     pub fn new(url: &str, key: Vec<u8>, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--url {url:?} is not a URL: {e}"))?;
-        anyhow::ensure!(
-            parsed.scheme() == "http",
-            "--url must be an http:// endpoint (put TLS in a local reverse proxy)"
-        );
+        Self::with_options(url, key, &ForwardOptions::default(), shutdown)
+    }
+
+    /// As [`Forwarder::new`], with a CA file and the `http://` policy.
+    pub fn with_options(
+        url: &str,
+        key: Vec<u8>,
+        options: &ForwardOptions,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let url = check_url(url, options.allow_insecure_http)?;
         anyhow::ensure!(key.len() >= 16, "the HMAC key must be at least 16 bytes");
-        let client = reqwest::Client::builder()
+        if url.scheme() == "http" && !is_loopback(&url) {
+            let url = shown(&url);
+            tracing::warn!(%url, "forwarding over plain http:// to a remote host (--allow-insecure-http)");
+        }
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
+            .connect_timeout(Duration::from_secs(10))
+            // A redirect could lead to another host or to http://: the endpoint's URL is the one configured.
+            .redirect(reqwest::redirect::Policy::none())
+            .use_rustls_tls();
+        if let Some(path) = &options.ca_file {
+            for certificate in read_ca_file(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build().map_err(|e| {
+            let hint = if options.ca_file.is_some() { " (check --ca-file)" } else { "" };
+            anyhow::anyhow!("HTTP client: {}{hint}", chain(&e))
+        })?;
         Ok(Self {
             client,
-            url: url.to_owned(),
+            url,
             key,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             shutdown,
             answered: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// POSTs a referral once, without retrying: the endpoint's decision (`None`: "later"), or why it failed
+    /// (unreachable, TLS refused, non-2xx answer, unusable answer).
+    pub async fn offer_once(&self, referral: &ReferralOffered) -> anyhow::Result<Option<Decision>> {
+        let body = serde_json::to_vec(&ForwardedReferral::new(referral))?;
+        let answer = self.post_once(&referral.referral_id, &body).await.map_err(anyhow::Error::msg)?;
+        parse_answer(&answer).map_err(anyhow::Error::msg)
+    }
+
+    /// One POST: the 2xx body, or why not.
+    async fn post_once(&self, referral_id: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+        let response = self
+            .client
+            .post(self.url.clone())
+            .header("Content-Type", "application/json")
+            .header(SIGNATURE_HEADER, signature(&self.key, body))
+            .header("X-Id77-Referral-Id", referral_id)
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| explain_send_error(&self.url, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return response.bytes().await.map(|b| b.to_vec()).map_err(|e| explain_send_error(&self.url, &e));
+        }
+        if status.is_redirection() {
+            let location = response.headers().get("Location").and_then(|l| l.to_str().ok()).unwrap_or_default();
+            return Err(format!(
+                "the endpoint answered {status} to {location:?}: redirects are not followed, give that URL to --url"
+            ));
+        }
+        Err(format!("the endpoint answered {status}"))
     }
 
     /// Reads the key from a file (trailing newline removed).
@@ -200,27 +368,14 @@ impl Forwarder {
 
     /// POSTs `body` until a 2xx answer (or shutdown: `None`), with exponential backoff.
     async fn post_until_ok(&self, referral_id: &str, body: &[u8]) -> Option<Vec<u8>> {
-        let signature = signature(&self.key, body);
         let mut delay = self.initial_backoff;
         let mut attempt = 1u32;
         loop {
-            let sent = self
-                .client
-                .post(&self.url)
-                .header("Content-Type", "application/json")
-                .header(SIGNATURE_HEADER, &signature)
-                .header("X-Id77-Referral-Id", referral_id)
-                .body(body.to_vec())
-                .send()
-                .await;
-            match sent {
-                Ok(response) if response.status().is_success() => {
-                    return Some(response.bytes().await.map(|b| b.to_vec()).unwrap_or_default());
+            match self.post_once(referral_id, body).await {
+                Ok(answer) => return Some(answer),
+                Err(error) => {
+                    tracing::warn!(%error, attempt, ?delay, "referral not delivered to the endpoint; retrying")
                 }
-                Ok(response) => {
-                    tracing::warn!(status = %response.status(), attempt, ?delay, "endpoint refused the referral; retrying")
-                }
-                Err(error) => tracing::warn!(%error, attempt, ?delay, "endpoint unreachable; retrying"),
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => return None,
@@ -359,11 +514,41 @@ mod tests {
     }
 
     #[test]
-    fn forwarders_need_an_http_url_and_a_real_key() {
+    fn forwarders_need_an_https_or_loopback_url_and_a_real_key() {
         let token = CancellationToken::new();
         assert!(Forwarder::new("http://127.0.0.1:9/hook", vec![7; 32], token.clone()).is_ok());
+        assert!(Forwarder::new("https://caue77.example.fr/hook", vec![7; 32], token.clone()).is_ok());
         assert!(Forwarder::new("ftp://x", vec![7; 32], token.clone()).is_err());
         assert!(Forwarder::new("not a url", vec![7; 32], token.clone()).is_err());
         assert!(Forwarder::new("http://127.0.0.1:9/hook", vec![7; 8], token).is_err());
+    }
+
+    #[test]
+    fn plain_http_goes_to_loopback_only_unless_allowed() {
+        for loopback in [
+            "http://127.0.0.1:9/h",
+            "http://127.1.2.3/h",
+            "http://[::1]:9/h",
+            "http://localhost:9/h",
+            "http://LOCALHOST/h",
+            "http://[::ffff:127.0.0.1]/h",
+        ] {
+            assert!(check_url(loopback, false).is_ok(), "{loopback}");
+        }
+        for remote in [
+            "http://10.0.0.1/h",
+            "http://caue77.example.fr/h",
+            "http://[2001:db8::1]/h",
+            "http://localhost.example.fr/h",
+            "http://0.0.0.0/h",
+        ] {
+            let refused = check_url(remote, false).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(refused.contains("--allow-insecure-http"), "{remote}: {refused}");
+            assert!(check_url(remote, true).is_ok(), "{remote} allowed");
+        }
+        assert!(check_url("https://10.0.0.1/h", false).is_ok());
+        assert!(check_url("ftp://127.0.0.1/h", true).is_err());
+        let with_password = check_url("https://caue:s3cret@caue77.example.fr/h", false).map(|u| shown(&u)).ok();
+        assert_eq!(with_password.as_deref(), Some("https://caue:***@caue77.example.fr/h"));
     }
 }

@@ -431,11 +431,13 @@ impl ReferralConsumer {
 
     /// Flushes what is still buffered (every reply and ack was already confirmed) and closes the connection.
     pub async fn close(self) {
-        match tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::debug!(%error, "flush on close"),
-            Err(_) => tracing::debug!("flush on close timed out"),
-        }
+        // Bounded, and skipped while disconnected (a flush then waits for a reconnection that may never come).
+        id77_platform::service::close_nats(&self.client).await;
+    }
+
+    /// The NATS client (a clone): the health endpoint's readiness follows its connection state.
+    pub fn client(&self) -> async_nats::Client {
+        self.client.clone()
     }
 
     fn done(&self, summary: &Summary) -> bool {
