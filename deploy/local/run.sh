@@ -391,8 +391,10 @@ done
 spawn gateway env "${gateway_env[@]}" "$BIN_DIR/id77-gateway"
 wait_ready gateway "${PIDS[-1]}" "GET $GATEWAY_URL/healthz" http_ok "$GATEWAY_URL/healthz"
 
-# The web portal: a client of the gateway's public API only.
-spawn portal env ID77_PORTAL_ADDR="$PORTAL_ADDR" ID77_GATEWAY_URL="$GATEWAY_URL" "$BIN_DIR/id77-portal"
+# The web portal: a client of the gateway's public API only; its sessions in its own database (<prefix>_portal), so
+# they survive a restart of the portal.
+spawn portal env ID77_PORTAL_ADDR="$PORTAL_ADDR" ID77_GATEWAY_URL="$GATEWAY_URL" \
+    ID77_DATABASE_URL="${PG_BASE%/}/${DB_PREFIX}_portal" "$BIN_DIR/id77-portal"
 wait_ready portal "${PIDS[-1]}" "GET $PORTAL_URL/healthz" http_ok "$PORTAL_URL/healthz"
 
 # ---------------------------------------------------------------------------------------------------------------

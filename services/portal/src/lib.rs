@@ -2,9 +2,10 @@
 //! coordinator, built only on the public gateway API (`ID77_GATEWAY_URL`). No JavaScript is needed: every
 //! screen is HTML forms and links, styled by one hand-written CSS file (progressive enhancement).
 //!
-//! Sessions are server-side ([`session`]): the browser keeps a random id in an HttpOnly, SameSite=Strict
-//! cookie; every POST carries the session's CSRF token. The gateway's access token is refreshed when it is
-//! about to expire. See docs/adr/0009-portal-server-rendered.md.
+//! Sessions are server-side ([`session`]), in the portal's own PostgreSQL database (`ID77_DATABASE_URL`) so that
+//! they survive a restart and any replica serves any browser: the browser keeps a random id in an HttpOnly,
+//! SameSite=Strict cookie; every POST carries the session's CSRF token. The gateway's access token is refreshed
+//! when it is about to expire. See docs/adr/0009-portal-server-rendered.md.
 
 // Handlers answer a whole page on every early exit: `Result<_, Response>` is the natural shape here.
 #![allow(clippy::result_large_err)]
@@ -34,12 +35,16 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 
 use crate::gateway::Gateway;
-use crate::session::{Sessions, Tokens, User};
+use crate::session::{SessionTx, Sessions, Tokens, User};
 
-/// How long in-flight requests get to finish after shutdown is requested.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests get to finish after shutdown is requested: within the platform's bound on a
+/// stop ([`id77_platform::shutdown::HARD_DEADLINE`], under 10 s).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
 /// Largest form body accepted.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// How often each replica deletes the expired sessions.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// The gateway client and the sessions. Cheap to clone.
 #[derive(Clone)]
@@ -47,19 +52,25 @@ pub struct AppState {
     pub gateway: Gateway,
     pub sessions: Arc<Sessions>,
     pub secure_cookie: bool,
-    /// Serialises token refreshes: a refresh token is single-use (a second use revokes the family).
-    refresh_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    /// The state of a portal keeping its sessions in `pool` (the portal's database, migrated).
+    pub fn new(config: &Config, pool: sqlx::PgPool) -> anyhow::Result<Self> {
         Ok(Self {
             gateway: Gateway::new(&config.gateway_url, config.request_timeout)?,
-            sessions: Arc::new(Sessions::new(config.session_idle, config.max_sessions)),
+            sessions: Arc::new(Sessions::new(pool, config.session_idle)),
             secure_cookie: config.secure_cookie,
-            refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
+}
+
+/// Connects to the portal's database, creating and migrating it first (under sqlx's advisory lock: replicas
+/// may start together).
+pub async fn connect_database(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+    id77_platform::db::connect(&config.database_url, &session::MIGRATOR, config.db_max_connections)
+        .await
+        .context("the portal's session database (ID77_DATABASE_URL)")
 }
 
 /// What every handler knows about the caller: its session, CSRF token, user and one-time message.
@@ -100,17 +111,24 @@ pub fn router(state: AppState) -> Router {
 async fn session_layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let cookie = request.headers().get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let presented = session::cookie_value(cookie, state.secure_cookie).map(str::to_owned);
-    let (sid, session, created) = state.sessions.load_or_create(presented.as_deref());
-    let flash = if request.method() == axum::http::Method::GET { state.sessions.take_flash(&sid) } else { None };
+    let path = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
     let client_ip = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
-    let ctx = Ctx {
-        sid: sid.clone(),
-        csrf: session.csrf.clone(),
-        user: session.user.clone(),
-        flash,
-        path: request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into()),
-        client_ip,
+    let (sid, session, created) = match state.sessions.load_or_create(presented.as_deref()).await {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            let ctx = Ctx { sid: String::new(), csrf: String::new(), user: None, flash: None, path, client_ip };
+            return unavailable(&ctx, &error);
+        }
     };
+    let flash = if request.method() == axum::http::Method::GET && session.flash.is_some() {
+        state.sessions.take_flash(&sid).await.unwrap_or_else(|error| {
+            tracing::warn!(error = format!("{error:#}"), "one-time message not taken");
+            None
+        })
+    } else {
+        None
+    };
+    let ctx = Ctx { sid: sid.clone(), csrf: session.csrf.clone(), user: session.user.clone(), flash, path, client_ip };
     request.extensions_mut().insert(ctx);
     let mut response = next.run(request).await;
     if created
@@ -170,6 +188,17 @@ pub fn check_csrf(ctx: &Ctx, fields: &forms::Fields) -> Result<(), Response> {
     }
 }
 
+/// The page answered when the session database does not answer.
+pub fn unavailable(ctx: &Ctx, error: &anyhow::Error) -> Response {
+    tracing::error!(error = format!("{error:#}"), path = %ctx.path, "session store unavailable");
+    layout::error_page(
+        ctx,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service indisponible",
+        "Le portail est momentanément indisponible. Réessayez dans quelques instants.",
+    )
+}
+
 /// Where to send a caller that must sign in first.
 fn login_redirect(ctx: &Ctx) -> Response {
     see_other(&format!("/connexion{}", html::query(&[("suite", &ctx.path)])).replace("&amp;", "&"))
@@ -178,15 +207,16 @@ fn login_redirect(ctx: &Ctx) -> Response {
 /// The caller's access token, refreshed when about to expire; `Err` is the answer to give instead (to the
 /// login page when there is no session or the refresh is refused).
 pub async fn token(state: &AppState, ctx: &Ctx) -> Result<String, Response> {
-    let Some(session) = state.sessions.get(&ctx.sid) else { return Err(login_redirect(ctx)) };
-    let Some(tokens) = session.tokens else { return Err(login_redirect(ctx)) };
-    if !tokens.stale(std::time::Instant::now()) {
+    let session = state.sessions.get(&ctx.sid).await.map_err(|error| unavailable(ctx, &error))?;
+    let Some(tokens) = session.and_then(|s| s.tokens) else { return Err(login_redirect(ctx)) };
+    if !tokens.stale(chrono::Utc::now()) {
         return Ok(tokens.access);
     }
-    let _guard = state.refresh_lock.lock().await;
-    // Another request of this session may have refreshed meanwhile.
-    let Some(tokens) = state.sessions.get(&ctx.sid).and_then(|s| s.tokens) else { return Err(login_redirect(ctx)) };
-    if !tokens.stale(std::time::Instant::now()) {
+    // A refresh token is single-use (a second use revokes the family): the session's row stays locked until the
+    // new pair is stored, so one request on one replica refreshes and the others wait, then read its result.
+    let mut locked = state.sessions.begin(&ctx.sid).await.map_err(|error| unavailable(ctx, &error))?;
+    let Some(tokens) = locked.session.tokens.clone() else { return Err(login_redirect(ctx)) };
+    if !tokens.stale(chrono::Utc::now()) {
         return Ok(tokens.access);
     }
     match state.gateway.post("/v1/auth/refresh", None, &json!({ "refresh_token": tokens.refresh })).await {
@@ -195,31 +225,35 @@ pub async fn token(state: &AppState, ctx: &Ctx) -> Result<String, Response> {
             let refresh = pair["refresh_token"].as_str().unwrap_or_default().to_owned();
             let expires_in = pair["expires_in"].as_i64().unwrap_or(0);
             if access.is_empty() || refresh.is_empty() {
-                return Err(expired(state, ctx));
+                return Err(expired(locked, ctx).await);
             }
-            let fresh = Tokens::new(access.clone(), expires_in, refresh);
-            state.sessions.update(&ctx.sid, |s| s.tokens = Some(fresh));
+            locked.session.tokens = Some(Tokens::new(access.clone(), expires_in, refresh));
+            locked.save().await.map_err(|error| unavailable(ctx, &error))?;
             Ok(access)
         }
-        Err(error) if error.status == 401 || error.status == 400 => Err(expired(state, ctx)),
+        Err(error) if error.status == 401 || error.status == 400 => Err(expired(locked, ctx).await),
         Err(error) => {
             Err(layout::error_page(ctx, StatusCode::BAD_GATEWAY, "Service indisponible", &fr::problem(&error)))
         }
     }
 }
 
-fn expired(state: &AppState, ctx: &Ctx) -> Response {
-    state.sessions.update(&ctx.sid, |s| {
-        s.user = None;
-        s.tokens = None;
-        s.flash = Some("Votre session a expiré : veuillez vous reconnecter.".into());
-    });
+async fn expired(mut locked: SessionTx, ctx: &Ctx) -> Response {
+    locked.session.user = None;
+    locked.session.tokens = None;
+    locked.session.flash = Some("Votre session a expiré : veuillez vous reconnecter.".into());
+    if let Err(error) = locked.save().await {
+        tracing::warn!(error = format!("{error:#}"), "expired session not cleared");
+    }
     login_redirect(ctx)
 }
 
-/// Serves the portal on `listener` until `shutdown` is cancelled.
+/// Serves the portal on `listener` until `shutdown` is cancelled: connects to (creates, migrates) its session
+/// database first, and sweeps expired sessions meanwhile.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let state = AppState::new(&config)?;
+    let pool = connect_database(&config).await?;
+    let state = AppState::new(&config, pool.clone())?;
+    let sweeper = tokio::spawn(state.sessions.as_ref().clone().sweeper(SWEEP_EVERY, shutdown.clone()));
     let local = listener.local_addr()?;
     tracing::info!(%local, gateway = %config.gateway_url, secure_cookie = config.secure_cookie, "portal listening");
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -228,10 +262,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         shutdown.cancelled().await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;
     };
-    tokio::select! {
-        result = std::future::IntoFuture::into_future(server) => result.context("serving HTTP")?,
-        () = drain_deadline => tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}"),
-    }
+    let served = tokio::select! {
+        result = std::future::IntoFuture::into_future(server) => result.context("serving HTTP"),
+        () = drain_deadline => {
+            tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+            Ok(())
+        }
+    };
+    sweeper.abort();
+    // Closes the idle connections; a request cut by the drain deadline may still hold one (bounded wait).
+    let _ = tokio::time::timeout(Duration::from_secs(2), pool.close()).await;
     tracing::info!("portal stopped");
-    Ok(())
+    served
 }

@@ -149,7 +149,7 @@ pub async fn save(State(state): State<AppState>, Extension(ctx): Extension<Ctx>,
     let preferences = Preferences::from_form(&f);
     match state.gateway.send_json(Method::PUT, API_PATH, Some(&token), &preferences.to_api(), None, None).await {
         Ok(_) => {
-            state.sessions.update(&ctx.sid, |session| session.flash = Some(SAVED.into()));
+            state.sessions.update(&ctx.sid, |session| session.flash = Some(SAVED.into())).await;
             see_other(PATH)
         }
         Err(error) => {

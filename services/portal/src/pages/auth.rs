@@ -145,8 +145,11 @@ async fn signed_in(state: &AppState, ctx: &Ctx, pair: &serde_json::Value, next: 
         provider_code: opt("provider_code"),
     };
     let welcome = format!("Bienvenue, {}.", user.display_name);
-    let sid = state.sessions.sign_in(&ctx.sid, user, tokens);
-    state.sessions.update(&sid, |s| s.flash = Some(welcome));
+    let sid = match state.sessions.sign_in(&ctx.sid, user, tokens).await {
+        Ok(sid) => sid,
+        Err(error) => return crate::unavailable(ctx, &error),
+    };
+    state.sessions.update(&sid, |s| s.flash = Some(welcome)).await;
     let mut response = see_other(next);
     if let Ok(value) = HeaderValue::from_str(&session::cookie_header(&sid, state.secure_cookie)) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -158,7 +161,12 @@ pub async fn logout(State(state): State<AppState>, Extension(ctx): Extension<Ctx
     if let Err(r) = check_csrf(&ctx, &f) {
         return r;
     }
-    if let Some(session) = state.sessions.remove(&ctx.sid)
+    // Deleting the row revokes the session on every replica at once.
+    let removed = match state.sessions.remove(&ctx.sid).await {
+        Ok(removed) => removed,
+        Err(error) => return crate::unavailable(&ctx, &error),
+    };
+    if let Some(session) = removed
         && let Some(tokens) = session.tokens
     {
         // Revokes the refresh token family at membership; the local session is gone either way.
@@ -168,8 +176,8 @@ pub async fn logout(State(state): State<AppState>, Extension(ctx): Extension<Ctx
             tracing::info!(status = error.status, "logout at the gateway failed; local session dropped");
         }
     }
-    let (sid, _, _) = state.sessions.load_or_create(None);
-    state.sessions.update(&sid, |s| s.flash = Some("Vous êtes déconnecté.".into()));
+    let sid = session::random_token();
+    state.sessions.update(&sid, |s| s.flash = Some("Vous êtes déconnecté.".into())).await;
     let mut response = see_other("/connexion");
     if let Ok(value) = HeaderValue::from_str(&session::cookie_header(&sid, state.secure_cookie)) {
         response.headers_mut().insert(header::SET_COOKIE, value);

@@ -206,8 +206,8 @@ fn not_found(ctx: &Ctx) -> Response {
     layout::error_page(ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette demande n'existe pas.")
 }
 
-fn flash(state: &AppState, ctx: &Ctx, message: String) {
-    state.sessions.update(&ctx.sid, |session| session.flash = Some(message));
+async fn flash(state: &AppState, ctx: &Ctx, message: String) {
+    state.sessions.update(&ctx.sid, |session| session.flash = Some(message)).await;
 }
 
 /// `POST /demandes/{id}/messages`: a text message.
@@ -230,15 +230,15 @@ pub async fn post_message(
     let Some(id) = safe_id(&id) else { return not_found(&ctx) };
     let back = back_to(forms::value(&f, "retour"), id);
     match check_message(f.get("message").map(String::as_str).unwrap_or(""), true) {
-        Err(message) => flash(&state, &ctx, format!("{ERROR_FLASH}{message}")),
+        Err(message) => flash(&state, &ctx, format!("{ERROR_FLASH}{message}")).await,
         Ok(text) => {
             match state
                 .gateway
                 .post(&format!("/v1/requests/{id}/messages"), Some(&token), &json!({ "body": text }))
                 .await
             {
-                Ok(_) => flash(&state, &ctx, "Votre message est envoyé.".into()),
-                Err(error) => flash(&state, &ctx, format!("{ERROR_FLASH}{}", attachment_problem(&error))),
+                Ok(_) => flash(&state, &ctx, "Votre message est envoyé.".into()).await,
+                Err(error) => flash(&state, &ctx, format!("{ERROR_FLASH}{}", attachment_problem(&error))).await,
             }
         }
     }
@@ -301,7 +301,7 @@ pub async fn upload(
                 } else {
                     "Le fichier n'a pas pu être reçu : réessayez.".to_owned()
                 };
-                flash(&state, &ctx, format!("{ERROR_FLASH}{message}"));
+                flash(&state, &ctx, format!("{ERROR_FLASH}{message}")).await;
                 return see_other(&format!("{back}#conversation"));
             }
         };
@@ -331,13 +331,13 @@ pub async fn upload(
         let legend = match check_message(f.get("legende").map(String::as_str).unwrap_or(""), false) {
             Ok(text) => text,
             Err(message) => {
-                flash(&state, &ctx, format!("{ERROR_FLASH}{message}"));
+                flash(&state, &ctx, format!("{ERROR_FLASH}{message}")).await;
                 return see_other(&format!("{back}#conversation"));
             }
         };
         let filename = field.file_name().unwrap_or_default().trim().to_owned();
         if filename.is_empty() {
-            flash(&state, &ctx, format!("{ERROR_FLASH}Choisissez un fichier à joindre."));
+            flash(&state, &ctx, format!("{ERROR_FLASH}Choisissez un fichier à joindre.")).await;
             return see_other(&format!("{back}#conversation"));
         }
         let content_type = field.content_type().unwrap_or("application/octet-stream").to_owned();
@@ -351,14 +351,14 @@ pub async fn upload(
                 format!("{ERROR_FLASH}Le fichier n'a pas pu être reçu : réessayez.")
             }
         };
-        flash(&state, &ctx, message);
+        flash(&state, &ctx, message).await;
         return see_other(&format!("{back}#conversation"));
     }
     // No file field at all.
     if let Err(r) = check_csrf(&ctx, &f) {
         return r;
     }
-    flash(&state, &ctx, format!("{ERROR_FLASH}Choisissez un fichier à joindre."));
+    flash(&state, &ctx, format!("{ERROR_FLASH}Choisissez un fichier à joindre.")).await;
     see_other(&format!("{}#conversation", back_to(forms::value(&f, "retour"), &id)))
 }
 

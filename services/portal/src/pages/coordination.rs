@@ -121,7 +121,7 @@ pub async fn approve(
         Ok(member) => {
             let message =
                 format!("L'adhésion de {} est validée. Invitez maintenant son administrateur.", s(&member, "name"));
-            state.sessions.update(&ctx.sid, |session| session.flash = Some(message));
+            state.sessions.update(&ctx.sid, |session| session.flash = Some(message)).await;
             see_other("/coordination/adhesions?statut=active")
         }
         Err(error) => layout::api_error_page(&ctx, &error),
@@ -449,7 +449,7 @@ pub async fn create_rule(
         let body = json!({ "name": forms::value(&f, "nom"), "provider_code": forms::value(&f, "partenaire"), "condition": condition });
         match state.gateway.post("/v1/routing/rules", Some(&token), &body).await {
             Ok(_) => {
-                state.sessions.update(&ctx.sid, |session| session.flash = Some("La règle est ajoutée.".into()));
+                state.sessions.update(&ctx.sid, |session| session.flash = Some("La règle est ajoutée.".into())).await;
                 return see_other("/coordination/regles");
             }
             Err(error) => {

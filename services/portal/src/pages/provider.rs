@@ -432,7 +432,7 @@ pub async fn act(
     if errors.is_empty() {
         match state.gateway.post(&format!("/v1/referrals/{rid}/{path}"), Some(&token), &body).await {
             Ok(_) => {
-                state.sessions.update(&ctx.sid, |session| session.flash = Some(done.to_owned()));
+                state.sessions.update(&ctx.sid, |session| session.flash = Some(done.to_owned())).await;
                 return see_other(&format!("/orientations/{}", url_component(rid)));
             }
             Err(error) if path == "accept" && error.errors.iter().any(|e| e.field == "amount_cents") => {

@@ -308,7 +308,7 @@ pub async fn submit(State(state): State<AppState>, Extension(ctx): Extension<Ctx
                     } else {
                         "Votre demande est envoyée. Elle va être orientée vers le partenaire compétent.".into()
                     })
-                });
+                }).await;
                 return see_other(&format!("/demandes/{}", url_component(s(&request, "id"))));
             }
             Err(error) => errors = Errors::from_api(&error, &API_FIELDS),
@@ -812,7 +812,7 @@ pub async fn decide_quote(
         Err(errors) => errors,
         Ok(body) => match state.gateway.post(&format!("/v1/quotes/{quote}/{path}"), Some(&token), &body).await {
             Ok(_) => {
-                state.sessions.update(&ctx.sid, |session| session.flash = Some(done.to_owned()));
+                state.sessions.update(&ctx.sid, |session| session.flash = Some(done.to_owned())).await;
                 return see_other(&format!("/demandes/{}", url_component(id)));
             }
             Err(error) => {
@@ -854,7 +854,7 @@ pub async fn cancel(
             Err(error) => format!("{}{}", super::ERROR_FLASH, fr::problem(&error)),
         }
     };
-    state.sessions.update(&ctx.sid, |session| session.flash = Some(message));
+    state.sessions.update(&ctx.sid, |session| session.flash = Some(message)).await;
     see_other(&format!("/demandes/{}", url_component(id)))
 }
 
@@ -892,7 +892,7 @@ pub async fn give_feedback(
             }
         }
     };
-    state.sessions.update(&ctx.sid, |session| session.flash = Some(message));
+    state.sessions.update(&ctx.sid, |session| session.flash = Some(message)).await;
     see_other(&format!("/demandes/{}", url_component(id)))
 }
 

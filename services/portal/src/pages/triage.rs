@@ -154,7 +154,7 @@ pub async fn assign(
             Err(error) => format!("{ERROR_FLASH}{}", fr::problem(&error)),
         },
     };
-    state.sessions.update(&ctx.sid, |session| session.flash = Some(message));
+    state.sessions.update(&ctx.sid, |session| session.flash = Some(message)).await;
     see_other("/coordination/triage")
 }
 
