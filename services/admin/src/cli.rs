@@ -1,10 +1,13 @@
-//! The command line: `id77-admin reconcile [--json]`, every option also from the environment.
+//! The command line: `id77-admin reconcile [--json]` and `id77-admin bootstrap-db [--print-sql]`, every option
+//! also from the environment.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bootstrap::{self, DEFAULT_NAME_PREFIX, PasswordSource, TargetSpec};
 use crate::reader::{
     Credentials, DEFAULT_BILLING_URL, DEFAULT_MEMBERSHIP_URL, DEFAULT_REQUESTS_URL, DEFAULT_ROUTING_URL, PAGE_SIZE,
     ReaderConfig,
@@ -23,6 +26,74 @@ pub enum Command {
     /// Checks that requests, routing and billing tell the same story about every request (ADR 0013). Exit 0:
     /// consistent; 1: findings (still there after the settle period); 2: a service could not be read.
     Reconcile(ReconcileArgs),
+    /// Creates each service's PostgreSQL role and database with least privilege, idempotently (docs/bootstrap.md):
+    /// a LOGIN role that can do nothing else, owning a database only it may connect to. Exit 0: done (or nothing
+    /// to do); 2: an error.
+    BootstrapDb(BootstrapDbArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapDbArgs {
+    /// The administrator's database URL: a superuser, or a role with CREATEROLE and CREATEDB, e.g.
+    /// postgres://admin@pg:5432/postgres?sslmode=verify-full (the password in it, or in PGPASSWORD). Not needed
+    /// with --print-sql.
+    #[arg(long, env = "ID77_BOOTSTRAP_ADMIN_URL", hide_env_values = true)]
+    pub admin_url: Option<String>,
+    /// A service, as SERVICE or SERVICE=DATABASE or SERVICE=DATABASE:ROLE (repeatable, or comma-separated in the
+    /// environment). Default: membership, catalogue, requests, routing and billing.
+    #[arg(long = "service", env = "ID77_BOOTSTRAP_SERVICES", value_delimiter = ',')]
+    pub services: Vec<TargetSpec>,
+    /// Prefix of the database and role names not given: <prefix><service> (dashes as underscores).
+    #[arg(long, env = "ID77_BOOTSTRAP_NAME_PREFIX", default_value = DEFAULT_NAME_PREFIX)]
+    pub name_prefix: String,
+    /// A folder holding each service's password in <service>/password (the chart mounts the services' Secrets
+    /// there). ID77_BOOTSTRAP_PASSWORD_<SERVICE> wins over the file.
+    #[arg(long, env = "ID77_BOOTSTRAP_PASSWORD_DIR")]
+    pub password_dir: Option<PathBuf>,
+    /// The CA file the PostgreSQL server's certificate must chain to (needs sslmode=verify-full in the URL).
+    #[arg(long, env = "ID77_DATABASE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Print the SQL (a psql script, passwords in psql variables) instead of running it; connects nowhere.
+    #[arg(long)]
+    pub print_sql: bool,
+}
+
+impl BootstrapDbArgs {
+    /// Runs the command; returns the exit status.
+    pub async fn run(&self, out: &mut impl Write, err: &mut impl Write) -> u8 {
+        match self.execute(out).await {
+            Ok(()) => 0,
+            Err(error) => {
+                let _ = writeln!(err, "id77-admin bootstrap-db: {error:#}");
+                bootstrap::EXIT_FAILED
+            }
+        }
+    }
+
+    async fn execute(&self, out: &mut impl Write) -> anyhow::Result<()> {
+        let targets = bootstrap::targets(&self.services, &self.name_prefix)?;
+        if self.print_sql {
+            out.write_all(bootstrap::print_sql(&targets).as_bytes())?;
+            return Ok(out.flush()?);
+        }
+        let admin_url = self
+            .admin_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("no administrator: give --admin-url (ID77_BOOTSTRAP_ADMIN_URL)"))?;
+        let options =
+            bootstrap::admin_options(admin_url, self.ca_file.as_deref().filter(|p| !p.as_os_str().is_empty()))?;
+        let passwords = PasswordSource { dir: self.password_dir.clone() };
+        // Every password first: nothing is changed when one is missing.
+        let with_passwords = targets
+            .into_iter()
+            .map(|t| passwords.password(&t.service).map(|p| (t, p)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let outcomes = bootstrap::bootstrap(&options, &with_passwords).await?;
+        out.write_all(bootstrap::report(&outcomes).as_bytes())?;
+        Ok(out.flush()?)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +194,7 @@ pub async fn run(cli: Cli, out: &mut impl Write, err: &mut impl Write) -> u8 {
             let outcome = crate::reconcile(&config).await;
             print_outcome(&outcome, args.json, out, err)
         }
+        Command::BootstrapDb(args) => args.run(out, err).await,
     }
 }
 
@@ -138,6 +210,7 @@ mod tests {
     fn reconcile_args(args: &[&str]) -> ReconcileArgs {
         match parse(args).map(|cli| cli.command) {
             Ok(Command::Reconcile(args)) => args,
+            Ok(other) => panic!("not reconcile: {other:?}"),
             Err(e) => panic!("{e}"),
         }
     }
@@ -184,6 +257,38 @@ mod tests {
         assert!(error.is_some_and(|e| e.starts_with("no credentials")));
         assert!(parse(&["reconcile", "--timeout-secs=0"]).is_err(), "a zero deadline is refused");
         assert!(parse(&["check"]).is_err(), "unknown command");
+    }
+
+    #[test]
+    fn bootstrap_db_flags() {
+        let args = match parse(&[
+            "bootstrap-db",
+            "--admin-url=postgres://admin@pg/postgres",
+            "--service=routing",
+            "--service=billing=id77_invoices:id77_billing",
+            "--password-dir=/etc/id77/bootstrap/db",
+            "--print-sql",
+        ])
+        .map(|cli| cli.command)
+        {
+            Ok(Command::BootstrapDb(args)) => args,
+            other => panic!("{other:?}"),
+        };
+        assert!(args.print_sql);
+        assert_eq!(args.admin_url.as_deref(), Some("postgres://admin@pg/postgres"));
+        assert_eq!(args.password_dir, Some(PathBuf::from("/etc/id77/bootstrap/db")));
+        assert_eq!(
+            args.services,
+            [
+                TargetSpec { service: "routing".into(), database: None, role: None },
+                TargetSpec {
+                    service: "billing".into(),
+                    database: Some("id77_invoices".into()),
+                    role: Some("id77_billing".into())
+                },
+            ]
+        );
+        assert!(parse(&["bootstrap-db", "--service=Routing"]).is_err(), "names are checked when parsed");
     }
 
     #[test]

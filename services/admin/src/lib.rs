@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub mod bootstrap;
 pub mod check;
 pub mod cli;
 pub mod model;

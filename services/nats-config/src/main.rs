@@ -1,10 +1,14 @@
-//! `id77-nats-config generate | ensure-consumers`: see the library's documentation.
+//! `id77-nats-config generate | ensure-consumers`: see the library's documentation. The providers come from
+//! `--provider` / `ID77_PROVIDERS` (e.g. the chart's `providers:`), the catalogue's database
+//! (`--catalogue-database-url`) or a seed file (`--catalogue`); with none of them, from a source checkout's seed
+//! file when run at its root (development), else there is none. Nothing is read from the source tree otherwise:
+//! the platform image is enough.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use id77_nats_config::{Options, ensure_consumers, generate, providers_from_catalogue, validate_providers};
+use id77_nats_config::{DEV_CATALOGUE_SEED, Options, ProviderSources, ensure_consumers, generate};
 use id77_platform::Namespace;
 use id77_platform::config::DEFAULT_NATS_URL;
 
@@ -47,28 +51,39 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct ProviderArgs {
-    /// Catalogue seed file whose `providers[].code` are the providers.
+    /// A provider code (repeatable; in the environment, comma-separated), e.g. each key of the chart's
+    /// `providers:`.
+    #[arg(long = "provider", env = "ID77_PROVIDERS", value_delimiter = ',')]
+    providers: Vec<String>,
+    /// The catalogue's database (PostgreSQL URL): every provider of its `provider` table.
+    #[arg(long, env = "ID77_CATALOGUE_DATABASE_URL", hide_env_values = true)]
+    catalogue_database_url: Option<String>,
+    /// A catalogue seed file whose `providers[].code` are providers. Without any source, the source checkout's
+    /// services/catalogue/seed/catalogue.json is read when it exists (development).
     #[arg(long)]
     catalogue: Option<PathBuf>,
-    /// A provider code (repeatable; added to the catalogue's).
-    #[arg(long = "provider")]
-    providers: Vec<String>,
     /// Subject and stream prefix of the deployment (empty in production).
     #[arg(long, env = "ID77_NATS_PREFIX", default_value = "")]
     prefix: String,
 }
 
 impl ProviderArgs {
-    fn codes(&self) -> anyhow::Result<Vec<String>> {
-        let mut codes = self.providers.clone();
-        if let Some(path) = &self.catalogue {
-            codes.extend(providers_from_catalogue(path)?);
+    async fn codes(&self) -> anyhow::Result<Vec<String>> {
+        let sources = ProviderSources {
+            codes: self.providers.clone(),
+            catalogue_database_url: self.catalogue_database_url.clone(),
+            catalogue_file: self.catalogue.clone(),
+        };
+        let resolved = sources.resolve(Path::new(DEV_CATALOGUE_SEED)).await?;
+        if resolved.codes.is_empty() {
+            tracing::warn!(
+                "no provider (--provider, ID77_PROVIDERS, --catalogue-database-url or --catalogue): only the platform \
+                 services get a user"
+            );
+        } else {
+            tracing::info!(providers = ?resolved.codes, sources = ?resolved.sources, "providers");
         }
-        let codes = validate_providers(codes)?;
-        if codes.is_empty() {
-            tracing::warn!("no provider given (--catalogue or --provider): only the platform services get a user");
-        }
-        Ok(codes)
+        Ok(resolved.codes)
     }
 }
 
@@ -77,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
     id77_platform::telemetry::init("nats-config");
     match Cli::parse().command {
         Command::Generate { out, listen, store_dir, providers } => {
-            let options = Options::new(listen, &store_dir, &providers.prefix, providers.codes()?)?;
+            let options = Options::new(listen, &store_dir, &providers.prefix, providers.codes().await?)?;
             let generated = generate(&out, &options)?;
             tracing::info!(
                 dir = %generated.dir.display(),
@@ -88,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::EnsureConsumers { nats_url, nkey, providers } => {
-            let codes = providers.codes()?;
+            let codes = providers.codes().await?;
             let ns = Namespace::new(providers.prefix.clone());
             let (client, js) =
                 id77_platform::nats::connect_with(&nats_url, "id77-nats-config", nkey.as_deref()).await?;
