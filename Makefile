@@ -61,6 +61,9 @@ test: deps directory clean-test-dbs helm-check ## Whole test suite against the l
 	if ! python3 -c 'import pypdf' >/dev/null 2>&1; then python3 -m pip install --quiet 'pypdf>=4,<8'; fi
 	# The end-to-end tests start the real binaries: build them first so they are never stale.
 	$(CARGO) build --workspace --bins
+	# The chart's own workloads as processes (default and production values: TLS PostgreSQL, NKEY NATS, the
+	# bootstrap Job, probes, a journey, SIGTERM within the grace period): tests/helm/run_chart.py.
+	$(MAKE) --no-print-directory chart-run
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
@@ -140,3 +143,16 @@ helm-check: ## Lint, render and validate the Helm chart with real Helm (no clust
 		python3 -m pip install --quiet $(HELM_CHECK_PIP); \
 	fi
 	python3 tests/helm/check_chart.py
+
+# The chart's workloads as processes (tests/helm/run_chart.py): helm/id77 rendered with the default values and
+# values-production.yaml, each Deployment and Job run as the binary its container names with the container's
+# args and environment, against a private PostgreSQL (TLS when the values ask for it) and nats-server; probes,
+# a journey through the gateway, SIGTERM within terminationGracePeriodSeconds. Needs openssl.
+CHART_RUN_PIP := $(HELM_CHECK_PIP) 'grpcio>=1.60,<2' 'grpcio-health-checking>=1.60,<2'
+.PHONY: chart-run
+chart-run: deps directory ## Run the chart's Deployments and Jobs as processes (both value files): probes, journey, shutdown
+	if ! python3 -c 'import helm_python, grpc, grpc_health.v1.health_pb2' >/dev/null 2>&1; then \
+		python3 -m pip install --quiet $(CHART_RUN_PIP); \
+	fi
+	$(CARGO) build --workspace --bins
+	python3 tests/helm/run_chart.py

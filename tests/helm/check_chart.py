@@ -169,8 +169,9 @@ def assert_properties(objects: list[dict], label: str, services: list[str]) -> N
                 check("ID77_PORTAL_ADDR" in env, f"{where}: listens where it is told")
                 check(env.get("ID77_GATEWAY_URL", {}).get("value") == f"http://{full('gateway')}:8080",
                       f"{where}: knows where the gateway is")
-                check("ID77_DATABASE_URL" not in env and "ID77_NATS_NKEY_FILE" not in env,
-                      f"{where}: no database, no NATS")
+                db = env.get("ID77_DATABASE_URL", {}).get("value", "")
+                check("/id77_portal" in db and "ID77_NATS_NKEY_FILE" not in env,
+                      f"{where}: its own database for the sessions ({db}), no NATS")
             else:
                 check(container["readinessProbe"].get("grpc", {}).get("port") == ports.get("grpc"), f"{where}: gRPC probe")
                 check("ID77_DATABASE_URL" in env, f"{where}: its own database URL")
@@ -184,8 +185,8 @@ def assert_properties(objects: list[dict], label: str, services: list[str]) -> N
         check(set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}, f"{where}: policy in both directions")
         if service == "portal":
             egress_ports = {p.get("port") for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])}
-            check({53, 8080} <= egress_ports <= {53, 8080, 4318},
-                  f"{where}: egress only to DNS, the gateway and the OTLP collector ({sorted(egress_ports)})")
+            check({53, 8080, 5432} <= egress_ports <= {53, 8080, 5432, 4318},
+                  f"{where}: egress only to DNS, the gateway, its database and the OTLP collector ({sorted(egress_ports)})")
             continue
         if service == "gateway":
             callers = set()
@@ -305,7 +306,8 @@ def main() -> int:
               f"production: {service} reads its database password from id77-{service}-db")
         check(env.get("ID77_NATS_NKEY_FILE", {}).get("value") == "/etc/id77/nats/nkey",
               f"production: {service} authenticates to NATS")
-        secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        # (The PostgreSQL CA, a public certificate shared by every service, is not a credential.)
+        secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v and v["name"] != "postgresql-ca"}
         check(secrets == {f"id77-{service}-nats"}, f"production: {service} mounts only its own NATS Secret")
         check("sslmode=verify-full" in env["ID77_DATABASE_URL"]["value"], f"production: {service} TLS to PostgreSQL")
     # The gateway's live updates: its own (subscribe-only) NATS user.
@@ -385,6 +387,10 @@ def main() -> int:
             check(True, "")
 
     check_reconcile(default_objects, production_objects)
+    check_postgresql_tls(default_objects, production_objects)
+    check_portal_sessions(default_objects, production_objects)
+    check_probes(default_objects, production_objects)
+    check_bootstrap(default_objects, production_objects)
     print_objects(default_objects, "default values")
     print_objects(production_objects, "values-production.yaml")
     kinds = defaultdict(int)
@@ -447,6 +453,297 @@ def check_reconcile(default_objects: list[dict], production_objects: list[dict])
         ),
         "catalogue: the reconciler has no business there",
     )
+
+
+PG_CA_FILE = "/etc/id77/postgresql/ca.crt"
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+
+
+def pod_spec(obj: dict) -> dict:
+    spec = obj["spec"]
+    if obj["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["spec"]
+
+
+def database_clients(objects: list[dict]) -> dict[str, tuple[dict, dict]]:
+    """Every workload container that connects to PostgreSQL (a postgres:// URL in its environment), with its pod."""
+    out = {}
+    for obj in objects:
+        if obj.get("kind") not in WORKLOAD_KINDS:
+            continue
+        pod = pod_spec(obj)
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            env = container.get("env", [])
+            if any(e["name"] in ("ID77_DATABASE_URL", "ID77_PG_URL")
+                   or str(e.get("value", "")).startswith(("postgres://", "postgresql://")) for e in env):
+                out[f"{obj['kind']}/{obj['metadata']['name']}/{container['name']}"] = (pod, container)
+    return out
+
+
+def postgresql_ca(pod: dict, container: dict) -> tuple[str | None, dict | None, dict | None]:
+    """The container's ID77_DATABASE_CA_FILE, its postgresql-ca mount and the pod's postgresql-ca volume."""
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    mount = next((m for m in container.get("volumeMounts", []) if m["name"] == "postgresql-ca"), None)
+    volume = next((v for v in pod.get("volumes", []) if v["name"] == "postgresql-ca"), None)
+    return env.get("ID77_DATABASE_CA_FILE"), mount, volume
+
+
+def check_postgresql_tls(default_objects: list[dict], production_objects: list[dict]) -> None:
+    """PostgreSQL over TLS: production mounts the database's CA into every workload that connects to PostgreSQL
+    and passes it as ID77_DATABASE_CA_FILE with sslmode=verify-full; the defaults mount nothing; a service may
+    name its own CA (Secret or ConfigMap); the schema refuses a CA with an sslmode that would not check it."""
+    clients = database_clients(production_objects)
+    for service in GRPC_SERVICES:
+        check(f"Deployment/{full(service)}/{service}" in clients, f"postgresql tls: {service} has a database URL")
+    for where, (pod, container) in clients.items():
+        ca_file, mount, volume = postgresql_ca(pod, container)
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        url = env.get("ID77_DATABASE_URL") or env.get("ID77_PG_URL") or next(
+            (str(v) for v in env.values() if str(v).startswith(("postgres://", "postgresql://"))), "")
+        check("sslmode=verify-full" in url, f"production: {where} asks PostgreSQL for verify-full ({url})")
+        check(ca_file == PG_CA_FILE, f"production: {where} gets ID77_DATABASE_CA_FILE={PG_CA_FILE} ({ca_file}); a "
+              "workload that connects to PostgreSQL includes the id77.postgresqlCa* helpers (_postgresql.tpl)")
+        check(mount is not None and mount.get("mountPath") == "/etc/id77/postgresql" and mount.get("readOnly") is True,
+              f"production: {where} mounts the PostgreSQL CA read-only at /etc/id77/postgresql ({mount})")
+        secret = (volume or {}).get("secret", {})
+        check(secret.get("secretName") == "id77-postgresql-ca"
+              and secret.get("items") == [{"key": "ca.crt", "path": "ca.crt"}],
+              f"production: {where} takes the CA from the Secret id77-postgresql-ca, key ca.crt ({volume})")
+    for obj in production_objects + default_objects:
+        if obj.get("kind") in WORKLOAD_KINDS:
+            pod = pod_spec(obj)
+            for container in pod["containers"]:
+                where = f"{obj['kind']}/{obj['metadata']['name']}/{container['name']}"
+                if where not in clients or obj in default_objects:
+                    check(postgresql_ca(pod, container) == (None, None, None),
+                          f"postgresql tls: no CA for {where}, which has no database or no CA configured")
+
+    # A service's own CA from a ConfigMap (another key); the others keep the shared Secret.
+    values = yaml.safe_load((CHART / "values-production.yaml").read_text())
+    values["services"]["billing"]["database"]["tls"] = {"caConfigMap": "billing-pg-ca", "caKey": "root.pem"}
+    own = database_clients(render(values))
+    _, _, volume = postgresql_ca(*own[f"Deployment/{full('billing')}/billing"])
+    check((volume or {}).get("configMap", {}).get("name") == "billing-pg-ca"
+          and volume["configMap"].get("items") == [{"key": "root.pem", "path": "ca.crt"}],
+          f"postgresql tls: billing's own CA from its ConfigMap ({volume})")
+    _, _, volume = postgresql_ca(*own[f"Deployment/{full('routing')}/routing"])
+    check((volume or {}).get("secret", {}).get("secretName") == "id77-postgresql-ca",
+          f"postgresql tls: routing keeps the shared CA ({volume})")
+    # The shared CA from a ConfigMap.
+    shared = database_clients(render({"postgresql": {"params": "sslmode=verify-ca",
+                                                     "tls": {"caConfigMap": "pg-ca"}}}))
+    for where, (pod, container) in shared.items():
+        ca_file, mount, volume = postgresql_ca(pod, container)
+        check(ca_file == PG_CA_FILE and mount is not None
+              and (volume or {}).get("configMap", {}).get("items") == [{"key": "ca.crt", "path": "ca.crt"}]
+              and volume["configMap"].get("name") == "pg-ca",
+              f"postgresql tls: {where} takes the shared CA from the ConfigMap pg-ca ({volume})")
+
+    refused = {
+        "a CA Secret and a CA ConfigMap": {"postgresql": {"params": "sslmode=verify-full",
+                                                          "tls": {"caSecret": "a", "caConfigMap": "b"}}},
+        "a CA without sslmode": {"postgresql": {"tls": {"caSecret": "a"}}},
+        "a CA with sslmode=require": {"postgresql": {"params": "sslmode=require", "tls": {"caSecret": "a"}}},
+        "an unknown postgresql.tls key": {"postgresql": {"tls": {"ca": "a"}}},
+        "an unknown database.tls key": {"services": {"routing": {"database": {"name": "x", "user": "x",
+                                                                             "tls": {"secret": "a"}}}}},
+    }
+    for label, bad in refused.items():
+        try:
+            render(copy.deepcopy(bad))
+            check(False, f"schema should refuse: {label}")
+        except helm.HelmValuesError:
+            check(True, "")
+
+
+def check_portal_sessions(default_objects: list[dict], production_objects: list[dict]) -> None:
+    """Portal sessions in PostgreSQL (issue 16, item 6; ADR 0009 addendum): the portal has its own database
+    (ID77_DATABASE_URL to id77_portal, its password from id77-portal-db in production, egress to PostgreSQL),
+    scales like the other workloads (an HPA from 2 pods, a PDB), and nothing pins a browser to a pod: no Service
+    session affinity, no cookie affinity at the production Ingress."""
+    name = full("portal")
+    for label, objects in (("default values", default_objects), ("production values", production_objects)):
+        where = f"{label}: portal sessions"
+        dep = by_kind(objects, "Deployment").get(name)
+        check(dep is not None, f"{where}: a Deployment")
+        if dep is None:
+            continue
+        env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        url = env.get("ID77_DATABASE_URL", {}).get("value", "")
+        check(url.startswith("postgres://id77_portal@") and "/id77_portal" in url,
+              f"{where}: ID77_DATABASE_URL names the portal's own database and user ({url})")
+        hpa = by_kind(objects, "HorizontalPodAutoscaler").get(name)
+        check(hpa is not None and hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"],
+              f"{where}: an HPA from at least 2 pods ({(hpa or {}).get('spec')})")
+        check("replicas" not in dep["spec"], f"{where}: replicas left to the HPA")
+        check(name in by_kind(objects, "PodDisruptionBudget"), f"{where}: a PDB")
+        service = by_kind(objects, "Service").get(name, {})
+        check(service.get("spec", {}).get("sessionAffinity", "None") == "None",
+              f"{where}: no Service session affinity ({service.get('spec', {}).get('sessionAffinity')})")
+        egress = {p.get("port") for r in by_kind(objects, "NetworkPolicy")[name]["spec"].get("egress", [])
+                  for p in r.get("ports", [])}
+        check(5432 in egress, f"{where}: may reach PostgreSQL ({sorted(egress)})")
+    prod = by_kind(production_objects, "Deployment").get(name)
+    if prod is not None:
+        env = {e["name"]: e for e in prod["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        check(env.get("PGPASSWORD", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "id77-portal-db",
+              "production: the portal reads its database password from id77-portal-db")
+        check(by_kind(production_objects, "HorizontalPodAutoscaler").get(name, {}).get("spec", {}).get("minReplicas", 0) >= 3,
+              "production: the portal's HPA keeps at least 3 pods")
+    ingress = by_kind(production_objects, "Ingress").get(RELEASE, {})
+    sticky = sorted(k for k in ingress.get("metadata", {}).get("annotations", {})
+                    if "affinity" in k or "session-cookie" in k)
+    check(ingress != {} and not sticky, f"production: the Ingress pins no browser to a pod ({sticky})")
+
+
+def check_probes(default_objects: list[dict], production_objects: list[dict]) -> None:
+    """Probes (issue 16): a gRPC service's liveness (and startup) asks the health name that depends on the process
+    alone, its readiness the overall status that follows PostgreSQL and NATS, so a dependency's outage takes pods
+    out of the Services without restarting them; the HTTP services' liveness is /healthz. A hosted referral
+    consumer gets /livez and /readyz probes on its health port (the address its CLI is given) and a
+    PodDisruptionBudget. The names are those the binaries use."""
+    grpc_rs = (ROOT / "services" / "platform" / "src" / "grpc.rs").read_text()
+    liveness_in_code = grpc_rs.split('pub const LIVENESS: &str = "', 1)[-1].split('"', 1)[0]
+    cli_rs = (ROOT / "services" / "referral-consumer" / "src" / "cli.rs").read_text()
+    check('env = "ID77_HEALTH_ADDR"' in cli_rs, "referral consumer: its CLI reads ID77_HEALTH_ADDR (--health-addr)")
+    for label, objects in (("default values", default_objects), ("production values", production_objects)):
+        deps = by_kind(objects, "Deployment")
+        for service in GRPC_SERVICES:
+            container = deps[full(service)]["spec"]["template"]["spec"]["containers"][0]
+            live = container["livenessProbe"].get("grpc", {})
+            ready = container["readinessProbe"].get("grpc", {})
+            start = container["startupProbe"].get("grpc", {})
+            where = f"{label}: {service}"
+            check(live.get("service") == liveness_in_code and liveness_in_code,
+                  f"{where}: liveness asks the process-only health name {liveness_in_code!r} ({live})")
+            check(start.get("service") == liveness_in_code, f"{where}: startup asks the liveness name ({start})")
+            check(ready.get("port") == live.get("port") and not ready.get("service"),
+                  f"{where}: readiness asks the overall status, which follows PostgreSQL and NATS ({ready})")
+            check(container["livenessProbe"] != container["readinessProbe"], f"{where}: liveness differs from readiness")
+        for service in HTTP_SERVICES:
+            container = deps[full(service)]["spec"]["template"]["spec"]["containers"][0]
+            path = container["livenessProbe"].get("httpGet", {}).get("path")
+            check(path == "/healthz", f"{label}: {service} liveness on /healthz ({path})")
+        consumers = [d for name, d in deps.items() if name.startswith(full("provider-"))]
+        pdbs = by_kind(objects, "PodDisruptionBudget")
+        for deployment in consumers:
+            name = deployment["metadata"]["name"]
+            where = f"{label}: hosted consumer {name}"
+            pod = deployment["spec"]["template"]["spec"]
+            container = pod["containers"][0]
+            ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            port = ports.get("health")
+            check(port is not None and env.get("ID77_HEALTH_ADDR") == f"0.0.0.0:{port}",
+                  f"{where}: serves its health endpoint on its health port ({env.get('ID77_HEALTH_ADDR')}, {ports})")
+            for probe, path in (("startupProbe", "/livez"), ("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
+                get = container.get(probe, {}).get("httpGet", {})
+                check(get.get("path") == path and get.get("port") == "health", f"{where}: {probe} GET {path} ({get})")
+            check(pod.get("terminationGracePeriodSeconds", 0) >= 10, f"{where}: a grace period for its bounded stop")
+            pdb = pdbs.get(name)
+            check(pdb is not None, f"{where}: a PodDisruptionBudget")
+            if pdb:
+                check(pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"],
+                      f"{where}: its PodDisruptionBudget selects its pods")
+                check(pdb["spec"].get("maxUnavailable") == 1, f"{where}: one pod at a time, never a blocked drain")
+        if label == "production values":
+            check(len(consumers) == 1, f"{label}: one hosted consumer ({[d['metadata']['name'] for d in consumers]})")
+        else:
+            check(not consumers and not [n for n in pdbs if n.startswith(full("provider-"))],
+                  f"{label}: no hosted consumer, no consumer PDB")
+
+
+def check_bootstrap(default_objects: list[dict], production_objects: list[dict]) -> None:
+    """Database bootstrap (issue 16, item 4; docs/bootstrap.md): off by default; in production a pre-install and
+    pre-upgrade hook Job runs `id77-admin bootstrap-db` for every service with a database, as the administrator
+    (password from bootstrap.adminSecret) on the services' PostgreSQL server with their TLS settings, each service's
+    password mounted as a file from its own Secret; it reads nothing the chart makes (a hook runs first), runs like
+    job-ensure-consumers.yaml (non-root, read-only root, capabilities dropped, no service account token), and its
+    NetworkPolicy lets it reach PostgreSQL (and DNS) only."""
+    name = full("bootstrap")
+    check(name not in by_kind(default_objects, "Job"), "default values: no bootstrap Job")
+    check(name not in by_kind(default_objects, "NetworkPolicy"), "default values: no bootstrap NetworkPolicy")
+    job = by_kind(production_objects, "Job").get(name)
+    check(job is not None, "production: a bootstrap Job")
+    if job is None:
+        return
+    hooks = set(job["metadata"].get("annotations", {}).get("helm.sh/hook", "").split(","))
+    check(hooks == {"pre-install", "pre-upgrade"}, f"bootstrap: a pre-install and pre-upgrade hook ({hooks})")
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    command = container["command"]
+    production = yaml.safe_load((CHART / "values-production.yaml").read_text())
+    with_db = sorted(s for s, v in production["services"].items() if v.get("database"))
+    check(set(GRPC_SERVICES) <= set(with_db), f"bootstrap: every gRPC service has a database ({with_db})")
+    expected = ["id77-admin", "bootstrap-db", "--password-dir=/etc/id77/bootstrap/db"] + [
+        f"--service={s}=id77_{s}:id77_{s}" for s in with_db]
+    check(command == expected, f"bootstrap command: {command}, expected {expected}")
+    env = {e["name"]: e for e in container.get("env", [])}
+    admin_url = env.get("ID77_BOOTSTRAP_ADMIN_URL", {}).get("value", "")
+    check(admin_url == "postgres://id77_admin@pg.db.example.fr:5432/postgres?sslmode=verify-full",
+          f"bootstrap: the administrator on the services' server, verify-full ({admin_url})")
+    ref = env.get("PGPASSWORD", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    check(ref == {"name": "id77-postgresql-admin", "key": "password"},
+          f"bootstrap: the administrator's password from id77-postgresql-admin ({ref})")
+    check(env.get("ID77_DATABASE_CA_FILE", {}).get("value") == "/etc/id77/postgresql/ca.crt",
+          "bootstrap: the services' PostgreSQL CA")
+    check("envFrom" not in container, "bootstrap: reads no ConfigMap of the chart (a pre-install hook runs first)")
+    mounts = {m["name"]: m for m in container.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for service in with_db:
+        mount = mounts.get(f"db-{service}", {})
+        secret = volumes.get(f"db-{service}", {}).get("secret", {})
+        check(mount.get("mountPath") == f"/etc/id77/bootstrap/db/{service}" and mount.get("readOnly") is True
+              and secret.get("secretName") == f"id77-{service}-db"
+              and secret.get("items") == [{"key": "password", "path": "password"}],
+              f"bootstrap: {service}'s password from id77-{service}-db as <dir>/{service}/password ({mount}, {secret})")
+    secrets = {v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+    check(secrets == {f"id77-{s}-db" for s in with_db} | {"id77-postgresql-ca"},
+          f"bootstrap: mounts the services' database Secrets and the CA, nothing else ({sorted(secrets)})")
+    # The same pod security as the ensure-consumers hook Job.
+    consumers = by_kind(production_objects, "Job").get(full("nats-config"))
+    if consumers:
+        other = consumers["spec"]["template"]["spec"]
+        check(pod.get("securityContext") == other.get("securityContext")
+              and container.get("securityContext") == other["containers"][0].get("securityContext"),
+              "bootstrap: the ensure-consumers Job's pod and container security settings")
+    security = container.get("securityContext", {})
+    check(pod.get("securityContext", {}).get("runAsNonRoot") is True and security.get("runAsNonRoot") is True,
+          "bootstrap: non-root")
+    check(security.get("readOnlyRootFilesystem") is True and security.get("allowPrivilegeEscalation") is False
+          and security.get("capabilities", {}).get("drop") == ["ALL"],
+          "bootstrap: read-only root, no privilege escalation, capabilities dropped")
+    check(pod.get("automountServiceAccountToken") is False and pod.get("restartPolicy") == "Never"
+          and job["spec"].get("activeDeadlineSeconds", 0) > 0,
+          "bootstrap: no service account token, never restarted in place, a deadline")
+    policy = by_kind(production_objects, "NetworkPolicy").get(name)
+    check(policy is not None, "bootstrap: a NetworkPolicy of its own")
+    if policy:
+        spec = policy["spec"]
+        hooks = set(policy["metadata"].get("annotations", {}).get("helm.sh/hook", "").split(","))
+        check(hooks == {"pre-install", "pre-upgrade"}
+              and int(policy["metadata"]["annotations"].get("helm.sh/hook-weight", "0"))
+              < int(job["metadata"]["annotations"].get("helm.sh/hook-weight", "0")),
+              "bootstrap: its NetworkPolicy is a hook created before the Job")
+        check(spec.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "bootstrap"
+              and set(spec.get("policyTypes", [])) == {"Ingress", "Egress"} and spec.get("ingress") == [],
+              "bootstrap: nothing may connect to the bootstrap pod")
+        other_rules = [r for r in spec.get("egress", []) if {p["port"] for p in r.get("ports", [])} != {53}]
+        check(len(other_rules) == 1 and [p["port"] for p in other_rules[0]["ports"]] == [5432]
+              and other_rules[0].get("to") == production["networkPolicy"]["postgresql"]["to"],
+              f"bootstrap: egress to PostgreSQL only, besides DNS ({other_rules})")
+    # A hook runs before the chart's own Secrets exist: a chart-made password cannot be read, and is refused.
+    values = copy.deepcopy(production)
+    values["services"]["routing"]["database"] = {"name": "id77_routing", "user": "id77_routing",
+                                                 "password": "dev-only"}
+    for label, bad in [("a chart-made database Secret", values),
+                       ("no administrator Secret", {"bootstrap": {"enabled": True}})]:
+        try:
+            render(bad)
+            check(False, f"bootstrap: refuses {label}")
+        except helm.HelmError:
+            check(True, "")
 
 
 if __name__ == "__main__":

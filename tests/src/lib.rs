@@ -928,3 +928,72 @@ pub async fn accept_quote(api: &Api, admin: &str, reader: &str, request_id: &str
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// What became of a process sent SIGTERM ([`Platform::terminate_timed`]).
+#[derive(Debug, Clone)]
+pub struct Stopped {
+    pub name: String,
+    /// How long it took to exit after the signal; `None`: still running at the limit (then killed).
+    pub took: Option<Duration>,
+    /// Its exit status (`None`: killed at the limit, or no status).
+    pub status: Option<std::process::ExitStatus>,
+}
+
+/// Stops under a time limit, and the addresses the probes ask (issue 16: bounded stops, liveness apart from
+/// readiness).
+impl Platform {
+    /// Sends SIGTERM to each of `names` at once and waits at most `limit` for them to exit; a process still
+    /// running then is killed (SIGKILL). The processes are reaped and forgotten ([`Platform::restart`] starts
+    /// them again).
+    pub async fn terminate_timed(&mut self, names: &[String], limit: Duration) -> Vec<Stopped> {
+        let started = Instant::now();
+        for name in names {
+            if let Some(pid) = self.pid(name) {
+                let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            }
+        }
+        let mut stopped: Vec<Stopped> =
+            names.iter().map(|name| Stopped { name: name.clone(), took: None, status: None }).collect();
+        loop {
+            for entry in stopped.iter_mut().filter(|s| s.took.is_none()) {
+                match self.children.iter_mut().find(|(n, _)| *n == entry.name) {
+                    Some((_, child)) => {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            entry.took = Some(started.elapsed());
+                            entry.status = Some(status);
+                        }
+                    }
+                    None => entry.took = Some(Duration::ZERO),
+                }
+            }
+            if stopped.iter().all(|s| s.took.is_some()) || started.elapsed() > limit {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for entry in stopped.iter().filter(|s| s.took.is_none()) {
+            if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| *n == entry.name) {
+                eprintln!("{} did not stop within {limit:?} of SIGTERM; killing", entry.name);
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        self.children.retain(|(n, _)| !names.contains(n));
+        stopped
+    }
+
+    /// The gRPC base URL (`http://127.0.0.1:<port>`) of a service process (`routing`, `routing-2`...).
+    pub fn grpc_url(&self, name: &str) -> Option<String> {
+        let (_, recipe) = self.recipes.iter().find(|(n, _)| n == name)?;
+        recipe.envs.iter().rev().find(|(k, _)| k == "ID77_GRPC_ADDR").map(|(_, addr)| format!("http://{addr}"))
+    }
+
+    /// Starts a provider's referral consumer, as [`Platform::start_referral_consumer`], with its health endpoint
+    /// (`--health-addr`) on a free port; returns that endpoint's base URL (`http://127.0.0.1:<port>`).
+    pub fn start_referral_consumer_with_health(&mut self, provider: &str, args: &[&str]) -> anyhow::Result<String> {
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        let args: Vec<&str> = args.iter().copied().chain(["--health-addr", addr.as_str()]).collect();
+        self.start_referral_consumer(provider, &args)?;
+        Ok(format!("http://{addr}"))
+    }
+}
