@@ -717,6 +717,7 @@ async function journeys(browser, ready) {
     });
     expect((await text(page, '#demande-annulee h2')) === 'La collectivité a annulé la demande', 'who cancelled');
     expect((await text(page, '#demande-annulee')).includes('Budget non voté cette année'), 'why');
+    expect((await text(page, '#conversation')).includes('ne sont plus accessibles'), 'the thread is closed, said in words');
     expect((await page.locator('form[action$="/avancement"], form[action$="/terminer"], form[action$="/accepter"]').count()) === 0, 'no action form');
     await check(page, 'partenaire-demande-annulee');
     await logout(page);

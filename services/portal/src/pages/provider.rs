@@ -171,14 +171,29 @@ async fn render_detail(
     }
     body.push_str(&work_section(&referral, request.as_ref(), &ctx.csrf, f, errors));
     let link = url_component(s(&referral, "id"));
-    // The conversation with the collectivité (the requests service decides whether this agent takes part).
-    body.push_str(
-        &super::conversation::section(state, ctx, &token, s(&referral, "request_id"), &format!("/orientations/{link}"))
+    // The conversation with the collectivité (the requests service decides whether this agent takes part): a
+    // provider whose referral ended (declined, expired, withdrawn) no longer reads the thread, so say so instead
+    // of showing the refusal.
+    if matches!(s(&referral, "status"), "declined" | "expired" | "withdrawn") {
+        body.push_str(CONVERSATION_CLOSED);
+    } else {
+        body.push_str(
+            &super::conversation::section(
+                state,
+                ctx,
+                &token,
+                s(&referral, "request_id"),
+                &format!("/orientations/{link}"),
+            )
             .await,
-    );
+        );
+    }
     body.push_str(r#"<p><a href="/orientations">Retour aux orientations</a></p>"#);
     layout::page_with_status(ctx, status, "Orientation", &body)
 }
+
+/// Shown instead of the conversation once the referral has ended for this provider.
+const CONVERSATION_CLOSED: &str = r#"<section id="conversation" aria-labelledby="conversation-titre"><h2 id="conversation-titre">Échanges</h2><p>Les échanges avec la collectivité ne sont plus accessibles : cette orientation n'est plus confiée à votre organisme.</p></section>"#;
 
 /// The last cancellation of a request's history, if the request is cancelled: who (in French) and why.
 pub fn cancellation(request: &Value) -> Option<(String, String)> {
