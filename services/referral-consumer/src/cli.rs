@@ -40,6 +40,14 @@ pub struct Cli {
     /// File holding the provider's NATS NKEY user seed (`provider-<code>.nk` from `id77-nats-config`).
     #[arg(long, env = "ID77_NATS_NKEY_FILE")]
     pub nkey: Option<PathBuf>,
+    /// PEM file of the CA certificate(s) that signed the NATS server's, sent by the platform: from outside, connect
+    /// with `--nats-url tls://<host>:<port>` and this file. With it, TLS is required.
+    #[arg(long, env = "ID77_NATS_CA_FILE")]
+    pub nats_ca_file: Option<PathBuf>,
+    /// Start with TLS before the server's first word, for a NATS listener with `handshake_first` (the platform
+    /// says so); implies TLS.
+    #[arg(long, env = "ID77_NATS_TLS_FIRST")]
+    pub nats_tls_first: bool,
     /// Subject and stream prefix of the deployment (empty in production).
     #[arg(long, env = "ID77_NATS_PREFIX", default_value = "")]
     pub prefix: String,
@@ -142,6 +150,8 @@ impl Cli {
             nats_url: self.nats_url,
             credentials: self.creds,
             nkey_file: self.nkey,
+            nats_ca_file: self.nats_ca_file,
+            nats_tls_first: self.nats_tls_first,
             prefix: self.prefix,
             provider: self.provider,
             max: self.max,
@@ -150,6 +160,9 @@ impl Cli {
             quote,
         };
         config.validate()?;
+        if let Some(path) = &config.nats_ca_file {
+            crate::check_ca_file(path)?;
+        }
         Ok((config, plan))
     }
 }
@@ -250,5 +263,37 @@ mod tests {
         let config = nkey.ok().map(|(c, _)| (c.nkey_file, c.credentials, c.ensure_stream, c.create_consumer));
         assert_eq!(config, Some((Some(PathBuf::from("/p.nk")), None, true, false)));
         assert!(parse(&["--provider", "p", "--rule", "accept-all", "--nkey", "/p.nk", "--creds", "/x.creds"]).is_err());
+    }
+
+    #[test]
+    fn the_nats_ca_file_is_checked_at_start_and_requires_tls() -> anyhow::Result<()> {
+        let (config, _) =
+            parse(&["--provider", "p", "--rule", "accept-all", "--nats-url", "tls://nats.example.fr:4443"])?;
+        assert!(config.requires_tls() && config.nats_ca_file.is_none() && !config.nats_tls_first);
+        let (config, _) = parse(&["--provider", "p", "--rule", "accept-all"])?;
+        assert!(!config.requires_tls(), "nats:// in development");
+        let refused = parse(&["--provider", "p", "--rule", "accept-all", "--nats-ca-file", "/nonexistent/ca.pem"]);
+        let refused = refused.err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(refused.starts_with("--nats-ca-file /nonexistent/ca.pem: "), "{refused}");
+        let dir = std::env::temp_dir().join(format!("id77-cli-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let not_pem = dir.join("ca.txt");
+        std::fs::write(&not_pem, "not a certificate")?;
+        let refused = parse(&["--provider", "p", "--rule", "accept-all", "--nats-ca-file", &not_pem.to_string_lossy()]);
+        assert!(refused.is_err());
+        let pem = dir.join("ca.pem");
+        std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")?;
+        let (config, _) = parse(&[
+            "--provider",
+            "p",
+            "--rule",
+            "accept-all",
+            "--nats-ca-file",
+            &pem.to_string_lossy(),
+            "--nats-tls-first",
+        ])?;
+        assert!(config.requires_tls() && config.nats_tls_first && config.nats_ca_file == Some(pem));
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
     }
 }

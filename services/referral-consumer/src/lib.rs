@@ -21,6 +21,10 @@
 //!
 //! `id77-nats-config` generates a server configuration granting exactly this (an NKEY user per provider) and
 //! creates the durable consumers; the consumer then authenticates with the NKEY seed ([`Config::nkey_file`]).
+//!
+//! From outside the platform it connects over TLS only (ADR 0014, "Partners over TLS"): `tls://<host>:<port>`
+//! and the CA that signed the server's certificate ([`Config::nats_ca_file`], `--nats-ca-file`); TLS is then
+//! required, and a certificate it cannot check ends the start with an error saying so.
 
 pub mod cli;
 pub mod forward;
@@ -63,6 +67,11 @@ pub struct Config {
     /// A file holding the provider's NKEY user seed (`SU...`), e.g. `provider-<code>.nk` from `id77-nats-config`.
     /// Exclusive with `credentials`.
     pub nkey_file: Option<PathBuf>,
+    /// PEM file of the CA certificates that signed the NATS server's (`--nats-ca-file`), for a `tls://` listener
+    /// whose certificate the system does not trust (the platform's own CA). With it, TLS is required.
+    pub nats_ca_file: Option<PathBuf>,
+    /// TLS before anything else (`--nats-tls-first`), for a listener with `handshake_first`.
+    pub nats_tls_first: bool,
     /// Subject and stream prefix of the deployment (empty in production).
     pub prefix: String,
     /// The provider code: also the subject token of its two subjects.
@@ -86,6 +95,8 @@ impl Config {
             nats_url: nats_url.into(),
             credentials: None,
             nkey_file: None,
+            nats_ca_file: None,
+            nats_tls_first: false,
             prefix: String::new(),
             provider: provider.into(),
             max: None,
@@ -113,6 +124,14 @@ impl Config {
             "give either a credentials file or an NKEY seed file, not both"
         );
         Ok(())
+    }
+
+    /// Whether the NATS connection must be TLS: a `tls://` URL, a CA file or TLS first. (Without it, the client
+    /// still upgrades to TLS when the server requires it.)
+    pub fn requires_tls(&self) -> bool {
+        self.nats_url.trim_start().to_ascii_lowercase().starts_with("tls://")
+            || self.nats_ca_file.is_some()
+            || self.nats_tls_first
     }
 
     /// The durable consumer's name.
@@ -368,7 +387,10 @@ impl ReferralConsumer {
             (None, Some(path)) => async_nats::ConnectOptions::new().nkey(id77_platform::nats::read_nkey_seed(path)?),
             (None, None) => async_nats::ConnectOptions::new(),
         };
-        let client = options
+        let options = tls_options(options, &config)?;
+        // One URL or several separated by commas (a cluster's nodes): the client reconnects to any of them.
+        let servers = id77_platform::nats::server_addrs(&config.nats_url)?;
+        let options = options
             .name(format!("id77-referral-consumer-{}", config.provider))
             .custom_inbox_prefix(inbox_prefix(&config.provider))
             .event_callback(|event| async move {
@@ -377,20 +399,40 @@ impl ReferralConsumer {
                     tracing::warn!(%error, "NATS server error");
                 }
             })
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(config.nats_url.as_str())
-            .await
-            .with_context(|| format!("connecting to NATS at {}", config.nats_url))?;
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while client.connection_state() != async_nats::connection::State::Connected {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            .connection_timeout(Duration::from_secs(5));
+        // One attempt first: a refusal that retrying cannot cure (a certificate not trusted, TLS refused, the
+        // credentials refused) is reported at once, with what to do; a server that does not answer yet is
+        // retried as before.
+        let client = match options.clone().connect(servers.clone()).await {
+            Ok(client) => client,
+            Err(error) if is_final_connect_error(&error) => {
+                return Err(explain_nats_error(&config, "connecting to NATS", &error_chain(&error)));
             }
-        })
-        .await
-        .with_context(|| {
-            format!("NATS at {} did not answer (or refused the credentials) within 10 s", config.nats_url)
-        })?;
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), url = %config.nats_url, "NATS does not answer yet, retrying");
+                let client = options
+                    .retry_on_initial_connect()
+                    .connect(servers)
+                    .await
+                    .with_context(|| format!("connecting to NATS at {}", config.nats_url))?;
+                tokio::time::timeout(Duration::from_secs(10), async {
+                    while client.connection_state() != async_nats::connection::State::Connected {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                })
+                .await
+                .with_context(|| {
+                    format!("NATS at {} did not answer (or refused the credentials) within 10 s", config.nats_url)
+                })?;
+                client
+            }
+        };
+        if !client.server_info().tls_required && !config.requires_tls() {
+            tracing::warn!(
+                url = %config.nats_url,
+                "the NATS connection is not encrypted: from outside the platform, connect with tls:// (ADR 0014)"
+            );
+        }
         let js = jetstream::new(client.clone());
         let ns = Namespace::new(config.prefix.clone());
         Ok(Self { config, client, js, ns })
@@ -816,10 +858,76 @@ impl<'a> Referrals<'a> {
     }
 }
 
+/// The TLS options of the NATS connection: the CA file (checked now, so that a wrong path is said at start), TLS
+/// first, and TLS required whenever [`Config::requires_tls`].
+fn tls_options(mut options: async_nats::ConnectOptions, config: &Config) -> anyhow::Result<async_nats::ConnectOptions> {
+    if let Some(path) = &config.nats_ca_file {
+        check_ca_file(path)?;
+        options = options.add_root_certificates(path.clone());
+    }
+    if config.nats_tls_first {
+        options = options.tls_first();
+    }
+    Ok(options.require_tls(config.requires_tls()))
+}
+
+/// A readable PEM file holding at least one certificate.
+pub fn check_ca_file(path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--nats-ca-file {}: cannot read the NATS CA file", path.display()))?;
+    anyhow::ensure!(
+        text.contains("-----BEGIN CERTIFICATE-----"),
+        "--nats-ca-file {}: no PEM certificate in it",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The error and its sources, on one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+/// Whether retrying cannot help: TLS failed (certificate, handshake) or the server refused the credentials.
+fn is_final_connect_error(error: &async_nats::ConnectError) -> bool {
+    use async_nats::ConnectErrorKind as Kind;
+    match error.kind() {
+        Kind::Tls | Kind::AuthorizationViolation | Kind::Authentication => true,
+        Kind::Io => is_tls_failure(&error_chain(error)),
+        _ => false,
+    }
+}
+
+fn is_tls_failure(error: &str) -> bool {
+    let lower = error.to_lowercase();
+    ["certificate", "tls", "handshake", "corrupt message"].iter().any(|w| lower.contains(w))
+}
+
 /// A NATS error turned into what an organisation can act on (credentials, permissions, address).
 pub fn explain_nats_error(config: &Config, doing: &str, error: &str) -> anyhow::Error {
     let lower = error.to_lowercase();
-    let hint = if lower.contains("authorization violation") || lower.contains("authentication") {
+    let hint = if is_tls_failure(error) {
+        let ca = match &config.nats_ca_file {
+            Some(path) => format!("--nats-ca-file {} did not sign it", path.display()),
+            None => "no --nats-ca-file (ID77_NATS_CA_FILE) was given".to_owned(),
+        };
+        format!(
+            "TLS with NATS at {} failed: the server's certificate must be signed by a CA this consumer trusts ({ca}: \
+             give the CA certificate the platform sent you) and name the host of the URL; connect with tls:// (and \
+             --nats-tls-first only if the platform says its listener does TLS first)",
+            config.nats_url
+        )
+    } else if lower.contains("authorization violation") || lower.contains("authentication") {
         format!(
             "NATS refused the credentials: check the NKEY seed (--nkey) or .creds file (--creds) issued for provider \
              {} and that it is the one the platform registered",
