@@ -809,14 +809,14 @@ impl NatsServer {
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.child.is_none(), "nats-server is already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let child = Command::new(std::env::var("ID77_NATS_SERVER").unwrap_or_else(|_| "nats-server".into()))
+        let child = Command::new(testing::nats_server_bin()?)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(&self.store)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .context("starting nats-server (is it installed? apt-get install nats-server)")?;
+            .context("starting nats-server (the pinned one: make deps installs it, deploy/local/nats-server.sh)")?;
         self.child = Some(child);
         let started = Instant::now();
         while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
@@ -886,6 +886,7 @@ async fn admin_connection(url: &str) -> anyhow::Result<(sqlx::PgConnection, Stri
     Ok((admin, name))
 }
 
+pub mod cluster;
 pub mod load;
 
 /// The member's agreement to a billed request's quote (ADR 0013): waits (30 s at most) until the request's quote,

@@ -17,17 +17,29 @@
 //! and quote numbers are gapless per issuer and year; no two live bookings of a copy overlap; no outbox row is
 //! left unsent; nothing was dead-lettered. It prints the counts.
 //!
+//! Cluster mode (issue 17, the second test): the same load, completer and checker on a three-node NATS cluster
+//! (tests/src/cluster.rs: JetStream file storage, `sync_interval: always`, the NKEY users `id77-nats-config`
+//! generates) with every stream on three replicas; the faults are NATS nodes lost: kill -9 a node that is not
+//! the meta leader, then the leader of REQUESTS, then the leader of REFERRALS (each restarted), then a rolling
+//! restart of the three nodes one at a time, in cycles while the load runs. Probe publishers on both streams
+//! show each leader election as publishers see it: the time from the kill to the next acknowledged publish.
+//!
 //! Short by default (the CI run); `make chaos` runs it longer: `CHAOS_DURATION_SECS` (default 45),
 //! `CHAOS_REQUESTS` (default 240), `CHAOS_MEMBERS` (default 4), `CHAOS_FAULT_EVERY_MS` (default 2500),
-//! `CHAOS_SEED` (default: the clock; printed, to replay a run's fault sequence).
+//! `CHAOS_SEED` (default: the clock; printed, to replay a run's fault sequence), and for the cluster mode
+//! `CHAOS_NATS_DOWN_MS` (default 2000: how long a killed node stays down).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use id77_e2e::cluster::NatsCluster;
 use id77_e2e::load::{self, Member, Submitted};
 use id77_e2e::{Api, NatsServer, Options, Platform, USER_PASSWORD};
+use id77_platform::Namespace;
+use id77_platform::streams::{REFERRALS, REQUESTS};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, Row};
@@ -175,6 +187,29 @@ async fn drive_faults(
     (platform, faults)
 }
 
+/// How the test's own clients (the completer, the checker) reach NATS.
+#[derive(Debug, Clone)]
+struct NatsAccess {
+    url: String,
+    prefix: String,
+    /// A platform service's NKEY seed, for the checker (None: the server asks for no authentication).
+    service_nkey: Option<PathBuf>,
+    /// The provider's NKEY seed, for the completer.
+    provider_nkey: Option<PathBuf>,
+}
+
+impl NatsAccess {
+    /// The platform's own NATS, without authentication (a private `nats-server -js`).
+    fn open(platform: &Platform) -> Self {
+        Self {
+            url: platform.nats_url.clone(),
+            prefix: platform.prefix.clone(),
+            service_nkey: None,
+            provider_nkey: None,
+        }
+    }
+}
+
 /// What the members' admins and the provider's side that is not the consumer CLI did.
 #[derive(Debug, Default, Clone)]
 struct Completer {
@@ -273,8 +308,7 @@ async fn accept_quote_of(api: &Api, member: &mut Member, request_id: &str, refer
 /// agreement, the provider reports the work done, republishing until JetStream acknowledges. Gives up on what is
 /// left two minutes after `stop`.
 async fn complete_half(
-    nats_url: String,
-    prefix: String,
+    nats: NatsAccess,
     provider: String,
     routing_db: String,
     gateway: String,
@@ -292,8 +326,14 @@ async fn complete_half(
             stopped_at.get_or_insert_with(Instant::now);
         }
         if consumer.is_none() {
-            let mut config = id77_referral_consumer::Config::new(nats_url.clone(), provider.clone()).expect("config");
-            config.prefix = prefix.clone();
+            let mut config = id77_referral_consumer::Config::new(nats.url.clone(), provider.clone()).expect("config");
+            config.prefix = nats.prefix.clone();
+            if let Some(seed) = &nats.provider_nkey {
+                // The provider's own user: it may neither create the stream nor its durable consumer.
+                config.nkey_file = Some(seed.clone());
+                config.ensure_stream = false;
+                config.create_consumer = false;
+            }
             consumer = tokio::time::timeout(
                 Duration::from_secs(15),
                 id77_referral_consumer::ReferralConsumer::connect(config),
@@ -646,11 +686,11 @@ async fn check(
 }
 
 /// Every message on the dead-letter stream: its subject, original subject and reason.
-async fn dead_letters(nats_url: &str, prefix: &str) -> anyhow::Result<Vec<String>> {
+async fn dead_letters(nats: &NatsAccess) -> anyhow::Result<Vec<String>> {
     use async_nats::jetstream::consumer::{DeliverPolicy, pull};
     use futures::StreamExt;
-    let (_, js) = id77_platform::nats::connect(nats_url, "chaos-checker").await?;
-    let ns = id77_platform::Namespace::new(prefix);
+    let (_, js) = id77_platform::nats::connect_with(&nats.url, "chaos-checker", nats.service_nkey.as_deref()).await?;
+    let ns = id77_platform::Namespace::new(nats.prefix.clone());
     let name = ns.stream(id77_platform::streams::DEADLETTER.name);
     let Ok(mut stream) = js.get_stream(&name).await else {
         return Ok(Vec::new()); // never created: nothing was dead-lettered
@@ -677,41 +717,49 @@ async fn dead_letters(nats_url: &str, prefix: &str) -> anyhow::Result<Vec<String
     Ok(found)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_database_outages() {
-    let duration = Duration::from_secs(env_u64("CHAOS_DURATION_SECS", 45));
-    let total = env_u64("CHAOS_REQUESTS", 240);
-    let member_count = env_u64("CHAOS_MEMBERS", 4) as usize;
-    let every = Duration::from_millis(env_u64("CHAOS_FAULT_EVERY_MS", 2500));
-    let seed = env_u64(
-        "CHAOS_SEED",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7),
-    );
-    eprintln!(
-        "chaos: seed {seed}, {total} requests over {duration:?}, {member_count} members, a fault every ~{every:?}"
-    );
+/// The run's size and pace, from the environment (`make chaos` raises them).
+struct Settings {
+    duration: Duration,
+    total: u64,
+    member_count: usize,
+    every: Duration,
+    seed: u64,
+}
 
-    let store = std::env::temp_dir().join(format!("id77-chaos-nats-{}", uuid::Uuid::new_v4().simple()));
-    let nats = NatsServer::start(&store).await.expect("private nats-server starts");
-    let options = Options {
-        nats_url: Some(nats.url.clone()),
-        gateway_env: vec![("ID77_RATE_LIMIT_PER_MINUTE".into(), "0".into())],
-        ..Options::default()
-    };
-    let mut platform = Platform::start_with(options).await.expect("platform starts");
-    let api = Api::new(&platform.gateway);
-    let members = load::join_communes(&api, member_count).await.expect("communes join");
-    let (offer_id, provider) = load::billed_offer(&api, "integrated_engineering").await.expect("a billed offer");
-    platform.start_referral_consumer(&provider, &["--rule", "accept-all"]).expect("referral consumer");
+impl Settings {
+    fn from_env() -> Self {
+        Self {
+            duration: Duration::from_secs(env_u64("CHAOS_DURATION_SECS", 45)),
+            total: env_u64("CHAOS_REQUESTS", 240),
+            member_count: env_u64("CHAOS_MEMBERS", 4) as usize,
+            every: Duration::from_millis(env_u64("CHAOS_FAULT_EVERY_MS", 2500)),
+            seed: env_u64(
+                "CHAOS_SEED",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(7),
+            ),
+        }
+    }
+}
 
-    // Requests learns of the approvals by event: wait until each member can submit (these count as load too).
+/// Real communes join as members; returns them with a billed offer and its provider.
+async fn join(api: &Api, member_count: usize) -> (Vec<Member>, String, String) {
+    let members = load::join_communes(api, member_count).await.expect("communes join");
+    let (offer_id, provider) = load::billed_offer(api, "integrated_engineering").await.expect("a billed offer");
+    (members, offer_id, provider)
+}
+
+/// Requests learns of the approvals by event: waits until each member can submit (these count as load too).
+async fn warm_up(api: &Api, members: Vec<Member>, offer_id: &str) -> (Vec<Submitted>, Vec<Member>) {
     let mut submitted = Vec::new();
     let mut members_ready = Vec::new();
     for (i, mut member) in members.into_iter().enumerate() {
-        let body = load::request_body(&offer_id, i as u64);
+        let body = load::request_body(offer_id, i as u64);
         let started = Instant::now();
         loop {
-            let s = load::submit(&api, &mut member, &format!("warmup-{i}"), &body, Duration::from_secs(20)).await;
+            let s = load::submit(api, &mut member, &format!("warmup-{i}"), &body, Duration::from_secs(20)).await;
             if s.request_id.is_some() {
                 submitted.push(s);
                 break;
@@ -725,32 +773,25 @@ async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_datab
         }
         members_ready.push(member);
     }
+    (submitted, members_ready)
+}
 
-    let nats = Arc::new(Mutex::new(nats));
-    let stop_faults = Arc::new(AtomicBool::new(false));
-    let stop_completing = Arc::new(AtomicBool::new(false));
-    let routing_db = platform.database_url("routing").expect("routing db").to_owned();
-    let completer = tokio::spawn(complete_half(
-        platform.nats_url.clone(),
-        platform.prefix.clone(),
-        provider.clone(),
-        routing_db,
-        platform.gateway.clone(),
-        members_ready.clone(),
-        stop_completing.clone(),
-    ));
-    let gateway = platform.gateway.clone();
-    let driver = tokio::spawn(drive_faults(platform, nats.clone(), stop_faults.clone(), seed, every));
-
-    // The load: `total` submissions paced over `duration`, at most 16 in flight.
+/// The load: `total` submissions paced over `duration`, at most 16 in flight. Returns them and how long it took.
+async fn submit_load(
+    gateway: &str,
+    members: &[Member],
+    offer_id: &str,
+    total: u64,
+    duration: Duration,
+) -> (Vec<Submitted>, Duration) {
     let started = Instant::now();
     let gap = duration / total.max(1) as u32;
     let limit = Arc::new(tokio::sync::Semaphore::new(16));
     let mut tasks = Vec::new();
     for n in 0..total {
         let permit = limit.clone().acquire_owned().await.expect("semaphore");
-        let mut member: Member = members_ready[n as usize % members_ready.len()].clone();
-        let (api, body) = (Api::new(&gateway), load::request_body(&offer_id, n));
+        let mut member: Member = members[n as usize % members.len()].clone();
+        let (api, body) = (Api::new(gateway), load::request_body(offer_id, n));
         tasks.push(tokio::spawn(async move {
             let s = load::submit(&api, &mut member, &format!("chaos-{n}"), &body, Duration::from_secs(120)).await;
             drop(permit);
@@ -761,20 +802,26 @@ async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_datab
             tokio::time::sleep(wait).await;
         }
     }
+    let mut submitted = Vec::new();
     for task in tasks {
         submitted.push(task.await.expect("submission task"));
     }
-    let load_time = started.elapsed();
-    stop_faults.store(true, Ordering::SeqCst);
-    let (mut platform, faults) = driver.await.expect("fault driver");
-    platform.wait_ready(Duration::from_secs(60)).await.expect("platform ready after the faults");
+    (submitted, started.elapsed())
+}
 
-    // Settle: the accept-all consumer answers everything, the members accept their half of the quotes, the
-    // completer reports that half done, the outboxes drain.
+/// Settle: the accept-all consumer answers everything, the members accept their half of the quotes, the
+/// completer reports that half done, the outboxes drain. Returns the checker's last word and how long it took.
+async fn settle(
+    platform: &Platform,
+    submitted: &[Submitted],
+    completer: tokio::task::JoinHandle<Completer>,
+    stop_completing: &AtomicBool,
+    nats: &NatsAccess,
+) -> (Check, Duration) {
     let settle_started = Instant::now();
     let mut completions_done = None;
     let mut completer = Some(completer);
-    let result = loop {
+    loop {
         let referrals_settled = {
             let mut conn = connect(platform.database_url("routing").expect("routing")).await.expect("routing db");
             let open: i64 = sqlx::query_scalar("SELECT count(*) FROM referral WHERE status = 'offered'")
@@ -790,36 +837,40 @@ async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_datab
             }
         }
         let completer = completions_done.clone().unwrap_or_default();
-        let letters = dead_letters(&platform.nats_url, &platform.prefix).await.expect("dead letters");
-        let result = check(&platform, &submitted, &completer, letters).await.expect("checker reads the databases");
+        let letters = dead_letters(nats).await.expect("dead letters");
+        let result = check(platform, submitted, &completer, letters).await.expect("checker reads the databases");
         if (result.clean() && completions_done.is_some()) || settle_started.elapsed() > Duration::from_secs(90) {
-            break result;
+            return (result, settle_started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    }
+}
 
+/// Prints the counts, with `faults` (what the driver did, one line each) after the load's lines.
+fn report(
+    title: &str,
+    submitted: &[Submitted],
+    load_time: Duration,
+    faults: &[String],
+    result: &Check,
+    settled: Duration,
+    platform: &Platform,
+) {
     let accepted = submitted.iter().filter(|s| s.request_id.is_some()).count();
-    let refused: Vec<_> = submitted.iter().filter_map(|s| s.refused.clone()).collect();
+    let refused = submitted.iter().filter(|s| s.refused.is_some()).count();
     let rejected: u32 = submitted.iter().map(|s| s.rejected_attempts).sum();
     let retried = submitted.iter().filter(|s| s.rejected_attempts > 0).count();
-    eprintln!("chaos report (seed {seed}):");
+    eprintln!("{title}:");
     eprintln!(
-        "  submitted {} in {load_time:.1?}; accepted by the gateway {accepted}; refused for good {}",
-        submitted.len(),
-        refused.len()
+        "  submitted {} in {load_time:.1?}; accepted by the gateway {accepted}; refused for good {refused}",
+        submitted.len()
     );
     eprintln!(
         "  attempts rejected (5xx, 429, 401, connection errors) and retried with the same key: {rejected}, on {retried} submissions"
     );
-    eprintln!(
-        "  killed {} {:?}; restarted {}; died on their own {:?}; NATS restarts {}; database blocks {:?}",
-        faults.killed_total(),
-        faults.killed,
-        faults.restarted,
-        faults.crashed,
-        faults.nats_restarts,
-        faults.db_blocks
-    );
+    for line in faults {
+        eprintln!("  {line}");
+    }
     eprintln!(
         "  requests {}, open or answered referrals {}, accepted {} (agreed {}), quotes {} (accepted {}), completed {}, \
          invoices {}",
@@ -833,28 +884,496 @@ async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_datab
         result.invoices
     );
     eprintln!(
-        "  outbox rows unsent {}; dead letters {}; settled in {:.1?}",
+        "  outbox rows unsent {}; dead letters {}; settled in {settled:.1?}",
         result.outbox_pending,
-        result.dead_letters.len(),
-        settle_started.elapsed()
+        result.dead_letters.len()
     );
     eprintln!("  lost {}; duplicated {}", result.lost.len(), result.duplicated.len());
     for line in result.lost.iter().chain(&result.duplicated).chain(&result.other).take(30) {
         eprintln!("    {line}");
     }
     eprintln!("  logs: {}", platform.logs.display());
+}
 
+/// What the checker must find after any run: nothing lost, duplicated or left unsent, and work done.
+fn assert_clean(submitted: &[Submitted], result: &Check) {
+    let accepted = submitted.iter().filter(|s| s.request_id.is_some()).count();
+    let refused: Vec<_> = submitted.iter().filter_map(|s| s.refused.clone()).collect();
     assert!(refused.is_empty(), "submissions refused for good: {refused:?}");
     assert_eq!(result.requests, accepted, "one request per accepted submission");
     assert!(result.lost.is_empty(), "lost: {:?}", result.lost);
     assert!(result.duplicated.is_empty(), "duplicated: {:?}", result.duplicated);
     assert!(result.other.is_empty(), "{:?}", result.other);
     assert_eq!(result.outbox_pending, 0, "outbox rows left unsent");
+    assert!(result.completed > 0 && result.invoices == result.completed, "{result:?}");
+    assert!(result.quotes_accepted >= result.completed && result.agreed_referrals >= result.completed, "{result:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_database_outages() {
+    let Settings { duration, total, member_count, every, seed } = Settings::from_env();
+    eprintln!(
+        "chaos: seed {seed}, {total} requests over {duration:?}, {member_count} members, a fault every ~{every:?}"
+    );
+
+    let store = std::env::temp_dir().join(format!("id77-chaos-nats-{}", uuid::Uuid::new_v4().simple()));
+    let nats = NatsServer::start(&store).await.expect("private nats-server starts");
+    let options = Options {
+        nats_url: Some(nats.url.clone()),
+        gateway_env: vec![("ID77_RATE_LIMIT_PER_MINUTE".into(), "0".into())],
+        ..Options::default()
+    };
+    let mut platform = Platform::start_with(options).await.expect("platform starts");
+    let api = Api::new(&platform.gateway);
+    let (members, offer_id, provider) = join(&api, member_count).await;
+    platform.start_referral_consumer(&provider, &["--rule", "accept-all"]).expect("referral consumer");
+    let (mut submitted, members_ready) = warm_up(&api, members, &offer_id).await;
+
+    let nats = Arc::new(Mutex::new(nats));
+    let stop_faults = Arc::new(AtomicBool::new(false));
+    let stop_completing = Arc::new(AtomicBool::new(false));
+    let access = NatsAccess::open(&platform);
+    let routing_db = platform.database_url("routing").expect("routing db").to_owned();
+    let completer = tokio::spawn(complete_half(
+        access.clone(),
+        provider.clone(),
+        routing_db,
+        platform.gateway.clone(),
+        members_ready.clone(),
+        stop_completing.clone(),
+    ));
+    let gateway = platform.gateway.clone();
+    let driver = tokio::spawn(drive_faults(platform, nats.clone(), stop_faults.clone(), seed, every));
+
+    let (load, load_time) = submit_load(&gateway, &members_ready, &offer_id, total, duration).await;
+    submitted.extend(load);
+    stop_faults.store(true, Ordering::SeqCst);
+    let (mut platform, faults) = driver.await.expect("fault driver");
+    platform.wait_ready(Duration::from_secs(60)).await.expect("platform ready after the faults");
+
+    let (result, settled) = settle(&platform, &submitted, completer, &stop_completing, &access).await;
+    let faults_line = format!(
+        "killed {} {:?}; restarted {}; died on their own {:?}; NATS restarts {}; database blocks {:?}",
+        faults.killed_total(),
+        faults.killed,
+        faults.restarted,
+        faults.crashed,
+        faults.nats_restarts,
+        faults.db_blocks
+    );
+    report(&format!("chaos report (seed {seed})"), &submitted, load_time, &[faults_line], &result, settled, &platform);
+    assert_clean(&submitted, &result);
     assert!(faults.killed_total() > 0 && faults.restarted > 0, "the driver must have killed something: {faults:?}");
     assert!(faults.nats_restarts > 0, "the driver must have restarted NATS: {faults:?}");
     assert!(!faults.db_blocks.is_empty(), "the driver must have blocked a database: {faults:?}");
-    assert!(result.completed > 0 && result.invoices == result.completed, "{result:?}");
-    assert!(result.quotes_accepted >= result.completed && result.agreed_referrals >= result.completed, "{result:?}");
     platform.stop().await;
     drop(nats);
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Cluster mode (issue 17): the same load and checker on a three-node NATS cluster with three stream replicas,
+// whose nodes are lost one at a time.
+// -------------------------------------------------------------------------------------------------------------
+
+/// The streams the probes publish to (logical names) and the probe subject on each: no consumer of the platform
+/// reads it (their filters name their events; the providers' read `...<code>.offered`, routing `....*.reply`).
+const PROBED: [(&str, &str); 2] =
+    [(REQUESTS.name, "id77.requests.chaos-probe"), (REFERRALS.name, "id77.referrals.chaos-probe.beat")];
+
+/// (sent, acknowledged) of every probe publish, in sending order.
+type ProbeLog = Arc<std::sync::Mutex<Vec<(Instant, Option<Instant>)>>>;
+
+/// A publisher that shows how long a stream took no message, as the platform's publishers see it: every 50 ms it
+/// publishes to a probe subject of the stream (a client of its own, every node's URL, a service user) and notes
+/// when JetStream acknowledged each message.
+struct Probe {
+    /// The stream's logical name.
+    stream: &'static str,
+    log: ProbeLog,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Probe {
+    const EVERY: Duration = Duration::from_millis(50);
+
+    async fn start(cluster: &NatsCluster, stream: &'static str, subject: &str) -> Self {
+        let (_, js) = cluster.connect("routing").await.expect("the probe connects to the cluster");
+        let subject = Namespace::new(cluster.prefix.clone()).subject(subject);
+        let log = ProbeLog::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (log, stop) = (log.clone(), stop.clone());
+            async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let sent = Instant::now();
+                    let index = {
+                        let mut log = log.lock().expect("probe log");
+                        log.push((sent, None));
+                        log.len() - 1
+                    };
+                    let (js, log, subject) = (js.clone(), log.clone(), subject.clone());
+                    // Each publish waits for its own acknowledgement: one lost in an election delays no other.
+                    tokio::spawn(async move {
+                        let publish = async {
+                            let ack = js.publish(subject, n.to_string().into()).await?;
+                            ack.await
+                        };
+                        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(10), publish).await {
+                            log.lock().expect("probe log")[index].1 = Some(Instant::now());
+                        }
+                    });
+                    n += 1;
+                    tokio::time::sleep(Self::EVERY).await;
+                }
+            }
+        });
+        Self { stream, log, stop, task }
+    }
+
+    /// How long after `at` the first message published at or after `at` was acknowledged (None: none was).
+    fn recovery_after(&self, at: Instant) -> Option<Duration> {
+        let log = self.log.lock().expect("probe log");
+        log.iter().filter(|(sent, _)| *sent >= at).filter_map(|(_, acked)| *acked).min().map(|acked| acked - at)
+    }
+
+    /// Messages published and acknowledged.
+    fn counts(&self) -> (usize, usize) {
+        let log = self.log.lock().expect("probe log");
+        (log.len(), log.iter().filter(|(_, acked)| acked.is_some()).count())
+    }
+
+    async fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        while !self.task.is_finished() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The last publishes' acknowledgements.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// How a node was taken down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Down {
+    /// SIGKILL, a node that is not the meta leader.
+    Follower,
+    /// SIGKILL, the node that leads this stream (logical name).
+    StreamLeader(&'static str),
+    /// SIGTERM then a start, one node after the other.
+    Rolling,
+}
+
+/// One node lost and brought back.
+#[derive(Debug, Clone)]
+struct NodeFault {
+    kind: Down,
+    node: String,
+    /// When it was killed (or sent SIGTERM).
+    at: Instant,
+    /// Kill to restart.
+    down: Duration,
+    /// Restart to the whole cluster healthy again (`/healthz` on every node, one meta leader); None: not within
+    /// a minute.
+    healed: Option<Duration>,
+    meta_before: Option<String>,
+    /// Leaders of the probed streams (logical name, leader) before the fault and once healed.
+    leaders_before: Vec<(&'static str, Option<String>)>,
+    leaders_after: Vec<(&'static str, Option<String>)>,
+}
+
+impl NodeFault {
+    fn leader_before(&self, stream: &str) -> Option<&str> {
+        self.leaders_before.iter().find(|(s, _)| *s == stream).and_then(|(_, l)| l.as_deref())
+    }
+
+    fn leader_after(&self, stream: &str) -> Option<&str> {
+        self.leaders_after.iter().find(|(s, _)| *s == stream).and_then(|(_, l)| l.as_deref())
+    }
+
+    fn describe(&self) -> String {
+        match self.kind {
+            Down::Follower => {
+                let led: Vec<&str> = self
+                    .leaders_before
+                    .iter()
+                    .filter(|(_, l)| l.as_deref() == Some(self.node.as_str()))
+                    .map(|(s, _)| *s)
+                    .collect();
+                format!(
+                    "kill -9 {} (not the meta leader, {}; {})",
+                    self.node,
+                    self.meta_before.as_deref().unwrap_or("unknown"),
+                    if led.is_empty() { "no probed stream's leader".to_owned() } else { format!("leader of {led:?}") }
+                )
+            }
+            Down::StreamLeader(stream) => format!("kill -9 {} (leader of {stream})", self.node),
+            Down::Rolling => format!("rolling restart: SIGTERM {}", self.node),
+        }
+    }
+}
+
+/// What the cluster-mode driver did.
+#[derive(Debug, Default)]
+struct ClusterFaults {
+    nodes: Vec<NodeFault>,
+    /// Services restarted because they were found dead (none are killed in this mode).
+    services: Faults,
+}
+
+/// Takes `node` down (SIGKILL, or SIGTERM for a rolling restart), starts it again after `down`, and waits until
+/// the cluster is healthy again.
+async fn node_fault(cluster: &Mutex<NatsCluster>, ns: &Namespace, node: &str, kind: Down, down: Duration) -> NodeFault {
+    let mut cluster = cluster.lock().await;
+    let leaders = async |cluster: &NatsCluster| {
+        let mut leaders = Vec::new();
+        for (stream, _) in PROBED {
+            leaders.push((stream, cluster.stream_leader(&ns.stream(stream)).await));
+        }
+        leaders
+    };
+    let meta_before = cluster.meta_leader().await;
+    let leaders_before = leaders(&cluster).await;
+    let at = Instant::now();
+    match kind {
+        Down::Rolling => cluster.terminate(node).await,
+        Down::Follower | Down::StreamLeader(_) => cluster.kill9(node),
+    }
+    .unwrap_or_else(|e| panic!("taking {node} down: {e:#}"));
+    tokio::time::sleep(down).await;
+    let restarted = Instant::now();
+    if let Err(error) = cluster.restart(node).await {
+        eprintln!("nats-server {node} did not restart: {error:#}");
+    }
+    let healed = match cluster.wait_healthy(Duration::from_secs(60)).await {
+        Ok(_) => Some(restarted.elapsed()),
+        Err(error) => {
+            eprintln!("after {node}'s restart: {error:#}");
+            None
+        }
+    };
+    let leaders_after = leaders(&cluster).await;
+    NodeFault {
+        kind,
+        node: node.to_owned(),
+        at,
+        down: restarted - at,
+        healed,
+        meta_before,
+        leaders_before,
+        leaders_after,
+    }
+}
+
+/// The cluster-mode faults, in cycles while the load runs (the first cycle always completes): kill -9 a node that
+/// is not the meta leader and restart it; kill -9 the leader of REQUESTS, restart it; the same for REFERRALS; then
+/// a rolling restart of the three nodes, one at a time. `every` apart; a killed node stays down `down`.
+async fn drive_cluster_faults(
+    mut platform: Platform,
+    cluster: Arc<Mutex<NatsCluster>>,
+    stop: Arc<AtomicBool>,
+    every: Duration,
+    down: Duration,
+) -> (Platform, ClusterFaults) {
+    let ns = Namespace::new(cluster.lock().await.prefix.clone());
+    let names = cluster.lock().await.node_names();
+    let mut faults = ClusterFaults::default();
+    for cycle in 0usize.. {
+        for step in 0..4 {
+            if cycle > 0 && stop.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(every).await;
+            for name in revive(&mut platform, &mut faults.services) {
+                faults.services.crashed.push(name);
+            }
+            match step {
+                0 => {
+                    // Not the meta leader; if one leads none of the probed streams either, that one (a follower
+                    // of everything: its loss should cost the publishers nothing).
+                    let (meta, mut leaders) = {
+                        let cluster = cluster.lock().await;
+                        let mut leaders = Vec::new();
+                        for (stream, _) in PROBED {
+                            leaders.extend(cluster.stream_leader(&ns.stream(stream)).await);
+                        }
+                        (cluster.meta_leader().await, leaders)
+                    };
+                    leaders.extend(meta.clone());
+                    let others: Vec<&String> = names.iter().filter(|n| Some(*n) != meta.as_ref()).collect();
+                    let followers: Vec<&String> = others.iter().copied().filter(|n| !leaders.contains(n)).collect();
+                    let pool = if followers.is_empty() { &others } else { &followers };
+                    let node = pool[cycle % pool.len()].clone();
+                    faults.nodes.push(node_fault(&cluster, &ns, &node, Down::Follower, down).await);
+                }
+                1 | 2 => {
+                    let stream = PROBED[step - 1].0;
+                    let Some(leader) = cluster.lock().await.stream_leader(&ns.stream(stream)).await else {
+                        eprintln!("no leader of {stream} found; skipping its leader's kill");
+                        continue;
+                    };
+                    faults.nodes.push(node_fault(&cluster, &ns, &leader, Down::StreamLeader(stream), down).await);
+                }
+                _ => {
+                    for node in &names {
+                        faults.nodes.push(node_fault(&cluster, &ns, node, Down::Rolling, down / 2).await);
+                        tokio::time::sleep(every / 2).await;
+                    }
+                }
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    for _ in 0..3 {
+        for name in revive(&mut platform, &mut faults.services) {
+            faults.services.crashed.push(name);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    (platform, faults)
+}
+
+/// Cluster mode: the same load, completer and checker as above on a three-node NATS cluster (tests/src/cluster.rs:
+/// file storage, `sync_interval: always`, the generated NKEY users) with every stream on three replicas, while
+/// the nodes are lost one at a time ([`drive_cluster_faults`]). Prints each fault with how long the stream
+/// leaders' elections took as publishers saw them ([`Probe`]: from the kill to the next acknowledged publish).
+/// `CHAOS_NATS_DOWN_MS` (default 2000): how long a killed node stays down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_no_submission_is_lost_or_duplicated_when_nats_nodes_and_stream_leaders_die() {
+    let Settings { duration, total, member_count, every, .. } = Settings::from_env();
+    let down = Duration::from_millis(env_u64("CHAOS_NATS_DOWN_MS", 2000));
+    eprintln!(
+        "chaos (NATS cluster): {total} requests over {duration:?}, {member_count} members, a node fault every \
+         ~{every:?}, a killed node down {down:?}"
+    );
+    let cluster = NatsCluster::start().await.expect("the NATS cluster starts");
+    let options =
+        Options { gateway_env: vec![("ID77_RATE_LIMIT_PER_MINUTE".into(), "0".into())], ..Options::default() };
+    let mut platform = cluster.start_platform(options).await.expect("the platform starts on the cluster");
+    let api = Api::new(&platform.gateway);
+    let (members, offer_id, provider) = join(&api, member_count).await;
+    cluster.ensure_consumers(&[&provider]).await.expect("the provider's durable consumer");
+    let consumer_args = cluster.referral_consumer_args(&provider);
+    let args: Vec<&str> =
+        ["--rule", "accept-all"].into_iter().chain(consumer_args.iter().map(String::as_str)).collect();
+    platform.start_referral_consumer(&provider, &args).expect("referral consumer");
+    let (mut submitted, members_ready) = warm_up(&api, members, &offer_id).await;
+
+    let access = NatsAccess {
+        url: cluster.urls(),
+        prefix: cluster.prefix.clone(),
+        service_nkey: Some(cluster.seed_file("routing")),
+        provider_nkey: Some(cluster.seed_file(&format!("provider-{provider}"))),
+    };
+    let mut probes = Vec::new();
+    for (stream, subject) in PROBED {
+        probes.push(Probe::start(&cluster, stream, subject).await);
+    }
+    let cluster = Arc::new(Mutex::new(cluster));
+    let stop_faults = Arc::new(AtomicBool::new(false));
+    let stop_completing = Arc::new(AtomicBool::new(false));
+    let routing_db = platform.database_url("routing").expect("routing db").to_owned();
+    let completer = tokio::spawn(complete_half(
+        access.clone(),
+        provider.clone(),
+        routing_db,
+        platform.gateway.clone(),
+        members_ready.clone(),
+        stop_completing.clone(),
+    ));
+    let gateway = platform.gateway.clone();
+    let driver = tokio::spawn(drive_cluster_faults(platform, cluster.clone(), stop_faults.clone(), every, down));
+
+    let (load, load_time) = submit_load(&gateway, &members_ready, &offer_id, total, duration).await;
+    submitted.extend(load);
+    stop_faults.store(true, Ordering::SeqCst);
+    let (mut platform, faults) = driver.await.expect("fault driver");
+    platform.wait_ready(Duration::from_secs(60)).await.expect("platform ready after the faults");
+    let (result, settled) = settle(&platform, &submitted, completer, &stop_completing, &access).await;
+    for probe in &probes {
+        probe.stop().await;
+    }
+
+    // The faults, each with the elections the probes saw.
+    let mut lines = Vec::new();
+    let started = faults.nodes.first().map(|f| f.at);
+    for fault in &faults.nodes {
+        let since = started.map(|s| fault.at - s).unwrap_or_default();
+        let healed = fault.healed.map_or("not within 60s".to_owned(), |h| format!("{:.2}s", h.as_secs_f64()));
+        let elections: Vec<String> = probes
+            .iter()
+            .map(|p| {
+                let took =
+                    p.recovery_after(fault.at).map_or("never".to_owned(), |d| format!("{:.2}s", d.as_secs_f64()));
+                let (before, after) = (fault.leader_before(p.stream), fault.leader_after(p.stream));
+                format!("{} {took} (leader {} -> {})", p.stream, before.unwrap_or("?"), after.unwrap_or("?"))
+            })
+            .collect();
+        lines.push(format!(
+            "+{:>5.1}s {}: down {:.1}s, cluster healthy {healed} after the restart; next acknowledged publish: {}",
+            since.as_secs_f64(),
+            fault.describe(),
+            fault.down.as_secs_f64(),
+            elections.join(", ")
+        ));
+    }
+    for probe in &probes {
+        let (sent, acked) = probe.counts();
+        lines.push(format!(
+            "probe {}: {sent} published every {:?}, {acked} acknowledged (the others lost in an election, not retried)",
+            probe.stream,
+            Probe::EVERY
+        ));
+    }
+    for (stream, _) in PROBED {
+        let times: Vec<Duration> = faults
+            .nodes
+            .iter()
+            .filter(|f| matches!(f.kind, Down::StreamLeader(s) if s == stream))
+            .filter_map(|f| probes.iter().find(|p| p.stream == stream)?.recovery_after(f.at))
+            .collect();
+        if let Some(worst) = times.iter().max() {
+            lines.push(format!(
+                "election of {stream} after its leader's kill, as publishers saw it: {:?} (worst {:.2}s)",
+                times.iter().map(|t| format!("{:.2}s", t.as_secs_f64())).collect::<Vec<_>>(),
+                worst.as_secs_f64()
+            ));
+        }
+    }
+    lines.push(format!(
+        "node faults {} ({} kill -9, {} SIGTERM); services found dead and restarted {:?}",
+        faults.nodes.len(),
+        faults.nodes.iter().filter(|f| f.kind != Down::Rolling).count(),
+        faults.nodes.iter().filter(|f| f.kind == Down::Rolling).count(),
+        faults.services.crashed
+    ));
+    let title = format!("chaos report (NATS cluster, nats-server {})", cluster.lock().await.binary.version_string());
+    report(&title, &submitted, load_time, &lines, &result, settled, &platform);
+
+    assert_clean(&submitted, &result);
+    let count = |kind: Down| faults.nodes.iter().filter(|f| f.kind == kind).count();
+    assert!(count(Down::Follower) >= 1, "a node that is not the meta leader must have been killed: {faults:?}");
+    for (stream, _) in PROBED {
+        assert!(count(Down::StreamLeader(stream)) >= 1, "the leader of {stream} must have been killed: {faults:?}");
+    }
+    assert!(count(Down::Rolling) >= 3, "a rolling restart of the three nodes: {faults:?}");
+    for fault in &faults.nodes {
+        assert!(fault.healed.is_some(), "the cluster did not heal after {}: {fault:?}", fault.describe());
+        if let Down::StreamLeader(stream) = fault.kind {
+            assert_eq!(fault.leader_before(stream), Some(fault.node.as_str()), "{} hit the leader", fault.describe());
+        }
+        for probe in &probes {
+            assert!(
+                probe.recovery_after(fault.at).is_some(),
+                "{} took no message after {}",
+                probe.stream,
+                fault.describe()
+            );
+        }
+    }
+    platform.stop().await;
+    drop(cluster);
 }
