@@ -348,6 +348,38 @@ fn retention_name(retention: stream::RetentionPolicy) -> String {
     .to_owned()
 }
 
+/// How long a start waits for JetStream to answer a stream request while a cluster elects its leaders.
+const STREAM_REQUEST_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Whether a JetStream request failed only because the cluster could not answer yet: a timeout, no responders, or
+/// JetStream "temporarily unavailable" (a meta leader election, a node restarting). Anything else is final.
+fn transient_jetstream_error(error: &impl std::fmt::Display) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    ["timed out", "no responders", "temporarily unavailable"].iter().any(|t| text.contains(t))
+}
+
+/// `get_or_create_stream`, tried again with a growing pause (0.5 s doubling to 4 s) for up to
+/// [`STREAM_REQUEST_PATIENCE`] while the error is transient: a service that starts during an election (all the
+/// pods of a rolling restart, a loaded cluster) waits for it instead of exiting and restarting in a loop.
+async fn get_or_create_riding_elections(
+    js: &jetstream::Context,
+    wanted: &stream::Config,
+) -> anyhow::Result<stream::Stream> {
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match js.get_or_create_stream(wanted.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) if transient_jetstream_error(&error) && started.elapsed() < STREAM_REQUEST_PATIENCE => {
+                tracing::warn!(stream = %wanted.name, %error, "JetStream did not answer yet: trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(4));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 /// Ensures a stream with the settings of `ID77_STREAM_REPLICAS` ([`ensure_stream_with`]).
 pub async fn ensure_stream(js: &jetstream::Context, ns: &Namespace, def: StreamDef) -> anyhow::Result<stream::Stream> {
     ensure_stream_with(js, ns, def, StreamSettings::from_env()?).await
@@ -367,8 +399,7 @@ pub async fn ensure_stream_with(
     let name = wanted.name.clone();
     // get_or_create_stream returns an existing stream as it is, without comparing its configuration (async-nats
     // 0.51): the comparison is ours.
-    let mut stream = js
-        .get_or_create_stream(wanted.clone())
+    let mut stream = get_or_create_riding_elections(js, &wanted)
         .await
         .with_context(|| format!("ensuring stream {name} ({} replica(s), ID77_STREAM_REPLICAS)", settings.replicas))?;
     let existing = stream.cached_info().config.clone();
@@ -402,6 +433,16 @@ pub async fn ensure_stream_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_start_waits_out_an_election_but_not_a_refusal() {
+        for transient in ["jetstream request timed out", "no responders", "JetStream system temporarily unavailable"] {
+            assert!(transient_jetstream_error(&transient), "{transient}");
+        }
+        for final_error in ["insufficient resources", "stream name already in use with a different configuration"] {
+            assert!(!transient_jetstream_error(&final_error), "{final_error}");
+        }
+    }
 
     #[test]
     fn namespace_prefixes_and_strips() {
