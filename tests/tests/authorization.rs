@@ -259,11 +259,18 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
             }
         }
     }
+    // The table removed user A (DELETE /v1/users/{u}): its access token is revoked everywhere within seconds
+    // (issue 19, docs/security.md), so from here on user A is refused like an anonymous caller.
+    let removed = f.tokens[2].clone();
+    eventually("user A's token to be revoked", Duration::from_secs(5), || async {
+        (f.api.get("/v1/requests", removed.as_deref()).await.0 == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await;
     // Attachment uploads (a raw body, not JSON). The table's last requests row cancelled the request, so P's
-    // agent no longer takes part in its thread (404, like any outsider); the member's users, its referent and the
+    // agent no longer takes part in its thread (404, like any outsider); the member's admin, its referent and the
     // coordinator still do.
     #[rustfmt::skip]
-    let uploads = [Unauthenticated, Ok, Ok, NotFound, NotFound, NotFound, Ok, Ok, Forbidden];
+    let uploads = [Unauthenticated, Ok, Unauthenticated, NotFound, NotFound, NotFound, Ok, Ok, Forbidden];
     for (i, expected) in uploads.iter().enumerate() {
         let path = format!("/v1/requests/{r}/attachments");
         let (status, answer) = f.api.upload(&path, f.tokens[i].as_deref(), "text/plain", "n.txt", b"x".to_vec()).await;
@@ -275,7 +282,7 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
     // The live updates stream (it never ends: only the status of the answer is read). Who sees which events is
     // checked in tests/tests/notifications.rs.
     #[rustfmt::skip]
-    let streams = [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Forbidden];
+    let streams = [Unauthenticated, Ok, Unauthenticated, Ok, Ok, Ok, Ok, Ok, Forbidden];
     for (i, expected) in streams.iter().enumerate() {
         let mut request = f.api.http.get(format!("{}/v1/events", f.api.base));
         if let Some(token) = f.tokens[i].as_deref() {

@@ -975,10 +975,14 @@ async fn no_submission_is_lost_or_duplicated_under_kills_nats_restarts_and_datab
 // whose nodes are lost one at a time.
 // -------------------------------------------------------------------------------------------------------------
 
-/// The streams the probes publish to (logical names) and the probe subject on each: no consumer of the platform
-/// reads it (their filters name their events; the providers' read `...<code>.offered`, routing `....*.reply`).
-const PROBED: [(&str, &str); 2] =
-    [(REQUESTS.name, "id77.requests.chaos-probe"), (REFERRALS.name, "id77.referrals.chaos-probe.beat")];
+/// The streams the probes publish to (logical names), the probe subject on each, and the service user that may
+/// publish there (`id77-nats-config`: a service publishes only its own subjects): no consumer of the platform
+/// reads it (their filters name their events; the providers' read `...<code>.offered` of their own code, and there
+/// is no provider `chaos-probe`; routing reads `....*.reply`).
+const PROBED: [(&str, &str, &str); 2] = [
+    (REQUESTS.name, "id77.requests.chaos-probe", "requests"),
+    (REFERRALS.name, "id77.referrals.chaos-probe.offered", "routing"),
+];
 
 /// (sent, acknowledged) of every probe publish, in sending order.
 type ProbeLog = Arc<std::sync::Mutex<Vec<(Instant, Option<Instant>)>>>;
@@ -997,8 +1001,8 @@ struct Probe {
 impl Probe {
     const EVERY: Duration = Duration::from_millis(50);
 
-    async fn start(cluster: &NatsCluster, stream: &'static str, subject: &str) -> Self {
-        let (_, js) = cluster.connect("routing").await.expect("the probe connects to the cluster");
+    async fn start(cluster: &NatsCluster, stream: &'static str, subject: &str, user: &str) -> Self {
+        let (_, js) = cluster.connect(user).await.expect("the probe connects to the cluster");
         let subject = Namespace::new(cluster.prefix.clone()).subject(subject);
         let log = ProbeLog::default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -1128,7 +1132,7 @@ async fn node_fault(cluster: &Mutex<NatsCluster>, ns: &Namespace, node: &str, ki
     let mut cluster = cluster.lock().await;
     let leaders = async |cluster: &NatsCluster| {
         let mut leaders = Vec::new();
-        for (stream, _) in PROBED {
+        for (stream, _, _) in PROBED {
             leaders.push((stream, cluster.stream_leader(&ns.stream(stream)).await));
         }
         leaders
@@ -1195,7 +1199,7 @@ async fn drive_cluster_faults(
                     let (meta, mut leaders) = {
                         let cluster = cluster.lock().await;
                         let mut leaders = Vec::new();
-                        for (stream, _) in PROBED {
+                        for (stream, _, _) in PROBED {
                             leaders.extend(cluster.stream_leader(&ns.stream(stream)).await);
                         }
                         (cluster.meta_leader().await, leaders)
@@ -1269,8 +1273,8 @@ async fn cluster_no_submission_is_lost_or_duplicated_when_nats_nodes_and_stream_
         provider_nkey: Some(cluster.seed_file(&format!("provider-{provider}"))),
     };
     let mut probes = Vec::new();
-    for (stream, subject) in PROBED {
-        probes.push(Probe::start(&cluster, stream, subject).await);
+    for (stream, subject, user) in PROBED {
+        probes.push(Probe::start(&cluster, stream, subject, user).await);
     }
     let cluster = Arc::new(Mutex::new(cluster));
     let stop_faults = Arc::new(AtomicBool::new(false));
@@ -1328,7 +1332,7 @@ async fn cluster_no_submission_is_lost_or_duplicated_when_nats_nodes_and_stream_
             Probe::EVERY
         ));
     }
-    for (stream, _) in PROBED {
+    for (stream, _, _) in PROBED {
         let times: Vec<Duration> = faults
             .nodes
             .iter()
@@ -1356,7 +1360,7 @@ async fn cluster_no_submission_is_lost_or_duplicated_when_nats_nodes_and_stream_
     assert_clean(&submitted, &result);
     let count = |kind: Down| faults.nodes.iter().filter(|f| f.kind == kind).count();
     assert!(count(Down::Follower) >= 1, "a node that is not the meta leader must have been killed: {faults:?}");
-    for (stream, _) in PROBED {
+    for (stream, _, _) in PROBED {
         assert!(count(Down::StreamLeader(stream)) >= 1, "the leader of {stream} must have been killed: {faults:?}");
     }
     assert!(count(Down::Rolling) >= 3, "a rolling restart of the three nodes: {faults:?}");

@@ -109,6 +109,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     let issuers = Arc::new(config.issuers);
     ctx.spawn_outbox_relay();
+    // Revoked sessions and users (membership's `access.revoked`): `ctx.auth` refuses their tokens.
+    ctx.spawn(id77_platform::revocation::follow(
+        ctx.js.clone(),
+        ctx.ns.clone(),
+        ctx.auth.revocations().clone(),
+        ctx.shutdown.clone(),
+    ));
     ctx.spawn_consumer(events::offers_consumer(), Arc::new(events::OfferHandler));
     ctx.spawn_consumer(
         events::referrals_consumer(),

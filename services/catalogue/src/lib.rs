@@ -63,6 +63,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         "catalogue seed loaded"
     );
     ctx.spawn_outbox_relay();
+    // Revoked sessions and users (membership's `access.revoked`): `ctx.auth` refuses their tokens.
+    ctx.spawn(id77_platform::revocation::follow(
+        ctx.js.clone(),
+        ctx.ns.clone(),
+        ctx.auth.revocations().clone(),
+        ctx.shutdown.clone(),
+    ));
     ctx.spawn_consumer(events::members_spec(), Arc::new(events::MemberEvents));
     ctx.spawn_consumer(events::referrals_spec(), Arc::new(events::ReferralEvents));
     let api = CatalogueServiceServer::new(grpc::CatalogueApi::new(ctx.pool.clone(), ctx.auth.clone()))

@@ -100,8 +100,16 @@ pub fn missing_token() -> Problem {
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE))
 }
 
-/// 401 for a token that failed verification.
+/// 401 for a token that failed verification. A verifier's message (`authentication required: …`, which may
+/// quote the token's `kid` or claims) becomes a fixed detail ([`crate::problem::refused_token_detail`]); the
+/// gateway's own details about the header's form are kept.
 pub fn invalid_token(detail: impl Into<String>) -> Problem {
+    let detail = detail.into();
+    let detail = if detail.starts_with("authentication required") {
+        crate::problem::refused_token_detail(&detail).to_owned()
+    } else {
+        detail
+    };
     Problem::unauthenticated(detail)
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(INVALID_TOKEN_CHALLENGE))
 }
@@ -135,7 +143,9 @@ impl FromRequestParts<AppState> for Authenticated {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)?.ok_or_else(missing_token)?;
         let caller = state.authenticator().verify(token).await.map_err(|error| match error.code {
-            id77_platform::ErrorCode::Unauthenticated => invalid_token(error.message),
+            id77_platform::ErrorCode::Unauthenticated => {
+                invalid_token(crate::problem::refused_token_detail(&error.message))
+            }
             // The keys could not be loaded: not the client's fault.
             _ => Problem::from(error),
         })?;

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::bail;
 use id77_platform::config::{env_or, env_parse};
 
+use crate::ratelimit::{ForwardedFor, TrustedProxies};
+
 /// Where the gateway listens, where it finds the five services, how it verifies tokens, and its hardening.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -25,9 +27,13 @@ pub struct Config {
     pub billing_url: String,
     /// `ID77_JWKS_FILE`: verify access tokens with the keys of this JWKS file instead of membership's.
     pub jwks_file: Option<PathBuf>,
-    /// `ID77_TRUST_FORWARDED_FOR=1`: the client address is the last entry of `X-Forwarded-For` (the one the
-    /// proxy in front of the gateway appended). Off by default: the peer address is used, since anyone can send
-    /// the header when no proxy overwrites it.
+    /// `ID77_TRUSTED_PROXIES`: comma-separated addresses and CIDR blocks of the proxies in front of the gateway
+    /// (the ingress controller, the portal; in Kubernetes the pod CIDR). From those peers only, the client
+    /// address is read from `X-Forwarded-For`: its rightmost entry that is not itself a trusted proxy (see
+    /// [`crate::ratelimit`]). Empty by default: the peer address is used, since anyone can send the header.
+    pub trusted_proxies: TrustedProxies,
+    /// `ID77_TRUST_FORWARDED_FOR=1` (former setting, used only when `ID77_TRUSTED_PROXIES` is empty): the last
+    /// `X-Forwarded-For` entry from any peer, one hop only. Prefer `ID77_TRUSTED_PROXIES`.
     pub trust_forwarded_for: bool,
     /// `ID77_WEB_ORIGINS`: comma-separated origins (`https://app.example.fr`) allowed by CORS; none by default.
     pub web_origins: Vec<String>,
@@ -76,6 +82,7 @@ impl Config {
             routing_url: env_or("ID77_ROUTING_URL", "http://127.0.0.1:7054"),
             billing_url: env_or("ID77_BILLING_URL", "http://127.0.0.1:7055"),
             jwks_file: std::env::var_os("ID77_JWKS_FILE").filter(|f| !f.is_empty()).map(Into::into),
+            trusted_proxies: TrustedProxies::parse(&env_or("ID77_TRUSTED_PROXIES", ""))?,
             trust_forwarded_for: is_on(&env_or("ID77_TRUST_FORWARDED_FOR", "0")),
             web_origins: parse_origins(&env_or("ID77_WEB_ORIGINS", ""))?,
             hsts: is_on(&env_or("ID77_HSTS", "0")),
@@ -112,6 +119,7 @@ impl Config {
             routing_url: url.to_owned(),
             billing_url: url.to_owned(),
             jwks_file: None,
+            trusted_proxies: TrustedProxies::default(),
             trust_forwarded_for: false,
             web_origins: Vec::new(),
             hsts: false,
@@ -125,6 +133,13 @@ impl Config {
             balance_dns: false,
             nats: None,
         }
+    }
+}
+
+impl Config {
+    /// Whose `X-Forwarded-For` is believed, from `trusted_proxies` and `trust_forwarded_for`.
+    pub fn forwarded_for(&self) -> ForwardedFor {
+        ForwardedFor::new(self.trust_forwarded_for, &self.trusted_proxies)
     }
 }
 

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use id77_platform::auth::Authenticator;
+use id77_platform::http_server::{self, HttpLimits};
 use id77_proto::billing::v1::billing_service_client::BillingServiceClient;
 use id77_proto::catalogue::v1::catalogue_service_client::CatalogueServiceClient;
 use id77_proto::membership::v1::identity_service_client::IdentityServiceClient;
@@ -74,7 +74,7 @@ pub struct AppState {
 
 struct Inner {
     authenticator: Authenticator,
-    trust_forwarded_for: bool,
+    forwarded_for: ratelimit::ForwardedFor,
     hsts: bool,
     web_origins: Vec<String>,
     auth_limiter: RateLimiter,
@@ -155,7 +155,7 @@ impl AppState {
         Ok(Self {
             inner: Arc::new(Inner {
                 authenticator,
-                trust_forwarded_for: config.trust_forwarded_for,
+                forwarded_for: config.forwarded_for(),
                 hsts: config.hsts,
                 web_origins: config.web_origins.clone(),
                 auth_limiter: RateLimiter::new(config.auth_rate_per_minute, config.rate_limit_max_clients),
@@ -189,9 +189,9 @@ impl AppState {
         &self.inner.authenticator
     }
 
-    /// Whether the client address is read from `X-Forwarded-For`.
-    pub fn trust_forwarded_for(&self) -> bool {
-        self.inner.trust_forwarded_for
+    /// Whose `X-Forwarded-For` gives the client address (`ID77_TRUSTED_PROXIES`, `ID77_TRUST_FORWARDED_FOR`).
+    pub fn trust_forwarded_for(&self) -> &ratelimit::ForwardedFor {
+        &self.inner.forwarded_for
     }
 
     /// Whether `Strict-Transport-Security` is sent.
@@ -262,8 +262,19 @@ impl AppState {
     }
 }
 
-/// Serves the gateway on `listener` until `shutdown` is cancelled, then lets in-flight calls finish.
+/// Serves the gateway on `listener` until `shutdown` is cancelled, then lets in-flight calls finish; the
+/// connection limits come from the environment (`ID77_HTTP_*`, see [`HttpLimits`]).
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_limits(config, HttpLimits::from_env()?, listener, shutdown).await
+}
+
+/// [`run`] with the given connection limits (tests shorten the timeouts).
+pub async fn run_with_limits(
+    config: Config,
+    limits: HttpLimits,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let state = AppState::new(&config)?;
     let local = listener.local_addr()?;
     id77_platform::metrics::global().register_service("gateway");
@@ -273,9 +284,22 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tracing::info!(%local, membership = %config.membership_url, catalogue = %config.catalogue_url,
         requests = %config.requests_url, routing = %config.routing_url, billing = %config.billing_url,
         jwks_file = ?config.jwks_file, web_origins = ?config.web_origins,
-        trust_forwarded_for = config.trust_forwarded_for, "gateway listening");
+        forwarded_for = %config.forwarded_for(), "gateway listening");
     if let Some(nats) = config.nats.clone() {
         tokio::spawn(live::follow(state.live().clone(), nats, shutdown.clone()));
+    }
+    // Revoked sessions and users (membership's `access.revoked`), refused here before any upstream call. A core
+    // subscription: the gateway's NATS user has no JetStream, so a restarted gateway does not relearn the last
+    // minutes' revocations, but every service it forwards the token to does (see `id77_platform::revocation`).
+    if let Some(nats) = config.nats.clone() {
+        tokio::spawn(id77_platform::revocation::follow_subscription(
+            nats.url,
+            "gateway",
+            nats.nkey_file,
+            id77_platform::Namespace::new(nats.prefix),
+            state.authenticator().revocations().clone(),
+            shutdown.clone(),
+        ));
     }
     let hub = state.live().clone();
     let closing = shutdown.clone();
@@ -284,15 +308,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         closing.cancelled().await;
         hub.close();
     });
-    let app: IntoMakeServiceWithConnectInfo<axum::Router, std::net::SocketAddr> =
-        router(state).into_make_service_with_connect_info();
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tracing::info!(?limits, "HTTP connection limits");
+    // Header, body and keep-alive timeouts and a connection ceiling (issue 19, item 5); the refusals answered
+    // below the router (400, 408, 414, 431) are problem+json too (item 8).
+    let refusal = problem::connection_refusal(config.hsts, limits);
+    let server = http_server::serve(listener, router(state), limits, refusal, shutdown.clone());
     let drain_deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;
     };
     tokio::select! {
-        result = std::future::IntoFuture::into_future(server) => result.context("serving HTTP")?,
+        result = server => result.context("serving HTTP")?,
         () = drain_deadline => tracing::warn!("in-flight calls did not finish within {DRAIN_TIMEOUT:?}; stopping anyway"),
     }
     tracing::info!("gateway stopped");

@@ -7,8 +7,10 @@ use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use id77_platform::error::FieldViolation;
+use id77_platform::http_server::{HttpLimits, Refusal, RefusalBody};
 use id77_platform::{ErrorCode, ServiceError};
 use serde::Serialize;
+use tonic_types::StatusExt;
 
 /// Base of every problem `type` URI; the slug is the reason in kebab-case.
 pub const TYPE_BASE: &str = "https://id77.seine-et-marne.fr/problems/";
@@ -69,6 +71,22 @@ fn explained(reason: &str) -> Option<&'static str> {
         _ => None,
     }
 }
+
+/// The detail of every 401 for a refused token: fixed words, never the verifier's or a service's message,
+/// which may quote what the token carried (an unknown `kid`, a claim). Only an expiry is told apart (the
+/// client then refreshes instead of signing in again).
+pub fn refused_token_detail(message: &str) -> &'static str {
+    if message.trim_start_matches("authentication required:").trim() == "token expired" {
+        EXPIRED_TOKEN
+    } else {
+        INVALID_TOKEN
+    }
+}
+
+/// 401 detail of an expired access token.
+pub const EXPIRED_TOKEN: &str = "the access token has expired: refresh it or sign in again";
+/// 401 detail of any other refused access token.
+pub const INVALID_TOKEN: &str = "the access token is not valid: sign in again";
 
 /// Field names of the gRPC contracts that REST clients know under another name.
 fn rest_field(field: &str) -> String {
@@ -146,13 +164,24 @@ impl Problem {
     /// Reads an upstream gRPC status: code, reason and field violations from its details.
     pub fn from_status(status: &tonic::Status) -> Self {
         if status.code() == tonic::Code::ResourceExhausted {
-            // A service's own throttling (e.g. repeated logins): the client should slow down.
+            // A service's own throttling (e.g. repeated logins): the client should slow down, for as long as the
+            // service's `google.rpc.RetryInfo` says (whole seconds, rounded up), else a minute.
+            let retry_after = status
+                .get_error_details()
+                .retry_info()
+                .and_then(|info| info.retry_delay)
+                .map_or(60, |delay| delay.as_secs() + u64::from(delay.subsec_nanos() > 0));
             return Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "Too many requests", status.message())
-                .with_header(header::RETRY_AFTER, HeaderValue::from_static("60"));
+                .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
         }
         let mut problem = Self::from(ServiceError::from_status(status));
         if let Some(detail) = explained(&problem.reason) {
             problem.detail = detail.to_owned();
+        }
+        if problem.status == StatusCode::UNAUTHORIZED {
+            // A service's words on a refused token may quote the token (`unknown signing key {kid}`).
+            problem.detail = refused_token_detail(status.message()).to_owned();
+            problem.errors.clear();
         }
         problem
     }
@@ -224,6 +253,54 @@ impl IntoResponse for Problem {
     }
 }
 
+/// The refusals answered below the router (`id77_platform::http_server`), as problems with the security
+/// headers of every response: 400 for a request hyper cannot parse, 408 for a request body that stopped
+/// arriving, 414 for a long target, 431 for large headers.
+pub fn connection_refusal(hsts: bool, limits: HttpLimits) -> Refusal {
+    std::sync::Arc::new(move |status: StatusCode| {
+        let problem = match status {
+            StatusCode::BAD_REQUEST => {
+                Problem::new(status, "MALFORMED_REQUEST", "Bad request", "the request is not well-formed HTTP/1.1")
+            }
+            StatusCode::REQUEST_TIMEOUT => Problem::new(
+                status,
+                "REQUEST_TIMEOUT",
+                "Request timeout",
+                format!(
+                    "the request body stopped arriving for {} s, or arrived slower than {} bytes/s; the connection \
+                     is closed",
+                    limits.body_idle_timeout.as_secs_f64(),
+                    limits.body_min_rate
+                ),
+            ),
+            StatusCode::URI_TOO_LONG => Problem::new(
+                status,
+                "URI_TOO_LONG",
+                "URI too long",
+                format!("the request target must be at most {} bytes", limits.max_uri_bytes),
+            ),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Problem::new(
+                status,
+                "HEADERS_TOO_LARGE",
+                "Request header fields too large",
+                format!(
+                    "the request line and headers must be at most {} bytes and 100 headers",
+                    limits.max_header_bytes
+                ),
+            ),
+            other => Problem::new(other, "REFUSED", "Refused", "the request was refused"),
+        };
+        let mut headers = crate::security::fixed_headers(hsts);
+        headers.push((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::security::API_CSP)));
+        headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        RefusalBody {
+            content_type: PROBLEM_JSON,
+            body: serde_json::to_vec(&problem.body()).unwrap_or_default(),
+            headers,
+        }
+    })
+}
+
 /// The router's fallback: any unknown path.
 pub async fn not_found_route() -> Problem {
     Problem::not_found("no such resource; see /openapi.json for the API")
@@ -269,7 +346,9 @@ mod tests {
             let problem = Problem::from_status(&Status::new(code, "boom"));
             assert_eq!(problem.status.as_u16(), http, "{code:?}");
             assert_eq!(problem.type_uri(), format!("{TYPE_BASE}{slug}"), "{code:?}");
-            assert_eq!(problem.detail, "boom");
+            // A refused token's detail is fixed (see `a_refused_token_is_never_quoted`).
+            let detail = if http == 401 { INVALID_TOKEN } else { "boom" };
+            assert_eq!(problem.detail, detail, "{code:?}");
         }
     }
 
@@ -315,6 +394,17 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_token_is_never_quoted() {
+        let kid = Status::unauthenticated("authentication required: unknown signing key <script>evil-kid</script>");
+        let problem = Problem::from_status(&kid);
+        assert_eq!((problem.status.as_u16(), problem.detail.as_str()), (401, INVALID_TOKEN));
+        let expired = Status::unauthenticated("authentication required: token expired");
+        assert_eq!(Problem::from_status(&expired).detail, EXPIRED_TOKEN);
+        let forged = Status::unauthenticated("authentication required: unknown signing key token expired");
+        assert_eq!(Problem::from_status(&forged).detail, INVALID_TOKEN);
+    }
+
+    #[test]
     fn unavailable_upstreams_are_named() {
         let problem = Problem::from_upstream("catalogue", &Status::unavailable("tcp connect error"));
         assert_eq!(problem.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -340,5 +430,13 @@ mod tests {
         assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("6"));
         let problem = Problem::from_status(&Status::resource_exhausted("too many attempts"));
         assert_eq!(problem.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(problem.headers, vec![(header::RETRY_AFTER, HeaderValue::from(60))], "a minute by default");
+        // The service's RetryInfo, rounded up to whole seconds.
+        let mut details = tonic_types::ErrorDetails::new();
+        details.set_retry_info(Some(std::time::Duration::from_millis(7_200)));
+        let status = Status::with_error_details(tonic::Code::ResourceExhausted, "too soon", details);
+        let response = Problem::from_status(&status).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("8"));
     }
 }

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -14,13 +14,57 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::problem::Problem;
-use crate::ratelimit::client_ip;
+use crate::ratelimit::{ForwardedFor, client_ip};
 
 /// `Content-Security-Policy` of every response but `/docs`: JSON needs nothing.
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// `Strict-Transport-Security` when `ID77_HSTS=1`.
+/// `Strict-Transport-Security` when `ID77_HSTS=1` or the request came over HTTPS (see [`over_https`]).
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+/// `Permissions-Policy` of every response: the API and its docs page use no browser feature.
+pub const PERMISSIONS_POLICY: &str =
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()";
+
+/// Whether the request reached the gateway over HTTPS: `X-Forwarded-Proto: https` (its last value, the one the
+/// nearest proxy wrote) from a proxy whose `X-Forwarded-For` is believed (`ID77_TRUSTED_PROXIES`, or any peer
+/// under the former `ID77_TRUST_FORWARDED_FOR=1`). The gateway itself serves plain HTTP behind TLS termination.
+pub fn over_https(
+    headers: &HeaderMap,
+    peer: Option<&ConnectInfo<std::net::SocketAddr>>,
+    policy: &ForwardedFor,
+) -> bool {
+    let trusted = match policy {
+        ForwardedFor::Ignored => false,
+        ForwardedFor::LastEntryFromAnyPeer => true,
+        ForwardedFor::FromProxies(proxies) => {
+            peer.is_some_and(|ConnectInfo(addr)| proxies.contains(addr.ip().to_canonical()))
+        }
+    };
+    let proto = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .next_back();
+    trusted && proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// The headers of every response that do not depend on the request (also on the refusals answered below the
+/// router, see [`crate::problem::connection_refusal`]).
+pub fn fixed_headers(hsts: bool) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = vec![
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (HeaderName::from_static("permissions-policy"), HeaderValue::from_static(PERMISSIONS_POLICY)),
+    ];
+    if hsts {
+        headers.push((header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS)));
+    }
+    headers
+}
 
 /// The text between the first `<{tag}>` and `</{tag}>` of a page.
 fn inline_block<'a>(page: &'a str, tag: &str) -> Option<&'a str> {
@@ -57,16 +101,15 @@ fn never_store(path: &str) -> bool {
 /// Security headers on every response (also errors, preflights and 429s).
 pub async fn headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
+    let peer = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>();
+    let hsts = state.hsts() || over_https(request.headers(), peer, state.trust_forwarded_for());
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    for (name, value) in fixed_headers(hsts) {
+        headers.insert(name, value);
+    }
     let csp = if path == "/docs" { DOCS_CSP.clone() } else { HeaderValue::from_static(API_CSP) };
     headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-    if state.hsts() {
-        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
-    }
     if never_store(&path) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -163,6 +206,25 @@ mod tests {
         assert!(docs_csp("<p>").contains("script-src 'none'"));
         // The hash of "go()" as any CSP implementation computes it.
         assert_eq!(csp_hash("go()"), format!("'sha256-{}'", B64.encode(Sha256::digest(b"go()"))));
+    }
+
+    #[test]
+    fn https_is_believed_from_trusted_proxies_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let proxy = ConnectInfo(std::net::SocketAddr::from(([10, 0, 0, 7], 4000)));
+        let stranger = ConnectInfo(std::net::SocketAddr::from(([192, 0, 2, 1], 4000)));
+        let proxies = crate::ratelimit::TrustedProxies::parse("10.0.0.0/8").unwrap_or_default();
+        let policy = ForwardedFor::new(false, &proxies);
+        assert!(over_https(&headers, Some(&proxy), &policy));
+        assert!(!over_https(&headers, Some(&stranger), &policy), "a forged header from an untrusted peer");
+        assert!(!over_https(&headers, Some(&proxy), &ForwardedFor::Ignored));
+        assert!(!over_https(&headers, None, &policy));
+        // The nearest proxy's word (the last value) counts.
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https, http"));
+        assert!(!over_https(&headers, Some(&proxy), &policy));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        assert!(!over_https(&headers, Some(&proxy), &policy));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use id77_proto::membership::v1::identity_service_server::{IdentityService, Ident
 use id77_proto::prost_types::Timestamp;
 use serde_json::{Value, json};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -79,6 +80,18 @@ impl IdentityService for Fake {
         self.record("IssueToken", &r, &r.get_ref().client);
         if r.get_ref().password == "wrong" {
             return Err(Status::unauthenticated("wrong email or password"));
+        }
+        if r.get_ref().password == "too-soon" {
+            // Membership's login throttling: RESOURCE_EXHAUSTED with a RetryInfo, before the password is checked.
+            let mut details = ErrorDetails::new();
+            details.set_error_info(
+                "LOGIN_THROTTLED",
+                id77_platform::error::ERROR_DOMAIN,
+                std::collections::HashMap::new(),
+            );
+            details.set_retry_info(Some(std::time::Duration::from_millis(3_500)));
+            let message = "too many sign-in attempts: retry in 4 s";
+            return Err(Status::with_error_details(tonic::Code::ResourceExhausted, message, details));
         }
         Ok(GrpcResponse::new(pair()))
     }
@@ -385,4 +398,20 @@ async fn service_errors_come_back_as_404_and_401() {
         headers.get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()),
         Some("Bearer error=\"invalid_token\"")
     );
+}
+
+#[tokio::test]
+async fn a_throttled_login_is_a_429_problem_with_the_services_retry_after() {
+    let h = harness().await;
+    let credentials = json!({"email": "dgs@meaux.fr", "password": "too-soon"});
+    let (status, headers, problem) = send(&h.app, Method::POST, "/v1/auth/token", None, Some(credentials)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{problem}");
+    let header_of = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(header_of(header::CONTENT_TYPE), Some("application/problem+json"));
+    assert_eq!(header_of(header::RETRY_AFTER), Some("4"), "3.5 s rounded up");
+    assert_eq!(header_of(header::WWW_AUTHENTICATE), None, "not a credentials failure");
+    assert_eq!(problem["status"], 429);
+    assert_eq!(problem["type"], "https://id77.seine-et-marne.fr/problems/rate-limited");
+    assert_eq!(problem["detail"], "too many sign-in attempts: retry in 4 s");
+    assert_eq!(h.fake.last().map(|s| (s.rpc, s.client)), Some(("IssueToken", "192.0.2.77".to_owned())));
 }

@@ -101,6 +101,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     // Membership verifies access tokens with its own key table (the platform's authenticator would ask itself
     // over the network).
     let auth = identity::keys::LocalAuthenticator::new(ctx.pool.clone());
+    // Revoked sessions and users (its own `access.revoked` events): refused here like in every service.
+    ctx.spawn(id77_platform::revocation::follow(
+        ctx.js.clone(),
+        ctx.ns.clone(),
+        auth.revocations().clone(),
+        ctx.shutdown.clone(),
+    ));
     let membership = MembershipServiceServer::new(grpc::MembershipApi::new(ctx.pool.clone(), auth.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let identity = IdentityServiceServer::new(identity::grpc::IdentityApi::new(ctx.pool.clone(), auth))

@@ -1,5 +1,5 @@
-//! Identity and access control against the real PostgreSQL and NATS: logins, lock-out, sessions, invitations,
-//! referents, key rotation, forged tokens and the audit log.
+//! Identity and access control against the real PostgreSQL and NATS: logins, login throttling, sessions,
+//! invitations, referents, key rotation, forged tokens and the audit log.
 
 mod common;
 
@@ -14,10 +14,11 @@ use id77_proto::membership::v1::{
     AcceptInvitationRequest, ApplyForMembershipRequest, ApproveMembershipRequest, AssignReferentRequest,
     GetCollectivityRequest, GetJwksRequest, GetMeRequest, GetMemberRequest, InviteUserRequest, IssueTokenRequest,
     ListAuditEventsRequest, ListMembersRequest, ListUsersRequest, MemberUpdated, RefreshTokenRequest,
-    RemoveUserRequest, RevokeTokenRequest, Role, RotateSigningKeyRequest, SearchCollectivitiesRequest,
+    RemoveUserRequest, RevokeTokenRequest, Role, RotateSigningKeyRequest, SearchCollectivitiesRequest, TokenPair,
 };
 use prost::Message;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 fn refresh(refresh_token: &str) -> RefreshTokenRequest {
     RefreshTokenRequest { refresh_token: refresh_token.into(), client: "192.0.2.8".into() }
@@ -99,43 +100,156 @@ async fn a_login_answers_alike_for_an_unknown_email_a_wrong_password_and_an_inac
     s.cleanup().await;
 }
 
-#[tokio::test]
-async fn five_failed_logins_lock_the_account_even_for_the_right_password() {
-    let s = fresh("idlock").await;
-    for attempt in 1..=5 {
-        let err = s.login(REFERENT, "Mauvais-Passe-1").await.expect_err("wrong");
-        assert_eq!(err.code(), Code::Unauthenticated, "attempt {attempt}");
-    }
-    let locked = s.login(REFERENT, DEMO_PASSWORD).await.expect_err("locked");
-    assert_eq!((locked.code(), locked.message()), (Code::Unauthenticated, "invalid email or password"));
-    // Other accounts are not affected.
-    assert!(s.login(COORDINATOR, DEMO_PASSWORD).await.is_ok());
-    let operator = s.token(OPERATOR).await;
-    let locks = audit_kinds(&s, &operator, "account.locked").await;
-    assert_eq!(locks.len(), 1);
-    assert_eq!(locks[0].subject, REFERENT);
-    assert!(audit_kinds(&s, &operator, "login.failed").await.iter().any(|e| e.detail == "account locked"));
+/// A wrong password, for the throttling tests.
+const WRONG: &str = "Mauvais-Passe-1";
 
-    // Fifteen minutes later (simulated), the right password works, and a success resets the count.
-    let pool = s.pool().await;
-    sqlx::query("UPDATE app_user SET locked_until = now() - interval '1 second' WHERE email = $1")
-        .bind(REFERENT)
-        .execute(&pool)
-        .await
-        .expect("unlock");
-    for _ in 0..4 {
-        assert!(s.login(REFERENT, "Mauvais-Passe-1").await.is_err());
+async fn login_from(s: &Service, client: &str, email: &str, password: &str) -> Result<TokenPair, tonic::Status> {
+    let request = IssueTokenRequest { email: email.into(), password: password.into(), client: client.into() };
+    s.identity.clone().issue_token(request).await.map(|r| r.into_inner())
+}
+
+/// How long a throttled login must wait (its `google.rpc.RetryInfo`), asserting it is one.
+fn retry_delay(status: &tonic::Status) -> Duration {
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().starts_with("too many sign-in attempts: retry in "), "{}", status.message());
+    let details = status.get_error_details();
+    assert_eq!(details.error_info().map(|i| i.reason.as_str()), Some("LOGIN_THROTTLED"));
+    details.retry_info().and_then(|r| r.retry_delay).expect("a RetryInfo")
+}
+
+/// Simulated time: every throttling timestamp moves `by` into the past.
+async fn elapse(pool: &sqlx::PgPool, by: Duration) {
+    let millis = i64::try_from(by.as_millis()).expect("millis") + 1;
+    for sql in [
+        "UPDATE login_throttle_pair SET last_failure_at = last_failure_at - $1 * interval '1 millisecond',
+             next_attempt_at = next_attempt_at - $1 * interval '1 millisecond'",
+        "UPDATE login_throttle_account SET last_failure_at = last_failure_at - $1 * interval '1 millisecond',
+             next_attempt_at = next_attempt_at - $1 * interval '1 millisecond'",
+        "UPDATE login_known_client SET last_success_at = last_success_at - $1 * interval '1 millisecond'",
+    ] {
+        sqlx::query(sql).bind(millis).execute(pool).await.expect("elapse");
     }
-    assert!(s.login(REFERENT, DEMO_PASSWORD).await.is_ok(), "four failures do not lock");
-    assert!(s.login(REFERENT, "Mauvais-Passe-1").await.is_err());
-    assert!(s.login(REFERENT, DEMO_PASSWORD).await.is_ok(), "the success reset the count");
-    let failures: Vec<chrono::DateTime<chrono::Utc>> =
-        sqlx::query_scalar("SELECT failed_logins FROM app_user WHERE email = $1")
-            .bind(REFERENT)
-            .fetch_one(&pool)
-            .await
-            .expect("failures");
-    assert!(failures.is_empty());
+}
+
+#[tokio::test]
+async fn an_attacker_s_address_is_slowed_progressively_while_the_owner_signs_in_at_once() {
+    let s = fresh("idthrottle").await;
+    let (attacker, home, travel) = ("198.51.100.66", "203.0.113.10", "2001:db8:77:1::5");
+    assert!(login_from(&s, home, REFERENT, DEMO_PASSWORD).await.is_ok(), "the owner signed in from home before");
+    let pool = s.pool().await;
+
+    // 20 wrong passwords from one address: five answered at once, then refusals growing 1, 2, 4 … s up to
+    // 15 minutes, each waited out (simulated).
+    let (mut failures, mut waits) = (0, Vec::new());
+    while failures < 20 {
+        match login_from(&s, attacker, REFERENT, WRONG).await {
+            Err(e) if e.code() == Code::Unauthenticated => failures += 1,
+            Err(e) => {
+                let delay = retry_delay(&e);
+                assert!(failures >= 5, "refused after {failures} failures");
+                // Too soon is too soon whatever the password: the refusal comes before it is checked.
+                let right = login_from(&s, attacker, REFERENT, DEMO_PASSWORD).await.expect_err("too soon");
+                assert_eq!(right.code(), Code::ResourceExhausted, "{right:?}");
+                assert!(retry_delay(&right) <= delay);
+                // Meanwhile the owner signs in from home, at once.
+                assert!(login_from(&s, home, REFERENT, DEMO_PASSWORD).await.is_ok(), "after {failures} failures");
+                waits.push(delay.as_secs_f64().ceil() as u64);
+                elapse(&pool, delay).await;
+            }
+            Ok(_) => panic!("a wrong password signed in"),
+        }
+    }
+    assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900, 900, 900]);
+
+    // The owner from an address never seen: at most slowed, never locked out.
+    let started = Instant::now();
+    loop {
+        match login_from(&s, travel, REFERENT, DEMO_PASSWORD).await {
+            Ok(_) => break,
+            Err(e) => {
+                let delay = retry_delay(&e);
+                assert!(delay <= Duration::from_secs(30), "{delay:?}");
+                assert!(started.elapsed() < Duration::from_secs(40), "the owner is kept out");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+    // The attacker's address waits out its last delay; then the right password works there too, and the
+    // success forgets that address's failures.
+    let refused = login_from(&s, attacker, REFERENT, DEMO_PASSWORD).await.expect_err("still too soon");
+    elapse(&pool, retry_delay(&refused)).await;
+    assert!(login_from(&s, attacker, REFERENT, DEMO_PASSWORD).await.is_ok());
+    for _ in 0..5 {
+        let err = login_from(&s, attacker, REFERENT, WRONG).await.expect_err("wrong");
+        assert_eq!(err.code(), Code::Unauthenticated);
+    }
+
+    let operator = s.token(OPERATOR).await;
+    let throttled = audit_kinds(&s, &operator, "login.throttled").await;
+    assert!(throttled.iter().any(|e| e.subject == REFERENT && e.client == attacker), "{throttled:?}");
+    assert!(audit_kinds(&s, &operator, "account.locked").await.is_empty(), "nothing locks any more");
+    pool.close().await;
+    s.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_attack_from_many_addresses_spaces_out_new_addresses_but_not_the_owner_s() {
+    let s = fresh("idspread").await;
+    let home = "203.0.113.10";
+    assert!(login_from(&s, home, REFERENT, DEMO_PASSWORD).await.is_ok(), "the owner signed in from home before");
+    let pool = s.pool().await;
+
+    // Four addresses, five wrong passwords each: past ten failures on the account, addresses it never signed in
+    // from share one attempt a second or so; the owner at home never waits.
+    let mut account_waits = 0;
+    for n in 1..=4 {
+        let attacker = format!("198.51.100.{n}");
+        let mut failures = 0;
+        while failures < 5 {
+            match login_from(&s, &attacker, REFERENT, WRONG).await {
+                Err(e) if e.code() == Code::Unauthenticated => failures += 1,
+                Err(e) => {
+                    let delay = retry_delay(&e);
+                    assert!(delay <= Duration::from_secs(30), "{delay:?}");
+                    account_waits += 1;
+                    assert!(login_from(&s, home, REFERENT, DEMO_PASSWORD).await.is_ok(), "the owner at home");
+                    elapse(&pool, delay).await;
+                }
+                Ok(_) => panic!("a wrong password signed in"),
+            }
+        }
+    }
+    assert!(account_waits >= 5, "new addresses were spaced out ({account_waits} waits)");
+    assert!(login_from(&s, home, REFERENT, DEMO_PASSWORD).await.is_ok(), "the owner at home, at once");
+
+    // The owner on a new address: a bounded wait at most (real time), then the right password works.
+    let travel = "192.0.2.200";
+    let started = Instant::now();
+    let mut refusals = 0;
+    loop {
+        match login_from(&s, travel, REFERENT, DEMO_PASSWORD).await {
+            Ok(_) => break,
+            Err(e) => {
+                let delay = retry_delay(&e);
+                assert!(delay <= Duration::from_secs(2), "20 failures space new addresses by 2 s: {delay:?}");
+                refusals += 1;
+                assert!(refusals <= 3 && started.elapsed() < Duration::from_secs(10), "the owner is kept out");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+    // That address is known now: no wait even though the attack goes on; a new attacker address right after
+    // finds the slot taken.
+    let newcomer = login_from(&s, "198.51.100.9", REFERENT, WRONG).await.expect_err("spaced out");
+    assert!(retry_delay(&newcomer) <= Duration::from_secs(2));
+    assert!(login_from(&s, travel, REFERENT, DEMO_PASSWORD).await.is_ok(), "a known address skips the spacing");
+
+    // An unknown email is throttled exactly like an account: throttling tells nothing about who exists.
+    for _ in 0..5 {
+        let err = login_from(&s, "198.51.100.7", "personne@id77.demo", WRONG).await.expect_err("unknown");
+        assert_eq!(err.code(), Code::Unauthenticated);
+    }
+    retry_delay(&login_from(&s, "198.51.100.7", "personne@id77.demo", WRONG).await.expect_err("throttled"));
     pool.close().await;
     s.cleanup().await;
 }

@@ -7,7 +7,7 @@
 //!   let a user allowed on `$JS.>` reach admin APIs, and queue subscriptions bypassed deny rules). There is no
 //!   `no_auth_user`: a connection without a known NKEY is refused;
 //!   The gateway has a user too ([`GATEWAY`], [`gateway_permissions`]): it only subscribes to the few subjects of
-//!   its live updates;
+//!   its live updates and to membership's access revocations;
 //! - `<user>.nk`: each user's NKEY seed (mode 0600), `membership.nk` ... `billing.nk`, `gateway.nk` and
 //!   `provider-<code>.nk`.
 //!   Seeds already in the folder are reused, so re-running gives the same configuration and never rotates a
@@ -37,13 +37,80 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use async_nats::jetstream;
 use id77_platform::Namespace;
-use id77_platform::streams::{LIVE_SUBJECTS, REFERRALS, is_valid_subject_token, referral_reply_subject};
+use id77_platform::streams::{
+    BILLING, CATALOGUE, LIVE_SUBJECTS, MEMBERSHIP, REFERRALS, REQUESTS, ROUTING, StreamDef, is_valid_subject_token,
+    referral_reply_subject,
+};
 use id77_referral_consumer::{consumer_config, durable_name, inbox_prefix};
 use nkeys::{KeyPair, KeyPairType};
 use serde::{Deserialize, Serialize};
 
 /// The platform services that get a NATS user, in the order they appear in the configuration.
 pub const SERVICES: [&str; 5] = ["membership", "catalogue", "requests", "routing", "billing"];
+
+/// What one platform service publishes (the event catalogue, `docs/asyncapi.yaml`): the source of its publish
+/// allow-list ([`service_permissions`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceEvents {
+    pub service: &'static str,
+    /// Its own stream: it publishes its events on the stream's subjects (`id77.<service>.>`), and no other
+    /// service does.
+    pub stream: StreamDef,
+    /// Other subjects it publishes on (logical, before the deployment's prefix).
+    pub also: &'static [&'static str],
+    /// Its durable consumers: each dead-letters on `id77.deadletter.<durable>` (`id77_platform::consumer`).
+    pub durables: &'static [&'static str],
+}
+
+/// The event catalogue of the platform services, in [`SERVICES`] order. A service that gets a new durable
+/// consumer must be listed here, or its dead letters are refused (the unit test
+/// `every_durable_of_the_sources_is_in_the_catalogue` reads the services' sources to catch it).
+pub const CATALOGUE_OF_EVENTS: [ServiceEvents; 5] = [
+    ServiceEvents { service: "membership", stream: MEMBERSHIP, also: &[], durables: &[] },
+    ServiceEvents {
+        service: "catalogue",
+        stream: CATALOGUE,
+        also: &[],
+        durables: &["catalogue-members", "catalogue-referrals"],
+    },
+    ServiceEvents {
+        service: "requests",
+        stream: REQUESTS,
+        also: &[],
+        durables: &["requests-members", "requests-offers", "requests-referrals", "requests-users", "requests-quotes"],
+    },
+    ServiceEvents {
+        service: "routing",
+        stream: ROUTING,
+        // The referrals it hands to providers (stream REFERRALS); never their replies.
+        also: &["id77.referrals.*.offered"],
+        durables: &[
+            "routing-offers",
+            "routing-requests",
+            "routing-cancellations",
+            "routing-replies",
+            "routing-members",
+            "routing-quotes",
+        ],
+    },
+    ServiceEvents {
+        service: "billing",
+        stream: BILLING,
+        also: &[],
+        durables: &[
+            "billing-offers",
+            "billing-referrals",
+            "billing-request-completions",
+            "billing-request-cancellations",
+            "billing-members",
+        ],
+    },
+];
+
+/// The catalogue entry of a service.
+pub fn service_events(service: &str) -> Option<&'static ServiceEvents> {
+    CATALOGUE_OF_EVENTS.iter().find(|e| e.service == service)
+}
 
 /// The gateway's user: subscribe-only, to the subjects of its live updates.
 pub const GATEWAY: &str = "gateway";
@@ -267,17 +334,23 @@ pub struct Permissions {
     pub subscribe: Vec<String>,
 }
 
-/// A platform service: its own events and the other services' (`id77.>`), the JetStream API and acks, and its
-/// inboxes. Services are trusted with the whole JetStream API of the account (they create streams and
-/// consumers); they answer no core NATS requests, so no `allow_responses`.
-pub fn service_permissions(ns: &Namespace) -> Permissions {
-    let mut subjects = vec!["id77.>".to_owned()];
-    if !ns.prefix().is_empty() {
-        subjects.push(ns.subject("id77.>"));
+/// A platform service ([`CATALOGUE_OF_EVENTS`]): it publishes only its own subjects under the deployment's prefix
+/// (its stream's, the others of its entry, and the dead-letter subject of each of its durables), plus the
+/// JetStream API, acks and inboxes (a publish's ack comes back on an `_INBOX`); it reads every service's events
+/// (`id77.>`). Services are trusted with the whole JetStream API of the account (they create streams and
+/// consumers); they answer no core NATS requests, so no `allow_responses`. An unknown service gets no event
+/// subject at all.
+pub fn service_permissions(ns: &Namespace, service: &str) -> Permissions {
+    let mut publish = Vec::new();
+    if let Some(events) = service_events(service) {
+        publish.extend(events.stream.subjects.iter().chain(events.also).map(|s| ns.subject(s)));
+        publish.extend(events.durables.iter().map(|d| ns.subject(&format!("id77.deadletter.{d}"))));
     }
-    let mut publish = subjects.clone();
     publish.extend(["$JS.API.>".to_owned(), "$JS.ACK.>".to_owned(), "_INBOX.>".to_owned()]);
-    let mut subscribe = subjects;
+    let mut subscribe = vec!["id77.>".to_owned()];
+    if !ns.prefix().is_empty() {
+        subscribe.push(ns.subject("id77.>"));
+    }
     subscribe.push("_INBOX.>".to_owned());
     Permissions { publish, subscribe }
 }
@@ -300,12 +373,14 @@ pub fn provider_permissions(ns: &Namespace, code: &str) -> Permissions {
     }
 }
 
-/// The gateway: core subscriptions to the live update subjects ([`LIVE_SUBJECTS`]) under the deployment's
-/// prefix, exactly; no JetStream API, no inbox, nothing to publish but an inert subject.
+/// The gateway: core subscriptions to the live update subjects ([`LIVE_SUBJECTS`]) and to membership's access
+/// revocations ([`id77_platform::revocation::SUBJECT`], refused tokens) under the deployment's prefix, exactly; no
+/// JetStream API, no inbox, nothing to publish but an inert subject.
 pub fn gateway_permissions(ns: &Namespace) -> Permissions {
+    let subjects = LIVE_SUBJECTS.iter().copied().chain([id77_platform::revocation::SUBJECT]);
     Permissions {
         publish: vec![GATEWAY_PUBLISH_NOTHING.to_owned()],
-        subscribe: LIVE_SUBJECTS.iter().map(|s| ns.subject(s)).collect(),
+        subscribe: subjects.map(|s| ns.subject(s)).collect(),
     }
 }
 
@@ -361,7 +436,7 @@ pub fn generate(dir: &Path, options: &Options) -> anyhow::Result<Generated> {
     create_private_dir(dir)?;
     let ns = Namespace::new(options.prefix.clone());
     let mut wanted: Vec<(String, Option<String>, Permissions)> =
-        SERVICES.iter().map(|s| ((*s).to_owned(), None, service_permissions(&ns))).collect();
+        SERVICES.iter().map(|s| ((*s).to_owned(), None, service_permissions(&ns, s))).collect();
     wanted.push((GATEWAY.to_owned(), None, gateway_permissions(&ns)));
     for code in &options.providers {
         wanted.push((provider_user(code), Some(code.clone()), provider_permissions(&ns, code)));
@@ -685,13 +760,84 @@ mod tests {
     }
 
     #[test]
-    fn services_get_the_platform_subjects() {
-        let plain = service_permissions(&Namespace::default());
-        assert_eq!(plain.publish, ["id77.>", "$JS.API.>", "$JS.ACK.>", "_INBOX.>"]);
-        assert_eq!(plain.subscribe, ["id77.>", "_INBOX.>"]);
-        let prefixed = service_permissions(&Namespace::new("t1"));
-        assert_eq!(prefixed.publish, ["id77.>", "t1.id77.>", "$JS.API.>", "$JS.ACK.>", "_INBOX.>"]);
-        assert_eq!(prefixed.subscribe, ["id77.>", "t1.id77.>", "_INBOX.>"]);
+    fn services_publish_only_their_own_subjects() {
+        let requests = service_permissions(&Namespace::default(), "requests");
+        assert_eq!(
+            requests.publish,
+            [
+                "id77.requests.>",
+                "id77.deadletter.requests-members",
+                "id77.deadletter.requests-offers",
+                "id77.deadletter.requests-referrals",
+                "id77.deadletter.requests-users",
+                "id77.deadletter.requests-quotes",
+                "$JS.API.>",
+                "$JS.ACK.>",
+                "_INBOX.>"
+            ]
+        );
+        assert_eq!(requests.subscribe, ["id77.>", "_INBOX.>"]);
+        let routing = service_permissions(&Namespace::new("t1"), "routing");
+        assert_eq!(
+            &routing.publish[..3],
+            ["t1.id77.routing.>", "t1.id77.referrals.*.offered", "t1.id77.deadletter.routing-offers"]
+        );
+        assert_eq!(routing.subscribe, ["id77.>", "t1.id77.>", "_INBOX.>"]);
+        let membership = service_permissions(&Namespace::default(), "membership");
+        assert_eq!(membership.publish, ["id77.membership.>", "$JS.API.>", "$JS.ACK.>", "_INBOX.>"]);
+        assert_eq!(
+            service_permissions(&Namespace::default(), "nobody").publish,
+            ["$JS.API.>", "$JS.ACK.>", "_INBOX.>"]
+        );
+
+        // No service may publish another's events, a provider's reply, or on the whole tree.
+        for ns in [Namespace::default(), Namespace::new("t1")] {
+            for service in SERVICES {
+                let publish = service_permissions(&ns, service).publish;
+                assert!(!publish.iter().any(|s| s.ends_with("id77.>") || s == ">"), "{service}: {publish:?}");
+                assert!(!publish.iter().any(|s| s.contains(".reply")), "{service}: {publish:?}");
+                for other in SERVICES.iter().filter(|o| **o != service) {
+                    let theirs = ns.subject(&format!("id77.{other}."));
+                    assert!(!publish.iter().any(|s| s.starts_with(&theirs)), "{service} may publish {other}'s events");
+                    assert!(!publish.iter().any(|s| s.contains(&format!("deadletter.{other}-"))), "{service}");
+                }
+            }
+        }
+        assert_eq!(CATALOGUE_OF_EVENTS.map(|e| e.service), SERVICES);
+    }
+
+    /// The durables of each service's sources (`ConsumerSpec::new(..., "<durable>" | DURABLE_X, ...)`, `const
+    /// DURABLE_X: &str = "<durable>"`) are those of [`CATALOGUE_OF_EVENTS`]: a new consumer whose dead letters
+    /// the server would refuse is caught here.
+    #[test]
+    fn every_durable_of_the_sources_is_in_the_catalogue() -> anyhow::Result<()> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for events in CATALOGUE_OF_EVENTS {
+            let mut found = BTreeSet::new();
+            let mut stack = vec![root.join(events.service).join("src")];
+            while let Some(dir) = stack.pop() {
+                for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+                    let path = entry?.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if path.extension().is_some_and(|e| e == "rs") {
+                        let text = fs::read_to_string(&path)?;
+                        for line in text.lines().filter(|l| l.contains("ConsumerSpec::new(") || l.contains("DURABLE")) {
+                            let quoted = line.split('"').skip(1).step_by(2);
+                            found.extend(
+                                quoted
+                                    .filter(|q| q.starts_with(&format!("{}-", events.service)))
+                                    .filter(|q| q.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+                                    .map(str::to_owned),
+                            );
+                        }
+                    }
+                }
+            }
+            let listed: BTreeSet<String> = events.durables.iter().map(|d| (*d).to_owned()).collect();
+            assert_eq!(found, listed, "durables of {} (services/{}/src)", events.service, events.service);
+        }
+        Ok(())
     }
 
     #[test]
@@ -703,7 +849,8 @@ mod tests {
             [
                 "t1.id77.requests.request.status_changed",
                 "t1.id77.requests.message.posted",
-                "t1.id77.routing.referral.offered"
+                "t1.id77.routing.referral.offered",
+                "t1.id77.membership.access.revoked"
             ]
         );
         assert!(prefixed.subscribe.iter().all(|s| !s.contains('>') && !s.contains('*')));
@@ -763,7 +910,7 @@ mod tests {
         assert!(
             block.contains(
                 "subscribe: { allow: [\"id77.requests.request.status_changed\", \"id77.requests.message.posted\", \
-                 \"id77.routing.referral.offered\"] }"
+                 \"id77.routing.referral.offered\", \"id77.membership.access.revoked\"] }"
             ),
             "{block}"
         );

@@ -16,11 +16,14 @@ use std::time::{Duration, Instant};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, message::PublishMessage};
 use futures::StreamExt;
-use id77_nats_config::{Options, ensure_consumers, generate, provider_user, seed_file_name};
+use id77_nats_config::{
+    CATALOGUE_OF_EVENTS, Options, SERVICES, ensure_consumers, generate, provider_user, seed_file_name, service_events,
+};
 use id77_platform::Namespace;
-use id77_platform::streams::{REFERRALS, referral_offered_subject, referral_reply_subject};
+use id77_platform::nats::ensure_stream;
+use id77_platform::streams::{DEADLETTER, REFERRALS, referral_offered_subject, referral_reply_subject};
 use id77_proto::routing::v1::{ReferralOffered, ReferralReply, ReplyDecision};
-use id77_referral_consumer::{Config, Rule, RuleKind, Summary, inbox_prefix};
+use id77_referral_consumer::{Config, MessageIds, Rule, RuleKind, Summary, inbox_prefix};
 use prost::{Message, Name};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -134,6 +137,28 @@ impl Server {
         Ok((client, violations))
     }
 
+    /// A platform service's own connection (its NKEY), recording the errors the server reports; its JetStream
+    /// context gives up on an ack after [`REFUSAL_WAIT`].
+    async fn service(&self, name: &str) -> Result<(jetstream::Context, Violations), BoxError> {
+        let violations = Violations::default();
+        let sink = violations.clone();
+        let client = async_nats::ConnectOptions::new()
+            .nkey(self.seed(name)?)
+            .event_callback(move |event| {
+                let sink = sink.clone();
+                async move {
+                    if let async_nats::Event::ServerError(error) = event {
+                        sink.push(error.to_string());
+                    }
+                }
+            })
+            .connect(self.url.as_str())
+            .await?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(REFUSAL_WAIT);
+        Ok((js, violations))
+    }
+
     /// The referral consumer's configuration for a provider: its NKEY, creating nothing.
     fn consumer_config(&self, code: &str, max: u64) -> Result<Config, BoxError> {
         let mut config = Config::new(self.url.clone(), code)?;
@@ -245,6 +270,31 @@ async fn replies(js: &jetstream::Context, ns: &Namespace, provider: &str) -> Res
     Ok(out)
 }
 
+/// The replies stored on a provider's reply subject, as (referral id, `Nats-Msg-Id`).
+async fn reply_ids(js: &jetstream::Context, ns: &Namespace, provider: &str) -> Result<Vec<(String, String)>, BoxError> {
+    let stream = js.get_stream(ns.stream(REFERRALS.name)).await?;
+    let reader: consumer::PullConsumer = stream
+        .create_consumer(consumer::pull::Config {
+            filter_subject: ns.subject(&referral_reply_subject(provider)),
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .await?;
+    let pending = reader.cached_info().num_pending;
+    let mut out = Vec::new();
+    if pending > 0 {
+        let mut batch =
+            reader.batch().max_messages(usize::try_from(pending)?).expires(Duration::from_secs(2)).messages().await?;
+        while let Some(message) = batch.next().await {
+            let message = message?;
+            let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
+            out.push((ReferralReply::decode(message.payload.clone())?.referral_id, id.unwrap_or_default()));
+        }
+    }
+    Ok(out)
+}
+
 async fn consumer_names(js: &jetstream::Context, ns: &Namespace) -> Result<Vec<String>, BoxError> {
     let stream = js.get_stream(ns.stream(REFERRALS.name)).await?;
     let mut names: Vec<String> =
@@ -347,6 +397,16 @@ async fn gateway_checks(server: &Server) -> TestResult {
     requests.flush().await?;
     let got = tokio::time::timeout(Duration::from_secs(5), allowed.next()).await?;
     assert_eq!(got.map(|m| m.subject.to_string()), Some(status));
+    // So do membership's access revocations (the gateway refuses revoked tokens).
+    let revoked = ns.subject(id77_platform::revocation::SUBJECT);
+    let mut revocations = gateway.subscribe(revoked.clone()).await?;
+    gateway.flush().await?;
+    let (membership, _) =
+        id77_platform::nats::connect_with(&server.url, "membership", Some(&server.seed_file("membership"))).await?;
+    membership.publish(revoked.clone(), "x".into()).await?;
+    membership.flush().await?;
+    let got = tokio::time::timeout(Duration::from_secs(5), revocations.next()).await?;
+    assert_eq!(got.map(|m| m.subject.to_string()), Some(revoked));
     // Anything else is refused: other events, a wildcard, the JetStream API, publishing.
     for subject in [ns.subject("id77.routing.referral.accepted"), ns.subject("id77.>"), ">".to_owned()] {
         spy(&gateway, &violations, subject).await?.assert_silent().await?;
@@ -523,6 +583,165 @@ async fn checks(server: &Server) -> TestResult {
     for result in futures::future::join_all(spies.into_iter().map(Spy::assert_silent)).await {
         result?;
     }
+    Ok(())
+}
+
+/// Runs `checks` against a fresh server for `prefix`, with the server's log in any failure.
+async fn with_server(prefix: &str, limit: Duration, checks: impl AsyncFnOnce(&Server) -> TestResult) -> TestResult {
+    let mut server = Server::start(prefix).await?;
+    let result = tokio::time::timeout(limit, checks(&server)).await;
+    let log = server.log();
+    server.stop();
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!("{error}\n--- nats-server log ---\n{log}").into()),
+        Err(_) => Err(format!("timed out\n--- nats-server log ---\n{log}").into()),
+    }
+}
+
+/// Issue 19, item 3: JetStream de-duplicates on `Nats-Msg-Id` across the whole REFERRALS stream, whatever the
+/// subject. Provider A publishes, on its own reply subject (which it may), every id of B's reply to B's referral
+/// it can think of: the old `reply-<referral>`, the provider-named ones, and the id its own key gives. B's reply,
+/// sent by the referral consumer with B's credentials, is still stored, under an id A could not compute.
+#[tokio::test]
+async fn a_provider_cannot_suppress_another_providers_reply() -> TestResult {
+    with_server("", Duration::from_secs(60), suppression_checks).await
+}
+
+async fn suppression_checks(server: &Server) -> TestResult {
+    let ns = &server.ns;
+    let routing = server.routing().await?;
+    ensure_consumers(&routing, ns, &[A.to_owned(), B.to_owned()]).await?;
+    let for_b = offer(&routing, ns, B).await?;
+
+    // A, with its own credentials, publishes forged replies to B's referral on A's reply subject.
+    let (a, _) = server.provider(A).await?;
+    let js_a = jetstream::new(a);
+    let a_reply = ns.subject(&referral_reply_subject(A));
+    let forged = ReferralReply {
+        referral_id: for_b.clone(),
+        decision: ReplyDecision::Decline.into(),
+        reason: "forged by A".into(),
+        ..Default::default()
+    };
+    let guesses = [
+        format!("reply-{for_b}"),
+        format!("complete-{for_b}"),
+        MessageIds::new(B, None).reply(&for_b),
+        MessageIds::new(B, None).complete(&for_b),
+        MessageIds::new(B, Some(server.seed(&provider_user(A))?.as_bytes())).reply(&for_b),
+    ];
+    let guesses: std::collections::BTreeSet<String> = guesses.into_iter().collect();
+    for id in &guesses {
+        let mut headers = HeaderMap::new();
+        headers.insert("Id77-Event-Type", "id77.routing.v1.ReferralReply");
+        let message = PublishMessage::build().payload(forged.encode_to_vec().into()).headers(headers).message_id(id);
+        let ack = js_a.send_publish(a_reply.clone(), message).await?.await?;
+        assert!(!ack.duplicate, "A's forgery {id} stored");
+    }
+    // The threat is real: an id already taken anywhere in the stream is a duplicate on any subject, B's
+    // included (what B's replies were dropped as, with the predictable `reply-<referral>` id).
+    let (b, _) = server.provider(B).await?;
+    let js_b = jetstream::new(b);
+    let legacy = PublishMessage::build().payload(Vec::new().into()).message_id(format!("reply-{for_b}"));
+    let ack = js_b.send_publish(ns.subject(&referral_reply_subject(B)), legacy).await?.await?;
+    assert!(ack.duplicate, "a reply id taken on A's subject is a duplicate on B's");
+
+    // B answers with the referral consumer and its own credentials: its reply is stored.
+    let accept = Rule::new(RuleKind::AcceptAll, None)?;
+    let summary = tokio::time::timeout(
+        Duration::from_secs(20),
+        id77_referral_consumer::run(server.consumer_config(B, 1)?, accept, CancellationToken::new()),
+    )
+    .await??;
+    assert_eq!(summary.accepted, 1);
+    let stored = reply_ids(&routing, ns, B).await?;
+    let stored_referrals: Vec<&str> = stored.iter().map(|(referral, _)| referral.as_str()).collect();
+    assert_eq!(stored_referrals, [for_b.as_str()], "B's reply stored, not dropped as a duplicate");
+    let b_seed = server.seed(&provider_user(B))?;
+    let expected = MessageIds::new(B, Some(b_seed.as_bytes())).reply(&for_b);
+    assert!(expected.starts_with(&format!("reply-{B}-{for_b}-")), "{expected}");
+    assert!(!guesses.contains(&expected), "A computed B's id");
+    assert_eq!(stored, [(for_b.clone(), expected)], "B's reply under its own id");
+    assert_eq!(reply_ids(&routing, ns, A).await?.len(), guesses.len(), "A's forgeries sit on A's own subject");
+    assert_eq!(progress(&routing, ns, &format!("provider-{B}")).await?, (1, 0, 0), "B's referral acked");
+    Ok(())
+}
+
+/// Issue 19, item 4: each platform service's user publishes its own events (its stream's subjects, routing the
+/// referrals it offers) and its own dead letters, acknowledged by JetStream; the server refuses it another
+/// service's events, another service's dead letters and a provider's reply (a reported permission violation, no
+/// ack, nothing stored).
+#[tokio::test]
+async fn each_service_publishes_only_its_own_subjects() -> TestResult {
+    with_server("t-svc", Duration::from_secs(90), service_checks).await
+}
+
+async fn service_checks(server: &Server) -> TestResult {
+    let ns = &server.ns;
+    let mut connections = Vec::new();
+    for service in SERVICES {
+        let (js, violations) = server.service(service).await?;
+        // Each creates its own stream (as at its start), and the dead letters' stream.
+        let events = service_events(service).ok_or("service missing from the catalogue")?;
+        ensure_stream(&js, ns, events.stream).await?;
+        connections.push((service, js, violations));
+    }
+    let routing = server.routing().await?;
+    ensure_stream(&routing, ns, REFERRALS).await?;
+    ensure_stream(&routing, ns, DEADLETTER).await?;
+
+    let publish = |js: jetstream::Context, subject: String| async move {
+        let message = PublishMessage::build().payload("probe".into()).message_id(Uuid::now_v7().to_string());
+        let ack = async { js.send_publish(subject.clone(), message).await?.await };
+        ack.await.map(|ack| !ack.duplicate).map_err(|e| e.to_string())
+    };
+    let mut refusals = Vec::new();
+    for (service, js, violations) in &connections {
+        let events = service_events(service).ok_or("service missing from the catalogue")?;
+        // Allowed: its own events, its dead letters, and routing's referrals to providers.
+        let own = ns.subject(&format!("id77.{service}.probe.created"));
+        assert_eq!(publish(js.clone(), own.clone()).await, Ok(true), "{service} on {own}");
+        if let Some(durable) = events.durables.first() {
+            let dead = ns.subject(&format!("id77.deadletter.{durable}"));
+            assert_eq!(publish(js.clone(), dead.clone()).await, Ok(true), "{service} on {dead}");
+        }
+        let offered = ns.subject(&referral_offered_subject(A));
+        if *service == "routing" {
+            assert_eq!(publish(js.clone(), offered.clone()).await, Ok(true), "routing on {offered}");
+        }
+        // Refused: everything another service or a provider owns.
+        let mut forbidden = vec![ns.subject(&referral_reply_subject(A)), ns.subject("id77.deadletter.nobody")];
+        if *service != "routing" {
+            forbidden.push(offered);
+        }
+        for other in CATALOGUE_OF_EVENTS.iter().filter(|o| o.service != *service) {
+            forbidden.push(ns.subject(&format!("id77.{}.probe.created", other.service)));
+            forbidden.extend(other.durables.first().map(|d| ns.subject(&format!("id77.deadletter.{d}"))));
+        }
+        for subject in forbidden {
+            let (js, violations) = (js.clone(), violations.clone());
+            refusals.push(async move {
+                let published = publish(js, subject.clone()).await;
+                if published.is_ok() {
+                    return Err(format!("{service} published on {subject}"));
+                }
+                violations.expect("Publish", &subject).await.map_err(|e| format!("{service}: {e}"))
+            });
+        }
+    }
+    for result in futures::future::join_all(refusals).await {
+        result?;
+    }
+    // Nothing refused was stored: one probe per service stream, routing's referral, one dead letter per service
+    // with durables.
+    for events in CATALOGUE_OF_EVENTS {
+        let stored = routing.get_stream(ns.stream(events.stream.name)).await?.info().await?.state.messages;
+        assert_eq!(stored, 1, "stream {}", events.stream.name);
+    }
+    assert_eq!(routing.get_stream(ns.stream(REFERRALS.name)).await?.info().await?.state.messages, 1);
+    let dead = CATALOGUE_OF_EVENTS.iter().filter(|e| !e.durables.is_empty()).count() as u64;
+    assert_eq!(routing.get_stream(ns.stream(DEADLETTER.name)).await?.info().await?.state.messages, dead);
     Ok(())
 }
 

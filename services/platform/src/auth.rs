@@ -5,6 +5,9 @@
 //! Verification follows RFC 8725: the algorithm is allow-listed (EdDSA only; `none`, HS*, RS* are refused
 //! before any key is looked at), `typ`, issuer, audience, expiry and not-before are checked, the key is chosen
 //! by `kid` among the published ones only.
+//!
+//! A valid token whose session or user was revoked since it was issued is refused too ([`Authenticator::verify`]
+//! asks its [`Revocations`], fed from membership's `access.revoked` events: see [`crate::revocation`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock};
 use uuid::Uuid;
 
+use crate::revocation::Revocations;
 use crate::{ErrorCode, ServiceError};
 
 /// `iss` of every access token.
@@ -154,6 +158,10 @@ pub enum TokenError {
     WrongIssuer,
     #[error("wrong audience")]
     WrongAudience,
+    /// Its session or its user was revoked (logout, refresh-token reuse, account removed): see
+    /// [`crate::revocation`].
+    #[error("token revoked")]
+    Revoked,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -411,7 +419,9 @@ pub fn bearer(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
 pub type JwksSource = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<Jwks>> + Send + Sync>;
 
 /// Verifies tokens with keys it fetches from their publisher, refetching on an unknown `kid` (a rotation) at
-/// most every few seconds, and every few minutes anyway (a retired key stops verifying).
+/// most every few seconds, and every few minutes anyway (a retired key stops verifying), and refuses those its
+/// [`Revocations`] name (fed by [`crate::revocation::follow`] or [`crate::revocation::follow_subscription`]; empty,
+/// and so refusing nothing, until one runs).
 #[derive(Clone)]
 pub struct Authenticator {
     inner: Arc<Inner>,
@@ -421,6 +431,7 @@ struct Inner {
     source: JwksSource,
     verifier: RwLock<Option<(Verifier, Instant)>>,
     refreshing: Mutex<()>,
+    revocations: Revocations,
 }
 
 const MIN_REFRESH: Duration = Duration::from_secs(5);
@@ -428,7 +439,17 @@ const MAX_AGE: Duration = Duration::from_secs(300);
 
 impl Authenticator {
     pub fn new(source: JwksSource) -> Self {
-        Self { inner: Arc::new(Inner { source, verifier: RwLock::new(None), refreshing: Mutex::new(()) }) }
+        Self::with_revocations(source, Revocations::new())
+    }
+
+    /// An authenticator that consults `revocations` (shared with other authenticators of the process).
+    pub fn with_revocations(source: JwksSource, revocations: Revocations) -> Self {
+        Self { inner: Arc::new(Inner { source, verifier: RwLock::new(None), refreshing: Mutex::new(()), revocations }) }
+    }
+
+    /// The revocations this authenticator refuses: give them to a feed ([`crate::revocation::follow`]).
+    pub fn revocations(&self) -> &Revocations {
+        &self.inner.revocations
     }
 
     /// Keys fetched from membership's `IdentityService.GetJwks` at `url` (connected lazily).
@@ -496,6 +517,9 @@ impl Authenticator {
             other => other,
         }
         .map_err(|e| unauthenticated(&e.to_string()))?;
+        if self.inner.revocations.is_revoked(&claims, now) {
+            return Err(unauthenticated(&TokenError::Revoked.to_string()));
+        }
         Caller::from_claims(&claims).map_err(|e| unauthenticated(&e.to_string()))
     }
 
@@ -614,6 +638,31 @@ mod tests {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
         assert!(Role::Coordinator.is_department_role() && !Role::MemberUser.is_department_role());
+    }
+
+    #[tokio::test]
+    async fn the_authenticator_refuses_revoked_sessions_and_users() {
+        let key = KeyPair::generate().expect("key");
+        let auth = Authenticator::fixed(Jwks { keys: vec![key.jwk()] });
+        let now = chrono::Utc::now().timestamp();
+        let mut c = claims(now - 5);
+        c.sid = Uuid::now_v7().to_string();
+        let token = key.sign(&c);
+        let mut sibling = c.clone();
+        sibling.sid = Uuid::now_v7().to_string();
+        let sibling = key.sign(&sibling);
+        assert!(auth.verify(&token).await.is_ok());
+        auth.revocations().revoke_session(&c.sid, now + 630, now);
+        let refused = auth.verify(&token).await.expect_err("refused");
+        assert_eq!(refused.code, ErrorCode::Unauthenticated);
+        assert!(refused.message.contains("token revoked"), "{}", refused.message);
+        assert!(auth.verify(&sibling).await.is_ok(), "the user's other session still works");
+        auth.revocations().revoke_user(&c.sub, now, now + 630, now);
+        assert!(auth.verify(&sibling).await.is_err(), "every token of a revoked user issued before is refused");
+        let mut later = c.clone();
+        later.iat = now + 1;
+        later.sid = Uuid::now_v7().to_string();
+        assert!(auth.verify(&key.sign(&later)).await.is_ok(), "a token issued after the revocation works");
     }
 
     #[tokio::test]

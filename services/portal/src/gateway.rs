@@ -61,6 +61,44 @@ impl ApiError {
     }
 }
 
+tokio::task_local! {
+    /// The `X-Forwarded-For` of the gateway calls made while serving one browser request.
+    static FORWARDED_FOR: Option<String>;
+}
+
+/// Most `X-Forwarded-For` entries passed on (the gateway reads them from the right).
+pub const MAX_FORWARDED_HOPS: usize = 8;
+
+/// The `X-Forwarded-For` the portal sends on behalf of a request it received from `peer` with `headers`: the
+/// entries it received (at most the last [`MAX_FORWARDED_HOPS`] - 1), then `peer`, as any proxy appends the
+/// address it saw. The portal believes none of it: the gateway reads the chain from the right, only as far as
+/// its trusted proxies (`ID77_TRUSTED_PROXIES`: the portal, the ingress) vouch, so whatever a browser puts in
+/// the header changes nothing. A received header that is not plain text is dropped.
+pub fn forwarded_for(headers: &axum::http::HeaderMap, peer: Option<std::net::IpAddr>) -> Option<String> {
+    let mut entries: Vec<String> = Vec::new();
+    let received: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    if received.len() == headers.get_all("x-forwarded-for").iter().count() {
+        for value in received {
+            entries.extend(value.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned));
+        }
+    }
+    let keep = MAX_FORWARDED_HOPS - 1;
+    if entries.len() > keep {
+        entries.drain(..entries.len() - keep);
+    }
+    if let Some(peer) = peer {
+        entries.push(peer.to_canonical().to_string());
+    }
+    (!entries.is_empty()).then(|| entries.join(", "))
+}
+
+/// Middleware: the gateway calls made while serving `request` carry its [`forwarded_for`] chain.
+pub async fn forward_client(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let chain = forwarded_for(request.headers(), peer);
+    FORWARDED_FOR.scope(chain, next.run(request)).await
+}
+
 /// A downloaded document.
 #[derive(Debug)]
 pub struct Download {
@@ -78,7 +116,13 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(3)).build()?;
+        // Idle connections are dropped before the gateway's keep-alive timeout (75 s by default,
+        // ID77_HTTP_KEEPALIVE_TIMEOUT_MS) closes them, so a request never lands on a connection being closed.
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(3))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .build()?;
         Ok(Self { client, base: base.trim_end_matches('/').to_owned() })
     }
 
@@ -97,10 +141,11 @@ impl Gateway {
         if let Some(token) = token {
             builder = builder.bearer_auth(token);
         }
-        if let Some(ip) = client_ip {
-            // The end user's address, for the gateway's per-client limits when it trusts this proxy
-            // (ID77_TRUST_FORWARDED_FOR=1); ignored otherwise.
-            builder = builder.header("x-forwarded-for", ip);
+        // The end user's address, for the gateway's per-client limits when it trusts this proxy
+        // (ID77_TRUSTED_PROXIES); ignored otherwise. `client_ip` overrides the chain of the browser's request.
+        let forwarded = client_ip.map(str::to_owned).or_else(|| FORWARDED_FOR.try_with(Clone::clone).ok().flatten());
+        if let Some(chain) = forwarded {
+            builder = builder.header("x-forwarded-for", chain);
         }
         builder
     }
@@ -212,6 +257,32 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peer_is_appended_to_the_chain_received() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let peer: Option<std::net::IpAddr> = "198.51.100.7".parse().ok();
+        assert_eq!(forwarded_for(&HeaderMap::new(), peer).as_deref(), Some("198.51.100.7"));
+        assert_eq!(forwarded_for(&HeaderMap::new(), None), None);
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6 ,203.0.113.1"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("203.0.113.2"));
+        assert_eq!(forwarded_for(&headers, peer).as_deref(), Some("6.6.6.6, 203.0.113.1, 203.0.113.2, 198.51.100.7"));
+        let mapped: Option<std::net::IpAddr> = "::ffff:10.0.0.1".parse().ok();
+        assert_eq!(forwarded_for(&HeaderMap::new(), mapped).as_deref(), Some("10.0.0.1"));
+        let long = (0..40).map(|i| format!("192.0.2.{i}")).collect::<Vec<_>>().join(",");
+        let mut many = HeaderMap::new();
+        many.insert("x-forwarded-for", HeaderValue::from_str(&long).unwrap_or(HeaderValue::from_static("x")));
+        let chain = forwarded_for(&many, peer).unwrap_or_default();
+        assert_eq!(chain.split(", ").count(), MAX_FORWARDED_HOPS);
+        assert!(chain.starts_with("192.0.2.33, ") && chain.ends_with("192.0.2.39, 198.51.100.7"), "{chain}");
+        let mut binary = HeaderMap::new();
+        binary.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"1.2.3.4\xff").unwrap_or(HeaderValue::from_static("x")),
+        );
+        assert_eq!(forwarded_for(&binary, peer).as_deref(), Some("198.51.100.7"));
+    }
 
     #[test]
     fn problems_are_read_with_their_field_errors() {

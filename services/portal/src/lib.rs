@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod html;
 pub mod layout;
 pub mod pages;
+pub mod redirect;
 pub mod session;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
+use id77_platform::http_server::{self, HttpLimits, Refusal, RefusalBody};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -100,10 +102,11 @@ impl Ctx {
 pub fn router(state: AppState) -> Router {
     pages::routes()
         .layer(middleware::from_fn_with_state(state.clone(), session_layer))
+        .layer(middleware::from_fn(gateway::forward_client))
         .route("/static/portal.css", axum::routing::get(css))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .with_state(state)
 }
 
@@ -140,23 +143,64 @@ async fn session_layer(State(state): State<AppState>, mut request: Request, next
     response
 }
 
-/// Headers of every answer: no framing, no sniffing, a strict content security policy (no script at all).
-async fn security_headers(request: Request, next: Next) -> Response {
+/// `Content-Security-Policy` of every page: no script at all.
+const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// `Permissions-Policy` of every page: the portal uses no browser feature.
+pub const PERMISSIONS_POLICY: &str =
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()";
+/// `Strict-Transport-Security` when the portal is served over HTTPS (`ID77_PORTAL_SECURE_COOKIE=1`).
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+/// The headers of every answer that do not depend on the request (also on the refusals of [`refusal_page`]).
+fn fixed_headers(https: bool) -> Vec<(header::HeaderName, HeaderValue)> {
+    let mut headers = vec![
+        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::HeaderName::from_static("permissions-policy"), HeaderValue::from_static(PERMISSIONS_POLICY)),
+    ];
+    if https {
+        headers.push((header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS)));
+    }
+    headers
+}
+
+/// Headers of every answer: no framing, no sniffing, a strict content security policy (no script at all), no
+/// browser feature, and HSTS over HTTPS.
+async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    for (name, value) in fixed_headers(state.secure_cookie) {
+        headers.insert(name, value);
+    }
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// The refusals answered below the router (a request that is not HTTP, too long a target or too large headers,
+/// a body that stopped arriving): a short page in French with the headers of every page.
+fn refusal_page(https: bool) -> Refusal {
+    Arc::new(move |status: StatusCode| {
+        let what = match status {
+            StatusCode::REQUEST_TIMEOUT => "La requête est arrivée trop lentement.",
+            StatusCode::URI_TOO_LONG => "L’adresse demandée est trop longue.",
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "Les en-têtes de la requête sont trop volumineux.",
+            _ => "La requête est mal formée.",
+        };
+        let body = format!(
+            "<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>Requête refusée ({}) – ID 77\
+             </title></head><body><h1>Requête refusée</h1><p>{what}</p><p><a href=\"/\">Retour à l’accueil</a></p>\
+             </body></html>",
+            status.as_u16()
+        );
+        let mut headers = fixed_headers(https);
+        headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        RefusalBody { content_type: "text/html; charset=utf-8", body: body.into_bytes(), headers }
+    })
 }
 
 async fn css() -> Response {
@@ -249,21 +293,34 @@ async fn expired(mut locked: SessionTx, ctx: &Ctx) -> Response {
 }
 
 /// Serves the portal on `listener` until `shutdown` is cancelled: connects to (creates, migrates) its session
-/// database first, and sweeps expired sessions meanwhile.
+/// database first, and sweeps expired sessions meanwhile. The connection limits come from the environment
+/// (`ID77_HTTP_*`, see [`HttpLimits`]).
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_limits(config, HttpLimits::from_env()?, listener, shutdown).await
+}
+
+/// [`run`] with the given connection limits (tests shorten the timeouts).
+pub async fn run_with_limits(
+    config: Config,
+    limits: HttpLimits,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let pool = connect_database(&config).await?;
     let state = AppState::new(&config, pool.clone())?;
     let sweeper = tokio::spawn(state.sessions.as_ref().clone().sweeper(SWEEP_EVERY, shutdown.clone()));
     let local = listener.local_addr()?;
     tracing::info!(%local, gateway = %config.gateway_url, secure_cookie = config.secure_cookie, "portal listening");
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tracing::info!(?limits, "HTTP connection limits");
+    // Header, body and keep-alive timeouts and a connection ceiling (issue 19, item 5).
+    let refusal = refusal_page(config.secure_cookie);
+    let server = http_server::serve(listener, router(state), limits, refusal, shutdown.clone());
     let drain_deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;
     };
     let served = tokio::select! {
-        result = std::future::IntoFuture::into_future(server) => result.context("serving HTTP"),
+        result = server => result.context("serving HTTP"),
         () = drain_deadline => {
             tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
             Ok(())

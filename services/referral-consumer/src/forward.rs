@@ -10,8 +10,9 @@
 //! Plain `http://` goes only to a loopback address (a local reverse proxy or sidecar) unless
 //! `--allow-insecure-http` says otherwise. Redirects are not followed.
 //!
-//! A referral is answered at most once: the reply carries `Nats-Msg-Id: reply-<referral_id>` (JetStream drops
-//! a repeat) and routing ignores a reply to a decided referral. The endpoint may still see a referral twice
+//! A referral is answered at most once: the reply carries `Nats-Msg-Id: reply-<provider>-<referral_id>-<tag>`
+//! ([`crate::MessageIds`]: JetStream drops a repeat, and no other provider can predict the id) and routing
+//! ignores a reply to a decided referral. The endpoint may still see a referral twice
 //! (after a crash between its answer and the ack): it should treat `referral_id` as an idempotency key.
 
 use std::collections::HashSet;

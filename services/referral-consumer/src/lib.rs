@@ -3,10 +3,16 @@
 //!
 //! It reads `id77.referrals.<provider>.offered` (stream `REFERRALS`) through its own durable pull consumer
 //! `provider-<provider>`, asks a [`Decider`] for each referral, publishes the [`ReferralReply`] on
-//! `id77.referrals.<provider>.reply` with `Nats-Msg-Id: reply-<referral_id>`, waits for JetStream's ack, and only
-//! then acks the referral. A crash between the reply and the ack redelivers the referral; the second reply is
-//! dropped by JetStream's duplicate window, and after it by routing's state machine (a decided referral stays
-//! decided).
+//! `id77.referrals.<provider>.reply` with `Nats-Msg-Id: reply-<provider>-<referral_id>-<tag>` ([`MessageIds`]),
+//! waits for JetStream's ack, and only then acks the referral. A crash between the reply and the ack redelivers
+//! the referral; the second reply is dropped by JetStream's duplicate window (same id), and after it by routing's
+//! state machine (a decided referral stays decided).
+//!
+//! The `<tag>` is an HMAC of the id keyed with the provider's own secret (its NKEY seed or `.creds` file):
+//! JetStream de-duplicates on the message id across the whole `REFERRALS` stream, whatever the subject, so an id
+//! another provider could predict would let it publish that id first, on its own reply subject, and have this
+//! provider's genuine reply dropped as a duplicate (issue 19, ADR 0007 "Reply message ids"). Nobody without the
+//! secret can compute the tag, so nobody can take this provider's ids.
 //!
 //! NATS permissions this needs, and nothing more (exact subjects, no wildcard on `$JS.>`), with `R` the stream
 //! name (`REFERRALS`) and `D` the durable (`provider-<provider>`):
@@ -374,19 +380,29 @@ pub struct ReferralConsumer {
     client: async_nats::Client,
     js: jetstream::Context,
     ns: Namespace,
+    ids: MessageIds,
 }
 
 impl ReferralConsumer {
     /// Connects to NATS with the provider's credentials (if any), under the provider's own inbox prefix.
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let options = match (&config.credentials, &config.nkey_file) {
-            (Some(path), _) => async_nats::ConnectOptions::with_credentials_file(path)
-                .await
-                .with_context(|| format!("reading NATS credentials {}", path.display()))?,
-            (None, Some(path)) => async_nats::ConnectOptions::new().nkey(id77_platform::nats::read_nkey_seed(path)?),
-            (None, None) => async_nats::ConnectOptions::new(),
+        let (options, secret) = match (&config.credentials, &config.nkey_file) {
+            (Some(path), _) => {
+                let options = async_nats::ConnectOptions::with_credentials_file(path)
+                    .await
+                    .with_context(|| format!("reading NATS credentials {}", path.display()))?;
+                let secret =
+                    std::fs::read(path).with_context(|| format!("reading NATS credentials {}", path.display()))?;
+                (options, Some(secret))
+            }
+            (None, Some(path)) => {
+                let seed = id77_platform::nats::read_nkey_seed(path)?;
+                (async_nats::ConnectOptions::new().nkey(seed.clone()), Some(seed.into_bytes()))
+            }
+            (None, None) => (async_nats::ConnectOptions::new(), None),
         };
+        let ids = MessageIds::new(&config.provider, secret.as_deref());
         let options = tls_options(options, &config)?;
         // One URL or several separated by commas (a cluster's nodes): the client reconnects to any of them.
         let servers = id77_platform::nats::server_addrs(&config.nats_url)?;
@@ -435,7 +451,12 @@ impl ReferralConsumer {
         }
         let js = jetstream::new(client.clone());
         let ns = Namespace::new(config.prefix.clone());
-        Ok(Self { config, client, js, ns })
+        Ok(Self { config, client, js, ns, ids })
+    }
+
+    /// The message ids this consumer gives its replies, completions and progress reports.
+    pub fn message_ids(&self) -> &MessageIds {
+        &self.ids
     }
 
     /// Answers referrals until `shutdown` is cancelled or `max` referrals are answered.
@@ -648,9 +669,9 @@ impl ReferralConsumer {
             .map_err(|e| explain_nats_error(&self.config, &format!("ack of the reply on {subject}"), &e.to_string()))
     }
 
-    /// Publishes a reply with `Nats-Msg-Id: reply-<referral_id>` and waits for JetStream's ack.
+    /// Publishes a reply with `Nats-Msg-Id:` [`MessageIds::reply`] and waits for JetStream's ack.
     async fn publish_reply(&self, reply: &ReferralReply) -> anyhow::Result<PublishAck> {
-        self.publish_on_reply(reply, reply_message_id(&reply.referral_id)).await
+        self.publish_on_reply(reply, self.ids.reply(&reply.referral_id)).await
     }
 
     /// Reports progress on an accepted referral (`sequence` increasing per referral; a repeated one is a
@@ -671,7 +692,7 @@ impl ReferralConsumer {
             percent: percent.min(100),
             reported_at: Some(id77_platform::time::to_proto(id77_platform::time::now())),
         };
-        self.publish_on_reply(&progress, format!("progress-{referral_id}-{sequence}")).await?;
+        self.publish_on_reply(&progress, self.ids.progress(referral_id, sequence)).await?;
         Ok(())
     }
 
@@ -685,7 +706,7 @@ impl ReferralConsumer {
             replied_at: Some(id77_platform::time::to_proto(id77_platform::time::now())),
             ..Default::default()
         };
-        self.publish_on_reply(&reply, format!("complete-{referral_id}")).await?;
+        self.publish_on_reply(&reply, self.ids.complete(referral_id)).await?;
         Ok(())
     }
 }
@@ -716,7 +737,7 @@ pub struct PendingReferral<'a> {
 }
 
 impl PendingReferral<'_> {
-    /// Publishes the answer (with `Nats-Msg-Id: reply-<referral_id>`, so a repeat is a duplicate), then acks the
+    /// Publishes the answer (with `Nats-Msg-Id:` [`MessageIds::reply`], so a repeat is a duplicate), then acks the
     /// referral. On failure the referral comes back later.
     pub async fn answer(self, decision: &Decision) -> anyhow::Result<()> {
         let (wire, reason) = match decision.to_wire() {
@@ -948,9 +969,61 @@ pub fn explain_nats_error(config: &Config, doing: &str, error: &str) -> anyhow::
     if hint.is_empty() { anyhow::anyhow!("{doing}: {error}") } else { anyhow::anyhow!("{doing}: {error} — {hint}") }
 }
 
-/// The message id of the reply to a referral, so that a repeated reply is a duplicate.
-pub fn reply_message_id(referral_id: &str) -> String {
-    format!("reply-{referral_id}")
+/// The `Nats-Msg-Id`s of one provider's publications on its reply subject: `reply-<provider>-<referral_id>-<tag>`,
+/// `complete-<provider>-<referral_id>-<tag>` and `progress-<provider>-<referral_id>-<sequence>-<tag>`. The same
+/// publication always gets the same id (a repeat, e.g. after a crash before the referral's ack, is a duplicate
+/// JetStream drops), and no one else can predict it: `<tag>` is 128 bits of HMAC-SHA256 keyed with the
+/// provider's secret (its NKEY seed or `.creds` file). JetStream de-duplicates on the id across the whole stream,
+/// whatever the subject, so a predictable id (`reply-<referral_id>`) let another provider publish it first on
+/// its own reply subject and have this one's genuine reply dropped as a duplicate for two minutes (issue 19).
+/// Without a secret (development, no authentication: anyone may publish anything) the tag is left out.
+#[derive(Clone)]
+pub struct MessageIds {
+    provider: String,
+    key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for MessageIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageIds").field("provider", &self.provider).field("keyed", &self.key.is_some()).finish()
+    }
+}
+
+impl MessageIds {
+    /// The ids of `provider`, keyed with `secret` (the bytes of its NKEY seed or `.creds` file) when given.
+    pub fn new(provider: &str, secret: Option<&[u8]>) -> Self {
+        Self { provider: provider.to_owned(), key: secret.filter(|s| !s.is_empty()).map(<[u8]>::to_vec) }
+    }
+
+    /// The id of the answer (accept or decline) to a referral.
+    pub fn reply(&self, referral_id: &str) -> String {
+        self.id("reply", referral_id)
+    }
+
+    /// The id of the completion of a referral.
+    pub fn complete(&self, referral_id: &str) -> String {
+        self.id("complete", referral_id)
+    }
+
+    /// The id of a progress report on a referral.
+    pub fn progress(&self, referral_id: &str, sequence: u32) -> String {
+        self.id("progress", &format!("{referral_id}-{sequence}"))
+    }
+
+    fn id(&self, kind: &str, what: &str) -> String {
+        let plain = format!("{kind}-{}-{what}", self.provider);
+        let Some(key) = &self.key else { return plain };
+        let mut mac = match <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(key) {
+            Ok(mac) => mac,
+            // HMAC takes keys of any length; this cannot happen.
+            Err(_) => return plain,
+        };
+        hmac::Mac::update(&mut mac, b"id77 referral consumer message id v1\0");
+        hmac::Mac::update(&mut mac, plain.as_bytes());
+        let tag = hmac::Mac::finalize(mac).into_bytes();
+        let hex: String = tag.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!("{plain}-{hex}")
+    }
 }
 
 async fn terminate(message: &jetstream::Message, summary: &mut Summary) {
@@ -1053,13 +1126,34 @@ mod tests {
             c.prefix = "t1.a*".into();
         }
         assert!(config.map(|c| c.validate().is_err()).unwrap_or(false));
-        assert_eq!(reply_message_id("abc"), "reply-abc");
         let mut both = Config::new("nats://x", "caue77").map_err(|e| e.to_string());
         if let Ok(c) = both.as_mut() {
             c.credentials = Some("/a.creds".into());
             c.nkey_file = Some("/a.nk".into());
         }
         assert!(both.map(|c| c.validate().is_err()).unwrap_or(false), "creds and nkey are exclusive");
+    }
+
+    #[test]
+    fn message_ids_name_the_provider_and_only_its_secret_computes_them() {
+        let referral = "0190a8c4-0000-7000-8000-000000000001";
+        let plain = MessageIds::new("caue77", None);
+        assert_eq!(plain.reply(referral), format!("reply-caue77-{referral}"));
+        assert_eq!(plain.complete(referral), format!("complete-caue77-{referral}"));
+        assert_eq!(plain.progress(referral, 3), format!("progress-caue77-{referral}-3"));
+        let keyed = MessageIds::new("caue77", Some(b"SUAAA-the-seed"));
+        let id = keyed.reply(referral);
+        let tag = id.strip_prefix(&format!("reply-caue77-{referral}-")).unwrap_or_default();
+        assert!(tag.len() == 32 && tag.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        // Stable for the same secret (a repeat is a duplicate), different for another secret or provider.
+        assert_eq!(MessageIds::new("caue77", Some(b"SUAAA-the-seed")).reply(referral), id);
+        assert_ne!(MessageIds::new("caue77", Some(b"SUBBB-another")).reply(referral), id);
+        assert_ne!(MessageIds::new("dir-eau", Some(b"SUAAA-the-seed")).reply(referral), id);
+        let all =
+            [keyed.reply(referral), keyed.complete(referral), keyed.progress(referral, 1), keyed.progress(referral, 2)];
+        assert_eq!(all.iter().collect::<std::collections::BTreeSet<_>>().len(), 4);
+        assert!(!format!("{keyed:?}").contains("SUAAA"), "no secret in Debug");
+        assert_eq!(MessageIds::new("caue77", Some(b"")).reply(referral), plain.reply(referral));
     }
 
     #[test]

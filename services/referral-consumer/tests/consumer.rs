@@ -7,7 +7,7 @@ use async_nats::jetstream::{self, consumer, message::PublishMessage};
 use id77_platform::streams::{self, referral_offered_subject, referral_reply_subject};
 use id77_platform::{Namespace, testing};
 use id77_proto::routing::v1::{ReferralOffered, ReferralReply, ReplyDecision};
-use id77_referral_consumer::{Config, Quote, Rule, RuleKind, Summary, reply_message_id, run};
+use id77_referral_consumer::{Config, MessageIds, Quote, Rule, RuleKind, Summary, run};
 use prost::{Message, Name};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -137,7 +137,7 @@ async fn answers_only_its_own_referrals_once_and_resumes_where_it_stopped() -> T
         assert_eq!(header(message, "Id77-Event-Type"), "id77.routing.v1.ReferralReply");
         assert_eq!(header(message, "Content-Type"), "application/protobuf");
         let reply = ReferralReply::decode(message.payload.clone())?;
-        assert_eq!(header(message, "Nats-Msg-Id"), reply_message_id(&reply.referral_id));
+        assert_eq!(header(message, "Nats-Msg-Id"), MessageIds::new(PROVIDER, None).reply(&reply.referral_id));
         assert_eq!(reply.decision(), ReplyDecision::Accept);
         assert!(reply.replied_at.is_some());
         answered.push(reply.referral_id);
@@ -183,7 +183,8 @@ async fn a_reply_sent_before_a_crash_is_not_sent_twice_and_garbage_is_terminated
         reason: String::new(),
         ..Default::default()
     };
-    env.publish(&referral_reply_subject(PROVIDER), &earlier, &reply_message_id(&referral_id)).await?;
+    let id = MessageIds::new(PROVIDER, None).reply(&referral_id);
+    env.publish(&referral_reply_subject(PROVIDER), &earlier, &id).await?;
 
     let rule = Rule::new(RuleKind::DeclineAll, Some("plus de disponibilité"))?;
     let summary = run_with_timeout(env.config(Some(1))?, rule, CancellationToken::new()).await?;

@@ -50,6 +50,13 @@ impl Config {
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let ctx = ServiceContext::start(config.platform.clone(), &MIGRATOR, &[streams::REQUESTS], shutdown).await?;
     ctx.spawn_outbox_relay();
+    // Revoked sessions and users (membership's `access.revoked`): `ctx.auth` refuses their tokens.
+    ctx.spawn(id77_platform::revocation::follow(
+        ctx.js.clone(),
+        ctx.ns.clone(),
+        ctx.auth.revocations().clone(),
+        ctx.shutdown.clone(),
+    ));
     ctx.spawn_consumer(
         ConsumerSpec::new(streams::MEMBERSHIP, "requests-members", "id77.membership.member.>"),
         Arc::new(events::MemberEvents),

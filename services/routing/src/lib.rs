@@ -84,6 +84,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         ServiceContext::start(config.platform, &MIGRATOR, &[streams::ROUTING, streams::REFERRALS], shutdown).await?;
     let lifecycle = Lifecycle { clock: config.clock, sla: config.sla };
     ctx.spawn_outbox_relay();
+    // Revoked sessions and users (membership's `access.revoked`): `ctx.auth` refuses their tokens.
+    ctx.spawn(id77_platform::revocation::follow(
+        ctx.js.clone(),
+        ctx.ns.clone(),
+        ctx.auth.revocations().clone(),
+        ctx.shutdown.clone(),
+    ));
     ctx.spawn_consumer(events::offers_spec(), Arc::new(events::OfferHandler));
     ctx.spawn_consumer(events::members_spec(), Arc::new(events::MemberHandler));
     ctx.spawn_consumer(events::requests_spec(), Arc::new(events::RequestHandler(lifecycle.clone())));

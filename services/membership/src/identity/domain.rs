@@ -1,7 +1,7 @@
-//! Identity rules, free of I/O: password policy, lock-out arithmetic, and who may see or manage which accounts
+//! Identity rules, free of I/O: password policy, and who may see or manage which accounts
 //! and members (docs/authorization.md).
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use id77_platform::auth::{Caller, Role, forbidden};
 use id77_platform::error::FieldViolation;
 use id77_platform::{ErrorCode, ServiceError};
@@ -13,24 +13,12 @@ pub const PASSWORD_MIN_CHARS: usize = 12;
 pub const PASSWORD_MAX_CHARS: usize = 128;
 /// Longest password a login may present (bytes): anything longer cannot match and is not hashed.
 pub const MAX_LOGIN_PASSWORD_BYTES: usize = 4 * PASSWORD_MAX_CHARS;
-/// Failed logins within [`lockout_window`] that lock an account.
-pub const LOCKOUT_THRESHOLD: usize = 5;
 /// Longest opaque token (refresh, invitation) accepted (bytes).
 pub const MAX_OPAQUE_TOKEN_BYTES: usize = 256;
 /// Longest display name (characters).
 pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
 /// Longest client address kept in the audit log (characters).
 pub const MAX_CLIENT_CHARS: usize = 200;
-
-/// Window in which [`LOCKOUT_THRESHOLD`] failures lock the account.
-pub fn lockout_window() -> TimeDelta {
-    TimeDelta::minutes(15)
-}
-
-/// How long a locked account stays locked.
-pub fn lockout_duration() -> TimeDelta {
-    TimeDelta::minutes(15)
-}
 
 /// Lifetime of a refresh token.
 pub fn refresh_token_ttl() -> TimeDelta {
@@ -46,7 +34,9 @@ pub fn invitation_ttl() -> TimeDelta {
 pub mod audit {
     pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
     pub const LOGIN_FAILED: &str = "login.failed";
+    /// Written by the lock-out that login throttling replaced: kept so that older events stay queryable.
     pub const ACCOUNT_LOCKED: &str = "account.locked";
+    pub const LOGIN_THROTTLED: &str = "login.throttled";
     pub const TOKEN_REUSE_DETECTED: &str = "token.reuse_detected";
     pub const USER_INVITED: &str = "user.invited";
     pub const USER_ACTIVATED: &str = "user.activated";
@@ -55,10 +45,11 @@ pub mod audit {
     pub const REFERENT_ASSIGNED: &str = "referent.assigned";
     pub const SIGNING_KEY_ROTATED: &str = "signing_key.rotated";
 
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         LOGIN_SUCCEEDED,
         LOGIN_FAILED,
         ACCOUNT_LOCKED,
+        LOGIN_THROTTLED,
         TOKEN_REUSE_DETECTED,
         USER_INVITED,
         USER_ACTIVATED,
@@ -107,33 +98,6 @@ pub fn check_password(field: &str, password: &str, email: &str) -> Result<(), Se
     Err(ServiceError::invalid_fields(
         problems.into_iter().map(|d| FieldViolation { field: field.to_owned(), description: d.to_owned() }).collect(),
     ))
-}
-
-/// Whether an account locked until `locked_until` is still locked at `now`.
-pub fn is_locked(locked_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    locked_until.is_some_and(|until| until > now)
-}
-
-/// An account's failed-login record after one more failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AfterFailure {
-    /// The failures to keep (those within the window), empty once the account locks.
-    pub recent: Vec<DateTime<Utc>>,
-    /// Set when this failure locks the account.
-    pub locked_until: Option<DateTime<Utc>>,
-}
-
-/// One more failed login at `now`, given the earlier ones: [`LOCKOUT_THRESHOLD`] failures within the window
-/// (a sliding one) lock the account for [`lockout_duration`], and the count starts again.
-pub fn after_failure(recent: &[DateTime<Utc>], now: DateTime<Utc>) -> AfterFailure {
-    let since = now - lockout_window();
-    let mut kept: Vec<DateTime<Utc>> = recent.iter().copied().filter(|at| *at > since && *at <= now).collect();
-    kept.push(now);
-    if kept.len() >= LOCKOUT_THRESHOLD {
-        AfterFailure { recent: Vec::new(), locked_until: Some(now + lockout_duration()) }
-    } else {
-        AfterFailure { recent: kept, locked_until: None }
-    }
 }
 
 /// Lowercased, trimmed, plausible email.
@@ -386,43 +350,6 @@ mod tests {
         assert_eq!(err, Some((ErrorCode::InvalidArgument, 2)));
     }
 
-    fn at(minutes: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default() + TimeDelta::minutes(minutes)
-    }
-
-    #[test]
-    fn five_failures_within_fifteen_minutes_lock_for_fifteen_minutes() {
-        let mut recent = Vec::new();
-        for minute in 0..4 {
-            let after = after_failure(&recent, at(minute));
-            assert_eq!(after.locked_until, None, "failure {}", minute + 1);
-            recent = after.recent;
-        }
-        assert_eq!(recent.len(), 4);
-        let fifth = after_failure(&recent, at(4));
-        assert_eq!(fifth.locked_until, Some(at(19)));
-        assert!(fifth.recent.is_empty(), "the count starts again after a lock");
-        assert!(is_locked(fifth.locked_until, at(18)));
-        assert!(!is_locked(fifth.locked_until, at(19)));
-        assert!(!is_locked(None, at(0)));
-    }
-
-    #[test]
-    fn failures_older_than_the_window_do_not_count() {
-        // Four failures at minutes 0..3, the fifth at minute 16: only those after minute 1 are within 15 min.
-        let recent: Vec<_> = (0..4).map(at).collect();
-        let after = after_failure(&recent, at(16));
-        assert_eq!(after.locked_until, None);
-        assert_eq!(after.recent, vec![at(2), at(3), at(16)]);
-        // A sliding window: a burst straddling a fixed window boundary still locks.
-        let recent = vec![at(0), at(14), at(14), at(15)];
-        assert_eq!(after_failure(&recent, at(16)).locked_until, None, "minute 0 dropped: 4 failures");
-        let recent = vec![at(14), at(14), at(15), at(16)];
-        assert_eq!(after_failure(&recent, at(17)).locked_until, Some(at(32)));
-        // Timestamps in the future (clock skew) are dropped rather than trusted.
-        assert_eq!(after_failure(&[at(30)], at(0)).recent, vec![at(0)]);
-    }
-
     #[test]
     fn emails_names_and_clients_are_normalized() {
         assert_eq!(normalize_email("email", " Marie@Meaux.FR ").ok(), Some("marie@meaux.fr".to_owned()));
@@ -579,6 +506,8 @@ mod tests {
     fn audit_kinds_are_the_documented_ones() {
         assert!(audit::is_known("login.failed"));
         assert!(!audit::is_known("login"));
-        assert_eq!(audit::ALL.len(), 10);
+        assert!(audit::is_known("login.throttled"));
+        assert!(audit::is_known("account.locked"), "older events stay queryable");
+        assert_eq!(audit::ALL.len(), 11);
     }
 }

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use id77_platform::auth::{ACCESS_TOKEN_TTL, Caller, Claims, Role, unauthenticated};
+use id77_platform::revocation::reason;
 use id77_platform::{ErrorCode, ServiceError, outbox, page, time};
 use id77_proto::membership::v1 as pb;
 use id77_proto::membership::v1::identity_service_server::IdentityService;
@@ -16,12 +17,13 @@ use super::crypto;
 use super::domain::{self as policy, audit};
 use super::keys::{self, LocalAuthenticator};
 use super::store::{self, Audit, NewUser, UserRow};
+use super::throttle;
 use crate::domain::MemberStatus;
 use crate::grpc::{SUBJECT_UPDATED, member_to_proto, parse_id};
 use crate::store as member_store;
 
-/// The one answer to a failed login, whatever the reason (unknown email, wrong password, locked, inactive or
-/// removed account), so that accounts cannot be probed.
+/// The one answer to a failed login, whatever the reason (unknown email, wrong password, inactive or removed
+/// account), so that accounts cannot be probed.
 pub fn bad_credentials() -> ServiceError {
     ServiceError::new(ErrorCode::Unauthenticated, "UNAUTHENTICATED", "invalid email or password")
 }
@@ -173,6 +175,27 @@ impl IdentityApi {
         store::audit(&mut conn, event).await.map_err(Into::into)
     }
 
+    /// A login, throttled (see [`throttle`]): refused before the password is checked while its address, or for a
+    /// new address the account, must wait; every failure counted, a success forgetting its address's failures.
+    async fn throttled_login(&self, req: pb::IssueTokenRequest) -> Result<pb::TokenPair, Status> {
+        let key = throttle::Key::new(&req.email, &req.client);
+        let now = time::now();
+        if let Err(refusal) = throttle::admit(&self.pool, &key, now).await.map_err(ServiceError::from)? {
+            tracing::info!(client = %key.client, account_wide = refusal.account_wide, "login refused: too soon");
+            return Err(refusal.into());
+        }
+        let result = self.issue_token(req).await;
+        let recorded = match &result {
+            Ok(_) => throttle::succeeded(&self.pool, &key, time::now()).await,
+            Err(e) if e.code == ErrorCode::Unauthenticated => throttle::failed(&self.pool, &key, time::now()).await,
+            Err(_) => Ok(()),
+        };
+        if let Err(error) = recorded {
+            tracing::error!(%error, client = %key.client, "recording a login for throttling");
+        }
+        result.map_err(Status::from)
+    }
+
     async fn issue_token(&self, req: pb::IssueTokenRequest) -> Result<pb::TokenPair, ServiceError> {
         if req.email.trim().is_empty() || req.password.is_empty() {
             return Err(ServiceError::invalid("email", "and password are required"));
@@ -219,39 +242,11 @@ impl IdentityApi {
             tx.commit().await?;
             return Err(bad_credentials());
         };
-        if policy::is_locked(current.locked_until, now) {
-            let event = Audit { subject: &subject, client: &client, ..failed(Some(user.id), "account locked") };
-            store::audit(&mut tx, &event).await?;
-            tx.commit().await?;
-            return Err(bad_credentials());
-        }
         if !matches {
-            let after = policy::after_failure(&current.failed_logins, now);
-            store::set_login_failures(&mut tx, user.id, &after.recent, after.locked_until).await?;
             let event = Audit { subject: &subject, client: &client, ..failed(Some(user.id), "wrong password") };
             store::audit(&mut tx, &event).await?;
-            if let Some(until) = after.locked_until {
-                let detail = format!(
-                    "{} failed logins within {} minutes; locked until {}",
-                    policy::LOCKOUT_THRESHOLD,
-                    policy::lockout_window().num_minutes(),
-                    until.to_rfc3339()
-                );
-                let event = Audit {
-                    kind: audit::ACCOUNT_LOCKED,
-                    actor_user_id: Some(user.id),
-                    subject: &subject,
-                    client: &client,
-                    detail: &detail,
-                };
-                store::audit(&mut tx, &event).await?;
-                tracing::warn!(user_id = %user.id, %client, "account locked after repeated failed logins");
-            }
             tx.commit().await?;
             return Err(bad_credentials());
-        }
-        if !current.failed_logins.is_empty() || current.locked_until.is_some() {
-            store::clear_login_failures(&mut tx, user.id).await?;
         }
         let pair = start_session(&mut tx, &current, now).await?;
         let event = Audit {
@@ -285,6 +280,8 @@ impl IdentityApi {
         };
         if found.used_at.is_some() {
             store::revoke_family(&mut tx, family.id, now, "refresh token reuse").await?;
+            store::announce_revocation(&mut tx, family.user_id, Some(family.id), reason::REFRESH_TOKEN_REUSE, now)
+                .await?;
             let subject = family.id.to_string();
             let event = Audit {
                 kind: audit::TOKEN_REUSE_DETECTED,
@@ -323,9 +320,14 @@ impl IdentityApi {
         let hash = crypto::hash_opaque_token(token);
         let mut tx = self.pool.begin().await?;
         if let Some(found) = store::refresh_token(&mut tx, &hash).await?
-            && store::family_for_update(&mut tx, found.family_id).await?.is_some()
+            && let Some(family) = store::family_for_update(&mut tx, found.family_id).await?
         {
-            store::revoke_family(&mut tx, found.family_id, time::now(), "logout").await?;
+            let now = time::now();
+            store::revoke_family(&mut tx, family.id, now, "logout").await?;
+            // The session's access tokens end too, everywhere (once: a second logout has nothing left to end).
+            if family.revoked_at.is_none() {
+                store::announce_revocation(&mut tx, family.user_id, Some(family.id), reason::LOGOUT, now).await?;
+            }
         }
         tx.commit().await?;
         Ok(pb::RevokeTokenResponse {})
@@ -521,6 +523,8 @@ impl IdentityApi {
         store::remove_user(&mut tx, id, now).await?;
         store::announce_users(&mut tx).await?;
         let sessions = store::revoke_user_families(&mut tx, id, now, "account removed").await?;
+        // Every access token of the account stops working everywhere, whatever its session.
+        store::announce_revocation(&mut tx, id, None, reason::ACCOUNT_REMOVED, now).await?;
         if role == Role::Referent {
             // The members it followed have no referent any more; the other services learn it like an assignment.
             for member_id in member_store::clear_referent(&mut tx, id, now).await? {
@@ -626,7 +630,7 @@ impl IdentityApi {
 impl IdentityService for IdentityApi {
     async fn issue_token(&self, request: Request<pb::IssueTokenRequest>) -> Result<Response<pb::TokenPair>, Status> {
         self.auth.optional_caller(&request).await?;
-        Ok(Response::new(self.issue_token(request.into_inner()).await?))
+        Ok(Response::new(self.throttled_login(request.into_inner()).await?))
     }
 
     async fn refresh_token(

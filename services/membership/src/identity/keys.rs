@@ -2,13 +2,15 @@
 //! key and publishes the same set. The newest key without `retire_after` signs; a rotation adds a key and gives
 //! the previous ones `retire_after = now + 2 × ACCESS_TOKEN_TTL`, so tokens they signed verify until they expire.
 //!
-//! Membership verifies access tokens itself with an [`Authenticator`] over its own key table (no network).
+//! Membership verifies access tokens itself with an [`Authenticator`] over its own key table (no network), and
+//! refuses revoked ones like every service ([`Revocations`], fed from its own `access.revoked` events).
 
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use id77_platform::ServiceError;
-use id77_platform::auth::{ACCESS_TOKEN_TTL, Authenticator, Caller, Jwks, KeyPair};
+use id77_platform::auth::{ACCESS_TOKEN_TTL, Authenticator, Caller, Jwks, JwksSource, KeyPair};
+use id77_platform::revocation::Revocations;
 use sqlx::{PgConnection, PgPool};
 
 /// Advisory lock (transaction-scoped) serializing key creation and rotation across replicas.
@@ -101,20 +103,29 @@ pub async fn rotate(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Strin
 pub struct LocalAuthenticator {
     pool: PgPool,
     current: Arc<RwLock<Authenticator>>,
+    /// Kept across key changes: every authenticator this one makes refuses the same revoked tokens.
+    revocations: Revocations,
 }
 
 impl LocalAuthenticator {
     pub fn new(pool: PgPool) -> Self {
-        let current = Arc::new(RwLock::new(Self::fresh(&pool)));
-        Self { pool, current }
+        let revocations = Revocations::new();
+        let current = Arc::new(RwLock::new(Self::fresh(&pool, &revocations)));
+        Self { pool, current, revocations }
     }
 
-    fn fresh(pool: &PgPool) -> Authenticator {
+    fn fresh(pool: &PgPool, revocations: &Revocations) -> Authenticator {
         let pool = pool.clone();
-        Authenticator::new(Arc::new(move || {
+        let source: JwksSource = Arc::new(move || {
             let pool = pool.clone();
             Box::pin(async move { published(&pool, Utc::now()).await })
-        }))
+        });
+        Authenticator::with_revocations(source, revocations.clone())
+    }
+
+    /// The revocations refused: give them to a feed ([`id77_platform::revocation::follow`]).
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     fn get(&self) -> Authenticator {
@@ -126,7 +137,7 @@ impl LocalAuthenticator {
 
     /// Forgets the cached keys.
     pub fn keys_changed(&self) {
-        let fresh = Self::fresh(&self.pool);
+        let fresh = Self::fresh(&self.pool, &self.revocations);
         match self.current.write() {
             Ok(mut auth) => *auth = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,

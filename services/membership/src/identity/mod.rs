@@ -6,6 +6,7 @@ pub mod domain;
 pub mod grpc;
 pub mod keys;
 pub mod store;
+pub mod throttle;
 
 use anyhow::Context;
 use id77_platform::auth::Role;

@@ -264,6 +264,28 @@ pub async fn revoke_user_families(
         .map(|r| r.rows_affected())
 }
 
+/// Publishes `access.revoked` (through the outbox, in the caller's transaction): the access tokens of `session`,
+/// or with `None` every token of `user_id` issued until `at`, stop working in every service within seconds
+/// instead of living until they expire (see `id77_platform::revocation`).
+pub async fn announce_revocation(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    session: Option<Uuid>,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let lifetime = id77_platform::revocation::lifetime();
+    let lifetime = chrono::TimeDelta::from_std(lifetime).unwrap_or(chrono::TimeDelta::minutes(11));
+    let event = id77_proto::membership::v1::AccessRevoked {
+        user_id: user_id.to_string(),
+        session_id: session.map(|s| s.to_string()).unwrap_or_default(),
+        reason: reason.to_owned(),
+        revoked_at: Some(id77_platform::time::to_proto(at)),
+        valid_until: Some(id77_platform::time::to_proto(at + lifetime)),
+    };
+    id77_platform::outbox::enqueue(conn, id77_platform::revocation::SUBJECT, &event).await.map(|_| ())
+}
+
 pub async fn insert_refresh_token(
     conn: &mut PgConnection,
     token_hash: &[u8],

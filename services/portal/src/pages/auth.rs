@@ -10,6 +10,7 @@ use super::s;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::esc;
 use crate::layout::page_with_status;
+use crate::redirect::safe_redirect;
 use crate::session::{self, Tokens, User};
 use crate::{AppState, Ctx, check_csrf, layout, see_other};
 
@@ -80,13 +81,10 @@ fn login_body(ctx: &Ctx, email: &str, next: &str, errors: &Errors) -> String {
     )
 }
 
-/// Only same-site paths are followed after login (no open redirect).
-fn next_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.starts_with("/connexion") {
-        next
-    } else {
-        "/"
-    }
+/// Where to go after login: `suite` when it is a path of this site ([`safe_redirect`], no open redirect) other
+/// than the login page itself, else the home page.
+fn next_path(next: &str) -> String {
+    safe_redirect(next).filter(|path| !path.starts_with("/connexion")).unwrap_or_else(|| "/".to_owned())
 }
 
 pub async fn login_form(Extension(ctx): Extension<Ctx>, Query(q): Query<Fields>) -> Response {
@@ -110,10 +108,11 @@ pub async fn login(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
         let body = json!({ "email": email, "password": password });
         let answer = state
             .gateway
-            .send_json(reqwest::Method::POST, "/v1/auth/token", None, &body, None, ctx.client_ip.as_deref())
+            // The browser's address goes along in X-Forwarded-For (crate::gateway::forward_client).
+            .send_json(reqwest::Method::POST, "/v1/auth/token", None, &body, None, None)
             .await;
         match answer {
-            Ok(pair) => return signed_in(&state, &ctx, &pair, next_path(next)).await,
+            Ok(pair) => return signed_in(&state, &ctx, &pair, &next_path(next)).await,
             Err(error) if error.status == 401 || error.status == 400 => {
                 errors.add("", "", "Adresse électronique ou mot de passe incorrect.");
             }
@@ -278,7 +277,18 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_login() {
         assert_eq!(next_path("/demandes?x=1"), "/demandes?x=1");
-        for bad in ["https://evil.example", "//evil.example", "/\\evil", "", "demandes", "/connexion?suite=/x"] {
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil",
+            "",
+            "demandes",
+            "/connexion?suite=/x",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\0",
+            "/%2f%2fevil.example",
+        ] {
             assert_eq!(next_path(bad), "/", "{bad}");
         }
     }
