@@ -154,7 +154,7 @@ pub fn check_ca_file(path: &Path) -> anyhow::Result<()> {
 }
 
 /// The error and its sources, on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {
@@ -169,7 +169,7 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Whether a connection error is TLS failing (certificate, name, handshake), which retrying cannot cure.
-fn is_tls_failure(error: &str) -> bool {
+pub fn is_tls_failure(error: &str) -> bool {
     let lower = error.to_lowercase();
     ["certificate", "tls", "handshake", "corrupt message", "unknownissuer", "notvalidforname"]
         .iter()

@@ -35,6 +35,7 @@
 pub mod cli;
 pub mod forward;
 
+use id77_platform::nats::{error_chain, is_tls_failure};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -904,21 +905,6 @@ pub fn check_ca_file(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The error and its sources, on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let more = inner.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = inner.source();
-    }
-    text
-}
-
 /// Whether retrying cannot help: TLS failed (certificate, handshake) or the server refused the credentials.
 fn is_final_connect_error(error: &async_nats::ConnectError) -> bool {
     use async_nats::ConnectErrorKind as Kind;
@@ -927,11 +913,6 @@ fn is_final_connect_error(error: &async_nats::ConnectError) -> bool {
         Kind::Io => is_tls_failure(&error_chain(error)),
         _ => false,
     }
-}
-
-fn is_tls_failure(error: &str) -> bool {
-    let lower = error.to_lowercase();
-    ["certificate", "tls", "handshake", "corrupt message"].iter().any(|w| lower.contains(w))
 }
 
 /// A NATS error turned into what an organisation can act on (credentials, permissions, address).
