@@ -1,36 +1,32 @@
-//! The ID 77 contracts, one module per service (`id77.<service>.v1`), plus the descriptor set that
-//! every service hands to gRPC reflection.
+//! The ID 77 contracts, one module per service (`id77.<service>.v1`): the messages always, the gRPC clients and
+//! servers with the `grpc` feature (a partner's referral consumer needs the event types only, without tonic); the
+//! event catalogue ([`events`]); and the descriptor set that every service hands to gRPC reflection.
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
-pub mod membership {
-    pub mod v1 {
-        tonic::include_proto!("id77.membership.v1");
-    }
-}
-pub mod catalogue {
-    pub mod v1 {
-        tonic::include_proto!("id77.catalogue.v1");
-    }
-}
-pub mod requests {
-    pub mod v1 {
-        tonic::include_proto!("id77.requests.v1");
-    }
-}
-pub mod routing {
-    pub mod v1 {
-        tonic::include_proto!("id77.routing.v1");
-    }
-}
-pub mod billing {
-    pub mod v1 {
-        tonic::include_proto!("id77.billing.v1");
-    }
+macro_rules! contract {
+    ($service:ident, $package:literal) => {
+        pub mod $service {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/", $package, ".rs"));
+                #[cfg(feature = "grpc")]
+                include!(concat!(env!("OUT_DIR"), "/grpc/", $package, ".rs"));
+            }
+        }
+    };
 }
 
+contract!(membership, "id77.membership.v1");
+contract!(catalogue, "id77.catalogue.v1");
+contract!(requests, "id77.requests.v1");
+contract!(routing, "id77.routing.v1");
+contract!(billing, "id77.billing.v1");
+
+pub mod events;
+pub mod vocabulary;
+
 /// Encoded `FileDescriptorSet` of every contract, for `tonic-reflection`.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("id77_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/id77_descriptor.bin"));
 
 pub use prost;
 pub use prost_types;

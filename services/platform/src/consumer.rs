@@ -19,6 +19,8 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use id77_proto::events::{Durable, IntegrationEvent};
+
 use crate::Namespace;
 use crate::nats::ensure_stream;
 use crate::streams::{DEADLETTER, StreamDef};
@@ -62,6 +64,23 @@ impl Event {
             HandleError::Reject(anyhow::anyhow!("undecodable {} on {}: {e}", self.event_type, self.subject))
         })
     }
+
+    /// Whether this is an `E` (it came on `E`'s catalogue subject).
+    pub fn is<E: IntegrationEvent>(&self) -> bool {
+        self.subject == E::SUBJECT
+    }
+
+    /// The event as an `E` if it is one, `None` if it is another event: consumers dispatch by type with
+    /// `if let Some(e) = event.decode_as::<E>()? { .. }`. An `E` that does not decode is rejected.
+    pub fn decode_as<E: IntegrationEvent>(&self) -> Result<Option<E>, HandleError> {
+        if self.is::<E>() { self.decode().map(Some) } else { Ok(None) }
+    }
+
+    /// For a subject that carries several types (a provider's hand-off subject): the message as an `M` if its
+    /// `Id77-Event-Type` names `M`, `None` otherwise.
+    pub fn decode_typed<M: prost::Message + prost::Name + Default>(&self) -> Result<Option<M>, HandleError> {
+        if self.event_type == M::full_name() { self.decode().map(Some) } else { Ok(None) }
+    }
 }
 
 /// Applies one message's effect inside the consumer's transaction. Implementations may write their own
@@ -76,6 +95,13 @@ pub trait EventHandler: Send + Sync + 'static {
     fn ordering_key(&self, _event: &Event) -> Option<u64> {
         None
     }
+}
+
+/// An id field of an event that must be a UUID; an event without one can never apply (rejected).
+pub fn event_uuid(field: &str, raw: &str) -> Result<uuid::Uuid, HandleError> {
+    uuid::Uuid::parse_str(raw.trim()).map_err(|_| {
+        HandleError::Reject(anyhow::anyhow!("{field} {:?} is not a UUID", raw.chars().take(64).collect::<String>()))
+    })
 }
 
 /// A stable 64-bit key for [`EventHandler::ordering_key`] (FNV-1a: the same on every replica and restart).
@@ -97,6 +123,13 @@ pub struct ConsumerSpec {
     /// One lane applies one event after the other: each waits for the previous one's commit and ack, which caps
     /// a consumer near one event per commit latency (docs/benchmarks.md).
     pub lanes: usize,
+}
+
+impl From<Durable> for ConsumerSpec {
+    /// The consumer the event catalogue declares ([`id77_proto::events::durables`]).
+    fn from(durable: Durable) -> Self {
+        Self::new(durable.reads.stream, durable.name, durable.reads.filter)
+    }
 }
 
 impl ConsumerSpec {
@@ -282,7 +315,10 @@ fn lane_of<H: EventHandler>(handler: &H, ns: &Namespace, message: &jetstream::Me
     let event = Event {
         subject: ns.logical(message.subject.as_str()).to_owned(),
         message_id: headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned()).unwrap_or_default(),
-        event_type: headers.get("Id77-Event-Type").map(|v| v.as_str().to_owned()).unwrap_or_default(),
+        event_type: headers
+            .get(id77_proto::events::EVENT_TYPE_HEADER)
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default(),
         payload: message.payload.clone(),
         headers,
         delivered: 1,
@@ -349,7 +385,7 @@ async fn deliver<H: EventHandler>(
     let event = Event {
         subject: ns.logical(message.subject.as_str()).to_owned(),
         message_id: header("Nats-Msg-Id").filter(|id| !id.is_empty()).unwrap_or(fallback_id),
-        event_type: header("Id77-Event-Type").unwrap_or_default(),
+        event_type: header(id77_proto::events::EVENT_TYPE_HEADER).unwrap_or_default(),
         payload: message.payload.clone(),
         headers: headers.clone(),
         delivered,
@@ -458,7 +494,7 @@ async fn dead_letter(
         .payload(event.payload.clone())
         .headers(headers)
         .message_id(format!("{durable}:{}", event.message_id));
-    js.send_publish(ns.subject(&format!("id77.deadletter.{durable}")), publish).await?.await?;
+    js.send_publish(ns.subject(&id77_proto::events::deadletter(durable)), publish).await?.await?;
     Ok(())
 }
 

@@ -143,6 +143,41 @@ impl ServiceError {
     }
 }
 
+/// A service's own error: one enum per service whose variants know their code and reason, so that the mapping
+/// to a gRPC status (and, at the gateway, to HTTP and problem+json) is written once, here. The message is the
+/// error's `Display`.
+///
+/// ```ignore
+/// #[derive(Debug, thiserror::Error)]
+/// pub enum BillingError {
+///     #[error("quote {0} is no longer proposed")]
+///     QuoteNotProposed(Uuid),
+/// }
+/// impl DomainError for BillingError {
+///     fn code(&self) -> ErrorCode { ErrorCode::FailedPrecondition }
+///     fn reason(&self) -> &'static str { "QUOTE_NOT_PROPOSED" }
+/// }
+/// ```
+pub trait DomainError: std::error::Error {
+    fn code(&self) -> ErrorCode;
+    /// UPPER_SNAKE_CASE, stable: clients branch on it (`google.rpc.ErrorInfo.reason`, the problem type).
+    fn reason(&self) -> &'static str;
+    /// The invalid fields, for an [`ErrorCode::InvalidArgument`].
+    fn violations(&self) -> Vec<FieldViolation> {
+        Vec::new()
+    }
+}
+
+impl<E: DomainError> From<E> for ServiceError {
+    fn from(error: E) -> Self {
+        let code = error.code();
+        if code == ErrorCode::Internal {
+            tracing::error!(error = %error, "internal error");
+        }
+        Self { code, reason: Cow::Borrowed(error.reason()), message: error.to_string(), violations: error.violations() }
+    }
+}
+
 /// A reason is UPPER_SNAKE_CASE, short: anything else from the wire is replaced by the code's default.
 fn is_reason(reason: &str) -> bool {
     !reason.is_empty()

@@ -10,7 +10,8 @@
 //! (`ID77_METRICS_ADDR`) and because an answer on the gRPC port proves what liveness is about: the server
 //! accepts connections and its runtime still runs the tasks that answer calls (a wedged runtime or a full
 //! accept loop times the probe out). Every call goes through [`Observe`]: a
-//! span continuing the caller's W3C trace context (gRPC metadata `traceparent`), and the RPC metrics.
+//! span continuing the caller's W3C trace context (gRPC metadata `traceparent`), and the RPC metrics; then through
+//! [`crate::authenticate::Authenticate`], which verifies the caller's token once for the handler.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,16 +36,24 @@ pub const LIVENESS: &str = "id77.liveness";
 /// How long in-flight calls get to finish once shutdown starts; then the server is dropped with them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a service's gRPC server needs besides its routes: its name (spans, metrics), the health names it reports,
+/// the token verifier of its authentication layer, and the dependencies its readiness watches.
+pub struct Server<'a> {
+    pub service: &'static str,
+    pub health_names: &'a [&'a str],
+    pub auth: crate::auth::Authenticator,
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+}
+
 /// Serves `routes` on `listener` until `shutdown`, then drains in-flight calls.
 pub async fn serve(
-    service: &'static str,
+    server: Server<'_>,
     listener: TcpListener,
     routes: Routes,
-    health_names: &[&str],
-    pool: PgPool,
-    nats: async_nats::Client,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Server { service, health_names, auth, pool, nats } = server;
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(id77_proto::FILE_DESCRIPTOR_SET)
@@ -68,6 +77,7 @@ pub async fn serve(
     let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
         .layer(tower::layer::layer_fn(move |inner| Observe { inner, service }))
+        .layer(crate::authenticate::AuthenticateLayer::new(auth))
         .add_routes(routes)
         .add_service(health)
         .add_service(reflection)

@@ -19,6 +19,7 @@ use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
+use id77_proto::events::IntegrationEvent;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
@@ -31,9 +32,24 @@ const CHANNEL: &str = "id77_outbox";
 /// Advisory lock key held by the relay that is publishing (per database).
 const RELAY_LOCK: i64 = 0x1d77_0a7b_0001;
 
-/// Writes an event to the outbox inside the caller's transaction. Returns the event id (the message id).
-/// The event type is the message's protobuf name, e.g. `id77.requests.v1.RequestSubmitted`.
-pub async fn enqueue<M: prost::Message + prost::Name>(
+/// Writes an integration event to the outbox inside the caller's transaction, on its catalogue subject
+/// ([`IntegrationEvent::SUBJECT`]). Returns the event id (the message id). The event type is the message's
+/// protobuf name, e.g. `id77.requests.v1.RequestSubmitted`.
+pub async fn enqueue<E: IntegrationEvent>(conn: &mut PgConnection, event: &E) -> Result<Uuid, sqlx::Error> {
+    insert(conn, E::SUBJECT, event).await
+}
+
+/// Writes a message for one provider (routing's hand-off: a referral, its withdrawal, a reminder) on that
+/// provider's subject ([`id77_proto::events::provider::offered`]); its type travels in `Id77-Event-Type`.
+pub async fn enqueue_for_provider<M: prost::Message + prost::Name>(
+    conn: &mut PgConnection,
+    provider_code: &str,
+    message: &M,
+) -> Result<Uuid, sqlx::Error> {
+    insert(conn, &id77_proto::events::provider::offered(provider_code), message).await
+}
+
+async fn insert<M: prost::Message + prost::Name>(
     conn: &mut PgConnection,
     subject: &str,
     message: &M,
@@ -161,7 +177,7 @@ impl Relay {
             let payload: Vec<u8> = row.try_get("payload")?;
             let extra: sqlx::types::Json<HashMap<String, String>> = row.try_get("headers")?;
             let mut headers = HeaderMap::new();
-            headers.insert("Id77-Event-Type", event_type.as_str());
+            headers.insert(id77_proto::events::EVENT_TYPE_HEADER, event_type.as_str());
             headers.insert("Content-Type", "application/protobuf");
             for (k, v) in extra.0.iter() {
                 headers.insert(k.as_str(), v.as_str());

@@ -37,12 +37,12 @@ use id77_proto::membership::v1::AccessRevoked;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{ACCESS_TOKEN_TTL, Claims, LEEWAY_SECS};
+use crate::claims::{ACCESS_TOKEN_TTL, Claims, LEEWAY_SECS};
 use crate::nats::Namespace;
 use crate::streams;
 
 /// The subject of [`AccessRevoked`] (stream MEMBERSHIP), before the deployment's prefix.
-pub const SUBJECT: &str = "id77.membership.access.revoked";
+pub const SUBJECT: &str = <id77_proto::membership::v1::AccessRevoked as id77_proto::events::IntegrationEvent>::SUBJECT;
 
 /// Why tokens were revoked (`AccessRevoked.reason`).
 pub mod reason {
@@ -329,7 +329,7 @@ async fn subscribe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
+    use crate::claims::Role;
     use uuid::Uuid;
 
     fn claims(iat: i64, sid: &str) -> Claims {

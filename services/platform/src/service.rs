@@ -113,16 +113,14 @@ impl ServiceContext {
     /// it has reconnected: with NATS gone, never), and the pool's close (it waits for every checked-out
     /// connection, held by a task that did not stop).
     pub async fn serve(self, listener: TcpListener, routes: Routes, health_names: &[&str]) -> anyhow::Result<()> {
-        let result = crate::grpc::serve(
-            self.config.service,
-            listener,
-            routes,
+        let server = crate::grpc::Server {
+            service: self.config.service,
             health_names,
-            self.pool.clone(),
-            self.nats.clone(),
-            self.shutdown.clone(),
-        )
-        .await;
+            auth: self.auth.clone(),
+            pool: self.pool.clone(),
+            nats: self.nats.clone(),
+        };
+        let result = crate::grpc::serve(server, listener, routes, self.shutdown.clone()).await;
         self.shutdown.cancel();
         self.tasks.close();
         if tokio::time::timeout(TASKS_TIMEOUT, self.tasks.wait()).await.is_err() {
@@ -142,19 +140,9 @@ impl ServiceContext {
 pub const TASKS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long closing the database connections may take.
 pub const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long the last NATS flush may take.
-pub const NATS_FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the last NATS flush may take ([`close_nats`]).
+pub use id77_bus::nats::FLUSH_TIMEOUT as NATS_FLUSH_TIMEOUT;
 
-/// Sends what the NATS client still buffers, if it is connected, within [`NATS_FLUSH_TIMEOUT`]. Everything that
-/// matters was acknowledged already (outbox publishes, consumer acks); this only saves a redelivery.
-pub async fn close_nats(client: &async_nats::Client) {
-    if client.connection_state() != async_nats::connection::State::Connected {
-        tracing::debug!("NATS disconnected: nothing flushed");
-        return;
-    }
-    match tokio::time::timeout(NATS_FLUSH_TIMEOUT, client.flush()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::debug!(%error, "NATS flush on stop"),
-        Err(_) => tracing::warn!("NATS flush did not finish within {NATS_FLUSH_TIMEOUT:?}"),
-    }
-}
+/// Sends what the NATS client still buffers, if it is connected, within [`NATS_FLUSH_TIMEOUT`]
+/// (`id77_bus::nats::close`).
+pub use id77_bus::nats::close as close_nats;

@@ -1,9 +1,9 @@
 //! Graceful shutdown: one token cancelled on SIGTERM or Ctrl-C, handed to every task.
 //!
 //! The stop is bounded whatever the dependencies do. Each step of a service's stop has its own time limit
-//! ([`crate::ServiceContext::serve`]); on top of that, a process still running [`HARD_DEADLINE`] after the first
-//! signal exits anyway (from a thread of its own, so a wedged runtime or a blocking task cannot hold it), and a
-//! second SIGTERM or Ctrl-C exits at once. Before this, the first signal was the only one heard: tokio keeps the
+//! (`id77_platform::ServiceContext::serve`); on top of that, a process still running [`HARD_DEADLINE`] after the
+//! first signal exits anyway (from a thread of its own, so a wedged runtime or a blocking task cannot hold it), and
+//! a second SIGTERM or Ctrl-C exits at once. Before this, the first signal was the only one heard: tokio keeps the
 //! signal handlers installed, so a process stuck in its stop (NATS gone: waiting for a flush that only a
 //! reconnection answers) ignored every further SIGTERM and only SIGKILL stopped it.
 

@@ -1,4 +1,4 @@
-//! NATS connection, subject namespace and stream set-up.
+//! NATS connection, subject namespace and stream set-up, and the last flush on stop.
 
 use std::path::Path;
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::{self, stream};
 
-use crate::streams::StreamDef;
+use id77_proto::events::StreamDef;
 
 /// A deployment's subject and stream namespace. Empty in production; tests use a random prefix so that
 /// they can share one NATS server and run in parallel.
@@ -137,6 +137,25 @@ pub async fn connect_with_tls(
     };
     let js = jetstream::new(client.clone());
     Ok((client, js))
+}
+
+/// How long the last NATS flush may take ([`close`]).
+pub const FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Sends what the NATS client still buffers, if it is connected, within [`FLUSH_TIMEOUT`]. Everything that
+/// matters was acknowledged already (outbox publishes, consumer acks, a provider's replies); this only saves a
+/// redelivery. Skipped while disconnected: the client answers a flush only once it has reconnected, so with NATS
+/// gone an unbounded flush never ends.
+pub async fn close(client: &async_nats::Client) {
+    if client.connection_state() != async_nats::connection::State::Connected {
+        tracing::debug!("NATS disconnected: nothing flushed");
+        return;
+    }
+    match tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "NATS flush on stop"),
+        Err(_) => tracing::warn!("NATS flush did not finish within {FLUSH_TIMEOUT:?}"),
+    }
 }
 
 /// A readable PEM file with at least one certificate: the CA of `ID77_NATS_CA_FILE`, checked before connecting so
@@ -456,7 +475,7 @@ mod tests {
     }
 
     fn wanted(replicas: usize) -> stream::Config {
-        stream_config(&Namespace::new("t-1"), crate::streams::REQUESTS, StreamSettings { replicas })
+        stream_config(&Namespace::new("t-1"), id77_proto::events::streams::REQUESTS, StreamSettings { replicas })
     }
 
     #[test]
