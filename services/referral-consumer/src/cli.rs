@@ -3,10 +3,12 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use id77_platform::config::DEFAULT_NATS_URL;
+use id77_bus::config::DEFAULT_NATS_URL;
 
+use crate::config::Config;
+use crate::decision::{Quote, Rule, RuleKind};
 use crate::forward::{ForwardOptions, check_url};
-use crate::{Config, Quote, Rule, RuleKind};
+use crate::tls::check_ca_file;
 
 /// How the referrals are handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -161,7 +163,7 @@ impl Cli {
         };
         config.validate()?;
         if let Some(path) = &config.nats_ca_file {
-            crate::check_ca_file(path)?;
+            check_ca_file(path)?;
         }
         Ok((config, plan))
     }

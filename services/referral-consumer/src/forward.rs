@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Decision, Handler, Notice, Quote};
+use crate::decision::{Decision, Quote};
+use crate::handler::Handler;
+use crate::incoming::Notice;
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "X-Id77-Signature";
@@ -86,7 +88,7 @@ impl ForwardedReferral {
             subject: r.subject.clone(),
             description: r.description.clone(),
             attempt: r.attempt,
-            respond_by: r.respond_by.as_ref().and_then(id77_platform::time::from_proto).map(|t| t.to_rfc3339()),
+            respond_by: r.respond_by.as_ref().and_then(id77_bus::time::from_proto).map(|t| t.to_rfc3339()),
             assignment: r.assignment.clone(),
             price_kind: r.price_kind.clone(),
         }

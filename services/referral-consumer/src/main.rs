@@ -7,11 +7,11 @@ use id77_referral_consumer::forward::{Forwarder, Printer};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    id77_platform::telemetry::init("referral-consumer");
+    id77_bus::telemetry::init("referral-consumer");
     let cli = Cli::parse();
     let health_addr = cli.health_addr;
     let (config, plan) = cli.into_plan()?;
-    let shutdown = id77_platform::shutdown::on_signal();
+    let shutdown = id77_bus::shutdown::on_signal();
     // Probes: /livez answers while the process runs; /readyz while the NATS connection is up (not before it
     // is made, not while the client reconnects).
     let nats = Arc::new(OnceLock::<async_nats::Client>::new());
@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         let nats = nats.clone();
         let ready =
             move || nats.get().is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected);
-        id77_platform::probe::serve(addr, ready, shutdown.clone()).await?;
+        id77_bus::probe::serve(addr, ready, shutdown.clone()).await?;
     }
     let consumer = ReferralConsumer::connect(config).await?;
     let _ = nats.set(consumer.client());
@@ -35,6 +35,6 @@ async fn main() -> anyhow::Result<()> {
     consumer.close().await;
     result?;
     // Sends the spans still buffered for the OTLP collector.
-    id77_platform::telemetry::shutdown().await;
+    id77_bus::telemetry::shutdown().await;
     Ok(())
 }

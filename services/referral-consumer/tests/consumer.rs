@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, message::PublishMessage};
-use id77_platform::streams::{self, referral_offered_subject, referral_reply_subject};
-use id77_platform::{Namespace, testing};
+use id77_bus::Namespace;
+use id77_platform::testing;
+use id77_proto::events::provider::{offered as referral_offered_subject, reply as referral_reply_subject};
+use id77_proto::events::streams;
 use id77_proto::routing::v1::{ReferralOffered, ReferralReply, ReplyDecision};
 use id77_referral_consumer::{Config, MessageIds, Quote, Rule, RuleKind, Summary, run};
 use prost::{Message, Name};
@@ -26,12 +28,12 @@ struct Env {
 impl Env {
     async fn new() -> Result<Self, BoxError> {
         if std::env::var_os("ID77_LOG").is_some() {
-            id77_platform::telemetry::init("referral-consumer-tests");
+            id77_bus::telemetry::init("referral-consumer-tests");
         }
         let client = async_nats::connect(testing::nats_url()).await?;
         let js = jetstream::new(client);
         let ns = Namespace::new(testing::fresh_prefix());
-        id77_platform::nats::ensure_stream(&js, &ns, streams::REFERRALS).await?;
+        id77_bus::nats::ensure_stream(&js, &ns, streams::REFERRALS).await?;
         Ok(Self { ns, js })
     }
 

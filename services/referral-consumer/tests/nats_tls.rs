@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, message::PublishMessage};
+use id77_bus::Namespace;
 use id77_nats_config::{Options, SERVER_CONF, Tls, ensure_consumers, generate, provider_user, seed_file_name};
-use id77_platform::Namespace;
-use id77_platform::streams::{REFERRALS, referral_offered_subject, referral_reply_subject};
+use id77_proto::events::provider::{offered as referral_offered_subject, reply as referral_reply_subject};
+use id77_proto::events::streams::REFERRALS;
 use id77_proto::routing::v1::{ReferralOffered, ReferralReply, ReplyDecision};
 use id77_referral_consumer::{Config, ReferralConsumer, Rule, RuleKind, Summary, run};
 use prost::{Message, Name};
@@ -141,7 +142,7 @@ impl TlsServer {
     /// provider's durable consumer made as `id77-nats-config ensure-consumers` makes them.
     async fn routing(&self, tls_first: bool) -> Result<jetstream::Context, BoxError> {
         let mut options = async_nats::ConnectOptions::new()
-            .nkey(id77_platform::nats::read_nkey_seed(&self.seed_file("routing"))?)
+            .nkey(id77_bus::nats::read_nkey_seed(&self.seed_file("routing"))?)
             .add_root_certificates(self.ca.clone())
             .require_tls(true);
         if tls_first {
