@@ -1,11 +1,14 @@
 //! Who may see quotes (docs/authorization.md), free of I/O: a member's users see their member's quotes, a
 //! provider's agents the quotes their provider issued, a referent those of the members it follows, the
 //! coordinator all of them; the operator none. Only a member admin accepts or refuses its member's quotes
-//! (ADR 0013). The gateway checks the same table; this is the second line of
+//! (ADR 0013); only the coordinator issues credit notes; the coordinator or the issuing provider's agents mark
+//! invoices sent or paid. The gateway checks the same table; this is the second line of
 //! defence, deciding on the rows billing owns.
 
 use id77_platform::auth::{Caller, Role};
 use uuid::Uuid;
+
+use crate::error::BillingError;
 
 /// Roles that may read quotes at all (each then only its own).
 pub const READERS: [Role; 5] =
@@ -95,6 +98,25 @@ pub fn may_decide(caller: &Caller) -> Result<Uuid, Denied> {
 /// reading it.
 pub fn decide_quote(caller: &Caller, quote_member: Uuid) -> Result<(), Denied> {
     if may_decide(caller)? == quote_member { Ok(()) } else { Err(Denied::NotFound) }
+}
+
+/// IssueCreditNote, checked before any data is read: the coordinator only.
+pub fn may_credit(caller: &Caller) -> Result<(), BillingError> {
+    if caller.has(Role::Coordinator) { Ok(()) } else { Err(BillingError::CoordinatorOnly) }
+}
+
+/// MarkInvoice, checked before any data is read: the coordinator or a provider's agent.
+pub fn may_mark(caller: &Caller) -> Result<(), BillingError> {
+    if caller.has_any(&[Role::Coordinator, Role::ProviderAgent]) {
+        Ok(())
+    } else {
+        Err(BillingError::CoordinatorOrIssuerOnly)
+    }
+}
+
+/// MarkInvoice on one invoice issued by `issuer_code`: another provider's invoice is not found to an agent.
+pub fn mark_invoice(caller: &Caller, issuer_code: &str) -> Result<(), Denied> {
+    if caller.has(Role::Coordinator) || caller.is_agent_of(issuer_code) { Ok(()) } else { Err(Denied::NotFound) }
 }
 
 #[cfg(test)]
@@ -211,6 +233,34 @@ mod tests {
         // An admin without a member in its token decides nothing.
         let adrift = caller(Role::MemberAdmin, None, None, Uuid::from_u128(7));
         assert_eq!(decide_quote(&adrift, M), Err(F));
+    }
+
+    /// A caller's row: whether it issues credit notes, whether it marks invoices, and on invoices of P and Q.
+    type MarkRow = (&'static str, bool, bool, [Result<(), Denied>; 2]);
+
+    #[test]
+    fn the_coordinator_credits_and_the_coordinator_or_the_issuer_marks() {
+        let issuer_table: [MarkRow; 10] = [
+            ("member_admin of M", false, false, [Err(N), Err(N)]),
+            ("member_user of M", false, false, [Err(N), Err(N)]),
+            ("member_user of another member", false, false, [Err(N), Err(N)]),
+            ("provider_agent of P", false, true, [Ok(()), Err(N)]),
+            ("provider_agent of Q", false, true, [Err(N), Ok(())]),
+            ("provider_agent without provider", false, true, [Err(N), Err(N)]),
+            ("referent of M", false, false, [Err(N), Err(N)]),
+            ("another referent", false, false, [Err(N), Err(N)]),
+            ("coordinator", true, true, [Ok(()), Ok(())]),
+            ("operator", false, false, [Err(N), Err(N)]),
+        ];
+        for ((name, caller), (row, credits, marks, on_invoice)) in callers().iter().zip(issuer_table) {
+            assert_eq!(*name, row);
+            assert_eq!(may_credit(caller), if credits { Ok(()) } else { Err(BillingError::CoordinatorOnly) }, "{name}");
+            let gate = if marks { Ok(()) } else { Err(BillingError::CoordinatorOrIssuerOnly) };
+            assert_eq!(may_mark(caller), gate, "{name}");
+            for (issuer, want) in [P, Q].into_iter().zip(on_invoice) {
+                assert_eq!(mark_invoice(caller, issuer), want, "{name}: invoice of {issuer}");
+            }
+        }
     }
 
     #[test]

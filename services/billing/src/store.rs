@@ -57,12 +57,13 @@ impl TryFrom<TariffRow> for Tariff {
 
 /// The parts of a price rule as stored: (kind, amount, days, floor, cap).
 fn rule_parts(rule: &PriceRule) -> (&'static str, i64, i32, i64, i64) {
+    let kind = rule.kind().as_str();
     match *rule {
-        PriceRule::Free | PriceRule::OnQuote => (rule.kind(), 0, 0, 0, 0),
-        PriceRule::Flat { amount_cents } => (rule.kind(), amount_cents, 0, 0, 0),
-        PriceRule::DailyRate { amount_cents, days } => (rule.kind(), amount_cents, days, 0, 0),
+        PriceRule::Free | PriceRule::OnQuote => (kind, 0, 0, 0, 0),
+        PriceRule::Flat { amount_cents } => (kind, amount_cents, 0, 0, 0),
+        PriceRule::DailyRate { amount_cents, days } => (kind, amount_cents, days, 0, 0),
         PriceRule::PerInhabitant { amount_cents, floor_cents, cap_cents } => {
-            (rule.kind(), amount_cents, 0, floor_cents, cap_cents)
+            (kind, amount_cents, 0, floor_cents, cap_cents)
         }
     }
 }

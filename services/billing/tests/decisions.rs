@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use id77_billing::quotes::{self, QuoteDraft};
+use id77_billing::flow::quotes::{self, QuoteDraft};
 use id77_billing::{MIGRATOR, domain, store};
 use id77_platform::auth::{Claims, Role};
 use id77_platform::testing::{drop_database, fresh_database_url};

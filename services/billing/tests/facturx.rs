@@ -4,7 +4,7 @@
 
 use anyhow::ensure;
 use id77_billing::parties::{self, Issuers, ProviderFacts};
-use id77_billing::{export, grpc};
+use id77_billing::{export, proto_map};
 use id77_proto::billing::v1 as pb;
 
 mod support;
@@ -20,7 +20,7 @@ fn parties() -> (pb::Party, pb::Party) {
         kind: "associated_organisation".into(),
     };
     let seller = issuers.seller("caue77", Some(&caue)).unwrap_or_default();
-    (grpc::party_to_proto(&seller), grpc::party_to_proto(&parties::buyer("Commune de Chelles", "217701234")))
+    (proto_map::party_to_proto(&seller), proto_map::party_to_proto(&parties::buyer("Commune de Chelles", "217701234")))
 }
 
 fn invoice(vat_rate_bp: Option<i32>) -> pb::Invoice {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use id77_billing::domain::{self, Line, Vat};
-use id77_billing::invoices::{self, InvoiceDraft};
+use id77_billing::flow::invoices::{self, InvoiceDraft};
 use id77_billing::{MIGRATOR, store};
 use id77_platform::testing::{drop_database, fresh_database_url};
 use id77_platform::time;

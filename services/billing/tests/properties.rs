@@ -40,7 +40,7 @@ proptest! {
                                           floor in any::<i64>(), cap in any::<i64>(), population in any::<Option<i64>>()) {
         match PriceRule::from_parts(&kind, amount, days, floor, cap) {
             Ok(rule) => {
-                prop_assert_eq!(rule.kind(), kind.as_str());
+                prop_assert_eq!(rule.kind().as_str(), kind.as_str());
                 match rule.price(population) {
                     Ok(Price::Amount(cents)) => prop_assert!(cents >= 0),
                     Ok(Price::Free | Price::ToBeStated) => {}

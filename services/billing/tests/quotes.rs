@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use id77_billing::quotes::{self, QuoteDraft};
+use id77_billing::flow::quotes::{self, QuoteDraft};
 use id77_billing::{MIGRATOR, domain};
 use id77_platform::auth::{Claims, Role};
 use id77_platform::testing::{TestKeys, drop_database, fresh_database_url};

@@ -2,23 +2,25 @@
 //! deliver to member collectivités, with their eligibility and price rules, French full-text search with
 //! facets, and exhibition loans (copies held for a date range, never lent twice). Loaded from a seed at
 //! start-up and edited by the operator (draft → published → archived, versions); every version that becomes the
-//! published one is announced on `id77.catalogue.offer.published` so that routing and billing keep their read
-//! models without calling back.
+//! published one is announced with `OfferPublished` so that routing and billing keep their read models without
+//! calling back.
 //!
 //! `run` starts the whole service on a bound listener, so tests start it in-process.
 
 pub mod access;
 pub mod booking;
 pub mod domain;
+pub mod error;
 pub mod events;
+pub mod flow;
 pub mod grpc;
+pub mod proto_map;
 pub mod search;
 pub mod seed;
 pub mod store;
 
-use std::sync::Arc;
-
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use id77_platform::{PlatformConfig, ServiceContext, streams};
 use id77_proto::catalogue::v1::catalogue_service_server::CatalogueServiceServer;
@@ -53,7 +55,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     // Validate the seed before touching anything, so that a bad seed fails fast and clearly.
     let catalogue = seed::read(config.seed_path.as_deref()).await?;
     let ctx = ServiceContext::start(config.platform, &MIGRATOR, &[streams::CATALOGUE], shutdown).await?;
-    let loaded = seed::load(&ctx.pool, &catalogue).await?;
+    let loaded = flow::seed::load(&ctx.pool, &catalogue).await?;
     tracing::info!(
         providers = catalogue.providers.len(),
         offers = catalogue.offers.len(),
@@ -72,7 +74,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ));
     ctx.spawn_consumer(events::members_spec(), Arc::new(events::MemberEvents));
     ctx.spawn_consumer(events::referrals_spec(), Arc::new(events::ReferralEvents));
-    let api = CatalogueServiceServer::new(grpc::CatalogueApi::new(ctx.pool.clone(), ctx.auth.clone()))
+    let api = CatalogueServiceServer::new(grpc::CatalogueApi::new(ctx.pool.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let routes = Routes::new(api);
     ctx.serve(listener, routes, &[CatalogueServiceServer::<grpc::CatalogueApi>::NAME]).await

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Category, Eligibility, MemberProfile};
+use id77_proto::vocabulary::{Category, PriceKind};
+
+use crate::domain::{Eligibility, MemberProfile};
 
 /// Most words of a query that are searched.
 pub const MAX_QUERY_WORDS: usize = 12;
@@ -30,7 +32,7 @@ pub struct Hit {
     pub category: Category,
     pub themes: Vec<String>,
     pub provider_code: String,
-    pub price_kind: String,
+    pub price_kind: PriceKind,
     pub eligibility: Eligibility,
     /// `ts_rank_cd`, 0 without a query.
     pub rank: f32,
@@ -42,7 +44,7 @@ pub struct Filters {
     pub category: Option<Category>,
     pub theme: Option<String>,
     pub provider_code: Option<String>,
-    pub price_kind: Option<String>,
+    pub price_kind: Option<PriceKind>,
     /// "Eligible for my collectivité": the caller's member.
     pub member: Option<MemberProfile>,
 }
@@ -61,7 +63,7 @@ impl Filters {
         (skip(Dimension::Category) || self.category.is_none_or(|c| hit.category == c))
             && (skip(Dimension::Theme) || self.theme.as_ref().is_none_or(|t| hit.themes.contains(t)))
             && (skip(Dimension::Provider) || self.provider_code.as_ref().is_none_or(|p| hit.provider_code == *p))
-            && (skip(Dimension::PriceKind) || self.price_kind.as_ref().is_none_or(|k| hit.price_kind == *k))
+            && (skip(Dimension::PriceKind) || self.price_kind.is_none_or(|k| hit.price_kind == k))
             && self.member.as_ref().is_none_or(|m| hit.eligibility.admits(m))
     }
 }
@@ -110,7 +112,7 @@ pub fn page(hits: &[Hit], filters: &Filters, after: Option<&Cursor>, limit: usiz
             bump(&mut facets.provider, &hit.provider_code);
         }
         if filters.admits(hit, Some(Dimension::PriceKind)) {
-            bump(&mut facets.price_kind, &hit.price_kind);
+            bump(&mut facets.price_kind, hit.price_kind.as_str());
         }
     }
     let mut matching: Vec<usize> = (0..hits.len()).filter(|&i| filters.admits(&hits[i], None)).collect();
@@ -141,29 +143,30 @@ pub fn page(hits: &[Hit], filters: &Filters, after: Option<&Cursor>, limit: usiz
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::domain::MemberKind;
+    use id77_proto::vocabulary::MemberKind;
 
-    fn hit(code: &str, category: Category, themes: &[&str], provider: &str, price: &str, rank: f32) -> Hit {
+    use super::*;
+
+    fn hit(code: &str, category: Category, themes: &[&str], provider: &str, price: PriceKind, rank: f32) -> Hit {
         Hit {
             code: code.into(),
             category,
             themes: themes.iter().map(|t| (*t).to_owned()).collect(),
             provider_code: provider.into(),
-            price_kind: price.into(),
+            price_kind: price,
             eligibility: Eligibility::default(),
             rank,
         }
     }
 
     fn hits() -> Vec<Hit> {
-        let mut only_epci = hit("e", Category::IntegratedEngineering, &["eau"], "dir-eau", "free", 0.5);
+        let mut only_epci = hit("e", Category::IntegratedEngineering, &["eau"], "dir-eau", PriceKind::Free, 0.5);
         only_epci.eligibility.member_kinds = vec![MemberKind::Epci];
         vec![
-            hit("a", Category::IntegratedEngineering, &["voirie"], "dir-routes", "flat", 0.9),
-            hit("b", Category::AwarenessTraining, &["voirie", "sécurité"], "dir-routes", "free", 0.5),
-            hit("c", Category::IntegratedEngineering, &["eau", "voirie"], "dir-eau", "free", 0.5),
-            hit("d", Category::ExhibitionLoan, &["voirie"], "dir-routes", "free", 0.1),
+            hit("a", Category::IntegratedEngineering, &["voirie"], "dir-routes", PriceKind::Flat, 0.9),
+            hit("b", Category::AwarenessTraining, &["voirie", "sécurité"], "dir-routes", PriceKind::Free, 0.5),
+            hit("c", Category::IntegratedEngineering, &["eau", "voirie"], "dir-eau", PriceKind::Free, 0.5),
+            hit("d", Category::ExhibitionLoan, &["voirie"], "dir-routes", PriceKind::Free, 0.1),
             only_epci,
         ]
     }

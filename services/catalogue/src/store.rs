@@ -4,10 +4,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use id77_proto::vocabulary::{Category, MemberKind, PriceKind};
+
 use crate::domain::{
-    Category, Eligibility, MemberKind, MemberProfile, OfferContent, OfferStatus, PriceRule, Provider, ProviderKind,
-    StoredOffer,
+    Eligibility, MemberProfile, OfferContent, OfferStatus, PriceRule, Provider, ProviderKind, StoredOffer,
 };
+use crate::search::Hit;
 
 /// Advisory lock serialising seed loads (several replicas may start at once).
 const SEED_LOCK: i64 = 0x1d77_ca7a_0001;
@@ -78,17 +80,16 @@ impl OfferRow {
     /// `None` if the stored kind is unknown (the check constraint makes that impossible).
     pub fn price(&self) -> Option<PriceRule> {
         let amount_cents = self.price_amount_cents;
-        Some(match self.price_kind.as_str() {
-            "free" => PriceRule::Free,
-            "flat" => PriceRule::Flat { amount_cents },
-            "daily_rate" => PriceRule::DailyRate { amount_cents, days: self.price_days },
-            "per_inhabitant" => PriceRule::PerInhabitant {
+        Some(match PriceKind::parse(&self.price_kind)? {
+            PriceKind::Free => PriceRule::Free,
+            PriceKind::Flat => PriceRule::Flat { amount_cents },
+            PriceKind::DailyRate => PriceRule::DailyRate { amount_cents, days: self.price_days },
+            PriceKind::PerInhabitant => PriceRule::PerInhabitant {
                 amount_cents,
                 floor_cents: self.price_floor_cents,
                 cap_cents: (self.price_cap_cents > 0).then_some(self.price_cap_cents),
             },
-            "on_quote" => PriceRule::OnQuote,
-            _ => return None,
+            PriceKind::OnQuote => PriceRule::OnQuote,
         })
     }
 
@@ -253,7 +254,7 @@ pub async fn write_offer(
     .bind(o.eligibility.max_population)
     .bind(&o.eligibility.epci_sirens)
     .bind(&o.eligibility.arrondissements)
-    .bind(o.price.kind())
+    .bind(o.price.kind().as_str())
     .bind(amount)
     .bind(days)
     .bind(floor)
@@ -345,6 +346,23 @@ pub struct SearchRow {
     pub corrected: Option<String>,
 }
 
+impl SearchRow {
+    /// The offer as search filters and counts it; `None` if a stored enum is unknown (the check constraints
+    /// make that impossible).
+    pub fn hit(&self) -> Option<Hit> {
+        let o = &self.offer;
+        Some(Hit {
+            code: o.code.clone(),
+            category: Category::parse(&o.category)?,
+            themes: o.themes.clone(),
+            provider_code: o.provider_code.clone(),
+            price_kind: PriceKind::parse(&o.price_kind)?,
+            eligibility: o.eligibility(),
+            rank: self.rank,
+        })
+    }
+}
+
 /// The published offers matching `words` (every word, French stemming, accents folded; a word unknown to the
 /// catalogue is replaced by its nearest known word by trigram similarity first), with `ts_rank_cd`. No words:
 /// every published offer, rank 0.
@@ -388,6 +406,14 @@ pub async fn offer_by_code(pool: &PgPool, code: &str) -> Result<Option<OfferRow>
         .bind(code)
         .fetch_optional(pool)
         .await
+}
+
+/// An offer by id, or by code when there is no id.
+pub async fn offer_by_key(pool: &PgPool, id: Option<Uuid>, code: &str) -> Result<Option<OfferRow>, sqlx::Error> {
+    match id {
+        Some(id) => offer_by_id(pool, id).await,
+        None => offer_by_code(pool, code).await,
+    }
 }
 
 /// An offer by id or code, locked for an update.

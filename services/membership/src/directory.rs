@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 
 use anyhow::Context;
+use id77_proto::vocabulary::MemberKind;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use sqlx::PgPool;
@@ -52,7 +53,7 @@ struct EpciMember {
 pub struct Entry {
     pub siren: String,
     pub name: String,
-    pub kind: &'static str,
+    pub kind: MemberKind,
     pub insee_code: Option<String>,
     pub departement: String,
     pub population: i64,
@@ -93,7 +94,7 @@ pub fn select(communes_json: &[u8], epci_json: &[u8], departement: &str) -> anyh
         entries.push(Entry {
             siren: siren.as_str().to_owned(),
             name: c.nom,
-            kind: "commune",
+            kind: MemberKind::Commune,
             insee_code: Some(c.code),
             departement: departement.to_owned(),
             population: c.population.unwrap_or(0),
@@ -118,7 +119,7 @@ pub fn select(communes_json: &[u8], epci_json: &[u8], departement: &str) -> anyh
         entries.push(Entry {
             siren: siren.as_str().to_owned(),
             name: e.nom,
-            kind: "epci",
+            kind: MemberKind::Epci,
             insee_code: None,
             departement: departement.to_owned(),
             population: e.population.unwrap_or(0),
@@ -192,8 +193,8 @@ pub async fn import_from_dir(pool: &PgPool, dir: &Path, departement: &str) -> an
     anyhow::ensure!(!entries.is_empty(), "no collectivité found for this département in {}", dir.display());
     upsert(pool, &entries).await?;
     Ok(Imported {
-        communes: entries.iter().filter(|e| e.kind == "commune").count(),
-        epci: entries.iter().filter(|e| e.kind == "epci").count(),
+        communes: entries.iter().filter(|e| e.kind == MemberKind::Commune).count(),
+        epci: entries.iter().filter(|e| e.kind == MemberKind::Epci).count(),
     })
 }
 
@@ -202,7 +203,7 @@ pub async fn upsert(pool: &PgPool, entries: &[Entry]) -> Result<(), sqlx::Error>
     let col = |f: fn(&Entry) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
     let sirens = col(|e| Some(e.siren.clone()));
     let names = col(|e| Some(e.name.clone()));
-    let kinds = col(|e| Some(e.kind.to_owned()));
+    let kinds = col(|e| Some(e.kind.as_str().to_owned()));
     let insee = col(|e| e.insee_code.clone());
     let deps = col(|e| Some(e.departement.clone()));
     let postal = col(|e| Some(e.postal_codes.join(",")));

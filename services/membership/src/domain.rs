@@ -1,7 +1,9 @@
 //! Membership rules, free of I/O.
 
+use id77_platform::ServiceError;
 use id77_platform::error::FieldViolation;
-use id77_platform::{ErrorCode, ServiceError};
+
+use crate::error::MembershipError;
 
 /// A SIREN: 9 digits whose Luhn checksum holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,14 +97,10 @@ impl MemberStatus {
     }
 
     /// The coordinator approves a pending application.
-    pub fn approve(self) -> Result<Self, ServiceError> {
+    pub fn approve(self) -> Result<Self, MembershipError> {
         match self {
             Self::Pending => Ok(Self::Active),
-            other => Err(ServiceError::new(
-                ErrorCode::FailedPrecondition,
-                "INVALID_TRANSITION",
-                format!("a {} membership cannot be approved", other.as_str()),
-            )),
+            other => Err(MembershipError::CannotApprove { status: other.as_str() }),
         }
     }
 
@@ -147,6 +145,8 @@ pub fn validate_application(siren: &str, contact_name: &str, contact_email: &str
 
 #[cfg(test)]
 mod tests {
+    use id77_platform::{DomainError, ErrorCode};
+
     use super::*;
 
     #[test]
@@ -172,7 +172,7 @@ mod tests {
     fn only_pending_memberships_can_be_approved() {
         assert_eq!(MemberStatus::Pending.approve().ok(), Some(MemberStatus::Active));
         for s in [MemberStatus::Active, MemberStatus::Suspended, MemberStatus::Withdrawn] {
-            let err = s.approve().err().map(|e| e.code);
+            let err = s.approve().err().map(|e| e.code());
             assert_eq!(err, Some(ErrorCode::FailedPrecondition), "{s:?}");
         }
         assert!(MemberStatus::Withdrawn.may_reapply());

@@ -4,8 +4,11 @@
 
 pub mod directory;
 pub mod domain;
+pub mod error;
+pub mod flow;
 pub mod grpc;
 pub mod identity;
+pub mod mapping;
 pub mod store;
 
 use std::path::PathBuf;
@@ -84,7 +87,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if let Some(password) = &config.demo_password {
         identity::check_demo_settings(password, &config.demo_providers)?;
     }
-    let ctx = ServiceContext::start(config.platform, &MIGRATOR, &[streams::MEMBERSHIP], shutdown).await?;
+    let mut ctx = ServiceContext::start(config.platform, &MIGRATOR, &[streams::MEMBERSHIP], shutdown).await?;
     if let Some(dir) = &config.directory_dir {
         let imported = directory::import_from_dir(&ctx.pool, dir, &config.departement).await?;
         tracing::info!(departement = %config.departement, communes = imported.communes, epci = imported.epci, "directory imported");
@@ -99,8 +102,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     identity::announce_pending_users(&ctx.pool).await?;
     ctx.spawn_outbox_relay();
     // Membership verifies access tokens with its own key table (the platform's authenticator would ask itself
-    // over the network).
+    // over the network): the gRPC server's authentication layer uses it; a rotation drops its cached keys.
     let auth = identity::keys::LocalAuthenticator::new(ctx.pool.clone());
+    ctx.auth = auth.authenticator();
     // Revoked sessions and users (its own `access.revoked` events): refused here like in every service.
     ctx.spawn(id77_platform::revocation::follow(
         ctx.js.clone(),
@@ -108,9 +112,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         auth.revocations().clone(),
         ctx.shutdown.clone(),
     ));
-    let membership = MembershipServiceServer::new(grpc::MembershipApi::new(ctx.pool.clone(), auth.clone()))
+    let membership = MembershipServiceServer::new(grpc::MembershipApi::new(ctx.pool.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
-    let identity = IdentityServiceServer::new(identity::grpc::IdentityApi::new(ctx.pool.clone(), auth))
+    let identity = IdentityServiceServer::new(identity::grpc::IdentityApi::new(ctx.pool.clone(), auth.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let routes = Routes::new(membership).add_service(identity);
     ctx.serve(

@@ -1,6 +1,7 @@
 //! SQL of the membership service.
 
 use chrono::{DateTime, Utc};
+use id77_proto::vocabulary::MemberKind;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -43,7 +44,7 @@ pub struct MemberRow {
 pub async fn search_collectivities(
     pool: &PgPool,
     folded_query: &str,
-    kind: Option<&str>,
+    kind: Option<MemberKind>,
     after: Option<(i32, String, String)>,
     limit: i64,
 ) -> Result<Vec<(i32, CollectivityRow)>, sqlx::Error> {
@@ -62,7 +63,7 @@ pub async fn search_collectivities(
          LIMIT $7"
     )))
     .bind(escape_like(folded_query))
-    .bind(kind)
+    .bind(kind.map(MemberKind::as_str))
     .bind(after_rank)
     .bind(after_name)
     .bind(after_siren)
@@ -235,11 +236,12 @@ pub async fn territory(conn: &mut PgConnection, member_id: Uuid) -> Result<Terri
     let row: Option<Territory> = sqlx::query_as(
         "SELECT m.siren::text AS siren, m.kind, m.population,
                 COALESCE(c.insee_code, '') AS insee_code,
-                COALESCE(CASE WHEN m.kind = 'epci' THEN m.siren::text ELSE c.epci_siren::text END, '') AS epci_siren,
+                COALESCE(CASE WHEN m.kind = $2 THEN m.siren::text ELSE c.epci_siren::text END, '') AS epci_siren,
                 COALESCE(c.arrondissement, '') AS arrondissement
          FROM member m LEFT JOIN collectivity c ON c.siren = m.siren WHERE m.id = $1",
     )
     .bind(member_id)
+    .bind(MemberKind::Epci.as_str())
     .fetch_optional(conn)
     .await?;
     Ok(row.unwrap_or_default())

@@ -238,6 +238,6 @@ fn the_real_directory_files_select_507_communes_and_23_epci() {
     let communes = std::fs::read(dir.join("communes.json")).expect("communes");
     let epci = std::fs::read(dir.join("epci.json")).expect("epci");
     let entries = directory::select(&communes, &epci, "77").expect("select");
-    assert_eq!(entries.iter().filter(|e| e.kind == "commune").count(), 507);
-    assert_eq!(entries.iter().filter(|e| e.kind == "epci").count(), 23);
+    assert_eq!(entries.iter().filter(|e| e.kind.as_str() == "commune").count(), 507);
+    assert_eq!(entries.iter().filter(|e| e.kind.as_str() == "epci").count(), 23);
 }

@@ -2,19 +2,27 @@
 //! from its own read models, fed by events; never calls membership or catalogue synchronously. It is the arbiter of
 //! a request's fate (ADR 0013): routing's completion and billing's quote decisions are applied here in order. Every call is
 //! authorized from the caller's verified token on the request's own rows (`access`).
+//!
+//! Layout: `domain` (rules, no I/O) and `error`; `store` (SQL); `flow` (each use case's transaction, rules and
+//! outbox writes); `grpc` with `proto_map`, and the consumers `events`, `quotes` and `notify::UserEvents`, which
+//! map their input, call a flow and map its output; `conversation` and `notify` follow the same shape.
 
 pub mod access;
 pub mod conversation;
 pub mod domain;
+pub mod error;
 pub mod events;
+pub mod flow;
 pub mod grpc;
 pub mod notify;
+pub mod proto_map;
 pub mod quotes;
 pub mod store;
 
 use std::sync::Arc;
 
-use id77_platform::{ConsumerSpec, PlatformConfig, ServiceContext, streams};
+use id77_platform::{ConsumerSpec, PlatformConfig, ServiceContext};
+use id77_proto::events::{durables, streams};
 use id77_proto::requests::v1::conversation_service_server::ConversationServiceServer;
 use id77_proto::requests::v1::requests_service_server::RequestsServiceServer;
 use tokio::net::TcpListener;
@@ -57,31 +65,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         ctx.auth.revocations().clone(),
         ctx.shutdown.clone(),
     ));
-    ctx.spawn_consumer(
-        ConsumerSpec::new(streams::MEMBERSHIP, "requests-members", "id77.membership.member.>"),
-        Arc::new(events::MemberEvents),
-    );
-    ctx.spawn_consumer(
-        ConsumerSpec::new(streams::CATALOGUE, "requests-offers", "id77.catalogue.offer.>"),
-        Arc::new(events::OfferEvents),
-    );
-    ctx.spawn_consumer(
-        ConsumerSpec::new(streams::ROUTING, "requests-referrals", "id77.routing.referral.>"),
-        Arc::new(events::ReferralEvents),
-    );
-    ctx.spawn_consumer(
-        ConsumerSpec::new(streams::MEMBERSHIP, "requests-users", "id77.membership.user.>"),
-        Arc::new(notify::UserEvents),
-    );
-    ctx.spawn_consumer(
-        ConsumerSpec::new(streams::BILLING, "requests-quotes", quotes::FILTER),
-        Arc::new(quotes::QuoteEvents),
-    );
+    ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_MEMBERS), Arc::new(events::MemberEvents));
+    ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_OFFERS), Arc::new(events::OfferEvents));
+    ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_REFERRALS), Arc::new(events::ReferralEvents));
+    ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_USERS), Arc::new(notify::UserEvents));
+    ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_QUOTES), Arc::new(quotes::QuoteEvents));
     ctx.spawn(notify::sender::run(ctx.pool.clone(), config.mail, ctx.shutdown.clone()));
-    let api = RequestsServiceServer::new(grpc::RequestsApi::new(ctx.pool.clone(), ctx.auth.clone()))
+    let api = RequestsServiceServer::new(grpc::RequestsApi::new(ctx.pool.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
-    let conversation = conversation::grpc::ConversationApi::new(ctx.pool.clone(), ctx.auth.clone());
-    let conversation = ConversationServiceServer::new(conversation);
+    let conversation = ConversationServiceServer::new(conversation::grpc::ConversationApi::new(ctx.pool.clone()));
     let routes = Routes::new(api).add_service(conversation);
     ctx.serve(listener, routes, &[RequestsServiceServer::<grpc::RequestsApi>::NAME, CONVERSATION]).await
 }

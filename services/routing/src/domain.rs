@@ -2,11 +2,12 @@
 //! answer ([`calendar`]), what a valid reply is.
 
 pub mod calendar;
+pub mod explanation;
 pub mod rules;
 
 use std::fmt;
 
-use id77_platform::streams::is_valid_subject_token;
+use id77_proto::vocabulary::PriceKind;
 
 /// Longest decline reason a provider may give.
 pub const MAX_REASON_CHARS: usize = 1000;
@@ -120,7 +121,8 @@ pub enum Agreement {
 }
 
 /// Price kinds of a billed offer: its acceptance issues a quote the member must accept before the work.
-pub const BILLED_PRICE_KINDS: [&str; 4] = ["flat", "daily_rate", "per_inhabitant", ON_QUOTE];
+pub const BILLED_PRICE_KINDS: [PriceKind; 4] =
+    [PriceKind::Flat, PriceKind::DailyRate, PriceKind::PerInhabitant, PriceKind::OnQuote];
 
 impl Agreement {
     pub fn as_str(self) -> &'static str {
@@ -141,11 +143,11 @@ impl Agreement {
     }
 
     /// The agreement of a referral when it is accepted, from its offer's price kind as routing's read model
-    /// knows it. `None` when the kind is unknown (empty: an offer read before routing kept price kinds, no offer,
-    /// or a kind this build does not know): the caller treats it as not required, and says so in its log.
-    pub fn on_accept(price_kind: &str) -> Option<Self> {
-        match price_kind {
-            "free" => Some(Self::NotRequired),
+    /// knows it. `None` when the kind is unknown (an offer read before routing kept price kinds, no offer, or a
+    /// kind this build does not know): the caller treats it as not required, and says so in its log.
+    pub fn on_accept(price_kind: Option<PriceKind>) -> Option<Self> {
+        match price_kind? {
+            PriceKind::Free => Some(Self::NotRequired),
             kind if BILLED_PRICE_KINDS.contains(&kind) => Some(Self::AwaitingMember),
             _ => None,
         }
@@ -405,35 +407,21 @@ impl Reply {
     }
 }
 
-/// Price kind of an offer priced on quote, as the routing read model stores it.
-pub const ON_QUOTE: &str = "on_quote";
-
-/// Checks an accept against the offer's price kind (`""`: unknown, e.g. an offer read before routing kept
+/// Checks an accept against the offer's price kind (`None`: unknown, e.g. an offer read before routing kept
 /// price kinds, or no offer at all): an offer on quote needs a stated amount, any other known kind refuses
 /// one. An unknown kind lets the reply through as it is (billing prices by the offer's tariff and uses a
 /// stated amount only for an offer on quote).
-pub fn check_quote(price_kind: &str, quote: Option<&StatedQuote>) -> Result<(), ReplyError> {
+pub fn check_quote(price_kind: Option<PriceKind>, quote: Option<&StatedQuote>) -> Result<(), ReplyError> {
     match (price_kind, quote) {
-        (ON_QUOTE, None) => Err(ReplyError {
+        (Some(PriceKind::OnQuote), None) => Err(ReplyError {
             field: "amount_cents",
             message: "the offer is priced on quote: state the amount (amount_cents) when accepting",
         }),
-        ("" | ON_QUOTE, _) | (_, None) => Ok(()),
-        (_, Some(_)) => Err(ReplyError {
+        (None | Some(PriceKind::OnQuote), _) | (_, None) => Ok(()),
+        (Some(_), Some(_)) => Err(ReplyError {
             field: "amount_cents",
             message: "the offer has a set price: an amount is stated only for an offer priced on quote",
         }),
-    }
-}
-
-/// The provider code of a reply subject `id77.referrals.<provider_code>.reply` (logical, prefix removed).
-pub fn reply_subject_provider(subject: &str) -> Option<&str> {
-    let mut tokens = subject.split('.');
-    match (tokens.next(), tokens.next(), tokens.next(), tokens.next(), tokens.next()) {
-        (Some("id77"), Some("referrals"), Some(code), Some("reply"), None) if is_valid_subject_token(code) => {
-            Some(code)
-        }
-        _ => None,
     }
 }
 
@@ -489,12 +477,15 @@ mod tests {
 
     #[test]
     fn a_billed_offer_waits_for_the_members_agreement() {
-        assert_eq!(Agreement::on_accept("free"), Some(Agreement::NotRequired));
+        assert_eq!(Agreement::on_accept(Some(PriceKind::Free)), Some(Agreement::NotRequired));
         for kind in BILLED_PRICE_KINDS {
-            assert_eq!(Agreement::on_accept(kind), Some(Agreement::AwaitingMember), "{kind}");
+            assert_eq!(Agreement::on_accept(Some(kind)), Some(Agreement::AwaitingMember), "{kind}");
         }
-        assert_eq!(Agreement::on_accept(""), None, "unknown: the caller decides (not required) and logs");
-        assert_eq!(Agreement::on_accept("per_hour"), None);
+        assert_eq!(Agreement::on_accept(None), None, "unknown: the caller decides (not required) and logs");
+        assert_eq!(Agreement::on_accept(PriceKind::parse("per_hour")), None);
+        assert_eq!(Agreement::on_accept(PriceKind::parse("")), None);
+        let every_kind_but_free: Vec<_> = PriceKind::ALL.iter().copied().filter(|k| *k != PriceKind::Free).collect();
+        assert_eq!(every_kind_but_free, BILLED_PRICE_KINDS, "every kind is free or billed");
         for a in [Agreement::NotRequired, Agreement::AwaitingMember, Agreement::Agreed] {
             assert_eq!(Agreement::parse(a.as_str()), Some(a));
         }
@@ -623,28 +614,15 @@ mod tests {
     #[test]
     fn an_accept_states_an_amount_exactly_for_an_offer_on_quote() {
         let quote = StatedQuote { amount_cents: 245_000, note: String::new() };
-        assert_eq!(check_quote(ON_QUOTE, Some(&quote)), Ok(()));
-        assert_eq!(check_quote(ON_QUOTE, None).map_err(|e| e.field), Err("amount_cents"));
-        for kind in ["free", "flat", "daily_rate", "per_inhabitant"] {
-            assert_eq!(check_quote(kind, None), Ok(()), "{kind}");
-            assert_eq!(check_quote(kind, Some(&quote)).map_err(|e| e.field), Err("amount_cents"), "{kind}");
+        let on_quote = Some(PriceKind::OnQuote);
+        assert_eq!(check_quote(on_quote, Some(&quote)), Ok(()));
+        assert_eq!(check_quote(on_quote, None).map_err(|e| e.field), Err("amount_cents"));
+        for kind in [PriceKind::Free, PriceKind::Flat, PriceKind::DailyRate, PriceKind::PerInhabitant] {
+            assert_eq!(check_quote(Some(kind), None), Ok(()), "{kind}");
+            assert_eq!(check_quote(Some(kind), Some(&quote)).map_err(|e| e.field), Err("amount_cents"), "{kind}");
         }
         // Unknown price kind (read before routing kept it): passed through, billing decides.
-        assert_eq!(check_quote("", None), Ok(()));
-        assert_eq!(check_quote("", Some(&quote)), Ok(()));
-    }
-
-    #[test]
-    fn the_provider_of_a_reply_is_its_subject_token() {
-        assert_eq!(reply_subject_provider("id77.referrals.caue77.reply"), Some("caue77"));
-        for bad in [
-            "id77.referrals.caue77.offered",
-            "id77.referrals.caue77.reply.x",
-            "id77.referrals..reply",
-            "id77.routing.caue77.reply",
-            "id77.referrals.CAUE.reply",
-        ] {
-            assert_eq!(reply_subject_provider(bad), None, "{bad}");
-        }
+        assert_eq!(check_quote(None, None), Ok(()));
+        assert_eq!(check_quote(None, Some(&quote)), Ok(()));
     }
 }

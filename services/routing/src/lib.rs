@@ -9,12 +9,12 @@
 pub mod access;
 pub mod clock;
 pub mod domain;
+pub mod error;
 pub mod events;
 pub mod flow;
 pub mod grpc;
 pub mod store;
 pub mod timers;
-pub mod triage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,7 +98,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ctx.spawn_consumer(events::replies_spec(), Arc::new(events::ReplyHandler(lifecycle.clone())));
     ctx.spawn_consumer(events::quotes_spec(), Arc::new(events::QuoteHandler(lifecycle.clone())));
     ctx.spawn(timers::run(ctx.pool.clone(), lifecycle.clone(), config.timer_interval, ctx.shutdown.clone()));
-    let api = RoutingServiceServer::new(grpc::RoutingApi::new(ctx.pool.clone(), ctx.auth.clone(), lifecycle))
+    let api = RoutingServiceServer::new(grpc::RoutingApi::new(ctx.pool.clone(), lifecycle))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let routes = Routes::new(api);
     ctx.serve(listener, routes, &[RoutingServiceServer::<grpc::RoutingApi>::NAME]).await

@@ -17,7 +17,8 @@ pub struct OfferRow {
     pub provider_code: String,
     pub version: i32,
     pub themes: Vec<String>,
-    /// "free", "flat", "daily_rate", "per_inhabitant", "on_quote", or empty when unknown.
+    /// The spelling of its [`PriceKind`](id77_proto::vocabulary::PriceKind), or empty when unknown (an offer
+    /// read before routing kept it, or a kind this build does not know).
     pub price_kind: String,
 }
 
@@ -274,6 +275,62 @@ pub async fn resolve_triage(conn: &mut PgConnection, request_id: Uuid, at: DateT
     Ok(())
 }
 
+/// A request in the coordinator's triage queue.
+#[derive(Debug, Clone, FromRow)]
+pub struct TriageRow {
+    pub request_id: Uuid,
+    pub member_id: Uuid,
+    pub subject: String,
+    pub description: String,
+    pub offer_id: Option<Uuid>,
+    pub reason: String,
+    pub received_at: DateTime<Utc>,
+}
+
+const TRIAGE_COLUMNS: &str = "request_id, member_id, subject, description, offer_id, reason, received_at";
+
+/// The open queue, oldest first, keyset-paginated on (received_at, request_id).
+pub async fn list_triage(
+    pool: &PgPool,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<TriageRow>, sqlx::Error> {
+    let (after_at, after_id) = after.map_or((None, Uuid::nil()), |(at, id)| (Some(at), id));
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TRIAGE_COLUMNS} FROM triage WHERE resolved_at IS NULL
+           AND ($1::timestamptz IS NULL OR (received_at, request_id) > ($1, $2))
+         ORDER BY received_at, request_id LIMIT $3"
+    )))
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// A request still in the queue, locked.
+pub async fn open_triage_item(conn: &mut PgConnection, request_id: Uuid) -> Result<Option<TriageRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TRIAGE_COLUMNS} FROM triage WHERE request_id = $1 AND resolved_at IS NULL FOR UPDATE"
+    )))
+    .bind(request_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The triaged request is now for `offer_id` (routing's copy and its triage row, should it come back to the
+/// queue).
+pub async fn set_triaged_offer(conn: &mut PgConnection, request_id: Uuid, offer_id: Uuid) -> Result<(), sqlx::Error> {
+    for table in ["routed_request", "triage"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET offer_id = $2 WHERE request_id = $1")))
+            .bind(request_id)
+            .bind(offer_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn is_in_triage(pool: &PgPool, request_id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM triage WHERE request_id = $1 AND resolved_at IS NULL)")
         .bind(request_id)
@@ -323,6 +380,7 @@ pub async fn set_provider_sla(pool: &PgPool, code: &str, days: i32) -> Result<Op
 pub struct MemberRow {
     pub member_id: Uuid,
     pub siren: String,
+    /// The spelling of its [`MemberKind`](id77_proto::vocabulary::MemberKind), or empty when unknown.
     pub kind: String,
     pub population: i64,
     pub insee_code: String,

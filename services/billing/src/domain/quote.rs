@@ -8,9 +8,10 @@
 //!           └─ expire ──→ expired
 //! ```
 //!
-//! Every other status is final. Also the checks of what a member admin types when deciding.
+//! Every other status is final. Also the checks of what a member admin types when deciding, and who acted.
 
 use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
 
 /// Where a quote stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,6 +184,31 @@ pub fn refusal_reason(raw: &str) -> Result<String, &'static str> {
 pub fn void_reason(cancellation_reason: &str) -> String {
     let reason: String = cancellation_reason.trim().chars().filter(|c| !c.is_control()).take(500).collect();
     if reason.is_empty() { "request cancelled".to_owned() } else { format!("request cancelled: {reason}") }
+}
+
+/// Who acted on a quote: a user (`None`: the system), the role they acted in, their display name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Actor {
+    pub user_id: Option<Uuid>,
+    pub role: String,
+    pub name: String,
+}
+
+/// A member admin's answer to a proposed quote, its fields already checked ([`signatory_name`]...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberDecision {
+    Accept { signatory_name: String, purchase_order_number: Option<String> },
+    Refuse { reason: String },
+}
+
+impl MemberDecision {
+    /// The event it applies to the quote.
+    pub fn event(&self) -> QuoteEvent {
+        match self {
+            Self::Accept { .. } => QuoteEvent::Accept,
+            Self::Refuse { .. } => QuoteEvent::Refuse,
+        }
+    }
 }
 
 #[cfg(test)]

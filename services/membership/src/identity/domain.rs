@@ -2,10 +2,12 @@
 //! and members (docs/authorization.md).
 
 use chrono::TimeDelta;
+use id77_platform::ServiceError;
 use id77_platform::auth::{Caller, Role, forbidden};
 use id77_platform::error::FieldViolation;
-use id77_platform::{ErrorCode, ServiceError};
 use uuid::Uuid;
+
+use crate::error::IdentityError;
 
 /// Shortest password accepted (characters).
 pub const PASSWORD_MIN_CHARS: usize = 12;
@@ -266,11 +268,7 @@ pub fn authorize_remove(
         return Err(ServiceError::not_found("user", &user_id.to_string()));
     }
     if user_id == caller.user_id {
-        return Err(ServiceError::new(
-            ErrorCode::PermissionDenied,
-            "PERMISSION_DENIED",
-            "you cannot remove your own account",
-        ));
+        return Err(IdentityError::RemoveSelf.into());
     }
     Ok(())
 }
@@ -308,6 +306,8 @@ pub fn authorize_list_members(caller: &Caller) -> Result<MemberScope, ServiceErr
 
 #[cfg(test)]
 mod tests {
+    use id77_platform::ErrorCode;
+
     use super::*;
 
     fn caller(role: Role, member: Option<Uuid>) -> Caller {

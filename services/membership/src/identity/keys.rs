@@ -5,11 +5,11 @@
 //! Membership verifies access tokens itself with an [`Authenticator`] over its own key table (no network), and
 //! refuses revoked ones like every service ([`Revocations`], fed from its own `access.revoked` events).
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use id77_platform::ServiceError;
-use id77_platform::auth::{ACCESS_TOKEN_TTL, Authenticator, Caller, Jwks, JwksSource, KeyPair};
+use id77_platform::auth::{ACCESS_TOKEN_TTL, Authenticator, Jwks, JwksSource, KeyPair};
 use id77_platform::revocation::Revocations;
 use sqlx::{PgConnection, PgPool};
 
@@ -97,60 +97,36 @@ pub async fn rotate(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Strin
     Ok(key.kid)
 }
 
-/// Verifies callers with the keys of the local table. After a rotation made by this replica the cached key set
-/// is dropped, so the new key verifies at once (other replicas learn it on the first unknown `kid`).
+/// Verifies callers with the keys of the local table (the platform's authenticator would ask membership itself
+/// over the network). One authenticator for the replica's life: the gRPC server's authentication layer uses it,
+/// and after a rotation made by this replica its cached key set is dropped, so the new key verifies at once (other
+/// replicas learn it on the first unknown `kid`).
 #[derive(Clone)]
 pub struct LocalAuthenticator {
-    pool: PgPool,
-    current: Arc<RwLock<Authenticator>>,
-    /// Kept across key changes: every authenticator this one makes refuses the same revoked tokens.
-    revocations: Revocations,
+    auth: Authenticator,
 }
 
 impl LocalAuthenticator {
     pub fn new(pool: PgPool) -> Self {
-        let revocations = Revocations::new();
-        let current = Arc::new(RwLock::new(Self::fresh(&pool, &revocations)));
-        Self { pool, current, revocations }
-    }
-
-    fn fresh(pool: &PgPool, revocations: &Revocations) -> Authenticator {
-        let pool = pool.clone();
         let source: JwksSource = Arc::new(move || {
             let pool = pool.clone();
             Box::pin(async move { published(&pool, Utc::now()).await })
         });
-        Authenticator::with_revocations(source, revocations.clone())
+        Self { auth: Authenticator::new(source) }
     }
 
     /// The revocations refused: give them to a feed ([`id77_platform::revocation::follow`]).
     pub fn revocations(&self) -> &Revocations {
-        &self.revocations
-    }
-
-    fn get(&self) -> Authenticator {
-        match self.current.read() {
-            Ok(auth) => auth.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.auth.revocations()
     }
 
     /// Forgets the cached keys.
-    pub fn keys_changed(&self) {
-        let fresh = Self::fresh(&self.pool, &self.revocations);
-        match self.current.write() {
-            Ok(mut auth) => *auth = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
-        }
+    pub async fn keys_changed(&self) {
+        self.auth.keys_changed().await;
     }
 
-    /// The caller of a request; UNAUTHENTICATED without a valid token.
-    pub async fn caller<T>(&self, request: &tonic::Request<T>) -> Result<Caller, ServiceError> {
-        self.get().caller(request).await
-    }
-
-    /// The caller if the request carries a token (which must then be valid).
-    pub async fn optional_caller<T>(&self, request: &tonic::Request<T>) -> Result<Option<Caller>, ServiceError> {
-        self.get().optional_caller(request).await
+    /// The authenticator (give it to the gRPC server's authentication layer).
+    pub fn authenticator(&self) -> Authenticator {
+        self.auth.clone()
     }
 }

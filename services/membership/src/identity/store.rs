@@ -1,6 +1,8 @@
 //! SQL of accounts, sessions, invitations and the audit log.
 
 use chrono::{DateTime, Utc};
+use id77_platform::ServiceError;
+use id77_platform::auth::{Caller, Role, unauthenticated};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -20,6 +22,19 @@ pub struct UserRow {
     pub removed_at: Option<DateTime<Utc>>,
     /// The SIREN of the user's member, for member users.
     pub member_siren: Option<String>,
+}
+
+impl UserRow {
+    /// Whether the account can act: activated and not removed.
+    pub fn is_live(&self) -> bool {
+        self.active && self.removed_at.is_none()
+    }
+
+    /// The account's role (an unknown stored role is an internal error).
+    pub fn typed_role(&self) -> Result<Role, ServiceError> {
+        Role::parse(&self.role)
+            .ok_or_else(|| ServiceError::internal("reading an account", format!("role {}", self.role)))
+    }
 }
 
 const USER_COLUMNS: &str = "u.id, u.email, u.display_name, u.role, u.member_id, u.provider_code, u.password_hash, \
@@ -61,6 +76,15 @@ pub async fn user_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User
         .bind(id)
         .fetch_optional(conn)
         .await
+}
+
+/// The live account behind a caller's token: a removed (or never activated) account's access tokens stop working
+/// for everything that reads or changes accounts, even before they expire.
+pub async fn live_user(conn: &mut PgConnection, caller: &Caller) -> Result<UserRow, ServiceError> {
+    user_by_id(conn, caller.user_id)
+        .await?
+        .filter(UserRow::is_live)
+        .ok_or_else(|| unauthenticated("the account no longer exists"))
 }
 
 /// An account by id, locked for the rest of the transaction.
@@ -264,28 +288,6 @@ pub async fn revoke_user_families(
         .map(|r| r.rows_affected())
 }
 
-/// Publishes `access.revoked` (through the outbox, in the caller's transaction): the access tokens of `session`,
-/// or with `None` every token of `user_id` issued until `at`, stop working in every service within seconds
-/// instead of living until they expire (see `id77_platform::revocation`).
-pub async fn announce_revocation(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    session: Option<Uuid>,
-    reason: &str,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let lifetime = id77_platform::revocation::lifetime();
-    let lifetime = chrono::TimeDelta::from_std(lifetime).unwrap_or(chrono::TimeDelta::minutes(11));
-    let event = id77_proto::membership::v1::AccessRevoked {
-        user_id: user_id.to_string(),
-        session_id: session.map(|s| s.to_string()).unwrap_or_default(),
-        reason: reason.to_owned(),
-        revoked_at: Some(id77_platform::time::to_proto(at)),
-        valid_until: Some(id77_platform::time::to_proto(at + lifetime)),
-    };
-    id77_platform::outbox::enqueue(conn, id77_platform::revocation::SUBJECT, &event).await.map(|_| ())
-}
-
 pub async fn insert_refresh_token(
     conn: &mut PgConnection,
     token_hash: &[u8],
@@ -444,51 +446,38 @@ pub async fn list_audit(
     .await
 }
 
-/// Subject of `UserChanged`.
-pub const SUBJECT_USER_CHANGED: &str = "id77.membership.user.changed";
+/// An account changed since it was last announced (`user.changed`).
+#[derive(Debug, Clone, FromRow)]
+pub struct ChangedUser {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    pub member_id: Option<Uuid>,
+    pub provider_code: Option<String>,
+    pub active: bool,
+    pub removed: bool,
+    pub version: i64,
+}
 
-/// Publishes `user.changed` (through the outbox, in the caller's transaction) for every account changed since it
-/// was last announced, and marks them announced. Accounts another transaction holds are left to it (it
-/// announces them itself before it commits). Returns how many were announced.
-pub async fn announce_users(conn: &mut PgConnection) -> Result<usize, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Changed {
-        id: Uuid,
-        email: String,
-        display_name: String,
-        role: String,
-        member_id: Option<Uuid>,
-        provider_code: Option<String>,
-        active: bool,
-        removed: bool,
-        version: i64,
-    }
-    let rows: Vec<Changed> = sqlx::query_as(
+/// The accounts changed since they were last announced, locked for the rest of the transaction. Accounts another
+/// transaction holds are left to it (it announces them itself before it commits).
+pub async fn unannounced_users(conn: &mut PgConnection) -> Result<Vec<ChangedUser>, sqlx::Error> {
+    sqlx::query_as(
         "SELECT id, email, display_name, role, member_id, provider_code, active, removed_at IS NOT NULL AS removed,
                 version
          FROM app_user WHERE version > announced_version ORDER BY id FOR UPDATE SKIP LOCKED",
     )
-    .fetch_all(&mut *conn)
-    .await?;
-    let now = id77_platform::time::now();
-    for row in &rows {
-        let event = id77_proto::membership::v1::UserChanged {
-            user_id: row.id.to_string(),
-            email: row.email.clone(),
-            display_name: row.display_name.clone(),
-            role: row.role.clone(),
-            member_id: row.member_id.map(|m| m.to_string()).unwrap_or_default(),
-            provider_code: row.provider_code.clone().unwrap_or_default(),
-            active: row.active && !row.removed,
-            version: row.version,
-            occurred_at: Some(id77_platform::time::to_proto(now)),
-        };
-        id77_platform::outbox::enqueue(&mut *conn, SUBJECT_USER_CHANGED, &event).await?;
-        sqlx::query("UPDATE app_user SET announced_version = $2 WHERE id = $1")
-            .bind(row.id)
-            .bind(row.version)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(rows.len())
+    .fetch_all(conn)
+    .await
+}
+
+/// Records that `version` of the account was announced.
+pub async fn mark_announced(conn: &mut PgConnection, id: Uuid, version: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE app_user SET announced_version = $2 WHERE id = $1")
+        .bind(id)
+        .bind(version)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }

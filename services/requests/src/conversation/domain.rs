@@ -1,11 +1,12 @@
 //! Conversation rules, free of I/O: who writes as what, message and file name validation, and the checks an
 //! attachment passes while it streams in (type by magic bytes, size, UTF-8 for text, SHA-256, chunking).
 
+use id77_platform::ServiceError;
 use id77_platform::auth::{Caller, Role};
-use id77_platform::{ErrorCode, ServiceError};
 use sha2::{Digest, Sha256};
 
 use crate::access::RequestFacts;
+use crate::error::ConversationError;
 
 /// Longest message body, in characters.
 pub const MAX_BODY_CHARS: usize = 5_000;
@@ -158,28 +159,16 @@ impl FileKind {
 
 fn not_allowed(declared: &str) -> ServiceError {
     let allowed: Vec<_> = FileKind::ALL.iter().map(|k| k.content_type()).collect();
-    ServiceError::new(
-        ErrorCode::InvalidArgument,
-        "ATTACHMENT_TYPE_NOT_ALLOWED",
-        format!("attachments of type {declared:?} are not allowed (allowed: {})", allowed.join(", ")),
-    )
+    ConversationError::TypeNotAllowed { declared: declared.to_owned(), allowed: allowed.join(", ") }.into()
 }
 
 fn mismatch(kind: FileKind) -> ServiceError {
-    ServiceError::new(
-        ErrorCode::InvalidArgument,
-        "ATTACHMENT_CONTENT_MISMATCH",
-        format!("the file's content is not {} as declared", kind.content_type()),
-    )
+    ConversationError::ContentMismatch(kind.content_type()).into()
 }
 
 /// The error of a file over [`MAX_ATTACHMENT_BYTES`].
 pub fn too_large() -> ServiceError {
-    ServiceError::new(
-        ErrorCode::InvalidArgument,
-        "ATTACHMENT_TOO_LARGE",
-        format!("attachments must be at most {MAX_ATTACHMENT_BYTES} bytes (10 MiB)"),
-    )
+    ConversationError::TooLarge { max_bytes: MAX_ATTACHMENT_BYTES }.into()
 }
 
 /// An attachment being received: fed the bytes as they arrive, it refuses a file as soon as it is too large or
@@ -240,7 +229,7 @@ impl Upload {
     /// Ends the file: checks what could not be checked before (a short file's type, a text's last character).
     pub fn finish(mut self) -> Result<Received, ServiceError> {
         if self.total == 0 {
-            return Err(ServiceError::new(ErrorCode::InvalidArgument, "ATTACHMENT_EMPTY", "the file is empty"));
+            return Err(ConversationError::Empty.into());
         }
         if !self.checked {
             self.sniff()?;

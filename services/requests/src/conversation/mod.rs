@@ -3,8 +3,7 @@
 //! chunks and streamed both ways; per-user read markers. Who takes part: docs/authorization.md.
 
 pub mod domain;
+pub mod flow;
 pub mod grpc;
+pub mod proto_map;
 pub mod store;
-
-/// Subject of `MessagePosted`.
-pub const SUBJECT_MESSAGE_POSTED: &str = "id77.requests.message.posted";

@@ -18,8 +18,10 @@
 //! INVALID_TRANSITION). Every step is dated no earlier than the previous one, so the history is ordered.
 
 use chrono::{DateTime, Utc};
-use id77_platform::{ErrorCode, ServiceError};
+use id77_platform::ServiceError;
 use uuid::Uuid;
+
+use crate::error::RequestsError;
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -300,12 +302,9 @@ impl Step {
     }
 }
 
+/// A user's command the request's status does not allow (FAILED_PRECONDITION, INVALID_TRANSITION).
 pub fn invalid_transition(from: RequestStatus, what: &str) -> ServiceError {
-    ServiceError::new(
-        ErrorCode::FailedPrecondition,
-        "INVALID_TRANSITION",
-        format!("a {} request cannot be {what}", from.as_str()),
-    )
+    RequestsError::InvalidTransition { from: from.as_str(), what: what.to_owned() }.into()
 }
 
 fn is_with(state: &State, provider: &str) -> bool {
@@ -429,6 +428,7 @@ mod tests {
     use super::*;
     use RequestStatus::*;
     use chrono::Duration;
+    use id77_platform::ErrorCode;
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap_or_default()

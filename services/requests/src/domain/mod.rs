@@ -5,12 +5,14 @@ pub mod lifecycle;
 pub mod stats;
 
 use chrono::NaiveDate;
+use id77_platform::ServiceError;
 use id77_platform::error::FieldViolation;
-use id77_platform::{ErrorCode, ServiceError};
+use id77_proto::vocabulary::Category;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::error::RequestsError;
 pub use lifecycle::{Actor, Next, RequestStatus, State, Step, Trigger};
 
 pub const MAX_SUBJECT_CHARS: usize = 200;
@@ -22,30 +24,15 @@ pub const MAX_COMMENT_CHARS: usize = 2000;
 /// Longest exhibition loan.
 pub const MAX_LOAN_DAYS: i64 = 366;
 
-/// The categories of the catalogue, and what a request for each must carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Category {
-    /// A study: where it takes place (the site).
-    IntegratedEngineering,
-    AwarenessTraining,
-    /// A physical exhibition lent for dates.
-    ExhibitionLoan,
+/// An exhibition loan is lent for dates: its request must carry them, and no other request may.
+pub fn needs_dates(category: Category) -> bool {
+    category == Category::ExhibitionLoan
 }
 
-impl Category {
-    pub const ALL: [Self; 3] = [Self::IntegratedEngineering, Self::AwarenessTraining, Self::ExhibitionLoan];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::IntegratedEngineering => "integrated_engineering",
-            Self::AwarenessTraining => "awareness_training",
-            Self::ExhibitionLoan => "exhibition_loan",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
-    }
+/// An integrated engineering study takes place somewhere: its request carries a site (the member's commune by
+/// default), and only a study or an open orientation request may name one.
+pub fn needs_site(category: Category) -> bool {
+    category == Category::IntegratedEngineering
 }
 
 /// Loan dates as submitted (ISO dates, not yet checked).
@@ -198,11 +185,9 @@ pub fn validate_details(
     let mut violation =
         |field: &str, description: String| violations.push(FieldViolation { field: field.to_owned(), description });
     let mut details = Details::default();
-    match (category, dates) {
-        (Some(Category::ExhibitionLoan), None) => {
-            violation("dates", "are required for an exhibition loan (start_date and end_date)".into())
-        }
-        (Some(Category::ExhibitionLoan), Some(raw)) => {
+    match (category.is_some_and(needs_dates), dates) {
+        (true, None) => violation("dates", "are required for an exhibition loan (start_date and end_date)".into()),
+        (true, Some(raw)) => {
             let parse =
                 |field: &str, raw: &str| NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| field.to_owned());
             match (parse("dates.start_date", &raw.start_date), parse("dates.end_date", &raw.end_date)) {
@@ -224,11 +209,12 @@ pub fn validate_details(
                 }
             }
         }
-        (_, Some(_)) => violation("dates", "are only for an exhibition loan".into()),
-        (_, None) => {}
+        (false, Some(_)) => violation("dates", "are only for an exhibition loan".into()),
+        (false, None) => {}
     }
-    match (category, site) {
-        (Some(Category::IntegratedEngineering) | None, site) => {
+    // An open orientation request (no category) may name a site too.
+    match (category.is_none_or(needs_site), site) {
+        (true, site) => {
             let address = site.map(|s| s.address.as_str()).unwrap_or("");
             let commune = site.map(|s| s.commune_insee.as_str()).filter(|c| !c.is_empty());
             if address.chars().count() > MAX_ADDRESS_CHARS || !printable(address) {
@@ -249,8 +235,8 @@ pub fn validate_details(
                 None => {}
             }
         }
-        (Some(_), Some(_)) => violation("site", "is only for an integrated engineering study".into()),
-        (Some(_), None) => {}
+        (false, Some(_)) => violation("site", "is only for an integrated engineering study".into()),
+        (false, None) => {}
     }
     if violations.is_empty() { Ok(details) } else { Err(ServiceError::invalid_fields(violations)) }
 }
@@ -279,11 +265,7 @@ pub fn validate_feedback(status: RequestStatus, rating: u32, comment: &str) -> R
         return Err(ServiceError::invalid_fields(violations));
     }
     if status != RequestStatus::Completed {
-        return Err(ServiceError::new(
-            ErrorCode::FailedPrecondition,
-            "FEEDBACK_NOT_OPEN",
-            format!("feedback is given on a completed request, until it is closed; this one is {}", status.as_str()),
-        ));
+        return Err(RequestsError::FeedbackNotOpen { status: status.as_str() }.into());
     }
     Ok(Feedback { rating: rating as i16, comment: comment.to_owned() })
 }
@@ -299,11 +281,7 @@ pub fn validate_reason(reason: &str) -> Result<String, ServiceError> {
 
 /// The same key was used for another body.
 pub fn idempotency_conflict(key: &str) -> ServiceError {
-    ServiceError::new(
-        ErrorCode::AlreadyExists,
-        "IDEMPOTENCY_KEY_REUSED",
-        format!("Idempotency-Key {key:?} was already used for a different request body"),
-    )
+    RequestsError::IdempotencyKeyReused(key.to_owned()).into()
 }
 
 #[cfg(test)]

@@ -18,9 +18,6 @@ use crate::domain::lifecycle::{Actor, Step};
 use crate::store::RequestRow;
 use domain::{CancelCause, Notice, QuoteMail, StatusMail};
 
-/// Subject of membership's `UserChanged`.
-pub const SUBJECT_USER_CHANGED: &str = "id77.membership.user.changed";
-
 /// Queues the mails telling the member's users that `row` moved (`event_id`: its `request.status_changed`).
 pub async fn status_changed(
     conn: &mut PgConnection,
@@ -198,10 +195,9 @@ pub struct UserEvents;
 
 impl EventHandler for UserEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        if event.subject != SUBJECT_USER_CHANGED {
+        let Some(e) = event.decode_as::<UserChanged>()? else {
             return Ok(());
-        }
-        let e: UserChanged = event.decode()?;
+        };
         let user_id = Uuid::parse_str(&e.user_id)
             .map_err(|_| HandleError::Reject(anyhow!("user_id {:?} is not a UUID", e.user_id)))?;
         let member_id = match e.member_id.trim() {

@@ -14,6 +14,9 @@ use id77_platform::streams::is_valid_subject_token;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// A member kind, as in the directory: the shared vocabulary's, spelled the same in stored rule conditions.
+pub use id77_proto::vocabulary::MemberKind;
+
 /// Most rules in a rule set.
 pub const MAX_RULES: usize = 200;
 /// Most values in one list condition, and most sub-conditions of `all` / `any`.
@@ -24,34 +27,6 @@ pub const MAX_DEPTH: usize = 4;
 pub const MAX_NAME_CHARS: usize = 200;
 /// Longest condition JSON accepted.
 pub const MAX_CONDITION_BYTES: usize = 64 * 1024;
-
-/// A member kind, as in the directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MemberKind {
-    Commune,
-    Epci,
-    Syndicat,
-}
-
-impl MemberKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Commune => "commune",
-            Self::Epci => "epci",
-            Self::Syndicat => "syndicat",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "commune" => Self::Commune,
-            "epci" => Self::Epci,
-            "syndicat" => Self::Syndicat,
-            _ => return None,
-        })
-    }
-}
 
 /// Inclusive population bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,0 +1,140 @@
+//! A member's submission: who may file it, what it must carry for its offer, its idempotency key, and
+//! `request.submitted` in the same transaction as the request (an open orientation request goes straight to the
+//! coordinator's triage).
+
+use id77_platform::auth::Caller;
+use id77_platform::{ServiceError, outbox, time};
+use id77_proto::requests::v1::RequestSubmitted;
+use id77_proto::vocabulary::Category;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::lifecycle::{self, Cause};
+use crate::access;
+use crate::domain::lifecycle::{Actor, RequestStatus, Trigger};
+use crate::domain::{self, Details, RawSubmission, Submission};
+use crate::error::RequestsError;
+use crate::store::{self, OfferRow, RequestRow};
+
+/// Files a submission for the caller's member (`raw.member_id` empty: the caller's own) and returns the stored
+/// request; a retry with the same idempotency key returns the request it filed (another body is a conflict).
+pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> Result<RequestRow, ServiceError> {
+    // Only a member's users, for their own member; an empty member_id is theirs.
+    let own = access::submission_member(caller, None).map_err(|d| d.into_error("member", ""))?;
+    if raw.member_id.trim().is_empty() {
+        raw.member_id = own.to_string();
+    }
+    let s = domain::validate_submission(raw)?;
+    access::submission_member(caller, Some(s.member_id))
+        .map_err(|d| d.into_error("member", &s.member_id.to_string()))?;
+    let mut tx = pool.begin().await?;
+    if let Some(key) = &s.idempotency_key
+        && let Some(existing) = store::by_idempotency_key(&mut tx, s.member_id, key).await?
+    {
+        tx.rollback().await?;
+        return replay(existing, &s);
+    }
+    match store::member_status(&mut tx, s.member_id).await? {
+        Some(status) if status == "active" => {}
+        status => return Err(RequestsError::MemberNotActive { member_id: s.member_id, status }.into()),
+    }
+    let offer = match s.offer_id {
+        None => None,
+        Some(offer_id) => Some(store::offer(&mut tx, offer_id).await?.ok_or(RequestsError::OfferNotFound(offer_id))?),
+    };
+    let now = time::now();
+    let details = details(&mut tx, &s, offer.as_ref(), now.date_naive()).await?;
+    let row = new_row(&s, offer.as_ref(), details, now);
+    let submitter = lifecycle::actor(&mut tx, caller, &access::SUBMITTERS).await?;
+    match store::insert_request(&mut tx, &row, s.idempotency_key.as_deref(), &submitter).await {
+        Ok(()) => {}
+        // Same key submitted concurrently: the other transaction won; return its request (or a conflict).
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+            drop(tx);
+            return raced(pool, &s).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    outbox::enqueue(&mut tx, &submitted(&row, now)).await?;
+    if row.orientation {
+        // Routing queues every request without an offer for the coordinator's triage.
+        let state = lifecycle::state_of(&row).map_err(|e| ServiceError::internal("new request", e))?;
+        if let Some(step) = crate::domain::lifecycle::apply(&state, &Trigger::Queued, now)? {
+            lifecycle::record(&mut tx, &row, &step, &Actor::System, &Cause::default()).await?;
+        }
+    }
+    tx.commit().await?;
+    tracing::info!(request_id = %row.id, member_id = %row.member_id, offer_id = ?row.offer_id, "request submitted");
+    store::get_request(pool, row.id).await?.ok_or_else(|| ServiceError::internal("reading back", "request vanished"))
+}
+
+/// An idempotent retry: the same body returns the stored request, another body is a conflict.
+fn replay(existing: RequestRow, s: &Submission) -> Result<RequestRow, ServiceError> {
+    if existing.idempotency_fingerprint.as_deref().is_some_and(|f| f != s.fingerprint()) {
+        return Err(domain::idempotency_conflict(s.idempotency_key.as_deref().unwrap_or_default()));
+    }
+    Ok(existing)
+}
+
+/// The request a concurrent submission with the same key stored.
+async fn raced(pool: &PgPool, s: &Submission) -> Result<RequestRow, ServiceError> {
+    let key = s.idempotency_key.clone().unwrap_or_default();
+    let mut conn = pool.acquire().await?;
+    let existing = store::by_idempotency_key(&mut conn, s.member_id, &key)
+        .await?
+        .ok_or_else(|| ServiceError::internal("resolving an idempotency race", "request vanished"))?;
+    replay(existing, s)
+}
+
+/// What the request must carry for its offer's category (`None`: an open orientation request).
+async fn details(
+    conn: &mut PgConnection,
+    s: &Submission,
+    offer: Option<&OfferRow>,
+    today: chrono::NaiveDate,
+) -> Result<Details, ServiceError> {
+    // An offer whose category requests does not know yet needs nothing in particular.
+    let category = offer.map(|o| Category::parse(&o.category).unwrap_or(Category::AwarenessTraining));
+    let member_commune = store::member_commune(conn, s.member_id).await?;
+    domain::validate_details(category, s.dates.as_ref(), s.site.as_ref(), today, member_commune.as_deref())
+}
+
+fn new_row(
+    s: &Submission,
+    offer: Option<&OfferRow>,
+    details: Details,
+    now: chrono::DateTime<chrono::Utc>,
+) -> RequestRow {
+    RequestRow {
+        id: Uuid::now_v7(),
+        member_id: s.member_id,
+        offer_id: s.offer_id,
+        subject: s.subject.clone(),
+        description: s.description.clone(),
+        status: RequestStatus::Submitted.as_str().to_owned(),
+        provider_code: None,
+        submitted_at: now,
+        updated_at: now,
+        offer_version: offer.map(|o| o.version),
+        offer_category: offer.map(|o| o.category.clone()).filter(|c| !c.is_empty()),
+        orientation: s.offer_id.is_none(),
+        details: Json(details),
+        idempotency_fingerprint: Some(s.fingerprint()),
+        first_answered_at: None,
+        completed_at: None,
+    }
+}
+
+fn submitted(row: &RequestRow, now: chrono::DateTime<chrono::Utc>) -> RequestSubmitted {
+    RequestSubmitted {
+        request_id: row.id.to_string(),
+        member_id: row.member_id.to_string(),
+        offer_id: row.offer_id.map(|id| id.to_string()).unwrap_or_default(),
+        subject: row.subject.clone(),
+        description: row.description.clone(),
+        occurred_at: Some(time::to_proto(now)),
+        offer_version: row.offer_version.unwrap_or(0),
+        offer_category: row.offer_category.clone().unwrap_or_default(),
+    }
+}

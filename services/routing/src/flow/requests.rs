@@ -1,0 +1,93 @@
+//! What requests tells routing: a request submitted (routed by the rules, or queued for the coordinator when it
+//! names no offer) and a request cancelled (its referral taken back, offered or accepted: requests decides a
+//! request's fate, ADR 0013). Both run on the consumer's transaction.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::lifecycle::Lifecycle;
+use crate::domain::{self, Actor};
+use crate::error::{FlowError, RoutingError};
+use crate::store::{self, RoutedRequestRow};
+
+/// A request as requests submitted it.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub request_id: Uuid,
+    pub member_id: Uuid,
+    /// `None` for an open orientation request.
+    pub offer_id: Option<Uuid>,
+    pub subject: String,
+    pub description: String,
+}
+
+impl Lifecycle {
+    /// Routes a submitted request: rules, then the offer's provider, then the triage queue. An open request (no
+    /// offer) goes to the coordinator's triage queue. Not yet routable while its offer is unknown to routing, nor
+    /// while its member is unknown if `member_may_be_late` (membership's event may come after it); a replay
+    /// changes nothing.
+    pub async fn request_submitted(
+        &self,
+        conn: &mut PgConnection,
+        submission: Submission,
+        member_may_be_late: bool,
+    ) -> Result<(), FlowError> {
+        let Submission { request_id, member_id, offer_id, subject, description } = submission;
+        let now = self.now();
+        let Some(offer_id) = offer_id else {
+            // An open "orientation" request: no offer, so no automatic provider. The coordinator triages it.
+            if store::queue_for_triage(conn, request_id, member_id, &subject, &description, now).await? {
+                tracing::info!(%request_id, "open request queued for triage");
+            }
+            return Ok(());
+        };
+        let Some(offer) = store::get_offer(conn, offer_id).await? else {
+            // The catalogue's event has not reached us yet: try again later.
+            let message = format!("offer {offer_id} of request {request_id} not yet known");
+            return Err(RoutingError::NotYetKnown(message).into());
+        };
+        if store::get_member(conn, member_id).await?.is_none() && member_may_be_late {
+            let message = format!("member {member_id} of request {request_id} not yet known");
+            return Err(RoutingError::NotYetKnown(message).into());
+        }
+        let request = RoutedRequestRow { request_id, member_id, offer_id, subject, description };
+        store::lock_request(conn, request_id).await?;
+        if !store::insert_routed_request(conn, &request, now).await? {
+            tracing::info!(%request_id, "request already routed; replay ignored");
+            return Ok(());
+        }
+        self.route(conn, &request, &offer, &Actor::system(), "").await?;
+        Ok(())
+    }
+
+    /// Withdraws the current referral of a cancelled request, offered or accepted (even completed: requests, the
+    /// arbiter of a request's fate, cancelled it first, so a completion it never applied is overruled), and takes
+    /// the request out of the triage queue. `why` is the member's reason, as it came.
+    pub async fn request_cancelled(
+        &self,
+        conn: &mut PgConnection,
+        request_id: Uuid,
+        why: &str,
+        by: &Actor,
+    ) -> Result<(), FlowError> {
+        // Lock order of every path: the request, then its referral.
+        store::lock_request(conn, request_id).await?;
+        store::resolve_triage(conn, request_id, self.now()).await?;
+        let Some(open) = store::open_referral_for_update(conn, request_id).await? else {
+            // None, or already withdrawn (a replay of this cancellation), declined, expired: nothing to take back.
+            tracing::info!(%request_id, "cancelled request has no open referral");
+            return Ok(());
+        };
+        let reason = domain::cancellation_reason(&domain::note(why).unwrap_or_default());
+        let withdrawn = self.cancel(conn, &open, &reason, by).await?;
+        tracing::info!(
+            %request_id,
+            referral_id = %withdrawn.id,
+            was = %open.status,
+            completed = open.completed_at.is_some(),
+            by = %by.role,
+            "cancelled request's referral withdrawn"
+        );
+        Ok(())
+    }
+}
