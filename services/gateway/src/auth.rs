@@ -17,10 +17,10 @@ use tonic::metadata::{Ascii, MetadataValue};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::problem::Problem;
+use crate::problem::{Problem, refused_token_detail};
 
 /// `WWW-Authenticate` of a 401 for a request without a token (RFC 6750 §3: no error code then).
-pub const CHALLENGE: &str = "Bearer";
+pub use crate::problem::CHALLENGE;
 /// `WWW-Authenticate` of a 401 for a token that failed verification.
 pub const INVALID_TOKEN_CHALLENGE: &str = "Bearer error=\"invalid_token\"";
 
@@ -105,11 +105,8 @@ pub fn missing_token() -> Problem {
 /// gateway's own details about the header's form are kept.
 pub fn invalid_token(detail: impl Into<String>) -> Problem {
     let detail = detail.into();
-    let detail = if detail.starts_with("authentication required") {
-        crate::problem::refused_token_detail(&detail).to_owned()
-    } else {
-        detail
-    };
+    let detail =
+        if detail.starts_with("authentication required") { refused_token_detail(&detail).to_owned() } else { detail };
     Problem::unauthenticated(detail)
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(INVALID_TOKEN_CHALLENGE))
 }
@@ -137,19 +134,25 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
     Ok(Some(token))
 }
 
-impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers)?.ok_or_else(missing_token)?;
+impl Authenticated {
+    /// The caller of the request with these headers: 401 without a token or with a refused one, 503 when the
+    /// keys could not be loaded. Also for the public routes that need a caller for some parameters only.
+    pub async fn from_headers(state: &AppState, headers: &HeaderMap) -> Result<Self, Problem> {
+        let token = bearer_token(headers)?.ok_or_else(missing_token)?;
         let caller = state.authenticator().verify(token).await.map_err(|error| match error.code {
-            id77_platform::ErrorCode::Unauthenticated => {
-                invalid_token(crate::problem::refused_token_detail(&error.message))
-            }
+            id77_platform::ErrorCode::Unauthenticated => invalid_token(refused_token_detail(&error.message)),
             // The keys could not be loaded: not the client's fault.
             _ => Problem::from(error),
         })?;
         Self::new(caller, token).ok_or_else(|| invalid_token("the token is not visible ASCII"))
+    }
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Self::from_headers(state, &parts.headers).await
     }
 }
 

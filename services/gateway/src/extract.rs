@@ -154,6 +154,16 @@ impl Checks {
     }
 }
 
+/// The words of a vocabulary as an error detail lists them: `a, b, c` with `last` = `", "`, `a, b or c` with
+/// `" or "`.
+pub fn spelled<W: Copy>(words: &[W], spelling: fn(W) -> &'static str, last: &str) -> String {
+    let words: Vec<_> = words.iter().map(|w| spelling(*w)).collect();
+    match words.split_last() {
+        Some((tail, head)) if !head.is_empty() => format!("{}{last}{tail}", head.join(", ")),
+        _ => words.concat(),
+    }
+}
+
 /// A path id or code: not empty, at most [`MAX_ID_CHARS`].
 pub fn path_id(field: &str, value: &str) -> Result<(), Problem> {
     let mut checks = Checks::new();
@@ -195,6 +205,21 @@ mod tests {
         let problem = checks.finish().err();
         let fields: Vec<_> = problem.map(|p| p.errors.into_iter().map(|e| e.field).collect()).unwrap_or_default();
         assert_eq!(fields, ["offer_id", "subject"]);
+    }
+
+    #[test]
+    fn vocabularies_are_spelled_in_their_order() {
+        use id77_proto::vocabulary::{Category, MemberKind, PriceKind};
+        assert_eq!(
+            spelled(Category::ALL, Category::as_str, ", "),
+            "integrated_engineering, awareness_training, exhibition_loan"
+        );
+        assert_eq!(
+            spelled(PriceKind::ALL, PriceKind::as_str, ", "),
+            "free, flat, daily_rate, per_inhabitant, on_quote"
+        );
+        assert_eq!(spelled(MemberKind::ALL, MemberKind::as_str, " or "), "commune, epci or syndicat");
+        assert_eq!(spelled(&MemberKind::ALL[..1], MemberKind::as_str, " or "), "commune");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! `run` serves on a bound listener until a token is cancelled, so tests start it in-process; `router` gives
 //! the bare axum router for `tower::ServiceExt::oneshot` tests.
 
+pub mod api_docs;
 pub mod auth;
 pub mod balance;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod problem;
 pub mod ratelimit;
 pub mod routes;
 pub mod security;
+pub mod telemetry;
 pub mod views;
 
 use std::sync::Arc;
@@ -311,7 +313,7 @@ pub async fn run_with_limits(
     tracing::info!(?limits, "HTTP connection limits");
     // Header, body and keep-alive timeouts and a connection ceiling (issue 19, item 5); the refusals answered
     // below the router (400, 408, 414, 431) are problem+json too (item 8).
-    let refusal = problem::connection_refusal(config.hsts, limits);
+    let refusal = security::connection_refusal(config.hsts, limits);
     let server = http_server::serve(listener, router(state), limits, refusal, shutdown.clone());
     let drain_deadline = async {
         shutdown.cancelled().await;

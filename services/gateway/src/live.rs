@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use id77_platform::Namespace;
 use id77_platform::auth::{Caller, Role};
+use id77_proto::events::IntegrationEvent;
 use id77_proto::requests::v1::{MessagePosted, RequestStatusChanged};
 use id77_proto::routing::v1::ReferralOffered;
-use prost::Message;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -31,11 +31,8 @@ use crate::AppState;
 use crate::auth::Authenticated;
 use crate::problem::Problem;
 
-pub const SUBJECT_STATUS_CHANGED: &str = "id77.requests.request.status_changed";
-pub const SUBJECT_MESSAGE_POSTED: &str = "id77.requests.message.posted";
-pub const SUBJECT_REFERRAL_OFFERED: &str = "id77.routing.referral.offered";
 /// The subjects the gateway subscribes to (before the deployment's prefix); its NATS user may read these only.
-pub const SUBJECTS: [&str; 3] = id77_platform::streams::LIVE_SUBJECTS;
+pub const SUBJECTS: [&str; 3] = id77_proto::events::LIVE;
 
 /// Events buffered per client before it is told it lagged.
 pub const BUFFER: usize = 256;
@@ -117,69 +114,96 @@ fn timestamp(ts: Option<&id77_proto::prost_types::Timestamp>) -> Value {
     ts.and_then(id77_platform::time::from_proto).map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
 }
 
-/// Decodes a message of one of [`SUBJECTS`] (logical subject); None for anything else or a payload that does not
-/// decode.
-pub fn decode(subject: &str, id: String, payload: &[u8]) -> Option<LiveEvent> {
-    match subject {
-        SUBJECT_STATUS_CHANGED => {
-            let e = RequestStatusChanged::decode(payload).ok()?;
-            Some(LiveEvent {
-                kind: "request.status_changed",
-                id,
-                audience: Audience {
-                    member_id: uuid(&e.member_id),
-                    provider_code: code(&e.provider_code),
-                    referent: uuid(&e.referent_user_id),
-                },
-                data: json!({
-                    "request_id": e.request_id,
-                    "from": e.from_status,
-                    "status": e.to_status,
-                    "provider_code": code(&e.provider_code),
-                    "occurred_at": timestamp(e.occurred_at.as_ref()),
-                }),
-            })
+/// An integration event the live stream shows: its SSE name, who may see it and what the client gets.
+trait Live: IntegrationEvent {
+    /// SSE `event:`.
+    const KIND: &'static str;
+    fn audience(&self) -> Audience;
+    fn data(&self) -> Value;
+}
+
+impl Live for RequestStatusChanged {
+    const KIND: &'static str = "request.status_changed";
+
+    fn audience(&self) -> Audience {
+        Audience {
+            member_id: uuid(&self.member_id),
+            provider_code: code(&self.provider_code),
+            referent: uuid(&self.referent_user_id),
         }
-        SUBJECT_MESSAGE_POSTED => {
-            let e = MessagePosted::decode(payload).ok()?;
-            Some(LiveEvent {
-                kind: "message.posted",
-                id,
-                audience: Audience {
-                    member_id: uuid(&e.member_id),
-                    provider_code: code(&e.provider_code),
-                    referent: uuid(&e.referent_user_id),
-                },
-                data: json!({
-                    "request_id": e.request_id,
-                    "message_id": e.message_id,
-                    "author_user_id": e.author_user_id,
-                    "author_role": e.author_role,
-                    "author_name": e.author_name,
-                    "attachment_count": e.attachment_count,
-                    "occurred_at": timestamp(e.occurred_at.as_ref()),
-                }),
-            })
-        }
-        SUBJECT_REFERRAL_OFFERED => {
-            let e = ReferralOffered::decode(payload).ok()?;
-            // For the provider's agents (and the coordinator): the member follows its request's status instead.
-            Some(LiveEvent {
-                kind: "referral.offered",
-                id,
-                audience: Audience { member_id: None, provider_code: code(&e.provider_code), referent: None },
-                data: json!({
-                    "referral_id": e.referral_id,
-                    "request_id": e.request_id,
-                    "offer_code": e.offer_code,
-                    "offer_title": e.offer_title,
-                    "respond_by": timestamp(e.respond_by.as_ref()),
-                    "occurred_at": timestamp(e.occurred_at.as_ref()),
-                }),
-            })
-        }
-        _ => None,
     }
+
+    fn data(&self) -> Value {
+        json!({
+            "request_id": self.request_id,
+            "from": self.from_status,
+            "status": self.to_status,
+            "provider_code": code(&self.provider_code),
+            "occurred_at": timestamp(self.occurred_at.as_ref()),
+        })
+    }
+}
+
+impl Live for MessagePosted {
+    const KIND: &'static str = "message.posted";
+
+    fn audience(&self) -> Audience {
+        Audience {
+            member_id: uuid(&self.member_id),
+            provider_code: code(&self.provider_code),
+            referent: uuid(&self.referent_user_id),
+        }
+    }
+
+    fn data(&self) -> Value {
+        json!({
+            "request_id": self.request_id,
+            "message_id": self.message_id,
+            "author_user_id": self.author_user_id,
+            "author_role": self.author_role,
+            "author_name": self.author_name,
+            "attachment_count": self.attachment_count,
+            "occurred_at": timestamp(self.occurred_at.as_ref()),
+        })
+    }
+}
+
+impl Live for ReferralOffered {
+    const KIND: &'static str = "referral.offered";
+
+    /// For the provider's agents (and the coordinator): the member follows its request's status instead.
+    fn audience(&self) -> Audience {
+        Audience { member_id: None, provider_code: code(&self.provider_code), referent: None }
+    }
+
+    fn data(&self) -> Value {
+        json!({
+            "referral_id": self.referral_id,
+            "request_id": self.request_id,
+            "offer_code": self.offer_code,
+            "offer_title": self.offer_title,
+            "respond_by": timestamp(self.respond_by.as_ref()),
+            "occurred_at": timestamp(self.occurred_at.as_ref()),
+        })
+    }
+}
+
+/// The message as an `E` for the clients when it came on `E`'s subject (the catalogue's); `None` for another
+/// event or an `E` that does not decode.
+fn decode_as<E: Live>(subject: &str, id: &str, payload: &[u8]) -> Option<LiveEvent> {
+    if subject != E::SUBJECT {
+        return None;
+    }
+    let event = E::decode(payload).ok()?;
+    Some(LiveEvent { kind: E::KIND, id: id.to_owned(), audience: event.audience(), data: event.data() })
+}
+
+/// Decodes a message of one of [`SUBJECTS`] (logical subject), by the type its subject carries; None for
+/// anything else or a payload that does not decode.
+pub fn decode(subject: &str, id: String, payload: &[u8]) -> Option<LiveEvent> {
+    decode_as::<RequestStatusChanged>(subject, &id, payload)
+        .or_else(|| decode_as::<MessagePosted>(subject, &id, payload))
+        .or_else(|| decode_as::<ReferralOffered>(subject, &id, payload))
 }
 
 /// Where the gateway finds the events.
@@ -345,6 +369,7 @@ pub async fn events(State(state): State<AppState>, caller: Authenticated) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     fn caller(role: Role, member: Option<Uuid>, provider: Option<&str>) -> Caller {
         Caller {
@@ -384,8 +409,15 @@ mod tests {
 
     #[test]
     fn the_subjects_are_the_ones_the_gateway_user_may_read() {
-        for subject in [SUBJECT_STATUS_CHANGED, SUBJECT_MESSAGE_POSTED, SUBJECT_REFERRAL_OFFERED] {
+        for subject in [RequestStatusChanged::SUBJECT, MessagePosted::SUBJECT, ReferralOffered::SUBJECT] {
             assert!(SUBJECTS.contains(&subject), "{subject}");
+        }
+    }
+
+    #[test]
+    fn every_live_subject_decodes_as_its_event() {
+        for subject in SUBJECTS {
+            assert!(decode(subject, String::new(), &[]).is_some(), "{subject}");
         }
     }
 
@@ -400,17 +432,17 @@ mod tests {
             to_status: "accepted".into(),
             ..Default::default()
         };
-        let event = decode(SUBJECT_STATUS_CHANGED, "m1".into(), &changed.encode_to_vec()).expect("decodes");
+        let event = decode(RequestStatusChanged::SUBJECT, "m1".into(), &changed.encode_to_vec()).expect("decodes");
         assert_eq!(event.kind, "request.status_changed");
         assert_eq!(event.audience.member_id, Some(member));
         assert_eq!(event.audience.provider_code.as_deref(), Some("caue77"));
         assert_eq!(event.data["status"], "accepted");
         let offered =
             ReferralOffered { provider_code: "caue77".into(), member_id: member.to_string(), ..Default::default() };
-        let event = decode(SUBJECT_REFERRAL_OFFERED, "m2".into(), &offered.encode_to_vec()).expect("decodes");
+        let event = decode(ReferralOffered::SUBJECT, "m2".into(), &offered.encode_to_vec()).expect("decodes");
         assert_eq!(event.audience.member_id, None, "members follow the status, not the referral");
         assert!(decode("id77.other", String::new(), &[]).is_none());
-        assert!(decode(SUBJECT_MESSAGE_POSTED, String::new(), &[0xff, 0xff]).is_none());
+        assert!(decode(MessagePosted::SUBJECT, String::new(), &[0xff, 0xff]).is_none());
     }
 
     #[tokio::test]

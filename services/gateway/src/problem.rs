@@ -7,7 +7,6 @@ use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use id77_platform::error::FieldViolation;
-use id77_platform::http_server::{HttpLimits, Refusal, RefusalBody};
 use id77_platform::{ErrorCode, ServiceError};
 use serde::Serialize;
 use tonic_types::StatusExt;
@@ -17,6 +16,10 @@ pub const TYPE_BASE: &str = "https://id77.seine-et-marne.fr/problems/";
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// `WWW-Authenticate` of a 401 for a request without a token (RFC 6750 §3: no error code then), and of every
+/// 401 that names no other challenge.
+pub const CHALLENGE: &str = "Bearer";
 
 /// One invalid field, as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -247,58 +250,10 @@ impl IntoResponse for Problem {
         }
         // Every 401 says how to authenticate (RFC 9110 §15.5.2).
         if self.status == StatusCode::UNAUTHORIZED && !headers.contains_key(header::WWW_AUTHENTICATE) {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(crate::auth::CHALLENGE));
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
         }
         response
     }
-}
-
-/// The refusals answered below the router (`id77_platform::http_server`), as problems with the security
-/// headers of every response: 400 for a request hyper cannot parse, 408 for a request body that stopped
-/// arriving, 414 for a long target, 431 for large headers.
-pub fn connection_refusal(hsts: bool, limits: HttpLimits) -> Refusal {
-    std::sync::Arc::new(move |status: StatusCode| {
-        let problem = match status {
-            StatusCode::BAD_REQUEST => {
-                Problem::new(status, "MALFORMED_REQUEST", "Bad request", "the request is not well-formed HTTP/1.1")
-            }
-            StatusCode::REQUEST_TIMEOUT => Problem::new(
-                status,
-                "REQUEST_TIMEOUT",
-                "Request timeout",
-                format!(
-                    "the request body stopped arriving for {} s, or arrived slower than {} bytes/s; the connection \
-                     is closed",
-                    limits.body_idle_timeout.as_secs_f64(),
-                    limits.body_min_rate
-                ),
-            ),
-            StatusCode::URI_TOO_LONG => Problem::new(
-                status,
-                "URI_TOO_LONG",
-                "URI too long",
-                format!("the request target must be at most {} bytes", limits.max_uri_bytes),
-            ),
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Problem::new(
-                status,
-                "HEADERS_TOO_LARGE",
-                "Request header fields too large",
-                format!(
-                    "the request line and headers must be at most {} bytes and 100 headers",
-                    limits.max_header_bytes
-                ),
-            ),
-            other => Problem::new(other, "REFUSED", "Refused", "the request was refused"),
-        };
-        let mut headers = crate::security::fixed_headers(hsts);
-        headers.push((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::security::API_CSP)));
-        headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        RefusalBody {
-            content_type: PROBLEM_JSON,
-            body: serde_json::to_vec(&problem.body()).unwrap_or_default(),
-            headers,
-        }
-    })
 }
 
 /// The router's fallback: any unknown path.
@@ -319,7 +274,35 @@ pub async fn method_not_allowed() -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use id77_platform::DomainError;
     use tonic::{Code, Status};
+
+    /// A service's own refusal, as its error enum sends it.
+    #[derive(Debug)]
+    struct Refusal(ErrorCode, &'static str, &'static str);
+
+    impl std::fmt::Display for Refusal {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.2)
+        }
+    }
+
+    impl std::error::Error for Refusal {}
+
+    impl DomainError for Refusal {
+        fn code(&self) -> ErrorCode {
+            self.0
+        }
+
+        fn reason(&self) -> &'static str {
+            self.1
+        }
+    }
+
+    /// The gRPC status of a service's refusal.
+    fn refused(code: ErrorCode, reason: &'static str, message: &'static str) -> Status {
+        Status::from(ServiceError::from(Refusal(code, reason, message)))
+    }
 
     #[test]
     fn reasons_become_kebab_case_slugs() {
@@ -354,7 +337,7 @@ mod tests {
 
     #[test]
     fn service_reasons_and_field_violations_survive() {
-        let status = Status::from(ServiceError::new(ErrorCode::FailedPrecondition, "MEMBER_NOT_ACTIVE", "pending"));
+        let status = refused(ErrorCode::FailedPrecondition, "MEMBER_NOT_ACTIVE", "pending");
         let problem = Problem::from_status(&status);
         assert_eq!(problem.status, StatusCode::CONFLICT);
         assert_eq!(problem.type_uri(), "https://id77.seine-et-marne.fr/problems/member-not-active");
@@ -374,17 +357,17 @@ mod tests {
 
     #[test]
     fn a_quote_not_accepted_is_a_409_of_its_own_with_a_clear_detail() {
-        let status = Status::from(ServiceError::new(ErrorCode::FailedPrecondition, QUOTE_NOT_ACCEPTED, "agreement"));
+        let status = refused(ErrorCode::FailedPrecondition, QUOTE_NOT_ACCEPTED, "agreement");
         let problem = Problem::from_upstream("routing", &status);
         assert_eq!(problem.status, StatusCode::CONFLICT);
         assert_eq!(problem.type_uri(), format!("{TYPE_BASE}quote-not-accepted"));
         assert!(problem.detail.contains("has not accepted the quote"), "{}", problem.detail);
         // A withdrawn referral keeps the generic slug and the service's own words.
-        let status = Status::from(ServiceError::new(
+        let status = refused(
             ErrorCode::FailedPrecondition,
             "INVALID_TRANSITION",
             "referral withdrawn: the member cancelled the request",
-        ));
+        );
         let problem = Problem::from_upstream("routing", &status);
         assert_eq!(
             (problem.status, problem.type_uri()),
@@ -409,7 +392,7 @@ mod tests {
         let problem = Problem::from_upstream("catalogue", &Status::unavailable("tcp connect error"));
         assert_eq!(problem.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(problem.detail.contains("catalogue"), "{}", problem.detail);
-        let own = Status::from(ServiceError::new(ErrorCode::Unavailable, "UNAVAILABLE", "database unavailable"));
+        let own = refused(ErrorCode::Unavailable, "UNAVAILABLE", "database unavailable");
         let problem = Problem::from_upstream("catalogue", &own);
         assert_eq!((problem.status.as_u16(), problem.detail.as_str()), (503, "database unavailable"));
     }

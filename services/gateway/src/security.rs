@@ -1,5 +1,6 @@
 //! Response hardening as middleware: security headers on every response, CORS for the configured web origins,
-//! and the per-client rate limits of [`crate::ratelimit`].
+//! and the per-client rate limits of [`crate::ratelimit`]; and the problem+json answers, with the same headers,
+//! of the requests refused below the router ([`connection_refusal`]).
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -10,10 +11,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use id77_platform::http_server::{HttpLimits, Refusal, RefusalBody};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
-use crate::problem::Problem;
+use crate::problem::{PROBLEM_JSON, Problem};
 use crate::ratelimit::{ForwardedFor, client_ip};
 
 /// `Content-Security-Policy` of every response but `/docs`: JSON needs nothing.
@@ -52,7 +54,7 @@ pub fn over_https(
 }
 
 /// The headers of every response that do not depend on the request (also on the refusals answered below the
-/// router, see [`crate::problem::connection_refusal`]).
+/// router, see [`connection_refusal`]).
 pub fn fixed_headers(hsts: bool) -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = vec![
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
@@ -64,6 +66,54 @@ pub fn fixed_headers(hsts: bool) -> Vec<(HeaderName, HeaderValue)> {
         headers.push((header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS)));
     }
     headers
+}
+
+/// The refusals answered below the router (`id77_platform::http_server`), as problems with the security
+/// headers of every response: 400 for a request hyper cannot parse, 408 for a request body that stopped
+/// arriving, 414 for a long target, 431 for large headers.
+pub fn connection_refusal(hsts: bool, limits: HttpLimits) -> Refusal {
+    std::sync::Arc::new(move |status: StatusCode| {
+        let problem = match status {
+            StatusCode::BAD_REQUEST => {
+                Problem::new(status, "MALFORMED_REQUEST", "Bad request", "the request is not well-formed HTTP/1.1")
+            }
+            StatusCode::REQUEST_TIMEOUT => Problem::new(
+                status,
+                "REQUEST_TIMEOUT",
+                "Request timeout",
+                format!(
+                    "the request body stopped arriving for {} s, or arrived slower than {} bytes/s; the connection \
+                     is closed",
+                    limits.body_idle_timeout.as_secs_f64(),
+                    limits.body_min_rate
+                ),
+            ),
+            StatusCode::URI_TOO_LONG => Problem::new(
+                status,
+                "URI_TOO_LONG",
+                "URI too long",
+                format!("the request target must be at most {} bytes", limits.max_uri_bytes),
+            ),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Problem::new(
+                status,
+                "HEADERS_TOO_LARGE",
+                "Request header fields too large",
+                format!(
+                    "the request line and headers must be at most {} bytes and 100 headers",
+                    limits.max_header_bytes
+                ),
+            ),
+            other => Problem::new(other, "REFUSED", "Refused", "the request was refused"),
+        };
+        let mut headers = fixed_headers(hsts);
+        headers.push((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(API_CSP)));
+        headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        RefusalBody {
+            content_type: PROBLEM_JSON,
+            body: serde_json::to_vec(&problem.body()).unwrap_or_default(),
+            headers,
+        }
+    })
 }
 
 /// The text between the first `<{tag}>` and `</{tag}>` of a page.
@@ -90,7 +140,7 @@ pub fn docs_csp(page: &str) -> String {
 }
 
 static DOCS_CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
-    HeaderValue::from_str(&docs_csp(crate::routes::DOCS_HTML)).unwrap_or(HeaderValue::from_static(API_CSP))
+    HeaderValue::from_str(&docs_csp(crate::api_docs::DOCS_HTML)).unwrap_or(HeaderValue::from_static(API_CSP))
 });
 
 /// Paths whose answers carry credentials or personal data and must never be stored.

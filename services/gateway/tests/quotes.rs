@@ -12,7 +12,7 @@ use id77_gateway::{AppState, Config, router};
 use id77_platform::auth::Role;
 use id77_platform::error::FieldViolation;
 use id77_platform::testing::TestKeys;
-use id77_platform::{ErrorCode, ServiceError};
+use id77_platform::{DomainError, ErrorCode, ServiceError};
 use id77_proto::billing::v1 as billing;
 use id77_proto::billing::v1::billing_service_server::{BillingService, BillingServiceServer};
 use id77_proto::prost_types::Timestamp;
@@ -46,8 +46,38 @@ fn at(seconds: i64) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
 }
 
+/// A service's own refusal, as its error enum sends it.
+#[derive(Debug)]
+struct Refusal {
+    code: ErrorCode,
+    reason: &'static str,
+    message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl DomainError for Refusal {
+    fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+fn refusal(code: ErrorCode, reason: &'static str, message: &str) -> Status {
+    Status::from(ServiceError::from(Refusal { code, reason, message: message.to_owned() }))
+}
+
 fn conflict(reason: &'static str, message: &str) -> Status {
-    Status::from(ServiceError::new(ErrorCode::FailedPrecondition, reason, message))
+    refusal(ErrorCode::FailedPrecondition, reason, message)
 }
 
 /// Implements a service trait: the RPCs a test uses by hand, every other one answering UNIMPLEMENTED (the
@@ -91,11 +121,11 @@ fn decided_quote(id: &str, status: billing::QuoteStatus) -> billing::Quote {
 
 fn billing_refusal(id: &str) -> Option<Status> {
     match id {
-        "q-other-member" => Some(Status::from(ServiceError::new(
+        "q-other-member" => Some(refusal(
             ErrorCode::PermissionDenied,
             "PERMISSION_DENIED",
             "only a member admin of the quote's member decides on it",
-        ))),
+        )),
         "q-decided" => Some(conflict("INVALID_TRANSITION", "quote D-caue77-2026-000007 is accepted, not proposed")),
         _ => None,
     }

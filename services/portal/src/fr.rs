@@ -1,6 +1,7 @@
 //! French wording: labels of the API's enums, dates and amounts, and the messages shown for gateway errors.
 
 use chrono::{DateTime, Utc};
+use id77_proto::vocabulary::{Category, MemberKind, PriceKind};
 
 use crate::gateway::{ApiError, FieldError};
 
@@ -40,32 +41,56 @@ pub fn member_status(status: &str) -> &str {
     }
 }
 
-pub fn category(category: &str) -> &str {
+/// The French name of a family of offers.
+pub fn category_label(category: Category) -> &'static str {
     match category {
-        "integrated_engineering" => "Ingénierie intégrée",
-        "awareness_training" => "Sensibilisation et formation",
-        "exhibition_loan" => "Prêt d'exposition",
-        other => other,
+        Category::IntegratedEngineering => "Ingénierie intégrée",
+        Category::AwarenessTraining => "Sensibilisation et formation",
+        Category::ExhibitionLoan => "Prêt d'exposition",
     }
 }
 
+/// The French name of a category as the API spells it (an unknown one as it comes).
+pub fn category(category: &str) -> &str {
+    match Category::parse(category) {
+        Some(known) => category_label(known),
+        None => category,
+    }
+}
+
+/// The French name of a way of pricing.
+pub fn price_kind_label(kind: PriceKind) -> &'static str {
+    match kind {
+        PriceKind::Free => "Gratuit",
+        PriceKind::Flat => "Forfait",
+        PriceKind::DailyRate => "Prix par jour",
+        PriceKind::PerInhabitant => "Par habitant",
+        PriceKind::OnQuote => "Sur devis",
+    }
+}
+
+/// The French name of a price kind as the API spells it (an unknown one as it comes).
 pub fn price_kind(kind: &str) -> &str {
-    match kind {
-        "free" => "Gratuit",
-        "flat" => "Forfait",
-        "daily_rate" => "Prix par jour",
-        "per_inhabitant" => "Par habitant",
-        "on_quote" => "Sur devis",
-        other => other,
+    match PriceKind::parse(kind) {
+        Some(known) => price_kind_label(known),
+        None => kind,
     }
 }
 
-pub fn collectivity_kind(kind: &str) -> &str {
+/// The French name of a kind of collectivité.
+pub fn member_kind_label(kind: MemberKind) -> &'static str {
     match kind {
-        "commune" => "Commune",
-        "epci" => "Intercommunalité (EPCI)",
-        "syndicat" => "Syndicat",
-        other => other,
+        MemberKind::Commune => "Commune",
+        MemberKind::Epci => "Intercommunalité (EPCI)",
+        MemberKind::Syndicat => "Syndicat",
+    }
+}
+
+/// The French name of a kind of collectivité as the API spells it (an unknown one as it comes).
+pub fn collectivity_kind(kind: &str) -> &str {
+    match MemberKind::parse(kind) {
+        Some(known) => member_kind_label(known),
+        None => kind,
     }
 }
 
@@ -247,6 +272,24 @@ mod tests {
         assert_eq!(statuses, ["Proposé", "Accepté", "Refusé", "Annulé", "Expiré"]);
         assert_eq!(agreement("awaiting_member"), "En attente de l'accord de la collectivité sur le devis");
         assert_eq!(role("provider_consumer"), "Connecteur du partenaire");
+    }
+
+    #[test]
+    fn every_word_of_the_vocabulary_has_its_french_label() {
+        for c in Category::ALL {
+            assert_eq!(category(c.as_str()), category_label(*c));
+            assert_ne!(category_label(*c), c.as_str());
+        }
+        for k in PriceKind::ALL {
+            assert_eq!(price_kind(k.as_str()), price_kind_label(*k));
+            assert_ne!(price_kind_label(*k), k.as_str());
+        }
+        for k in MemberKind::ALL {
+            assert_eq!(collectivity_kind(k.as_str()), member_kind_label(*k));
+        }
+        assert_eq!(collectivity_kind("epci"), "Intercommunalité (EPCI)");
+        assert_eq!(price_kind("per_inhabitant"), "Par habitant");
+        assert_eq!(price_kind("by_the_hour"), "by_the_hour", "unknown values are shown as they come");
     }
 
     #[test]

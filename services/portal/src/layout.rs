@@ -1,12 +1,19 @@
-//! The frame of every page: skip link, header with the navigation allowed to the caller's role, main, footer.
+//! The frame of every page: skip link, header with the navigation allowed to the caller's role, main, footer;
+//! and the answers that are not a screen of their own (error pages, the redirect after a POST).
 
 use std::fmt::Write as _;
 
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use crate::html::esc;
 use crate::{Ctx, forms, fr};
+
+/// The page of the caller's notification preferences (served by `pages::account`), in every signed-in user's
+/// navigation.
+pub const NOTIFICATIONS_PATH: &str = "/compte/notifications";
+/// Marks a one-time message as an error (shown as an alert rather than a notice).
+pub const ERROR_FLASH: &str = "Erreur : ";
 
 /// The navigation entries of the caller (only what its role may use, see docs/authorization.md).
 pub fn nav(ctx: &Ctx) -> Vec<(&'static str, &'static str)> {
@@ -33,7 +40,7 @@ pub fn nav(ctx: &Ctx) -> Vec<(&'static str, &'static str)> {
         _ => {}
     }
     if ctx.user.is_some() {
-        items.push((crate::pages::NOTIFICATIONS_PATH, "Mes notifications"));
+        items.push((NOTIFICATIONS_PATH, "Mes notifications"));
     }
     items
 }
@@ -68,7 +75,7 @@ pub fn page_with_status(ctx: &Ctx, status: StatusCode, title: &str, body: &str) 
     };
     let flash = match &ctx.flash {
         // A refusal told after a redirect (a message or a file the API refused): an alert, not a notice.
-        Some(message) if message.starts_with(crate::pages::ERROR_FLASH) => {
+        Some(message) if message.starts_with(ERROR_FLASH) => {
             format!(r#"<div class="error-summary" role="alert" id="erreurs"><p>{}</p></div>"#, esc(message))
         }
         Some(message) => format!(r#"<div class="notice" role="status"><p>{}</p></div>"#, esc(message)),
@@ -125,6 +132,22 @@ pub fn api_error_page(ctx: &Ctx, error: &crate::gateway::ApiError) -> Response {
         _ => "Une erreur est survenue",
     };
     error_page(ctx, status, title, &fr::problem(error))
+}
+
+/// 303 to `to` (after a POST).
+pub fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// The page answered when the session database does not answer.
+pub fn unavailable(ctx: &Ctx, error: &anyhow::Error) -> Response {
+    tracing::error!(error = format!("{error:#}"), path = %ctx.path, "session store unavailable");
+    error_page(
+        ctx,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service indisponible",
+        "Le portail est momentanément indisponible. Réessayez dans quelques instants.",
+    )
 }
 
 #[cfg(test)]

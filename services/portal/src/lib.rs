@@ -10,6 +10,7 @@
 // Handlers answer a whole page on every early exit: `Result<_, Response>` is the natural shape here.
 #![allow(clippy::result_large_err)]
 
+pub mod caller;
 pub mod config;
 pub mod forms;
 pub mod fr;
@@ -28,16 +29,15 @@ use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use id77_platform::http_server::{self, HttpLimits, Refusal, RefusalBody};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
 use crate::gateway::Gateway;
-use crate::session::{SessionTx, Sessions, Tokens, User};
+use crate::session::{Sessions, User};
 
 /// How long in-flight requests get to finish after shutdown is requested: within the platform's bound on a
 /// stop ([`id77_platform::shutdown::HARD_DEADLINE`], under 10 s).
@@ -120,7 +120,7 @@ async fn session_layer(State(state): State<AppState>, mut request: Request, next
         Ok(loaded) => loaded,
         Err(error) => {
             let ctx = Ctx { sid: String::new(), csrf: String::new(), user: None, flash: None, path, client_ip };
-            return unavailable(&ctx, &error);
+            return layout::unavailable(&ctx, &error);
         }
     };
     let flash = if request.method() == axum::http::Method::GET && session.flash.is_some() {
@@ -209,87 +209,6 @@ async fn css() -> Response {
         include_str!("../static/portal.css"),
     )
         .into_response()
-}
-
-/// 303 to `to` (after a POST).
-pub fn see_other(to: &str) -> Response {
-    Redirect::to(to).into_response()
-}
-
-/// Checks the CSRF token of a POST form; `Err` is the 403 page to answer.
-pub fn check_csrf(ctx: &Ctx, fields: &forms::Fields) -> Result<(), Response> {
-    let sent = fields.get(session::CSRF_FIELD).map(String::as_str).unwrap_or("");
-    if session::same_secret(sent, &ctx.csrf) {
-        Ok(())
-    } else {
-        tracing::warn!(path = %ctx.path, "POST refused: missing or wrong CSRF token");
-        Err(layout::error_page(
-            ctx,
-            StatusCode::FORBIDDEN,
-            "Formulaire expiré",
-            "Ce formulaire a expiré ou ne vient pas de ce site. Rechargez la page et recommencez.",
-        ))
-    }
-}
-
-/// The page answered when the session database does not answer.
-pub fn unavailable(ctx: &Ctx, error: &anyhow::Error) -> Response {
-    tracing::error!(error = format!("{error:#}"), path = %ctx.path, "session store unavailable");
-    layout::error_page(
-        ctx,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service indisponible",
-        "Le portail est momentanément indisponible. Réessayez dans quelques instants.",
-    )
-}
-
-/// Where to send a caller that must sign in first.
-fn login_redirect(ctx: &Ctx) -> Response {
-    see_other(&format!("/connexion{}", html::query(&[("suite", &ctx.path)])).replace("&amp;", "&"))
-}
-
-/// The caller's access token, refreshed when about to expire; `Err` is the answer to give instead (to the
-/// login page when there is no session or the refresh is refused).
-pub async fn token(state: &AppState, ctx: &Ctx) -> Result<String, Response> {
-    let session = state.sessions.get(&ctx.sid).await.map_err(|error| unavailable(ctx, &error))?;
-    let Some(tokens) = session.and_then(|s| s.tokens) else { return Err(login_redirect(ctx)) };
-    if !tokens.stale(chrono::Utc::now()) {
-        return Ok(tokens.access);
-    }
-    // A refresh token is single-use (a second use revokes the family): the session's row stays locked until the
-    // new pair is stored, so one request on one replica refreshes and the others wait, then read its result.
-    let mut locked = state.sessions.begin(&ctx.sid).await.map_err(|error| unavailable(ctx, &error))?;
-    let Some(tokens) = locked.session.tokens.clone() else { return Err(login_redirect(ctx)) };
-    if !tokens.stale(chrono::Utc::now()) {
-        return Ok(tokens.access);
-    }
-    match state.gateway.post("/v1/auth/refresh", None, &json!({ "refresh_token": tokens.refresh })).await {
-        Ok(pair) => {
-            let access = pair["access_token"].as_str().unwrap_or_default().to_owned();
-            let refresh = pair["refresh_token"].as_str().unwrap_or_default().to_owned();
-            let expires_in = pair["expires_in"].as_i64().unwrap_or(0);
-            if access.is_empty() || refresh.is_empty() {
-                return Err(expired(locked, ctx).await);
-            }
-            locked.session.tokens = Some(Tokens::new(access.clone(), expires_in, refresh));
-            locked.save().await.map_err(|error| unavailable(ctx, &error))?;
-            Ok(access)
-        }
-        Err(error) if error.status == 401 || error.status == 400 => Err(expired(locked, ctx).await),
-        Err(error) => {
-            Err(layout::error_page(ctx, StatusCode::BAD_GATEWAY, "Service indisponible", &fr::problem(&error)))
-        }
-    }
-}
-
-async fn expired(mut locked: SessionTx, ctx: &Ctx) -> Response {
-    locked.session.user = None;
-    locked.session.tokens = None;
-    locked.session.flash = Some("Votre session a expiré : veuillez vous reconnecter.".into());
-    if let Err(error) = locked.save().await {
-        tracing::warn!(error = format!("{error:#}"), "expired session not cleared");
-    }
-    login_redirect(ctx)
 }
 
 /// Serves the portal on `listener` until `shutdown` is cancelled: connects to (creates, migrates) its session

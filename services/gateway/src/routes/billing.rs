@@ -10,7 +10,7 @@ use id77_platform::auth::Role;
 use id77_proto::billing::v1 as pb;
 use serde::Deserialize;
 
-use super::{created, same_member, upstream};
+use super::common::{created, same_member, upstream};
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};

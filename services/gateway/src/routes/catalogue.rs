@@ -10,13 +10,14 @@ use axum::response::{IntoResponse, Response};
 use id77_platform::auth::Role;
 use id77_platform::error::ErrorCode;
 use id77_proto::catalogue::v1 as pb;
+use id77_proto::vocabulary::{Category, MemberKind, PriceKind};
 use prost::Message;
 use serde::Deserialize;
 
-use super::{created, upstream, upstream_public};
+use super::common::{created, upstream, upstream_public};
 use crate::AppState;
-use crate::auth::{Authenticated, bearer_token, invalid_token, missing_token};
-use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};
+use crate::auth::Authenticated;
+use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id, spelled};
 use crate::problem::Problem;
 use crate::views::{self, Page};
 
@@ -41,16 +42,6 @@ pub struct OfferParams {
     cursor: Option<String>,
 }
 
-/// The caller of a public route that needs one only for some parameters.
-async fn optional_caller(state: &AppState, headers: &HeaderMap) -> Result<Authenticated, Problem> {
-    let token = bearer_token(headers)?.ok_or_else(missing_token)?;
-    let caller = state.authenticator().verify(token).await.map_err(|error| match error.code {
-        id77_platform::ErrorCode::Unauthenticated => invalid_token(error.message),
-        _ => Problem::from(error),
-    })?;
-    Authenticated::new(caller, token).ok_or_else(|| invalid_token("the token is not visible ASCII"))
-}
-
 /// Search: `q` in French (stemmed, accents ignored, typos tolerated), filters, facets with counts, cursor
 /// pagination by relevance then code. `eligible=true` keeps the offers the caller's member may ask for.
 pub async fn list_offers(
@@ -63,7 +54,7 @@ pub async fn list_offers(
     let category = checks.choice(
         "category",
         params.category.as_deref(),
-        "integrated_engineering, awareness_training, exhibition_loan",
+        &spelled(Category::ALL, Category::as_str, ", "),
         views::parse_offer_category,
     );
     let theme = checks.optional("theme", params.theme, MAX_ID_CHARS);
@@ -71,7 +62,7 @@ pub async fn list_offers(
     let price_kind = checks.choice(
         "price_kind",
         params.price_kind.as_deref(),
-        "free, flat, daily_rate, per_inhabitant, on_quote",
+        &spelled(PriceKind::ALL, PriceKind::as_str, ", "),
         views::parse_price_kind,
     );
     let eligible =
@@ -89,7 +80,7 @@ pub async fn list_offers(
         page_token,
     };
     if eligible {
-        let caller = optional_caller(&state, &headers).await?;
+        let caller = Authenticated::from_headers(&state, &headers).await?;
         caller.allow(&[Role::MemberAdmin, Role::MemberUser])?;
         let response = state.catalogue().search_offers(caller.grpc(request)).await.map_err(upstream("catalogue"))?;
         return Ok(Json(views::OfferSearch::from(response.into_inner())).into_response());
@@ -228,7 +219,7 @@ fn offer_input(body: OfferBody, checks: &mut Checks, creating: bool) -> pb::Offe
         value => checks.choice(
             "category",
             value,
-            "integrated_engineering, awareness_training, exhibition_loan",
+            &spelled(Category::ALL, Category::as_str, ", "),
             views::parse_offer_category,
         ),
     };
@@ -247,7 +238,7 @@ fn offer_input(body: OfferBody, checks: &mut Checks, creating: bool) -> pb::Offe
         value => checks.choice(
             "price.kind",
             value,
-            "free, flat, daily_rate, per_inhabitant, on_quote",
+            &spelled(PriceKind::ALL, PriceKind::as_str, ", "),
             views::parse_price_kind,
         ),
     };
@@ -255,7 +246,10 @@ fn offer_input(body: OfferBody, checks: &mut Checks, creating: bool) -> pb::Offe
     for kind in &body.eligibility.member_kinds {
         match views::parse_member_kind(kind.trim()) {
             Some(k) => member_kinds.push(k.into()),
-            None => checks.fail("eligibility.member_kinds", "must be commune, epci or syndicat"),
+            None => checks.fail(
+                "eligibility.member_kinds",
+                format!("must be {}", spelled(MemberKind::ALL, MemberKind::as_str, " or ")),
+            ),
         }
     }
     pb::OfferInput {

@@ -23,7 +23,7 @@ use id77_proto::requests::v1::upload_attachment_chunk::Part as UploadPart;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::{created, upstream};
+use super::common::{created, upstream};
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};

@@ -14,8 +14,8 @@ use id77_proto::membership::v1 as pb;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::common::{upstream, upstream_public};
 use super::membership::{MAX_EMAIL_CHARS, MAX_NAME_CHARS};
-use super::{upstream, upstream_public};
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};

@@ -7,12 +7,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::response::Response;
 use id77_platform::auth::Role;
 use id77_proto::membership::v1 as pb;
+use id77_proto::vocabulary::MemberKind;
 use serde::Deserialize;
 
-use super::{created, upstream, upstream_public};
+use super::common::{created, upstream, upstream_public};
 use crate::AppState;
 use crate::auth::Authenticated;
-use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};
+use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id, spelled};
 use crate::problem::Problem;
 use crate::views::{self, Page};
 
@@ -36,7 +37,8 @@ pub async fn search_collectivities(
 ) -> Result<Json<Page<views::Collectivity>>, Problem> {
     let mut checks = Checks::new();
     let query = checks.optional("q", params.q, MAX_QUERY_CHARS);
-    let kind = checks.choice("kind", params.kind.as_deref(), "commune, epci, syndicat", views::parse_collectivity_kind);
+    let kinds = spelled(MemberKind::ALL, MemberKind::as_str, ", ");
+    let kind = checks.choice("kind", params.kind.as_deref(), &kinds, views::parse_collectivity_kind);
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
     checks.finish()?;
     let request = pb::SearchCollectivitiesRequest {

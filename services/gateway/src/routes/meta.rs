@@ -12,12 +12,8 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::AppState;
+use crate::api_docs::{DOCS_HTML, OPENAPI_JSON};
 use crate::problem::{FieldError, Problem};
-
-/// The OpenAPI 3.1 document, hand-written beside `Cargo.toml`.
-pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
-/// The interactive page, self-contained (no CDN).
-pub const DOCS_HTML: &str = include_str!("../docs.html");
 
 /// How long one upstream gets to answer a readiness check.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);

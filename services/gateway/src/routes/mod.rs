@@ -1,7 +1,10 @@
-//! The REST routes, one module per upstream service, plus health, readiness and the API description.
+//! The REST routes, one module per upstream service, plus health, readiness and the API description. This
+//! module only assembles the router: the handlers live in their service's module, what they share in
+//! `common`.
 
 mod billing;
 mod catalogue;
+mod common;
 mod conversation;
 mod identity;
 mod membership;
@@ -9,23 +12,14 @@ mod meta;
 mod requests;
 mod routing;
 
-pub use meta::{DOCS_HTML, OPENAPI_JSON};
-
-use std::time::Instant;
-
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{delete, get, post, put};
-use serde::Serialize;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::extract::MAX_BODY_BYTES;
-use crate::problem::{self, Problem};
-use crate::security;
+use crate::{live, problem, security, telemetry};
 
 /// The whole API. Layers, outermost first: security headers, logging, CORS, rate limits, body limit.
 pub fn router(state: AppState) -> Router {
@@ -45,7 +39,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/me/notification-preferences",
             get(requests::notification_preferences).put(requests::update_notification_preferences),
         )
-        .route("/v1/events", get(crate::live::events))
+        .route("/v1/events", get(live::events))
         .route("/v1/users", get(identity::list_users).post(identity::invite))
         .route("/v1/users/{id}", delete(identity::remove_user))
         .route("/v1/audit-events", get(identity::audit_events))
@@ -107,98 +101,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), security::rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), security::cors))
-        .layer(middleware::from_fn(trace_request))
+        .layer(middleware::from_fn(telemetry::trace_request))
         .layer(middleware::from_fn_with_state(state.clone(), security::headers))
         .with_state(state)
-}
-
-/// Logs each call (5xx as warnings), counts it (`id77_http_*` metrics) and runs it in a span that continues the
-/// caller's W3C trace context (`traceparent`); the gRPC calls it makes carry the span on (`crate::Traced`).
-async fn trace_request(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let route = route.as_deref().unwrap_or("(unmatched)").to_owned();
-    // Metrics label: the standard methods, anything else as one series.
-    let method_label = match method.as_str() {
-        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
-        _ => "OTHER",
-    }
-    .to_owned();
-    let span = tracing::info_span!("http", otel.name = %format!("{method} {route}"), otel.kind = "server",
-        http.request.method = %method, http.route = %route, http.response.status_code = tracing::field::Empty);
-    id77_platform::telemetry::extract_http(request.headers(), &span);
-    let started = Instant::now();
-    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
-    let status = response.status().as_u16();
-    span.record("http.response.status_code", status);
-    let elapsed = started.elapsed().as_secs_f64();
-    let metrics = id77_platform::metrics::global();
-    metrics
-        .http_requests
-        .get_or_create(&id77_platform::metrics::HttpLabels {
-            service: "gateway".to_owned(),
-            method: method_label.clone(),
-            route: route.clone(),
-            status: status.to_string(),
-        })
-        .inc();
-    metrics
-        .http_duration
-        .get_or_create(&id77_platform::metrics::RouteLabels {
-            service: "gateway".to_owned(),
-            method: method_label,
-            route: route.clone(),
-        })
-        .observe(elapsed);
-    let elapsed_ms = elapsed * 1000.0;
-    let route = route.as_str();
-    if response.status().is_server_error() {
-        tracing::warn!(%method, route, status, elapsed_ms, "request failed");
-    } else {
-        tracing::debug!(%method, route, status, elapsed_ms, "request");
-    }
-    response
-}
-
-/// Maps a failed gRPC call that carried the caller's token to a problem naming the service; a service that
-/// refuses the token answers 401 `invalid_token`.
-fn upstream(service: &'static str) -> impl FnOnce(tonic::Status) -> Problem {
-    move |status| {
-        let problem = Problem::from_upstream(service, &status);
-        if problem.status == StatusCode::UNAUTHORIZED { crate::auth::invalid_token(problem.detail) } else { problem }
-    }
-}
-
-/// Maps a failed anonymous gRPC call (public routes) to a problem naming the service.
-fn upstream_public(service: &'static str) -> impl FnOnce(tonic::Status) -> Problem {
-    move |status| Problem::from_upstream(service, &status)
-}
-
-/// 201 with `Location` and the created resource.
-fn created<T: Serialize>(location: String, body: T) -> Response {
-    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}
-
-/// Whether an id from a service designates `member` (UUIDs compared as UUIDs, not as text).
-fn same_member(id: &str, member: Uuid) -> bool {
-    Uuid::parse_str(id).is_ok_and(|id| id == member)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn member_ids_compare_as_uuids() {
-        let id = Uuid::now_v7();
-        assert!(same_member(&id.to_string(), id));
-        assert!(same_member(&id.to_string().to_uppercase(), id));
-        assert!(same_member(&id.simple().to_string(), id));
-        assert!(!same_member(&Uuid::now_v7().to_string(), id));
-        assert!(!same_member("", id));
-    }
 }

@@ -12,12 +12,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use id77_platform::auth::Role;
 use id77_proto::requests::v1 as pb;
 use id77_proto::routing::v1 as routing;
+use id77_proto::vocabulary::Category;
 use serde::Deserialize;
 
-use super::{created, same_member, upstream};
+use super::common::{created, same_member, upstream};
 use crate::AppState;
 use crate::auth::Authenticated;
-use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};
+use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id, spelled};
 use crate::problem::Problem;
 use crate::views::{self, Page};
 
@@ -172,7 +173,6 @@ pub struct ListParams {
 
 const LISTERS: &[Role] = &[Role::MemberAdmin, Role::MemberUser, Role::ProviderAgent, Role::Referent, Role::Coordinator];
 const STATUSES: &str = "submitted, triage, referred, accepted, in_progress, completed, closed, declined, cancelled";
-const CATEGORIES: &str = "integrated_engineering, awareness_training, exhibition_loan";
 
 fn status_filter(s: &str) -> Option<pb::RequestStatus> {
     Some(match s {
@@ -189,8 +189,9 @@ fn status_filter(s: &str) -> Option<pb::RequestStatus> {
     })
 }
 
+/// An offer's family, as the requests service stores it.
 fn category_filter(s: &str) -> Option<&'static str> {
-    ["integrated_engineering", "awareness_training", "exhibition_loan"].into_iter().find(|c| *c == s)
+    Category::parse(s).map(Category::as_str)
 }
 
 /// A bound of a period: a date (its first instant, or with `end` the first instant of the next day, so the day
@@ -223,7 +224,8 @@ fn list_request(caller: &Authenticated, params: ListParams) -> Result<pb::ListRe
     let mut checks = Checks::new();
     let member_id = checks.optional("member_id", params.member_id, MAX_ID_CHARS).trim().to_owned();
     let status = checks.choice("status", params.status.as_deref(), STATUSES, status_filter);
-    let category = checks.choice("category", params.category.as_deref(), CATEGORIES, category_filter);
+    let categories = spelled(Category::ALL, Category::as_str, ", ");
+    let category = checks.choice("category", params.category.as_deref(), &categories, category_filter);
     let from = instant(&mut checks, "from", params.from, false);
     let to = instant(&mut checks, "to", params.to, true);
     if let (Some(from), Some(to)) = (from, to)
@@ -457,63 +459,6 @@ pub async fn assign_triaged(
     Ok(Json(referral.into()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    #[test]
-    fn period_bounds_take_dates_or_times_and_a_date_end_includes_its_day() {
-        let mut checks = Checks::new();
-        let from = instant(&mut checks, "from", Some("2026-11-01".into()), false);
-        let to = instant(&mut checks, "to", Some("2026-11-30".into()), true);
-        let at = instant(&mut checks, "to", Some("2026-11-30T10:00:00+01:00".into()), true);
-        assert!(checks.finish().is_ok());
-        assert_eq!(from.map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-01T00:00:00+00:00"));
-        assert_eq!(to.map(|t| t.to_rfc3339()).as_deref(), Some("2026-12-01T00:00:00+00:00"));
-        assert_eq!(at.map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-30T09:00:00+00:00"));
-        let mut checks = Checks::new();
-        assert_eq!(instant(&mut checks, "from", Some("30/11/2026".into()), false), None);
-        assert_eq!(instant(&mut checks, "from", None, false), None);
-        assert_eq!(checks.finish().err().map(|p| p.errors.len()), Some(1));
-    }
-
-    #[test]
-    fn filters_name_the_lifecycle_statuses_and_categories() {
-        for name in STATUSES.split(", ") {
-            assert!(status_filter(name).is_some(), "{name}");
-        }
-        assert_eq!(status_filter("open"), None);
-        assert_eq!(category_filter("exhibition_loan"), Some("exhibition_loan"));
-        assert_eq!(category_filter("expo"), None);
-    }
-
-    #[test]
-    fn idempotency_keys_are_optional_and_bounded() {
-        let mut headers = HeaderMap::new();
-        let mut checks = Checks::new();
-        assert_eq!(idempotency_key(&headers, &mut checks), "");
-        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("abc-123"));
-        assert_eq!(idempotency_key(&headers, &mut checks), "abc-123");
-        assert!(checks.finish().is_ok());
-
-        let mut checks = Checks::new();
-        if let Ok(long) = HeaderValue::from_str(&"k".repeat(MAX_IDEMPOTENCY_KEY_CHARS + 1)) {
-            headers.insert(IDEMPOTENCY_KEY, long);
-        }
-        idempotency_key(&headers, &mut checks);
-        let problem = checks.finish().err();
-        assert_eq!(problem.map(|p| p.errors[0].field.clone()).as_deref(), Some("Idempotency-Key"));
-
-        let mut checks = Checks::new();
-        if let Ok(binary) = HeaderValue::from_bytes(b"caf\xe9") {
-            headers.insert(IDEMPOTENCY_KEY, binary);
-        }
-        idempotency_key(&headers, &mut checks);
-        assert!(checks.finish().is_err());
-    }
-}
-
 /// Which notification mails a user gets.
 #[derive(Debug, serde::Serialize)]
 pub struct NotificationPreferences {
@@ -571,4 +516,61 @@ pub async fn update_notification_preferences(
         .map_err(upstream("requests"))?
         .into_inner();
     Ok(Json(preferences.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn period_bounds_take_dates_or_times_and_a_date_end_includes_its_day() {
+        let mut checks = Checks::new();
+        let from = instant(&mut checks, "from", Some("2026-11-01".into()), false);
+        let to = instant(&mut checks, "to", Some("2026-11-30".into()), true);
+        let at = instant(&mut checks, "to", Some("2026-11-30T10:00:00+01:00".into()), true);
+        assert!(checks.finish().is_ok());
+        assert_eq!(from.map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-01T00:00:00+00:00"));
+        assert_eq!(to.map(|t| t.to_rfc3339()).as_deref(), Some("2026-12-01T00:00:00+00:00"));
+        assert_eq!(at.map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-30T09:00:00+00:00"));
+        let mut checks = Checks::new();
+        assert_eq!(instant(&mut checks, "from", Some("30/11/2026".into()), false), None);
+        assert_eq!(instant(&mut checks, "from", None, false), None);
+        assert_eq!(checks.finish().err().map(|p| p.errors.len()), Some(1));
+    }
+
+    #[test]
+    fn filters_name_the_lifecycle_statuses_and_categories() {
+        for name in STATUSES.split(", ") {
+            assert!(status_filter(name).is_some(), "{name}");
+        }
+        assert_eq!(status_filter("open"), None);
+        assert_eq!(category_filter("exhibition_loan"), Some("exhibition_loan"));
+        assert_eq!(category_filter("expo"), None);
+    }
+
+    #[test]
+    fn idempotency_keys_are_optional_and_bounded() {
+        let mut headers = HeaderMap::new();
+        let mut checks = Checks::new();
+        assert_eq!(idempotency_key(&headers, &mut checks), "");
+        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("abc-123"));
+        assert_eq!(idempotency_key(&headers, &mut checks), "abc-123");
+        assert!(checks.finish().is_ok());
+
+        let mut checks = Checks::new();
+        if let Ok(long) = HeaderValue::from_str(&"k".repeat(MAX_IDEMPOTENCY_KEY_CHARS + 1)) {
+            headers.insert(IDEMPOTENCY_KEY, long);
+        }
+        idempotency_key(&headers, &mut checks);
+        let problem = checks.finish().err();
+        assert_eq!(problem.map(|p| p.errors[0].field.clone()).as_deref(), Some("Idempotency-Key"));
+
+        let mut checks = Checks::new();
+        if let Ok(binary) = HeaderValue::from_bytes(b"caf\xe9") {
+            headers.insert(IDEMPOTENCY_KEY, binary);
+        }
+        idempotency_key(&headers, &mut checks);
+        assert!(checks.finish().is_err());
+    }
 }

@@ -9,12 +9,14 @@ use axum::{Extension, Form};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::caller::{self, check_csrf};
 use crate::forms::{self, Errors, Fields};
 use crate::html::esc;
-use crate::{AppState, Ctx, check_csrf, layout, see_other};
+use crate::layout::see_other;
+use crate::{AppState, Ctx, layout};
 
 /// The page's path.
-pub const PATH: &str = "/compte/notifications";
+pub const PATH: &str = crate::layout::NOTIFICATIONS_PATH;
 const TITLE: &str = "Mes notifications";
 const API_PATH: &str = "/v1/me/notification-preferences";
 /// Form field id and label of each kind of mail.
@@ -126,7 +128,7 @@ pub fn body(ctx: &Ctx, preferences: Preferences, errors: &Errors) -> String {
 
 /// `GET /compte/notifications`.
 pub async fn show(State(state): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
-    let token = match crate::token(&state, &ctx).await {
+    let token = match caller::token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -142,7 +144,7 @@ pub async fn save(State(state): State<AppState>, Extension(ctx): Extension<Ctx>,
     if let Err(r) = check_csrf(&ctx, &f) {
         return r;
     }
-    let token = match crate::token(&state, &ctx).await {
+    let token = match caller::token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };

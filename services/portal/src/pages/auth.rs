@@ -6,13 +6,14 @@ use axum::response::Response;
 use axum::{Extension, Form};
 use serde_json::json;
 
-use super::s;
+use super::common::s;
+use crate::caller::check_csrf;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::esc;
-use crate::layout::page_with_status;
+use crate::layout::{page_with_status, see_other};
 use crate::redirect::safe_redirect;
 use crate::session::{self, Tokens, User};
-use crate::{AppState, Ctx, check_csrf, layout, see_other};
+use crate::{AppState, Ctx, layout};
 
 pub async fn home(Extension(ctx): Extension<Ctx>) -> Response {
     let body = match ctx.user.as_ref().map(|u| u.role.as_str()) {
@@ -146,7 +147,7 @@ async fn signed_in(state: &AppState, ctx: &Ctx, pair: &serde_json::Value, next: 
     let welcome = format!("Bienvenue, {}.", user.display_name);
     let sid = match state.sessions.sign_in(&ctx.sid, user, tokens).await {
         Ok(sid) => sid,
-        Err(error) => return crate::unavailable(ctx, &error),
+        Err(error) => return layout::unavailable(ctx, &error),
     };
     state.sessions.update(&sid, |s| s.flash = Some(welcome)).await;
     let mut response = see_other(next);
@@ -163,7 +164,7 @@ pub async fn logout(State(state): State<AppState>, Extension(ctx): Extension<Ctx
     // Deleting the row revokes the session on every replica at once.
     let removed = match state.sessions.remove(&ctx.sid).await {
         Ok(removed) => removed,
-        Err(error) => return crate::unavailable(&ctx, &error),
+        Err(error) => return layout::unavailable(&ctx, &error),
     };
     if let Some(session) = removed
         && let Some(tokens) = session.tokens

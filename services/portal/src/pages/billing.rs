@@ -9,7 +9,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::{items, s, safe_id};
+use super::common::{items, s, safe_id};
+use crate::caller;
 use crate::html::{esc, url_component};
 use crate::{AppState, Ctx, fr, layout};
 
@@ -106,7 +107,7 @@ pub fn invoices_table(invoices: &[Value]) -> String {
 }
 
 pub async fn list(State(state): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
-    let token = match crate::token(&state, &ctx).await {
+    let token = match caller::token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -158,7 +159,7 @@ async fn proxy(
     name: &str,
     allowed: &[&str],
 ) -> Response {
-    let token = match crate::token(&state, &ctx).await {
+    let token = match caller::token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };

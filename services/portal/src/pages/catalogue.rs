@@ -7,9 +7,11 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use id77_proto::vocabulary::PriceKind;
 use serde_json::Value;
 
-use super::{items, s, safe_id};
+use super::common::{items, s, safe_id};
+use crate::caller;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, query, url_component};
 use crate::{AppState, Ctx, fr, layout};
@@ -57,7 +59,7 @@ pub async fn search(
     ])
     .replace("&amp;", "&");
     let token = if eligible {
-        match crate::token(&state, &ctx).await {
+        match caller::token(&state, &ctx).await {
             Ok(t) => Some(t),
             Err(r) => return r,
         }
@@ -185,10 +187,11 @@ pub async fn search(
 pub fn price_text(offer: &Value) -> String {
     let price = &offer["price"];
     let amount = price["amount_cents"].as_i64().unwrap_or(0);
-    match s(price, "kind") {
-        "free" => "Gratuit".to_owned(),
-        "flat" => format!("Forfait de {}", fr::euros(amount)),
-        "daily_rate" => {
+    let kind = s(price, "kind");
+    match PriceKind::parse(kind) {
+        Some(PriceKind::Free) => "Gratuit".to_owned(),
+        Some(PriceKind::Flat) => format!("Forfait de {}", fr::euros(amount)),
+        Some(PriceKind::DailyRate) => {
             let days = price["days"].as_i64().unwrap_or(0);
             format!(
                 "{} par jour × {days} jour{} = {}",
@@ -197,7 +200,7 @@ pub fn price_text(offer: &Value) -> String {
                 fr::euros(offer["price_cents"].as_i64().unwrap_or(amount * days))
             )
         }
-        "per_inhabitant" => {
+        Some(PriceKind::PerInhabitant) => {
             let mut text = format!("{} par habitant", fr::euros(amount));
             if let Some(floor) = price["floor_cents"].as_i64().filter(|f| *f > 0) {
                 let _ = write!(text, ", minimum {}", fr::euros(floor));
@@ -207,9 +210,9 @@ pub fn price_text(offer: &Value) -> String {
             }
             text
         }
-        "on_quote" => "Sur devis".to_owned(),
-        "" => "Tarif non précisé".to_owned(),
-        other => other.to_owned(),
+        Some(PriceKind::OnQuote) => "Sur devis".to_owned(),
+        None if kind.is_empty() => "Tarif non précisé".to_owned(),
+        None => kind.to_owned(),
     }
 }
 
@@ -296,7 +299,7 @@ pub async fn offer(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
         rules = eligibility_text(&offer).iter().map(|r| format!("<li>{}</li>", esc(r))).collect::<String>(),
     );
     if ctx.is_member() {
-        let token = match crate::token(&state, &ctx).await {
+        let token = match caller::token(&state, &ctx).await {
             Ok(t) => t,
             Err(r) => return r,
         };

@@ -12,10 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use serde_json::{Value, json};
 
-use super::{items, s, safe_id};
+use super::common::{items, s, safe_id};
+use crate::caller::{self, check_csrf};
 use crate::forms::{self, Fields};
 use crate::html::{esc, url_component};
-use crate::{AppState, Ctx, check_csrf, fr, layout, see_other};
+use crate::layout::{ERROR_FLASH, see_other};
+use crate::{AppState, Ctx, fr, layout};
 
 /// Longest message, in characters (the gateway's limit).
 pub const MAX_MESSAGE_CHARS: usize = 5_000;
@@ -27,8 +29,6 @@ pub const MAX_UPLOAD_BODY_BYTES: usize = MAX_ATTACHMENT_BYTES + 64 * 1024;
 pub const ACCEPT: &str = ".pdf,.png,.jpg,.jpeg,.odt,.ods,.docx,.xlsx,.txt";
 /// The same, for people.
 pub const ALLOWED_TYPES: &str = "PDF, PNG, JPEG, ODT, ODS, DOCX, XLSX ou texte brut (TXT), 10 Mo au plus";
-/// Marks a one-time message as an error (shown as an alert rather than a notice).
-pub const ERROR_FLASH: &str = "Erreur : ";
 
 /// Where to come back after posting: the request's page (member, coordinator) or one referral's page
 /// (provider). Anything else falls back to the request's page.
@@ -220,7 +220,7 @@ pub async fn post_message(
     if let Err(r) = check_csrf(&ctx, &f) {
         return r;
     }
-    let token = match crate::token(&state, &ctx).await {
+    let token = match caller::token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -279,7 +279,7 @@ pub async fn upload(
     mut multipart: Multipart,
 ) -> Response {
     let mut f = Fields::new();
-    let token = match crate::token(&state, &ctx).await {
+    let token = match caller::token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -413,7 +413,7 @@ pub async fn download(
     Extension(ctx): Extension<Ctx>,
     Path((id, piece)): Path<(String, String)>,
 ) -> Response {
-    let token = match crate::token(&state, &ctx).await {
+    let token = match caller::token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };

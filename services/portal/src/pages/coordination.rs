@@ -7,26 +7,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Form};
+use id77_proto::vocabulary::MemberKind;
 use serde_json::{Value, json};
 
-use super::{items, s, safe_id};
+use super::common::{items, s, safe_id};
+use crate::caller::{self, check_csrf};
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, query, url_component};
-use crate::{AppState, Ctx, check_csrf, fr, layout, see_other};
-
-fn coordinator_only(ctx: &Ctx) -> Option<Response> {
-    (!ctx.is("coordinator")).then(|| {
-        layout::error_page(ctx, StatusCode::FORBIDDEN, "Accès réservé", "Cette page est réservée à la coordination.")
-    })
-}
-
-pub(super) async fn guard(state: &AppState, ctx: &Ctx) -> Result<String, Response> {
-    let token = crate::token(state, ctx).await?;
-    match coordinator_only(ctx) {
-        Some(r) => Err(r),
-        None => Ok(token),
-    }
-}
+use crate::layout::see_other;
+use crate::{AppState, Ctx, fr, layout};
 
 fn statuses() -> Vec<(String, String)> {
     ["pending", "active", "suspended", "withdrawn"]
@@ -40,7 +29,7 @@ pub async fn memberships(
     Extension(ctx): Extension<Ctx>,
     Query(q): Query<Fields>,
 ) -> Response {
-    let token = match guard(&state, &ctx).await {
+    let token = match caller::coordinator_token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -110,7 +99,7 @@ pub async fn approve(
     if let Err(r) = check_csrf(&ctx, &f) {
         return r;
     }
-    let token = match guard(&state, &ctx).await {
+    let token = match caller::coordinator_token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -137,7 +126,7 @@ pub async fn invite(
     if let Err(r) = check_csrf(&ctx, &f) {
         return r;
     }
-    let token = match guard(&state, &ctx).await {
+    let token = match caller::coordinator_token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -177,7 +166,7 @@ pub async fn referrals(
     Extension(ctx): Extension<Ctx>,
     Query(q): Query<Fields>,
 ) -> Response {
-    let token = match guard(&state, &ctx).await {
+    let token = match caller::coordinator_token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -270,7 +259,7 @@ pub fn condition(kind: &str, values: &str, min: &str, max: &str) -> Result<Value
             if kind == "epci" && list.iter().any(|v| v.len() != 9 || !v.bytes().all(|b| b.is_ascii_digit())) {
                 return Err(("valeurs", "Un SIREN compte 9 chiffres.".to_owned()));
             }
-            if kind == "kind" && list.iter().any(|v| !matches!(v.as_str(), "commune" | "epci" | "syndicat")) {
+            if kind == "kind" && list.iter().any(|v| MemberKind::parse(v).is_none()) {
                 return Err(("valeurs", "Les types possibles sont : commune, epci, syndicat.".to_owned()));
             }
             Ok(json!({ kind: list }))
@@ -412,7 +401,7 @@ async fn rules_page(
 }
 
 pub async fn rules(State(state): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
-    match guard(&state, &ctx).await {
+    match caller::coordinator_token(&state, &ctx).await {
         Ok(token) => rules_page(&state, &ctx, &token, &Fields::new(), &Errors::default(), StatusCode::OK).await,
         Err(r) => r,
     }
@@ -426,7 +415,7 @@ pub async fn create_rule(
     if let Err(r) = check_csrf(&ctx, &f) {
         return r;
     }
-    let token = match guard(&state, &ctx).await {
+    let token = match caller::coordinator_token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };

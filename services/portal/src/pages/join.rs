@@ -6,17 +6,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Form};
+use id77_proto::vocabulary::MemberKind;
 use serde_json::json;
 
-use super::{items, s, safe_id};
+use super::common::{items, s, safe_id};
+use crate::caller::check_csrf;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, query, url_component};
-use crate::{AppState, Ctx, check_csrf, fr, layout};
+use crate::{AppState, Ctx, fr, layout};
 
+/// The options of the kind filter: any kind, then each kind of collectivité.
 fn kinds() -> Vec<(String, String)> {
-    [("", "Tous les types"), ("commune", "Commune"), ("epci", "Intercommunalité (EPCI)"), ("syndicat", "Syndicat")]
-        .iter()
-        .map(|(v, l)| ((*v).to_owned(), (*l).to_owned()))
+    std::iter::once((String::new(), "Tous les types".to_owned()))
+        .chain(MemberKind::ALL.iter().map(|k| (k.as_str().to_owned(), fr::member_kind_label(*k).to_owned())))
         .collect()
 }
 
@@ -27,7 +29,7 @@ pub async fn search(
 ) -> Response {
     let text = forms::value(&q, "q");
     let kind = forms::value(&q, "type");
-    let kind = if matches!(kind, "commune" | "epci" | "syndicat") { kind } else { "" };
+    let kind = MemberKind::parse(kind).map_or("", MemberKind::as_str);
     let no_errors = Errors::default();
     let mut body = format!(
         r#"<p>L'adhésion à ID 77 est gratuite. Recherchez votre collectivité dans l'annuaire de Seine-et-Marne, puis indiquez la personne à contacter : la coordination valide la demande et invite le premier administrateur.</p>

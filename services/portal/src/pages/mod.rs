@@ -4,6 +4,7 @@ mod account;
 mod auth;
 mod billing;
 mod catalogue;
+mod common;
 mod conversation;
 mod coordination;
 mod join;
@@ -12,16 +13,13 @@ mod requests;
 mod statistics;
 mod triage;
 
-pub use account::PATH as NOTIFICATIONS_PATH;
-pub use conversation::ERROR_FLASH;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use serde_json::Value;
 
 use crate::AppState;
 
+/// Every screen's route; any other address gets the not-found page.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(auth::home))
@@ -63,6 +61,7 @@ pub fn routes() -> Router<AppState> {
         .fallback(not_found)
 }
 
+/// The router's fallback: a page that says the address leads nowhere.
 async fn not_found(axum::Extension(ctx): axum::Extension<crate::Ctx>) -> axum::response::Response {
     crate::layout::error_page(
         &ctx,
@@ -70,34 +69,4 @@ async fn not_found(axum::Extension(ctx): axum::Extension<crate::Ctx>) -> axum::r
         "Page introuvable",
         "Cette page n'existe pas. Vérifiez l'adresse ou revenez à l'accueil.",
     )
-}
-
-/// A string field of a JSON value ("" when absent or not a string).
-pub fn s<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or("")
-}
-
-/// The items of a page answered by the gateway.
-pub fn items(value: &Value) -> &[Value] {
-    value["items"].as_array().map(Vec::as_slice).unwrap_or(&[])
-}
-
-/// A non-empty id usable in a gateway path (UUIDs, codes, SIREN): letters, digits, `-` and `_` only.
-pub fn safe_id(id: &str) -> Option<&str> {
-    (!id.is_empty() && id.len() <= 100 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .then_some(id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_in_gateway_paths_cannot_change_the_path() {
-        assert_eq!(safe_id("0193f6a2-1c2b-7d3e-9f00-123456789abc"), Some("0193f6a2-1c2b-7d3e-9f00-123456789abc"));
-        assert_eq!(safe_id("caue77"), Some("caue77"));
-        for bad in ["", "../v1/users", "a/b", "a?b=c", "a%2F", &"x".repeat(101)] {
-            assert_eq!(safe_id(bad), None, "{bad}");
-        }
-    }
 }

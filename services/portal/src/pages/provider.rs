@@ -9,21 +9,12 @@ use axum::response::Response;
 use axum::{Extension, Form};
 use serde_json::{Value, json};
 
-use super::{items, s, safe_id};
+use super::common::{items, s, safe_id};
+use crate::caller::{self, check_csrf};
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, url_component};
-use crate::{AppState, Ctx, check_csrf, fr, layout, see_other};
-
-fn agents_only(ctx: &Ctx) -> Option<Response> {
-    (!ctx.is("provider_agent")).then(|| {
-        layout::error_page(
-            ctx,
-            StatusCode::FORBIDDEN,
-            "Accès réservé",
-            "Cette page est réservée aux agents des partenaires.",
-        )
-    })
-}
+use crate::layout::see_other;
+use crate::{AppState, Ctx, fr, layout};
 
 /// The SLA mark of a referral still waiting for its provider's answer: past its deadline, or past the reminder
 /// (escalated to the coordination) — in words, not only in colour.
@@ -74,11 +65,11 @@ pub fn referrals_table(caption: &str, referrals: &[serde_json::Value], link_pref
 }
 
 pub async fn list(State(state): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
-    let token = match crate::token(&state, &ctx).await {
+    let token = match caller::token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Some(r) = agents_only(&ctx) {
+    if let Some(r) = caller::agents_only(&ctx) {
         return r;
     }
     let page = match state.gateway.get("/v1/referrals?limit=100", Some(&token)).await {
@@ -121,11 +112,11 @@ async fn render_detail(
     errors: &Errors,
     status: StatusCode,
 ) -> Response {
-    let token = match crate::token(state, ctx).await {
+    let token = match caller::token(state, ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Some(r) = agents_only(ctx) {
+    if let Some(r) = caller::agents_only(ctx) {
         return r;
     }
     let Some(id) = safe_id(id) else {
@@ -375,11 +366,11 @@ pub async fn act(
     if let Err(r) = check_csrf(&ctx, &f) {
         return r;
     }
-    let token = match crate::token(&state, &ctx).await {
+    let token = match caller::token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Some(r) = agents_only(&ctx) {
+    if let Some(r) = caller::agents_only(&ctx) {
         return r;
     }
     let Some(rid) = safe_id(&id) else {

@@ -10,7 +10,8 @@ use axum::response::Response;
 use chrono::{Duration, NaiveDate, Utc};
 use serde_json::Value;
 
-use super::s;
+use super::common::s;
+use crate::caller;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, url_component};
 use crate::{AppState, Ctx, fr, layout};
@@ -129,7 +130,7 @@ pub fn render(stats: &Value) -> String {
 }
 
 pub async fn page(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Query(q): Query<Fields>) -> Response {
-    let token = match super::coordination::guard(&state, &ctx).await {
+    let token = match caller::coordinator_token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };

@@ -10,10 +10,12 @@ use axum::response::Response;
 use axum::{Extension, Form};
 use serde_json::{Value, json};
 
-use super::{ERROR_FLASH, items, s, safe_id};
+use super::common::{items, s, safe_id};
+use crate::caller::{self, check_csrf};
 use crate::forms::{self, Fields};
 use crate::html::{esc, options, url_component};
-use crate::{AppState, Ctx, check_csrf, fr, layout, see_other};
+use crate::layout::{ERROR_FLASH, see_other};
+use crate::{AppState, Ctx, fr, layout};
 
 /// The assignment a triage form asks for: an offer id and/or a provider code and a note (an open orientation
 /// request, `ouverte=1`, needs the offer: routing refuses it otherwise); `Err` in French.
@@ -37,7 +39,7 @@ pub fn assignment(f: &Fields) -> Result<Value, String> {
 }
 
 pub async fn queue(State(state): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
-    let token = match super::coordination::guard(&state, &ctx).await {
+    let token = match caller::coordinator_token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -136,7 +138,7 @@ pub async fn assign(
     if let Err(r) = check_csrf(&ctx, &f) {
         return r;
     }
-    let token = match super::coordination::guard(&state, &ctx).await {
+    let token = match caller::coordinator_token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
