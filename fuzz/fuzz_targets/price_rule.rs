@@ -12,7 +12,7 @@ fuzz_target!(|input: (u8, i64, i32, i64, i64, Option<i64>)| {
     let kind = KINDS[usize::from(kind) % KINDS.len()];
     match PriceRule::from_parts(kind, amount, days, floor, cap) {
         Ok(rule) => {
-            assert_eq!(rule.kind(), kind);
+            assert_eq!(rule.kind().as_str(), kind);
             match rule.price(population) {
                 Ok(Price::Amount(cents)) => assert!(cents >= 0, "{rule:?} priced {cents} for {population:?}"),
                 Ok(Price::Free | Price::ToBeStated) => {}
