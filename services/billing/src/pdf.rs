@@ -340,13 +340,7 @@ pub fn credit_note_pdf(c: &pb::CreditNote) -> Vec<u8> {
 /// A quote as PDF; an amount to be stated by the provider says so instead of totals of 0. A proposed quote
 /// shows until when it is valid; any other shows its status, when and why (who signed an accepted one).
 pub fn quote_pdf(q: &pb::Quote) -> Vec<u8> {
-    let vat = crate::domain::Vat::parse(q.vat_rate_bp, &q.vat_note)
-        .unwrap_or_else(|_| crate::domain::Vat::NotApplicable(q.vat_note.clone()));
-    let totals = crate::domain::totals(q.amount_cents, &vat).unwrap_or(crate::domain::Totals {
-        net_cents: q.amount_cents,
-        vat_cents: 0,
-        gross_cents: q.amount_cents,
-    });
+    let totals = crate::domain::quote_totals(q.amount_cents, q.vat_rate_bp, &q.vat_note);
     let mut notes = Vec::new();
     if q.amount_to_be_stated {
         notes.push("Montant à préciser par le prestataire (prestation sur devis).".to_owned());

@@ -4,7 +4,7 @@
 use id77_platform::time;
 use id77_proto::billing::v1 as pb;
 
-use crate::domain::QuoteStatus;
+use crate::domain::{self, QuoteStatus};
 use crate::parties::Party;
 use crate::store::{CreditNoteRow, InvoiceRow, QuoteRow};
 
@@ -35,7 +35,10 @@ pub fn party_to_proto(p: &Party) -> pb::Party {
 }
 
 pub fn quote_to_proto(q: QuoteRow) -> pb::Quote {
+    let totals = domain::quote_totals(q.amount_cents, q.vat_rate_bp, &q.vat_note);
     pb::Quote {
+        vat_cents: totals.vat_cents,
+        total_incl_vat_cents: totals.gross_cents,
         id: q.id.to_string(),
         status: status_to_proto(&q.status).into(),
         number: q.number,

@@ -164,6 +164,8 @@ async fn quotes_follow_the_offer_price_rule_and_vat() -> anyhow::Result<()> {
         let quote = w.wait_quote(&r.request_id).await?;
         ensure!(quote.amount_cents == 61_700, "per inhabitant: {quote:?}");
         ensure!(quote.vat_rate_bp == Some(2000) && quote.vat_note.is_empty() && !quote.amount_to_be_stated);
+        // The quote carries its VAT (20 % of 617,00 €, rounded half up) and its total including VAT.
+        ensure!((quote.vat_cents, quote.total_incl_vat_cents) == (12_340, 74_040), "{quote:?}");
 
         // Daily rate, VAT not applicable with the offer's mention.
         let daily = catalogue::Offer {
@@ -178,6 +180,7 @@ async fn quotes_follow_the_offer_price_rule_and_vat() -> anyhow::Result<()> {
         w.publish_referral(&r, &Uuid::now_v7().to_string()).await?;
         let quote = w.wait_quote(&r.request_id).await?;
         ensure!(quote.amount_cents == 135_000 && quote.vat_rate_bp.is_none(), "daily rate: {quote:?}");
+        ensure!((quote.vat_cents, quote.total_incl_vat_cents) == (0, 135_000), "no VAT: {quote:?}");
         ensure!(quote.vat_note == "TVA non applicable, art. 293 B du CGI");
 
         // On quote: amount to be stated by the provider.
@@ -190,6 +193,7 @@ async fn quotes_follow_the_offer_price_rule_and_vat() -> anyhow::Result<()> {
         w.publish_referral(&r, &Uuid::now_v7().to_string()).await?;
         let quote = w.wait_quote(&r.request_id).await?;
         ensure!(quote.amount_cents == 0 && quote.amount_to_be_stated, "on quote: {quote:?}");
+        ensure!((quote.vat_cents, quote.total_incl_vat_cents) == (0, 0), "to be stated: {quote:?}");
         ensure!(quote.vat_note == domain::DEFAULT_VAT_NOTE);
 
         // Free by its rule: no document.
@@ -713,6 +717,7 @@ async fn an_offer_on_quote_is_quoted_and_invoiced_at_the_amount_the_provider_sta
         let quote = w.wait_quote(&accepted.request_id).await?;
         ensure!(quote.amount_cents == 245_000 && !quote.amount_to_be_stated, "{quote:?}");
         ensure!(quote.vat_rate_bp == Some(2000) && quote.vat_note.is_empty(), "{quote:?}");
+        ensure!((quote.vat_cents, quote.total_incl_vat_cents) == (49_000, 294_000), "{quote:?}");
         ensure!(quote.label == "Rénovation de l'éclairage public — Devis 2026-12", "{}", quote.label);
         let coordinator = w.coordinator.clone();
         let quote_pdf = pb::ExportQuoteRequest { id: quote.id.clone(), format: pb::ExportFormat::Pdf.into() };
@@ -729,6 +734,11 @@ async fn an_offer_on_quote_is_quoted_and_invoiced_at_the_amount_the_provider_sta
         ensure!(
             (invoice.total_net_cents, invoice.total_vat_cents, invoice.total_gross_cents) == (245_000, 49_000, 294_000),
             "{invoice:?}"
+        );
+        // The invoice bills what the quote said, VAT included.
+        ensure!(
+            (invoice.total_vat_cents, invoice.total_gross_cents) == (quote.vat_cents, quote.total_incl_vat_cents),
+            "quote {quote:?} / invoice {invoice:?}"
         );
         ensure!(invoice.lines.len() == 1 && invoice.lines[0].quantity == 1, "{:?}", invoice.lines);
         ensure!(invoice.lines[0].unit_price_cents == 245_000 && invoice.lines[0].label == quote.label);

@@ -204,11 +204,18 @@ async fn search_scenario(env: &Env) -> anyhow::Result<()> {
     let a = search(&mut client, "energie").await?;
     let b = search(&mut client, "énergie").await?;
     ensure!(a.total > 3 && codes(&a) == codes(&b), "{:?} vs {:?}", codes(&a), codes(&b));
+    // A correctly spelled accented word is no typo: folding its accents is not a correction.
+    ensure!(b.corrected_q.is_empty(), "{:?}", b.corrected_q);
+    let ecoles = search(&mut client, "écoles").await?;
+    ensure!(ecoles.corrected_q.is_empty(), "{:?}", ecoles.corrected_q);
 
     // A typo: "voiree" is searched as "voirie".
     let typo = search(&mut client, "voiree").await?;
     ensure!(typo.corrected_q == "voirie", "{:?}", typo.corrected_q);
     ensure!(codes(&typo) == codes(&voirie), "typo results differ");
+    // Only the replaced word is corrected; the others stay as asked, accents included.
+    let mixed = search(&mut client, "aménagement voiree").await?;
+    ensure!(mixed.corrected_q == "aménagement voirie", "{:?}", mixed.corrected_q);
 
     // Nothing found: an empty page, not an error.
     let none = search(&mut client, "zzzqqq").await?;

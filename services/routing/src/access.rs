@@ -48,6 +48,12 @@ pub fn manage(caller: &Caller) -> Result<(), Denied> {
     if caller.has(Role::Coordinator) { Ok(()) } else { Err(Denied::Forbidden) }
 }
 
+/// GetProviderSla of `provider_code`: the coordinator, and that provider's agents; another provider's agent sees
+/// "not found" (as for its referrals), every other role is forbidden.
+pub fn read_sla(caller: &Caller, provider_code: &str) -> Result<(), Denied> {
+    read_referral(caller, provider_code)
+}
+
 /// Role gate of ExplainRouting, checked before any data is read.
 pub fn may_explain(caller: &Caller) -> Result<(), Denied> {
     if caller.has_any(&[Role::Coordinator, Role::Referent]) { Ok(()) } else { Err(Denied::Forbidden) }
@@ -185,6 +191,27 @@ mod tests {
             assert_eq!(manage(caller), manage_want, "{name}: manage");
             assert_eq!(explain(caller, me), explain_want[0], "{name}: explain (followed)");
             assert_eq!(explain(caller, other), explain_want[1], "{name}: explain (other)");
+        }
+    }
+
+    #[test]
+    fn provider_sla_table() {
+        // Reading P's SLA, then Q's.
+        let table: [(&str, [Result<(), Denied>; 2]); 8] = [
+            ("member_admin", [Err(F), Err(F)]),
+            ("member_user", [Err(F), Err(F)]),
+            ("provider_agent of P", [Ok(()), Err(N)]),
+            ("provider_agent of Q", [Err(N), Ok(())]),
+            ("provider_agent without provider", [Err(N), Err(N)]),
+            ("referent", [Err(F), Err(F)]),
+            ("coordinator", [Ok(()), Ok(())]),
+            ("operator", [Err(F), Err(F)]),
+        ];
+        for ((name, caller), (row, expected)) in callers().iter().zip(table) {
+            assert_eq!(*name, row);
+            for (provider, want) in [P, Q].into_iter().zip(expected) {
+                assert_eq!(read_sla(caller, provider), want, "{name}: SLA of {provider}");
+            }
         }
     }
 

@@ -4,7 +4,6 @@
 mod mapping;
 
 use id77_platform::auth::Caller;
-use id77_platform::streams::is_valid_subject_token;
 use id77_platform::{CallerOf, ServiceError, page};
 use id77_proto::routing::v1 as pb;
 use id77_proto::routing::v1::routing_service_server::RoutingService;
@@ -205,17 +204,29 @@ impl RoutingApi {
         req: pb::SetProviderSlaRequest,
     ) -> Result<pb::ProviderSla, ServiceError> {
         access::manage(caller).map_err(|d| d.into_error("provider", &req.provider_code))?;
-        if !is_valid_subject_token(&req.provider_code) {
-            return Err(ServiceError::invalid("provider_code", "is not a provider code"));
-        }
+        let code = mapping::provider_code(&req.provider_code)?;
         let days = i32::try_from(req.business_days)
             .ok()
             .filter(|d| (1..=60).contains(d))
             .ok_or_else(|| ServiceError::invalid("business_days", "must be between 1 and 60"))?;
-        let set = store::set_provider_sla(&self.pool, &req.provider_code, days)
+        let set = store::set_provider_sla(&self.pool, code, days)
             .await?
-            .ok_or_else(|| ServiceError::not_found("provider", &req.provider_code))?;
-        Ok(pb::ProviderSla { provider_code: req.provider_code, business_days: u32::try_from(set).unwrap_or_default() })
+            .ok_or_else(|| ServiceError::not_found("provider", code))?;
+        Ok(mapping::sla_to_proto(code, set))
+    }
+
+    /// The coordinator, and that provider's agents (another provider's: not found).
+    async fn read_provider_sla(
+        &self,
+        caller: &Caller,
+        req: pb::GetProviderSlaRequest,
+    ) -> Result<pb::ProviderSla, ServiceError> {
+        access::read_sla(caller, &req.provider_code).map_err(|d| d.into_error("provider", &req.provider_code))?;
+        let code = mapping::provider_code(&req.provider_code)?;
+        let days = store::read_provider_sla(&self.pool, code)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("provider", code))?;
+        Ok(mapping::sla_to_proto(code, days))
     }
 }
 
@@ -348,5 +359,13 @@ impl RoutingService for RoutingApi {
     ) -> Result<Response<pb::ProviderSla>, Status> {
         let caller = request.caller()?;
         Ok(Response::new(self.provider_sla(&caller, request.into_inner()).await?))
+    }
+
+    async fn get_provider_sla(
+        &self,
+        request: Request<pb::GetProviderSlaRequest>,
+    ) -> Result<Response<pb::ProviderSla>, Status> {
+        let caller = request.caller()?;
+        Ok(Response::new(self.read_provider_sla(&caller, request.into_inner()).await?))
     }
 }

@@ -363,6 +363,11 @@ pub async fn provider_sla(conn: &mut PgConnection, code: &str) -> Result<Option<
     sqlx::query_scalar("SELECT sla_business_days FROM provider WHERE code = $1").bind(code).fetch_optional(conn).await
 }
 
+/// [`provider_sla`] outside a transaction.
+pub async fn read_provider_sla(pool: &PgPool, code: &str) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar("SELECT sla_business_days FROM provider WHERE code = $1").bind(code).fetch_optional(pool).await
+}
+
 /// Sets a provider's deadline; `None` when the provider is unknown.
 pub async fn set_provider_sla(pool: &PgPool, code: &str, days: i32) -> Result<Option<i32>, sqlx::Error> {
     sqlx::query_scalar(

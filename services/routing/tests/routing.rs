@@ -1599,3 +1599,69 @@ async fn the_coordinator_lists_every_referral_page_by_page() -> TestResult {
     env.cleanup().await;
     Ok(())
 }
+
+impl Running {
+    async fn sla_as(&mut self, token: &str, provider_code: &str) -> Result<u32, tonic::Status> {
+        let req = pb::GetProviderSlaRequest { provider_code: provider_code.to_owned() };
+        let sla = self.grpc.get_provider_sla(with_token(req, token)).await?.into_inner();
+        assert_eq!(sla.provider_code, provider_code);
+        Ok(sla.business_days)
+    }
+
+    async fn wait_provider(&self, code: &str) -> TestResult {
+        wait_until(|| async {
+            let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM provider WHERE code = $1)")
+                .bind(code)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(known)
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_providers_sla_is_read_by_the_coordinator_and_its_own_agents_only() -> TestResult {
+    const OTHER: &str = "dir-routes";
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    env.publish_offer_of(&Uuid::now_v7().to_string(), PROVIDER, 1).await?;
+    env.publish_offer_of(&Uuid::now_v7().to_string(), OTHER, 1).await?;
+    routing.wait_provider(PROVIDER).await?;
+    routing.wait_provider(OTHER).await?;
+    let coordinator = routing.coordinator.clone();
+
+    // The default, then what the coordinator sets.
+    assert_eq!(routing.sla_as(&coordinator, PROVIDER).await?, 5);
+    let set = pb::SetProviderSlaRequest { provider_code: PROVIDER.into(), business_days: 3 };
+    assert_eq!(routing.grpc.set_provider_sla(with_token(set, &coordinator)).await?.into_inner().business_days, 3);
+    assert_eq!(routing.sla_as(&coordinator, PROVIDER).await?, 3);
+    assert_eq!(routing.sla_as(&coordinator, OTHER).await?, 5);
+
+    // The provider's agents read theirs; another provider's agent is refused (as for its referrals).
+    let agent = env.keys.token(Role::ProviderAgent, None, Some(PROVIDER));
+    let other_agent = env.keys.token(Role::ProviderAgent, None, Some(OTHER));
+    assert_eq!(routing.sla_as(&agent, PROVIDER).await?, 3);
+    assert_eq!(routing.sla_as(&other_agent, OTHER).await?, 5);
+    assert_eq!(code(routing.sla_as(&other_agent, PROVIDER).await)?, tonic::Code::NotFound);
+    assert_eq!(code(routing.sla_as(&agent, OTHER).await)?, tonic::Code::NotFound);
+
+    // An unknown provider is not found; a code that is no provider code is invalid.
+    assert_eq!(code(routing.sla_as(&coordinator, "inconnu").await)?, tonic::Code::NotFound);
+    assert_eq!(code(routing.sla_as(&coordinator, "Not A Code").await)?, tonic::Code::InvalidArgument);
+
+    // Other roles never read it.
+    for token in [
+        env.keys.token(Role::MemberAdmin, Some(Uuid::now_v7()), None),
+        env.keys.token(Role::Referent, None, None),
+        env.keys.token(Role::Operator, None, None),
+    ] {
+        assert_eq!(code(routing.sla_as(&token, PROVIDER).await)?, tonic::Code::PermissionDenied);
+    }
+    let anonymous = routing.grpc.get_provider_sla(pb::GetProviderSlaRequest { provider_code: PROVIDER.into() }).await;
+    assert_eq!(code(anonymous)?, tonic::Code::Unauthenticated);
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}

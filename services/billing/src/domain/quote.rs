@@ -13,6 +13,9 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use super::invoice::{Totals, totals};
+use super::pricing::Vat;
+
 /// Where a quote stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QuoteStatus {
@@ -122,6 +125,15 @@ pub fn expires_at(issued_at: DateTime<Utc>, validity: Duration) -> DateTime<Utc>
 /// A proposed quote past its expiry at `now`.
 pub fn is_due(status: QuoteStatus, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     status == QuoteStatus::Proposed && expires_at <= now
+}
+
+/// A quote's totals from its stored terms (`amount_cents` excluding VAT, `vat_rate_bp`, `vat_note`): the VAT
+/// rounded half up exactly as the invoice billing the quote will compute it ([`totals`]). Stored terms were
+/// validated when the quote was issued; should they not read (a rate out of 0..=10000) or overflow, the quote
+/// shows no VAT rather than failing to show at all.
+pub fn quote_totals(amount_cents: i64, vat_rate_bp: Option<i32>, vat_note: &str) -> Totals {
+    let vat = Vat::parse(vat_rate_bp, vat_note).unwrap_or_else(|_| Vat::NotApplicable(vat_note.to_owned()));
+    totals(amount_cents, &vat).unwrap_or(Totals { net_cents: amount_cents, vat_cents: 0, gross_cents: amount_cents })
 }
 
 /// Longest signatory name.
@@ -261,6 +273,29 @@ mod tests {
         assert!(is_due(Proposed, at, at));
         assert!(!is_due(Accepted, at, at + Duration::days(1)), "only a proposed quote expires");
         assert_eq!(expires_at(DateTime::<Utc>::MAX_UTC, Duration::days(1)), DateTime::<Utc>::MAX_UTC);
+    }
+
+    #[test]
+    fn a_quote_totals_like_the_invoice_that_will_bill_it() {
+        let t = |net, bp, note| {
+            let q = quote_totals(net, bp, note);
+            (q.net_cents, q.vat_cents, q.gross_cents)
+        };
+        assert_eq!(t(120_000, Some(2000), ""), (120_000, 24_000, 144_000));
+        // Rounded half up, like the invoice: 1 005 × 5.5 % = 55.275 → 55; 1 010 × 5.5 % = 55.55 → 56.
+        assert_eq!(t(12_345, Some(2000), ""), (12_345, 2_469, 14_814));
+        assert_eq!(t(1_005, Some(550), ""), (1_005, 55, 1_060));
+        assert_eq!(t(1_010, Some(550), ""), (1_010, 56, 1_066));
+        assert_eq!(t(99_999, Some(0), ""), (99_999, 0, 99_999));
+        assert_eq!(t(120_000, None, "TVA non applicable, art. 256 B du CGI"), (120_000, 0, 120_000));
+        assert_eq!(t(0, Some(2000), ""), (0, 0, 0), "an amount still to be stated");
+        for (net, bp) in [(12_345, 2000), (1_005, 550), (7, 1000), (1_000_000_000, 2000)] {
+            let vat = Vat::Rate(bp);
+            assert_eq!(Some(quote_totals(net, Some(bp), "")), totals(net, &vat), "{net} at {bp} bp");
+        }
+        // Unreadable stored terms show no VAT instead of failing.
+        assert_eq!(t(1_000, Some(20_000), ""), (1_000, 0, 1_000));
+        assert_eq!(t(i64::MAX, Some(2000), ""), (i64::MAX, 0, i64::MAX));
     }
 
     #[test]

@@ -207,3 +207,20 @@ pub fn outcome_to_proto(outcome: ReplyOutcome) -> Result<pb::Referral, ServiceEr
         ReplyOutcome::Blocked { refusal, message } => Err(RoutingError::WorkRefused { refusal, message }.into()),
     }
 }
+
+/// A provider code named by a request: a subject token (lowercase letters, digits, `-`; at most 64).
+pub fn provider_code(raw: &str) -> Result<&str, ServiceError> {
+    if is_valid_subject_token(raw) {
+        Ok(raw)
+    } else {
+        Err(ServiceError::invalid("provider_code", "is not a provider code"))
+    }
+}
+
+/// A provider's deadline as stored (1 to 60 business days).
+pub fn sla_to_proto(provider_code: &str, business_days: i32) -> pb::ProviderSla {
+    pb::ProviderSla {
+        provider_code: provider_code.to_owned(),
+        business_days: u32::try_from(business_days).unwrap_or_default(),
+    }
+}
