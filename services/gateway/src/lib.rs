@@ -10,6 +10,7 @@
 pub mod api_docs;
 pub mod auth;
 pub mod balance;
+mod caching;
 pub mod config;
 pub mod edge_cache;
 pub mod extract;

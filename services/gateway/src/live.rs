@@ -31,6 +31,48 @@ use crate::AppState;
 use crate::auth::Authenticated;
 use crate::problem::Problem;
 
+/// This module's operations and views in the OpenAPI document (`crate::api_docs`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(events))]
+pub struct Api;
+
+/// What `GET /v1/events` says of its stream (the OpenAPI document cannot describe the events themselves).
+const EVENTS_DESCRIPTION: &str = "A `text/event-stream` that stays open. Each event has an `event:` name, an \
+`id:` and JSON `data:`:
+
+- `request.status_changed` (data: `request_id`, `from`, `status`, `provider_code` (or null), `occurred_at`);
+- `message.posted` (data: `request_id`, `message_id`, `author_user_id`, `author_role`, `author_name`, \
+`attachment_count`, `occurred_at`);
+- `referral.offered`, for providers' agents and the coordinator (data: `referral_id`, `request_id`, \
+`offer_code`, `offer_title`, `respond_by`, `occurred_at`).
+
+Timestamps are RFC 3339 (UTC) or null. Only the caller's events: a member's users their member's requests, a \
+provider's agents their provider's, a referent the members it follows, the coordinator all; the operator has no \
+stream (403). Comments keep the connection alive every 15 s; the stream opens with `retry: 3000`. A client that \
+falls behind gets `event: lagged` (`{\"missed\": n}`) and should re-read what it shows. Events sent while a \
+client is not connected are not replayed. 503 when the gateway has no NATS configuration.";
+
+/// An example of the stream, one event of each kind.
+const EVENTS_EXAMPLE: &str = ": ok
+retry: 3000
+
+event: request.status_changed
+id: 0190f3b4-9a3e-7c1d-8f00-00000000a001
+data: {\"request_id\":\"0190f3b4-9a3e-7c1d-8f00-000000000101\",\"from\":\"referred\",\"status\":\"accepted\",\"provider_code\":\"caue77\",\"occurred_at\":\"2026-03-02T09:15:00+00:00\"}
+
+event: message.posted
+id: 0190f3b4-9a3e-7c1d-8f00-00000000a002
+data: {\"request_id\":\"0190f3b4-9a3e-7c1d-8f00-000000000101\",\"message_id\":\"0190f3b4-9a3e-7c1d-8f00-000000000201\",\"author_user_id\":\"0190f3b4-9a3e-7c1d-8f00-000000000301\",\"author_role\":\"provider_agent\",\"author_name\":\"C. Martin\",\"attachment_count\":0,\"occurred_at\":\"2026-03-02T09:20:00+00:00\"}
+
+event: referral.offered
+id: 0190f3b4-9a3e-7c1d-8f00-00000000a003
+data: {\"referral_id\":\"0190f3b4-9a3e-7c1d-8f00-000000000401\",\"request_id\":\"0190f3b4-9a3e-7c1d-8f00-000000000101\",\"offer_code\":\"caue-conseil\",\"offer_title\":\"Conseil architectural\",\"respond_by\":\"2026-03-05T09:15:00+00:00\",\"occurred_at\":\"2026-03-02T09:15:00+00:00\"}
+
+event: lagged
+data: {\"missed\":12}
+
+";
+
 /// The subjects the gateway subscribes to (before the deployment's prefix); its NATS user may read these only.
 pub const SUBJECTS: [&str; 3] = id77_proto::events::LIVE;
 
@@ -351,6 +393,25 @@ fn stream_for(
 }
 
 /// `GET /v1/events`: the caller's live updates as `text/event-stream`.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "requests",
+    operation_id = "streamEvents",
+    summary = "Live updates for the caller (server-sent events)",
+    description = EVENTS_DESCRIPTION,
+    responses(
+        (status = 200, description = "The stream (`X-Accel-Buffering: no`).", body = String,
+         content_type = "text/event-stream",
+         headers(("X-Accel-Buffering" = String, description = "`no`: proxies must not buffer the stream.")),
+         example = json!(EVENTS_EXAMPLE)),
+        (status = 403, description = "The operator (or a token without a member or a provider) has no stream.",
+         body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "The gateway has no NATS configuration (`ID77_NATS_URL`).",
+         body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
 pub async fn events(State(state): State<AppState>, caller: Authenticated) -> Result<Response, Problem> {
     let Some(views) = Viewer::of(&caller.caller) else {
         return Err(Problem::forbidden("this role has no live updates"));

@@ -236,6 +236,7 @@ fake! {
         bulk_reassign_referrals(routing::BulkReassignReferralsRequest) -> routing::BulkReassignReferralsResponse;
         withdraw_referral(routing::WithdrawReferralRequest) -> routing::Referral;
         set_provider_sla(routing::SetProviderSlaRequest) -> routing::ProviderSla;
+        get_provider_sla(routing::GetProviderSlaRequest) -> routing::ProviderSla;
         list_triage(routing::ListTriageRequest) -> routing::ListTriageResponse;
         assign_triaged(routing::AssignTriagedRequest) -> routing::Referral;
     }

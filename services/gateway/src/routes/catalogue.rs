@@ -12,7 +12,6 @@ use id77_platform::error::ErrorCode;
 use id77_proto::catalogue::v1 as pb;
 use id77_proto::vocabulary::{Category, MemberKind, PriceKind};
 use prost::Message;
-use serde::Deserialize;
 
 use super::common::{created, upstream, upstream_public};
 use crate::AppState;
@@ -20,6 +19,55 @@ use crate::auth::Authenticated;
 use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id, spelled};
 use crate::problem::Problem;
 use crate::views::{self, Page};
+
+mod input;
+pub use input::*;
+
+/// This module's operations and views in the OpenAPI document (`crate::api_docs`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        list_offers,
+        create_offer,
+        get_offer,
+        update_offer,
+        publish_offer,
+        archive_offer,
+        list_providers,
+        create_provider,
+        update_provider,
+        availability,
+        hold,
+        confirm_booking,
+        release_booking,
+    ),
+    components(schemas(
+        views::Offer,
+        views::OfferSearch,
+        views::FacetsDoc,
+        views::Eligibility,
+        views::PriceRule,
+        views::Provider,
+        views::Availability,
+        views::CopyCalendar,
+        views::BusyPeriod,
+        views::DayAvailability,
+        views::Booking,
+        views::OfferCategoryDoc,
+        views::PriceKindDoc,
+        views::OfferStatusDoc,
+        views::BookingStatusDoc,
+        views::ProviderKindDoc,
+        views::MemberKindDoc,
+        OfferBody,
+        EligibilityBody,
+        PriceBody,
+        ProviderBody,
+        ReasonBody,
+        HoldBody,
+    ))
+)]
+pub struct Api;
 
 /// Longest search query.
 pub const MAX_QUERY_CHARS: usize = 200;
@@ -30,20 +78,28 @@ pub const MAX_LINE_CHARS: usize = 2_000;
 /// Most items of a list in an offer (themes, territories).
 pub const MAX_LIST_ITEMS: usize = 100;
 
-#[derive(Debug, Deserialize)]
-pub struct OfferParams {
-    q: Option<String>,
-    category: Option<String>,
-    theme: Option<String>,
-    provider: Option<String>,
-    price_kind: Option<String>,
-    eligible: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
 /// Search: `q` in French (stemmed, accents ignored, typos tolerated), filters, facets with counts, cursor
 /// pagination by relevance then code. `eligible=true` keeps the offers the caller's member may ask for.
+#[utoipa::path(
+    get,
+    path = "/v1/offers",
+    tag = "catalogue",
+    operation_id = "searchOffers",
+    summary = "Search offers (public; eligible=true: member_admin, member_user)",
+    description = "Published offers. `q` is searched in French (stemming, accents ignored, typos tolerated with \
+                   trigrams: a word unknown to the catalogue is replaced by the nearest known one and the answer's \
+                   `corrected_q` says so); results are ordered by relevance (`ts_rank_cd`) then code, or by code \
+                   without `q`. Facets count the matching offers per category, theme, provider and price kind. \
+                   Public, except `eligible=true`, which needs a member's token (401 without one, 403 for \
+                   another role).",
+    params(OfferParams),
+    responses(
+        (status = 200, description = "A page of offers, with the total and the facets.", body = views::OfferSearch),
+        (status = 409, description = "`eligible=true` for a member that is not active (`member-not-active`).",
+         body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security((), ("bearerAuth" = []))
+)]
 pub async fn list_offers(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -104,12 +160,18 @@ fn json_bytes(body: bytes::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-#[derive(Debug, Deserialize)]
-pub struct VersionParams {
-    version: Option<String>,
-}
-
 /// By id or by code; `?version=` shows a past version (the one a request was made on).
+#[utoipa::path(
+    get,
+    path = "/v1/offers/{id}",
+    tag = "catalogue",
+    operation_id = "getOffer",
+    summary = "One offer, by id or code (public)",
+    description = "By id or code. Drafts are visible to the operator only (404 otherwise).",
+    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = "The offer's id (UUID) or code."), VersionParams),
+    responses((status = 200, description = "The offer (at `version` when given).", body = views::Offer)),
+    security(())
+)]
 pub async fn get_offer(
     State(state): State<AppState>,
     P(id): P<String>,
@@ -134,64 +196,74 @@ pub async fn get_offer(
     Ok(Json(offer.into()))
 }
 
-/// All providers, in one page.
-pub async fn list_providers(State(state): State<AppState>) -> Result<Json<Page<views::Provider>>, Problem> {
+/// Default page size of the providers.
+const PROVIDERS_PAGE: usize = 20;
+
+/// A providers' cursor: the last code of the page, opaque (URL-safe base64 of `p:<code>`).
+fn provider_cursor(code: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("p:{code}"))
+}
+
+/// The last code of the previous page, `None` for a cursor this gateway did not give.
+fn provider_after(cursor: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    String::from_utf8(bytes).ok()?.strip_prefix("p:").map(str::to_owned)
+}
+
+/// One page of the providers, ordered by code, after the cursor's code.
+fn providers_page(mut providers: Vec<pb::Provider>, after: Option<&str>, size: usize) -> Page<views::Provider> {
+    providers.sort_by(|a, b| a.code.cmp(&b.code));
+    let rest: Vec<_> = providers.into_iter().filter(|p| after.is_none_or(|after| p.code.as_str() > after)).collect();
+    let next = if rest.len() > size { rest.get(size - 1).map(|p| provider_cursor(&p.code)) } else { None };
+    let items: Vec<_> = rest.into_iter().take(size).collect();
+    Page::new(items, next.unwrap_or_default())
+}
+
+/// The providers, by code, a page at a time: the catalogue lists them all at once (its `ListProviders` has no
+/// paging; the list is small), the gateway pages over it.
+#[utoipa::path(
+    get,
+    path = "/v1/providers",
+    tag = "catalogue",
+    operation_id = "listProviders",
+    summary = "List providers (public)",
+    description = "Ordered by code, paginated like every list (`limit`, `cursor`, `next_cursor`). The catalogue \
+                   answers the whole list (it is small) and the gateway pages over it: the cursor is opaque and \
+                   names the last code of the previous page, so a provider added meanwhile appears in its place.",
+    params(ProviderParams),
+    responses((status = 200, description = "A page of providers.", body = Page<views::Provider>)),
+    security(())
+)]
+pub async fn list_providers(
+    State(state): State<AppState>,
+    Q(params): Q<ProviderParams>,
+) -> Result<Json<Page<views::Provider>>, Problem> {
+    let mut checks = Checks::new();
+    let (size, cursor) = checks.page(params.limit.as_deref(), params.cursor);
+    let after = match cursor.trim() {
+        "" => None,
+        cursor => {
+            let after = provider_after(cursor);
+            if after.is_none() {
+                checks.fail("cursor", "is not a cursor of this list");
+            }
+            after
+        }
+    };
+    checks.finish()?;
+    let size = if size == 0 { PROVIDERS_PAGE } else { size as usize };
     let response = state
         .catalogue()
         .list_providers(pb::ListProvidersRequest {})
         .await
         .map_err(upstream_public("catalogue"))?
         .into_inner();
-    Ok(Json(Page::new(response.providers, String::new())))
+    Ok(Json(providers_page(response.providers, after.as_deref(), size)))
 }
 
 // ---- the operator's writes ----------------------------------------------------------------------------------
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EligibilityBody {
-    #[serde(default)]
-    member_kinds: Vec<String>,
-    min_population: Option<i64>,
-    max_population: Option<i64>,
-    #[serde(default)]
-    epci_sirens: Vec<String>,
-    #[serde(default)]
-    arrondissements: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PriceBody {
-    kind: Option<String>,
-    amount_cents: Option<i64>,
-    days: Option<i32>,
-    floor_cents: Option<i64>,
-    cap_cents: Option<i64>,
-}
-
-/// An offer as the operator writes it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OfferBody {
-    code: Option<String>,
-    title: Option<String>,
-    summary: Option<String>,
-    description: Option<String>,
-    category: Option<String>,
-    #[serde(default)]
-    themes: Vec<String>,
-    provider_code: Option<String>,
-    duration: Option<String>,
-    #[serde(default)]
-    eligibility: EligibilityBody,
-    price: Option<PriceBody>,
-    vat_rate_bp: Option<i32>,
-    vat_note: Option<String>,
-    copies: Option<i32>,
-    /// Edits only: apply only if the offer is still at this version (409 `version-conflict` otherwise).
-    expected_version: Option<i32>,
-}
 
 fn list(checks: &mut Checks, field: &str, items: Vec<String>, max_chars: usize) -> Vec<String> {
     if items.len() > MAX_LIST_ITEMS {
@@ -282,6 +354,23 @@ fn offer_input(body: OfferBody, checks: &mut Checks, creating: bool) -> pb::Offe
 }
 
 /// The operator drafts an offer (201, status `draft`).
+#[utoipa::path(
+    post,
+    path = "/v1/offers",
+    tag = "catalogue",
+    operation_id = "createOffer",
+    summary = "Draft an offer (operator)",
+    description = "A new offer, status `draft`, version 1; visible to the operator only until published. 409 when \
+                   the code is taken.",
+    request_body = OfferBody,
+    responses(
+        (status = 201, description = "Drafted (status draft, version 1).", body = views::Offer,
+         headers(("Location" = String, description = "/v1/offers/{id}"))),
+        (status = 409, description = "The code is already taken, or the content is refused by the catalogue's \
+                                      rules.", body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
 pub async fn create_offer(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -302,6 +391,23 @@ pub async fn create_offer(
 }
 
 /// The operator edits an offer: a draft in place, a published offer as its next version.
+#[utoipa::path(
+    put,
+    path = "/v1/offers/{id}",
+    tag = "catalogue",
+    operation_id = "updateOffer",
+    summary = "Edit an offer (operator)",
+    description = "A draft is edited in place; a published offer gets its next version, published at once (events \
+                   offer.updated and offer.published). Archived offers cannot be edited (409).",
+    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = "The offer's id (UUID) or code.")),
+    request_body = OfferBody,
+    responses(
+        (status = 200, description = "The offer as edited.", body = views::Offer),
+        (status = 409, description = "`version-conflict` (not at `expected_version`), or an archived offer \
+                                      (`invalid-transition`).", body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
 pub async fn update_offer(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -321,6 +427,19 @@ pub async fn update_offer(
 }
 
 /// The operator publishes a draft.
+#[utoipa::path(
+    post,
+    path = "/v1/offers/{id}/publish",
+    tag = "catalogue",
+    operation_id = "publishOffer",
+    summary = "Publish a draft (operator)",
+    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = "The offer's id (UUID) or code.")),
+    responses(
+        (status = 200, description = "Published (event offer.published).", body = views::Offer),
+        (status = 409, description = "Not a draft (`invalid-transition`).", body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
 pub async fn publish_offer(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -337,15 +456,10 @@ pub async fn publish_offer(
     Ok(Json(offer.into()))
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct ReasonBody {
-    reason: Option<String>,
-}
-
-/// An optional JSON body with a `reason` (an empty body is no reason).
-fn reason(body: Result<Json<ReasonBody>, JsonRejection>, checks: &mut Checks) -> Result<String, Problem> {
+/// An optional JSON body with a `reason` (no body, or `null`, is no reason).
+fn reason(body: Result<Json<Option<ReasonBody>>, JsonRejection>, checks: &mut Checks) -> Result<String, Problem> {
     let body = match body {
-        Ok(Json(body)) => body,
+        Ok(Json(body)) => body.unwrap_or_default(),
         Err(JsonRejection::MissingJsonContentType(_)) => ReasonBody::default(),
         Err(e) => return Err(json_problem(e)),
     };
@@ -353,11 +467,27 @@ fn reason(body: Result<Json<ReasonBody>, JsonRejection>, checks: &mut Checks) ->
 }
 
 /// The operator archives an offer.
+#[utoipa::path(
+    post,
+    path = "/v1/offers/{id}/archive",
+    tag = "catalogue",
+    operation_id = "archiveOffer",
+    summary = "Archive an offer (operator)",
+    description = "The offer leaves the search; requests already made on it keep their version. The body, with \
+                   an optional `reason`, may be omitted.",
+    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = "The offer's id (UUID) or code.")),
+    request_body(content = Option<ReasonBody>, description = "Optional: no body, `null` or `{}` is no reason.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Archived (event offer.archived).", body = views::Offer),
+        (status = 409, description = "Already archived (`invalid-transition`).", body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
 pub async fn archive_offer(
     State(state): State<AppState>,
     caller: Authenticated,
     P(id): P<String>,
-    body: Result<Json<ReasonBody>, JsonRejection>,
+    body: Result<Json<Option<ReasonBody>>, JsonRejection>,
 ) -> Result<Json<views::Offer>, Problem> {
     caller.allow(&[Role::Operator])?;
     path_id("id", &id)?;
@@ -371,15 +501,6 @@ pub async fn archive_offer(
         .map_err(upstream("catalogue"))?
         .into_inner();
     Ok(Json(offer.into()))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderBody {
-    code: Option<String>,
-    name: Option<String>,
-    kind: Option<String>,
-    contact_email: Option<String>,
 }
 
 fn provider_input(body: ProviderBody, code: Option<String>, checks: &mut Checks) -> pb::Provider {
@@ -401,6 +522,20 @@ fn provider_input(body: ProviderBody, code: Option<String>, checks: &mut Checks)
 }
 
 /// The operator adds a provider.
+#[utoipa::path(
+    post,
+    path = "/v1/providers",
+    tag = "catalogue",
+    operation_id = "createProvider",
+    summary = "Add a provider (operator)",
+    request_body = ProviderBody,
+    responses(
+        (status = 201, description = "Created.", body = views::Provider,
+         headers(("Location" = String, description = "/v1/providers/{code}"))),
+        (status = 409, description = "The code is already taken.", body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
 pub async fn create_provider(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -421,6 +556,23 @@ pub async fn create_provider(
 }
 
 /// The operator edits a provider (its code is the path's).
+#[utoipa::path(
+    put,
+    path = "/v1/providers/{code}",
+    tag = "catalogue",
+    operation_id = "updateProvider",
+    summary = "Edit a provider (operator)",
+    description = "Its published offers are announced again (new versions) so read models see the new provider \
+                   details. The body's `code`, if given, must be the path's.",
+    params(("code" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = "The provider's code.")),
+    request_body = ProviderBody,
+    responses(
+        (status = 200, description = "The provider as edited.", body = views::Provider),
+        (status = 409, description = "Refused by the catalogue in the provider's current state.",
+         body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
 pub async fn update_provider(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -447,13 +599,21 @@ pub async fn update_provider(
 
 // ---- exhibitions --------------------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-pub struct AvailabilityParams {
-    from: Option<String>,
-    to: Option<String>,
-}
+const EXHIBITION_ID: &str = "The exhibition's (offer's) id or code.";
 
 /// Free copies per day between two dates (inclusive), and each copy's busy periods.
+#[utoipa::path(
+    get,
+    path = "/v1/exhibitions/{id}/availability",
+    tag = "catalogue",
+    operation_id = "exhibitionAvailability",
+    summary = "Availability calendar of an exhibition (public)",
+    description = "Free copies per day between `from` and `to` (inclusive, at most 366 days), and each copy's \
+                   busy periods.",
+    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = EXHIBITION_ID), AvailabilityParams),
+    responses((status = 200, description = "Free copies per day and each copy's busy periods.", body = views::Availability)),
+    security(())
+)]
 pub async fn availability(
     State(state): State<AppState>,
     P(id): P<String>,
@@ -470,17 +630,27 @@ pub async fn availability(
     Ok(Json(availability.into()))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HoldBody {
-    from: Option<String>,
-    to: Option<String>,
-    request_id: Option<String>,
-    member_id: Option<String>,
-}
-
 /// A member's user (for their member) or the coordinator (for `member_id`) holds a copy for inclusive dates;
 /// 409 `no-copy-available` when every copy is taken for some of them.
+#[utoipa::path(
+    post,
+    path = "/v1/exhibitions/{id}/bookings",
+    tag = "catalogue",
+    operation_id = "holdExhibition",
+    summary = "Hold a copy for dates (member_admin, member_user, coordinator)",
+    description = "Holds the first copy free for the whole period; never two live bookings of one copy overlap \
+                   (database exclusion constraint). 409 `no-copy-available` when every copy is taken for some of \
+                   the dates.",
+    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = EXHIBITION_ID)),
+    request_body = HoldBody,
+    responses(
+        (status = 201, description = "Held.", body = views::Booking,
+         headers(("Location" = String, description = "/v1/bookings/{id}"))),
+        (status = 409, description = "`no-copy-available`: every copy is taken for some of the dates.",
+         body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
 pub async fn hold(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -503,6 +673,19 @@ pub async fn hold(
 }
 
 /// The coordinator or the exhibition's provider confirms a hold.
+#[utoipa::path(
+    post,
+    path = "/v1/bookings/{id}/confirm",
+    tag = "catalogue",
+    operation_id = "confirmBooking",
+    summary = "Confirm a hold (coordinator, the exhibition's provider_agent)",
+    params(("id" = String, Path, format = "uuid", max_length = 100, description = "The booking's id.")),
+    responses(
+        (status = 200, description = "Confirmed (event booking.confirmed).", body = views::Booking),
+        (status = 409, description = "Not held any more (`invalid-transition`).", body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
 pub async fn confirm_booking(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -517,11 +700,23 @@ pub async fn confirm_booking(
 }
 
 /// The member, the coordinator or the exhibition's provider releases a hold or a loan.
+#[utoipa::path(
+    post,
+    path = "/v1/bookings/{id}/release",
+    tag = "catalogue",
+    operation_id = "releaseBooking",
+    summary = "Release a hold or loan (the member's users, coordinator, the exhibition's provider_agent)",
+    description = "The body, with an optional `reason`, may be omitted.",
+    params(("id" = String, Path, format = "uuid", max_length = 100, description = "The booking's id.")),
+    request_body(content = Option<ReasonBody>, description = "Optional: no body, `null` or `{}` is no reason.", content_type = "application/json"),
+    responses((status = 200, description = "Released (event booking.released).", body = views::Booking)),
+    security(("bearerAuth" = []))
+)]
 pub async fn release_booking(
     State(state): State<AppState>,
     caller: Authenticated,
     P(id): P<String>,
-    body: Result<Json<ReasonBody>, JsonRejection>,
+    body: Result<Json<Option<ReasonBody>>, JsonRejection>,
 ) -> Result<Json<views::Booking>, Problem> {
     caller.allow(&[Role::MemberAdmin, Role::MemberUser, Role::Coordinator, Role::ProviderAgent])?;
     path_id("id", &id)?;

@@ -30,6 +30,94 @@ use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};
 use crate::problem::Problem;
 use crate::views::timestamp;
 
+/// This module's operations and views in the OpenAPI document (`crate::api_docs`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, post, mark_read, upload, download),
+    components(schemas(
+        Attachment,
+        ConversationMessage,
+        Thread,
+        ReadState,
+        NewMessage,
+        ReadMarker,
+        AttachmentTypeDoc
+    )),
+    modifiers(&RawBodies)
+)]
+pub struct Api;
+
+/// What the annotations cannot say: an upload's and a download's content is the raw file (a string of its media
+/// type, not JSON), and the read marker's body is optional (absent or empty, never `null`).
+struct RawBodies;
+
+fn raw_file(content: &mut utoipa::openapi::Content, media_type: &str) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    content.schema = Some(ObjectBuilder::new().schema_type(Type::String).content_media_type(media_type).into());
+}
+
+impl utoipa::Modify for RawBodies {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, Required};
+        let paths = &mut doc.paths.paths;
+        if let Some(body) = paths
+            .get_mut("/v1/requests/{id}/attachments")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.request_body.as_mut())
+        {
+            body.required = Some(Required::True);
+            for (media_type, content) in body.content.iter_mut() {
+                raw_file(content, media_type);
+            }
+        }
+        if let Some(utoipa::openapi::RefOr::T(ok)) = paths
+            .get_mut("/v1/requests/{id}/attachments/{attachment_id}")
+            .and_then(|item| item.get.as_mut())
+            .and_then(|op| op.responses.responses.get_mut("200"))
+        {
+            for (media_type, content) in ok.content.iter_mut() {
+                raw_file(content, media_type);
+            }
+        }
+        if let Some(body) = paths
+            .get_mut("/v1/requests/{id}/messages/read")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.request_body.as_mut())
+        {
+            body.required = Some(Required::False);
+            for content in body.content.values_mut() {
+                content.schema = Some(Ref::from_schema_name("ReadMarker").into());
+            }
+        }
+    }
+}
+
+/// The media type of an attachment, checked against the file's first bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(as = AttachmentType)]
+#[allow(dead_code)]
+pub enum AttachmentTypeDoc {
+    #[schema(rename = "application/pdf")]
+    Pdf,
+    #[schema(rename = "image/png")]
+    Png,
+    #[schema(rename = "image/jpeg")]
+    Jpeg,
+    #[schema(rename = "application/vnd.oasis.opendocument.text")]
+    Odt,
+    #[schema(rename = "application/vnd.oasis.opendocument.spreadsheet")]
+    Ods,
+    #[schema(rename = "application/vnd.openxmlformats-officedocument.wordprocessingml.document")]
+    Docx,
+    #[schema(rename = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")]
+    Xlsx,
+    #[schema(rename = "text/plain")]
+    Text,
+}
+
+/// Longest attachment name, in characters once decoded (the service stores at most as much).
+pub const MAX_FILENAME_CHARS: usize = 200;
+
 /// Longest message, in characters (the service checks the same).
 pub const MAX_MESSAGE_CHARS: usize = 5_000;
 /// Largest attachment, in bytes (10 MiB; the service checks the same).
@@ -45,25 +133,37 @@ pub const MAX_FILENAME_HEADER_BYTES: usize = 1024;
 pub const PARTICIPANTS: [Role; 5] =
     [Role::MemberAdmin, Role::MemberUser, Role::ProviderAgent, Role::Referent, Role::Coordinator];
 
-#[derive(Debug, Serialize)]
+/// A file attached to a message.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Attachment {
     pub id: String,
+    #[schema(max_length = 200)]
     pub filename: String,
+    /// The type checked against the file's first bytes.
+    #[schema(value_type = AttachmentTypeDoc)]
     pub content_type: String,
+    #[schema(minimum = 0, maximum = 10485760)]
     pub size_bytes: i64,
+    /// Lowercase hex SHA-256 of the content.
     pub sha256: String,
-    /// Where to download it.
+    /// Where to download it: /v1/requests/{id}/attachments/{attachment_id}.
     pub href: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A message of a request's thread.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConversationMessage {
     pub id: String,
     pub request_id: String,
     pub author_user_id: String,
+    /// The role the author wrote as: member_admin, member_user, provider_agent, referent or coordinator.
     pub author_role: String,
     pub author_name: String,
+    #[schema(max_length = 5000)]
     pub body: String,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub created_at: Option<String>,
     pub attachments: Vec<Attachment>,
 }
@@ -96,25 +196,49 @@ impl From<pb::ConversationMessage> for ConversationMessage {
 }
 
 /// A page of a thread, oldest first, with the caller's unread count on the whole thread.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Thread {
+    /// Oldest first.
     pub items: Vec<ConversationMessage>,
+    /// Pass as `?cursor=` for the next page; null on the last.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
+    /// Messages of others the caller has not marked read, on the whole thread.
     pub unread_count: u32,
 }
 
-#[derive(Debug, Serialize)]
+/// The caller's unread count on the thread.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReadState {
     pub unread_count: u32,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(max_length = 2048)]
     cursor: Option<String>,
 }
 
 /// The thread of a request.
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}/messages",
+    tag = "conversation",
+    operation_id = "listMessages",
+    summary = "The thread of a request (its member's users, the provider it is referred to, its referent, \
+        coordinator)",
+    description = "Oldest first, with the caller's unread count. A provider that declined, was withdrawn or \
+        re-routed away no longer reads the thread (404), like another member's user.",
+    params(("id" = String, Path, format = "uuid", max_length = 100, description = "The request's id."), PageParams),
+    responses((status = 200, description = "OK", body = Thread)),
+    security(("bearerAuth" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -136,12 +260,30 @@ pub async fn list(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// A text message.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewMessage {
+    /// Not blank.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 5000, pattern = r"\S")]
     body: Option<String>,
 }
 
 /// Posts a text message.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/messages",
+    tag = "conversation",
+    operation_id = "postMessage",
+    summary = "Post a message on a request's thread (its member's users, the provider it is referred to, its \
+        referent, coordinator)",
+    description = "Publishes `id77.requests.message.posted`: the thread's other participants get it on \
+        `GET /v1/events` and, if they chose so, by e-mail.",
+    params(("id" = String, Path, format = "uuid", max_length = 100, description = "The request's id.")),
+    request_body = NewMessage,
+    responses((status = 201, description = "Posted.", body = ConversationMessage,
+        headers(("Location" = String, description = "/v1/requests/{id}/messages")))),
+    security(("bearerAuth" = [])),
+)]
 pub async fn post(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -160,12 +302,28 @@ pub async fn post(
     Ok(created(format!("/v1/requests/{id}/messages"), ConversationMessage::from(message)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// How far the caller has read.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ReadMarker {
+    /// Read up to and including this message; absent: the whole thread.
+    #[schema(format = "uuid", max_length = 100)]
     up_to_message_id: Option<String>,
 }
 
 /// Marks the thread read, up to a message or entirely (empty body or no `up_to_message_id`).
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/messages/read",
+    tag = "conversation",
+    operation_id = "markMessagesRead",
+    summary = "Move the caller's read marker on a request's thread",
+    description = "An empty body marks the whole thread read. A marker never moves back.",
+    params(("id" = String, Path, format = "uuid", max_length = 100, description = "The request's id.")),
+    request_body(content = Option<ReadMarker>, content_type = "application/json",
+        description = "Optional: an empty body marks the whole thread read."),
+    responses((status = 200, description = "OK", body = ReadState)),
+    security(("bearerAuth" = [])),
+)]
 pub async fn mark_read(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -188,8 +346,12 @@ pub async fn mark_read(
     Ok(Json(ReadState { unread_count: response.unread_count }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UploadParams {
+    /// Text of the message that carries the attachment.
+    #[param(max_length = 5000)]
     message: Option<String>,
 }
 
@@ -278,6 +440,46 @@ fn too_large() -> Problem {
 }
 
 /// Posts a message with one attachment: the raw body is the file (see the module's documentation).
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/attachments",
+    tag = "conversation",
+    operation_id = "uploadAttachment",
+    summary = "Post a message with one attachment (the raw body is the file)",
+    description = "The body is the file itself (not multipart/form-data), streamed to the service as it arrives \
+        (never buffered whole). `Content-Type` is the file's type, one of application/pdf, image/png, image/jpeg, \
+        application/vnd.oasis.opendocument.text, application/vnd.oasis.opendocument.spreadsheet, \
+        application/vnd.openxmlformats-officedocument.wordprocessingml.document, \
+        application/vnd.openxmlformats-officedocument.spreadsheetml.sheet, text/plain; it must match the file's \
+        first bytes (magic numbers) — a mismatch is 400 `attachment-content-mismatch`, another type 400 \
+        `attachment-type-not-allowed`. The file's name is in `X-Filename` (percent-encoded UTF-8, at most 200 \
+        characters once decoded). At most 10 MiB (413 `attachment-too-large`, also when `Content-Length` says so \
+        before any byte is read). A refused or interrupted upload stores nothing.",
+    params(
+        ("id" = String, Path, format = "uuid", max_length = 100, description = "The request's id."),
+        ("X-Filename" = String, Header, min_length = 1, max_length = 1024, description = "The file's name, at \
+            most 200 characters once decoded; percent-encode non-ASCII characters (UTF-8)."),
+        UploadParams,
+    ),
+    request_body(description = "The file (at most 10 MiB).", content(
+        (String = "application/pdf"),
+        (String = "image/png"),
+        (String = "image/jpeg"),
+        (String = "application/vnd.oasis.opendocument.text"),
+        (String = "application/vnd.oasis.opendocument.spreadsheet"),
+        (String = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (String = "text/plain"),
+    )),
+    responses(
+        (status = 201, description = "Posted with its attachment (size and SHA-256 recorded).",
+            body = ConversationMessage,
+            headers(("Location" = String, description = "/v1/requests/{id}/messages"))),
+        (status = 413, description = "`attachment-too-large`: over 10 MiB.", body = crate::api_docs::ProblemDoc,
+            content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = [])),
+)]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -298,10 +500,20 @@ pub async fn upload(
         }
     };
     let filename = match headers.get(FILENAME_HEADER).map(HeaderValue::to_str) {
-        Some(Ok(raw)) if raw.len() <= MAX_FILENAME_HEADER_BYTES => percent_decode(raw.trim()).unwrap_or_else(|| {
-            checks.fail("X-Filename", "must be percent-encoded UTF-8");
-            String::new()
-        }),
+        Some(Ok(raw)) if raw.len() <= MAX_FILENAME_HEADER_BYTES => match percent_decode(raw.trim()) {
+            Some(name) if name.trim().is_empty() => {
+                checks.fail("X-Filename", "is required: the file's name");
+                name
+            }
+            Some(name) => {
+                checks.max_chars("X-Filename", &name, MAX_FILENAME_CHARS);
+                name
+            }
+            None => {
+                checks.fail("X-Filename", "must be percent-encoded UTF-8");
+                String::new()
+            }
+        },
         Some(Ok(_)) => {
             checks.fail("X-Filename", format!("must be at most {MAX_FILENAME_HEADER_BYTES} bytes"));
             String::new()
@@ -344,6 +556,37 @@ pub async fn upload(
 }
 
 /// Downloads an attachment, streamed from the stored chunks.
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}/attachments/{attachment_id}",
+    tag = "conversation",
+    operation_id = "downloadAttachment",
+    summary = "Download an attachment (its member's users, the provider it is referred to, its referent, \
+        coordinator)",
+    description = "Streamed from the stored chunks, with `Content-Type`, `Content-Length`, `Content-Disposition: \
+        attachment` (the file name) and the SHA-256 as `ETag`.",
+    params(
+        ("id" = String, Path, format = "uuid", max_length = 100, description = "The request's id."),
+        ("attachment_id" = String, Path, format = "uuid", max_length = 100, description = "The attachment's id."),
+    ),
+    responses((status = 200, description = "The file.",
+        headers(
+            ("Content-Disposition" = String, description = "`attachment` with the file's name (RFC 6266)."),
+            ("ETag" = String, description = "The SHA-256 of the content, quoted."),
+            ("Cache-Control" = String, description = "`private, no-store`."),
+        ),
+        content(
+            (String = "application/pdf"),
+            (String = "image/png"),
+            (String = "image/jpeg"),
+            (String = "application/vnd.oasis.opendocument.text"),
+            (String = "application/vnd.oasis.opendocument.spreadsheet"),
+            (String = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "text/plain"),
+        ))),
+    security(("bearerAuth" = [])),
+)]
 pub async fn download(
     State(state): State<AppState>,
     caller: Authenticated,

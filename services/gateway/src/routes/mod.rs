@@ -6,11 +6,14 @@ mod billing;
 mod catalogue;
 mod common;
 mod conversation;
+mod document;
 mod identity;
 mod membership;
 mod meta;
 mod requests;
 mod routing;
+
+pub use document::{openapi, openapi_json};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -26,7 +29,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
-        .route("/openapi.json", get(meta::openapi))
+        .route("/openapi.json", get(document::serve))
         .route("/docs", get(meta::docs))
         .route("/.well-known/jwks.json", get(identity::jwks))
         .route("/v1/auth/token", post(identity::issue_token))
@@ -85,7 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/routing/rules", get(routing::list_rules).post(routing::create_rule))
         .route("/v1/routing/rules/reorder", post(routing::reorder_rules))
         .route("/v1/routing/rules/{id}", put(routing::update_rule).delete(routing::delete_rule))
-        .route("/v1/routing/providers/{code}/sla", put(routing::set_sla))
+        .route("/v1/routing/providers/{code}/sla", get(routing::get_sla).put(routing::set_sla))
         .route("/v1/quotes", get(billing::list))
         .route("/v1/quotes/{id}", get(billing::get))
         .route("/v1/quotes/{id}/accept", post(billing::accept))
@@ -99,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(problem::not_found_route)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(crate::caching::conditional))
         .layer(middleware::from_fn_with_state(state.clone(), security::rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), security::cors))
         .layer(middleware::from_fn(telemetry::trace_request))

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use id77_platform::auth::Role;
@@ -22,62 +22,112 @@ use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id, spelled}
 use crate::problem::Problem;
 use crate::views::{self, Page};
 
-pub const MAX_SUBJECT_CHARS: usize = 200;
-pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
-pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+mod input;
+pub use input::*;
 
-pub const MAX_REASON_CHARS: usize = 1000;
-pub const MAX_COMMENT_CHARS: usize = 2000;
-pub const MAX_ADDRESS_CHARS: usize = 300;
-pub const MAX_DATE_CHARS: usize = 40;
+/// This module's operations and views in the OpenAPI document (`crate::api_docs`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        notification_preferences,
+        update_notification_preferences,
+        submit,
+        list,
+        summary,
+        get,
+        cancel,
+        close,
+        feedback,
+        statistics,
+        triage,
+        assign_triaged,
+    ),
+    components(schemas(
+        NotificationPreferences,
+        NotificationPreferencesBody,
+        Submission,
+        Dates,
+        Site,
+        ReasonBody,
+        FeedbackBody,
+        AssignBody,
+        views::Request,
+        views::StatusChange,
+        views::LoanDates,
+        views::Site,
+        views::Feedback,
+        views::RequestSummary,
+        views::RequestStatistics,
+        views::KeyCount,
+        views::DurationStats,
+        views::Satisfaction,
+        views::TriageItem,
+        views::RequestStatusDoc,
+        views::RequestKindDoc,
+    )),
+    modifiers(&PlainHeaders)
+)]
+pub struct Api;
 
-#[derive(Debug, Deserialize)]
-pub struct Dates {
-    start_date: Option<String>,
-    end_date: Option<String>,
-}
+/// What the annotations cannot say: an optional header is a string when present, never `null` (the annotations
+/// make an `Option` nullable); the preferences update needs at least one property.
+struct PlainHeaders;
 
-#[derive(Debug, Deserialize)]
-pub struct Site {
-    address: Option<String>,
-    commune_insee: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Submission {
-    /// `offer` (default) or `orientation` (an open request: no offer_id).
-    kind: Option<String>,
-    offer_id: Option<String>,
-    subject: Option<String>,
-    description: Option<String>,
-    /// Required for an exhibition_loan offer.
-    dates: Option<Dates>,
-    /// For an integrated_engineering offer (the commune defaults to the member's own).
-    site: Option<Site>,
-}
-
-/// The optional `Idempotency-Key` header: visible ASCII, at most 128 characters; empty when absent.
-pub fn idempotency_key(headers: &HeaderMap, checks: &mut Checks) -> String {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
-        return String::new();
-    };
-    match value.to_str() {
-        Ok(key) => {
-            let key = key.trim();
-            if key.len() > MAX_IDEMPOTENCY_KEY_CHARS {
-                checks.fail("Idempotency-Key", format!("must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"));
+impl utoipa::Modify for PlainHeaders {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let parameters = doc
+            .paths
+            .paths
+            .get_mut("/v1/requests")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.parameters.as_mut());
+        for parameter in parameters.into_iter().flatten() {
+            if parameter.name == "Idempotency-Key" {
+                let schema = ObjectBuilder::new().schema_type(Type::String).max_length(Some(MAX_IDEMPOTENCY_KEY_CHARS));
+                parameter.schema = Some(schema.into());
             }
-            key.to_owned()
         }
-        Err(_) => {
-            checks.fail("Idempotency-Key", "must be visible ASCII");
-            String::new()
+        // At least one kind (the derive cannot say `minProperties` alone).
+        let update = doc.components.as_mut().and_then(|c| c.schemas.get_mut("NotificationPreferencesUpdate"));
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(update))) = update {
+            update.min_properties = Some(1);
+            update.max_properties = None;
         }
     }
 }
 
 /// A member's user submits a request; `member_id` is the caller's, never the body's.
+#[utoipa::path(
+    post,
+    path = "/v1/requests",
+    tag = "requests",
+    operation_id = "submitRequest",
+    summary = "Submit a request (member_admin, member_user)",
+    description = "Only a member's users submit; the member is the caller's (never taken from the body). The \
+        membership must be active (409 `member-not-active`); an unknown offer is 404.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, max_length = 128,
+            description = "Client-chosen key (at most 128 characters, visible ASCII): the same key with the same \
+                body returns the same request instead of a second one, with `Idempotency-Replayed: true`; with a \
+                different body 409 (`idempotency-key-reused`). Safe under concurrent retries."),
+    ),
+    request_body = Submission,
+    responses(
+        (status = 201, description = "Submitted (or, with a repeated Idempotency-Key, the request submitted the \
+            first time, with the same status and body).", body = views::Request,
+            headers(
+                ("Location" = String, description = "/v1/requests/{id}"),
+                ("Idempotency-Replayed" = String, description = "`true` when this answer replays the request a \
+                    previous call with the same `Idempotency-Key` submitted; absent otherwise."),
+            )),
+        (status = 404, description = "No such offer.", body = crate::api_docs::ProblemDoc,
+            content_type = "application/problem+json"),
+        (status = 409, description = "`member-not-active`, or `idempotency-key-reused` (the key was used with \
+            another body).", body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = [])),
+)]
 pub async fn submit(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -127,13 +177,45 @@ pub async fn submit(
         site,
         orientation,
     };
+    let keyed = !request.idempotency_key.is_empty();
+    let sent_at = Utc::now();
     let request =
         state.requests().submit_request(caller.grpc(request)).await.map_err(upstream("requests"))?.into_inner();
-    Ok(created(format!("/v1/requests/{}", request.id), views::Request::from(request)))
+    let replayed = keyed && replayed(request.submitted_at.as_ref(), sent_at);
+    let mut response = created(format!("/v1/requests/{}", request.id), views::Request::from(request));
+    if replayed {
+        response.headers_mut().insert(IDEMPOTENCY_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Whether the request a keyed submission answered was submitted before this call was sent: then the service
+/// found the key and returned the request a previous call filed (SubmitRequest says nothing else about it; a
+/// request it files now is submitted after the call was sent, on the platform's shared clock).
+pub fn replayed(submitted_at: Option<&id77_proto::prost_types::Timestamp>, sent_at: DateTime<Utc>) -> bool {
+    let Some(at) = submitted_at else {
+        return false;
+    };
+    let Some(submitted_at) = DateTime::<Utc>::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0)) else {
+        return false;
+    };
+    // The service stores microseconds: compare at that precision.
+    submitted_at.timestamp_micros() < sent_at.timestamp_micros()
 }
 
 /// The member's users, the provider it was referred to, the member's referent, the coordinator. Anyone else's
 /// request is "not found", not "forbidden", so ids reveal nothing.
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}",
+    tag = "requests",
+    operation_id = "getRequest",
+    summary = "One request (its member's users, the provider it was referred to, its referent, coordinator)",
+    description = "Another member's or provider's request answers 404.",
+    params(("id" = String, Path, format = "uuid", max_length = 100, description = "The request's id.")),
+    responses((status = 200, description = "OK", body = views::Request)),
+    security(("bearerAuth" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -158,17 +240,17 @@ pub async fn get(
     Ok(Json(request.into()))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListParams {
-    member_id: Option<String>,
-    status: Option<String>,
-    category: Option<String>,
-    /// Submitted on or after (a date, or an RFC 3339 time).
-    from: Option<String>,
-    /// Submitted on or before this date (the whole day), or before this RFC 3339 time.
-    to: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
+impl From<SummaryParams> for ListParams {
+    fn from(p: SummaryParams) -> Self {
+        Self {
+            member_id: p.member_id,
+            status: p.status,
+            category: p.category,
+            from: p.from,
+            to: p.to,
+            ..Self::default()
+        }
+    }
 }
 
 const LISTERS: &[Role] = &[Role::MemberAdmin, Role::MemberUser, Role::ProviderAgent, Role::Referent, Role::Coordinator];
@@ -215,6 +297,16 @@ pub fn instant(checks: &mut Checks, field: &str, raw: Option<String>, end: bool)
     }
 }
 
+/// Whether the period's end is before its start: a time `to` before `from`, or a date `to` whose whole day is
+/// (`to_start` is the bound read as a start, `to` as an end: they differ for a date).
+fn before(from: Option<DateTime<Utc>>, to_start: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> bool {
+    match (from, to_start, to) {
+        (Some(from), Some(start), Some(end)) if start != end => end <= from,
+        (Some(from), _, Some(end)) => end < from,
+        _ => false,
+    }
+}
+
 fn ts(at: Option<DateTime<Utc>>) -> Option<id77_proto::prost_types::Timestamp> {
     at.map(id77_platform::time::to_proto)
 }
@@ -222,15 +314,22 @@ fn ts(at: Option<DateTime<Utc>>) -> Option<id77_proto::prost_types::Timestamp> {
 /// The dashboard query: whose requests (the service decides from the caller's token) and the filters.
 fn list_request(caller: &Authenticated, params: ListParams) -> Result<pb::ListRequestsRequest, Problem> {
     let mut checks = Checks::new();
-    let member_id = checks.optional("member_id", params.member_id, MAX_ID_CHARS).trim().to_owned();
+    // A member's id is a UUID: an empty or malformed one names no member (absent means "every one I may see").
+    let member_id = match params.member_id.as_deref().map(str::trim) {
+        None => String::new(),
+        Some(id) if uuid::Uuid::parse_str(id).is_ok() => id.to_owned(),
+        Some(_) => {
+            checks.fail("member_id", "must be a member's id (a UUID); leave it out for every member");
+            String::new()
+        }
+    };
     let status = checks.choice("status", params.status.as_deref(), STATUSES, status_filter);
     let categories = spelled(Category::ALL, Category::as_str, ", ");
     let category = checks.choice("category", params.category.as_deref(), &categories, category_filter);
     let from = instant(&mut checks, "from", params.from, false);
+    let to_start = instant(&mut Checks::new(), "to", params.to.clone(), false);
     let to = instant(&mut checks, "to", params.to, true);
-    if let (Some(from), Some(to)) = (from, to)
-        && to < from
-    {
+    if before(from, to_start, to) {
         checks.fail("to", "must not be before from");
     }
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
@@ -261,6 +360,23 @@ fn list_request(caller: &Authenticated, params: ListParams) -> Result<pb::ListRe
 /// A member's users list their member's requests (another member's is "not found"); a referent those of the
 /// members it follows (or one of them, `?member_id=`); a provider's agents those referred to their provider;
 /// the coordinator all (or one member's). Filters: status, category, from/to (submission dates).
+#[utoipa::path(
+    get,
+    path = "/v1/requests",
+    tag = "requests",
+    operation_id = "listRequests",
+    summary = "List requests (member users: their member's; referent: the members it follows; provider agents: \
+        those referred to their provider; coordinator: all)",
+    description = "Dashboard: filters by status, offer category and submission dates; cursor pagination, oldest \
+        first. A member's users asking for another member get 404. Unknown parameters are refused (400).",
+    params(ListParams),
+    responses(
+        (status = 200, description = "OK", body = Page<views::Request>),
+        (status = 404, description = "A member the caller may not list (member users: another member).",
+            body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -274,21 +390,32 @@ pub async fn list(
 }
 
 /// Counts by status of what `GET /v1/requests` would list with the same filters (the status filter aside).
+#[utoipa::path(
+    get,
+    path = "/v1/requests/summary",
+    tag = "requests",
+    operation_id = "summarizeRequests",
+    summary = "Counts by status of the requests the caller may list",
+    description = "Same scope and filters as `GET /v1/requests` (the status filter aside). Unknown parameters \
+        (paging included) are refused (400).",
+    params(SummaryParams),
+    responses(
+        (status = 200, description = "OK", body = views::RequestSummary),
+        (status = 404, description = "A member the caller may not list (member users: another member).",
+            body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = [])),
+)]
 pub async fn summary(
     State(state): State<AppState>,
     caller: Authenticated,
-    Q(params): Q<ListParams>,
+    Q(params): Q<SummaryParams>,
 ) -> Result<Json<views::RequestSummary>, Problem> {
     caller.allow(LISTERS)?;
-    let request = list_request(&caller, params)?;
+    let request = list_request(&caller, params.into())?;
     let summary =
         state.requests().summarize_requests(caller.grpc(request)).await.map_err(upstream("requests"))?.into_inner();
     Ok(Json(summary.into()))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ReasonBody {
-    reason: Option<String>,
 }
 
 fn reason(body: Result<Json<ReasonBody>, JsonRejection>) -> Result<String, Problem> {
@@ -301,6 +428,23 @@ fn reason(body: Result<Json<ReasonBody>, JsonRejection>) -> Result<String, Probl
 
 /// The member's users (their member's request) or the coordinator cancel a request before its completion;
 /// routing withdraws the referral and tells the provider.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/cancel",
+    tag = "requests",
+    operation_id = "cancelRequest",
+    summary = "Cancel a request before its completion (its member's users, coordinator)",
+    description = "Emits `request.cancelled`; routing withdraws the open referral and tells the provider. A \
+        completed, closed or already cancelled request answers 409 (`invalid-transition`).",
+    params(("id" = String, Path, format = "uuid", max_length = 100, description = "The request's id.")),
+    request_body = ReasonBody,
+    responses(
+        (status = 200, description = "OK", body = views::Request),
+        (status = 409, description = "`invalid-transition`: completed, closed or already cancelled.",
+            body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = [])),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -320,6 +464,23 @@ pub async fn cancel(
 }
 
 /// The coordinator closes a completed request.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/close",
+    tag = "requests",
+    operation_id = "closeRequest",
+    summary = "Close a completed request (coordinator)",
+    description = "Closed is final; feedback can no longer change. Any other status answers 409 \
+        (`invalid-transition`).",
+    params(("id" = String, Path, format = "uuid", max_length = 100, description = "The request's id.")),
+    request_body = ReasonBody,
+    responses(
+        (status = 200, description = "OK", body = views::Request),
+        (status = 409, description = "`invalid-transition`: the request is not completed.",
+            body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = [])),
+)]
 pub async fn close(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -338,13 +499,24 @@ pub async fn close(
     Ok(Json(request.into()))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct FeedbackBody {
-    rating: Option<u32>,
-    comment: Option<String>,
-}
-
 /// A member's user rates a completed request (1-5, a comment); again to revise it, until it is closed.
+#[utoipa::path(
+    put,
+    path = "/v1/requests/{id}/feedback",
+    tag = "requests",
+    operation_id = "giveFeedback",
+    summary = "Rate a completed request (its member's users)",
+    description = "1 to 5 and a comment; may be revised until the coordinator closes the request (then 409 \
+        `feedback-not-open`).",
+    params(("id" = String, Path, format = "uuid", max_length = 100, description = "The request's id.")),
+    request_body = FeedbackBody,
+    responses(
+        (status = 200, description = "OK", body = views::Request),
+        (status = 409, description = "`feedback-not-open`: not completed, or already closed.",
+            body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = [])),
+)]
 pub async fn feedback(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -373,14 +545,22 @@ pub async fn feedback(
     Ok(Json(request.into()))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct PeriodParams {
-    from: Option<String>,
-    to: Option<String>,
-}
-
 /// The coordinator's statistics over the requests submitted in a period (`from` and `to` required; a date `to`
 /// includes that day).
+#[utoipa::path(
+    get,
+    path = "/v1/statistics/requests",
+    tag = "requests",
+    operation_id = "requestStatistics",
+    summary = "Statistics of the requests submitted in a period (coordinator)",
+    description = "Counts by status, offer category, provider, EPCI and arrondissement; median time to the first \
+        answer and to completion; satisfaction (mean, count, distribution). `from` and `to` are required, and `to` \
+        must not be before `from` nor equal to it: the period [from, to) is not empty (a date `to` includes its \
+        day, so `from=2026-01-31&to=2026-01-31` is that day); otherwise 400 naming `to`.",
+    params(PeriodParams),
+    responses((status = 200, description = "OK", body = views::RequestStatistics)),
+    security(("bearerAuth" = [])),
+)]
 pub async fn statistics(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -391,6 +571,7 @@ pub async fn statistics(
     let from = instant(&mut checks, "from", params.from, false);
     let to = instant(&mut checks, "to", params.to, true);
     match (from, to) {
+        // The service counts over [from, to): not empty (a date `to` includes its day).
         (Some(from), Some(to)) if to <= from => checks.fail("to", "must be after from"),
         (None, _) => checks.fail("from", "is required (YYYY-MM-DD or RFC 3339)"),
         (_, None) => checks.fail("to", "is required (YYYY-MM-DD or RFC 3339)"),
@@ -403,13 +584,19 @@ pub async fn statistics(
     Ok(Json(stats.into()))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct TriageParams {
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
 /// The coordinator's triage queue (routing's): open orientation requests and requests no provider was left for.
+#[utoipa::path(
+    get,
+    path = "/v1/triage",
+    tag = "requests",
+    operation_id = "listTriage",
+    summary = "The coordinator's triage queue (coordinator)",
+    description = "Open orientation requests, and requests no provider was left for (all declined or expired) or \
+        whose referral the coordinator withdrew; oldest first.",
+    params(TriageParams),
+    responses((status = 200, description = "OK", body = Page<views::TriageItem>)),
+    security(("bearerAuth" = [])),
+)]
 pub async fn triage(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -428,14 +615,27 @@ pub async fn triage(
     Ok(Json(Page::new(response.items, response.next_page_token)))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct AssignBody {
-    offer_id: Option<String>,
-    provider_code: Option<String>,
-    note: Option<String>,
-}
-
 /// The coordinator places a triaged request: an offer (routed by the rules) and/or a provider (offered to it).
+#[utoipa::path(
+    post,
+    path = "/v1/triage/{request_id}/assign",
+    tag = "requests",
+    operation_id = "assignTriaged",
+    summary = "Place a triaged request (coordinator)",
+    description = "With an offer (required for an open request; routed by the rules unless a provider is named) \
+        and/or a provider (offered to it directly); at least one of `offer_id`, `provider_code`. The request leaves \
+        the queue; its status follows routing's events. No such request, offer or provider: 404; a request no \
+        longer in the queue (already placed, cancelled...): 409 `invalid-transition`.",
+    params(("request_id" = String, Path, format = "uuid", max_length = 100, description = "The request's id.")),
+    request_body = AssignBody,
+    responses(
+        (status = 200, description = "OK", body = views::Referral),
+        (status = 409, description = "`invalid-transition`: the request is not (any more) in the triage queue; \
+            `referral-state`: it is already with a provider, or no provider is left for the offer (name one).",
+            body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = [])),
+)]
 pub async fn assign_triaged(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -453,16 +653,41 @@ pub async fn assign_triaged(
         checks.fail("offer_id", "an offer_id or a provider_code is required");
     }
     checks.finish()?;
-    let request = routing::AssignTriagedRequest { request_id, offer_id, provider_code, note };
-    let referral =
-        state.routing().assign_triaged(caller.grpc(request)).await.map_err(upstream("routing"))?.into_inner();
-    Ok(Json(referral.into()))
+    let request = routing::AssignTriagedRequest { request_id: request_id.clone(), offer_id, provider_code, note };
+    let refusal = match state.routing().assign_triaged(caller.grpc(request)).await {
+        Ok(referral) => return Ok(Json(referral.into_inner().into())),
+        Err(status) => upstream("routing")(status),
+    };
+    Err(not_in_triage(&state, &caller, &request_id, refusal).await)
+}
+
+/// Routing answers "not found" for a request that is not in its triage queue, whether the request does not
+/// exist or was already placed (or cancelled): the requests service tells which, so a request that exists is a
+/// conflict with its state rather than a missing resource.
+async fn not_in_triage(state: &AppState, caller: &Authenticated, request_id: &str, refusal: Problem) -> Problem {
+    if refusal.status != axum::http::StatusCode::NOT_FOUND || !refusal.detail.contains("triage queue") {
+        return refusal;
+    }
+    let lookup = pb::GetRequestRequest { id: request_id.to_owned() };
+    match state.requests().get_request(caller.grpc(lookup)).await {
+        Ok(request) => {
+            let status = views::request_status(request.into_inner().status);
+            Problem::of(
+                id77_platform::ErrorCode::FailedPrecondition,
+                "INVALID_TRANSITION",
+                format!("request {request_id} is not in the triage queue (it is {status})"),
+            )
+        }
+        Err(_) => refusal,
+    }
 }
 
 /// Which notification mails a user gets.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct NotificationPreferences {
+    /// A mail when one of the member's requests changes status (member's users).
     status_changed: bool,
+    /// A mail when a message is posted on a thread the user takes part in.
     message_posted: bool,
 }
 
@@ -472,14 +697,35 @@ impl From<pb::NotificationPreferences> for NotificationPreferences {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The kinds to change (at least one; `true` or `false`, never `null`); a kind left out keeps its value.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NotificationPreferencesUpdate)]
 pub struct NotificationPreferencesBody {
+    #[serde(default, deserialize_with = "boolean")]
+    #[schema(value_type = bool, required = false)]
     status_changed: Option<bool>,
+    #[serde(default, deserialize_with = "boolean")]
+    #[schema(value_type = bool, required = false)]
     message_posted: Option<bool>,
 }
 
+/// A present field must be a boolean (`null` is refused, not taken for "left out").
+fn boolean<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    bool::deserialize(deserializer).map(Some)
+}
+
 /// Any signed-in user reads its own notification preferences (every kind on until changed).
+#[utoipa::path(
+    get,
+    path = "/v1/me/notification-preferences",
+    tag = "auth",
+    operation_id = "getNotificationPreferences",
+    summary = "The caller's own notification mail preferences (any authenticated caller)",
+    description = "Every kind is on until the user turns it off. Live updates (`/v1/events`) are not affected.",
+    responses((status = 200, description = "OK", body = NotificationPreferences)),
+    security(("bearerAuth" = [])),
+)]
 pub async fn notification_preferences(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -494,6 +740,19 @@ pub async fn notification_preferences(
 }
 
 /// Any signed-in user changes its own notification preferences; a kind left out keeps its value.
+#[utoipa::path(
+    put,
+    path = "/v1/me/notification-preferences",
+    tag = "auth",
+    operation_id = "updateNotificationPreferences",
+    summary = "Change the caller's own notification mail preferences (any authenticated caller)",
+    description = "A kind left out keeps its value; at least one must be given, as `true` or `false` (`null` and \
+        unknown fields are refused with 400). Status mails go to the member's users; message mails to the other \
+        side of the thread.",
+    request_body = NotificationPreferencesBody,
+    responses((status = 200, description = "OK", body = NotificationPreferences)),
+    security(("bearerAuth" = [])),
+)]
 pub async fn update_notification_preferences(
     State(state): State<AppState>,
     caller: Authenticated,
@@ -519,58 +778,4 @@ pub async fn update_notification_preferences(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    #[test]
-    fn period_bounds_take_dates_or_times_and_a_date_end_includes_its_day() {
-        let mut checks = Checks::new();
-        let from = instant(&mut checks, "from", Some("2026-11-01".into()), false);
-        let to = instant(&mut checks, "to", Some("2026-11-30".into()), true);
-        let at = instant(&mut checks, "to", Some("2026-11-30T10:00:00+01:00".into()), true);
-        assert!(checks.finish().is_ok());
-        assert_eq!(from.map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-01T00:00:00+00:00"));
-        assert_eq!(to.map(|t| t.to_rfc3339()).as_deref(), Some("2026-12-01T00:00:00+00:00"));
-        assert_eq!(at.map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-30T09:00:00+00:00"));
-        let mut checks = Checks::new();
-        assert_eq!(instant(&mut checks, "from", Some("30/11/2026".into()), false), None);
-        assert_eq!(instant(&mut checks, "from", None, false), None);
-        assert_eq!(checks.finish().err().map(|p| p.errors.len()), Some(1));
-    }
-
-    #[test]
-    fn filters_name_the_lifecycle_statuses_and_categories() {
-        for name in STATUSES.split(", ") {
-            assert!(status_filter(name).is_some(), "{name}");
-        }
-        assert_eq!(status_filter("open"), None);
-        assert_eq!(category_filter("exhibition_loan"), Some("exhibition_loan"));
-        assert_eq!(category_filter("expo"), None);
-    }
-
-    #[test]
-    fn idempotency_keys_are_optional_and_bounded() {
-        let mut headers = HeaderMap::new();
-        let mut checks = Checks::new();
-        assert_eq!(idempotency_key(&headers, &mut checks), "");
-        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("abc-123"));
-        assert_eq!(idempotency_key(&headers, &mut checks), "abc-123");
-        assert!(checks.finish().is_ok());
-
-        let mut checks = Checks::new();
-        if let Ok(long) = HeaderValue::from_str(&"k".repeat(MAX_IDEMPOTENCY_KEY_CHARS + 1)) {
-            headers.insert(IDEMPOTENCY_KEY, long);
-        }
-        idempotency_key(&headers, &mut checks);
-        let problem = checks.finish().err();
-        assert_eq!(problem.map(|p| p.errors[0].field.clone()).as_deref(), Some("Idempotency-Key"));
-
-        let mut checks = Checks::new();
-        if let Ok(binary) = HeaderValue::from_bytes(b"caf\xe9") {
-            headers.insert(IDEMPOTENCY_KEY, binary);
-        }
-        idempotency_key(&headers, &mut checks);
-        assert!(checks.finish().is_err());
-    }
-}
+mod tests;

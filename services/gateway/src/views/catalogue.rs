@@ -4,8 +4,80 @@
 use id77_proto::catalogue::v1 as catalogue;
 use id77_proto::vocabulary::{Category, MemberKind, PriceKind};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::common::{UNSPECIFIED, non_empty, timestamp};
+
+// ---- the words of the catalogue's enums, as the document names them ------------------------------------------
+
+/// An offer's family.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = OfferCategory)]
+#[allow(dead_code)]
+pub enum OfferCategoryDoc {
+    IntegratedEngineering,
+    AwarenessTraining,
+    ExhibitionLoan,
+}
+
+/// How an offer is priced: `free`; `flat` (one amount); `daily_rate` (an amount per day, for a number of
+/// days); `per_inhabitant` (an amount per inhabitant of the member, with a floor and an optional cap);
+/// `on_quote` (priced by the provider's quote).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = PriceKind)]
+#[allow(dead_code)]
+pub enum PriceKindDoc {
+    Free,
+    Flat,
+    DailyRate,
+    PerInhabitant,
+    OnQuote,
+}
+
+/// An offer's state: `draft` (the operator's only), `published`, `archived`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = OfferStatus)]
+#[allow(dead_code)]
+pub enum OfferStatusDoc {
+    Draft,
+    Published,
+    Archived,
+}
+
+/// A booking's state: `held`, `confirmed` (a loan), `released`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = BookingStatus)]
+#[allow(dead_code)]
+pub enum BookingStatusDoc {
+    Held,
+    Confirmed,
+    Released,
+}
+
+/// Who a provider is: a service of the Département, or an associated organisation.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = ProviderKind)]
+#[allow(dead_code)]
+pub enum ProviderKindDoc {
+    DepartmentalService,
+    AssociatedOrganisation,
+}
+
+/// A kind of collectivité an offer may be open to.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = MemberKind)]
+#[allow(dead_code)]
+pub enum MemberKindDoc {
+    Commune,
+    Epci,
+    Syndicat,
+}
 
 /// An offer's family, in the platform's words (`integrated_engineering`...).
 pub fn offer_category(category: i32) -> &'static str {
@@ -24,13 +96,20 @@ pub fn provider_kind(kind: i32) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Who may ask for the offer; empty lists and `null` bounds mean no constraint. Territory: the member's EPCI
+/// (SIREN) or arrondissement (INSEE code, 771 Meaux … 775 Torcy) must be listed when either list is non-empty.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Eligibility {
     /// Empty: every kind.
+    #[schema(value_type = Vec<MemberKindDoc>)]
     pub member_kinds: Vec<&'static str>,
+    /// Fewest inhabitants; `null`: no floor.
     pub min_population: Option<i64>,
+    /// Most inhabitants; `null`: no ceiling.
     pub max_population: Option<i64>,
+    /// SIRENs of the EPCIs the offer is open to.
     pub epci_sirens: Vec<String>,
+    /// Arrondissements (`771` … `775`) the offer is open to.
     pub arrondissements: Vec<String>,
 }
 
@@ -82,9 +161,13 @@ pub fn booking_status(status: i32) -> &'static str {
     }
 }
 
-/// A price rule; the amounts that do not apply to its kind are `null`.
-#[derive(Debug, Serialize)]
+/// A price rule. Amounts in euro cents, VAT excluded. `flat`: `amount_cents` once; `daily_rate`:
+/// `amount_cents` per day for `days`; `per_inhabitant`: `amount_cents` per inhabitant, at least `floor_cents`, at
+/// most `cap_cents` (`null`: no cap); `on_quote`: priced by the provider's quote. Fields that do not apply to the
+/// kind are `null`.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PriceRule {
+    #[schema(value_type = PriceKindDoc)]
     pub kind: &'static str,
     pub amount_cents: Option<i64>,
     pub days: Option<i32>,
@@ -107,38 +190,67 @@ impl From<catalogue::PriceRule> for PriceRule {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An offer of the catalogue, at one version.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Offer {
+    #[schema(format = "uuid")]
     pub id: String,
+    /// Stable code, e.g. `amo-amenagement-voirie`.
     pub code: String,
     pub title: String,
     pub summary: String,
     /// The long text; `null` in search results (read the offer for it).
+    #[schema(required = true)]
     pub description: Option<String>,
+    #[schema(value_type = OfferCategoryDoc)]
     pub category: &'static str,
     pub themes: Vec<String>,
     pub provider_code: String,
+    /// Typical duration (« ½ journée », « 6 à 18 mois », « 3 semaines de prêt »).
     pub duration: String,
+    #[schema(required = true)]
     pub eligibility: Option<Eligibility>,
+    #[schema(required = true)]
     pub price: Option<PriceRule>,
     /// VAT rate in basis points (2000 = 20 %); `null` when VAT does not apply (see `vat_note`).
+    #[schema(required = true)]
     pub vat_rate_bp: Option<i32>,
     pub vat_note: String,
-    /// `true` exactly when `price_cents` > 0: the amount known in advance (flat fee, daily rate × days).
+    /// How the offer is priced: `price.kind`, repeated here so that a list can be read without the rule.
+    #[schema(value_type = PriceKindDoc)]
+    pub price_kind: &'static str,
+    /// `true` whenever a quote or an invoice can follow: every `price_kind` but `free` (offers priced per
+    /// inhabitant or on quote included, although their `price_cents` is 0). Until issue 20 it was `true` only
+    /// when `price_cents` > 0.
     pub billed: bool,
+    /// The amount known in advance, VAT excluded: a flat fee, or a daily rate times its days; 0 for free offers
+    /// and for offers priced per inhabitant or on quote (the amount depends on the member or on the quote: see
+    /// `price`).
     pub price_cents: i64,
+    #[schema(value_type = OfferStatusDoc)]
     pub status: &'static str,
     pub version: i32,
-    /// Exhibitions: physical copies.
+    /// Exhibitions: physical copies that can be lent.
     pub copies: i32,
+    #[schema(format = DateTime)]
     pub updated_at: Option<String>,
-    /// Search relevance (`null` outside a text search).
+    /// Search relevance (`ts_rank_cd`), `null` outside a text search.
+    #[schema(required = true)]
     pub rank: Option<f32>,
+}
+
+/// `billed` as the offer view states it: a document (quote, invoice) can follow every kind but `free`. An
+/// offer without a known price rule keeps the catalogue's flag.
+fn billed(kind: Option<PriceKind>, legacy: bool) -> bool {
+    kind.map_or(legacy, |k| k != PriceKind::Free)
 }
 
 impl From<catalogue::Offer> for Offer {
     fn from(o: catalogue::Offer) -> Self {
+        let kind = o.price_rule.as_ref().and_then(|p| PriceKind::from_proto(p.kind));
         Self {
+            price_kind: kind.map_or(UNSPECIFIED, PriceKind::as_str),
+            billed: billed(kind, o.billed),
             category: offer_category(o.category),
             status: offer_status(o.status),
             updated_at: timestamp(o.updated_at.as_ref()),
@@ -155,7 +267,6 @@ impl From<catalogue::Offer> for Offer {
             duration: o.duration,
             vat_rate_bp: o.vat_rate_bp,
             vat_note: o.vat_note,
-            billed: o.billed,
             price_cents: o.price_cents,
             version: o.version,
             copies: o.copies,
@@ -164,16 +275,33 @@ impl From<catalogue::Offer> for Offer {
 }
 
 /// A search page: the offers, the next cursor, the count of all matches and the facets.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OfferSearch {
     pub items: Vec<Offer>,
+    /// Pass it as `?cursor=` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
+    /// Offers matching every filter.
     pub total: u32,
-    /// The query as searched after typo correction, when it was corrected.
+    /// The query as searched after typo correction, when a word was replaced by a known one (the other words as
+    /// asked); `null` otherwise — a correctly spelled accented word is not corrected.
+    #[schema(required = true)]
     pub corrected_q: Option<String>,
     /// `{category: {value: count}, theme: {...}, provider: {...}, price_kind: {...}}`: counts of the matching
     /// offers per value, each dimension with every other filter applied.
+    #[schema(value_type = FacetsDoc)]
     pub facets: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u32>>,
+}
+
+/// Counts of the matching offers per value; each dimension counted with every other filter applied.
+#[derive(ToSchema)]
+#[schema(as = Facets)]
+#[allow(dead_code)]
+pub struct FacetsDoc {
+    category: std::collections::BTreeMap<String, u32>,
+    theme: std::collections::BTreeMap<String, u32>,
+    provider: std::collections::BTreeMap<String, u32>,
+    price_kind: std::collections::BTreeMap<String, u32>,
 }
 
 impl From<catalogue::SearchOffersResponse> for OfferSearch {
@@ -192,31 +320,42 @@ impl From<catalogue::SearchOffersResponse> for OfferSearch {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Days a copy is held or lent (inclusive).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BusyPeriod {
+    #[schema(format = Date)]
     pub from: String,
+    #[schema(format = Date)]
     pub to: String,
+    #[schema(value_type = BookingStatusDoc)]
     pub status: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+/// One copy of an exhibition and its busy periods.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CopyCalendar {
     pub copy_id: String,
     pub label: String,
     pub busy: Vec<BusyPeriod>,
 }
 
-#[derive(Debug, Serialize)]
+/// Free copies on one day.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DayAvailability {
+    #[schema(format = Date)]
     pub date: String,
     pub available_copies: u32,
 }
 
-#[derive(Debug, Serialize)]
+/// An exhibition's calendar between two days (inclusive).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Availability {
     pub exhibition_id: String,
+    #[schema(format = Date)]
     pub from: String,
+    #[schema(format = Date)]
     pub to: String,
+    /// Copies that can be lent.
     pub copies: u32,
     pub copy_calendars: Vec<CopyCalendar>,
     pub days: Vec<DayAvailability>,
@@ -251,18 +390,30 @@ impl From<catalogue::Availability> for Availability {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A copy of an exhibition held or lent to a member for inclusive dates.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Booking {
+    #[schema(format = "uuid")]
     pub id: String,
     pub exhibition_id: String,
     pub copy_id: String,
     pub copy_label: String,
+    #[schema(format = "uuid")]
     pub member_id: String,
+    /// The request the loan was asked with, if any.
+    #[schema(required = true)]
     pub request_id: Option<String>,
+    /// First day of the loan (inclusive).
+    #[schema(format = Date)]
     pub from: String,
+    /// Last day of the loan (inclusive).
+    #[schema(format = Date)]
     pub to: String,
+    #[schema(value_type = BookingStatusDoc)]
     pub status: &'static str,
+    /// The exhibition's provider.
     pub provider_code: String,
+    #[schema(format = DateTime)]
     pub updated_at: Option<String>,
 }
 
@@ -284,11 +435,14 @@ impl From<catalogue::Booking> for Booking {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Who delivers offers: a departmental service or an associated organisation.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Provider {
     pub code: String,
     pub name: String,
+    #[schema(value_type = ProviderKindDoc)]
     pub kind: &'static str,
+    #[schema(format = Email)]
     pub contact_email: String,
 }
 
@@ -340,5 +494,27 @@ mod tests {
             json!({"kind": "on_quote", "amount_cents": null, "days": null, "floor_cents": null, "cap_cents": null})
         );
         assert_eq!(rule(catalogue::PriceKind::Unspecified)["kind"], UNSPECIFIED);
+    }
+
+    #[test]
+    fn every_kind_but_free_is_billed_and_says_its_kind() {
+        for (kind, billed) in [
+            (catalogue::PriceKind::Free, false),
+            (catalogue::PriceKind::Flat, true),
+            (catalogue::PriceKind::DailyRate, true),
+            (catalogue::PriceKind::PerInhabitant, true),
+            (catalogue::PriceKind::OnQuote, true),
+        ] {
+            let offer = catalogue::Offer {
+                billed: false,
+                price_rule: Some(catalogue::PriceRule { kind: kind.into(), ..Default::default() }),
+                ..Default::default()
+            };
+            let view = Offer::from(offer);
+            assert_eq!((view.billed, view.price_kind), (billed, price_kind(kind.into())));
+        }
+        // No price rule: the catalogue's flag, and an unspecified kind.
+        let view = Offer::from(catalogue::Offer { billed: true, ..Default::default() });
+        assert_eq!((view.billed, view.price_kind), (true, UNSPECIFIED));
     }
 }

@@ -6,9 +6,11 @@ use id77_proto::prost_types::Timestamp;
 use serde::Serialize;
 
 /// Every list: a page of items and the cursor of the next page (`null` on the last).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Pass it as `?cursor=` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

@@ -3,8 +3,27 @@
 use id77_platform::auth::Role;
 use id77_proto::membership::v1 as membership;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::common::{UNSPECIFIED, non_empty, timestamp};
+
+// A role as the document names it (the views carry `&'static str`).
+#[derive(ToSchema)]
+#[schema(
+    as = Role,
+    rename_all = "snake_case",
+    description = "member_admin, member_user: a member's users; provider_agent: a provider's staff; coordinator, \
+                   referent, operator: the Département."
+)]
+#[allow(dead_code)]
+pub enum RoleDoc {
+    MemberAdmin,
+    MemberUser,
+    ProviderAgent,
+    Coordinator,
+    Referent,
+    Operator,
+}
 
 /// A role as JSON: the snake_case name of the tokens (`member_admin`...).
 pub fn role(role: i32) -> &'static str {
@@ -38,16 +57,27 @@ pub fn role_to_proto(role: Role) -> membership::Role {
     }
 }
 
+/// Always `Bearer`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum TokenTypeDoc {
+    Bearer,
+}
+
 /// The answer of a login, a refresh or an invitation acceptance.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenPair {
+    /// EdDSA JWT; send as `Authorization: Bearer <access_token>`.
     pub access_token: String,
-    /// Always `Bearer`.
+    #[schema(value_type = TokenTypeDoc, inline)]
     pub token_type: &'static str,
     /// Seconds.
+    #[schema(example = 600)]
     pub expires_in: i64,
+    /// Opaque, single use: each refresh returns a new one; presenting a used one revokes the session.
     pub refresh_token: String,
     /// Seconds.
+    #[schema(example = 2_592_000)]
     pub refresh_expires_in: i64,
 }
 
@@ -63,18 +93,26 @@ impl From<membership::TokenPair> for TokenPair {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An account.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct User {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(format = Email)]
     pub email: String,
     pub display_name: String,
+    #[schema(value_type = RoleDoc)]
     pub role: &'static str,
     /// For member_admin and member_user.
+    #[schema(required = true, format = "uuid")]
     pub member_id: Option<String>,
     /// For provider_agent.
+    #[schema(required = true)]
     pub provider_code: Option<String>,
     /// False until the invitation is accepted.
     pub active: bool,
+    /// RFC 3339, UTC.
+    #[schema(required = true, format = DateTime)]
     pub created_at: Option<String>,
 }
 
@@ -93,17 +131,24 @@ impl From<membership::User> for User {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The Département agent who follows a member, and how to reach them.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Referent {
+    #[schema(format = "uuid")]
     pub user_id: String,
     pub display_name: String,
+    #[schema(format = Email)]
     pub email: String,
 }
 
 /// `GET /v1/me`: the caller, with its member's referent (null when none, or not a member's user).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
+    /// The caller's account.
+    #[schema(value_type = User, required = true)]
     pub user: Option<User>,
+    /// The member's referent (who follows it, how to reach them); null when none or not a member's user.
+    #[schema(required = true)]
     pub referent: Option<Referent>,
 }
 
@@ -121,11 +166,15 @@ impl From<membership::Me> for Me {
 }
 
 /// `POST /v1/users`: the invited user and its one-time invitation token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Invitation {
+    /// The invited account, inactive until the invitation is accepted.
+    #[schema(value_type = User, required = true)]
     pub user: Option<User>,
-    /// Shown once; the invitee sets its password with it (`POST /v1/auth/invitations/accept`).
+    /// Shown once: hand it to the invitee, who sets a password with `POST /v1/auth/invitations/accept`.
     pub invitation_token: String,
+    /// When the invitation token stops working (RFC 3339, UTC; 7 days after the invitation).
+    #[schema(required = true, format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -139,16 +188,72 @@ impl From<membership::Invitation> for Invitation {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A security event of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEvent {
     pub id: String,
-    /// e.g. `login.succeeded`, `login.failed`, `account.locked`, `user.invited`.
+    /// One of `login.succeeded`, `login.failed`, `account.locked` (older events),
+    /// `login.throttled`, `token.reuse_detected`, `user.invited`, `user.activated`, `user.removed`,
+    /// `membership.approved`, `referent.assigned`, `signing_key.rotated`.
+    #[schema(example = "login.failed")]
     pub kind: String,
+    /// Who did it, when known.
+    #[schema(required = true, format = "uuid")]
     pub actor_user_id: Option<String>,
+    /// What it was done to (an email, a user or member id...).
     pub subject: String,
+    /// The client address, when known.
+    #[schema(required = true)]
     pub client: Option<String>,
     pub detail: String,
+    /// RFC 3339, UTC.
+    #[schema(required = true, format = DateTime)]
     pub at: Option<String>,
+}
+
+/// The kinds of audit events membership writes (its `audit::ALL`), as `GET /v1/audit-events?kind=` accepts them.
+pub const AUDIT_KINDS: [&str; 11] = [
+    "login.succeeded",
+    "login.failed",
+    "account.locked",
+    "login.throttled",
+    "token.reuse_detected",
+    "user.invited",
+    "user.activated",
+    "user.removed",
+    "membership.approved",
+    "referent.assigned",
+    "signing_key.rotated",
+];
+
+/// A kind of audit event.
+#[derive(ToSchema)]
+#[schema(as = AuditEventKind)]
+#[allow(dead_code)]
+pub enum AuditKindDoc {
+    #[schema(rename = "login.succeeded")]
+    LoginSucceeded,
+    #[schema(rename = "login.failed")]
+    LoginFailed,
+    /// Written by the lock-out that login throttling replaced: older events only.
+    #[schema(rename = "account.locked")]
+    AccountLocked,
+    #[schema(rename = "login.throttled")]
+    LoginThrottled,
+    #[schema(rename = "token.reuse_detected")]
+    TokenReuseDetected,
+    #[schema(rename = "user.invited")]
+    UserInvited,
+    #[schema(rename = "user.activated")]
+    UserActivated,
+    #[schema(rename = "user.removed")]
+    UserRemoved,
+    #[schema(rename = "membership.approved")]
+    MembershipApproved,
+    #[schema(rename = "referent.assigned")]
+    ReferentAssigned,
+    #[schema(rename = "signing_key.rotated")]
+    SigningKeyRotated,
 }
 
 impl From<membership::AuditEvent> for AuditEvent {
@@ -166,9 +271,65 @@ impl From<membership::AuditEvent> for AuditEvent {
 }
 
 /// `POST /v1/auth/keys/rotate`: the id of the new signing key.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RotatedKey {
+    /// Id of the new signing key.
     pub kid: String,
+}
+
+// `GET /.well-known/jwks.json`, as membership publishes it (the gateway passes the JSON through).
+/// RFC 7517 JSON Web Key Set of Ed25519 keys (RFC 8037).
+#[derive(ToSchema)]
+#[schema(as = Jwks)]
+#[allow(dead_code)]
+pub struct JwksDoc {
+    keys: Vec<JwkDoc>,
+}
+
+/// One Ed25519 public key (RFC 8037).
+#[derive(ToSchema)]
+#[schema(as = Jwk)]
+#[allow(dead_code)]
+pub struct JwkDoc {
+    #[schema(inline)]
+    kty: KtyDoc,
+    #[schema(inline)]
+    crv: CrvDoc,
+    /// The public key, base64url.
+    x: String,
+    /// The key's id (the `kid` of the tokens it signs).
+    kid: String,
+    #[schema(inline)]
+    alg: AlgDoc,
+    #[schema(inline, rename = "use")]
+    usage: UseDoc,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum KtyDoc {
+    #[schema(rename = "OKP")]
+    Okp,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum CrvDoc {
+    Ed25519,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum AlgDoc {
+    #[schema(rename = "EdDSA")]
+    EdDsa,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum UseDoc {
+    #[schema(rename = "sig")]
+    Sig,
 }
 
 #[cfg(test)]

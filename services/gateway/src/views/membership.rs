@@ -3,8 +3,31 @@
 use id77_proto::membership::v1 as membership;
 use id77_proto::vocabulary::MemberKind;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::common::{UNSPECIFIED, non_empty, timestamp};
+
+// A collectivité's kind as the document names it (the views carry `&'static str`).
+/// A collectivité's kind: a commune, an EPCI (intercommunalité) or a syndicat.
+#[derive(ToSchema)]
+#[schema(as = CollectivityKind, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum CollectivityKindDoc {
+    Commune,
+    Epci,
+    Syndicat,
+}
+
+/// Where a membership stands: `pending` until the coordinator approves it, then `active`.
+#[derive(ToSchema)]
+#[schema(as = MemberStatus, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum MemberStatusDoc {
+    Pending,
+    Active,
+    Suspended,
+    Withdrawn,
+}
 
 /// A collectivité's kind (membership's `CollectivityKind`), in the platform's words (`commune`, `epci`...).
 pub fn collectivity_kind(kind: i32) -> &'static str {
@@ -35,19 +58,27 @@ pub fn parse_member_status(value: &str) -> Option<membership::MemberStatus> {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A collectivité of the directory (communes, EPCI and syndicats of Seine-et-Marne).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Collectivity {
+    /// 9 digits, Luhn check digit.
+    #[schema(pattern = "^[0-9]{9}$", example = "217700014")]
     pub siren: String,
     pub name: String,
+    #[schema(value_type = CollectivityKindDoc)]
     pub kind: &'static str,
     /// Communes only.
+    #[schema(required = true)]
     pub insee_code: Option<String>,
+    #[schema(example = "77")]
     pub departement: String,
     pub population: i64,
     pub postal_codes: Vec<String>,
-    /// A commune's EPCI, if in the directory.
+    /// For a commune: its EPCI, if in the directory.
+    #[schema(required = true)]
     pub epci_siren: Option<String>,
-    /// An EPCI's legal form (CC, CA, CU, METRO...).
+    /// For an EPCI: its legal form (CC, CA, CU, METRO...).
+    #[schema(required = true)]
     pub legal_form: Option<String>,
 }
 
@@ -67,18 +98,29 @@ impl From<membership::Collectivity> for Collectivity {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A collectivité that applied to join ID 77 (a membership).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Member {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(pattern = "^[0-9]{9}$", example = "217700014")]
     pub siren: String,
     pub name: String,
+    #[schema(value_type = CollectivityKindDoc)]
     pub kind: &'static str,
+    #[schema(value_type = MemberStatusDoc)]
     pub status: &'static str,
     pub contact_name: String,
+    #[schema(format = Email)]
     pub contact_email: String,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(required = true, format = DateTime)]
     pub applied_at: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(required = true, format = DateTime)]
     pub approved_at: Option<String>,
-    /// The Département agent who follows this member, once the coordinator assigned one.
+    /// The Département agent (a `referent` user) who follows this member; null until the coordinator assigns one.
+    #[schema(required = true, format = "uuid")]
     pub referent_user_id: Option<String>,
 }
 

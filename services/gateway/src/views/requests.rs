@@ -4,7 +4,37 @@ use id77_proto::requests::v1 as requests;
 use id77_proto::routing::v1 as routing;
 use serde::Serialize;
 
+use super::catalogue::OfferCategoryDoc;
 use super::common::{UNSPECIFIED, non_empty, timestamp};
+
+/// The lifecycle (docs/adr/0011-request-lifecycle.md): submitted → triage (open request, or no provider left) →
+/// referred → accepted → in_progress → completed → closed; declined (not re-routed), cancelled and closed are
+/// final.
+#[derive(utoipa::ToSchema)]
+#[schema(as = RequestStatus, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RequestStatusDoc {
+    Submitted,
+    Triage,
+    Referred,
+    Accepted,
+    InProgress,
+    Completed,
+    Closed,
+    Declined,
+    Cancelled,
+}
+
+/// How a request was made.
+#[derive(utoipa::ToSchema)]
+#[schema(as = RequestKind, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RequestKindDoc {
+    /// For an offer of the catalogue.
+    Offer,
+    /// An open request without an offer: the coordinator triages it.
+    Orientation,
+}
 
 pub fn request_status(status: i32) -> &'static str {
     match requests::RequestStatus::try_from(status) {
@@ -21,20 +51,34 @@ pub fn request_status(status: i32) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One step of a request's history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatusChange {
+    #[schema(value_type = RequestStatusDoc)]
     pub status: &'static str,
     /// The status left (null for the submission).
+    #[schema(value_type = Option<RequestStatusDoc>)]
+    #[schema(required = true)]
     pub from: Option<&'static str>,
+    /// Why, when given.
+    #[schema(required = true)]
     pub reason: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub at: Option<String>,
-    /// Who: a user (null for routing's events) acting as `actor_role` ("system" for routing's events).
+    /// The user who made the change; null for routing's events.
+    #[schema(required = true)]
     pub actor_user_id: Option<String>,
+    /// The role it acted in (member_admin, member_user, coordinator), or `system` for routing's events.
+    #[schema(required = true)]
     pub actor_role: Option<String>,
-    /// Who, by name (a person's display name; "connecteur <provider>" for a provider's NATS consumer; null for
-    /// the platform's own decisions).
+    /// Who, by name: the person's display name, `connecteur <provider>` for a provider's connector; null for the
+    /// platform's own decisions (e.g. an expired quote).
+    #[schema(required = true)]
     pub actor_name: Option<String>,
     /// The provider the request is with after the change.
+    #[schema(required = true)]
     pub provider_code: Option<String>,
 }
 
@@ -54,48 +98,95 @@ impl From<requests::StatusChange> for StatusChange {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The dates of an exhibition loan.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoanDates {
+    #[schema(format = Date)]
     pub start_date: String,
+    /// Included.
+    #[schema(format = Date)]
     pub end_date: String,
 }
 
-#[derive(Debug, Serialize)]
+/// Where an integrated engineering study takes place.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Site {
+    #[schema(max_length = 300)]
+    #[schema(required = true)]
     pub address: Option<String>,
+    /// INSEE code of the commune (5 characters). On submission, defaults to the member's own commune when empty.
     pub commune_insee: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The member's rating of a completed request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Feedback {
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: u32,
+    #[schema(required = true)]
     pub comment: Option<String>,
+    /// The user who gave it.
+    #[schema(format = "uuid")]
     pub given_by: String,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub given_at: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub updated_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A member's request, with its history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Request {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(format = "uuid")]
     pub member_id: String,
     /// Null for an open orientation request until the coordinator attaches an offer.
+    #[schema(required = true)]
     pub offer_id: Option<String>,
+    /// The offer's version when the request was made.
+    #[schema(required = true)]
     pub offer_version: Option<i32>,
+    #[schema(value_type = Option<OfferCategoryDoc>)]
+    #[schema(required = true)]
     pub offer_category: Option<String>,
     /// `offer` or `orientation`.
+    #[schema(value_type = RequestKindDoc)]
     pub kind: String,
     pub subject: String,
     pub description: String,
+    #[schema(value_type = RequestStatusDoc)]
     pub status: &'static str,
     /// The provider it was referred to, once routed.
+    #[schema(required = true)]
     pub provider_code: Option<String>,
+    /// Exhibition loans.
+    #[schema(required = true)]
     pub dates: Option<LoanDates>,
+    /// Integrated engineering studies (and open requests that name one).
+    #[schema(required = true)]
     pub site: Option<Site>,
+    #[schema(required = true)]
     pub feedback: Option<Feedback>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub submitted_at: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub updated_at: Option<String>,
+    /// First answer of a provider (accepted or declined); null before.
+    #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub first_answered_at: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub completed_at: Option<String>,
     /// Oldest first.
     pub history: Vec<StatusChange>,
@@ -132,9 +223,11 @@ impl From<requests::Request> for Request {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Counts by status.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestSummary {
-    /// Every status, in lifecycle order.
+    /// Every status (see RequestStatus) with its count, zeros included, in lifecycle order.
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
     pub counts: serde_json::Map<String, serde_json::Value>,
     pub total: u64,
 }
@@ -146,8 +239,11 @@ impl From<requests::RequestSummary> for RequestSummary {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A count under a key.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyCount {
+    /// A status, category, provider code, EPCI SIREN or arrondissement code; null: unknown or none.
+    #[schema(required = true)]
     pub key: Option<String>,
     pub count: u64,
 }
@@ -156,9 +252,12 @@ fn key_counts(rows: Vec<requests::KeyCount>) -> Vec<KeyCount> {
     rows.into_iter().map(|k| KeyCount { key: non_empty(k.key), count: k.count }).collect()
 }
 
-#[derive(Debug, Serialize)]
+/// A duration's median over `count` requests.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DurationStats {
     pub count: u64,
+    /// Median (percentile_cont 0.5); null when count is 0.
+    #[schema(required = true)]
     pub median_seconds: Option<f64>,
 }
 
@@ -169,17 +268,26 @@ impl From<Option<requests::DurationStats>> for DurationStats {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The members' ratings.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Satisfaction {
     pub count: u64,
+    #[schema(required = true)]
     pub mean: Option<f64>,
     /// Counts of ratings 1 to 5.
     pub distribution: Vec<u64>,
 }
 
-#[derive(Debug, Serialize)]
+/// Over the requests submitted in [from, to).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestStatistics {
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub from: Option<String>,
+    /// RFC 3339, UTC (excluded).
+    #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub to: Option<String>,
     pub total: u64,
     pub by_status: Vec<KeyCount>,
@@ -187,6 +295,7 @@ pub struct RequestStatistics {
     pub by_provider: Vec<KeyCount>,
     pub by_epci: Vec<KeyCount>,
     pub by_arrondissement: Vec<KeyCount>,
+    /// Submission to the first answer (accepted or declined) of a provider.
     pub time_to_first_answer: DurationStats,
     pub time_to_completion: DurationStats,
     pub satisfaction: Satisfaction,
@@ -215,16 +324,24 @@ impl From<requests::RequestStatistics> for RequestStatistics {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A request in the coordinator's triage queue.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TriageItem {
+    #[schema(format = "uuid")]
     pub request_id: String,
+    #[schema(format = "uuid")]
     pub member_id: String,
     pub subject: String,
     pub description: String,
     /// Null for an open orientation request.
+    #[schema(required = true)]
     pub offer_id: Option<String>,
     /// Why it is here (null: an open orientation request).
+    #[schema(required = true)]
     pub reason: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(format = DateTime)]
+    #[schema(required = true)]
     pub received_at: Option<String>,
 }
 

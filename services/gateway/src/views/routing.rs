@@ -3,6 +3,7 @@
 
 use id77_proto::routing::v1 as routing;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::common::{UNSPECIFIED, non_empty, timestamp};
 
@@ -28,34 +29,107 @@ pub fn quote_agreement(agreement: i32) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The state of a referral (documentation of [`referral_status`]).
+#[derive(ToSchema)]
+#[schema(as = ReferralStatus, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ReferralStatusDoc {
+    Offered,
+    Accepted,
+    Declined,
+    Expired,
+    Withdrawn,
+}
+
+/// Whether the provider may work on an accepted referral: `not_required` (free offer, or not accepted yet),
+/// `awaiting_member` (a billed offer whose quote a member admin has not accepted yet: progress and completion
+/// answer 409 `quote-not-accepted`), `agreed` (the member accepted the quote).
+#[derive(ToSchema)]
+#[schema(as = QuoteAgreement, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum QuoteAgreementDoc {
+    NotRequired,
+    AwaitingMember,
+    Agreed,
+}
+
+/// How a request was routed (documentation of [`RoutingExplanation::outcome`]).
+#[derive(ToSchema)]
+#[schema(as = RoutingOutcome, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum OutcomeDoc {
+    /// A rule chose the provider.
+    Rule,
+    /// No rule matched: the offer's default provider.
+    OfferDefault,
+    /// No provider: the coordinator's triage queue.
+    Triage,
+    /// The coordinator chose by hand.
+    Manual,
+}
+
+/// A request handed to a provider.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Referral {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(format = "uuid")]
     pub request_id: String,
     pub offer_id: String,
+    #[schema(format = "uuid")]
     pub member_id: String,
     pub provider_code: String,
+    #[schema(value_type = ReferralStatusDoc)]
     pub status: &'static str,
+    /// The provider's reason, when it gave one.
+    #[schema(required = true)]
     pub reason: Option<String>,
+    /// How the provider was chosen: `auto (rule set vN): rule ...`, `auto: ... default provider ...`,
+    /// `auto: re-routed: ...` or `manual: ...`.
+    #[schema(required = true)]
     pub assignment: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(required = true, format = DateTime)]
     pub offered_at: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(required = true, format = DateTime)]
     pub decided_at: Option<String>,
     /// 1 for the first referral of a request, then one more per re-routing or reassignment.
     pub attempt: i32,
-    /// The routing rule (and rule set version) that chose the provider, if a rule did.
+    /// The routing rule that chose the provider.
+    #[schema(required = true)]
     pub rule_id: Option<String>,
+    /// The rule set version that rule belonged to.
+    #[schema(required = true)]
     pub rule_version: Option<i32>,
+    /// The provider's deadline (SLA in business days).
+    #[schema(required = true, format = DateTime)]
     pub respond_by: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(required = true, format = DateTime)]
     pub remind_at: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(required = true, format = DateTime)]
     pub escalated_at: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(required = true, format = DateTime)]
     pub expires_at: Option<String>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(required = true, format = DateTime)]
     pub completed_at: Option<String>,
+    /// The provider's last progress note.
+    #[schema(required = true)]
     pub progress: Option<String>,
     /// Whether the provider may work on it: `not_required`, `awaiting_member` (progress and completion answer
     /// 409 `quote-not-accepted`), `agreed`.
+    #[schema(value_type = QuoteAgreementDoc)]
     pub agreement: &'static str,
-    /// Who accepted, declined or withdrew it (null for routing itself): display name and role.
+    /// The display name of who accepted, declined or withdrew it; null for routing's own decisions.
+    #[schema(required = true)]
     pub decided_by_name: Option<String>,
+    /// The role it acted in: provider_agent, provider_consumer (a reply on the provider's NATS subject),
+    /// coordinator, member_admin, member_user; null for routing's own decisions.
+    #[schema(required = true)]
     pub decided_by_role: Option<String>,
 }
 
@@ -97,12 +171,16 @@ fn condition(json: &str) -> serde_json::Value {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One rule of the rule set: the first rule whose condition holds chooses the provider.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RoutingRule {
+    #[schema(format = "uuid")]
     pub id: String,
+    /// 1-based.
     pub position: u32,
     pub name: String,
     /// `null`: always matches.
+    #[schema(value_type = RoutingConditionDoc)]
     pub condition: serde_json::Value,
     pub provider_code: String,
 }
@@ -119,11 +197,17 @@ impl From<routing::RoutingRule> for RoutingRule {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The ordered routing rules, as one version.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RuleSet {
+    /// 0 before the first edit; +1 on every edit.
     pub version: i32,
     pub rules: Vec<RoutingRule>,
+    /// RFC 3339, UTC; null when not (yet) set.
+    #[schema(required = true, format = DateTime)]
     pub created_at: Option<String>,
+    /// Who made this version.
+    #[schema(required = true)]
     pub created_by: Option<String>,
 }
 
@@ -138,28 +222,37 @@ impl From<routing::RuleSet> for RuleSet {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One rule as tried for a request.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RuleTrace {
     pub rule_id: String,
     pub position: u32,
     pub name: String,
     pub provider_code: String,
     pub matched: bool,
+    /// One line per condition evaluated, e.g. `member arrondissement 771 is one of [771]`.
     pub reasons: Vec<String>,
+    /// Matched but not chosen, and why.
+    #[schema(required = true)]
     pub skipped: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// Why a request went where it went.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RoutingExplanation {
     pub request_id: String,
     pub member_id: String,
     pub offer_id: String,
     pub rule_version: i32,
+    /// What routing knew of the request and its member.
     pub facts: Vec<String>,
     pub rules: Vec<RuleTrace>,
     /// `rule`, `offer_default`, `triage` or `manual`.
+    #[schema(value_type = OutcomeDoc)]
     pub outcome: String,
+    #[schema(required = true)]
     pub provider_code: Option<String>,
+    #[schema(required = true)]
     pub chosen_rule_id: Option<String>,
     pub summary: String,
     pub referrals: Vec<Referral>,
@@ -195,11 +288,79 @@ impl From<routing::RoutingExplanation> for RoutingExplanation {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The result of one referral of a bulk reassignment: the new referral, or why not.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BulkReassignResult {
     pub referral_id: String,
+    #[schema(required = true)]
     pub referral: Option<Referral>,
+    #[schema(required = true)]
     pub error: Option<String>,
+}
+
+/// A provider's response deadline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderSla {
+    pub provider_code: String,
+    /// Business days (weekends and French public holidays excluded), 1 to 60.
+    #[schema(minimum = 1, maximum = 60)]
+    pub business_days: u32,
+}
+
+impl From<routing::ProviderSla> for ProviderSla {
+    fn from(s: routing::ProviderSla) -> Self {
+        Self { provider_code: s.provider_code, business_days: s.business_days }
+    }
+}
+
+/// A routing condition (documentation of [`RoutingRule::condition`], whose JSON routing checks).
+pub struct RoutingConditionDoc;
+
+impl ToSchema for RoutingConditionDoc {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "RoutingCondition".into()
+    }
+}
+
+impl utoipa::PartialSchema for RoutingConditionDoc {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        use utoipa::openapi::{Ref, RefOr};
+        let strings = |pattern: Option<&str>| {
+            let item = ObjectBuilder::new().schema_type(Type::String).pattern(pattern);
+            ArrayBuilder::new().items(item).min_items(Some(1))
+        };
+        let nested = || ArrayBuilder::new().items(Ref::from_schema_name("RoutingCondition")).min_items(Some(1));
+        let kinds = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["commune", "epci", "syndicat"]));
+        let population = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("min", ObjectBuilder::new().schema_type(Type::Integer))
+            .property("max", ObjectBuilder::new().schema_type(Type::Integer));
+        let one_key = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .min_properties(Some(1))
+            .max_properties(Some(1))
+            .property("theme", strings(None))
+            .property("offer", strings(None))
+            .property("arrondissement", strings(None))
+            .property("epci", strings(Some("^[0-9]{9}$")))
+            .property("commune", strings(Some("^[0-9AB]{5}$")))
+            .property("kind", ArrayBuilder::new().items(kinds).min_items(Some(1)))
+            .property("population", population)
+            .property("all", nested())
+            .property("any", nested());
+        let schema = OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .item(one_key)
+            .description(Some(
+                "A condition (null: always). Exactly one key: `theme`, `offer` (offer codes), `arrondissement`, \
+                 `epci` (SIREN), `commune` (INSEE codes), `kind` (commune/epci/syndicat): non-empty lists, any \
+                 value matches; `population`: {min, max} inclusive; `all` / `any`: lists of conditions (at most \
+                 4 levels).",
+            ))
+            .examples([serde_json::json!({"all": [{"theme": ["voirie"]}, {"arrondissement": ["771"]}]})]);
+        RefOr::T(schema.into())
+    }
 }
 
 impl From<routing::BulkReassignResult> for BulkReassignResult {

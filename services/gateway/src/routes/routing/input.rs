@@ -1,0 +1,137 @@
+//! The inputs of the routing routes: the query of `GET /v1/referrals` (an unknown parameter is refused) and the
+//! JSON bodies, with what the OpenAPI document says of them. Fields are optional for serde so that a missing one
+//! is a field error naming it (see `crate::extract::Checks`); the document states which are required.
+
+use serde::Deserialize;
+
+/// `GET /v1/referrals`: filters and page (an unknown parameter is refused).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only this request's referrals.
+    #[param(format = "uuid")]
+    pub(super) request_id: Option<String>,
+    /// Only this provider's; a provider always sees only its own.
+    #[param(pattern = "^[a-z0-9-]{1,64}$")]
+    pub(super) provider: Option<String>,
+    /// Coordinator only: only open referrals whose reminder is due (deadline near or passed).
+    #[param(value_type = Option<bool>)]
+    pub(super) at_risk: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub(super) limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(max_length = 2048)]
+    pub(super) cursor: Option<String>,
+}
+
+/// A rule as the coordinator writes it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = RoutingRuleInput)]
+pub struct RuleBody {
+    /// The rule's name, not blank.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = "\\S")]
+    pub(super) name: Option<String>,
+    /// Absent or null: always matches.
+    #[schema(value_type = crate::views::RoutingConditionDoc, required = false)]
+    pub(super) condition: Option<serde_json::Value>,
+    /// A provider routing knows (from the catalogue's offers); an unknown one answers 400.
+    #[schema(value_type = String, required = true, pattern = "^[a-z0-9-]{1,64}$")]
+    pub(super) provider_code: Option<String>,
+    /// Create only: 1-based position; absent or 0 appends.
+    pub(super) position: Option<u32>,
+    /// When given, the edit applies only to this rule set version (else 409 RULES_CHANGED).
+    pub(super) expected_version: Option<i32>,
+}
+
+/// The new order of the rules.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ReorderRulesInput)]
+pub struct ReorderBody {
+    /// Every rule id, in the new order.
+    #[schema(value_type = Vec<String>, required = true, max_items = 200, format = "uuid")]
+    pub(super) rule_ids: Option<Vec<String>>,
+    /// When given, the edit applies only to this rule set version (else 409 RULES_CHANGED).
+    pub(super) expected_version: Option<i32>,
+}
+
+/// A reassignment: to which provider, and why.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ReassignReferralInput)]
+pub struct ReassignBody {
+    /// The provider the request is handed to (one routing knows).
+    #[schema(value_type = String, required = true, pattern = "^[a-z0-9-]{1,64}$")]
+    pub(super) provider_code: Option<String>,
+    /// Told to the providers.
+    #[schema(max_length = 1000)]
+    pub(super) reason: Option<String>,
+}
+
+/// A bulk reassignment: the referrals, to which provider, and why.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ReassignReferralsInput)]
+pub struct BulkReassignBody {
+    /// The referrals (one per request).
+    #[schema(value_type = Vec<String>, required = true, min_items = 1, max_items = 100, format = "uuid")]
+    pub(super) referral_ids: Option<Vec<String>>,
+    /// The provider the requests are handed to (one routing knows).
+    #[schema(value_type = String, required = true, pattern = "^[a-z0-9-]{1,64}$")]
+    pub(super) provider_code: Option<String>,
+    /// Told to the providers.
+    #[schema(max_length = 1000)]
+    pub(super) reason: Option<String>,
+}
+
+/// Why the coordinator withdraws a referral.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = WithdrawReferralInput)]
+pub struct WithdrawBody {
+    /// Told to the provider.
+    #[schema(max_length = 1000)]
+    pub(super) reason: Option<String>,
+}
+
+/// Why a provider declines.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = DeclineReferralInput)]
+pub struct ReplyBody {
+    /// The provider's reason, not blank.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 1000, pattern = "\\S")]
+    pub(super) reason: Option<String>,
+}
+
+/// Optional body of an accept: the amount of an offer priced on quote (required there, refused elsewhere).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = AcceptReferralInput)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptBody {
+    /// The quoted amount in euro cents, VAT excluded: required for an offer priced on quote, refused for any
+    /// other.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub(super) amount_cents: Option<i64>,
+    /// Optional short label of the quote (with amount_cents only); it goes on the quote and invoice line.
+    #[schema(max_length = 200)]
+    pub(super) quote_note: Option<String>,
+}
+
+/// A progress report.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ReferralProgressInput)]
+pub struct ProgressBody {
+    /// Shown to the member and the coordinator; not blank.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 2000, pattern = "\\S")]
+    pub(super) note: Option<String>,
+    /// How far the work is, in percent.
+    #[schema(minimum = 0, maximum = 100)]
+    pub(super) percent: Option<u32>,
+}
+
+/// A provider's new response deadline.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ProviderSlaInput)]
+pub struct SlaBody {
+    /// Business days (weekends and French public holidays excluded).
+    #[schema(value_type = u32, required = true, minimum = 1, maximum = 60)]
+    pub(super) business_days: Option<u32>,
+}
