@@ -59,7 +59,7 @@ def is_test_file(path):
 
 def strip_tests(text):
     """The file without its `#[cfg(test)]` modules (they sit at the end, by convention)."""
-    m = re.search(r"^#\[cfg\(test\)\]\s*\n\s*mod\s+\w+\s*\{", text, re.M)
+    m = re.search(r"^#\[cfg\(test\)\]\s*\n\s*(pub(\([^)]*\))?\s+)?mod\s+\w+\s*\{", text, re.M)
     return text[: m.start()] if m else text
 
 
