@@ -78,7 +78,9 @@ async fn a_login_answers_alike_for_an_unknown_email_a_wrong_password_and_an_inac
     // ... and in a similar time: an unknown email costs an argon2 verification too.
     let timing = |min: &mut Duration, started: Instant| *min = (*min).min(started.elapsed());
     let (mut unknown_min, mut wrong_min) = (Duration::MAX, Duration::MAX);
-    for _ in 0..2 {
+    // The fastest of several tries of each: one try can be slowed by a loaded machine, the fastest cannot be
+    // sped up, so a real difference (no argon2 for an unknown email) still shows.
+    for _ in 0..4 {
         let started = Instant::now();
         let _ = s.login("personne@id77.demo", DEMO_PASSWORD).await;
         timing(&mut unknown_min, started);

@@ -286,7 +286,9 @@ pub async fn sample_database(service: &'static str, pool: sqlx::PgPool, every: D
     let labels = ServiceLabels { service: service.to_owned() };
     loop {
         metrics.sample_pool(service, &pool);
-        if let Some(mut conn) = pool.try_acquire() {
+        // Waits briefly for a connection rather than skipping the sample when none is idle (at start, under
+        // load): the series exist from the first interval on, and a busy pool is when the backlog matters most.
+        if let Ok(Ok(mut conn)) = tokio::time::timeout(Duration::from_secs(1), pool.acquire()).await {
             let backlog: Result<(i64, Option<f64>), sqlx::Error> = sqlx::query_as(
                 "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
                  FROM outbox WHERE published_at IS NULL",
