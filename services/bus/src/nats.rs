@@ -370,11 +370,14 @@ fn retention_name(retention: stream::RetentionPolicy) -> String {
 /// How long a start waits for JetStream to answer a stream request while a cluster elects its leaders.
 const STREAM_REQUEST_PATIENCE: Duration = Duration::from_secs(60);
 
-/// Whether a JetStream request failed only because the cluster could not answer yet: a timeout, no responders, or
-/// JetStream "temporarily unavailable" (a meta leader election, a node restarting). Anything else is final.
+/// Whether a JetStream request failed only because the cluster could not answer yet: a timeout, no responders,
+/// JetStream "temporarily unavailable" (a meta leader election, a node restarting), or no placement because a peer
+/// is offline (error 10005 "no suitable peers for placement, peer offline": a node of a cluster that is starting
+/// or restarting; seen when a replicated stream was created before the third node joined). Anything else is final,
+/// including a placement that no peer could ever satisfy.
 fn transient_jetstream_error(error: &impl std::fmt::Display) -> bool {
     let text = error.to_string().to_ascii_lowercase();
-    ["timed out", "no responders", "temporarily unavailable"].iter().any(|t| text.contains(t))
+    ["timed out", "no responders", "temporarily unavailable", "peer offline"].iter().any(|t| text.contains(t))
 }
 
 /// `get_or_create_stream`, tried again with a growing pause (0.5 s doubling to 4 s) for up to
@@ -455,10 +458,19 @@ mod tests {
 
     #[test]
     fn a_start_waits_out_an_election_but_not_a_refusal() {
-        for transient in ["jetstream request timed out", "no responders", "JetStream system temporarily unavailable"] {
+        for transient in [
+            "jetstream request timed out",
+            "no responders",
+            "JetStream system temporarily unavailable",
+            "jetstream error: no suitable peers for placement, peer offline (code 400, error code 10005)",
+        ] {
             assert!(transient_jetstream_error(&transient), "{transient}");
         }
-        for final_error in ["insufficient resources", "stream name already in use with a different configuration"] {
+        for final_error in [
+            "insufficient resources",
+            "stream name already in use with a different configuration",
+            "no suitable peers for placement",
+        ] {
             assert!(!transient_jetstream_error(&final_error), "{final_error}");
         }
     }
