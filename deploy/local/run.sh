@@ -358,7 +358,8 @@ for entry in "${GRPC_SERVICES[@]}"; do
     if [[ $name == membership ]]; then
         service_env+=(ID77_DEMO_PASSWORD="$DEMO_PASSWORD" ID77_DEMO_PROVIDERS="$DEMO_PROVIDERS")
     fi
-    if [[ $name == requests ]]; then
+    # Requests (notifications) and membership (invitations, password resets, refusals) send mails.
+    if [[ $name == requests || $name == membership ]]; then
         service_env+=(ID77_SMTP_URL="$SMTP_URL" ID77_PORTAL_URL="$PORTAL_URL")
     fi
     spawn "$name" env "${service_env[@]}" "$BIN_DIR/id77-$name"
@@ -462,8 +463,11 @@ TEXT
 print_walkthrough
 printf '\nPress Ctrl-C to stop.\n\n'
 if [[ -n ${ID77_RUN_READY_FILE:-} ]]; then
-    printf 'portal=%s\ngateway=%s\npassword=%s\nproviders=%s\nbin=%s\ngrpc_base=%s\n' "$PORTAL_URL" "$GATEWAY_URL" \
-        "$DEMO_PASSWORD" "$DEMO_PROVIDERS" "$BIN_DIR" "$GRPC_BASE" >"$ID77_RUN_READY_FILE"
+    # mail: the folder of the local SMTP sink's mails (empty when ID77_SMTP_URL sends them to a real relay).
+    mail_dir=$MAIL_DIR
+    [[ -n ${ID77_SMTP_URL:-} ]] && mail_dir=
+    printf 'portal=%s\ngateway=%s\npassword=%s\nproviders=%s\nbin=%s\ngrpc_base=%s\nmail=%s\n' "$PORTAL_URL" \
+        "$GATEWAY_URL" "$DEMO_PASSWORD" "$DEMO_PROVIDERS" "$BIN_DIR" "$GRPC_BASE" "$mail_dir" >"$ID77_RUN_READY_FILE"
 fi
 
 # Wait; report children that stop by themselves; leave when none is left.

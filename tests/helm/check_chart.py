@@ -329,6 +329,14 @@ def main() -> int:
     rports = {p.get("port") for r in by_kind(mailed, "NetworkPolicy")[full("requests")]["spec"]["egress"]
               for p in r.get("ports", [])}
     check(587 in rports, f"mail: requests may reach the relay ({sorted(rports)})")
+    menv = {e["name"]: e for e in by_kind(mailed, "Deployment")[full("membership")]["spec"]["template"]["spec"]
+            ["containers"][0]["env"]}
+    check(menv.get("ID77_SMTP_URL", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "id77-smtp"
+          and menv.get("ID77_PORTAL_URL", {}).get("value") == "https://portail.id77.example.fr",
+          "mail: membership (invitations, password resets) gets the relay URL and the portal URL")
+    mports = {p.get("port") for r in by_kind(mailed, "NetworkPolicy")[full("membership")]["spec"]["egress"]
+              for p in r.get("ports", [])}
+    check(587 in mports, f"mail: membership may reach the relay ({sorted(mports)})")
     billing = prod_deps[full("billing")]["spec"]["template"]
     billing_env = {e["name"]: e.get("value") for e in billing["spec"]["containers"][0]["env"]}
     mounted = {m["mountPath"]: m["name"] for m in billing["spec"]["containers"][0]["volumeMounts"]}

@@ -75,7 +75,7 @@ pub struct Platform {
     /// `routing-2`, `gateway`...).
     pub metrics: Vec<(String, String)>,
     env: Vec<(String, String)>,
-    /// The SMTP server requests sends its notification mails to (a real one, in this test process).
+    /// The SMTP server requests and membership send their mails to (a real one, in this test process).
     pub mail: testing::SmtpSink,
     /// The services' gRPC addresses, by the variable that names them (`ID77_REQUESTS_URL`...).
     pub upstreams: Vec<(String, String)>,
@@ -275,7 +275,8 @@ impl Platform {
                 } else if let Some((_, membership)) = upstreams.first() {
                     cmd.env("ID77_MEMBERSHIP_URL", membership.as_str());
                 }
-                if *service == "requests" {
+                // Requests (notifications) and membership (invitations, password resets) send mails.
+                if *service == "requests" || *service == "membership" {
                     cmd.env("ID77_SMTP_URL", platform.mail.url()).env("ID77_PORTAL_URL", PORTAL_URL);
                 }
                 if *service == "routing" {

@@ -209,7 +209,15 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
 
 /// The calls limited by the stricter (login) limiter.
 pub fn is_auth_call(path: &str) -> bool {
-    matches!(path, "/v1/auth/token" | "/v1/auth/refresh" | "/v1/auth/invitations/accept")
+    matches!(
+        path,
+        "/v1/auth/token"
+            | "/v1/auth/refresh"
+            | "/v1/auth/invitations/accept"
+            | "/v1/auth/password-reset"
+            | "/v1/auth/password-reset/confirm"
+            | "/v1/me/password"
+    )
 }
 
 /// Probes are never limited.
@@ -281,5 +289,14 @@ mod tests {
     fn credentials_are_never_stored() {
         assert!(never_store("/v1/auth/token") && never_store("/v1/auth/keys/rotate") && never_store("/v1/me"));
         assert!(!never_store("/v1/offers") && !never_store("/v1/mean"));
+    }
+
+    #[test]
+    fn password_calls_are_limited_like_logins() {
+        for path in ["/v1/auth/token", "/v1/auth/password-reset", "/v1/auth/password-reset/confirm", "/v1/me/password"]
+        {
+            assert!(is_auth_call(path), "{path}");
+        }
+        assert!(!is_auth_call("/v1/me") && !is_auth_call("/v1/auth/keys/rotate"));
     }
 }

@@ -74,6 +74,7 @@ pub enum MemberStatus {
     Active,
     Suspended,
     Withdrawn,
+    Refused,
 }
 
 impl MemberStatus {
@@ -83,6 +84,7 @@ impl MemberStatus {
             Self::Active => "active",
             Self::Suspended => "suspended",
             Self::Withdrawn => "withdrawn",
+            Self::Refused => "refused",
         }
     }
 
@@ -92,6 +94,7 @@ impl MemberStatus {
             "active" => Self::Active,
             "suspended" => Self::Suspended,
             "withdrawn" => Self::Withdrawn,
+            "refused" => Self::Refused,
             _ => return None,
         })
     }
@@ -104,10 +107,34 @@ impl MemberStatus {
         }
     }
 
-    /// Whether a collectivité in this state may apply again (only after withdrawing).
-    pub fn may_reapply(self) -> bool {
-        self == Self::Withdrawn
+    /// The coordinator refuses a pending application.
+    pub fn refuse(self) -> Result<Self, MembershipError> {
+        match self {
+            Self::Pending => Ok(Self::Refused),
+            other => Err(MembershipError::CannotRefuse { status: other.as_str() }),
+        }
     }
+
+    /// Whether a collectivité in this state may apply again (after withdrawing, or once refused).
+    pub fn may_reapply(self) -> bool {
+        matches!(self, Self::Withdrawn | Self::Refused)
+    }
+}
+
+/// Longest refusal reason (characters).
+pub const MAX_REFUSAL_REASON_CHARS: usize = 1000;
+
+/// A refusal reason: trimmed, 1 to 1000 characters, no control character but line breaks.
+pub fn refusal_reason(raw: &str) -> Result<String, ServiceError> {
+    let reason = raw.trim();
+    let chars = reason.chars().count();
+    if chars == 0
+        || chars > MAX_REFUSAL_REASON_CHARS
+        || reason.chars().any(|c| c.is_control() && c != '\n' && c != '\r')
+    {
+        return Err(ServiceError::invalid("reason", "must be 1 to 1000 characters"));
+    }
+    Ok(reason.to_owned())
 }
 
 /// A validated application.
@@ -177,9 +204,23 @@ mod tests {
         }
         assert!(MemberStatus::Withdrawn.may_reapply());
         assert!(!MemberStatus::Pending.may_reapply());
-        for s in ["pending", "active", "suspended", "withdrawn"] {
+        for s in ["pending", "active", "suspended", "withdrawn", "refused"] {
             assert_eq!(MemberStatus::parse(s).map(MemberStatus::as_str), Some(s));
         }
+    }
+
+    #[test]
+    fn only_pending_memberships_can_be_refused_and_refused_ones_may_apply_again() {
+        assert_eq!(MemberStatus::Pending.refuse().ok(), Some(MemberStatus::Refused));
+        for s in [MemberStatus::Active, MemberStatus::Suspended, MemberStatus::Withdrawn, MemberStatus::Refused] {
+            assert_eq!(s.refuse().err().map(|e| e.code()), Some(ErrorCode::FailedPrecondition), "{s:?}");
+        }
+        assert!(MemberStatus::Refused.may_reapply());
+        assert!(MemberStatus::Refused.approve().is_err());
+        assert_eq!(refusal_reason("  Hors du département \n").ok().as_deref(), Some("Hors du département"));
+        assert!(refusal_reason("   ").is_err());
+        assert!(refusal_reason(&"x".repeat(1001)).is_err());
+        assert!(refusal_reason("a\u{0}b").is_err());
     }
 
     #[test]

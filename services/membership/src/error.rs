@@ -19,6 +19,8 @@ pub enum MembershipError {
     CannotApprove { status: &'static str },
     /// Accounts are only created for an active member.
     MemberNotActive { name: String, status: String },
+    /// Only a pending membership can be refused.
+    CannotRefuse { status: &'static str },
 }
 
 impl fmt::Display for MembershipError {
@@ -29,6 +31,7 @@ impl fmt::Display for MembershipError {
             Self::MembershipExists => f.write_str("a membership already exists"),
             Self::CannotApprove { status } => write!(f, "a {status} membership cannot be approved"),
             Self::MemberNotActive { name, status } => write!(f, "the membership of {name} is {status}"),
+            Self::CannotRefuse { status } => write!(f, "a {status} membership cannot be refused"),
         }
     }
 }
@@ -40,7 +43,9 @@ impl DomainError for MembershipError {
         match self {
             Self::NotInDirectory { .. } => ErrorCode::NotFound,
             Self::AlreadyMember { .. } | Self::MembershipExists => ErrorCode::AlreadyExists,
-            Self::CannotApprove { .. } | Self::MemberNotActive { .. } => ErrorCode::FailedPrecondition,
+            Self::CannotApprove { .. } | Self::CannotRefuse { .. } | Self::MemberNotActive { .. } => {
+                ErrorCode::FailedPrecondition
+            }
         }
     }
 
@@ -48,7 +53,7 @@ impl DomainError for MembershipError {
         match self {
             Self::NotInDirectory { .. } => "NOT_IN_DIRECTORY",
             Self::AlreadyMember { .. } | Self::MembershipExists => "ALREADY_MEMBER",
-            Self::CannotApprove { .. } => "INVALID_TRANSITION",
+            Self::CannotApprove { .. } | Self::CannotRefuse { .. } => "INVALID_TRANSITION",
             Self::MemberNotActive { .. } => "MEMBER_NOT_ACTIVE",
         }
     }
@@ -68,6 +73,10 @@ pub enum IdentityError {
     EmailTaken,
     /// Nobody removes their own account.
     RemoveSelf,
+    /// Unknown, used or expired password reset token (one answer for all).
+    BadResetToken,
+    /// A member keeps at least one administrator.
+    LastAdmin,
 }
 
 impl fmt::Display for IdentityError {
@@ -78,6 +87,8 @@ impl fmt::Display for IdentityError {
             Self::BadInvitation => "invalid, used or expired invitation",
             Self::EmailTaken => "an account already exists for this email",
             Self::RemoveSelf => "you cannot remove your own account",
+            Self::BadResetToken => "invalid, used or expired password reset link",
+            Self::LastAdmin => "the last administrator of a member cannot be removed",
         })
     }
 }
@@ -90,6 +101,8 @@ impl DomainError for IdentityError {
             Self::BadCredentials | Self::BadRefreshToken | Self::BadInvitation => ErrorCode::Unauthenticated,
             Self::EmailTaken => ErrorCode::AlreadyExists,
             Self::RemoveSelf => ErrorCode::PermissionDenied,
+            Self::BadResetToken => ErrorCode::InvalidArgument,
+            Self::LastAdmin => ErrorCode::FailedPrecondition,
         }
     }
 
@@ -98,6 +111,8 @@ impl DomainError for IdentityError {
             Self::BadCredentials | Self::BadRefreshToken | Self::BadInvitation => "UNAUTHENTICATED",
             Self::EmailTaken => "ALREADY_EXISTS",
             Self::RemoveSelf => "PERMISSION_DENIED",
+            Self::BadResetToken => "RESET_TOKEN_INVALID",
+            Self::LastAdmin => "LAST_ADMIN",
         }
     }
 }
@@ -116,6 +131,8 @@ mod tests {
         let e = ServiceError::from(MembershipError::CannotApprove { status: "active" });
         assert_eq!((e.code, e.reason.as_ref()), (ErrorCode::FailedPrecondition, "INVALID_TRANSITION"));
         assert_eq!(e.message, "a active membership cannot be approved");
+        let e = ServiceError::from(MembershipError::CannotRefuse { status: "active" });
+        assert_eq!((e.code, e.reason.as_ref()), (ErrorCode::FailedPrecondition, "INVALID_TRANSITION"));
         let e = ServiceError::from(MembershipError::MembershipExists);
         assert_eq!((e.code, e.reason.as_ref()), (ErrorCode::AlreadyExists, "ALREADY_MEMBER"));
         let e = ServiceError::from(MembershipError::MemberNotActive { name: "Meaux".into(), status: "pending".into() });
@@ -126,6 +143,8 @@ mod tests {
             (IdentityError::BadInvitation, ErrorCode::Unauthenticated, "UNAUTHENTICATED"),
             (IdentityError::EmailTaken, ErrorCode::AlreadyExists, "ALREADY_EXISTS"),
             (IdentityError::RemoveSelf, ErrorCode::PermissionDenied, "PERMISSION_DENIED"),
+            (IdentityError::BadResetToken, ErrorCode::InvalidArgument, "RESET_TOKEN_INVALID"),
+            (IdentityError::LastAdmin, ErrorCode::FailedPrecondition, "LAST_ADMIN"),
         ] {
             let e = ServiceError::from(error);
             assert_eq!((e.code, e.reason.as_ref(), e.message), (code, reason, error.to_string()));

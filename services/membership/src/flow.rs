@@ -13,6 +13,7 @@ use crate::domain::{Application, MemberStatus};
 use crate::error::MembershipError;
 use crate::identity::domain::audit;
 use crate::identity::store::{self as identity_store, Audit};
+use crate::mail;
 use crate::mapping::kind_to_proto;
 use crate::store::{self, MemberRow, Territory};
 
@@ -44,6 +45,8 @@ pub async fn apply(pool: &PgPool, application: Application) -> Result<MemberRow,
         applied_at: now,
         approved_at: None,
         referent_user_id: None,
+        refusal_reason: None,
+        refused_at: None,
     };
     let member = match store::upsert_application(&mut tx, &row).await {
         Ok(member) => member,
@@ -102,6 +105,69 @@ pub async fn approve(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<MemberR
     tx.commit().await?;
     tracing::info!(member_id = %member.id, "membership approved");
     Ok(member)
+}
+
+/// The coordinator refuses a pending application with a reason: `member.refused`, the audit log, and a mail to
+/// the application's contact (when it has one), all in one transaction.
+pub async fn refuse(pool: &PgPool, caller: &Caller, id: Uuid, reason: &str) -> Result<MemberRow, ServiceError> {
+    let mut tx = pool.begin().await?;
+    identity_store::live_user(&mut tx, caller).await?;
+    let member = store::member_for_update(&mut tx, id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found("member", &id.to_string()))?;
+    let status = MemberStatus::parse(&member.status)
+        .ok_or_else(|| ServiceError::internal("reading a member", format!("unknown status {}", member.status)))?;
+    let next = status.refuse()?;
+    let now = time::now();
+    let member = store::refuse(&mut tx, id, next.as_str(), reason, now).await?;
+    let event = pb::MemberRefused {
+        member_id: member.id.to_string(),
+        siren: member.siren.clone(),
+        name: member.name.clone(),
+        reason: reason.to_owned(),
+        occurred_at: Some(time::to_proto(now)),
+    };
+    outbox::enqueue(&mut tx, &event).await?;
+    if !member.contact_email.trim().is_empty() {
+        let body = refusal_mail(&member.contact_name, &member.name, reason);
+        let subject = format!("Votre demande d'adhésion à ID 77 ({})", member.name);
+        let mail = mail::Mail {
+            email: member.contact_email.trim(),
+            kind: mail::kind::MEMBERSHIP_REFUSED,
+            subject: &subject,
+            body: &body,
+            link_path: "",
+            at: now,
+        };
+        mail::queue(&mut tx, &mail).await?;
+    }
+    let subject = member.id.to_string();
+    let detail = format!("{} ({}): {reason}", member.name, member.siren);
+    let record = Audit {
+        kind: audit::MEMBERSHIP_REFUSED,
+        actor_user_id: Some(caller.user_id),
+        subject: &subject,
+        detail: &detail,
+        ..Default::default()
+    };
+    identity_store::audit(&mut tx, &record).await?;
+    tx.commit().await?;
+    tracing::info!(member_id = %member.id, "membership refused");
+    Ok(member)
+}
+
+/// The text of the refusal mail.
+fn refusal_mail(contact_name: &str, member_name: &str, reason: &str) -> String {
+    let greeting = if contact_name.trim().is_empty() {
+        "Bonjour,".to_owned()
+    } else {
+        format!("Bonjour {},", contact_name.trim())
+    };
+    format!(
+        "{greeting}\n\nLa demande d'adhésion de {member_name} à ID 77 n'a pas été acceptée par la coordination \
+         départementale, pour la raison suivante :\n\n{reason}\n\nVous pouvez déposer une nouvelle demande sur le \
+         portail ID 77 si votre situation change.\n"
+    )
 }
 
 /// The coordinator gives a member its referent (an active referent account), or none: `member.updated` tells

@@ -39,6 +39,13 @@ impl MembershipApi {
         flow::approve(&self.pool, caller, id).await.map(member_to_proto)
     }
 
+    async fn refuse(&self, caller: &Caller, req: pb::RefuseMembershipRequest) -> Result<pb::Member, ServiceError> {
+        caller.require_any(&[Role::Coordinator])?;
+        let id = parse_id("member_id", &req.member_id)?;
+        let reason = crate::domain::refusal_reason(&req.reason)?;
+        flow::refuse(&self.pool, caller, id, &reason).await.map(member_to_proto)
+    }
+
     async fn search(
         &self,
         req: pb::SearchCollectivitiesRequest,
@@ -126,6 +133,14 @@ impl MembershipService for MembershipApi {
     ) -> Result<Response<pb::Member>, Status> {
         let caller = request.caller()?;
         Ok(Response::new(self.approve(&caller, request.into_inner()).await?))
+    }
+
+    async fn refuse_membership(
+        &self,
+        request: Request<pb::RefuseMembershipRequest>,
+    ) -> Result<Response<pb::Member>, Status> {
+        let caller = request.caller()?;
+        Ok(Response::new(self.refuse(&caller, request.into_inner()).await?))
     }
 
     async fn get_member(&self, request: Request<pb::GetMemberRequest>) -> Result<Response<pb::Member>, Status> {

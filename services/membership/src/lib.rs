@@ -8,6 +8,7 @@ pub mod error;
 pub mod flow;
 pub mod grpc;
 pub mod identity;
+pub mod mail;
 pub mod mapping;
 pub mod store;
 
@@ -43,6 +44,8 @@ pub struct Config {
     /// `ID77_BOOTSTRAP_OPERATOR_EMAIL`: when no operator account exists, one is created for this email and its
     /// invitation token logged once.
     pub bootstrap_operator_email: Option<String>,
+    /// Mails (invitations, password resets, refusals): `ID77_SMTP_URL`, `ID77_MAIL_FROM`, `ID77_PORTAL_URL`.
+    pub mail: mail::MailConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -54,6 +57,8 @@ impl std::fmt::Debug for Config {
             .field("demo_password", &self.demo_password.as_ref().map(|_| "<redacted>"))
             .field("demo_providers", &self.demo_providers)
             .field("bootstrap_operator_email", &self.bootstrap_operator_email)
+            .field("mail_relay", &self.mail.smtp_url.as_ref().map(|_| "<set>"))
+            .field("portal_url", &self.mail.portal_url)
             .finish()
     }
 }
@@ -77,6 +82,7 @@ impl Config {
             demo_password: std::env::var("ID77_DEMO_PASSWORD").ok().filter(|p| !p.is_empty()),
             demo_providers: env_opt("ID77_DEMO_PROVIDERS").map(|p| split_list(&p)).unwrap_or_default(),
             bootstrap_operator_email: env_opt("ID77_BOOTSTRAP_OPERATOR_EMAIL").map(|e| e.trim().to_owned()),
+            mail: mail::MailConfig::from_env()?,
         })
     }
 }
@@ -87,6 +93,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if let Some(password) = &config.demo_password {
         identity::check_demo_settings(password, &config.demo_providers)?;
     }
+    config.mail.check()?;
     let mut ctx = ServiceContext::start(config.platform, &MIGRATOR, &[streams::MEMBERSHIP], shutdown).await?;
     if let Some(dir) = &config.directory_dir {
         let imported = directory::import_from_dir(&ctx.pool, dir, &config.departement).await?;
@@ -101,6 +108,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     identity::announce_pending_users(&ctx.pool).await?;
     ctx.spawn_outbox_relay();
+    ctx.spawn(mail::sender::run(ctx.pool.clone(), config.mail.clone(), ctx.shutdown.clone()));
     // Membership verifies access tokens with its own key table (the platform's authenticator would ask itself
     // over the network): the gRPC server's authentication layer uses it; a rotation drops its cached keys.
     let auth = identity::keys::LocalAuthenticator::new(ctx.pool.clone());

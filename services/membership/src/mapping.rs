@@ -28,6 +28,7 @@ pub fn status_to_proto(status: &str) -> pb::MemberStatus {
         Some(MemberStatus::Active) => pb::MemberStatus::Active,
         Some(MemberStatus::Suspended) => pb::MemberStatus::Suspended,
         Some(MemberStatus::Withdrawn) => pb::MemberStatus::Withdrawn,
+        Some(MemberStatus::Refused) => pb::MemberStatus::Refused,
         None => pb::MemberStatus::Unspecified,
     }
 }
@@ -40,6 +41,7 @@ pub fn status_from_proto(status: i32) -> Result<Option<MemberStatus>, ServiceErr
         Ok(pb::MemberStatus::Active) => Ok(Some(MemberStatus::Active)),
         Ok(pb::MemberStatus::Suspended) => Ok(Some(MemberStatus::Suspended)),
         Ok(pb::MemberStatus::Withdrawn) => Ok(Some(MemberStatus::Withdrawn)),
+        Ok(pb::MemberStatus::Refused) => Ok(Some(MemberStatus::Refused)),
         Err(_) => Err(ServiceError::invalid("status", "is not a known status")),
     }
 }
@@ -70,6 +72,8 @@ pub fn member_to_proto(m: MemberRow) -> pb::Member {
         applied_at: Some(time::to_proto(m.applied_at)),
         approved_at: time::to_proto_opt(m.approved_at),
         referent_user_id: m.referent_user_id.map(|r| r.to_string()).unwrap_or_default(),
+        refusal_reason: m.refusal_reason.unwrap_or_default(),
+        refused_at: time::to_proto_opt(m.refused_at),
     }
 }
 
@@ -102,7 +106,7 @@ mod tests {
         assert_eq!(kind_to_proto("région"), pb::CollectivityKind::Unspecified);
         assert_eq!(kind_from_proto(0).ok(), Some(None));
         assert!(kind_from_proto(99).is_err());
-        for status in ["pending", "active", "suspended", "withdrawn"] {
+        for status in ["pending", "active", "suspended", "withdrawn", "refused"] {
             let proto = status_to_proto(status);
             assert_eq!(status_from_proto(proto.into()).ok().flatten().map(MemberStatus::as_str), Some(status));
         }

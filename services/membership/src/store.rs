@@ -36,6 +36,9 @@ pub struct MemberRow {
     pub approved_at: Option<DateTime<Utc>>,
     /// The referent (a Département agent) who follows this member.
     pub referent_user_id: Option<Uuid>,
+    /// Why the coordinator refused the application (refused members only).
+    pub refusal_reason: Option<String>,
+    pub refused_at: Option<DateTime<Utc>>,
 }
 
 /// Directory search: by SIREN or INSEE code when the query is one, else by folded name containing the query.
@@ -93,8 +96,8 @@ pub async fn get_collectivity(conn: &mut PgConnection, siren: &str) -> Result<Op
         .await
 }
 
-const MEMBER_COLUMNS: &str =
-    "id, siren, name, kind, population, status, contact_name, contact_email, applied_at, approved_at, referent_user_id";
+const MEMBER_COLUMNS: &str = "id, siren, name, kind, population, status, contact_name, contact_email, applied_at, approved_at, referent_user_id, \
+     refusal_reason, refused_at";
 
 pub async fn member_by_siren_for_update(
     conn: &mut PgConnection,
@@ -127,7 +130,7 @@ pub async fn upsert_application(conn: &mut PgConnection, m: &MemberRow) -> Resul
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
          ON CONFLICT (siren) DO UPDATE SET status = EXCLUDED.status, contact_name = EXCLUDED.contact_name,
            contact_email = EXCLUDED.contact_email, applied_at = EXCLUDED.applied_at, approved_at = NULL,
-           updated_at = EXCLUDED.updated_at
+           refusal_reason = NULL, refused_at = NULL, updated_at = EXCLUDED.updated_at
          RETURNING {MEMBER_COLUMNS}"
     )))
     .bind(m.id)
@@ -157,6 +160,26 @@ pub async fn set_status(
     .bind(id)
     .bind(status)
     .bind(approved_at)
+    .bind(at)
+    .fetch_one(conn)
+    .await
+}
+
+/// A pending membership is refused, with its reason.
+pub async fn refuse(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<MemberRow, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE member SET status = $2, refusal_reason = $3, refused_at = $4, updated_at = $4 WHERE id = $1
+         RETURNING {MEMBER_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(status)
+    .bind(reason)
     .bind(at)
     .fetch_one(conn)
     .await

@@ -120,6 +120,27 @@ impl IdentityService for Membership {
     ) -> Result<GrpcResponse<pb::Member>, Status> {
         unimplemented()
     }
+    async fn request_password_reset(
+        &self,
+        _: GrpcRequest<pb::RequestPasswordResetRequest>,
+    ) -> Result<GrpcResponse<pb::RequestPasswordResetResponse>, Status> {
+        Err(Status::unimplemented("not in these tests"))
+    }
+
+    async fn reset_password(
+        &self,
+        _: GrpcRequest<pb::ResetPasswordRequest>,
+    ) -> Result<GrpcResponse<pb::ResetPasswordResponse>, Status> {
+        Err(Status::unimplemented("not in these tests"))
+    }
+
+    async fn change_password(
+        &self,
+        _: GrpcRequest<pb::ChangePasswordRequest>,
+    ) -> Result<GrpcResponse<pb::ChangePasswordResponse>, Status> {
+        Err(Status::unimplemented("not in these tests"))
+    }
+
     async fn list_audit_events(
         &self,
         _: GrpcRequest<pb::ListAuditEventsRequest>,

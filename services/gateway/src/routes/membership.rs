@@ -20,9 +20,10 @@ use crate::views::{self, Page};
 /// This module's operations and views in the OpenAPI document (`crate::api_docs`).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(search_collectivities, get_collectivity, apply, list_members, get_member, approve),
+    paths(search_collectivities, get_collectivity, apply, list_members, get_member, approve, refuse),
     components(schemas(
         Application,
+        Refusal,
         views::Collectivity,
         views::Member,
         views::CollectivityKindDoc,
@@ -213,7 +214,7 @@ pub async fn list_members(
     let status = checks.choice(
         "status",
         params.status.as_deref(),
-        "pending, active, suspended, withdrawn",
+        "pending, active, suspended, withdrawn, refused",
         views::parse_member_status,
     );
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
@@ -285,6 +286,54 @@ pub async fn approve(
         .await
         .map_err(upstream("membership"))?
         .into_inner();
+    Ok(Json(member.into()))
+}
+
+/// Longest refusal reason.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// Why the coordinator refuses an application (`POST /v1/memberships/{id}/refuse`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = MembershipRefusal)]
+pub struct Refusal {
+    /// 1 to 1000 characters (trimmed), mailed to the application's contact.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 1000, pattern = r"\S",
+             example = "La collectivité n'est pas située en Seine-et-Marne.")]
+    reason: Option<String>,
+}
+
+/// Coordinator only: a pending application is refused with a reason.
+#[utoipa::path(
+    post,
+    path = "/v1/memberships/{id}/refuse",
+    tag = "memberships",
+    operation_id = "refuseMembership",
+    summary = "Refuse a pending membership, with a reason (coordinator)",
+    description = "The reason is mailed to the application's contact; the collectivité may apply again.",
+    params(("id" = String, Path, format = "uuid", max_length = 100, description = "The member's id.")),
+    request_body = Refusal,
+    responses(
+        (status = 200, description = "Refused.", body = views::Member),
+        (status = 409, description = "The membership is not pending (`invalid-transition`).",
+         body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
+pub async fn refuse(
+    State(state): State<AppState>,
+    caller: Authenticated,
+    P(id): P<String>,
+    body: Result<Json<Refusal>, JsonRejection>,
+) -> Result<Json<views::Member>, Problem> {
+    caller.allow(&[Role::Coordinator])?;
+    path_id("id", &id)?;
+    let Json(body) = body.map_err(json_problem)?;
+    let mut checks = Checks::new();
+    let reason = checks.required("reason", body.reason, MAX_REASON_CHARS).trim().to_owned();
+    checks.finish()?;
+    let request = pb::RefuseMembershipRequest { member_id: id, reason };
+    let member =
+        state.membership().refuse_membership(caller.grpc(request)).await.map_err(upstream("membership"))?.into_inner();
     Ok(Json(member.into()))
 }
 

@@ -194,7 +194,8 @@ pub struct AuditEvent {
     pub id: String,
     /// One of `login.succeeded`, `login.failed`, `account.locked` (older events),
     /// `login.throttled`, `token.reuse_detected`, `user.invited`, `user.activated`, `user.removed`,
-    /// `membership.approved`, `referent.assigned`, `signing_key.rotated`.
+    /// `membership.approved`, `referent.assigned`, `signing_key.rotated`, `membership.refused`,
+    /// `password_reset.requested`, `password.reset`, `password.changed`.
     #[schema(example = "login.failed")]
     pub kind: String,
     /// Who did it, when known.
@@ -212,7 +213,7 @@ pub struct AuditEvent {
 }
 
 /// The kinds of audit events membership writes (its `audit::ALL`), as `GET /v1/audit-events?kind=` accepts them.
-pub const AUDIT_KINDS: [&str; 11] = [
+pub const AUDIT_KINDS: [&str; 15] = [
     "login.succeeded",
     "login.failed",
     "account.locked",
@@ -224,6 +225,10 @@ pub const AUDIT_KINDS: [&str; 11] = [
     "membership.approved",
     "referent.assigned",
     "signing_key.rotated",
+    "membership.refused",
+    "password_reset.requested",
+    "password.reset",
+    "password.changed",
 ];
 
 /// A kind of audit event.
@@ -254,6 +259,14 @@ pub enum AuditKindDoc {
     ReferentAssigned,
     #[schema(rename = "signing_key.rotated")]
     SigningKeyRotated,
+    #[schema(rename = "membership.refused")]
+    MembershipRefused,
+    #[schema(rename = "password_reset.requested")]
+    PasswordResetRequested,
+    #[schema(rename = "password.reset")]
+    PasswordReset,
+    #[schema(rename = "password.changed")]
+    PasswordChanged,
 }
 
 impl From<membership::AuditEvent> for AuditEvent {

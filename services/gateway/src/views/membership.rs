@@ -18,7 +18,7 @@ pub enum CollectivityKindDoc {
     Syndicat,
 }
 
-/// Where a membership stands: `pending` until the coordinator approves it, then `active`.
+/// Where a membership stands: `pending` until the coordinator approves it (`active`) or refuses it (`refused`).
 #[derive(ToSchema)]
 #[schema(as = MemberStatus, rename_all = "snake_case")]
 #[allow(dead_code)]
@@ -27,6 +27,7 @@ pub enum MemberStatusDoc {
     Active,
     Suspended,
     Withdrawn,
+    Refused,
 }
 
 /// A collectivité's kind (membership's `CollectivityKind`), in the platform's words (`commune`, `epci`...).
@@ -44,6 +45,7 @@ pub fn member_status(status: i32) -> &'static str {
         Ok(membership::MemberStatus::Active) => "active",
         Ok(membership::MemberStatus::Suspended) => "suspended",
         Ok(membership::MemberStatus::Withdrawn) => "withdrawn",
+        Ok(membership::MemberStatus::Refused) => "refused",
         _ => UNSPECIFIED,
     }
 }
@@ -54,6 +56,7 @@ pub fn parse_member_status(value: &str) -> Option<membership::MemberStatus> {
         "active" => Some(membership::MemberStatus::Active),
         "suspended" => Some(membership::MemberStatus::Suspended),
         "withdrawn" => Some(membership::MemberStatus::Withdrawn),
+        "refused" => Some(membership::MemberStatus::Refused),
         _ => None,
     }
 }
@@ -122,6 +125,12 @@ pub struct Member {
     /// The Département agent (a `referent` user) who follows this member; null until the coordinator assigns one.
     #[schema(required = true, format = "uuid")]
     pub referent_user_id: Option<String>,
+    /// Why the coordinator refused the application; null unless `refused`.
+    #[schema(required = true)]
+    pub refusal_reason: Option<String>,
+    /// RFC 3339, UTC; null unless `refused`.
+    #[schema(required = true, format = DateTime)]
+    pub refused_at: Option<String>,
 }
 
 impl From<membership::Member> for Member {
@@ -132,6 +141,8 @@ impl From<membership::Member> for Member {
             applied_at: timestamp(m.applied_at.as_ref()),
             approved_at: timestamp(m.approved_at.as_ref()),
             referent_user_id: non_empty(m.referent_user_id),
+            refusal_reason: non_empty(m.refusal_reason),
+            refused_at: timestamp(m.refused_at.as_ref()),
             id: m.id,
             siren: m.siren,
             name: m.name,
@@ -157,7 +168,7 @@ mod tests {
             let parsed = parse_collectivity_kind(kind).map(|k| collectivity_kind(k.into()));
             assert_eq!(parsed, Some(kind));
         }
-        for status in ["pending", "active", "suspended", "withdrawn"] {
+        for status in ["pending", "active", "suspended", "withdrawn", "refused"] {
             assert_eq!(parse_member_status(status).map(|s| member_status(s.into())), Some(status));
         }
         assert_eq!(parse_collectivity_kind("COMMUNE"), None);
@@ -179,16 +190,30 @@ mod tests {
             applied_at: ts(1_700_000_000, 0),
             approved_at: None,
             referent_user_id: String::new(),
+            refusal_reason: String::new(),
+            refused_at: None,
         });
         assert_eq!(
             serde_json::to_value(member).unwrap_or_default(),
             json!({
                 "id": "m1", "siren": "217700014", "name": "Avon", "kind": "commune", "status": "pending",
                 "contact_name": "A. Maire", "contact_email": "mairie@example.fr",
-                "applied_at": "2023-11-14T22:13:20Z", "approved_at": null, "referent_user_id": null
+                "applied_at": "2023-11-14T22:13:20Z", "approved_at": null, "referent_user_id": null,
+                "refusal_reason": null, "refused_at": null
             })
         );
         let followed = Member::from(membership::Member { referent_user_id: "u1".into(), ..Default::default() });
         assert_eq!(serde_json::to_value(followed).unwrap_or_default()["referent_user_id"], "u1");
+        let refused = Member::from(membership::Member {
+            status: membership::MemberStatus::Refused.into(),
+            refusal_reason: "Hors du département".into(),
+            refused_at: ts(1_700_000_000, 0),
+            ..Default::default()
+        });
+        let refused = serde_json::to_value(refused).unwrap_or_default();
+        assert_eq!(
+            (&refused["status"], &refused["refusal_reason"], &refused["refused_at"]),
+            (&json!("refused"), &json!("Hors du département"), &json!("2023-11-14T22:13:20Z"))
+        );
     }
 }

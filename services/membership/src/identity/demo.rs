@@ -14,6 +14,22 @@ pub struct DemoAccount {
     pub provider_code: Option<String>,
 }
 
+/// The names the demo agents go by, one per provider in turn.
+const DEMO_AGENT_NAMES: [&str; 12] = [
+    "Camille Lefèvre",
+    "Julien Moreau",
+    "Sophie Garnier",
+    "Nicolas Faure",
+    "Claire Rousseau",
+    "Mathieu Girard",
+    "Élodie Mercier",
+    "Thomas Chevalier",
+    "Isabelle Lambert",
+    "Antoine Bonnet",
+    "Nathalie Fontaine",
+    "Pierre Marchand",
+];
+
 /// The demo accounts: one operator, coordinator and referent, and one agent per provider.
 pub fn demo_accounts(providers: &[String]) -> Vec<DemoAccount> {
     let department = |email: &str, name: &str, role| DemoAccount {
@@ -27,9 +43,10 @@ pub fn demo_accounts(providers: &[String]) -> Vec<DemoAccount> {
         department("coordination@id77.demo", "Coordination (démo)", Role::Coordinator),
         department("referent@id77.demo", "Référent (démo)", Role::Referent),
     ];
-    accounts.extend(providers.iter().map(|code| DemoAccount {
+    // A person's name, as a real agent has (the provider's code is no name to show a user).
+    accounts.extend(providers.iter().enumerate().map(|(i, code)| DemoAccount {
         email: format!("agent.{code}@id77.demo"),
-        display_name: format!("Agent {code} (démo)"),
+        display_name: format!("{} (démo)", DEMO_AGENT_NAMES[i % DEMO_AGENT_NAMES.len()]),
         role: Role::ProviderAgent,
         provider_code: Some(code.clone()),
     }));

@@ -27,6 +27,14 @@ pub fn refresh_token_ttl() -> TimeDelta {
     TimeDelta::days(30)
 }
 
+/// Lifetime of a password reset link.
+pub fn password_reset_ttl() -> TimeDelta {
+    TimeDelta::hours(1)
+}
+
+/// Reset links an account may be sent per [`password_reset_ttl`] (more requests are answered alike, unsent).
+pub const MAX_RESETS_PER_TTL: i64 = 3;
+
 /// Lifetime of an invitation.
 pub fn invitation_ttl() -> TimeDelta {
     TimeDelta::days(7)
@@ -46,8 +54,12 @@ pub mod audit {
     pub const MEMBERSHIP_APPROVED: &str = "membership.approved";
     pub const REFERENT_ASSIGNED: &str = "referent.assigned";
     pub const SIGNING_KEY_ROTATED: &str = "signing_key.rotated";
+    pub const MEMBERSHIP_REFUSED: &str = "membership.refused";
+    pub const PASSWORD_RESET_REQUESTED: &str = "password_reset.requested";
+    pub const PASSWORD_RESET: &str = "password.reset";
+    pub const PASSWORD_CHANGED: &str = "password.changed";
 
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 15] = [
         LOGIN_SUCCEEDED,
         LOGIN_FAILED,
         ACCOUNT_LOCKED,
@@ -59,6 +71,10 @@ pub mod audit {
         MEMBERSHIP_APPROVED,
         REFERENT_ASSIGNED,
         SIGNING_KEY_ROTATED,
+        MEMBERSHIP_REFUSED,
+        PASSWORD_RESET_REQUESTED,
+        PASSWORD_RESET,
+        PASSWORD_CHANGED,
     ];
 
     pub fn is_known(kind: &str) -> bool {
@@ -508,6 +524,7 @@ mod tests {
         assert!(!audit::is_known("login"));
         assert!(audit::is_known("login.throttled"));
         assert!(audit::is_known("account.locked"), "older events stay queryable");
-        assert_eq!(audit::ALL.len(), 11);
+        assert!(audit::is_known("password_reset.requested") && audit::is_known("membership.refused"));
+        assert_eq!(audit::ALL.len(), 15);
     }
 }

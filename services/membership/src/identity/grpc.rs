@@ -1,7 +1,8 @@
 //! `IdentityService`: logins, sessions, signing keys, accounts, referents and the audit log. Handlers map the
 //! request, call the flow (or read the store) and map the answer.
 //!
-//! Public RPCs (IssueToken, RefreshToken, RevokeToken, GetJwks, AcceptInvitation) need no token, but refuse an
+//! Public RPCs (IssueToken, RefreshToken, RevokeToken, GetJwks, AcceptInvitation, RequestPasswordReset,
+//! ResetPassword) need no token, but refuse an
 //! invalid one; the others need a valid access token and follow docs/authorization.md.
 
 use chrono::Utc;
@@ -97,6 +98,43 @@ impl IdentityApi {
             return Err(ServiceError::invalid("password", "must be 12 to 128 characters"));
         }
         flow::accept(&self.pool, token, &req.password).await.map(token_pair)
+    }
+
+    async fn request_reset(
+        &self,
+        req: pb::RequestPasswordResetRequest,
+    ) -> Result<pb::RequestPasswordResetResponse, ServiceError> {
+        if req.email.len() > 320 {
+            return Err(ServiceError::invalid("email", "is longer than any email address"));
+        }
+        flow::request_reset(&self.pool, &req.email, &req.client).await?;
+        Ok(pb::RequestPasswordResetResponse {})
+    }
+
+    async fn reset(&self, req: pb::ResetPasswordRequest) -> Result<pb::ResetPasswordResponse, ServiceError> {
+        let token = opaque("token", &req.token, IdentityError::BadResetToken)?;
+        if req.password.len() > policy::MAX_LOGIN_PASSWORD_BYTES {
+            return Err(ServiceError::invalid("password", "must be 12 to 128 characters"));
+        }
+        flow::confirm_reset(&self.pool, token, &req.password).await?;
+        Ok(pb::ResetPasswordResponse {})
+    }
+
+    async fn change_own_password(
+        &self,
+        caller: &Caller,
+        req: pb::ChangePasswordRequest,
+    ) -> Result<pb::ChangePasswordResponse, ServiceError> {
+        if req.current_password.is_empty() {
+            return Err(ServiceError::invalid("current_password", "is required"));
+        }
+        for (field, value) in [("current_password", &req.current_password), ("new_password", &req.new_password)] {
+            if value.len() > policy::MAX_LOGIN_PASSWORD_BYTES {
+                return Err(ServiceError::invalid(field, "must be 12 to 128 characters"));
+            }
+        }
+        flow::change_password(&self.pool, caller, &req.current_password, &req.new_password).await?;
+        Ok(pb::ChangePasswordResponse {})
     }
 
     async fn list_users(
@@ -212,6 +250,30 @@ impl IdentityService for IdentityApi {
     ) -> Result<Response<pb::TokenPair>, Status> {
         request.optional_caller()?;
         Ok(Response::new(self.accept(request.into_inner()).await?))
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<pb::RequestPasswordResetRequest>,
+    ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
+        request.optional_caller()?;
+        Ok(Response::new(self.request_reset(request.into_inner()).await?))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        request.optional_caller()?;
+        Ok(Response::new(self.reset(request.into_inner()).await?))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let caller = request.caller()?;
+        Ok(Response::new(self.change_own_password(&caller, request.into_inner()).await?))
     }
 
     async fn list_users(

@@ -385,6 +385,105 @@ pub async fn mark_invitation_used(
         .map(|_| ())
 }
 
+// Passwords.
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ResetRow {
+    pub user_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert_password_reset(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    user_id: Uuid,
+    at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO password_reset (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(at)
+        .bind(expires_at)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// How many reset links the account was given since `since`.
+pub async fn resets_since(conn: &mut PgConnection, user_id: Uuid, since: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM password_reset WHERE user_id = $1 AND created_at > $2")
+        .bind(user_id)
+        .bind(since)
+        .fetch_one(conn)
+        .await
+}
+
+/// A reset by the hash of its token (locked for the transaction when `lock`).
+pub async fn password_reset(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    lock: bool,
+) -> Result<Option<ResetRow>, sqlx::Error> {
+    let sql = if lock {
+        "SELECT user_id, expires_at, used_at FROM password_reset WHERE token_hash = $1 FOR UPDATE"
+    } else {
+        "SELECT user_id, expires_at, used_at FROM password_reset WHERE token_hash = $1"
+    };
+    sqlx::query_as(sql).bind(token_hash).fetch_optional(conn).await
+}
+
+/// Every unused reset link of the account stops working.
+pub async fn use_password_resets(conn: &mut PgConnection, user_id: Uuid, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE password_reset SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+        .bind(user_id)
+        .bind(at)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// A new password for a live account (login failures forgotten).
+pub async fn set_password(conn: &mut PgConnection, id: Uuid, password_hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE app_user SET password_hash = $2, failed_logins = '{}', locked_until = NULL WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Revokes the account's sessions but `keep`; returns the ones revoked.
+pub async fn revoke_other_families(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    at: DateTime<Utc>,
+    why: &str,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE refresh_family SET revoked_at = $3, revoked_why = $4
+         WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id <> $2) RETURNING id",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .bind(at)
+    .bind(why)
+    .fetch_all(conn)
+    .await
+}
+
+/// Live administrators of a member, activated or invited.
+pub async fn member_admins(conn: &mut PgConnection, member_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM app_user WHERE member_id = $1 AND role = 'member_admin' AND removed_at IS NULL AND active",
+    )
+    .bind(member_id)
+    .fetch_one(conn)
+    .await
+}
+
 // Audit log.
 
 #[derive(Debug, Clone, FromRow)]

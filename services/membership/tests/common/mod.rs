@@ -53,6 +53,7 @@ pub fn config(url: &str, prefix: &str, addr: std::net::SocketAddr) -> id77_membe
         demo_password: Some(DEMO_PASSWORD.into()),
         demo_providers: PROVIDERS.iter().map(|p| (*p).to_owned()).collect(),
         bootstrap_operator_email: None,
+        mail: id77_membership::mail::MailConfig::queue_only(),
     }
 }
 

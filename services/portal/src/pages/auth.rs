@@ -56,7 +56,8 @@ fn login_body(ctx: &Ctx, email: &str, next: &str, errors: &Errors) -> String {
 {email}{password}
 <button type="submit">Se connecter</button>
 </form>
-<p>Vous avez reçu une invitation ? <a href="/invitation">Choisir votre mot de passe</a>.</p>
+<p><a href="/mot-de-passe/oublie">Mot de passe oublié ?</a></p>
+<p>Vous avez reçu une invitation ? <a href="/activer">Choisir votre mot de passe</a>.</p>
 <p>Votre collectivité n'a pas encore de compte ? <a href="/adherer">Demander l'adhésion</a>.</p>"#,
         summary = forms::summary(errors),
         csrf = forms::csrf(&ctx.csrf),
@@ -187,20 +188,22 @@ pub async fn logout(State(state): State<AppState>, Extension(ctx): Extension<Ctx
 
 fn invitation_body(ctx: &Ctx, token: &str, errors: &Errors) -> String {
     format!(
-        r#"<p>Choisissez le mot de passe de votre compte. Il doit compter 12 à 128 caractères, dont au moins trois types parmi : minuscules, majuscules, chiffres et symboles.</p>
-{summary}<form method="post" action="/invitation" novalidate class="form narrow">{csrf}
+        r#"<p>Choisissez le mot de passe de votre compte : {policy}</p>
+{summary}<form method="post" action="{action}" novalidate class="form narrow">{csrf}
 {token}{password}{confirm}
 <button type="submit">Activer mon compte</button>
 </form>"#,
+        policy = esc(super::password::POLICY),
+        // Posted back where it was served: `/activer` (mailed links) or `/invitation` (older links).
+        action = if ctx.path.starts_with("/invitation") { "/invitation" } else { "/activer" },
         summary = forms::summary(errors),
         csrf = forms::csrf(&ctx.csrf),
-        token = forms::field(
+        // From the mailed link, the code is hidden: the user only chooses a password.
+        token = super::password::code_field(
             "jeton",
             "Code d'invitation",
-            Input::Text { kind: "text", autocomplete: "off" },
+            "Le code reçu avec votre invitation (après « code= » dans le lien).",
             token,
-            true,
-            "Le code reçu avec votre invitation.",
             errors
         ),
         password = forms::field(
@@ -224,8 +227,10 @@ fn invitation_body(ctx: &Ctx, token: &str, errors: &Errors) -> String {
     )
 }
 
+/// `GET /activer?code=…` (the mailed link) and `GET /invitation?jeton=…` (older links).
 pub async fn invitation_form(Extension(ctx): Extension<Ctx>, Query(q): Query<Fields>) -> Response {
-    layout::page(&ctx, "Activer votre compte", &invitation_body(&ctx, forms::value(&q, "jeton"), &Errors::default()))
+    let code = Some(forms::value(&q, "code")).filter(|c| !c.is_empty()).unwrap_or_else(|| forms::value(&q, "jeton"));
+    layout::page(&ctx, "Activer votre compte", &invitation_body(&ctx, code, &Errors::default()))
 }
 
 pub async fn accept_invitation(
@@ -274,6 +279,23 @@ pub async fn accept_invitation(
 #[cfg(test)]
 mod tests {
     use super::next_path;
+
+    #[test]
+    fn the_activation_page_hides_the_code_of_the_link() {
+        let ctx = crate::Ctx {
+            sid: "s".into(),
+            csrf: "c".into(),
+            user: None,
+            flash: None,
+            path: "/activer".into(),
+            client_ip: None,
+        };
+        let html = super::invitation_body(&ctx, "AbC-123", &super::Errors::default());
+        assert!(html.contains(r#"<input type="hidden" name="jeton" value="AbC-123">"#), "{html}");
+        assert!(html.contains(r#"action="/activer""#) && html.contains(r#"id="password""#));
+        let typed = super::invitation_body(&ctx, "", &super::Errors::default());
+        assert!(typed.contains(r#"<label for="jeton">"#));
+    }
 
     #[test]
     fn only_local_paths_are_followed_after_login() {

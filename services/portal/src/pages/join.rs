@@ -48,6 +48,18 @@ pub async fn search(
         ),
         kind = forms::field("type", "Type de collectivité", Input::Select(&kinds()), kind, false, "", &no_errors),
     );
+    if ctx.is_member() {
+        // A member's user is already a member: colleagues are invited, not applied for.
+        let team = if ctx.is("member_admin") {
+            r#" Pour donner accès à un collègue, invitez-le depuis <a href="/compte/equipe">Mon équipe</a>."#
+        } else {
+            " Pour obtenir un accès pour un collègue, adressez-vous à l'administrateur de votre collectivité."
+        };
+        body.insert_str(
+            0,
+            &format!(r#"<div class="notice" role="note"><p>Votre collectivité est déjà adhérente.{team}</p></div>"#),
+        );
+    }
     if !text.is_empty() {
         let path = format!(
             "/v1/collectivities{}",
@@ -72,7 +84,7 @@ pub async fn search(
                             name = esc(s(c, "name")),
                             kind = esc(fr::collectivity_kind(s(c, "kind"))),
                             siren = esc(s(c, "siren")),
-                            pop = c["population"].as_i64().map(|p| p.to_string()).unwrap_or_default(),
+                            pop = c["population"].as_i64().map(fr::number).unwrap_or_default(),
                             link = url_component(s(c, "siren")),
                         );
                     }

@@ -8,9 +8,15 @@ use chrono::{DateTime, Utc};
 use id77_platform::auth::{Caller, Claims, Role};
 use id77_platform::revocation::reason;
 use id77_platform::{ServiceError, outbox, time};
-use id77_proto::membership::v1::{AccessRevoked, UserChanged};
+use id77_proto::membership::v1::UserChanged;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
+
+mod password;
+mod revocation;
+
+pub use password::{change_password, confirm_reset, request_reset};
+use revocation::announce_revocation;
 
 use super::demo::{check_demo_settings, demo_accounts};
 use super::domain::{self as policy, InviteTarget, audit};
@@ -19,6 +25,7 @@ use super::throttle::{self, Refusal};
 use super::{crypto, keys};
 use crate::domain::MemberStatus;
 use crate::error::{IdentityError, MembershipError};
+use crate::mail;
 use crate::store as member_store;
 
 /// Advisory lock (transaction-scoped) serializing the start-up provisioning of accounts across replicas.
@@ -276,6 +283,7 @@ pub async fn invite(pool: &PgPool, caller: &Caller, invitee: Invitee) -> Result<
     let (token, hash) = crypto::new_opaque_token()?;
     let expires_at = now + policy::invitation_ttl();
     store::insert_invitation(&mut tx, &hash, user.id, Some(caller.user_id), now, expires_at).await?;
+    queue_invitation_mail(&mut tx, &user, caller.display_name(), &token, now).await?;
     announce_users(&mut tx).await?;
     let subject = user.id.to_string();
     let scope = match (&target.member_id, &target.provider_code) {
@@ -294,6 +302,32 @@ pub async fn invite(pool: &PgPool, caller: &Caller, invitee: Invitee) -> Result<
     store::audit(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(Invitation { user, token, expires_at })
+}
+
+/// The invitation mail (in the invitation's transaction): a link to the portal's activation page with the token.
+async fn queue_invitation_mail(
+    conn: &mut PgConnection,
+    user: &UserRow,
+    inviter: &str,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let body = format!(
+        "Bonjour {},\n\n{inviter} vous a créé un compte sur ID 77, le portail de l'ingénierie départementale de \
+         Seine-et-Marne (identifiant : {}).\n\nPour l'activer, ouvrez ce lien et choisissez votre mot de passe \
+         (il est valable 7 jours et ne sert qu'une fois) :",
+        user.display_name, user.email
+    );
+    let link = format!("/activer?code={}", mail::query_value(token));
+    let mail = mail::Mail {
+        email: &user.email,
+        kind: mail::kind::INVITATION,
+        subject: "Activez votre compte ID 77",
+        body: &body,
+        link_path: &link,
+        at: now,
+    };
+    mail::queue(conn, &mail).await
 }
 
 /// Accepting an invitation sets the account's password (within the policy), activates it and opens its first
@@ -341,6 +375,10 @@ pub async fn accept(pool: &PgPool, token: &str, password: &str) -> Result<Tokens
 pub async fn remove_user(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
     let now = time::now();
     let mut tx = pool.begin().await?;
+    // A member's removals are serialized on the member (two admins removing each other leave one).
+    if let Some(member_id) = caller.member_id {
+        member_store::member_for_update(&mut tx, member_id).await?;
+    }
     store::live_user(&mut tx, caller).await?;
     let target = store::user_for_update(&mut tx, id)
         .await?
@@ -348,6 +386,13 @@ pub async fn remove_user(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<(),
         .ok_or_else(|| ServiceError::not_found("user", &id.to_string()))?;
     let role = target.typed_role()?;
     policy::authorize_remove(caller, target.id, role, target.member_id)?;
+    if role == Role::MemberAdmin
+        && target.active
+        && let Some(member_id) = target.member_id
+        && store::member_admins(&mut tx, member_id).await? <= 1
+    {
+        return Err(IdentityError::LastAdmin.into());
+    }
     store::remove_user(&mut tx, id, now).await?;
     announce_users(&mut tx).await?;
     let sessions = store::revoke_user_families(&mut tx, id, now, "account removed").await?;
@@ -478,30 +523,12 @@ async fn announce_users(conn: &mut PgConnection) -> Result<usize, sqlx::Error> {
     Ok(rows.len())
 }
 
-/// Publishes `access.revoked` (in the caller's transaction): the access tokens of `session`, or with `None` every
-/// token of `user_id` issued until `at`, stop working in every service within seconds instead of living until
-/// they expire (see `id77_platform::revocation`).
-async fn announce_revocation(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    session: Option<Uuid>,
-    reason: &str,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let lifetime = id77_platform::revocation::lifetime();
-    let lifetime = chrono::TimeDelta::from_std(lifetime).unwrap_or(chrono::TimeDelta::minutes(11));
-    let event = AccessRevoked {
-        user_id: user_id.to_string(),
-        session_id: session.map(|s| s.to_string()).unwrap_or_default(),
-        reason: reason.to_owned(),
-        revoked_at: Some(time::to_proto(at)),
-        valid_until: Some(time::to_proto(at + lifetime)),
-    };
-    outbox::enqueue(conn, &event).await.map(|_| ())
-}
-
 /// A new session (refresh-token family) for the account, and its first tokens.
-async fn start_session(conn: &mut PgConnection, user: &UserRow, now: DateTime<Utc>) -> Result<Tokens, ServiceError> {
+pub(super) async fn start_session(
+    conn: &mut PgConnection,
+    user: &UserRow,
+    now: DateTime<Utc>,
+) -> Result<Tokens, ServiceError> {
     let family = Uuid::now_v7();
     store::insert_family(conn, family, user.id, now).await?;
     let refresh = new_refresh_token(conn, family, now).await?;
