@@ -40,6 +40,25 @@ async fn search_facets_and_an_operator_edit_through_the_gateway() {
     assert_eq!(status, StatusCode::OK, "{next}");
     assert!(codes(&next).iter().all(|c| !codes(&voirie).contains(c)), "{next}");
 
+    // Page numbers: page 2 is the cursor's next page; a page with a cursor is refused.
+    let (status, second) = api.get("/v1/offers?q=voirie&limit=5&page=2", None).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(codes(&second), codes(&next), "{second}");
+    assert_eq!(second["total"], voirie["total"]);
+    let (status, both) = api.get(&format!("/v1/offers?q=voirie&page=2&cursor={cursor}"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{both}");
+    assert_eq!(api.get("/v1/offers?page=0", None).await.0, StatusCode::BAD_REQUEST);
+
+    // Plain French: any word, the field's synonyms, empty words left out; correct accents are no typo.
+    let (_, training) = api.get("/v1/offers?q=formation%20march%C3%A9s%20publics", None).await;
+    assert_eq!(codes(&training).first().map(String::as_str), Some("formation-marches-publics"), "{training}");
+    let (_, procurement) = api.get("/v1/offers?q=commande%20publique", None).await;
+    assert_eq!(codes(&procurement).first().map(String::as_str), Some("formation-marches-publics"), "{procurement}");
+    let (_, pavement) = api.get("/v1/offers?q=refaire%20le%20trottoir&limit=100", None).await;
+    assert!(codes(&pavement).iter().any(|c| c == "programme-entretien-chaussees"), "{pavement}");
+    let (_, accented) = api.get("/v1/offers?q=r%C3%A9novation%20%C3%A9nerg%C3%A9tique", None).await;
+    assert!(accented["total"].as_u64().unwrap_or(0) > 0 && accented["corrected_q"].is_null(), "{accented}");
+
     // A typo, French words, filters.
     let (_, typo) = api.get("/v1/offers?q=voiree&limit=5", None).await;
     assert_eq!(typo["corrected_q"], "voirie", "{typo}");

@@ -16,7 +16,7 @@ use crate::domain::{
     self, EligibilityInput, OfferContent, OfferInput, OfferKey, OfferStatus, PriceRule, Provider, ProviderInput,
     ProviderKind,
 };
-use crate::search::{self, Cursor, Filters};
+use crate::search::{self, Cursor, Filters, Start};
 use crate::store::{BookingRow, CopyRow, OfferRow, ProviderRow, SearchRow};
 
 // ---- domain → protobuf ---------------------------------------------------------------------------------------
@@ -352,12 +352,12 @@ pub fn action_reason(raw: &str) -> Result<&str, ServiceError> {
 }
 
 /// A search as asked: the text, the filters (the caller's member is added for "eligible for my collectivité"),
-/// where the previous page ended and the page size.
+/// where the page starts (after the previous page's cursor, or at a page number) and the page size.
 #[derive(Debug)]
 pub struct SearchQuery {
     pub q: String,
     pub filters: Filters,
-    pub after: Option<Cursor>,
+    pub start: Option<Start>,
     pub limit: usize,
     pub eligible_only: bool,
 }
@@ -395,6 +395,11 @@ pub fn search_query(req: pb::SearchOffersRequest) -> Result<SearchQuery, Service
         member: None,
     };
     let after: Option<Cursor> = page::decode(&req.page_token)?;
+    let start = match after {
+        Some(cursor) => Some(Start::After(cursor)),
+        None if req.page > 1 => Some(Start::Number(usize::try_from(req.page).unwrap_or(usize::MAX))),
+        None => None,
+    };
     let limit = usize::try_from(page::size(req.page_size)).unwrap_or(20);
-    Ok(SearchQuery { q: req.q, filters, after, limit, eligible_only: req.eligible_only })
+    Ok(SearchQuery { q: req.q, filters, start, limit, eligible_only: req.eligible_only })
 }

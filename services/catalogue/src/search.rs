@@ -1,6 +1,7 @@
-//! Search, the pure part: the words of a query, facets with counts, filters, ordering and cursors. PostgreSQL
-//! finds and ranks the matching published offers (French stemming, accents folded, trigram typo correction:
-//! see `store::search`); the match set is bounded by the catalogue's size (a few hundred offers), so facets
+//! Search, the pure part: the words of a query, facets with counts, filters, ordering, cursors and page numbers.
+//! PostgreSQL finds and ranks the matching published offers (French stemming, accents folded, the field's
+//! synonyms, any word matching, trigram typo correction when nothing is found: see [`find::search`] and
+//! [`expand`]); the match set is bounded by the catalogue's size (a few hundred offers), so facets
 //! are counted here, each with every *other* filter applied (so a client can widen a choice it made).
 
 use std::collections::BTreeMap;
@@ -10,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use id77_proto::vocabulary::{Category, PriceKind};
 
 use crate::domain::{Eligibility, MemberProfile};
+
+pub mod expand;
+pub mod find;
 
 /// Most words of a query that are searched.
 pub const MAX_QUERY_WORDS: usize = 12;
@@ -96,8 +100,16 @@ fn bump(map: &mut BTreeMap<String, u32>, key: &str) {
     *map.entry(key.to_owned()).or_default() += 1;
 }
 
-/// Filters `hits`, counts facets, orders by rank (descending) then code, and cuts the page after `after`.
-pub fn page(hits: &[Hit], filters: &Filters, after: Option<&Cursor>, limit: usize) -> Page {
+/// Where a page starts: after a cursor, or at a page number (1 is the first page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    After(Cursor),
+    Number(usize),
+}
+
+/// Filters `hits`, counts facets, orders by rank (descending) then code, and cuts the page at `start`
+/// (`None`: the first page).
+pub fn page(hits: &[Hit], filters: &Filters, start: Option<&Start>, limit: usize) -> Page {
     let mut facets = Facets::default();
     for hit in hits {
         if filters.admits(hit, Some(Dimension::Category)) {
@@ -118,9 +130,10 @@ pub fn page(hits: &[Hit], filters: &Filters, after: Option<&Cursor>, limit: usiz
     let mut matching: Vec<usize> = (0..hits.len()).filter(|&i| filters.admits(&hits[i], None)).collect();
     let total = u32::try_from(matching.len()).unwrap_or(u32::MAX);
     matching.sort_by(|&a, &b| hits[b].rank.total_cmp(&hits[a].rank).then_with(|| hits[a].code.cmp(&hits[b].code)));
-    let start = match after {
+    let start = match start {
         None => 0,
-        Some(Cursor(bits, code)) => {
+        Some(Start::Number(n)) => n.saturating_sub(1).saturating_mul(limit).min(matching.len()),
+        Some(Start::After(Cursor(bits, code))) => {
             let rank = f32::from_bits(*bits);
             matching
                 .iter()
@@ -185,10 +198,30 @@ mod tests {
         let codes = |p: &Page| p.items.iter().map(|&i| hits[i].code.clone()).collect::<Vec<_>>();
         assert_eq!(codes(&first), ["a", "b"]);
         assert_eq!(first.total, 5);
-        let second = page(&hits, &Filters::default(), first.next.as_ref(), 2);
+        let after = |p: &Page| p.next.clone().map(Start::After);
+        let second = page(&hits, &Filters::default(), after(&first).as_ref(), 2);
         assert_eq!(codes(&second), ["c", "e"]);
-        let third = page(&hits, &Filters::default(), second.next.as_ref(), 2);
+        let third = page(&hits, &Filters::default(), after(&second).as_ref(), 2);
         assert_eq!((codes(&third), third.next), (vec!["d".to_owned()], None));
+    }
+
+    #[test]
+    fn a_page_number_gives_the_same_pages_as_the_cursors() {
+        let hits = hits();
+        let codes = |p: &Page| p.items.iter().map(|&i| hits[i].code.clone()).collect::<Vec<_>>();
+        let number = |n| page(&hits, &Filters::default(), Some(&Start::Number(n)), 2);
+        assert_eq!(codes(&number(1)), ["a", "b"]);
+        assert_eq!(codes(&number(2)), ["c", "e"]);
+        let last = number(3);
+        assert_eq!((codes(&last), last.next, last.total), (vec!["d".to_owned()], None, 5));
+        // The second page's cursor continues like page 3.
+        assert_eq!(
+            number(2).next.map(|c| codes(&page(&hits, &Filters::default(), Some(&Start::After(c)), 2))),
+            Some(vec!["d".to_owned()])
+        );
+        // Past the end: an empty page with the total, so a client can offer the last page.
+        let beyond = number(9);
+        assert_eq!((beyond.items.len(), beyond.total), (0, 5));
     }
 
     #[test]

@@ -363,38 +363,7 @@ impl SearchRow {
     }
 }
 
-/// The published offers matching `words` (every word, French stemming, accents folded; a word unknown to the
-/// catalogue is replaced by its nearest known word by trigram similarity first), with `ts_rank_cd`. No words:
-/// every published offer, rank 0. `corrected` is the query with its replaced words only (the others as asked,
-/// accents kept), `NULL` when no word was replaced: folding accents (« écoles » → `ecoles`) is no correction.
-pub async fn search(pool: &PgPool, words: &[String]) -> Result<Vec<SearchRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH input AS (
-           SELECT n, w AS raw, lower(unaccent(w)) AS w FROM unnest($1::text[]) WITH ORDINALITY AS t(w, n)
-         ), fixed AS (
-           SELECT n, raw, input.w AS folded, COALESCE(
-             (SELECT s.word FROM search_word s WHERE s.word = input.w),
-             CASE WHEN length(input.w) >= 4 THEN
-               (SELECT s.word FROM search_word s WHERE s.word % input.w
-                ORDER BY similarity(s.word, input.w) DESC, s.word LIMIT 1) END,
-             input.w) AS w
-           FROM input
-         ), q AS (
-           SELECT plainto_tsquery('id77_french', coalesce(string_agg(w, ' ' ORDER BY n), '')) AS query,
-                  CASE WHEN bool_or(w <> folded) THEN
-                    string_agg(CASE WHEN w <> folded THEN w ELSE raw END, ' ' ORDER BY n) END AS corrected
-           FROM fixed
-         )
-         SELECT {OFFER_COLUMNS},
-           CASE WHEN numnode(q.query) = 0 THEN 0 ELSE ts_rank_cd(offer.search, q.query) END::real AS rank,
-           q.corrected
-         FROM offer, q
-         WHERE offer.status = 'published' AND (numnode(q.query) = 0 OR offer.search @@ q.query)"
-    )))
-    .bind(words)
-    .fetch_all(pool)
-    .await
-}
+// Search's query: `crate::search::find`.
 
 pub async fn offer_by_id(pool: &PgPool, id: Uuid) -> Result<Option<OfferRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {OFFER_COLUMNS} FROM offer WHERE id = $1")))

@@ -22,7 +22,7 @@ impl CatalogueApi {
         if let Some(rows) = self.cache.matches.get(&words, generation) {
             return Ok(rows);
         }
-        let rows = Arc::new(store::search(&self.pool, &words).await?);
+        let rows = Arc::new(search::find::search(&self.pool, &words).await?);
         self.cache.matches.put(words, generation, rows.clone());
         Ok(rows)
     }
@@ -69,7 +69,7 @@ impl CatalogueApi {
             .iter()
             .map(|r| r.hit().ok_or_else(|| ServiceError::internal("reading an offer", &r.offer.code)))
             .collect::<Result<Vec<_>, _>>()?;
-        let result = search::page(&hits, &query.filters, query.after.as_ref(), query.limit);
+        let result = search::page(&hits, &query.filters, query.start.as_ref(), query.limit);
         proto_map::search_answer(&rows, result, &asked)
     }
 }

@@ -89,7 +89,8 @@ pub const MAX_LIST_ITEMS: usize = 100;
     description = "Published offers. `q` is searched in French (stemming, accents ignored, typos tolerated with \
                    trigrams: a word unknown to the catalogue is replaced by the nearest known one and the answer's \
                    `corrected_q` says so); results are ordered by relevance (`ts_rank_cd`) then code, or by code \
-                   without `q`. Facets count the matching offers per category, theme, provider and price kind. \
+                   without `q`. Pages follow `next_cursor`, or a page number (`page`, with `total` and \
+                   `limit`). Facets count the matching offers per category, theme, provider and price kind. \
                    Public, except `eligible=true`, which needs a member's token (401 without one, 403 for \
                    another role).",
     params(OfferParams),
@@ -124,6 +125,20 @@ pub async fn list_offers(
     let eligible =
         checks.choice("eligible", params.eligible.as_deref(), "true, false", |v| v.parse::<bool>().ok()) == Some(true);
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
+    let page = match params.page.as_deref().map(str::trim) {
+        None | Some("") => 0,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_SEARCH_PAGE).contains(&n) && page_token.is_empty() => n,
+            Ok(n) if (1..=MAX_SEARCH_PAGE).contains(&n) => {
+                checks.fail("page", "cannot be given with cursor");
+                0
+            }
+            _ => {
+                checks.fail("page", format!("must be an integer from 1 to {MAX_SEARCH_PAGE}"));
+                0
+            }
+        },
+    };
     checks.finish()?;
     let request = pb::SearchOffersRequest {
         q,
@@ -134,6 +149,7 @@ pub async fn list_offers(
         eligible_only: eligible,
         page_size,
         page_token,
+        page,
     };
     if eligible {
         let caller = Authenticated::from_headers(&state, &headers).await?;

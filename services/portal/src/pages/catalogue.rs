@@ -7,10 +7,12 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use id77_proto::vocabulary::PriceKind;
+use id77_proto::vocabulary::{Category, PriceKind};
 use serde_json::Value;
 
 use super::common::{items, s, safe_id};
+
+pub mod pagination;
 use crate::caller;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, query, url_component};
@@ -45,7 +47,8 @@ pub async fn search(
     let theme = forms::value(&q, "theme");
     let provider = forms::value(&q, "partenaire");
     let price = forms::value(&q, "tarif");
-    let cursor = forms::value(&q, "suite");
+    let current = pagination::parse(forms::value(&q, "page"));
+    let page_param = current.to_string();
     let eligible = ctx.is_member() && forms::value(&q, "eligibles") == "1";
     let api_query = query(&[
         ("q", text),
@@ -54,7 +57,7 @@ pub async fn search(
         ("provider", provider),
         ("price_kind", price),
         ("eligible", if eligible { "true" } else { "" }),
-        ("cursor", cursor),
+        ("page", if current > 1 { &page_param } else { "" }),
         ("limit", "20"),
     ])
     .replace("&amp;", "&");
@@ -144,15 +147,22 @@ pub async fn search(
         ),
     );
     let total = found["total"].as_u64().unwrap_or(0);
+    let pages = pagination::page_count(total, PAGE_SIZE);
     let _ = write!(
         body,
-        r#"<h2 id="resultats">Résultats</h2><p role="status">{total} offre{} trouvée{}.</p>"#,
+        r#"<h2 id="resultats">Résultats</h2><p role="status">{total} offre{} trouvée{}{}.</p>"#,
         if total > 1 { "s" } else { "" },
-        if total > 1 { "s" } else { "" }
+        if total > 1 { "s" } else { "" },
+        if pages > 1 { format!(" — page {current} sur {pages}") } else { String::new() }
     );
     if let Some(corrected) = found["corrected_q"].as_str() {
         let _ =
             write!(body, r#"<p>Résultats pour « <strong>{}</strong> » (orthographe corrigée).</p>"#, esc(corrected));
+    }
+    if total == 0 {
+        let catalogue = state.gateway.get("/v1/offers?limit=1", None).await.unwrap_or(Value::Null);
+        body.push_str(&no_result(text, &catalogue["facets"]["theme"]));
+        return layout::page(&ctx, "Catalogue des offres", &body);
     }
     body.push_str(r#"<ul class="offers">"#);
     for offer in items(&found) {
@@ -168,19 +178,63 @@ pub async fn search(
         );
     }
     body.push_str("</ul>");
-    if let Some(next) = found["next_cursor"].as_str() {
-        let link = query(&[
-            ("q", text),
-            ("categorie", category),
-            ("theme", theme),
-            ("partenaire", provider),
-            ("tarif", price),
-            ("eligibles", if eligible { "1" } else { "" }),
-            ("suite", next),
-        ]);
-        let _ = write!(body, r#"<p><a href="/catalogue{link}">Offres suivantes</a></p>"#);
-    }
+    let link = query(&[
+        ("q", text),
+        ("categorie", category),
+        ("theme", theme),
+        ("partenaire", provider),
+        ("tarif", price),
+        ("eligibles", if eligible { "1" } else { "" }),
+    ]);
+    body.push_str(&pagination::nav(current, pages, |n| format!("/catalogue{}", pagination::with_page(&link, n))));
     layout::page(&ctx, "Catalogue des offres", &body)
+}
+
+/// Offers per page of the search.
+const PAGE_SIZE: u64 = 20;
+
+/// What a search that found nothing offers instead of a dead end: the open orientation request (the
+/// coordination chooses the offer), every category, and the catalogue's themes (`themes`: the theme facet of
+/// the whole catalogue, `{theme: count}`), most offered first.
+fn no_result(text: &str, themes: &Value) -> String {
+    let mut html = String::from(r#"<div class="no-result">"#);
+    if text.is_empty() {
+        html.push_str("<p>Aucune offre ne correspond à ces filtres.</p>");
+    } else {
+        let _ = write!(html, "<p>Aucune offre ne correspond à « {} ».</p>", esc(text));
+    }
+    html.push_str(
+        r#"<h3>Vous ne trouvez pas l'offre qui convient ?</h3><p>Décrivez votre besoin : la coordination vous oriente vers l'offre et le partenaire adaptés.</p><p><a class="button" href="/demandes/nouvelle">Je ne sais pas quelle offre choisir</a></p>"#,
+    );
+    html.push_str(r#"<h3>Parcourir les catégories</h3><ul class="links">"#);
+    for category in Category::ALL {
+        let _ = write!(
+            html,
+            r#"<li><a href="/catalogue{}">{}</a></li>"#,
+            query(&[("categorie", category.as_str())]),
+            esc(fr::category(category.as_str()))
+        );
+    }
+    html.push_str("</ul>");
+    let mut counted: Vec<(&String, u64)> = themes
+        .as_object()
+        .map(|t| t.iter().map(|(name, count)| (name, count.as_u64().unwrap_or(0))).collect())
+        .unwrap_or_default();
+    counted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    if !counted.is_empty() {
+        html.push_str(r#"<h3>Parcourir les thèmes</h3><ul class="links">"#);
+        for (name, count) in counted.into_iter().take(12) {
+            let _ = write!(
+                html,
+                r#"<li><a href="/catalogue{}">{}</a> ({count})</li>"#,
+                query(&[("theme", name)]),
+                esc(&capitalised(name))
+            );
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str(r#"<p><a href="/catalogue">Voir toutes les offres</a></p></div>"#);
+    html
 }
 
 /// The price of an offer in words.
@@ -217,7 +271,8 @@ pub fn price_text(offer: &Value) -> String {
 }
 
 /// The eligibility rules of an offer in words.
-fn eligibility_text(offer: &Value) -> Vec<String> {
+/// `epcis`: the directory's EPCI names by SIREN (an EPCI it does not name is shown by its SIREN).
+fn eligibility_text(offer: &Value, epcis: &std::collections::HashMap<String, String>) -> Vec<String> {
     let e = &offer["eligibility"];
     let mut rules = Vec::new();
     let kinds: Vec<&str> = e["member_kinds"]
@@ -230,19 +285,29 @@ fn eligibility_text(offer: &Value) -> Vec<String> {
         format!("Réservé à : {}", kinds.join(", "))
     });
     match (e["min_population"].as_i64(), e["max_population"].as_i64()) {
-        (Some(min), Some(max)) => rules.push(format!("Population de {min} à {max} habitants")),
-        (Some(min), None) => rules.push(format!("Population d'au moins {min} habitants")),
-        (None, Some(max)) => rules.push(format!("Population d'au plus {max} habitants")),
+        (Some(min), Some(max)) => {
+            rules.push(format!("Population de {} à {} habitants", fr::number(min), fr::number(max)))
+        }
+        (Some(min), None) => rules.push(format!("Population d'au moins {} habitants", fr::number(min))),
+        (None, Some(max)) => rules.push(format!("Population d'au plus {} habitants", fr::number(max))),
         (None, None) => {}
     }
-    let list = |key: &str| {
-        e[key].as_array().map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()
-    };
-    let epci = list("epci_sirens");
+    let epci: Vec<String> = e["epci_sirens"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(Value::as_str)
+                .map(|siren| epcis.get(siren).cloned().unwrap_or_else(|| format!("SIREN {siren}")))
+                .collect()
+        })
+        .unwrap_or_default();
     if !epci.is_empty() {
-        rules.push(format!("Intercommunalités (SIREN) : {epci}"));
+        rules.push(format!("Intercommunalités : {}", epci.join(", ")));
     }
-    let arr = list("arrondissements");
+    let arr = e["arrondissements"]
+        .as_array()
+        .map(|v| v.iter().filter_map(Value::as_str).map(fr::arrondissement).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
     if !arr.is_empty() {
         rules.push(format!("Arrondissements : {arr}"));
     }
@@ -257,7 +322,17 @@ pub async fn offer(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
         Ok(o) => o,
         Err(error) => return layout::api_error_page(&ctx, &error),
     };
-    let providers = state.gateway.get("/v1/providers", None).await.unwrap_or(Value::Null);
+    let providers = state.gateway.get("/v1/providers?limit=100", None).await.unwrap_or(Value::Null);
+    // The EPCIs' names, in one call, only when the offer is reserved to some.
+    let epcis = match offer["eligibility"]["epci_sirens"].as_array() {
+        Some(sirens) if !sirens.is_empty() => state
+            .gateway
+            .get("/v1/collectivities?kind=epci&limit=100", None)
+            .await
+            .map(|page| super::statistics::Names::epcis_of(&page))
+            .unwrap_or_default(),
+        _ => std::collections::HashMap::new(),
+    };
     let provider = items(&providers)
         .iter()
         .find(|p| s(p, "code") == s(&offer, "provider_code"))
@@ -268,7 +343,7 @@ pub async fn offer(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
         .map(|t| t.iter().filter_map(Value::as_str).map(capitalised).collect())
         .unwrap_or_default();
     let vat = match offer["vat_rate_bp"].as_i64() {
-        Some(bp) => format!("TVA {} %", (bp as f64 / 100.0).to_string().replace('.', ",")),
+        Some(bp) => format!("TVA {}", fr::percent_bp(bp)),
         None => s(&offer, "vat_note").to_owned(),
     };
     let mut body = format!(
@@ -296,7 +371,7 @@ pub async fn offer(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
         }),
         price = esc(&price_text(&offer)),
         vat = esc(&vat),
-        rules = eligibility_text(&offer).iter().map(|r| format!("<li>{}</li>", esc(r))).collect::<String>(),
+        rules = eligibility_text(&offer, &epcis).iter().map(|r| format!("<li>{}</li>", esc(r))).collect::<String>(),
     );
     if ctx.is_member() {
         let token = match caller::token(&state, &ctx).await {
@@ -341,13 +416,13 @@ mod tests {
         assert_eq!(price_text(&json!({"price": {"kind": "free"}})), "Gratuit");
         assert_eq!(
             price_text(&json!({"price": {"kind": "flat", "amount_cents": 150_000}})),
-            "Forfait de 1\u{a0}500,00\u{a0}€"
+            "Forfait de 1\u{202f}500,00\u{a0}€"
         );
         assert_eq!(
             price_text(
                 &json!({"price": {"kind": "daily_rate", "amount_cents": 60_000, "days": 3}, "price_cents": 180_000})
             ),
-            "600,00\u{a0}€ par jour × 3 jours = 1\u{a0}800,00\u{a0}€"
+            "600,00\u{a0}€ par jour × 3 jours = 1\u{202f}800,00\u{a0}€"
         );
         assert_eq!(
             price_text(
@@ -359,13 +434,36 @@ mod tests {
     }
 
     #[test]
+    fn a_search_that_finds_nothing_leads_to_orientation_categories_and_themes() {
+        let html = no_result("trottoirs en or", &json!({"voirie": 14, "eau": 17, "santé": 1}));
+        assert!(html.contains("Aucune offre ne correspond à « trottoirs en or »."), "{html}");
+        assert!(
+            html.contains(r#"<a class="button" href="/demandes/nouvelle">Je ne sais pas quelle offre choisir</a>"#)
+        );
+        assert!(html.contains(r#"<a href="/catalogue?categorie=awareness_training">"#), "{html}");
+        // Themes, most offered first, each a link to its offers.
+        let eau = html.find(r#"<a href="/catalogue?theme=eau">Eau</a> (17)"#);
+        let voirie = html.find(r#"<a href="/catalogue?theme=voirie">Voirie</a> (14)"#);
+        assert!(eau.is_some() && voirie.is_some() && eau < voirie, "{html}");
+        assert!(html.contains(r#"<a href="/catalogue?theme=sant%C3%A9">Santé</a>"#), "{html}");
+        // Text is escaped.
+        assert!(no_result("<b>", &Value::Null).contains("« &lt;b&gt; »"));
+    }
+
+    #[test]
     fn eligibility_is_described_in_french() {
         let offer = json!({"eligibility": {"member_kinds": ["commune"], "min_population": null, "max_population": 3500,
             "epci_sirens": [], "arrondissements": ["771"]}});
         assert_eq!(
-            eligibility_text(&offer),
-            ["Réservé à : Commune", "Population d'au plus 3500 habitants", "Arrondissements : 771"]
+            eligibility_text(&offer, &Default::default()),
+            ["Réservé à : Commune", "Population d'au plus 3\u{202f}500 habitants", "Arrondissements : Meaux"]
         );
-        assert_eq!(eligibility_text(&json!({})), ["Tous les types de collectivités"]);
+        assert_eq!(eligibility_text(&json!({}), &Default::default()), ["Tous les types de collectivités"]);
+        let reserved = json!({"eligibility": {"epci_sirens": ["247700123", "200072130"]}});
+        let names = [("247700123".to_owned(), "CA du Pays de Meaux".to_owned())].into();
+        assert_eq!(
+            eligibility_text(&reserved, &names),
+            ["Tous les types de collectivités", "Intercommunalités : CA du Pays de Meaux, SIREN 200072130"]
+        );
     }
 }

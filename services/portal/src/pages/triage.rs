@@ -1,10 +1,10 @@
 //! The coordinator's triage queue (`GET /v1/triage`): open orientation requests and requests no provider was
 //! left for, each placed with an offer (routed by the rules) and/or a provider (`POST /v1/triage/{id}/assign`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Form};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::common::{items, s, safe_id};
 use crate::caller::{self, check_csrf};
 use crate::forms::{self, Fields};
-use crate::html::{esc, options, url_component};
+use crate::html::{esc, options, query_tail, url_component};
 use crate::layout::{ERROR_FLASH, see_other};
 use crate::{AppState, Ctx, fr, layout};
 
@@ -38,7 +38,97 @@ pub fn assignment(f: &Fields) -> Result<Value, String> {
     Ok(json!({ "offer_id": offer, "provider_code": provider, "note": note }))
 }
 
-pub async fn queue(State(state): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+/// Most pages of offers read for the triage (100 each: the whole catalogue, with room to grow).
+const MAX_OFFER_PAGES: usize = 20;
+
+/// Every published offer, page after page (`None` if the catalogue did not answer).
+async fn all_offers(state: &AppState) -> Option<Vec<Value>> {
+    let mut offers = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..MAX_OFFER_PAGES {
+        let page =
+            state.gateway.get(&format!("/v1/offers?limit=100{}", query_tail("cursor", &cursor)), None).await.ok()?;
+        offers.extend(items(&page).iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) if !next.is_empty() => cursor = next.to_owned(),
+            _ => break,
+        }
+    }
+    Some(offers)
+}
+
+/// Lowercase without accents, to compare words as a coordinator types them.
+fn folded(text: &str) -> String {
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'à' | 'â' | 'ä' => 'a',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'î' | 'ï' => 'i',
+            'ô' | 'ö' => 'o',
+            'ù' | 'û' | 'ü' => 'u',
+            'ç' => 'c',
+            c => c,
+        })
+        .collect()
+}
+
+/// The offers to choose from, by category (in the order of the categories' names), each sorted by title
+/// (accents and case ignored); `filter` keeps the offers whose title, code, provider, category or themes
+/// contain each of its words.
+pub fn offer_groups(offers: &[Value], filter: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let words: Vec<String> = folded(filter).split_whitespace().map(str::to_owned).collect();
+    let mut groups: BTreeMap<String, Vec<(String, String, String)>> = BTreeMap::new();
+    for o in offers {
+        let category = fr::category(s(o, "category")).to_owned();
+        let themes = o["themes"].as_array().map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "));
+        let haystack = folded(&format!(
+            "{} {} {} {category} {}",
+            s(o, "title"),
+            s(o, "code"),
+            s(o, "provider_code"),
+            themes.unwrap_or_default()
+        ));
+        if !words.iter().all(|w| haystack.contains(w.as_str())) {
+            continue;
+        }
+        let label = format!("{} ({})", s(o, "title"), s(o, "provider_code"));
+        groups.entry(folded(&category)).or_default().push((folded(s(o, "title")), s(o, "id").to_owned(), label));
+    }
+    let names: HashMap<String, String> =
+        offers.iter().map(|o| fr::category(s(o, "category"))).map(|c| (folded(c), c.to_owned())).collect();
+    groups
+        .into_iter()
+        .map(|(key, mut list)| {
+            list.sort();
+            let name = names.get(&key).cloned().unwrap_or(key);
+            (name, list.into_iter().map(|(_, id, label)| (id, label)).collect())
+        })
+        .collect()
+}
+
+/// `<option>`s then one `<optgroup>` per category; `selected` marks the current offer.
+pub fn grouped_options(first: &(String, String), groups: &[(String, Vec<(String, String)>)], selected: &str) -> String {
+    let mut out = options(std::slice::from_ref(first), selected);
+    for (name, list) in groups {
+        let _ = write!(out, r#"<optgroup label="{}">{}</optgroup>"#, esc(name), options(list, selected));
+    }
+    out
+}
+
+/// The filter of the offers proposed (a GET form: it works without JavaScript).
+fn filter_form(filter: &str, shown: usize, total: usize) -> String {
+    format!(
+        r#"<form method="get" action="/coordination/triage" class="form filters" role="search" aria-label="Filtrer les offres proposées">
+<div class="field"><label for="filtre">Filtrer les offres proposées</label><p class="hint" id="filtre-aide">Un ou plusieurs mots du titre, du partenaire, de la catégorie ou des thèmes. {shown} offre{s} sur {total}.</p><input type="search" id="filtre" name="filtre" value="{value}" aria-describedby="filtre-aide" autocomplete="off"></div>
+<button type="submit">Filtrer</button> <a href="/coordination/triage" class="button secondary">Toutes les offres</a>
+</form>"#,
+        s = if shown > 1 { "s" } else { "" },
+        value = esc(filter),
+    )
+}
+
+pub async fn queue(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Query(q): Query<Fields>) -> Response {
     let token = match caller::coordinator_token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
@@ -56,15 +146,13 @@ pub async fn queue(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
         body.push_str("<p>Aucune demande à orienter.</p>");
         return layout::page(&ctx, "Demandes à orienter", &body);
     }
-    let offers = state.gateway.get("/v1/offers?limit=100", None).await.unwrap_or(Value::Null);
+    let filter = forms::value(&q, "filtre").trim();
+    let offers = all_offers(&state).await.unwrap_or_default();
+    let groups = offer_groups(&offers, filter);
+    let shown: usize = groups.iter().map(|(_, list)| list.len()).sum();
+    body.push_str(&filter_form(filter, shown, offers.len()));
+    let no_offer = (String::new(), "— Aucune offre —".to_owned());
     let providers = state.gateway.get("/v1/providers", None).await.unwrap_or(Value::Null);
-    let mut offer_items = vec![(String::new(), "— Aucune offre —".to_owned())];
-    offer_items.extend(items(&offers).iter().map(|o| {
-        (
-            s(o, "id").to_owned(),
-            format!("{} ({}, {})", s(o, "title"), fr::category(s(o, "category")), s(o, "provider_code")),
-        )
-    }));
     let mut provider_items = vec![(String::new(), "— Selon l'offre —".to_owned())];
     provider_items.extend(
         items(&providers).iter().map(|p| (s(p, "code").to_owned(), format!("{} ({})", s(p, "name"), s(p, "code")))),
@@ -120,7 +208,7 @@ pub async fn queue(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
             open = if open { r#"<input type="hidden" name="ouverte" value="1">"# } else { "" },
             offer_required = if open { r#" <span class="req">(obligatoire)</span>"# } else { "" },
             offer_attrs = if open { " required" } else { "" },
-            offers = options(&offer_items, s(item, "offer_id")),
+            offers = grouped_options(&no_offer, &groups, s(item, "offer_id")),
             providers = options(&provider_items, ""),
         );
     }
@@ -166,6 +254,41 @@ mod tests {
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn offers_are_grouped_by_category_sorted_by_title_and_filtered() {
+        let offer = |id: &str, title: &str, category: &str, provider: &str, themes: &[&str]| json!({"id": id, "title": title, "code": id, "category": category, "provider_code": provider, "themes": themes});
+        let offers = vec![
+            offer("o3", "Voirie communale", "integrated_engineering", "dir-routes", &["voirie"]),
+            offer("o1", "Éclairage public", "integrated_engineering", "sdesm", &["énergie"]),
+            offer("o2", "Marchés publics", "awareness_training", "dir-amenagement", &["achats"]),
+            offer("o4", "Exposition « Paysages »", "exhibition_loan", "archives", &["patrimoine"]),
+            offer("o5", "assainissement", "integrated_engineering", "dir-eau", &["eau"]),
+        ];
+        let groups = offer_groups(&offers, "");
+        let names: Vec<&str> = groups.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Ingénierie intégrée", "Prêt d'exposition", "Sensibilisation et formation"]);
+        // Sorted by title, accents and case ignored: « assainissement », « Éclairage », « Voirie ».
+        let ids: Vec<&str> = groups[0].1.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["o5", "o1", "o3"]);
+        assert_eq!(groups[0].1[1].1, "Éclairage public (sdesm)");
+        // The filter: every word, anywhere in the title, provider, category or themes, accents ignored.
+        let filtered = offer_groups(&offers, "ENERGIE");
+        assert_eq!(filtered.len(), 1);
+        assert_eq!(filtered[0].1, [("o1".to_owned(), "Éclairage public (sdesm)".to_owned())]);
+        assert_eq!(offer_groups(&offers, "publics formation").len(), 1);
+        assert!(offer_groups(&offers, "zzz").is_empty());
+        let html = grouped_options(&(String::new(), "— Aucune offre —".into()), &groups, "o2");
+        assert!(
+            html.starts_with(r#"<option value="">— Aucune offre —</option><optgroup label="Ingénierie intégrée">"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<option value="o2" selected>Marchés publics (dir-amenagement)</option></optgroup>"#),
+            "{html}"
+        );
+        assert_eq!(html.matches("<optgroup").count(), 3);
     }
 
     #[test]

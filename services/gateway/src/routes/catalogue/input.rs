@@ -35,7 +35,14 @@ pub struct OfferParams {
     /// The `next_cursor` of the previous page.
     #[param(max_length = 2048)]
     pub(crate) cursor: Option<String>,
+    /// A page number, 1 to 1000 (1 is the first page; with `total` and `limit`, a client shows page numbers).
+    /// Not with `cursor`. A page past the last one is empty, with the total.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub(crate) page: Option<String>,
 }
+
+/// Highest search page number.
+pub const MAX_SEARCH_PAGE: u32 = 1000;
 
 /// `GET /v1/offers/{id}`'s query parameters (unknown ones are refused with 400).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
