@@ -18,6 +18,8 @@ enum Expect {
     Unauthenticated,
     Forbidden,
     NotFound,
+    /// Authorization passed, the body was refused (400): e.g. a wrong current password.
+    Invalid,
 }
 use Expect::*;
 
@@ -28,6 +30,7 @@ impl Expect {
             Unauthenticated => status == StatusCode::UNAUTHORIZED,
             Forbidden => status == StatusCode::FORBIDDEN,
             NotFound => status == StatusCode::NOT_FOUND,
+            Invalid => status == StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -182,6 +185,10 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
     let rating = json!({"rating": 4, "comment": "Bien"});
     let assign = json!({"provider_code": "caue77"});
     let prefs = json!({"status_changed": true});
+    let refusal = json!({"reason": "Hors du périmètre"});
+    let change = json!({"current_password": "Pas-le-bon-2026!", "new_password": "Nouveau-Secret-2026!"});
+    let reset = json!({"email": "personne@example.fr"});
+    let confirm = json!({"token": "inconnu-0123456789", "password": "Nouveau-Secret-2026!"});
     //                                                                                anon  admA  userA admB  agP   agQ   ref   coord oper
     #[rustfmt::skip]
     let table: Vec<(Method, String, Option<&Value>, [Expect; 9])> = vec![
@@ -195,9 +202,20 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
         // Notification preferences: every signed-in user, its own only (nothing names another user).
         (Method::GET, "/v1/me/notification-preferences".into(), None,                 [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
         (Method::PUT, "/v1/me/notification-preferences".into(), Some(&prefs),         [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        // Notifications: every signed-in user, its own only (an id that is not one of the caller's is 404).
+        (Method::GET, "/v1/notifications".into(), None,                                [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, "/v1/notifications?limit=0".into(), None,                        [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::POST, "/v1/notifications/read-all".into(), Some(&empty),              [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::POST, "/v1/notifications/0193f6a2-1c2b-7d3e-9f00-123456789abc/read".into(), Some(&empty), [Unauthenticated, NotFound, NotFound, NotFound, NotFound, NotFound, NotFound, NotFound, NotFound]),
+        // Passwords: everyone changes its own (a wrong current password is a 400 once authorized); resets are public.
+        (Method::PUT, "/v1/me/password".into(), Some(&change),                       [Unauthenticated, Invalid, Invalid, Invalid, Invalid, Invalid, Invalid, Invalid, Invalid]),
+        (Method::POST, "/v1/auth/password-reset".into(), Some(&reset),               [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::POST, "/v1/auth/password-reset/confirm".into(), Some(&confirm),     [Invalid, Invalid, Invalid, Invalid, Invalid, Invalid, Invalid, Invalid, Invalid]),
         (Method::GET, "/v1/memberships".into(), None,                                 [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Ok, Forbidden]),
         (Method::GET, format!("/v1/memberships/{a}"), None,                           [Unauthenticated, Ok, Ok, NotFound, Forbidden, Forbidden, Ok, Ok, Forbidden]),
         (Method::POST, format!("/v1/memberships/{a}/approve"), Some(&empty),          [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
+        // A is active: the coordinator passes authorization and gets 409.
+        (Method::POST, format!("/v1/memberships/{a}/refuse"), Some(&refusal),         [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
         (Method::PUT, format!("/v1/memberships/{a}/referent"), Some(&referent),       [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
         (Method::GET, "/v1/users".into(), None,                                       [Unauthenticated, Ok, Forbidden, Ok, Forbidden, Forbidden, Forbidden, Ok, Ok]),
         (Method::POST, "/v1/users".into(), Some(&invite),                             [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),

@@ -5,7 +5,8 @@
 //! accepts it through the gateway; the member's stream shows the status change; the member posts a message with
 //! an attachment and the provider answers: the member's stream shows the answer, another member's stream shows
 //! nothing. The mails go to the right addresses (the member's users are told of the quote proposed to them), and
-//! a user who turned message mails off still gets the status mails but no message mail.
+//! a user who turned message mails off still gets the status mails but no message mail. The agent is mailed the
+//! new referral, and every notice is also in the caller's own list (`/v1/notifications`), which it marks read.
 
 use std::time::Duration;
 
@@ -145,9 +146,43 @@ async fn a_member_follows_its_request_live_and_by_mail() {
     assert_eq!(mail.mails_to("dgs@meaux.fr").iter().filter(|m| m.subject().contains("Nouveau message")).count(), 1);
     assert!(mail.mails_to("dgs@melun.fr").iter().all(|m| !m.subject().contains("Diagnostic voirie")));
     assert!(
-        mail.mails_to(&agent_email).iter().all(|m| m.subject().contains("Nouveau message")),
+        mail.mails_to(&agent_email)
+            .iter()
+            .all(|m| m.subject().contains("Nouveau message") || m.subject().contains("Nouvelle demande à traiter")),
         "agents get no status mails"
     );
+    // The agent was told of the new referral (issue 21), with the link to it in the portal.
+    let new_referral = mail.wait_for(&agent_email, "Nouvelle demande à traiter : « Diagnostic voirie »", 1, WAIT).await;
+    assert_eq!(new_referral.len(), 1, "{:?}", mail.mails_to(&agent_email));
+    let referral_link = format!("{PORTAL_URL}/orientations/{referral_id}");
+    assert!(new_referral[0].body().contains(&referral_link), "{}", new_referral[0].body());
+    assert!(new_referral[0].body().contains("Réponse attendue avant le"), "{}", new_referral[0].body());
+
+    // The same notices in the portal: the agent's list, newest first, with the unread count; marking read.
+    let (status, list) = api.get("/v1/notifications", Some(&agent)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let kinds: Vec<&str> = items.iter().filter_map(|n| n["kind"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"message_posted"), "newest first: {kinds:?}");
+    let offered_notice = items.iter().find(|n| n["kind"] == "referral_offered").expect("the referral notice").clone();
+    assert_eq!(offered_notice["link_path"], format!("/orientations/{referral_id}").as_str());
+    assert!(offered_notice["read_at"].is_null());
+    let unread = list["unread_count"].as_u64().expect("unread count");
+    assert_eq!(unread, items.len() as u64, "none read yet");
+    let (_, count) = api.get("/v1/notifications?limit=0", Some(&agent)).await;
+    assert_eq!((count["items"].as_array().map(Vec::len), count["unread_count"].as_u64()), (Some(0), Some(unread)));
+    let notice_id = offered_notice["id"].as_str().expect("id").to_owned();
+    let read_path = format!("/v1/notifications/{notice_id}/read");
+    let (status, _) = api.post(&read_path, Some(&admin_a), &json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another user's notification");
+    let (status, left) = api.post(&read_path, Some(&agent), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{left}");
+    assert_eq!(left["unread_count"].as_u64(), Some(unread - 1));
+    let (_, left) = api.post("/v1/notifications/read-all", Some(&agent), &json!({})).await;
+    assert_eq!(left["unread_count"], 0);
+    // Meaux's admin has its own: the status changes of its request.
+    let (_, mine) = api.get("/v1/notifications", Some(&admin_a)).await;
+    assert!(mine["items"].as_array().is_some_and(|i| i.iter().any(|n| n["kind"] == "status_changed")), "{mine}");
     // Never mails from the author to itself: Meaux's admin got no mail about its own message.
     assert!(mail.mails_to("dgs@meaux.fr").iter().all(|m| !m.body().contains("Le plan de la rue")));
 

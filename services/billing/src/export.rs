@@ -504,81 +504,8 @@ pub fn credit_note_xml(c: &pb::CreditNote) -> String {
     cii(&credit_note_doc(c))
 }
 
-/// One CSV field (RFC 4180): quoted when it holds a separator, quote or line break; a leading `=`, `+`, `-`
-/// or `@` is prefixed with `'` so that spreadsheets do not run it as a formula.
-fn csv_field(raw: &str) -> String {
-    let guarded = if raw.starts_with(['=', '+', '-', '@']) { format!("'{raw}") } else { raw.to_owned() };
-    if guarded.contains([';', '"', '\n', '\r']) { format!("\"{}\"", guarded.replace('"', "\"\"")) } else { guarded }
-}
-
-/// Header of the accounting CSV (`;`-separated, amounts in euros with a dot).
-pub const CSV_HEADER: &str = "document;number;issue_date;due_date;issuer;buyer_siren;label;quantity;unit_price;net;vat_rate;vat;gross;currency;status;vat_note\r\n";
-
-/// Invoices as accounting CSV, one row per line.
-pub fn invoices_csv(invoices: &[pb::Invoice]) -> String {
-    let mut out = String::from(CSV_HEADER);
-    for i in invoices {
-        let status = pb::InvoiceStatus::try_from(i.status)
-            .map(|s| s.as_str_name().trim_start_matches("INVOICE_STATUS_").to_lowercase())
-            .unwrap_or_default();
-        let date = issue_date(i.issued_at.as_ref());
-        for line in &i.lines {
-            let fields = [
-                "invoice".to_owned(),
-                i.number.clone(),
-                date.clone(),
-                date102(&i.due_date),
-                i.issuer_code.clone(),
-                i.buyer_siren.clone(),
-                line.label.clone(),
-                line.quantity.to_string(),
-                amount(line.unit_price_cents),
-                amount(i.total_net_cents),
-                i.vat_rate_bp.map(percent).unwrap_or_default(),
-                amount(i.total_vat_cents),
-                amount(i.total_gross_cents),
-                i.currency.clone(),
-                status.clone(),
-                i.vat_note.clone(),
-            ];
-            out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(";"));
-            out.push_str("\r\n");
-        }
-    }
-    out
-}
-
-/// Credit notes as accounting CSV, one row per line, with the CSV header of invoices: `document` is
-/// `credit_note`, amounts are positive (the document cancels them), `status` names the invoice cancelled.
-pub fn credit_notes_csv(notes: &[pb::CreditNote]) -> String {
-    let mut out = String::from(CSV_HEADER);
-    for c in notes {
-        let date = issue_date(c.issued_at.as_ref());
-        for line in &c.lines {
-            let fields = [
-                "credit_note".to_owned(),
-                c.number.clone(),
-                date.clone(),
-                String::new(),
-                c.issuer_code.clone(),
-                c.buyer_siren.clone(),
-                line.label.clone(),
-                line.quantity.to_string(),
-                amount(line.unit_price_cents),
-                amount(c.total_net_cents),
-                c.vat_rate_bp.map(percent).unwrap_or_default(),
-                amount(c.total_vat_cents),
-                amount(c.total_gross_cents),
-                c.currency.clone(),
-                format!("cancels {}", c.invoice_number),
-                c.vat_note.clone(),
-            ];
-            out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(";"));
-            out.push_str("\r\n");
-        }
-    }
-    out
-}
+mod csv;
+pub use csv::{CSV_HEADER, credit_notes_csv, invoices_csv};
 
 #[cfg(test)]
 mod tests {
@@ -592,10 +519,6 @@ mod tests {
         assert_eq!(amount(-150), "-1.50");
         assert_eq!(amount(i64::MIN), "-92233720368547758.08");
         assert_eq!(xml_escape("a<b>&\"c'\u{1}"), "a&lt;b&gt;&amp;&quot;c&apos;");
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a;b"), "\"a;b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
         assert_eq!(date102("2026-02-09"), "20260209");
     }
 
@@ -627,8 +550,5 @@ mod tests {
         assert!(xml.contains("<ram:GrandTotalAmount>1620.00</ram:GrandTotalAmount>"));
         assert!(xml.contains("<ram:CategoryCode>S</ram:CategoryCode><ram:RateApplicablePercent>20.00"));
         assert!(xml.contains("<udt:DateTimeString format=\"102\">20260209</udt:DateTimeString>"));
-        let csv = invoices_csv(&[invoice]);
-        assert!(csv.starts_with(CSV_HEADER));
-        assert!(csv.contains(";3;450.00;1350.00;20.00;270.00;1620.00;EUR;issued;"), "{csv}");
     }
 }

@@ -40,6 +40,14 @@ fn parse_optional_id(field: &str, raw: &str) -> Result<Option<Uuid>, ServiceErro
     if raw.trim().is_empty() { Ok(None) } else { parse_id(field, raw).map(Some) }
 }
 
+/// A list's `updated_since` (unset: no filter).
+fn updated_since(ts: Option<&id77_proto::prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, ServiceError> {
+    ts.map(|ts| {
+        id77_platform::time::from_proto(ts).ok_or_else(|| ServiceError::invalid("updated_since", "is not a valid time"))
+    })
+    .transpose()
+}
+
 impl BillingApi {
     /// What a caller's list is confined to (ListQuotes and ListInvoices share `access::list_scope`), and where
     /// its page starts; checked in this order: the role, the ids, the page token, the caller's scope.
@@ -61,7 +69,13 @@ impl BillingApi {
         };
         let scope = access::list_scope(caller, member_id, referent)
             .map_err(|d| d.into_error("member", &member_id.map(|m| m.to_string()).unwrap_or_default()))?;
-        Ok((QuoteFilter { member_id: scope.member_id, request_id, issuer_code: scope.issuer_code }, after))
+        let filter = QuoteFilter {
+            member_id: scope.member_id,
+            request_id,
+            issuer_code: scope.issuer_code,
+            ..Default::default()
+        };
+        Ok((filter, after))
     }
 
     /// Whether `caller` reads a document of `member_id` issued by `issuer_code` (`access::read_quote`).
@@ -83,7 +97,8 @@ impl BillingApi {
         caller: &Caller,
         req: pb::ListQuotesRequest,
     ) -> Result<pb::ListQuotesResponse, ServiceError> {
-        let (filter, after) = self.list_filter(caller, &req.member_id, &req.request_id, &req.page_token).await?;
+        let (mut filter, after) = self.list_filter(caller, &req.member_id, &req.request_id, &req.page_token).await?;
+        filter.updated_since = updated_since(req.updated_since.as_ref())?;
         let limit = page::size(req.page_size);
         let rows = store::list_quotes(&self.pool, filter, after, limit + 1).await?;
         let (rows, next) = page::split(rows, limit, |q| page::encode(&(q.issued_at, q.id)));
@@ -104,7 +119,8 @@ impl BillingApi {
         caller: &Caller,
         req: pb::ListInvoicesRequest,
     ) -> Result<pb::ListInvoicesResponse, ServiceError> {
-        let (filter, after) = self.list_filter(caller, &req.member_id, &req.request_id, &req.page_token).await?;
+        let (mut filter, after) = self.list_filter(caller, &req.member_id, &req.request_id, &req.page_token).await?;
+        filter.updated_since = updated_since(req.updated_since.as_ref())?;
         let limit = page::size(req.page_size);
         let rows = store::list_invoices(&self.pool, filter, after, limit + 1).await?;
         let (rows, next) = page::split(rows, limit, |i| page::encode(&(i.issued_at, i.id)));

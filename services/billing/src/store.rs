@@ -342,6 +342,8 @@ pub struct QuoteFilter<'a> {
     pub member_id: Option<Uuid>,
     pub request_id: Option<Uuid>,
     pub issuer_code: Option<&'a str>,
+    /// Only documents changed (`updated_at`, any write) strictly after this instant: a list's sync.
+    pub updated_since: Option<DateTime<Utc>>,
 }
 
 /// Quotes in the order they were issued, optionally of one member, request and/or issuer, keyset-paginated on
@@ -358,6 +360,7 @@ pub async fn list_quotes(
          WHERE ($1::uuid IS NULL OR member_id = $1) AND ($2::uuid IS NULL OR request_id = $2)
            AND ($6::text IS NULL OR issuer_code = $6)
            AND ($3::timestamptz IS NULL OR (issued_at, id) > ($3, $4::uuid))
+           AND ($7::timestamptz IS NULL OR updated_at > $7)
          ORDER BY issued_at, id LIMIT $5"
     )))
     .bind(filter.member_id)
@@ -366,6 +369,7 @@ pub async fn list_quotes(
     .bind(after_id)
     .bind(limit)
     .bind(filter.issuer_code)
+    .bind(filter.updated_since)
     .fetch_all(pool)
     .await
 }
@@ -577,6 +581,7 @@ pub async fn list_invoices(
          WHERE ($1::uuid IS NULL OR member_id = $1) AND ($2::uuid IS NULL OR request_id = $2)
            AND ($6::text IS NULL OR issuer_code = $6)
            AND ($3::timestamptz IS NULL OR (issued_at, id) > ($3, $4::uuid))
+           AND ($7::timestamptz IS NULL OR updated_at > $7)
          ORDER BY issued_at, id LIMIT $5"
     )))
     .bind(filter.member_id)
@@ -585,6 +590,7 @@ pub async fn list_invoices(
     .bind(after_id)
     .bind(limit)
     .bind(filter.issuer_code)
+    .bind(filter.updated_since)
     .fetch_all(pool)
     .await
 }

@@ -586,3 +586,68 @@ async fn the_coordinator_lists_every_quote_and_invoice_page_by_page() -> anyhow:
     w.stop().await?;
     result
 }
+
+#[tokio::test]
+async fn a_list_synced_since_an_instant_gives_the_quotes_and_invoices_changed_after_it() -> anyhow::Result<()> {
+    let mut w = World::start("billingsync").await?;
+    let result = async {
+        let offer = billed_offer();
+        w.publish_offer(&offer).await?;
+        let mut invoice_ids = Vec::new();
+        for _ in 0..2 {
+            let (accepted, quote) = propose(&mut w, &offer, None).await?;
+            let admin = w.member_admin(&accepted.member_id, "Maire");
+            w.accept_as(&admin, &quote.id, "Maire", "").await?;
+            w.publish_completed(&completed(&accepted)).await?;
+            invoice_ids.push(wait_invoice(&mut w, &accepted.request_id).await?.id);
+        }
+        let (waiting, proposed) = propose(&mut w, &offer, None).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let synced = time::now();
+        // After the sync: a quote refused, an invoice sent.
+        let admin = w.member_admin(&waiting.member_id, "Maire");
+        w.refuse_as(&admin, &proposed.id, "Hors budget").await?;
+        let today = domain::french_date(time::now()).format("%Y-%m-%d").to_string();
+        let sent = pb::MarkInvoiceRequest {
+            id: invoice_ids[0].clone(),
+            mark: pb::InvoiceMark::Sent.into(),
+            date: today,
+            ..Default::default()
+        };
+        let coordinator = w.coordinator.clone();
+        w.client.mark_invoice(with_token(sent, &coordinator)).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let later = time::now();
+
+        let since = |at: chrono::DateTime<chrono::Utc>| Some(time::to_proto(at));
+        let quotes = |at| pb::ListQuotesRequest { updated_since: since(at), ..Default::default() };
+        let invoices = |at| pb::ListInvoicesRequest { updated_since: since(at), ..Default::default() };
+        let listed = w.client.list_quotes(with_token(quotes(synced), &coordinator)).await?.into_inner().quotes;
+        ensure!(ids(&listed) == [proposed.id.as_str()], "{:?}", ids(&listed));
+        ensure!(w.client.list_quotes(with_token(quotes(later), &coordinator)).await?.into_inner().quotes.is_empty());
+        let member = w.keys.token(Role::MemberUser, Uuid::parse_str(&waiting.member_id).ok(), None);
+        let mine = w.client.list_quotes(with_token(quotes(synced), &member)).await?.into_inner().quotes;
+        ensure!(ids(&mine) == [proposed.id.as_str()], "{:?}", ids(&mine));
+        let listed = w.client.list_invoices(with_token(invoices(synced), &coordinator)).await?.into_inner().invoices;
+        ensure!(listed.iter().map(|i| &i.id).collect::<Vec<_>>() == [&invoice_ids[0]], "{listed:?}");
+        let none = w.client.list_invoices(with_token(invoices(later), &coordinator)).await?.into_inner().invoices;
+        ensure!(none.is_empty(), "{none:?}");
+        // Still paged in issue order.
+        let long_ago = synced - chrono::Duration::hours(1);
+        let first = pb::ListInvoicesRequest { page_size: 1, ..invoices(long_ago) };
+        let page = w.client.list_invoices(with_token(first, &coordinator)).await?.into_inner();
+        ensure!(page.invoices.iter().map(|i| &i.id).collect::<Vec<_>>() == [&invoice_ids[0]]);
+        let next = pb::ListInvoicesRequest { page_size: 1, page_token: page.next_page_token, ..invoices(long_ago) };
+        let page = w.client.list_invoices(with_token(next, &coordinator)).await?.into_inner();
+        ensure!(page.invoices.iter().map(|i| &i.id).collect::<Vec<_>>() == [&invoice_ids[1]]);
+        let bad = pb::ListQuotesRequest {
+            updated_since: Some(id77_proto::prost_types::Timestamp { seconds: i64::MAX, nanos: 0 }),
+            ..Default::default()
+        };
+        ensure!(code(w.client.list_quotes(with_token(bad, &coordinator)).await)? == tonic::Code::InvalidArgument);
+        Ok(())
+    }
+    .await;
+    w.stop().await?;
+    result
+}

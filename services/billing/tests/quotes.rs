@@ -325,7 +325,8 @@ async fn an_accepted_quote_is_invoiced_once_on_request_completed_and_a_credit_no
         );
         let csv = w.client.export_invoice(with_token(export(pb::ExportFormat::Csv), &coordinator)).await?.into_inner();
         let csv = String::from_utf8(csv.content)?;
-        ensure!(csv.lines().count() == 2 && csv.contains(&invoice.number) && csv.contains(";1620.00;"), "{csv}");
+        ensure!(csv.lines().count() == 2 && csv.contains(&invoice.number) && csv.contains(";1620,00;"), "{csv}");
+        ensure!(csv.starts_with("\u{feff}Document;Numéro;"), "a BOM and French headers: {csv}");
         ensure!(
             code(w.client.export_invoice(with_token(export(pb::ExportFormat::Unspecified), &coordinator)).await)?
                 == Code::InvalidArgument
@@ -415,10 +416,7 @@ async fn an_accepted_quote_is_invoiced_once_on_request_completed_and_a_credit_no
                 )?,
                 pb::ExportFormat::Csv => {
                     let csv = String::from_utf8(file.content)?;
-                    ensure!(
-                        csv.contains(&format!("credit_note;{}", note.number)) && csv.contains(&invoice.number),
-                        "{csv}"
-                    );
+                    ensure!(csv.contains(&format!("Avoir;{}", note.number)) && csv.contains(&invoice.number), "{csv}");
                 }
                 _ => {
                     let text = support::pdf_text("credit-note-grpc", &file.content)?;

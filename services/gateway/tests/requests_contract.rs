@@ -169,6 +169,8 @@ fake! {
         close_request(requests::CloseRequestRequest) -> requests::Request;
         give_feedback(requests::GiveFeedbackRequest) -> requests::Request;
         get_notification_preferences(requests::GetNotificationPreferencesRequest) -> requests::NotificationPreferences;
+        list_notifications(requests::ListNotificationsRequest) -> requests::ListNotificationsResponse;
+        mark_notifications_read(requests::MarkNotificationsReadRequest) -> requests::MarkNotificationsReadResponse;
     }
 }
 

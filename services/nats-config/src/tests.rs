@@ -89,6 +89,7 @@ fn services_publish_only_their_own_subjects() {
             "id77.deadletter.requests-referrals",
             "id77.deadletter.requests-users",
             "id77.deadletter.requests-quotes",
+            "id77.deadletter.requests-invoices",
             "$JS.API.>",
             "$JS.ACK.>",
             "_INBOX.>"

@@ -61,6 +61,7 @@ impl EventHandler for MemberEvents {
             tracing::info!(%member_id, referent = ?referent, "member referent recorded");
             return Ok(());
         }
+        crate::notify::agents::on_member_event(conn, event).await?;
         let (member_id, status, at) = if let Some(e) = event.decode_as::<MemberApplied>()? {
             (uuid("member_id", &e.member_id)?, "pending", occurred(e.occurred_at.as_ref())?)
         } else if let Some(e) = event.decode_as::<MemberApproved>()? {
@@ -216,6 +217,7 @@ fn routed(event: &Event) -> Result<Option<Routed>, HandleError> {
 
 impl EventHandler for ReferralEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        crate::notify::agents::on_referral_event(conn, event).await?;
         let Some(routed) = routed(event)? else {
             return Ok(());
         };

@@ -164,6 +164,7 @@ fn filter(req: &pb::ListRequestsRequest) -> Result<Filter, ServiceError> {
         category,
         from: timestamp("submitted_from", req.submitted_from.as_ref())?,
         to: timestamp("submitted_to", req.submitted_to.as_ref())?,
+        changed_since: timestamp("updated_since", req.updated_since.as_ref())?,
     };
     if let (Some(from), Some(to)) = (filter.from, filter.to)
         && to < from
@@ -255,5 +256,21 @@ impl RequestsService for RequestsApi {
         .map_err(ServiceError::from)?;
         tracing::info!(user_id = %caller.user_id, status_changed = p.status_changed, message_posted = p.message_posted, "notification preferences changed");
         Ok(Response::new(proto_map::preferences_to_proto(p)))
+    }
+
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let caller = request.caller()?;
+        Ok(Response::new(crate::notify::api::list(&self.pool, &caller, request.into_inner()).await?))
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        request: Request<pb::MarkNotificationsReadRequest>,
+    ) -> Result<Response<pb::MarkNotificationsReadResponse>, Status> {
+        let caller = request.caller()?;
+        Ok(Response::new(crate::notify::api::mark_read(&self.pool, &caller, request.into_inner()).await?))
     }
 }

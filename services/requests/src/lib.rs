@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod flow;
 pub mod grpc;
+pub mod invoices;
 pub mod notify;
 pub mod proto_map;
 pub mod quotes;
@@ -70,6 +71,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_REFERRALS), Arc::new(events::ReferralEvents));
     ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_USERS), Arc::new(notify::UserEvents));
     ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_QUOTES), Arc::new(quotes::QuoteEvents));
+    ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_INVOICES), Arc::new(invoices::InvoiceEvents));
     ctx.spawn(notify::sender::run(ctx.pool.clone(), config.mail, ctx.shutdown.clone()));
     let api = RequestsServiceServer::new(grpc::RequestsApi::new(ctx.pool.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);

@@ -382,6 +382,8 @@ pub struct Filter {
     pub category: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// Only requests changed (`changed_at`, any write) strictly after this instant: a list's sync. Lists only.
+    pub changed_since: Option<DateTime<Utc>>,
 }
 
 const SCOPED: &str = "($1::uuid IS NULL OR member_id = $1)
@@ -401,7 +403,8 @@ fn scope_params(scope: &Scope) -> (Option<Uuid>, Option<Uuid>, Option<&str>) {
     }
 }
 
-/// Requests in a scope, oldest first, keyset-paginated on (submitted_at, id).
+/// Requests in a scope, newest first, keyset-paginated on (submitted_at, id) descending; with `changed_since`, only
+/// those changed strictly after it.
 pub async fn list(
     pool: &PgPool,
     scope: &Scope,
@@ -414,8 +417,9 @@ pub async fn list(
     let (after_at, after_id) = (after.map(|a| a.0), after.map(|a| a.1).unwrap_or_default());
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {REQUEST_COLUMNS} FROM request WHERE {SCOPED}
-           AND ($8::timestamptz IS NULL OR (submitted_at, id) > ($8, $9))
-         ORDER BY submitted_at, id LIMIT $10"
+           AND ($8::timestamptz IS NULL OR (submitted_at, id) < ($8, $9))
+           AND ($11::timestamptz IS NULL OR changed_at > $11)
+         ORDER BY submitted_at DESC, id DESC LIMIT $10"
     )))
     .bind(member)
     .bind(referent)
@@ -427,6 +431,7 @@ pub async fn list(
     .bind(after_at)
     .bind(after_id)
     .bind(limit)
+    .bind(filter.changed_since)
     .fetch_all(pool)
     .await
 }

@@ -11,7 +11,7 @@ use id77_platform::auth::{Claims, Role};
 use id77_platform::testing::TestKeys;
 use id77_platform::{Namespace, nats, streams, testing, time};
 use id77_proto::billing::v1::{
-    Quote, QuoteAccepted, QuoteExpired, QuoteIssued, QuoteRefused, QuoteStatus, QuoteVoided,
+    Invoice, InvoiceIssued, Quote, QuoteAccepted, QuoteExpired, QuoteIssued, QuoteRefused, QuoteStatus, QuoteVoided,
 };
 use id77_proto::catalogue::v1::{Offer, OfferCategory, OfferPublished};
 use id77_proto::membership::v1::{CollectivityKind, MemberApproved, UserChanged};
@@ -376,7 +376,7 @@ async fn a_cancellation_after_acceptance_names_its_author_tells_the_provider_and
     let referred = s.wait_status(&id, RequestStatus::Referred).await;
     let step = last(&referred);
     assert_eq!(who(&step), (coordinator.id.to_string().as_str(), "coordinator", "Claire Coordination"));
-    assert_eq!(step.reason, "referred to caue77: à traiter avant l'été");
+    assert_eq!(step.reason, "Orientée vers caue77 : à traiter avant l'été");
     // The provider's connector accepts on its NATS subject: named as such.
     let accepted = ReferralAccepted {
         referral_id: offered.referral_id.clone(),
@@ -514,7 +514,7 @@ async fn a_proposed_quote_mails_the_members_users_and_its_refusal_cancels_the_re
     assert_eq!(mail.subject, format!("[ID 77] Devis D-caue77-2026-000001 proposé pour votre demande « {SUBJECT} »"));
     assert!(
         mail.body.contains(&format!(
-            "Devis D-caue77-2026-000001 proposé pour votre demande « {SUBJECT} » : 2 500,00 € HT (Étude préalable)."
+            "Devis D-caue77-2026-000001 proposé pour votre demande « {SUBJECT} » : 2\u{202f}500,00\u{a0}€ HT (Étude préalable)."
         )),
         "{}",
         mail.body
@@ -737,5 +737,58 @@ async fn messages_and_their_mails_show_display_names_and_the_coordinator_lists_e
         vec![("member_admin", "Marie Dupont"), ("system", ""), ("provider_agent", "Agnès Caue")],
         "submitted by the admin, referred by routing's rules, accepted by the agent"
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_issued_invoice_mails_the_members_users_who_want_status_mails_once_with_ht_vat_and_ttc() {
+    let mut s = start().await;
+    let member = Uuid::now_v7();
+    let (admin, user) = (Person::new("Marie Dupont", "dgs@meaux.fr"), Person::new("Paul Martin", "urbanisme@meaux.fr"));
+    s.account(&admin, "member_admin", Some(member), "").await;
+    s.account(&user, "member_user", Some(member), "").await;
+    let offer = s.member_and_offer(member, "caue77").await;
+    s.recipients_known(2).await;
+    sqlx::query("INSERT INTO notification_preference (user_id, status_changed, updated_at) VALUES ($1, false, now())")
+        .bind(user.id)
+        .execute(&s.pool)
+        .await
+        .expect("preference");
+    let admin_token = s.token(&admin, Role::MemberAdmin, Some(member), None);
+    let request = s.submit(&admin_token, offer).await;
+    let invoice = Invoice {
+        id: Uuid::now_v7().to_string(),
+        number: "F-caue77-2026-000001".into(),
+        issuer_code: "caue77".into(),
+        member_id: member.to_string(),
+        request_id: request.id.clone(),
+        total_net_cents: 1_845_050,
+        total_vat_cents: 369_010,
+        total_gross_cents: 2_214_060,
+        vat_rate_bp: Some(2000),
+        quote_number: "D-caue77-2026-000001".into(),
+        due_date: "2027-01-05".into(),
+        issued_at: at(0),
+        ..Default::default()
+    };
+    // Published twice (billing's relay may publish again): one mail, to the admin only (the user opted out).
+    let issued = InvoiceIssued { invoice: Some(invoice) };
+    s.publish("id77.billing.invoice.issued", &issued).await;
+    let again = s.publish("id77.billing.invoice.issued", &issued).await;
+    s.handled(&again).await;
+    let mails = s.mails(&request.id, "invoice_issued").await;
+    assert_eq!(mails.iter().map(|m| m.email.as_str()).collect::<Vec<_>>(), vec!["dgs@meaux.fr"], "{mails:?}");
+    assert_eq!(
+        mails[0].subject,
+        format!("[ID 77] Facture F-caue77-2026-000001 émise pour votre demande « {SUBJECT} »")
+    );
+    let money = |cents| id77_requests::notify::domain::euros(cents);
+    let amounts = format!(
+        "Montant HT : {}\nTVA (20 %) : {}\nMontant TTC : {}\n",
+        money(1_845_050),
+        money(369_010),
+        money(2_214_060)
+    );
+    assert!(mails[0].body.contains(&amounts) && mails[0].body.contains("05/01/2027"), "{}", mails[0].body);
     s.stop().await;
 }

@@ -313,7 +313,7 @@ async fn the_member_the_provider_and_the_referent_talk_and_nobody_else_reads() {
     let page = s
         .conversation
         .list_messages(with_token(
-            ListMessagesRequest { request_id: request_id.clone(), page_size: 2, page_token: String::new() },
+            ListMessagesRequest { request_id: request_id.clone(), page_size: 2, ..Default::default() },
             &user,
         ))
         .await
@@ -323,13 +323,34 @@ async fn the_member_the_provider_and_the_referent_talk_and_nobody_else_reads() {
     let rest = s
         .conversation
         .list_messages(with_token(
-            ListMessagesRequest { request_id: request_id.clone(), page_size: 2, page_token: page.next_page_token },
+            ListMessagesRequest {
+                request_id: request_id.clone(),
+                page_size: 2,
+                page_token: page.next_page_token,
+                ..Default::default()
+            },
             &user,
         ))
         .await
         .expect("page 2")
         .into_inner();
     assert_eq!(rest.messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [note.id.as_str()]);
+
+    // Sync: only the messages posted strictly after `updated_since` (the unread count stays the thread's).
+    let since = |at: &Option<id77_proto::prost_types::Timestamp>| ListMessagesRequest {
+        request_id: request_id.clone(),
+        updated_since: *at,
+        ..Default::default()
+    };
+    let newer = s.conversation.list_messages(with_token(since(&answer.created_at), &coordinator)).await;
+    let newer = newer.expect("messages since the answer").into_inner();
+    assert_eq!(newer.messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [note.id.as_str()]);
+    assert_eq!(newer.unread_count, 3);
+    let none = s.conversation.list_messages(with_token(since(&note.created_at), &coordinator)).await;
+    assert!(none.expect("messages since the last").into_inner().messages.is_empty());
+    let bad = id77_proto::prost_types::Timestamp { seconds: i64::MAX, nanos: 0 };
+    let err = s.conversation.list_messages(with_token(since(&Some(bad)), &coordinator)).await.expect_err("bad");
+    assert_eq!(err.code(), Code::InvalidArgument);
 
     // Another member's user, another provider's agent, another referent: not found; an operator: forbidden.
     let outsiders = [

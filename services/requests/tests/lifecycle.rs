@@ -304,7 +304,10 @@ async fn a_request_goes_from_submission_to_closed_with_feedback_and_statistics()
         "{:?}",
         done.history
     );
-    assert_eq!(done.history[2].reason, "declined by caue77: plan de charge complet; re-routed to dir-amenagement");
+    assert_eq!(
+        done.history[2].reason,
+        "Déclinée par caue77 : plan de charge complet ; réorientée vers dir-amenagement"
+    );
     assert!(
         done.history
             .windows(2)
@@ -706,5 +709,56 @@ async fn dashboards_filter_and_count_within_each_callers_scope() {
     let next = ListRequestsRequest { page_token: first.next_page_token, ..page };
     let second = s.client.list_requests(with_token(next, &coordinator)).await.expect("page 2").into_inner();
     assert_eq!((second.requests.len(), second.next_page_token.as_str()), (1, ""));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_list_synced_since_an_instant_gives_the_requests_changed_after_it_even_by_a_late_event() {
+    let mut s = start().await;
+    let member = Uuid::now_v7();
+    s.approve(member, true).await;
+    let study = s.offer("dir-routes", OfferCategory::IntegratedEngineering).await;
+    let user = s.user(member);
+    let changed = s.submit(&user, submission(study, "changed")).await;
+    let unchanged = s.submit(&user, submission(study, "unchanged")).await;
+    for r in [&changed, &unchanged] {
+        s.publish("id77.routing.referral.offered", &offered(&r.id, "dir-routes", 0)).await;
+        s.wait_status(&r.id, RequestStatus::Referred).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let synced = at(0);
+    // The provider's answer happened before the sync but reaches requests after it: it still counts as a change
+    // after the sync (the lifecycle keeps its own, earlier, time).
+    let late = ReferralAccepted {
+        request_id: changed.id.clone(),
+        provider_code: "dir-routes".into(),
+        occurred_at: at(-30),
+        ..Default::default()
+    };
+    s.publish("id77.routing.referral.accepted", &late).await;
+    s.wait_status(&changed.id, RequestStatus::Accepted).await;
+
+    let since = |updated_since| ListRequestsRequest { updated_since, ..Default::default() };
+    let client = s.client.clone();
+    let list = |token: String, req: ListRequestsRequest| {
+        let mut client = client.clone();
+        async move {
+            let page = client.list_requests(with_token(req, &token)).await.map(|r| r.into_inner());
+            page.map(|p| p.requests.into_iter().map(|r| r.id).collect::<Vec<_>>()).map_err(|e| e.code())
+        }
+    };
+    assert_eq!(list(user.clone(), since(synced)).await, Ok(vec![changed.id.clone()]));
+    assert_eq!(list(s.coordinator(), since(synced)).await, Ok(vec![changed.id.clone()]));
+    assert_eq!(list(user.clone(), since(at(0))).await, Ok(vec![]), "nothing changed since");
+    assert_eq!(list(user.clone(), ListRequestsRequest::default()).await.map(|ids| ids.len()), Ok(2));
+    // Paged like the whole list, newest submission first.
+    let all_since = since(at(-3600));
+    let first = ListRequestsRequest { page_size: 1, ..all_since.clone() };
+    let page = client.clone().list_requests(with_token(first, &user)).await.expect("page 1").into_inner();
+    assert_eq!(page.requests.iter().map(|r| &r.id).collect::<Vec<_>>(), [&unchanged.id]);
+    let next = ListRequestsRequest { page_size: 1, page_token: page.next_page_token, ..all_since };
+    assert_eq!(list(user.clone(), next).await, Ok(vec![changed.id.clone()]));
+    let bad = since(Some(id77_proto::prost_types::Timestamp { seconds: i64::MAX, nanos: 0 }));
+    assert_eq!(list(user, bad).await, Err(Code::InvalidArgument));
     s.stop().await;
 }

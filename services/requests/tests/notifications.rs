@@ -304,16 +304,21 @@ async fn status_and_message_mails_reach_the_right_people_over_smtp() {
     assert!(s.sink.mails_to("agent@dir-routes.fr").is_empty());
     assert!(s.sink.mails_to("dgs@melun.fr").is_empty());
     assert!(s.sink.mails_to("ancien@meaux.fr").is_empty());
-    // Agents get no status mails.
-    assert!(s.sink.mails_to("agent@caue77.fr").iter().all(|m| m.subject().contains("Nouveau message")));
+    // Agents get no status mails (only the new referral, issue 21).
+    assert!(
+        s.sink
+            .mails_to("agent@caue77.fr")
+            .iter()
+            .all(|m| m.subject().contains("Nouveau message") || m.subject().contains("Nouvelle demande à traiter"))
+    );
     let (rows, sent, attempts): (i64, i64, i64) =
         sqlx::query_as("SELECT count(*), count(sent_at), COALESCE(sum(attempts), 0) FROM mail_outbox")
             .fetch_one(&pool)
             .await
             .expect("outbox");
-    // referred + accepted to two users, one message each way.
-    assert_eq!((rows, sent, attempts), (6, 6, 6));
-    assert_eq!(s.sink.mails().len(), 6);
+    // referred + accepted to two users, one message each way, the new referral to caue77's agent.
+    assert_eq!((rows, sent, attempts), (7, 7, 7));
+    assert_eq!(s.sink.mails().len(), 7);
     s.stop(pool).await;
 }
 

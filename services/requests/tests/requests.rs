@@ -293,7 +293,7 @@ async fn only_active_members_submit_and_referral_events_move_the_request() {
         steps,
         vec![RequestStatus::Submitted, RequestStatus::Referred, RequestStatus::Referred, RequestStatus::Accepted]
     );
-    assert_eq!(r.history[2].reason, "re-routed to dir-sport");
+    assert_eq!(r.history[2].reason, "Réorientée vers dir-sport");
     s.stop().await;
 }
 

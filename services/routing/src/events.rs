@@ -22,6 +22,7 @@ use crate::flow::read_models;
 use crate::flow::replies::{ProgressReport, ReplyOutcome};
 use crate::flow::requests::Submission;
 use crate::store::{MemberRow, OfferRow};
+use crate::store_names::Requester;
 use id77_platform::consumer::event_uuid as parse_uuid;
 
 /// Longest offer code or provider-facing text field accepted from the catalogue.
@@ -145,7 +146,7 @@ pub struct MemberHandler;
 
 impl EventHandler for MemberHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        let (row, set_referent) = if let Some(e) = event.decode_as::<MemberApproved>()? {
+        let (row, set_referent, name) = if let Some(e) = event.decode_as::<MemberApproved>()? {
             let row = MemberRow {
                 member_id: parse_uuid("member_id", &e.member_id)?,
                 siren: code(&e.siren),
@@ -156,7 +157,7 @@ impl EventHandler for MemberHandler {
                 arrondissement: code(&e.arrondissement),
                 referent_user_id: None,
             };
-            (row, false)
+            (row, false, e.name)
         } else if let Some(e) = event.decode_as::<MemberUpdated>()? {
             let row = MemberRow {
                 member_id: parse_uuid("member_id", &e.member_id)?,
@@ -168,11 +169,12 @@ impl EventHandler for MemberHandler {
                 arrondissement: code(&e.arrondissement),
                 referent_user_id: optional_uuid("referent_user_id", &e.referent_user_id)?,
             };
-            (row, true)
+            (row, true, String::new())
         } else {
             return Ok(());
         };
-        Ok(read_models::member_known(conn, &row, set_referent).await?)
+        read_models::member_known(conn, &row, set_referent).await?;
+        Ok(read_models::member_named(conn, row.member_id, &name).await?)
     }
 }
 
@@ -197,6 +199,13 @@ impl EventHandler for RequestHandler {
             subject: submitted.subject,
             description: submitted.description,
         };
+        let requester = Requester {
+            // Only shown, never trusted: a malformed id is dropped rather than the request.
+            user_id: Uuid::parse_str(submitted.requester_user_id.trim()).ok(),
+            name: submitted.requester_name,
+            email: submitted.requester_email,
+        };
+        read_models::requester_known(conn, request_id, &requester).await?;
         let member_may_be_late = event.delivered < MEMBER_WAIT_DELIVERIES;
         Ok(self.0.request_submitted(conn, submission, member_may_be_late).await?)
     }

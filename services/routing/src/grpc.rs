@@ -19,6 +19,7 @@ use crate::flow::explanation;
 use crate::flow::replies::ProgressReport;
 use crate::flow::rule_set::Edit;
 use crate::store::{self, ReferralRow};
+use crate::store_names;
 
 /// Most referrals one bulk reassignment takes.
 pub const MAX_BULK: usize = 100;
@@ -40,7 +41,8 @@ impl RoutingApi {
             .await?
             .ok_or_else(|| ServiceError::not_found("referral", &id.to_string()))?;
         access::read_referral(caller, &row.provider_code).map_err(|d| d.into_error("referral", &id.to_string()))?;
-        Ok(referral_to_proto(row))
+        let names = store_names::referral_names(&self.pool, &[row.id]).await?;
+        Ok(mapping::named(referral_to_proto(row), &names))
     }
 
     async fn referrals(
@@ -57,10 +59,17 @@ impl RoutingApi {
         let after = page::decode(&req.page_token)?;
         let limit = page::size(req.page_size);
         let at_risk = req.at_risk.then(|| self.lifecycle.now());
-        let rows = store::list_referrals(&self.pool, request_id, provider_code, at_risk, after, limit + 1).await?;
+        let since = req.updated_since.as_ref().map(|ts| {
+            id77_platform::time::from_proto(ts)
+                .ok_or_else(|| ServiceError::invalid("updated_since", "is not a valid time"))
+        });
+        let filter =
+            store::ReferralFilter { request_id, provider_code, at_risk_at: at_risk, changed_since: since.transpose()? };
+        let rows = store::list_referrals(&self.pool, filter, after, limit + 1).await?;
         let (rows, next) = page::split(rows, limit, |r| page::encode(&(r.offered_at, r.id)));
+        let names = store_names::referral_names(&self.pool, &rows.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
         Ok(pb::ListReferralsResponse {
-            referrals: rows.into_iter().map(referral_to_proto).collect(),
+            referrals: rows.into_iter().map(|r| mapping::named(referral_to_proto(r), &names)).collect(),
             next_page_token: next,
         })
     }

@@ -14,6 +14,7 @@ pub mod events;
 pub mod flow;
 pub mod grpc;
 pub mod store;
+pub mod store_names;
 pub mod timers;
 
 use std::sync::Arc;

@@ -187,13 +187,22 @@ pub async fn mark_agreed(conn: &mut PgConnection, id: Uuid, at: DateTime<Utc>) -
     Ok(n > 0)
 }
 
+/// Which referrals a list shows (every field optional).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReferralFilter<'a> {
+    pub request_id: Option<Uuid>,
+    pub provider_code: Option<&'a str>,
+    /// Only open referrals whose reminder is due at this instant.
+    pub at_risk_at: Option<DateTime<Utc>>,
+    /// Only referrals changed (`changed_at`, any write) strictly after this instant: a list's sync.
+    pub changed_since: Option<DateTime<Utc>>,
+}
+
 /// Referrals, oldest first, optionally of one request and/or one provider, keyset-paginated on
 /// (offered_at, id).
 pub async fn list_referrals(
     pool: &PgPool,
-    request_id: Option<Uuid>,
-    provider_code: Option<&str>,
-    at_risk_at: Option<DateTime<Utc>>,
+    filter: ReferralFilter<'_>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ReferralRow>, sqlx::Error> {
@@ -204,14 +213,16 @@ pub async fn list_referrals(
          WHERE ($1::uuid IS NULL OR request_id = $1) AND ($2::text IS NULL OR provider_code = $2)
            AND ($3::timestamptz IS NULL OR (offered_at, id) > ($3, $4))
            AND ($6::timestamptz IS NULL OR (status = 'offered' AND remind_at <= $6))
+           AND ($7::timestamptz IS NULL OR changed_at > $7)
          ORDER BY offered_at, id LIMIT $5"
     )))
-    .bind(request_id)
-    .bind(provider_code)
+    .bind(filter.request_id)
+    .bind(filter.provider_code)
     .bind(after_at)
     .bind(after_id)
     .bind(limit)
-    .bind(at_risk_at)
+    .bind(filter.at_risk_at)
+    .bind(filter.changed_since)
     .fetch_all(pool)
     .await
 }

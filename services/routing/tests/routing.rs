@@ -362,7 +362,8 @@ async fn a_referral_reaches_its_provider_and_only_that_provider_can_answer_it_on
     assert_eq!(stored.status(), pb::ReferralStatus::Offered);
     assert_eq!(
         stored.assignment,
-        "auto: no rule chose a provider: default provider caue77 of offer caue-conseil-archi"
+        "Orientation automatique : aucune règle n'a choisi de partenaire : partenaire par défaut caue77 de l'offre \
+         caue-conseil-archi"
     );
     assert_eq!((stored.attempt, stored.rule_id.as_str()), (1, ""));
     assert!(stored.respond_by.is_some() && stored.remind_at.is_some() && stored.expires_at.is_some());
@@ -763,7 +764,7 @@ async fn rules_route_declines_reroute_and_the_choice_is_explained() -> TestResul
     assert_eq!(referrals[0].status(), pb::ReferralStatus::Declined);
     assert_eq!((referrals[1].provider_code.as_str(), referrals[1].attempt), (PROVIDER, 2));
     assert!(
-        referrals[1].assignment.starts_with("auto: re-routed: no rule chose a provider"),
+        referrals[1].assignment.starts_with("Orientation automatique : réorientation : aucune règle n'a choisi"),
         "{}",
         referrals[1].assignment
     );
@@ -790,7 +791,7 @@ async fn rules_route_declines_reroute_and_the_choice_is_explained() -> TestResul
     };
     let manual = routing.grpc.reassign_referral(with_token(req, &routing.coordinator)).await?.into_inner();
     assert_eq!((manual.provider_code.as_str(), manual.attempt), (NORD, 3));
-    assert!(manual.assignment.starts_with("manual:"));
+    assert!(manual.assignment.starts_with("Orientation manuelle : confiée à agence-nord"), "{}", manual.assignment);
     assert!(!routing.in_triage(&request.request_id).await?);
 
     routing.stop().await?;
@@ -965,13 +966,13 @@ async fn the_coordinator_places_triaged_requests_and_progress_is_published() -> 
     assert_eq!(queued.len(), 1);
     assert_eq!(
         (queued[0].offer_id.as_str(), queued[0].reason.as_str()),
-        (offer_id.as_str(), "referral withdrawn: mauvais interlocuteur")
+        (offer_id.as_str(), "orientation retirée : mauvais interlocuteur")
     );
     let unknown = grpc.assign_triaged(with_token(assign("", "nobody-77"), &coordinator)).await.err().map(|s| s.code());
     assert_eq!(unknown, Some(tonic::Code::NotFound));
     let manual = grpc.assign_triaged(with_token(assign("", "dir-routes"), &coordinator)).await?.into_inner();
     assert_eq!((manual.provider_code.as_str(), manual.attempt), ("dir-routes", 2));
-    assert!(manual.assignment.starts_with("manual: triaged to dir-routes"), "{}", manual.assignment);
+    assert!(manual.assignment.starts_with("Orientation manuelle : orientée vers dir-routes"), "{}", manual.assignment);
 
     // The provider accepts and reports progress: routing publishes referral.progressed once per sequence.
     env.reply("dir-routes", &manual.id, pb::ReplyDecision::Accept, "").await?;
@@ -1664,4 +1665,176 @@ async fn a_providers_sla_is_read_by_the_coordinator_and_its_own_agents_only() ->
     routing.stop().await?;
     env.cleanup().await;
     Ok(())
+}
+
+#[tokio::test]
+async fn a_list_synced_since_an_instant_gives_the_referrals_changed_after_it_whatever_routings_clock() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer = Uuid::now_v7().to_string();
+    env.publish_offer_of(&offer, PROVIDER, 1).await?;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let request = Env::request(&offer);
+        env.publish_request(&request, &Uuid::now_v7().to_string()).await?;
+        ids.push(routing.wait_referral(&request.request_id).await?.id);
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let synced = id77_platform::time::now();
+    // Routing's clock runs an hour ahead (as an end-to-end test's may): the referral's own times follow it, the
+    // sync goes by when the change was written.
+    env.clock.advance(chrono::Duration::hours(1));
+    env.reply(PROVIDER, &ids[0], pb::ReplyDecision::Accept, "").await?;
+    let accepted = routing.wait_status(&ids[0], pb::ReferralStatus::Accepted).await?;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let later = id77_platform::time::now();
+    assert!(accepted.decided_at.as_ref().is_some_and(|t| t.seconds > later.timestamp()), "routing's clock leads");
+
+    let since = |at: chrono::DateTime<chrono::Utc>, page_size: u32, page_token: String| pb::ListReferralsRequest {
+        updated_since: Some(id77_platform::time::to_proto(at)),
+        page_size,
+        page_token,
+        ..Default::default()
+    };
+    let coordinator = routing.coordinator.clone();
+    let agent = env.keys.token(Role::ProviderAgent, None, Some(PROVIDER));
+    for token in [&coordinator, &agent] {
+        let listed = routing.grpc.list_referrals(with_token(since(synced, 0, String::new()), token)).await?;
+        assert_eq!(listed.into_inner().referrals.into_iter().map(|r| r.id).collect::<Vec<_>>(), [ids[0].clone()]);
+        let none = routing.grpc.list_referrals(with_token(since(later, 0, String::new()), token)).await?;
+        assert!(none.into_inner().referrals.is_empty(), "nothing changed since");
+    }
+    // Still paged, oldest first.
+    let long_ago = synced - chrono::Duration::hours(1);
+    let first = routing.grpc.list_referrals(with_token(since(long_ago, 1, String::new()), &coordinator)).await?;
+    let first = first.into_inner();
+    assert_eq!(first.referrals.iter().map(|r| &r.id).collect::<Vec<_>>(), [&ids[0]]);
+    let next = since(long_ago, 1, first.next_page_token);
+    let second = routing.grpc.list_referrals(with_token(next, &coordinator)).await?.into_inner();
+    assert_eq!(second.referrals.iter().map(|r| &r.id).collect::<Vec<_>>(), [&ids[1]]);
+    let bad = pb::ListReferralsRequest {
+        updated_since: Some(id77_proto::prost_types::Timestamp { seconds: i64::MAX, nanos: 0 }),
+        ..Default::default()
+    };
+    assert_eq!(code(routing.grpc.list_referrals(with_token(bad, &coordinator)).await)?, tonic::Code::InvalidArgument);
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+/// The coordinator edits the rule set (issue 21): change a rule, reorder, delete; each makes a new version, a
+/// stale `expected_version` is refused, only the coordinator edits, and routing follows the edited rules.
+#[tokio::test]
+async fn the_coordinator_edits_reorders_and_deletes_rules_and_routing_follows() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    env.publish_offer_of(&Uuid::now_v7().to_string(), NORD, 1).await?;
+    wait_until(|| async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM provider").fetch_one(&routing.pool).await?;
+        Ok(n == 2)
+    })
+    .await?;
+    let set = routing.create_rule("Meaux", r#"{"arrondissement":["771"]}"#, NORD).await?;
+    let set2 = routing.create_rule("Grandes communes", r#"{"population":{"min":50000}}"#, PROVIDER).await?;
+    assert_eq!((set2.version, set2.rules.len()), (2, 2));
+    let (meaux, big) = (set.rules[0].id.clone(), set2.rules[1].id.clone());
+    let coordinator = routing.coordinator.clone();
+
+    // Edit: the first rule now covers Provins (772) under a new name; the rule keeps its id and its place.
+    let rule = pb::RuleInput {
+        name: "Provins".into(),
+        condition_json: r#"{"arrondissement":["772"]}"#.into(),
+        provider_code: NORD.into(),
+    };
+    let update = pb::UpdateRuleRequest { id: meaux.clone(), rule: Some(rule.clone()), expected_version: 2 };
+    let edited = routing.grpc.update_rule(with_token(update.clone(), &coordinator)).await?.into_inner();
+    assert_eq!(edited.version, 3);
+    assert_eq!((edited.rules[0].id.as_str(), edited.rules[0].name.as_str()), (meaux.as_str(), "Provins"));
+    assert_eq!(edited.rules[0].condition_json, r#"{"arrondissement":["772"]}"#);
+    // The same edit against version 2 again: the rule set changed meanwhile.
+    let stale = routing.grpc.update_rule(with_token(update, &coordinator)).await.err();
+    assert_eq!(stale.as_ref().map(|s| s.code()), Some(tonic::Code::FailedPrecondition), "{stale:?}");
+    // An unknown rule, an agent: refused.
+    let unknown = pb::UpdateRuleRequest { id: Uuid::now_v7().to_string(), rule: Some(rule), expected_version: 0 };
+    let missing = routing.grpc.update_rule(with_token(unknown, &coordinator)).await.err().map(|s| s.code());
+    assert_eq!(missing, Some(tonic::Code::NotFound));
+    let agent = env.keys.token(Role::ProviderAgent, None, Some(PROVIDER));
+    let delete_big = pb::DeleteRuleRequest { id: big.clone(), expected_version: 0 };
+    let denied = routing.grpc.delete_rule(with_token(delete_big.clone(), &agent)).await.err().map(|s| s.code());
+    assert_eq!(denied, Some(tonic::Code::PermissionDenied));
+
+    // Reorder: the population rule first; a list that is not every rule once is refused.
+    let partial = pb::ReorderRulesRequest { rule_ids: vec![big.clone()], expected_version: 0 };
+    let refused = routing.grpc.reorder_rules(with_token(partial, &coordinator)).await.err().map(|s| s.code());
+    assert_eq!(refused, Some(tonic::Code::InvalidArgument));
+    let swap = pb::ReorderRulesRequest { rule_ids: vec![big.clone(), meaux.clone()], expected_version: 3 };
+    let reordered = routing.grpc.reorder_rules(with_token(swap, &coordinator)).await?.into_inner();
+    assert_eq!(reordered.version, 4);
+    let order: Vec<(&str, u32)> = reordered.rules.iter().map(|r| (r.id.as_str(), r.position)).collect();
+    assert_eq!(order, vec![(big.as_str(), 1), (meaux.as_str(), 2)]);
+
+    // Delete the population rule: only « Provins » is left, and a member of 772 is routed by it.
+    let deleted = routing.grpc.delete_rule(with_token(delete_big, &coordinator)).await?.into_inner();
+    assert_eq!(deleted.version, 5);
+    assert_eq!(deleted.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec![meaux.as_str()]);
+    let listed = routing.grpc.list_rules(with_token(pb::ListRulesRequest {}, &coordinator)).await?.into_inner();
+    assert_eq!((listed.version, listed.rules.len()), (5, 1));
+    let request = Env::request(&offer_id);
+    env.publish_member(&request.member_id, "772", 80_000).await?;
+    env.publish("id77.requests.request.submitted", &request, &Uuid::now_v7().to_string()).await?;
+    let referral = routing.wait_referral(&request.request_id).await?;
+    assert_eq!(
+        (referral.provider_code.as_str(), referral.rule_id.as_str(), referral.rule_version),
+        (NORD, meaux.as_str(), 5)
+    );
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_referral_names_the_collectivite_its_contact_the_offer_and_the_provider_in_list_and_detail() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    let request = RequestSubmitted {
+        requester_user_id: Uuid::now_v7().to_string(),
+        requester_name: "Marie Dupont".into(),
+        requester_email: "marie.dupont@meaux.fr".into(),
+        ..Env::request(&offer_id)
+    };
+    env.publish_request(&request, &Uuid::now_v7().to_string()).await?;
+    let referral = routing.wait_referral(&request.request_id).await?;
+    let names = |r: &pb::Referral| {
+        (
+            r.member_name.clone(),
+            r.offer_title.clone(),
+            r.provider_name.clone(),
+            r.requester_name.clone(),
+            r.requester_email.clone(),
+            r.request_subject.clone(),
+        )
+    };
+    let expected = (
+        "Commune".to_owned(),
+        "Conseil architectural".to_owned(),
+        PROVIDER.to_owned(),
+        "Marie Dupont".to_owned(),
+        "marie.dupont@meaux.fr".to_owned(),
+        request.subject.clone(),
+    );
+    assert_eq!(names(&referral), expected, "the list answer names everything (no call per line)");
+    assert_eq!(names(&routing.referral(&referral.id).await?), expected, "and the referral's own answer");
+    // A request published before the requester was carried: empty contact, the rest still named.
+    let older = Env::request(&offer_id);
+    env.publish_request(&older, &Uuid::now_v7().to_string()).await?;
+    let referral = routing.wait_referral(&older.request_id).await?;
+    assert_eq!((referral.requester_name.as_str(), referral.requester_email.as_str()), ("", ""));
+    assert_eq!(referral.offer_title, "Conseil architectural");
+    routing.stop().await
 }

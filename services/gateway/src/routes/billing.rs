@@ -89,6 +89,10 @@ pub struct ListParams {
     /// own member's: naming another member answers 404.
     #[param(format = "uuid", max_length = 100)]
     member_id: Option<String>,
+    /// Only items created or changed strictly after this instant (RFC 3339 with its offset, e.g.
+    /// `2026-12-06T10:00:00Z`); use the `Date` of your last sync's response, or your last sync time.
+    #[param(value_type = Option<String>, format = DateTime, max_length = 40, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")]
+    updated_since: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
@@ -124,6 +128,7 @@ pub async fn list(
     let request_id = checks.optional("request_id", params.request_id, MAX_ID_CHARS).trim().to_owned();
     let asked = checks.optional("member_id", params.member_id, MAX_ID_CHARS).trim().to_owned();
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
+    let updated_since = super::requests::updated_since(&mut checks, params.updated_since);
     let own = caller.own_member().filter(|own| asked.is_empty() || same_member(&asked, *own));
     let member_id = if caller.has(Role::Coordinator) || caller.has(Role::ProviderAgent) {
         // The coordinator sees all; billing keeps an agent to the quotes its provider issued.
@@ -140,7 +145,7 @@ pub async fn list(
         return Err(Problem::not_found(format!("member {asked} not found")));
     };
     checks.finish()?;
-    let request = pb::ListQuotesRequest { member_id, request_id, page_size, page_token };
+    let request = pb::ListQuotesRequest { member_id, request_id, page_size, page_token, updated_since };
     let response = state.billing().list_quotes(caller.grpc(request)).await.map_err(upstream("billing"))?.into_inner();
     Ok(Json(Page::new(response.quotes, response.next_page_token)))
 }
@@ -223,6 +228,7 @@ pub async fn list_invoices(
     let request_id = checks.optional("request_id", params.request_id, MAX_ID_CHARS).trim().to_owned();
     let asked = checks.optional("member_id", params.member_id, MAX_ID_CHARS).trim().to_owned();
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
+    let updated_since = super::requests::updated_since(&mut checks, params.updated_since);
     let own = caller.own_member().filter(|own| asked.is_empty() || same_member(&asked, *own));
     let member_id = if caller.has(Role::Coordinator) || caller.has(Role::ProviderAgent) {
         asked
@@ -238,7 +244,7 @@ pub async fn list_invoices(
         return Err(Problem::not_found(format!("member {asked} not found")));
     };
     checks.finish()?;
-    let request = pb::ListInvoicesRequest { member_id, request_id, page_size, page_token };
+    let request = pb::ListInvoicesRequest { member_id, request_id, page_size, page_token, updated_since };
     let response = state.billing().list_invoices(caller.grpc(request)).await.map_err(upstream("billing"))?.into_inner();
     Ok(Json(Page::new(response.invoices, response.next_page_token)))
 }
@@ -717,7 +723,7 @@ mod tests {
         }
         let params = &doc["paths"]["/v1/quotes"]["get"]["parameters"];
         let names: Vec<_> = params.as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
-        assert_eq!(names, ["request_id", "member_id", "limit", "cursor"]);
+        assert_eq!(names, ["request_id", "member_id", "updated_since", "limit", "cursor"]);
         let quote = &doc["components"]["schemas"]["Quote"];
         for field in ["amount_cents", "vat_rate_bp", "vat_cents", "total_incl_vat_cents"] {
             let required = quote["required"].as_array().is_some_and(|r| r.iter().any(|f| f == field));

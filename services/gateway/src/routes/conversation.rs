@@ -217,6 +217,10 @@ pub struct ReadState {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Only messages posted strictly after this instant (RFC 3339 with its offset, e.g.
+    /// `2026-12-06T10:00:00Z`); use the `Date` of your last sync's response, or your last sync time.
+    #[param(value_type = Option<String>, format = DateTime, max_length = 40, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")]
+    updated_since: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
@@ -248,9 +252,10 @@ pub async fn list(
     caller.allow(&PARTICIPANTS)?;
     path_id("id", &id)?;
     let mut checks = Checks::new();
+    let updated_since = super::requests::updated_since(&mut checks, params.updated_since);
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
     checks.finish()?;
-    let request = pb::ListMessagesRequest { request_id: id, page_size, page_token };
+    let request = pb::ListMessagesRequest { request_id: id, page_size, page_token, updated_since };
     let response =
         state.conversation().list_messages(caller.grpc(request)).await.map_err(upstream("requests"))?.into_inner();
     Ok(Json(Thread {

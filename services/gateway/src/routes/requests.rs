@@ -332,6 +332,7 @@ fn list_request(caller: &Authenticated, params: ListParams) -> Result<pb::ListRe
     if before(from, to_start, to) {
         checks.fail("to", "must not be before from");
     }
+    let updated_since = updated_since(&mut checks, params.updated_since);
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
     checks.finish()?;
     // A member's users asking for another member (or acting for no member): not found, before asking the service.
@@ -354,6 +355,7 @@ fn list_request(caller: &Authenticated, params: ListParams) -> Result<pb::ListRe
         offer_category: category.unwrap_or_default().to_owned(),
         submitted_from: ts(from),
         submitted_to: ts(to),
+        updated_since,
     })
 }
 
@@ -367,7 +369,7 @@ fn list_request(caller: &Authenticated, params: ListParams) -> Result<pb::ListRe
     operation_id = "listRequests",
     summary = "List requests (member users: their member's; referent: the members it follows; provider agents: \
         those referred to their provider; coordinator: all)",
-    description = "Dashboard: filters by status, offer category and submission dates; cursor pagination, oldest \
+    description = "Dashboard: filters by status, offer category and submission dates; cursor pagination, newest \
         first. A member's users asking for another member get 404. Unknown parameters are refused (400).",
     params(ListParams),
     responses(

@@ -169,6 +169,7 @@ pub async fn list(
     let request_id = checks.optional("request_id", params.request_id, MAX_ID_CHARS).trim().to_owned();
     let asked = checks.optional("provider", params.provider, MAX_ID_CHARS).trim().to_owned();
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
+    let updated_since = super::requests::updated_since(&mut checks, params.updated_since);
     let at_risk = match params.at_risk.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -189,7 +190,7 @@ pub async fn list(
             _ => return Err(Problem::not_found(format!("provider {asked} not found"))),
         }
     };
-    let request = pb::ListReferralsRequest { request_id, provider_code, page_size, page_token, at_risk };
+    let request = pb::ListReferralsRequest { request_id, provider_code, page_size, page_token, at_risk, updated_since };
     let response =
         state.routing().list_referrals(caller.grpc(request)).await.map_err(upstream("routing"))?.into_inner();
     Ok(Json(Page::new(response.referrals, response.next_page_token)))

@@ -131,6 +131,24 @@ pub struct Referral {
     /// coordinator, member_admin, member_user; null for routing's own decisions.
     #[schema(required = true)]
     pub decided_by_role: Option<String>,
+    /// The collectivité's name; null when routing does not know it (a member approved before it kept names).
+    #[schema(required = true, examples("Commune de Meaux"))]
+    pub member_name: Option<String>,
+    /// The offer's title; null when unknown.
+    #[schema(required = true)]
+    pub offer_title: Option<String>,
+    /// The provider's name; null when unknown.
+    #[schema(required = true)]
+    pub provider_name: Option<String>,
+    /// The member's user who submitted the request (the provider's contact); null when unknown.
+    #[schema(required = true)]
+    pub requester_name: Option<String>,
+    /// That user's e-mail address; null when unknown.
+    #[schema(required = true, format = Email)]
+    pub requester_email: Option<String>,
+    /// The request's subject; null when unknown.
+    #[schema(required = true)]
+    pub request_subject: Option<String>,
 }
 
 impl From<routing::Referral> for Referral {
@@ -152,6 +170,12 @@ impl From<routing::Referral> for Referral {
             agreement: quote_agreement(r.agreement),
             decided_by_name: non_empty(r.decided_by_name),
             decided_by_role: non_empty(r.decided_by_role),
+            member_name: non_empty(r.member_name),
+            offer_title: non_empty(r.offer_title),
+            provider_name: non_empty(r.provider_name),
+            requester_name: non_empty(r.requester_name),
+            requester_email: non_empty(r.requester_email),
+            request_subject: non_empty(r.request_subject),
             attempt: r.attempt,
             id: r.id,
             request_id: r.request_id,

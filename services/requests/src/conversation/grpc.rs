@@ -57,7 +57,8 @@ impl ConversationApi {
         flow::participant(&mut conn, caller, request_id).await?;
         let after: Option<i64> = page::decode(&req.page_token)?;
         let limit = page::size(req.page_size);
-        let rows = store::messages(&self.pool, request_id, after, limit + 1).await?;
+        let since = crate::proto_map::timestamp("updated_since", req.updated_since.as_ref())?;
+        let rows = store::messages(&self.pool, request_id, after, since, limit + 1).await?;
         let (rows, next_page_token) = page::split(rows, limit, |m| page::encode(&m.seq));
         let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
         let attachments = store::attachments_of(&self.pool, &ids).await?;

@@ -132,20 +132,23 @@ pub async fn complete_attachment(
     Ok(())
 }
 
-/// A page of a thread, oldest first, after `after_seq`.
+/// A page of a thread, oldest first, after `after_seq`; with `posted_since`, only the messages posted strictly after
+/// it (messages never change: posted is their only change).
 pub async fn messages(
     pool: &PgPool,
     request_id: Uuid,
     after_seq: Option<i64>,
+    posted_since: Option<DateTime<Utc>>,
     limit: i64,
 ) -> Result<Vec<MessageRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, request_id, seq, author_user_id, author_role, author_name, body, created_at FROM message
-         WHERE request_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+         WHERE request_id = $1 AND seq > $2 AND ($4::timestamptz IS NULL OR created_at > $4) ORDER BY seq LIMIT $3",
     )
     .bind(request_id)
     .bind(after_seq.unwrap_or(0))
     .bind(limit)
+    .bind(posted_since)
     .fetch_all(pool)
     .await
 }

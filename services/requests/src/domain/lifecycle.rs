@@ -323,7 +323,7 @@ pub fn quote_expired_reason(number: &str) -> String {
 }
 
 fn reason_with(prefix: String, detail: &str) -> String {
-    if detail.trim().is_empty() { prefix } else { format!("{prefix}: {}", detail.trim()) }
+    if detail.trim().is_empty() { prefix } else { format!("{prefix} : {}", detail.trim()) }
 }
 
 /// After a decline or an expiry of `provider`'s referral: where the request goes.
@@ -339,10 +339,12 @@ fn rerouted(
         return None;
     }
     Some(match next {
-        Next::Provider(p) => (RequestStatus::Referred, Some(p.clone()), format!("{why}; re-routed to {p}")),
-        Next::Triage => {
-            (RequestStatus::Triage, Some(provider.to_owned()), format!("{why}; no provider left: coordinator's triage"))
-        }
+        Next::Provider(p) => (RequestStatus::Referred, Some(p.clone()), format!("{why} ; réorientée vers {p}")),
+        Next::Triage => (
+            RequestStatus::Triage,
+            Some(provider.to_owned()),
+            format!("{why} ; plus aucun partenaire possible : à orienter par la coordination"),
+        ),
         Next::Nowhere => (RequestStatus::Declined, Some(provider.to_owned()), why),
     })
 }
@@ -361,35 +363,35 @@ pub fn apply(state: &State, trigger: &Trigger, at: DateTime<Utc>) -> Result<Opti
     use RequestStatus::*;
     let s = state.status;
     let target: Option<(RequestStatus, Option<String>, String)> = match trigger {
-        Trigger::Queued => {
-            (s == Submitted).then(|| (Triage, None, "open orientation request: the coordinator triages it".to_owned()))
-        }
+        Trigger::Queued => (s == Submitted)
+            .then(|| (Triage, None, "Demande d'orientation : la coordination choisit le partenaire".to_owned())),
         Trigger::Offered { provider } => {
             if matches!(s, Submitted | Triage) {
-                Some((Referred, Some(provider.clone()), format!("referred to {provider}")))
+                Some((Referred, Some(provider.clone()), format!("Orientée vers {provider}")))
             } else if s == Referred && !is_with(state, provider) && at >= state.updated_at {
                 // A re-routing we heard of before the decline; an older offer (a late redelivery) is not one.
-                Some((Referred, Some(provider.clone()), format!("re-routed to {provider}")))
+                Some((Referred, Some(provider.clone()), format!("Réorientée vers {provider}")))
             } else {
                 None
             }
         }
         Trigger::Accepted { provider } => {
-            s.is_unanswered().then(|| (Accepted, Some(provider.clone()), format!("accepted by {provider}")))
+            s.is_unanswered().then(|| (Accepted, Some(provider.clone()), format!("Acceptée par {provider}")))
         }
         Trigger::Declined { provider, reason, next } => {
-            rerouted(state, provider, next, reason_with(format!("declined by {provider}"), reason))
+            rerouted(state, provider, next, reason_with(format!("Déclinée par {provider}"), reason))
         }
         Trigger::Expired { provider, next } => {
-            rerouted(state, provider, next, format!("{provider} did not answer in time"))
+            rerouted(state, provider, next, format!("Sans réponse de {provider} dans le délai"))
         }
         Trigger::Withdrawn { provider, reason } => (s == Referred && is_with(state, provider)).then(|| {
-            (Triage, Some(provider.clone()), reason_with(format!("referral to {provider} withdrawn"), reason))
+            (Triage, Some(provider.clone()), reason_with(format!("Orientation vers {provider} retirée"), reason))
         }),
-        Trigger::Progressed { provider, note } => matches!(s, Submitted | Triage | Referred | Accepted)
-            .then(|| (InProgress, Some(provider.clone()), reason_with(format!("{provider} reported progress"), note))),
+        Trigger::Progressed { provider, note } => matches!(s, Submitted | Triage | Referred | Accepted).then(|| {
+            (InProgress, Some(provider.clone()), reason_with(format!("Avancement déclaré par {provider}"), note))
+        }),
         Trigger::Completed { provider } => matches!(s, Submitted | Triage | Referred | Accepted | InProgress)
-            .then(|| (Completed, Some(provider.clone()), format!("{provider} completed the work"))),
+            .then(|| (Completed, Some(provider.clone()), format!("Prestation terminée par {provider}"))),
         // The user's own words, or the quote's decision (the status says the rest); they travel in
         // `request.cancelled` to the provider.
         Trigger::Cancel { reason } => Some(cancellation(state, reason.trim().to_owned())?),
@@ -447,6 +449,36 @@ mod tests {
     }
 
     #[test]
+    fn history_lines_are_french_sentences() {
+        let reason = |state: &State, trigger: Trigger| apply(state, &trigger, t(20)).ok().flatten().map(|s| s.reason);
+        let with_a = state(Referred, Some("a"));
+        let declined = |next| Trigger::Declined { provider: p("a"), reason: " pas dispo ".into(), next };
+        for (got, expected) in [
+            (
+                reason(&state(Submitted, None), Trigger::Queued),
+                "Demande d'orientation : la coordination choisit le partenaire",
+            ),
+            (reason(&with_a, Trigger::Offered { provider: p("b") }), "Réorientée vers b"),
+            (reason(&with_a, declined(Next::Provider(p("b")))), "Déclinée par a : pas dispo ; réorientée vers b"),
+            (
+                reason(&with_a, declined(Next::Triage)),
+                "Déclinée par a : pas dispo ; plus aucun partenaire possible : à orienter par la coordination",
+            ),
+            (reason(&with_a, declined(Next::Nowhere)), "Déclinée par a : pas dispo"),
+            (
+                reason(&with_a, Trigger::Expired { provider: p("a"), next: Next::Provider(p("c")) }),
+                "Sans réponse de a dans le délai ; réorientée vers c",
+            ),
+            (
+                reason(&with_a, Trigger::Withdrawn { provider: p("a"), reason: "erreur d'aiguillage".into() }),
+                "Orientation vers a retirée : erreur d'aiguillage",
+            ),
+        ] {
+            assert_eq!(got.as_deref(), Some(expected));
+        }
+    }
+
+    #[test]
     fn the_happy_path_and_its_history() {
         let mut s = state(Submitted, None);
         let mut steps = Vec::new();
@@ -468,7 +500,18 @@ mod tests {
         assert_eq!(path, [Referred, Accepted, InProgress, Completed, Closed]);
         assert_eq!(replay(t(10), &steps), Some(s.clone()));
         assert!(s.status.is_final());
-        assert_eq!(steps[2].reason, "caue77 reported progress: visite faite");
+        assert_eq!(steps[2].reason, "Avancement déclaré par caue77 : visite faite");
+        let texts: Vec<_> = steps.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Orientée vers caue77",
+                "Acceptée par caue77",
+                "Avancement déclaré par caue77 : visite faite",
+                "Prestation terminée par caue77",
+                ""
+            ]
+        );
     }
 
     #[test]
@@ -662,9 +705,9 @@ mod tests {
         let step = apply(&state(Triage, None), &Trigger::Offered { provider: p("a") }, t(20)).ok().flatten();
         assert_eq!(
             step.clone().map(|s| s.with_note(" urgent, voir le maire ").reason),
-            Some("referred to a: urgent, voir le maire".into())
+            Some("Orientée vers a : urgent, voir le maire".into())
         );
-        assert_eq!(step.map(|s| s.with_note("  ").reason), Some("referred to a".into()));
+        assert_eq!(step.map(|s| s.with_note("  ").reason), Some("Orientée vers a".into()));
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! - [`submit`]: a member's submission;
 //! - [`commands`]: users' commands on a request (cancel, close) and feedback;
 //! - [`referrals`]: routing's referral outcomes moving requests along;
-//! - [`quotes`]: billing's quote decisions (mails, cancellation by a refused or expired quote, ADR 0013).
+//! - [`quotes`]: billing's quote decisions (mails, cancellation by a refused or expired quote, ADR 0013);
+//! - [`invoices`]: billing's issued invoices (mails to the member's users).
 
 pub mod commands;
+pub mod invoices;
 pub mod lifecycle;
 pub mod quotes;
 pub mod referrals;

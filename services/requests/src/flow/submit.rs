@@ -56,7 +56,7 @@ pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> R
         }
         Err(e) => return Err(e.into()),
     }
-    outbox::enqueue(&mut tx, &submitted(&row, now)).await?;
+    outbox::enqueue(&mut tx, &submitted(&row, now, &submitter, &caller.email)).await?;
     if row.orientation {
         // Routing queues every request without an offer for the coordinator's triage.
         let state = lifecycle::state_of(&row).map_err(|e| ServiceError::internal("new request", e))?;
@@ -126,8 +126,12 @@ fn new_row(
     }
 }
 
-fn submitted(row: &RequestRow, now: chrono::DateTime<chrono::Utc>) -> RequestSubmitted {
+/// The event, with who submitted it (routing shows the provider this contact).
+fn submitted(row: &RequestRow, now: chrono::DateTime<chrono::Utc>, by: &Actor, email: &str) -> RequestSubmitted {
     RequestSubmitted {
+        requester_user_id: by.user_id().map(|id| id.to_string()).unwrap_or_default(),
+        requester_name: by.name().to_owned(),
+        requester_email: email.trim().to_owned(),
         request_id: row.id.to_string(),
         member_id: row.member_id.to_string(),
         offer_id: row.offer_id.map(|id| id.to_string()).unwrap_or_default(),

@@ -157,7 +157,8 @@ pub fn message_mail(
     (subject, body)
 }
 
-/// An amount in euro cents, the French way: `1 234,56 €`.
+/// An amount in euro cents, the French way: `1 234,56 €` (a narrow no-break space between thousands, a no-break
+/// space before the sign, like the portal).
 pub fn euros(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     let abs = cents.unsigned_abs();
@@ -165,11 +166,35 @@ pub fn euros(cents: i64) -> String {
     let mut grouped = String::new();
     for (i, digit) in units.chars().enumerate() {
         if i > 0 && (units.len() - i).is_multiple_of(3) {
-            grouped.push(' ');
+            grouped.push('\u{202f}');
         }
         grouped.push(digit);
     }
-    format!("{sign}{grouped},{:02} €", abs % 100)
+    format!("{sign}{grouped},{:02}\u{a0}€", abs % 100)
+}
+
+/// A day, the French long way: `30 avril 2026`, `1er mai 2026`.
+pub fn long_date(day: chrono::NaiveDate) -> String {
+    use chrono::Datelike as _;
+    const MONTHS: [&str; 12] = [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ];
+    let month = MONTHS.get(day.month0() as usize).copied().unwrap_or("");
+    match day.day() {
+        1 => format!("1er {month} {}", day.year()),
+        d => format!("{d} {month} {}", day.year()),
+    }
 }
 
 /// What a quote mail says of the quote.
@@ -217,7 +242,7 @@ pub fn quote_proposed_mail(name: &str, q: &QuoteMail<'_>) -> (String, String) {
     }
     body.push_str("\nLe devis est à accepter ou refuser par un administrateur de votre collectivité");
     if let Some(day) = q.expires_on {
-        body.push_str(&format!(" avant le {}", day.format("%d/%m/%Y")));
+        body.push_str(&format!(" avant le {}", long_date(day)));
     }
     body.push_str(" ; le partenaire ne commence les travaux qu'une fois le devis accepté. Sans réponse, la demande est annulée.\n");
     (subject, body)
@@ -384,6 +409,11 @@ mod tests {
         assert!(body.starts_with("Bonjour Mme Dupont,"), "{body}");
         assert!(body.contains("« transmise à un partenaire » à l'état « acceptée »"), "{body}");
         assert!(body.contains("Partenaire : caue77"), "{body}");
+        let referred = StatusMail { from: "submitted", to: "referred", reason: "Orientée vers caue77", ..mail };
+        let (subject, body) = status_mail("", &referred);
+        assert_eq!(subject, "[ID 77] Votre demande « Diagnostic voirie » est transmise à un partenaire");
+        assert!(body.contains("« déposée » à l'état « transmise à un partenaire »"), "{body}");
+        assert!(body.contains("Motif : Orientée vers caue77\n"), "{body}");
         let full = full_body(&body, "https://id77.example.fr/", "/demandes/abc");
         assert!(full.contains("Voir la demande : https://id77.example.fr/demandes/abc\n"), "{full}");
         let (subject, body) = message_mail("", &"x".repeat(300), "CAUE 77", "Bonjour, voici le devis.", 1);
@@ -409,11 +439,13 @@ mod tests {
 
     #[test]
     fn amounts_are_french() {
-        assert_eq!(euros(0), "0,00 €");
-        assert_eq!(euros(5), "0,05 €");
-        assert_eq!(euros(120_000), "1 200,00 €");
-        assert_eq!(euros(123_456_789), "1 234 567,89 €");
-        assert_eq!(euros(-99_950), "-999,50 €");
+        assert_eq!(euros(0), "0,00\u{a0}€");
+        assert_eq!(euros(5), "0,05\u{a0}€");
+        assert_eq!(euros(120_000), "1\u{202f}200,00\u{a0}€");
+        assert_eq!(euros(123_456_789), "1\u{202f}234\u{202f}567,89\u{a0}€");
+        assert_eq!(euros(-99_950), "-999,50\u{a0}€");
+        let day = |m, d| chrono::NaiveDate::from_ymd_opt(2026, m, d).unwrap_or_default();
+        assert_eq!((long_date(day(4, 30)), long_date(day(5, 1))), ("30 avril 2026".into(), "1er mai 2026".into()));
     }
 
     #[test]
@@ -431,12 +463,12 @@ mod tests {
         assert_eq!(subject, "[ID 77] Devis D-caue77-2026-000012 proposé pour votre demande « Diagnostic voirie »");
         assert!(
             body.contains(
-                "Devis D-caue77-2026-000012 proposé pour votre demande « Diagnostic voirie » : 2 500,00 € HT (Étude préalable)."
+                "Devis D-caue77-2026-000012 proposé pour votre demande « Diagnostic voirie » : 2\u{202f}500,00\u{a0}€ HT (Étude préalable)."
             ),
             "{body}"
         );
         assert!(
-            body.contains("à accepter ou refuser par un administrateur de votre collectivité avant le 30/04/2026"),
+            body.contains("à accepter ou refuser par un administrateur de votre collectivité avant le 30 avril 2026"),
             "{body}"
         );
         let (subject, body) = quote_accepted_mail("", &q, "Marie Dupont", "ENG-2026-42");

@@ -3,7 +3,11 @@
 //! from the `notification_recipient` read model (membership's accounts, [`UserEvents`]) and their
 //! `notification_preference`s.
 
+pub mod agents;
+pub mod api;
 pub mod domain;
+pub mod inbox;
+pub mod money;
 pub mod sender;
 pub mod store;
 
@@ -136,6 +140,22 @@ pub async fn quote_accepted(
     let notice = Notice::ProviderStatus { provider_code: quote.provider, actor: actor.user_id() };
     queue_to(conn, event_id, row, &notice, domain::KIND_QUOTE_ACCEPTED, at, |name| {
         domain::quote_accepted_mail(name, quote, actor.name(), purchase_order)
+    })
+    .await
+}
+
+/// Queues the mails telling the member's users (those who want status mails) that an invoice was issued for
+/// `row` (`event_id`: the invoice's issue; a second call sends nothing more).
+pub async fn invoice_issued(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    row: &RequestRow,
+    invoice: &money::InvoiceMail<'_>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, sqlx::Error> {
+    let notice = Notice::StatusChanged { member_id: row.member_id, actor: None };
+    queue_to(conn, event_id, row, &notice, money::KIND_INVOICE_ISSUED, at, |name| {
+        money::invoice_issued_mail(name, invoice)
     })
     .await
 }

@@ -8,7 +8,15 @@ use super::ReferralStatus;
 use super::rules::{self, MemberFacts, OfferFacts, Rule, Trace};
 
 /// How the assignment of a referral placed by hand begins (reassignment, triage).
-pub const MANUAL: &str = "manual:";
+pub const MANUAL: &str = "Orientation manuelle :";
+
+/// How it began before the assignments were written in French (rows stored then).
+pub const LEGACY_MANUAL: &str = "manual:";
+
+/// Whether an assignment was made by hand (in either wording).
+pub fn is_manual(assignment: &str) -> bool {
+    assignment.starts_with(MANUAL) || assignment.starts_with(LEGACY_MANUAL)
+}
 
 /// A referral of the request as the explanation sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +79,7 @@ pub fn facts(offer: &OfferFacts, member: &MemberFacts) -> Vec<String> {
 pub fn explain(rules: &[Rule], offer: &OfferFacts, member: &MemberFacts, attempts: &[Attempt<'_>]) -> Explained {
     let routing = rules::route(rules, offer, member, &tried_before(attempts));
     let facts = facts(offer, member);
-    match attempts.last().filter(|latest| latest.assignment.starts_with(MANUAL)) {
+    match attempts.last().filter(|latest| is_manual(latest.assignment)) {
         Some(manual) => Explained {
             facts,
             traces: routing.traces,
@@ -122,5 +130,13 @@ mod tests {
             ("manual", "caue77", by_hand)
         );
         assert_eq!(manual.chosen_rule_id, None);
+        let in_french = "Orientation manuelle : confiée à caue77 par la coordination";
+        let manual = explain(&[], &offer, &member, &[attempt("caue77", ReferralStatus::Offered, in_french)]);
+        assert_eq!((manual.outcome, manual.summary.as_str()), ("manual", in_french));
+        let auto = "Orientation automatique : aucune règle n'a choisi de partenaire";
+        assert_eq!(
+            explain(&[], &offer, &member, &[attempt("dir", ReferralStatus::Offered, auto)]).outcome,
+            "offer_default"
+        );
     }
 }

@@ -456,7 +456,7 @@ pub fn route(rules: &[Rule], offer: &OfferFacts, member: &MemberFacts, tried: &[
             let summary = match &c {
                 Choice::Rule { position, provider_code, .. } => {
                     let name = traces.get(position - 1).map(|t| t.name.as_str()).unwrap_or_default();
-                    format!("rule {position} \"{name}\" matched: provider {provider_code}")
+                    format!("règle {position} « {name} » retenue : partenaire {provider_code}")
                 }
                 _ => String::new(),
             };
@@ -466,15 +466,21 @@ pub fn route(rules: &[Rule], offer: &OfferFacts, member: &MemberFacts, tried: &[
             && is_valid_subject_token(&offer.provider_code)
             && !tried.contains(&offer.provider_code) =>
         {
-            let summary =
-                format!("no rule chose a provider: default provider {} of offer {}", offer.provider_code, offer.code);
+            let summary = format!(
+                "aucune règle n'a choisi de partenaire : partenaire par défaut {} de l'offre {}",
+                offer.provider_code, offer.code
+            );
             (Choice::OfferDefault { provider_code: offer.provider_code.clone() }, summary)
         }
         _ => {
             let summary = if tried.is_empty() {
-                "no rule matched and the offer has no usable provider: coordinator's triage queue".to_owned()
+                "aucune règle ne s'applique et l'offre n'a pas de partenaire utilisable : à orienter par la coordination"
+                    .to_owned()
             } else {
-                format!("every candidate was tried ({}): coordinator's triage queue", tried.join(", "))
+                format!(
+                    "tous les partenaires possibles ont été sollicités ({}) : à orienter par la coordination",
+                    tried.join(", ")
+                )
             };
             (Choice::Triage, summary)
         }
@@ -644,9 +650,32 @@ mod tests {
         assert_eq!(routing.choice.rule_id(), Some(Uuid::from_u128(2)));
         assert!(!routing.traces[0].matched);
         assert_eq!(routing.traces[2].skipped.as_deref(), Some("rule 2 matched first"));
-        assert_eq!(routing.summary, "rule 2 \"rule 2\" matched: provider agence-sud");
+        assert_eq!(routing.summary, "règle 2 « rule 2 » retenue : partenaire agence-sud");
         let no_default = OfferFacts { provider_code: String::new(), ..voirie() };
         assert_eq!(route(&[], &no_default, &meaux(), &[]).choice, Choice::Triage);
+    }
+
+    #[test]
+    fn summaries_are_french() {
+        let offer = voirie();
+        let default = route(&[], &offer, &meaux(), &[]).summary;
+        assert_eq!(
+            default,
+            format!(
+                "aucune règle n'a choisi de partenaire : partenaire par défaut dir-routes de l'offre {}",
+                offer.code
+            )
+        );
+        let tried = ["dir-routes".to_owned()];
+        assert_eq!(
+            route(&[], &offer, &meaux(), &tried).summary,
+            "tous les partenaires possibles ont été sollicités (dir-routes) : à orienter par la coordination"
+        );
+        let no_default = OfferFacts { provider_code: String::new(), ..voirie() };
+        assert_eq!(
+            route(&[], &no_default, &meaux(), &[]).summary,
+            "aucune règle ne s'applique et l'offre n'a pas de partenaire utilisable : à orienter par la coordination"
+        );
     }
 
     #[test]

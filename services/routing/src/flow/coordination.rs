@@ -55,8 +55,8 @@ impl Lifecycle {
             .await?
             .ok_or_else(|| RoutingError::NotYetKnown(format!("offer {} not yet known", request.offer_id)))?;
         let explanation = match note {
-            "" => format!("{MANUAL} assigned to {provider_code} by the coordinator"),
-            note => format!("{MANUAL} assigned to {provider_code} by the coordinator ({note})"),
+            "" => format!("{MANUAL} confiée à {provider_code} par la coordination"),
+            note => format!("{MANUAL} confiée à {provider_code} par la coordination ({note})"),
         };
         let assignment = Assignment::by_hand(provider_code, explanation, note, by);
         let created = self.offer_by_hand(&mut tx, &request, &offer, assignment).await?;
@@ -88,7 +88,7 @@ impl Lifecycle {
         note: &str,
         by: &Actor,
     ) -> Result<ReferralRow, FlowError> {
-        let note = if note.is_empty() { "withdrawn by the coordinator" } else { note };
+        let note = if note.is_empty() { "retirée par la coordination" } else { note };
         let not_found = || RoutingError::NotFound(format!("referral {referral_id}"));
         let mut tx = pool.begin().await?;
         let found = store::get_referral_conn(&mut tx, referral_id).await?.ok_or_else(not_found)?;
@@ -96,7 +96,7 @@ impl Lifecycle {
         let referral = store::referral_for_update(&mut tx, referral_id).await?.ok_or_else(not_found)?;
         let closed = self.withdraw(&mut tx, &referral, note, by).await?;
         if let Some(request) = store::get_routed_request(&mut tx, closed.request_id).await? {
-            store::queue_unplaced(&mut tx, &request, &format!("referral withdrawn: {note}"), self.now()).await?;
+            store::queue_unplaced(&mut tx, &request, &format!("orientation retirée : {note}"), self.now()).await?;
         }
         tx.commit().await?;
         Ok(closed)
@@ -133,8 +133,8 @@ impl Lifecycle {
                     return Err(RoutingError::NotFound(format!("provider {code}")).into());
                 }
                 let explanation = match note {
-                    "" => format!("{MANUAL} triaged to {code} by the coordinator"),
-                    note => format!("{MANUAL} triaged to {code} by the coordinator ({note})"),
+                    "" => format!("{MANUAL} orientée vers {code} par la coordination"),
+                    note => format!("{MANUAL} orientée vers {code} par la coordination ({note})"),
                 };
                 let assignment = Assignment::by_hand(code, explanation, note, by);
                 self.offer_by_hand(&mut tx, &request, &offer, assignment).await?

@@ -31,19 +31,19 @@ impl Lifecycle {
         let member = store::get_member(conn, request.member_id).await?;
         let rule_set = store::current_rules(conn).await?;
         let routing = rules::route(&rule_set.rules, &offer_facts(offer), &member_facts(member.as_ref()), &tried);
-        let explanation = if attempt > 1 { format!("re-routed: {}", routing.summary) } else { routing.summary };
+        let explanation = if attempt > 1 { format!("réorientation : {}", routing.summary) } else { routing.summary };
         let assignment = match routing.choice {
             Choice::Rule { rule_id, provider_code, .. } => Assignment {
                 provider_code,
                 rule: Some((rule_id, rule_set.version)),
-                explanation: format!("auto (rule set v{}): {explanation}", rule_set.version),
+                explanation: format!("Orientation automatique (règles v{}) : {explanation}", rule_set.version),
                 by: by.clone(),
                 note: note.to_owned(),
             },
             Choice::OfferDefault { provider_code } => Assignment {
                 provider_code,
                 rule: None,
-                explanation: format!("auto: {explanation}"),
+                explanation: format!("Orientation automatique : {explanation}"),
                 by: by.clone(),
                 note: note.to_owned(),
             },
@@ -144,7 +144,8 @@ impl Lifecycle {
             .await?
             .ok_or_else(|| RoutingError::NotFound(format!("request {}", referral.request_id)))?;
         let Some(offer) = store::get_offer(conn, request.offer_id).await? else {
-            store::queue_unplaced(conn, &request, "the offer is unknown to routing", self.now()).await?;
+            store::queue_unplaced(conn, &request, "offre inconnue : à orienter par la coordination", self.now())
+                .await?;
             return Ok(Placement::Triage);
         };
         self.route(conn, &request, &offer, &Actor::system(), "").await

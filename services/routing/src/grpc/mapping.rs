@@ -101,7 +101,22 @@ pub fn referral_to_proto(r: ReferralRow) -> pb::Referral {
         decided_by_user_id: r.decided_by_user_id.map(|id| id.to_string()).unwrap_or_default(),
         decided_by_role: r.decided_by_role,
         decided_by_name: r.decided_by_name,
+        ..Default::default()
     }
+}
+
+/// A referral with the names routing knows for it (`names`: those of a page; a referral without any keeps empty
+/// names).
+pub fn named(mut referral: pb::Referral, names: &[crate::store_names::ReferralNames]) -> pb::Referral {
+    if let Some(n) = names.iter().find(|n| n.referral_id.to_string() == referral.id) {
+        referral.member_name.clone_from(&n.member_name);
+        referral.offer_title.clone_from(&n.offer_title);
+        referral.provider_name.clone_from(&n.provider_name);
+        referral.requester_name.clone_from(&n.requester_name);
+        referral.requester_email.clone_from(&n.requester_email);
+        referral.request_subject.clone_from(&n.request_subject);
+    }
+    referral
 }
 
 fn rule_to_proto(position: usize, rule: &Rule) -> pb::RoutingRule {

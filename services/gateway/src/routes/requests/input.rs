@@ -93,6 +93,10 @@ pub struct ListParams {
         pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
     )]
     pub(crate) to: Option<String>,
+    /// Only items created or changed strictly after this instant (RFC 3339 with its offset, e.g.
+    /// `2026-12-06T10:00:00Z`); use the `Date` of your last sync's response, or your last sync time.
+    #[param(value_type = Option<String>, format = DateTime, max_length = 40, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")]
+    pub(crate) updated_since: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub(crate) limit: Option<String>,
@@ -202,6 +206,44 @@ pub fn idempotency_key(headers: &HeaderMap, checks: &mut Checks) -> String {
         Err(_) => {
             checks.fail("Idempotency-Key", "must be visible ASCII");
             String::new()
+        }
+    }
+}
+
+/// `?updated_since=` of the lists an app syncs (requests, referrals, messages, quotes, invoices): an RFC 3339 time
+/// with its offset (a date alone is refused: a sync needs an instant); absent or empty: no filter.
+pub fn updated_since(checks: &mut Checks, raw: Option<String>) -> Option<id77_proto::prost_types::Timestamp> {
+    let raw = raw.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty())?;
+    if raw.len() > MAX_DATE_CHARS {
+        checks.fail("updated_since", format!("must be at most {MAX_DATE_CHARS} characters"));
+        return None;
+    }
+    match chrono::DateTime::parse_from_rfc3339(&raw) {
+        Ok(at) => Some(id77_platform::time::to_proto(at.with_timezone(&chrono::Utc))),
+        Err(_) => {
+            checks.fail("updated_since", "must be an RFC 3339 time with its offset (e.g. 2026-12-06T10:00:00Z)");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod sync_tests {
+    use super::*;
+
+    #[test]
+    fn updated_since_takes_an_rfc_3339_time_with_its_offset_only() {
+        let mut checks = Checks::new();
+        let at = updated_since(&mut checks, Some(" 2026-12-06T11:00:00.5+01:00 ".into()));
+        assert_eq!(at.map(|t| (t.seconds, t.nanos)), Some((1_796_551_200, 500_000_000)));
+        assert_eq!(updated_since(&mut checks, None), None);
+        assert_eq!(updated_since(&mut checks, Some(String::new())), None);
+        assert!(checks.finish().is_ok());
+        for bad in ["2026-12-06", "2026-12-06T10:00:00", "hier", &"9".repeat(41)] {
+            let mut checks = Checks::new();
+            assert_eq!(updated_since(&mut checks, Some(bad.into())), None, "{bad}");
+            let problem = checks.finish().err().unwrap_or_else(|| panic!("{bad} accepted"));
+            assert_eq!(problem.errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["updated_since"]);
         }
     }
 }

@@ -18,6 +18,10 @@ pub struct ListParams {
     /// Coordinator only: only open referrals whose reminder is due (deadline near or passed).
     #[param(value_type = Option<bool>)]
     pub(super) at_risk: Option<String>,
+    /// Only items created or changed strictly after this instant (RFC 3339 with its offset, e.g.
+    /// `2026-12-06T10:00:00Z`); use the `Date` of your last sync's response, or your last sync time.
+    #[param(value_type = Option<String>, format = DateTime, max_length = 40, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")]
+    pub(super) updated_since: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub(super) limit: Option<String>,

@@ -101,5 +101,9 @@ fn every_routing_operation_is_documented_with_its_own_answers() {
     );
     let list = &doc["paths"]["/v1/referrals"]["get"]["parameters"];
     let names: Vec<_> = list.as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
-    assert_eq!(names, ["request_id", "provider", "at_risk", "limit", "cursor"]);
+    assert_eq!(names, ["request_id", "provider", "at_risk", "updated_since", "limit", "cursor"]);
+    let since = list.as_array().and_then(|l| l.iter().find(|p| p["name"] == "updated_since")).cloned();
+    let since = since.unwrap_or_default();
+    assert_eq!(since["schema"]["format"], "date-time", "{since}");
+    assert!(since["description"].as_str().is_some_and(|d| d.contains("strictly after")), "{since}");
 }

@@ -1,0 +1,47 @@
+//! Billing's `invoice.issued` (issue 21): the member's users who want status mails are told, in the consumer's
+//! transaction. The mails are keyed by (the invoice's issue, recipient): a redelivery, or the event published
+//! twice, sends no second mail.
+
+use id77_platform::time;
+use id77_proto::billing::v1::{Invoice, InvoiceIssued};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::FlowError;
+use super::quotes::mail_event_id;
+use crate::notify::money::InvoiceMail;
+use crate::store;
+
+/// What the mails say of an invoice.
+fn facts<'a>(invoice: &'a Invoice, request_subject: &'a str) -> InvoiceMail<'a> {
+    let seller = invoice.seller.as_ref().map_or("", |s| s.name.trim());
+    InvoiceMail {
+        number: invoice.number.trim(),
+        request_subject,
+        provider: if seller.is_empty() { invoice.issuer_code.trim() } else { seller },
+        net_cents: invoice.total_net_cents,
+        vat_cents: invoice.total_vat_cents,
+        gross_cents: invoice.total_gross_cents,
+        vat_rate_bp: invoice.vat_rate_bp,
+        vat_note: invoice.vat_note.trim(),
+        quote_number: invoice.quote_number.trim(),
+        due_on: chrono::NaiveDate::parse_from_str(invoice.due_date.trim(), "%Y-%m-%d").ok(),
+    }
+}
+
+/// An invoice issued for `request_id`: the member's users are mailed.
+pub async fn issued(
+    conn: &mut PgConnection,
+    invoice: &Invoice,
+    invoice_id: Uuid,
+    request_id: Uuid,
+) -> Result<(), FlowError> {
+    let row = store::request_for_update(conn, request_id)
+        .await?
+        .ok_or_else(|| FlowError::Refused(format!("invoice {} of unknown request {request_id}", invoice.number)))?;
+    let at = invoice.issued_at.as_ref().and_then(time::from_proto).unwrap_or_else(time::now);
+    let key = mail_event_id::<InvoiceIssued>(invoice_id);
+    let mails = crate::notify::invoice_issued(conn, key, &row, &facts(invoice, &row.subject), at).await?;
+    tracing::info!(%request_id, invoice = %invoice.number, mails, "member told of the invoice");
+    Ok(())
+}
