@@ -114,6 +114,7 @@ catalogue! {
     Membership {
         membership::v1::MemberApplied => "id77.membership.member.applied",
         membership::v1::MemberApproved => "id77.membership.member.approved",
+        membership::v1::MemberRefused => "id77.membership.member.refused",
         membership::v1::MemberUpdated => "id77.membership.member.updated",
         membership::v1::UserChanged => "id77.membership.user.changed",
         membership::v1::AccessRevoked => "id77.membership.access.revoked",
@@ -222,7 +223,7 @@ impl Subscription {
 pub mod families {
     use super::{Subscription, streams};
 
-    /// `member.applied`, `member.approved`, `member.updated`.
+    /// `member.applied`, `member.approved`, `member.refused`, `member.updated`.
     pub const MEMBERS: Subscription = Subscription { stream: streams::MEMBERSHIP, filter: "id77.membership.member.>" };
     /// `user.changed`.
     pub const USERS: Subscription = Subscription { stream: streams::MEMBERSHIP, filter: "id77.membership.user.>" };
@@ -269,6 +270,12 @@ pub mod durables {
     pub const REQUESTS_USERS: Durable = Durable { service: Requests, name: "requests-users", reads: families::USERS };
     pub const REQUESTS_QUOTES: Durable =
         Durable { service: Requests, name: "requests-quotes", reads: families::QUOTES };
+    /// `invoice.issued`: the member's users are mailed (issue 21).
+    pub const REQUESTS_INVOICES: Durable = Durable {
+        service: Requests,
+        name: "requests-invoices",
+        reads: Subscription::of::<billing::v1::InvoiceIssued>(),
+    };
 
     pub const ROUTING_OFFERS: Durable = Durable { service: Routing, name: "routing-offers", reads: families::OFFERS };
     pub const ROUTING_MEMBERS: Durable =
@@ -308,7 +315,7 @@ pub mod durables {
         Durable { service: Billing, name: "billing-members", reads: families::MEMBERS };
 
     /// Every durable, by service.
-    pub const ALL: [Durable; 18] = [
+    pub const ALL: [Durable; 19] = [
         CATALOGUE_MEMBERS,
         CATALOGUE_REFERRALS,
         REQUESTS_MEMBERS,
@@ -316,6 +323,7 @@ pub mod durables {
         REQUESTS_REFERRALS,
         REQUESTS_USERS,
         REQUESTS_QUOTES,
+        REQUESTS_INVOICES,
         ROUTING_OFFERS,
         ROUTING_MEMBERS,
         ROUTING_REQUESTS,

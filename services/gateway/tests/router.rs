@@ -163,6 +163,8 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("post", "/v1/auth/refresh"),
         ("post", "/v1/auth/logout"),
         ("post", "/v1/auth/invitations/accept"),
+        ("post", "/v1/auth/password-reset"),
+        ("post", "/v1/auth/password-reset/confirm"),
         ("get", "/.well-known/jwks.json"),
         ("get", "/healthz"),
         ("get", "/readyz"),
@@ -171,6 +173,8 @@ async fn openapi_is_3_1_and_describes_every_route() {
     ];
     let protected = [
         ("get", "/v1/me"),
+        ("put", "/v1/me/password"),
+        ("post", "/v1/memberships/{id}/refuse"),
         ("get", "/v1/me/notification-preferences"),
         ("put", "/v1/me/notification-preferences"),
         ("get", "/v1/events"),
@@ -233,6 +237,9 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("post", "/v1/exhibitions/{id}/bookings"),
         ("post", "/v1/bookings/{id}/confirm"),
         ("post", "/v1/bookings/{id}/release"),
+        ("get", "/v1/notifications"),
+        ("post", "/v1/notifications/{id}/read"),
+        ("post", "/v1/notifications/read-all"),
     ];
     // Search is public; `eligible=true` needs a member's token.
     assert_eq!(doc["paths"]["/v1/offers"]["get"]["security"], json!([{}, {"bearerAuth": []}]));
@@ -250,7 +257,7 @@ async fn openapi_is_3_1_and_describes_every_route() {
         assert!(op["responses"]["429"].is_object(), "{method} {path} has no 429");
     }
     let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or_default();
-    assert_eq!(paths, 69, "a path in /openapi.json that the router does not serve?");
+    assert_eq!(paths, 76, "a path in /openapi.json that the router does not serve?");
     assert_eq!(
         doc["components"]["securitySchemes"],
         json!({"bearerAuth": {
@@ -507,12 +514,19 @@ async fn each_role_gets_what_the_policy_says_before_any_upstream_call() {
         (Method::POST, "/v1/auth/logout".into(), refresh,                         [U, U, U, U, U, U, U]),
         (Method::POST, "/v1/auth/invitations/accept".into(),
             Some(json!({"invitation_token": "i", "password": "Correct-Horse-9"})), [U, U, U, U, U, U, U]),
+        (Method::POST, "/v1/auth/password-reset".into(), Some(json!({"email": "a@b.fr"})), [U, U, U, U, U, U, U]),
+        (Method::POST, "/v1/auth/password-reset/confirm".into(),
+            Some(json!({"token": "t", "password": "Correct-Horse-9"})),            [U, U, U, U, U, U, U]),
         (Method::GET, "/.well-known/jwks.json".into(), None,                      [U, U, U, U, U, U, U]),
         (Method::GET, "/v1/me".into(), None,                                      [401, U, U, U, U, U, U]),
+        (Method::PUT, "/v1/me/password".into(),
+            Some(json!({"current_password": "a", "new_password": "Correct-Horse-9"})), [401, U, U, U, U, U, U]),
         (Method::GET, "/v1/memberships".into(), None,                             [401, 403, 403, 403, U, U, 403]),
         (Method::GET, format!("/v1/memberships/{m}"), None,                       [401, U, U, 403, U, U, 403]),
         (Method::GET, format!("/v1/memberships/{other}"), None,                   [401, 404, 404, 403, U, U, 403]),
         (Method::POST, format!("/v1/memberships/{m}/approve"), None,              [401, 403, 403, 403, 403, U, 403]),
+        (Method::POST, format!("/v1/memberships/{m}/refuse"),
+            Some(json!({"reason": "Hors périmètre"})),                             [401, 403, 403, 403, 403, U, 403]),
         (Method::PUT, format!("/v1/memberships/{m}/referent"),
             Some(json!({"referent_user_id": id})),                                 [401, 403, 403, 403, 403, U, 403]),
         (Method::GET, "/v1/users".into(), None,                                   [401, U, 403, 403, 403, U, U]),
@@ -757,6 +771,13 @@ async fn identity_fields_are_bounded() {
             json!({"invitation_token": "i".repeat(8 * 1024 + 1), "password": "p".repeat(129)}),
             vec!["invitation_token", "password"],
         ),
+        (
+            "/v1/auth/password-reset/confirm",
+            None,
+            json!({"token": "t".repeat(8 * 1024 + 1), "password": "p".repeat(129)}),
+            vec!["token", "password"],
+        ),
+        ("/v1/auth/password-reset", None, json!({"email": ""}), vec!["email"]),
         (
             "/v1/users",
             Some(keys.token(Role::Operator, None, None)),

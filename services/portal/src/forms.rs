@@ -98,14 +98,18 @@ pub fn looks_like_email(v: &str) -> bool {
         && v.len() <= 254
 }
 
-/// The error summary at the top of a form: announced (role=alert), focusable, each error a link to its field.
+/// The opening tag of the error summary: announced (role=alert), focused when the page loads (`autofocus`, no
+/// script). The layout titles a page that contains it « Erreur : … » (`layout::reports_errors`).
+pub const SUMMARY_OPEN: &str = r#"<div class="error-summary" role="alert" tabindex="-1" id="erreurs" autofocus>"#;
+
+/// The error summary at the top of a form: announced, focused on load, each error a link to its field.
 pub fn summary(errors: &Errors) -> String {
     if errors.is_empty() {
         return String::new();
     }
     let count = errors.0.len();
     let mut out = format!(
-        r#"<div class="error-summary" role="alert" tabindex="-1" id="erreurs"><h2>{}</h2><ul>"#,
+        "{SUMMARY_OPEN}<h2>{}</h2><ul>",
         if count == 1 {
             "Le formulaire contient une erreur".to_owned()
         } else {

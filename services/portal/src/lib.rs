@@ -101,9 +101,11 @@ impl Ctx {
 /// The whole site.
 pub fn router(state: AppState) -> Router {
     pages::routes()
+        .layer(middleware::from_fn_with_state(state.clone(), pages::unread::unread_layer))
         .layer(middleware::from_fn_with_state(state.clone(), session_layer))
         .layer(middleware::from_fn(gateway::forward_client))
         .route("/static/portal.css", axum::routing::get(css))
+        .route("/static/favicon.svg", axum::routing::get(favicon))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), security_headers))
@@ -207,6 +209,15 @@ async fn css() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
         include_str!("../static/portal.css"),
+    )
+        .into_response()
+}
+
+/// The favicon: the wordmark's « 77 » square (static/favicon.svg), as `image/svg+xml`.
+async fn favicon() -> Response {
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "public, max-age=86400")],
+        include_str!("../static/favicon.svg"),
     )
         .into_response()
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::{billing, catalogue, conversation, identity, membership, meta, requests, routing};
+use super::{billing, catalogue, conversation, identity, membership, meta, notifications, password, requests, routing};
 
 /// This module's operation.
 #[derive(OpenApi)]
@@ -20,9 +20,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     operations.merge(meta::Api::openapi());
     for part in [
         identity::Api::openapi(),
+        password::Api::openapi(),
         membership::Api::openapi(),
         catalogue::Api::openapi(),
         requests::Api::openapi(),
+        notifications::Api::openapi(),
         conversation::Api::openapi(),
         routing::Api::openapi(),
         billing::Api::openapi(),

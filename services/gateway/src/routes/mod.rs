@@ -10,6 +10,8 @@ mod document;
 mod identity;
 mod membership;
 mod meta;
+mod notifications;
+mod password;
 mod requests;
 mod routing;
 
@@ -36,12 +38,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/refresh", post(identity::refresh))
         .route("/v1/auth/logout", post(identity::logout))
         .route("/v1/auth/invitations/accept", post(identity::accept_invitation))
+        .route("/v1/auth/password-reset", post(password::request_password_reset))
+        .route("/v1/auth/password-reset/confirm", post(password::confirm_password_reset))
         .route("/v1/auth/keys/rotate", post(identity::rotate_keys))
         .route("/v1/me", get(identity::me))
+        .route("/v1/me/password", put(password::change_password))
         .route(
             "/v1/me/notification-preferences",
             get(requests::notification_preferences).put(requests::update_notification_preferences),
         )
+        .route("/v1/notifications", get(notifications::list))
+        .route("/v1/notifications/read-all", post(notifications::mark_all_read))
+        .route("/v1/notifications/{id}/read", post(notifications::mark_read))
         .route("/v1/events", get(live::events))
         .route("/v1/users", get(identity::list_users).post(identity::invite))
         .route("/v1/users/{id}", delete(identity::remove_user))
@@ -51,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/memberships", post(membership::apply).get(membership::list_members))
         .route("/v1/memberships/{id}", get(membership::get_member))
         .route("/v1/memberships/{id}/approve", post(membership::approve))
+        .route("/v1/memberships/{id}/refuse", post(membership::refuse))
         .route("/v1/memberships/{id}/referent", put(identity::assign_referent))
         .route("/v1/offers", get(catalogue::list_offers).post(catalogue::create_offer))
         .route("/v1/offers/{id}", get(catalogue::get_offer).put(catalogue::update_offer))

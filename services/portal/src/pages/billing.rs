@@ -41,6 +41,64 @@ pub fn split_file<'a>(file: &'a str, allowed: &[&'a str]) -> Option<(&'a str, &'
     })
 }
 
+/// The amounts of a quote as billing gives them: excluding VAT (HT), VAT with its rate (or why none applies),
+/// including VAT (TTC). `None` while the provider has still to state the amount.
+pub struct Amounts {
+    pub net: i64,
+    pub gross: i64,
+    /// « TVA (20 %) », or « TVA » when it does not apply.
+    pub vat_label: String,
+    /// The VAT amount in words: « 490,00 € », or why there is none.
+    pub vat_text: String,
+}
+
+impl Amounts {
+    /// A quote's: `amount_cents`, `vat_cents`, `total_incl_vat_cents` and `vat_rate_bp` (computed the invoices'
+    /// way only for an answer that does not carry them).
+    pub fn of_quote(q: &Value) -> Option<Self> {
+        if q["amount_to_be_stated"].as_bool() == Some(true) {
+            return None;
+        }
+        let net = q["amount_cents"].as_i64().unwrap_or(0);
+        let rate = q["vat_rate_bp"].as_i64();
+        let vat = q["vat_cents"].as_i64().or_else(|| fr::vat_cents(net, rate)).unwrap_or(0);
+        let gross = q["total_incl_vat_cents"].as_i64().unwrap_or(net + vat);
+        Some(Self::new(net, vat, gross, rate, s(q, "vat_note")))
+    }
+
+    /// An invoice's: `total_net_cents`, `total_vat_cents`, `total_gross_cents`, `vat_rate_bp`.
+    pub fn of_invoice(i: &Value) -> Self {
+        let net = i["total_net_cents"].as_i64().unwrap_or(0);
+        let vat = i["total_vat_cents"].as_i64().unwrap_or(0);
+        let gross = i["total_gross_cents"].as_i64().unwrap_or(net + vat);
+        Self::new(net, vat, gross, i["vat_rate_bp"].as_i64(), s(i, "vat_note"))
+    }
+
+    fn new(net: i64, vat: i64, gross: i64, rate: Option<i64>, note: &str) -> Self {
+        let (vat_label, vat_text) = match rate {
+            Some(rate) => (format!("TVA ({})", fr::percent_bp(rate)), fr::euros(vat)),
+            None => ("TVA".to_owned(), if note.is_empty() { "non applicable".to_owned() } else { note.to_owned() }),
+        };
+        Self { net, gross, vat_label, vat_text }
+    }
+
+    /// « 2 450,00 € HT · TVA (20 %) 490,00 € · 2 940,00 € TTC », for a table cell.
+    pub fn inline(&self) -> String {
+        format!("{} HT · {} {} · {} TTC", fr::euros(self.net), self.vat_label, self.vat_text, fr::euros(self.gross))
+    }
+
+    /// `<dt>`/`<dd>` pairs: Montant HT, TVA, Montant TTC.
+    pub fn facts(&self) -> String {
+        format!(
+            "<dt>Montant HT</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>Montant TTC</dt><dd>{}</dd>",
+            esc(&fr::euros(self.net)),
+            esc(&self.vat_label),
+            esc(&self.vat_text),
+            esc(&fr::euros(self.gross))
+        )
+    }
+}
+
 /// The quotes and invoices tables of the « Devis et factures » page.
 pub fn tables(quotes: &[Value], invoices: &[Value]) -> String {
     format!("{}{}", quotes_table(quotes), invoices_table(invoices))
@@ -52,7 +110,7 @@ pub fn quotes_table(quotes: &[Value]) -> String {
         return "<p>Aucun devis.</p>".to_owned();
     }
     let mut body = String::from(
-        r#"<table><caption>Devis</caption><thead><tr><th scope="col">Numéro</th><th scope="col">Objet</th><th scope="col">Statut</th><th scope="col">Montant HT</th><th scope="col">Émis le</th><th scope="col">Téléchargement</th></tr></thead><tbody>"#,
+        r#"<table><caption>Devis</caption><thead><tr><th scope="col">Numéro</th><th scope="col">Objet</th><th scope="col">Statut</th><th scope="col">Montants (HT, TVA, TTC)</th><th scope="col">Émis le</th><th scope="col">Téléchargement</th></tr></thead><tbody>"#,
     );
     for q in quotes {
         let number = esc(s(q, "number"));
@@ -61,7 +119,7 @@ pub fn quotes_table(quotes: &[Value]) -> String {
             r#"<tr><th scope="row">{number}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href="/devis/{}.pdf" download>PDF<span class="visually-hidden"> du devis {number}</span></a></td></tr>"#,
             esc(s(q, "label")),
             esc(fr::quote_status(s(q, "status"))),
-            esc(&fr::euros(q["amount_cents"].as_i64().unwrap_or(0))),
+            esc(&Amounts::of_quote(q).map_or_else(|| "À préciser par le partenaire".to_owned(), |a| a.inline())),
             esc(&fr::datetime(s(q, "issued_at"))),
             url_component(s(q, "id")),
         );
@@ -76,7 +134,7 @@ pub fn invoices_table(invoices: &[Value]) -> String {
         return "<p>Aucune facture.</p>".to_owned();
     }
     let mut body = String::from(
-        r#"<table><caption>Factures</caption><thead><tr><th scope="col">Numéro</th><th scope="col">Statut</th><th scope="col">Montant TTC</th><th scope="col">Échéance</th><th scope="col">Devis et n° d'engagement</th><th scope="col">Téléchargements</th></tr></thead><tbody>"#,
+        r#"<table><caption>Factures</caption><thead><tr><th scope="col">Numéro</th><th scope="col">Statut</th><th scope="col">Montants (HT, TVA, TTC)</th><th scope="col">Échéance</th><th scope="col">Devis et n° d'engagement</th><th scope="col">Téléchargements</th></tr></thead><tbody>"#,
     );
     for i in invoices {
         let number = esc(s(i, "number"));
@@ -98,7 +156,7 @@ pub fn invoices_table(invoices: &[Value]) -> String {
             body,
             r#"<tr><th scope="row">{number}</th><td>{}</td><td>{}</td><td>{}</td><td>{reference}</td><td>{links}</td></tr>"#,
             esc(fr::invoice_status(s(i, "status"))),
-            esc(&fr::euros(i["total_gross_cents"].as_i64().unwrap_or(0))),
+            esc(&Amounts::of_invoice(i).inline()),
             esc(&fr::date(s(i, "due_date"))),
         );
     }

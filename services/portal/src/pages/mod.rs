@@ -8,10 +8,16 @@ mod common;
 mod conversation;
 mod coordination;
 mod join;
+mod legal;
+mod notifications;
+mod password;
 mod provider;
 mod requests;
+mod rules;
 mod statistics;
+mod team;
 mod triage;
+pub mod unread;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -26,7 +32,16 @@ pub fn routes() -> Router<AppState> {
         .route("/connexion", get(auth::login_form).post(auth::login))
         .route("/deconnexion", post(auth::logout))
         .route("/invitation", get(auth::invitation_form).post(auth::accept_invitation))
+        .route("/activer", get(auth::invitation_form).post(auth::accept_invitation))
+        .route(password::FORGOT_PATH, get(password::forgot_form).post(password::forgot))
+        .route(password::NEW_PATH, get(password::new_form).post(password::set_new))
+        .route(password::CHANGE_PATH, get(password::change_form).post(password::change))
+        .route(team::PATH, get(team::show).post(team::invite))
+        .route("/compte/equipe/{id}/retirer", post(team::remove))
         .route(account::PATH, get(account::show).post(account::save))
+        .route(notifications::PATH, get(notifications::list))
+        .route("/notifications/tout-lire", post(notifications::read_all))
+        .route("/notifications/{id}/ouvrir", post(notifications::open))
         .route("/adherer", get(join::search))
         .route("/adherer/{siren}", get(join::form).post(join::apply))
         .route("/catalogue", get(catalogue::search))
@@ -49,15 +64,22 @@ pub fn routes() -> Router<AppState> {
         .route("/avoirs/{file}", get(billing::download_credit_note))
         .route("/orientations", get(provider::list))
         .route("/orientations/{id}", get(provider::detail))
-        .route("/orientations/{id}/{action}", post(provider::act))
+        .route("/orientations/{id}/{action}", get(provider::confirm).post(provider::act))
         .route("/coordination/adhesions", get(coordination::memberships))
         .route("/coordination/adhesions/{id}/valider", post(coordination::approve))
+        .route("/coordination/adhesions/{id}/refuser", post(coordination::refuse))
         .route("/coordination/adhesions/{id}/inviter", post(coordination::invite))
         .route("/coordination/orientations", get(coordination::referrals))
         .route("/coordination/triage", get(triage::queue))
         .route("/coordination/triage/{id}/orienter", post(triage::assign))
         .route("/coordination/statistiques", get(statistics::page))
-        .route("/coordination/regles", get(coordination::rules).post(coordination::create_rule))
+        .route(rules::PATH, get(rules::rules).post(rules::create_rule))
+        .route("/coordination/regles/{id}", get(rules::edit_form).post(rules::update_rule))
+        .route("/coordination/regles/{id}/{action}", post(rules::act))
+        .route(legal::LEGAL_PATH, get(legal::legal))
+        .route(legal::ACCESSIBILITY_PATH, get(legal::accessibility))
+        .route(legal::SITE_MAP_PATH, get(legal::site_map_page))
+        .route(legal::CONTACT_PATH, get(legal::contact))
         .fallback(not_found)
 }
 

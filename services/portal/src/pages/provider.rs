@@ -32,27 +32,86 @@ pub fn deadline_flag(r: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) 
     }
 }
 
-/// The referrals table (shared with the coordinator's view).
-pub fn referrals_table(caption: &str, referrals: &[serde_json::Value], link_prefix: &str) -> String {
+/// Where a line of the referrals table leads: the provider's referral page, or (the coordinator) the request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferralLink {
+    /// `/orientations/{referral}`: the provider's agent answers there.
+    Referral,
+    /// `/demandes/{request}`: the coordinator follows the request.
+    Request,
+}
+
+/// What names a referral's request on screen: its subject, else the day it was received (never an id).
+pub fn request_label(r: &Value) -> String {
+    match s(r, "request_subject").trim() {
+        "" => format!("Demande reçue le {}", fr::datetime(s(r, "offered_at"))),
+        subject => subject.to_owned(),
+    }
+}
+
+/// A name the API gave, else a placeholder in words.
+fn named<'a>(r: &'a Value, key: &str, unknown: &'a str) -> &'a str {
+    match s(r, key).trim() {
+        "" => unknown,
+        name => name,
+    }
+}
+
+/// The member's user who submitted the request, with a link to write to them (or « — »).
+pub fn contact(r: &Value) -> String {
+    let (name, email) = (s(r, "requester_name").trim(), s(r, "requester_email").trim());
+    match (name, email) {
+        ("", "") => "—".to_owned(),
+        (name, "") => esc(name),
+        (name, email) => format!(
+            r#"{}<a href="mailto:{}">{}</a>"#,
+            if name.is_empty() { String::new() } else { format!("{}<br>", esc(name)) },
+            esc(email),
+            esc(email)
+        ),
+    }
+}
+
+/// The offer's title, linked to its page in the catalogue (or « — »).
+pub fn offer_link(r: &Value) -> String {
+    match (s(r, "offer_title").trim(), safe_id(s(r, "offer_id"))) {
+        ("", _) => "—".to_owned(),
+        (title, Some(id)) => format!(r#"<a href="/offres/{}">{}</a>"#, url_component(id), esc(title)),
+        (title, None) => esc(title),
+    }
+}
+
+/// The referrals table (shared with the coordinator's view, which adds the provider): every line names the
+/// request, the collectivité, its contact and the offer, and links to its page.
+pub fn referrals_table(caption: &str, referrals: &[serde_json::Value], link: ReferralLink) -> String {
+    let coordinator = link == ReferralLink::Request;
     let mut body = format!(
-        r#"<table><caption>{}</caption><thead><tr><th scope="col">Orientation</th><th scope="col">Partenaire</th><th scope="col">Statut</th><th scope="col">Reçue le</th><th scope="col">Répondre avant le</th><th scope="col">Tentative</th></tr></thead><tbody>"#,
-        esc(caption)
+        r#"<table><caption>{}</caption><thead><tr><th scope="col">Demande</th><th scope="col">Collectivité</th><th scope="col">Contact</th><th scope="col">Offre</th>{}<th scope="col">Statut</th><th scope="col">Reçue le</th><th scope="col">Répondre avant le</th><th scope="col">Tentative</th></tr></thead><tbody>"#,
+        esc(caption),
+        if coordinator { r#"<th scope="col">Partenaire</th>"# } else { "" }
     );
     for r in referrals {
         let flag = deadline_flag(r, chrono::Utc::now());
-        let link = if link_prefix.is_empty() {
-            esc(&s(r, "id").chars().take(8).collect::<String>())
+        let target = match link {
+            ReferralLink::Referral => safe_id(s(r, "id")).map(|id| format!("/orientations/{}", url_component(id))),
+            ReferralLink::Request => safe_id(s(r, "request_id")).map(|id| format!("/demandes/{}", url_component(id))),
+        };
+        let label = esc(&request_label(r));
+        let head = match target {
+            Some(href) => format!(r#"<a href="{href}">{label}</a>"#),
+            None => label,
+        };
+        let provider = if coordinator {
+            format!("<td>{}</td>", esc(named(r, "provider_name", s(r, "provider_code"))))
         } else {
-            format!(
-                r#"<a href="{link_prefix}{}">Orientation {}</a>"#,
-                url_component(s(r, "id")),
-                esc(&s(r, "id").chars().take(8).collect::<String>())
-            )
+            String::new()
         };
         let _ = write!(
             body,
-            r#"<tr><th scope="row">{link}</th><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>"#,
-            esc(s(r, "provider_code")),
+            r#"<tr><th scope="row">{head}</th><td>{}</td><td>{}</td><td>{}</td>{provider}<td>{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>"#,
+            esc(named(r, "member_name", "Collectivité non renseignée")),
+            contact(r),
+            offer_link(r),
             esc(fr::referral_status(s(r, "status"))),
             esc(&fr::datetime(s(r, "offered_at"))),
             esc(&fr::datetime(s(r, "respond_by"))),
@@ -62,6 +121,60 @@ pub fn referrals_table(caption: &str, referrals: &[serde_json::Value], link_pref
     }
     body.push_str("</tbody></table>");
     body
+}
+
+/// The facts of the offer's category: the loan's period, the study's site (as `<dt>`/`<dd>` pairs).
+pub fn category_facts(request: &Value) -> String {
+    let mut extra = String::new();
+    if let Some(dates) = request["dates"].as_object() {
+        let _ = write!(
+            extra,
+            "<dt>Période du prêt</dt><dd>du {} au {}</dd>",
+            esc(&fr::date(dates.get("start_date").and_then(Value::as_str).unwrap_or(""))),
+            esc(&fr::date(dates.get("end_date").and_then(Value::as_str).unwrap_or("")))
+        );
+    }
+    if let Some(site) = request["site"].as_object() {
+        let address = site.get("address").and_then(Value::as_str).unwrap_or("");
+        let insee = site.get("commune_insee").and_then(Value::as_str).unwrap_or("");
+        let commune = match site.get("commune_name").and_then(Value::as_str).map(str::trim) {
+            Some(name) if !name.is_empty() => format!(" ({})", esc(name)),
+            _ if insee.is_empty() => String::new(),
+            _ => format!(" (commune dont le code INSEE est {})", esc(insee)),
+        };
+        let _ = write!(extra, "<dt>Site</dt><dd>{}{commune}</dd>", esc(if address.is_empty() { "—" } else { address }));
+    }
+    if !s(request, "offer_category").is_empty() {
+        let _ = write!(extra, "<dt>Type d'offre</dt><dd>{}</dd>", esc(fr::category(s(request, "offer_category"))));
+    }
+    extra
+}
+
+/// `request` with its site's commune named (`site.commune_name`), from one directory search by its INSEE code;
+/// as it is when the request has no site or the directory does not answer.
+pub async fn commune_named(state: &AppState, request: &Value) -> Value {
+    let mut request = request.clone();
+    let insee = request["site"]["commune_insee"].as_str().unwrap_or("").to_owned();
+    if safe_id(&insee).is_none() {
+        return request;
+    }
+    let path = format!("/v1/collectivities?kind=commune&limit=1&q={}", url_component(&insee));
+    if let Ok(page) = state.gateway.get(&path, None).await
+        && let Some(commune) = items(&page).iter().find(|c| s(c, "insee_code") == insee)
+    {
+        request["site"]["commune_name"] = Value::String(s(commune, "name").to_owned());
+    }
+    request
+}
+
+/// The providers' names by code, read once for a page (empty when the catalogue does not answer).
+pub async fn provider_names(state: &AppState, token: &str) -> std::collections::HashMap<String, String> {
+    let page = state.gateway.get("/v1/providers?limit=100", Some(token)).await.unwrap_or(Value::Null);
+    items(&page)
+        .iter()
+        .filter(|p| !s(p, "name").trim().is_empty())
+        .map(|p| (s(p, "code").to_owned(), s(p, "name").trim().to_owned()))
+        .collect()
 }
 
 pub async fn list(State(state): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
@@ -85,7 +198,7 @@ pub async fn list(State(state): State<AppState>, Extension(ctx): Extension<Ctx>)
     if open.is_empty() {
         body.push_str("<p>Aucune orientation en attente de réponse.</p>");
     } else {
-        body.push_str(&referrals_table("Orientations en attente de votre réponse", &open, "/orientations/"));
+        body.push_str(&referrals_table("Orientations en attente de votre réponse", &open, ReferralLink::Referral));
     }
     body.push_str("<h2>Déjà traitées</h2>");
     if others.is_empty() {
@@ -94,7 +207,7 @@ pub async fn list(State(state): State<AppState>, Extension(ctx): Extension<Ctx>)
         body.push_str(&referrals_table(
             "Orientations acceptées, déclinées, expirées ou retirées",
             &others,
-            "/orientations/",
+            ReferralLink::Referral,
         ));
     }
     layout::page(&ctx, "Orientations reçues", &body)
@@ -132,16 +245,25 @@ async fn render_detail(
     };
     let mut body = format!(
         r#"{summary}<dl class="facts">
+<dt>Collectivité</dt><dd>{member}</dd>
+<dt>Contact</dt><dd>{contact}</dd>
+<dt>Offre</dt><dd>{offer}</dd>
 <dt>Statut</dt><dd>{status}</dd>
 <dt>Reçue le</dt><dd>{offered}</dd>
 <dt>Répondre avant le</dt><dd>{respond_by}</dd>
 <dt>Comment elle vous a été confiée</dt><dd>{assignment}</dd>{agreement}
 </dl>"#,
         summary = forms::summary(errors),
+        member = esc(named(&referral, "member_name", "Collectivité non renseignée")),
+        contact = contact(&referral),
+        offer = offer_link(&referral),
         status = esc(fr::referral_status(s(&referral, "status"))),
         offered = esc(&fr::datetime(s(&referral, "offered_at"))),
         respond_by = esc(&fr::datetime(s(&referral, "respond_by"))),
-        assignment = esc(if s(&referral, "assignment").is_empty() { "—" } else { s(&referral, "assignment") }),
+        assignment = match s(&referral, "assignment") {
+            "" => "—".to_owned(),
+            text => esc(&fr::reason(text, &provider_names(state, &token).await)),
+        },
         agreement = if s(&referral, "status") == "accepted" {
             format!("<dt>Devis</dt><dd>{}</dd>", esc(fr::agreement(s(&referral, "agreement"))))
         } else {
@@ -151,9 +273,10 @@ async fn render_detail(
     if let Some(request) = &request {
         let _ = write!(
             body,
-            "<h2>La demande</h2><dl class=\"facts\"><dt>Objet</dt><dd>{}</dd><dt>Déposée le</dt><dd>{}</dd></dl><p>{}</p>",
+            "<h2>La demande</h2><dl class=\"facts\"><dt>Objet</dt><dd>{}</dd><dt>Déposée le</dt><dd>{}</dd>{}</dl><p>{}</p>",
             esc(s(request, "subject")),
             esc(&fr::datetime(s(request, "submitted_at"))),
+            category_facts(request),
             crate::html::multiline(s(request, "description"))
         );
     }
@@ -254,7 +377,7 @@ pub fn work_section(
                 body,
                 r#"<h2>Suivi de la prestation</h2>
 <form method="post" action="/orientations/{link}/avancement" class="form" novalidate>{csrf}{note}{percent}<button type="submit">Enregistrer l'avancement</button></form>
-<form method="post" action="/orientations/{link}/terminer" class="form">{csrf}<button type="submit">Déclarer la prestation terminée</button></form>"#,
+<form method="get" action="/orientations/{link}/terminer" class="form"><button type="submit">Déclarer la prestation terminée</button></form>"#,
                 note = forms::field(
                     "note",
                     "Point d'avancement",
@@ -298,6 +421,67 @@ pub fn work_section(
         _ => {}
     }
     body
+}
+
+/// The completion's confirmation: what will be invoiced (the referral's accepted quote, HT, TVA and TTC) and the
+/// only form that declares the work done (« Confirmer »), or « Annuler » back to the referral.
+pub fn completion_confirmation(referral: &Value, quotes: &[Value], csrf_token: &str) -> String {
+    let link = url_component(s(referral, "id"));
+    let quote =
+        quotes.iter().filter(|q| s(q, "referral_id") == s(referral, "id")).find(|q| s(q, "status") == "accepted");
+    let invoiced = match quote.map(|q| (q, super::billing::Amounts::of_quote(q))) {
+        Some((q, Some(amounts))) => format!(
+            r#"<p>Une facture sera émise à la collectivité au montant du devis {} accepté :</p><dl class="facts">{}</dl>"#,
+            esc(s(q, "number")),
+            amounts.facts()
+        ),
+        Some((q, None)) => {
+            format!("<p>Une facture sera émise au montant du devis {} accepté.</p>", esc(s(q, "number")))
+        }
+        None => "<p>Aucun devis accepté n'accompagne cette orientation : aucune facture ne sera émise.</p>".to_owned(),
+    };
+    format!(
+        r#"<p>Vous allez déclarer terminée la prestation pour la demande « {subject} » de {member}. La collectivité et la coordination en seront informées ; cette déclaration ne peut pas être annulée.</p>
+{invoiced}
+<form method="post" action="/orientations/{link}/terminer" class="form">{csrf}<input type="hidden" name="confirmer" value="oui"><button type="submit">Confirmer</button> <a class="button secondary" href="/orientations/{link}">Annuler</a></form>"#,
+        subject = esc(&request_label(referral)),
+        member = esc(named(referral, "member_name", "la collectivité")),
+        csrf = forms::csrf(csrf_token),
+    )
+}
+
+/// `GET /orientations/{id}/terminer`: the completion's confirmation page (the button of the referral's page
+/// leads here; only this page's « Confirmer » declares the work done).
+pub async fn confirm(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path((id, action)): Path<(String, String)>,
+) -> Response {
+    let token = match caller::token(&state, &ctx).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(r) = caller::agents_only(&ctx) {
+        return r;
+    }
+    let (Some(rid), "terminer") = (safe_id(&id), action.as_str()) else {
+        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Page introuvable", "Cette page n'existe pas.");
+    };
+    let referral = match state.gateway.get(&format!("/v1/referrals/{rid}"), Some(&token)).await {
+        Ok(r) => r,
+        Err(error) => return layout::api_error_page(&ctx, &error),
+    };
+    if s(&referral, "status") != "accepted" || !s(&referral, "completed_at").is_empty() {
+        return see_other(&format!("/orientations/{}", url_component(rid)));
+    }
+    let quotes = match safe_id(s(&referral, "request_id")) {
+        Some(request) => {
+            state.gateway.get(&format!("/v1/quotes?request_id={request}"), Some(&token)).await.unwrap_or_default()
+        }
+        None => Value::Null,
+    };
+    let body = completion_confirmation(&referral, items(&quotes), &ctx.csrf);
+    layout::page(&ctx, "Confirmer la fin de la prestation", &body)
 }
 
 /// The sentence for progress or completion the gateway refused with a 409, knowing the referral's status now.
@@ -427,6 +611,10 @@ pub async fn act(
                 &[("note", "note", "Point d'avancement"), ("percent", "pourcentage", "Avancement en pourcentage")],
             )
         }
+        // Only the confirmation page's form declares it (a POST without its mark asks for the confirmation).
+        "terminer" if forms::value(&f, "confirmer") != "oui" => {
+            return see_other(&format!("/orientations/{}/terminer", url_component(rid)));
+        }
         "terminer" => (
             "complete",
             json!({}),
@@ -470,116 +658,4 @@ pub async fn act(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn accepted(agreement: &str) -> Value {
-        json!({"id": "ref-1", "request_id": "r1", "status": "accepted", "agreement": agreement})
-    }
-
-    #[test]
-    fn the_work_waits_for_the_member_s_agreement_to_the_quote() {
-        let none = (Fields::new(), Errors::default());
-        let waiting = work_section(&accepted("awaiting_member"), None, "jeton", &none.0, &none.1);
-        assert!(waiting.contains("<h2>En attente de l'accord de la collectivité sur le devis</h2>"), "{waiting}");
-        assert!(!waiting.contains("<form"), "no progress nor completion form before the agreement");
-        for agreement in ["agreed", "not_required"] {
-            let html = work_section(&accepted(agreement), None, "jeton", &none.0, &none.1);
-            assert!(html.contains(r#"action="/orientations/ref-1/avancement""#), "{agreement}");
-            assert!(html.contains(r#"action="/orientations/ref-1/terminer""#), "{agreement}");
-            assert_eq!(html.matches(r#"name="_csrf" value="jeton""#).count(), 2, "a CSRF field on each form");
-            assert!(!html.contains("En attente de l'accord"));
-        }
-        let offered = work_section(&json!({"id": "ref-1", "status": "offered"}), None, "jeton", &none.0, &none.1);
-        assert!(offered.contains("/accepter") && offered.contains("/decliner"));
-        let done =
-            json!({"id": "ref-1", "status": "accepted", "agreement": "agreed", "completed_at": "2026-12-01T10:00:00Z"});
-        let html = work_section(&done, None, "jeton", &none.0, &none.1);
-        assert!(html.contains("Prestation terminée le 01/12/2026 à 10:00 UTC") && !html.contains("<form"));
-    }
-
-    #[test]
-    fn a_request_cancelled_after_acceptance_says_who_and_why_and_offers_nothing() {
-        let none = (Fields::new(), Errors::default());
-        let withdrawn =
-            json!({"id": "ref-1", "status": "withdrawn", "agreement": "agreed", "reason": "request cancelled"});
-        let request = json!({"status": "cancelled", "history": [
-            {"status": "accepted", "actor_role": "provider_agent"},
-            {"status": "cancelled", "actor_role": "member_admin", "actor_name": "Marie Dupont", "reason": "Projet <abandonné>"}
-        ]});
-        let html = work_section(&withdrawn, Some(&request), "jeton", &none.0, &none.1);
-        assert!(html.contains("<h2>La collectivité a annulé la demande</h2>"), "{html}");
-        assert!(html.contains("<p>Motif : Projet &lt;abandonné&gt;</p>"));
-        assert!(!html.contains("<form"), "no action on a withdrawn referral");
-        // Cancelled by the coordination, or by an expired quote; or withdrawn without a cancellation.
-        let by = |role: &str| json!({"status": "cancelled", "history": [{"status": "cancelled", "actor_role": role}]});
-        assert_eq!(cancellation(&by("coordinator")).map(|c| c.0), Some("La coordination a annulé la demande".into()));
-        assert!(cancellation(&by("system")).is_some_and(|c| c.0.contains("automatiquement")));
-        assert_eq!(cancellation(&json!({"status": "in_progress"})), None);
-        let html = work_section(&withdrawn, Some(&json!({"status": "referred"})), "jeton", &none.0, &none.1);
-        assert!(html.contains("retirée par la coordination") && html.contains("Motif : request cancelled"));
-    }
-
-    #[test]
-    fn refused_progress_and_completion_are_explained_in_french() {
-        let error = |kind: &str| crate::gateway::ApiError {
-            status: 409,
-            kind: kind.into(),
-            detail: String::new(),
-            errors: vec![],
-        };
-        assert!(work_conflict(&error("invalid-transition"), "withdrawn").starts_with("La demande a été annulée"));
-        assert!(
-            work_conflict(&error("quote-not-accepted"), "accepted").starts_with("Le devis n'a pas encore été accepté")
-        );
-        assert!(work_conflict(&error("invalid-transition"), "accepted").contains("pas possible dans l'état actuel"));
-    }
-
-    #[test]
-    fn referrals_waiting_past_their_reminder_or_deadline_are_marked_in_words() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").map(|t| t.to_utc()).unwrap_or_default();
-        let r = |status: &str, remind: &str, by: &str| json!({"status": status, "remind_at": remind, "respond_by": by});
-        assert_eq!(deadline_flag(&r("offered", "2026-11-30T00:00:00Z", "2026-12-01T00:00:00Z"), now), "");
-        assert!(deadline_flag(&r("offered", "2026-11-29T09:00:00Z", "2026-12-01T00:00:00Z"), now).contains("relance"));
-        assert!(deadline_flag(&r("offered", "2026-11-28T00:00:00Z", "2026-11-29T09:59:00Z"), now).contains("dépassée"));
-        assert_eq!(deadline_flag(&r("accepted", "2026-11-28T00:00:00Z", "2026-11-29T09:59:00Z"), now), "");
-        let escalated =
-            json!({"status": "offered", "escalated_at": "2026-11-29T09:00:00Z", "respond_by": "2026-12-01T00:00:00Z"});
-        assert!(deadline_flag(&escalated, now).contains("relance"));
-    }
-
-    #[test]
-    fn french_amounts_parse_to_cents() {
-        for (raw, cents) in [
-            ("2 450,00", 245_000),
-            ("2\u{a0}450,00\u{a0}€", 245_000),
-            ("2\u{202f}450,5 €", 245_050),
-            ("2450", 245_000),
-            ("2.450,00", 245_000),
-            ("2450.75", 245_075),
-            ("2.450.000", 245_000_000),
-            ("0,01", 1),
-            (" 10 000 000,00 ", MAX_QUOTE_CENTS),
-            ("12 EUR", 1_200),
-        ] {
-            assert_eq!(parse_euros(raw), Ok(Some(cents)), "{raw:?}");
-        }
-        assert_eq!(parse_euros("   "), Ok(None));
-        for bad in [
-            "0",
-            "0,00",
-            "-5",
-            "2,450,00",
-            "1,234",
-            "12,3a",
-            "abc",
-            ",50",
-            "10 000 000,01",
-            "99999999999999999",
-            "2.45.0",
-        ] {
-            assert!(parse_euros(bad).is_err(), "{bad:?}");
-        }
-    }
-}
+mod tests;

@@ -16,6 +16,7 @@ use crate::layout;
 use crate::pages::billing;
 use crate::pages::common::{items, s, safe_id};
 use crate::pages::conversation;
+use crate::pages::provider::{category_facts, commune_named};
 use crate::{AppState, Ctx, fr};
 
 /// Who made a change of the history, in French: the person's name and the role it acted in (« Marie Dupont —
@@ -25,9 +26,19 @@ pub fn actor(change: &Value) -> String {
     let role = s(change, "actor_role");
     let name = s(change, "actor_name").trim();
     let name = if name.contains('@') { "" } else { name };
+    let provider = match (s(change, "provider_name").trim(), s(change, "provider_code")) {
+        ("", code) => code,
+        (name, _) => name,
+    };
     let label = match role {
+        // A provider's own answer or work recorded without a person (an older event): the provider did it.
+        "" | "system"
+            if !provider.is_empty() && matches!(s(change, "status"), "accepted" | "in_progress" | "completed") =>
+        {
+            return format!("{provider} — Partenaire");
+        }
         "" | "system" => None,
-        role => Some(match s(change, "provider_code") {
+        role => Some(match provider {
             provider if !provider.is_empty() && matches!(role, "provider_agent" | "provider_consumer") => {
                 format!("{} ({provider})", fr::role(role))
             }
@@ -61,6 +72,25 @@ pub fn history(changes: &[Value]) -> String {
     }
     body.push_str("</tbody></table>");
     body
+}
+
+/// The history with the providers named (`names`: by code): a provider's step is credited to the provider, by
+/// name, even when no person is recorded for it.
+pub fn history_named(changes: &[Value], names: &std::collections::HashMap<String, String>) -> String {
+    let named: Vec<Value> = changes
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            if let Some(name) = names.get(s(&c, "provider_code")) {
+                c["provider_name"] = Value::String(name.clone());
+            }
+            // Provider codes in the reason (« Orientée vers caue77 ») become names.
+            let reason = fr::reason(s(&c, "reason"), names);
+            c["reason"] = Value::String(reason);
+            c
+        })
+        .collect();
+    history(&named)
 }
 
 /// Whether a request may still be cancelled (before its completion).
@@ -101,25 +131,10 @@ pub(super) async fn render_detail(
         None => None,
     };
     let status = s(&request, "status");
-    let mut extra = String::new();
-    if let Some(dates) = request["dates"].as_object() {
-        let _ = write!(
-            extra,
-            "<dt>Période du prêt</dt><dd>du {} au {}</dd>",
-            esc(&fr::date(dates.get("start_date").and_then(Value::as_str).unwrap_or(""))),
-            esc(&fr::date(dates.get("end_date").and_then(Value::as_str).unwrap_or("")))
-        );
-    }
-    if let Some(site) = request["site"].as_object() {
-        let address = site.get("address").and_then(Value::as_str).unwrap_or("");
-        let insee = site.get("commune_insee").and_then(Value::as_str).unwrap_or("");
-        let _ = write!(
-            extra,
-            "<dt>Site</dt><dd>{}{}</dd>",
-            esc(if address.is_empty() { "—" } else { address }),
-            if insee.is_empty() { String::new() } else { format!(" (commune INSEE {})", esc(insee)) }
-        );
-    }
+    let extra = category_facts(&commune_named(&state, &request).await);
+    let providers = crate::pages::provider::provider_names(&state, &token).await;
+    let provider_name =
+        providers.get(s(&request, "provider_code")).map_or(s(&request, "provider_code"), String::as_str);
     let mut body = format!(
         r#"{summary}<dl class="facts">
 <dt>Statut</dt><dd><span class="status status-{cls}">{status_fr}</span></dd>
@@ -138,20 +153,16 @@ pub(super) async fn render_detail(
                 format!(r#"<a href="/offres/{}">{}</a>"#, url_component(s(&request, "offer_id")), esc(&title)),
             None if s(&request, "offer_id").is_empty() =>
                 "Demande d'orientation : la coordination choisit l'offre".to_owned(),
-            None => esc(s(&request, "offer_id")),
+            None => "Offre du catalogue (titre indisponible)".to_owned(),
         },
-        provider = esc(if s(&request, "provider_code").is_empty() {
-            "pas encore orientée"
-        } else {
-            s(&request, "provider_code")
-        }),
+        provider = esc(if provider_name.is_empty() { "pas encore orientée" } else { provider_name }),
         at = esc(&fr::datetime(s(&request, "submitted_at"))),
         description = crate::html::multiline(if s(&request, "description").is_empty() {
             "—"
         } else {
             s(&request, "description")
         }),
-        history = history(request["history"].as_array().map(Vec::as_slice).unwrap_or(&[])),
+        history = history_named(request["history"].as_array().map(Vec::as_slice).unwrap_or(&[]), &providers),
     );
     let link = url_component(id);
     let csrf = forms::csrf(&ctx.csrf);
@@ -254,5 +265,23 @@ mod tests {
         assert!(html.contains("<td>Coordination (guichet unique)</td>") && !html.contains("dgs@meaux.fr"));
         assert!(html.contains("<td>La plateforme (automatiquement)</td>"));
         assert!(html.contains("<td>connecteur caue77 — Connecteur du partenaire (caue77)</td>"));
+    }
+
+    #[test]
+    fn a_provider_s_steps_are_credited_to_the_provider_by_name_not_the_platform() {
+        let names: std::collections::HashMap<String, String> =
+            [("caue77".to_owned(), "CAUE de Seine-et-Marne".to_owned())].into();
+        let html = history_named(
+            &[
+                json!({"status": "accepted", "from": "referred", "actor_role": "provider_agent", "actor_name": "Paul Martin", "provider_code": "caue77"}),
+                json!({"status": "accepted", "from": "referred", "actor_role": "system", "provider_code": "caue77"}),
+                json!({"status": "referred", "from": "submitted", "actor_role": "system", "provider_code": "caue77"}),
+            ],
+            &names,
+        );
+        assert!(html.contains("<td>Paul Martin — Agent d&#39;un partenaire (CAUE de Seine-et-Marne)</td>"), "{html}");
+        assert!(html.contains("<td>CAUE de Seine-et-Marne — Partenaire</td>"), "{html}");
+        assert_eq!(html.matches("La plateforme").count(), 1, "only routing's own step: {html}");
+        assert!(!html.contains("caue77"), "{html}");
     }
 }

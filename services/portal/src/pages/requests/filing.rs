@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Form};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use id77_proto::vocabulary::Category;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -36,10 +36,14 @@ pub fn details(
                     errors.add(name, label, format!("Le champ « {label} » est obligatoire."));
                     return None;
                 }
-                match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-                    Ok(d) => Some(d),
-                    Err(_) => {
-                        errors.add(name, label, format!("« {label} » doit être une date, par exemple 2027-03-15."));
+                match fr::parse_date(raw) {
+                    Some(d) => Some(d),
+                    None => {
+                        errors.add(
+                            name,
+                            label,
+                            format!("« {label} » doit être une date au format jj/mm/aaaa, par exemple 15/03/2027."),
+                        );
                         None
                     }
                 }
@@ -58,8 +62,11 @@ pub fn details(
                     errors.add("fin", "Dernier jour du prêt", format!("Un prêt dure au plus {MAX_LOAN_DAYS} jours."));
                 }
             }
-            if errors.is_empty() {
-                dates = Some(json!({ "start_date": forms::value(f, "debut"), "end_date": forms::value(f, "fin") }));
+            if errors.is_empty()
+                && let (Some(start), Some(end)) = (start, end)
+            {
+                // The API takes ISO dates, whichever way the user typed them.
+                dates = Some(json!({ "start_date": start.to_string(), "end_date": end.to_string() }));
             }
         }
         Some(Category::IntegratedEngineering) => {
@@ -134,7 +141,7 @@ fn new_body(ctx: &Ctx, offer: Option<&Value>, f: &Fields, key: &str, errors: &Er
                 Input::Text { kind: "date", autocomplete: "off" },
                 forms::value(f, "debut"),
                 true,
-                "Format : année-mois-jour, par exemple 2027-03-15.",
+                fr::DATE_HINT,
                 errors
             ),
             forms::field(
@@ -143,7 +150,7 @@ fn new_body(ctx: &Ctx, offer: Option<&Value>, f: &Fields, key: &str, errors: &Er
                 Input::Text { kind: "date", autocomplete: "off" },
                 forms::value(f, "fin"),
                 true,
-                "Format : année-mois-jour.",
+                fr::DATE_HINT,
                 errors
             ),
         ),
@@ -273,7 +280,7 @@ pub async fn submit(State(state): State<AppState>, Extension(ctx): Extension<Ctx
         errors.max_len(&f, "description", "Description du besoin", 10_000);
     }
     let category = offer.as_ref().and_then(|o| Category::parse(s(o, "category")));
-    let details = details(category, &f, Utc::now().date_naive());
+    let details = details(category, &f, fr::today());
     if let Err(more) = &details {
         errors.0.extend(more.0.iter().cloned());
     }
@@ -349,7 +356,13 @@ mod tests {
         let long =
             details(LOAN, &fields(&[("debut", "2026-12-01"), ("fin", "2027-12-05")]), today).err().unwrap_or_default();
         assert!(long.of("fin").is_some_and(|m| m.contains("366 jours")));
-        let garbage = details(LOAN, &fields(&[("debut", "15/03/2027"), ("fin", "x")]), today).err().unwrap_or_default();
+        let typed = details(LOAN, &fields(&[("debut", "01/12/2026"), ("fin", " 15/12/2026 ")]), today);
+        assert_eq!(
+            typed.ok().and_then(|(dates, _)| dates),
+            Some(json!({"start_date": "2026-12-01", "end_date": "2026-12-15"})),
+            "jj/mm/aaaa as the hint says, sent as ISO dates"
+        );
+        let garbage = details(LOAN, &fields(&[("debut", "15 mars"), ("fin", "x")]), today).err().unwrap_or_default();
         assert!(garbage.of("debut").is_some_and(|m| m.contains("doit être une date")));
     }
 

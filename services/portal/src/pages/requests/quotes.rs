@@ -83,8 +83,6 @@ pub fn quote_section(quotes: &[Value], ctx: &Ctx, back: &str, f: &Fields, errors
     for q in quotes {
         let status = s(q, "status");
         let number = s(q, "number");
-        let net = q["amount_cents"].as_i64().unwrap_or(0);
-        let vat = fr::vat_cents(net, q["vat_rate_bp"].as_i64());
         let _ = write!(body, "<h3>Devis {}</h3><dl class=\"facts\">", esc(number));
         let _ = write!(
             body,
@@ -93,21 +91,9 @@ pub fn quote_section(quotes: &[Value], ctx: &Ctx, back: &str, f: &Fields, errors
             esc(fr::quote_status(status))
         );
         fact(&mut body, "Objet", s(q, "label"));
-        if q["amount_to_be_stated"].as_bool() == Some(true) {
-            fact(&mut body, "Montant", "à préciser par le partenaire");
-        } else {
-            fact(&mut body, "Montant HT", &fr::euros(net));
-            match (vat, q["vat_rate_bp"].as_i64()) {
-                (Some(vat), Some(rate)) => {
-                    fact(&mut body, &format!("TVA ({})", fr::percent_bp(rate)), &fr::euros(vat));
-                    fact(&mut body, "Montant TTC", &fr::euros(net + vat));
-                }
-                _ => {
-                    let note = s(q, "vat_note");
-                    fact(&mut body, "TVA", if note.is_empty() { "non applicable" } else { note });
-                    fact(&mut body, "Montant TTC", &fr::euros(net));
-                }
-            }
+        match crate::pages::billing::Amounts::of_quote(q) {
+            None => fact(&mut body, "Montant", "à préciser par le partenaire"),
+            Some(amounts) => body.push_str(&amounts.facts()),
         }
         fact(&mut body, "Proposé le", &fr::datetime(s(q, "issued_at")));
         if status == "proposed" && !s(q, "expires_at").is_empty() {
@@ -271,10 +257,10 @@ mod tests {
             quote_section(&[proposed()], &ctx("member_admin"), "/demandes/r1", &Fields::new(), &Errors::default());
         assert!(html.contains(r#"<h2 id="devis">Devis</h2>"#) && html.contains("<h3>Devis D-caue77-2026-000007</h3>"));
         assert!(html.contains("<dt>Statut du devis</dt><dd><span class=\"status quote-proposed\">Proposé</span></dd>"));
-        assert!(html.contains("<dt>Montant HT</dt><dd>2\u{a0}450,00\u{a0}€</dd>"));
+        assert!(html.contains("<dt>Montant HT</dt><dd>2\u{202f}450,00\u{a0}€</dd>"));
         assert!(html.contains("<dt>TVA (20\u{a0}%)</dt><dd>490,00\u{a0}€</dd>"));
-        assert!(html.contains("<dt>Montant TTC</dt><dd>2\u{a0}940,00\u{a0}€</dd>"));
-        assert!(html.contains("<dt>Valable jusqu&#39;au</dt><dd>29/12/2026 à 08:00 UTC</dd>"));
+        assert!(html.contains("<dt>Montant TTC</dt><dd>2\u{202f}940,00\u{a0}€</dd>"));
+        assert!(html.contains("<dt>Valable jusqu&#39;au</dt><dd>29 décembre 2026 à 9 h 00</dd>"));
         assert!(
             html.contains(r#"<form method="post" action="/demandes/r1/devis/q1/accepter" class="form" novalidate>"#)
         );
@@ -328,7 +314,7 @@ mod tests {
             "decided_by_name": "Marie Dupont", "signatory_name": "Marie Dupont, maire", "purchase_order_number": "EJ-42"});
         let html = quote_section(&[accepted], &ctx("member_admin"), "/demandes/r1", &Fields::new(), &Errors::default());
         assert!(html.contains(">Accepté</span>"));
-        assert!(html.contains("<dt>Décision</dt><dd>Accepté par Marie Dupont, le 30/11/2026 à 09:00 UTC</dd>"));
+        assert!(html.contains("<dt>Décision</dt><dd>Accepté par Marie Dupont, le 30 novembre 2026 à 10 h 00</dd>"));
         assert!(html.contains("<dt>Signataire</dt><dd>Marie Dupont, maire</dd>"));
         assert!(html.contains("<dt>N° d&#39;engagement / bon de commande</dt><dd>EJ-42</dd>"));
         assert!(html.contains(
