@@ -87,6 +87,7 @@ test-browser: deps directory ## Browser tests of the portal (headless Chromium +
 	# npm ci installs playwright-core and axe-core from the committed lock; Debian's chromium is installed if missing.
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 	bash tests/browser/ensure-chromium.sh >/dev/null
+	node --test tests/browser/bar.test.mjs
 	node tests/browser/run.mjs
 
 # Seconds per fuzz target: make fuzz (long runs: make fuzz FUZZ_SECONDS=600) and the pass inside make test.

@@ -1,20 +1,25 @@
 // Browser tests of the ID 77 web portal.
 //
 // Starts the platform as `make run` does (deploy/local/run.sh) on ports and databases of its own, then drives
-// Debian's headless Chromium with playwright-core through the main journeys of each role, takes a screenshot of
-// every page into .run/screenshots/, runs axe-core (WCAG 2.0/2.1 A and AA) on every page visited and fails on
-// any violation, and checks that the login form works with the keyboard alone. Every process it started is
-// stopped at the end, also on failure or Ctrl-C.
+// Debian's headless Chromium with playwright-core through the main journeys of each role, then the journeys of
+// tests/browser/journeys/*.mjs (each exports `run(t)`), then a tour of each role's main pages. Every checked page
+// state is checked at 1280, 390 and 320 px (check()): a screenshot of each width into .run/screenshots/
+// (NN-name-<width>.png), axe-core (WCAG 2.0/2.1 A and AA), no horizontal scroll, and the visible-text bar of
+// bar.mjs (no UUID or id prefix, raw provider code, EPCI SIREN, lone arrondissement code, English word, UTC time
+// or ISO date); a problem fails the step that checked the page, and the end lists every page's problems. It also
+// checks that the login form works with the keyboard alone. Every process it started is stopped at the end, also
+// on failure or Ctrl-C.
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), ID77_BROWSER_KEEP=1 (leave the databases), plus whatever
-// run.sh reads (ID77_PG_URL...). Prints "N passed, N failed" and the accessibility summary at the end.
+// run.sh reads (ID77_PG_URL...). Prints the bar per page, "N passed, N failed" and the screenshots' folder.
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { existsSync, mkdirSync, readFileSync, rmSync, openSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, openSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
+import { findings, providerCodesToCheck } from './bar.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
@@ -29,7 +34,7 @@ const MEMBER_PASSWORD = 'Mot2passe-Solide!77';
 
 let platform = null; // the run.sh child
 const results = []; // {name, ok, error}
-const axeReport = []; // {page, violations}
+const axeReport = []; // {page, violations (at the three widths)}
 
 function log(message) {
   process.stderr.write(`[browser] ${message}\n`);
@@ -152,35 +157,129 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 // ---- page helpers -------------------------------------------------------------------------------------------
 
 let shotCount = 0;
-async function check(page, name) {
-  await page.waitForLoadState('load');
-  shotCount += 1;
-  const file = join(SHOTS, `${String(shotCount).padStart(2, '0')}-${name}.png`);
+let checkMs = 0; // time spent in check(), reported at the end
+// Every checked page state is checked at these widths (CSS px): desktop, a common phone, the narrowest (WCAG 1.4.10).
+const WIDTHS = [1280, 390, 320];
+const VIEWPORT = { width: 1280, height: 720 }; // playwright's default, restored after each check
+// What the visible-text checks know (filled at start from the gateway: see loadBarContext).
+const barContext = { providers: [], epciSirens: new Set(), ignore: [RUN_ID] };
+const barReport = []; // {page, findings: [sentence]} for every checked page state
+const stepStack = []; // the findings of the step(s) running, innermost last
+
+async function screenshot(page, file, name) {
   // A loaded machine sometimes makes headless Chromium answer « Unable to capture screenshot » (seen once in
   // three runs beside compilers): the screenshot is evidence, not the check, so it is tried three times.
   for (let attempt = 1; ; attempt += 1) {
     try {
       await page.screenshot({ path: file, fullPage: true });
-      break;
+      return;
     } catch (error) {
       if (attempt === 3) throw error;
       log(`screenshot of ${name} failed (${error.message.split('\n')[0]}); trying again`);
       await page.waitForTimeout(500 * attempt);
     }
   }
-  await page.addScriptTag({ content: AXE });
-  const result = await page.evaluate(async (tags) => {
-    // eslint-disable-next-line no-undef
+}
+
+// At one width: axe's violations, the horizontal overflow with its widest culprits, the visible text.
+async function inspect(page) {
+  return page.evaluate(async (tags) => {
+    /* eslint-disable no-undef */
     const r = await axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
+    const violations = r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
+    const viewport = window.innerWidth;
+    const scrollWidth = document.documentElement.scrollWidth;
+    const describe = (el) => {
+      let d = el.tagName.toLowerCase();
+      if (el.id) d += `#${el.id}`;
+      if (typeof el.className === 'string' && el.className.trim()) d += `.${el.className.trim().split(/\s+/).join('.')}`;
+      const parent = el.parentElement && el.parentElement !== document.body ? `${describe.short(el.parentElement)} > ` : '';
+      return `${parent}${d}`;
+    };
+    describe.short = (el) => el.tagName.toLowerCase() + (el.id ? `#${el.id}` : '') + (typeof el.className === 'string' && el.className.trim() ? `.${el.className.trim().split(/\s+/)[0]}` : '');
+    let culprits = [];
+    if (scrollWidth > viewport) {
+      const clipped = (el) => {
+        for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+          if (['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(p).overflowX)) return true;
+        }
+        return false;
+      };
+      const over = [...document.body.querySelectorAll('*')].filter((el) => {
+        const box = el.getBoundingClientRect();
+        return box.right > viewport + 0.5 && box.width > 1 && !clipped(el);
+      });
+      const leaves = over.filter((el) => !over.some((other) => other !== el && el.contains(other)));
+      culprits = leaves
+        .map((el) => ({ el, right: el.getBoundingClientRect().right, width: el.getBoundingClientRect().width }))
+        .sort((a, b) => b.right - a.right)
+        .slice(0, 5)
+        .map(({ el, right, width }) => `${describe(el)} (${Math.round(width)} px de large, bord droit à ${Math.round(right)} px)`);
+    }
+    return { violations, viewport, scrollWidth, culprits, text: document.body.innerText };
+    /* eslint-enable no-undef */
   }, AXE_TAGS);
-  axeReport.push({ page: `${name} (${new URL(page.url()).pathname})`, violations: result });
-  if (result.length) {
-    throw new Error(`axe: ${result.length} violation(s) on ${name}: ${JSON.stringify(result, null, 1)}`);
+}
+
+// Checks a page state at 1280, 390 and 320 px (the page is re-laid out, never reloaded: a page shown after a POST
+// stays the same): a screenshot NN-name-<width>.png at each, axe (WCAG 2.0/2.1 A and AA), no horizontal scroll, and
+// the visible-text bar (bar.mjs); then lang="fr" and one h1. A problem does not stop the journey: it is recorded
+// for the page and fails the step that checked it once the step is over (so every page of a run is reported).
+async function check(page, name) {
+  const started = Date.now();
+  try {
+    await checkWidths(page, name);
+  } finally {
+    checkMs += Date.now() - started;
   }
+}
+
+async function checkWidths(page, name) {
+  await page.waitForLoadState('load');
+  shotCount += 1;
+  const prefix = `${String(shotCount).padStart(2, '0')}-${name}`;
+  const path = new URL(page.url()).pathname;
+  const label = `${name} (${path})`;
+  const found = new Map(); // sentence -> widths
+  const note = (sentence, width) => {
+    if (!found.has(sentence)) found.set(sentence, []);
+    found.get(sentence).push(width);
+  };
+  // Evaluated through the DevTools protocol, not a <script> tag: works under the portal's CSP also in a context
+  // opened without bypassCSP (the journey modules' own contexts).
+  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) await page.evaluate(AXE);
+  const axeByWidth = [];
+  try {
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: VIEWPORT.height });
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      await screenshot(page, join(SHOTS, `${prefix}-${width}.png`), `${name} at ${width} px`);
+      const seen = await inspect(page);
+      axeByWidth.push(seen.violations.length);
+      for (const v of seen.violations) note(`axe ${v.id} (${v.impact}) : ${v.help} — ${v.nodes.join(' ; ')}`, width);
+      if (seen.scrollWidth > seen.viewport) {
+        note(`défilement horizontal (${seen.scrollWidth} px de contenu pour ${seen.viewport} px) : ${seen.culprits.join(' ; ')}`, width);
+      }
+      const statistics = path.includes('statistiques') || /arrondissement/i.test(seen.text);
+      for (const sentence of findings(seen.text, { ...barContext, statistics })) note(sentence, width);
+    }
+  } finally {
+    await page.setViewportSize(VIEWPORT);
+  }
+  axeReport.push({ page: label, violations: axeByWidth.reduce((a, b) => a + b, 0) });
   const lang = await page.getAttribute('html', 'lang');
-  if (lang !== 'fr') throw new Error(`${name}: <html lang="${lang}">`);
-  if ((await page.locator('h1').count()) !== 1) throw new Error(`${name}: not exactly one h1`);
+  if (lang !== 'fr') note(`<html lang="${lang}">`, 'toutes');
+  const h1 = await page.locator('h1').count();
+  if (h1 !== 1) note(`${h1} titres h1 au lieu d'un`, 'toutes');
+  const sentences = [...found].map(([sentence, widths]) =>
+    widths.length === WIDTHS.length || widths[0] === 'toutes' ? sentence : `${sentence} [à ${widths.join(', ')} px]`,
+  );
+  barReport.push({ page: label, findings: sentences });
+  if (sentences.length) {
+    log(`BAR ${label}: ${sentences.length} problem(s)\n    - ${sentences.join('\n    - ')}`);
+    if (stepStack.length) stepStack[stepStack.length - 1].push(...sentences.map((s) => `${label} : ${s}`));
+    else throw new Error(`${label} : ${sentences.join(' | ')}`);
+  }
 }
 
 function expect(condition, message) {
@@ -193,13 +292,26 @@ async function text(page, selector) {
 
 async function step(name, fn) {
   const started = Date.now();
+  const bar = [];
+  stepStack.push(bar);
+  let error = null;
   try {
     await fn();
-    results.push({ name, ok: true });
-    log(`PASS ${name} (${Date.now() - started} ms)`);
-  } catch (error) {
+  } catch (thrown) {
+    error = thrown;
+  } finally {
+    stepStack.pop();
+  }
+  if (bar.length) {
+    const summary = `${bar.length} problème(s) de la barre : ${bar.join(' | ')}`;
+    error = error ? new Error(`${error.message}\n${summary}`, { cause: error }) : new Error(summary);
+  }
+  if (error) {
     results.push({ name, ok: false, error });
     log(`FAIL ${name}: ${error.stack || error}`);
+  } else {
+    results.push({ name, ok: true });
+    log(`PASS ${name} (${Date.now() - started} ms)`);
   }
 }
 
@@ -231,6 +343,49 @@ async function eventually(what, timeoutMs, fn) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 1000));
   }
+}
+
+// The providers (code and name) the gateway lists: the portal may show a provider's code (until it shows names
+// everywhere) or its name; the journeys need its code (its agent's login is agent.<code>@id77.demo).
+const providerList = [];
+function providerCode(shown) {
+  const value = (shown || '').trim();
+  const match = providerList.find((p) => p.code === value || p.name === value)
+    ?? providerList.find((p) => value.includes(p.name))
+    ?? providerList.find((p) => value.split(/[\s(),]+/).includes(p.code));
+  return match ? match.code : null;
+}
+function providerNames(code) {
+  const provider = providerList.find((p) => p.code === code);
+  return provider ? [provider.code, provider.name] : [code];
+}
+
+async function listAll(gateway, path) {
+  const items = [];
+  let cursor = '';
+  for (let guard = 0; guard < 100; guard++) {
+    const url = `${gateway}${path}${path.includes('?') ? '&' : '?'}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`GET ${url}: ${response.status} ${await response.text()}`);
+    const page = await response.json();
+    items.push(...page.items);
+    if (!page.next_cursor) return items;
+    cursor = page.next_cursor;
+  }
+  throw new Error(`GET ${path}: more than 100 pages`);
+}
+
+// What the visible-text checks need to know: the provider codes (GET /v1/providers) and the SIRENs of the EPCIs
+// (GET /v1/collectivities?kind=epci), from the gateway of this run.
+async function loadBarContext(ready) {
+  const providers = await listAll(ready.gateway, '/v1/providers');
+  providerList.push(...providers.map((p) => ({ code: p.code, name: p.name })));
+  const { kept, skipped } = providerCodesToCheck(providers.map((p) => p.code));
+  barContext.providers = kept;
+  if (skipped.length) log(`provider codes not checked as raw codes (common words or too short): ${skipped.join(', ')}`);
+  const epcis = await listAll(ready.gateway, '/v1/collectivities?kind=epci');
+  barContext.epciSirens = new Set(epcis.map((c) => c.siren));
+  log(`bar: ${kept.length} provider codes, ${barContext.epciSirens.size} EPCI SIRENs`);
 }
 
 // ---- the journeys -------------------------------------------------------------------------------------------
@@ -396,11 +551,10 @@ async function journeys(browser, ready) {
     // Routing refers it to a provider; the status and history follow.
     await eventually('the request to be referred', 40000, async () => {
       await page.goto(state.requestUrl);
-      const provider = (await page.locator('.facts dt:has-text("Partenaire") + dd').innerText()).trim();
-      return provider !== 'pas encore orientée' ? provider : null;
+      return providerCode((await page.locator('.facts dt:has-text("Partenaire") + dd').innerText()).trim());
     });
     await check(page, 'demande-orientee');
-    state.provider = (await page.locator('.facts dt:has-text("Partenaire") + dd').innerText()).trim();
+    state.provider = providerCode((await page.locator('.facts dt:has-text("Partenaire") + dd').innerText()).trim());
     await page.goto(`${base}/demandes`);
     await check(page, 'mes-demandes');
     expect((await page.locator('tbody tr', { hasText: 'Réfection de la voirie' }).count()) === 1, 'listed');
@@ -582,7 +736,12 @@ async function journeys(browser, ready) {
     await Promise.all([page.waitForURL(state.referralUrl), page.click('form[action$="/avancement"] button')]);
     await check(page, 'partenaire-avancement');
     expect((await page.locator('h2', { hasText: 'Avancement' }).count()) === 1, 'progress shown');
-    await Promise.all([page.waitForURL(state.referralUrl), page.click('form[action$="/terminer"] button')]);
+    // Declaring the work done asks for a confirmation that states what will be invoiced (journeys/provider.mjs
+    // checks that page in detail).
+    await Promise.all([page.waitForURL((u) => u.pathname.endsWith('/terminer')), page.click('form[action$="/terminer"] button')]);
+    await check(page, 'partenaire-confirmer-fin');
+    expect((await text(page, 'h1')) === 'Confirmer la fin de la prestation', 'a confirmation page');
+    await Promise.all([page.waitForURL(state.referralUrl), page.click('form[action$="/terminer"] button:has-text("Confirmer")')]);
     await check(page, 'partenaire-terminee');
     expect((await text(page, '.badge.ok')).includes('Prestation terminée'), 'completion shown');
     // Another role's screens are not offered, and refused when typed in.
@@ -657,8 +816,7 @@ async function journeys(browser, ready) {
     state.refusedUrl = page.url();
     const provider = await eventually('the second request to be referred', 40000, async () => {
       await page.goto(state.refusedUrl);
-      const code = (await page.locator('.facts dt:has-text("Partenaire") + dd').innerText()).trim();
-      return code !== 'pas encore orientée' ? code : null;
+      return providerCode((await page.locator('.facts dt:has-text("Partenaire") + dd').innerText()).trim());
     });
     await logout(page);
 
@@ -761,19 +919,20 @@ async function journeys(browser, ready) {
     const again = page.locator('li.triage-item', { hasText: state.orientationSubject });
     // An offer of the provider the first request went to, and that provider.
     const offer = await again.locator('select[name="offre"] option').evaluateAll(
-      (options, provider) => (options.find((o) => o.textContent.endsWith(`, ${provider})`)) ?? options[1])?.value,
-      state.provider,
+      (options, names) => (options.find((o) => names.some((n) => o.textContent.trim().endsWith(`, ${n})`))) ?? options[1])?.value,
+      providerNames(state.provider),
     );
     expect(offer, `an offer of ${state.provider} in the list`);
     await again.locator('select[name="offre"]').selectOption(offer);
     await again.locator('select[name="partenaire"]').selectOption(state.provider);
     await again.locator('textarea[name="note"]').fill('Projet de tiers-lieu : premier rendez-vous à caler.');
     await submit(page, again.locator('button[type="submit"]'));
-    expect((await text(page, '.notice')).includes(`partenaire ${state.provider}`), `assigned: ${await text(page, '.notice')}`);
+    const assigned = await text(page, '.notice');
+    expect(providerNames(state.provider).some((n) => assigned.includes(`partenaire ${n}`)), `assigned: ${assigned}`);
     expect((await page.locator('li.triage-item', { hasText: state.orientationSubject }).count()) === 0, 'no longer in the queue');
     await eventually('the orientation request to be referred', 30000, async () => {
       await page.goto(state.orientationUrl);
-      return (await text(page, '.facts dt:has-text("Partenaire") + dd')) === state.provider;
+      return providerCode(await text(page, '.facts dt:has-text("Partenaire") + dd')) === state.provider;
     });
     await check(page, 'coordination-demande-orientee');
     // The coordinator cancels it (before completion): the history says who, from what, and why.
@@ -809,6 +968,120 @@ async function journeys(browser, ready) {
   });
 
   await context.close();
+  return state;
+}
+
+// ---- every role's main pages, at the three widths ----------------------------------------------------------
+
+// One context (one page, logged in once) per role; each page is checked by check(). A page that answers 404 while
+// optional (legal pages, account pages still to come) is skipped with a note; any other problem is recorded for the
+// role's step, which goes on with the next page.
+async function tour(browser, ready, state) {
+  const base = ready.portal;
+  const password = ready.password;
+  const skipped = [];
+  const roles = [
+    { role: 'anonyme', pages: async (page) => {
+      const offer = await firstHref(page, `${base}/catalogue`, 'ul.offers li h3 a');
+      const forgotten = await firstHref(page, `${base}/connexion`, 'a:has-text("Mot de passe oublié")');
+      return [
+        ['accueil', '/'], ['catalogue', '/catalogue'], ['recherche', '/catalogue?q=voirie'],
+        ['recherche-globale', '/recherche?q=voirie', true], ['offre', offer], ['adherer', '/adherer'],
+        ['adherer-resultats', '/adherer?q=Meaux&type=commune'], ['connexion', '/connexion'],
+        ['mentions-legales', '/mentions-legales', true], ['accessibilite', '/accessibilite', true],
+        ['plan-du-site', '/plan-du-site', true], ['contact', '/contact', true], ['mot-de-passe-oublie', forgotten, true],
+      ];
+    } },
+    { role: 'collectivite', email: state.adminEmail, password: MEMBER_PASSWORD, pages: async () => [
+      ['accueil', '/'], ['demandes', '/demandes'], ['demande', state.requestUrl], ['devis-et-factures', '/factures'],
+      ['compte', '/compte', true], ['equipe', '/compte/equipe', true], ['preferences-notifications', '/compte/notifications'],
+      ['notifications', '/notifications', true],
+    ] },
+    { role: 'partenaire', email: state.provider && `agent.${state.provider}@id77.demo`, password, pages: async () => [
+      ['accueil', '/'], ['orientations', '/orientations'], ['orientation', state.referralUrl], ['factures', '/factures'],
+      ['compte', '/compte', true], ['notifications', '/notifications', true],
+    ] },
+    { role: 'coordination', email: 'coordination@id77.demo', password, pages: async () => [
+      ['accueil', '/'], ['triage', '/coordination/triage'], ['adhesions', '/coordination/adhesions'],
+      ['orientations', '/coordination/orientations'], ['regles', '/coordination/regles'],
+      ['statistiques', '/coordination/statistiques'], ['notifications', '/notifications', true],
+    ] },
+    { role: 'operateur', email: 'operateur@id77.demo', password, optional: true, pages: async () => [
+      ['accueil', '/'], ['catalogue', '/catalogue'], ['notifications', '/compte/notifications'],
+    ] },
+  ];
+  for (const { role, email, password: secret, optional, pages } of roles) {
+    await step(`tour des pages (1280, 390, 320 px) : ${role}`, async () => {
+      const context = await browser.newContext({ bypassCSP: true, locale: 'fr-FR', viewport: VIEWPORT });
+      const page = await context.newPage();
+      const problems = [];
+      try {
+        if (role !== 'anonyme') {
+          expect(email, `no ${role} account from the journeys`);
+          await page.goto(`${base}/connexion`);
+          await page.fill('#email', email);
+          await page.fill('#password', secret);
+          await submit(page, 'form[action="/connexion"] button[type="submit"]');
+          if (new URL(page.url()).pathname.startsWith('/connexion')) {
+            if (optional) {
+              skipped.push(`${role} (${email} ne se connecte pas)`);
+              log(`tour ${role}: ${email} cannot log in: skipped`);
+              return;
+            }
+            throw new Error(`${email} cannot log in`);
+          }
+        }
+        for (const [name, target, maybe] of await pages(page)) {
+          try {
+            if (maybe && !target) {
+              skipped.push(`${role} ${name}`);
+              log(`tour ${role}: no link to ${name} yet, skipped`);
+              continue;
+            }
+            expect(target, `${name}: no address from the journeys`);
+            const response = await page.goto(target.startsWith('http') ? target : `${base}${target}`);
+            const status = response ? response.status() : 0;
+            if (maybe && status === 404) {
+              skipped.push(`${role} ${target}`);
+              log(`tour ${role}: ${target} answers 404, skipped for now`);
+              continue;
+            }
+            expect(status === 200, `${target} answers HTTP ${status}`);
+            await check(page, `tour-${role}-${name}`);
+          } catch (error) {
+            problems.push(`${name} : ${error.message.split('\n')[0]}`);
+          }
+        }
+      } finally {
+        await context.close();
+      }
+      if (problems.length) throw new Error(problems.join(' | '));
+    });
+  }
+  if (skipped.length) log(`tour: skipped (404 or no account yet): ${skipped.join(', ')}`);
+  return skipped;
+}
+
+async function firstHref(page, url, selector) {
+  await page.goto(url);
+  if ((await page.locator(selector).count()) === 0) return null;
+  const href = await page.locator(selector).first().getAttribute('href');
+  return href ? new URL(href, url).href : null;
+}
+
+// ---- the journeys of tests/browser/journeys/*.mjs (written with the features they test) ----------------------
+
+async function modules(t) {
+  const dir = join(HERE, 'journeys');
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.mjs')).sort() : [];
+  if (!files.length) log('no journey modules in tests/browser/journeys/');
+  for (const file of files) {
+    await step(`module journeys/${file}`, async () => {
+      const mod = await import(pathToFileURL(join(dir, file)).href);
+      expect(typeof mod.run === 'function', `journeys/${file} exports no run(t)`);
+      await mod.run(t);
+    });
+  }
 }
 
 // `id77-admin reconcile` (ADR 0013) against the services run.sh started, as the demo coordinator: every request's
@@ -841,10 +1114,18 @@ async function main() {
   mkdirSync(SHOTS, { recursive: true });
   const executablePath = execFileSync('bash', [join(HERE, 'ensure-chromium.sh')], { encoding: 'utf8' }).trim();
   let browser = null;
+  const started = Date.now();
+  let platformMs = 0;
   try {
     const ready = await startPlatform();
+    platformMs = Date.now() - started;
     browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
-    await journeys(browser, ready);
+    await step('barre : codes des partenaires et SIREN des EPCI lus à la passerelle', () => loadBarContext(ready));
+    const state = await journeys(browser, ready);
+    const base = ready.portal;
+    const password = ready.password;
+    await modules({ browser, base, ready, step, check, login, submit, logout, expect, eventually, text, password });
+    await tour(browser, ready, state);
     await step('cohérence : le réconciliateur ne trouve aucun désaccord entre les services', async () => {
       reconcile(ready);
     });
@@ -857,13 +1138,21 @@ async function main() {
   }
   const failed = results.filter((r) => !r.ok);
   const pages = axeReport.length;
-  const violations = axeReport.reduce((n, r) => n + r.violations.length, 0);
-  console.log(`\nAccessibility (axe-core ${JSON.parse(readFileSync(join(HERE, 'node_modules/axe-core/package.json'), 'utf8')).version}, tags ${AXE_TAGS.join(', ')}): ${pages} pages checked, ${violations} violations`);
-  for (const r of axeReport) console.log(`  ${r.violations.length ? 'FAIL' : 'ok  '} ${r.page}`);
+  const violations = axeReport.reduce((n, r) => n + r.violations, 0);
+  console.log(`\nAccessibility (axe-core ${JSON.parse(readFileSync(join(HERE, 'node_modules/axe-core/package.json'), 'utf8')).version}, tags ${AXE_TAGS.join(', ')}, at ${WIDTHS.join(', ')} px): ${pages} page states checked, ${violations} violations`);
+  const failing = barReport.filter((r) => r.findings.length);
+  console.log(`Bar (axe, horizontal scroll, identifiers, codes, English words, UTC/ISO dates, lang, h1, at ${WIDTHS.join(', ')} px): ${failing.length} of ${barReport.length} page states fail`);
+  for (const r of barReport) {
+    console.log(`  ${r.findings.length ? 'FAIL' : 'ok  '} ${r.page}`);
+    for (const f of r.findings) console.log(`         - ${f}`);
+  }
   console.log(`Screenshots: ${SHOTS}`);
+  console.log(`Time: ${Math.round((Date.now() - started) / 1000)} s in all, of which ${Math.round(platformMs / 1000)} s to start the platform and ${Math.round(checkMs / 1000)} s in ${barReport.length} checks at ${WIDTHS.length} widths`);
   for (const r of results) console.log(`${r.ok ? 'PASS' : 'FAIL'} ${r.name}${r.ok ? '' : `: ${String(r.error?.message || r.error).split('\n')[0]}`}`);
   console.log(`${results.length - failed.length} passed, ${failed.length} failed`);
   process.exitCode = failed.length || results.length === 0 ? 1 : 0;
 }
 
-main();
+// Run when started (node run.mjs); importing it (a quick check of check() on a static page) runs nothing.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();
+export { check, barReport, SHOTS };
