@@ -32,7 +32,7 @@ export ID77_NATS_URL NATS_SERVER_BIN
 # Databases created by tests start with this prefix (services/platform/src/testing.rs: TEST_DB_PREFIX).
 TEST_DB_PREFIX := id77t_
 
-.PHONY: help run reconcile build test test-browser lint fmt anatomy conformance clean-test-dbs deps directory helm-check bench-catalogue chaos bench fuzz
+.PHONY: help run reconcile build test test-browser lint fmt anatomy conformance conformance-tool clean-test-dbs deps directory helm-check bench-catalogue chaos bench fuzz
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -67,6 +67,8 @@ test: anatomy deps directory clean-test-dbs helm-check ## Whole test suite again
 	if ! python3 -c 'import saxonche' >/dev/null 2>&1; then python3 -m pip install --quiet 'saxonche>=12,<14'; fi
 	# Billing's PDF tests read the PDFs back with PyPI pypdf.
 	if ! python3 -c 'import pypdf' >/dev/null 2>&1; then python3 -m pip install --quiet 'pypdf>=4,<8'; fi
+	# The API's conformance run (tests/tests/conformance.rs) uses PyPI schemathesis at the exact pinned version.
+	$(MAKE) --no-print-directory conformance-tool
 	# The end-to-end tests start the real binaries: build them first so they are never stale.
 	$(CARGO) build --workspace --bins
 	# The chart's own workloads as processes (default and production values: TLS PostgreSQL, NKEY NATS, the
@@ -139,11 +141,13 @@ clean-test-dbs: deps ## Drop databases left over by tests (names starting with i
 		 WHERE d.datname LIKE '$(subst _,\_,$(TEST_DB_PREFIX))%' \
 		   AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification < now() - interval '1 hour' \gexec"
 
-conformance: deps directory ## schemathesis against the live gateway (not yet in make test: see docs/api.md)
+conformance-tool:
 	# PyPI schemathesis at the exact version pinned in tests/conformance/requirements.txt (the runner refuses another).
 	if ! python3 -c 'import schemathesis, sys; sys.exit(schemathesis.__version__ != "4.32.5")' >/dev/null 2>&1; then python3 -m pip install --quiet -r tests/conformance/requirements.txt; fi
+
+conformance: deps directory conformance-tool ## Only the schemathesis run against the live gateway (make test runs it too)
 	$(CARGO) build --workspace --bins
-	$(CARGO) nextest run -p id77-e2e --test conformance --run-ignored all --no-capture
+	$(CARGO) nextest run -p id77-e2e --test conformance --no-capture
 
 anatomy: ## Check the layout rules of docs/architecture.md « Layout » (subjects only in the event catalogue, flows, no circles…)
 	python3 tests/anatomy/check.py

@@ -25,6 +25,11 @@ contract!(billing, "id77.billing.v1");
 pub mod events;
 pub mod vocabulary;
 
+/// Response metadata of `SubmitRequest` (value `true`) when the answer replays a request an earlier call with the
+/// same idempotency key filed, rather than one this call filed. A metadata entry rather than a field of `Request`:
+/// it describes the call, not the request.
+pub const IDEMPOTENCY_REPLAYED_METADATA: &str = "id77-idempotency-replayed";
+
 /// Encoded `FileDescriptorSet` of every contract, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/id77_descriptor.bin"));
 

@@ -5,7 +5,8 @@ tests/tests/conformance.rs calls it three times (anonymous, a member admin, a pr
 it started. The document is read live from `<base>/openapi.json`; schemathesis (the exact version of
 requirements.txt next to this file) generates requests from it — its examples, then the coverage and fuzzing
 phases, a bounded number of cases per operation, a fixed seed, no stateful phase — and runs every check on
-each answer (schemathesis.toml next to this file adjusts one check). A few operations are left out (EXCLUDED
+each answer (schemathesis.toml next to this file adjusts one check; conformance_hooks.py makes the valid requests it generates
+keep the document's cross-field rules, which JSON Schema cannot state). A few operations are left out (EXCLUDED
 below). The full schemathesis output and its reports go to `--out/<label>/`; this script prints the counts
 (operations, cases, calls, failures per check) and, for each operation and failing check, the smallest failing
 call.
@@ -261,7 +262,10 @@ def main() -> int:
     started = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log:
         # Run from the report folder: `st replay` and any file schemathesis writes stay there.
-        done = subprocess.run(schemathesis_command(args, report_dir, token or None), stdout=log,
+        # conformance_hooks.py next to this file: the cross-field rules of the document, kept by the valid requests it makes.
+        env = dict(os.environ, SCHEMATHESIS_HOOKS="conformance_hooks", ID77_CONFORMANCE_BASE_URL=args.base_url,
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
+        done = subprocess.run(schemathesis_command(args, report_dir, token or None), stdout=log, env=env,
                               stderr=subprocess.STDOUT, cwd=report_dir, check=False)
     elapsed = time.monotonic() - started
     if not (report_dir / "report.json").exists() or not (report_dir / "events.ndjson").exists():

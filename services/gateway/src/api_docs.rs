@@ -5,7 +5,7 @@
 //!
 //! What every operation shares is added here rather than repeated on each handler ([`ErrorResponses`]): the
 //! problem+json answers a route can give by its shape (400 when it reads input, 401/403 when it needs a token,
-//! 404 when its path names a resource, 413/415 when it takes a body, 429/500/503 always).
+//! 404 when its path names a resource, 413/415 when it takes a body, 414/431/429/500/503 always).
 
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -68,6 +68,8 @@ const ERRORS: &[SharedError] = &[
         None,
     ),
     ("PayloadTooLarge", "The body is over 64 KiB.", None),
+    ("UriTooLong", "The request target (path and query) is over 8 KiB.", None),
+    ("HeadersTooLarge", "The request line and headers are over 32 KiB.", None),
     ("UnsupportedMediaType", "The body is not `application/json`.", None),
     ("Unavailable", "A service behind the gateway is unavailable; retry later.", None),
     ("Internal", "Unexpected error.", None),
@@ -166,6 +168,8 @@ fn add_errors(path: &str, operation: &mut Operation) {
     if operation.request_body.is_some() {
         wanted.extend([("413", "PayloadTooLarge"), ("415", "UnsupportedMediaType")]);
     }
+    // Any request may be too long before the gateway reads what it means.
+    wanted.extend([("414", "UriTooLong"), ("431", "HeadersTooLarge")]);
     wanted.extend([("429", "TooManyRequests"), ("500", "Internal"), ("503", "Unavailable")]);
     let mut responses = std::mem::replace(&mut operation.responses, ResponsesBuilder::new().build());
     for (status, name) in wanted {

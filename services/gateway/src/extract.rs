@@ -41,6 +41,49 @@ pub fn json_problem(rejection: JsonRejection) -> Problem {
     }
 }
 
+/// An optional integer of a JSON body, also when written with a zero fraction (`5.0`): JSON Schema's `integer`
+/// is a mathematical integer, so `21.0` is one and a client (or a generator) may send it. A fraction, a string or
+/// a value out of the field's range is refused like any wrong type (400 `INVALID_BODY`). Use with
+/// `#[serde(default, deserialize_with = "crate::extract::integral")]`.
+pub fn integral<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = if let Some(i) = number.as_i64() {
+        Some(i128::from(i))
+    } else if let Some(u) = number.as_u64() {
+        Some(i128::from(u))
+    } else {
+        // Beyond ±2^63 no field of the API has room anyway; the cast is exact below it.
+        number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i128)
+    };
+    let whole = whole.ok_or_else(|| D::Error::custom(format!("invalid value: {number}, expected an integer")))?;
+    T::try_from(whole).map(Some).map_err(|_| D::Error::custom(format!("invalid value: {number} is out of range")))
+}
+
+/// An optional object of a JSON body, refusing any other JSON type: serde would otherwise read a struct from an
+/// array of its fields (`"site": [null, null]`), which the document does not allow. Use with
+/// `#[serde(default, deserialize_with = "crate::extract::object")]`.
+pub fn object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value @ serde_json::Value::Object(_)) => T::deserialize(value).map(Some).map_err(D::Error::custom),
+        Some(_) => Err(D::Error::custom("invalid type: expected an object")),
+    }
+}
+
 /// `Query<T>` whose rejection is a problem.
 pub struct Q<T>(pub T);
 
@@ -88,6 +131,31 @@ impl Checks {
 
     pub fn fail(&mut self, field: &str, detail: impl Into<String>) {
         self.violations.push(FieldViolation { field: field.to_owned(), description: detail.into() });
+    }
+
+    /// An optional id filter (`?request_id=`): absent is no filter; present, it must be a UUID (an empty value is
+    /// refused rather than read as "no filter", as the document's `format: uuid` says).
+    pub fn uuid_filter(&mut self, field: &str, value: Option<String>) -> String {
+        match value {
+            None => String::new(),
+            Some(raw) if uuid::Uuid::parse_str(raw.trim()).is_ok() => raw.trim().to_owned(),
+            Some(_) => {
+                self.fail(field, "must be a UUID");
+                String::new()
+            }
+        }
+    }
+
+    /// An optional filter of a query (`?provider=`): absent is no filter; present, it must not be empty (a
+    /// parameter is left out, not given empty) and is at most `max` characters. Trimmed.
+    pub fn filter(&mut self, field: &str, value: Option<String>, max: usize) -> String {
+        match value {
+            Some(raw) if raw.trim().is_empty() => {
+                self.fail(field, "must not be empty (leave the parameter out)");
+                String::new()
+            }
+            value => self.optional(field, value, max).trim().to_owned(),
+        }
     }
 
     /// At most `max` characters.
@@ -177,6 +245,63 @@ pub fn path_id(field: &str, value: &str) -> Result<(), Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_filters_are_absent_or_uuids() {
+        let mut checks = Checks::new();
+        assert_eq!(checks.uuid_filter("request_id", None), "");
+        let id = "01a24d49-52e7-71d9-9729-2fee805833be";
+        assert_eq!(checks.uuid_filter("request_id", Some(format!(" {id} "))), id);
+        assert!(checks.finish().is_ok());
+        let mut checks = Checks::new();
+        checks.uuid_filter("request_id", Some(String::new()));
+        checks.uuid_filter("member_id", Some("abc".into()));
+        assert_eq!(checks.finish().err().map(|p| p.errors.len()), Some(2));
+        let mut checks = Checks::new();
+        assert_eq!(checks.filter("provider", Some(" caue77 ".into()), 100), "caue77");
+        assert_eq!(checks.filter("provider", None, 100), "");
+        assert!(checks.finish().is_ok());
+        let mut checks = Checks::new();
+        checks.filter("provider", Some(" ".into()), 100);
+        assert_eq!(checks.finish().err().map(|p| p.errors.len()), Some(1));
+    }
+
+    #[test]
+    fn nested_objects_are_objects_not_arrays() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        struct Site {
+            address: Option<String>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        struct Body {
+            #[serde(default, deserialize_with = "object")]
+            site: Option<Site>,
+        }
+        let read = |json: &str| serde_json::from_str::<Body>(json).map(|b| b.site).map_err(|e| e.to_string());
+        assert_eq!(read(r#"{"site": {"address": "1 rue"}}"#), Ok(Some(Site { address: Some("1 rue".into()) })));
+        assert_eq!(read(r#"{"site": null}"#), Ok(None));
+        assert_eq!(read("{}"), Ok(None));
+        assert!(read(r#"{"site": [null]}"#).is_err_and(|e| e.contains("expected an object")));
+        assert!(read(r#"{"site": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn integers_may_have_a_zero_fraction_but_nothing_else() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Body {
+            #[serde(default, deserialize_with = "integral")]
+            rating: Option<u32>,
+        }
+        let read = |json: &str| serde_json::from_str::<Body>(json).map(|b| b.rating).map_err(|e| e.to_string());
+        assert_eq!(read(r#"{"rating": 5}"#), Ok(Some(5)));
+        assert_eq!(read(r#"{"rating": 5.0}"#), Ok(Some(5)));
+        assert_eq!(read(r#"{"rating": null}"#), Ok(None));
+        assert_eq!(read("{}"), Ok(None));
+        assert!(read(r#"{"rating": 5.5}"#).is_err_and(|e| e.contains("expected an integer")));
+        assert!(read(r#"{"rating": -1}"#).is_err_and(|e| e.contains("out of range")));
+        assert!(read(r#"{"rating": 1e300}"#).is_err());
+        assert!(read(r#"{"rating": "5"}"#).is_err());
+    }
 
     #[test]
     fn limits_and_cursors_map_to_page_size_and_token() {

@@ -111,7 +111,13 @@ fake! {
             if !request.idempotency_key.is_empty()
                 && let Some((_, first)) = keys.iter().find(|(k, _)| *k == request.idempotency_key)
             {
-                return Ok(GrpcResponse::new(first.clone()));
+                // As the requests service answers a replay: the first request, marked in the metadata.
+                let mut replay = GrpcResponse::new(first.clone());
+                replay.metadata_mut().insert(
+                    id77_proto::IDEMPOTENCY_REPLAYED_METADATA,
+                    tonic::metadata::MetadataValue::from_static("true"),
+                );
+                return Ok(replay);
             }
             let mut filed = stored(&Uuid::now_v7().to_string(), requests::RequestStatus::Submitted);
             filed.subject = request.subject;
@@ -299,7 +305,6 @@ async fn a_replayed_idempotency_key_answers_the_first_request_and_says_so() {
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
     assert!(first.headers.get("idempotency-replayed").is_none(), "a first submission is not a replay");
 
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let again = call(&h.app, "POST", "/v1/requests", &user, &key, Some(&body)).await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
     assert_eq!(again.headers.get("idempotency-replayed").and_then(|v| v.to_str().ok()), Some("true"));

@@ -9,6 +9,12 @@ use crate::error::MembershipError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Siren(String);
 
+/// Why [`Siren::parse`] refused 9 digits whose check digit is wrong. Such a SIREN names no collectivité of the
+/// directory (every one there passes the check), so the services answer it like an unknown SIREN (not found,
+/// saying the check digit is wrong) rather than as malformed input: the API's document can state the format (9
+/// digits) but not a checksum, and a well-formed value must not be refused as malformed.
+pub const CHECK_DIGIT: &str = "fails the Luhn check";
+
 impl Siren {
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let digits: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
@@ -16,7 +22,7 @@ impl Siren {
             return Err("must be 9 digits");
         }
         if !luhn_valid(&digits) {
-            return Err("fails the Luhn check");
+            return Err(CHECK_DIGIT);
         }
         Ok(Self(digits))
     }
@@ -151,7 +157,19 @@ pub fn validate_application(siren: &str, contact_name: &str, contact_email: &str
     let mut violation = |field: &str, description: &str| {
         violations.push(FieldViolation { field: field.to_owned(), description: description.to_owned() })
     };
-    let siren = Siren::parse(siren).map_err(|d| violation("siren", d)).ok();
+    // 9 digits with a wrong check digit: not a violation of the format, an unknown SIREN (see CHECK_DIGIT).
+    let mut unknown = None;
+    let siren = match Siren::parse(siren) {
+        Ok(siren) => Some(siren),
+        Err(CHECK_DIGIT) => {
+            unknown = Some(siren.chars().filter(|c| !c.is_whitespace()).collect::<String>());
+            None
+        }
+        Err(description) => {
+            violation("siren", description);
+            None
+        }
+    };
     let contact_name = contact_name.trim();
     if contact_name.is_empty() || contact_name.chars().count() > 200 {
         violation("contact_name", "must be 1 to 200 characters");
@@ -166,6 +184,9 @@ pub fn validate_application(siren: &str, contact_name: &str, contact_email: &str
             contact_name: contact_name.to_owned(),
             contact_email: contact_email.to_lowercase(),
         }),
+        None if violations.is_empty() && unknown.is_some() => {
+            Err(MembershipError::NotInDirectory { siren: unknown.unwrap_or_default() }.into())
+        }
         _ => Err(ServiceError::invalid_fields(violations)),
     }
 }
@@ -232,6 +253,17 @@ mod tests {
             ok.map(|a| (a.contact_name, a.contact_email)).ok(),
             Some(("Marie Dupont".into(), "mairie@example.fr".into()))
         );
+    }
+
+    #[test]
+    fn a_wrong_check_digit_is_an_unknown_siren_not_a_malformed_one() {
+        // Alone: not found (no collectivité of the directory has it), naming the SIREN.
+        let err = validate_application("217700013", "Marie Dupont", "mairie@example.fr").err();
+        assert_eq!(err.as_ref().map(|e| e.code), Some(ErrorCode::NotFound));
+        assert!(err.is_some_and(|e| e.message.contains("217700013")));
+        // With malformed fields: those are reported (the SIREN's format is fine).
+        let err = validate_application("217700013", "", "nope").err();
+        assert_eq!(err.as_ref().map(|e| (e.code, e.violations.len())), Some((ErrorCode::InvalidArgument, 2)));
     }
 
     #[test]

@@ -65,7 +65,17 @@ impl MembershipApi {
     }
 
     async fn collectivity(&self, req: pb::GetCollectivityRequest) -> Result<pb::Collectivity, ServiceError> {
-        let siren = Siren::parse(&req.siren).map_err(|d| ServiceError::invalid("siren", d))?;
+        let siren = match Siren::parse(&req.siren) {
+            Ok(siren) => siren,
+            // A wrong check digit names no collectivité: not found, like any SIREN outside the directory.
+            Err(crate::domain::CHECK_DIGIT) => {
+                return Err(ServiceError::not_found(
+                    "collectivity",
+                    &format!("{} (wrong check digit)", req.siren.trim()),
+                ));
+            }
+            Err(description) => return Err(ServiceError::invalid("siren", description)),
+        };
         let mut conn = self.pool.acquire().await?;
         store::get_collectivity(&mut conn, siren.as_str())
             .await?

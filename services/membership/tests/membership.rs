@@ -119,8 +119,12 @@ async fn the_directory_of_seine_et_marne_is_imported_and_searchable() {
         .into_inner();
     assert_eq!(by_insee.collectivities.len(), 1);
 
-    // Bad input is a typed error.
+    // Bad input is a typed error; a wrong check digit names no collectivité (not found, saying why).
     let err = s.client.get_collectivity(GetCollectivityRequest { siren: "217702845".into() }).await.expect_err("luhn");
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().contains("check digit"), "{}", err.message());
+    let err =
+        s.client.get_collectivity(GetCollectivityRequest { siren: "21770284".into() }).await.expect_err("8 digits");
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = s
         .client

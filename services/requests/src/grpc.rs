@@ -3,6 +3,7 @@
 
 use id77_platform::auth::{Caller, Role};
 use id77_platform::{CallerOf, ServiceError, page};
+use id77_proto::IDEMPOTENCY_REPLAYED_METADATA as IDEMPOTENCY_REPLAYED;
 use id77_proto::requests::v1 as pb;
 use id77_proto::requests::v1::requests_service_server::RequestsService;
 use id77_proto::vocabulary::Category;
@@ -46,9 +47,17 @@ impl RequestsApi {
         Ok(row)
     }
 
-    async fn submit(&self, caller: &Caller, req: pb::SubmitRequestRequest) -> Result<pb::Request, ServiceError> {
-        let row = submit::submit(&self.pool, caller, proto_map::submission(req)).await?;
-        self.full(row).await
+    async fn submit(
+        &self,
+        caller: &Caller,
+        req: pb::SubmitRequestRequest,
+    ) -> Result<Response<pb::Request>, ServiceError> {
+        let filed = submit::submit(&self.pool, caller, proto_map::submission(req)).await?;
+        let mut response = Response::new(self.full(filed.row).await?);
+        if filed.replayed {
+            response.metadata_mut().insert(IDEMPOTENCY_REPLAYED, tonic::metadata::MetadataValue::from_static("true"));
+        }
+        Ok(response)
     }
 
     async fn get(&self, caller: &Caller, req: pb::GetRequestRequest) -> Result<pb::Request, ServiceError> {
@@ -181,7 +190,7 @@ impl RequestsService for RequestsApi {
         request: Request<pb::SubmitRequestRequest>,
     ) -> Result<Response<pb::Request>, Status> {
         let caller = request.caller()?;
-        Ok(Response::new(self.submit(&caller, request.into_inner()).await?))
+        Ok(self.submit(&caller, request.into_inner()).await?)
     }
 
     async fn get_request(&self, request: Request<pb::GetRequestRequest>) -> Result<Response<pb::Request>, Status> {

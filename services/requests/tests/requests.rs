@@ -216,6 +216,8 @@ async fn only_active_members_submit_and_referral_events_move_the_request() {
     for _ in 0..100 {
         match s.client.submit_request(with_token(submission(member, offer, "k1"), &user)).await {
             Ok(r) => {
+                // Filed by this call: not a replay.
+                assert!(r.metadata().get(id77_proto::IDEMPOTENCY_REPLAYED_METADATA).is_none());
                 submitted = Some(r.into_inner());
                 break;
             }
@@ -228,13 +230,13 @@ async fn only_active_members_submit_and_referral_events_move_the_request() {
     let request = submitted.expect("submitted once the read models caught up");
     assert_eq!(request.status(), RequestStatus::Submitted);
 
-    // Same idempotency key: the same request.
-    let again = s
-        .client
-        .submit_request(with_token(submission(member, offer, "k1"), &user))
-        .await
-        .expect("resubmit")
-        .into_inner();
+    // Same idempotency key: the same request, and the answer says it is a replay.
+    let again = s.client.submit_request(with_token(submission(member, offer, "k1"), &user)).await.expect("resubmit");
+    assert_eq!(
+        again.metadata().get(id77_proto::IDEMPOTENCY_REPLAYED_METADATA).and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let again = again.into_inner();
     assert_eq!(again.id, request.id);
 
     // Exactly one request.submitted event reached the REQUESTS stream.

@@ -146,6 +146,7 @@ const request: Request = await step("submit a request (submitRequest: POST /v1/r
     }
     assert.ok(data, show(response.status, error));
     assert.equal(response.status, 201);
+    assert.equal(response.headers.get("Idempotency-Replayed"), null, "filed by this call: not a replay");
     return data;
   });
   assert.equal(submitted.member_id, memberId);
@@ -154,6 +155,14 @@ const request: Request = await step("submit a request (submitRequest: POST /v1/r
   assert.equal(submitted.kind, "offer");
   assert.equal(submitted.offer_category, offer.category);
   assert.equal(submitted.history[0]?.status, "submitted");
+  // The same call again (a retry after a lost answer): the same request, marked as a replay.
+  const again = await api.POST("/v1/requests", {
+    params: { header: { "Idempotency-Key": idempotencyKey } },
+    body: { offer_id: offer.id, subject, description: "Parcours du membre par le client généré depuis l'OpenAPI." },
+  });
+  assert.equal(again.response.status, 201, show(again.response.status, again.error));
+  assert.equal(again.data?.id, submitted.id, "same Idempotency-Key, same request");
+  assert.equal(again.response.headers.get("Idempotency-Replayed"), "true", "a replay says so");
   return submitted;
 });
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::common::{created, same_member, upstream};
 use crate::AppState;
 use crate::auth::Authenticated;
-use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};
+use crate::extract::{Checks, P, Q, json_problem, path_id};
 use crate::problem::Problem;
 use crate::views::{self, Page};
 
@@ -125,8 +125,8 @@ pub async fn list(
 ) -> Result<Json<Page<views::Quote>>, Problem> {
     caller.allow(READERS)?;
     let mut checks = Checks::new();
-    let request_id = checks.optional("request_id", params.request_id, MAX_ID_CHARS).trim().to_owned();
-    let asked = checks.optional("member_id", params.member_id, MAX_ID_CHARS).trim().to_owned();
+    let request_id = checks.uuid_filter("request_id", params.request_id);
+    let asked = checks.uuid_filter("member_id", params.member_id);
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
     let updated_since = super::requests::updated_since(&mut checks, params.updated_since);
     let own = caller.own_member().filter(|own| asked.is_empty() || same_member(&asked, *own));
@@ -225,8 +225,8 @@ pub async fn list_invoices(
 ) -> Result<Json<Page<views::Invoice>>, Problem> {
     caller.allow(READERS)?;
     let mut checks = Checks::new();
-    let request_id = checks.optional("request_id", params.request_id, MAX_ID_CHARS).trim().to_owned();
-    let asked = checks.optional("member_id", params.member_id, MAX_ID_CHARS).trim().to_owned();
+    let request_id = checks.uuid_filter("request_id", params.request_id);
+    let asked = checks.uuid_filter("member_id", params.member_id);
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
     let updated_since = super::requests::updated_since(&mut checks, params.updated_since);
     let own = caller.own_member().filter(|own| asked.is_empty() || same_member(&asked, *own));

@@ -184,7 +184,7 @@ fn json_bytes(body: bytes::Bytes) -> Response {
     operation_id = "getOffer",
     summary = "One offer, by id or code (public)",
     description = "By id or code. Drafts are visible to the operator only (404 otherwise).",
-    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = "The offer's id (UUID) or code."), VersionParams),
+    params(("id" = String, Path, min_length = 1, max_length = 64, pattern = r"^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[a-z0-9-]{1,64})$", description = "The offer's id (UUID) or code."), VersionParams),
     responses((status = 200, description = "The offer (at `version` when given).", body = views::Offer)),
     security(())
 )]
@@ -415,7 +415,7 @@ pub async fn create_offer(
     summary = "Edit an offer (operator)",
     description = "A draft is edited in place; a published offer gets its next version, published at once (events \
                    offer.updated and offer.published). Archived offers cannot be edited (409).",
-    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = "The offer's id (UUID) or code.")),
+    params(("id" = String, Path, min_length = 1, max_length = 64, pattern = r"^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[a-z0-9-]{1,64})$", description = "The offer's id (UUID) or code.")),
     request_body = OfferBody,
     responses(
         (status = 200, description = "The offer as edited.", body = views::Offer),
@@ -449,7 +449,7 @@ pub async fn update_offer(
     tag = "catalogue",
     operation_id = "publishOffer",
     summary = "Publish a draft (operator)",
-    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = "The offer's id (UUID) or code.")),
+    params(("id" = String, Path, min_length = 1, max_length = 64, pattern = r"^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[a-z0-9-]{1,64})$", description = "The offer's id (UUID) or code.")),
     responses(
         (status = 200, description = "Published (event offer.published).", body = views::Offer),
         (status = 409, description = "Not a draft (`invalid-transition`).", body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
@@ -491,7 +491,7 @@ fn reason(body: Result<Json<Option<ReasonBody>>, JsonRejection>, checks: &mut Ch
     summary = "Archive an offer (operator)",
     description = "The offer leaves the search; requests already made on it keep their version. The body, with \
                    an optional `reason`, may be omitted.",
-    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = "The offer's id (UUID) or code.")),
+    params(("id" = String, Path, min_length = 1, max_length = 64, pattern = r"^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[a-z0-9-]{1,64})$", description = "The offer's id (UUID) or code.")),
     request_body(content = Option<ReasonBody>, description = "Optional: no body, `null` or `{}` is no reason.", content_type = "application/json"),
     responses(
         (status = 200, description = "Archived (event offer.archived).", body = views::Offer),
@@ -626,7 +626,7 @@ const EXHIBITION_ID: &str = "The exhibition's (offer's) id or code.";
     summary = "Availability calendar of an exhibition (public)",
     description = "Free copies per day between `from` and `to` (inclusive, at most 366 days), and each copy's \
                    busy periods.",
-    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = EXHIBITION_ID), AvailabilityParams),
+    params(("id" = String, Path, min_length = 1, max_length = 64, pattern = r"^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[a-z0-9-]{1,64})$", description = EXHIBITION_ID), AvailabilityParams),
     responses((status = 200, description = "Free copies per day and each copy's busy periods.", body = views::Availability)),
     security(())
 )]
@@ -657,7 +657,7 @@ pub async fn availability(
     description = "Holds the first copy free for the whole period; never two live bookings of one copy overlap \
                    (database exclusion constraint). 409 `no-copy-available` when every copy is taken for some of \
                    the dates.",
-    params(("id" = String, Path, min_length = 1, max_length = 100, pattern = "\\S", description = EXHIBITION_ID)),
+    params(("id" = String, Path, min_length = 1, max_length = 64, pattern = r"^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[a-z0-9-]{1,64})$", description = EXHIBITION_ID)),
     request_body = HoldBody,
     responses(
         (status = 201, description = "Held.", body = views::Booking,

@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 use super::common::{created, upstream};
 use crate::AppState;
 use crate::auth::Authenticated;
-use crate::extract::{Checks, MAX_ID_CHARS, P, Q, json_problem, path_id};
+use crate::extract::{Checks, P, Q, json_problem, path_id};
 use crate::problem::Problem;
 use crate::views::timestamp;
 
@@ -53,7 +53,9 @@ struct RawBodies;
 
 fn raw_file(content: &mut utoipa::openapi::Content, media_type: &str) {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
-    content.schema = Some(ObjectBuilder::new().schema_type(Type::String).content_media_type(media_type).into());
+    // An empty file is refused (`attachment-empty`): at least one byte.
+    content.schema =
+        Some(ObjectBuilder::new().schema_type(Type::String).content_media_type(media_type).min_length(Some(1)).into());
 }
 
 impl utoipa::Modify for RawBodies {
@@ -268,8 +270,8 @@ pub async fn list(
 /// A text message.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewMessage {
-    /// Not blank.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 5000, pattern = r"\S")]
+    /// Not blank; no control characters but tabs and line breaks.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 5000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     body: Option<String>,
 }
 
@@ -343,7 +345,7 @@ pub async fn mark_read(
         serde_json::from_slice(&body).map_err(|e| Problem::bad_request("INVALID_BODY", e.to_string()))?
     };
     let mut checks = Checks::new();
-    let up_to = checks.optional("up_to_message_id", marker.up_to_message_id, MAX_ID_CHARS);
+    let up_to = checks.uuid_filter("up_to_message_id", marker.up_to_message_id);
     checks.finish()?;
     let request = pb::MarkReadRequest { request_id: id, up_to_message_id: up_to };
     let response =
@@ -355,8 +357,8 @@ pub async fn mark_read(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UploadParams {
-    /// Text of the message that carries the attachment.
-    #[param(max_length = 5000)]
+    /// Text of the message that carries the attachment (no control characters but tabs and line breaks).
+    #[param(max_length = 5000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     message: Option<String>,
 }
 
@@ -462,8 +464,10 @@ fn too_large() -> Problem {
         before any byte is read). A refused or interrupted upload stores nothing.",
     params(
         ("id" = String, Path, format = "uuid", max_length = 100, description = "The request's id."),
-        ("X-Filename" = String, Header, min_length = 1, max_length = 1024, description = "The file's name, at \
-            most 200 characters once decoded; percent-encode non-ASCII characters (UTF-8)."),
+        ("X-Filename" = String, Header, min_length = 1, max_length = 200, pattern = r"^(?:[\x21\x23\x24\x26-\x7E]| |%20|%2[13-9A-Fa-f]|%[3-6][0-9A-Fa-f]|%7[0-9A-Ea-e]|%[Cc]2%[AaBb][0-9A-Fa-f]|%[Cc][3-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Dd][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ee]0%[AaBb][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ee][1-9A-Ca-cEeFf]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ee][Dd]%[89][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ff]0%[9AaBb][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ff][1-3]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ff]4%8[0-9A-Fa-f]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f])*(?:[\x21\x23\x24\x26-\x7E]|%2[13-9A-Fa-f]|%[3-6][0-9A-Fa-f]|%7[0-9A-Ea-e]|%[Cc]2%[AaBb][0-9A-Fa-f]|%[Cc][3-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Dd][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ee]0%[AaBb][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ee][1-9A-Ca-cEeFf]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ee][Dd]%[89][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ff]0%[9AaBb][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ff][1-3]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ff]4%8[0-9A-Fa-f]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f])(?:[\x21\x23\x24\x26-\x7E]| |%20|%2[13-9A-Fa-f]|%[3-6][0-9A-Fa-f]|%7[0-9A-Ea-e]|%[Cc]2%[AaBb][0-9A-Fa-f]|%[Cc][3-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Dd][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ee]0%[AaBb][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ee][1-9A-Ca-cEeFf]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ee][Dd]%[89][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ff]0%[9AaBb][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ff][1-3]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]|%[Ff]4%8[0-9A-Fa-f]%[89ABab][0-9A-Fa-f]%[89ABab][0-9A-Fa-f])*$",
+            description = "The file's name, at most 200 characters once decoded; percent-encode non-ASCII \
+            characters (UTF-8); not blank, no control characters or double quotes (the pattern says it of the \
+            percent-encoded form)."),
         UploadParams,
     ),
     request_body(description = "The file (at most 10 MiB).", content(

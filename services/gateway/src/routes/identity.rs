@@ -380,8 +380,8 @@ pub async fn list_users(
 ) -> Result<Json<Page<views::User>>, Problem> {
     caller.allow(&[Role::MemberAdmin, Role::Coordinator, Role::Operator])?;
     let mut checks = Checks::new();
-    let asked_member = checks.optional("member_id", params.member_id, MAX_ID_CHARS).trim().to_owned();
-    let provider_code = checks.optional("provider_code", params.provider_code, MAX_ID_CHARS).trim().to_owned();
+    let asked_member = checks.uuid_filter("member_id", params.member_id);
+    let provider_code = checks.filter("provider_code", params.provider_code, MAX_ID_CHARS);
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
     checks.finish()?;
     let member_id = if caller.has(Role::Coordinator) || caller.has(Role::Operator) {
@@ -636,7 +636,7 @@ pub async fn audit_events(
 ) -> Result<Json<Page<views::AuditEvent>>, Problem> {
     caller.allow(&[Role::Operator])?;
     let mut checks = Checks::new();
-    let kind = checks.optional("kind", params.kind, MAX_ID_CHARS).trim().to_owned();
+    let kind = checks.filter("kind", params.kind, MAX_ID_CHARS);
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
     checks.finish()?;
     let request = pb::ListAuditEventsRequest { kind, page_size, page_token };

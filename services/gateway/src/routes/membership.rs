@@ -98,9 +98,9 @@ pub async fn search_collectivities(
     tag = "directory",
     operation_id = "getCollectivity",
     summary = "One collectivité (public)",
-    description = "The SIREN is 9 digits whose last is a Luhn check digit: one that fails the check is a 400 \
-                   naming `siren`; a valid one that is not in the directory a 404.",
-    params(("siren" = String, Path, pattern = "^[0-9]{9}$", min_length = 9, max_length = 9, example = "217700014",
+    description = "The SIREN is 9 digits whose last is a Luhn check digit. One that is not in the directory is a \
+                   404, and so is one whose check digit is wrong (no collectivité has it; the problem says so).",
+    params(("siren" = String, Path, pattern = "^[0-9]{9}$", min_length = 9, max_length = 9, example = "217700145",
             description = "9 digits, Luhn check digit.")),
     responses((status = 200, description = "OK", body = views::Collectivity)),
     security(())
@@ -125,7 +125,7 @@ pub async fn get_collectivity(
 pub struct Application {
     /// SIREN of a collectivité of the directory: 9 digits, the last a Luhn check digit.
     #[schema(value_type = String, required = true, pattern = "^[0-9]{9}$", min_length = 9, max_length = 9,
-             example = "217700014")]
+             example = "217700145")]
     siren: Option<String>,
     /// 1 to 200 characters (trimmed).
     #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"\S",
@@ -143,8 +143,8 @@ pub struct Application {
     tag = "memberships",
     operation_id = "applyForMembership",
     summary = "Apply to join (public)",
-    description = "A SIREN that fails the Luhn check is a 400 naming `siren`; one that is not in the directory a \
-                   404. A collectivité that is already a member (or applied) gets 409, unless it withdrew.",
+    description = "A SIREN that is not in the directory is a 404, and so is one whose check digit is wrong (no \
+                   collectivité has it; the problem says so). A collectivité that is already a member (or applied) gets 409, unless it withdrew.",
     request_body = Application,
     responses(
         (status = 201, description = "Applied; the membership is pending until the coordinator approves it.",

@@ -177,30 +177,14 @@ pub async fn submit(
         site,
         orientation,
     };
-    let keyed = !request.idempotency_key.is_empty();
-    let sent_at = Utc::now();
-    let request =
-        state.requests().submit_request(caller.grpc(request)).await.map_err(upstream("requests"))?.into_inner();
-    let replayed = keyed && replayed(request.submitted_at.as_ref(), sent_at);
+    let answer = state.requests().submit_request(caller.grpc(request)).await.map_err(upstream("requests"))?;
+    let replayed = answer.metadata().get(id77_proto::IDEMPOTENCY_REPLAYED_METADATA).is_some_and(|v| v == "true");
+    let request = answer.into_inner();
     let mut response = created(format!("/v1/requests/{}", request.id), views::Request::from(request));
     if replayed {
         response.headers_mut().insert(IDEMPOTENCY_REPLAYED, HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-/// Whether the request a keyed submission answered was submitted before this call was sent: then the service
-/// found the key and returned the request a previous call filed (SubmitRequest says nothing else about it; a
-/// request it files now is submitted after the call was sent, on the platform's shared clock).
-pub fn replayed(submitted_at: Option<&id77_proto::prost_types::Timestamp>, sent_at: DateTime<Utc>) -> bool {
-    let Some(at) = submitted_at else {
-        return false;
-    };
-    let Some(submitted_at) = DateTime::<Utc>::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0)) else {
-        return false;
-    };
-    // The service stores microseconds: compare at that precision.
-    submitted_at.timestamp_micros() < sent_at.timestamp_micros()
 }
 
 /// The member's users, the provider it was referred to, the member's referent, the coordinator. Anyone else's
@@ -279,7 +263,12 @@ fn category_filter(s: &str) -> Option<&'static str> {
 /// A bound of a period: a date (its first instant, or with `end` the first instant of the next day, so the day
 /// is included) or an RFC 3339 time.
 pub fn instant(checks: &mut Checks, field: &str, raw: Option<String>, end: bool) -> Option<DateTime<Utc>> {
-    let raw = raw.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty())?;
+    let raw = raw?.trim().to_owned();
+    if raw.is_empty() {
+        // `?to=` is not "no bound": a parameter is left out, not given empty (the document's pattern says so).
+        checks.fail(field, "must not be empty (leave the parameter out)");
+        return None;
+    }
     if raw.len() > MAX_DATE_CHARS {
         checks.fail(field, format!("must be at most {MAX_DATE_CHARS} characters"));
         return None;

@@ -166,8 +166,8 @@ pub async fn list(
 ) -> Result<Json<Page<views::Referral>>, Problem> {
     caller.allow(READERS)?;
     let mut checks = Checks::new();
-    let request_id = checks.optional("request_id", params.request_id, MAX_ID_CHARS).trim().to_owned();
-    let asked = checks.optional("provider", params.provider, MAX_ID_CHARS).trim().to_owned();
+    let request_id = checks.uuid_filter("request_id", params.request_id);
+    let asked = checks.filter("provider", params.provider, MAX_ID_CHARS);
     let (page_size, page_token) = checks.page(params.limit.as_deref(), params.cursor);
     let updated_since = super::requests::updated_since(&mut checks, params.updated_since);
     let at_risk = match params.at_risk.as_deref() {

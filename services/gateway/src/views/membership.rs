@@ -65,7 +65,7 @@ pub fn parse_member_status(value: &str) -> Option<membership::MemberStatus> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Collectivity {
     /// 9 digits, Luhn check digit.
-    #[schema(pattern = "^[0-9]{9}$", example = "217700014")]
+    #[schema(pattern = "^[0-9]{9}$", example = "217700145")]
     pub siren: String,
     pub name: String,
     #[schema(value_type = CollectivityKindDoc)]
@@ -106,7 +106,7 @@ impl From<membership::Collectivity> for Collectivity {
 pub struct Member {
     #[schema(format = "uuid")]
     pub id: String,
-    #[schema(pattern = "^[0-9]{9}$", example = "217700014")]
+    #[schema(pattern = "^[0-9]{9}$", example = "217700145")]
     pub siren: String,
     pub name: String,
     #[schema(value_type = CollectivityKindDoc)]
@@ -181,7 +181,7 @@ mod tests {
     fn member_json_has_the_documented_shape() {
         let member = Member::from(membership::Member {
             id: "m1".into(),
-            siren: "217700014".into(),
+            siren: "217700145".into(),
             name: "Avon".into(),
             kind: membership::CollectivityKind::Commune.into(),
             status: membership::MemberStatus::Pending.into(),
@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(
             serde_json::to_value(member).unwrap_or_default(),
             json!({
-                "id": "m1", "siren": "217700014", "name": "Avon", "kind": "commune", "status": "pending",
+                "id": "m1", "siren": "217700145", "name": "Avon", "kind": "commune", "status": "pending",
                 "contact_name": "A. Maire", "contact_email": "mairie@example.fr",
                 "applied_at": "2023-11-14T22:13:20Z", "approved_at": null, "referent_user_id": null,
                 "refusal_reason": null, "refused_at": null

@@ -17,9 +17,16 @@ use crate::domain::{self, Details, RawSubmission, Submission};
 use crate::error::RequestsError;
 use crate::store::{self, OfferRow, RequestRow};
 
+/// What a submission answered: the stored request, and whether it was filed by an earlier call with the same
+/// idempotency key (a replay) rather than by this one.
+pub struct Filed {
+    pub row: RequestRow,
+    pub replayed: bool,
+}
+
 /// Files a submission for the caller's member (`raw.member_id` empty: the caller's own) and returns the stored
 /// request; a retry with the same idempotency key returns the request it filed (another body is a conflict).
-pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> Result<RequestRow, ServiceError> {
+pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> Result<Filed, ServiceError> {
     // Only a member's users, for their own member; an empty member_id is theirs.
     let own = access::submission_member(caller, None).map_err(|d| d.into_error("member", ""))?;
     if raw.member_id.trim().is_empty() {
@@ -33,7 +40,7 @@ pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> R
         && let Some(existing) = store::by_idempotency_key(&mut tx, s.member_id, key).await?
     {
         tx.rollback().await?;
-        return replay(existing, &s);
+        return replay(existing, &s).map(|row| Filed { row, replayed: true });
     }
     match store::member_status(&mut tx, s.member_id).await? {
         Some(status) if status == "active" => {}
@@ -52,7 +59,7 @@ pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> R
         // Same key submitted concurrently: the other transaction won; return its request (or a conflict).
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
             drop(tx);
-            return raced(pool, &s).await;
+            return raced(pool, &s).await.map(|row| Filed { row, replayed: true });
         }
         Err(e) => return Err(e.into()),
     }
@@ -66,7 +73,10 @@ pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> R
     }
     tx.commit().await?;
     tracing::info!(request_id = %row.id, member_id = %row.member_id, offer_id = ?row.offer_id, "request submitted");
-    store::get_request(pool, row.id).await?.ok_or_else(|| ServiceError::internal("reading back", "request vanished"))
+    let row = store::get_request(pool, row.id)
+        .await?
+        .ok_or_else(|| ServiceError::internal("reading back", "request vanished"))?;
+    Ok(Filed { row, replayed: false })
 }
 
 /// An idempotent retry: the same body returns the stored request, another body is a conflict.

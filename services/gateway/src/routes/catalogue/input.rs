@@ -15,11 +15,11 @@ pub struct OfferParams {
     /// Only this category.
     #[param(value_type = Option<views::OfferCategoryDoc>)]
     pub(crate) category: Option<String>,
-    /// Only offers with this theme (e.g. `voirie`, `eau`, `urbanisme`).
-    #[param(max_length = 100)]
+    /// Only offers with this theme (e.g. `voirie`, `eau`, `urbanisme`); a theme is at most 40 characters.
+    #[param(max_length = 40)]
     pub(crate) theme: Option<String>,
-    /// Only this provider's offers (its code).
-    #[param(max_length = 100)]
+    /// Only this provider's offers (its code: lowercase ASCII letters, digits or dashes).
+    #[param(max_length = 64, pattern = r"^[a-z0-9-]{0,64}$")]
     pub(crate) provider: Option<String>,
     /// Only this kind of price.
     #[param(value_type = Option<views::PriceKindDoc>)]
@@ -79,9 +79,11 @@ pub struct EligibilityBody {
     pub(crate) member_kinds: Vec<String>,
     /// Fewest inhabitants.
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(crate) min_population: Option<i64>,
     /// Most inhabitants.
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(crate) max_population: Option<i64>,
     /// SIRENs (9 digits) of the EPCIs the offer is open to.
     #[serde(default)]
@@ -103,12 +105,16 @@ pub struct PriceBody {
     #[schema(value_type = views::PriceKindDoc)]
     pub(crate) kind: Option<String>,
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(crate) amount_cents: Option<i64>,
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(crate) days: Option<i32>,
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(crate) floor_cents: Option<i64>,
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(crate) cap_cents: Option<i64>,
 }
 
@@ -144,14 +150,17 @@ pub struct OfferBody {
     pub(crate) price: Option<PriceBody>,
     /// VAT rate in basis points (2000 = 20 %); absent or `null` when VAT does not apply (say why in `vat_note`).
     #[schema(minimum = 0, maximum = 10000)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(crate) vat_rate_bp: Option<i32>,
     #[schema(max_length = 300)]
     pub(crate) vat_note: Option<String>,
     /// Exhibitions: physical copies that can be lent (1 to 20); 0 for other offers.
     #[schema(minimum = 0, maximum = 20)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(crate) copies: Option<i32>,
     /// Edits only: apply only if the offer is still at this version (409 `version-conflict` otherwise).
     #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(crate) expected_version: Option<i32>,
 }
 

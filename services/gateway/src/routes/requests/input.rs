@@ -34,7 +34,8 @@ pub struct Dates {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(as = SubmissionSite)]
 pub struct Site {
-    #[schema(max_length = 300)]
+    /// No control characters but line breaks.
+    #[schema(max_length = 300, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*$")]
     pub(crate) address: Option<String>,
     /// INSEE code of the commune (5 characters: 2 digits or 2A/2B, then 3 digits); defaults to the member's own
     /// commune when empty.
@@ -56,16 +57,18 @@ pub struct Submission {
     /// The offer's id (required unless `kind` is `orientation`).
     #[schema(format = "uuid", max_length = 100)]
     pub(crate) offer_id: Option<String>,
-    /// Not blank.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"\S",
+    /// Not blank; no control characters but line breaks.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x09\x0B-\x1F\x7F-\x9F][^\x00-\x09\x0B-\x1F\x7F-\x9F]*$",
         example = "Réfection de la voirie du centre-bourg")]
     pub(crate) subject: Option<String>,
-    /// Required (not blank) for an orientation request.
-    #[schema(max_length = 10000)]
+    /// Required (not blank) for an orientation request; no control characters but line breaks.
+    #[schema(max_length = 10000, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*$")]
     pub(crate) description: Option<String>,
     /// Required for an exhibition_loan offer.
+    #[serde(default, deserialize_with = "crate::extract::object")]
     pub(crate) dates: Option<Dates>,
     /// For an integrated_engineering offer (the commune defaults to the member's own).
+    #[serde(default, deserialize_with = "crate::extract::object")]
     pub(crate) site: Option<Site>,
 }
 
@@ -84,13 +87,13 @@ pub struct ListParams {
     /// Submitted on or after (YYYY-MM-DD or RFC 3339).
     #[param(
         max_length = 40,
-        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+        pattern = r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)(?:[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?$"
     )]
     pub(crate) from: Option<String>,
     /// Submitted on or before this date (the whole day), or before this RFC 3339 time; not before `from`.
     #[param(
         max_length = 40,
-        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+        pattern = r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)(?:[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?$"
     )]
     pub(crate) to: Option<String>,
     /// Only items created or changed strictly after this instant (RFC 3339 with its offset, e.g.
@@ -122,13 +125,13 @@ pub struct SummaryParams {
     /// Submitted on or after (YYYY-MM-DD or RFC 3339).
     #[param(
         max_length = 40,
-        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+        pattern = r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)(?:[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?$"
     )]
     pub(crate) from: Option<String>,
     /// Submitted on or before this date (the whole day), or before this RFC 3339 time; not before `from`.
     #[param(
         max_length = 40,
-        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+        pattern = r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)(?:[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?$"
     )]
     pub(crate) to: Option<String>,
 }
@@ -146,8 +149,10 @@ pub struct ReasonBody {
 #[schema(as = FeedbackBody)]
 pub struct FeedbackBody {
     #[schema(value_type = u32, required = true, minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(crate) rating: Option<u32>,
-    #[schema(max_length = 2000)]
+    /// No control characters but line breaks.
+    #[schema(max_length = 2000, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*$")]
     pub(crate) comment: Option<String>,
 }
 
@@ -156,11 +161,11 @@ pub struct FeedbackBody {
 #[into_params(parameter_in = Query)]
 pub struct PeriodParams {
     /// YYYY-MM-DD or RFC 3339.
-    #[param(value_type = String, required = true, max_length = 40, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$")]
+    #[param(value_type = String, required = true, max_length = 40, pattern = r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)(?:[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?$")]
     pub(crate) from: Option<String>,
     /// YYYY-MM-DD (that day included) or RFC 3339 (excluded); after `from` (the period is not empty: a date
     /// `to` may be the day of `from`, a time `to` may not equal it).
-    #[param(value_type = String, required = true, max_length = 40, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$")]
+    #[param(value_type = String, required = true, max_length = 40, pattern = r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)(?:[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?$")]
     pub(crate) to: Option<String>,
 }
 
@@ -186,7 +191,8 @@ pub struct AssignBody {
     /// The provider it is offered to directly.
     #[schema(max_length = 100)]
     pub(crate) provider_code: Option<String>,
-    #[schema(max_length = 1000)]
+    /// No control characters but line breaks.
+    #[schema(max_length = 1000, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*$")]
     pub(crate) note: Option<String>,
 }
 

@@ -20,18 +20,6 @@ fn period_bounds_take_dates_or_times_and_a_date_end_includes_its_day() {
 }
 
 #[test]
-fn a_request_submitted_before_the_call_was_sent_is_a_replay() {
-    use id77_proto::prost_types::Timestamp;
-    let sent_at = Utc::now();
-    let at = |t: DateTime<Utc>| Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 };
-    assert!(replayed(Some(&at(sent_at - chrono::Duration::seconds(3))), sent_at));
-    assert!(!replayed(Some(&at(sent_at + chrono::Duration::milliseconds(2))), sent_at));
-    // The same microsecond (the service's precision) is not before the call.
-    assert!(!replayed(Some(&at(sent_at)), sent_at));
-    assert!(!replayed(None, sent_at));
-}
-
-#[test]
 fn filters_name_the_lifecycle_statuses_and_categories() {
     for name in STATUSES.split(", ") {
         assert!(status_filter(name).is_some(), "{name}");

@@ -44,8 +44,10 @@ pub struct RuleBody {
     #[schema(value_type = String, required = true, pattern = "^[a-z0-9-]{1,64}$")]
     pub(super) provider_code: Option<String>,
     /// Create only: 1-based position; absent or 0 appends.
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(super) position: Option<u32>,
     /// When given, the edit applies only to this rule set version (else 409 RULES_CHANGED).
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(super) expected_version: Option<i32>,
 }
 
@@ -57,6 +59,7 @@ pub struct ReorderBody {
     #[schema(value_type = Vec<String>, required = true, max_items = 200, format = "uuid")]
     pub(super) rule_ids: Option<Vec<String>>,
     /// When given, the edit applies only to this rule set version (else 409 RULES_CHANGED).
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(super) expected_version: Option<i32>,
 }
 
@@ -67,8 +70,8 @@ pub struct ReassignBody {
     /// The provider the request is handed to (one routing knows).
     #[schema(value_type = String, required = true, pattern = "^[a-z0-9-]{1,64}$")]
     pub(super) provider_code: Option<String>,
-    /// Told to the providers.
-    #[schema(max_length = 1000)]
+    /// Told to the providers; no control characters but line breaks.
+    #[schema(max_length = 1000, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*$")]
     pub(super) reason: Option<String>,
 }
 
@@ -82,8 +85,8 @@ pub struct BulkReassignBody {
     /// The provider the requests are handed to (one routing knows).
     #[schema(value_type = String, required = true, pattern = "^[a-z0-9-]{1,64}$")]
     pub(super) provider_code: Option<String>,
-    /// Told to the providers.
-    #[schema(max_length = 1000)]
+    /// Told to the providers; no control characters but line breaks.
+    #[schema(max_length = 1000, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*$")]
     pub(super) reason: Option<String>,
 }
 
@@ -91,8 +94,8 @@ pub struct BulkReassignBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(as = WithdrawReferralInput)]
 pub struct WithdrawBody {
-    /// Told to the provider.
-    #[schema(max_length = 1000)]
+    /// Told to the provider; no control characters but line breaks.
+    #[schema(max_length = 1000, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*$")]
     pub(super) reason: Option<String>,
 }
 
@@ -100,8 +103,8 @@ pub struct WithdrawBody {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[schema(as = DeclineReferralInput)]
 pub struct ReplyBody {
-    /// The provider's reason, not blank.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 1000, pattern = "\\S")]
+    /// The provider's reason, not blank; no control characters but line breaks.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 1000, pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x09\x0B-\x1F\x7F-\x9F][^\x00-\x09\x0B-\x1F\x7F-\x9F]*$")]
     pub(super) reason: Option<String>,
 }
 
@@ -113,9 +116,10 @@ pub struct AcceptBody {
     /// The quoted amount in euro cents, VAT excluded: required for an offer priced on quote, refused for any
     /// other.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(super) amount_cents: Option<i64>,
     /// Optional short label of the quote (with amount_cents only); it goes on the quote and invoice line.
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub(super) quote_note: Option<String>,
 }
 
@@ -128,6 +132,7 @@ pub struct ProgressBody {
     pub(super) note: Option<String>,
     /// How far the work is, in percent.
     #[schema(minimum = 0, maximum = 100)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(super) percent: Option<u32>,
 }
 
@@ -137,5 +142,6 @@ pub struct ProgressBody {
 pub struct SlaBody {
     /// Business days (weekends and French public holidays excluded).
     #[schema(value_type = u32, required = true, minimum = 1, maximum = 60)]
+    #[serde(default, deserialize_with = "crate::extract::integral")]
     pub(super) business_days: Option<u32>,
 }
