@@ -1,4 +1,4 @@
-//! Home, sign in / sign out, and accepting an invitation (an invited user sets its password).
+//! Sign in / sign out, and accepting an invitation (an invited user sets its password).
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -14,40 +14,6 @@ use crate::layout::{page_with_status, see_other};
 use crate::redirect::safe_redirect;
 use crate::session::{self, Tokens, User};
 use crate::{AppState, Ctx, layout};
-
-pub async fn home(Extension(ctx): Extension<Ctx>) -> Response {
-    let body = match ctx.user.as_ref().map(|u| u.role.as_str()) {
-        None => r#"<p class="lead">ID 77 est le guichet unique de l'ingénierie départementale : les communes, intercommunalités et syndicats de Seine-et-Marne y adhèrent gratuitement, consultent le catalogue des offres et déposent leurs demandes, orientées vers le bon service du Département ou organisme associé.</p>
-<h2>Que souhaitez-vous faire ?</h2>
-<ul class="cards">
-<li><h3><a href="/catalogue">Consulter le catalogue</a></h3><p>Ingénierie, sensibilisation et formation, prêts d'exposition.</p></li>
-<li><h3><a href="/adherer">Adhérer</a></h3><p>Trouvez votre collectivité dans l'annuaire et demandez l'adhésion.</p></li>
-<li><h3><a href="/connexion">Se connecter</a></h3><p>Pour les collectivités adhérentes, les partenaires et la coordination.</p></li>
-</ul>"#.to_owned(),
-        Some("member_admin" | "member_user") => r#"<h2>Votre espace collectivité</h2>
-<ul class="cards">
-<li><h3><a href="/catalogue">Trouver une offre</a></h3><p>Recherchez dans le catalogue et déposez une demande.</p></li>
-<li><h3><a href="/demandes/nouvelle">Je ne sais pas quelle offre choisir</a></h3><p>Décrivez votre besoin : la coordination vous oriente.</p></li>
-<li><h3><a href="/demandes">Suivre mes demandes</a></h3><p>Statut, historique, échanges avec le partenaire.</p></li>
-<li><h3><a href="/factures">Devis et factures</a></h3><p>Consultez et téléchargez vos documents.</p></li>
-</ul>"#.to_owned(),
-        Some("provider_agent") => r#"<h2>Votre espace partenaire</h2>
-<ul class="cards">
-<li><h3><a href="/orientations">Orientations reçues</a></h3><p>Les demandes qui vous sont confiées, avec leur date limite de réponse.</p></li>
-<li><h3><a href="/factures">Devis et factures</a></h3><p>Les documents émis en votre nom.</p></li>
-</ul>"#.to_owned(),
-        Some("coordinator") => r#"<h2>Coordination</h2>
-<ul class="cards">
-<li><h3><a href="/coordination/triage">Demandes à orienter</a></h3><p>Les demandes d'orientation et celles qu'aucun partenaire n'a prises.</p></li>
-<li><h3><a href="/coordination/statistiques">Statistiques</a></h3><p>Demandes par statut, catégorie, partenaire et territoire ; délais ; satisfaction.</p></li>
-<li><h3><a href="/coordination/adhesions">Adhésions à valider</a></h3><p>Validez les demandes d'adhésion et invitez le premier administrateur.</p></li>
-<li><h3><a href="/coordination/orientations?a_risque=1">Orientations à risque</a></h3><p>Les orientations sans réponse qui approchent de leur échéance.</p></li>
-<li><h3><a href="/coordination/regles">Règles d'orientation</a></h3><p>Qui reçoit quelles demandes.</p></li>
-</ul>"#.to_owned(),
-        Some(_) => r#"<p>Vous êtes connecté. Le catalogue est accessible depuis le menu.</p>"#.to_owned(),
-    };
-    layout::page(&ctx, "Bienvenue sur ID 77", &body)
-}
 
 fn login_body(ctx: &Ctx, email: &str, next: &str, errors: &Errors) -> String {
     format!(

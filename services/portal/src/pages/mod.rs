@@ -7,6 +7,7 @@ mod catalogue;
 mod common;
 mod conversation;
 mod coordination;
+mod home;
 mod join;
 mod legal;
 mod notifications;
@@ -28,7 +29,7 @@ use crate::AppState;
 /// Every screen's route; any other address gets the not-found page.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(auth::home))
+        .route("/", get(home::home))
         .route("/connexion", get(auth::login_form).post(auth::login))
         .route("/deconnexion", post(auth::logout))
         .route("/invitation", get(auth::invitation_form).post(auth::accept_invitation))

@@ -3,7 +3,7 @@
 mod actions;
 mod detail;
 mod filing;
-mod list;
+pub(super) mod list;
 mod quotes;
 
 pub use actions::{cancel, decide_quote, give_feedback};
