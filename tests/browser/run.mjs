@@ -736,11 +736,16 @@ async function journeys(browser, ready) {
     await Promise.all([page.waitForURL(state.referralUrl), page.click('form[action$="/avancement"] button')]);
     await check(page, 'partenaire-avancement');
     expect((await page.locator('h2', { hasText: 'Avancement' }).count()) === 1, 'progress shown');
-    // Declaring the work done asks for a confirmation that states what will be invoiced (journeys/provider.mjs
-    // checks that page in detail).
+    // Declaring the work done asks for a confirmation that states what will be invoiced; « Annuler » declares
+    // nothing, only « Confirmer » does.
     await Promise.all([page.waitForURL((u) => u.pathname.endsWith('/terminer')), page.click('form[action$="/terminer"] button')]);
     await check(page, 'partenaire-confirmer-fin');
     expect((await text(page, 'h1')) === 'Confirmer la fin de la prestation', 'a confirmation page');
+    const confirmation = await text(page, 'main');
+    expect(/HT[\s\S]*TVA[\s\S]*TTC|aucune facture ne sera émise/.test(confirmation), `the amount invoiced is stated: ${confirmation}`);
+    await Promise.all([page.waitForURL(state.referralUrl), page.click('a:has-text("Annuler")')]);
+    expect((await page.locator('.badge.ok', { hasText: 'Prestation terminée' }).count()) === 0, 'cancelled: not declared');
+    await Promise.all([page.waitForURL((u) => u.pathname.endsWith('/terminer')), page.click('form[action$="/terminer"] button')]);
     await Promise.all([page.waitForURL(state.referralUrl), page.click('form[action$="/terminer"] button:has-text("Confirmer")')]);
     await check(page, 'partenaire-terminee');
     expect((await text(page, '.badge.ok')).includes('Prestation terminée'), 'completion shown');

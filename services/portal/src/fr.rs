@@ -432,6 +432,7 @@ pub fn problem(error: &ApiError) -> String {
         "already-exists" => Some("Un compte existe déjà pour cette adresse électronique."),
         "last-admin" => Some("La collectivité doit garder au moins un administrateur."),
         "reset-token-invalid" => Some("Ce lien est inconnu, déjà utilisé ou expiré : demandez un nouveau lien."),
+        "wrong-current-password" => Some("Le mot de passe actuel est incorrect."),
         "not-eligible" | "offer-not-eligible" => Some("Votre collectivité n'est pas éligible à cette offre."),
         "rate-limited" => Some("Trop de tentatives : patientez une minute avant de réessayer."),
         "invalid-credentials" => Some("Adresse électronique ou mot de passe incorrect."),

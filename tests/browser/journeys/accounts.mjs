@@ -112,7 +112,7 @@ export async function run(t) {
         token: decodeURIComponent(url.searchParams.get('jeton')),
         password: 'Encore-Autre-2026!',
       });
-      expect(again.status === 400, `a used link is refused: ${again.status}`);
+      expect(again.status === 404, `a used link is gone: ${again.status}`);
     });
   } finally {
     await context.close();

@@ -3,6 +3,7 @@
 //! /v1/notifications/{id}/read`), a button marks them all read. The header shows the unread count
 //! (« Notifications (3) »): see [`super::unread`].
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
@@ -43,7 +44,9 @@ fn internal(link: &str) -> Option<&str> {
 }
 
 /// The list of notifications (one page of them) and the link to the next page.
-fn render(ctx: &Ctx, page: &Value) -> String {
+/// The list of notifications with the providers named (`names`: code → name; a mail written by a service that
+/// knows only codes says « Partenaire : caue77 »).
+fn render(ctx: &Ctx, page: &Value, names: &HashMap<String, String>) -> String {
     let unread = page["unread_count"].as_u64().unwrap_or(0);
     let mut body = match unread {
         0 => "<p>Vous n'avez aucune notification non lue.</p>".to_owned(),
@@ -77,10 +80,10 @@ fn render(ctx: &Ctx, page: &Value) -> String {
                 body,
                 r#"<li class="{cls}"><h2>{subject}</h2><p><strong>{state}</strong> · {kind} · {at}</p><p>{text}</p>{open}</li>"#,
                 cls = if read { "read" } else { "unread" },
-                subject = esc(s(n, "subject")),
+                subject = esc(&fr::with_names(s(n, "subject"), names)),
                 kind = esc(kind_label(s(n, "kind"))),
                 at = esc(&fr::datetime(s(n, "created_at"))),
-                text = crate::html::multiline(s(n, "body").trim()),
+                text = crate::html::multiline(fr::with_names(s(n, "body"), names).trim()),
             );
         }
         body.push_str("</ul>");
@@ -100,7 +103,10 @@ pub async fn list(State(state): State<AppState>, Extension(ctx): Extension<Ctx>,
     };
     let path = format!("/v1/notifications?limit=20{}", query_tail("cursor", forms::value(&q, "suite")));
     match state.gateway.get(&path, Some(&token)).await {
-        Ok(page) => layout::page(&ctx, TITLE, &render(&ctx, &page)),
+        Ok(page) => {
+            let names = super::provider::provider_names(&state, &token).await;
+            layout::page(&ctx, TITLE, &render(&ctx, &page, &names))
+        }
         Err(error) => layout::api_error_page(&ctx, &error),
     }
 }
@@ -168,7 +174,7 @@ mod tests {
         let page = json!({
             "items": [
                 {"id": "0193f6a2-1c2b-7d3e-9f00-123456789abc", "kind": "referral_offered", "subject": "Nouvelle <demande>",
-                 "body": "Bonjour,\nUne demande.", "link_path": "/orientations/x", "created_at": "2026-12-06T10:00:00Z",
+                 "body": "Bonjour,\nUne demande.\nPartenaire : caue77", "link_path": "/orientations/x", "created_at": "2026-12-06T10:00:00Z",
                  "read_at": null},
                 {"id": "0193f6a2-1c2b-7d3e-9f00-123456789abd", "kind": "member_applied", "subject": "Adhésion",
                  "body": "", "link_path": "//ailleurs.example", "created_at": "2026-12-05T10:00:00Z",
@@ -177,7 +183,9 @@ mod tests {
             "next_cursor": "abc",
             "unread_count": 1
         });
-        let html = render(&ctx, &page);
+        let names: HashMap<String, String> = [("caue77".to_owned(), "CAUE 77".to_owned())].into();
+        let html = render(&ctx, &page, &names);
+        assert!(html.contains("Partenaire : CAUE 77") && !html.contains("caue77"), "providers by name: {html}");
         assert!(html.contains("Vous avez <strong>1</strong> notification non lue."));
         assert!(html.contains("Nouvelle &lt;demande&gt;"));
         assert!(html.contains("Non lue</strong> · Nouvelle demande à traiter"));
@@ -186,7 +194,7 @@ mod tests {
         assert!(html.contains(r#"action="/notifications/tout-lire""#));
         assert!(html.contains(r#"href="/notifications?suite=abc""#));
         assert!(html.contains("Une demande."));
-        let empty = render(&ctx, &json!({"items": [], "unread_count": 0}));
+        let empty = render(&ctx, &json!({"items": [], "unread_count": 0}), &HashMap::new());
         assert!(empty.contains("Aucune notification pour le moment."));
         assert!(!empty.contains("tout-lire"));
     }

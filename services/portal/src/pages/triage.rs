@@ -76,23 +76,24 @@ fn folded(text: &str) -> String {
 /// The offers to choose from, by category (in the order of the categories' names), each sorted by title
 /// (accents and case ignored); `filter` keeps the offers whose title, code, provider, category or themes
 /// contain each of its words.
-pub fn offer_groups(offers: &[Value], filter: &str) -> Vec<(String, Vec<(String, String)>)> {
+pub fn offer_groups(
+    offers: &[Value],
+    providers: &HashMap<String, String>,
+    filter: &str,
+) -> Vec<(String, Vec<(String, String)>)> {
     let words: Vec<String> = folded(filter).split_whitespace().map(str::to_owned).collect();
     let mut groups: BTreeMap<String, Vec<(String, String, String)>> = BTreeMap::new();
     for o in offers {
         let category = fr::category(s(o, "category")).to_owned();
         let themes = o["themes"].as_array().map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "));
-        let haystack = folded(&format!(
-            "{} {} {} {category} {}",
-            s(o, "title"),
-            s(o, "code"),
-            s(o, "provider_code"),
-            themes.unwrap_or_default()
-        ));
+        // The provider by its name (its code when the list has no name for it).
+        let provider = providers.get(s(o, "provider_code")).map(String::as_str).unwrap_or(s(o, "provider_code"));
+        let haystack =
+            folded(&format!("{} {} {provider} {category} {}", s(o, "title"), s(o, "code"), themes.unwrap_or_default()));
         if !words.iter().all(|w| haystack.contains(w.as_str())) {
             continue;
         }
-        let label = format!("{} ({})", s(o, "title"), s(o, "provider_code"));
+        let label = format!("{} — {provider}", s(o, "title"));
         groups.entry(folded(&category)).or_default().push((folded(s(o, "title")), s(o, "id").to_owned(), label));
     }
     let names: HashMap<String, String> =
@@ -148,15 +149,15 @@ pub async fn queue(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
     }
     let filter = forms::value(&q, "filtre").trim();
     let offers = all_offers(&state).await.unwrap_or_default();
-    let groups = offer_groups(&offers, filter);
+    let provider_names = super::provider::provider_names(&state, &token).await;
+    let groups = offer_groups(&offers, &provider_names, filter);
     let shown: usize = groups.iter().map(|(_, list)| list.len()).sum();
     body.push_str(&filter_form(filter, shown, offers.len()));
     let no_offer = (String::new(), "— Aucune offre —".to_owned());
-    let providers = state.gateway.get("/v1/providers", None).await.unwrap_or(Value::Null);
     let mut provider_items = vec![(String::new(), "— Selon l'offre —".to_owned())];
-    provider_items.extend(
-        items(&providers).iter().map(|p| (s(p, "code").to_owned(), format!("{} ({})", s(p, "name"), s(p, "code")))),
-    );
+    let mut by_name: Vec<(String, String)> = provider_names.iter().map(|(c, n)| (c.clone(), n.clone())).collect();
+    by_name.sort_by_key(|(_, name)| folded(name));
+    provider_items.extend(by_name);
     // The members' names, one call per member.
     let mut names: HashMap<String, String> = HashMap::new();
     for item in queue {
@@ -238,7 +239,10 @@ pub async fn assign(
         Ok(body) => match state.gateway.post(&format!("/v1/triage/{id}/assign"), Some(&token), &body).await {
             Ok(referral) => format!(
                 "La demande est orientée vers le partenaire {} : il a jusqu'au {} pour répondre.",
-                s(&referral, "provider_code"),
+                super::provider::provider_names(&state, &token)
+                    .await
+                    .remove(s(&referral, "provider_code"))
+                    .unwrap_or_else(|| s(&referral, "provider_code").to_owned()),
                 fr::datetime(s(&referral, "respond_by"))
             ),
             Err(error) => format!("{ERROR_FLASH}{}", fr::problem(&error)),
@@ -266,26 +270,30 @@ mod tests {
             offer("o4", "Exposition « Paysages »", "exhibition_loan", "archives", &["patrimoine"]),
             offer("o5", "assainissement", "integrated_engineering", "dir-eau", &["eau"]),
         ];
-        let groups = offer_groups(&offers, "");
+        let providers: HashMap<String, String> =
+            [("sdesm", "SDESM"), ("dir-routes", "Direction des routes")].map(|(c, n)| (c.into(), n.into())).into();
+        let groups = offer_groups(&offers, &providers, "");
         let names: Vec<&str> = groups.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["Ingénierie intégrée", "Prêt d'exposition", "Sensibilisation et formation"]);
         // Sorted by title, accents and case ignored: « assainissement », « Éclairage », « Voirie ».
         let ids: Vec<&str> = groups[0].1.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(ids, ["o5", "o1", "o3"]);
-        assert_eq!(groups[0].1[1].1, "Éclairage public (sdesm)");
+        assert_eq!(groups[0].1[1].1, "Éclairage public — SDESM");
         // The filter: every word, anywhere in the title, provider, category or themes, accents ignored.
-        let filtered = offer_groups(&offers, "ENERGIE");
+        let filtered = offer_groups(&offers, &providers, "ENERGIE");
         assert_eq!(filtered.len(), 1);
-        assert_eq!(filtered[0].1, [("o1".to_owned(), "Éclairage public (sdesm)".to_owned())]);
-        assert_eq!(offer_groups(&offers, "publics formation").len(), 1);
-        assert!(offer_groups(&offers, "zzz").is_empty());
+        assert_eq!(filtered[0].1, [("o1".to_owned(), "Éclairage public — SDESM".to_owned())]);
+        assert_eq!(offer_groups(&offers, &providers, "publics formation").len(), 1);
+        // The provider is found by its name.
+        assert_eq!(offer_groups(&offers, &providers, "direction routes").len(), 1);
+        assert!(offer_groups(&offers, &providers, "zzz").is_empty());
         let html = grouped_options(&(String::new(), "— Aucune offre —".into()), &groups, "o2");
         assert!(
             html.starts_with(r#"<option value="">— Aucune offre —</option><optgroup label="Ingénierie intégrée">"#),
             "{html}"
         );
         assert!(
-            html.contains(r#"<option value="o2" selected>Marchés publics (dir-amenagement)</option></optgroup>"#),
+            html.contains(r#"<option value="o2" selected>Marchés publics — dir-amenagement</option></optgroup>"#),
             "{html}"
         );
         assert_eq!(html.matches("<optgroup").count(), 3);
