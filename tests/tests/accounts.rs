@@ -45,9 +45,9 @@ async fn accounts_are_recovered_changed_and_created_by_mail() {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert!(api.login(referent, DEMO_PASSWORD).await.is_err(), "the old password no longer works");
     let token_after = api.access_token(referent, NEW_PASSWORD).await.expect("the new password works");
-    // Once only: a used link is a typed 400.
+    // Once only: a used link is gone (a typed 404).
     let (status, problem) = api.post("/v1/auth/password-reset/confirm", None, &confirm("Encore-Autre-2026!")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
     let kind = problem["type"].as_str().unwrap_or_default();
     assert!(kind.ends_with("/reset-token-invalid"), "{problem}");
 
@@ -61,7 +61,8 @@ async fn accounts_are_recovered_changed_and_created_by_mail() {
             Some(&change(DEMO_PASSWORD, "Troisieme-Secret-2026!")),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "a wrong current password: {problem}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "a wrong current password: {problem}");
+    assert!(problem["type"].as_str().unwrap_or_default().ends_with("/wrong-current-password"), "{problem}");
     let (status, body) = api
         .call(Method::PUT, "/v1/me/password", Some(&token_after), Some(&change(NEW_PASSWORD, "Troisieme-Secret-2026!")))
         .await;

@@ -77,6 +77,9 @@ pub enum IdentityError {
     BadResetToken,
     /// A member keeps at least one administrator.
     LastAdmin,
+    /// A password change whose current password is wrong: the caller is who its token says, but failed this
+    /// second proof (forbidden, not malformed input).
+    WrongCurrentPassword,
 }
 
 impl fmt::Display for IdentityError {
@@ -89,6 +92,7 @@ impl fmt::Display for IdentityError {
             Self::RemoveSelf => "you cannot remove your own account",
             Self::BadResetToken => "invalid, used or expired password reset link",
             Self::LastAdmin => "the last administrator of a member cannot be removed",
+            Self::WrongCurrentPassword => "current_password is not your current password",
         })
     }
 }
@@ -100,8 +104,9 @@ impl DomainError for IdentityError {
         match self {
             Self::BadCredentials | Self::BadRefreshToken | Self::BadInvitation => ErrorCode::Unauthenticated,
             Self::EmailTaken => ErrorCode::AlreadyExists,
-            Self::RemoveSelf => ErrorCode::PermissionDenied,
-            Self::BadResetToken => ErrorCode::InvalidArgument,
+            Self::RemoveSelf | Self::WrongCurrentPassword => ErrorCode::PermissionDenied,
+            // No such live link (unknown, used or expired): not found, whatever the password sent with it.
+            Self::BadResetToken => ErrorCode::NotFound,
             Self::LastAdmin => ErrorCode::FailedPrecondition,
         }
     }
@@ -113,6 +118,7 @@ impl DomainError for IdentityError {
             Self::RemoveSelf => "PERMISSION_DENIED",
             Self::BadResetToken => "RESET_TOKEN_INVALID",
             Self::LastAdmin => "LAST_ADMIN",
+            Self::WrongCurrentPassword => "WRONG_CURRENT_PASSWORD",
         }
     }
 }
@@ -143,8 +149,9 @@ mod tests {
             (IdentityError::BadInvitation, ErrorCode::Unauthenticated, "UNAUTHENTICATED"),
             (IdentityError::EmailTaken, ErrorCode::AlreadyExists, "ALREADY_EXISTS"),
             (IdentityError::RemoveSelf, ErrorCode::PermissionDenied, "PERMISSION_DENIED"),
-            (IdentityError::BadResetToken, ErrorCode::InvalidArgument, "RESET_TOKEN_INVALID"),
+            (IdentityError::BadResetToken, ErrorCode::NotFound, "RESET_TOKEN_INVALID"),
             (IdentityError::LastAdmin, ErrorCode::FailedPrecondition, "LAST_ADMIN"),
+            (IdentityError::WrongCurrentPassword, ErrorCode::PermissionDenied, "WRONG_CURRENT_PASSWORD"),
         ] {
             let e = ServiceError::from(error);
             assert_eq!((e.code, e.reason.as_ref(), e.message), (code, reason, error.to_string()));

@@ -7,7 +7,6 @@ use id77_proto::requests::v1 as pb;
 use serde::{Deserialize, Serialize};
 
 use super::common::upstream;
-use super::requests::instant;
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::extract::{Checks, P, Q, path_id};
@@ -80,8 +79,8 @@ pub struct ListParams {
     /// The `next_cursor` of the previous page.
     #[param(max_length = 2048)]
     cursor: Option<String>,
-    /// Only those created after this instant (RFC 3339, or a date: its midnight UTC).
-    #[param(value_type = Option<String>, format = "date-time", max_length = 40)]
+    /// Only those created strictly after this instant: an RFC 3339 time with its offset.
+    #[param(value_type = Option<String>, max_length = 40, pattern = r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$")]
     updated_since: Option<String>,
 }
 
@@ -107,14 +106,9 @@ pub async fn list(
     let mut checks = Checks::new();
     let limit = if count_only { None } else { params.limit };
     let (page_size, page_token) = checks.page(limit.as_deref(), params.cursor);
-    let since = instant(&mut checks, "updated_since", params.updated_since, false);
+    let since = super::requests::updated_since(&mut checks, params.updated_since);
     checks.finish()?;
-    let request = pb::ListNotificationsRequest {
-        page_size,
-        page_token,
-        updated_since: since.map(id77_platform::time::to_proto),
-        count_only,
-    };
+    let request = pb::ListNotificationsRequest { page_size, page_token, updated_since: since, count_only };
     let response =
         state.requests().list_notifications(caller.grpc(request)).await.map_err(upstream("requests"))?.into_inner();
     Ok(Json(NotificationPage {

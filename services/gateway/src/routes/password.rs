@@ -69,6 +69,10 @@ pub async fn request_password_reset(
     let Json(body) = body.map_err(json_problem)?;
     let mut checks = Checks::new();
     let email = checks.required("email", body.email, MAX_EMAIL_CHARS).trim().to_owned();
+    // The address's form is checked (that reveals nothing); whether an account has it is never said.
+    if !email.is_empty() && !id77_platform::validate::is_plausible_email(&email) {
+        checks.fail("email", "must be an email address");
+    }
     checks.finish()?;
     let request = pb::RequestPasswordResetRequest { email, client: client.to_string() };
     state.identity().request_password_reset(request).await.map_err(upstream_public("membership"))?;
@@ -95,13 +99,15 @@ pub struct ResetConfirmation {
     tag = "auth",
     operation_id = "confirmPasswordReset",
     summary = "Set a new password from a reset link (public)",
-    description = "An unknown, used or expired token is a 400 with reason `RESET_TOKEN_INVALID`; a password that \
-                   does not satisfy the policy a 400 naming `password`. Limited like logins per client address.",
+    description = "An unknown, used or expired token is a 404 with reason `RESET_TOKEN_INVALID` (no such live \
+                   link); a password that does not satisfy the policy a 400 naming `password`. Limited like logins \
+                   per client address.",
     request_body = ResetConfirmation,
     responses(
         (status = 204, description = "Password set; the account's sessions are revoked."),
-        (status = 400, description = "Invalid, used or expired link (`RESET_TOKEN_INVALID`), or a password \
-                                      outside the policy.",
+        (status = 400, description = "A password outside the policy.",
+         body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such live link: unknown, used or expired (`RESET_TOKEN_INVALID`).",
          body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(())
@@ -137,12 +143,13 @@ pub struct PasswordChange {
     tag = "auth",
     operation_id = "changePassword",
     summary = "Change my password (any authenticated caller)",
-    description = "A wrong current password is a 400 naming `current_password`; a new one outside the policy a \
-                   400 naming `new_password`. The caller's other sessions are revoked, this one goes on.",
+    description = "A wrong current password is a 403 with reason `WRONG_CURRENT_PASSWORD` (the token is valid, \
+                   the second proof failed); a new one outside the policy a 400 naming `new_password`. The \
+                   caller's other sessions are revoked, this one goes on.",
     request_body = PasswordChange,
     responses(
         (status = 204, description = "Password changed."),
-        (status = 400, description = "Wrong current password, or a new one outside the policy.",
+        (status = 400, description = "A new password outside the policy.",
          body = crate::api_docs::ProblemDoc, content_type = "application/problem+json"),
     ),
     security(("bearerAuth" = []))

@@ -107,7 +107,7 @@ impl utoipa::Modify for PlainHeaders {
     description = "Only a member's users submit; the member is the caller's (never taken from the body). The \
         membership must be active (409 `member-not-active`); an unknown offer is 404.",
     params(
-        ("Idempotency-Key" = Option<String>, Header, max_length = 128,
+        ("Idempotency-Key" = Option<String>, Header, max_length = 128, pattern = r"^[\x20-\x7E]*$",
             description = "Client-chosen key (at most 128 characters, visible ASCII): the same key with the same \
                 body returns the same request instead of a second one, with `Idempotency-Replayed: true`; with a \
                 different body 409 (`idempotency-key-reused`). Safe under concurrent retries."),

@@ -98,7 +98,7 @@ pub struct ListParams {
     pub(crate) to: Option<String>,
     /// Only items created or changed strictly after this instant (RFC 3339 with its offset, e.g.
     /// `2026-12-06T10:00:00Z`); use the `Date` of your last sync's response, or your last sync time.
-    #[param(value_type = Option<String>, format = DateTime, max_length = 40, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")]
+    #[param(value_type = Option<String>, format = DateTime, max_length = 40, pattern = r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$")]
     pub(crate) updated_since: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -207,6 +207,10 @@ pub fn idempotency_key(headers: &HeaderMap, checks: &mut Checks) -> String {
             if key.len() > MAX_IDEMPOTENCY_KEY_CHARS {
                 checks.fail("Idempotency-Key", format!("must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"));
             }
+            // A header value may hold a tab; a key may not (no control character).
+            if key.chars().any(char::is_control) {
+                checks.fail("Idempotency-Key", "must be visible ASCII");
+            }
             key.to_owned()
         }
         Err(_) => {
@@ -217,9 +221,14 @@ pub fn idempotency_key(headers: &HeaderMap, checks: &mut Checks) -> String {
 }
 
 /// `?updated_since=` of the lists an app syncs (requests, referrals, messages, quotes, invoices): an RFC 3339 time
-/// with its offset (a date alone is refused: a sync needs an instant); absent or empty: no filter.
+/// with its offset (a date alone is refused: a sync needs an instant); absent: no filter; empty: refused (a
+/// parameter is left out, not given empty).
 pub fn updated_since(checks: &mut Checks, raw: Option<String>) -> Option<id77_proto::prost_types::Timestamp> {
-    let raw = raw.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty())?;
+    let raw = raw?.trim().to_owned();
+    if raw.is_empty() {
+        checks.fail("updated_since", "must not be empty (leave the parameter out)");
+        return None;
+    }
     if raw.len() > MAX_DATE_CHARS {
         checks.fail("updated_since", format!("must be at most {MAX_DATE_CHARS} characters"));
         return None;
@@ -243,9 +252,8 @@ mod sync_tests {
         let at = updated_since(&mut checks, Some(" 2026-12-06T11:00:00.5+01:00 ".into()));
         assert_eq!(at.map(|t| (t.seconds, t.nanos)), Some((1_796_551_200, 500_000_000)));
         assert_eq!(updated_since(&mut checks, None), None);
-        assert_eq!(updated_since(&mut checks, Some(String::new())), None);
         assert!(checks.finish().is_ok());
-        for bad in ["2026-12-06", "2026-12-06T10:00:00", "hier", &"9".repeat(41)] {
+        for bad in ["", " ", "2026-12-06", "2026-12-06T10:00:00", "hier", &"9".repeat(41)] {
             let mut checks = Checks::new();
             assert_eq!(updated_since(&mut checks, Some(bad.into())), None, "{bad}");
             let problem = checks.finish().err().unwrap_or_else(|| panic!("{bad} accepted"));

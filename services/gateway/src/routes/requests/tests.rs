@@ -37,6 +37,10 @@ fn idempotency_keys_are_optional_and_bounded() {
     headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("abc-123"));
     assert_eq!(idempotency_key(&headers, &mut checks), "abc-123");
     assert!(checks.finish().is_ok());
+    let mut checks = Checks::new();
+    headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("abc\t123"));
+    idempotency_key(&headers, &mut checks);
+    assert_eq!(checks.finish().err().map(|p| p.errors.len()), Some(1), "a tab is no part of a key");
 
     let mut checks = Checks::new();
     if let Ok(long) = HeaderValue::from_str(&"k".repeat(MAX_IDEMPOTENCY_KEY_CHARS + 1)) {

@@ -141,7 +141,7 @@ pub async fn change_password(pool: &PgPool, caller: &Caller, current: &str, new:
     };
     let stored = user.password_hash.as_deref().unwrap_or(crypto::DUMMY_HASH);
     if !crypto::verify_password(current, stored).await? {
-        return Err(ServiceError::invalid("current_password", "is not your current password"));
+        return Err(IdentityError::WrongCurrentPassword.into());
     }
     policy::check_password("new_password", new, &user.email)?;
     if current == new {
