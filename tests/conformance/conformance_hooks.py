@@ -35,6 +35,7 @@ Loaded by tests/conformance/run.py through SCHEMATHESIS_HOOKS.
 from __future__ import annotations
 
 import datetime
+from collections.abc import MutableMapping
 import json
 import os
 import re
@@ -143,7 +144,7 @@ def before_call(context, case, kwargs):
     query = case.query if isinstance(case.query, dict) else None
     body = case.body if isinstance(case.body, dict) else None
 
-    headers = case.headers if isinstance(case.headers, dict) else None
+    headers = case.headers if isinstance(case.headers, MutableMapping) else None
     if headers is not None and isinstance(headers.get("Idempotency-Key"), str):
         # Visible ASCII only (the document's pattern): schemathesis may put a tab in a header value.
         key = "".join(c for c in headers["Idempotency-Key"] if " " <= c <= "~")
