@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "id77/membership/v1/events.proto",
     "id77/membership/v1/identity.proto",
     "id77/catalogue/v1/catalogue.proto",
+    "id77/catalogue/v1/sessions.proto",
     "id77/catalogue/v1/events.proto",
     "id77/requests/v1/requests.proto",
     "id77/requests/v1/events.proto",

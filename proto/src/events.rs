@@ -125,6 +125,14 @@ catalogue! {
         catalogue::v1::OfferArchived => "id77.catalogue.offer.archived",
         catalogue::v1::BookingConfirmed => "id77.catalogue.booking.confirmed",
         catalogue::v1::BookingReleased => "id77.catalogue.booking.released",
+        catalogue::v1::SessionScheduled => "id77.catalogue.session.scheduled",
+        catalogue::v1::SessionCancelled => "id77.catalogue.session.cancelled",
+        catalogue::v1::SessionHeld => "id77.catalogue.session.held",
+        catalogue::v1::SessionReminderDue => "id77.catalogue.session.reminder_due",
+        catalogue::v1::RegistrationConfirmed => "id77.catalogue.registration.confirmed",
+        catalogue::v1::RegistrationWaitlisted => "id77.catalogue.registration.waitlisted",
+        catalogue::v1::RegistrationPromoted => "id77.catalogue.registration.promoted",
+        catalogue::v1::RegistrationCancelled => "id77.catalogue.registration.cancelled",
     }
     Requests {
         requests::v1::RequestSubmitted => "id77.requests.request.submitted",
