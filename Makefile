@@ -67,6 +67,8 @@ test: anatomy deps directory clean-test-dbs helm-check ## Whole test suite again
 	if ! python3 -c 'import saxonche' >/dev/null 2>&1; then python3 -m pip install --quiet 'saxonche>=12,<14'; fi
 	# Billing's PDF tests read the PDFs back with PyPI pypdf.
 	if ! python3 -c 'import pypdf' >/dev/null 2>&1; then python3 -m pip install --quiet 'pypdf>=4,<8'; fi
+	# The training sessions' calendars (RFC 5545) are read back with the third-party parser PyPI icalendar.
+	if ! python3 -c 'import icalendar' >/dev/null 2>&1; then python3 -m pip install --quiet 'icalendar>=6,<7'; fi
 	# The API's conformance run (tests/tests/conformance.rs) uses PyPI schemathesis at the exact pinned version.
 	$(MAKE) --no-print-directory conformance-tool
 	# The end-to-end tests start the real binaries: build them first so they are never stale.

@@ -5,12 +5,16 @@
 
 mod fields;
 
+pub mod calendar;
+pub mod communes;
 pub mod eligibility;
 pub mod lifecycle;
 pub mod offer;
 pub mod price;
 pub mod provider;
 pub mod seed;
+pub mod session;
+pub mod working_days;
 
 pub use eligibility::{Eligibility, EligibilityInput, MAX_POPULATION, MAX_TERRITORY, MemberProfile};
 pub use lifecycle::{Edit, LifecycleError, OfferStatus, StoredOffer, archive, edit, publish};

@@ -39,6 +39,31 @@ pub enum CatalogueError {
     /// A released booking cannot be confirmed.
     #[error("a {0} booking cannot be confirmed")]
     BookingNotConfirmable(&'static str),
+    #[error("session {0} introuvable")]
+    SessionNotFound(String),
+    #[error("inscription {0} introuvable")]
+    RegistrationNotFound(String),
+    /// Sessions are only for awareness and training offers.
+    #[error("l'offre {0} n'est pas une sensibilisation ou une formation : elle n'a pas de sessions")]
+    NotATrainingOffer(String),
+    /// The member already holds as many registrations as the session's per-member quota.
+    #[error("votre collectivité a atteint le nombre maximal d'inscriptions pour cette session")]
+    QuotaReached,
+    #[error("les inscriptions à cette session sont closes")]
+    RegistrationClosed,
+    /// A cancelled or held session: no registration, cancellation or new attendance.
+    #[error("cette session est {0}")]
+    SessionNotScheduled(&'static str),
+    #[error("la présence ne peut être relevée qu'une fois la session commencée")]
+    SessionNotStarted,
+    /// The participant's e-mail already has an active registration of this member for the session.
+    #[error("{0} est déjà inscrit à cette session")]
+    AlreadyRegistered(String),
+    /// Rating a session the member did not attend, or an attestation for someone who did not come.
+    #[error("aucune présence enregistrée pour cette session")]
+    NotAttended,
+    #[error("flux de calendrier introuvable ou révoqué")]
+    CalendarFeedNotFound,
 }
 
 fn first_word(what: &str) -> &str {
@@ -51,14 +76,25 @@ impl DomainError for CatalogueError {
             Self::OfferNotFound(_)
             | Self::OfferVersionNotFound { .. }
             | Self::ExhibitionNotFound(_)
-            | Self::BookingNotFound(_) => ErrorCode::NotFound,
-            Self::OfferCodeTaken(_) | Self::ProviderCodeTaken(_) => ErrorCode::AlreadyExists,
+            | Self::BookingNotFound(_)
+            | Self::SessionNotFound(_)
+            | Self::RegistrationNotFound(_)
+            | Self::CalendarFeedNotFound => ErrorCode::NotFound,
+            Self::OfferCodeTaken(_) | Self::ProviderCodeTaken(_) | Self::AlreadyRegistered(_) => {
+                ErrorCode::AlreadyExists
+            }
             Self::InvalidTransition { .. }
             | Self::VersionConflict { .. }
             | Self::MemberNotActive
             | Self::ExhibitionArchived
             | Self::NoCopyAvailable { .. }
-            | Self::BookingNotConfirmable(_) => ErrorCode::FailedPrecondition,
+            | Self::BookingNotConfirmable(_)
+            | Self::NotATrainingOffer(_)
+            | Self::QuotaReached
+            | Self::RegistrationClosed
+            | Self::SessionNotScheduled(_)
+            | Self::SessionNotStarted
+            | Self::NotAttended => ErrorCode::FailedPrecondition,
             Self::Immutable(_) => ErrorCode::InvalidArgument,
         }
     }
@@ -77,6 +113,16 @@ impl DomainError for CatalogueError {
             Self::ExhibitionArchived => "OFFER_ARCHIVED",
             Self::NoCopyAvailable { .. } => "NO_COPY_AVAILABLE",
             Self::BookingNotFound(_) => "BOOKING_NOT_FOUND",
+            Self::SessionNotFound(_) => "SESSION_NOT_FOUND",
+            Self::RegistrationNotFound(_) => "REGISTRATION_NOT_FOUND",
+            Self::NotATrainingOffer(_) => "NOT_A_TRAINING_OFFER",
+            Self::QuotaReached => "QUOTA_REACHED",
+            Self::RegistrationClosed => "REGISTRATION_CLOSED",
+            Self::SessionNotScheduled(_) => "SESSION_NOT_SCHEDULED",
+            Self::SessionNotStarted => "SESSION_NOT_STARTED",
+            Self::AlreadyRegistered(_) => "ALREADY_REGISTERED",
+            Self::NotAttended => "NOT_ATTENDED",
+            Self::CalendarFeedNotFound => "CALENDAR_FEED_NOT_FOUND",
         }
     }
 
@@ -123,5 +169,12 @@ mod tests {
         );
         let e = ServiceError::from(CatalogueError::ExhibitionArchived);
         assert_eq!((e.code, e.reason.as_ref()), (ErrorCode::FailedPrecondition, "OFFER_ARCHIVED"));
+        let e = ServiceError::from(CatalogueError::AlreadyRegistered("anne@meaux.fr".into()));
+        assert_eq!((e.code, e.reason.as_ref()), (ErrorCode::AlreadyExists, "ALREADY_REGISTERED"));
+        assert_eq!(e.message, "anne@meaux.fr est déjà inscrit à cette session");
+        let e = ServiceError::from(CatalogueError::QuotaReached);
+        assert_eq!((e.code, e.reason.as_ref()), (ErrorCode::FailedPrecondition, "QUOTA_REACHED"));
+        let e = ServiceError::from(CatalogueError::SessionNotFound("x".into()));
+        assert_eq!((e.code, e.reason.as_ref()), (ErrorCode::NotFound, "SESSION_NOT_FOUND"));
     }
 }

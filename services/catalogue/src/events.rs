@@ -1,5 +1,6 @@
 //! The catalogue's consumers (idempotent inbox, on the durables the event catalogue declares): membership's
-//! member events keep the "eligible for my collectivité" read model; routing's referral outcomes confirm
+//! member events keep the "eligible for my collectivité" read model (and the members' names shown with
+//! registrations); routing's referral outcomes confirm
 //! (accepted) or release (declined, expired, withdrawn) the copies held for the request. What the catalogue
 //! publishes is written by [`crate::flow`].
 
@@ -13,7 +14,7 @@ use id77_proto::vocabulary::MemberKind;
 use sqlx::PgConnection;
 
 use crate::flow::bookings::{self, ReferralOutcome};
-use crate::store;
+use crate::{session_store, store};
 use id77_platform::consumer::event_uuid as uuid;
 
 /// Membership's member events.
@@ -44,6 +45,8 @@ struct MemberFacts {
     arrondissement: String,
     /// `None`: the event does not change the status.
     status: Option<&'static str>,
+    /// The collectivité's name; empty: keep what is stored.
+    name: String,
     at: Option<Timestamp>,
 }
 
@@ -57,6 +60,7 @@ fn member_facts(event: &Event) -> Result<Option<MemberFacts>, HandleError> {
             epci: String::new(),
             arrondissement: String::new(),
             status: Some("pending"),
+            name: e.name,
             at: e.occurred_at,
         }));
     }
@@ -68,6 +72,7 @@ fn member_facts(event: &Event) -> Result<Option<MemberFacts>, HandleError> {
             epci: e.epci_siren,
             arrondissement: e.arrondissement,
             status: Some("active"),
+            name: e.name,
             at: e.occurred_at,
         }));
     }
@@ -79,6 +84,7 @@ fn member_facts(event: &Event) -> Result<Option<MemberFacts>, HandleError> {
             epci: e.epci_siren,
             arrondissement: e.arrondissement,
             status: None,
+            name: String::new(),
             at: e.occurred_at,
         }));
     }
@@ -94,7 +100,7 @@ impl EventHandler for MemberEvents {
             tracing::debug!(subject = %event.subject, "membership event not used by the catalogue");
             return Ok(());
         };
-        let MemberFacts { member_id, kind, population, epci, arrondissement, status, at } = facts;
+        let MemberFacts { member_id, kind, population, epci, arrondissement, status, name, at } = facts;
         let member_id = uuid("member_id", &member_id)?;
         let kind = MemberKind::from_collectivity(kind);
         if kind.is_none() && status.is_some() {
@@ -110,6 +116,10 @@ impl EventHandler for MemberEvents {
         }
         let at = occurred(at.as_ref())?;
         let written = store::upsert_member(conn, member_id, kind, population, epci, arrondissement, status, at).await?;
+        let name = name.trim();
+        if !name.is_empty() {
+            session_store::name_member(conn, member_id, name, at).await?;
+        }
         tracing::info!(%member_id, ?kind, ?population, epci, arrondissement, ?status, written, "member known");
         Ok(())
     }

@@ -5,7 +5,9 @@
 pub mod bookings;
 pub mod offers;
 pub mod providers;
+pub mod registrations;
 pub mod seed;
+pub mod sessions;
 
 /// What an operator's write did: its result, and whether anything was written (search answers are stale then).
 #[derive(Debug, Clone)]

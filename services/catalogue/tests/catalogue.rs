@@ -54,7 +54,7 @@ impl Env {
         platform.db_max_connections = 10;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let handle = tokio::spawn(run(Config { platform, seed_path: None }, listener, env.shutdown.clone()));
+        let handle = tokio::spawn(run(Config::new(platform), listener, env.shutdown.clone()));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let client = loop {
             if handle.is_finished() {

@@ -54,7 +54,7 @@ impl Env {
             SocketAddr::from(([127, 0, 0, 1], 0)),
         );
         platform.jwks_file = Some(self.keys.jwks_file.clone());
-        Config { platform, seed_path }
+        Config { seed_path, ..Config::new(platform) }
     }
 
     async fn cleanup(self) {

@@ -181,31 +181,14 @@ const MONTHS: [&str; 12] = [
 /// The hint shown beside a date input.
 pub const DATE_HINT: &str = "Format : jj/mm/aaaa, par exemple 15/03/2027.";
 
-/// The last Sunday of `month` in `year` (the days Europe switches its clocks).
-fn last_sunday(year: i32, month: u32) -> Option<NaiveDate> {
-    let first_of_next = if month == 12 {
-        NaiveDate::from_ymd_opt(year + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(year, month + 1, 1)
-    }?;
-    let last = first_of_next.pred_opt()?;
-    Some(last - chrono::Duration::days(i64::from(last.weekday().num_days_from_sunday())))
-}
-
-/// The offset of Paris from UTC at `at`, in hours: summer time (+2) from the last Sunday of March at 01:00 UTC to
-/// the last Sunday of October at 01:00 UTC (the EU rule), winter time (+1) otherwise.
+/// The offset of Paris from UTC at `at`, in hours (the EU rule, kept in [`id77_platform::time`]).
 pub fn paris_offset_hours(at: DateTime<Utc>) -> i64 {
-    let year = at.year();
-    let switch = |month| last_sunday(year, month).and_then(|d| d.and_hms_opt(1, 0, 0)).map(|d| d.and_utc());
-    match (switch(3), switch(10)) {
-        (Some(spring), Some(autumn)) if at >= spring && at < autumn => 2,
-        _ => 1,
-    }
+    id77_platform::time::paris_offset_hours(at)
 }
 
 /// The wall-clock time in Paris at `at`.
 pub fn paris(at: DateTime<Utc>) -> NaiveDateTime {
-    at.naive_utc() + chrono::Duration::hours(paris_offset_hours(at))
+    id77_platform::time::paris(at)
 }
 
 /// `2026-12-06` → `6 décembre 2026` (`1er` for the first day of a month).
