@@ -353,6 +353,13 @@ impl From<billing::Quote> for QuoteRecord {
     }
 }
 
+impl InvoiceRecord {
+    /// Whether `invoice` bills a request (else a held training session's participants, with no request).
+    pub fn bills_a_request(invoice: &billing::Invoice) -> bool {
+        invoice.session_id.trim().is_empty()
+    }
+}
+
 impl From<billing::Invoice> for InvoiceRecord {
     fn from(i: billing::Invoice) -> Self {
         Self {
@@ -419,6 +426,9 @@ mod tests {
             status: billing::InvoiceStatus::Paid as i32,
             ..Default::default()
         };
+        assert!(InvoiceRecord::bills_a_request(&invoice));
+        let session = billing::Invoice { request_id: String::new(), session_id: "s1".into(), ..invoice.clone() };
+        assert!(!InvoiceRecord::bills_a_request(&session), "a session's invoice is not an orphan of a request");
         let record = InvoiceRecord::from(invoice);
         assert_eq!(record.quote_id, "q1");
         assert_eq!(record.status, InvoiceStatus::Paid);

@@ -317,7 +317,8 @@ impl Reader {
             requests: Vec::new(),
             referrals: referrals.into_iter().map(ReferralRecord::from).collect(),
             quotes: quotes.into_iter().map(QuoteRecord::from).collect(),
-            invoices: invoices.into_iter().map(InvoiceRecord::from).collect(),
+            // A held training session's invoices bill no request: they are not the reconciler's to compare.
+            invoices: invoices.into_iter().filter(InvoiceRecord::bills_a_request).map(InvoiceRecord::from).collect(),
         })
     }
 }

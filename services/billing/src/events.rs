@@ -1,7 +1,7 @@
 //! Event handlers. Each writes only through the connection it is given, in the transaction that also records
 //! the message in the inbox: an event has its effect once, however often it is delivered. The read models
-//! (tariffs and providers, members and their referents) are written here; a quote's life and invoicing are
-//! `flow`'s, which the handlers call with the event's facts, checked.
+//! (tariffs and providers, members and their referents) are written here; a quote's life and invoicing (of
+//! completed requests and of held sessions) are `flow`'s, which the handlers call with the event's facts, checked.
 
 use chrono::DateTime;
 use id77_platform::consumer::{Event, EventHandler, HandleError};
@@ -15,9 +15,10 @@ use id77_proto::vocabulary::PriceKind;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{Accepted, Actor, PriceRule, Stated, Tariff, Vat};
+use crate::domain::{Accepted, Actor, Attendance, HeldSession, PriceRule, Stated, Tariff, Vat};
 use crate::flow::invoices::{self, Completion};
 use crate::flow::quotes::{self, Cancellation};
+use crate::flow::sessions;
 use crate::parties::{Issuers, ProviderFacts};
 use crate::store;
 use id77_platform::consumer::event_uuid as parse_uuid;
@@ -46,6 +47,11 @@ pub fn request_cancellations_consumer() -> ConsumerSpec {
 /// Membership's member events, for the referent read model.
 pub fn members_consumer() -> ConsumerSpec {
     ConsumerSpec::from(durables::BILLING_MEMBERS)
+}
+
+/// Held training sessions (the catalogue's `session.held`), invoiced per participant.
+pub fn sessions_consumer() -> ConsumerSpec {
+    ConsumerSpec::from(durables::BILLING_SESSIONS)
 }
 
 fn reject(message: String) -> HandleError {
@@ -167,6 +173,55 @@ impl EventHandler for RequestCompletedHandler {
     }
 }
 
+/// The validated facts of `SessionHeld`.
+fn held_session(msg: catalogue::SessionHeld) -> Result<HeldSession, HandleError> {
+    let session = msg.session.ok_or_else(|| reject("SessionHeld without a session".into()))?;
+    let session_id = parse_uuid("session.id", &session.id)?;
+    let starts_at = session
+        .starts_at
+        .as_ref()
+        .and_then(time::from_proto)
+        .ok_or_else(|| reject(format!("session {session_id}: no valid starts_at")))?;
+    let members = msg
+        .members
+        .iter()
+        .map(|m| {
+            Ok(Attendance {
+                member_id: parse_uuid("members.member_id", &m.member_id)?,
+                member_name: m.member_name.trim().to_owned(),
+                attended: m.attended,
+            })
+        })
+        .collect::<Result<Vec<_>, HandleError>>()?;
+    HeldSession::new(
+        session_id,
+        parse_uuid("session.offer_id", &session.offer_id)?,
+        &session.provider_code,
+        &session.offer_title,
+        starts_at,
+        session.price_per_participant_cents,
+        members,
+    )
+    .map_err(reject)
+}
+
+/// Invoices the members of a held session per participant who came (`flow::sessions::invoice_held`).
+pub struct SessionHeldHandler {
+    pub issuers: std::sync::Arc<Issuers>,
+}
+
+impl EventHandler for SessionHeldHandler {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let Some(msg) = event.decode_as::<catalogue::SessionHeld>()? else {
+            tracing::debug!(subject = %event.subject, "catalogue event not used by billing");
+            return Ok(());
+        };
+        let held = held_session(msg)?;
+        sessions::invoice_held(conn, &self.issuers, &held).await?;
+        Ok(())
+    }
+}
+
 /// Voids the quotes of a cancelled request (`flow::quotes::void_cancelled`, ADR 0013).
 pub struct RequestCancelledHandler;
 
@@ -243,4 +298,48 @@ async fn member_updated(conn: &mut PgConnection, msg: membership::MemberUpdated)
     store::upsert_member(conn, member_id, msg.siren.trim(), "", population(msg.population), at).await?;
     tracing::info!(%member_id, referent = ?referent, "member referent recorded");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(member_id: &str, starts: bool) -> catalogue::SessionHeld {
+        catalogue::SessionHeld {
+            session: Some(catalogue::Session {
+                id: Uuid::from_u128(1).to_string(),
+                offer_id: Uuid::from_u128(2).to_string(),
+                offer_title: "Atelier PLU".into(),
+                provider_code: "caue77".into(),
+                starts_at: starts.then_some(prost_types::Timestamp { seconds: 1_799_743_800, nanos: 0 }),
+                price_per_participant_cents: 5_000,
+                ..Default::default()
+            }),
+            members: vec![catalogue::MemberAttendance {
+                member_id: member_id.into(),
+                member_name: " Commune de Meaux ".into(),
+                attended: 2,
+                ..Default::default()
+            }],
+            occurred_at: None,
+        }
+    }
+
+    #[test]
+    fn a_session_held_is_read_or_rejected_never_retried() {
+        let member = Uuid::from_u128(3).to_string();
+        let session = held_session(held(&member, true)).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!((session.session_id, session.offer_id), (Uuid::from_u128(1), Uuid::from_u128(2)));
+        assert_eq!(session.members[0].member_name, "Commune de Meaux");
+        assert_eq!(session.charges().map(|c| c[0].1.net_cents), Some(10_000));
+        let rejected = |msg| matches!(held_session(msg), Err(HandleError::Reject(_)));
+        assert!(rejected(catalogue::SessionHeld::default()), "no session");
+        assert!(rejected(held("not-a-uuid", true)), "member id");
+        assert!(rejected(held(&member, false)), "no start");
+        let mut negative = held(&member, true);
+        if let Some(s) = negative.session.as_mut() {
+            s.price_per_participant_cents = -1;
+        }
+        assert!(rejected(negative), "negative price");
+    }
 }

@@ -1,11 +1,13 @@
 //! Billing's use cases, each on one transaction that also writes its integration events (outbox): a quote's
 //! life (`quotes`: proposed on a referral's acceptance, decided by a member admin, voided by the request's
-//! cancellation, expired by the sweeper) and invoicing (`invoices`: an invoice for a completed request, a credit
-//! note cancelling it, an invoice marked sent or paid). gRPC and event handlers map their input, call a flow and
-//! map its outcome; the rules are `domain`'s and `access`'s, the SQL `store`'s.
+//! cancellation, expired by the sweeper), invoicing (`invoices`: an invoice for a completed request, a credit
+//! note cancelling it, an invoice marked sent or paid) and the invoices of held training sessions (`sessions`).
+//! gRPC and event handlers map their input, call a flow and map its outcome; the rules are `domain`'s and
+//! `access`'s, the SQL `store`'s.
 
 pub mod invoices;
 pub mod quotes;
+pub mod sessions;
 
 use id77_platform::auth::Denied;
 use id77_platform::{HandleError, ServiceError};

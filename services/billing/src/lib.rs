@@ -2,9 +2,10 @@
 //! SIREN and population; proposes a quote when a provider accepts a referral for a billed offer, which a member
 //! admin accepts or refuses (`AcceptQuote`, `RefuseQuote`), a cancellation voids and a sweeper expires
 //! (`flow::quotes`, docs/adr/0013); invoices the accepted quote when requests completes the request
-//! (`request.completed`), and issues a credit note when the coordinator cancels an invoice, each with a gapless
-//! number per issuer and year and the seller's and buyer's identities fixed at issue (`parties`, issuer
-//! registry `issuers.json`, docs/adr/0008). Invoices go issued → sent → paid (`domain::mark`), or cancelled by
+//! (`request.completed`), invoices each member per participant who attended a held training session
+//! (`session.held`, `flow::sessions`), and issues a credit note when the coordinator cancels an invoice, each
+//! with a gapless number per issuer and year and the seller's and buyer's identities fixed at issue (`parties`,
+//! issuer registry `issuers.json`, docs/adr/0008). Invoices go issued → sent → paid (`domain::mark`), or cancelled by
 //! a credit note. Quotes, invoices and credit notes are read only by whom `access` allows, from the caller's
 //! verified token; who follows which member comes from membership's `member.updated` events.
 //!
@@ -127,7 +128,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         Arc::new(events::ReferralAcceptedHandler { issuers: issuers.clone(), validity: config.quote_validity }),
     );
     ctx.spawn_consumer(events::members_consumer(), Arc::new(events::MemberHandler));
-    ctx.spawn_consumer(events::request_completions_consumer(), Arc::new(events::RequestCompletedHandler { issuers }));
+    ctx.spawn_consumer(
+        events::request_completions_consumer(),
+        Arc::new(events::RequestCompletedHandler { issuers: issuers.clone() }),
+    );
+    ctx.spawn_consumer(events::sessions_consumer(), Arc::new(events::SessionHeldHandler { issuers }));
     ctx.spawn_consumer(events::request_cancellations_consumer(), Arc::new(events::RequestCancelledHandler));
     ctx.spawn(flow::quotes::run_expiry_sweeper(ctx.pool.clone(), config.expiry_sweep_interval, ctx.shutdown.clone()));
     let api = BillingServiceServer::new(grpc::BillingApi::new(ctx.pool.clone()))

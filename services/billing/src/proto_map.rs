@@ -103,8 +103,9 @@ pub fn invoice_to_proto(i: InvoiceRow) -> pb::Invoice {
         sequence: i.sequence,
         member_id: i.member_id.to_string(),
         buyer_siren: i.buyer_siren,
-        request_id: i.request_id.to_string(),
-        referral_id: i.referral_id.to_string(),
+        // Empty for the invoice of a held session, which bills no request (its line names the session).
+        request_id: i.request_id.map(|id| id.to_string()).unwrap_or_default(),
+        referral_id: i.referral_id.map(|id| id.to_string()).unwrap_or_default(),
         offer_id: i.offer_id.to_string(),
         offer_version: i.offer_version,
         total_net_cents: i.net_cents,
@@ -119,6 +120,7 @@ pub fn invoice_to_proto(i: InvoiceRow) -> pb::Invoice {
         quote_id: i.quote_id.map(|id| id.to_string()).unwrap_or_default(),
         quote_number: i.quote_number,
         purchase_order_number: i.purchase_order_number,
+        session_id: i.session_id.map(|id| id.to_string()).unwrap_or_default(),
     }
 }
 

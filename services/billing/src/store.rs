@@ -457,8 +457,12 @@ pub struct InvoiceRow {
     pub sequence: i64,
     pub member_id: Uuid,
     pub buyer_siren: String,
-    pub request_id: Uuid,
-    pub referral_id: Uuid,
+    /// What it bills: 'request' (a completed request's accepted quote: `request_id` and `referral_id` set) or
+    /// 'session' (a held training session's participants: `session_id` set).
+    pub source_kind: String,
+    pub request_id: Option<Uuid>,
+    pub referral_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
     pub offer_id: Uuid,
     pub offer_version: i32,
     pub label: String,
@@ -489,12 +493,12 @@ pub struct InvoiceRow {
 const INVOICE_COLUMNS: &str = "id, number, issuer_code, year, sequence, member_id, buyer_siren, request_id, \
      referral_id, offer_id, offer_version, label, quantity, unit_price_cents, net_cents, vat_rate_bp, vat_note, \
      vat_cents, gross_cents, currency, status, issued_at, due_date, credit_note_id, seller, buyer, sent_on, paid_on, \
-     payment_reference, quote_id, quote_number, purchase_order_number";
+     payment_reference, quote_id, quote_number, purchase_order_number, source_kind, session_id";
 
 pub async fn insert_invoice(conn: &mut PgConnection, i: &InvoiceRow) -> Result<InvoiceRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO invoice ({INVOICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-           $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)
+           $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)
          RETURNING {INVOICE_COLUMNS}"
     )))
     .bind(i.id)
@@ -529,7 +533,24 @@ pub async fn insert_invoice(conn: &mut PgConnection, i: &InvoiceRow) -> Result<I
     .bind(i.quote_id)
     .bind(&i.quote_number)
     .bind(&i.purchase_order_number)
+    .bind(&i.source_kind)
+    .bind(i.session_id)
     .fetch_one(conn)
+    .await
+}
+
+/// The invoice of a held session's member, if it was issued (a redelivered `session.held` issues none again).
+pub async fn invoice_for_session_member(
+    conn: &mut PgConnection,
+    session_id: Uuid,
+    member_id: Uuid,
+) -> Result<Option<InvoiceRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoice WHERE session_id = $1 AND member_id = $2"
+    )))
+    .bind(session_id)
+    .bind(member_id)
+    .fetch_optional(conn)
     .await
 }
 

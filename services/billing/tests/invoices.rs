@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use id77_billing::domain::{self, Line, Vat};
-use id77_billing::flow::invoices::{self, InvoiceDraft};
+use id77_billing::flow::invoices::{self, InvoiceDraft, InvoiceSource};
 use id77_billing::{MIGRATOR, store};
 use id77_platform::testing::{drop_database, fresh_database_url};
 use id77_platform::time;
@@ -16,8 +16,7 @@ fn draft(i: usize) -> InvoiceDraft {
         issuer_code: "dir-routes".into(),
         member_id: Uuid::now_v7(),
         buyer_siren: "217700000".into(),
-        request_id: Uuid::now_v7(),
-        referral_id: Uuid::now_v7(),
+        source: InvoiceSource::Request { request_id: Uuid::now_v7(), referral_id: Uuid::now_v7() },
         offer_id: Uuid::from_u128(1),
         offer_version: 1,
         line: Line { label: format!("Prestation {i}"), quantity: 1, unit_price_cents: 100_000, net_cents: 100_000 },

@@ -1,6 +1,7 @@
 //! Invoicing: an invoice for a completed request (its accepted quote), a credit note cancelling an invoice, an
-//! invoice marked sent or paid. Issuing takes the issuer's next number, stores the document and announces it,
-//! all in one transaction (a rollback gives the number back); each change is announced through the outbox.
+//! invoice marked sent or paid. Issuing (`issue`, also used for held sessions by `flow::sessions`) takes the
+//! issuer's next number, stores the document and announces it, all in one transaction (a rollback gives the
+//! number back); each change is announced through the outbox.
 
 use chrono::{DateTime, Utc};
 use id77_platform::auth::Caller;
@@ -17,14 +18,32 @@ use crate::parties::{self, Issuers, Party};
 use crate::proto_map::{credit_note_to_proto, invoice_to_proto};
 use crate::store::{self, CreditNoteRow, InvoiceRow, QuoteRow};
 
+/// What an invoice bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceSource {
+    /// A completed request, through the referral that completed it (its accepted quote).
+    Request { request_id: Uuid, referral_id: Uuid },
+    /// The participants of one member at a held training session (`flow::sessions`).
+    Session { session_id: Uuid },
+}
+
+impl InvoiceSource {
+    /// `invoice.source_kind`, `request_id`, `referral_id`, `session_id`.
+    fn columns(self) -> (&'static str, Option<Uuid>, Option<Uuid>, Option<Uuid>) {
+        match self {
+            Self::Request { request_id, referral_id } => ("request", Some(request_id), Some(referral_id), None),
+            Self::Session { session_id } => ("session", None, None, Some(session_id)),
+        }
+    }
+}
+
 /// What an invoice is for, before it has a number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceDraft {
     pub issuer_code: String,
     pub member_id: Uuid,
     pub buyer_siren: String,
-    pub request_id: Uuid,
-    pub referral_id: Uuid,
+    pub source: InvoiceSource,
     pub offer_id: Uuid,
     pub offer_version: i32,
     pub line: Line,
@@ -72,6 +91,7 @@ pub async fn issue(
     let totals = domain::totals(draft.line.net_cents, &draft.vat).ok_or(IssueError::Overflow)?;
     let year = domain::billing_year(issued_at);
     let sequence = store::next_number(conn, Document::Invoice, &draft.issuer_code, year).await?;
+    let (source_kind, request_id, referral_id, session_id) = draft.source.columns();
     let row = InvoiceRow {
         id: Uuid::now_v7(),
         number: Document::Invoice.number(&draft.issuer_code, year, sequence),
@@ -80,8 +100,10 @@ pub async fn issue(
         sequence,
         member_id: draft.member_id,
         buyer_siren: draft.buyer_siren,
-        request_id: draft.request_id,
-        referral_id: draft.referral_id,
+        source_kind: source_kind.to_owned(),
+        request_id,
+        referral_id,
+        session_id,
         offer_id: draft.offer_id,
         offer_version: draft.offer_version,
         label: draft.line.label,
@@ -164,7 +186,7 @@ pub async fn invoice_completed(
         IssueError::Overflow => FlowError::Rejected(format!("quote {}: {e}", quote.number)),
     })?;
     tracing::info!(invoice_id = %invoice.id, number = %invoice.number, quote = %quote.number,
-        request_id = %invoice.request_id, gross_cents = invoice.gross_cents, "invoice issued");
+        request_id = %done.request_id, gross_cents = invoice.gross_cents, "invoice issued");
     Ok(Some(invoice))
 }
 
@@ -200,8 +222,7 @@ async fn draft(conn: &mut PgConnection, issuers: &Issuers, quote: &QuoteRow) -> 
         issuer_code: quote.issuer_code.clone(),
         member_id: quote.member_id,
         buyer_siren: member.siren,
-        request_id: quote.request_id,
-        referral_id: quote.referral_id,
+        source: InvoiceSource::Request { request_id: quote.request_id, referral_id: quote.referral_id },
         offer_id: quote.offer_id,
         offer_version: quote.offer_version,
         line: domain::invoice_line(&rule, &quote.label, quote.amount_cents),

@@ -236,10 +236,14 @@ pub struct Invoice {
     pub member_id: String,
     /// The buyer's SIREN.
     pub buyer_siren: String,
-    #[schema(format = "uuid")]
-    pub request_id: String,
-    #[schema(format = "uuid")]
-    pub referral_id: String,
+    /// The request it bills; null for a held training session's invoice (`session_id` set instead).
+    #[schema(format = "uuid", required = true)]
+    pub request_id: Option<String>,
+    #[schema(format = "uuid", required = true)]
+    pub referral_id: Option<String>,
+    /// The held training session whose participants it bills; null for a request's invoice.
+    #[schema(format = "uuid", required = true)]
+    pub session_id: Option<String>,
     pub offer_id: String,
     pub lines: Vec<InvoiceLine>,
     /// Euro cents, VAT excluded (HT).
@@ -313,8 +317,9 @@ impl From<billing::Invoice> for Invoice {
             sequence: i.sequence,
             member_id: i.member_id,
             buyer_siren: i.buyer_siren,
-            request_id: i.request_id,
-            referral_id: i.referral_id,
+            request_id: Some(i.request_id).filter(|r| !r.is_empty()),
+            referral_id: Some(i.referral_id).filter(|r| !r.is_empty()),
+            session_id: Some(i.session_id).filter(|r| !r.is_empty()),
             offer_id: i.offer_id,
             total_net_cents: i.total_net_cents,
             total_vat_cents: i.total_vat_cents,
