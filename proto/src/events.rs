@@ -244,6 +244,11 @@ pub mod families {
     pub const REFERRALS: Subscription = Subscription { stream: streams::ROUTING, filter: "id77.routing.referral.>" };
     /// Every quote event (`id77.billing.quote.*`).
     pub const QUOTES: Subscription = Subscription { stream: streams::BILLING, filter: "id77.billing.quote.>" };
+    /// `session.scheduled`, `session.cancelled`, `session.held`, `session.reminder_due`.
+    pub const SESSIONS: Subscription = Subscription { stream: streams::CATALOGUE, filter: "id77.catalogue.session.>" };
+    /// `registration.confirmed`, `registration.waitlisted`, `registration.promoted`, `registration.cancelled`.
+    pub const REGISTRATIONS: Subscription =
+        Subscription { stream: streams::CATALOGUE, filter: "id77.catalogue.registration.>" };
     /// Every provider's replies (routing).
     pub const PROVIDER_REPLIES: Subscription =
         Subscription { stream: streams::REFERRALS, filter: super::provider::ALL_REPLIES };
@@ -262,7 +267,7 @@ pub struct Durable {
 pub mod durables {
     use super::Publisher::{Billing, Catalogue, Requests, Routing};
     use super::{Durable, Subscription, families};
-    use crate::{billing, requests, routing};
+    use crate::{billing, catalogue, requests, routing};
 
     pub const CATALOGUE_MEMBERS: Durable =
         Durable { service: Catalogue, name: "catalogue-members", reads: families::MEMBERS };
@@ -284,6 +289,13 @@ pub mod durables {
         name: "requests-invoices",
         reads: Subscription::of::<billing::v1::InvoiceIssued>(),
     };
+    /// Training sessions (issue 22): the participants are mailed on a cancellation and before the session; the
+    /// sessions are kept for the registration mails (ADR 0016).
+    pub const REQUESTS_SESSIONS: Durable =
+        Durable { service: Requests, name: "requests-sessions", reads: families::SESSIONS };
+    /// Registrations (issue 22): the participant is mailed when confirmed, waitlisted, promoted or cancelled.
+    pub const REQUESTS_REGISTRATIONS: Durable =
+        Durable { service: Requests, name: "requests-registrations", reads: families::REGISTRATIONS };
 
     pub const ROUTING_OFFERS: Durable = Durable { service: Routing, name: "routing-offers", reads: families::OFFERS };
     pub const ROUTING_MEMBERS: Durable =
@@ -321,9 +333,12 @@ pub mod durables {
     };
     pub const BILLING_MEMBERS: Durable =
         Durable { service: Billing, name: "billing-members", reads: families::MEMBERS };
+    /// Held training sessions (issue 22): each member is invoiced per participant who attended (ADR 0016).
+    pub const BILLING_SESSIONS: Durable =
+        Durable { service: Billing, name: "billing-sessions", reads: Subscription::of::<catalogue::v1::SessionHeld>() };
 
     /// Every durable, by service.
-    pub const ALL: [Durable; 19] = [
+    pub const ALL: [Durable; 22] = [
         CATALOGUE_MEMBERS,
         CATALOGUE_REFERRALS,
         REQUESTS_MEMBERS,
@@ -332,6 +347,8 @@ pub mod durables {
         REQUESTS_USERS,
         REQUESTS_QUOTES,
         REQUESTS_INVOICES,
+        REQUESTS_SESSIONS,
+        REQUESTS_REGISTRATIONS,
         ROUTING_OFFERS,
         ROUTING_MEMBERS,
         ROUTING_REQUESTS,
@@ -343,6 +360,7 @@ pub mod durables {
         BILLING_REQUEST_COMPLETIONS,
         BILLING_REQUEST_CANCELLATIONS,
         BILLING_MEMBERS,
+        BILLING_SESSIONS,
     ];
 }
 

@@ -16,6 +16,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::lifecycle::{Actor, Next, Trigger};
+use crate::domain::names;
 use crate::flow::FlowError;
 use crate::flow::referrals::{self, Routed};
 use crate::store::{self, Territory};
@@ -87,7 +88,7 @@ pub fn referent(raw: &str) -> Result<Option<Uuid>, HandleError> {
     }
 }
 
-/// Keeps the offer read model (with each offer's current version and category).
+/// Keeps the offer read model (with each offer's current version and category) and its provider's name.
 pub struct OfferEvents;
 
 impl EventHandler for OfferEvents {
@@ -100,6 +101,13 @@ impl EventHandler for OfferEvents {
         // "" when the category is unspecified.
         let category = Category::from_proto(offer.category).map_or("", Category::as_str);
         store::upsert_offer(conn, id, &offer.code, &offer.title, &offer.provider_code, offer.version, category).await?;
+        // The provider the event names, if it is the offer's (its name is what people read, issue 21).
+        if let Some(provider) =
+            e.provider.filter(|p| !p.code.trim().is_empty() && p.code.trim() == offer.provider_code.trim())
+        {
+            let name: String = provider.name.trim().chars().take(names::MAX_NAME_CHARS).collect();
+            store::upsert_provider(conn, &provider.code, &name).await?;
+        }
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ pub mod invoices;
 pub mod notify;
 pub mod proto_map;
 pub mod quotes;
+pub mod session_events;
 pub mod store;
 
 use std::sync::Arc;
@@ -72,6 +73,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_USERS), Arc::new(notify::UserEvents));
     ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_QUOTES), Arc::new(quotes::QuoteEvents));
     ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_INVOICES), Arc::new(invoices::InvoiceEvents));
+    ctx.spawn_consumer(ConsumerSpec::from(durables::REQUESTS_SESSIONS), Arc::new(session_events::SessionEvents));
+    let registrations = ConsumerSpec::from(durables::REQUESTS_REGISTRATIONS);
+    ctx.spawn_consumer(registrations, Arc::new(session_events::RegistrationEvents));
     ctx.spawn(notify::sender::run(ctx.pool.clone(), config.mail, ctx.shutdown.clone()));
     let api = RequestsServiceServer::new(grpc::RequestsApi::new(ctx.pool.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);

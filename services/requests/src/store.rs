@@ -5,6 +5,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::names::ProviderNames;
 use crate::domain::{Actor, Details, Step};
 
 #[derive(Debug, Clone, FromRow)]
@@ -202,6 +203,34 @@ pub async fn upsert_offer(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Records the name the catalogue gives a provider (an empty name keeps the one known; issue 21).
+pub async fn upsert_provider(conn: &mut PgConnection, code: &str, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO provider (code, name) VALUES ($1, $2)
+         ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, updated_at = now()
+         WHERE EXCLUDED.name <> '' AND provider.name IS DISTINCT FROM EXCLUDED.name",
+    )
+    .bind(code.trim())
+    .bind(name.trim())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The names of the providers `codes` that requests knows (the texts it writes name them, never code them).
+pub async fn provider_names(conn: &mut PgConnection, codes: &[&str]) -> Result<ProviderNames, sqlx::Error> {
+    let codes: Vec<String> = codes.iter().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect();
+    if codes.is_empty() {
+        return Ok(ProviderNames::default());
+    }
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT code, name FROM provider WHERE code = ANY($1) AND name <> ''")
+            .bind(&codes)
+            .fetch_all(conn)
+            .await?;
+    Ok(ProviderNames::new(rows))
 }
 
 /// The current version of an offer, as requests knows it.

@@ -9,7 +9,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use id77_platform::auth::{Claims, Role};
 use id77_platform::testing::{SmtpSink, TestKeys};
 use id77_platform::{Namespace, nats, streams, testing, time};
-use id77_proto::catalogue::v1::{Offer, OfferCategory, OfferPublished};
+use id77_proto::catalogue::v1::{Offer, OfferCategory, OfferPublished, Provider};
 use id77_proto::membership::v1::{CollectivityKind, MemberApplied, MemberApproved, UserChanged};
 use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
 use id77_proto::requests::v1::{
@@ -169,7 +169,9 @@ async fn agents_and_coordinators_get_their_notices_and_read_them_in_the_portal()
         version: 1,
         ..Default::default()
     };
-    s.publish("id77.catalogue.offer.published", &OfferPublished { offer: Some(offer), provider: None }).await;
+    // The catalogue names the provider: the coordinators' mails use that name (issue 21).
+    let provider = Provider { code: "caue77".into(), name: "CAUE 77".into(), ..Default::default() };
+    s.publish("id77.catalogue.offer.published", &OfferPublished { offer: Some(offer), provider: Some(provider) }).await;
     let pool = migrated_pool(&s.url).await;
     recipients_known(&pool, 5).await;
 
@@ -218,7 +220,7 @@ async fn agents_and_coordinators_get_their_notices_and_read_them_in_the_portal()
     assert_eq!(mails.len(), 1, "{:?}", s.sink.mails_to("agent@caue77.fr"));
     assert_eq!(mails[0].subject(), "[ID 77] Nouvelle demande à traiter : « Requalification de la place du marché »");
     let body = mails[0].body();
-    assert!(body.contains("Réponse attendue avant le 07/12/2026 à 17:00 (heure de Paris)"), "{body}");
+    assert!(body.contains("Réponse attendue avant le 7 décembre 2026 à 17 h 00 (heure de Paris)"), "{body}");
     assert!(body.contains(&format!("{PORTAL}/orientations/{referral}")), "{body}");
 
     let reminded = ReferralReminded {
@@ -252,7 +254,8 @@ async fn agents_and_coordinators_get_their_notices_and_read_them_in_the_portal()
     let mails = s.sink.wait_for("guichet@id77.fr", "adhésion", 1, limit).await;
     assert_eq!(mails[0].subject(), "[ID 77] Nouvelle demande d'adhésion : Commune de Melun");
     let mails = s.sink.wait_for("guichet@id77.fr", "sans réponse", 1, limit).await;
-    assert!(mails[0].body().contains("Le partenaire caue77 n'a pas répondu"), "{}", mails[0].body());
+    assert!(mails[0].body().contains("Le partenaire CAUE 77 n'a pas répondu"), "{}", mails[0].body());
+    assert!(!mails[0].body().contains("caue77"), "{}", mails[0].body());
     assert!(s.sink.mails_to("silence@caue77.fr").is_empty());
     assert!(s.sink.mails_to("agent@dir-routes.fr").is_empty());
 

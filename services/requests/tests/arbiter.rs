@@ -13,7 +13,7 @@ use id77_platform::{Namespace, nats, streams, testing, time};
 use id77_proto::billing::v1::{
     Invoice, InvoiceIssued, Quote, QuoteAccepted, QuoteExpired, QuoteIssued, QuoteRefused, QuoteStatus, QuoteVoided,
 };
-use id77_proto::catalogue::v1::{Offer, OfferCategory, OfferPublished};
+use id77_proto::catalogue::v1::{Offer, OfferCategory, OfferPublished, Provider};
 use id77_proto::membership::v1::{CollectivityKind, MemberApproved, UserChanged};
 use id77_proto::requests::v1::conversation_service_client::ConversationServiceClient;
 use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
@@ -193,7 +193,7 @@ impl Service {
         panic!("the recipients never arrived");
     }
 
-    /// An active member and an offer of `provider`.
+    /// An active member and an offer of `provider`, named as the catalogue names it ([`provider_name`]).
     async fn member_and_offer(&self, member: Uuid, provider: &str) -> Uuid {
         let approved = MemberApproved {
             member_id: member.to_string(),
@@ -215,7 +215,9 @@ impl Service {
             version: 1,
             ..Default::default()
         };
-        self.publish("id77.catalogue.offer.published", &OfferPublished { offer: Some(offer), provider: None }).await;
+        let named = Provider { code: provider.into(), name: provider_name(provider).into(), ..Default::default() };
+        self.publish("id77.catalogue.offer.published", &OfferPublished { offer: Some(offer), provider: Some(named) })
+            .await;
         offer_id
     }
 
@@ -323,6 +325,15 @@ fn who(h: &StatusChange) -> (&str, &str, &str) {
     (h.actor_user_id.as_str(), h.actor_role.as_str(), h.actor_name.as_str())
 }
 
+/// The catalogue's name of a provider of these tests.
+fn provider_name(code: &str) -> &'static str {
+    match code {
+        "caue77" => "CAUE 77",
+        "dir-routes" => "Direction des routes",
+        _ => "",
+    }
+}
+
 fn quote(request: &RequestPb, member: Uuid, provider: &str, number: &str) -> Quote {
     Quote {
         id: Uuid::now_v7().to_string(),
@@ -334,6 +345,9 @@ fn quote(request: &RequestPb, member: Uuid, provider: &str, number: &str) -> Quo
         offer_id: request.offer_id.clone(),
         label: "Étude préalable".into(),
         amount_cents: 250_000,
+        vat_rate_bp: Some(2000),
+        vat_cents: 50_000,
+        total_incl_vat_cents: 300_000,
         currency: "EUR".into(),
         status: QuoteStatus::Issued.into(),
         issued_at: at(0),
@@ -376,7 +390,7 @@ async fn a_cancellation_after_acceptance_names_its_author_tells_the_provider_and
     let referred = s.wait_status(&id, RequestStatus::Referred).await;
     let step = last(&referred);
     assert_eq!(who(&step), (coordinator.id.to_string().as_str(), "coordinator", "Claire Coordination"));
-    assert_eq!(step.reason, "Orientée vers caue77 : à traiter avant l'été");
+    assert_eq!(step.reason, "Orientée vers CAUE 77 : à traiter avant l'été");
     // The provider's connector accepts on its NATS subject: named as such.
     let accepted = ReferralAccepted {
         referral_id: offered.referral_id.clone(),
@@ -514,7 +528,9 @@ async fn a_proposed_quote_mails_the_members_users_and_its_refusal_cancels_the_re
     assert_eq!(mail.subject, format!("[ID 77] Devis D-caue77-2026-000001 proposé pour votre demande « {SUBJECT} »"));
     assert!(
         mail.body.contains(&format!(
-            "Devis D-caue77-2026-000001 proposé pour votre demande « {SUBJECT} » : 2\u{202f}500,00\u{a0}€ HT (Étude préalable)."
+            "Devis D-caue77-2026-000001 proposé pour votre demande « {SUBJECT} » : Étude préalable.\n\
+             Partenaire : CAUE 77\n\nMontant HT : 2\u{202f}500,00\u{a0}€\nTVA (20\u{a0}%) : 500,00\u{a0}€\n\
+             Montant TTC : 3\u{202f}000,00\u{a0}€\n"
         )),
         "{}",
         mail.body
@@ -784,11 +800,62 @@ async fn an_issued_invoice_mails_the_members_users_who_want_status_mails_once_wi
     );
     let money = |cents| id77_requests::notify::domain::euros(cents);
     let amounts = format!(
-        "Montant HT : {}\nTVA (20 %) : {}\nMontant TTC : {}\n",
+        "Montant HT : {}\nTVA (20\u{a0}%) : {}\nMontant TTC : {}\n",
         money(1_845_050),
         money(369_010),
         money(2_214_060)
     );
-    assert!(mails[0].body.contains(&amounts) && mails[0].body.contains("05/01/2027"), "{}", mails[0].body);
+    assert!(mails[0].body.contains(&amounts) && mails[0].body.contains("5 janvier 2027"), "{}", mails[0].body);
+    // By the provider's name (the invoice states no seller here), never its code.
+    assert!(mails[0].body.contains(&format!("« {SUBJECT} » par CAUE 77, au montant")), "{}", mails[0].body);
+    s.stop().await;
+}
+
+/// A held training session's invoice (billing's `session.held`) bills no request: the member's users are still
+/// told, once, with what it bills and a link to their invoices (ADR 0016).
+#[tokio::test]
+async fn a_session_invoice_mails_the_members_users_once_without_a_request() {
+    let s = start().await;
+    let member = Uuid::now_v7();
+    let admin = Person::new("Marie Dupont", "dgs@meaux.fr");
+    s.account(&admin, "member_admin", Some(member), "").await;
+    s.member_and_offer(member, "caue77").await;
+    s.recipients_known(1).await;
+    let label = "Participation à la session « Urbanisme durable » du 12 janvier 2027 — 2 participants";
+    let invoice = Invoice {
+        id: Uuid::now_v7().to_string(),
+        number: "F-caue77-2027-000001".into(),
+        issuer_code: "caue77".into(),
+        member_id: member.to_string(),
+        session_id: Uuid::now_v7().to_string(),
+        lines: vec![id77_proto::billing::v1::InvoiceLine {
+            label: label.into(),
+            quantity: 2,
+            unit_price_cents: 12_000,
+            net_cents: 24_000,
+        }],
+        total_net_cents: 24_000,
+        total_vat_cents: 4_800,
+        total_gross_cents: 28_800,
+        vat_rate_bp: Some(2000),
+        due_date: "2027-02-11".into(),
+        issued_at: at(0),
+        ..Default::default()
+    };
+    let issued = InvoiceIssued { invoice: Some(invoice) };
+    s.publish("id77.billing.invoice.issued", &issued).await;
+    let again = s.publish("id77.billing.invoice.issued", &issued).await;
+    s.handled(&again).await;
+    let mails: Vec<(String, String, String, Option<Uuid>)> = sqlx::query_as(
+        "SELECT email, subject, link_path, request_id FROM mail_outbox WHERE kind = 'invoice_issued' ORDER BY email",
+    )
+    .fetch_all(&s.pool)
+    .await
+    .expect("mail_outbox");
+    assert_eq!(mails.len(), 1, "one mail however often the event comes: {mails:?}");
+    let (email, subject, link, request) = &mails[0];
+    assert_eq!(email, "dgs@meaux.fr");
+    assert_eq!(subject, &format!("[ID 77] Facture F-caue77-2027-000001 émise : {label}"));
+    assert_eq!((link.as_str(), *request), ("/factures", None));
     s.stop().await;
 }

@@ -9,7 +9,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use id77_platform::auth::{Claims, Role};
 use id77_platform::testing::TestKeys;
 use id77_platform::{Namespace, ServiceError, nats, streams, testing, time};
-use id77_proto::catalogue::v1::{Offer, OfferCategory, OfferPublished};
+use id77_proto::catalogue::v1::{Offer, OfferCategory, OfferPublished, Provider};
 use id77_proto::membership::v1::{CollectivityKind, MemberApproved, MemberUpdated};
 use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
 use id77_proto::requests::v1::{
@@ -112,7 +112,13 @@ impl Service {
             version: 3,
             ..Default::default()
         };
-        self.publish("id77.catalogue.offer.published", &OfferPublished { offer: Some(offer), provider: None }).await;
+        // caue77 is named by the catalogue; other providers are not (their history lines say « le partenaire »).
+        let named = (provider == "caue77").then(|| Provider {
+            code: provider.into(),
+            name: "CAUE 77".into(),
+            ..Default::default()
+        });
+        self.publish("id77.catalogue.offer.published", &OfferPublished { offer: Some(offer), provider: named }).await;
         id
     }
 
@@ -304,10 +310,7 @@ async fn a_request_goes_from_submission_to_closed_with_feedback_and_statistics()
         "{:?}",
         done.history
     );
-    assert_eq!(
-        done.history[2].reason,
-        "Déclinée par caue77 : plan de charge complet ; réorientée vers dir-amenagement"
-    );
+    assert_eq!(done.history[2].reason, "Déclinée par CAUE 77 : plan de charge complet ; réorientée vers le partenaire");
     assert!(
         done.history
             .windows(2)

@@ -9,7 +9,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use id77_platform::auth::{Claims, Role};
 use id77_platform::testing::{SmtpSink, TestKeys};
 use id77_platform::{Namespace, nats, streams, testing, time};
-use id77_proto::catalogue::v1::{Offer, OfferCategory, OfferPublished};
+use id77_proto::catalogue::v1::{Offer, OfferCategory, OfferPublished, Provider};
 use id77_proto::membership::v1::{CollectivityKind, MemberApproved, UserChanged};
 use id77_proto::requests::v1::conversation_service_client::ConversationServiceClient;
 use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
@@ -187,7 +187,9 @@ async fn status_and_message_mails_reach_the_right_people_over_smtp() {
         version: 1,
         ..Default::default()
     };
-    s.publish("id77.catalogue.offer.published", &OfferPublished { offer: Some(offer), provider: None }).await;
+    // The catalogue names the provider: requests keeps the name and writes it, never the code (issue 21).
+    let provider = Provider { code: "caue77".into(), name: "CAUE de Seine-et-Marne".into(), ..Default::default() };
+    s.publish("id77.catalogue.offer.published", &OfferPublished { offer: Some(offer), provider: Some(provider) }).await;
 
     let pool = migrated_pool(&s.url).await;
     recipients_known(&pool, 5).await;
@@ -269,9 +271,29 @@ async fn status_and_message_mails_reach_the_right_people_over_smtp() {
         assert_eq!(mail.subject(), "[ID 77] Votre demande « Requalification de la place du marché » est acceptée");
         let body = mail.body();
         assert!(body.contains(&format!("Voir la demande : {link}")), "{body}");
-        assert!(body.contains("Partenaire : caue77"), "{body}");
-        assert_eq!(s.sink.wait_for(address, "est transmise", 1, limit).await.len(), 1, "the referral too");
+        assert!(body.contains("Partenaire : CAUE de Seine-et-Marne\n"), "{body}");
+        assert!(body.contains("Motif : Acceptée par CAUE de Seine-et-Marne\n"), "{body}");
+        assert!(!body.contains("caue77"), "no provider code in a mail: {body}");
+        let referred = s.sink.wait_for(address, "est transmise", 1, limit).await;
+        assert_eq!(referred.len(), 1, "the referral too");
+        assert!(
+            referred[0].body().contains("Motif : Orientée vers CAUE de Seine-et-Marne\n"),
+            "{}",
+            referred[0].body()
+        );
     }
+    // The history lines requests wrote, as the portal reads them: the name, not the code.
+    let answer = s.requests.get_request(with_token(GetRequestRequest { id: id.clone() }, &admin_a_token)).await;
+    let reasons: Vec<String> = answer.expect("request").into_inner().history.into_iter().map(|h| h.reason).collect();
+    assert_eq!(reasons[1..], ["Orientée vers CAUE de Seine-et-Marne", "Acceptée par CAUE de Seine-et-Marne"]);
+    // The queued mails and in-portal notifications of the member's users carry no provider code either.
+    let coded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM mail_outbox WHERE kind = 'status_changed' AND (subject LIKE '%caue77%' OR body LIKE '%caue77%')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("outbox");
+    assert_eq!(coded, 0);
 
     // The provider's agent writes: admin A gets a mail, user A (message mails off) does not.
     let agent_token = s.token(agent_p, Role::ProviderAgent, None, Some("caue77"));

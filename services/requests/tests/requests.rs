@@ -8,7 +8,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use id77_platform::auth::{Claims, Role};
 use id77_platform::testing::TestKeys;
 use id77_platform::{Namespace, nats, streams, testing};
-use id77_proto::catalogue::v1::{Offer, OfferPublished};
+use id77_proto::catalogue::v1::{Offer, OfferPublished, Provider};
 use id77_proto::membership::v1::{MemberApplied, MemberApproved, MemberUpdated};
 use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
 use id77_proto::requests::v1::{
@@ -209,8 +209,14 @@ async fn only_active_members_submit_and_referral_events_move_the_request() {
         version: 1,
         ..Default::default()
     };
-    s.publish("id77.catalogue.offer.published", "o-1", &OfferPublished { offer: Some(offer_msg), provider: None })
-        .await;
+    // The catalogue names the provider: history lines use the name (issue 21).
+    let provider = Provider { code: "dir-sport".into(), name: "Direction des sports".into(), ..Default::default() };
+    s.publish(
+        "id77.catalogue.offer.published",
+        "o-1",
+        &OfferPublished { offer: Some(offer_msg), provider: Some(provider) },
+    )
+    .await;
 
     let mut submitted = None;
     for _ in 0..100 {
@@ -295,7 +301,7 @@ async fn only_active_members_submit_and_referral_events_move_the_request() {
         steps,
         vec![RequestStatus::Submitted, RequestStatus::Referred, RequestStatus::Referred, RequestStatus::Accepted]
     );
-    assert_eq!(r.history[2].reason, "Réorientée vers dir-sport");
+    assert_eq!(r.history[2].reason, "Réorientée vers Direction des sports");
     s.stop().await;
 }
 

@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use id77_platform::ServiceError;
 use uuid::Uuid;
 
+use crate::domain::names::ProviderNames;
 use crate::error::RequestsError;
 
 /// Where a request stands.
@@ -259,6 +260,19 @@ impl Trigger {
             Self::Close { .. } => "close",
         }
     }
+
+    /// The providers its history line names (the one it is about and the next one a re-routing chose).
+    pub fn providers(&self) -> Vec<&str> {
+        match self {
+            Self::Offered { provider } | Self::Accepted { provider } | Self::Completed { provider } => vec![provider],
+            Self::Withdrawn { provider, .. } | Self::Progressed { provider, .. } => vec![provider],
+            Self::Declined { provider, next, .. } | Self::Expired { provider, next } => match next {
+                Next::Provider(p) => vec![provider.as_str(), p],
+                _ => vec![provider],
+            },
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// What the machine knows of a request.
@@ -332,6 +346,7 @@ fn rerouted(
     provider: &str,
     next: &Next,
     why: String,
+    names: &ProviderNames,
 ) -> Option<(RequestStatus, Option<String>, String)> {
     // Only the referral the request is with (or one we have not heard of yet) moves it; a decline of a provider
     // the request already left is stale.
@@ -339,7 +354,9 @@ fn rerouted(
         return None;
     }
     Some(match next {
-        Next::Provider(p) => (RequestStatus::Referred, Some(p.clone()), format!("{why} ; réorientée vers {p}")),
+        Next::Provider(p) => {
+            (RequestStatus::Referred, Some(p.clone()), format!("{why} ; réorientée vers {}", names.name(p)))
+        }
         Next::Triage => (
             RequestStatus::Triage,
             Some(provider.to_owned()),
@@ -358,40 +375,60 @@ fn cancellation(state: &State, reason: String) -> Result<(RequestStatus, Option<
 }
 
 /// Applies `trigger` at `at` (the event's time, or the command's). `Ok(None)`: a stale or repeated event of
-/// routing, nothing changes. `Err`: a user's command the status does not allow.
+/// routing, nothing changes. `Err`: a user's command the status does not allow. A provider the history line
+/// names is « le partenaire » ([`apply_named`] names them).
 pub fn apply(state: &State, trigger: &Trigger, at: DateTime<Utc>) -> Result<Option<Step>, ServiceError> {
+    apply_named(state, trigger, at, &ProviderNames::default())
+}
+
+/// [`apply`], the history line naming the trigger's providers by `names` (their codes are never shown).
+pub fn apply_named(
+    state: &State,
+    trigger: &Trigger,
+    at: DateTime<Utc>,
+    names: &ProviderNames,
+) -> Result<Option<Step>, ServiceError> {
     use RequestStatus::*;
     let s = state.status;
+    let name = |provider: &str| names.name(provider).to_owned();
     let target: Option<(RequestStatus, Option<String>, String)> = match trigger {
         Trigger::Queued => (s == Submitted)
             .then(|| (Triage, None, "Demande d'orientation : la coordination choisit le partenaire".to_owned())),
         Trigger::Offered { provider } => {
             if matches!(s, Submitted | Triage) {
-                Some((Referred, Some(provider.clone()), format!("Orientée vers {provider}")))
+                Some((Referred, Some(provider.clone()), format!("Orientée vers {}", name(provider))))
             } else if s == Referred && !is_with(state, provider) && at >= state.updated_at {
                 // A re-routing we heard of before the decline; an older offer (a late redelivery) is not one.
-                Some((Referred, Some(provider.clone()), format!("Réorientée vers {provider}")))
+                Some((Referred, Some(provider.clone()), format!("Réorientée vers {}", name(provider))))
             } else {
                 None
             }
         }
         Trigger::Accepted { provider } => {
-            s.is_unanswered().then(|| (Accepted, Some(provider.clone()), format!("Acceptée par {provider}")))
+            s.is_unanswered().then(|| (Accepted, Some(provider.clone()), format!("Acceptée par {}", name(provider))))
         }
         Trigger::Declined { provider, reason, next } => {
-            rerouted(state, provider, next, reason_with(format!("Déclinée par {provider}"), reason))
+            rerouted(state, provider, next, reason_with(format!("Déclinée par {}", name(provider)), reason), names)
         }
         Trigger::Expired { provider, next } => {
-            rerouted(state, provider, next, format!("Sans réponse de {provider} dans le délai"))
+            rerouted(state, provider, next, format!("Sans réponse {} dans le délai", names.of(provider)), names)
         }
         Trigger::Withdrawn { provider, reason } => (s == Referred && is_with(state, provider)).then(|| {
-            (Triage, Some(provider.clone()), reason_with(format!("Orientation vers {provider} retirée"), reason))
+            (
+                Triage,
+                Some(provider.clone()),
+                reason_with(format!("Orientation vers {} retirée", name(provider)), reason),
+            )
         }),
         Trigger::Progressed { provider, note } => matches!(s, Submitted | Triage | Referred | Accepted).then(|| {
-            (InProgress, Some(provider.clone()), reason_with(format!("Avancement déclaré par {provider}"), note))
+            (
+                InProgress,
+                Some(provider.clone()),
+                reason_with(format!("Avancement déclaré par {}", name(provider)), note),
+            )
         }),
         Trigger::Completed { provider } => matches!(s, Submitted | Triage | Referred | Accepted | InProgress)
-            .then(|| (Completed, Some(provider.clone()), format!("Prestation terminée par {provider}"))),
+            .then(|| (Completed, Some(provider.clone()), format!("Prestation terminée par {}", name(provider)))),
         // The user's own words, or the quote's decision (the status says the rest); they travel in
         // `request.cancelled` to the provider.
         Trigger::Cancel { reason } => Some(cancellation(state, reason.trim().to_owned())?),
@@ -448,6 +485,12 @@ mod tests {
         code.to_owned()
     }
 
+    /// Names the test providers by their codes, so that the sentences below read with short names.
+    fn apply(state: &State, trigger: &Trigger, at: DateTime<Utc>) -> Result<Option<Step>, ServiceError> {
+        let names = ["a", "b", "c", "caue77"].map(|c| (c.to_owned(), c.to_owned()));
+        apply_named(state, trigger, at, &ProviderNames::new(names))
+    }
+
     #[test]
     fn history_lines_are_french_sentences() {
         let reason = |state: &State, trigger: Trigger| apply(state, &trigger, t(20)).ok().flatten().map(|s| s.reason);
@@ -467,7 +510,8 @@ mod tests {
             (reason(&with_a, declined(Next::Nowhere)), "Déclinée par a : pas dispo"),
             (
                 reason(&with_a, Trigger::Expired { provider: p("a"), next: Next::Provider(p("c")) }),
-                "Sans réponse de a dans le délai ; réorientée vers c",
+                // « a » begins with a vowel: « de » is elided.
+                "Sans réponse d'a dans le délai ; réorientée vers c",
             ),
             (
                 reason(&with_a, Trigger::Withdrawn { provider: p("a"), reason: "erreur d'aiguillage".into() }),

@@ -2,6 +2,7 @@
 //! offer, feedback, and the shaping of statistics ([`stats`]).
 
 pub mod lifecycle;
+pub mod names;
 pub mod stats;
 
 use chrono::NaiveDate;

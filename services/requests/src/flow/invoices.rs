@@ -14,11 +14,16 @@ use crate::store;
 
 /// What the mails say of an invoice.
 fn facts<'a>(invoice: &'a Invoice, request_subject: &'a str) -> InvoiceMail<'a> {
-    let seller = invoice.seller.as_ref().map_or("", |s| s.name.trim());
+    // The directorate that delivers (trading name) reads better than the Département's legal name.
+    let seller = invoice
+        .seller
+        .as_ref()
+        .map_or("", |s| if s.trading_name.trim().is_empty() { s.name.trim() } else { s.trading_name.trim() });
     InvoiceMail {
         number: invoice.number.trim(),
         request_subject,
-        provider: if seller.is_empty() { invoice.issuer_code.trim() } else { seller },
+        provider_code: invoice.issuer_code.trim(),
+        seller,
         net_cents: invoice.total_net_cents,
         vat_cents: invoice.total_vat_cents,
         gross_cents: invoice.total_gross_cents,
@@ -43,5 +48,22 @@ pub async fn issued(
     let key = mail_event_id::<InvoiceIssued>(invoice_id);
     let mails = crate::notify::invoice_issued(conn, key, &row, &facts(invoice, &row.subject), at).await?;
     tracing::info!(%request_id, invoice = %invoice.number, mails, "member told of the invoice");
+    Ok(())
+}
+
+/// An invoice of a held training session (it bills no request): the member's users are mailed, what it bills
+/// named by its first line.
+pub async fn issued_for_session(
+    conn: &mut PgConnection,
+    invoice: &Invoice,
+    invoice_id: Uuid,
+    member_id: Uuid,
+) -> Result<(), FlowError> {
+    let label = invoice.lines.first().map_or("", |l| l.label.trim());
+    let at = invoice.issued_at.as_ref().and_then(time::from_proto).unwrap_or_else(time::now);
+    let key = mail_event_id::<InvoiceIssued>(invoice_id);
+    let mails = crate::notify::session_invoice_issued(conn, key, member_id, &facts(invoice, label), at).await?;
+    tracing::info!(%member_id, session_id = %invoice.session_id, invoice = %invoice.number, mails,
+        "member told of the session's invoice");
     Ok(())
 }

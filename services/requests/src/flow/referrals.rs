@@ -51,7 +51,10 @@ pub async fn apply(conn: &mut PgConnection, r: Routed) -> Result<(), FlowError> 
         store::mark_answered(conn, request_id, r.at).await?;
     }
     let state = lifecycle::state_of(&request).map_err(FlowError::Refused)?;
-    let step = crate::domain::lifecycle::apply(&state, &r.trigger, r.at).map_err(|e| FlowError::Refused(e.message))?;
+    // The history line names the providers (issue 21).
+    let names = store::provider_names(conn, &r.trigger.providers()).await?;
+    let step = crate::domain::lifecycle::apply_named(&state, &r.trigger, r.at, &names)
+        .map_err(|e| FlowError::Refused(e.message))?;
     let Some(step) = step else {
         // A cancellation recorded first makes a later completion stale: requests decides (ADR 0013).
         tracing::info!(%request_id, status = state.status.as_str(), trigger = r.trigger.name(), referral_id = %r.referral_id, "stale referral event ignored");

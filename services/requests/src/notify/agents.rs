@@ -5,14 +5,14 @@
 //! message id and the recipient: a redelivery queues nothing more.
 
 use anyhow::anyhow;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use id77_platform::{Event, HandleError, time};
 use id77_proto::membership::v1::MemberApplied;
 use id77_proto::routing::v1::{ReferralEscalated, ReferralOffered, ReferralReminded};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::domain::Candidate;
+use super::domain::{Candidate, long_date};
 use super::inbox;
 
 /// A referral offered to the recipient's provider (to its agents).
@@ -65,32 +65,10 @@ fn greeting(name: &str) -> String {
     if name.is_empty() { "Bonjour,".to_owned() } else { format!("Bonjour {name},") }
 }
 
-/// The last Sunday of `month` in `year`.
-fn last_sunday(year: i32, month: u32) -> Option<NaiveDate> {
-    let next = if month == 12 {
-        NaiveDate::from_ymd_opt(year + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(year, month + 1, 1)
-    }?;
-    let last = next.pred_opt()?;
-    let back = last.weekday().num_days_from_sunday();
-    last.checked_sub_signed(Duration::days(i64::from(back)))
-}
-
-/// `at` in Paris time (summer time from the last Sunday of March to the last Sunday of October, 01:00 UTC),
-/// as `31/12/2026 à 17:00`.
+/// `at` as Paris reads it, the French long way: `7 décembre 2026 à 17 h 00`.
 pub fn paris(at: DateTime<Utc>) -> String {
-    let year = at.year();
-    let summer = match (last_sunday(year, 3), last_sunday(year, 10)) {
-        (Some(start), Some(end)) => {
-            let start = Utc.from_utc_datetime(&start.and_hms_opt(1, 0, 0).unwrap_or_default());
-            let end = Utc.from_utc_datetime(&end.and_hms_opt(1, 0, 0).unwrap_or_default());
-            at >= start && at < end
-        }
-        _ => false,
-    };
-    let local = at + Duration::hours(if summer { 2 } else { 1 });
-    local.format("%d/%m/%Y à %H:%M").to_string()
+    let local = time::paris(at);
+    format!("{} à {} h {:02}", long_date(local.date()), local.hour(), local.minute())
 }
 
 /// What an agent's referral mail says.
@@ -140,14 +118,18 @@ pub fn referral_reminder_mail(name: &str, m: &ReferralMail<'_>) -> (String, Stri
     (subject, body)
 }
 
-/// Subject and body of the mail telling a coordinator that a referral went unanswered past its deadline.
-pub fn referral_escalated_mail(name: &str, subject: &str, provider: &str) -> (String, String) {
+/// Subject and body of the mail telling a coordinator that a referral went unanswered past its deadline; the
+/// provider by its name (None: requests does not know it, « le partenaire »).
+pub fn referral_escalated_mail(name: &str, subject: &str, provider: Option<&str>) -> (String, String) {
     let title = one_line(&format!("[ID 77] Demande sans réponse du partenaire : « {subject} »"));
+    let who = provider
+        .map(one_line)
+        .filter(|p| !p.is_empty())
+        .map_or("Le partenaire".to_owned(), |p| format!("Le partenaire {p}"));
     let body = format!(
-        "{}\n\nLe partenaire {} n'a pas répondu dans le délai à la demande « {} ».\nVous pouvez la réorienter depuis \
-         le suivi des orientations.\n",
+        "{}\n\n{who} n'a pas répondu dans le délai à la demande « {} ».\nVous pouvez la réorienter depuis le \
+         suivi des orientations.\n",
         greeting(name),
-        one_line(provider),
         one_line(subject),
     );
     (title, body)
@@ -263,8 +245,9 @@ pub async fn on_referral_event(conn: &mut PgConnection, event: &Event) -> Result
             at: when(e.occurred_at.as_ref()),
         };
         let candidates = inbox::coordinators(conn).await?;
+        let names = crate::store::provider_names(conn, &[e.provider_code.as_str()]).await?;
         return Ok(queue(conn, &notice, &coordinators(&candidates), |n| {
-            referral_escalated_mail(n, &subject, &e.provider_code)
+            referral_escalated_mail(n, &subject, names.known(&e.provider_code))
         })
         .await?);
     }
@@ -289,6 +272,8 @@ pub async fn on_member_event(conn: &mut PgConnection, event: &Event) -> Result<u
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
 
     fn candidate(role: &str, provider: Option<&str>, on: bool) -> Candidate {
@@ -316,14 +301,14 @@ mod tests {
     }
 
     #[test]
-    fn paris_time_follows_summer_time() {
+    fn paris_time_follows_summer_time_the_long_french_way() {
         let winter = Utc.with_ymd_and_hms(2026, 12, 7, 16, 0, 0).single().expect("date");
-        let summer = Utc.with_ymd_and_hms(2026, 7, 7, 16, 0, 0).single().expect("date");
-        assert_eq!(paris(winter), "07/12/2026 à 17:00");
-        assert_eq!(paris(summer), "07/07/2026 à 18:00");
+        let summer = Utc.with_ymd_and_hms(2026, 7, 1, 16, 5, 0).single().expect("date");
+        assert_eq!(paris(winter), "7 décembre 2026 à 17 h 00");
+        assert_eq!(paris(summer), "1er juillet 2026 à 18 h 05");
         // 2026: summer time from 29 March to 25 October.
         let before = Utc.with_ymd_and_hms(2026, 3, 29, 0, 59, 0).single().expect("date");
-        assert_eq!(paris(before), "29/03/2026 à 01:59");
+        assert_eq!(paris(before), "29 mars 2026 à 1 h 59");
     }
 
     #[test]
@@ -340,7 +325,7 @@ mod tests {
         assert!(body.starts_with("Bonjour Camille,"));
         assert!(body.contains("Offre : Conseil voirie"));
         assert!(body.contains("Collectivité : Melun"));
-        assert!(body.contains("Réponse attendue avant le 07/12/2026 à 17:00 (heure de Paris)"));
+        assert!(body.contains("Réponse attendue avant le 7 décembre 2026 à 17 h 00 (heure de Paris)"), "{body}");
         let (subject, body) = referral_reminder_mail("", &m);
         assert!(subject.starts_with("[ID 77] Rappel"));
         assert!(body.starts_with("Bonjour,"));
@@ -349,9 +334,11 @@ mod tests {
 
     #[test]
     fn the_coordinator_mails_name_the_provider_and_the_collectivity() {
-        let (subject, body) = referral_escalated_mail("Claude", "Voirie", "ATD");
+        let (subject, body) = referral_escalated_mail("Claude", "Voirie", Some("Direction des routes"));
         assert!(subject.contains("« Voirie »"));
-        assert!(body.contains("Le partenaire ATD n'a pas répondu"));
+        assert!(body.contains("\n\nLe partenaire Direction des routes n'a pas répondu dans le délai"), "{body}");
+        let (_, body) = referral_escalated_mail("Claude", "Voirie", None);
+        assert!(body.contains("\n\nLe partenaire n'a pas répondu dans le délai"), "{body}");
         let (subject, body) = member_applied_mail("Claude", "Commune de Melun", "217702885");
         assert_eq!(subject, "[ID 77] Nouvelle demande d'adhésion : Commune de Melun");
         assert!(body.contains("(SIREN 217702885)"));

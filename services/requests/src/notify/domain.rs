@@ -97,6 +97,7 @@ pub struct StatusMail<'a> {
     pub from: &'a str,
     pub to: &'a str,
     pub reason: &'a str,
+    /// The provider's name (None: requests does not know it; the mail then names none, never a code).
     pub provider: Option<&'a str>,
 }
 
@@ -125,7 +126,7 @@ pub fn status_mail(name: &str, m: &StatusMail<'_>) -> (String, String) {
     if let Some(provider) = m.provider.filter(|p| !p.is_empty())
         && matches!(m.to, "referred" | "accepted" | "in_progress" | "completed")
     {
-        body.push_str(&format!("Partenaire : {provider}\n"));
+        body.push_str(&format!("Partenaire : {}\n", one_line(provider)));
     }
     if !m.reason.trim().is_empty() {
         body.push_str(&format!("Motif : {}\n", m.reason.trim()));
@@ -173,6 +174,27 @@ pub fn euros(cents: i64) -> String {
     format!("{sign}{grouped},{:02}\u{a0}€", abs % 100)
 }
 
+/// A VAT rate in basis points, the French way: `2000` → `20 %`, `550` → `5,5 %`.
+pub fn percent(bp: i32) -> String {
+    let (whole, rest) = (bp / 100, bp % 100);
+    if rest == 0 {
+        format!("{whole}\u{a0}%")
+    } else {
+        format!("{whole},{}\u{a0}%", format!("{rest:02}").trim_end_matches('0'))
+    }
+}
+
+/// The amounts of a quote or an invoice, one per line: « Montant HT », « TVA (20 %) » or why there is none,
+/// « Montant TTC ».
+pub fn amounts(net_cents: i64, vat_cents: i64, gross_cents: i64, vat_rate_bp: Option<i32>, vat_note: &str) -> String {
+    let vat = match vat_rate_bp {
+        Some(rate) => format!("TVA ({}) : {}", percent(rate), euros(vat_cents)),
+        None if vat_note.trim().is_empty() => "TVA : non applicable".to_owned(),
+        None => format!("TVA : {}", one_line(vat_note)),
+    };
+    format!("Montant HT : {}\n{vat}\nMontant TTC : {}\n", euros(net_cents), euros(gross_cents))
+}
+
 /// A day, the French long way: `30 avril 2026`, `1er mai 2026`.
 pub fn long_date(day: chrono::NaiveDate) -> String {
     use chrono::Datelike as _;
@@ -203,11 +225,19 @@ pub struct QuoteMail<'a> {
     /// `D-<issuer>-<year>-<seq>`.
     pub number: &'a str,
     pub request_subject: &'a str,
+    /// Excluding VAT (HT).
     pub amount_cents: i64,
     /// The provider has yet to state the amount.
     pub amount_to_be_stated: bool,
+    /// The VAT and the amount including it (TTC) as billing computed them (both 0 in events published before
+    /// billing carried them: see [`QuoteMail::totals`]).
+    pub vat_cents: i64,
+    pub total_incl_vat_cents: i64,
+    /// VAT rate in basis points (None: VAT does not apply, `vat_note` says why).
+    pub vat_rate_bp: Option<i32>,
+    pub vat_note: &'a str,
     pub label: &'a str,
-    /// The provider that issued it.
+    /// The code of the provider that issued it: whose agents are told (its name is looked up for the text).
     pub provider: &'a str,
     /// Last day to answer (None: not said).
     pub expires_on: Option<chrono::NaiveDate>,
@@ -221,24 +251,41 @@ impl QuoteMail<'_> {
             format!("{} HT", euros(self.amount_cents))
         }
     }
+
+    /// The VAT and the amount including it: billing's, else (an event published before billing stated them)
+    /// computed the way billing does, the rate on the amount excluding VAT rounded half up.
+    pub fn totals(&self) -> (i64, i64) {
+        if self.total_incl_vat_cents != 0 || self.amount_cents == 0 {
+            return (self.vat_cents, self.total_incl_vat_cents);
+        }
+        let vat = self.vat_rate_bp.filter(|bp| (0..=10_000).contains(bp)).map_or(0, |bp| {
+            let scaled = i128::from(self.amount_cents) * i128::from(bp);
+            i64::try_from((scaled + 5_000).div_euclid(10_000)).unwrap_or(0)
+        });
+        (vat, self.amount_cents.saturating_add(vat))
+    }
 }
 
-/// Subject and body (without the link) of the mail proposing a quote to the member's users.
-pub fn quote_proposed_mail(name: &str, q: &QuoteMail<'_>) -> (String, String) {
+/// Subject and body (without the link) of the mail proposing a quote to the member's users: the provider by its
+/// name (`provider_name`; None: not named), the amounts excluding VAT, the VAT and including VAT.
+pub fn quote_proposed_mail(name: &str, q: &QuoteMail<'_>, provider_name: Option<&str>) -> (String, String) {
     let number = one_line(q.number);
     let subject = one_line(&format!("[ID 77] Devis {number} proposé pour votre demande « {} »", q.request_subject));
-    let mut body = format!(
-        "{}\n\nDevis {number} proposé pour votre demande « {} » : {}",
-        greeting(name),
-        one_line(q.request_subject),
-        q.amount()
-    );
+    let mut body =
+        format!("{}\n\nDevis {number} proposé pour votre demande « {} »", greeting(name), one_line(q.request_subject));
     if !q.label.trim().is_empty() {
-        body.push_str(&format!(" ({})", one_line(q.label)));
+        body.push_str(&format!(" : {}", one_line(q.label)));
     }
     body.push_str(".\n");
-    if !q.provider.trim().is_empty() {
-        body.push_str(&format!("Partenaire : {}\n", one_line(q.provider)));
+    if let Some(provider) = provider_name.map(one_line).filter(|p| !p.is_empty()) {
+        body.push_str(&format!("Partenaire : {provider}\n"));
+    }
+    body.push('\n');
+    if q.amount_to_be_stated {
+        body.push_str("Montant : à préciser par le partenaire\n");
+    } else {
+        let (vat, gross) = q.totals();
+        body.push_str(&amounts(q.amount_cents, vat, gross, q.vat_rate_bp, q.vat_note));
     }
     body.push_str("\nLe devis est à accepter ou refuser par un administrateur de votre collectivité");
     if let Some(day) = q.expires_on {
@@ -402,18 +449,21 @@ mod tests {
             from: "referred",
             to: "accepted",
             reason: "",
-            provider: Some("caue77"),
+            provider: Some("CAUE 77"),
         };
         let (subject, body) = status_mail("Mme Dupont", &mail);
         assert_eq!(subject, "[ID 77] Votre demande « Diagnostic voirie » est acceptée");
         assert!(body.starts_with("Bonjour Mme Dupont,"), "{body}");
         assert!(body.contains("« transmise à un partenaire » à l'état « acceptée »"), "{body}");
-        assert!(body.contains("Partenaire : caue77"), "{body}");
-        let referred = StatusMail { from: "submitted", to: "referred", reason: "Orientée vers caue77", ..mail };
+        assert!(body.contains("Partenaire : CAUE 77\n"), "{body}");
+        let referred = StatusMail { from: "submitted", to: "referred", reason: "Orientée vers CAUE 77", ..mail };
         let (subject, body) = status_mail("", &referred);
         assert_eq!(subject, "[ID 77] Votre demande « Diagnostic voirie » est transmise à un partenaire");
         assert!(body.contains("« déposée » à l'état « transmise à un partenaire »"), "{body}");
-        assert!(body.contains("Motif : Orientée vers caue77\n"), "{body}");
+        assert!(body.contains("Motif : Orientée vers CAUE 77\n"), "{body}");
+        // A provider whose name requests does not know: no « Partenaire » line rather than a code.
+        let (_, body) = status_mail("", &StatusMail { provider: None, ..mail });
+        assert!(!body.contains("Partenaire"), "{body}");
         let full = full_body(&body, "https://id77.example.fr/", "/demandes/abc");
         assert!(full.contains("Voir la demande : https://id77.example.fr/demandes/abc\n"), "{full}");
         let (subject, body) = message_mail("", &"x".repeat(300), "CAUE 77", "Bonjour, voici le devis.", 1);
@@ -455,15 +505,23 @@ mod tests {
             request_subject: "Diagnostic voirie",
             amount_cents: 250_000,
             amount_to_be_stated: false,
+            vat_cents: 50_000,
+            total_incl_vat_cents: 300_000,
+            vat_rate_bp: Some(2000),
+            vat_note: "",
             label: "Étude préalable",
             provider: "caue77",
             expires_on: chrono::NaiveDate::from_ymd_opt(2026, 4, 30),
         };
-        let (subject, body) = quote_proposed_mail("Mme Dupont", &q);
+        let (subject, body) = quote_proposed_mail("Mme Dupont", &q, Some("CAUE 77"));
         assert_eq!(subject, "[ID 77] Devis D-caue77-2026-000012 proposé pour votre demande « Diagnostic voirie »");
         assert!(
             body.contains(
-                "Devis D-caue77-2026-000012 proposé pour votre demande « Diagnostic voirie » : 2\u{202f}500,00\u{a0}€ HT (Étude préalable)."
+                "Devis D-caue77-2026-000012 proposé pour votre demande « Diagnostic voirie » : Étude préalable.\n\
+                 Partenaire : CAUE 77\n\n\
+                 Montant HT : 2\u{202f}500,00\u{a0}€\n\
+                 TVA (20\u{a0}%) : 500,00\u{a0}€\n\
+                 Montant TTC : 3\u{202f}000,00\u{a0}€\n"
             ),
             "{body}"
         );
@@ -493,6 +551,56 @@ mod tests {
         let (subject, _) =
             cancelled_mail("", "Diagnostic voirie", "M. X", "r", CancelCause::QuoteRefused("D-caue77-2026-000012"));
         assert!(subject.starts_with("[ID 77] Devis D-caue77-2026-000012 refusé"), "{subject}");
+    }
+
+    #[test]
+    fn the_quote_mail_names_the_provider_and_states_ht_vat_and_ttc() {
+        let q = QuoteMail {
+            number: "D-sdesm-2026-000003",
+            request_subject: "Éclairage public",
+            amount_cents: 123_450,
+            amount_to_be_stated: false,
+            vat_cents: 24_690,
+            total_incl_vat_cents: 148_140,
+            vat_rate_bp: Some(2000),
+            vat_note: "",
+            label: "",
+            provider: "sdesm",
+            expires_on: None,
+        };
+        let (_, body) = quote_proposed_mail("", &q, Some("SDESM — Syndicat départemental des énergies"));
+        assert!(body.contains("Partenaire : SDESM — Syndicat départemental des énergies\n"), "{body}");
+        assert!(body.contains("Montant HT : 1\u{202f}234,50\u{a0}€\n"), "{body}");
+        assert!(body.contains("TVA (20\u{a0}%) : 246,90\u{a0}€\nMontant TTC : 1\u{202f}481,40\u{a0}€\n"), "{body}");
+        // Unknown name: no « Partenaire » line, and the code appears nowhere but in the quote's number.
+        let (_, body) = quote_proposed_mail("", &q, None);
+        assert!(!body.contains("Partenaire :") && body.matches("sdesm").count() == 1, "{body}");
+        // An event published before billing stated the VAT: computed the way billing does (half up).
+        let legacy =
+            QuoteMail { vat_cents: 0, total_incl_vat_cents: 0, vat_rate_bp: Some(550), amount_cents: 1_005, ..q };
+        assert_eq!(legacy.totals(), (55, 1_060));
+        let (_, body) = quote_proposed_mail("", &legacy, None);
+        assert!(body.contains("TVA (5,5\u{a0}%) : 0,55\u{a0}€\nMontant TTC : 10,60\u{a0}€\n"), "{body}");
+        // VAT does not apply: why, and TTC = HT.
+        let exempt = QuoteMail {
+            vat_cents: 0,
+            total_incl_vat_cents: 123_450,
+            vat_rate_bp: None,
+            vat_note: "TVA non applicable, art. 256 B du CGI",
+            ..q
+        };
+        let (_, body) = quote_proposed_mail("", &exempt, None);
+        assert!(
+            body.contains("TVA : TVA non applicable, art. 256 B du CGI\nMontant TTC : 1\u{202f}234,50\u{a0}€"),
+            "{body}"
+        );
+        let stated_later = QuoteMail { amount_to_be_stated: true, amount_cents: 0, total_incl_vat_cents: 0, ..q };
+        let (_, body) = quote_proposed_mail("", &stated_later, None);
+        assert!(body.contains("Montant : à préciser par le partenaire\n") && !body.contains("Montant HT"), "{body}");
+        assert_eq!(
+            (percent(2000), percent(550), percent(210)),
+            ("20\u{a0}%".into(), "5,5\u{a0}%".into(), "2,1\u{a0}%".into())
+        );
     }
 
     #[test]

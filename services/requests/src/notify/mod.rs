@@ -9,6 +9,8 @@ pub mod domain;
 pub mod inbox;
 pub mod money;
 pub mod sender;
+pub mod session_mails;
+pub mod sessions;
 pub mod store;
 
 use anyhow::anyhow;
@@ -19,6 +21,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::lifecycle::{Actor, Step};
+use crate::domain::names::ProviderNames;
 use crate::store::RequestRow;
 use domain::{CancelCause, Notice, QuoteMail, StatusMail};
 
@@ -31,18 +34,24 @@ pub async fn status_changed(
     actor: &Actor,
 ) -> Result<(), sqlx::Error> {
     let notice = Notice::StatusChanged { member_id: row.member_id, actor: actor.user_id() };
+    let names = provider_names(conn, step.provider.as_deref()).await?;
     let mail = StatusMail {
         request_subject: &row.subject,
         from: step.from.as_str(),
         to: step.to.as_str(),
         reason: &step.reason,
-        provider: step.provider.as_deref(),
+        provider: step.provider.as_deref().and_then(|code| names.known(code)),
     };
     queue_to(conn, event_id, row, &notice, domain::KIND_STATUS_CHANGED, step.at, |name| {
         domain::status_mail(name, &mail)
     })
     .await?;
     Ok(())
+}
+
+/// The name of `provider` (a code) as requests knows it: the texts name providers, never code them (issue 21).
+async fn provider_names(conn: &mut PgConnection, provider: Option<&str>) -> Result<ProviderNames, sqlx::Error> {
+    crate::store::provider_names(conn, provider.as_slice()).await
 }
 
 /// The name to show for `caller` (history rows, messages, mails): the display name of its token, else the one
@@ -82,7 +91,7 @@ async fn queue_to(
             event_id,
             recipient,
             kind,
-            request_id: row.id,
+            request_id: Some(row.id),
             subject: &subject,
             body: &body,
             link_path: &domain::request_path(row.id),
@@ -120,8 +129,9 @@ pub async fn quote_proposed(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, sqlx::Error> {
     let notice = Notice::StatusChanged { member_id: row.member_id, actor: None };
+    let names = provider_names(conn, Some(quote.provider)).await?;
     queue_to(conn, event_id, row, &notice, domain::KIND_QUOTE_PROPOSED, at, |name| {
-        domain::quote_proposed_mail(name, quote)
+        domain::quote_proposed_mail(name, quote, names.known(quote.provider))
     })
     .await
 }
@@ -154,10 +164,43 @@ pub async fn invoice_issued(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, sqlx::Error> {
     let notice = Notice::StatusChanged { member_id: row.member_id, actor: None };
+    let names = provider_names(conn, Some(invoice.provider_code)).await?;
     queue_to(conn, event_id, row, &notice, money::KIND_INVOICE_ISSUED, at, |name| {
-        money::invoice_issued_mail(name, invoice)
+        money::invoice_issued_mail(name, invoice, names.known(invoice.provider_code))
     })
     .await
+}
+
+/// Queues the mails telling the member's users that an invoice of a held training session was issued
+/// (`label`: the session, as the invoice's line names it). It bills no request: the mail links to the member's
+/// invoices.
+pub async fn session_invoice_issued(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    member_id: Uuid,
+    invoice: &money::InvoiceMail<'_>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, sqlx::Error> {
+    let notice = Notice::StatusChanged { member_id, actor: None };
+    let names = provider_names(conn, Some(invoice.provider_code)).await?;
+    let candidates = store::candidates(conn, member_id, None).await?;
+    let recipients = domain::recipients(&notice, &candidates);
+    for recipient in &recipients {
+        let (subject, body) =
+            money::session_invoice_issued_mail(&recipient.display_name, invoice, names.known(invoice.provider_code));
+        let queued = store::QueuedMail {
+            event_id,
+            recipient,
+            kind: money::KIND_INVOICE_ISSUED,
+            request_id: None,
+            subject: &subject,
+            body: &body,
+            link_path: money::INVOICES_PATH,
+            at,
+        };
+        store::queue(conn, &queued).await?;
+    }
+    Ok(recipients.len())
 }
 
 /// What a posted message's mails say.
@@ -199,7 +242,7 @@ pub async fn message_posted(conn: &mut PgConnection, m: &PostedMessage<'_>) -> R
             event_id: m.event_id,
             recipient,
             kind: domain::KIND_MESSAGE_POSTED,
-            request_id: m.request_id,
+            request_id: Some(m.request_id),
             subject: &subject,
             body: &body,
             link_path: &domain::request_path(m.request_id),

@@ -10,7 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::{domain, store};
+use super::{domain, session_mails, store};
 
 /// Tries per mail before it is left (with its `last_error`) for an operator to look at.
 pub const MAX_ATTEMPTS: i32 = 10;
@@ -177,7 +177,11 @@ fn message(mail: &store::Claimed, from: &Mailbox, portal_url: &str) -> anyhow::R
         .to(to)
         .subject(mail.subject.clone())
         .header(ContentType::TEXT_PLAIN)
-        .body(domain::full_body(&mail.body, portal_url, &mail.link_path))
+        .body(if session_mails::is_session_kind(&mail.kind) {
+            session_mails::full_body(&mail.body, portal_url, &mail.link_path)
+        } else {
+            domain::full_body(&mail.body, portal_url, &mail.link_path)
+        })
         .context("building the mail")
 }
 

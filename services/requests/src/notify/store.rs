@@ -76,7 +76,8 @@ pub struct QueuedMail<'a> {
     pub event_id: Uuid,
     pub recipient: &'a Candidate,
     pub kind: &'a str,
-    pub request_id: Uuid,
+    /// None: a mail about no request (a held training session's invoice).
+    pub request_id: Option<Uuid>,
     pub subject: &'a str,
     pub body: &'a str,
     pub link_path: &'a str,
@@ -156,6 +157,8 @@ pub struct Claimed {
     pub body: String,
     pub link_path: String,
     pub attempts: i32,
+    /// What it tells (the sender ends a participant's mail of a session differently).
+    pub kind: String,
 }
 
 /// Claims up to `limit` due mails for `lease` (several senders skip each other's rows): their next try moves
@@ -173,7 +176,7 @@ pub async fn claim(
                WHERE sent_at IS NULL AND attempts < $2 AND next_attempt_at <= now()
                ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
          WHERE m.id = due.id
-         RETURNING m.id, m.email, m.subject, m.body, m.link_path, m.attempts",
+         RETURNING m.id, m.email, m.subject, m.body, m.link_path, m.attempts, m.kind",
     )
     .bind(limit)
     .bind(max_attempts)
