@@ -28,6 +28,10 @@ Each repair is one rule of the document:
   does.
 - Inviting a member's user: a member role has no `provider_code`.
 - Accepting a referral: `quote_note` goes with `amount_cents`.
+- Training sessions: a new session starts in the future and ends after it, its registration deadline is not after
+  its start, its place is in person (a commune and an address) or online (a link), and a member's quota is not
+  over the capacity; the fill rates' `to` is not before `from` (instants); the participants of one registration
+  have distinct, ordinary e-mail addresses.
 
 Loaded by tests/conformance/run.py through SCHEMATHESIS_HOOKS.
 """
@@ -105,6 +109,52 @@ def _category(offer_id) -> str | None:
     return _CATEGORIES[offer_id]
 
 
+def _session(body: dict) -> None:
+    """A session the catalogue can schedule: in a month, three hours, deadline at the start, a coherent place."""
+    starts = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(days=30)
+    body["starts_at"] = starts.isoformat().replace("+00:00", "Z")
+    body["ends_at"] = (starts + datetime.timedelta(hours=3)).isoformat().replace("+00:00", "Z")
+    if "registration_deadline" in body:
+        body["registration_deadline"] = body["starts_at"]
+    place = body.get("place")
+    if isinstance(place, dict):
+        if place.get("online") is True:
+            place.update(online_link="https://visio.exemple.fr/id77", commune_insee="", address="")
+        else:
+            place.update(online=False, commune_insee="77288", address="Hôtel du Département, Melun", online_link="")
+    capacity, quota = body.get("capacity"), body.get("member_quota")
+    if isinstance(capacity, (int, float)) and isinstance(quota, (int, float)) and quota > capacity:
+        body["member_quota"] = capacity
+
+
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+
+
+def _participants(body: dict) -> None:
+    seen = set()
+    for i, participant in enumerate(body.get("participants") or []):
+        if not isinstance(participant, dict):
+            continue
+        email = participant.get("email")
+        if not isinstance(email, str) or not _EMAIL.match(email) or email.lower() in seen:
+            participant["email"] = f"participant{i}@exemple.fr"
+        seen.add(participant["email"].lower())
+
+
+def _instants(container: dict, start: str, end: str) -> None:
+    """`end` not before `start`, both RFC 3339 instants (an equal end keeps the document's pattern)."""
+    first, last = container.get(start), container.get(end)
+    if not isinstance(first, str) or not isinstance(last, str):
+        return
+    try:
+        begin = datetime.datetime.fromisoformat(first.replace("z", "Z").replace("Z", "+00:00"))
+        finish = datetime.datetime.fromisoformat(last.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        return
+    if finish < begin:
+        container[end] = first
+
+
 def _strong(password) -> bool:
     if not isinstance(password, str) or not 12 <= len(password) <= 128:
         return False
@@ -164,6 +214,8 @@ def before_call(context, case, kwargs):
             _period(query, "from", "to")
         if operation == "GET /v1/exhibitions/{id}/availability":
             _period(query, "from", "to", longest_days=365)
+        if operation == "GET /v1/session-statistics":
+            _instants(query, "from", "to")
 
     if body is None:
         return
@@ -172,6 +224,10 @@ def before_call(context, case, kwargs):
             body[field] = "Ingénierie-77-Conformité"
     if operation == "POST /v1/exhibitions/{id}/bookings":
         _loan(body, "from", "to")
+    elif operation == "POST /v1/offers/{id}/sessions":
+        _session(body)
+    elif operation == "POST /v1/sessions/{id}/registrations":
+        _participants(body)
     elif operation == "POST /v1/requests":
         if body.get("kind") == "orientation":
             body.pop("offer_id", None)

@@ -165,6 +165,10 @@ def assert_properties(objects: list[dict], label: str, services: list[str]) -> N
                         url = env.get(f"ID77_{callee.upper()}_URL", {}).get("value", "")
                         check(url.startswith(f"http://{full(callee)}-headless:"), f"{where}: reaches {callee}'s pods ({url})")
                         check(f"{full(callee)}-headless" in headless, f"{where}: {callee} has a headless Service")
+                targets = env.get("ID77_OPERATIONS_METRICS", {}).get("value", "")
+                for callee in (c for c in GRPC_SERVICES if c in services):
+                    check(f"{callee}=http://{full(callee)}:9464/metrics" in targets.split(","),
+                          f"{where}: reads {callee}'s outbox backlog from its metrics ({targets})")
             elif service == "portal":
                 check("ID77_PORTAL_ADDR" in env, f"{where}: listens where it is told")
                 check(env.get("ID77_GATEWAY_URL", {}).get("value") == f"http://{full('gateway')}:8080",
@@ -360,6 +364,18 @@ def main() -> int:
     gateway_policy = by_kind(production_objects, "NetworkPolicy")[full("gateway")]
     open_rules = [r for r in gateway_policy["spec"]["ingress"] if "from" not in r]
     check(not open_rules, "production: the gateway is reachable only from the ingress controller and the portal")
+    # GET /v1/operations: the gateway reaches each gRPC service's metrics port, which lets it in.
+    policies = by_kind(production_objects, "NetworkPolicy")
+    for callee in GRPC_SERVICES:
+        egress = [r for r in gateway_policy["spec"]["egress"]
+                  if any(p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == callee
+                         for p in r.get("to", []))]
+        ports = {p.get("port") for r in egress for p in r.get("ports", [])}
+        check(9464 in ports, f"production: the gateway may reach {callee}'s metrics port ({ports})")
+        froms = [p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+                 for r in policies[full(callee)]["spec"]["ingress"]
+                 if any(p.get("port") == 9464 for p in r.get("ports", [])) for p in r.get("from", [])]
+        check("gateway" in froms, f"production: {callee}'s metrics port lets the gateway in ({froms})")
     try:
         render({"ingress": {"enabled": True, "hosts": [{"host": "x", "paths": [{"path": "/", "service": "routing"}]}]}})
         check(False, "the Ingress refuses a non-public backend")

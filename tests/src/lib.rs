@@ -302,6 +302,14 @@ impl Platform {
         for (var, url) in &upstreams {
             gateway.env(var, url.as_str());
         }
+        // `GET /v1/operations` reads each service's outbox backlog from its metrics endpoint (every replica's).
+        let metrics: Vec<String> = platform
+            .metrics
+            .iter()
+            .map(|(name, url)| (name.split_once('-').map_or(name.as_str(), |(service, _)| service), url))
+            .map(|(service, url)| format!("{service}={url}"))
+            .collect();
+        gateway.env("ID77_OPERATIONS_METRICS", metrics.join(","));
         for (key, value) in &options.gateway_env {
             gateway.env(key, value.as_str());
         }

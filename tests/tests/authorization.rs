@@ -45,6 +45,8 @@ struct Fixture {
     quote_a: String,
     user_a: String,
     offer_p: String,
+    /// An awareness or training offer of P, for the session rows.
+    training_p: String,
     referent_id: String,
 }
 
@@ -102,6 +104,9 @@ async fn fixture(platform: &mut Platform) -> Fixture {
     let provider_q =
         id77_e2e::provider_codes().expect("seed").into_iter().find(|c| *c != provider_p).expect("a second provider");
     let agent_p = api.access_token(&format!("agent.{provider_p}@id77.demo"), DEMO_PASSWORD).await.expect("agent P");
+    let (_, trainings) =
+        api.get(&format!("/v1/offers?category=awareness_training&provider={provider_p}&limit=100"), None).await;
+    let training_p = trainings["items"][0]["id"].as_str().expect("a training offer of P").to_owned();
     let agent_q = api.access_token(&format!("agent.{provider_q}@id77.demo"), DEMO_PASSWORD).await.expect("agent Q");
     platform.start_referral_consumer(&provider_p, &["--rule", "accept-all"]).expect("consumer");
 
@@ -148,8 +153,30 @@ async fn fixture(platform: &mut Platform) -> Fixture {
         quote_a,
         user_a: user_a_id,
         offer_p,
+        training_p,
         referent_id,
     }
+}
+
+/// A session of P's training offer in a month, scheduled by P's agent, and one participant of A registered by
+/// A's admin: (session id, registration id).
+async fn session_with_registration(f: &Fixture) -> (String, String) {
+    let starts = chrono::Utc::now() + chrono::Duration::days(30);
+    let schedule = json!({
+        "starts_at": starts.to_rfc3339(), "ends_at": (starts + chrono::Duration::hours(3)).to_rfc3339(),
+        "place": {"online": false, "commune_insee": "77288", "address": "Hôtel du Département, Melun"},
+        "capacity": 5, "details": "Matrice des droits"
+    });
+    let path = format!("/v1/offers/{}/sessions", f.training_p);
+    let (status, session) = f.api.post(&path, f.tokens[4].as_deref(), &schedule).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let session = session["id"].as_str().expect("session").to_owned();
+    let register = json!({"participants": [{"name": "Élise Roux", "function": "DGS", "email": "e.roux@meaux.fr"}]});
+    let path = format!("/v1/sessions/{session}/registrations");
+    let (status, registered) = f.api.post(&path, f.tokens[1].as_deref(), &register).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let registration = registered["registrations"][0]["id"].as_str().expect("registration").to_owned();
+    (session, registration)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,6 +213,18 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
     let change = json!({"current_password": "Pas-le-bon-2026!", "new_password": "Nouveau-Secret-2026!"});
     let reset = json!({"email": "personne@example.fr"});
     let confirm = json!({"token": "inconnu-0123456789", "password": "Nouveau-Secret-2026!"});
+    // Training sessions: a session of P with a registration of A.
+    let (s, g) = session_with_registration(&f).await;
+    let t = &f.training_p;
+    let starts = chrono::Utc::now() + chrono::Duration::days(40);
+    let schedule = json!({
+        "starts_at": starts.to_rfc3339(), "ends_at": (starts + chrono::Duration::hours(2)).to_rfc3339(),
+        "place": {"online": true, "online_link": "https://visio.example.fr/id77"}, "capacity": 3
+    });
+    let register_a = json!({"member_id": a, "participants": [{"name": "Paul Lenoir", "function": "maire adjoint", "email": "p.lenoir@meaux.fr"}]});
+    let attendance = json!({"attended_registration_ids": []});
+    let score = json!({"score": 4, "comment": "Utile"});
+    let cancel_session = json!({"reason": "Formateur indisponible"});
     //                                                                                anon  admA  userA admB  agP   agQ   ref   coord oper
     #[rustfmt::skip]
     let table: Vec<(Method, String, Option<&Value>, [Expect; 9])> = vec![
@@ -218,6 +257,7 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
         (Method::GET, "/v1/users".into(), None,                                       [Unauthenticated, Ok, Forbidden, Ok, Forbidden, Forbidden, Forbidden, Ok, Ok]),
         (Method::POST, "/v1/users".into(), Some(&invite),                             [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
         (Method::GET, "/v1/audit-events".into(), None,                                [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok]),
+        (Method::GET, "/v1/operations".into(),   None,                                [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok]),
         (Method::POST, "/v1/requests".into(), Some(&submit),                          [Unauthenticated, Ok, Ok, Ok, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden]),
         // Provider agents list what was referred to them, never a member's list.
         (Method::GET, format!("/v1/requests?member_id={a}"), None,                    [Unauthenticated, Ok, Ok, NotFound, NotFound, NotFound, Ok, Ok, Forbidden]),
@@ -252,6 +292,30 @@ async fn every_endpoint_answers_each_caller_as_the_policy_says() {
         (Method::POST, format!("/v1/quotes/{q}/accept"), Some(&sign),                 [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden]),
         (Method::POST, format!("/v1/quotes/{q}/refuse"), Some(&refuse),               [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden]),
         (Method::POST, "/v1/auth/keys/rotate".into(), Some(&empty),                   [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok]),
+        // Training sessions. Reads are public; P's agent manages P's sessions only (Q's agent gets 404); a member's
+        // users see and cancel their member's registrations only (B gets 404 or an empty list of its own).
+        (Method::GET, format!("/v1/offers/{t}/sessions"), None,                       [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, "/v1/sessions".into(), None,                                    [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, format!("/v1/sessions/{s}"), None,                              [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, format!("/v1/sessions/{s}/calendar"), None,                     [Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, "/v1/calendar-feeds/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(), None, [NotFound, NotFound, NotFound, NotFound, NotFound, NotFound, NotFound, NotFound, NotFound]),
+        (Method::POST, format!("/v1/offers/{t}/sessions"), Some(&schedule),           [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, NotFound, Forbidden, Ok, Forbidden]),
+        // The first of A's users registers; the others get 409 (already registered): authorized.
+        (Method::POST, format!("/v1/sessions/{s}/registrations"), Some(&register_a),  [Unauthenticated, Ok, Ok, NotFound, Forbidden, Forbidden, Forbidden, Ok, Forbidden]),
+        (Method::GET, format!("/v1/sessions/{s}/registrations"), None,                [Unauthenticated, Ok, Ok, Ok, Ok, NotFound, Forbidden, Ok, Forbidden]),
+        (Method::GET, "/v1/registrations".into(), None,                               [Unauthenticated, Ok, Ok, Ok, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden]),
+        (Method::GET, format!("/v1/sessions/{s}/attendance-sheet"), None,             [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, NotFound, Forbidden, Ok, Forbidden]),
+        // Not attended (the session has not taken place): 409 once authorized.
+        (Method::GET, format!("/v1/registrations/{g}/attestation"), None,             [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Forbidden, Ok, Forbidden]),
+        // Not started / not held: 409 once authorized.
+        (Method::POST, format!("/v1/sessions/{s}/attendance"), Some(&attendance),     [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, NotFound, Forbidden, Ok, Forbidden]),
+        (Method::POST, format!("/v1/sessions/{s}/rating"), Some(&score),              [Unauthenticated, Ok, Ok, Ok, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden]),
+        (Method::POST, "/v1/me/calendar-feed".into(), None,                           [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::DELETE, "/v1/me/calendar-feed".into(), None,                         [Unauthenticated, Ok, Ok, Ok, Ok, Ok, Ok, Ok, Ok]),
+        (Method::GET, "/v1/session-statistics".into(), None,                          [Unauthenticated, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Forbidden, Ok, Ok]),
+        // A's admin cancels; the next callers allowed get 409 (already cancelled).
+        (Method::POST, format!("/v1/registrations/{g}/cancel"), Some(&empty),         [Unauthenticated, Ok, Ok, NotFound, Ok, NotFound, Forbidden, Ok, Forbidden]),
+        (Method::POST, format!("/v1/sessions/{s}/cancel"), Some(&cancel_session),     [Unauthenticated, Forbidden, Forbidden, Forbidden, Ok, NotFound, Forbidden, Ok, Forbidden]),
         // Last: the member's admin removes its user (everyone before it is refused or does not see the user).
         (Method::DELETE, format!("/v1/users/{u}"), None,                              [Unauthenticated, Ok, Forbidden, NotFound, Forbidden, Forbidden, Forbidden, Forbidden, NotFound]),
     ];
@@ -378,5 +442,39 @@ async fn forged_expired_and_reused_tokens_are_refused() {
     let (status, audit) = api.get("/v1/audit-events?kind=login.failed", Some(&operator)).await;
     assert_eq!(status, StatusCode::OK, "{audit}");
     assert!(!audit["items"].as_array().map(Vec::is_empty).unwrap_or(true), "{audit}");
+    a_dead_letter_shows_in_the_operators_view(&platform, &api, &operator).await;
     platform.stop().await;
+}
+
+/// `GET /v1/operations` (issue 21): a message that routing's consumer can never decode is dead-lettered, and the
+/// operator sees it counted for that consumer, with every service's outbox read from its metrics endpoint.
+async fn a_dead_letter_shows_in_the_operators_view(platform: &Platform, api: &Api, operator: &str) {
+    use id77_proto::events::{IntegrationEvent, durables};
+    let ns = id77_platform::Namespace::new(platform.prefix.clone());
+    let (_client, js) = id77_platform::nats::connect(&platform.nats_url, "e2e-operations").await.expect("NATS");
+    let subject = ns.subject(<id77_proto::billing::v1::QuoteAccepted as IntegrationEvent>::SUBJECT);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", uuid::Uuid::now_v7().to_string().as_str());
+    // Not a protobuf message: undecodable, so rejected at once (no retries) onto id77.deadletter.routing-quotes.
+    let ack = js.publish_with_headers(subject, headers, vec![0xff_u8; 8].into()).await.expect("publish");
+    ack.await.expect("stored");
+    let durable = durables::ROUTING_QUOTES.name;
+    let body = eventually("the dead letter in /v1/operations", Duration::from_secs(30), || async {
+        let (status, body) = api.get("/v1/operations", Some(operator)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let dead = body["consumers"]
+            .as_array()
+            .and_then(|list| list.iter().find(|c| c["durable"] == durable))
+            .and_then(|c| c["dead_letters"].as_u64());
+        (dead >= Some(1)).then_some(body)
+    })
+    .await;
+    assert!(body["dead_letters_total"].as_u64() >= Some(1), "{body}");
+    assert_eq!(body["jetstream"], "ok", "{body}");
+    let outboxes = body["outboxes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(outboxes.len(), 5, "{body}");
+    // Each service samples its outbox every 5 s: read within a few seconds of the start, then a count.
+    assert!(outboxes.iter().all(|o| o["state"] == "ok" || o["state"] == "unreachable"), "{body}");
+    let routing = body["consumers"].as_array().and_then(|l| l.iter().find(|c| c["durable"] == durable)).cloned();
+    assert_eq!(routing.map(|c| c["state"].clone()), Some(json!("ok")), "{body}");
 }

@@ -95,8 +95,27 @@ pub async fn connect_with_tls(
     nkey_file: Option<&Path>,
     ca_file: Option<&Path>,
 ) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
+    connect_with_inbox(url, name, nkey_file, ca_file, None).await
+}
+
+/// The gateway's inbox prefix: the replies to its JetStream reads come there, the only inbox its NATS user may read
+/// (`id77-nats-config`'s gateway permissions).
+pub const GATEWAY_INBOX_PREFIX: &str = "_INBOX_gateway";
+
+/// [`connect_with_tls`] with the client's replies on `inbox_prefix` instead of `_INBOX`: a user allowed to read its
+/// own inbox prefix only (the gateway's JetStream reads, `/v1/operations`) never reads another client's replies.
+pub async fn connect_with_inbox(
+    url: &str,
+    name: &str,
+    nkey_file: Option<&Path>,
+    ca_file: Option<&Path>,
+    inbox_prefix: Option<&str>,
+) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
     let servers = server_addrs(url)?;
     let mut options = async_nats::ConnectOptions::new();
+    if let Some(prefix) = inbox_prefix {
+        options = options.custom_inbox_prefix(prefix);
+    }
     if let Some(path) = nkey_file {
         options = options.nkey(read_nkey_seed(path)?);
     }

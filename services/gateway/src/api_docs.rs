@@ -101,6 +101,7 @@ const ERRORS: &[SharedError] = &[
         (name = "directory", description = "The collectivités of the département"),
         (name = "memberships", description = "Who joined ID 77"),
         (name = "catalogue", description = "Offers and providers"),
+        (name = "sessions", description = "Training and awareness sessions: seats, registrations with a waiting list, attendance, attestations, calendars"),
         (name = "requests", description = "What members ask for"),
         (name = "conversation", description = "The message thread of a request, with attachments and read markers."),
         (name = "referrals", description = "Requests handed to providers"),

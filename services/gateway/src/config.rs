@@ -63,6 +63,13 @@ pub struct Config {
     /// `ID77_NATS_URL` (with `ID77_NATS_PREFIX` and `ID77_NATS_NKEY_FILE`): where the live updates of
     /// `GET /v1/events` come from; unset: that endpoint answers 503.
     pub nats: Option<crate::live::NatsSettings>,
+    /// `ID77_OPERATIONS_METRICS`: `service=url` of each service's metrics endpoint, where `GET /v1/operations`
+    /// reads the outbox backlogs; unset: those figures are `not_configured`.
+    pub operations_metrics: Vec<(String, String)>,
+    /// `ID77_PUBLIC_URL`: the gateway's public base URL (`https://api.id77.seine-et-marne.fr`, optionally with a
+    /// path prefix), for the absolute URLs it answers (a calendar feed's). Unset: the request's `Host`, over
+    /// https when a trusted proxy says so.
+    pub public_url: Option<String>,
 }
 
 /// Default per-client limit of login, refresh and invitation acceptance calls per minute.
@@ -105,6 +112,8 @@ impl Config {
                     nkey_file: std::env::var_os("ID77_NATS_NKEY_FILE").filter(|f| !f.is_empty()).map(Into::into),
                 },
             ),
+            public_url: parse_public_url(&env_or("ID77_PUBLIC_URL", ""))?,
+            operations_metrics: crate::routes::operations::parse_targets(&env_or("ID77_OPERATIONS_METRICS", ""))?,
         })
     }
 
@@ -132,6 +141,8 @@ impl Config {
             search_cache_ttl: Duration::ZERO,
             balance_dns: false,
             nats: None,
+            public_url: None,
+            operations_metrics: Vec::new(),
         }
     }
 }
@@ -166,9 +177,42 @@ pub fn parse_origins(value: &str) -> anyhow::Result<Vec<String>> {
     Ok(origins)
 }
 
+/// `http(s)://host[:port][/prefix]`, without its trailing `/`; empty: none.
+pub fn parse_public_url(value: &str) -> anyhow::Result<Option<String>> {
+    let value = value.trim().trim_end_matches('/');
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let Some((scheme, rest)) = value.split_once("://") else {
+        bail!("invalid ID77_PUBLIC_URL {value:?}: expected http(s)://host[:port][/prefix]");
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    let valid = matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        && rest.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#' | '"' | '<' | '>' | '\\'));
+    if !valid {
+        bail!("invalid ID77_PUBLIC_URL {value:?}: expected http(s)://host[:port][/prefix], no query");
+    }
+    Ok(Some(value.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_is_a_base_without_its_trailing_slash() {
+        assert_eq!(parse_public_url(" ").ok(), Some(None));
+        assert_eq!(parse_public_url("https://api.id77.fr/").ok(), Some(Some("https://api.id77.fr".to_owned())));
+        assert_eq!(
+            parse_public_url("http://localhost:8080/api").ok(),
+            Some(Some("http://localhost:8080/api".to_owned()))
+        );
+        for bad in ["api.id77.fr", "ftp://x", "https://", "https://a b", "https://x/?q=1", "https://x/#f"] {
+            assert!(parse_public_url(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn flags_are_off_unless_clearly_on() {

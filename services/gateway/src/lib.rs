@@ -30,6 +30,7 @@ use id77_platform::auth::Authenticator;
 use id77_platform::http_server::{self, HttpLimits};
 use id77_proto::billing::v1::billing_service_client::BillingServiceClient;
 use id77_proto::catalogue::v1::catalogue_service_client::CatalogueServiceClient;
+use id77_proto::catalogue::v1::session_service_client::SessionServiceClient;
 use id77_proto::membership::v1::identity_service_client::IdentityServiceClient;
 use id77_proto::membership::v1::membership_service_client::MembershipServiceClient;
 use id77_proto::requests::v1::conversation_service_client::ConversationServiceClient;
@@ -85,6 +86,8 @@ struct Inner {
     membership: MembershipServiceClient<Upstream>,
     identity: IdentityServiceClient<Upstream>,
     catalogue: CatalogueServiceClient<Upstream>,
+    /// Training sessions, served by the catalogue on its channel.
+    sessions: SessionServiceClient<Upstream>,
     requests: RequestsServiceClient<Upstream>,
     conversation: ConversationServiceClient<Upstream>,
     /// The conversation over a channel without a call deadline, for attachment uploads and downloads (a slow
@@ -96,8 +99,12 @@ struct Inner {
     upstreams: Vec<(&'static str, Channel)>,
     /// The live updates of `GET /v1/events`.
     live: live::Hub,
+    /// The sources of `GET /v1/operations`.
+    operations: routes::operations::Source,
     /// Anonymous catalogue search answers, for `ID77_SEARCH_CACHE_MS`.
     search_cache: edge_cache::EdgeCache,
+    /// `ID77_PUBLIC_URL`, for the absolute URLs the gateway answers.
+    public_url: Option<String>,
 }
 
 /// A channel without a per-call deadline (streams that last as long as the client sends or reads).
@@ -166,6 +173,7 @@ impl AppState {
                 membership: MembershipServiceClient::with_interceptor(membership.clone(), Traced),
                 identity: IdentityServiceClient::with_interceptor(membership.clone(), Traced),
                 catalogue: CatalogueServiceClient::with_interceptor(catalogue.clone(), Traced),
+                sessions: SessionServiceClient::with_interceptor(catalogue.clone(), Traced),
                 requests: RequestsServiceClient::with_interceptor(requests.clone(), Traced),
                 conversation: ConversationServiceClient::with_interceptor(requests.clone(), Traced),
                 conversation_streams: ConversationServiceClient::with_interceptor(
@@ -182,7 +190,9 @@ impl AppState {
                     ("billing", billing),
                 ],
                 live: live::Hub::new(config.nats.is_some(), live::BUFFER),
+                operations: routes::operations::Source::new(config.operations_metrics.clone(), config.nats.clone())?,
                 search_cache: edge_cache::EdgeCache::new(config.search_cache_ttl),
+                public_url: config.public_url.clone(),
             }),
         })
     }
@@ -234,6 +244,16 @@ impl AppState {
         self.inner.catalogue.clone()
     }
 
+    /// Training sessions (the catalogue's `SessionService`).
+    pub fn sessions(&self) -> SessionServiceClient<Upstream> {
+        self.inner.sessions.clone()
+    }
+
+    /// `ID77_PUBLIC_URL`, when set (without its trailing `/`).
+    pub fn public_url(&self) -> Option<&str> {
+        self.inner.public_url.as_deref()
+    }
+
     pub fn requests(&self) -> RequestsServiceClient<Upstream> {
         self.inner.requests.clone()
     }
@@ -260,6 +280,11 @@ impl AppState {
     }
 
     /// The live updates' fan-out.
+    /// The sources of `GET /v1/operations`.
+    pub fn operations(&self) -> &routes::operations::Source {
+        &self.inner.operations
+    }
+
     pub fn live(&self) -> &live::Hub {
         &self.inner.live
     }

@@ -183,6 +183,7 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("post", "/v1/users"),
         ("delete", "/v1/users/{id}"),
         ("get", "/v1/audit-events"),
+        ("get", "/v1/operations"),
         ("get", "/v1/memberships"),
         ("get", "/v1/memberships/{id}"),
         ("post", "/v1/memberships/{id}/approve"),
@@ -240,7 +241,27 @@ async fn openapi_is_3_1_and_describes_every_route() {
         ("get", "/v1/notifications"),
         ("post", "/v1/notifications/{id}/read"),
         ("post", "/v1/notifications/read-all"),
+        ("post", "/v1/offers/{id}/sessions"),
+        ("post", "/v1/sessions/{id}/cancel"),
+        ("get", "/v1/sessions/{id}/registrations"),
+        ("post", "/v1/sessions/{id}/registrations"),
+        ("post", "/v1/sessions/{id}/attendance"),
+        ("post", "/v1/sessions/{id}/rating"),
+        ("get", "/v1/sessions/{id}/attendance-sheet"),
+        ("get", "/v1/registrations"),
+        ("post", "/v1/registrations/{id}/cancel"),
+        ("get", "/v1/registrations/{id}/attestation"),
+        ("post", "/v1/me/calendar-feed"),
+        ("delete", "/v1/me/calendar-feed"),
+        ("get", "/v1/session-statistics"),
     ];
+    // Training sessions: public reads (a token, when sent, shows more) and the calendars by id or feed token.
+    for path in ["/v1/offers/{id}/sessions", "/v1/sessions", "/v1/sessions/{id}"] {
+        assert_eq!(doc["paths"][path]["get"]["security"], json!([{}, {"bearerAuth": []}]), "{path}");
+    }
+    for path in ["/v1/sessions/{id}/calendar", "/v1/calendar-feeds/{token}"] {
+        assert_eq!(doc["paths"][path]["get"]["security"], json!([{}]), "{path}");
+    }
     // Search is public; `eligible=true` needs a member's token.
     assert_eq!(doc["paths"]["/v1/offers"]["get"]["security"], json!([{}, {"bearerAuth": []}]));
     for (method, path) in public {
@@ -257,7 +278,8 @@ async fn openapi_is_3_1_and_describes_every_route() {
         assert!(op["responses"]["429"].is_object(), "{method} {path} has no 429");
     }
     let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or_default();
-    assert_eq!(paths, 76, "a path in /openapi.json that the router does not serve?");
+    // 76, the 15 paths of training sessions, and the operator's GET /v1/operations.
+    assert_eq!(paths, 76 + 15 + 1, "a path in /openapi.json that the router does not serve?");
     assert_eq!(
         doc["components"]["securitySchemes"],
         json!({"bearerAuth": {

@@ -161,7 +161,9 @@ fn render_authorization(users: &[User]) -> anyhow::Result<String> {
     for user in users {
         let what = match &user.provider {
             Some(code) => format!("provider {code}"),
-            None if user.name == GATEWAY => "gateway: live updates, subscribe only".to_owned(),
+            None if user.name == GATEWAY => {
+                "gateway: live updates, and JetStream info for GET /v1/operations".to_owned()
+            }
             None => "platform service".to_owned(),
         };
         out.push_str(&format!("    # {} ({what})\n", user.name));

@@ -7,7 +7,8 @@
 //!   allowed on `$JS.>` reach admin APIs, and queue subscriptions bypassed deny rules). There is no
 //!   `no_auth_user`: a connection without a known NKEY is refused;
 //!   The gateway has a user too ([`GATEWAY`], [`gateway_permissions`]): it only subscribes to the few subjects of
-//!   its live updates and to membership's access revocations;
+//!   its live updates and to membership's access revocations, and asks JetStream for the DEADLETTER stream's and
+//!   the durable consumers' info (read only, exact subjects, its own inbox prefix) for `GET /v1/operations`;
 //! - `<user>.nk`: each user's NKEY seed (mode 0600), `membership.nk` ... `billing.nk`, `gateway.nk` and
 //!   `provider-<code>.nk`.
 //!   Seeds already in the folder are reused, so re-running gives the same configuration and never rotates a

@@ -91,12 +91,21 @@ pub fn provider_permissions(ns: &Namespace, code: &str) -> Permissions {
 }
 
 /// The gateway: core subscriptions to the live update subjects ([`events::LIVE`]) and to membership's access
-/// revocations ([`id77_platform::revocation::SUBJECT`], refused tokens) under the deployment's prefix, exactly; no
-/// JetStream API, no inbox, nothing to publish but an inert subject.
+/// revocations ([`id77_platform::revocation::SUBJECT`], refused tokens) under the deployment's prefix, exactly; and
+/// for the operator's `GET /v1/operations`, read-only JetStream requests, exact subjects: the DEADLETTER stream's
+/// info and each durable consumer's info, answered on its own inbox prefix
+/// ([`id77_platform::nats::GATEWAY_INBOX_PREFIX`]), the only inbox it reads. No other JetStream API (it can neither
+/// read a message nor change a stream or consumer); an inert subject keeps the publish list non-empty.
 pub fn gateway_permissions(ns: &Namespace) -> Permissions {
     let subjects = events::LIVE.iter().copied().chain([events::families::REVOCATIONS.filter]);
-    Permissions {
-        publish: vec![GATEWAY_PUBLISH_NOTHING.to_owned()],
-        subscribe: subjects.map(|s| ns.subject(s)).collect(),
-    }
+    let mut publish = vec![
+        GATEWAY_PUBLISH_NOTHING.to_owned(),
+        format!("$JS.API.STREAM.INFO.{}", ns.stream(events::streams::DEADLETTER.name)),
+    ];
+    publish.extend(
+        durables::ALL.iter().map(|d| format!("$JS.API.CONSUMER.INFO.{}.{}", ns.stream(d.reads.stream.name), d.name)),
+    );
+    let mut subscribe: Vec<String> = subjects.map(|s| ns.subject(s)).collect();
+    subscribe.push(format!("{}.>", id77_platform::nats::GATEWAY_INBOX_PREFIX));
+    Permissions { publish, subscribe }
 }

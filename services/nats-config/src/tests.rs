@@ -90,6 +90,8 @@ fn services_publish_only_their_own_subjects() {
             "id77.deadletter.requests-users",
             "id77.deadletter.requests-quotes",
             "id77.deadletter.requests-invoices",
+            "id77.deadletter.requests-sessions",
+            "id77.deadletter.requests-registrations",
             "$JS.API.>",
             "$JS.ACK.>",
             "_INBOX.>"
@@ -161,17 +163,27 @@ fn every_durable_of_the_sources_is_in_the_catalogue() -> anyhow::Result<()> {
 #[test]
 fn the_gateway_may_only_read_its_live_subjects() {
     let prefixed = gateway_permissions(&Namespace::new("t1"));
-    assert_eq!(prefixed.publish, [GATEWAY_PUBLISH_NOTHING]);
+    assert_eq!(prefixed.publish[..2], [GATEWAY_PUBLISH_NOTHING, "$JS.API.STREAM.INFO.T1_DEADLETTER"]);
+    assert!(prefixed.publish.contains(&"$JS.API.CONSUMER.INFO.T1_REQUESTS.routing-requests".to_owned()));
+    assert_eq!(prefixed.publish.len(), 2 + id77_proto::events::durables::ALL.len());
+    // Read-only info requests on exact subjects: no message, no change, no wildcard.
+    assert!(
+        prefixed.publish[1..]
+            .iter()
+            .all(|s| s.starts_with("$JS.API.STREAM.INFO.") || s.starts_with("$JS.API.CONSUMER.INFO."))
+    );
+    assert!(prefixed.publish.iter().all(|s| !s.contains('>') && !s.contains('*')));
     assert_eq!(
         prefixed.subscribe,
         [
             "t1.id77.requests.request.status_changed",
             "t1.id77.requests.message.posted",
             "t1.id77.routing.referral.offered",
-            "t1.id77.membership.access.revoked"
+            "t1.id77.membership.access.revoked",
+            "_INBOX_gateway.>"
         ]
     );
-    assert!(prefixed.subscribe.iter().all(|s| !s.contains('>') && !s.contains('*')));
+    assert!(prefixed.subscribe[..4].iter().all(|s| !s.contains('>') && !s.contains('*')));
 }
 
 #[test]
@@ -215,11 +227,14 @@ fn the_configuration_lists_every_user_with_allow_lists_only() -> anyhow::Result<
     let gateway = generated.users.iter().find(|u| u.name == "gateway").map(|u| u.public_key.clone());
     let gateway = gateway.unwrap_or_default();
     let block = conf.split(&gateway).nth(1).unwrap_or_default().split("    }\n").next().unwrap_or_default();
-    assert!(block.contains("publish: { allow: [\"_id77_gateway.none\"] }"), "{block}");
+    assert!(
+        block.contains("publish: { allow: [\"_id77_gateway.none\", \"$JS.API.STREAM.INFO.DEADLETTER\", "),
+        "{block}"
+    );
     assert!(
         block.contains(
             "subscribe: { allow: [\"id77.requests.request.status_changed\", \"id77.requests.message.posted\", \
-             \"id77.routing.referral.offered\", \"id77.membership.access.revoked\"] }"
+             \"id77.routing.referral.offered\", \"id77.membership.access.revoked\", \"_INBOX_gateway.>\"] }"
         ),
         "{block}"
     );

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::{self, consumer, message::PublishMessage};
 use futures::StreamExt;
 use id77_nats_config::{
@@ -416,6 +417,41 @@ async fn gateway_checks(server: &Server) -> TestResult {
     gateway.publish(forged.clone(), "forged".into()).await?;
     gateway.flush().await?;
     violations.expect("Publish", &forged).await?;
+    operations_checks(server, &gateway, &violations).await
+}
+
+/// `GET /v1/operations`: on its own inbox prefix, the gateway reads the DEADLETTER stream's info (with the counts
+/// per subject) and a durable consumer's info, and nothing more of JetStream (no message, no change).
+async fn operations_checks(server: &Server, gateway: &async_nats::Client, violations: &Violations) -> TestResult {
+    let ns = &server.ns;
+    let (requests, requests_js) =
+        id77_platform::nats::connect_with(&server.url, "requests", Some(&server.seed_file("requests"))).await?;
+    ensure_stream(&requests_js, ns, DEADLETTER).await?;
+    let dead = ns.subject(&id77_proto::events::deadletter("requests-members"));
+    requests_js.publish(dead.clone(), "x".into()).await?.await?;
+    let (_, js) = id77_platform::nats::connect_with_inbox(
+        &server.url,
+        "gateway-operations",
+        Some(&server.seed_file(id77_nats_config::GATEWAY)),
+        None,
+        Some(id77_platform::nats::GATEWAY_INBOX_PREFIX),
+    )
+    .await?;
+    let stream = js.get_stream_no_info(ns.stream(DEADLETTER.name)).await?;
+    let counts: Vec<(String, usize)> =
+        futures::TryStreamExt::try_collect(stream.info_with_subjects(ns.subject("id77.deadletter.>")).await?).await?;
+    assert_eq!(counts, [(dead.clone(), 1)]);
+    // A durable the gateway may ask about: JetStream answers (here: no such stream yet), it is not a violation.
+    let members = js.get_stream_no_info(ns.stream(id77_platform::streams::MEMBERSHIP.name)).await?;
+    let kind = members.consumer_info("requests-members").await.err().map(|e| e.kind());
+    assert!(
+        matches!(kind, Some(ConsumerInfoErrorKind::StreamNotFound | ConsumerInfoErrorKind::NotFound)),
+        "JetStream answers the gateway's consumer info: {kind:?}"
+    );
+    // Reading a dead letter's content, or any other stream, stays refused.
+    refused_request(gateway, violations, format!("$JS.API.STREAM.MSG.GET.{}", ns.stream(DEADLETTER.name))).await?;
+    refused_request(gateway, violations, format!("$JS.API.STREAM.INFO.{}", ns.stream(REFERRALS.name))).await?;
+    drop(requests);
     Ok(())
 }
 

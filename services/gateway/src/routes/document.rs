@@ -7,7 +7,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
-use super::{billing, catalogue, conversation, identity, membership, meta, notifications, password, requests, routing};
+use super::{
+    billing, catalogue, conversation, identity, membership, meta, notifications, password, requests, routing, sessions,
+};
 
 /// This module's operation.
 #[derive(OpenApi)]
@@ -23,12 +25,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         password::Api::openapi(),
         membership::Api::openapi(),
         catalogue::Api::openapi(),
+        sessions::Api::openapi(),
         requests::Api::openapi(),
         notifications::Api::openapi(),
         conversation::Api::openapi(),
         routing::Api::openapi(),
         billing::Api::openapi(),
         crate::live::Api::openapi(),
+        super::operations::Api::openapi(),
     ] {
         operations.merge(part);
     }

@@ -11,9 +11,11 @@ mod identity;
 mod membership;
 mod meta;
 mod notifications;
+pub mod operations;
 mod password;
 mod requests;
 mod routing;
+mod sessions;
 
 pub use document::{openapi, openapi_json};
 
@@ -54,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users", get(identity::list_users).post(identity::invite))
         .route("/v1/users/{id}", delete(identity::remove_user))
         .route("/v1/audit-events", get(identity::audit_events))
+        .route("/v1/operations", get(operations::operations))
         .route("/v1/collectivities", get(membership::search_collectivities))
         .route("/v1/collectivities/{siren}", get(membership::get_collectivity))
         .route("/v1/memberships", post(membership::apply).get(membership::list_members))
@@ -67,6 +70,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/offers/{id}/archive", post(catalogue::archive_offer))
         .route("/v1/providers", get(catalogue::list_providers).post(catalogue::create_provider))
         .route("/v1/providers/{code}", put(catalogue::update_provider))
+        .route("/v1/offers/{id}/sessions", get(sessions::list_offer_sessions).post(sessions::schedule))
+        .route("/v1/sessions", get(sessions::list_sessions))
+        .route("/v1/sessions/{id}", get(sessions::get_session))
+        .route("/v1/sessions/{id}/cancel", post(sessions::cancel_session))
+        .route("/v1/sessions/{id}/registrations", get(sessions::list_session_registrations).post(sessions::register))
+        .route("/v1/sessions/{id}/attendance", post(sessions::record_attendance))
+        .route("/v1/sessions/{id}/rating", post(sessions::rate))
+        .route("/v1/sessions/{id}/attendance-sheet", get(sessions::attendance_sheet))
+        .route("/v1/sessions/{id}/calendar", get(sessions::session_calendar))
+        .route("/v1/registrations", get(sessions::list_registrations))
+        .route("/v1/registrations/{id}/cancel", post(sessions::cancel_registration))
+        .route("/v1/registrations/{id}/attestation", get(sessions::attestation))
+        .route("/v1/me/calendar-feed", post(sessions::issue_feed).delete(sessions::revoke_feed))
+        .route("/v1/calendar-feeds/{token}", get(sessions::calendar_feed))
+        .route("/v1/session-statistics", get(sessions::statistics))
         .route("/v1/exhibitions/{id}/availability", get(catalogue::availability))
         .route("/v1/exhibitions/{id}/bookings", post(catalogue::hold))
         .route("/v1/bookings/{id}/confirm", post(catalogue::confirm_booking))

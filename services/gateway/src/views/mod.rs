@@ -9,6 +9,7 @@ mod identity;
 mod membership;
 mod requests;
 mod routing;
+mod sessions;
 
 pub use billing::*;
 pub use catalogue::*;
@@ -17,3 +18,4 @@ pub use identity::*;
 pub use membership::*;
 pub use requests::*;
 pub use routing::*;
+pub use sessions::*;
