@@ -30,6 +30,9 @@
 #   ID77_DIRECTORY_DIR         directory data folder (default: the one fetch-directory.sh fills)
 #   ID77_RUN_GRPC_BASE=7051    first gRPC port (membership; catalogue, requests, routing, billing follow)
 #   ID77_RUN_HTTP_PORT=8080    gateway port
+#   ID77_RUN_METRICS_OFFSET=100  each gRPC service serves its metrics on its gRPC port + this (7151...); the
+#                              gateway reads the outbox backlogs there for GET /v1/operations (a taken port: no
+#                              metrics for that service, with a warning)
 #   ID77_RUN_PORTAL_PORT=8090  web portal port
 #   ID77_RUN_SMTP_PORT=2525    port of the local SMTP sink that receives the notification mails (unset: 2525, or
 #                              the next free port when it is taken)
@@ -350,13 +353,27 @@ else
     wait_ready smtp-sink "${PIDS[-1]}" "SMTP on 127.0.0.1:$SMTP_PORT" tcp_open 127.0.0.1 "$SMTP_PORT"
 fi
 
+METRICS_OFFSET=${ID77_RUN_METRICS_OFFSET:-100}
+OPERATIONS_METRICS=()
 for entry in "${GRPC_SERVICES[@]}"; do
     name=${entry%%:*}
     service_env=(ID77_GRPC_ADDR="127.0.0.1:${entry##*:}" ID77_NATS_URL="$NATS_URL"
         ID77_NATS_NKEY_FILE="$NATS_DIR/$name.nk" ID77_MEMBERSHIP_URL="http://127.0.0.1:$GRPC_BASE"
         ID77_DATABASE_URL="${PG_BASE%/}/${DB_PREFIX}_$name")
+    # Its metrics, where the gateway reads its outbox backlog (GET /v1/operations, the operator's home page).
+    metrics_port=$((${entry##*:} + METRICS_OFFSET))
+    if tcp_open 127.0.0.1 "$metrics_port"; then
+        warn "port $metrics_port is taken: $name serves no metrics (its outbox backlog is not on the operator's page)"
+    else
+        service_env+=(ID77_METRICS_ADDR="127.0.0.1:$metrics_port")
+        OPERATIONS_METRICS+=("$name=http://127.0.0.1:$metrics_port/metrics")
+    fi
     if [[ $name == membership ]]; then
         service_env+=(ID77_DEMO_PASSWORD="$DEMO_PASSWORD" ID77_DEMO_PROVIDERS="$DEMO_PROVIDERS")
+    fi
+    # The catalogue schedules demo training sessions when it has none yet (issue 22).
+    if [[ $name == catalogue ]]; then
+        service_env+=(ID77_DEMO_SESSIONS=1)
     fi
     # Requests (notifications) and membership (invitations, password resets, refusals) send mails.
     if [[ $name == requests || $name == membership ]]; then
@@ -371,8 +388,10 @@ for i in "${!GRPC_SERVICES[@]}"; do
         tcp_open 127.0.0.1 "${entry##*:}"
 done
 
-# The gateway's own NATS user may only subscribe to the live update subjects (GET /v1/events).
-gateway_env=(ID77_HTTP_ADDR="$HTTP_ADDR" ID77_NATS_URL="$NATS_URL" ID77_NATS_NKEY_FILE="$NATS_DIR/gateway.nk")
+# The gateway's own NATS user may only subscribe to the live update subjects (GET /v1/events) and read the
+# DEADLETTER stream's and the consumers' info (GET /v1/operations, with the services' metrics for the outboxes).
+gateway_env=(ID77_HTTP_ADDR="$HTTP_ADDR" ID77_NATS_URL="$NATS_URL" ID77_NATS_NKEY_FILE="$NATS_DIR/gateway.nk"
+    ID77_OPERATIONS_METRICS="$(IFS=,; echo "${OPERATIONS_METRICS[*]}")")
 for entry in "${GRPC_SERVICES[@]}"; do
     name=${entry%%:*}
     gateway_env+=("ID77_${name^^}_URL=http://127.0.0.1:${entry##*:}")

@@ -486,7 +486,7 @@ async function journeys(browser, ready) {
     state.invitation = await page.getAttribute('#lien-invitation', 'href');
   });
 
-  await step('coordination : orientations à risque, règles d\'orientation (liste, erreurs, création)', async () => {
+  await step('coordination : orientations à risque, règles d\'orientation (liste, erreurs, création, communes, suppression)', async () => {
     await page.goto(`${base}/coordination/orientations?a_risque=1`);
     await check(page, 'coordination-orientations-a-risque');
     await page.goto(`${base}/coordination/regles`);
@@ -504,6 +504,20 @@ async function journeys(browser, ready) {
     await Promise.all([page.waitForURL(/\/coordination\/regles$/), page.click('form[action="/coordination/regles"] button[type="submit"]')]);
     await check(page, 'coordination-regles-creee');
     expect((await page.locator('tbody tr', { hasText: `Grandes collectivités ${RUN_ID}` }).count()) === 1, 'the new rule is listed');
+    // Communes are ticked in the directory's list, grouped by intercommunalité, and named in the list of rules;
+    // that rule is then deleted (it would route the journey's requests otherwise).
+    await page.fill('#nom', `Commune ${RUN_ID}`);
+    await page.selectOption('#partenaire', { index: 1 });
+    await page.selectOption('#condition', 'commune');
+    await page.locator('details.picker-group', { has: page.locator('#commune-77001') }).locator('summary').click();
+    await page.check('#commune-77001');
+    await check(page, 'coordination-regles-communes');
+    await Promise.all([page.waitForURL(/\/coordination\/regles$/), page.click('form[action="/coordination/regles"] button[type="submit"]')]);
+    const communeRule = page.locator('tbody tr', { hasText: `Commune ${RUN_ID}` });
+    const communeText = await communeRule.innerText();
+    expect(communeText.includes('Achères-la-Forêt (77001)'), `the commune is named: ${communeText}`);
+    await Promise.all([page.waitForURL(/\/coordination\/regles$/), communeRule.locator('button', { hasText: 'Supprimer' }).click()]);
+    expect((await page.locator('tbody tr', { hasText: `Commune ${RUN_ID}` }).count()) === 0, 'the commune rule is deleted');
     await logout(page);
     await check(page, 'deconnexion');
   });
@@ -1000,16 +1014,17 @@ async function tour(browser, ready, state) {
     { role: 'collectivite', email: state.adminEmail, password: MEMBER_PASSWORD, pages: async () => [
       ['accueil', '/'], ['demandes', '/demandes'], ['demande', state.requestUrl], ['devis-et-factures', '/factures'],
       ['compte', '/compte', true], ['equipe', '/compte/equipe', true], ['preferences-notifications', '/compte/notifications'],
-      ['notifications', '/notifications', true],
+      ['notifications', '/notifications', true], ['inscriptions', '/inscriptions'],
     ] },
     { role: 'partenaire', email: state.provider && `agent.${state.provider}@id77.demo`, password, pages: async () => [
       ['accueil', '/'], ['orientations', '/orientations'], ['orientation', state.referralUrl], ['factures', '/factures'],
-      ['compte', '/compte', true], ['notifications', '/notifications', true],
+      ['compte', '/compte', true], ['notifications', '/notifications', true], ['sessions', '/sessions'],
     ] },
     { role: 'coordination', email: 'coordination@id77.demo', password, pages: async () => [
       ['accueil', '/'], ['triage', '/coordination/triage'], ['adhesions', '/coordination/adhesions'],
       ['orientations', '/coordination/orientations'], ['regles', '/coordination/regles'],
       ['statistiques', '/coordination/statistiques'], ['notifications', '/notifications', true],
+      ['sessions', '/sessions'], ['remplissage-sessions', '/coordination/sessions'],
     ] },
     { role: 'operateur', email: 'operateur@id77.demo', password, optional: true, pages: async () => [
       ['accueil', '/'], ['catalogue', '/catalogue'], ['notifications', '/compte/notifications'],

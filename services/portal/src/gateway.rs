@@ -238,9 +238,19 @@ impl Gateway {
         Ok(response)
     }
 
+    /// DELETE a resource (`204` reads as `Value::Null`).
+    pub async fn delete(&self, path: &str, token: &str) -> Result<Value, ApiError> {
+        Self::json(self.request(Method::DELETE, path, Some(token), None)).await
+    }
+
     /// GET a document (invoice XML, CSV...) as bytes with its content type and disposition.
     pub async fn download(&self, path: &str, token: &str) -> Result<Download, ApiError> {
-        let (status, headers, body) = Self::send(self.request(Method::GET, path, Some(token), None)).await?;
+        self.download_with(path, Some(token)).await
+    }
+
+    /// [`Gateway::download`] of a document anyone may read (a session's iCalendar file): the token when signed in.
+    pub async fn download_with(&self, path: &str, token: Option<&str>) -> Result<Download, ApiError> {
+        let (status, headers, body) = Self::send(self.request(Method::GET, path, token, None)).await?;
         if !status.is_success() {
             return Err(ApiError::from_body(status.as_u16(), &body));
         }

@@ -61,10 +61,12 @@ pub fn nav_for(role: Option<&str>) -> Vec<(&'static str, &'static str)> {
         }
         Some("member_admin" | "member_user") => {
             items.push(("/demandes", "Mes demandes"));
+            items.push(("/inscriptions", "Mes inscriptions"));
             items.push(("/factures", "Devis et factures"));
         }
         Some("provider_agent") => {
             items.push(("/orientations", "Orientations reçues"));
+            items.push(("/sessions", "Mes sessions"));
             items.push(("/factures", "Devis et factures"));
         }
         Some("coordinator") => {
@@ -73,6 +75,8 @@ pub fn nav_for(role: Option<&str>) -> Vec<(&'static str, &'static str)> {
             items.push(("/coordination/orientations", "Orientations"));
             items.push(("/coordination/regles", "Règles d'orientation"));
             items.push(("/coordination/statistiques", "Statistiques"));
+            items.push(("/sessions", "Sessions de formation"));
+            items.push(("/coordination/sessions", "Remplissage des sessions"));
         }
         _ => {}
     }
@@ -110,6 +114,9 @@ pub fn description(path: &str) -> &'static str {
         "Consulter et télécharger les devis, factures et avoirs d'ID 77."
     } else if section("/orientations") {
         "Les demandes confiées à votre organisme par ID 77 et leur date limite de réponse."
+    } else if section("/sessions") || section("/inscriptions") || section("/coordination/sessions") {
+        "Les sessions de sensibilisation et de formation d'ID 77 : dates, lieux, places, inscriptions des élus et \
+         agents, présences et attestations."
     } else if section("/coordination") {
         "Espace de la coordination d'ID 77 : orientation des demandes, adhésions, règles et statistiques."
     } else if section("/mentions-legales") {
@@ -307,19 +314,22 @@ pub(crate) mod tests {
         let signed_in = ["/compte/notifications", "/compte/mot-de-passe"];
         assert_eq!(
             hrefs(Some("member_user")),
-            [&["/", "/catalogue", "/demandes", "/factures"][..], &signed_in].concat()
+            [&["/", "/catalogue", "/demandes", "/inscriptions", "/factures"][..], &signed_in].concat()
         );
         assert_eq!(
             hrefs(Some("member_admin")),
-            [&["/", "/catalogue", "/demandes", "/factures", "/compte/equipe"][..], &signed_in].concat()
+            [&["/", "/catalogue", "/demandes", "/inscriptions", "/factures", "/compte/equipe"][..], &signed_in]
+                .concat()
         );
         assert_eq!(
             hrefs(Some("provider_agent")),
-            [&["/", "/catalogue", "/orientations", "/factures"][..], &signed_in].concat()
+            [&["/", "/catalogue", "/orientations", "/sessions", "/factures"][..], &signed_in].concat()
         );
         assert!(hrefs(Some("coordinator")).contains(&"/coordination/regles"));
         assert!(hrefs(Some("coordinator")).contains(&"/coordination/triage"));
         assert!(hrefs(Some("coordinator")).contains(&"/coordination/statistiques"));
+        assert!(hrefs(Some("coordinator")).contains(&"/sessions"));
+        assert!(hrefs(Some("coordinator")).contains(&"/coordination/sessions"));
         assert!(hrefs(Some("coordinator")).contains(&"/compte/notifications"));
         assert!(!hrefs(Some("coordinator")).contains(&"/demandes"));
         assert_eq!(hrefs(Some("operator")), [&["/", "/catalogue"][..], &signed_in].concat());

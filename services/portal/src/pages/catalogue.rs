@@ -402,6 +402,7 @@ pub async fn offer(State(state): State<AppState>, Extension(ctx): Extension<Ctx>
     } else if ctx.user.is_none() {
         body.push_str(r#"<p><a href="/connexion">Connectez-vous</a> pour déposer une demande, ou <a href="/adherer">faites adhérer votre collectivité</a>.</p>"#);
     }
+    body.push_str(&super::sessions::public::offer_section(&state, &ctx, &offer).await);
     body.push_str(r#"<p><a href="/catalogue">Retour au catalogue</a></p>"#);
     layout::page(&ctx, s(&offer, "title"), &body)
 }

@@ -2,6 +2,8 @@
 //! counted from the lists it may read, one call per list) and the way to its screens. A list that does not answer
 //! leaves its line out rather than failing the page.
 
+mod operations;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -10,6 +12,7 @@ use axum::extract::State;
 use axum::response::Response;
 use serde_json::Value;
 
+use self::operations::service_name;
 use super::common::{items, s};
 use super::requests::list::status_badge;
 use crate::html::{esc, url_component};
@@ -77,10 +80,14 @@ pub async fn home(State(state): State<AppState>, Extension(ctx): Extension<Ctx>)
             referent_home(members.as_ref(), requests.as_ref())
         }
         "operator" => {
-            let (ready, audit) = tokio::join!(state.gateway.get("/readyz", None), get("/v1/audit-events?limit=10"));
+            let (ready, audit, operations) = tokio::join!(
+                state.gateway.get("/readyz", None),
+                get("/v1/audit-events?limit=10"),
+                get("/v1/operations")
+            );
             // Not ready: the problem names each service that is not serving.
             let ready = ready.map_err(|e| e.errors.into_iter().map(|f| f.field).collect::<Vec<_>>());
-            operator_home(&ready, audit.as_ref())
+            operator_home(&ready, operations.as_ref(), audit.as_ref())
         }
         _ => "<p>Le catalogue est accessible depuis le menu.</p>".to_owned(),
     };
@@ -216,9 +223,27 @@ pub fn audit_kind(kind: &str) -> &str {
     }
 }
 
-/// The operator: whether every service is ready (the gateway's readiness), and the latest audit log entries. The
-/// outbox backlogs and dead letters are metrics of each service (docs/operations.md), not on this page.
-pub fn operator_home(ready: &Result<Value, Vec<String>>, audit: Option<&Value>) -> String {
+/// What an audit log entry concerns: its subject (an e-mail address), or, when the subject is an internal id, what
+/// kind of thing it is, in words (an id means nothing to a reader, and the operator cannot list members).
+pub fn audit_subject(kind: &str, subject: &str) -> String {
+    let is_id = subject.len() == 36
+        && subject
+            .char_indices()
+            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() });
+    if !is_id {
+        return subject.to_owned();
+    }
+    match kind.split_once('.').map_or(kind, |(family, _)| family) {
+        "membership" | "referent" => "une collectivité adhérente".to_owned(),
+        "user" | "password" | "password_reset" | "login" | "account" | "token" => "un compte".to_owned(),
+        "signing_key" => "la clé de signature".to_owned(),
+        _ => "—".to_owned(),
+    }
+}
+
+/// The operator: whether every service is ready (the gateway's readiness), what waits in the outboxes and the
+/// consumers, the dead letters (`GET /v1/operations`), and the latest audit log entries.
+pub fn operator_home(ready: &Result<Value, Vec<String>>, operations: Option<&Value>, audit: Option<&Value>) -> String {
     let mut html = String::from("<h2>État des services</h2>");
     match ready {
         Ok(answer) => {
@@ -242,7 +267,7 @@ pub fn operator_home(ready: &Result<Value, Vec<String>>, audit: Option<&Value>) 
             let _ = write!(html, "<p>La plateforme n'est pas prête : {} ne répond pas.</p>", esc(&names.join(", ")));
         }
     }
-    html.push_str(r#"<p>Les files d'envoi (outbox) et les messages en échec (dead letters) se suivent dans les métriques de chaque service : voir le guide d'exploitation.</p>"#);
+    html.push_str(&operations::section(operations));
     html.push_str("<h2>Journal d'audit récent</h2>");
     let entries = audit.map(items).unwrap_or_default();
     if entries.is_empty() {
@@ -256,23 +281,11 @@ pub fn operator_home(ready: &Result<Value, Vec<String>>, audit: Option<&Value>) 
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&fr::datetime(s(e, "at"))),
             esc(audit_kind(s(e, "kind"))),
-            esc(s(e, "subject"))
+            esc(&audit_subject(s(e, "kind"), s(e, "subject")))
         );
     }
     html.push_str("</tbody></table>");
     html
-}
-
-/// A service of the platform by its French name.
-fn service_name(name: &str) -> String {
-    match name {
-        "membership" => "Adhésions et comptes".to_owned(),
-        "catalogue" => "Catalogue".to_owned(),
-        "requests" => "Demandes".to_owned(),
-        "routing" => "Orientation".to_owned(),
-        "billing" => "Facturation".to_owned(),
-        other => other.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -319,13 +332,22 @@ mod tests {
         let ready =
             Ok(json!({"status": "ready", "upstreams": {"billing": "serving", "routing": "connection refused"}}));
         let audit = json!({"items": [{"at": "2026-12-06T14:14:00Z", "kind": "login.failed", "subject": "a@b.fr"}]});
-        let html = operator_home(&ready, Some(&audit));
+        let html = operator_home(&ready, None, Some(&audit));
         assert!(html.contains("Un service au moins n'est pas prêt."), "{html}");
         assert!(html.contains("<li>Facturation : prêt</li>") && html.contains("<li>Orientation : indisponible</li>"));
         assert!(
             html.contains("<td>6 décembre 2026 à 15 h 14</td><td>Échec de connexion</td><td>a@b.fr</td>"),
             "{html}"
         );
-        assert!(operator_home(&Err(vec!["routing".into()]), None).contains("n'est pas prête : Orientation ne répond"));
+        assert!(html.contains("Les files d'attente ne peuvent pas être lues"), "{html}");
+        let uuid = "01a24e1f-9832-70fa-8a51-6e0a7f8bfeb7";
+        assert_eq!(audit_subject("membership.approved", uuid), "une collectivité adhérente");
+        assert_eq!(audit_subject("user.removed", uuid), "un compte");
+        assert_eq!(audit_subject("login.failed", "a@b.fr"), "a@b.fr");
+        let audit = json!({"items": [{"at": "2026-12-06T14:14:00Z", "kind": "referent.assigned", "subject": uuid}]});
+        assert!(!operator_home(&ready, None, Some(&audit)).contains(uuid));
+        assert!(
+            operator_home(&Err(vec!["routing".into()]), None, None).contains("n'est pas prête : Orientation ne répond")
+        );
     }
 }

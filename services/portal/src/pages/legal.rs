@@ -55,17 +55,19 @@ pub async fn legal(Extension(ctx): Extension<Ctx>) -> Response {
 <ul>
 <li>gérer les adhésions des collectivités et les comptes de leurs agents et élus, des partenaires et de la coordination ;</li>
 <li>instruire les demandes, les orienter vers le service ou l'organisme compétent et en suivre le traitement (statuts, échanges, pièces jointes, avis) ;</li>
+<li>inscrire les participants (nom, fonction, courriel) aux sessions de sensibilisation et de formation, leur envoyer confirmations et rappels, établir les feuilles d'émargement et les attestations de présence ;</li>
 <li>établir les devis, factures et avoirs ;</li>
 <li>prévenir par courriel des changements de statut et des nouveaux messages, selon les préférences de chacun ;</li>
 <li>assurer la sécurité du service (journaux techniques).</li>
 </ul>
 <h3>Données traitées et destinataires</h3>
-<p>Nom, adresse électronique professionnelle, rôle et collectivité ou organisme de rattachement ; contenu des demandes, messages et pièces jointes ; adresse IP et horodatage des connexions. Seuls y ont accès la coordination d'ID 77 et, pour les demandes qui leur sont orientées, les agents des partenaires concernés. Aucune donnée n'est cédée ni utilisée à des fins commerciales.</p>
+<p>Nom, adresse électronique professionnelle, rôle et collectivité ou organisme de rattachement ; contenu des demandes, messages et pièces jointes ; adresse IP et horodatage des connexions. Seuls y ont accès la coordination d'ID 77 et, pour les demandes qui leur sont orientées et les sessions qu'ils animent, les agents des partenaires concernés. Aucune donnée n'est cédée ni utilisée à des fins commerciales.</p>
 <h3>Durées de conservation</h3>
 <ul>
 <li>session de connexion : fermée après deux heures d'inactivité ;</li>
 <li>comptes : tant que la personne exerce ses fonctions, puis un an après la désactivation du compte ;</li>
 <li>demandes, échanges et pièces jointes : cinq ans après la clôture de la demande ;</li>
+<li>inscriptions aux sessions et émargements : trois ans après la session (preuve de la formation suivie) ;</li>
 <li>devis, factures et avoirs : dix ans ;</li>
 <li>journaux techniques : un an.</li>
 </ul>

@@ -15,6 +15,7 @@ mod password;
 mod provider;
 mod requests;
 mod rules;
+mod sessions;
 mod statistics;
 mod team;
 mod triage;
@@ -74,6 +75,21 @@ pub fn routes() -> Router<AppState> {
         .route("/coordination/triage", get(triage::queue))
         .route("/coordination/triage/{id}/orienter", post(triage::assign))
         .route("/coordination/statistiques", get(statistics::page))
+        .route("/sessions", get(sessions::manage::list))
+        .route("/sessions/nouvelle", get(sessions::manage::new_form).post(sessions::manage::schedule))
+        .route("/sessions/{id}", get(sessions::public::show))
+        .route("/sessions/{id}/inscription", post(sessions::public::register))
+        .route("/sessions/{id}/agenda", get(sessions::public::calendar))
+        .route("/sessions/{id}/annuler", post(sessions::manage::cancel))
+        .route("/sessions/{id}/presences", post(sessions::manage::attendance))
+        .route("/sessions/{id}/feuille-de-presence", get(sessions::manage::sheet))
+        .route("/sessions/{id}/avis", post(sessions::mine::rate))
+        .route(sessions::mine::PATH, get(sessions::mine::list))
+        .route("/inscriptions/agenda", post(sessions::mine::issue_feed))
+        .route("/inscriptions/agenda/revoquer", post(sessions::mine::revoke_feed))
+        .route("/inscriptions/{id}/annuler", get(sessions::mine::cancel_form).post(sessions::mine::cancel))
+        .route("/inscriptions/{id}/attestation", get(sessions::mine::attestation))
+        .route(sessions::stats::PATH, get(sessions::stats::page))
         .route(rules::PATH, get(rules::rules).post(rules::create_rule))
         .route("/coordination/regles/{id}", get(rules::edit_form).post(rules::update_rule))
         .route("/coordination/regles/{id}/{action}", post(rules::act))

@@ -2,7 +2,10 @@
 //! (`PUT /v1/routing/rules/{id}`), deleting one (`DELETE`), moving one up or down (`POST
 //! /v1/routing/rules/reorder` with the whole order). Every edit names the version it was made on, so that two
 //! coordinators editing at once do not overwrite each other (the second is told the rules changed). Providers,
-//! offers, intercommunalités, arrondissements and collectivity types are chosen from lists, by name.
+//! offers, intercommunalités, arrondissements and collectivity types are chosen from lists, by name; communes are
+//! ticked in the directory's list, grouped by intercommunalité ([`communes`]).
+
+mod communes;
 
 use std::fmt::Write as _;
 
@@ -28,8 +31,8 @@ const CONDITIONS: [(&str, &str); 8] = [
     ("theme", "Thème de l'offre"),
     ("offer", "Code de l'offre"),
     ("arrondissement", "Arrondissement"),
-    ("epci", "Intercommunalité (SIREN)"),
-    ("commune", "Commune (code INSEE)"),
+    ("epci", "Intercommunalité"),
+    ("commune", "Commune"),
     ("kind", "Type de collectivité (commune, epci, syndicat)"),
     ("population", "Population"),
 ];
@@ -87,12 +90,13 @@ pub fn condition(kind: &str, values: &str, min: &str, max: &str) -> Result<Value
     }
 }
 
-/// What the lists of the form are made of: the providers, the offers and the intercommunalités (from the
-/// membership directory), to choose by name and to name codes in the list of rules.
+/// What the lists of the form are made of: the providers, the offers, the intercommunalités and the communes (from
+/// the membership directory), to choose by name and to name codes in the list of rules.
 struct Lists {
     providers: Value,
     offers: Value,
     epcis: Value,
+    communes: Vec<communes::Commune>,
 }
 
 impl Lists {
@@ -102,7 +106,13 @@ impl Lists {
             providers: get("/v1/providers?limit=100").await,
             offers: get("/v1/offers?limit=100").await,
             epcis: get("/v1/collectivities?kind=epci&limit=100").await,
+            communes: communes::load(state).await,
         }
+    }
+
+    /// The intercommunalités' names by SIREN.
+    fn epci_names(&self) -> std::collections::BTreeMap<String, String> {
+        items(&self.epcis).iter().map(|e| (s(e, "siren").to_owned(), s(e, "name").trim().to_owned())).collect()
     }
 
     fn name_in<'a>(list: &'a Value, key: &str, code: &str, name: &str) -> Option<&'a str> {
@@ -119,6 +129,7 @@ impl Lists {
         match kind {
             "offer" => Self::name_in(&self.offers, "code", code, "title").unwrap_or(code).to_owned(),
             "epci" => Self::name_in(&self.epcis, "siren", code, "name").unwrap_or(code).to_owned(),
+            "commune" => communes::find(&self.communes, code).map_or_else(|| code.to_owned(), communes::Commune::label),
             "arrondissement" => fr::arrondissement(code),
             "kind" => MemberKind::parse(code).map_or_else(|| code.to_owned(), |k| fr::member_kind_label(k).to_owned()),
             _ => code.to_owned(),
@@ -193,8 +204,20 @@ fn fields_of(rule: &Value, version: i64) -> Fields {
         f.insert("condition".into(), key.clone());
         match value {
             Value::Array(list) => {
-                let values: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
-                f.insert("valeurs".into(), values.join(", "));
+                let mut values: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+                if key == "commune" {
+                    // Ticked in the list; a code that is not an INSEE code stays in the text field.
+                    values.retain(|code| {
+                        let ticked = communes::is_insee(code);
+                        if ticked {
+                            f.insert(format!("{}{code}", communes::FIELD_PREFIX), "1".into());
+                        }
+                        !ticked
+                    });
+                }
+                if !values.is_empty() {
+                    f.insert("valeurs".into(), values.join(", "));
+                }
             }
             Value::Object(range) => {
                 for bound in ["min", "max"] {
@@ -217,6 +240,25 @@ pub fn rule_body(f: &Fields) -> Result<Value, Errors> {
     errors.required(f, "partenaire", "Partenaire qui reçoit les demandes", 100);
     let mut kind = forms::value(f, "condition").to_owned();
     let mut values = forms::value(f, "valeurs").to_owned();
+    let ticked = communes::ticked(f);
+    if !ticked.is_empty() {
+        if kind.is_empty() {
+            kind = "commune".to_owned();
+        }
+        if kind == "commune" {
+            let typed = values.split([',', ';', '\n']).map(str::trim).filter(|v| !v.is_empty());
+            let mut all: Vec<String> = typed.map(str::to_owned).chain(ticked).collect();
+            all.sort();
+            all.dedup();
+            values = all.join(", ");
+        } else {
+            errors.add(
+                communes::FIELDSET_ID,
+                "Communes",
+                "Des communes sont cochées : choisissez le type de condition « Commune », ou décochez-les.",
+            );
+        }
+    }
     if let Some((chosen_kind, chosen)) = forms::value(f, "choix").split_once(':') {
         if kind.is_empty() {
             kind = chosen_kind.to_owned();
@@ -229,6 +271,10 @@ pub fn rule_body(f: &Fields) -> Result<Value, Errors> {
     }
     let condition = match condition(&kind, &values, forms::value(f, "min"), forms::value(f, "max")) {
         Ok(c) => Some(c),
+        Err(("valeurs", _)) if kind == "commune" => {
+            errors.add(communes::FIELDSET_ID, "Communes", "Cochez au moins une commune de la liste.");
+            None
+        }
         Err((field, message)) => {
             errors.add(field, "Condition", message);
             None
@@ -274,7 +320,7 @@ fn rule_form(ctx: &Ctx, lists: &Lists, action: &str, submit: &str, f: &Fields, e
     format!(
         r#"{summary}<form method="post" action="{action}" novalidate class="form">{csrf}<input type="hidden" name="version" value="{version}">
 {name}{provider}
-<fieldset><legend>Condition</legend>{kind}{choice}{values}{min}{max}</fieldset>
+<fieldset><legend>Condition</legend>{kind}{choice}{communes}{values}{min}{max}</fieldset>
 <button type="submit">{submit}</button>
 </form>"#,
         summary = forms::summary(errors),
@@ -307,13 +353,14 @@ fn rule_form(ctx: &Ctx, lists: &Lists, action: &str, submit: &str, f: &Fields, e
             &lists.choices(),
             forms::value(f, "choix"),
         ),
+        communes = communes::picker(&lists.communes, &lists.epci_names(), f, errors),
         values = forms::field(
             "valeurs",
             "Autres valeurs (codes)",
             text(),
             forms::value(f, "valeurs"),
             false,
-            "Séparées par des virgules : codes INSEE des communes, ou plusieurs valeurs du même type.",
+            "Facultatif, séparées par des virgules : plusieurs offres ou thèmes du même type, par leur code.",
             errors
         ),
         min = forms::field(
@@ -617,6 +664,9 @@ mod tests {
             providers: json!({"items": [{"code": "caue77", "name": "CAUE 77"}]}),
             offers: json!({"items": [{"code": "diag", "title": "Diagnostic voirie", "themes": ["voirie", "eau"]}]}),
             epcis: json!({"items": [{"siren": "200072130", "name": "CA du Pays de Meaux"}]}),
+            communes: communes::from_page(
+                &json!({"items": [{"insee_code": "77288", "name": "Melun", "epci_siren": "200072130"}]}),
+            ),
         }
     }
 
@@ -628,7 +678,8 @@ mod tests {
         assert_eq!(describe(&json!({"population": {"max": 3500}}), &l), "Population : au plus 3\u{202f}500 habitants");
         assert_eq!(describe(&json!({"arrondissement": ["772", "775"]}), &l), "Arrondissement : Melun, Torcy");
         assert_eq!(describe(&json!({"offer": ["diag", "x"]}), &l), "Code de l'offre : Diagnostic voirie, x");
-        assert_eq!(describe(&json!({"epci": ["200072130"]}), &l), "Intercommunalité (SIREN) : CA du Pays de Meaux");
+        assert_eq!(describe(&json!({"epci": ["200072130"]}), &l), "Intercommunalité : CA du Pays de Meaux");
+        assert_eq!(describe(&json!({"commune": ["77288", "77999"]}), &l), "Commune : Melun (77288), 77999");
         assert_eq!(l.provider("caue77"), "CAUE 77");
     }
 
@@ -656,6 +707,42 @@ mod tests {
     }
 
     #[test]
+    fn ticked_communes_make_a_commune_condition() {
+        let f = form(&[("nom", "n"), ("partenaire", "p"), ("commune-77288", "1"), ("commune-77284", "1")]);
+        assert_eq!(rule_body(&f).expect("valid")["condition"], json!({"commune": ["77284", "77288"]}));
+        let f = form(&[
+            ("nom", "n"),
+            ("partenaire", "p"),
+            ("condition", "commune"),
+            ("valeurs", "77288"),
+            ("commune-77288", "1"),
+        ]);
+        assert_eq!(rule_body(&f).expect("valid")["condition"], json!({"commune": ["77288"]}));
+        let f = form(&[
+            ("nom", "n"),
+            ("partenaire", "p"),
+            ("condition", "theme"),
+            ("valeurs", "eau"),
+            ("commune-77288", "1"),
+        ]);
+        assert!(rule_body(&f).expect_err("mismatch").of("communes").is_some());
+        let f = form(&[("nom", "n"), ("partenaire", "p"), ("condition", "commune")]);
+        assert_eq!(
+            rule_body(&f).expect_err("none ticked").of("communes"),
+            Some("Cochez au moins une commune de la liste.")
+        );
+    }
+
+    #[test]
+    fn the_form_lists_the_communes_by_name_in_their_intercommunality() {
+        let ctx = crate::layout::tests::ctx(Some("coordinator"), PATH);
+        let f = form(&[("commune-77288", "1")]);
+        let html = rule_form(&ctx, &lists(), PATH, "Ajouter", &f, &Errors::default());
+        assert!(html.contains("<summary>CA du Pays de Meaux"), "{html}");
+        assert!(html.contains(r#"value="1" checked><label for="commune-77288">Melun (77288)</label>"#), "{html}");
+    }
+
+    #[test]
     fn a_rule_moves_one_place_and_its_form_is_prefilled() {
         let ids: Vec<String> = ["a", "b", "c"].map(str::to_owned).into();
         assert_eq!(moved(&ids, "b", true), Some(["b", "a", "c"].map(str::to_owned).into()));
@@ -670,7 +757,11 @@ mod tests {
             ("population", "5000", "7")
         );
         let rule = json!({"id": "a", "name": "E", "provider_code": "p", "condition": {"commune": ["77284", "77288"]}});
-        assert_eq!(forms::value(&fields_of(&rule, 1), "valeurs"), "77284, 77288");
+        let f = fields_of(&rule, 1);
+        assert_eq!(
+            (forms::value(&f, "commune-77284"), forms::value(&f, "commune-77288"), forms::value(&f, "valeurs")),
+            ("1", "1", "")
+        );
     }
 
     #[test]

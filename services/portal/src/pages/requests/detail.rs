@@ -25,7 +25,8 @@ use crate::{AppState, Ctx, fr};
 pub fn actor(change: &Value) -> String {
     let role = s(change, "actor_role");
     let name = s(change, "actor_name").trim();
-    let name = if name.contains('@') { "" } else { name };
+    // A provider's connector signs « connecteur <code> »: the role and the provider's name say it better.
+    let name = if name.contains('@') || role == "provider_consumer" { "" } else { name };
     let provider = match (s(change, "provider_name").trim(), s(change, "provider_code")) {
         ("", code) => code,
         (name, _) => name,
@@ -264,7 +265,7 @@ mod tests {
         assert!(html.contains("<td>Paul Martin — Agent d&#39;un partenaire (caue77)</td>"));
         assert!(html.contains("<td>Coordination (guichet unique)</td>") && !html.contains("dgs@meaux.fr"));
         assert!(html.contains("<td>La plateforme (automatiquement)</td>"));
-        assert!(html.contains("<td>connecteur caue77 — Connecteur du partenaire (caue77)</td>"));
+        assert!(html.contains("<td>Connecteur du partenaire (caue77)</td>"));
     }
 
     #[test]
@@ -276,11 +277,13 @@ mod tests {
                 json!({"status": "accepted", "from": "referred", "actor_role": "provider_agent", "actor_name": "Paul Martin", "provider_code": "caue77"}),
                 json!({"status": "accepted", "from": "referred", "actor_role": "system", "provider_code": "caue77"}),
                 json!({"status": "referred", "from": "submitted", "actor_role": "system", "provider_code": "caue77"}),
+                json!({"status": "completed", "actor_role": "provider_consumer", "actor_name": "connecteur caue77", "provider_code": "caue77"}),
             ],
             &names,
         );
         assert!(html.contains("<td>Paul Martin — Agent d&#39;un partenaire (CAUE de Seine-et-Marne)</td>"), "{html}");
         assert!(html.contains("<td>CAUE de Seine-et-Marne — Partenaire</td>"), "{html}");
+        assert!(html.contains("<td>Connecteur du partenaire (CAUE de Seine-et-Marne)</td>"), "{html}");
         assert_eq!(html.matches("La plateforme").count(), 1, "only routing's own step: {html}");
         assert!(!html.contains("caue77"), "{html}");
     }
