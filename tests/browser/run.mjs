@@ -1091,15 +1091,33 @@ async function firstHref(page, url, selector) {
 
 // ---- the journeys of tests/browser/journeys/*.mjs (written with the features they test) ----------------------
 
-async function modules(t) {
+function journeyFiles() {
   const dir = join(HERE, 'journeys');
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.mjs')).sort() : [];
   if (!files.length) log('no journey modules in tests/browser/journeys/');
-  for (const file of files) {
+  return files.map((file) => ({ file, href: pathToFileURL(join(dir, file)).href }));
+}
+
+// A module may export `prepare(t)`, run before the main journeys; what it returns is handed to its `run(t, …)`
+// (e.g. the sessions journey schedules a session that must have started before attendance is recorded).
+async function prepareModules(t) {
+  const prepared = new Map();
+  for (const { file, href } of journeyFiles()) {
+    const mod = await import(href);
+    if (typeof mod.prepare !== 'function') continue;
+    await step(`module journeys/${file} (préparation)`, async () => {
+      prepared.set(file, await mod.prepare(t));
+    });
+  }
+  return prepared;
+}
+
+async function modules(t, prepared) {
+  for (const { file, href } of journeyFiles()) {
     await step(`module journeys/${file}`, async () => {
-      const mod = await import(pathToFileURL(join(dir, file)).href);
+      const mod = await import(href);
       expect(typeof mod.run === 'function', `journeys/${file} exports no run(t)`);
-      await mod.run(t);
+      await mod.run(t, prepared.get(file));
     });
   }
 }
@@ -1141,10 +1159,12 @@ async function main() {
     platformMs = Date.now() - started;
     browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
     await step('barre : codes des partenaires et SIREN des EPCI lus à la passerelle', () => loadBarContext(ready));
-    const state = await journeys(browser, ready);
     const base = ready.portal;
     const password = ready.password;
-    await modules({ browser, base, ready, step, check, login, submit, logout, expect, eventually, text, password });
+    const t = { browser, base, ready, step, check, login, submit, logout, expect, eventually, text, password };
+    const prepared = await prepareModules(t);
+    const state = await journeys(browser, ready);
+    await modules(t, prepared);
     await tour(browser, ready, state);
     await step('cohérence : le réconciliateur ne trouve aucun désaccord entre les services', async () => {
       reconcile(ready);

@@ -6,7 +6,8 @@
 //
 // The member is a fresh one (Provins, through the gateway as the coordinator: application, approval, invitation of
 // a member_user) so that the main journeys' member keeps its state. The session starts a few minutes after it is
-// scheduled (Paris time): the member registers before its start, the agent records attendance after it.
+// scheduled (Paris time): `prepare` (run before the main journeys) schedules it and registers the participants
+// before its start; `run` (after them) records attendance once it has started, so the suite seldom waits for it.
 
 const MEMBER_PASSWORD = 'Sessions-Solide-2026!';
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
@@ -41,7 +42,7 @@ function paris(at) {
   return { day: `${parts.year}-${parts.month}-${parts.day}`, time: `${parts.hour}:${parts.minute}` };
 }
 
-export async function run(t) {
+export async function prepare(t) {
   const { browser, base, ready, step, check, login, submit, logout, expect, eventually, text, password } = t;
   const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   const memberEmail = `formation-${suffix}@provins.example.fr`;
@@ -93,8 +94,9 @@ export async function run(t) {
       await page.waitForSelector('.error-summary');
       expect((await page.title()).startsWith('Erreur : '), `the title says the error: ${await page.title()}`);
       await check(page, 'sessions-programmer-erreurs');
-      // Starts three to four minutes from now (whole minutes, Paris time), lasts an hour (or until 23 h 59).
-      const start = new Date(Date.now() + 4 * 60 * 1000);
+      // Starts two to three minutes from now (whole minutes, Paris time), lasts an hour (or until 23 h 59): time
+      // enough to register before it, and the main journeys take longer than that before `run` records attendance.
+      const start = new Date(Date.now() + 3 * 60 * 1000);
       start.setSeconds(0, 0);
       found.start = start;
       const from = paris(start);
@@ -170,7 +172,18 @@ export async function run(t) {
       expect(revoked.status === 404, `a revoked feed is gone: ${revoked.status}`);
       await logout(page);
     });
+  } finally {
+    await context.close();
+  }
+  return { found, memberEmail };
+}
 
+export async function run(t, prepared) {
+  const { browser, base, step, check, login, submit, logout, expect, text, password } = t;
+  const { found, memberEmail } = prepared || {};
+  const context = await browser.newContext({ locale: 'fr-FR', acceptDownloads: true });
+  const page = await context.newPage();
+  try {
     await step('partenaire : saisir les présences une fois la session commencée', async () => {
       expect(found.session && found.start, 'a session with registrations');
       const wait = found.start.getTime() - Date.now() + 2000;

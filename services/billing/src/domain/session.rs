@@ -5,8 +5,9 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use id77_platform::streams::is_valid_subject_token;
+use id77_platform::time;
 use uuid::Uuid;
 
 use super::invoice::Line;
@@ -139,29 +140,10 @@ pub fn long_date(day: NaiveDate) -> String {
     }
 }
 
-/// The last Sunday of `month` in `year` at 01:00 UTC, when Europe's summer time starts (March) or ends
-/// (October).
-fn clock_change(year: i32, month: u32) -> Option<DateTime<Utc>> {
-    let next = if month == 12 {
-        NaiveDate::from_ymd_opt(year + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(year, month + 1, 1)
-    }?;
-    let mut day = next.pred_opt()?;
-    while day.weekday() != Weekday::Sun {
-        day = day.pred_opt()?;
-    }
-    Some(day.and_hms_opt(1, 0, 0)?.and_utc())
-}
-
 /// The calendar day in Paris of an instant (UTC+2 in summer time, UTC+1 otherwise): a session starting at
 /// 00:30 in Paris is on that day, not the UTC one before.
 pub fn paris_day(at: DateTime<Utc>) -> NaiveDate {
-    let summer = match (clock_change(at.year(), 3), clock_change(at.year(), 10)) {
-        (Some(start), Some(end)) => at >= start && at < end,
-        _ => false,
-    };
-    (at + Duration::hours(if summer { 2 } else { 1 })).date_naive()
+    time::paris(at).date()
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! thousands separator so that the cell stays a number), dates as `jj/mm/aaaa` in Europe/Paris. One row per line
 //! of the document. Nothing in the platform reads it back: it is made for people.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
+use chrono::{DateTime, NaiveDate, Utc};
+use id77_platform::time;
 use id77_proto::billing::v1 as pb;
 
 /// The byte order mark that opens the file.
@@ -32,28 +33,9 @@ fn percent(bp: i32) -> String {
     amount(i64::from(bp))
 }
 
-/// The last Sunday of `month` in `year`, at 01:00 UTC (when Europe's summer time starts or ends).
-fn last_sunday_1h_utc(year: i32, month: u32) -> Option<DateTime<Utc>> {
-    let next = if month == 12 {
-        NaiveDate::from_ymd_opt(year + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(year, month + 1, 1)
-    }?;
-    let mut day = next.pred_opt()?;
-    while day.weekday() != Weekday::Sun {
-        day = day.pred_opt()?;
-    }
-    Some(Utc.from_utc_datetime(&day.and_hms_opt(1, 0, 0)?))
-}
-
 /// The day in Europe/Paris of an instant (UTC+1, UTC+2 in summer time), as `jj/mm/aaaa`.
 pub fn paris_date(at: DateTime<Utc>) -> String {
-    let year = at.year();
-    let summer = match (last_sunday_1h_utc(year, 3), last_sunday_1h_utc(year, 10)) {
-        (Some(start), Some(end)) => at >= start && at < end,
-        _ => false,
-    };
-    (at + Duration::hours(if summer { 2 } else { 1 })).format("%d/%m/%Y").to_string()
+    time::paris(at).format("%d/%m/%Y").to_string()
 }
 
 fn issue_date(at: Option<&prost_types::Timestamp>) -> String {
