@@ -357,6 +357,14 @@ async fn rules_scenario(env: &Env) -> anyhow::Result<()> {
     client.register(with_token(register(&session.id, &["jean"]), &env.member(b))).await?;
     let dup = client.register(with_token(register(&session.id, &["jean"]), &env.member(b))).await;
     ensure!(refusal(dup) == (tonic::Code::AlreadyExists, "ALREADY_REGISTERED".to_owned()));
+    // A member that is no longer active (the read model says so) registers nobody.
+    let suspended = Uuid::now_v7();
+    sqlx::query("INSERT INTO member (member_id, kind, status, occurred_at) VALUES ($1, 'commune', 'suspended', now())")
+        .bind(suspended)
+        .execute(env.pool())
+        .await?;
+    let refused = client.register(with_token(register(&session.id, &["ines"]), &env.member(suspended))).await;
+    ensure!(refusal(refused) == (tonic::Code::FailedPrecondition, "MEMBER_NOT_ACTIVE".to_owned()));
     // A member's user cannot register for another member.
     let mut for_other = register(&session.id, &["lucie"]);
     for_other.member_id = a.to_string();

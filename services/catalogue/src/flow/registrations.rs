@@ -47,6 +47,13 @@ pub async fn register(
     participants: &[Participant],
 ) -> Result<Vec<RegistrationRow>, ServiceError> {
     let participants = session::validate_participants(participants).map_err(ServiceError::invalid_fields)?;
+    // Only an active member registers. A member the read model does not know yet (just approved, its event on the
+    // way) is let through: its users' tokens vouch for it, as they do for a search.
+    if let Some(member) = crate::store::member(pool, member_id).await?
+        && member.status != "active"
+    {
+        return Err(CatalogueError::MemberNotActive.into());
+    }
     let mut tx = pool.begin().await?;
     if store::session(&mut tx, session_id).await?.is_none() {
         return Err(CatalogueError::SessionNotFound(written.to_owned()).into());
