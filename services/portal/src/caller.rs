@@ -88,6 +88,19 @@ pub fn members_only(ctx: &Ctx) -> Option<Response> {
     })
 }
 
+/// A member's user's access token; `Err` is the answer to give instead (the login page, or 403 to another role).
+pub async fn member_token(state: &AppState, ctx: &Ctx) -> Result<String, Response> {
+    let token = token(state, ctx).await?;
+    members_only(ctx).map_or(Ok(token), Err)
+}
+
+/// A provider's agent's access token; `Err` is the answer to give instead (the login page, or 403 to another
+/// role).
+pub async fn agent_token(state: &AppState, ctx: &Ctx) -> Result<String, Response> {
+    let token = token(state, ctx).await?;
+    agents_only(ctx).map_or(Ok(token), Err)
+}
+
 /// `Some(403 page)` unless the caller is a provider's agent.
 pub fn agents_only(ctx: &Ctx) -> Option<Response> {
     (!ctx.is("provider_agent")).then(|| {

@@ -9,10 +9,11 @@ use axum::{Extension, Form};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::caller::{self, check_csrf};
+use crate::caller;
 use crate::forms::{self, Errors, Fields};
 use crate::html::esc;
 use crate::layout::see_other;
+use crate::pages::prologue;
 use crate::{AppState, Ctx, layout};
 
 /// The page's path.
@@ -141,11 +142,8 @@ pub async fn show(State(state): State<AppState>, Extension(ctx): Extension<Ctx>)
 /// `POST /compte/notifications`: saves both kinds, then back to the page with a confirmation; the form again
 /// with the refusal in French when the gateway refuses.
 pub async fn save(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Form(f): Form<Fields>) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let token = match prologue::post(&ctx, &f, caller::token(&state, &ctx)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let preferences = Preferences::from_form(&f);

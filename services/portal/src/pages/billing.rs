@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::common::{items, s, safe_id};
 use crate::caller;
 use crate::html::{esc, url_component};
+use crate::pages::prologue;
 use crate::{AppState, Ctx, fr, layout};
 
 /// The formats an invoice or a credit note is downloadable in: (suffix, label).
@@ -222,7 +223,7 @@ async fn proxy(
         Err(r) => return r,
     };
     let Some((id, ext)) = split_file(file, allowed) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Ce document n'existe pas.");
+        return prologue::not_found(&ctx, "Ce document n'existe pas.");
     };
     match state.gateway.download(&format!("/v1/{resource}/{id}.{ext}"), &token).await {
         Ok(doc) => {

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use id77_proto::vocabulary::{Category, PriceKind};
 use serde_json::Value;
@@ -16,6 +15,7 @@ pub mod pagination;
 use crate::caller;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, query, url_component};
+use crate::pages::prologue;
 use crate::{AppState, Ctx, fr, layout};
 
 /// The select options of one facet: "any" then each value with its count.
@@ -316,7 +316,7 @@ fn eligibility_text(offer: &Value, epcis: &std::collections::HashMap<String, Str
 
 pub async fn offer(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Path(id): Path<String>) -> Response {
     let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette offre n'existe pas.");
+        return prologue::not_found(&ctx, "Cette offre n'existe pas.");
     };
     let offer = match state.gateway.get(&format!("/v1/offers/{id}"), None).await {
         Ok(o) => o,

@@ -17,6 +17,7 @@ use crate::caller::{self, check_csrf};
 use crate::forms::{self, Fields};
 use crate::html::{esc, url_component};
 use crate::layout::{ERROR_FLASH, see_other};
+use crate::pages::prologue;
 use crate::{AppState, Ctx, fr, layout};
 
 /// Longest message, in characters (the gateway's limit).
@@ -203,7 +204,7 @@ fn refused(ctx: &Ctx) -> Response {
 }
 
 fn not_found(ctx: &Ctx) -> Response {
-    layout::error_page(ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette demande n'existe pas.")
+    prologue::not_found(ctx, "Cette demande n'existe pas.")
 }
 
 async fn flash(state: &AppState, ctx: &Ctx, message: String) {
@@ -217,11 +218,8 @@ pub async fn post_message(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let token = match prologue::post(&ctx, &f, caller::token(&state, &ctx)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     if !participant(&ctx) {
@@ -421,7 +419,7 @@ pub async fn download(
         return refused(&ctx);
     }
     let (Some(id), Some(piece)) = (safe_id(&id), safe_id(&piece)) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Ce fichier n'existe pas.");
+        return prologue::not_found(&ctx, "Ce fichier n'existe pas.");
     };
     let upstream = match state.gateway.stream(&format!("/v1/requests/{id}/attachments/{piece}"), &token).await {
         Ok(r) => r,

@@ -9,11 +9,12 @@ use axum::response::Response;
 use axum::{Extension, Form};
 use serde_json::json;
 
-use super::common::{items, s, safe_id};
-use crate::caller::{self, check_csrf};
+use super::common::{items, s};
+use crate::caller;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, query, url_component};
 use crate::layout::see_other;
+use crate::pages::prologue;
 use crate::{AppState, Ctx, fr, layout};
 
 fn statuses() -> Vec<(String, String)> {
@@ -99,15 +100,10 @@ pub async fn approve(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::coordinator_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::coordinator_token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette adhésion n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette adhésion n'existe pas.");
     };
     match state.gateway.post(&format!("/v1/memberships/{id}/approve"), Some(&token), &json!({})).await {
         Ok(member) => {
@@ -128,15 +124,10 @@ pub async fn refuse(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::coordinator_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::coordinator_token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette adhésion n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette adhésion n'existe pas.");
     };
     let reason = forms::value(&f, "motif").trim();
     if reason.is_empty() || reason.chars().count() > 1000 {
@@ -161,15 +152,10 @@ pub async fn invite(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::coordinator_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::coordinator_token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette adhésion n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette adhésion n'existe pas.");
     };
     let mut errors = Errors::default();
     errors.required(&f, "nom", "Nom de l'administrateur", 200);

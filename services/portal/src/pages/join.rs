@@ -10,9 +10,9 @@ use id77_proto::vocabulary::MemberKind;
 use serde_json::json;
 
 use super::common::{items, s, safe_id};
-use crate::caller::check_csrf;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, query, url_component};
+use crate::pages::prologue;
 use crate::{AppState, Ctx, fr, layout};
 
 /// The options of the kind filter: any kind, then each kind of collectivité.
@@ -139,12 +139,7 @@ fn form_body(ctx: &Ctx, collectivity: &serde_json::Value, f: &Fields, errors: &E
 
 async fn collectivity(state: &AppState, ctx: &Ctx, siren: &str) -> Result<serde_json::Value, Response> {
     let Some(siren) = safe_id(siren) else {
-        return Err(layout::error_page(
-            ctx,
-            StatusCode::NOT_FOUND,
-            "Introuvable",
-            "Cette collectivité n'est pas dans l'annuaire.",
-        ));
+        return Err(prologue::not_found(ctx, "Cette collectivité n'est pas dans l'annuaire."));
     };
     state.gateway.get(&format!("/v1/collectivities/{siren}"), None).await.map_err(|e| layout::api_error_page(ctx, &e))
 }
@@ -166,11 +161,8 @@ pub async fn apply(
     Path(siren): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let c = match collectivity(&state, &ctx, &siren).await {
-        Ok(c) => c,
+    let c = match prologue::post(&ctx, &f, collectivity(&state, &ctx, &siren)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let mut errors = Errors::default();

@@ -7,16 +7,16 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Form};
 use serde_json::{Value, json};
 
 use super::common::{items, s, safe_id};
-use crate::caller::{self, check_csrf};
+use crate::caller;
 use crate::forms::{self, Fields};
 use crate::html::{esc, query, query_tail};
 use crate::layout::see_other;
+use crate::pages::prologue;
 use crate::{AppState, Ctx, forms::csrf, fr, layout};
 
 pub use super::unread::PATH;
@@ -118,15 +118,10 @@ pub async fn open(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette notification n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette notification n'existe pas.");
     };
     if let Err(error) = state.gateway.post(&format!("/v1/notifications/{id}/read"), Some(&token), &json!({})).await {
         return layout::api_error_page(&ctx, &error);
@@ -147,11 +142,8 @@ pub async fn read_all(
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let token = match prologue::post(&ctx, &f, caller::token(&state, &ctx)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     match state.gateway.post("/v1/notifications/read-all", Some(&token), &json!({})).await {

@@ -13,6 +13,7 @@ use crate::caller::{self, check_csrf};
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::esc;
 use crate::layout::{page_with_status, see_other};
+use crate::pages::prologue;
 use crate::{AppState, Ctx, layout};
 
 pub const FORGOT_PATH: &str = "/mot-de-passe/oublie";
@@ -182,11 +183,8 @@ pub async fn change_form(State(state): State<AppState>, Extension(ctx): Extensio
 
 /// `POST /compte/mot-de-passe`.
 pub async fn change(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Form(f): Form<Fields>) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let token = match prologue::post(&ctx, &f, caller::token(&state, &ctx)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let mut errors = confirmed(&f, "nouveau", "Nouveau mot de passe");

@@ -10,10 +10,11 @@ use axum::{Extension, Form};
 use serde_json::{Value, json};
 
 use super::common::{items, s, safe_id};
-use crate::caller::{self, check_csrf};
+use crate::caller;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, url_component};
 use crate::layout::see_other;
+use crate::pages::prologue;
 use crate::{AppState, Ctx, fr, layout};
 
 /// The SLA mark of a referral still waiting for its provider's answer: past its deadline, or past the reminder
@@ -233,7 +234,7 @@ async fn render_detail(
         return r;
     }
     let Some(id) = safe_id(id) else {
-        return layout::error_page(ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette orientation n'existe pas.");
+        return prologue::not_found(ctx, "Cette orientation n'existe pas.");
     };
     let referral = match state.gateway.get(&format!("/v1/referrals/{id}"), Some(&token)).await {
         Ok(r) => r,
@@ -547,18 +548,10 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::agent_token(&state, &ctx);
+    let (token, rid) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette orientation n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    if let Some(r) = caller::agents_only(&ctx) {
-        return r;
-    }
-    let Some(rid) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette orientation n'existe pas.");
     };
     let mut errors = Errors::default();
     let (path, body, done, fields): (&str, Value, &str, &[(&str, &str, &str)]) = match action.as_str() {

@@ -17,10 +17,11 @@ use id77_proto::vocabulary::MemberKind;
 use serde_json::{Value, json};
 
 use super::common::{items, s, safe_id};
-use crate::caller::{self, check_csrf};
+use crate::caller;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::esc;
 use crate::layout::see_other;
+use crate::pages::prologue;
 use crate::{AppState, Ctx, fr, layout};
 
 pub const PATH: &str = "/coordination/regles";
@@ -106,7 +107,7 @@ impl Lists {
             providers: get("/v1/providers?limit=100").await,
             offers: get("/v1/offers?limit=100").await,
             epcis: get("/v1/collectivities?kind=epci&limit=100").await,
-            communes: communes::load(state).await,
+            communes: super::directory::communes(state).await,
         }
     }
 
@@ -475,11 +476,8 @@ pub async fn create_rule(
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::coordinator_token(&state, &ctx).await {
-        Ok(t) => t,
+    let token = match prologue::post(&ctx, &f, caller::coordinator_token(&state, &ctx)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let errors = match rule_body(&f) {
@@ -507,7 +505,7 @@ async fn edit_page(
     };
     let version = rules["version"].as_i64().unwrap_or(0);
     let Some(rule) = rules["rules"].as_array().and_then(|l| l.iter().find(|r| s(r, "id") == id)) else {
-        return layout::error_page(ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette règle n'existe plus.");
+        return prologue::not_found(ctx, "Cette règle n'existe plus.");
     };
     let lists = Lists::load(state).await;
     let fields = f.cloned().unwrap_or_else(|| fields_of(rule, version));
@@ -525,12 +523,10 @@ pub async fn edit_form(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Response {
-    let token = match caller::coordinator_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::coordinator_token(&state, &ctx);
+    let (token, id) = match prologue::with_id(&ctx, signed_in, &id, "Cette règle n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette règle n'existe pas.");
     };
     edit_page(&state, &ctx, &token, id, None, &Errors::default()).await
 }
@@ -542,15 +538,10 @@ pub async fn update_rule(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::coordinator_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::coordinator_token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette règle n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette règle n'existe pas.");
     };
     let errors = match rule_body(&f) {
         Ok(body) => {
@@ -581,15 +572,10 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::coordinator_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::coordinator_token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette règle n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette règle n'existe pas.");
     };
     let outcome = match action.as_str() {
         "supprimer" => {
@@ -620,7 +606,7 @@ pub async fn act(
                 .await
                 .map(|_| "L'ordre des règles est modifié.")
         }
-        _ => return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette action n'existe pas."),
+        _ => return prologue::not_found(&ctx, "Cette action n'existe pas."),
     };
     match outcome {
         Ok(message) => done(&state, &ctx, message).await,
@@ -664,7 +650,7 @@ mod tests {
             providers: json!({"items": [{"code": "caue77", "name": "CAUE 77"}]}),
             offers: json!({"items": [{"code": "diag", "title": "Diagnostic voirie", "themes": ["voirie", "eau"]}]}),
             epcis: json!({"items": [{"siren": "200072130", "name": "CA du Pays de Meaux"}]}),
-            communes: communes::from_page(
+            communes: crate::pages::directory::from_page(
                 &json!({"items": [{"insee_code": "77288", "name": "Melun", "epci_siren": "200072130"}]}),
             ),
         }

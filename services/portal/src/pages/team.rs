@@ -10,10 +10,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::common::{items, s, safe_id};
-use crate::caller::{self, check_csrf};
+use crate::caller;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::esc;
 use crate::layout::{page_with_status, see_other};
+use crate::pages::prologue;
 use crate::{AppState, Ctx, layout};
 
 pub const PATH: &str = "/compte/equipe";
@@ -127,11 +128,8 @@ pub async fn show(State(state): State<AppState>, Extension(ctx): Extension<Ctx>)
 
 /// `POST /compte/equipe`: invites a colleague of the admin's own member.
 pub async fn invite(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Form(f): Form<Fields>) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match admin_token(&state, &ctx).await {
-        Ok(t) => t,
+    let token = match prologue::post(&ctx, &f, admin_token(&state, &ctx)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let mut errors = Errors::default();
@@ -176,15 +174,10 @@ pub async fn remove(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match admin_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = admin_token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Ce compte n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Ce compte n'existe pas.");
     };
     let path = format!("/v1/users/{id}");
     match state.gateway.send_json(Method::DELETE, &path, Some(&token), &json!({}), None, None).await {

@@ -5,16 +5,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Form};
 use serde_json::{Value, json};
 
 use super::common::{items, s, safe_id};
-use crate::caller::{self, check_csrf};
+use crate::caller;
 use crate::forms::{self, Fields};
 use crate::html::{esc, options, query_tail, url_component};
 use crate::layout::{ERROR_FLASH, see_other};
+use crate::pages::prologue;
 use crate::{AppState, Ctx, fr, layout};
 
 /// The assignment a triage form asks for: an offer id and/or a provider code and a note (an open orientation
@@ -224,15 +224,10 @@ pub async fn assign(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::coordinator_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::coordinator_token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette demande n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette demande n'existe pas.");
     };
     let message = match assignment(&f) {
         Err(message) => format!("{ERROR_FLASH}{message}"),

@@ -10,11 +10,12 @@ use serde_json::json;
 
 use super::detail::render_detail;
 use super::quotes::{QUOTE_FIELDS, acceptance, quote_problem, refusal};
-use crate::caller::{self, check_csrf};
+use crate::caller;
 use crate::forms::{self, Errors, Fields};
 use crate::html::url_component;
 use crate::layout::{self, ERROR_FLASH, see_other};
 use crate::pages::common::safe_id;
+use crate::pages::prologue;
 use crate::{AppState, Ctx, fr};
 
 /// The feedback form's input: a rating 1 to 5 and an optional comment (2000 characters at most).
@@ -39,18 +40,12 @@ pub async fn decide_quote(
     Path((id, quote, action)): Path<(String, String, String)>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let token = match prologue::post(&ctx, &f, caller::member_token(&state, &ctx)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    if let Some(r) = caller::members_only(&ctx) {
-        return r;
-    }
     let (Some(id), Some(quote)) = (safe_id(&id), safe_id(&quote)) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Ce devis n'existe pas.");
+        return prologue::not_found(&ctx, "Ce devis n'existe pas.");
     };
     let (path, body, done) = match action.as_str() {
         "accepter" => (
@@ -91,15 +86,10 @@ pub async fn cancel(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette demande n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette demande n'existe pas.");
     };
     let reason = forms::value(&f, "motif");
     let message = if reason.chars().count() > 1000 {
@@ -122,18 +112,10 @@ pub async fn give_feedback(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::member_token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette demande n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    if let Some(r) = caller::members_only(&ctx) {
-        return r;
-    }
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette demande n'existe pas.");
     };
     let message = match feedback(&f) {
         Err(message) => format!("{}{message}", ERROR_FLASH),

@@ -16,6 +16,7 @@ use crate::layout;
 use crate::pages::billing;
 use crate::pages::common::{items, s, safe_id};
 use crate::pages::conversation;
+use crate::pages::prologue;
 use crate::pages::provider::{category_facts, commune_named};
 use crate::{AppState, Ctx, fr};
 
@@ -114,12 +115,10 @@ pub(super) async fn render_detail(
     page_status: StatusCode,
 ) -> Response {
     let (state, ctx) = (state.clone(), ctx.clone());
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::token(&state, &ctx);
+    let (token, id) = match prologue::with_id(&ctx, signed_in, id, "Cette demande n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette demande n'existe pas.");
     };
     let request = match state.gateway.get(&format!("/v1/requests/{id}"), Some(&token)).await {
         Ok(r) => r,

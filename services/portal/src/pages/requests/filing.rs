@@ -10,11 +10,12 @@ use id77_proto::vocabulary::Category;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::caller::{self, check_csrf};
+use crate::caller;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, url_component};
 use crate::layout::{self, see_other};
 use crate::pages::common::{s, safe_id};
+use crate::pages::prologue;
 use crate::session::random_token;
 use crate::{AppState, Ctx, fr};
 
@@ -214,7 +215,7 @@ fn new_body(ctx: &Ctx, offer: Option<&Value>, f: &Fields, key: &str, errors: &Er
 
 async fn load_offer(state: &AppState, ctx: &Ctx, id: &str) -> Result<Value, Response> {
     let Some(id) = safe_id(id) else {
-        return Err(layout::error_page(ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette offre n'existe pas."));
+        return Err(prologue::not_found(ctx, "Cette offre n'existe pas."));
     };
     state.gateway.get(&format!("/v1/offers/{id}"), None).await.map_err(|e| layout::api_error_page(ctx, &e))
 }
@@ -250,16 +251,10 @@ pub async fn new_form(
 }
 
 pub async fn submit(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Form(f): Form<Fields>) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let token = match prologue::post(&ctx, &f, caller::member_token(&state, &ctx)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    if let Some(r) = caller::members_only(&ctx) {
-        return r;
-    }
     let orientation = forms::value(&f, "type") == "orientation";
     let offer = if orientation {
         None

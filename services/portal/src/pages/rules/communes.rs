@@ -1,101 +1,18 @@
-//! The communes of the directory for the routing rules' form: read from the gateway's public directory
-//! (`GET /v1/collectivities?kind=commune`, 507 communes in six pages), kept a few minutes per process (the directory
-//! changes a few times a year), and offered as checkboxes grouped by intercommunalité, each group a `<details>`
-//! that opens by itself when one of its communes is ticked: no script, and the 507 boxes stay folded.
+//! The communes of the directory (`pages::directory`) in the routing rules' form: checkboxes grouped by
+//! intercommunalité, each group a `<details>` that opens by itself when one of its communes is ticked: no script,
+//! and the 507 boxes stay folded.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::super::common::{items, s};
-use crate::AppState;
+pub use super::super::directory::Commune;
 use crate::forms::{self, Errors, Fields};
-use crate::html::{esc, url_component};
+use crate::html::esc;
 
-/// How long the communes read from the directory are reused.
-const KEEP: Duration = Duration::from_secs(600);
-/// Pages read at most (100 communes each): the Seine-et-Marne has 507.
-const MAX_PAGES: usize = 20;
 /// The form field of one commune's checkbox is this prefix and its INSEE code.
 pub const FIELD_PREFIX: &str = "commune-";
 /// The id of the communes' fieldset, which the error summary links to.
 pub const FIELDSET_ID: &str = "communes";
-
-/// A commune of the directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Commune {
-    pub insee: String,
-    pub name: String,
-    /// Its intercommunalité's SIREN ("" when the directory has none).
-    pub epci: String,
-}
-
-impl Commune {
-    /// « Melun (77288) ».
-    pub fn label(&self) -> String {
-        format!("{} ({})", self.name, self.insee)
-    }
-}
-
-/// The communes of one page of the directory.
-pub fn from_page(page: &Value) -> Vec<Commune> {
-    items(page)
-        .iter()
-        .filter(|c| !s(c, "insee_code").is_empty())
-        .map(|c| Commune {
-            insee: s(c, "insee_code").to_owned(),
-            name: s(c, "name").trim().to_owned(),
-            epci: s(c, "epci_siren").to_owned(),
-        })
-        .collect()
-}
-
-/// The communes read last, and when.
-type Cache = Mutex<Option<(Instant, Vec<Commune>)>>;
-
-fn cache() -> &'static Cache {
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(None))
-}
-
-/// Every commune of the directory, by name; from the cache when read less than [`KEEP`] ago. A directory that
-/// does not answer gives what was read before (or nothing): the form then keeps the codes of a rule as they are.
-pub async fn load(state: &AppState) -> Vec<Commune> {
-    if let Ok(guard) = cache().lock()
-        && let Some((at, communes)) = guard.as_ref()
-        && at.elapsed() < KEEP
-    {
-        return communes.clone();
-    }
-    let mut communes = Vec::new();
-    let mut cursor = String::new();
-    for _ in 0..MAX_PAGES {
-        let mut path = "/v1/collectivities?kind=commune&limit=100".to_owned();
-        if !cursor.is_empty() {
-            let _ = write!(path, "&cursor={}", url_component(&cursor));
-        }
-        let Ok(page) = state.gateway.get(&path, None).await else {
-            return stale_or_empty();
-        };
-        communes.extend(from_page(&page));
-        cursor = s(&page, "next_cursor").to_owned();
-        if cursor.is_empty() {
-            break;
-        }
-    }
-    communes.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.insee.cmp(&b.insee)));
-    if let Ok(mut guard) = cache().lock() {
-        *guard = Some((Instant::now(), communes.clone()));
-    }
-    communes
-}
-
-fn stale_or_empty() -> Vec<Commune> {
-    cache().lock().ok().and_then(|g| g.as_ref().map(|(_, c)| c.clone())).unwrap_or_default()
-}
 
 /// The INSEE codes ticked in the form, in order.
 pub fn ticked(f: &Fields) -> Vec<String> {
@@ -192,6 +109,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::pages::directory::from_page;
 
     fn communes() -> Vec<Commune> {
         from_page(&json!({"items": [
@@ -203,11 +121,10 @@ mod tests {
     }
 
     #[test]
-    fn communes_are_read_from_the_directory_page_and_named_with_their_code() {
+    fn a_commune_is_found_by_its_code() {
         let list = communes();
-        assert_eq!(list.len(), 3, "an entry without an INSEE code is not a commune");
-        assert_eq!(list[0].label(), "Melun (77288)");
         assert_eq!(find(&list, "77284").map(|c| c.name.as_str()), Some("Meaux"));
+        assert_eq!(find(&list, "77999"), None);
     }
 
     #[test]

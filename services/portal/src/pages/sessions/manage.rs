@@ -13,11 +13,12 @@ use serde_json::{Value, json};
 
 use super::public::{self, Sent};
 use super::{input, list_all, manage_view, manages, problem, schedules, text};
-use crate::caller::{self, check_csrf};
+use crate::caller;
 use crate::forms::{self, Errors, Fields};
 use crate::html::url_component;
 use crate::layout::{self, ERROR_FLASH, see_other};
 use crate::pages::common::{items, s, safe_id};
+use crate::pages::prologue;
 use crate::{AppState, Ctx};
 
 /// Most pages of sessions read for the list (100 a page).
@@ -192,11 +193,8 @@ pub async fn schedule(
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match manager_token(&state, &ctx).await {
-        Ok(t) => t,
+    let token = match prologue::post(&ctx, &f, manager_token(&state, &ctx)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let plan = match input::schedule(&f, Utc::now()) {
@@ -226,10 +224,7 @@ pub async fn schedule(
 
 /// The session `id` for a management action: the caller's token and the session, if the caller manages it.
 async fn managed(state: &AppState, ctx: &Ctx, id: &str) -> Result<(String, String, Value), Response> {
-    let token = manager_token(state, ctx).await?;
-    let Some(id) = safe_id(id) else {
-        return Err(layout::error_page(ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette session n'existe pas."));
-    };
+    let (token, id) = prologue::with_id(ctx, manager_token(state, ctx), id, "Cette session n'existe pas.").await?;
     let session = state
         .gateway
         .get(&format!("/v1/sessions/{id}"), Some(&token))
@@ -253,10 +248,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let (token, id, _) = match managed(&state, &ctx, &id).await {
+    let (token, id, _) = match prologue::post(&ctx, &f, managed(&state, &ctx, &id)).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -290,10 +282,7 @@ pub async fn attendance(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let (token, id, _) = match managed(&state, &ctx, &id).await {
+    let (token, id, _) = match prologue::post(&ctx, &f, managed(&state, &ctx, &id)).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -319,12 +308,10 @@ pub async fn attendance(
 
 /// `GET /sessions/{id}/feuille-de-presence`: the attendance sheet to print and sign (PDF).
 pub async fn sheet(State(state): State<AppState>, Extension(ctx): Extension<Ctx>, Path(id): Path<String>) -> Response {
-    let token = match manager_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = manager_token(&state, &ctx);
+    let (token, id) = match prologue::with_id(&ctx, signed_in, &id, "Cette session n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette session n'existe pas.");
     };
     match state.gateway.download(&format!("/v1/sessions/{id}/attendance-sheet"), &token).await {
         Ok(doc) => public::document(doc, "feuille-d-emargement.pdf"),

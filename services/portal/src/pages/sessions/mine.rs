@@ -11,26 +11,18 @@ use axum::{Extension, Form};
 use serde_json::{Value, json};
 
 use super::{list_all, problem, public, text, view};
-use crate::caller::{self, check_csrf};
+use crate::caller;
 use crate::forms::{self, Errors, Fields, Input};
 use crate::html::{esc, url_component};
 use crate::layout::{self, ERROR_FLASH, see_other};
-use crate::pages::common::{s, safe_id};
+use crate::pages::common::s;
+use crate::pages::prologue;
 use crate::{AppState, Ctx};
 
 /// The page's path.
 pub const PATH: &str = "/inscriptions";
 /// Most pages of registrations read (100 a page).
 const PAGES: usize = 10;
-
-/// The caller's token, if a member's user; `Err` is the answer to give instead.
-async fn member_token(state: &AppState, ctx: &Ctx) -> Result<String, Response> {
-    let token = caller::token(state, ctx).await?;
-    match caller::members_only(ctx) {
-        Some(r) => Err(r),
-        None => Ok(token),
-    }
-}
 
 /// The registrations of the caller's member (every status).
 async fn registrations(state: &AppState, token: &str) -> Result<Vec<Value>, crate::gateway::ApiError> {
@@ -74,7 +66,7 @@ pub fn body(registrations: &[Value], csrf: &str, now: chrono::DateTime<chrono::U
 
 /// `GET /inscriptions`.
 pub async fn list(State(state): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
-    let token = match member_token(&state, &ctx).await {
+    let token = match caller::member_token(&state, &ctx).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -117,12 +109,7 @@ pub fn cancel_confirmation(registration: &Value, csrf: &str, f: &Fields, errors:
 async fn find(state: &AppState, ctx: &Ctx, token: &str, id: &str) -> Result<Value, Response> {
     let list = registrations(state, token).await.map_err(|error| layout::api_error_page(ctx, &error))?;
     list.into_iter().find(|r| s(r, "id") == id).ok_or_else(|| {
-        layout::error_page(
-            ctx,
-            StatusCode::NOT_FOUND,
-            "Introuvable",
-            "Cette inscription n'existe pas ou n'est pas celle de votre collectivité.",
-        )
+        prologue::not_found(ctx, "Cette inscription n'existe pas ou n'est pas celle de votre collectivité.")
     })
 }
 
@@ -132,12 +119,10 @@ pub async fn cancel_form(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Response {
-    let token = match member_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::member_token(&state, &ctx);
+    let (token, id) = match prologue::with_id(&ctx, signed_in, &id, "Cette inscription n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette inscription n'existe pas.");
     };
     match find(&state, &ctx, &token, id).await {
         Ok(r) if s(&r, "status") == "cancelled" => see_other(PATH),
@@ -157,15 +142,10 @@ pub async fn cancel(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match member_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::member_token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette inscription n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette inscription n'existe pas.");
     };
     let mut errors = Errors::default();
     errors.max_len(&f, "motif", "Motif", 1000);
@@ -207,12 +187,10 @@ pub async fn attestation(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Response {
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::token(&state, &ctx);
+    let (token, id) = match prologue::with_id(&ctx, signed_in, &id, "Cette attestation n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette attestation n'existe pas.");
     };
     match state.gateway.download(&format!("/v1/registrations/{id}/attestation"), &token).await {
         Ok(doc) => public::document(doc, "attestation-de-presence.pdf"),
@@ -233,15 +211,10 @@ pub async fn rate(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match member_token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::member_token(&state, &ctx);
+    let (token, id) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette session n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette session n'existe pas.");
     };
     let comment = forms::value(&f, "commentaire");
     let message = match score(&f) {
@@ -277,11 +250,8 @@ pub async fn issue_feed(
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let token = match prologue::post(&ctx, &f, caller::token(&state, &ctx)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     match state.gateway.post("/v1/me/calendar-feed", Some(&token), &json!({})).await {
@@ -304,11 +274,8 @@ pub async fn revoke_feed(
     Extension(ctx): Extension<Ctx>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let token = match prologue::post(&ctx, &f, caller::token(&state, &ctx)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let message = match state.gateway.delete("/v1/me/calendar-feed", &token).await {

@@ -19,9 +19,6 @@ pub mod view;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
 use crate::gateway::ApiError;
@@ -110,40 +107,16 @@ pub fn problem(error: &ApiError) -> String {
     sentence.to_owned()
 }
 
-/// How long the list of communes is kept (the directory changes once a year).
-const COMMUNES_TTL: Duration = Duration::from_secs(3600);
-/// Most pages of the directory read for the list of communes (Seine-et-Marne has 507 communes).
-const COMMUNE_PAGES: usize = 12;
-
-/// The communes read, and when.
-type Communes = Option<(Instant, Vec<(String, String)>)>;
-
-static COMMUNES: Mutex<Communes> = Mutex::new(None);
-
-/// The communes of the directory as (INSEE code, name), by name: read once an hour for the schedule form's list.
+/// The communes of the directory as (INSEE code, name), in French order (accents aside), for the schedule form's
+/// list and to name a session's commune; the directory keeps them an hour.
 pub async fn communes(state: &AppState) -> Vec<(String, String)> {
-    if let Ok(cache) = COMMUNES.lock()
-        && let Some((at, list)) = cache.as_ref()
-        && at.elapsed() < COMMUNES_TTL
-    {
-        return list.clone();
-    }
-    let found = list_all(state, "/v1/collectivities?kind=commune&limit=100", None, COMMUNE_PAGES).await;
-    let mut list: Vec<(String, String)> = match found {
-        Ok(found) => found
-            .iter()
-            .filter(|c| !s(c, "insee_code").is_empty() && !s(c, "name").trim().is_empty())
-            .map(|c| (s(c, "insee_code").to_owned(), s(c, "name").trim().to_owned()))
-            .collect(),
-        Err(error) => {
-            tracing::warn!(detail = %error.detail, "the directory's communes could not be read");
-            return Vec::new();
-        }
-    };
+    let mut list: Vec<(String, String)> = super::directory::communes(state)
+        .await
+        .into_iter()
+        .filter(|c| !c.name.is_empty())
+        .map(|c| (c.insee, c.name))
+        .collect();
     list.sort_by_cached_key(|(insee, name)| (sort_key(name), insee.clone()));
-    if let Ok(mut cache) = COMMUNES.lock() {
-        *cache = Some((Instant::now(), list.clone()));
-    }
     list
 }
 
@@ -177,7 +150,7 @@ pub fn name_commune(value: &mut Value, communes: &std::collections::HashMap<Stri
 }
 
 /// The sessions (or registrations, through their `session`) with their communes named, from the directory's list
-/// (read once an hour) and only when one of them lacks its name.
+/// and only when one of them lacks its name.
 pub async fn named(state: &AppState, mut values: Vec<Value>) -> Vec<Value> {
     let lacks = |v: &Value| {
         let place = if v["session"].is_object() { &v["session"]["place"] } else { &v["place"] };

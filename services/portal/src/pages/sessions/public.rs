@@ -13,10 +13,11 @@ use serde_json::{Value, json};
 
 use super::input::{self, MAX_PARTICIPANTS};
 use super::{list_all, manage_view, manages, problem, text, view};
-use crate::caller::{self, check_csrf};
+use crate::caller;
 use crate::forms::{Errors, Fields};
 use crate::html::url_component;
 use crate::pages::common::{s, safe_id};
+use crate::pages::prologue;
 use crate::{AppState, Ctx, layout};
 
 /// Most pages of registrations read for one session (100 a page).
@@ -65,7 +66,7 @@ pub async fn show(State(state): State<AppState>, Extension(ctx): Extension<Ctx>,
 /// The session's page, with the forms the caller may use (and a form sent back with its errors).
 pub async fn render(state: &AppState, ctx: &Ctx, id: &str, sent: Sent<'_>, status: StatusCode) -> Response {
     let Some(id) = safe_id(id) else {
-        return layout::error_page(ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette session n'existe pas.");
+        return prologue::not_found(ctx, "Cette session n'existe pas.");
     };
     let token = match &ctx.user {
         Some(_) => match caller::token(state, ctx).await {
@@ -224,18 +225,10 @@ pub async fn register(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
-    if let Err(r) = check_csrf(&ctx, &f) {
-        return r;
-    }
-    let token = match caller::token(&state, &ctx).await {
-        Ok(t) => t,
+    let signed_in = caller::member_token(&state, &ctx);
+    let (token, sid) = match prologue::post_with_id(&ctx, &f, signed_in, &id, "Cette session n'existe pas.").await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    if let Some(r) = caller::members_only(&ctx) {
-        return r;
-    }
-    let Some(sid) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette session n'existe pas.");
     };
     let participants = match input::participants(&f) {
         Ok(p) => p,
@@ -305,7 +298,7 @@ pub async fn calendar(
     Path(id): Path<String>,
 ) -> Response {
     let Some(id) = safe_id(&id) else {
-        return layout::error_page(&ctx, StatusCode::NOT_FOUND, "Introuvable", "Cette session n'existe pas.");
+        return prologue::not_found(&ctx, "Cette session n'existe pas.");
     };
     let token = match &ctx.user {
         Some(_) => match caller::token(&state, &ctx).await {
