@@ -94,9 +94,10 @@ export async function prepare(t) {
       await page.waitForSelector('.error-summary');
       expect((await page.title()).startsWith('Erreur : '), `the title says the error: ${await page.title()}`);
       await check(page, 'sessions-programmer-erreurs');
-      // Starts two to three minutes from now (whole minutes, Paris time), lasts an hour (or until 23 h 59): time
-      // enough to register before it, and the main journeys take longer than that before `run` records attendance.
-      const start = new Date(Date.now() + 3 * 60 * 1000);
+      // Starts one to two minutes from now (whole minutes, Paris time), lasts an hour (or until 23 h 59): time
+      // enough to register before it (the preparation takes ~15 s), and the main journeys take longer than that
+      // before `run` records attendance.
+      const start = new Date(Date.now() + 2 * 60 * 1000);
       start.setSeconds(0, 0);
       found.start = start;
       const from = paris(start);
