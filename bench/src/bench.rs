@@ -6,11 +6,15 @@
 //! 2. The journey: real communes join, a closed loop of clients submits requests through the gateway and the
 //!    provider's consumer (the library, in this process) receives each referral; latency is from the start of
 //!    the submission to the referral's arrival at the consumer, throughput is referrals delivered per second.
-//! 3. Catalogue search through the gateway (`GET /v1/offers?q=voirie`), by the same load generator.
+//! 3. Catalogue search through the gateway (`GET /v1/offers?q=voirie`), by the same load generator: anonymous (which
+//!    the gateway's edge cache may answer) and a member admin's (`eligible=true` with its token, always answered
+//!    by the catalogue).
 //!
 //! For each: throughput, p50/p95/p99 (HDR histogram), CPU per request (user+system time of the platform's own
 //! processes from /proc/<pid>/stat; PostgreSQL's backends for pgbench), and the ratio to its limit. Then each
-//! service's RSS idle and its peak under load (VmRSS, VmHWM), and its time to ready after a restart.
+//! service's RSS idle and its peak under load (VmRSS, VmHWM), and its time to ready after a restart. The table is
+//! also written as JSON to `$CARGO_TARGET_DIR/bench/latest.json` (`target/bench/latest.json` by default), so a
+//! figure can be read by a program.
 //!
 //! Options (environment): `BENCH_DURATION` seconds per phase (default 10), `BENCH_CONNECTIONS` (closed-loop
 //! clients, default 32), `BENCH_JOURNEY_CLIENTS` (default 16), `BENCH_MEMBERS` (default 4),
@@ -131,16 +135,31 @@ fn row(name: &str, count: u64, elapsed: Duration, h: &Histogram<u64>, cpu_s: f64
 
 /// A closed loop of `clients` GETs on `url` for `duration`; returns (ok count, errors, histogram in µs, elapsed).
 async fn get_loop(url: &str, clients: usize, duration: Duration) -> (u64, u64, Histogram<u64>, Duration) {
+    get_loop_as(url, None, clients, duration).await
+}
+
+/// [`get_loop`] with a bearer token on every call (`None`: anonymous).
+async fn get_loop_as(
+    url: &str,
+    token: Option<&str>,
+    clients: usize,
+    duration: Duration,
+) -> (u64, u64, Histogram<u64>, Duration) {
     let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap_or_default();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (http, url) = (http.clone(), url.to_owned());
+        let (http, url, token) = (http.clone(), url.to_owned(), token.map(str::to_owned));
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut errors, mut h) = (0u64, 0u64, histogram());
             while started.elapsed() < duration {
                 let t = Instant::now();
-                match http.get(&url).send().await {
+                let request = http.get(&url);
+                let request = match &token {
+                    Some(token) => request.bearer_auth(token),
+                    None => request,
+                };
+                match request.send().await {
                     Ok(r) if r.status().is_success() => match r.bytes().await {
                         Ok(_) => {
                             ok += 1;
@@ -416,6 +435,35 @@ fn print_table(rows: &[(Row, Option<(&Row, f64)>)]) {
     }
 }
 
+/// NaN (not measured) as JSON null.
+fn finite(v: f64) -> serde_json::Value {
+    if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null }
+}
+
+/// One row of the table as JSON; `limit`: what its ratio is taken against.
+fn row_json(r: &Row, limit: Option<&Row>) -> serde_json::Value {
+    serde_json::json!({
+        "name": r.name,
+        "per_second": finite(r.per_second),
+        "p50_ms": finite(r.p50_ms),
+        "p95_ms": finite(r.p95_ms),
+        "p99_ms": finite(r.p99_ms),
+        "cpu_ms": finite(r.cpu_ms),
+        "errors": r.errors,
+        "ratio": limit.map_or(serde_json::Value::Null, |l| finite(r.per_second / l.per_second.max(1e-9))),
+        "cpu_ms_by_process": r.by_process.iter().map(|(n, v)| (n.clone(), finite(*v)))
+            .collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// `$CARGO_TARGET_DIR/bench`, else `target/bench` (where cargo puts its output).
+fn bench_output_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| std::path::PathBuf::from("target"), std::path::PathBuf::from)
+        .join("bench")
+}
+
 /// Serves `GET /` → "Hello, World!" until killed.
 async fn hello(addr: &str) -> anyhow::Result<()> {
     let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
@@ -535,6 +583,28 @@ async fn measure(
     );
     search.by_process = per_request(&by_before, &by_after, ok);
 
+    // A member's search: the member admin's token and `eligible=true`, never answered from the gateway's edge
+    // cache (that keeps anonymous answers only), so every call reaches the catalogue.
+    let member = ready_members.first().context("no member joined")?;
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let member_path = format!("{path}{separator}eligible=true");
+    let member_url = format!("{}{member_path}", platform.gateway);
+    get_loop_as(&member_url, Some(&member.token), connections, Duration::from_secs(2)).await;
+    eprintln!("member's search: {duration:?}...");
+    let cpu = platform_cpu(&pids);
+    let by_before = cpu_by_process(&pids);
+    let (ok, errors, h, elapsed) = get_loop_as(&member_url, Some(&member.token), connections, duration).await;
+    let by_after = cpu_by_process(&pids);
+    let mut member_search = row(
+        &format!("member admin `GET {member_path}` ({connections} clients)"),
+        ok,
+        elapsed,
+        &h,
+        platform_cpu(&pids) - cpu,
+        errors,
+    );
+    member_search.by_process = per_request(&by_before, &by_after, ok);
+
     let peak: Vec<(String, u64)> = pids.iter().map(|(n, p)| (n.clone(), status_kib(*p, "VmHWM"))).collect();
 
     // Time to ready: each service restarted while PostgreSQL and NATS answer, until the gateway is ready again.
@@ -564,13 +634,15 @@ async fn measure(
         (journey.clone(), Some((pg, 0.10))),
         (hello.clone(), None),
         (search.clone(), Some((&hello, 1.0 / 3.0))),
+        (member_search.clone(), Some((&hello, 1.0 / 3.0))),
     ]);
     println!();
-    println!("| CPU ms per request, by process | journey | search |");
-    println!("|---|---:|---:|");
+    println!("| CPU ms per request, by process | journey | search | member's search |");
+    println!("|---|---:|---:|---:|");
     for (name, j) in &journey.by_process {
         let s = search.by_process.iter().find(|(n, _)| n == name).map_or(0.0, |(_, v)| *v);
-        println!("| {name} | {j:.3} | {s:.3} |");
+        let m = member_search.by_process.iter().find(|(n, _)| n == name).map_or(0.0, |(_, v)| *v);
+        println!("| {name} | {j:.3} | {s:.3} | {m:.3} |");
     }
     println!();
     println!(
@@ -587,6 +659,29 @@ async fn measure(
             ready.iter().find(|(s, _)| s == name).map_or("–".to_owned(), |(_, d)| format!("{} ms", d.as_millis()));
         println!("| {name} | {:.1} | {:.1} | {to_ready} |", *idle_kib as f64 / 1024.0, peak_kib as f64 / 1024.0);
     }
+    let json = serde_json::json!({
+        "profile": std::env::var("ID77_E2E_PROFILE").unwrap_or_else(|_| "debug".into()),
+        "duration_s": duration.as_secs(),
+        "rows": {
+            "pgbench": row_json(pg, None),
+            "journey": row_json(&journey, Some(pg)),
+            "hello_world": row_json(&hello, None),
+            "search": row_json(&search, Some(&hello)),
+            "member_search": row_json(&member_search, Some(&hello)),
+        },
+        "journey_pg_commits": finite(journey.commits_per_request),
+        "rss_kib": idle.iter().map(|(name, idle_kib)| {
+            let peak_kib = peak.iter().find(|(n, _)| n == name).map_or(0, |(_, k)| *k);
+            (name.clone(), serde_json::json!({ "idle": idle_kib, "peak": peak_kib }))
+        }).collect::<serde_json::Map<_, _>>(),
+        "ready_after_restart_ms": ready.iter().map(|(s, d)| ((*s).to_owned(), serde_json::json!(d.as_millis())))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    let out = bench_output_dir().join("latest.json");
+    std::fs::create_dir_all(bench_output_dir()).context("creating the bench output folder")?;
+    std::fs::write(&out, serde_json::to_vec_pretty(&json)?).with_context(|| format!("writing {}", out.display()))?;
+    println!();
+    println!("The table as JSON: {}", out.display());
     println!();
     println!(
         "CPU ms/req: user+system time of the platform's processes (services, gateway) per request; for pgbench, of \
