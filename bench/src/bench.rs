@@ -413,9 +413,9 @@ fn print_table(rows: &[(Row, Option<(&Row, f64)>)]) {
                 r.per_second / l.per_second.max(1e-9),
                 l.name.split_whitespace().next().unwrap_or("limit"),
                 if r.per_second / l.per_second.max(1e-9) >= *target {
-                    format!("≥ {target}: met")
+                    format!("≥ {target:.3}: met")
                 } else {
-                    format!("≥ {target}: NOT met")
+                    format!("≥ {target:.3}: NOT met")
                 },
                 r.cpu_ms / l.cpu_ms.max(1e-9)
             ),
