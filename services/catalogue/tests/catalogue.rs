@@ -4,6 +4,8 @@
 //! from routing's referral events).
 
 use std::collections::HashSet;
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -91,30 +93,12 @@ impl Env {
 
     /// Publishes an event of another service on its (prefixed) stream.
     async fn publish<M: Message + Name>(&self, stream: streams::StreamDef, subject: &str, id: &str, event: &M) {
-        let _ = id77_platform::nats::ensure_stream(&self.js, &self.ns, stream).await;
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id);
-        headers.insert("Id77-Event-Type", M::full_name().as_str());
-        let ack = self
-            .js
-            .publish_with_headers(self.ns.subject(subject), headers, event.encode_to_vec().into())
-            .await
-            .unwrap_or_else(|e| panic!("publish {subject}: {e}"));
-        ack.await.unwrap_or_else(|e| panic!("ack {subject}: {e}"));
+        common::publish(&self.js, &self.ns, stream, subject, id, event).await;
     }
 
     /// The payloads published on `subject` so far, in order.
     async fn events<M: Message + Default>(&self, subject: &str) -> anyhow::Result<Vec<M>> {
-        let mut stream = self.js.get_stream(self.ns.stream(streams::CATALOGUE.name)).await?;
-        let last = stream.info().await?.state.last_sequence;
-        let mut out = Vec::new();
-        for seq in 1..=last {
-            let Ok(message) = stream.get_raw_message(seq).await else { continue };
-            if message.subject.as_str() == self.ns.subject(subject) {
-                out.push(M::decode(message.payload)?);
-            }
-        }
-        Ok(out)
+        common::events(&self.js, &self.ns, subject).await
     }
 
     async fn wait_events<M: Message + Default>(&self, subject: &str, n: usize) -> anyhow::Result<Vec<M>> {
