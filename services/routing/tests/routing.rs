@@ -910,7 +910,11 @@ async fn the_coordinator_places_triaged_requests_and_progress_is_published() -> 
     let mut routing = env.start().await?;
     let offer_id = Uuid::now_v7().to_string();
     env.publish_offer(&offer_id, 1).await?;
-    env.publish_offer_of(&Uuid::now_v7().to_string(), "dir-routes", 1).await?;
+    let other_offer = Uuid::now_v7().to_string();
+    env.publish_offer_of(&other_offer, "dir-routes", 1).await?;
+    // Routing must know both offers (their own durable) before the coordinator places anything.
+    routing.wait_inbox("routing-offers", &format!("offer-{offer_id}-1")).await?;
+    routing.wait_inbox("routing-offers", &format!("offer-{other_offer}-1")).await?;
     // An open orientation request: no offer.
     let open = RequestSubmitted { offer_id: String::new(), ..Env::request("") };
     env.publish_request(&open, &Uuid::now_v7().to_string()).await?;
