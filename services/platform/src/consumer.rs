@@ -1,6 +1,12 @@
-//! Idempotent JetStream consumers. Each message is handled inside one database transaction that also records
+//! Idempotent JetStream consumers. Each message is handled inside a database transaction that also records
 //! its message id in the `inbox` table; the message is acked only after that transaction commits. A redelivery
 //! (lost ack, restart, replay hours later) finds its id in the inbox and has no second effect.
+//!
+//! Batches: the messages already waiting when a lane takes one (at most [`BATCH_MAX`]) are applied in one
+//! transaction, in order, inbox rows and effects together, and acked after its commit. A busy consumer so commits
+//! once per batch instead of once per message (docs/benchmarks.md, issue 23); an idle one still applies each
+//! message as it comes, without waiting for company. If any message of a batch fails, the batch is rolled back and
+//! its messages are applied one per transaction, so that one bad message neither holds back nor undoes the others.
 //!
 //! Failures: a [`HandleError::Retry`] naks with a growing delay until `max_deliver`, then the message goes to
 //! the dead-letter subject `id77.deadletter.<durable>` and is terminated; a [`HandleError::Reject`] (a message
@@ -14,7 +20,7 @@ use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull, message::PublishMessage};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -260,7 +266,18 @@ async fn run_once<H: EventHandler>(
                     // Heartbeat misses and the like: the stream recovers on its own.
                     tracing::debug!(durable = %spec.durable, %error, "pull error");
                 }
-                Some(Ok(message)) => deliver(service, pool, js, ns, spec, handler.as_ref(), message).await,
+                Some(Ok(message)) => {
+                    // What the pull already holds joins the batch; nothing is waited for.
+                    let mut batch = vec![message];
+                    while batch.len() < BATCH_MAX {
+                        match messages.next().now_or_never() {
+                            Some(Some(Ok(more))) => batch.push(more),
+                            Some(Some(Err(error))) => tracing::debug!(durable = %spec.durable, %error, "pull error"),
+                            Some(None) | None => break,
+                        }
+                    }
+                    deliver(service, pool, js, ns, spec, handler.as_ref(), batch).await
+                }
             }
         }
     }
@@ -274,7 +291,14 @@ async fn run_once<H: EventHandler>(
         let (pool, js, ns, spec, handler) = (pool.clone(), js.clone(), ns.clone(), spec.clone(), handler.clone());
         tasks.spawn(async move {
             while let Some(message) = rx.recv().await {
-                deliver(service, &pool, &js, &ns, &spec, handler.as_ref(), message).await;
+                let mut batch = vec![message];
+                while batch.len() < BATCH_MAX {
+                    match rx.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                deliver(service, &pool, &js, &ns, &spec, handler.as_ref(), batch).await;
             }
         });
     }
@@ -302,8 +326,11 @@ async fn run_once<H: EventHandler>(
     outcome
 }
 
-/// Events a lane may hold waiting, beyond the one it applies.
-const LANE_QUEUE: usize = 8;
+/// Events a lane may hold waiting, beyond the ones it applies.
+const LANE_QUEUE: usize = 32;
+
+/// Most messages applied in one transaction.
+pub const BATCH_MAX: usize = 64;
 
 /// How long, after shutdown, a consumer or the outbox relay may finish the work in its hands (under the
 /// service's [`crate::service::TASKS_TIMEOUT`]).
@@ -311,19 +338,7 @@ pub const IN_FLIGHT_GRACE: Duration = Duration::from_millis(1_500);
 
 /// The lane of a message: by its handler's ordering key; lane 0 without one.
 fn lane_of<H: EventHandler>(handler: &H, ns: &Namespace, message: &jetstream::Message, lanes: usize) -> usize {
-    let headers = message.headers.clone().unwrap_or_default();
-    let event = Event {
-        subject: ns.logical(message.subject.as_str()).to_owned(),
-        message_id: headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned()).unwrap_or_default(),
-        event_type: headers
-            .get(id77_proto::events::EVENT_TYPE_HEADER)
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default(),
-        payload: message.payload.clone(),
-        headers,
-        delivered: 1,
-    };
-    handler.ordering_key(&event).map_or(0, |key| (key % lanes as u64) as usize)
+    handler.ordering_key(&event_of(ns, message)).map_or(0, |key| (key % lanes as u64) as usize)
 }
 
 /// Samples the durable consumer's lag (`num_pending`, `num_ack_pending`) every `every`, until `shutdown`.
@@ -366,7 +381,25 @@ pub async fn sample_lag(
     }
 }
 
-/// Handles one message and acks, naks or dead-letters it.
+/// The event a message carries, as handlers see it.
+fn event_of(ns: &Namespace, message: &jetstream::Message) -> Event {
+    let (delivered, fallback_id) = match message.info() {
+        Ok(info) => (info.delivered, format!("{}:{}", info.stream, info.stream_sequence)),
+        Err(_) => (1, String::new()),
+    };
+    let headers = message.headers.clone().unwrap_or_default();
+    let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+    Event {
+        subject: ns.logical(message.subject.as_str()).to_owned(),
+        message_id: header("Nats-Msg-Id").filter(|id| !id.is_empty()).unwrap_or(fallback_id),
+        event_type: header(id77_proto::events::EVENT_TYPE_HEADER).unwrap_or_default(),
+        payload: message.payload.clone(),
+        headers: headers.clone(),
+        delivered,
+    }
+}
+
+/// Handles a batch of messages (in one transaction when it can) and acks, naks or dead-letters each.
 async fn deliver<H: EventHandler>(
     service: &'static str,
     pool: &PgPool,
@@ -374,47 +407,40 @@ async fn deliver<H: EventHandler>(
     ns: &Namespace,
     spec: &ConsumerSpec,
     handler: &H,
-    message: jetstream::Message,
+    batch: Vec<jetstream::Message>,
 ) {
-    let (delivered, fallback_id) = match message.info() {
-        Ok(info) => (info.delivered, format!("{}:{}", info.stream, info.stream_sequence)),
-        Err(_) => (1, String::new()),
-    };
-    let headers = message.headers.clone().unwrap_or_default();
-    let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
-    let event = Event {
-        subject: ns.logical(message.subject.as_str()).to_owned(),
-        message_id: header("Nats-Msg-Id").filter(|id| !id.is_empty()).unwrap_or(fallback_id),
-        event_type: header(id77_proto::events::EVENT_TYPE_HEADER).unwrap_or_default(),
-        payload: message.payload.clone(),
-        headers: headers.clone(),
-        delivered,
-    };
-    // The span continues the publisher's trace (the `traceparent` header the outbox relay set).
-    let span = tracing::info_span!("event", otel.name = %format!("handle {}", event.subject), otel.kind = "consumer",
-        messaging.system = "nats", durable = %spec.durable, subject = %event.subject, id = %event.message_id,
-        delivered = event.delivered);
-    crate::telemetry::extract_nats(&headers, &span);
-    let outcome = settle(pool, js, ns, spec, handler, &message, &event).instrument(span).await;
-    crate::metrics::global().consumer_event(service, &spec.durable, outcome, event.delivered);
+    let events: Vec<Event> = batch.iter().map(|m| event_of(ns, m)).collect();
+    // Each event's span continues its publisher's trace (the `traceparent` header the outbox relay set).
+    let spans: Vec<tracing::Span> = events
+        .iter()
+        .map(|event| {
+            let span = tracing::info_span!("event", otel.name = %format!("handle {}", event.subject),
+                otel.kind = "consumer", messaging.system = "nats", durable = %spec.durable,
+                subject = %event.subject, id = %event.message_id, delivered = event.delivered,
+                batch = events.len());
+            crate::telemetry::extract_nats(&event.headers, &span);
+            span
+        })
+        .collect();
+    let results = apply_batch(pool, &spec.durable, handler, &events, &spans).await;
+    let settled =
+        batch.iter().zip(&events).zip(results).zip(&spans).map(|(((message, event), result), span)| async move {
+            let outcome = settle(js, ns, spec, message, event, result).instrument(span.clone()).await;
+            crate::metrics::global().consumer_event(service, &spec.durable, outcome, event.delivered);
+        });
+    futures::future::join_all(settled).await;
 }
 
-/// Applies the event, then acks, naks or dead-letters its message. Returns the outcome for the metrics.
-async fn settle<H: EventHandler>(
-    pool: &PgPool,
+/// Acks, naks or dead-letters one message after its batch. Returns the outcome for the metrics.
+async fn settle(
     js: &jetstream::Context,
     ns: &Namespace,
     spec: &ConsumerSpec,
-    handler: &H,
     message: &jetstream::Message,
     event: &Event,
+    result: Result<Outcome, HandleError>,
 ) -> &'static str {
     let delivered = event.delivered;
-    let result = if event.message_id.is_empty() {
-        Err(HandleError::Reject(anyhow::anyhow!("message without id or JetStream metadata")))
-    } else {
-        apply(pool, &spec.durable, handler, event).await
-    };
     match result {
         Ok(outcome) => {
             tracing::debug!(?outcome, "event handled");
@@ -450,6 +476,43 @@ async fn settle<H: EventHandler>(
     }
 }
 
+/// Applies `events` in order in one transaction; if any fails (or the commit does), rolls it back and applies
+/// them one per transaction with [`apply`], so that each gets its own outcome. One result per event, in order.
+pub async fn apply_batch<H: EventHandler>(
+    pool: &PgPool,
+    consumer: &str,
+    handler: &H,
+    events: &[Event],
+    spans: &[tracing::Span],
+) -> Vec<Result<Outcome, HandleError>> {
+    let span_of = |i: usize| spans.get(i).cloned().unwrap_or_else(tracing::Span::current);
+    if events.len() > 1 && events.iter().all(|e| !e.message_id.is_empty()) {
+        let together = async {
+            let mut tx = pool.begin().await?;
+            let mut outcomes = Vec::with_capacity(events.len());
+            for (i, event) in events.iter().enumerate() {
+                outcomes.push(apply_in(&mut tx, consumer, handler, event).instrument(span_of(i)).await?);
+            }
+            tx.commit().await?;
+            Ok::<_, HandleError>(outcomes)
+        };
+        match together.await {
+            Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
+            Err(error) => tracing::debug!(%error, count = events.len(), "batch rolled back; applying one by one"),
+        }
+    }
+    let mut results = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let result = if event.message_id.is_empty() {
+            Err(HandleError::Reject(anyhow::anyhow!("message without id or JetStream metadata")))
+        } else {
+            apply(pool, consumer, handler, event).instrument(span_of(i)).await
+        };
+        results.push(result);
+    }
+    results
+}
+
 /// Runs the handler and records the message in the inbox, in one transaction.
 pub async fn apply<H: EventHandler>(
     pool: &PgPool,
@@ -458,19 +521,32 @@ pub async fn apply<H: EventHandler>(
     event: &Event,
 ) -> Result<Outcome, HandleError> {
     let mut tx = pool.begin().await?;
+    let outcome = apply_in(&mut tx, consumer, handler, event).await?;
+    if outcome == Outcome::Applied {
+        tx.commit().await?;
+    }
+    Ok(outcome)
+}
+
+/// Records the message in the inbox and, if it is new, runs the handler, on the caller's transaction.
+async fn apply_in<H: EventHandler>(
+    conn: &mut PgConnection,
+    consumer: &str,
+    handler: &H,
+    event: &Event,
+) -> Result<Outcome, HandleError> {
     let inserted =
         sqlx::query("INSERT INTO inbox (consumer, message_id, subject) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(consumer)
             .bind(&event.message_id)
             .bind(&event.subject)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
     if inserted == 0 {
         return Ok(Outcome::Duplicate);
     }
-    handler.handle(&mut tx, event).await?;
-    tx.commit().await?;
+    handler.handle(conn, event).await?;
     Ok(Outcome::Applied)
 }
 

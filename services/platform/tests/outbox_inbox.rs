@@ -137,6 +137,39 @@ async fn two_relays_on_one_outbox_publish_each_event_exactly_once_and_in_order()
 }
 
 #[tokio::test]
+async fn a_relay_publishes_the_events_of_many_transactions_in_one_pass_after_its_linger() {
+    let f = Fixture::new("linger").await;
+    nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");
+    let shutdown = CancellationToken::new();
+    let mut relay = Relay::new(f.pool.clone(), f.js.clone(), f.ns.clone());
+    // Long enough for every write below to land in the first pass's batch.
+    relay.linger = Duration::from_millis(400);
+    let running = tokio::spawn(relay.run(shutdown.clone()));
+    // Let the relay listen before the writes (its first pass finds nothing).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let mut tx = f.pool.begin().await.expect("tx");
+        ids.push(outbox::enqueue(&mut tx, &event(n)).await.expect("enqueue"));
+        tx.commit().await.expect("commit");
+    }
+    wait_until("outbox drained", || async { outbox::pending_count(&f.pool).await.ok() == Some(0) }).await;
+    // One pass marks its whole batch in one transaction: one `published_at` per pass.
+    let passes: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT published_at) FROM outbox").fetch_one(&f.pool).await.expect("passes");
+    assert!(passes <= 2, "20 notifications took {passes} passes");
+    let published = f.read_stream("MEMBERSHIP", 20).await;
+    let stored =
+        f.js.get_stream(f.ns.stream("MEMBERSHIP")).await.expect("stream").info().await.expect("info").state.messages;
+    assert_eq!(stored, 20);
+    let published_ids: Vec<String> = published.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(published_ids, ids.iter().map(ToString::to_string).collect::<Vec<_>>(), "each once, in order");
+    shutdown.cancel();
+    running.await.expect("relay stopped");
+    f.cleanup().await;
+}
+
+#[tokio::test]
 async fn rolled_back_transactions_publish_nothing() {
     let f = Fixture::new("rollback").await;
     nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");
@@ -371,5 +404,120 @@ async fn lanes_apply_different_entities_at_once_and_each_entity_in_order() {
     let most = handler.most_at_once.load(Ordering::SeqCst);
     assert!(most >= 2, "the lanes never applied two events at once (at most {most})");
     assert!(most <= LANES, "more events at once ({most}) than lanes");
+    f.cleanup().await;
+}
+
+/// Writes `<member_id>|<transaction id>` per event, so that a test sees which events shared a transaction;
+/// rejects the events whose member id starts with `bad`.
+struct Batched;
+
+impl EventHandler for Batched {
+    async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let e: MemberApplied = event.decode()?;
+        if e.member_id.starts_with("bad") {
+            return Err(HandleError::Reject(anyhow::anyhow!("a bad event")));
+        }
+        sqlx::query("INSERT INTO effect (note) SELECT $1 || '|' || txid_current()")
+            .bind(&e.member_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+fn test_event(member_id: &str, message_id: &str) -> Event {
+    use prost::Message;
+    Event {
+        subject: "id77.membership.member.applied".into(),
+        message_id: message_id.into(),
+        event_type: String::new(),
+        payload: MemberApplied { member_id: member_id.into(), ..Default::default() }.encode_to_vec().into(),
+        headers: Default::default(),
+        delivered: 1,
+    }
+}
+
+/// (member id, transaction id) of every effect, in the order they were written.
+async fn effects_by_transaction(f: &Fixture) -> Vec<(String, String)> {
+    let notes: Vec<String> =
+        sqlx::query_scalar("SELECT note FROM effect ORDER BY id").fetch_all(&f.pool).await.expect("notes");
+    notes.iter().filter_map(|n| n.split_once('|')).map(|(m, t)| (m.to_owned(), t.to_owned())).collect()
+}
+
+#[tokio::test]
+async fn a_batch_commits_once_and_a_bad_message_in_it_undoes_none_of_the_others() {
+    let f = Fixture::new("batch").await;
+    let ok = ["m1", "m2", "m3"].map(|m| test_event(m, &format!("id-{m}")));
+    let results = consumer::apply_batch(&f.pool, "test", &Batched, &ok, &[]).await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Outcome::Applied))), "{results:?}");
+    let written = effects_by_transaction(&f).await;
+    assert_eq!(written.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(), ["m1", "m2", "m3"], "in order");
+    let transactions: std::collections::HashSet<_> = written.iter().map(|(_, t)| t.clone()).collect();
+    assert_eq!(transactions.len(), 1, "one transaction for the batch: {written:?}");
+
+    // A bad message, then the same message id twice: each gets its own outcome, the good ones their effect once.
+    let mixed = [
+        test_event("m4", "id-m4"),
+        test_event("bad5", "id-bad5"),
+        test_event("m6", "id-m6"),
+        test_event("m4", "id-m4"),
+        test_event("m1", "id-m1"),
+    ];
+    let results = consumer::apply_batch(&f.pool, "test", &Batched, &mixed, &[]).await;
+    assert!(matches!(results[0], Ok(Outcome::Applied)), "{:?}", results[0]);
+    assert!(matches!(results[1], Err(HandleError::Reject(_))), "{:?}", results[1]);
+    assert!(matches!(results[2], Ok(Outcome::Applied)), "{:?}", results[2]);
+    assert!(matches!(results[3], Ok(Outcome::Duplicate)), "{:?}", results[3]);
+    assert!(matches!(results[4], Ok(Outcome::Duplicate)), "an earlier batch's message: {:?}", results[4]);
+    let written = effects_by_transaction(&f).await;
+    assert_eq!(written.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(), ["m1", "m2", "m3", "m4", "m6"]);
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = 'test'")
+        .fetch_one(&f.pool)
+        .await
+        .expect("inbox");
+    assert_eq!(inbox, 5, "the rejected message left no inbox row (it is dead-lettered, not applied)");
+    f.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_busy_consumer_applies_what_waits_in_few_transactions_each_message_once_and_in_order() {
+    let f = Fixture::new("batches").await;
+    nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");
+    use prost::Message;
+    const COUNT: usize = 40;
+    for n in 0..COUNT {
+        let payload = MemberApplied { member_id: format!("m{n:02}"), ..Default::default() };
+        let msg = PublishMessage::build().payload(payload.encode_to_vec().into()).message_id(format!("batch-{n}"));
+        f.js.send_publish(f.ns.subject("id77.membership.member.applied"), msg)
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let spec = ConsumerSpec::new(streams::MEMBERSHIP, "test-batches", "id77.membership.member.>");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(
+        f.pool.clone(),
+        f.js.clone(),
+        f.ns.clone(),
+        spec,
+        Arc::new(Batched),
+        shutdown.clone(),
+    ));
+    wait_until("every event applied", || async { f.effects().await == COUNT as i64 }).await;
+    // Acked after the commit: nothing is left to redeliver.
+    wait_until("every message acked", || async {
+        let stream = f.js.get_stream(f.ns.stream("MEMBERSHIP")).await.expect("stream");
+        let info = stream.consumer_info("test-batches").await.expect("consumer info");
+        info.num_ack_pending == 0 && info.num_pending == 0
+    })
+    .await;
+    shutdown.cancel();
+    task.await.expect("consumer stopped");
+    let written = effects_by_transaction(&f).await;
+    let expected: Vec<String> = (0..COUNT).map(|n| format!("m{n:02}")).collect();
+    assert_eq!(written.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(), expected, "each once, in order");
+    let transactions: std::collections::HashSet<_> = written.iter().map(|(_, t)| t.clone()).collect();
+    assert!(transactions.len() < COUNT, "{COUNT} waiting messages took {} transactions", transactions.len());
     f.cleanup().await;
 }
