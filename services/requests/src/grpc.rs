@@ -53,7 +53,12 @@ impl RequestsApi {
         req: pb::SubmitRequestRequest,
     ) -> Result<Response<pb::Request>, ServiceError> {
         let filed = submit::submit(&self.pool, caller, proto_map::submission(req)).await?;
-        let mut response = Response::new(self.full(filed.row).await?);
+        let request = match filed.history {
+            // A new request has no feedback yet.
+            Some(history) => proto_map::request_to_proto(filed.row, history, None),
+            None => self.full(filed.row).await?,
+        };
+        let mut response = Response::new(request);
         if filed.replayed {
             response.metadata_mut().insert(IDEMPOTENCY_REPLAYED, tonic::metadata::MetadataValue::from_static("true"));
         }

@@ -376,20 +376,20 @@ pub async fn attach_offer(conn: &mut PgConnection, id: Uuid, offer: &OfferRow) -
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn get_request(pool: &PgPool, id: Uuid) -> Result<Option<RequestRow>, sqlx::Error> {
+pub async fn get_request<'c>(db: impl sqlx::PgExecutor<'c>, id: Uuid) -> Result<Option<RequestRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {REQUEST_COLUMNS} FROM request WHERE id = $1")))
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await
 }
 
-pub async fn history(pool: &PgPool, id: Uuid) -> Result<Vec<HistoryRow>, sqlx::Error> {
+pub async fn history<'c>(db: impl sqlx::PgExecutor<'c>, id: Uuid) -> Result<Vec<HistoryRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT status, reason, at, from_status, actor_user_id, actor_role, actor_name, provider_code
          FROM request_history WHERE request_id = $1 ORDER BY seq",
     )
     .bind(id)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 

@@ -22,6 +22,8 @@ use crate::store::{self, OfferRow, RequestRow};
 pub struct Filed {
     pub row: RequestRow,
     pub replayed: bool,
+    /// A new request's history, read in its transaction (a replay's is read after, by the caller).
+    pub history: Option<Vec<store::HistoryRow>>,
 }
 
 /// Files a submission for the caller's member (`raw.member_id` empty: the caller's own) and returns the stored
@@ -40,7 +42,7 @@ pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> R
         && let Some(existing) = store::by_idempotency_key(&mut tx, s.member_id, key).await?
     {
         tx.rollback().await?;
-        return replay(existing, &s).map(|row| Filed { row, replayed: true });
+        return replay(existing, &s).map(|row| Filed { row, replayed: true, history: None });
     }
     match store::member_status(&mut tx, s.member_id).await? {
         Some(status) if status == "active" => {}
@@ -59,7 +61,7 @@ pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> R
         // Same key submitted concurrently: the other transaction won; return its request (or a conflict).
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
             drop(tx);
-            return raced(pool, &s).await.map(|row| Filed { row, replayed: true });
+            return raced(pool, &s).await.map(|row| Filed { row, replayed: true, history: None });
         }
         Err(e) => return Err(e.into()),
     }
@@ -71,12 +73,15 @@ pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> R
             lifecycle::record(&mut tx, &row, &step, &Actor::System, &Cause::default()).await?;
         }
     }
-    tx.commit().await?;
-    tracing::info!(request_id = %row.id, member_id = %row.member_id, offer_id = ?row.offer_id, "request submitted");
-    let row = store::get_request(pool, row.id)
+    // Read back (what the database added) and its history in the same transaction: one transaction per
+    // submission, where a read after the commit cost one each.
+    let row = store::get_request(&mut *tx, row.id)
         .await?
         .ok_or_else(|| ServiceError::internal("reading back", "request vanished"))?;
-    Ok(Filed { row, replayed: false })
+    let history = store::history(&mut *tx, row.id).await?;
+    tx.commit().await?;
+    tracing::info!(request_id = %row.id, member_id = %row.member_id, offer_id = ?row.offer_id, "request submitted");
+    Ok(Filed { row, replayed: false, history: Some(history) })
 }
 
 /// An idempotent retry: the same body returns the stored request, another body is a conflict.

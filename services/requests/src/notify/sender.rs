@@ -20,6 +20,8 @@ const BATCH: i64 = 16;
 const LEASE: Duration = Duration::from_secs(120);
 /// Wait between rounds when nothing is due.
 const IDLE: Duration = Duration::from_millis(500);
+/// How often a busy sender recounts its backlog for the metric.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Mail settings of the requests service.
 #[derive(Debug, Clone)]
@@ -95,6 +97,7 @@ pub async fn run(pool: PgPool, config: MailConfig, shutdown: CancellationToken) 
     };
     tracing::info!(portal = %config.portal_url, "mail sender started");
     let mut failures = 0u32;
+    let mut backlog_at: Option<tokio::time::Instant> = None;
     while !shutdown.is_cancelled() {
         let sent = match round(&pool, &transport, &from, &config.portal_url).await {
             Ok(n) => {
@@ -107,8 +110,12 @@ pub async fn run(pool: PgPool, config: MailConfig, shutdown: CancellationToken) 
                 0
             }
         };
-        if let Ok(backlog) = store::backlog(&pool, MAX_ATTEMPTS).await {
-            metrics.mail_backlog.get_or_create(&labels).set(backlog);
+        // The backlog gauge is a count over the table: a busy sender refreshes it now and then, not every round.
+        if sent == 0 || backlog_at.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY) {
+            if let Ok(backlog) = store::backlog(&pool, MAX_ATTEMPTS).await {
+                metrics.mail_backlog.get_or_create(&labels).set(backlog);
+            }
+            backlog_at = Some(tokio::time::Instant::now());
         }
         if sent == 0 {
             let wait = IDLE * 2u32.pow(failures.min(5));
@@ -144,6 +151,9 @@ async fn round(
 ) -> anyhow::Result<usize> {
     let metrics = id77_platform::metrics::global();
     let claimed = store::claim(pool, BATCH, MAX_ATTEMPTS, LEASE).await.context("claiming mails")?;
+    // The round's sent mails are marked together, in one transaction after the round (a sender that dies before
+    // it leaves them claimed: they go again after the lease, as a mail whose marking failed always did).
+    let mut sent = Vec::with_capacity(claimed.len());
     for mail in &claimed {
         let outcome = match message(mail, from, portal_url) {
             Ok(message) => transport.send(message).await.map(|_| ()).map_err(|e| format!("{e}")),
@@ -157,7 +167,7 @@ async fn round(
         metrics.mails.get_or_create(&labels).inc();
         match outcome {
             Ok(()) => {
-                store::mark_sent(pool, mail.id).await.context("marking a mail sent")?;
+                sent.push(mail.id);
                 tracing::info!(mail_id = %mail.id, attempts = mail.attempts, "mail sent");
             }
             Err(error) => {
@@ -167,6 +177,7 @@ async fn round(
             }
         }
     }
+    store::mark_sent(pool, &sent).await.context("marking the mails sent")?;
     Ok(claimed.len())
 }
 

@@ -185,9 +185,13 @@ pub async fn claim(
     .await
 }
 
-pub async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE mail_outbox SET sent_at = now(), last_error = NULL WHERE id = $1")
-        .bind(id)
+/// Marks the mails `ids` sent (nothing to do for none).
+pub async fn mark_sent(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE mail_outbox SET sent_at = now(), last_error = NULL WHERE id = ANY($1)")
+        .bind(ids)
         .execute(pool)
         .await
         .map(|_| ())
