@@ -72,17 +72,55 @@ fn postgres_cpu_seconds() -> f64 {
         .sum()
 }
 
-/// Transactions committed on the whole PostgreSQL server so far (`pg_stat_database`, reported by backends at
-/// most a second late), to count the transactions one journey costs.
-fn pg_commits() -> f64 {
+/// Transactions committed so far in each database of the server, by name (`pg_stat_database`, reported by backends
+/// at most a second late), to count the transactions one journey costs.
+fn pg_commits_by_database() -> HashMap<String, f64> {
     let any = id77_platform::testing::fresh_database_url("x");
     let url = format!("{}/postgres", any.rsplit_once('/').map_or("", |(base, _)| base));
-    Command::new("psql")
-        .args([&url, "-X", "-A", "-t", "-c", "SELECT sum(xact_commit) FROM pg_stat_database"])
+    let Ok(out) = Command::new("psql")
+        .args([
+            &url,
+            "-X",
+            "-A",
+            "-t",
+            "-F",
+            "\t",
+            "-c",
+            "SELECT coalesce(datname, ''), xact_commit FROM pg_stat_database",
+        ])
         .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
-        .unwrap_or(f64::NAN)
+    else {
+        return HashMap::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, n) = line.split_once('\t')?;
+            Some((name.to_owned(), n.trim().parse::<f64>().ok()?))
+        })
+        .collect()
+}
+
+/// Commits per journey of each database that committed any during the journey, most first; a test database's
+/// name (`<prefix><service>_<id>`) is shortened to its service.
+fn commits_by_database(
+    before: &HashMap<String, f64>,
+    after: &HashMap<String, f64>,
+    journeys: u64,
+) -> Vec<(String, f64)> {
+    let mut rows: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, n)| {
+            let short = name
+                .strip_prefix(id77_platform::testing::TEST_DB_PREFIX)
+                .and_then(|rest| rest.rsplit_once('_').map(|(label, _)| label))
+                .unwrap_or(name);
+            (short.to_owned(), (n - before.get(name).copied().unwrap_or(0.0)) / journeys.max(1) as f64)
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    rows
 }
 
 /// A `/proc/<pid>/status` field in KiB (VmRSS, VmHWM).
@@ -111,6 +149,8 @@ struct Row {
     by_process: Vec<(String, f64)>,
     /// PostgreSQL transactions committed per request (journey only).
     commits_per_request: f64,
+    /// The same by database (journey only): which service's transactions they are.
+    commits_by_database: Vec<(String, f64)>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -130,6 +170,7 @@ fn row(name: &str, count: u64, elapsed: Duration, h: &Histogram<u64>, cpu_s: f64
         errors,
         by_process: Vec::new(),
         commits_per_request: f64::NAN,
+        commits_by_database: Vec::new(),
     }
 }
 
@@ -246,6 +287,7 @@ fn pgbench(duration: Duration) -> anyhow::Result<Row> {
             errors: 0,
             by_process: Vec::new(),
             commits_per_request: 1.0,
+            commits_by_database: Vec::new(),
         })
     })();
     let _ = psql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
@@ -314,7 +356,7 @@ async fn journey(
     let pids = platform_pids(platform);
     let cpu_before = platform_cpu(&pids);
     let by_before = cpu_by_process(&pids);
-    let commits_before = pg_commits();
+    let commits_before = pg_commits_by_database();
     let clients = env_u64("BENCH_JOURNEY_CLIENTS", 16) as usize;
     let started = Instant::now();
     let submitted: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
@@ -364,7 +406,8 @@ async fn journey(
     let by_after = cpu_by_process(&pids);
     // Let the backends report their last commits.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let commits = pg_commits() - commits_before;
+    let commits_after = pg_commits_by_database();
+    let commits = commits_after.values().sum::<f64>() - commits_before.values().sum::<f64>();
     stop.cancel();
     let _ = running.await;
     let arrivals = recorder.arrivals.lock().map(|a| a.clone()).unwrap_or_default();
@@ -398,6 +441,7 @@ async fn journey(
             commits / delivered as f64
         );
         journey.commits_per_request = commits / delivered as f64;
+        journey.commits_by_database = commits_by_database(&commits_before, &commits_after, delivered);
     }
     Ok(journey)
 }
@@ -650,6 +694,9 @@ async fn measure(
          server, the follow-ups of each journey included: acceptance, quote, statuses, mails)",
         journey.commits_per_request
     );
+    let by_database: Vec<String> =
+        journey.commits_by_database.iter().map(|(name, n)| format!("{name} {n:.2}")).collect();
+    println!("By database, per journey: {}", by_database.join(", "));
     println!();
     println!("| process | RSS idle MiB | peak RSS under load MiB (VmHWM) | time to ready after a restart |");
     println!("|---|---:|---:|---:|");
@@ -670,6 +717,9 @@ async fn measure(
             "member_search": row_json(&member_search, Some(&hello)),
         },
         "journey_pg_commits": finite(journey.commits_per_request),
+        "journey_pg_commits_by_database": journey.commits_by_database.iter()
+            .map(|(name, n)| (name.clone(), serde_json::json!(finite(*n))))
+            .collect::<serde_json::Map<_, _>>(),
         "rss_kib": idle.iter().map(|(name, idle_kib)| {
             let peak_kib = peak.iter().find(|(n, _)| n == name).map_or(0, |(_, k)| *k);
             (name.clone(), serde_json::json!({ "idle": idle_kib, "peak": peak_kib }))
