@@ -10,7 +10,7 @@
 //! asks its [`Revocations`], fed from membership's `access.revoked` events: see [`crate::revocation`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -19,7 +19,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 pub use crate::claims::{ACCESS_TOKEN_TTL, AUDIENCE, Claims, ISSUER, LEEWAY_SECS, Role};
@@ -197,11 +197,55 @@ impl Verifier {
         if claims.aud != AUDIENCE {
             return Err(TokenError::WrongAudience);
         }
-        if claims.exp <= now - LEEWAY_SECS {
-            return Err(TokenError::Expired);
+        in_time(&claims, now)?;
+        Ok(claims)
+    }
+}
+
+/// Whether the claims are valid at `now` (Unix seconds), give or take [`LEEWAY_SECS`].
+fn in_time(claims: &Claims, now: i64) -> Result<(), TokenError> {
+    if claims.exp <= now - LEEWAY_SECS {
+        return Err(TokenError::Expired);
+    }
+    if claims.nbf > now + LEEWAY_SECS {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
+}
+
+/// Most verified tokens remembered per key set (cleared when full): more than the callers active within a
+/// token's lifetime on one replica, a few MB at most.
+const VERIFIED_TOKENS: usize = 4096;
+
+/// A key set as loaded, with the tokens it verified: a caller sends the same token for minutes, and its Ed25519
+/// check and JSON parsing cost more than the rest of a cached search. Only the signature, issuer and audience
+/// checks are remembered (they cannot change for a token and a key); expiry and not-before are checked again on
+/// every call, revocations by the caller. The memory goes with the key set: a refreshed set (a retired key) or
+/// [`Authenticator::keys_changed`] starts from nothing.
+struct Keys {
+    verifier: Verifier,
+    at: Instant,
+    verified: std::sync::RwLock<HashMap<String, Arc<Claims>>>,
+}
+
+impl Keys {
+    fn new(verifier: Verifier) -> Self {
+        Self { verifier, at: Instant::now(), verified: std::sync::RwLock::default() }
+    }
+
+    /// [`Verifier::verify`], remembering the claims of each token it accepts.
+    fn verify(&self, token: &str, now: i64) -> Result<Arc<Claims>, TokenError> {
+        let known = self.verified.read().ok().and_then(|verified| verified.get(token).cloned());
+        if let Some(claims) = known {
+            in_time(&claims, now)?;
+            return Ok(claims);
         }
-        if claims.nbf > now + LEEWAY_SECS {
-            return Err(TokenError::NotYetValid);
+        let claims = Arc::new(self.verifier.verify(token, now)?);
+        if let Ok(mut verified) = self.verified.write() {
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+            verified.insert(token.to_owned(), claims.clone());
         }
         Ok(claims)
     }
@@ -323,7 +367,8 @@ pub struct Authenticator {
 
 struct Inner {
     source: JwksSource,
-    verifier: RwLock<Option<(Verifier, Instant)>>,
+    /// The current key set; `None` before the first load and after [`Authenticator::keys_changed`].
+    keys: std::sync::RwLock<Option<Arc<Keys>>>,
     refreshing: Mutex<()>,
     revocations: Revocations,
 }
@@ -338,7 +383,8 @@ impl Authenticator {
 
     /// An authenticator that consults `revocations` (shared with other authenticators of the process).
     pub fn with_revocations(source: JwksSource, revocations: Revocations) -> Self {
-        Self { inner: Arc::new(Inner { source, verifier: RwLock::new(None), refreshing: Mutex::new(()), revocations }) }
+        let keys = std::sync::RwLock::new(None);
+        Self { inner: Arc::new(Inner { source, keys, refreshing: Mutex::new(()), revocations }) }
     }
 
     /// The revocations this authenticator refuses: give them to a feed ([`crate::revocation::follow`]).
@@ -382,38 +428,44 @@ impl Authenticator {
         }))
     }
 
-    /// Forgets the cached keys: the next verification loads them again. For the keys' publisher after it rotated
-    /// its own key (membership), so that a token signed with the new key verifies at once.
+    /// Forgets the cached keys (and the tokens they verified): the next verification loads them again. For the
+    /// keys' publisher after it rotated its own key (membership), so that a token signed with the new key
+    /// verifies at once.
     pub async fn keys_changed(&self) {
-        *self.inner.verifier.write().await = None;
+        *self.inner.keys.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    async fn refresh(&self, force: bool) -> Result<(), ServiceError> {
+    fn current(&self) -> Option<Arc<Keys>> {
+        self.inner.keys.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The current key set, loaded again when older than [`MAX_AGE`] or, when `force`d (an unknown `kid`), older
+    /// than [`MIN_REFRESH`]. The usual case takes no async lock: calls verifying at once do not queue here.
+    async fn keys(&self, force: bool) -> Result<Arc<Keys>, ServiceError> {
+        let fresh = |keys: &Keys| keys.at.elapsed() < if force { MIN_REFRESH } else { MAX_AGE };
+        if !force && let Some(keys) = self.current().filter(|k| fresh(k)) {
+            return Ok(keys);
+        }
         let _one_at_a_time = self.inner.refreshing.lock().await;
-        if let Some((_, at)) = self.inner.verifier.read().await.as_ref() {
-            let age = at.elapsed();
-            if (force && age < MIN_REFRESH) || (!force && age < MAX_AGE) {
-                return Ok(());
-            }
+        if let Some(keys) = self.current().filter(|k| fresh(k)) {
+            return Ok(keys);
         }
         let jwks = (self.inner.source)().await.map_err(|e| {
             tracing::warn!(error = format!("{e:#}"), "cannot load the token signing keys");
             ServiceError::new(ErrorCode::Unavailable, "UNAVAILABLE", "cannot verify tokens right now")
         })?;
-        *self.inner.verifier.write().await = Some((Verifier::from_jwks(&jwks), Instant::now()));
-        Ok(())
+        let keys = Arc::new(Keys::new(Verifier::from_jwks(&jwks)));
+        *self.inner.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(keys.clone());
+        Ok(keys)
     }
 
-    /// Verifies a token and returns its caller.
+    /// Verifies a token and returns its caller. A token verified before by the same key set is not checked
+    /// again ([`Keys`]), but its expiry, not-before and revocation are, on every call.
     pub async fn verify(&self, token: &str) -> Result<Caller, ServiceError> {
-        self.refresh(false).await?;
+        let keys = self.keys(false).await?;
         let now = chrono::Utc::now().timestamp();
-        let first = self.with_verifier(|v| v.verify(token, now)).await;
-        let claims = match first {
-            Err(TokenError::UnknownKey(_)) => {
-                self.refresh(true).await?;
-                self.with_verifier(|v| v.verify(token, now)).await
-            }
+        let claims = match keys.verify(token, now) {
+            Err(TokenError::UnknownKey(_)) => self.keys(true).await?.verify(token, now),
             other => other,
         }
         .map_err(|e| unauthenticated(&e.to_string()))?;
@@ -421,13 +473,6 @@ impl Authenticator {
             return Err(unauthenticated(&TokenError::Revoked.to_string()));
         }
         Caller::from_claims(&claims).map_err(|e| unauthenticated(&e.to_string()))
-    }
-
-    async fn with_verifier<T>(&self, f: impl FnOnce(&Verifier) -> Result<T, TokenError>) -> Result<T, TokenError> {
-        match self.inner.verifier.read().await.as_ref() {
-            Some((v, _)) => f(v),
-            None => f(&Verifier::default()),
-        }
     }
 
     /// The caller of a gRPC request; UNAUTHENTICATED without a valid bearer token.
@@ -538,6 +583,84 @@ mod tests {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
         assert!(Role::Coordinator.is_department_role() && !Role::MemberUser.is_department_role());
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_refused_once_expired_or_before_its_time() {
+        let (key, verifier) = setup();
+        let keys = Keys::new(verifier);
+        let token = key.sign(&claims(1_000_000));
+        assert!(keys.verify(&token, 1_000_010).is_ok());
+        assert!(keys.verified.read().is_ok_and(|v| v.contains_key(&token)), "remembered");
+        assert_eq!(keys.verify(&token, 1_000_000 + 600 + LEEWAY_SECS).err(), Some(TokenError::Expired));
+        assert_eq!(keys.verify(&token, 1_000_000 - LEEWAY_SECS - 1).err(), Some(TokenError::NotYetValid));
+        assert!(keys.verify(&token, 1_000_020).is_ok(), "still valid in between");
+        // Another token is checked in full, however close to a remembered one.
+        let mut forged: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let mut c = claims(1_000_000);
+        c.roles = vec![Role::Operator];
+        forged[1] = B64.encode(serde_json::to_vec(&c).expect("json"));
+        assert_eq!(keys.verify(&forged.join("."), 1_000_010).err(), Some(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn the_remembered_tokens_are_bounded() {
+        let (key, verifier) = setup();
+        let keys = Keys::new(verifier);
+        for _ in 0..=VERIFIED_TOKENS {
+            assert!(keys.verify(&key.sign(&claims(1_000_000)), 1_000_010).is_ok());
+        }
+        let remembered = keys.verified.read().map(|v| v.len()).unwrap_or_default();
+        assert!((1..=VERIFIED_TOKENS).contains(&remembered), "{remembered}");
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_refused_once_revoked() {
+        let key = KeyPair::generate().expect("key");
+        let auth = Authenticator::fixed(Jwks { keys: vec![key.jwk()] });
+        let now = chrono::Utc::now().timestamp();
+        let mut c = claims(now - 5);
+        c.sid = Uuid::now_v7().to_string();
+        let token = key.sign(&c);
+        assert!(auth.verify(&token).await.is_ok());
+        assert!(auth.verify(&token).await.is_ok(), "twice");
+        auth.revocations().revoke_session(&c.sid, now + 630, now);
+        let refused = auth.verify(&token).await.expect_err("refused");
+        assert!(refused.message.contains("token revoked"), "{}", refused.message);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_refused_once_its_key_is_retired() {
+        let old = KeyPair::generate().expect("key");
+        let new = KeyPair::generate().expect("key");
+        let published = Arc::new(std::sync::Mutex::new(Jwks { keys: vec![old.jwk()] }));
+        let source = published.clone();
+        let auth = Authenticator::new(Arc::new(move || {
+            let jwks = source.lock().map(|j| j.clone()).unwrap_or_default();
+            Box::pin(async move { Ok(jwks) })
+        }));
+        let publish = |keys: Vec<Jwk>| {
+            if let Ok(mut j) = published.lock() {
+                j.keys = keys;
+            }
+        };
+        let now = chrono::Utc::now().timestamp();
+        let (old_token, new_token) = (old.sign(&claims(now)), new.sign(&claims(now)));
+        assert!(auth.verify(&old_token).await.is_ok());
+        // Told of a rotation (membership's own): the keys are loaded again, the old one is gone.
+        publish(vec![new.jwk()]);
+        auth.keys_changed().await;
+        assert!(auth.verify(&new_token).await.is_ok());
+        assert!(auth.verify(&old_token).await.is_err(), "the retired key's token after keys_changed");
+        // Refreshed on an unknown kid (another replica's rotation): the retired key's token is refused.
+        publish(vec![old.jwk()]);
+        auth.keys_changed().await;
+        assert!(auth.verify(&old_token).await.is_ok());
+        tokio::time::sleep(MIN_REFRESH).await;
+        let newer = KeyPair::generate().expect("key");
+        publish(vec![newer.jwk()]);
+        assert!(auth.verify(&newer.sign(&claims(now))).await.is_ok(), "refreshed on its unknown kid");
+        assert!(auth.verify(&old_token).await.is_err(), "the retired key's token after a refresh");
     }
 
     #[tokio::test]
