@@ -4,6 +4,8 @@
 //! (accepted) or release (declined, expired, withdrawn) the copies held for the request. What the catalogue
 //! publishes is written by [`crate::flow`].
 
+use std::sync::Arc;
+
 use anyhow::anyhow;
 use id77_platform::{ConsumerSpec, ErrorCode, Event, EventHandler, HandleError, time};
 use id77_proto::events::durables;
@@ -14,6 +16,7 @@ use id77_proto::vocabulary::MemberKind;
 use sqlx::PgConnection;
 
 use crate::flow::bookings::{self, ReferralOutcome};
+use crate::grpc::MemberProfiles;
 use crate::{session_store, store};
 use id77_platform::consumer::event_uuid as uuid;
 
@@ -91,8 +94,18 @@ fn member_facts(event: &Event) -> Result<Option<MemberFacts>, HandleError> {
     Ok(None)
 }
 
-/// Keeps the member read model: kind, population, territory (EPCI, arrondissement) and status.
-pub struct MemberEvents;
+/// Keeps the member read model: kind, population, territory (EPCI, arrondissement) and status, and drops the
+/// member's profile that search reuses ([`MemberProfiles`]) so that the change applies to the next search.
+pub struct MemberEvents {
+    profiles: Arc<MemberProfiles>,
+}
+
+impl MemberEvents {
+    /// `profiles`: the search's ([`crate::grpc::CatalogueApi::member_profiles`]).
+    pub fn new(profiles: Arc<MemberProfiles>) -> Self {
+        Self { profiles }
+    }
+}
 
 impl EventHandler for MemberEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
@@ -115,6 +128,9 @@ impl EventHandler for MemberEvents {
             return Err(reject(format!("member {member_id} has an oversized territory")));
         }
         let at = occurred(at.as_ref())?;
+        // Before the write: from here on, what search reads of this member is not kept until the commit is
+        // surely seen (the consumer commits after this returns).
+        self.profiles.changed(member_id);
         let written = store::upsert_member(conn, member_id, kind, population, epci, arrondissement, status, at).await?;
         let name = name.trim();
         if !name.is_empty() {

@@ -12,6 +12,6 @@ mod session_documents;
 mod session_service;
 mod sessions;
 
-pub use cache::SEARCH_CACHE_TTL;
+pub use cache::{MemberProfiles, SEARCH_CACHE_TTL};
 pub use service::CatalogueApi;
 pub use sessions::SessionApi;

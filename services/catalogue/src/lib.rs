@@ -97,10 +97,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         ctx.auth.revocations().clone(),
         ctx.shutdown.clone(),
     ));
-    ctx.spawn_consumer(events::members_spec(), Arc::new(events::MemberEvents));
+    let catalogue = grpc::CatalogueApi::new(ctx.pool.clone());
+    ctx.spawn_consumer(events::members_spec(), Arc::new(events::MemberEvents::new(catalogue.member_profiles())));
     ctx.spawn_consumer(events::referrals_spec(), Arc::new(events::ReferralEvents));
-    let api = CatalogueServiceServer::new(grpc::CatalogueApi::new(ctx.pool.clone()))
-        .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
+    let api = CatalogueServiceServer::new(catalogue).max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let sessions = SessionServiceServer::new(grpc::SessionApi::new(ctx.pool.clone()))
         .max_decoding_message_size(id77_platform::grpc::MAX_MESSAGE_BYTES);
     let routes = Routes::new(api).add_service(sessions);

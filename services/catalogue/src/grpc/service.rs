@@ -2,22 +2,32 @@
 //! callers are welcome, but a token that is sent must verify (UNAUTHENTICATED otherwise), like everywhere
 //! else; writes check the caller's rights ([`crate::access`]).
 
+use std::sync::Arc;
+
 use id77_platform::CallerOf;
 use id77_proto::catalogue::v1 as pb;
 use id77_proto::catalogue::v1::catalogue_service_server::CatalogueService;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use super::cache::SearchCache;
+use super::cache::{MemberProfiles, SearchCache};
 
 pub struct CatalogueApi {
     pub(super) pool: PgPool,
     pub(super) cache: SearchCache,
+    /// Shared with the member consumer, which drops a member's profile when it applies one of its events.
+    pub(super) members: Arc<MemberProfiles>,
 }
 
 impl CatalogueApi {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, cache: SearchCache::default() }
+        Self { pool, cache: SearchCache::default(), members: Arc::default() }
+    }
+
+    /// The members' profiles this service reuses: give them to [`crate::events::MemberEvents`], so that the
+    /// events this replica applies take effect on the next search.
+    pub fn member_profiles(&self) -> Arc<MemberProfiles> {
+        self.members.clone()
     }
 }
 
