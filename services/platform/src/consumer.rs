@@ -489,9 +489,30 @@ pub async fn apply_batch<H: EventHandler>(
     if events.len() > 1 && events.iter().all(|e| !e.message_id.is_empty()) {
         let together = async {
             let mut tx = pool.begin().await?;
+            // Every inbox row in one statement; the messages it did not insert were applied before.
+            let ids: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+            let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+            let mut new: std::collections::HashSet<String> = sqlx::query_scalar(
+                "INSERT INTO inbox (consumer, message_id, subject)
+                 SELECT $1, id, subject FROM unnest($2::text[], $3::text[]) AS m(id, subject)
+                 ON CONFLICT DO NOTHING RETURNING message_id",
+            )
+            .bind(consumer)
+            .bind(&ids)
+            .bind(&subjects)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
             let mut outcomes = Vec::with_capacity(events.len());
             for (i, event) in events.iter().enumerate() {
-                outcomes.push(apply_in(&mut tx, consumer, handler, event).instrument(span_of(i)).await?);
+                // `remove`: the same message twice in a batch is applied once.
+                if new.remove(&event.message_id) {
+                    handler.handle(&mut tx, event).instrument(span_of(i)).await?;
+                    outcomes.push(Outcome::Applied);
+                } else {
+                    outcomes.push(Outcome::Duplicate);
+                }
             }
             tx.commit().await?;
             Ok::<_, HandleError>(outcomes)

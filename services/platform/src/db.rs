@@ -289,6 +289,9 @@ pub async fn ensure_database_at(target: &Target) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a pooled connection may sit idle and still be handed out without a ping.
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Connects to the service's database, creating and migrating it first. The CA is `ID77_DATABASE_CA_FILE`'s.
 pub async fn connect(url: &str, service_migrations: &Migrator, max_connections: u32) -> anyhow::Result<PgPool> {
     connect_to(&Target::from_url(url)?, service_migrations, max_connections).await
@@ -305,6 +308,18 @@ pub async fn connect_to(
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(std::time::Duration::from_secs(5))
+        // A connection back from the pool is pinged only if it sat idle a while (a database restart or a dropped
+        // link shows there): sqlx pinged on every acquire, a round trip per transaction and per read (issue 23).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for < PING_AFTER_IDLE {
+                    return Ok(true);
+                }
+                // A dead connection is dropped and another one taken.
+                Ok(conn.ping().await.is_ok())
+            })
+        })
         .connect_with(target.options())
         .await
         .map_err(|e| target.explain(&e))?;

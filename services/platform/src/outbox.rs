@@ -19,6 +19,7 @@ use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
+use futures::FutureExt;
 use id77_proto::events::IntegrationEvent;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool, Row};
@@ -29,6 +30,8 @@ use crate::Namespace;
 
 /// Channel notified on every enqueue.
 const CHANNEL: &str = "id77_outbox";
+/// Most notifications taken at once before a pass (more keep for the next one).
+const MAX_DRAINED: usize = 4096;
 /// Advisory lock key held by the relay that is publishing (per database).
 const RELAY_LOCK: i64 = 0x1d77_0a7b_0001;
 
@@ -164,8 +167,14 @@ impl Relay {
                     notification.context("outbox notification")?;
                     // Let the writes of the next moment join this batch, then take every notification already
                     // here: one pass publishes them all (a pass per notification cost a transaction each).
+                    // (`next_buffered` only sees what a query on the listener buffered: read the socket.)
                     tokio::time::sleep(self.linger).await;
-                    while listener.next_buffered().is_some() {}
+                    for _ in 0..MAX_DRAINED {
+                        match listener.recv().now_or_never() {
+                            Some(notification) => { notification.context("outbox notification")?; }
+                            None => break,
+                        }
+                    }
                 }
                 _ = tokio::time::sleep(self.poll_interval) => {}
             }
@@ -175,16 +184,16 @@ impl Relay {
     /// Publishes one batch of pending rows if this relay gets the lock. Returns how many it published.
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await?;
-        let locked: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(RELAY_LOCK).fetch_one(&mut *tx).await?;
-        if !locked {
-            return Ok(0);
-        }
+        // The lock and the rows in one statement: no rows when another relay holds the lock.
         let rows = sqlx::query(
-            "SELECT id, subject, event_type, payload, headers, trace_context FROM outbox
-             WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+            "WITH relay AS (SELECT pg_try_advisory_xact_lock($2) AS leads)
+             SELECT o.id, o.subject, o.event_type, o.payload, o.headers, o.trace_context
+             FROM relay, LATERAL (SELECT * FROM outbox WHERE published_at IS NULL AND relay.leads
+                                  ORDER BY seq LIMIT $1) o
+             ORDER BY o.seq",
         )
         .bind(self.batch_size)
+        .bind(RELAY_LOCK)
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {

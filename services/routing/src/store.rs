@@ -692,20 +692,23 @@ pub struct TimerRow {
 
 /// Arms the three timers of a referral.
 pub async fn arm_timers(conn: &mut PgConnection, referral_id: Uuid, s: &Schedule) -> Result<(), sqlx::Error> {
-    for (kind, due) in
-        [(TimerKind::Remind, s.remind_at), (TimerKind::Escalate, s.respond_by), (TimerKind::Expire, s.expires_at)]
-    {
-        sqlx::query(
-            "INSERT INTO timer (id, referral_id, kind, due_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (referral_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at",
-        )
-        .bind(Uuid::now_v7())
-        .bind(referral_id)
-        .bind(kind.as_str())
-        .bind(due)
-        .execute(&mut *conn)
-        .await?;
-    }
+    let timers =
+        [(TimerKind::Remind, s.remind_at), (TimerKind::Escalate, s.respond_by), (TimerKind::Expire, s.expires_at)];
+    // The three in one statement (a round trip each cost as much PostgreSQL time as the insert itself).
+    let ids: Vec<Uuid> = timers.iter().map(|_| Uuid::now_v7()).collect();
+    let kinds: Vec<&str> = timers.iter().map(|(kind, _)| kind.as_str()).collect();
+    let dues: Vec<DateTime<Utc>> = timers.iter().map(|(_, due)| *due).collect();
+    sqlx::query(
+        "INSERT INTO timer (id, referral_id, kind, due_at)
+         SELECT id, $2, kind, due_at FROM unnest($1::uuid[], $3::text[], $4::timestamptz[]) AS t(id, kind, due_at)
+         ON CONFLICT (referral_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at",
+    )
+    .bind(&ids)
+    .bind(referral_id)
+    .bind(&kinds)
+    .bind(&dues)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
