@@ -7,8 +7,8 @@
 //!    provider's consumer (the library, in this process) receives each referral; latency is from the start of
 //!    the submission to the referral's arrival at the consumer, throughput is referrals delivered per second.
 //! 3. Catalogue search through the gateway (`GET /v1/offers?q=voirie`), by the same load generator: anonymous (which
-//!    the gateway's edge cache may answer) and a member admin's (`eligible=true` with its token, always answered
-//!    by the catalogue).
+//!    the gateway's edge cache may answer) and a member admin's (`eligible=true` with its token; the edge may
+//!    answer it from that member's own earlier answer, never from another member's).
 //!
 //! For each: throughput, p50/p95/p99 (HDR histogram), CPU per request (user+system time of the platform's own
 //! processes from /proc/<pid>/stat; PostgreSQL's backends for pgbench), and the ratio to its limit. Then each

@@ -128,10 +128,11 @@ async fn search_facets_and_an_operator_edit_through_the_gateway() {
 }
 
 /// The gateway's edge cache (ID77_SEARCH_CACHE_MS): a public search answered a moment ago is answered again
-/// from the gateway's memory, even while the catalogue is down; a member's search (it depends on the caller) and
-/// a public answer past its time still go to the catalogue.
+/// from the gateway's memory, even while the catalogue is down; so is a member's own "eligible" search, for that
+/// member only (another member's same search still goes to the catalogue); an answer past its time goes to the
+/// catalogue again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fresh_public_search_is_answered_at_the_edge_and_nothing_else_is() {
+async fn a_fresh_public_search_is_answered_at_the_edge_and_a_members_only_to_that_member() {
     let options = id77_e2e::Options {
         gateway_env: vec![("ID77_SEARCH_CACHE_MS".into(), "5000".into())],
         ..id77_e2e::Options::default()
@@ -140,20 +141,33 @@ async fn a_fresh_public_search_is_answered_at_the_edge_and_nothing_else_is() {
     let api = Api::new(&platform.gateway);
     let (status, first) = api.get("/v1/offers?q=voirie&limit=3", None).await;
     assert_eq!(status, StatusCode::OK, "{first}");
-    let members = id77_e2e::load::join_communes(&api, 1).await.expect("a commune joins");
-    let member = members.first().map(|m| m.token.clone()).expect("one member");
+    let members = id77_e2e::load::join_communes(&api, 2).await.expect("two communes join");
+    let (member, other) = match members.as_slice() {
+        [a, b, ..] => (a.token.clone(), b.token.clone()),
+        _ => panic!("two members expected"),
+    };
+    let eligible = "/v1/offers?q=voirie&limit=3&eligible=true";
+    let (status, members_first) = api.get(eligible, Some(&member)).await;
+    assert_eq!(status, StatusCode::OK, "{members_first}");
 
     platform.kill("catalogue").expect("catalogue stopped");
     let (status, again) = api.get("/v1/offers?q=voirie&limit=3", None).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again, first, "the same answer, from the edge");
-    let (status, other) = api.get("/v1/offers?q=voirie&limit=4", None).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "another query is not cached: {other}");
-    let (status, eligible) = api.get("/v1/offers?q=voirie&limit=3&eligible=true", Some(&member)).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "a caller's search is never cached: {eligible}");
+    let (status, other_query) = api.get("/v1/offers?q=voirie&limit=4", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "another query is not cached: {other_query}");
+    let (status, members_again) = api.get(eligible, Some(&member)).await;
+    assert_eq!(status, StatusCode::OK, "the member's own answer, from the edge: {members_again}");
+    assert_eq!(members_again, members_first);
+    let (status, others) = api.get(eligible, Some(&other)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "another member never gets it: {others}");
+    let (status, anonymous) = api.get(eligible, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "nor an anonymous caller: {anonymous}");
     // Past its 5 s, the answer is asked of the catalogue again.
     tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
     let (status, late) = api.get("/v1/offers?q=voirie&limit=3", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{late}");
+    let (status, members_late) = api.get(eligible, Some(&member)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{members_late}");
     platform.stop().await;
 }

@@ -54,8 +54,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `ID77_METRICS_ADDR`: where Prometheus metrics are served (`/metrics`); unset: not served.
     pub metrics_addr: Option<SocketAddr>,
-    /// `ID77_SEARCH_CACHE_MS` (default 1 000): how long an anonymous catalogue search answer is served from the
-    /// gateway's memory (src/edge_cache.rs). 0 disables.
+    /// `ID77_SEARCH_CACHE_MS` (default 1 000): how long a catalogue search answer is served from the gateway's
+    /// memory (src/edge_cache.rs): an anonymous one to anyone, a member's "eligible" one to that member's users
+    /// only. 0 disables.
     pub search_cache_ttl: Duration,
     /// `ID77_UPSTREAM_BALANCE=dns`: each upstream URL's host is resolved every few seconds and the calls are
     /// balanced over every address (a headless Service: every ready pod); otherwise one connection per URL.

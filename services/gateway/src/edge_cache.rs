@@ -1,8 +1,10 @@
-//! A short-lived cache of public answers at the edge (anonymous catalogue search): the same query within
-//! `ttl` is answered from the gateway's memory, without the gRPC hop to the catalogue, which was the fixed cost
-//! of a search (docs/benchmarks.md). Only answers that depend on nothing but the query are cached (no caller,
-//! no token); the catalogue's own 2 s cache (ADR 0006) already makes a public answer up to 2 s old, so with
-//! the default 1 s here a newly published or archived offer shows in anonymous search within 3 s.
+//! A short-lived cache of answers at the edge (catalogue search): the same query within `ttl` is answered from
+//! the gateway's memory, without the gRPC hop to the catalogue, which was the fixed cost of a search
+//! (docs/benchmarks.md). Two caches use it: anonymous answers, keyed by the query alone, and a member's
+//! "eligible" answers, keyed by the member's id then the query (one member's answer is never another's; the
+//! token is verified on every call before the cache is asked). The catalogue's own 2 s cache (ADR 0006) already
+//! makes an answer up to 2 s old, so with the default 1 s here a newly published or archived offer shows in
+//! search within 3 s.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -103,6 +103,8 @@ struct Inner {
     operations: routes::operations::Source,
     /// Anonymous catalogue search answers, for `ID77_SEARCH_CACHE_MS`.
     search_cache: edge_cache::EdgeCache,
+    /// A member's own "eligible" search answers, for as long, each under its member's id only.
+    member_search_cache: edge_cache::EdgeCache,
     /// `ID77_PUBLIC_URL`, for the absolute URLs the gateway answers.
     public_url: Option<String>,
 }
@@ -192,6 +194,7 @@ impl AppState {
                 live: live::Hub::new(config.nats.is_some(), live::BUFFER),
                 operations: routes::operations::Source::new(config.operations_metrics.clone(), config.nats.clone())?,
                 search_cache: edge_cache::EdgeCache::new(config.search_cache_ttl),
+                member_search_cache: edge_cache::EdgeCache::new(config.search_cache_ttl),
                 public_url: config.public_url.clone(),
             }),
         })
@@ -238,6 +241,11 @@ impl AppState {
     /// Anonymous catalogue search answers (see [`edge_cache`]).
     pub fn search_cache(&self) -> &edge_cache::EdgeCache {
         &self.inner.search_cache
+    }
+
+    /// A member's "eligible" search answers, keyed by the member's id first (see [`edge_cache`]).
+    pub fn member_search_cache(&self) -> &edge_cache::EdgeCache {
+        &self.inner.member_search_cache
     }
 
     pub fn catalogue(&self) -> CatalogueServiceClient<Upstream> {

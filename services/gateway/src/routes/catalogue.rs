@@ -152,10 +152,7 @@ pub async fn list_offers(
         page,
     };
     if eligible {
-        let caller = Authenticated::from_headers(&state, &headers).await?;
-        caller.allow(&[Role::MemberAdmin, Role::MemberUser])?;
-        let response = state.catalogue().search_offers(caller.grpc(request)).await.map_err(upstream("catalogue"))?;
-        return Ok(Json(views::OfferSearch::from(response.into_inner())).into_response());
+        return member_search(&state, &headers, request).await;
     }
     // A public answer depends on the validated query only: served from the edge cache when fresh.
     let key = request.encode_to_vec();
@@ -168,6 +165,31 @@ pub async fn list_offers(
         .map_err(|e| Problem::of(ErrorCode::Internal, "SERIALIZATION", format!("search answer: {e}")))?;
     let body = bytes::Bytes::from(body);
     state.search_cache().put(key, body.clone(), now);
+    Ok(json_bytes(body))
+}
+
+/// "Eligible for my collectivité": the caller's member's answer, from the edge when that member asked the same
+/// a moment ago. The key starts with the member's id, from the token verified on this call: one member's
+/// answer is never another's (the answer depends on the member only, not on which of its users asks).
+async fn member_search(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: pb::SearchOffersRequest,
+) -> Result<Response, Problem> {
+    let caller = Authenticated::from_headers(state, headers).await?;
+    caller.allow(&[Role::MemberAdmin, Role::MemberUser])?;
+    let key = caller.caller.member_id.map(|member| [member.as_bytes().as_slice(), &request.encode_to_vec()].concat());
+    let now = std::time::Instant::now();
+    if let Some(body) = key.as_ref().and_then(|key| state.member_search_cache().get(key, now)) {
+        return Ok(json_bytes(body));
+    }
+    let response = state.catalogue().search_offers(caller.grpc(request)).await.map_err(upstream("catalogue"))?;
+    let body = serde_json::to_vec(&views::OfferSearch::from(response.into_inner()))
+        .map_err(|e| Problem::of(ErrorCode::Internal, "SERIALIZATION", format!("search answer: {e}")))?;
+    let body = bytes::Bytes::from(body);
+    if let Some(key) = key {
+        state.member_search_cache().put(key, body.clone(), now);
+    }
     Ok(json_bytes(body))
 }
 
