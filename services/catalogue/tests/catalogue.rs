@@ -6,89 +6,41 @@
 use std::collections::HashSet;
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use id77_catalogue::{Config, run};
 use id77_platform::auth::Role;
-use id77_platform::testing::{TestKeys, delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
-use id77_platform::{Namespace, streams};
+use id77_platform::streams;
+use id77_platform::testing::TestKeys;
 use id77_proto::catalogue::v1 as pb;
 use id77_proto::catalogue::v1::catalogue_service_client::CatalogueServiceClient;
 use id77_proto::membership::v1 as membership;
 use id77_proto::routing::v1 as routing;
 use prost::{Message, Name};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-struct Env {
-    database_url: String,
-    ns: Namespace,
-    js: async_nats::jetstream::Context,
-    keys: TestKeys,
-    shutdown: CancellationToken,
-    handle: Option<JoinHandle<anyhow::Result<()>>>,
-    client: Option<CatalogueServiceClient<Channel>>,
+/// The catalogue under test, with the helpers its tests share.
+struct Env(common::Running);
+
+impl std::ops::Deref for Env {
+    type Target = common::Running;
+    fn deref(&self) -> &common::Running {
+        &self.0
+    }
 }
 
 impl Env {
     async fn start(label: &str) -> anyhow::Result<Self> {
-        let client = async_nats::connect(nats_url()).await?;
-        let mut env = Self {
-            database_url: fresh_database_url(label),
-            ns: Namespace::new(fresh_prefix()),
-            js: async_nats::jetstream::new(client),
-            keys: TestKeys::new()?,
-            shutdown: CancellationToken::new(),
-            handle: None,
-            client: None,
-        };
-        let mut platform = id77_platform::testing::platform_config(
-            "catalogue",
-            &env.database_url,
-            env.ns.prefix(),
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-        );
-        platform.jwks_file = Some(env.keys.jwks_file.clone());
-        platform.db_max_connections = 10;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let handle = tokio::spawn(run(Config::new(platform), listener, env.shutdown.clone()));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let client = loop {
-            if handle.is_finished() {
-                return match handle.await? {
-                    Ok(()) => Err(anyhow::anyhow!("service stopped during start-up")),
-                    Err(e) => Err(e.context("service failed to start")),
-                };
-            }
-            if let Ok(mut client) = CatalogueServiceClient::connect(format!("http://{addr}")).await
-                && client.list_providers(pb::ListProvidersRequest {}).await.is_ok()
-            {
-                break client;
-            }
-            ensure!(tokio::time::Instant::now() < deadline, "catalogue did not answer within 20 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        env.handle = Some(handle);
-        env.client = Some(client);
-        Ok(env)
+        Ok(Self(common::Running::start(label, 10, |config| config).await?))
     }
 
     fn client(&self) -> CatalogueServiceClient<Channel> {
-        self.client.clone().unwrap_or_else(|| panic!("started"))
+        CatalogueServiceClient::new(self.channel.clone())
     }
 
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(handle) = self.handle.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), handle).await;
-        }
-        delete_streams(&self.js, &self.ns).await;
-        drop_database(&self.database_url).await;
+    async fn stop(self) {
+        self.0.stop().await;
     }
 
     /// Publishes an event of another service on its (prefixed) stream.

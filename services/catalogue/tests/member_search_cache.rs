@@ -7,77 +7,19 @@
 #[allow(dead_code)]
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use id77_catalogue::grpc::SEARCH_CACHE_TTL;
-use id77_catalogue::{Config, run};
 use id77_platform::auth::Role;
-use id77_platform::testing::{TestKeys, delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
-use id77_platform::{Namespace, streams};
+use id77_platform::streams;
+use id77_platform::testing::TestKeys;
 use id77_proto::catalogue::v1 as pb;
 use id77_proto::catalogue::v1::catalogue_service_client::CatalogueServiceClient;
 use id77_proto::membership::v1 as membership;
 use id77_proto::prost_types::Timestamp;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
-
-struct Env {
-    database_url: String,
-    ns: Namespace,
-    js: async_nats::jetstream::Context,
-    keys: TestKeys,
-    shutdown: CancellationToken,
-    handle: Option<JoinHandle<anyhow::Result<()>>>,
-}
-
-impl Env {
-    async fn start(label: &str) -> anyhow::Result<(Self, CatalogueServiceClient<Channel>)> {
-        let client = async_nats::connect(nats_url()).await?;
-        let mut env = Self {
-            database_url: fresh_database_url(label),
-            ns: Namespace::new(fresh_prefix()),
-            js: async_nats::jetstream::new(client),
-            keys: TestKeys::new()?,
-            shutdown: CancellationToken::new(),
-            handle: None,
-        };
-        let mut platform = id77_platform::testing::platform_config(
-            "catalogue",
-            &env.database_url,
-            env.ns.prefix(),
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-        );
-        platform.jwks_file = Some(env.keys.jwks_file.clone());
-        platform.db_max_connections = 5;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let handle = env.handle.insert(tokio::spawn(run(Config::new(platform), listener, env.shutdown.clone())));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            ensure!(!handle.is_finished(), "the catalogue stopped during start-up");
-            if let Ok(mut client) = CatalogueServiceClient::connect(format!("http://{addr}")).await
-                && client.list_providers(pb::ListProvidersRequest {}).await.is_ok()
-            {
-                return Ok((env, client));
-            }
-            ensure!(tokio::time::Instant::now() < deadline, "catalogue did not answer within 20 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(handle) = self.handle.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), handle).await;
-        }
-        delete_streams(&self.js, &self.ns).await;
-        drop_database(&self.database_url).await;
-    }
-}
 
 /// A membership event about the member, occurring `seconds` after the first one.
 fn at(base: i64, seconds: i64) -> Option<Timestamp> {
@@ -131,13 +73,14 @@ async fn committed(db: &sqlx::PgPool, member: Uuid, status: &str) -> anyhow::Res
 
 #[tokio::test]
 async fn a_member_event_applies_to_the_next_eligible_search_without_waiting_for_the_cache() -> anyhow::Result<()> {
-    let (env, mut client) = Env::start("catalogue-member-cache").await?;
+    let env = common::Running::start("catalogue-member-cache", 5, |config| config).await?;
+    let mut client = CatalogueServiceClient::new(env.channel.clone());
     let result = scenario(&env, &mut client).await;
     env.stop().await;
     result
 }
 
-async fn scenario(env: &Env, client: &mut CatalogueServiceClient<Channel>) -> anyhow::Result<()> {
+async fn scenario(env: &common::Running, client: &mut CatalogueServiceClient<Channel>) -> anyhow::Result<()> {
     let db = sqlx::PgPool::connect(&env.database_url).await?;
     let member = Uuid::now_v7();
     let token = env.keys.token(Role::MemberAdmin, Some(member), None);

@@ -5,33 +5,32 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use id77_catalogue::{Config, run};
+use id77_catalogue::Config;
 use id77_platform::ServiceError;
 use id77_platform::auth::Role;
-use id77_platform::testing::{TestKeys, delete_streams, drop_database, fresh_database_url, fresh_prefix, nats_url};
-use id77_platform::{Namespace, streams, time};
+use id77_platform::testing::TestKeys;
+use id77_platform::{streams, time};
 use id77_proto::catalogue::v1 as pb;
 use id77_proto::catalogue::v1::session_service_client::SessionServiceClient;
 use id77_proto::membership::v1 as membership;
 use prost::Message;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+/// The catalogue under test (its session timer fast), a pool on its database, and the helpers its tests share.
 struct Env {
-    database_url: String,
-    ns: Namespace,
-    js: async_nats::jetstream::Context,
-    keys: TestKeys,
-    shutdown: CancellationToken,
-    handle: Option<JoinHandle<anyhow::Result<()>>>,
-    client: Option<SessionServiceClient<Channel>>,
-    pool: Option<sqlx::PgPool>,
+    running: common::Running,
+    pool: sqlx::PgPool,
+}
+
+impl std::ops::Deref for Env {
+    type Target = common::Running;
+    fn deref(&self) -> &common::Running {
+        &self.running
+    }
 }
 
 impl Env {
@@ -40,69 +39,27 @@ impl Env {
     }
 
     async fn start_with(label: &str, demo_sessions: bool) -> anyhow::Result<Self> {
-        let client = async_nats::connect(nats_url()).await?;
-        let mut env = Self {
-            database_url: fresh_database_url(label),
-            ns: Namespace::new(fresh_prefix()),
-            js: async_nats::jetstream::new(client),
-            keys: TestKeys::new()?,
-            shutdown: CancellationToken::new(),
-            handle: None,
-            client: None,
-            pool: None,
-        };
-        let mut platform = id77_platform::testing::platform_config(
-            "catalogue",
-            &env.database_url,
-            env.ns.prefix(),
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-        );
-        platform.jwks_file = Some(env.keys.jwks_file.clone());
-        platform.db_max_connections = 10;
-        let config = Config { session_timer: Duration::from_millis(100), demo_sessions, ..Config::new(platform) };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let handle = tokio::spawn(run(config, listener, env.shutdown.clone()));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let client = loop {
-            if handle.is_finished() {
-                return match handle.await? {
-                    Ok(()) => Err(anyhow::anyhow!("service stopped during start-up")),
-                    Err(e) => Err(e.context("service failed to start")),
-                };
-            }
-            if let Ok(mut client) = SessionServiceClient::connect(format!("http://{addr}")).await
-                && client.list_sessions(pb::ListSessionsRequest::default()).await.is_ok()
-            {
-                break client;
-            }
-            ensure!(tokio::time::Instant::now() < deadline, "catalogue did not answer within 30 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        env.handle = Some(handle);
-        env.client = Some(client);
-        env.pool = Some(sqlx::PgPool::connect(&env.database_url).await?);
-        Ok(env)
+        let running = common::Running::start(label, 10, |config| Config {
+            session_timer: Duration::from_millis(100),
+            demo_sessions,
+            ..config
+        })
+        .await?;
+        let pool = sqlx::PgPool::connect(&running.database_url).await?;
+        Ok(Self { running, pool })
     }
 
     fn client(&self) -> SessionServiceClient<Channel> {
-        self.client.clone().unwrap_or_else(|| panic!("started"))
+        SessionServiceClient::new(self.channel.clone())
     }
 
     fn pool(&self) -> &sqlx::PgPool {
-        self.pool.as_ref().unwrap_or_else(|| panic!("started"))
+        &self.pool
     }
 
-    async fn stop(mut self) {
-        if let Some(pool) = self.pool.take() {
-            pool.close().await;
-        }
-        self.shutdown.cancel();
-        if let Some(handle) = self.handle.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), handle).await;
-        }
-        delete_streams(&self.js, &self.ns).await;
-        drop_database(&self.database_url).await;
+    async fn stop(self) {
+        self.pool.close().await;
+        self.running.stop().await;
     }
 
     /// Publishes an event of another service on its (prefixed) stream.

@@ -41,3 +41,69 @@ pub async fn events<M: Message + Default>(
     }
     Ok(out)
 }
+
+/// A catalogue started in-process for one test: its own database, subject prefix and signing keys, answering on
+/// `channel` once its API answers (database migrated, NATS connected).
+pub struct Running {
+    pub database_url: String,
+    pub ns: Namespace,
+    pub js: async_nats::jetstream::Context,
+    pub keys: id77_platform::testing::TestKeys,
+    /// To the catalogue's gRPC server (each test makes the clients it needs).
+    pub channel: tonic::transport::Channel,
+    shutdown: tokio_util::sync::CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    /// Starts it with `max_connections` to its database and the config `configure` makes of the default one.
+    pub async fn start(
+        label: &str,
+        max_connections: u32,
+        configure: impl FnOnce(id77_catalogue::Config) -> id77_catalogue::Config,
+    ) -> anyhow::Result<Self> {
+        use id77_platform::testing::{TestKeys, fresh_database_url, fresh_prefix, nats_url, platform_config};
+        use id77_proto::catalogue::v1 as pb;
+        use id77_proto::catalogue::v1::catalogue_service_client::CatalogueServiceClient;
+        let database_url = fresh_database_url(label);
+        let ns = Namespace::new(fresh_prefix());
+        let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await?);
+        let keys = TestKeys::new()?;
+        let mut platform =
+            platform_config("catalogue", &database_url, ns.prefix(), std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        platform.jwks_file = Some(keys.jwks_file.clone());
+        platform.db_max_connections = max_connections;
+        let config = configure(id77_catalogue::Config::new(platform));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let handle = tokio::spawn(id77_catalogue::run(config, listener, shutdown.clone()));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect_lazy();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if handle.is_finished() {
+                return match handle.await? {
+                    Ok(()) => Err(anyhow::anyhow!("the catalogue stopped during start-up")),
+                    Err(e) => Err(e.context("the catalogue failed to start")),
+                };
+            }
+            let mut client = CatalogueServiceClient::new(channel.clone());
+            if client.list_providers(pb::ListProvidersRequest {}).await.is_ok() {
+                break;
+            }
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the catalogue did not answer within 30 s");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(Self { database_url, ns, js, keys, channel, shutdown, handle: Some(handle) })
+    }
+
+    /// Stops the catalogue, then removes its streams and database.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(15), handle).await;
+        }
+        id77_platform::testing::delete_streams(&self.js, &self.ns).await;
+        id77_platform::testing::drop_database(&self.database_url).await;
+    }
+}
