@@ -629,16 +629,22 @@ mod tests {
         assert!(refused.message.contains("token revoked"), "{}", refused.message);
     }
 
-    #[tokio::test]
-    async fn a_remembered_token_is_refused_once_its_key_is_retired() {
-        let old = KeyPair::generate().expect("key");
-        let new = KeyPair::generate().expect("key");
-        let published = Arc::new(std::sync::Mutex::new(Jwks { keys: vec![old.jwk()] }));
+    /// An authenticator whose keys are fetched from a key set the test changes (a publisher rotating).
+    fn published_keys(keys: Vec<Jwk>) -> (Authenticator, Arc<std::sync::Mutex<Jwks>>) {
+        let published = Arc::new(std::sync::Mutex::new(Jwks { keys }));
         let source = published.clone();
         let auth = Authenticator::new(Arc::new(move || {
             let jwks = source.lock().map(|j| j.clone()).unwrap_or_default();
             Box::pin(async move { Ok(jwks) })
         }));
+        (auth, published)
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_refused_once_its_key_is_retired() {
+        let old = KeyPair::generate().expect("key");
+        let new = KeyPair::generate().expect("key");
+        let (auth, published) = published_keys(vec![old.jwk()]);
         let publish = |keys: Vec<Jwk>| {
             if let Ok(mut j) = published.lock() {
                 j.keys = keys;
@@ -692,12 +698,7 @@ mod tests {
     async fn the_authenticator_refetches_keys_after_a_rotation() {
         let old = KeyPair::generate().expect("key");
         let new = KeyPair::generate().expect("key");
-        let published = Arc::new(std::sync::Mutex::new(Jwks { keys: vec![old.jwk()] }));
-        let source = published.clone();
-        let auth = Authenticator::new(Arc::new(move || {
-            let jwks = source.lock().map(|j| j.clone()).unwrap_or_default();
-            Box::pin(async move { Ok(jwks) })
-        }));
+        let (auth, published) = published_keys(vec![old.jwk()]);
         let now = chrono::Utc::now().timestamp();
         assert!(auth.verify(&old.sign(&claims(now))).await.is_ok());
         if let Ok(mut j) = published.lock() {

@@ -206,6 +206,25 @@ impl EventHandler for Recorder {
     }
 }
 
+/// Publishes a `MemberApplied` for `member_id` under `message_id`, as another service's relay would.
+async fn publish_applied(f: &Fixture, member_id: &str, message_id: &str) {
+    use prost::Message;
+    let payload = MemberApplied { member_id: member_id.to_owned(), ..Default::default() };
+    let msg = PublishMessage::build().payload(payload.encode_to_vec().into()).message_id(message_id);
+    f.js.send_publish(f.ns.subject("id77.membership.member.applied"), msg).await.expect("publish").await.expect("ack");
+}
+
+/// Runs `handler` as the durable consumer `spec` until the returned token is cancelled.
+fn spawn_consumer<H: EventHandler>(
+    f: &Fixture,
+    spec: ConsumerSpec,
+    handler: Arc<H>,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(f.pool.clone(), f.js.clone(), f.ns.clone(), spec, handler, shutdown.clone()));
+    (shutdown, task)
+}
+
 async fn publish(f: &Fixture, subject: &str, id: &str, n: usize) {
     use prost::Message;
     let msg = PublishMessage::build().payload(event(n).encode_to_vec().into()).message_id(id);
@@ -243,15 +262,7 @@ async fn a_redelivery_after_a_late_ack_has_no_second_effect() {
     });
     let mut spec = ConsumerSpec::new(streams::MEMBERSHIP, "test-redeliver", "id77.membership.member.>");
     spec.ack_wait = Duration::from_secs(1);
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(consumer::run(
-        f.pool.clone(),
-        f.js.clone(),
-        f.ns.clone(),
-        spec,
-        handler.clone(),
-        shutdown.clone(),
-    ));
+    let (shutdown, task) = spawn_consumer(&f, spec, handler.clone());
     wait_until("stream", || async { f.js.get_stream(f.ns.stream("MEMBERSHIP")).await.is_ok() }).await;
     publish(&f, "id77.membership.member.applied", "evt-1", 1).await;
     wait_until("redelivery handled", || async { handler.calls.load(Ordering::SeqCst) >= 1 && f.effects().await == 1 })
@@ -285,15 +296,7 @@ async fn a_message_that_can_never_succeed_goes_to_the_dead_letter_stream() {
     let f = Fixture::new("deadletter").await;
     let handler = Arc::new(Recorder { calls: AtomicUsize::new(0), stall_first: None, reject: true });
     let spec = ConsumerSpec::new(streams::MEMBERSHIP, "test-dlq", "id77.membership.member.>");
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(consumer::run(
-        f.pool.clone(),
-        f.js.clone(),
-        f.ns.clone(),
-        spec,
-        handler.clone(),
-        shutdown.clone(),
-    ));
+    let (shutdown, task) = spawn_consumer(&f, spec, handler.clone());
     wait_until("stream", || async { f.js.get_stream(f.ns.stream("DEADLETTER")).await.is_ok() }).await;
     publish(&f, "id77.membership.member.applied", "poison-1", 7).await;
     let dead = f.read_stream("DEADLETTER", 1).await;
@@ -371,29 +374,13 @@ async fn lanes_apply_different_entities_at_once_and_each_entity_in_order() {
     });
     let spec = ConsumerSpec::new(streams::MEMBERSHIP, "test-lanes", "id77.membership.member.>").with_lanes(LANES);
     // Published before the consumer starts, interleaved: entity0/1, entity1/1, ..., entity0/2, ...
-    use prost::Message;
     nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");
     for n in 1..=10 {
         for entity in &entities {
-            let payload = MemberApplied { member_id: format!("{entity}/{n}"), ..Default::default() };
-            let msg =
-                PublishMessage::build().payload(payload.encode_to_vec().into()).message_id(format!("{entity}-{n}"));
-            f.js.send_publish(f.ns.subject("id77.membership.member.applied"), msg)
-                .await
-                .expect("publish")
-                .await
-                .expect("ack");
+            publish_applied(&f, &format!("{entity}/{n}"), &format!("{entity}-{n}")).await;
         }
     }
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(consumer::run(
-        f.pool.clone(),
-        f.js.clone(),
-        f.ns.clone(),
-        spec,
-        handler.clone(),
-        shutdown.clone(),
-    ));
+    let (shutdown, task) = spawn_consumer(&f, spec, handler.clone());
     wait_until("every event applied", || async { f.effects().await == 40 }).await;
     shutdown.cancel();
     task.await.expect("consumer stopped");
@@ -485,27 +472,12 @@ async fn a_batch_commits_once_and_a_bad_message_in_it_undoes_none_of_the_others(
 async fn a_busy_consumer_applies_what_waits_in_few_transactions_each_message_once_and_in_order() {
     let f = Fixture::new("batches").await;
     nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");
-    use prost::Message;
     const COUNT: usize = 40;
     for n in 0..COUNT {
-        let payload = MemberApplied { member_id: format!("m{n:02}"), ..Default::default() };
-        let msg = PublishMessage::build().payload(payload.encode_to_vec().into()).message_id(format!("batch-{n}"));
-        f.js.send_publish(f.ns.subject("id77.membership.member.applied"), msg)
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
+        publish_applied(&f, &format!("m{n:02}"), &format!("batch-{n}")).await;
     }
     let spec = ConsumerSpec::new(streams::MEMBERSHIP, "test-batches", "id77.membership.member.>");
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(consumer::run(
-        f.pool.clone(),
-        f.js.clone(),
-        f.ns.clone(),
-        spec,
-        Arc::new(Batched),
-        shutdown.clone(),
-    ));
+    let (shutdown, task) = spawn_consumer(&f, spec, Arc::new(Batched));
     wait_until("every event applied", || async { f.effects().await == COUNT as i64 }).await;
     // Acked after the commit: nothing is left to redeliver.
     wait_until("every message acked", || async {
