@@ -161,9 +161,7 @@ pub async fn list_offers(
         return Ok(json_bytes(body));
     }
     let response = state.catalogue().search_offers(request).await.map_err(upstream_public("catalogue"))?;
-    let body = serde_json::to_vec(&views::OfferSearch::from(response.into_inner()))
-        .map_err(|e| Problem::of(ErrorCode::Internal, "SERIALIZATION", format!("search answer: {e}")))?;
-    let body = bytes::Bytes::from(body);
+    let body = search_body(response.into_inner())?;
     state.search_cache().put(key, body.clone(), now);
     Ok(json_bytes(body))
 }
@@ -184,13 +182,18 @@ async fn member_search(
         return Ok(json_bytes(body));
     }
     let response = state.catalogue().search_offers(caller.grpc(request)).await.map_err(upstream("catalogue"))?;
-    let body = serde_json::to_vec(&views::OfferSearch::from(response.into_inner()))
-        .map_err(|e| Problem::of(ErrorCode::Internal, "SERIALIZATION", format!("search answer: {e}")))?;
-    let body = bytes::Bytes::from(body);
+    let body = search_body(response.into_inner())?;
     if let Some(key) = key {
         state.member_search_cache().put(key, body.clone(), now);
     }
     Ok(json_bytes(body))
+}
+
+/// A search answer as the JSON the edge keeps and serves.
+fn search_body(answer: pb::SearchOffersResponse) -> Result<bytes::Bytes, Problem> {
+    serde_json::to_vec(&views::OfferSearch::from(answer))
+        .map(bytes::Bytes::from)
+        .map_err(|e| Problem::of(ErrorCode::Internal, "SERIALIZATION", format!("search answer: {e}")))
 }
 
 /// A JSON answer already serialised.
