@@ -33,8 +33,10 @@ async fn the_journey_passes_on_a_three_node_cluster_with_three_replicas() {
     // Every stream has three replicas: the leader and two current followers, on the three nodes.
     for logical in STREAMS {
         let name = ns.stream(logical);
-        let info = eventually(&format!("stream {name}"), Duration::from_secs(30), || async {
-            js.get_stream(&name).await.ok()?.info().await.ok().cloned()
+        // A stream just created may still be electing its leader: wait for the election, not only the stream.
+        let info = eventually(&format!("stream {name} with a leader"), Duration::from_secs(30), || async {
+            let info = js.get_stream(&name).await.ok()?.info().await.ok().cloned()?;
+            info.cluster.as_ref().and_then(|c| c.leader.as_ref()).is_some_and(|l| !l.is_empty()).then_some(info)
         })
         .await;
         assert_eq!(
