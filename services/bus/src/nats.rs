@@ -471,6 +471,16 @@ pub async fn ensure_stream_with(
     Ok(stream)
 }
 
+/// Whether a pull consumer's error means the server no longer holds its pull request (missed heartbeats, no
+/// responders), so that the caller opens the pull again. async-nats renews a pull only 5 s after the pull's
+/// expiry (35 s with a 30 s expiry): a pull request lost on its way, as when a replicated consumer was still
+/// electing its leader as it was created, left a consumer idle that long while its stream filled (CI, on the
+/// three-node cluster).
+pub fn pull_is_lost(error: &jetstream::consumer::pull::MessagesError) -> bool {
+    use jetstream::consumer::pull::MessagesErrorKind;
+    matches!(error.kind(), MessagesErrorKind::MissingHeartbeat | MessagesErrorKind::NoResponders)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

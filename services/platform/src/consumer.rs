@@ -28,7 +28,7 @@ use tracing::Instrument;
 use id77_proto::events::{Durable, IntegrationEvent};
 
 use crate::Namespace;
-use crate::nats::ensure_stream;
+use crate::nats::{ensure_stream, pull_is_lost};
 use crate::streams::{DEADLETTER, StreamDef};
 
 /// Why a handler did not apply a message.
@@ -262,8 +262,10 @@ async fn run_once<H: EventHandler>(
             };
             match next {
                 None => anyhow::bail!("message stream of {} ended", spec.durable),
+                Some(Err(error)) if pull_is_lost(&error) => {
+                    anyhow::bail!("{} missed its heartbeats: its pull is renewed ({error})", spec.durable)
+                }
                 Some(Err(error)) => {
-                    // Heartbeat misses and the like: the stream recovers on its own.
                     tracing::debug!(durable = %spec.durable, %error, "pull error");
                 }
                 Some(Ok(message)) => {
@@ -309,6 +311,9 @@ async fn run_once<H: EventHandler>(
         };
         let message = match next {
             None => break Err(anyhow::anyhow!("message stream of {} ended", spec.durable)),
+            Some(Err(error)) if pull_is_lost(&error) => {
+                break Err(anyhow::anyhow!("{} missed its heartbeats: its pull is renewed ({error})", spec.durable));
+            }
             Some(Err(error)) => {
                 tracing::debug!(durable = %spec.durable, %error, "pull error");
                 continue;

@@ -98,6 +98,22 @@ impl PendingReferral<'_> {
     }
 }
 
+/// Opens a pull on the provider's durable `consumer`, at most `batch` referrals held at a time, with heartbeats.
+async fn pull(
+    conn: &Connection,
+    consumer: &jetstream::consumer::PullConsumer,
+    batch: usize,
+) -> anyhow::Result<jetstream::consumer::pull::Stream> {
+    consumer
+        .stream()
+        .max_messages_per_batch(batch)
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .map_err(|e| explain_nats_error(&conn.config, "pulling referrals", &e.to_string()))
+}
+
 enum Decoded {
     Offered(ReferralOffered),
     Notice(Notice),
@@ -106,6 +122,8 @@ enum Decoded {
 /// The stream of a provider's referrals and notices. Messages that are neither are terminated.
 pub struct Referrals<'a> {
     conn: &'a Connection,
+    consumer: jetstream::consumer::PullConsumer,
+    batch: usize,
     messages: jetstream::consumer::pull::Stream,
 }
 
@@ -116,15 +134,8 @@ impl<'a> Referrals<'a> {
         consumer: &jetstream::consumer::PullConsumer,
         batch: usize,
     ) -> anyhow::Result<Self> {
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(batch)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await
-            .map_err(|e| explain_nats_error(&conn.config, "pulling referrals", &e.to_string()))?;
-        Ok(Self { conn, messages })
+        let messages = pull(conn, consumer, batch).await?;
+        Ok(Self { conn, consumer: consumer.clone(), batch, messages })
     }
 
     /// The next referral or notice (a notice is acked before it is returned); `None` when the stream ends.
@@ -145,8 +156,19 @@ impl<'a> Referrals<'a> {
         loop {
             let message = match self.messages.next().await? {
                 Ok(message) => message,
+                Err(error) if id77_bus::nats::pull_is_lost(&error) => {
+                    // async-nats renews a pull only 5 s after it expires: a lost pull request is renewed now.
+                    tracing::warn!(%error, "the pull went unanswered: pulling again");
+                    match pull(self.conn, &self.consumer, self.batch).await {
+                        Ok(messages) => self.messages = messages,
+                        Err(error) => {
+                            tracing::warn!(error = format!("{error:#}"), "pulling again failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                    continue;
+                }
                 Err(error) => {
-                    // Missed heartbeats and the like: the stream recovers on its own.
                     tracing::debug!(%error, "pull error");
                     continue;
                 }
