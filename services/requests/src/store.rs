@@ -142,23 +142,38 @@ pub async fn upsert_member_territory(
     Ok(())
 }
 
-/// The member's own INSEE code (a commune's), if known.
-pub async fn member_commune(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    let code: Option<String> = sqlx::query_scalar("SELECT insee_code FROM member_territory WHERE member_id = $1")
-        .bind(member_id)
-        .fetch_optional(conn)
-        .await?;
-    Ok(code.filter(|c| !c.is_empty()))
+/// What a submission checks before it is filed, read in one statement (issue 23): the member's status and own
+/// INSEE code (a commune's) from the read models, and the offer asked for (None: unknown, or none asked).
+#[derive(Debug, Clone, Default)]
+pub struct SubmissionContext {
+    pub member_status: Option<String>,
+    pub member_commune: Option<String>,
+    pub offer: Option<OfferRow>,
 }
 
-/// The referent following a member, if any, inside a transaction.
-pub async fn referent_in(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
-    let row: Option<Option<Uuid>> =
-        sqlx::query_scalar("SELECT referent_user_id FROM member_referent WHERE member_id = $1")
-            .bind(member_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.flatten())
+pub async fn submission_context(
+    conn: &mut PgConnection,
+    member_id: Uuid,
+    offer_id: Option<Uuid>,
+) -> Result<SubmissionContext, sqlx::Error> {
+    type Row = (Option<String>, Option<String>, Option<Uuid>, Option<String>, Option<i32>, Option<String>);
+    let (member_status, member_commune, offer_id, provider_code, version, category): Row = sqlx::query_as(
+        "SELECT (SELECT status FROM member_status WHERE member_id = $1),
+                (SELECT NULLIF(insee_code, '') FROM member_territory WHERE member_id = $1),
+                o.offer_id, o.provider_code, o.version, o.category
+         FROM (SELECT 1) AS one LEFT JOIN offer o ON o.offer_id = $2",
+    )
+    .bind(member_id)
+    .bind(offer_id)
+    .fetch_one(conn)
+    .await?;
+    let offer = match (offer_id, provider_code, version, category) {
+        (Some(offer_id), Some(provider_code), Some(version), Some(category)) => {
+            Some(OfferRow { offer_id, provider_code, version, category })
+        }
+        _ => None,
+    };
+    Ok(SubmissionContext { member_status, member_commune, offer })
 }
 
 /// The referent following a member, if any.
@@ -169,13 +184,6 @@ pub async fn referent_of(pool: &PgPool, member_id: Uuid) -> Result<Option<Uuid>,
             .fetch_optional(pool)
             .await?;
     Ok(row.flatten())
-}
-
-pub async fn member_status(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT status FROM member_status WHERE member_id = $1")
-        .bind(member_id)
-        .fetch_optional(conn)
-        .await
 }
 
 /// Records an offer version if it is not older than the stored one.
@@ -255,7 +263,7 @@ pub async fn by_idempotency_key(
     .await
 }
 
-/// Inserts a new request and its first history row (`submitted`, by `actor`).
+/// Inserts a new request and its first history row (`submitted`, by `actor`), in one statement.
 pub async fn insert_request(
     conn: &mut PgConnection,
     r: &RequestRow,
@@ -263,10 +271,15 @@ pub async fn insert_request(
     actor: &Actor,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO request (id, member_id, offer_id, subject, description, status, provider_code, idempotency_key,
-                              submitted_at, updated_at, offer_version, offer_category, orientation, details,
-                              idempotency_fingerprint)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        "WITH filed AS (
+           INSERT INTO request (id, member_id, offer_id, subject, description, status, provider_code,
+                                idempotency_key, submitted_at, updated_at, offer_version, offer_category, orientation,
+                                details, idempotency_fingerprint)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+           RETURNING id, status, submitted_at)
+         INSERT INTO request_history (request_id, from_status, status, provider_code, reason, at, actor_user_id,
+                                      actor_role, actor_name)
+         SELECT id, NULL, status, NULL, '', submitted_at, $16, $17, $18 FROM filed",
     )
     .bind(r.id)
     .bind(r.member_id)
@@ -283,33 +296,6 @@ pub async fn insert_request(
     .bind(r.orientation)
     .bind(&r.details)
     .bind(&r.idempotency_fingerprint)
-    .execute(&mut *conn)
-    .await?;
-    add_history(conn, r.id, None, &r.status, None, "", r.submitted_at, actor).await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn add_history(
-    conn: &mut PgConnection,
-    request_id: Uuid,
-    from: Option<&str>,
-    status: &str,
-    provider_code: Option<&str>,
-    reason: &str,
-    at: DateTime<Utc>,
-    actor: &Actor,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO request_history (request_id, from_status, status, provider_code, reason, at, actor_user_id,
-                                      actor_role, actor_name)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(request_id)
-    .bind(from)
-    .bind(status)
-    .bind(provider_code)
-    .bind(reason)
-    .bind(at)
     .bind(actor.user_id())
     .bind(actor.role())
     .bind(actor.name())
@@ -325,30 +311,39 @@ pub async fn request_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Opt
         .await
 }
 
-/// Records a step of the lifecycle: the request's status and provider, and a history row.
-pub async fn apply_step(conn: &mut PgConnection, id: Uuid, step: &Step, actor: &Actor) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE request SET status = $2, provider_code = $3, updated_at = $4,
-           completed_at = CASE WHEN $2 = 'completed' THEN $4 ELSE completed_at END
-         WHERE id = $1",
+/// Records a step of the lifecycle: the request's status and provider, and a history row, in one statement that
+/// also returns the referent following the request's member (`request.status_changed` names it). One round trip
+/// where three were (issue 23).
+pub async fn apply_step(
+    conn: &mut PgConnection,
+    id: Uuid,
+    step: &Step,
+    actor: &Actor,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let referent: Option<Option<Uuid>> = sqlx::query_scalar(
+        "WITH moved AS (
+           UPDATE request SET status = $2, provider_code = $3, updated_at = $4,
+             completed_at = CASE WHEN $2 = 'completed' THEN $4 ELSE completed_at END
+           WHERE id = $1
+           RETURNING id, member_id),
+         written AS (
+           INSERT INTO request_history (request_id, from_status, status, provider_code, reason, at, actor_user_id,
+                                        actor_role, actor_name)
+           SELECT id, $5, $2, $3, $6, $4, $7, $8, $9 FROM moved)
+         SELECT (SELECT referent_user_id FROM member_referent r WHERE r.member_id = moved.member_id) FROM moved",
     )
     .bind(id)
     .bind(step.to.as_str())
     .bind(step.provider.as_deref())
     .bind(step.at)
-    .execute(&mut *conn)
+    .bind(step.from.as_str())
+    .bind(&step.reason)
+    .bind(actor.user_id())
+    .bind(actor.role())
+    .bind(actor.name())
+    .fetch_optional(conn)
     .await?;
-    add_history(
-        conn,
-        id,
-        Some(step.from.as_str()),
-        step.to.as_str(),
-        step.provider.as_deref(),
-        &step.reason,
-        step.at,
-        actor,
-    )
-    .await
+    Ok(referent.flatten())
 }
 
 /// A provider answered (accepted or declined) at `at`: keeps the earliest answer.

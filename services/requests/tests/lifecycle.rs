@@ -14,8 +14,8 @@ use id77_proto::membership::v1::{CollectivityKind, MemberApproved, MemberUpdated
 use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
 use id77_proto::requests::v1::{
     CancelRequestRequest, CloseRequestRequest, GetRequestRequest, GiveFeedbackRequest, ListRequestsRequest, LoanDates,
-    Request as RequestPb, RequestCancelled, RequestCompleted, RequestStatisticsRequest, RequestStatus, Site,
-    SubmitRequestRequest,
+    Request as RequestPb, RequestCancelled, RequestCompleted, RequestStatisticsRequest, RequestStatus,
+    RequestStatusChanged, Site, SubmitRequestRequest,
 };
 use id77_proto::routing::v1::{
     ReferralAccepted, ReferralCompleted, ReferralDeclined, ReferralExpired, ReferralOffered, ReferralProgressed,
@@ -712,6 +712,20 @@ async fn dashboards_filter_and_count_within_each_callers_scope() {
     let next = ListRequestsRequest { page_token: first.next_page_token, ..page };
     let second = s.client.list_requests(with_token(next, &coordinator)).await.expect("page 2").into_inner();
     assert_eq!((second.requests.len(), second.next_page_token.as_str()), (1, ""));
+    // The next step of a followed member's request names its referent in `request.status_changed` (billing keeps
+    // it from there); the step, its history row and the referent are one statement.
+    s.publish("id77.routing.referral.offered", &offered(&a1.id, "caue77", 3)).await;
+    s.wait_status(&a1.id, RequestStatus::Referred).await;
+    let changed: Vec<RequestStatusChanged> = s
+        .published("id77.requests.request.status_changed", 4)
+        .await
+        .iter()
+        .map(|p| RequestStatusChanged::decode(p.as_slice()).expect("status_changed"))
+        .collect();
+    let a1_referred = changed.iter().find(|e| e.request_id == a1.id && e.to_status == "referred").expect("a1 referred");
+    assert_eq!(a1_referred.referent_user_id, referent.to_string());
+    let b1_accepted = changed.iter().find(|e| e.request_id == b1.id && e.to_status == "accepted").expect("b1 accepted");
+    assert_eq!(b1_accepted.referent_user_id, "", "member b has no referent");
     s.stop().await;
 }
 

@@ -295,6 +295,9 @@ pub struct Step {
     pub reason: String,
     /// Never before the previous step.
     pub at: DateTime<Utc>,
+    /// The name of `provider` as the step's history line gave it (None: no provider, or its name unknown then):
+    /// the mails the step brings reuse it rather than reading it again.
+    pub provider_name: Option<String>,
 }
 
 impl Step {
@@ -447,7 +450,8 @@ pub fn apply_named(
     if !s.can_become(to) || (to == s && provider == state.provider) {
         return Ok(None);
     }
-    Ok(Some(Step { from: s, to, provider, reason, at: at.max(state.updated_at) }))
+    let provider_name = provider.as_deref().and_then(|p| names.known(p)).map(str::to_owned);
+    Ok(Some(Step { from: s, to, provider, reason, at: at.max(state.updated_at), provider_name }))
 }
 
 /// The state a history leads to from a submission at `submitted_at` (None if a step does not follow).

@@ -50,8 +50,7 @@ pub async fn record(
     actor: &Actor,
     cause: &Cause<'_>,
 ) -> Result<(), sqlx::Error> {
-    store::apply_step(conn, row.id, step, actor).await?;
-    let referent = store::referent_in(conn, row.member_id).await?;
+    let referent = store::apply_step(conn, row.id, step, actor).await?;
     let changed = RequestStatusChanged {
         request_id: row.id.to_string(),
         member_id: row.member_id.to_string(),

@@ -6,8 +6,8 @@ use id77_platform::auth::Caller;
 use id77_platform::{ServiceError, outbox, time};
 use id77_proto::requests::v1::RequestSubmitted;
 use id77_proto::vocabulary::Category;
+use sqlx::PgPool;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::lifecycle::{self, Cause};
@@ -44,16 +44,17 @@ pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> R
         tx.rollback().await?;
         return replay(existing, &s).map(|row| Filed { row, replayed: true, history: None });
     }
-    match store::member_status(&mut tx, s.member_id).await? {
+    let context = store::submission_context(&mut tx, s.member_id, s.offer_id).await?;
+    match context.member_status {
         Some(status) if status == "active" => {}
         status => return Err(RequestsError::MemberNotActive { member_id: s.member_id, status }.into()),
     }
     let offer = match s.offer_id {
         None => None,
-        Some(offer_id) => Some(store::offer(&mut tx, offer_id).await?.ok_or(RequestsError::OfferNotFound(offer_id))?),
+        Some(offer_id) => Some(context.offer.ok_or(RequestsError::OfferNotFound(offer_id))?),
     };
     let now = time::now();
-    let details = details(&mut tx, &s, offer.as_ref(), now.date_naive()).await?;
+    let details = details(&s, offer.as_ref(), now.date_naive(), context.member_commune.as_deref())?;
     let row = new_row(&s, offer.as_ref(), details, now);
     let submitter = lifecycle::actor(&mut tx, caller, &access::SUBMITTERS).await?;
     match store::insert_request(&mut tx, &row, s.idempotency_key.as_deref(), &submitter).await {
@@ -102,17 +103,17 @@ async fn raced(pool: &PgPool, s: &Submission) -> Result<RequestRow, ServiceError
     replay(existing, s)
 }
 
-/// What the request must carry for its offer's category (`None`: an open orientation request).
-async fn details(
-    conn: &mut PgConnection,
+/// What the request must carry for its offer's category (`None`: an open orientation request); the member's own
+/// commune is the site's default.
+fn details(
     s: &Submission,
     offer: Option<&OfferRow>,
     today: chrono::NaiveDate,
+    member_commune: Option<&str>,
 ) -> Result<Details, ServiceError> {
     // An offer whose category requests does not know yet needs nothing in particular.
     let category = offer.map(|o| Category::parse(&o.category).unwrap_or(Category::AwarenessTraining));
-    let member_commune = store::member_commune(conn, s.member_id).await?;
-    domain::validate_details(category, s.dates.as_ref(), s.site.as_ref(), today, member_commune.as_deref())
+    domain::validate_details(category, s.dates.as_ref(), s.site.as_ref(), today, member_commune)
 }
 
 fn new_row(

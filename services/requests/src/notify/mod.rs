@@ -34,13 +34,17 @@ pub async fn status_changed(
     actor: &Actor,
 ) -> Result<(), sqlx::Error> {
     let notice = Notice::StatusChanged { member_id: row.member_id, actor: actor.user_id() };
-    let names = provider_names(conn, step.provider.as_deref()).await?;
+    // The name the step's history line used; read only when the step did not know it.
+    let names = match &step.provider_name {
+        Some(_) => ProviderNames::default(),
+        None => provider_names(conn, step.provider.as_deref()).await?,
+    };
     let mail = StatusMail {
         request_subject: &row.subject,
         from: step.from.as_str(),
         to: step.to.as_str(),
         reason: &step.reason,
-        provider: step.provider.as_deref().and_then(|code| names.known(code)),
+        provider: step.provider_name.as_deref().or_else(|| step.provider.as_deref().and_then(|c| names.known(c))),
     };
     queue_to(conn, event_id, row, &notice, domain::KIND_STATUS_CHANGED, step.at, |name| {
         domain::status_mail(name, &mail)

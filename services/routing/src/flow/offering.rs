@@ -12,7 +12,7 @@ use crate::domain::calendar;
 use crate::domain::rules::{self, Choice};
 use crate::domain::{Actor, Agreement, ReferralStatus};
 use crate::error::{FlowError, RoutingError};
-use crate::store::{self, OfferRow, ReferralRow, RoutedRequestRow};
+use crate::store::{self, MemberRow, OfferRow, ReferralRow, RoutedRequestRow};
 
 impl Lifecycle {
     /// Routes a request with the current rules, skipping providers already tried, and offers it (or queues
@@ -25,12 +25,25 @@ impl Lifecycle {
         by: &Actor,
         note: &str,
     ) -> Result<Placement, FlowError> {
+        let member = store::get_member(conn, request.member_id).await?;
+        self.route_for(conn, request, offer, member.as_ref(), by, note).await
+    }
+
+    /// [`Self::route`] for a member the caller already read (`None`: unknown to routing yet).
+    pub async fn route_for(
+        &self,
+        conn: &mut PgConnection,
+        request: &RoutedRequestRow,
+        offer: &OfferRow,
+        member: Option<&MemberRow>,
+        by: &Actor,
+        note: &str,
+    ) -> Result<Placement, FlowError> {
         let previous = store::referrals_of(conn, request.request_id).await?;
         let tried: Vec<String> = previous.iter().map(|r| r.provider_code.clone()).collect();
         let attempt = previous.iter().map(|r| r.attempt).max().unwrap_or(0) + 1;
-        let member = store::get_member(conn, request.member_id).await?;
         let rule_set = store::current_rules(conn).await?;
-        let routing = rules::route(&rule_set.rules, &offer_facts(offer), &member_facts(member.as_ref()), &tried);
+        let routing = rules::route(&rule_set.rules, &offer_facts(offer), &member_facts(member), &tried);
         let explanation = if attempt > 1 { format!("réorientation : {}", routing.summary) } else { routing.summary };
         let assignment = match routing.choice {
             Choice::Rule { rule_id, provider_code, .. } => Assignment {

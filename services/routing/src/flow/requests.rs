@@ -46,7 +46,8 @@ impl Lifecycle {
             let message = format!("offer {offer_id} of request {request_id} not yet known");
             return Err(RoutingError::NotYetKnown(message).into());
         };
-        if store::get_member(conn, member_id).await?.is_none() && member_may_be_late {
+        let member = store::get_member(conn, member_id).await?;
+        if member.is_none() && member_may_be_late {
             let message = format!("member {member_id} of request {request_id} not yet known");
             return Err(RoutingError::NotYetKnown(message).into());
         }
@@ -56,7 +57,7 @@ impl Lifecycle {
             tracing::info!(%request_id, "request already routed; replay ignored");
             return Ok(());
         }
-        self.route(conn, &request, &offer, &Actor::system(), "").await?;
+        self.route_for(conn, &request, &offer, member.as_ref(), &Actor::system(), "").await?;
         Ok(())
     }
 
