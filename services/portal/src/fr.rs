@@ -377,7 +377,26 @@ pub fn reason(text: &str, names: &HashMap<String, String>) -> String {
         }
         out = spaced_punctuation(&out);
     }
-    with_names(&out, names)
+    with_names(&without_offer_code(&out), names)
+}
+
+/// « partenaire par défaut X de l'offre code-de-l-offre », as routing wrote it before 2026-12-07, in the wording
+/// it writes now (« X, partenaire par défaut de l'offre »): an offer's code is not for people.
+fn without_offer_code(text: &str) -> String {
+    const HEAD: &str = "partenaire par défaut ";
+    const OF_OFFER: &str = " de l'offre ";
+    let Some(head) = text.find(HEAD) else { return text.to_owned() };
+    let provider_at = head + HEAD.len();
+    let Some(of) = text[provider_at..].find(OF_OFFER).map(|i| provider_at + i) else { return text.to_owned() };
+    let code_at = of + OF_OFFER.len();
+    let code_len = text[code_at..]
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .unwrap_or(text.len() - code_at);
+    if code_len == 0 {
+        return text.to_owned();
+    }
+    let provider = &text[provider_at..of];
+    format!("{}{provider}, partenaire par défaut de l'offre{}", &text[..head], &text[code_at + code_len..])
 }
 
 /// `text` with every known code (whole word) replaced by its name: provider codes in a request's history or an
@@ -723,8 +742,20 @@ mod tests {
             ),
             (
                 "auto: no rule chose a provider: default provider caue77 of offer caue-conseil-archi",
-                "Orientation automatique : aucune règle n'a choisi de partenaire : partenaire par défaut CAUE 77 de \
+                "Orientation automatique : aucune règle n'a choisi de partenaire : CAUE 77, partenaire par défaut de \
+                 l'offre",
+            ),
+            (
+                "Orientation automatique : aucune règle n'a choisi de partenaire : partenaire par défaut caue77 de \
                  l'offre caue-conseil-archi",
+                "Orientation automatique : aucune règle n'a choisi de partenaire : CAUE 77, partenaire par défaut de \
+                 l'offre",
+            ),
+            (
+                "Orientation automatique : aucune règle n'a choisi de partenaire : caue77, partenaire par défaut de \
+                 l'offre",
+                "Orientation automatique : aucune règle n'a choisi de partenaire : CAUE 77, partenaire par défaut de \
+                 l'offre",
             ),
             (
                 "auto (rule set v3): re-routed: rule 2 \"Nord\" matched: provider caue77",

@@ -362,8 +362,7 @@ async fn a_referral_reaches_its_provider_and_only_that_provider_can_answer_it_on
     assert_eq!(stored.status(), pb::ReferralStatus::Offered);
     assert_eq!(
         stored.assignment,
-        "Orientation automatique : aucune règle n'a choisi de partenaire : partenaire par défaut caue77 de l'offre \
-         caue-conseil-archi"
+        "Orientation automatique : aucune règle n'a choisi de partenaire : caue77, partenaire par défaut de l'offre"
     );
     assert_eq!((stored.attempt, stored.rule_id.as_str()), (1, ""));
     assert!(stored.respond_by.is_some() && stored.remind_at.is_some() && stored.expires_at.is_some());

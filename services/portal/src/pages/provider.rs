@@ -139,11 +139,17 @@ pub fn category_facts(request: &Value) -> String {
         let address = site.get("address").and_then(Value::as_str).unwrap_or("");
         let insee = site.get("commune_insee").and_then(Value::as_str).unwrap_or("");
         let commune = match site.get("commune_name").and_then(Value::as_str).map(str::trim) {
-            Some(name) if !name.is_empty() => format!(" ({})", esc(name)),
+            Some(name) if !name.is_empty() => esc(name),
             _ if insee.is_empty() => String::new(),
-            _ => format!(" (commune dont le code INSEE est {})", esc(insee)),
+            _ => format!("commune dont le code INSEE est {}", esc(insee)),
         };
-        let _ = write!(extra, "<dt>Site</dt><dd>{}{commune}</dd>", esc(if address.is_empty() { "—" } else { address }));
+        let site = match (address.trim(), commune.as_str()) {
+            ("", "") => "—".to_owned(),
+            ("", commune) => commune.to_owned(),
+            (address, "") => esc(address),
+            (address, commune) => format!("{} ({commune})", esc(address)),
+        };
+        let _ = write!(extra, "<dt>Site</dt><dd>{site}</dd>");
     }
     if !s(request, "offer_category").is_empty() {
         let _ = write!(extra, "<dt>Type d'offre</dt><dd>{}</dd>", esc(fr::category(s(request, "offer_category"))));
@@ -277,7 +283,7 @@ async fn render_detail(
             "<h2>La demande</h2><dl class=\"facts\"><dt>Objet</dt><dd>{}</dd><dt>Déposée le</dt><dd>{}</dd>{}</dl><p>{}</p>",
             esc(s(request, "subject")),
             esc(&fr::datetime(s(request, "submitted_at"))),
-            category_facts(request),
+            category_facts(&commune_named(state, request).await),
             crate::html::multiline(s(request, "description"))
         );
     }

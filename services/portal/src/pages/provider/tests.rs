@@ -183,3 +183,16 @@ fn completing_asks_for_a_confirmation_that_states_the_invoiced_amount() {
     let free = completion_confirmation(&referral, &[], "jeton");
     assert!(free.contains("aucune facture ne sera émise"), "{free}");
 }
+
+#[test]
+fn the_site_is_named_by_its_commune_never_by_a_code_when_the_directory_knows_it() {
+    let site = |site: Value| category_facts(&json!({ "site": site }));
+    assert_eq!(site(json!({"commune_insee": "77284", "commune_name": "Meaux"})), "<dt>Site</dt><dd>Meaux</dd>");
+    assert_eq!(
+        site(json!({"address": "2 rue de l'Église", "commune_insee": "77284", "commune_name": "Meaux"})),
+        "<dt>Site</dt><dd>2 rue de l&#39;Église (Meaux)</dd>"
+    );
+    // The directory did not answer: the code, said in words.
+    assert_eq!(site(json!({"commune_insee": "77284"})), "<dt>Site</dt><dd>commune dont le code INSEE est 77284</dd>");
+    assert_eq!(site(json!({})), "<dt>Site</dt><dd>—</dd>");
+}
