@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::{Options, Platform, binary, free_port, workspace_root};
+use crate::{Options, Platform, binary, restartable_port, workspace_root};
 
 /// The platform services, each with its NATS user (`<service>.nk`).
 const SERVICES: [&str; 5] = ["membership", "catalogue", "requests", "routing", "billing"];
@@ -144,7 +144,7 @@ impl NatsCluster {
 
         let mut ports: Vec<u16> = Vec::new();
         while ports.len() < 9 {
-            let port = free_port()?;
+            let port = restartable_port()?;
             if !ports.contains(&port) {
                 ports.push(port);
             }

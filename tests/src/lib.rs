@@ -197,6 +197,19 @@ pub fn provider_codes() -> anyhow::Result<Vec<String>> {
 const PORT_TAKEN: &str = "its port was taken";
 
 fn free_port() -> anyhow::Result<u16> {
+    free_port_from(16_384, 16_000)
+}
+
+/// A free port for a server that a test stops and starts again on the same port (the private nats-servers and
+/// the cluster's nodes), drawn from 10000–16383, a range no other process of the tests is given: while the server
+/// is down, a process of a parallel test started on its port would meet its clients instead of the restarted
+/// server (CI: no service reconnected to a restarted nats-server in 60 s, each seeing I/O errors).
+pub(crate) fn restartable_port() -> anyhow::Result<u16> {
+    free_port_from(10_000, 6_384)
+}
+
+/// A port free now among `count` from `first`, at random (bind(0) as a last resort).
+fn free_port_from(first: u16, count: u16) -> anyhow::Result<u16> {
     use std::hash::{BuildHasher, Hasher};
     for _ in 0..200 {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
@@ -204,7 +217,7 @@ fn free_port() -> anyhow::Result<u16> {
         hasher.write_u128(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
         );
-        let port = 16_384 + (hasher.finish() % 16_000) as u16;
+        let port = first + (hasher.finish() % u64::from(count)) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return Ok(port);
         }
@@ -801,7 +814,7 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts `nats-server -js` on a free port, storing JetStream's files under `dir`.
     pub async fn start(dir: &Path) -> anyhow::Result<Self> {
-        let port = free_port()?;
+        let port = restartable_port()?;
         std::fs::create_dir_all(dir)?;
         let mut server = Self {
             url: format!("nats://127.0.0.1:{port}"),
@@ -828,9 +841,16 @@ impl NatsServer {
             .context("starting nats-server (the pinned one: make deps installs it, deploy/local/nats-server.sh)")?;
         self.child = Some(child);
         let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+        while !says_info(self.port).await {
             anyhow::ensure!(started.elapsed() < Duration::from_secs(15), "nats-server did not listen on {}", self.port);
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // What answers must be this server: one that could not bind its port (taken meanwhile) has exited.
+        if let Some(child) = self.child.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            self.child = None;
+            anyhow::bail!("nats-server exited ({status}) on port {}: see {}", self.port, self.log.display());
         }
         Ok(())
     }
@@ -851,6 +871,18 @@ impl NatsServer {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
+}
+
+/// Whether what listens on `port` greets like a NATS server (`INFO {…}`), within a second.
+async fn says_info(port: u16) -> bool {
+    use tokio::io::AsyncReadExt;
+    let greeting = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let mut first = [0u8; 5];
+        stream.read_exact(&mut first).await.ok()?;
+        Some(&first == b"INFO ")
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(1), greeting).await, Ok(Some(true)))
 }
 
 impl Drop for NatsServer {
