@@ -314,16 +314,20 @@ pub async fn request_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Opt
 /// Records a step of the lifecycle: the request's status and provider, and a history row, in one statement that
 /// also returns the referent following the request's member (`request.status_changed` names it). One round trip
 /// where three were (issue 23).
+/// `answered_at`: a provider's answer made the step (the earliest answer is kept, as [`mark_answered`]).
 pub async fn apply_step(
     conn: &mut PgConnection,
     id: Uuid,
     step: &Step,
     actor: &Actor,
+    answered_at: Option<DateTime<Utc>>,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     let referent: Option<Option<Uuid>> = sqlx::query_scalar(
         "WITH moved AS (
            UPDATE request SET status = $2, provider_code = $3, updated_at = $4,
-             completed_at = CASE WHEN $2 = 'completed' THEN $4 ELSE completed_at END
+             completed_at = CASE WHEN $2 = 'completed' THEN $4 ELSE completed_at END,
+             first_answered_at = CASE WHEN $10::timestamptz IS NULL THEN first_answered_at
+                                      ELSE LEAST(COALESCE(first_answered_at, $10), $10) END
            WHERE id = $1
            RETURNING id, member_id),
          written AS (
@@ -341,6 +345,7 @@ pub async fn apply_step(
     .bind(actor.user_id())
     .bind(actor.role())
     .bind(actor.name())
+    .bind(answered_at)
     .fetch_optional(conn)
     .await?;
     Ok(referent.flatten())

@@ -37,6 +37,9 @@ pub struct Cause<'a> {
     /// The provider known to hold the request when requests' own state does not say so yet (a quote's issuer
     /// whose acceptance requests has not consumed yet): told of a cancellation all the same.
     pub provider: Option<&'a str>,
+    /// When a provider answered (accepted, declined), if the step is its answer: dates the first answer in the
+    /// step's own statement.
+    pub answered_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Records a step (status, history row by `actor`) and the events it emits through the outbox:
@@ -50,7 +53,7 @@ pub async fn record(
     actor: &Actor,
     cause: &Cause<'_>,
 ) -> Result<(), sqlx::Error> {
-    let referent = store::apply_step(conn, row.id, step, actor).await?;
+    let referent = store::apply_step(conn, row.id, step, actor, cause.answered_at).await?;
     let changed = RequestStatusChanged {
         request_id: row.id.to_string(),
         member_id: row.member_id.to_string(),

@@ -47,21 +47,22 @@ pub async fn apply(conn: &mut PgConnection, r: Routed) -> Result<(), FlowError> 
             request.offer_id = Some(offer_id);
         }
     }
-    if r.answer {
-        store::mark_answered(conn, request_id, r.at).await?;
-    }
     let state = lifecycle::state_of(&request).map_err(FlowError::Refused)?;
     // The history line names the providers (issue 21).
     let names = store::provider_names(conn, &r.trigger.providers()).await?;
     let step = crate::domain::lifecycle::apply_named(&state, &r.trigger, r.at, &names)
         .map_err(|e| FlowError::Refused(e.message))?;
     let Some(step) = step else {
+        if r.answer {
+            // The provider answered all the same (after a cancellation, say): its first answer is dated.
+            store::mark_answered(conn, request_id, r.at).await?;
+        }
         // A cancellation recorded first makes a later completion stale: requests decides (ADR 0013).
         tracing::info!(%request_id, status = state.status.as_str(), trigger = r.trigger.name(), referral_id = %r.referral_id, "stale referral event ignored");
         return Ok(());
     };
     let step = step.with_note(&r.note);
-    let cause = Cause { referral_id: &r.referral_id, ..Cause::default() };
+    let cause = Cause { referral_id: &r.referral_id, answered_at: r.answer.then_some(r.at), ..Cause::default() };
     lifecycle::record(conn, &request, &step, &r.actor, &cause).await?;
     Ok(())
 }
