@@ -1013,12 +1013,12 @@ async function tour(browser, ready, state) {
     } },
     { role: 'collectivite', email: state.adminEmail, password: MEMBER_PASSWORD, pages: async () => [
       ['accueil', '/'], ['demandes', '/demandes'], ['demande', state.requestUrl], ['devis-et-factures', '/factures'],
-      ['compte', '/compte', true], ['equipe', '/compte/equipe', true], ['preferences-notifications', '/compte/notifications'],
+      ['compte', '/compte'], ['equipe', '/compte/equipe', true], ['preferences-notifications', '/compte/notifications'],
       ['notifications', '/notifications', true], ['inscriptions', '/inscriptions'],
     ] },
     { role: 'partenaire', email: state.provider && `agent.${state.provider}@id77.demo`, password, pages: async () => [
       ['accueil', '/'], ['orientations', '/orientations'], ['orientation', state.referralUrl], ['factures', '/factures'],
-      ['compte', '/compte', true], ['notifications', '/notifications', true], ['sessions', '/sessions'],
+      ['compte', '/compte'], ['notifications', '/notifications', true], ['sessions', '/sessions'],
     ] },
     { role: 'coordination', email: 'coordination@id77.demo', password, pages: async () => [
       ['accueil', '/'], ['triage', '/coordination/triage'], ['adhesions', '/coordination/adhesions'],

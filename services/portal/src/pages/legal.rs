@@ -144,7 +144,7 @@ pub fn site_map() -> String {
     }
     let _ = write!(
         out,
-        r#"<h2>Compte</h2><ul><li><a href="/connexion">Se connecter</a></li><li><a href="/invitation">Activer votre compte (invitation reçue)</a></li><li><a href="{}">Notifications</a> (après connexion)</li></ul>"#,
+        r#"<h2>Compte</h2><ul><li><a href="/connexion">Se connecter</a></li><li><a href="/invitation">Activer votre compte (invitation reçue)</a></li><li><a href="/compte">Mon compte</a> (après connexion)</li><li><a href="{}">Notifications</a> (après connexion)</li></ul>"#,
         super::notifications::PATH
     );
     out.push_str("<h2>Informations</h2><ul>");

@@ -13,6 +13,7 @@ mod join;
 mod legal;
 mod notifications;
 mod password;
+mod profile;
 mod prologue;
 mod provider;
 mod requests;
@@ -42,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route(password::CHANGE_PATH, get(password::change_form).post(password::change))
         .route(team::PATH, get(team::show).post(team::invite))
         .route("/compte/equipe/{id}/retirer", post(team::remove))
+        .route(profile::PATH, get(profile::show))
         .route(account::PATH, get(account::show).post(account::save))
         .route(notifications::PATH, get(notifications::list))
         .route("/notifications/tout-lire", post(notifications::read_all))
