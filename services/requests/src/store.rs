@@ -263,19 +263,21 @@ pub async fn by_idempotency_key(
     .await
 }
 
-/// Inserts a new request and its first history row (`submitted`, by `actor`), in one statement.
+/// Inserts a new request and its first history row (`submitted`, by `actor`), in one statement; false (nothing
+/// written) when the member already filed a request with this idempotency key.
 pub async fn insert_request(
     conn: &mut PgConnection,
     r: &RequestRow,
     key: Option<&str>,
     actor: &Actor,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let written = sqlx::query(
         "WITH filed AS (
            INSERT INTO request (id, member_id, offer_id, subject, description, status, provider_code,
                                 idempotency_key, submitted_at, updated_at, offer_version, offer_category, orientation,
                                 details, idempotency_fingerprint)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+           ON CONFLICT (member_id, idempotency_key) DO NOTHING
            RETURNING id, status, submitted_at)
          INSERT INTO request_history (request_id, from_status, status, provider_code, reason, at, actor_user_id,
                                       actor_role, actor_name)
@@ -301,7 +303,7 @@ pub async fn insert_request(
     .bind(actor.name())
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(written.rows_affected() == 1)
 }
 
 pub async fn request_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<RequestRow>, sqlx::Error> {

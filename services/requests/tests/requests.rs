@@ -302,6 +302,29 @@ async fn only_active_members_submit_and_referral_events_move_the_request() {
         vec![RequestStatus::Submitted, RequestStatus::Referred, RequestStatus::Referred, RequestStatus::Accepted]
     );
     assert_eq!(r.history[2].reason, "Réorientée vers Direction des sports");
+
+    // The same key with another body is a conflict, and files nothing.
+    let mut other = submission(member, offer, "k1");
+    other.subject = "Un autre objet".into();
+    let refused = s.client.submit_request(with_token(other, &user)).await.map(|_| ()).map_err(|e| e.code());
+    assert_eq!(refused, Err(Code::AlreadyExists));
+    // Eight calls at once with a new key: one request filed, each call answered with it.
+    let calls = (0..8).map(|_| {
+        let mut client = s.client.clone();
+        let req = with_token(submission(member, offer, "k-concurrent"), &user);
+        async move { client.submit_request(req).await.map(|r| r.into_inner().id) }
+    });
+    let ids: Vec<String> =
+        futures::future::join_all(calls).await.into_iter().collect::<Result<_, _>>().expect("every call answered");
+    assert!(ids.iter().all(|id| *id == ids[0]), "one request for one key: {ids:?}");
+    let listed = s
+        .client
+        .list_requests(with_token(ListRequestsRequest::default(), &coordinator))
+        .await
+        .expect("list")
+        .into_inner()
+        .requests;
+    assert_eq!(listed.len(), 2, "k1 and k-concurrent, nothing more");
     s.stop().await;
 }
 

@@ -38,33 +38,28 @@ pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> R
     access::submission_member(caller, Some(s.member_id))
         .map_err(|d| d.into_error("member", &s.member_id.to_string()))?;
     let mut tx = pool.begin().await?;
-    if let Some(key) = &s.idempotency_key
-        && let Some(existing) = store::by_idempotency_key(&mut tx, s.member_id, key).await?
-    {
-        tx.rollback().await?;
-        return replay(existing, &s).map(|row| Filed { row, replayed: true, history: None });
-    }
-    let context = store::submission_context(&mut tx, s.member_id, s.offer_id).await?;
-    match context.member_status {
-        Some(status) if status == "active" => {}
-        status => return Err(RequestsError::MemberNotActive { member_id: s.member_id, status }.into()),
-    }
-    let offer = match s.offer_id {
-        None => None,
-        Some(offer_id) => Some(context.offer.ok_or(RequestsError::OfferNotFound(offer_id))?),
-    };
     let now = time::now();
-    let details = details(&s, offer.as_ref(), now.date_naive(), context.member_commune.as_deref())?;
+    let (offer, details) = match checks(&mut tx, &s, now.date_naive()).await {
+        Ok(checked) => checked,
+        Err(error) => {
+            // A retry of a request filed earlier is answered from it, whatever changed since (the member, the
+            // offer, today's date against its loan dates).
+            if let Some(key) = &s.idempotency_key
+                && let Some(existing) = store::by_idempotency_key(&mut tx, s.member_id, key).await?
+            {
+                tx.rollback().await?;
+                return replay(existing, &s).map(|row| Filed { row, replayed: true, history: None });
+            }
+            return Err(error);
+        }
+    };
     let row = new_row(&s, offer.as_ref(), details, now);
     let submitter = lifecycle::actor(&mut tx, caller, &access::SUBMITTERS).await?;
-    match store::insert_request(&mut tx, &row, s.idempotency_key.as_deref(), &submitter).await {
-        Ok(()) => {}
-        // Same key submitted concurrently: the other transaction won; return its request (or a conflict).
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-            drop(tx);
-            return raced(pool, &s).await.map(|row| Filed { row, replayed: true, history: None });
-        }
-        Err(e) => return Err(e.into()),
+    // The insert is the idempotency check (one statement, on the key's unique index): a key already used, by an
+    // earlier call or a concurrent one that committed first, files nothing and answers what that one filed.
+    if !store::insert_request(&mut tx, &row, s.idempotency_key.as_deref(), &submitter).await? {
+        tx.rollback().await?;
+        return earlier(pool, &s).await.map(|row| Filed { row, replayed: true, history: None });
     }
     outbox::enqueue(&mut tx, &submitted(&row, now, &submitter, &caller.email)).await?;
     if row.orientation {
@@ -93,8 +88,28 @@ fn replay(existing: RequestRow, s: &Submission) -> Result<RequestRow, ServiceErr
     Ok(existing)
 }
 
-/// The request a concurrent submission with the same key stored.
-async fn raced(pool: &PgPool, s: &Submission) -> Result<RequestRow, ServiceError> {
+/// What a submission must satisfy to be filed: its member active, its offer known, what its offer's category asks
+/// for (the offer and the details, on success).
+async fn checks(
+    conn: &mut sqlx::PgConnection,
+    s: &Submission,
+    today: chrono::NaiveDate,
+) -> Result<(Option<OfferRow>, Details), ServiceError> {
+    let context = store::submission_context(conn, s.member_id, s.offer_id).await?;
+    match context.member_status {
+        Some(status) if status == "active" => {}
+        status => return Err(RequestsError::MemberNotActive { member_id: s.member_id, status }.into()),
+    }
+    let offer = match s.offer_id {
+        None => None,
+        Some(offer_id) => Some(context.offer.ok_or(RequestsError::OfferNotFound(offer_id))?),
+    };
+    let details = details(s, offer.as_ref(), today, context.member_commune.as_deref())?;
+    Ok((offer, details))
+}
+
+/// The request filed earlier (or concurrently, committed first) with the submission's key.
+async fn earlier(pool: &PgPool, s: &Submission) -> Result<RequestRow, ServiceError> {
     let key = s.idempotency_key.clone().unwrap_or_default();
     let mut conn = pool.acquire().await?;
     let existing = store::by_idempotency_key(&mut conn, s.member_id, &key)
