@@ -8,7 +8,9 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::config::{DEFAULT_NATS_URL, DEFAULT_PG_URL, env_or};
 
+mod lossy_nats;
 mod smtp;
+pub use lossy_nats::pull_dropping_proxy;
 pub use smtp::{ReceivedMail, SmtpSink, decode_quoted_printable, decode_words};
 
 /// Prefix of every database a test creates (`make test` drops leftovers).

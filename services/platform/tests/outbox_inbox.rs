@@ -496,61 +496,12 @@ async fn a_busy_consumer_applies_what_waits_in_few_transactions_each_message_onc
     f.cleanup().await;
 }
 
-/// A TCP proxy in front of the test's NATS server that drops the first `drops` pull requests its client sends
-/// (`PUB`/`HPUB` to `$JS.API.CONSUMER.MSG.NEXT.…`), as a pull request lost on its way; everything else passes.
-async fn pull_dropping_proxy(upstream: &str, drops: usize) -> (String, Arc<AtomicUsize>) {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    let upstream = upstream.trim_start_matches("nats://").to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("proxy listener");
-    let url = format!("nats://{}", listener.local_addr().expect("proxy address"));
-    let dropped = Arc::new(AtomicUsize::new(0));
-    let count = dropped.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { return };
-            let (client_read, mut client_write) = client.into_split();
-            let (mut server_read, mut server_write) = server.into_split();
-            tokio::spawn(async move { tokio::io::copy(&mut server_read, &mut client_write).await });
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(client_read);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    if reader.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let text = String::from_utf8_lossy(&line).into_owned();
-                    let words: Vec<&str> = text.split_whitespace().collect();
-                    let mut payload = Vec::new();
-                    if matches!(words.first(), Some(&"PUB" | &"HPUB")) {
-                        let size: usize = words.last().and_then(|s| s.parse().ok()).unwrap_or(0);
-                        payload.resize(size + 2, 0);
-                        if reader.read_exact(&mut payload).await.is_err() {
-                            return;
-                        }
-                        let pull = words.get(1).is_some_and(|s| s.contains(".CONSUMER.MSG.NEXT."));
-                        if pull && count.load(Ordering::SeqCst) < drops {
-                            count.fetch_add(1, Ordering::SeqCst);
-                            continue;
-                        }
-                    }
-                    if server_write.write_all(&line).await.is_err() || server_write.write_all(&payload).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, dropped)
-}
-
 #[tokio::test]
 async fn a_pull_request_lost_on_its_way_is_renewed_after_missed_heartbeats_not_at_its_expiry() {
     let f = Fixture::new("lostpull").await;
     nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");
     // The consumer's connection goes through a proxy that loses its first pull request.
-    let (url, dropped) = pull_dropping_proxy(&testing::nats_url(), 1).await;
+    let (url, dropped) = testing::pull_dropping_proxy(&testing::nats_url(), 1).await.expect("proxy");
     let (_, proxied) = nats::connect(&url, "platform-test-lost-pull").await.expect("nats through the proxy");
     let handler = Arc::new(Recorder { calls: AtomicUsize::new(0), stall_first: None, reject: false });
     let spec = ConsumerSpec::new(streams::MEMBERSHIP, "test-lost-pull", "id77.membership.member.>");

@@ -158,13 +158,12 @@ impl<'a> Referrals<'a> {
                 Ok(message) => message,
                 Err(error) if id77_bus::nats::pull_is_lost(&error) => {
                     // async-nats renews a pull only 5 s after it expires: a lost pull request is renewed now.
-                    tracing::warn!(%error, "the pull went unanswered: pulling again");
+                    // A second apart, so that a server without JetStream (no responders) is not asked in a loop.
+                    tracing::warn!(%error, "the pull went unanswered: pulling again in a second");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     match pull(self.conn, &self.consumer, self.batch).await {
                         Ok(messages) => self.messages = messages,
-                        Err(error) => {
-                            tracing::warn!(error = format!("{error:#}"), "pulling again failed");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
+                        Err(error) => tracing::warn!(error = format!("{error:#}"), "pulling again failed"),
                     }
                     continue;
                 }

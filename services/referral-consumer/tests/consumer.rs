@@ -174,6 +174,25 @@ async fn answers_only_its_own_referrals_once_and_resumes_where_it_stopped() -> T
 }
 
 #[tokio::test]
+async fn a_pull_request_lost_on_its_way_is_renewed_after_missed_heartbeats() -> TestResult {
+    let env = Env::new().await?;
+    let referral = env.offer(PROVIDER).await?;
+    // The consumer's connection loses its first pull request; async-nats alone would pull again only at 35 s,
+    // past this run's 20 s.
+    let (url, dropped) = testing::pull_dropping_proxy(&testing::nats_url(), 1).await?;
+    let mut config = env.config(Some(1))?;
+    config.nats_url = url;
+    let rule = Rule::new(RuleKind::AcceptAll, None)?;
+    let summary = run_with_timeout(config, rule, CancellationToken::new()).await?;
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 1, "the first pull request was lost");
+    assert_eq!(summary, Summary { accepted: 1, ..Default::default() });
+    let replies = env.messages(&referral_reply_subject(PROVIDER)).await?;
+    assert_eq!(ReferralReply::decode(replies[0].payload.clone())?.referral_id, referral);
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_reply_sent_before_a_crash_is_not_sent_twice_and_garbage_is_terminated() -> TestResult {
     let env = Env::new().await?;
     env.publish_raw(&referral_offered_subject(PROVIDER), b"not a protobuf".to_vec(), "x", "garbage").await?;
