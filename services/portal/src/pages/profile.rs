@@ -38,8 +38,7 @@ pub async fn show(State(state): State<AppState>, Extension(ctx): Extension<Ctx>)
 fn body(user: &User, provider: Option<&str>) -> String {
     let name = if user.display_name.trim().is_empty() { "—" } else { user.display_name.trim() };
     let mut html = format!(
-        r#"<h1>{TITLE}</h1>
-<dl class="facts"><dt>Nom</dt><dd>{name}</dd><dt>Adresse électronique</dt><dd>{email}</dd><dt>Rôle</dt><dd>{role}</dd>"#,
+        r#"<dl class="facts"><dt>Nom</dt><dd>{name}</dd><dt>Adresse électronique</dt><dd>{email}</dd><dt>Rôle</dt><dd>{role}</dd>"#,
         name = esc(name),
         email = esc(&user.email),
         role = esc(fr::role(&user.role)),
@@ -79,6 +78,7 @@ mod tests {
     fn the_account_says_who_in_french_and_links_each_setting() {
         let admin = body(&user("member_admin", None), None);
         assert!(admin.contains("<dd>Claire &lt;Martin&gt;</dd>"), "{admin}");
+        assert!(!admin.contains("<h1"), "the layout gives the page its one title: {admin}");
         assert!(admin.contains("<dd>Administrateur de la collectivité</dd>"), "{admin}");
         assert!(admin.contains(r#"href="/compte/equipe""#) && admin.contains(r#"href="/compte/mot-de-passe""#));
         let agent = body(&user("provider_agent", Some("caue77")), Some("CAUE 77"));
