@@ -306,34 +306,6 @@ pub async fn insert_request(
     Ok(written.rows_affected() == 1)
 }
 
-/// [`request_for_update`] and, in the same statement, the names of the providers `codes` (a referral event's
-/// history line names them): one round trip where two were.
-pub async fn request_for_update_named(
-    conn: &mut PgConnection,
-    id: Uuid,
-    codes: &[&str],
-) -> Result<Option<(RequestRow, ProviderNames)>, sqlx::Error> {
-    use sqlx::Row;
-    let codes: Vec<String> = codes.iter().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect();
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLUMNS},
-                ARRAY(SELECT p.code || chr(9) || p.name FROM provider p WHERE p.code = ANY($2) AND p.name <> '')
-                  AS provider_names
-         FROM request WHERE id = $1 FOR UPDATE"
-    )))
-    .bind(id)
-    .bind(&codes)
-    .fetch_optional(conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let request = RequestRow::from_row(&row)?;
-    let pairs: Vec<String> = row.try_get("provider_names")?;
-    let names = ProviderNames::new(
-        pairs.iter().filter_map(|pair| pair.split_once('\t')).map(|(code, name)| (code.to_owned(), name.to_owned())),
-    );
-    Ok(Some((request, names)))
-}
-
 pub async fn request_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<RequestRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {REQUEST_COLUMNS} FROM request WHERE id = $1 FOR UPDATE")))
         .bind(id)

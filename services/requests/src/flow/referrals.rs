@@ -32,9 +32,7 @@ pub struct Routed {
 /// Applies a referral event to its request, in the consumer's transaction.
 pub async fn apply(conn: &mut PgConnection, r: Routed) -> Result<(), FlowError> {
     let request_id = r.request_id;
-    // The history line names the trigger's providers (issue 21): read with the locked request.
-    let Some((mut request, names)) = store::request_for_update_named(conn, request_id, &r.trigger.providers()).await?
-    else {
+    let Some(mut request) = store::request_for_update(conn, request_id).await? else {
         return Err(FlowError::Refused(format!("referral event for unknown request {request_id}")));
     };
     // An open orientation request gets the offer the coordinator attached at triage.
@@ -50,6 +48,8 @@ pub async fn apply(conn: &mut PgConnection, r: Routed) -> Result<(), FlowError> 
         }
     }
     let state = lifecycle::state_of(&request).map_err(FlowError::Refused)?;
+    // The history line names the providers (issue 21).
+    let names = store::provider_names(conn, &r.trigger.providers()).await?;
     let step = crate::domain::lifecycle::apply_named(&state, &r.trigger, r.at, &names)
         .map_err(|e| FlowError::Refused(e.message))?;
     let Some(step) = step else {
