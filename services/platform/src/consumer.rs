@@ -262,9 +262,7 @@ async fn run_once<H: EventHandler>(
             };
             match next {
                 None => anyhow::bail!("message stream of {} ended", spec.durable),
-                Some(Err(error)) if pull_is_lost(&error) => {
-                    anyhow::bail!("{} missed its heartbeats: its pull is renewed ({error})", spec.durable)
-                }
+                Some(Err(error)) if pull_is_lost(&error) => return Err(lost_pull(&spec.durable, &error)),
                 Some(Err(error)) => {
                     tracing::debug!(durable = %spec.durable, %error, "pull error");
                 }
@@ -311,9 +309,7 @@ async fn run_once<H: EventHandler>(
         };
         let message = match next {
             None => break Err(anyhow::anyhow!("message stream of {} ended", spec.durable)),
-            Some(Err(error)) if pull_is_lost(&error) => {
-                break Err(anyhow::anyhow!("{} missed its heartbeats: its pull is renewed ({error})", spec.durable));
-            }
+            Some(Err(error)) if pull_is_lost(&error) => break Err(lost_pull(&spec.durable, &error)),
             Some(Err(error)) => {
                 tracing::debug!(durable = %spec.durable, %error, "pull error");
                 continue;
@@ -329,6 +325,11 @@ async fn run_once<H: EventHandler>(
     drop(lanes);
     while tasks.join_next().await.is_some() {}
     outcome
+}
+
+/// Why a consumer opens its pull again ([`pull_is_lost`]: missed heartbeats, or no responder).
+fn lost_pull(durable: &str, error: &pull::MessagesError) -> anyhow::Error {
+    anyhow::anyhow!("the pull of {durable} went unanswered ({error}): it is opened again")
 }
 
 /// Events a lane may hold waiting, beyond the ones it applies.
