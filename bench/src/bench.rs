@@ -355,6 +355,7 @@ async fn journey(
     offer_id: &str,
     provider: &str,
     duration: Duration,
+    phase: &str,
 ) -> anyhow::Result<Row> {
     let mut config = id77_referral_consumer::Config::new(platform.nats_url.clone(), provider.to_owned())?;
     config.prefix = platform.prefix.clone();
@@ -375,15 +376,15 @@ async fn journey(
     let mut tasks = Vec::new();
     for c in 0..clients {
         let mut member = members[c % members.len()].clone();
-        let (api, body, submitted) =
-            (Api::new(&platform.gateway), load::request_body(offer_id, c as u64), submitted.clone());
+        let (api, body, submitted, phase) =
+            (Api::new(&platform.gateway), load::request_body(offer_id, c as u64), submitted.clone(), phase.to_owned());
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             let mut errors = 0u64;
             while started.elapsed() < duration {
                 let t = Instant::now();
                 let s =
-                    load::submit(&api, &mut member, &format!("bench-{c}-{n}"), &body, Duration::from_secs(30)).await;
+                    load::submit(&api, &mut member, &format!("{phase}-{c}-{n}"), &body, Duration::from_secs(30)).await;
                 n += 1;
                 errors += u64::from(s.rejected_attempts);
                 match s.request_id {
@@ -604,13 +605,18 @@ async fn measure(
         ready_members.push(m);
     }
 
-    // The services' tables were created empty a minute ago: until autovacuum first analyzes them (its naptime is a
-    // minute, longer than the journey), the planner knows no statistics and may pick the narrower of two indexes
-    // that both start with member_id (the idempotency lookup then read every request of the member: 0.23 ms, growing
-    // with the run). A deployment's tables are analyzed; so are these, once, before the measure.
+    // The services' tables were created empty a minute ago. A deployment's tables hold its history and autovacuum
+    // keeps their statistics (its naptime is a minute, longer than the journey). So the journey first runs a few
+    // seconds unmeasured, then each service database is analyzed, then the measure. Analyzed after the four
+    // requests above (one page per table), the planner chose sequential scans for lookups by key, and the services'
+    // prepared statements kept them for the whole run while the tables grew (pg_stat_statements: 100 to 235 buffers
+    // per lookup at the end of a run); not analyzed at all, it read the idempotency key through the member's other
+    // index (0.23 ms a submission). Neither is how a deployment runs.
+    let warmup = Duration::from_secs(env_u64("BENCH_JOURNEY_WARMUP_SECS", 3));
+    eprintln!("journey warm-up: {warmup:?}...");
+    journey(platform, &ready_members, &offer_id, &provider, warmup, "warmup").await?;
     analyze(platform);
-    eprintln!("journey: {duration:?}...");
-    let journey = journey(platform, &ready_members, &offer_id, &provider, duration).await?;
+    let journey = journey(platform, &ready_members, &offer_id, &provider, duration, "bench").await?;
 
     let hello_url = format!("http://{hello_addr}/");
     let search_url = format!("{}{path}", platform.gateway);
