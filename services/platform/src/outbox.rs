@@ -28,8 +28,13 @@ use uuid::Uuid;
 
 use crate::Namespace;
 
-/// Channel notified on every enqueue.
-const CHANNEL: &str = "id77_outbox";
+/// Channel notified on every enqueue (a macro, so that [`NOTIFY_SQL`] is built from it).
+macro_rules! channel {
+    () => {
+        "id77_outbox"
+    };
+}
+const CHANNEL: &str = channel!();
 /// Most notifications taken at once before a pass (more keep for the next one).
 const MAX_DRAINED: usize = 4096;
 /// Advisory lock key held by the relay that is publishing (per database).
@@ -50,6 +55,111 @@ pub async fn enqueue_for_provider<M: prost::Message + prost::Name>(
     message: &M,
 ) -> Result<Uuid, sqlx::Error> {
     insert(conn, &id77_proto::events::provider::offered(provider_code), message).await
+}
+
+/// Several events written in one statement (issue 23: a round trip per event cost as much PostgreSQL time as the
+/// row): [`Outgoing::write`] on its own, or folded by a flow into the statement of the change they announce, with
+/// [`Outgoing::insert_sql`] as one of its data-modifying CTEs, [`Outgoing::columns`] as its parameters and
+/// [`NOTIFY_SQL`] in its final `SELECT`. Rows keep the order they were added in.
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    ids: Vec<Uuid>,
+    subjects: Vec<String>,
+    event_types: Vec<String>,
+    payloads: Vec<Vec<u8>>,
+}
+
+/// The parameters of [`Outgoing::insert_sql`], in its order: ids, subjects, event types, payloads, then the trace
+/// context shared by the rows.
+pub struct OutgoingColumns {
+    pub ids: Vec<Uuid>,
+    pub subjects: Vec<String>,
+    pub event_types: Vec<String>,
+    pub payloads: Vec<Vec<u8>>,
+    pub trace_context: Option<String>,
+}
+
+/// Wakes the relays when the transaction commits: an expression for a statement's final `SELECT` (text, so that a
+/// row holding it decodes like any other).
+pub const NOTIFY_SQL: &str = concat!("pg_notify('", channel!(), "', '')::text");
+
+impl Outgoing {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an integration event on its catalogue subject; returns its id (the message id).
+    pub fn event<E: IntegrationEvent>(&mut self, event: &E) -> Uuid {
+        self.push(E::SUBJECT.to_owned(), event)
+    }
+
+    /// Adds a message for one provider, on that provider's subject (as [`enqueue_for_provider`]).
+    pub fn for_provider<M: prost::Message + prost::Name>(&mut self, provider_code: &str, message: &M) -> Uuid {
+        self.push(id77_proto::events::provider::offered(provider_code), message)
+    }
+
+    fn push<M: prost::Message + prost::Name>(&mut self, subject: String, message: &M) -> Uuid {
+        let id = Uuid::now_v7();
+        self.ids.push(id);
+        self.subjects.push(subject);
+        self.event_types.push(M::full_name());
+        self.payloads.push(message.encode_to_vec());
+        id
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// `INSERT INTO outbox …` of these rows, reading its five parameters from `$first` on ([`Self::columns`]), for
+    /// a flow's own statement (`WITH …, events AS (<this>) SELECT …, <NOTIFY_SQL>`). `only_if`: a condition the
+    /// rows are written under (e.g. `EXISTS (SELECT 1 FROM written)`), or `"true"`.
+    pub fn insert_sql(first: usize, only_if: &str) -> String {
+        let [ids, subjects, types, payloads, trace] = [first, first + 1, first + 2, first + 3, first + 4];
+        format!(
+            "INSERT INTO outbox (id, subject, event_type, payload, trace_context)
+             SELECT e.id, e.subject, e.event_type, e.payload, ${trace}::text
+             FROM unnest(${ids}::uuid[], ${subjects}::text[], ${types}::text[], ${payloads}::bytea[])
+                  WITH ORDINALITY AS e(id, subject, event_type, payload, n)
+             WHERE {only_if}
+             ORDER BY e.n"
+        )
+    }
+
+    /// The parameters of [`Self::insert_sql`], with the current span's trace context.
+    pub fn columns(self) -> OutgoingColumns {
+        OutgoingColumns {
+            ids: self.ids,
+            subjects: self.subjects,
+            event_types: self.event_types,
+            payloads: self.payloads,
+            trace_context: crate::telemetry::current_traceparent(),
+        }
+    }
+
+    /// Writes the rows and wakes the relay, in one statement in the caller's transaction. Nothing when empty.
+    pub async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let c = self.columns();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH written AS ({}) SELECT {NOTIFY_SQL}",
+            Self::insert_sql(1, "true")
+        )))
+        .bind(&c.ids)
+        .bind(&c.subjects)
+        .bind(&c.event_types)
+        .bind(&c.payloads)
+        .bind(&c.trace_context)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
 }
 
 async fn insert<M: prost::Message + prost::Name>(

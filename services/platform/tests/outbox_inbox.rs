@@ -170,6 +170,56 @@ async fn a_relay_publishes_the_events_of_many_transactions_in_one_pass_after_its
 }
 
 #[tokio::test]
+async fn events_written_together_publish_in_order_and_only_with_the_change_they_announce() {
+    let f = Fixture::new("outgoing").await;
+    nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");
+    // Written on their own: one statement for three rows.
+    let mut tx = f.pool.begin().await.expect("tx");
+    let mut events = outbox::Outgoing::new();
+    let ids: Vec<_> = (0..3).map(|n| events.event(&event(n))).collect();
+    assert_eq!(events.len(), 3);
+    events.write(&mut tx).await.expect("write");
+    // Folded into a change's statement: written when the change is, not when it is not.
+    for (note, changes) in [("kept", true), ("skipped", false)] {
+        let mut folded = outbox::Outgoing::new();
+        let id = folded.event(&event(9));
+        let c = folded.columns();
+        let woke: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "WITH changed AS (INSERT INTO effect (note) SELECT $1 WHERE $2 RETURNING id),
+                  events AS ({})
+             SELECT {} FROM changed",
+            outbox::Outgoing::insert_sql(3, "EXISTS (SELECT 1 FROM changed)"),
+            outbox::NOTIFY_SQL
+        )))
+        .bind(note)
+        .bind(changes)
+        .bind(&c.ids)
+        .bind(&c.subjects)
+        .bind(&c.event_types)
+        .bind(&c.payloads)
+        .bind(&c.trace_context)
+        .fetch_optional(&mut *tx)
+        .await
+        .expect("folded");
+        assert_eq!(woke.is_some(), changes, "{note}");
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("count");
+        assert_eq!(stored, i64::from(changes), "{note}: the event goes with its change");
+    }
+    tx.commit().await.expect("commit");
+    let relay = Relay::new(f.pool.clone(), f.js.clone(), f.ns.clone());
+    while relay.publish_pending().await.expect("publish") > 0 {}
+    let published = f.read_stream("MEMBERSHIP", 5).await;
+    assert_eq!(published.len(), 4, "three written together and the folded one");
+    let published_ids: Vec<String> = published.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(published_ids[..3], ids.iter().map(ToString::to_string).collect::<Vec<_>>()[..], "in order");
+    f.cleanup().await;
+}
+
+#[tokio::test]
 async fn rolled_back_transactions_publish_nothing() {
     let f = Fixture::new("rollback").await;
     nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");

@@ -1,6 +1,7 @@
 //! SQL of the requests service.
 
 use chrono::{DateTime, Utc};
+use id77_platform::outbox;
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
@@ -27,6 +28,10 @@ pub struct RequestRow {
     pub idempotency_fingerprint: Option<String>,
     pub first_answered_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The referent following the request's member (`request.status_changed` names it), read with the request by
+    /// [`request_for_update`] and [`get_request`]; None from the other reads.
+    #[sqlx(default)]
+    pub referent_user_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -40,6 +45,22 @@ pub struct HistoryRow {
     /// The actor's display name when it acted (empty: the platform, or a row written before names were kept).
     pub actor_name: String,
     pub provider_code: Option<String>,
+}
+
+impl HistoryRow {
+    /// The first row of a new request, as [`insert_request`] writes it.
+    pub fn first(request: &RequestRow, by: &Actor) -> Self {
+        Self {
+            status: request.status.clone(),
+            reason: String::new(),
+            at: request.submitted_at,
+            from_status: None,
+            actor_user_id: by.user_id(),
+            actor_role: by.role().to_owned(),
+            actor_name: by.name().to_owned(),
+            provider_code: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -58,6 +79,10 @@ pub struct FeedbackRow {
     pub given_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// [`RequestRow::referent_user_id`], for a read of one request.
+const REFERENT_COLUMN: &str =
+    "(SELECT referent_user_id FROM member_referent m WHERE m.member_id = request.member_id) AS referent_user_id";
 
 const REQUEST_COLUMNS: &str = "id, member_id, offer_id, subject, description, status, provider_code, submitted_at, \
      updated_at, offer_version, offer_category, orientation, details, idempotency_fingerprint, first_answered_at, \
@@ -263,26 +288,34 @@ pub async fn by_idempotency_key(
     .await
 }
 
-/// Inserts a new request and its first history row (`submitted`, by `actor`), in one statement; false (nothing
-/// written) when the member already filed a request with this idempotency key.
+/// Inserts a new request, its first history row (`submitted`, by `actor`) and its `events`, in one statement, and
+/// returns the request as stored; None (nothing written) when the member already filed a request with this
+/// idempotency key.
 pub async fn insert_request(
     conn: &mut PgConnection,
     r: &RequestRow,
     key: Option<&str>,
     actor: &Actor,
-) -> Result<bool, sqlx::Error> {
-    let written = sqlx::query(
+    events: outbox::Outgoing,
+) -> Result<Option<RequestRow>, sqlx::Error> {
+    let events = events.columns();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH filed AS (
            INSERT INTO request (id, member_id, offer_id, subject, description, status, provider_code,
                                 idempotency_key, submitted_at, updated_at, offer_version, offer_category, orientation,
                                 details, idempotency_fingerprint)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
            ON CONFLICT (member_id, idempotency_key) DO NOTHING
-           RETURNING id, status, submitted_at)
-         INSERT INTO request_history (request_id, from_status, status, provider_code, reason, at, actor_user_id,
-                                      actor_role, actor_name)
-         SELECT id, NULL, status, NULL, '', submitted_at, $16, $17, $18 FROM filed",
-    )
+           RETURNING {REQUEST_COLUMNS}),
+         written AS (
+           INSERT INTO request_history (request_id, from_status, status, provider_code, reason, at, actor_user_id,
+                                        actor_role, actor_name)
+           SELECT id, NULL, status, NULL, '', submitted_at, $16, $17, $18 FROM filed),
+         events AS ({})
+         SELECT filed.*, {} AS woke FROM filed",
+        outbox::Outgoing::insert_sql(19, "EXISTS (SELECT 1 FROM filed)"),
+        outbox::NOTIFY_SQL,
+    )))
     .bind(r.id)
     .bind(r.member_id)
     .bind(r.offer_id)
@@ -301,21 +334,26 @@ pub async fn insert_request(
     .bind(actor.user_id())
     .bind(actor.role())
     .bind(actor.name())
-    .execute(conn)
-    .await?;
-    Ok(written.rows_affected() == 1)
+    .bind(&events.ids)
+    .bind(&events.subjects)
+    .bind(&events.event_types)
+    .bind(&events.payloads)
+    .bind(&events.trace_context)
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn request_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<RequestRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {REQUEST_COLUMNS} FROM request WHERE id = $1 FOR UPDATE")))
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLUMNS}, {REFERENT_COLUMN} FROM request WHERE id = $1 FOR UPDATE OF request"
+    )))
         .bind(id)
         .fetch_optional(conn)
         .await
 }
 
-/// Records a step of the lifecycle: the request's status and provider, and a history row, in one statement that
-/// also returns the referent following the request's member (`request.status_changed` names it). One round trip
-/// where three were (issue 23).
+/// Records a step of the lifecycle: the request's status and provider, a history row and the step's `events`, in
+/// one statement (issue 23: one round trip where four were).
 /// `answered_at`: a provider's answer made the step (the earliest answer is kept, as [`mark_answered`]).
 pub async fn apply_step(
     conn: &mut PgConnection,
@@ -323,21 +361,26 @@ pub async fn apply_step(
     step: &Step,
     actor: &Actor,
     answered_at: Option<DateTime<Utc>>,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    let referent: Option<Option<Uuid>> = sqlx::query_scalar(
+    events: outbox::Outgoing,
+) -> Result<(), sqlx::Error> {
+    let events = events.columns();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH moved AS (
            UPDATE request SET status = $2, provider_code = $3, updated_at = $4,
              completed_at = CASE WHEN $2 = 'completed' THEN $4 ELSE completed_at END,
              first_answered_at = CASE WHEN $10::timestamptz IS NULL THEN first_answered_at
                                       ELSE LEAST(COALESCE(first_answered_at, $10), $10) END
            WHERE id = $1
-           RETURNING id, member_id),
+           RETURNING id),
          written AS (
            INSERT INTO request_history (request_id, from_status, status, provider_code, reason, at, actor_user_id,
                                         actor_role, actor_name)
-           SELECT id, $5, $2, $3, $6, $4, $7, $8, $9 FROM moved)
-         SELECT (SELECT referent_user_id FROM member_referent r WHERE r.member_id = moved.member_id) FROM moved",
-    )
+           SELECT id, $5, $2, $3, $6, $4, $7, $8, $9 FROM moved),
+         events AS ({})
+         SELECT {} FROM moved",
+        outbox::Outgoing::insert_sql(11, "EXISTS (SELECT 1 FROM moved)"),
+        outbox::NOTIFY_SQL,
+    )))
     .bind(id)
     .bind(step.to.as_str())
     .bind(step.provider.as_deref())
@@ -348,9 +391,14 @@ pub async fn apply_step(
     .bind(actor.role())
     .bind(actor.name())
     .bind(answered_at)
-    .fetch_optional(conn)
+    .bind(&events.ids)
+    .bind(&events.subjects)
+    .bind(&events.event_types)
+    .bind(&events.payloads)
+    .bind(&events.trace_context)
+    .execute(conn)
     .await?;
-    Ok(referent.flatten())
+    Ok(())
 }
 
 /// A provider answered (accepted or declined) at `at`: keeps the earliest answer.
@@ -379,7 +427,7 @@ pub async fn attach_offer(conn: &mut PgConnection, id: Uuid, offer: &OfferRow) -
 }
 
 pub async fn get_request<'c>(db: impl sqlx::PgExecutor<'c>, id: Uuid) -> Result<Option<RequestRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {REQUEST_COLUMNS} FROM request WHERE id = $1")))
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {REQUEST_COLUMNS}, {REFERENT_COLUMN} FROM request WHERE id = $1")))
         .bind(id)
         .fetch_optional(db)
         .await

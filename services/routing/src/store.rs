@@ -1,6 +1,7 @@
 //! SQL of the routing service.
 
 use chrono::{DateTime, Utc};
+use id77_platform::outbox;
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
@@ -90,15 +91,41 @@ pub async fn get_offer(conn: &mut PgConnection, offer_id: Uuid) -> Result<Option
     .await
 }
 
-/// Inserts a new referral unless the request already has this attempt. Returns the row only when inserted.
-pub async fn insert_referral(conn: &mut PgConnection, r: &ReferralRow) -> Result<Option<ReferralRow>, sqlx::Error> {
+/// Inserts a new referral unless the request already has this attempt, with its three timers (`schedule`) and its
+/// `events`, in one statement (issue 23: one round trip where four were). Returns the row only when inserted
+/// (nothing else is written otherwise).
+pub async fn insert_referral(
+    conn: &mut PgConnection,
+    r: &ReferralRow,
+    schedule: &Schedule,
+    events: outbox::Outgoing,
+) -> Result<Option<ReferralRow>, sqlx::Error> {
+    let timers = [
+        (TimerKind::Remind, schedule.remind_at),
+        (TimerKind::Escalate, schedule.respond_by),
+        (TimerKind::Expire, schedule.expires_at),
+    ];
+    let timer_ids: Vec<Uuid> = timers.iter().map(|_| Uuid::now_v7()).collect();
+    let kinds: Vec<&str> = timers.iter().map(|(kind, _)| kind.as_str()).collect();
+    let dues: Vec<DateTime<Utc>> = timers.iter().map(|(_, due)| *due).collect();
+    let events = events.columns();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO referral (id, request_id, offer_id, member_id, provider_code, status, reason, assignment,
-                               offered_at, decided_at, updated_at, attempt, rule_id, rule_version, respond_by,
-                               remind_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14, $15, $16)
-         ON CONFLICT (request_id, attempt) DO NOTHING
-         RETURNING {REFERRAL_COLUMNS}"
+        "WITH written AS (
+           INSERT INTO referral (id, request_id, offer_id, member_id, provider_code, status, reason, assignment,
+                                 offered_at, decided_at, updated_at, attempt, rule_id, rule_version, respond_by,
+                                 remind_at, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, $14, $15, $16)
+           ON CONFLICT (request_id, attempt) DO NOTHING
+           RETURNING {REFERRAL_COLUMNS}),
+         armed AS (
+           INSERT INTO timer (id, referral_id, kind, due_at)
+           SELECT t.id, written.id, t.kind, t.due_at
+           FROM written, unnest($17::uuid[], $18::text[], $19::timestamptz[]) AS t(id, kind, due_at)
+           ON CONFLICT (referral_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at),
+         events AS ({})
+         SELECT written.*, {} AS woke FROM written",
+        outbox::Outgoing::insert_sql(20, "EXISTS (SELECT 1 FROM written)"),
+        outbox::NOTIFY_SQL,
     )))
     .bind(r.id)
     .bind(r.request_id)
@@ -116,6 +143,14 @@ pub async fn insert_referral(conn: &mut PgConnection, r: &ReferralRow) -> Result
     .bind(r.respond_by)
     .bind(r.remind_at)
     .bind(r.expires_at)
+    .bind(&timer_ids)
+    .bind(&kinds)
+    .bind(&dues)
+    .bind(&events.ids)
+    .bind(&events.subjects)
+    .bind(&events.event_types)
+    .bind(&events.payloads)
+    .bind(&events.trace_context)
     .fetch_optional(conn)
     .await
 }
@@ -125,6 +160,21 @@ pub async fn referral_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Op
         .bind(id)
         .fetch_optional(conn)
         .await
+}
+
+/// A referral locked in the order of every path ([`lock_request`] on its request, then its row), in one statement
+/// where three were (issue 23). None: no such referral.
+pub async fn lock_referral(conn: &mut PgConnection, id: Uuid) -> Result<Option<ReferralRow>, sqlx::Error> {
+    // The CTE takes the request's lock while scanning; the row lock is taken last, on top of the join, and reads
+    // the row as the lock holder left it.
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH request_locked AS (
+           SELECT pg_advisory_xact_lock(hashtextextended(request_id::text, 77))::text FROM referral WHERE id = $1)
+         SELECT {REFERRAL_COLUMNS} FROM referral, request_locked WHERE id = $1 FOR UPDATE OF referral"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn get_referral_conn(conn: &mut PgConnection, id: Uuid) -> Result<Option<ReferralRow>, sqlx::Error> {
@@ -152,13 +202,16 @@ pub struct Decision<'a> {
     pub agreement: Option<&'a str>,
 }
 
-/// Records a decision (accepted, declined...) on a referral.
+/// Records a decision (accepted, declined...) on a referral and disarms its timers, in one statement.
 pub async fn decide(conn: &mut PgConnection, id: Uuid, d: Decision<'_>) -> Result<ReferralRow, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE referral SET status = $2, reason = $3, decided_at = $4, updated_at = $4, decided_by_user_id = $5,
-           decided_by_role = $6, decided_by_name = $7, agreement = COALESCE($8, agreement)
-         WHERE id = $1
-         RETURNING {REFERRAL_COLUMNS}"
+        "WITH decided AS (
+           UPDATE referral SET status = $2, reason = $3, decided_at = $4, updated_at = $4, decided_by_user_id = $5,
+             decided_by_role = $6, decided_by_name = $7, agreement = COALESCE($8, agreement)
+           WHERE id = $1
+           RETURNING {REFERRAL_COLUMNS}),
+         disarmed AS (DELETE FROM timer WHERE referral_id = $1)
+         SELECT * FROM decided"
     )))
     .bind(id)
     .bind(d.status)
@@ -442,6 +495,36 @@ pub async fn upsert_member(
     Ok(())
 }
 
+/// The offer and the member of a submitted request, in one read where two were (issue 23); None: unknown to
+/// routing yet.
+pub async fn offer_and_member(
+    conn: &mut PgConnection,
+    offer_id: Uuid,
+    member_id: Uuid,
+) -> Result<(Option<OfferRow>, Option<MemberRow>), sqlx::Error> {
+    use sqlx::Row;
+    // No column name in both tables: each row type reads its own by name.
+    let row = sqlx::query(
+        "SELECT o.offer_id, o.code, o.title, o.provider_code, o.version, o.themes, o.price_kind,
+                m.member_id, m.siren, m.kind, m.population, m.insee_code, m.epci_siren, m.arrondissement,
+                m.referent_user_id
+         FROM (SELECT 1) AS one LEFT JOIN offer o ON o.offer_id = $1 LEFT JOIN member m ON m.member_id = $2",
+    )
+    .bind(offer_id)
+    .bind(member_id)
+    .fetch_one(conn)
+    .await?;
+    let offer = match row.try_get::<Option<Uuid>, _>("offer_id")? {
+        Some(_) => Some(OfferRow::from_row(&row)?),
+        None => None,
+    };
+    let member = match row.try_get::<Option<Uuid>, _>("member_id")? {
+        Some(_) => Some(MemberRow::from_row(&row)?),
+        None => None,
+    };
+    Ok((offer, member))
+}
+
 pub async fn get_member(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT member_id, siren, kind, population, insee_code, epci_siren, arrondissement, referent_user_id
@@ -529,15 +612,17 @@ pub struct RoutedRequestRow {
     pub description: String,
 }
 
-/// Remembers a request; a replay changes nothing. Returns whether it was new.
+/// Remembers a request, under the request's lock ([`lock_request`], taken by the same statement); a replay changes
+/// nothing. Returns whether it was new.
 pub async fn insert_routed_request(
     conn: &mut PgConnection,
     r: &RoutedRequestRow,
     at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let n = sqlx::query(
-        "INSERT INTO routed_request (request_id, member_id, offer_id, subject, description, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id) DO NOTHING",
+        "WITH request_locked AS (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 77))::text)
+         INSERT INTO routed_request (request_id, member_id, offer_id, subject, description, received_at)
+         SELECT $1, $2, $3, $4, $5, $6 FROM request_locked ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(r.request_id)
     .bind(r.member_id)
@@ -688,34 +773,6 @@ pub struct TimerRow {
     pub referral_id: Uuid,
     pub kind: String,
     pub due_at: DateTime<Utc>,
-}
-
-/// Arms the three timers of a referral.
-pub async fn arm_timers(conn: &mut PgConnection, referral_id: Uuid, s: &Schedule) -> Result<(), sqlx::Error> {
-    let timers =
-        [(TimerKind::Remind, s.remind_at), (TimerKind::Escalate, s.respond_by), (TimerKind::Expire, s.expires_at)];
-    // The three in one statement (a round trip each cost as much PostgreSQL time as the insert itself).
-    let ids: Vec<Uuid> = timers.iter().map(|_| Uuid::now_v7()).collect();
-    let kinds: Vec<&str> = timers.iter().map(|(kind, _)| kind.as_str()).collect();
-    let dues: Vec<DateTime<Utc>> = timers.iter().map(|(_, due)| *due).collect();
-    sqlx::query(
-        "INSERT INTO timer (id, referral_id, kind, due_at)
-         SELECT id, $2, kind, due_at FROM unnest($1::uuid[], $3::text[], $4::timestamptz[]) AS t(id, kind, due_at)
-         ON CONFLICT (referral_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at",
-    )
-    .bind(&ids)
-    .bind(referral_id)
-    .bind(&kinds)
-    .bind(&dues)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Disarms every timer of a referral (it was answered, withdrawn...).
-pub async fn disarm_timers(conn: &mut PgConnection, referral_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM timer WHERE referral_id = $1").bind(referral_id).execute(conn).await?;
-    Ok(())
 }
 
 /// Timers due at `now`, earliest first, locked; timers another replica holds are skipped.

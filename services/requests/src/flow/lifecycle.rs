@@ -42,7 +42,7 @@ pub struct Cause<'a> {
     pub answered_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// Records a step (status, history row by `actor`) and the events it emits through the outbox:
+/// Records a step (status, history row by `actor`) and the events it emits through the outbox, in one statement:
 /// `request.status_changed` on every step (and the member's users' mails), `request.completed` on completion
 /// (with the referral), `request.cancelled` on cancellation (with who and the provider that held the request,
 /// whose agents get a mail).
@@ -53,58 +53,63 @@ pub async fn record(
     actor: &Actor,
     cause: &Cause<'_>,
 ) -> Result<(), sqlx::Error> {
-    let referent = store::apply_step(conn, row.id, step, actor, cause.answered_at).await?;
     let changed = RequestStatusChanged {
         request_id: row.id.to_string(),
         member_id: row.member_id.to_string(),
         provider_code: step.provider.clone().unwrap_or_default(),
-        referent_user_id: referent.map(|r| r.to_string()).unwrap_or_default(),
+        referent_user_id: row.referent_user_id.map(|r| r.to_string()).unwrap_or_default(),
         from_status: step.from.as_str().to_owned(),
         to_status: step.to.as_str().to_owned(),
         reason: step.reason.clone(),
         request_subject: row.subject.clone(),
         occurred_at: Some(time::to_proto(step.at)),
     };
-    let event_id = outbox::enqueue(conn, &changed).await?;
-    crate::notify::status_changed(conn, event_id, row, step, actor).await?;
+    let mut events = outbox::Outgoing::new();
+    let event_id = events.event(&changed);
+    // The provider that held a cancelled request (its agents are told).
+    let mut told = None;
     match step.to {
-        RequestStatus::Completed => completed(conn, row, step, cause).await?,
-        RequestStatus::Cancelled => cancelled(conn, event_id, row, step, actor, cause).await?,
+        RequestStatus::Completed => {
+            events.event(&completed(row, step, cause));
+        }
+        RequestStatus::Cancelled => {
+            let (event, provider) = cancelled(row, step, actor, cause);
+            events.event(&event);
+            told = provider;
+        }
         _ => {}
+    }
+    store::apply_step(conn, row.id, step, actor, cause.answered_at, events).await?;
+    crate::notify::status_changed(conn, event_id, row, step, actor).await?;
+    if let Some(provider) = told {
+        let agents =
+            crate::notify::cancelled_for_provider(conn, event_id, row, provider, step, actor, cause.cancel).await?;
+        tracing::info!(request_id = %row.id, provider, agents, "provider told of the cancellation");
     }
     tracing::info!(request_id = %row.id, from = step.from.as_str(), to = step.to.as_str(), actor = actor.role(), reason = %step.reason, "request moved");
     Ok(())
 }
 
 /// `request.completed`, with the referral whose completion requests applied (billing invoices on it).
-async fn completed(
-    conn: &mut PgConnection,
-    row: &RequestRow,
-    step: &Step,
-    cause: &Cause<'_>,
-) -> Result<(), sqlx::Error> {
-    let event = RequestCompleted {
+fn completed(row: &RequestRow, step: &Step, cause: &Cause<'_>) -> RequestCompleted {
+    RequestCompleted {
         request_id: row.id.to_string(),
         member_id: row.member_id.to_string(),
         offer_id: row.offer_id.map(|id| id.to_string()).unwrap_or_default(),
         provider_code: step.provider.clone().unwrap_or_default(),
         occurred_at: Some(time::to_proto(step.at)),
         referral_id: cause.referral_id.trim().to_owned(),
-    };
-    outbox::enqueue(conn, &event).await?;
-    Ok(())
+    }
 }
 
-/// `request.cancelled`, naming who cancelled and the provider that held the request, whose agents get a mail
-/// (`event_id`: the cancellation's `request.status_changed`).
-async fn cancelled(
-    conn: &mut PgConnection,
-    event_id: uuid::Uuid,
+/// `request.cancelled`, naming who cancelled and the provider that held the request (returned too: its agents get
+/// a mail).
+fn cancelled<'a>(
     row: &RequestRow,
-    step: &Step,
+    step: &'a Step,
     actor: &Actor,
-    cause: &Cause<'_>,
-) -> Result<(), sqlx::Error> {
+    cause: &Cause<'a>,
+) -> (RequestCancelled, Option<&'a str>) {
     let provider = step.provider_before().or(cause.provider.map(str::trim).filter(|p| !p.is_empty()));
     let event = RequestCancelled {
         request_id: row.id.to_string(),
@@ -116,11 +121,5 @@ async fn cancelled(
         actor_name: actor.name().to_owned(),
         provider_code: provider.unwrap_or_default().to_owned(),
     };
-    outbox::enqueue(conn, &event).await?;
-    if let Some(provider) = provider {
-        let told =
-            crate::notify::cancelled_for_provider(conn, event_id, row, provider, step, actor, cause.cancel).await?;
-        tracing::info!(request_id = %row.id, provider, agents = told, "provider told of the cancellation");
-    }
-    Ok(())
+    (event, provider)
 }

@@ -57,24 +57,34 @@ pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> R
     let submitter = lifecycle::actor(&mut tx, caller, &access::SUBMITTERS).await?;
     // The insert is the idempotency check (one statement, on the key's unique index): a key already used, by an
     // earlier call or a concurrent one that committed first, files nothing and answers what that one filed.
-    if !store::insert_request(&mut tx, &row, s.idempotency_key.as_deref(), &submitter).await? {
+    let mut events = outbox::Outgoing::new();
+    events.event(&submitted(&row, now, &submitter, &caller.email));
+    let Some(filed) = store::insert_request(&mut tx, &row, s.idempotency_key.as_deref(), &submitter, events).await?
+    else {
         tx.rollback().await?;
         return earlier(pool, &s).await.map(|row| Filed { row, replayed: true, history: None });
-    }
-    outbox::enqueue(&mut tx, &submitted(&row, now, &submitter, &caller.email)).await?;
-    if row.orientation {
-        // Routing queues every request without an offer for the coordinator's triage.
-        let state = lifecycle::state_of(&row).map_err(|e| ServiceError::internal("new request", e))?;
+    };
+    let (row, history) = if filed.orientation {
+        // Routing queues every request without an offer for the coordinator's triage. Read with its member's
+        // referent, whom the step's event names.
+        let filed = store::request_for_update(&mut tx, filed.id)
+            .await?
+            .ok_or_else(|| ServiceError::internal("reading back", "request vanished"))?;
+        let state = lifecycle::state_of(&filed).map_err(|e| ServiceError::internal("new request", e))?;
         if let Some(step) = crate::domain::lifecycle::apply(&state, &Trigger::Queued, now)? {
-            lifecycle::record(&mut tx, &row, &step, &Actor::System, &Cause::default()).await?;
+            lifecycle::record(&mut tx, &filed, &step, &Actor::System, &Cause::default()).await?;
         }
-    }
-    // Read back (what the database added) and its history in the same transaction: one transaction per
-    // submission, where a read after the commit cost one each.
-    let row = store::get_request(&mut *tx, row.id)
-        .await?
-        .ok_or_else(|| ServiceError::internal("reading back", "request vanished"))?;
-    let history = store::history(&mut *tx, row.id).await?;
+        // Read back with its second step, in the same transaction.
+        let row = store::get_request(&mut *tx, filed.id)
+            .await?
+            .ok_or_else(|| ServiceError::internal("reading back", "request vanished"))?;
+        let history = store::history(&mut *tx, row.id).await?;
+        (row, history)
+    } else {
+        // The insert returned the request as stored; its history is the one row it wrote.
+        let history = vec![store::HistoryRow::first(&filed, &submitter)];
+        (filed, history)
+    };
     tx.commit().await?;
     tracing::info!(request_id = %row.id, member_id = %row.member_id, offer_id = ?row.offer_id, "request submitted");
     Ok(Filed { row, replayed: false, history: Some(history) })
@@ -154,6 +164,7 @@ fn new_row(
         idempotency_fingerprint: Some(s.fingerprint()),
         first_answered_at: None,
         completed_at: None,
+        referent_user_id: None,
     }
 }
 

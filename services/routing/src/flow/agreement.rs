@@ -21,9 +21,8 @@ impl Lifecycle {
     ) -> Result<(), FlowError> {
         let unknown =
             || RoutingError::Rejected(format!("quote {quote_number} accepted for unknown referral {referral_id}"));
-        let found = store::get_referral_conn(conn, referral_id).await?.ok_or_else(unknown)?;
-        store::lock_request(conn, found.request_id).await?;
-        let referral = store::referral_for_update(conn, referral_id).await?.ok_or_else(unknown)?;
+        // The request's lock, then the referral's: the lock order of every path.
+        let referral = store::lock_referral(conn, referral_id).await?.ok_or_else(unknown)?;
         if referral.status != ReferralStatus::Accepted.as_str() {
             tracing::info!(
                 %referral_id,

@@ -13,7 +13,7 @@ use crate::store::{self, ReferralRow};
 
 impl Lifecycle {
     /// Moves a referral to its next state (by `transition`, decided `by`), records its agreement when given
-    /// (an accept), and disarms its timers.
+    /// (an accept), and disarms its timers, in one statement.
     pub async fn close(
         &self,
         conn: &mut PgConnection,
@@ -33,9 +33,8 @@ impl Lifecycle {
             by,
             agreement: agreement.map(Agreement::as_str),
         };
-        let closed = store::decide(conn, referral.id, decision).await?;
-        store::disarm_timers(conn, referral.id).await?;
-        Ok(closed)
+        // Its timers disarmed by the same statement.
+        Ok(store::decide(conn, referral.id, decision).await?)
     }
 
     /// Withdraws an offered referral (the coordinator, a reassignment) and tells the provider (on its own

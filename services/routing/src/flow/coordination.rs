@@ -91,9 +91,8 @@ impl Lifecycle {
         let note = if note.is_empty() { "retirée par la coordination" } else { note };
         let not_found = || RoutingError::NotFound(format!("referral {referral_id}"));
         let mut tx = pool.begin().await?;
-        let found = store::get_referral_conn(&mut tx, referral_id).await?.ok_or_else(not_found)?;
-        store::lock_request(&mut tx, found.request_id).await?;
-        let referral = store::referral_for_update(&mut tx, referral_id).await?.ok_or_else(not_found)?;
+        // The request's lock, then the referral's: the lock order of every path.
+        let referral = store::lock_referral(&mut tx, referral_id).await?.ok_or_else(not_found)?;
         let closed = self.withdraw(&mut tx, &referral, note, by).await?;
         if let Some(request) = store::get_routed_request(&mut tx, closed.request_id).await? {
             store::queue_unplaced(&mut tx, &request, &format!("orientation retirée : {note}"), self.now()).await?;

@@ -40,6 +40,21 @@ impl Lifecycle {
         note: &str,
     ) -> Result<Placement, FlowError> {
         let previous = store::referrals_of(conn, request.request_id).await?;
+        self.route_after(conn, request, offer, member, &previous, by, note).await
+    }
+
+    /// [`Self::route_for`] with the request's `previous` referrals already known (none for a new request).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn route_after(
+        &self,
+        conn: &mut PgConnection,
+        request: &RoutedRequestRow,
+        offer: &OfferRow,
+        member: Option<&MemberRow>,
+        previous: &[ReferralRow],
+        by: &Actor,
+        note: &str,
+    ) -> Result<Placement, FlowError> {
         let tried: Vec<String> = previous.iter().map(|r| r.provider_code.clone()).collect();
         let attempt = previous.iter().map(|r| r.attempt).max().unwrap_or(0) + 1;
         let rule_set = store::current_rules(conn).await?;
@@ -111,34 +126,36 @@ impl Lifecycle {
             decided_by_role: String::new(),
             decided_by_name: String::new(),
         };
-        let Some(referral) = store::insert_referral(conn, &row).await? else {
-            return Ok(None);
-        };
-        store::arm_timers(conn, referral.id, &schedule).await?;
         let offered = ReferralOffered {
-            referral_id: referral.id.to_string(),
-            request_id: referral.request_id.to_string(),
-            offer_id: referral.offer_id.to_string(),
+            referral_id: row.id.to_string(),
+            request_id: row.request_id.to_string(),
+            offer_id: row.offer_id.to_string(),
             offer_code: offer.code.clone(),
             offer_title: offer.title.clone(),
-            member_id: referral.member_id.to_string(),
-            provider_code: referral.provider_code.clone(),
+            member_id: row.member_id.to_string(),
+            provider_code: row.provider_code.clone(),
             subject: request.subject.clone(),
             description: request.description.clone(),
             occurred_at: Some(time::to_proto(now)),
-            rule_id: referral.rule_id.map(|id| id.to_string()).unwrap_or_default(),
-            rule_version: referral.rule_version.unwrap_or(0),
+            rule_id: row.rule_id.map(|id| id.to_string()).unwrap_or_default(),
+            rule_version: row.rule_version.unwrap_or(0),
             respond_by: Some(time::to_proto(schedule.respond_by)),
             attempt,
-            assignment: referral.assignment.clone(),
+            assignment: row.assignment.clone(),
             price_kind: offer.price_kind.clone(),
             actor_user_id: assignment.by.user_id_string(),
             actor_role: assignment.by.role.clone(),
             actor_name: assignment.by.name.clone(),
             note: assignment.note.clone(),
         };
-        outbox::enqueue_for_provider(conn, &referral.provider_code, &offered).await?;
-        outbox::enqueue(conn, &offered).await?;
+        // The provider's copy on its own subject, then everybody's; with the referral and its timers, or not at
+        // all (a replay of this attempt).
+        let mut events = outbox::Outgoing::new();
+        events.for_provider(&row.provider_code, &offered);
+        events.event(&offered);
+        let Some(referral) = store::insert_referral(conn, &row, &schedule, events).await? else {
+            return Ok(None);
+        };
         tracing::info!(
             referral_id = %referral.id,
             request_id = %referral.request_id,

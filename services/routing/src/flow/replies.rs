@@ -75,14 +75,10 @@ impl Lifecycle {
         reply: Reply,
         by: &Actor,
     ) -> Result<ReplyOutcome, FlowError> {
-        let Some(found) = store::get_referral_conn(conn, referral_id).await? else {
+        // The request's lock, then the referral's: the lock order of every path.
+        let Some(referral) = store::lock_referral(conn, referral_id).await? else {
             return Err(rejected(format!("{provider} replied to unknown referral {referral_id}")));
         };
-        // Same lock order as the other paths: the request, then the referral.
-        store::lock_request(conn, found.request_id).await?;
-        let referral = store::referral_for_update(conn, referral_id)
-            .await?
-            .ok_or_else(|| rejected(format!("{provider} replied to unknown referral {referral_id}")))?;
         if referral.provider_code != provider {
             // A provider can only answer the referrals sent to it.
             return Err(rejected(format!(
@@ -251,10 +247,8 @@ impl Lifecycle {
         by: &Actor,
     ) -> Result<ReplyOutcome, FlowError> {
         let unknown = || rejected(format!("{provider} reported progress on unknown referral {referral_id}"));
-        let found = store::get_referral_conn(conn, referral_id).await?.ok_or_else(unknown)?;
-        // Same lock order as the other paths: the request, then the referral.
-        store::lock_request(conn, found.request_id).await?;
-        let referral = store::referral_for_update(conn, referral_id).await?.ok_or_else(unknown)?;
+        // The request's lock, then the referral's: the lock order of every path.
+        let referral = store::lock_referral(conn, referral_id).await?.ok_or_else(unknown)?;
         if referral.provider_code != provider {
             return Err(rejected(format!(
                 "{provider} reported progress on referral {referral_id} of another provider"

@@ -41,23 +41,23 @@ impl Lifecycle {
             }
             return Ok(());
         };
-        let Some(offer) = store::get_offer(conn, offer_id).await? else {
+        let (offer, member) = store::offer_and_member(conn, offer_id, member_id).await?;
+        let Some(offer) = offer else {
             // The catalogue's event has not reached us yet: try again later.
             let message = format!("offer {offer_id} of request {request_id} not yet known");
             return Err(RoutingError::NotYetKnown(message).into());
         };
-        let member = store::get_member(conn, member_id).await?;
         if member.is_none() && member_may_be_late {
             let message = format!("member {member_id} of request {request_id} not yet known");
             return Err(RoutingError::NotYetKnown(message).into());
         }
         let request = RoutedRequestRow { request_id, member_id, offer_id, subject, description };
-        store::lock_request(conn, request_id).await?;
         if !store::insert_routed_request(conn, &request, now).await? {
             tracing::info!(%request_id, "request already routed; replay ignored");
             return Ok(());
         }
-        self.route_for(conn, &request, &offer, member.as_ref(), &Actor::system(), "").await?;
+        // A request routing did not know has no referral yet: nothing tried before.
+        self.route_after(conn, &request, &offer, member.as_ref(), &[], &Actor::system(), "").await?;
         Ok(())
     }
 
