@@ -15,7 +15,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::BillingError;
-use crate::parties::{Issuers, Party};
+use crate::parties::{Issuers, Party, ProviderFacts};
 use crate::store;
 
 /// Why a use case did not happen.
@@ -102,7 +102,12 @@ impl From<FlowError> for HandleError {
 /// provider without a known legal identity is retried (its offer event, or the registry entry, may be missing).
 async fn seller(conn: &mut PgConnection, issuers: &Issuers, issuer_code: &str) -> Result<Party, FlowError> {
     let provider = store::provider(conn, issuer_code).await?;
-    issuers.seller(issuer_code, provider.as_ref()).ok_or_else(|| {
+    seller_of(issuers, issuer_code, provider.as_ref())
+}
+
+/// [`seller`] with the provider already read (None: unknown to billing).
+fn seller_of(issuers: &Issuers, issuer_code: &str, provider: Option<&ProviderFacts>) -> Result<Party, FlowError> {
+    issuers.seller(issuer_code, provider).ok_or_else(|| {
         FlowError::NotYet(format!(
             "no legal identity for issuer {issuer_code:?}: neither an entry in the issuer registry nor a known \
              departmental service"

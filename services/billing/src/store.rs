@@ -1,6 +1,7 @@
 //! SQL of the billing service.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use id77_platform::outbox;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -175,11 +176,22 @@ const QUOTE_COLUMNS: &str = "id, number, issuer_code, year, sequence, member_id,
      seller, buyer, decided_at, decided_by_user_id, decided_by_name, signatory_name, purchase_order_number, \
      decision_reason, expires_at";
 
-pub async fn insert_quote(conn: &mut PgConnection, q: &QuoteRow) -> Result<QuoteRow, sqlx::Error> {
+/// Stores a quote and its `events` (`quote.issued`), in one statement.
+pub async fn insert_quote(
+    conn: &mut PgConnection,
+    q: &QuoteRow,
+    events: outbox::Outgoing,
+) -> Result<QuoteRow, sqlx::Error> {
+    let events = events.columns();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO quote ({QUOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-           $19, $20, $21, $22, $23, $24, $25, $26, $27)
-         RETURNING {QUOTE_COLUMNS}"
+        "WITH written AS (
+           INSERT INTO quote ({QUOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+             $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
+           RETURNING {QUOTE_COLUMNS}),
+         events AS ({})
+         SELECT written.*, {} AS woke FROM written",
+        outbox::Outgoing::insert_sql(28, "EXISTS (SELECT 1 FROM written)"),
+        outbox::NOTIFY_SQL,
     )))
     .bind(q.id)
     .bind(&q.number)
@@ -208,6 +220,11 @@ pub async fn insert_quote(conn: &mut PgConnection, q: &QuoteRow) -> Result<Quote
     .bind(&q.purchase_order_number)
     .bind(&q.decision_reason)
     .bind(q.expires_at)
+    .bind(&events.ids)
+    .bind(&events.subjects)
+    .bind(&events.event_types)
+    .bind(&events.payloads)
+    .bind(&events.trace_context)
     .fetch_one(conn)
     .await
 }
@@ -315,18 +332,67 @@ pub async fn record_cancelled_request(
 }
 
 /// Whether billing saw the request cancelled.
-pub async fn is_request_cancelled(conn: &mut PgConnection, request_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cancelled_request WHERE request_id = $1)")
-        .bind(request_id)
-        .fetch_one(conn)
-        .await
+/// What proposing a quote for an accepted referral reads, in one statement where four were (issue 23).
+#[derive(Debug)]
+pub struct QuotingContext {
+    /// The number of the referral's quote, if it has one already (a replay).
+    pub quoted: Option<String>,
+    /// Billing saw the request cancelled.
+    pub cancelled: bool,
+    pub tariff: Option<Tariff>,
+    pub member: Option<MemberRow>,
+    /// The provider of the tariff's offer, as billing knows it (the usual issuer of the quote).
+    pub provider: Option<ProviderFacts>,
 }
 
-pub async fn quote_for_referral(conn: &mut PgConnection, referral_id: Uuid) -> Result<Option<QuoteRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {QUOTE_COLUMNS} FROM quote WHERE referral_id = $1")))
-        .bind(referral_id)
-        .fetch_optional(conn)
-        .await
+pub async fn quoting_context(
+    conn: &mut PgConnection,
+    referral_id: Uuid,
+    request_id: Uuid,
+    offer_id: Option<Uuid>,
+    member_id: Uuid,
+) -> Result<QuotingContext, sqlx::Error> {
+    use sqlx::Row;
+    // Each row type reads its own columns by name; the provider's are renamed apart from the member's.
+    let row = sqlx::query(
+        "SELECT (SELECT number FROM quote WHERE referral_id = $1) AS quoted,
+                EXISTS (SELECT 1 FROM cancelled_request WHERE request_id = $2) AS cancelled,
+                t.offer_id, t.offer_code, t.title, t.provider_code, t.billed, t.price_cents, t.version, t.price_kind,
+                t.price_amount_cents, t.price_days, t.price_floor_cents, t.price_cap_cents, t.vat_rate_bp, t.vat_note,
+                m.member_id, m.siren, m.population, m.name,
+                p.code AS provider_code_known, p.name AS provider_name, p.kind AS provider_kind
+         FROM (SELECT 1) AS one
+         LEFT JOIN tariff t ON t.offer_id = $3
+         LEFT JOIN member m ON m.member_id = $4
+         LEFT JOIN provider p ON p.code = t.provider_code",
+    )
+    .bind(referral_id)
+    .bind(request_id)
+    .bind(offer_id)
+    .bind(member_id)
+    .fetch_one(conn)
+    .await?;
+    let tariff = match row.try_get::<Option<Uuid>, _>("offer_id")? {
+        Some(_) => Some(Tariff::try_from(TariffRow::from_row(&row)?)?),
+        None => None,
+    };
+    let member = match row.try_get::<Option<Uuid>, _>("member_id")? {
+        Some(_) => Some(MemberRow::from_row(&row)?),
+        None => None,
+    };
+    let provider = match row.try_get::<Option<String>, _>("provider_code_known")? {
+        Some(code) => {
+            Some(ProviderFacts { code, name: row.try_get("provider_name")?, kind: row.try_get("provider_kind")? })
+        }
+        None => None,
+    };
+    Ok(QuotingContext {
+        quoted: row.try_get("quoted")?,
+        cancelled: row.try_get("cancelled")?,
+        tariff,
+        member,
+        provider,
+    })
 }
 
 pub async fn get_quote(pool: &PgPool, id: Uuid) -> Result<Option<QuoteRow>, sqlx::Error> {

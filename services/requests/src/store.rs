@@ -347,9 +347,9 @@ pub async fn request_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Opt
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {REQUEST_COLUMNS}, {REFERENT_COLUMN} FROM request WHERE id = $1 FOR UPDATE OF request"
     )))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Records a step of the lifecycle: the request's status and provider, a history row and the step's `events`, in
@@ -427,10 +427,12 @@ pub async fn attach_offer(conn: &mut PgConnection, id: Uuid, offer: &OfferRow) -
 }
 
 pub async fn get_request<'c>(db: impl sqlx::PgExecutor<'c>, id: Uuid) -> Result<Option<RequestRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {REQUEST_COLUMNS}, {REFERENT_COLUMN} FROM request WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLUMNS}, {REFERENT_COLUMN} FROM request WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
 }
 
 pub async fn history<'c>(db: impl sqlx::PgExecutor<'c>, id: Uuid) -> Result<Vec<HistoryRow>, sqlx::Error> {

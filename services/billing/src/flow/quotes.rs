@@ -14,13 +14,14 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{FlowError, seller};
+use super::{FlowError, seller, seller_of};
 use crate::access;
 use crate::domain::{
     self, Accepted, Actor, CURRENCY, DecideError, Decision, Document, MemberDecision, QuoteEvent, QuoteStatus, Stated,
     Tariff, Vat,
 };
 use crate::error::BillingError;
+use crate::parties::ProviderFacts;
 use crate::parties::{self, Issuers, Party};
 use crate::proto_map::quote_to_proto;
 use crate::store::{self, MemberRow, QuoteDecision, QuoteRow};
@@ -82,9 +83,10 @@ pub async fn issue(
         decision_reason: String::new(),
         expires_at: domain::expires_at(issued_at, validity),
     };
-    let quote = store::insert_quote(conn, &row).await?;
-    outbox::enqueue(conn, &pb::QuoteIssued { quote: Some(quote_to_proto(quote.clone())) }).await?;
-    Ok(quote)
+    // The row as built is the row as stored (times in microseconds, `time::now`): its event goes with its insert.
+    let mut events = outbox::Outgoing::new();
+    events.event(&pb::QuoteIssued { quote: Some(quote_to_proto(row.clone())) });
+    Ok(store::insert_quote(conn, &row, events).await?)
 }
 
 /// Proposes a quote to the member when a provider accepts a referral for a billed offer (`proposed`, expiring
@@ -98,28 +100,30 @@ pub async fn propose(
     accepted: &Accepted,
     stated: Option<&Stated>,
 ) -> Result<Option<QuoteRow>, FlowError> {
+    let context =
+        store::quoting_context(conn, accepted.referral_id, accepted.request_id, accepted.offer_id, accepted.member_id)
+            .await?;
     // A replay under another message id: the referral already has its quote.
-    if let Some(quote) = store::quote_for_referral(conn, accepted.referral_id).await? {
-        tracing::info!(referral_id = %accepted.referral_id, number = %quote.number, "referral already quoted");
+    if let Some(number) = &context.quoted {
+        tracing::info!(referral_id = %accepted.referral_id, %number, "referral already quoted");
         return Ok(None);
     }
     // The request was cancelled while this acceptance was on its way: no quote to propose.
-    if store::is_request_cancelled(conn, accepted.request_id).await? {
+    if context.cancelled {
         tracing::info!(referral_id = %accepted.referral_id, request_id = %accepted.request_id,
             "referral accepted for a cancelled request: no quote");
         return Ok(None);
     }
-    let tariff = match accepted.offer_id {
-        Some(offer_id) => store::tariff(conn, offer_id).await?,
-        None => None,
-    };
-    let member = store::member(conn, accepted.member_id).await?;
+    let (tariff, member) = (context.tariff, context.member);
     let population = match (&tariff, accepted.offer_id) {
         (Some(t), Some(_)) if t.price_rule.needs_population() => member.as_ref().and_then(|m| m.population),
         _ => None,
     };
     let decision = decision(accepted, tariff.as_ref(), population, stated)?;
-    let Some(draft) = draft(conn, issuers, accepted, member.as_ref(), decision).await? else { return Ok(None) };
+    let Some(draft) = draft(conn, issuers, accepted, member.as_ref(), context.provider.as_ref(), decision).await?
+    else {
+        return Ok(None);
+    };
     let quote = issue(conn, draft, time::now(), validity).await?;
     tracing::info!(quote_id = %quote.id, number = %quote.number, referral_id = %quote.referral_id,
         member_id = %quote.member_id, amount_cents = quote.amount_cents, expires_at = %quote.expires_at,
@@ -166,6 +170,7 @@ async fn draft(
     issuers: &Issuers,
     accepted: &Accepted,
     member: Option<&MemberRow>,
+    provider: Option<&ProviderFacts>,
     decision: Decision,
 ) -> Result<Option<QuoteDraft>, FlowError> {
     match decision {
@@ -183,7 +188,11 @@ async fn draft(
                     referral_provider = %accepted.provider_code,
                     "referral accepted by another provider than the offer's; the offer's provider issues the quote");
             }
-            let seller = seller(conn, issuers, &issuer_code).await?;
+            // The offer's provider was read with the tariff; another issuer is read now.
+            let seller = match provider.filter(|p| p.code == issuer_code) {
+                Some(known) => seller_of(issuers, &issuer_code, Some(known))?,
+                None => seller(conn, issuers, &issuer_code).await?,
+            };
             // The quote names the member as far as billing knows it (the invoice waits for its SIREN).
             let buyer = member.map(|m| parties::buyer(&m.name, &m.siren)).unwrap_or_else(|| parties::buyer("", ""));
             Ok(Some(QuoteDraft {
