@@ -202,16 +202,26 @@ pub struct Decision<'a> {
     pub agreement: Option<&'a str>,
 }
 
-/// Records a decision (accepted, declined...) on a referral and disarms its timers, in one statement.
-pub async fn decide(conn: &mut PgConnection, id: Uuid, d: Decision<'_>) -> Result<ReferralRow, sqlx::Error> {
+/// Records a decision (accepted, declined...) on a referral, disarms its timers and writes the `events` that
+/// announce it, in one statement.
+pub async fn decide(
+    conn: &mut PgConnection,
+    id: Uuid,
+    d: Decision<'_>,
+    events: outbox::Outgoing,
+) -> Result<ReferralRow, sqlx::Error> {
+    let events = events.columns();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH decided AS (
            UPDATE referral SET status = $2, reason = $3, decided_at = $4, updated_at = $4, decided_by_user_id = $5,
              decided_by_role = $6, decided_by_name = $7, agreement = COALESCE($8, agreement)
            WHERE id = $1
            RETURNING {REFERRAL_COLUMNS}),
-         disarmed AS (DELETE FROM timer WHERE referral_id = $1)
-         SELECT * FROM decided"
+         disarmed AS (DELETE FROM timer WHERE referral_id = $1),
+         events AS ({})
+         SELECT decided.*, {} AS woke FROM decided",
+        outbox::Outgoing::insert_sql(9, "EXISTS (SELECT 1 FROM decided)"),
+        outbox::NOTIFY_SQL,
     )))
     .bind(id)
     .bind(d.status)
@@ -221,6 +231,11 @@ pub async fn decide(conn: &mut PgConnection, id: Uuid, d: Decision<'_>) -> Resul
     .bind(&d.by.role)
     .bind(&d.by.name)
     .bind(d.agreement)
+    .bind(&events.ids)
+    .bind(&events.subjects)
+    .bind(&events.event_types)
+    .bind(&events.payloads)
+    .bind(&events.trace_context)
     .fetch_one(conn)
     .await
 }

@@ -13,7 +13,8 @@ use crate::store::{self, ReferralRow};
 
 impl Lifecycle {
     /// Moves a referral to its next state (by `transition`, decided `by`), records its agreement when given
-    /// (an accept), and disarms its timers, in one statement.
+    /// (an accept), disarms its timers and writes the `events` that announce it, in one statement.
+    #[allow(clippy::too_many_arguments)]
     pub async fn close(
         &self,
         conn: &mut PgConnection,
@@ -22,6 +23,7 @@ impl Lifecycle {
         reason: &str,
         by: &Actor,
         agreement: Option<Agreement>,
+        events: outbox::Outgoing,
     ) -> Result<ReferralRow, FlowError> {
         let status = ReferralStatus::parse(&referral.status)
             .ok_or_else(|| RoutingError::ReferralState(format!("referral {} has an unknown status", referral.id)))?;
@@ -33,8 +35,7 @@ impl Lifecycle {
             by,
             agreement: agreement.map(Agreement::as_str),
         };
-        // Its timers disarmed by the same statement.
-        Ok(store::decide(conn, referral.id, decision).await?)
+        Ok(store::decide(conn, referral.id, decision, events).await?)
     }
 
     /// Withdraws an offered referral (the coordinator, a reassignment) and tells the provider (on its own
@@ -71,13 +72,13 @@ impl Lifecycle {
         by: &Actor,
     ) -> Result<ReferralRow, FlowError> {
         let after_acceptance = referral.status == ReferralStatus::Accepted.as_str();
-        let closed = self.close(conn, referral, transition, reason, by, None).await?;
+        // What the event says of the referral does not change with its closing.
         let event = ReferralWithdrawn {
-            referral_id: closed.id.to_string(),
-            request_id: closed.request_id.to_string(),
-            offer_id: closed.offer_id.to_string(),
-            member_id: closed.member_id.to_string(),
-            provider_code: closed.provider_code.clone(),
+            referral_id: referral.id.to_string(),
+            request_id: referral.request_id.to_string(),
+            offer_id: referral.offer_id.to_string(),
+            member_id: referral.member_id.to_string(),
+            provider_code: referral.provider_code.clone(),
             reason: reason.to_owned(),
             occurred_at: Some(time::to_proto(self.now())),
             actor_user_id: by.user_id_string(),
@@ -85,8 +86,10 @@ impl Lifecycle {
             actor_name: by.name.clone(),
             after_acceptance,
         };
-        outbox::enqueue_for_provider(conn, &closed.provider_code, &event).await?;
-        outbox::enqueue(conn, &event).await?;
+        let mut events = outbox::Outgoing::new();
+        events.for_provider(&referral.provider_code, &event);
+        events.event(&event);
+        let closed = self.close(conn, referral, transition, reason, by, None, events).await?;
         tracing::info!(
             referral_id = %closed.id,
             provider = %closed.provider_code,

@@ -87,7 +87,15 @@ impl Lifecycle {
         let now = self.now();
         store::lock_request(conn, referral.request_id).await?;
         let closed = self
-            .close(conn, referral, Transition::Expire, "no answer before the deadline", &Actor::system(), None)
+            .close(
+                conn,
+                referral,
+                Transition::Expire,
+                "no answer before the deadline",
+                &Actor::system(),
+                None,
+                outbox::Outgoing::new(),
+            )
             .await?;
         let placement = self.reroute(conn, &closed).await?;
         let event = ReferralExpired {

@@ -63,6 +63,29 @@ fn check_work(referral: &ReferralRow, work: Work) -> Result<Result<(), ReplyOutc
     }))
 }
 
+/// `referral.accepted`, with the amount the provider stated (an offer on quote).
+fn accepted(
+    referral: &ReferralRow,
+    quote: Option<domain::StatedQuote>,
+    by: &Actor,
+    now: DateTime<Utc>,
+) -> ReferralAccepted {
+    let (amount_cents, quote_note) = quote.map(|q| (q.amount_cents, q.note)).unwrap_or_default();
+    ReferralAccepted {
+        referral_id: referral.id.to_string(),
+        request_id: referral.request_id.to_string(),
+        offer_id: referral.offer_id.to_string(),
+        member_id: referral.member_id.to_string(),
+        provider_code: referral.provider_code.clone(),
+        occurred_at: Some(time::to_proto(now)),
+        amount_cents,
+        quote_note,
+        actor_user_id: by.user_id_string(),
+        actor_role: by.role.clone(),
+        actor_name: by.name.clone(),
+    }
+}
+
 impl Lifecycle {
     /// Applies a provider's reply (accept, decline, complete) to a referral sent to it, in the caller's
     /// transaction, recorded as decided `by` (the provider's consumer, or its agent). Rejects a reply to an
@@ -103,11 +126,15 @@ impl Lifecycle {
                 Err(error) => return Ok(ReplyOutcome::Refused(error)),
             }
         }
-        let referral = self.close(conn, &referral, transition, reply.reason(), by, agreement).await?;
-        match reply {
-            Reply::Accept(quote) => self.accepted(conn, &referral, quote, by, now).await?,
-            Reply::Decline { reason } => self.declined(conn, &referral, reason, by, now).await?,
-            Reply::Complete => {}
+        // An acceptance is announced by the statement that records it; a decline after its re-routing (the next
+        // referral's events come first).
+        let mut events = outbox::Outgoing::new();
+        if let Reply::Accept(quote) = &reply {
+            events.event(&accepted(&referral, quote.clone(), by, now));
+        }
+        let referral = self.close(conn, &referral, transition, reply.reason(), by, agreement, events).await?;
+        if let Reply::Decline { reason } = reply {
+            self.declined(conn, &referral, reason, by, now).await?;
         }
         tracing::info!(%referral_id, %provider, status = referral.status, "referral decided");
         Ok(ReplyOutcome::Applied(Box::new(referral)))
@@ -176,32 +203,6 @@ impl Lifecycle {
             );
             Agreement::NotRequired
         })))
-    }
-
-    async fn accepted(
-        &self,
-        conn: &mut PgConnection,
-        referral: &ReferralRow,
-        quote: Option<domain::StatedQuote>,
-        by: &Actor,
-        now: DateTime<Utc>,
-    ) -> Result<(), FlowError> {
-        let (amount_cents, quote_note) = quote.map(|q| (q.amount_cents, q.note)).unwrap_or_default();
-        let accepted = ReferralAccepted {
-            referral_id: referral.id.to_string(),
-            request_id: referral.request_id.to_string(),
-            offer_id: referral.offer_id.to_string(),
-            member_id: referral.member_id.to_string(),
-            provider_code: referral.provider_code.clone(),
-            occurred_at: Some(time::to_proto(now)),
-            amount_cents,
-            quote_note,
-            actor_user_id: by.user_id_string(),
-            actor_role: by.role.clone(),
-            actor_name: by.name.clone(),
-        };
-        outbox::enqueue(conn, &accepted).await?;
-        Ok(())
     }
 
     async fn declined(
