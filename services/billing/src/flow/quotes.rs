@@ -86,7 +86,7 @@ pub async fn issue(
     // The row as built is the row as stored (times in microseconds, `time::now`): its event goes with its insert.
     let mut events = outbox::Outgoing::new();
     events.event(&pb::QuoteIssued { quote: Some(quote_to_proto(row.clone())) });
-    Ok(store::insert_quote(conn, &row, events).await?)
+    store::insert_quote(conn, &row, events).await
 }
 
 /// Proposes a quote to the member when a provider accepts a referral for a billed offer (`proposed`, expiring
