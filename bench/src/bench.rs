@@ -616,6 +616,7 @@ async fn measure(
     eprintln!("journey warm-up: {warmup:?}...");
     journey(platform, &ready_members, &offer_id, &provider, warmup, "warmup").await?;
     analyze(platform);
+    eprintln!("journey: {duration:?}...");
     let journey = journey(platform, &ready_members, &offer_id, &provider, duration, "bench").await?;
 
     let hello_url = format!("http://{hello_addr}/");

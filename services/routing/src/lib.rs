@@ -15,6 +15,7 @@ pub mod flow;
 pub mod grpc;
 pub mod store;
 pub mod store_names;
+pub mod store_rules;
 pub mod timers;
 
 use std::sync::Arc;

@@ -2,13 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use id77_platform::outbox;
-use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::Actor;
 use crate::domain::calendar::Schedule;
-use crate::domain::rules::Rule;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OfferRow {
@@ -550,71 +548,9 @@ pub async fn get_member(conn: &mut PgConnection, member_id: Uuid) -> Result<Opti
     .await
 }
 
-// ---- rule sets ---------------------------------------------------------------------------------------------
+// ---- rule sets: [`crate::store_rules`] -----------------------------------------------------------------------
 
-/// Serialises rule set edits (one writer at a time per database).
-const RULES_LOCK: i64 = 0x1d77_0a7b_0101;
-
-#[derive(Debug, Clone, Default)]
-pub struct RuleSetRow {
-    pub version: i32,
-    pub rules: Vec<Rule>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub created_by: Option<Uuid>,
-}
-
-type RuleSetTuple = (i32, Json<Vec<Rule>>, DateTime<Utc>, Option<Uuid>);
-
-fn rule_set(row: Option<RuleSetTuple>) -> RuleSetRow {
-    row.map(|(version, Json(rules), created_at, created_by)| RuleSetRow {
-        version,
-        rules,
-        created_at: Some(created_at),
-        created_by,
-    })
-    .unwrap_or_default()
-}
-
-/// The current rule set (version 0, empty, before the first edit).
-pub async fn current_rules(conn: &mut PgConnection) -> Result<RuleSetRow, sqlx::Error> {
-    let row =
-        sqlx::query_as("SELECT version, rules, created_at, created_by FROM rule_set ORDER BY version DESC LIMIT 1")
-            .fetch_optional(conn)
-            .await?;
-    Ok(rule_set(row))
-}
-
-/// One version of the rule set (empty for version 0 or an unknown version).
-pub async fn rules_at(conn: &mut PgConnection, version: i32) -> Result<RuleSetRow, sqlx::Error> {
-    let row = sqlx::query_as("SELECT version, rules, created_at, created_by FROM rule_set WHERE version = $1")
-        .bind(version)
-        .fetch_optional(conn)
-        .await?;
-    Ok(rule_set(row))
-}
-
-/// Takes the edit lock for the rest of the transaction.
-pub async fn lock_rules(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(RULES_LOCK).execute(conn).await?;
-    Ok(())
-}
-
-pub async fn insert_rule_set(
-    conn: &mut PgConnection,
-    version: i32,
-    rules: &[Rule],
-    by: Uuid,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO rule_set (version, rules, created_by, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(version)
-        .bind(Json(rules))
-        .bind(by)
-        .bind(at)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
+pub use crate::store_rules::{RuleSetRow, current_rules, insert_rule_set, lock_rules, rules_at};
 
 // ---- requests and referrals --------------------------------------------------------------------------------
 
