@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use crate::domain::names::ProviderNames;
 use crate::domain::{Actor, Details, Step};
-use crate::notify::domain::Candidate;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct RequestRow {
@@ -342,43 +341,6 @@ pub async fn insert_request(
     .bind(&events.trace_context)
     .fetch_optional(conn)
     .await
-}
-
-/// A request locked for a step, with what the step's history line and mails read: the names of `providers` and
-/// the member's users who may get mail. One statement where three were (issue 23).
-pub struct ForStep {
-    pub row: RequestRow,
-    pub names: ProviderNames,
-    pub recipients: Vec<Candidate>,
-}
-
-pub async fn request_for_step(
-    conn: &mut PgConnection,
-    id: Uuid,
-    providers: &[&str],
-) -> Result<Option<ForStep>, sqlx::Error> {
-    use sqlx::Row;
-    let codes: Vec<String> = providers.iter().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect();
-    let found = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLUMNS}, {REFERENT_COLUMN},
-                (SELECT COALESCE(json_agg(json_build_array(code, name)), '[]'::json)
-                 FROM provider WHERE code = ANY($2) AND name <> '') AS provider_names,
-                {} AS recipients
-         FROM request WHERE id = $1 FOR UPDATE OF request",
-        crate::notify::store::member_candidates_json("request.member_id"),
-    )))
-    .bind(id)
-    .bind(&codes)
-    .fetch_optional(conn)
-    .await?;
-    let Some(found) = found else { return Ok(None) };
-    let names: Json<Vec<(String, String)>> = found.try_get("provider_names")?;
-    let recipients: Json<Vec<Candidate>> = found.try_get("recipients")?;
-    Ok(Some(ForStep {
-        row: RequestRow::from_row(&found)?,
-        names: ProviderNames::new(names.0),
-        recipients: recipients.0,
-    }))
 }
 
 pub async fn request_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<RequestRow>, sqlx::Error> {

@@ -8,7 +8,7 @@ use id77_proto::requests::v1::{RequestCancelled, RequestCompleted, RequestStatus
 use sqlx::PgConnection;
 
 use crate::domain::lifecycle::{Actor, RequestStatus, State, Step};
-use crate::notify::domain::{CancelCause, Candidate};
+use crate::notify::domain::CancelCause;
 use crate::store::{self, RequestRow};
 
 /// The lifecycle state of a stored request.
@@ -40,9 +40,6 @@ pub struct Cause<'a> {
     /// When a provider answered (accepted, declined), if the step is its answer: dates the first answer in the
     /// step's own statement.
     pub answered_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The member's users who may get mail, when read with the request ([`store::request_for_step`]); None: the
-    /// mails read them.
-    pub recipients: Option<&'a [Candidate]>,
 }
 
 /// Records a step (status, history row by `actor`) and the events it emits through the outbox, in one statement:
@@ -83,7 +80,7 @@ pub async fn record(
         _ => {}
     }
     store::apply_step(conn, row.id, step, actor, cause.answered_at, events).await?;
-    crate::notify::status_changed(conn, event_id, row, step, actor, cause.recipients).await?;
+    crate::notify::status_changed(conn, event_id, row, step, actor).await?;
     if let Some(provider) = told {
         let agents =
             crate::notify::cancelled_for_provider(conn, event_id, row, provider, step, actor, cause.cancel).await?;

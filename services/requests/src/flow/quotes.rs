@@ -59,15 +59,11 @@ async fn request_of(conn: &mut PgConnection, request_id: Uuid, quote: &Quote) ->
     let row = store::request_for_update(conn, request_id)
         .await?
         .ok_or_else(|| FlowError::Refused(format!("quote {} of unknown request {request_id}", quote.number)))?;
-    warn_if_another_member(&row, quote);
-    Ok(row)
-}
-
-fn warn_if_another_member(row: &RequestRow, quote: &Quote) {
     if quote.member_id.trim() != row.member_id.to_string() {
         tracing::warn!(request_id = %row.id, quote = %quote.number, quote_member = %quote.member_id,
             "quote names another member than its request; the request's is used");
     }
+    Ok(row)
 }
 
 /// Whether the request still waits on its quote (not cancelled, declined, completed or closed).
@@ -83,18 +79,13 @@ pub async fn proposed(
     quote_id: Uuid,
     request_id: Uuid,
 ) -> Result<(), FlowError> {
-    // Locked, with the issuer's name and the member's users, whom the mail tells.
-    let found = store::request_for_step(conn, request_id, &[quote.issuer_code.as_str()])
-        .await?
-        .ok_or_else(|| FlowError::Refused(format!("quote {} of unknown request {request_id}", quote.number)))?;
-    let row = &found.row;
-    warn_if_another_member(row, quote);
-    if !is_open(row)? {
+    let row = request_of(conn, request_id, quote).await?;
+    if !is_open(&row)? {
         tracing::info!(%request_id, quote = %quote.number, status = %row.status, "quote proposed for a closed request: no mail");
         return Ok(());
     }
     let key = mail_event_id::<QuoteIssued>(quote_id);
-    let mails = crate::notify::quote_proposed(conn, key, &found, &facts(quote, row), decided_at(quote)).await?;
+    let mails = crate::notify::quote_proposed(conn, key, &row, &facts(quote, &row), decided_at(quote)).await?;
     tracing::info!(%request_id, quote = %quote.number, mails, "quote proposed to the member");
     Ok(())
 }

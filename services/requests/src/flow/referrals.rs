@@ -32,11 +32,9 @@ pub struct Routed {
 /// Applies a referral event to its request, in the consumer's transaction.
 pub async fn apply(conn: &mut PgConnection, r: Routed) -> Result<(), FlowError> {
     let request_id = r.request_id;
-    // The request locked, with the names its history line gives and its member's users, whom its mail tells.
-    let Some(found) = store::request_for_step(conn, request_id, &r.trigger.providers()).await? else {
+    let Some(mut request) = store::request_for_update(conn, request_id).await? else {
         return Err(FlowError::Refused(format!("referral event for unknown request {request_id}")));
     };
-    let store::ForStep { row: mut request, names, recipients } = found;
     // An open orientation request gets the offer the coordinator attached at triage.
     if request.offer_id.is_none()
         && let Ok(offer_id) = Uuid::parse_str(r.offer_id.trim())
@@ -50,6 +48,8 @@ pub async fn apply(conn: &mut PgConnection, r: Routed) -> Result<(), FlowError> 
         }
     }
     let state = lifecycle::state_of(&request).map_err(FlowError::Refused)?;
+    // The history line names the providers (issue 21).
+    let names = store::provider_names(conn, &r.trigger.providers()).await?;
     let step = crate::domain::lifecycle::apply_named(&state, &r.trigger, r.at, &names)
         .map_err(|e| FlowError::Refused(e.message))?;
     let Some(step) = step else {
@@ -62,12 +62,7 @@ pub async fn apply(conn: &mut PgConnection, r: Routed) -> Result<(), FlowError> 
         return Ok(());
     };
     let step = step.with_note(&r.note);
-    let cause = Cause {
-        referral_id: &r.referral_id,
-        answered_at: r.answer.then_some(r.at),
-        recipients: Some(&recipients),
-        ..Cause::default()
-    };
+    let cause = Cause { referral_id: &r.referral_id, answered_at: r.answer.then_some(r.at), ..Cause::default() };
     lifecycle::record(conn, &request, &step, &r.actor, &cause).await?;
     Ok(())
 }

@@ -14,7 +14,7 @@ pub const KIND_QUOTE_ACCEPTED: &str = "quote_accepted";
 pub const KIND_REQUEST_CANCELLED: &str = "request_cancelled";
 
 /// A user who may get mail, with their preferences (every kind on unless turned off).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Candidate {
     pub user_id: Uuid,
     pub email: String,

@@ -23,17 +23,15 @@ use uuid::Uuid;
 use crate::domain::lifecycle::{Actor, Step};
 use crate::domain::names::ProviderNames;
 use crate::store::RequestRow;
-use domain::{CancelCause, Candidate, Notice, QuoteMail, StatusMail};
+use domain::{CancelCause, Notice, QuoteMail, StatusMail};
 
-/// Queues the mails telling the member's users that `row` moved (`event_id`: its `request.status_changed`);
-/// `recipients`: those users, if read with the request.
+/// Queues the mails telling the member's users that `row` moved (`event_id`: its `request.status_changed`).
 pub async fn status_changed(
     conn: &mut PgConnection,
     event_id: Uuid,
     row: &RequestRow,
     step: &Step,
     actor: &Actor,
-    recipients: Option<&[Candidate]>,
 ) -> Result<(), sqlx::Error> {
     let notice = Notice::StatusChanged { member_id: row.member_id, actor: actor.user_id() };
     // The name the step's history line used; read only when the step did not know it.
@@ -48,7 +46,7 @@ pub async fn status_changed(
         reason: &step.reason,
         provider: step.provider_name.as_deref().or_else(|| step.provider.as_deref().and_then(|c| names.known(c))),
     };
-    queue_to(conn, event_id, row, &notice, recipients, domain::KIND_STATUS_CHANGED, step.at, |name| {
+    queue_to(conn, event_id, row, &notice, domain::KIND_STATUS_CHANGED, step.at, |name| {
         domain::status_mail(name, &mail)
     })
     .await?;
@@ -74,15 +72,12 @@ pub async fn name_of(conn: &mut PgConnection, caller: &Caller) -> Result<String,
 }
 
 /// Queues one mail per recipient of `notice` about `row`, keyed by (`event_id`, recipient): a second call for the
-/// same event sends nothing more. `member_users`: the member's users who may get mail, if already read (a notice
-/// to them only). `write` makes the subject and body for a recipient's display name.
-#[allow(clippy::too_many_arguments)]
+/// same event sends nothing more. `write` makes the subject and body for a recipient's display name.
 async fn queue_to(
     conn: &mut PgConnection,
     event_id: Uuid,
     row: &RequestRow,
     notice: &Notice<'_>,
-    member_users: Option<&[Candidate]>,
     kind: &str,
     at: chrono::DateTime<chrono::Utc>,
     write: impl Fn(&str) -> (String, String),
@@ -92,15 +87,8 @@ async fn queue_to(
         Notice::MessagePosted { provider_code, .. } => *provider_code,
         Notice::StatusChanged { .. } => None,
     };
-    let read;
-    let candidates = match (provider, member_users) {
-        (None, Some(known)) => known,
-        _ => {
-            read = store::candidates(conn, row.member_id, provider).await?;
-            read.as_slice()
-        }
-    };
-    let recipients = domain::recipients(notice, candidates);
+    let candidates = store::candidates(conn, row.member_id, provider).await?;
+    let recipients = domain::recipients(notice, &candidates);
     for recipient in &recipients {
         let (subject, body) = write(&recipient.display_name);
         let queued = store::QueuedMail {
@@ -130,24 +118,23 @@ pub async fn cancelled_for_provider(
     cause: CancelCause<'_>,
 ) -> Result<usize, sqlx::Error> {
     let notice = Notice::ProviderStatus { provider_code: provider, actor: actor.user_id() };
-    queue_to(conn, event_id, row, &notice, None, domain::KIND_REQUEST_CANCELLED, step.at, |name| {
+    queue_to(conn, event_id, row, &notice, domain::KIND_REQUEST_CANCELLED, step.at, |name| {
         domain::cancelled_mail(name, &row.subject, actor.name(), &step.reason, cause)
     })
     .await
 }
 
-/// Queues the mails proposing a quote to the member's users (`event_id`: the quote's proposal), with the request's
-/// names and member's users read with it ([`crate::store::request_for_step`]).
+/// Queues the mails proposing a quote to the member's users (`event_id`: the quote's proposal).
 pub async fn quote_proposed(
     conn: &mut PgConnection,
     event_id: Uuid,
-    found: &crate::store::ForStep,
+    row: &RequestRow,
     quote: &QuoteMail<'_>,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, sqlx::Error> {
-    let (row, names) = (&found.row, &found.names);
     let notice = Notice::StatusChanged { member_id: row.member_id, actor: None };
-    queue_to(conn, event_id, row, &notice, Some(&found.recipients), domain::KIND_QUOTE_PROPOSED, at, |name| {
+    let names = provider_names(conn, Some(quote.provider)).await?;
+    queue_to(conn, event_id, row, &notice, domain::KIND_QUOTE_PROPOSED, at, |name| {
         domain::quote_proposed_mail(name, quote, names.known(quote.provider))
     })
     .await
@@ -165,7 +152,7 @@ pub async fn quote_accepted(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, sqlx::Error> {
     let notice = Notice::ProviderStatus { provider_code: quote.provider, actor: actor.user_id() };
-    queue_to(conn, event_id, row, &notice, None, domain::KIND_QUOTE_ACCEPTED, at, |name| {
+    queue_to(conn, event_id, row, &notice, domain::KIND_QUOTE_ACCEPTED, at, |name| {
         domain::quote_accepted_mail(name, quote, actor.name(), purchase_order)
     })
     .await
@@ -182,7 +169,7 @@ pub async fn invoice_issued(
 ) -> Result<usize, sqlx::Error> {
     let notice = Notice::StatusChanged { member_id: row.member_id, actor: None };
     let names = provider_names(conn, Some(invoice.provider_code)).await?;
-    queue_to(conn, event_id, row, &notice, None, money::KIND_INVOICE_ISSUED, at, |name| {
+    queue_to(conn, event_id, row, &notice, money::KIND_INVOICE_ISSUED, at, |name| {
         money::invoice_issued_mail(name, invoice, names.known(invoice.provider_code))
     })
     .await

@@ -44,20 +44,6 @@ pub async fn upsert_recipient(conn: &mut PgConnection, r: &Recipient) -> Result<
 }
 
 /// The active users of `member_id` and the active agents of `provider_code`, with their preferences.
-/// A member's users who may get mail, as a JSON array of [`Candidate`]s in one column, for a read that takes them
-/// along (`member_id`: an SQL expression). The rows of [`candidates`] without a provider.
-pub fn member_candidates_json(member_id: &str) -> String {
-    format!(
-        "(SELECT COALESCE(json_agg(json_build_object(
-            'user_id', r.user_id, 'email', r.email, 'display_name', r.display_name, 'role', r.role,
-            'member_id', r.member_id, 'provider_code', r.provider_code,
-            'status_changed', COALESCE(p.status_changed, true), 'message_posted', COALESCE(p.message_posted, true))
-            ORDER BY r.user_id), '[]'::json)
-          FROM notification_recipient r LEFT JOIN notification_preference p ON p.user_id = r.user_id
-          WHERE r.active AND r.email <> '' AND r.member_id = {member_id})"
-    )
-}
-
 pub async fn candidates(
     conn: &mut PgConnection,
     member_id: Uuid,
