@@ -1,7 +1,7 @@
 //! SQL of the billing service.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use id77_platform::outbox;
+use id77_platform::outbox::{self, BindEvents};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -182,7 +182,6 @@ pub async fn insert_quote(
     q: &QuoteRow,
     events: outbox::Outgoing,
 ) -> Result<QuoteRow, sqlx::Error> {
-    let events = events.columns();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH written AS (
            INSERT INTO quote ({QUOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
@@ -220,11 +219,7 @@ pub async fn insert_quote(
     .bind(&q.purchase_order_number)
     .bind(&q.decision_reason)
     .bind(q.expires_at)
-    .bind(&events.ids)
-    .bind(&events.subjects)
-    .bind(&events.event_types)
-    .bind(&events.payloads)
-    .bind(&events.trace_context)
+    .bind_events(events)
     .fetch_one(conn)
     .await
 }

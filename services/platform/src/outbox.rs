@@ -21,8 +21,9 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
 use futures::FutureExt;
 use id77_proto::events::IntegrationEvent;
+use sqlx::postgres::PgArguments;
 use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Postgres, Row};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -59,24 +60,14 @@ pub async fn enqueue_for_provider<M: prost::Message + prost::Name>(
 
 /// Several events written in one statement (issue 23: a round trip per event cost as much PostgreSQL time as the
 /// row): [`Outgoing::write`] on its own, or folded by a flow into the statement of the change they announce, with
-/// [`Outgoing::insert_sql`] as one of its data-modifying CTEs, [`Outgoing::columns`] as its parameters and
-/// [`NOTIFY_SQL`] in its final `SELECT`. Rows keep the order they were added in.
+/// [`Outgoing::insert_sql`] as one of its data-modifying CTEs, its parameters bound by [`BindEvents::bind_events`]
+/// and [`NOTIFY_SQL`] in its final `SELECT`. Rows keep the order they were added in.
 #[derive(Debug, Default)]
 pub struct Outgoing {
     ids: Vec<Uuid>,
     subjects: Vec<String>,
     event_types: Vec<String>,
     payloads: Vec<Vec<u8>>,
-}
-
-/// The parameters of [`Outgoing::insert_sql`], in its order: ids, subjects, event types, payloads, then the trace
-/// context shared by the rows.
-pub struct OutgoingColumns {
-    pub ids: Vec<Uuid>,
-    pub subjects: Vec<String>,
-    pub event_types: Vec<String>,
-    pub payloads: Vec<Vec<u8>>,
-    pub trace_context: Option<String>,
 }
 
 /// Wakes the relays when the transaction commits: an expression for a statement's final `SELECT` (text, so that a
@@ -115,9 +106,9 @@ impl Outgoing {
         self.ids.is_empty()
     }
 
-    /// `INSERT INTO outbox …` of these rows, reading its five parameters from `$first` on ([`Self::columns`]), for
-    /// a flow's own statement (`WITH …, events AS (<this>) SELECT …, <NOTIFY_SQL>`). `only_if`: a condition the
-    /// rows are written under (e.g. `EXISTS (SELECT 1 FROM written)`), or `"true"`.
+    /// `INSERT INTO outbox …` of these rows, reading its five parameters from `$first` on
+    /// ([`BindEvents::bind_events`]), for a flow's own statement (`WITH …, events AS (<this>) SELECT …, <NOTIFY_SQL>`).
+    /// `only_if`: a condition the rows are written under (e.g. `EXISTS (SELECT 1 FROM written)`), or `"true"`.
     pub fn insert_sql(first: usize, only_if: &str) -> String {
         let [ids, subjects, types, payloads, trace] = [first, first + 1, first + 2, first + 3, first + 4];
         format!(
@@ -130,35 +121,55 @@ impl Outgoing {
         )
     }
 
-    /// The parameters of [`Self::insert_sql`], with the current span's trace context.
-    pub fn columns(self) -> OutgoingColumns {
-        OutgoingColumns {
-            ids: self.ids,
-            subjects: self.subjects,
-            event_types: self.event_types,
-            payloads: self.payloads,
-            trace_context: crate::telemetry::current_traceparent(),
-        }
-    }
-
     /// Writes the rows and wakes the relay, in one statement in the caller's transaction. Nothing when empty.
     pub async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         if self.is_empty() {
             return Ok(());
         }
-        let c = self.columns();
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "WITH written AS ({}) SELECT {NOTIFY_SQL}",
             Self::insert_sql(1, "true")
         )))
-        .bind(&c.ids)
-        .bind(&c.subjects)
-        .bind(&c.event_types)
-        .bind(&c.payloads)
-        .bind(&c.trace_context)
+        .bind_events(self)
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+}
+
+/// Binds the five parameters of [`Outgoing::insert_sql`] (ids, subjects, event types, payloads, then the current
+/// span's trace context shared by the rows), next in the query's order.
+pub trait BindEvents: Sized {
+    fn bind_events(self, events: Outgoing) -> Self;
+}
+
+/// The binds of [`BindEvents::bind_events`], the same on each kind of query.
+macro_rules! bind_all {
+    ($query:expr, $events:expr) => {
+        $query
+            .bind($events.ids)
+            .bind($events.subjects)
+            .bind($events.event_types)
+            .bind($events.payloads)
+            .bind(crate::telemetry::current_traceparent())
+    };
+}
+
+impl<'q> BindEvents for sqlx::query::Query<'q, Postgres, PgArguments> {
+    fn bind_events(self, events: Outgoing) -> Self {
+        bind_all!(self, events)
+    }
+}
+
+impl<'q, O> BindEvents for sqlx::query::QueryAs<'q, Postgres, O, PgArguments> {
+    fn bind_events(self, events: Outgoing) -> Self {
+        bind_all!(self, events)
+    }
+}
+
+impl<'q, O> BindEvents for sqlx::query::QueryScalar<'q, Postgres, O, PgArguments> {
+    fn bind_events(self, events: Outgoing) -> Self {
+        bind_all!(self, events)
     }
 }
 

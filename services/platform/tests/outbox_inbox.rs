@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer::pull, message::PublishMessage};
 use futures::StreamExt;
 use id77_platform::consumer::{self, ConsumerSpec, Event, EventHandler, HandleError, Outcome};
-use id77_platform::outbox::{self, Relay};
+use id77_platform::outbox::{self, BindEvents, Relay};
 use id77_platform::{Namespace, db, nats, streams, testing};
 use id77_proto::membership::v1::MemberApplied;
 use sqlx::migrate::Migrator;
@@ -183,7 +183,6 @@ async fn events_written_together_publish_in_order_and_only_with_the_change_they_
     for (note, changes) in [("kept", true), ("skipped", false)] {
         let mut folded = outbox::Outgoing::new();
         let id = folded.event(&event(9));
-        let c = folded.columns();
         let woke: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "WITH changed AS (INSERT INTO effect (note) SELECT $1 WHERE $2 RETURNING id),
                   events AS ({})
@@ -193,11 +192,7 @@ async fn events_written_together_publish_in_order_and_only_with_the_change_they_
         )))
         .bind(note)
         .bind(changes)
-        .bind(&c.ids)
-        .bind(&c.subjects)
-        .bind(&c.event_types)
-        .bind(&c.payloads)
-        .bind(&c.trace_context)
+        .bind_events(folded)
         .fetch_optional(&mut *tx)
         .await
         .expect("folded");

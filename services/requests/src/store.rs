@@ -1,7 +1,7 @@
 //! SQL of the requests service.
 
 use chrono::{DateTime, Utc};
-use id77_platform::outbox;
+use id77_platform::outbox::{self, BindEvents};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
@@ -298,7 +298,6 @@ pub async fn insert_request(
     actor: &Actor,
     events: outbox::Outgoing,
 ) -> Result<Option<RequestRow>, sqlx::Error> {
-    let events = events.columns();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH filed AS (
            INSERT INTO request (id, member_id, offer_id, subject, description, status, provider_code,
@@ -334,11 +333,7 @@ pub async fn insert_request(
     .bind(actor.user_id())
     .bind(actor.role())
     .bind(actor.name())
-    .bind(&events.ids)
-    .bind(&events.subjects)
-    .bind(&events.event_types)
-    .bind(&events.payloads)
-    .bind(&events.trace_context)
+    .bind_events(events)
     .fetch_optional(conn)
     .await
 }
@@ -363,7 +358,6 @@ pub async fn apply_step(
     answered_at: Option<DateTime<Utc>>,
     events: outbox::Outgoing,
 ) -> Result<(), sqlx::Error> {
-    let events = events.columns();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH moved AS (
            UPDATE request SET status = $2, provider_code = $3, updated_at = $4,
@@ -391,11 +385,7 @@ pub async fn apply_step(
     .bind(actor.role())
     .bind(actor.name())
     .bind(answered_at)
-    .bind(&events.ids)
-    .bind(&events.subjects)
-    .bind(&events.event_types)
-    .bind(&events.payloads)
-    .bind(&events.trace_context)
+    .bind_events(events)
     .execute(conn)
     .await?;
     Ok(())

@@ -1,7 +1,7 @@
 //! SQL of the routing service.
 
 use chrono::{DateTime, Utc};
-use id77_platform::outbox;
+use id77_platform::outbox::{self, BindEvents};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -106,7 +106,6 @@ pub async fn insert_referral(
     let timer_ids: Vec<Uuid> = timers.iter().map(|_| Uuid::now_v7()).collect();
     let kinds: Vec<&str> = timers.iter().map(|(kind, _)| kind.as_str()).collect();
     let dues: Vec<DateTime<Utc>> = timers.iter().map(|(_, due)| *due).collect();
-    let events = events.columns();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH written AS (
            INSERT INTO referral (id, request_id, offer_id, member_id, provider_code, status, reason, assignment,
@@ -144,11 +143,7 @@ pub async fn insert_referral(
     .bind(&timer_ids)
     .bind(&kinds)
     .bind(&dues)
-    .bind(&events.ids)
-    .bind(&events.subjects)
-    .bind(&events.event_types)
-    .bind(&events.payloads)
-    .bind(&events.trace_context)
+    .bind_events(events)
     .fetch_optional(conn)
     .await
 }
@@ -208,7 +203,6 @@ pub async fn decide(
     d: Decision<'_>,
     events: outbox::Outgoing,
 ) -> Result<ReferralRow, sqlx::Error> {
-    let events = events.columns();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH decided AS (
            UPDATE referral SET status = $2, reason = $3, decided_at = $4, updated_at = $4, decided_by_user_id = $5,
@@ -229,11 +223,7 @@ pub async fn decide(
     .bind(&d.by.role)
     .bind(&d.by.name)
     .bind(d.agreement)
-    .bind(&events.ids)
-    .bind(&events.subjects)
-    .bind(&events.event_types)
-    .bind(&events.payloads)
-    .bind(&events.trace_context)
+    .bind_events(events)
     .fetch_one(conn)
     .await
 }
