@@ -45,17 +45,10 @@ const RELAY_LOCK: i64 = 0x1d77_0a7b_0001;
 /// ([`IntegrationEvent::SUBJECT`]). Returns the event id (the message id). The event type is the message's
 /// protobuf name, e.g. `id77.requests.v1.RequestSubmitted`.
 pub async fn enqueue<E: IntegrationEvent>(conn: &mut PgConnection, event: &E) -> Result<Uuid, sqlx::Error> {
-    insert(conn, E::SUBJECT, event).await
-}
-
-/// Writes a message for one provider (routing's hand-off: a referral, its withdrawal, a reminder) on that
-/// provider's subject ([`id77_proto::events::provider::offered`]); its type travels in `Id77-Event-Type`.
-pub async fn enqueue_for_provider<M: prost::Message + prost::Name>(
-    conn: &mut PgConnection,
-    provider_code: &str,
-    message: &M,
-) -> Result<Uuid, sqlx::Error> {
-    insert(conn, &id77_proto::events::provider::offered(provider_code), message).await
+    let mut events = Outgoing::new();
+    let id = events.event(event);
+    events.write(conn).await?;
+    Ok(id)
 }
 
 /// Several events written in one statement (issue 23: a round trip per event cost as much PostgreSQL time as the
@@ -84,7 +77,7 @@ impl Outgoing {
         self.push(E::SUBJECT.to_owned(), event)
     }
 
-    /// Adds a message for one provider, on that provider's subject (as [`enqueue_for_provider`]).
+    /// Adds a message for one provider, on that provider's subject ([`id77_proto::events::provider::offered`]; its type travels in `Id77-Event-Type`).
     pub fn for_provider<M: prost::Message + prost::Name>(&mut self, provider_code: &str, message: &M) -> Uuid {
         self.push(id77_proto::events::provider::offered(provider_code), message)
     }
@@ -171,31 +164,6 @@ impl<'q, O> BindEvents for sqlx::query::QueryScalar<'q, Postgres, O, PgArguments
     fn bind_events(self, events: Outgoing) -> Self {
         bind_all!(self, events)
     }
-}
-
-async fn insert<M: prost::Message + prost::Name>(
-    conn: &mut PgConnection,
-    subject: &str,
-    message: &M,
-) -> Result<Uuid, sqlx::Error> {
-    let id = Uuid::now_v7();
-    let event_type = M::full_name();
-    // The row and the relay's wake-up in one statement (one round trip per event, not two); the notification is
-    // delivered at commit, and not at all on a rollback.
-    sqlx::query(
-        "WITH written AS (INSERT INTO outbox (id, subject, event_type, payload, trace_context)
-                          VALUES ($1, $2, $3, $4, $5))
-         SELECT pg_notify($6, '')",
-    )
-    .bind(id)
-    .bind(subject)
-    .bind(event_type)
-    .bind(message.encode_to_vec())
-    .bind(crate::telemetry::current_traceparent())
-    .bind(CHANNEL)
-    .execute(&mut *conn)
-    .await?;
-    Ok(id)
 }
 
 /// Publishes the outbox of one database.

@@ -57,8 +57,11 @@ impl Lifecycle {
             respond_by: time::to_proto_opt(referral.respond_by),
             occurred_at: Some(time::to_proto(self.now())),
         };
-        outbox::enqueue_for_provider(conn, &referral.provider_code, &event).await?;
-        outbox::enqueue(conn, &event).await?;
+        // The provider's copy on its own subject, then everybody's, in one statement.
+        let mut events = outbox::Outgoing::new();
+        events.for_provider(&referral.provider_code, &event);
+        events.event(&event);
+        events.write(conn).await?;
         tracing::info!(referral_id = %referral.id, provider = %referral.provider_code, "provider reminded");
         Ok(())
     }
