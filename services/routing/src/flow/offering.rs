@@ -26,24 +26,12 @@ impl Lifecycle {
         note: &str,
     ) -> Result<Placement, FlowError> {
         let member = store::get_member(conn, request.member_id).await?;
-        self.route_for(conn, request, offer, member.as_ref(), by, note).await
-    }
-
-    /// [`Self::route`] for a member the caller already read (`None`: unknown to routing yet).
-    pub async fn route_for(
-        &self,
-        conn: &mut PgConnection,
-        request: &RoutedRequestRow,
-        offer: &OfferRow,
-        member: Option<&MemberRow>,
-        by: &Actor,
-        note: &str,
-    ) -> Result<Placement, FlowError> {
         let previous = store::referrals_of(conn, request.request_id).await?;
-        self.route_after(conn, request, offer, member, &previous, by, note).await
+        self.route_after(conn, request, offer, member.as_ref(), &previous, by, note).await
     }
 
-    /// [`Self::route_for`] with the request's `previous` referrals already known (none for a new request).
+    /// [`Self::route`] with the member (`None`: unknown to routing yet) and the request's `previous` referrals
+    /// already known (none for a request routing did not know).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn route_after(
         &self,
