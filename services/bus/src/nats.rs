@@ -162,8 +162,8 @@ pub async fn connect_with_inbox(
 pub const FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Sends what the NATS client still buffers, if it is connected, within [`FLUSH_TIMEOUT`]. Everything that
-/// matters was acknowledged already (outbox publishes, consumer acks, a provider's replies); this only saves a
-/// redelivery. Skipped while disconnected: the client answers a flush only once it has reconnected, so with NATS
+/// matters was acknowledged already (outbox publishes, a provider's replies); what is left is consumers' acks,
+/// which are not confirmed one by one: an ack lost here only brings a redelivery, which the inbox drops. Skipped while disconnected: the client answers a flush only once it has reconnected, so with NATS
 /// gone an unbounded flush never ends.
 pub async fn close(client: &async_nats::Client) {
     if client.connection_state() != async_nats::connection::State::Connected {

@@ -2,10 +2,10 @@
 //! its message id in the `inbox` table; the message is acked only after that transaction commits. A redelivery
 //! (lost ack, restart, replay hours later) finds its id in the inbox and has no second effect.
 //!
-//! Batches: the messages already waiting when a lane takes one (at most [`BATCH_MAX`]) are applied in one
-//! transaction, in order, inbox rows and effects together, and acked after its commit. A busy consumer so commits
-//! once per batch instead of once per message (docs/benchmarks.md, issue 23); an idle one still applies each
-//! message as it comes, without waiting for company. If any message of a batch fails, the batch is rolled back and
+//! Batches: the messages waiting when a lane takes one, or arriving within [`LINGER`] after it (at most
+//! [`BATCH_MAX`]), are applied in one transaction, in order, inbox rows and effects together, and acked after its
+//! commit. A busy consumer so commits once per batch instead of once per message (docs/benchmarks.md, issue 23);
+//! an idle one applies each message [`LINGER`] after it came. If any message of a batch fails, the batch is rolled back and
 //! its messages are applied one per transaction, so that one bad message neither holds back nor undoes the others.
 //!
 //! Failures: a [`HandleError::Retry`] naks with a growing delay until `max_deliver`, then the message goes to
@@ -267,7 +267,8 @@ async fn run_once<H: EventHandler>(
                     tracing::debug!(durable = %spec.durable, %error, "pull error");
                 }
                 Some(Ok(message)) => {
-                    // What the pull already holds joins the batch; nothing is waited for.
+                    // What the pull holds after a short wait joins the batch.
+                    tokio::time::sleep(LINGER).await;
                     let mut batch = vec![message];
                     while batch.len() < BATCH_MAX {
                         match messages.next().now_or_never() {
@@ -291,6 +292,7 @@ async fn run_once<H: EventHandler>(
         let (pool, js, ns, spec, handler) = (pool.clone(), js.clone(), ns.clone(), spec.clone(), handler.clone());
         tasks.spawn(async move {
             while let Some(message) = rx.recv().await {
+                tokio::time::sleep(LINGER).await;
                 let mut batch = vec![message];
                 while batch.len() < BATCH_MAX {
                     match rx.try_recv() {
@@ -334,6 +336,12 @@ fn lost_pull(durable: &str, error: &pull::MessagesError) -> anyhow::Error {
 
 /// Events a lane may hold waiting, beyond the ones it applies.
 const LANE_QUEUE: usize = 32;
+
+/// How long a consumer waits, once a message came, for the ones right behind it: they join its batch and its
+/// transaction. Under load it is what makes batches (a commit and the inbox's statement per batch, not per
+/// message); idle, it is what it adds to a hop's latency, as the outbox relay's own linger. Measured in
+/// docs/benchmarks.md (issue 23, fourth session): 2 ms did best; 5 and 10 ms batched no more.
+pub const LINGER: Duration = Duration::from_millis(2);
 
 /// Most messages applied in one transaction.
 pub const BATCH_MAX: usize = 64;
@@ -450,7 +458,10 @@ async fn settle(
     match result {
         Ok(outcome) => {
             tracing::debug!(?outcome, "event handled");
-            if let Err(error) = message.double_ack().await {
+            // A plain ack, not a double one: async-nats's double ack subscribes to a fresh inbox, publishes and
+            // waits for the server's answer, three protocol operations and a round trip per message. An ack lost
+            // on the way only brings a redelivery, which the inbox recognises (docs/benchmarks.md, issue 23).
+            if let Err(error) = message.ack().await {
                 // The effect is committed; a redelivery will be recognised as a duplicate.
                 tracing::warn!(%error, "ack failed after commit");
             }

@@ -79,7 +79,7 @@ async fn consume<H: Handler + ?Sized>(
             Some(Incoming::Notice(notice, message)) => {
                 if handler.notice(&notice).await {
                     summary.notices += 1;
-                    if let Err(error) = message.double_ack().await {
+                    if let Err(error) = message.ack().await {
                         tracing::warn!(%error, "ack of a notice failed");
                     }
                 } else {
@@ -121,7 +121,7 @@ async fn referral<H: Handler + ?Sized>(
              accepts it with its amount in the portal or the API"
         );
         summary.left_to_agent += 1;
-        if let Err(error) = pending.message.double_ack().await {
+        if let Err(error) = pending.message.ack().await {
             tracing::warn!(%error, "ack of a referral left to an agent failed");
         }
         return;

@@ -34,7 +34,7 @@ impl ReferralConsumer {
         consume::run(&self.conn, handler, shutdown).await
     }
 
-    /// Flushes what is still buffered (every reply and ack was already confirmed) and closes the connection.
+    /// Flushes what is still buffered (the last acks: every reply was already confirmed) and closes the connection.
     pub async fn close(self) {
         // Bounded, and skipped while disconnected (a flush then waits for a reconnection that may never come).
         id77_bus::nats::close(&self.conn.client).await;

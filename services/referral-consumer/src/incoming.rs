@@ -68,7 +68,7 @@ impl PendingReferral<'_> {
                 return Err(error);
             }
         }
-        if let Err(error) = self.message.double_ack().await {
+        if let Err(error) = self.message.ack().await {
             // The reply is out; a redelivery will publish it again under the same message id.
             tracing::warn!(%error, "ack of the referral failed after the reply");
         }
@@ -143,7 +143,7 @@ impl<'a> Referrals<'a> {
         let mut summary = Summary::default();
         match self.next(&mut summary).await? {
             Incoming::Notice(notice, message) => {
-                if let Err(error) = message.double_ack().await {
+                if let Err(error) = message.ack().await {
                     tracing::warn!(%error, "ack of a notice failed");
                 }
                 Some(Incoming::Notice(notice, message))
