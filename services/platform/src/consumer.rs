@@ -101,6 +101,26 @@ pub trait EventHandler: Send + Sync + 'static {
     fn ordering_key(&self, _event: &Event) -> Option<u64> {
         None
     }
+
+    /// Whether the handler applies a batch itself with [`Self::handle_batch`]. By default (`false`) a batch's
+    /// events go one by one through [`Self::handle`], each in its own span.
+    const BATCHES: bool = false;
+
+    /// Applies a batch's new events, in order, in the batch's transaction: a handler that sets [`Self::BATCHES`]
+    /// reads once for the batch what its events need (docs/benchmarks.md, issue 23). Any error undoes the batch,
+    /// whose events are then applied one per transaction with [`Self::handle`], so both must have the same effect.
+    fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&Event],
+    ) -> impl Future<Output = Result<(), HandleError>> + Send {
+        async move {
+            for event in events {
+                self.handle(conn, event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// An id field of an event that must be a UUID; an event without one can never apply (rejected).
@@ -522,14 +542,22 @@ pub async fn apply_batch<H: EventHandler>(
             .into_iter()
             .collect();
             let mut outcomes = Vec::with_capacity(events.len());
+            let mut fresh = Vec::with_capacity(events.len());
             for (i, event) in events.iter().enumerate() {
                 // `remove`: the same message twice in a batch is applied once.
                 if new.remove(&event.message_id) {
-                    handler.handle(&mut tx, event).instrument(span_of(i)).await?;
+                    if H::BATCHES {
+                        fresh.push(event);
+                    } else {
+                        handler.handle(&mut tx, event).instrument(span_of(i)).await?;
+                    }
                     outcomes.push(Outcome::Applied);
                 } else {
                     outcomes.push(Outcome::Duplicate);
                 }
+            }
+            if !fresh.is_empty() {
+                handler.handle_batch(&mut tx, &fresh).instrument(span_of(0)).await?;
             }
             tx.commit().await?;
             Ok::<_, HandleError>(outcomes)

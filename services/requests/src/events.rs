@@ -19,8 +19,9 @@ use crate::domain::lifecycle::{Actor, Next, Trigger};
 use crate::domain::names;
 use crate::flow::FlowError;
 use crate::flow::referrals::{self, Routed};
-use crate::store::{self, Territory};
+use crate::store::{self, RequestRow, Territory};
 use id77_platform::consumer::event_uuid as uuid;
+use std::collections::{HashMap, HashSet};
 
 impl From<FlowError> for HandleError {
     fn from(error: FlowError) -> Self {
@@ -230,6 +231,37 @@ impl EventHandler for ReferralEvents {
             return Ok(());
         };
         referrals::apply(conn, routed).await?;
+        Ok(())
+    }
+
+    const BATCHES: bool = true;
+
+    /// As [`Self::handle`] for each event in order, with the batch's requests locked (in id order) and its providers'
+    /// names read in one statement each, not one per event (issue 23).
+    async fn handle_batch(&self, conn: &mut PgConnection, events: &[&Event]) -> Result<(), HandleError> {
+        let routed = events.iter().map(|event| routed(event)).collect::<Result<Vec<_>, _>>()?;
+        let mut ids: Vec<Uuid> = routed.iter().flatten().map(|r| r.request_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut locked: HashMap<Uuid, RequestRow> =
+            store::requests_for_update(conn, &ids).await?.into_iter().map(|row| (row.id, row)).collect();
+        let names = {
+            let codes: Vec<&str> = routed.iter().flatten().flat_map(|r| r.trigger.providers()).collect();
+            store::provider_names(conn, &codes).await?
+        };
+        let mut seen = HashSet::new();
+        for (event, routed) in events.iter().zip(routed) {
+            crate::notify::agents::on_referral_event(conn, event).await?;
+            let Some(routed) = routed else { continue };
+            // A request's first event of the batch finds it as locked above; a later one reads it again, as the
+            // earlier one left it.
+            let request = if seen.insert(routed.request_id) {
+                locked.remove(&routed.request_id)
+            } else {
+                store::request_for_update(conn, routed.request_id).await?
+            };
+            referrals::apply_locked(conn, routed, request, &names).await?;
+        }
         Ok(())
     }
 }

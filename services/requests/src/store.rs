@@ -347,6 +347,17 @@ pub async fn request_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Opt
     .await
 }
 
+/// The requests of `ids` that exist, locked in the order of their ids: one statement for a consumer's batch
+/// (issue 23), and the same lock order in every batch.
+pub async fn requests_for_update(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<RequestRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLUMNS}, {REFERENT_COLUMN} FROM request WHERE id = ANY($1) ORDER BY id FOR UPDATE OF request"
+    )))
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
 /// Records a step of the lifecycle: the request's status and provider, a history row and the step's `events`, in
 /// one statement (issue 23: one round trip where four were).
 /// `answered_at`: a provider's answer made the step (the earliest answer is kept, as [`mark_answered`]).

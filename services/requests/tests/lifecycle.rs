@@ -5,216 +5,24 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, message::PublishMessage};
 use id77_platform::auth::{Claims, Role};
-use id77_platform::testing::TestKeys;
-use id77_platform::{Namespace, ServiceError, nats, streams, testing, time};
-use id77_proto::catalogue::v1::{Offer, OfferCategory, OfferPublished, Provider};
-use id77_proto::membership::v1::{CollectivityKind, MemberApproved, MemberUpdated};
-use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
+use id77_platform::{ServiceError, time};
+use id77_proto::catalogue::v1::OfferCategory;
+use id77_proto::membership::v1::MemberUpdated;
 use id77_proto::requests::v1::{
-    CancelRequestRequest, CloseRequestRequest, GetRequestRequest, GiveFeedbackRequest, ListRequestsRequest, LoanDates,
-    Request as RequestPb, RequestCancelled, RequestCompleted, RequestStatisticsRequest, RequestStatus,
-    RequestStatusChanged, Site, SubmitRequestRequest,
+    CancelRequestRequest, CloseRequestRequest, GiveFeedbackRequest, ListRequestsRequest, LoanDates, RequestCancelled,
+    RequestCompleted, RequestStatisticsRequest, RequestStatus, RequestStatusChanged, Site, SubmitRequestRequest,
 };
 use id77_proto::routing::v1::{
-    ReferralAccepted, ReferralCompleted, ReferralDeclined, ReferralExpired, ReferralOffered, ReferralProgressed,
+    ReferralAccepted, ReferralCompleted, ReferralDeclined, ReferralExpired, ReferralProgressed,
 };
 use prost::Message;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
-struct Service {
-    url: String,
-    js: jetstream::Context,
-    ns: Namespace,
-    client: RequestsServiceClient<Channel>,
-    keys: TestKeys,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+mod support;
 
-async fn start() -> Service {
-    let url = testing::fresh_database_url("requests");
-    let prefix = testing::fresh_prefix();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let keys = TestKeys::new().expect("test keys");
-    let mut platform = testing::platform_config("requests", &url, &prefix, addr);
-    platform.jwks_file = Some(keys.jwks_file.clone());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(id77_requests::run(
-        id77_requests::Config { platform, mail: id77_requests::notify::sender::MailConfig::queue_only() },
-        listener,
-        shutdown.clone(),
-    ));
-    let (_, js) = nats::connect(&testing::nats_url(), "requests-lifecycle-test").await.expect("nats");
-    let ns = Namespace::new(prefix);
-    for def in [streams::MEMBERSHIP, streams::CATALOGUE, streams::ROUTING] {
-        nats::ensure_stream(&js, &ns, def).await.expect("stream");
-    }
-    let mut client = None;
-    for _ in 0..100 {
-        if let Ok(c) = RequestsServiceClient::connect(format!("http://{addr}")).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Service { url, js, ns, client: client.expect("requests answers"), keys, shutdown, task }
-}
-
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", TestKeys::bearer(token));
-    request
-}
-
-fn reason(status: &tonic::Status) -> String {
-    ServiceError::from_status(status).reason.to_string()
-}
-
-fn at(offset_secs: i64) -> Option<id77_proto::prost_types::Timestamp> {
-    Some(time::to_proto(time::now() + chrono::Duration::seconds(offset_secs)))
-}
-
-impl Service {
-    async fn publish<M: Message>(&self, subject: &str, message: &M) {
-        let msg =
-            PublishMessage::build().payload(message.encode_to_vec().into()).message_id(Uuid::now_v7().to_string());
-        self.js.send_publish(self.ns.subject(subject), msg).await.expect("publish").await.expect("ack");
-    }
-
-    /// An active commune (Meaux: INSEE 77284, CA du Pays de Meaux, arrondissement 771) or EPCI member.
-    async fn approve(&self, member: Uuid, commune: bool) {
-        let approved = MemberApproved {
-            member_id: member.to_string(),
-            occurred_at: at(0),
-            kind: if commune { CollectivityKind::Commune } else { CollectivityKind::Epci }.into(),
-            insee_code: if commune { "77284" } else { "" }.into(),
-            epci_siren: "200072130".into(),
-            arrondissement: if commune { "771" } else { "" }.into(),
-            ..Default::default()
-        };
-        self.publish("id77.membership.member.approved", &approved).await;
-    }
-
-    async fn offer(&self, provider: &str, category: OfferCategory) -> Uuid {
-        let id = Uuid::now_v7();
-        let offer = Offer {
-            id: id.to_string(),
-            code: format!("offre-{id}"),
-            title: "Offre".into(),
-            provider_code: provider.into(),
-            category: category.into(),
-            version: 3,
-            ..Default::default()
-        };
-        // caue77 is named by the catalogue; other providers are not (their history lines say « le partenaire »).
-        let named = (provider == "caue77").then(|| Provider {
-            code: provider.into(),
-            name: "CAUE 77".into(),
-            ..Default::default()
-        });
-        self.publish("id77.catalogue.offer.published", &OfferPublished { offer: Some(offer), provider: named }).await;
-        id
-    }
-
-    fn user(&self, member: Uuid) -> String {
-        self.keys.token(Role::MemberUser, Some(member), None)
-    }
-
-    fn coordinator(&self) -> String {
-        self.keys.token(Role::Coordinator, None, None)
-    }
-
-    /// Submits until the read models know the member and the offer.
-    async fn submit(&mut self, token: &str, submission: SubmitRequestRequest) -> RequestPb {
-        for _ in 0..200 {
-            match self.client.submit_request(with_token(submission.clone(), token)).await {
-                Ok(r) => return r.into_inner(),
-                // Unavailable: the database pool is saturated on a loaded machine; a client retries.
-                Err(e) if matches!(e.code(), Code::FailedPrecondition | Code::NotFound | Code::Unavailable) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
-                Err(e) => panic!("unexpected {e:?}"),
-            }
-        }
-        panic!("the read models did not catch up")
-    }
-
-    async fn get(&mut self, id: &str) -> RequestPb {
-        let token = self.coordinator();
-        self.client
-            .get_request(with_token(GetRequestRequest { id: id.into() }, &token))
-            .await
-            .expect("get")
-            .into_inner()
-    }
-
-    /// Waits until the request reaches `status`.
-    async fn wait_status(&mut self, id: &str, status: RequestStatus) -> RequestPb {
-        for _ in 0..200 {
-            let r = self.get(id).await;
-            if r.status() == status {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let r = self.get(id).await;
-        panic!("request {id} never became {status:?}: {:?} {:?}", r.status(), r.history)
-    }
-
-    /// The events requests published on `subject` (waits until `expected` are there).
-    async fn published(&self, subject: &str, expected: usize) -> Vec<Vec<u8>> {
-        let mut stream = self.js.get_stream(self.ns.stream("REQUESTS")).await.expect("stream");
-        let subject = self.ns.subject(subject);
-        for _ in 0..100 {
-            let total = stream.info().await.expect("info").state.messages;
-            let mut found = Vec::new();
-            for seq in 1..=total {
-                if let Ok(m) = stream.get_raw_message(seq).await
-                    && m.subject.as_str() == subject
-                {
-                    found.push(m.payload.to_vec());
-                }
-            }
-            if found.len() >= expected {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("fewer than {expected} events on {subject}")
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.expect("join").expect("clean stop");
-        testing::delete_streams(&self.js, &self.ns).await;
-        testing::drop_database(&self.url).await;
-    }
-}
-
-fn submission(offer: Uuid, key: &str) -> SubmitRequestRequest {
-    SubmitRequestRequest {
-        offer_id: offer.to_string(),
-        subject: "Requalification de la place du marché".into(),
-        description: "Étude de programmation".into(),
-        idempotency_key: key.into(),
-        ..Default::default()
-    }
-}
-
-fn offered(request: &str, provider: &str, secs: i64) -> ReferralOffered {
-    ReferralOffered {
-        request_id: request.into(),
-        provider_code: provider.into(),
-        occurred_at: at(secs),
-        ..Default::default()
-    }
-}
+use support::*;
 
 #[tokio::test]
 async fn a_request_goes_from_submission_to_closed_with_feedback_and_statistics() {

@@ -48,6 +48,10 @@ pub struct ReferralRow {
     pub decided_by_user_id: Option<Uuid>,
     pub decided_by_role: String,
     pub decided_by_name: String,
+    /// Its offer's price kind, as [`lock_referral`] reads it with the row ("" for an offer routing does not know);
+    /// `None` from every other read (issue 23: an accept's quote gate without a read of its own).
+    #[sqlx(default)]
+    pub offer_price_kind: Option<String>,
 }
 
 const REFERRAL_COLUMNS: &str = "id, request_id, offer_id, member_id, provider_code, status, reason, assignment, \
@@ -163,7 +167,9 @@ pub async fn lock_referral(conn: &mut PgConnection, id: Uuid) -> Result<Option<R
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH request_locked AS (
            SELECT pg_advisory_xact_lock(hashtextextended(request_id::text, 77))::text FROM referral WHERE id = $1)
-         SELECT {REFERRAL_COLUMNS} FROM referral, request_locked WHERE id = $1 FOR UPDATE OF referral"
+         SELECT {REFERRAL_COLUMNS},
+                COALESCE((SELECT price_kind FROM offer o WHERE o.offer_id = referral.offer_id), '') AS offer_price_kind
+         FROM referral, request_locked WHERE id = $1 FOR UPDATE OF referral"
     )))
     .bind(id)
     .fetch_optional(conn)

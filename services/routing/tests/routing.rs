@@ -1089,6 +1089,11 @@ async fn an_offer_on_quote_is_accepted_with_its_amount_and_only_it_takes_one() -
         .collect::<Result<_, _>>()?;
     assert!(kinds.contains(&(quoted.id.clone(), "on_quote".into())), "{kinds:?}");
     assert!(kinds.contains(&(set.id.clone(), "flat".into())), "{kinds:?}");
+    // The accept's quote gate reads the price kind with the locked referral, not in a read of its own.
+    let mut tx = routing.pool.begin().await?;
+    let locked = id77_routing::store::lock_referral(&mut tx, Uuid::parse_str(&quoted.id)?).await?;
+    assert_eq!(locked.and_then(|r| r.offer_price_kind).as_deref(), Some("on_quote"));
+    tx.rollback().await?;
 
     // On NATS: a plain accept of the offer on quote, an amount for the flat offer, an absurd amount: each is
     // dead-lettered and changes nothing.

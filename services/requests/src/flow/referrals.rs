@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::FlowError;
 use super::lifecycle::{self, Cause};
 use crate::domain::lifecycle::{Actor, Trigger};
-use crate::store;
+use crate::domain::names::ProviderNames;
+use crate::store::{self, RequestRow};
 
 /// What requests takes from one of routing's referral events.
 #[derive(Debug, Clone)]
@@ -31,8 +32,22 @@ pub struct Routed {
 
 /// Applies a referral event to its request, in the consumer's transaction.
 pub async fn apply(conn: &mut PgConnection, r: Routed) -> Result<(), FlowError> {
+    let request = store::request_for_update(conn, r.request_id).await?;
+    // The history line names the providers (issue 21).
+    let names = store::provider_names(conn, &r.trigger.providers()).await?;
+    apply_locked(conn, r, request, &names).await
+}
+
+/// [`apply`] to the request as locked by the caller (`None`: unknown), with the names of (at least) the event's
+/// providers: a consumer's batch locks its requests and reads its providers' names once ([`crate::events`]).
+pub async fn apply_locked(
+    conn: &mut PgConnection,
+    r: Routed,
+    request: Option<RequestRow>,
+    names: &ProviderNames,
+) -> Result<(), FlowError> {
     let request_id = r.request_id;
-    let Some(mut request) = store::request_for_update(conn, request_id).await? else {
+    let Some(mut request) = request else {
         return Err(FlowError::Refused(format!("referral event for unknown request {request_id}")));
     };
     // An open orientation request gets the offer the coordinator attached at triage.
@@ -48,9 +63,7 @@ pub async fn apply(conn: &mut PgConnection, r: Routed) -> Result<(), FlowError> 
         }
     }
     let state = lifecycle::state_of(&request).map_err(FlowError::Refused)?;
-    // The history line names the providers (issue 21).
-    let names = store::provider_names(conn, &r.trigger.providers()).await?;
-    let step = crate::domain::lifecycle::apply_named(&state, &r.trigger, r.at, &names)
+    let step = crate::domain::lifecycle::apply_named(&state, &r.trigger, r.at, names)
         .map_err(|e| FlowError::Refused(e.message))?;
     let Some(step) = step else {
         if r.answer {

@@ -113,6 +113,7 @@ impl Lifecycle {
             decided_by_user_id: None,
             decided_by_role: String::new(),
             decided_by_name: String::new(),
+            offer_price_kind: Some(offer.price_kind.clone()),
         };
         let offered = ReferralOffered {
             referral_id: row.id.to_string(),

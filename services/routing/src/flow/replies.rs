@@ -184,8 +184,11 @@ impl Lifecycle {
     ) -> Result<Result<Agreement, domain::ReplyError>, FlowError> {
         let referral_id = referral.id;
         let provider = &referral.provider_code;
-        let price_kind =
-            store::get_offer(conn, referral.offer_id).await?.map(|offer| offer.price_kind).unwrap_or_default();
+        let price_kind = match &referral.offer_price_kind {
+            // Read with the locked referral.
+            Some(kind) => kind.clone(),
+            None => store::get_offer(conn, referral.offer_id).await?.map(|offer| offer.price_kind).unwrap_or_default(),
+        };
         let kind = PriceKind::parse(&price_kind);
         if let Err(error) = domain::check_quote(kind, quote) {
             tracing::info!(%referral_id, %provider, %price_kind, %error, "accept refused");
