@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use id77_platform::auth::Role;
 use id77_platform::testing::TestKeys;
-use id77_platform::{Namespace, ServiceError, nats, streams, testing};
+use id77_platform::{Namespace, ServiceError, testing};
 use id77_proto::catalogue::v1::{Offer, OfferPublished};
 use id77_proto::membership::v1::{MemberApproved, MemberUpdated};
 use id77_proto::requests::v1::conversation_service_client::ConversationServiceClient;
@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
+
+mod support;
 
 const P: &str = "caue77";
 
@@ -53,33 +55,8 @@ fn reason(status: &tonic::Status) -> String {
 }
 
 async fn start() -> Service {
-    let url = testing::fresh_database_url("conversation");
-    let prefix = testing::fresh_prefix();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let keys = TestKeys::new().expect("test keys");
-    let mut platform = testing::platform_config("requests", &url, &prefix, addr);
-    platform.jwks_file = Some(keys.jwks_file.clone());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(id77_requests::run(
-        id77_requests::Config { platform, mail: id77_requests::notify::sender::MailConfig::queue_only() },
-        listener,
-        shutdown.clone(),
-    ));
-    let (_, js) = nats::connect(&testing::nats_url(), "conversation-test").await.expect("nats");
-    let ns = Namespace::new(prefix);
-    for def in [streams::MEMBERSHIP, streams::CATALOGUE, streams::ROUTING] {
-        nats::ensure_stream(&js, &ns, def).await.expect("stream");
-    }
-    let mut channel = None;
-    for _ in 0..100 {
-        if let Ok(c) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("url").connect().await {
-            channel = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let channel = channel.expect("requests answers");
+    let support::Running { url, js, ns, channel, keys, shutdown, task } =
+        support::run_requests("conversation-test").await;
     // The service creates and migrates its database as it starts.
     let mut pool = None;
     for _ in 0..200 {

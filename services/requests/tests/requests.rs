@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use id77_platform::auth::{Claims, Role};
 use id77_platform::testing::TestKeys;
-use id77_platform::{Namespace, nats, streams, testing};
+use id77_platform::{Namespace, testing};
 use id77_proto::catalogue::v1::{Offer, OfferPublished, Provider};
 use id77_proto::membership::v1::{MemberApplied, MemberApproved, MemberUpdated};
 use id77_proto::requests::v1::requests_service_client::RequestsServiceClient;
@@ -21,6 +21,8 @@ use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+mod support;
+
 struct Service {
     url: String,
     js: jetstream::Context,
@@ -32,30 +34,8 @@ struct Service {
 }
 
 async fn start() -> Service {
-    let url = testing::fresh_database_url("requests");
-    let prefix = testing::fresh_prefix();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let keys = TestKeys::new().expect("test keys");
-    let mut platform = testing::platform_config("requests", &url, &prefix, addr);
-    platform.jwks_file = Some(keys.jwks_file.clone());
-    let config = id77_requests::Config { platform, mail: id77_requests::notify::sender::MailConfig::queue_only() };
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(id77_requests::run(config, listener, shutdown.clone()));
-    let (_, js) = nats::connect(&testing::nats_url(), "requests-test").await.expect("nats");
-    let ns = Namespace::new(prefix);
-    for def in [streams::MEMBERSHIP, streams::CATALOGUE, streams::ROUTING] {
-        nats::ensure_stream(&js, &ns, def).await.expect("stream");
-    }
-    let mut client = None;
-    for _ in 0..100 {
-        if let Ok(c) = RequestsServiceClient::connect(format!("http://{addr}")).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Service { url, js, ns, client: client.expect("requests answers"), keys, shutdown, task }
+    let support::Running { url, js, ns, channel, keys, shutdown, task } = support::run_requests("requests-test").await;
+    Service { url, js, ns, client: RequestsServiceClient::new(channel), keys, shutdown, task }
 }
 
 impl Service {

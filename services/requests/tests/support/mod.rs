@@ -1,5 +1,6 @@
 //! The requests service started in-process on a fresh database and NATS prefix, with routing's, membership's and
-//! the catalogue's events published on the real streams: shared by the lifecycle and batch tests.
+//! the catalogue's events published on the real streams: [`run_requests`] for every test of the service, the
+//! [`Service`] of the lifecycle and batch tests.
 #![allow(dead_code)] // each test file uses its part
 
 use async_nats::jetstream::{self, message::PublishMessage};
@@ -28,7 +29,19 @@ pub struct Service {
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-pub async fn start() -> Service {
+/// The requests service running in-process on a fresh database and NATS prefix, answering gRPC on `channel`,
+/// with the streams its consumers read (`nats_name`: the test's NATS connection name).
+pub struct Running {
+    pub url: String,
+    pub js: jetstream::Context,
+    pub ns: Namespace,
+    pub channel: Channel,
+    pub keys: TestKeys,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn run_requests(nats_name: &str) -> Running {
     let url = testing::fresh_database_url("requests");
     let prefix = testing::fresh_prefix();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -42,20 +55,25 @@ pub async fn start() -> Service {
         listener,
         shutdown.clone(),
     ));
-    let (_, js) = nats::connect(&testing::nats_url(), "requests-lifecycle-test").await.expect("nats");
+    let (_, js) = nats::connect(&testing::nats_url(), nats_name).await.expect("nats");
     let ns = Namespace::new(prefix);
     for def in [streams::MEMBERSHIP, streams::CATALOGUE, streams::ROUTING] {
         nats::ensure_stream(&js, &ns, def).await.expect("stream");
     }
-    let mut client = None;
+    let mut channel = None;
     for _ in 0..100 {
-        if let Ok(c) = RequestsServiceClient::connect(format!("http://{addr}")).await {
-            client = Some(c);
+        if let Ok(c) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("url").connect().await {
+            channel = Some(c);
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Service { url, js, ns, client: client.expect("requests answers"), keys, shutdown, task }
+    Running { url, js, ns, channel: channel.expect("requests answers"), keys, shutdown, task }
+}
+
+pub async fn start() -> Service {
+    let Running { url, js, ns, channel, keys, shutdown, task } = run_requests("requests-lifecycle-test").await;
+    Service { url, js, ns, client: RequestsServiceClient::new(channel), keys, shutdown, task }
 }
 
 pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
