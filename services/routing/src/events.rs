@@ -192,20 +192,20 @@ impl EventHandler for RequestHandler {
         let request_id = parse_uuid("request_id", &submitted.request_id)?;
         let member_id = parse_uuid("member_id", &submitted.member_id)?;
         let offer_id = optional_uuid("offer_id", &submitted.offer_id)?;
-        let submission = Submission {
-            request_id,
-            member_id,
-            offer_id,
-            subject: submitted.subject,
-            description: submitted.description,
-        };
         let requester = Requester {
             // Only shown, never trusted: a malformed id is dropped rather than the request.
             user_id: Uuid::parse_str(submitted.requester_user_id.trim()).ok(),
             name: submitted.requester_name,
             email: submitted.requester_email,
         };
-        read_models::requester_known(conn, request_id, &requester).await?;
+        let submission = Submission {
+            request_id,
+            member_id,
+            offer_id,
+            subject: submitted.subject,
+            description: submitted.description,
+            requester,
+        };
         let member_may_be_late = event.delivered < MEMBER_WAIT_DELIVERIES;
         Ok(self.0.request_submitted(conn, submission, member_may_be_late).await?)
     }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::Actor;
 use crate::domain::calendar::Schedule;
+use crate::store_names::Requester;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OfferRow {
@@ -504,20 +505,33 @@ pub async fn upsert_member(
     Ok(())
 }
 
-/// The offer and the member of a submitted request, in one read where two were (issue 23); None: unknown to
-/// routing yet.
-pub async fn offer_and_member(
+/// What routing a submitted request needs: its offer and member (`None`: unknown to routing yet) and the
+/// policy to route it with.
+#[derive(Debug, Clone)]
+pub struct SubmissionContext {
+    pub offer: Option<OfferRow>,
+    pub member: Option<MemberRow>,
+    pub policy: Policy,
+}
+
+/// The [`SubmissionContext`] of a request for `offer_id` by `member_id`, in one read where three were (issue 23).
+pub async fn submission_context(
     conn: &mut PgConnection,
     offer_id: Uuid,
     member_id: Uuid,
-) -> Result<(Option<OfferRow>, Option<MemberRow>), sqlx::Error> {
+) -> Result<SubmissionContext, sqlx::Error> {
     use sqlx::Row;
-    // No column name in both tables: each row type reads its own by name.
+    // No column name in two of these tables: each row type reads its own by name.
     let row = sqlx::query(
         "SELECT o.offer_id, o.code, o.title, o.provider_code, o.version, o.themes, o.price_kind,
                 m.member_id, m.siren, m.kind, m.population, m.insee_code, m.epci_siren, m.arrondissement,
-                m.referent_user_id
-         FROM (SELECT 1) AS one LEFT JOIN offer o ON o.offer_id = $1 LEFT JOIN member m ON m.member_id = $2",
+                m.referent_user_id,
+                r.version AS rules_version, r.rules, r.created_at AS rules_created_at,
+                r.created_by AS rules_created_by,
+                (SELECT COALESCE(jsonb_object_agg(p.code, p.sla_business_days), '{}') FROM provider p) AS sla_days
+         FROM (SELECT 1) AS one LEFT JOIN offer o ON o.offer_id = $1 LEFT JOIN member m ON m.member_id = $2
+         LEFT JOIN (SELECT version, rules, created_at, created_by FROM rule_set ORDER BY version DESC LIMIT 1) r
+           ON true",
     )
     .bind(offer_id)
     .bind(member_id)
@@ -531,7 +545,7 @@ pub async fn offer_and_member(
         Some(_) => Some(MemberRow::from_row(&row)?),
         None => None,
     };
-    Ok((offer, member))
+    Ok(SubmissionContext { offer, member, policy: Policy::from_row(&row)? })
 }
 
 pub async fn get_member(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
@@ -546,7 +560,7 @@ pub async fn get_member(conn: &mut PgConnection, member_id: Uuid) -> Result<Opti
 
 // ---- rule sets: [`crate::store_rules`] -----------------------------------------------------------------------
 
-pub use crate::store_rules::{RuleSetRow, current_rules, insert_rule_set, lock_rules, rules_at};
+pub use crate::store_rules::{Policy, RuleSetRow, current_rules, insert_rule_set, lock_rules, rules_at};
 
 // ---- requests and referrals --------------------------------------------------------------------------------
 
@@ -559,15 +573,21 @@ pub struct RoutedRequestRow {
     pub description: String,
 }
 
-/// Remembers a request, under the request's lock ([`lock_request`], taken by the same statement); a replay changes
-/// nothing. Returns whether it was new.
+/// Remembers a request, under the request's lock ([`lock_request`], taken by the same statement), and who
+/// submitted it when `requester` names someone (issue 23: one statement where two were); a replay changes
+/// nothing, but still records a requester not recorded yet. Returns whether the request was new.
 pub async fn insert_routed_request(
     conn: &mut PgConnection,
     r: &RoutedRequestRow,
+    requester: Option<&Requester>,
     at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
+    let contact = requester.filter(|c| !c.is_empty());
     let n = sqlx::query(
-        "WITH request_locked AS (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 77))::text)
+        "WITH request_locked AS (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 77))::text),
+         contact AS (
+           INSERT INTO request_contact (request_id, requester_user_id, requester_name, requester_email, received_at)
+           SELECT $1, $7, $8, $9, $6 FROM request_locked WHERE $10 ON CONFLICT (request_id) DO NOTHING)
          INSERT INTO routed_request (request_id, member_id, offer_id, subject, description, received_at)
          SELECT $1, $2, $3, $4, $5, $6 FROM request_locked ON CONFLICT (request_id) DO NOTHING",
     )
@@ -577,6 +597,10 @@ pub async fn insert_routed_request(
     .bind(&r.subject)
     .bind(&r.description)
     .bind(at)
+    .bind(contact.and_then(|c| c.user_id))
+    .bind(contact.map_or("", |c| c.name.trim()))
+    .bind(contact.map_or("", |c| c.email.trim()))
+    .bind(contact.is_some())
     .execute(conn)
     .await?
     .rows_affected();

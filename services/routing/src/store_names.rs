@@ -25,6 +25,13 @@ pub struct Requester {
     pub email: String,
 }
 
+impl Requester {
+    /// An event without a requester (published before requests carried one): nothing to record.
+    pub fn is_empty(&self) -> bool {
+        self.user_id.is_none() && self.name.trim().is_empty() && self.email.trim().is_empty()
+    }
+}
+
 /// Records the collectivité's name (an empty name keeps the stored one); the member row is created if routing
 /// did not know the member yet (its facts come with the same event through [`crate::store::upsert_member`]).
 pub async fn set_member_name(
@@ -48,14 +55,15 @@ pub async fn set_member_name(
     Ok(())
 }
 
-/// Records who submitted a request; a replay changes nothing, nor does an event without a requester.
+/// Records who submitted a request; a replay changes nothing, nor does an event without a requester. An open
+/// request's only (a routed one's goes with [`crate::store::insert_routed_request`]).
 pub async fn remember_requester(
     conn: &mut PgConnection,
     request_id: Uuid,
     requester: &Requester,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    if requester.user_id.is_none() && requester.name.trim().is_empty() && requester.email.trim().is_empty() {
+    if requester.is_empty() {
         return Ok(());
     }
     sqlx::query(

@@ -1,9 +1,12 @@
 //! SQL of the coordinator's routing rules: versioned rule sets, one edit at a time (re-exported by
 //! [`crate::store`]).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::domain::rules::Rule;
@@ -29,6 +32,34 @@ fn rule_set(row: Option<RuleSetTuple>) -> RuleSetRow {
         created_by,
     })
     .unwrap_or_default()
+}
+
+/// What a routing decides with: the current rule set and the providers' deadlines. Read with a submitted
+/// request's offer and member ([`crate::store::submission_context`]; issue 23: statements per journey), on the
+/// consumer's transaction, so that an edit made just before applies (nothing kept in memory).
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub rules: RuleSetRow,
+    /// Each provider's deadline in business days, by code (a provider routing does not know is missing).
+    pub sla_days: HashMap<String, i32>,
+}
+
+/// Read from the columns `rules_version`, `rules`, `rules_created_at`, `rules_created_by` (null: no rule set
+/// yet) and `sla_days` (a JSON object).
+impl FromRow<'_, PgRow> for Policy {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let current = match row.try_get::<Option<i32>, _>("rules_version")? {
+            Some(version) => Some((
+                version,
+                row.try_get("rules")?,
+                row.try_get("rules_created_at")?,
+                row.try_get("rules_created_by")?,
+            )),
+            None => None,
+        };
+        let Json(sla_days) = row.try_get("sla_days")?;
+        Ok(Self { rules: rule_set(current), sla_days })
+    }
 }
 
 /// The current rule set (version 0, empty, before the first edit).

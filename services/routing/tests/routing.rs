@@ -1846,3 +1846,134 @@ async fn a_referral_names_the_collectivite_its_contact_the_offer_and_the_provide
     assert_eq!(referral.offer_title, "Conseil architectural");
     routing.stop().await
 }
+
+impl Running {
+    async fn set_sla(&mut self, provider_code: &str, business_days: u32) -> TestResult {
+        let req = pb::SetProviderSlaRequest { provider_code: provider_code.to_owned(), business_days };
+        let set = self.grpc.set_provider_sla(with_token(req, &self.coordinator)).await?.into_inner();
+        assert_eq!(set.business_days, business_days);
+        Ok(())
+    }
+
+    /// Who submitted the request, as routing keeps it: (name, e-mail), one row at most.
+    async fn contacts(&self, request_id: &str) -> Result<Vec<(String, String)>, BoxError> {
+        Ok(sqlx::query_as("SELECT requester_name, requester_email FROM request_contact WHERE request_id = $1::uuid")
+            .bind(request_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
+impl Env {
+    /// Submits a request of a member of `arrondissement` for `offer_id`.
+    async fn submit_from(&self, offer_id: &str, arrondissement: &str) -> Result<RequestSubmitted, BoxError> {
+        let request = Env::request(offer_id);
+        self.publish_member(&request.member_id, arrondissement, 1200).await?;
+        self.publish("id77.requests.request.submitted", &request, &Uuid::now_v7().to_string()).await?;
+        Ok(request)
+    }
+}
+
+/// The business days a referral was given to answer: its deadline, counted from when it was offered.
+fn sla_days_of(referral: &pb::Referral) -> Result<u32, BoxError> {
+    let at = |ts: Option<&id77_proto::prost_types::Timestamp>| {
+        ts.and_then(id77_platform::time::from_proto).ok_or_else(|| format!("referral {} misses a time", referral.id))
+    };
+    let (offered_at, respond_by) = (at(referral.offered_at.as_ref())?, at(referral.respond_by.as_ref())?);
+    let schedule = |days| id77_routing::domain::calendar::schedule(offered_at, days, 1, 2);
+    (1..=60)
+        .find(|&days| schedule(days).respond_by == respond_by)
+        .ok_or_else(|| format!("respond_by {respond_by} is no deadline from {offered_at}").into())
+}
+
+/// A submitted request is routed by the rule set and offered with the deadline of the provider the rules chose,
+/// as the coordinator set them just before (read with the request's offer and member, issue 23), and an edit
+/// made between two submissions applies to the next one (nothing kept in memory).
+#[tokio::test]
+async fn a_submitted_request_is_routed_by_the_rules_and_slas_set_just_before_it() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    env.publish_offer_of(&Uuid::now_v7().to_string(), NORD, 1).await?;
+    routing.wait_provider(PROVIDER).await?;
+    routing.wait_provider(NORD).await?;
+    routing.set_sla(PROVIDER, 2).await?;
+    routing.set_sla(NORD, 10).await?;
+    let set = routing.create_rule("Meaux", r#"{"arrondissement":["771"]}"#, NORD).await?;
+
+    // The offer's own provider (no rule matches 772), and the rule's (771): each with its own deadline.
+    let by_default = env.submit_from(&offer_id, "772").await?;
+    let referral = routing.wait_referral(&by_default.request_id).await?;
+    assert_eq!((referral.provider_code.as_str(), referral.rule_version), (PROVIDER, 0));
+    assert_eq!(sla_days_of(&referral)?, 2);
+    let by_rule = env.submit_from(&offer_id, "771").await?;
+    let referral = routing.wait_referral(&by_rule.request_id).await?;
+    assert_eq!((referral.provider_code.as_str(), referral.rule_id.as_str()), (NORD, set.rules[0].id.as_str()));
+    assert_eq!((referral.rule_version, sla_days_of(&referral)?), (1, 10));
+
+    // Edited between two submissions: a new rule for 772 and another deadline, both followed at once.
+    routing.set_sla(NORD, 3).await?;
+    let set = routing.create_rule("Provins", r#"{"arrondissement":["772"]}"#, NORD).await?;
+    let edited = env.submit_from(&offer_id, "772").await?;
+    let referral = routing.wait_referral(&edited.request_id).await?;
+    assert_eq!((referral.provider_code.as_str(), referral.rule_version), (NORD, set.version));
+    assert_eq!(sla_days_of(&referral)?, 3);
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
+/// Who submitted a request is kept once (issue 21), written with the routed request (issue 23): a replay changes
+/// nothing but still records a contact routing did not keep yet; an open request keeps it too (it goes to
+/// triage); an event without a requester keeps none.
+#[tokio::test]
+async fn a_requesters_contact_is_kept_once_whether_the_request_is_routed_replayed_or_triaged() -> TestResult {
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    let with_requester = |offer_id: &str| RequestSubmitted {
+        requester_user_id: Uuid::now_v7().to_string(),
+        requester_name: " Marie Dupont ".into(),
+        requester_email: "marie.dupont@meaux.fr".into(),
+        ..Env::request(offer_id)
+    };
+    let marie = || vec![("Marie Dupont".to_owned(), "marie.dupont@meaux.fr".to_owned())];
+    let request = with_requester(&offer_id);
+    env.publish_request(&request, &Uuid::now_v7().to_string()).await?;
+    routing.wait_referral(&request.request_id).await?;
+    assert_eq!(routing.contacts(&request.request_id).await?, marie());
+
+    // A replay (another message id, another name): nothing changes.
+    let replay = RequestSubmitted { requester_name: "Quelqu'un d'autre".into(), ..request.clone() };
+    let replay_id = Uuid::now_v7().to_string();
+    env.publish_request(&replay, &replay_id).await?;
+    routing.wait_inbox("routing-requests", &replay_id).await?;
+    assert_eq!(routing.contacts(&request.request_id).await?, marie());
+    // A request routed before routing kept contacts: its replay records it, once, and routes nothing more.
+    sqlx::query("DELETE FROM request_contact WHERE request_id = $1::uuid")
+        .bind(&request.request_id)
+        .execute(&routing.pool)
+        .await?;
+    let replay_id = Uuid::now_v7().to_string();
+    env.publish_request(&request, &replay_id).await?;
+    routing.wait_inbox("routing-requests", &replay_id).await?;
+    assert_eq!(routing.contacts(&request.request_id).await?, marie());
+    assert_eq!(routing.referrals(&request.request_id).await?.len(), 1);
+
+    // An open request (no offer) waits in triage with its contact; a request without a requester has none.
+    let open = with_requester("");
+    let open_id = Uuid::now_v7().to_string();
+    env.publish_request(&open, &open_id).await?;
+    routing.wait_inbox("routing-requests", &open_id).await?;
+    assert!(routing.in_triage(&open.request_id).await?);
+    assert_eq!(routing.contacts(&open.request_id).await?, marie());
+    let anonymous = Env::request(&offer_id);
+    env.publish_request(&anonymous, &Uuid::now_v7().to_string()).await?;
+    routing.wait_referral(&anonymous.request_id).await?;
+    assert!(routing.contacts(&anonymous.request_id).await?.is_empty());
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}

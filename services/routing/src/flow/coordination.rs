@@ -74,7 +74,7 @@ impl Lifecycle {
         assignment: Assignment,
     ) -> Result<ReferralRow, FlowError> {
         let attempt = self.next_attempt(conn, request.request_id).await?;
-        self.offer(conn, request, offer, attempt, assignment)
+        self.offer(conn, request, offer, attempt, assignment, None)
             .await?
             .ok_or_else(|| RoutingError::ReferralState("the request changed meanwhile; try again".to_owned()).into())
     }
@@ -178,7 +178,7 @@ impl Lifecycle {
                     subject: item.subject.clone(),
                     description: item.description.clone(),
                 };
-                store::insert_routed_request(conn, &new, self.now()).await?;
+                store::insert_routed_request(conn, &new, None, self.now()).await?;
                 store::set_triaged_offer(conn, item.request_id, offer_id).await?;
                 Ok(new)
             }

@@ -2,6 +2,8 @@
 //! tried), recording the referral with its SLA timers and telling the provider, on its own subject, and everybody
 //! else; re-routing after a decline or an expiry; the triage queue when nobody is left.
 
+use std::borrow::Cow;
+
 use id77_platform::{outbox, time};
 use id77_proto::routing::v1::ReferralOffered;
 use sqlx::PgConnection;
@@ -12,7 +14,17 @@ use crate::domain::calendar;
 use crate::domain::rules::{self, Choice};
 use crate::domain::{Actor, Agreement, ReferralStatus};
 use crate::error::{FlowError, RoutingError};
-use crate::store::{self, MemberRow, OfferRow, ReferralRow, RoutedRequestRow};
+use crate::store::{self, MemberRow, OfferRow, Policy, ReferralRow, RoutedRequestRow};
+
+/// What the caller of [`Lifecycle::route_after`] already read of a request: its member (`None`: unknown to
+/// routing yet), its `previous` referrals, and the `policy` when read with them (a submission; issue 23:
+/// statements per journey). `None`: read now, on the same transaction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Known<'a> {
+    pub member: Option<&'a MemberRow>,
+    pub previous: &'a [ReferralRow],
+    pub policy: Option<&'a Policy>,
+}
 
 impl Lifecycle {
     /// Routes a request with the current rules, skipping providers already tried, and offers it (or queues
@@ -27,26 +39,27 @@ impl Lifecycle {
     ) -> Result<Placement, FlowError> {
         let member = store::get_member(conn, request.member_id).await?;
         let previous = store::referrals_of(conn, request.request_id).await?;
-        self.route_after(conn, request, offer, member.as_ref(), &previous, by, note).await
+        let known = Known { member: member.as_ref(), previous: &previous, policy: None };
+        self.route_after(conn, request, offer, known, by, note).await
     }
 
-    /// [`Self::route`] with the member (`None`: unknown to routing yet) and the request's `previous` referrals
-    /// already known (none for a request routing did not know).
-    #[allow(clippy::too_many_arguments)]
+    /// [`Self::route`] with what the caller already read of the request (`known`).
     pub(crate) async fn route_after(
         &self,
         conn: &mut PgConnection,
         request: &RoutedRequestRow,
         offer: &OfferRow,
-        member: Option<&MemberRow>,
-        previous: &[ReferralRow],
+        known: Known<'_>,
         by: &Actor,
         note: &str,
     ) -> Result<Placement, FlowError> {
-        let tried: Vec<String> = previous.iter().map(|r| r.provider_code.clone()).collect();
-        let attempt = previous.iter().map(|r| r.attempt).max().unwrap_or(0) + 1;
-        let rule_set = store::current_rules(conn).await?;
-        let routing = rules::route(&rule_set.rules, &offer_facts(offer), &member_facts(member), &tried);
+        let tried: Vec<String> = known.previous.iter().map(|r| r.provider_code.clone()).collect();
+        let attempt = known.previous.iter().map(|r| r.attempt).max().unwrap_or(0) + 1;
+        let rule_set = match known.policy {
+            Some(policy) => Cow::Borrowed(&policy.rules),
+            None => Cow::Owned(store::current_rules(conn).await?),
+        };
+        let routing = rules::route(&rule_set.rules, &offer_facts(offer), &member_facts(known.member), &tried);
         let explanation = if attempt > 1 { format!("réorientation : {}", routing.summary) } else { routing.summary };
         let assignment = match routing.choice {
             Choice::Rule { rule_id, provider_code, .. } => Assignment {
@@ -69,12 +82,13 @@ impl Lifecycle {
                 return Ok(Placement::Triage);
             }
         };
-        let referral = self.offer(conn, request, offer, attempt, assignment).await?;
+        let referral = self.offer(conn, request, offer, attempt, assignment, known.policy).await?;
         Ok(referral.map_or(Placement::Triage, |r| Placement::Offered(Box::new(r))))
     }
 
     /// Records a referral to `assignment.provider_code`, arms its SLA timers and tells the provider. `None`
-    /// when this attempt already exists (a replay).
+    /// when this attempt already exists (a replay). The provider's deadline comes from `policy` when the
+    /// caller read it, else is read now.
     pub async fn offer(
         &self,
         conn: &mut PgConnection,
@@ -82,12 +96,10 @@ impl Lifecycle {
         offer: &OfferRow,
         attempt: i32,
         assignment: Assignment,
+        policy: Option<&Policy>,
     ) -> Result<Option<ReferralRow>, FlowError> {
         let now = self.now();
-        let sla_days = store::provider_sla(conn, &assignment.provider_code)
-            .await?
-            .and_then(|d| u32::try_from(d).ok())
-            .unwrap_or(self.sla.default_business_days);
+        let sla_days = self.sla_days(conn, &assignment.provider_code, policy).await?;
         let schedule = calendar::schedule(now, sla_days, self.sla.remind_business_days, self.sla.grace_business_days);
         let row = ReferralRow {
             id: Uuid::now_v7(),
@@ -155,6 +167,20 @@ impl Lifecycle {
             "referral offered"
         );
         Ok(Some(referral))
+    }
+
+    /// A provider's deadline in business days: its own (from `policy`, else read), else the default.
+    async fn sla_days(
+        &self,
+        conn: &mut PgConnection,
+        provider_code: &str,
+        policy: Option<&Policy>,
+    ) -> Result<u32, FlowError> {
+        let days = match policy {
+            Some(policy) => policy.sla_days.get(provider_code).copied(),
+            None => store::provider_sla(conn, provider_code).await?,
+        };
+        Ok(days.and_then(|d| u32::try_from(d).ok()).unwrap_or(self.sla.default_business_days))
     }
 
     /// After a decline or an expiry: the next candidate (routing's own decision), or the triage queue.

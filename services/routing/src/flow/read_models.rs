@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 
 use crate::error::FlowError;
 use crate::store::{self, MemberRow, OfferRow};
-use crate::store_names::{self, Requester};
+use crate::store_names;
 
 /// Keeps a published offer (an older or the same version changes nothing) and its provider, named
 /// `provider_name` (empty: keeps the name it has).
@@ -33,13 +33,4 @@ pub async fn member_known(conn: &mut PgConnection, member: &MemberRow, set_refer
 /// Keeps the collectivité's name (membership's `member.approved`; empty: keeps the stored one).
 pub async fn member_named(conn: &mut PgConnection, member_id: uuid::Uuid, name: &str) -> Result<(), FlowError> {
     Ok(store_names::set_member_name(conn, member_id, name, time::now()).await?)
-}
-
-/// Keeps who submitted a request (requests' `request.submitted`): the contact its referrals show the provider.
-pub async fn requester_known(
-    conn: &mut PgConnection,
-    request_id: uuid::Uuid,
-    requester: &Requester,
-) -> Result<(), FlowError> {
-    Ok(store_names::remember_requester(conn, request_id, requester, time::now()).await?)
 }

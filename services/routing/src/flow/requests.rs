@@ -6,9 +6,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::lifecycle::Lifecycle;
+use super::offering::Known;
 use crate::domain::{self, Actor};
 use crate::error::{FlowError, RoutingError};
-use crate::store::{self, RoutedRequestRow};
+use crate::store::{self, RoutedRequestRow, SubmissionContext};
+use crate::store_names::{self, Requester};
 
 /// A request as requests submitted it.
 #[derive(Debug, Clone)]
@@ -19,29 +21,33 @@ pub struct Submission {
     pub offer_id: Option<Uuid>,
     pub subject: String,
     pub description: String,
+    /// Who submitted it (empty for an event published before requests carried it).
+    pub requester: Requester,
 }
 
 impl Lifecycle {
     /// Routes a submitted request: rules, then the offer's provider, then the triage queue. An open request (no
     /// offer) goes to the coordinator's triage queue. Not yet routable while its offer is unknown to routing, nor
     /// while its member is unknown if `member_may_be_late` (membership's event may come after it); a replay
-    /// changes nothing.
+    /// changes nothing. Three statements when routed (issue 23): what it needs to know, the request with its
+    /// requester, the referral.
     pub async fn request_submitted(
         &self,
         conn: &mut PgConnection,
         submission: Submission,
         member_may_be_late: bool,
     ) -> Result<(), FlowError> {
-        let Submission { request_id, member_id, offer_id, subject, description } = submission;
+        let Submission { request_id, member_id, offer_id, subject, description, requester } = submission;
         let now = self.now();
         let Some(offer_id) = offer_id else {
             // An open "orientation" request: no offer, so no automatic provider. The coordinator triages it.
+            store_names::remember_requester(conn, request_id, &requester, now).await?;
             if store::queue_for_triage(conn, request_id, member_id, &subject, &description, now).await? {
                 tracing::info!(%request_id, "open request queued for triage");
             }
             return Ok(());
         };
-        let (offer, member) = store::offer_and_member(conn, offer_id, member_id).await?;
+        let SubmissionContext { offer, member, policy } = store::submission_context(conn, offer_id, member_id).await?;
         let Some(offer) = offer else {
             // The catalogue's event has not reached us yet: try again later.
             let message = format!("offer {offer_id} of request {request_id} not yet known");
@@ -52,12 +58,13 @@ impl Lifecycle {
             return Err(RoutingError::NotYetKnown(message).into());
         }
         let request = RoutedRequestRow { request_id, member_id, offer_id, subject, description };
-        if !store::insert_routed_request(conn, &request, now).await? {
+        if !store::insert_routed_request(conn, &request, Some(&requester), now).await? {
             tracing::info!(%request_id, "request already routed; replay ignored");
             return Ok(());
         }
         // A request routing did not know has no referral yet: nothing tried before.
-        self.route_after(conn, &request, &offer, member.as_ref(), &[], &Actor::system(), "").await?;
+        let known = Known { member: member.as_ref(), previous: &[], policy: Some(&policy) };
+        self.route_after(conn, &request, &offer, known, &Actor::system(), "").await?;
         Ok(())
     }
 
