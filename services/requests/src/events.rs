@@ -19,6 +19,7 @@ use crate::domain::lifecycle::{Actor, Next, Trigger};
 use crate::domain::names;
 use crate::flow::FlowError;
 use crate::flow::referrals::{self, Routed};
+use crate::notify::Mailbag;
 use crate::store::{self, RequestRow, Territory};
 use id77_platform::consumer::event_uuid as uuid;
 use std::collections::{HashMap, HashSet};
@@ -226,18 +227,19 @@ fn routed(event: &Event) -> Result<Option<Routed>, HandleError> {
 
 impl EventHandler for ReferralEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        crate::notify::agents::on_referral_event(conn, event).await?;
-        let Some(routed) = routed(event)? else {
-            return Ok(());
-        };
-        referrals::apply(conn, routed).await?;
+        let mut mails = Mailbag::default();
+        crate::notify::agents::on_referral_event(conn, &mut mails, event).await?;
+        if let Some(routed) = routed(event)? {
+            referrals::apply(conn, &mut mails, routed).await?;
+        }
+        mails.write(conn).await?;
         Ok(())
     }
 
     const BATCHES: bool = true;
 
-    /// As [`Self::handle`] for each event in order, with the batch's requests locked (in id order) and its providers'
-    /// names read in one statement each, not one per event (issue 23).
+    /// As [`Self::handle`] for each event in order, with the batch's requests locked (in id order), its providers'
+    /// names and its mails' recipients read, and its mails written, in one statement each, not per event (issue 23).
     async fn handle_batch(&self, conn: &mut PgConnection, events: &[&Event]) -> Result<(), HandleError> {
         let routed = events.iter().map(|event| routed(event)).collect::<Result<Vec<_>, _>>()?;
         let mut ids: Vec<Uuid> = routed.iter().flatten().map(|r| r.request_id).collect();
@@ -249,9 +251,13 @@ impl EventHandler for ReferralEvents {
             let codes: Vec<&str> = routed.iter().flatten().flat_map(|r| r.trigger.providers()).collect();
             store::provider_names(conn, &codes).await?
         };
+        let mut mails = Mailbag::default();
+        let members: Vec<Uuid> = locked.values().map(|row| row.member_id).collect();
+        let providers: Vec<&str> = routed.iter().flatten().flat_map(|r| r.trigger.providers()).collect();
+        mails.load(conn, &members, &providers).await?;
         let mut seen = HashSet::new();
         for (event, routed) in events.iter().zip(routed) {
-            crate::notify::agents::on_referral_event(conn, event).await?;
+            crate::notify::agents::on_referral_event(conn, &mut mails, event).await?;
             let Some(routed) = routed else { continue };
             // A request's first event of the batch finds it as locked above; a later one reads it again, as the
             // earlier one left it.
@@ -260,8 +266,9 @@ impl EventHandler for ReferralEvents {
             } else {
                 store::request_for_update(conn, routed.request_id).await?
             };
-            referrals::apply_locked(conn, routed, request, &names).await?;
+            referrals::apply_locked(conn, &mut mails, routed, request, &names).await?;
         }
+        mails.write(conn).await?;
         Ok(())
     }
 }

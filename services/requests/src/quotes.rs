@@ -10,8 +10,12 @@ use id77_proto::events::IntegrationEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use std::collections::{HashMap, HashSet};
+
 use crate::domain::lifecycle::Actor;
-use crate::flow::quotes;
+use crate::flow::quotes::{self, Decision};
+use crate::notify::Mailbag;
+use crate::store::{self, RequestRow};
 
 /// The quote an `E` carries, its id and its request's.
 fn quote_of<E: IntegrationEvent>(quote: Option<Quote>) -> Result<(Quote, Uuid, Uuid), HandleError> {
@@ -36,31 +40,77 @@ fn decider(user_id: &str, role: &str, name: &str, quote: &Quote) -> Actor {
     Actor::from_event(&quote.decided_by_user_id, "member_admin", name)
 }
 
+/// A quote decision requests applies: the decision, the quote, its id and its request's.
+struct Decided {
+    decision: Decision,
+    quote: Quote,
+    quote_id: Uuid,
+    request_id: Uuid,
+}
+
+/// What requests takes from one of billing's quote events (`None`: nothing to do).
+fn decided(event: &Event) -> Result<Option<Decided>, HandleError> {
+    let (decision, (quote, quote_id, request_id)) = if let Some(e) = event.decode_as::<QuoteIssued>()? {
+        (Decision::Proposed, quote_of::<QuoteIssued>(e.quote)?)
+    } else if let Some(e) = event.decode_as::<QuoteAccepted>()? {
+        let quote = quote_of::<QuoteAccepted>(e.quote)?;
+        (Decision::Accepted(decider(&e.actor_user_id, &e.actor_role, &e.actor_name, &quote.0)), quote)
+    } else if let Some(e) = event.decode_as::<QuoteRefused>()? {
+        let quote = quote_of::<QuoteRefused>(e.quote)?;
+        (Decision::Refused(decider(&e.actor_user_id, &e.actor_role, &e.actor_name, &quote.0)), quote)
+    } else if let Some(e) = event.decode_as::<QuoteExpired>()? {
+        (Decision::Expired, quote_of::<QuoteExpired>(e.quote)?)
+    } else if let Some(e) = event.decode_as::<QuoteVoided>()? {
+        let quote = e.quote.unwrap_or_default();
+        tracing::info!(request_id = %quote.request_id, quote = %quote.number, "quote voided: nothing to do");
+        return Ok(None);
+    } else {
+        tracing::debug!(subject = %event.subject, "billing event not used by requests");
+        return Ok(None);
+    };
+    Ok(Some(Decided { decision, quote, quote_id, request_id }))
+}
+
 /// Consumes billing's quote events.
 pub struct QuoteEvents;
 
 impl EventHandler for QuoteEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        if let Some(e) = event.decode_as::<QuoteIssued>()? {
-            let (quote, quote_id, request_id) = quote_of::<QuoteIssued>(e.quote)?;
-            quotes::proposed(conn, &quote, quote_id, request_id).await?;
-        } else if let Some(e) = event.decode_as::<QuoteAccepted>()? {
-            let (quote, quote_id, request_id) = quote_of::<QuoteAccepted>(e.quote)?;
-            let actor = decider(&e.actor_user_id, &e.actor_role, &e.actor_name, &quote);
-            quotes::accepted(conn, &quote, quote_id, request_id, &actor).await?;
-        } else if let Some(e) = event.decode_as::<QuoteRefused>()? {
-            let (quote, _, request_id) = quote_of::<QuoteRefused>(e.quote)?;
-            let actor = decider(&e.actor_user_id, &e.actor_role, &e.actor_name, &quote);
-            quotes::refused(conn, &quote, request_id, &actor).await?;
-        } else if let Some(e) = event.decode_as::<QuoteExpired>()? {
-            let (quote, _, request_id) = quote_of::<QuoteExpired>(e.quote)?;
-            quotes::expired(conn, &quote, request_id).await?;
-        } else if let Some(e) = event.decode_as::<QuoteVoided>()? {
-            let quote = e.quote.unwrap_or_default();
-            tracing::info!(request_id = %quote.request_id, quote = %quote.number, "quote voided: nothing to do");
-        } else {
-            tracing::debug!(subject = %event.subject, "billing event not used by requests");
+        self.handle_batch(conn, &[event]).await
+    }
+
+    const BATCHES: bool = true;
+
+    /// Each decision in order, with the batch's requests locked (in id order), its issuers' names and its mails'
+    /// recipients read, and its mails written, in one statement each, not per event (issue 23). A request's second
+    /// decision in the batch reads it again, as the first left it.
+    async fn handle_batch(&self, conn: &mut PgConnection, events: &[&Event]) -> Result<(), HandleError> {
+        let decided = events.iter().map(|event| decided(event)).collect::<Result<Vec<_>, _>>()?;
+        let decided: Vec<Decided> = decided.into_iter().flatten().collect();
+        if decided.is_empty() {
+            return Ok(());
         }
+        let mut ids: Vec<Uuid> = decided.iter().map(|d| d.request_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut locked: HashMap<Uuid, RequestRow> =
+            store::requests_for_update(conn, &ids).await?.into_iter().map(|row| (row.id, row)).collect();
+        let issuers: Vec<&str> = decided.iter().map(|d| d.quote.issuer_code.trim()).collect();
+        let names = store::provider_names(conn, &issuers).await?;
+        let mut mails = Mailbag::default();
+        let members: Vec<Uuid> = locked.values().map(|row| row.member_id).collect();
+        mails.load(conn, &members, &issuers).await?;
+        let mut batch = quotes::Batch { names: &names, mails: &mut mails };
+        let mut seen = HashSet::new();
+        for d in &decided {
+            let row = if seen.insert(d.request_id) {
+                locked.remove(&d.request_id)
+            } else {
+                store::request_for_update(conn, d.request_id).await?
+            };
+            quotes::decide(conn, &mut batch, &d.decision, &d.quote, d.quote_id, d.request_id, row).await?;
+        }
+        mails.write(conn).await?;
         Ok(())
     }
 }

@@ -1,14 +1,18 @@
 //! A batch of routing's referral events applied by requests' consumer in one transaction, its requests locked and
 //! its providers' names read once for the batch (issue 23): each request moves as it would one event at a time, a
 //! request's second event sees what its first did, a bad event sends the batch back to one event per transaction,
-//! and a batch delivered again changes nothing.
+//! and a batch delivered again changes nothing. Its mails are written together, to whom each would have gone one
+//! event at a time, once; the quotes' consumer batches the same way.
 
 use id77_platform::consumer::{self, Outcome};
 use id77_platform::{Event, HandleError};
+use id77_proto::billing::v1::{Quote, QuoteIssued, QuoteRefused};
 use id77_proto::catalogue::v1::OfferCategory;
 use id77_proto::requests::v1::RequestStatus;
 use id77_proto::routing::v1::ReferralAccepted;
 use id77_requests::events::ReferralEvents;
+use id77_requests::notify::store::{Recipient, upsert_recipient};
+use id77_requests::quotes::QuoteEvents;
 use prost::Message;
 use uuid::Uuid;
 
@@ -88,6 +92,161 @@ async fn a_batch_of_referral_events_moves_each_request_as_one_at_a_time_would_in
     assert!(results.iter().all(|r| matches!(r, Ok(Outcome::Duplicate))), "{results:?}");
     assert_eq!(s.get(&a).await.history.len(), 3);
     assert_eq!(s.get(&b).await.history.len(), 3);
+    pool.close().await;
+    s.stop().await;
+}
+
+/// An account as membership would tell it (`member`: a member's user; else an agent of `provider`).
+async fn account(
+    pool: &sqlx::PgPool,
+    email: &str,
+    role: &str,
+    member: Option<Uuid>,
+    provider: Option<&str>,
+    active: bool,
+) {
+    let mut conn = pool.acquire().await.expect("connection");
+    let r = Recipient {
+        user_id: Uuid::now_v7(),
+        email: email.into(),
+        display_name: email.split('@').next().unwrap_or_default().into(),
+        role: role.into(),
+        member_id: member,
+        provider_code: provider.map(str::to_owned),
+        active,
+        version: 1,
+    };
+    upsert_recipient(&mut conn, &r).await.expect("account");
+    if email.starts_with("quiet") {
+        sqlx::query(
+            "INSERT INTO notification_preference (user_id, status_changed, updated_at) VALUES ($1, false, now())",
+        )
+        .bind(r.user_id)
+        .execute(&mut *conn)
+        .await
+        .expect("preference");
+    }
+}
+
+/// The mails queued since `after` (a count of rows), as (kind, request, address), in queueing order.
+async fn mails_since(pool: &sqlx::PgPool, after: i64) -> Vec<(String, Option<Uuid>, String)> {
+    sqlx::query_as("SELECT kind, request_id, email FROM mail_outbox ORDER BY id OFFSET $1")
+        .bind(after)
+        .fetch_all(pool)
+        .await
+        .expect("mails")
+}
+
+async fn mail_count(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM mail_outbox").fetch_one(pool).await.expect("count")
+}
+
+fn quote(request: &str, member: Uuid, number: &str) -> Quote {
+    Quote {
+        id: Uuid::now_v7().to_string(),
+        number: number.into(),
+        issuer_code: "caue77".into(),
+        member_id: member.to_string(),
+        request_id: request.into(),
+        label: "Étude préalable".into(),
+        amount_cents: 250_000,
+        vat_rate_bp: Some(2000),
+        vat_cents: 50_000,
+        total_incl_vat_cents: 300_000,
+        currency: "EUR".into(),
+        issued_at: at(0),
+        expires_at: at(30 * 86_400),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_batch_writes_its_mails_in_its_transaction_to_whom_each_event_would_and_once() {
+    let mut s = start().await;
+    let member = Uuid::now_v7();
+    s.approve(member, true).await;
+    let offer = s.offer("caue77", OfferCategory::IntegratedEngineering).await;
+    let user = s.user(member);
+    let a = s.submit(&user, submission(offer, "mails-a")).await.id;
+    let b = s.submit(&user, submission(offer, "mails-b")).await.id;
+    let pool = sqlx::PgPool::connect(&s.url).await.expect("database");
+    account(&pool, "dgs@meaux.fr", "member_admin", Some(member), None, true).await;
+    account(&pool, "quiet@meaux.fr", "member_user", Some(member), None, true).await;
+    account(&pool, "former@meaux.fr", "member_user", Some(member), None, false).await;
+    account(&pool, "agent@caue77.fr", "provider_agent", None, Some("caue77"), true).await;
+    account(&pool, "agent@other.fr", "provider_agent", None, Some("sde77"), true).await;
+    let before = mail_count(&pool).await;
+
+    let referrals = vec![
+        event("id77.routing.referral.offered", &offered(&a, "caue77", 1)),
+        event("id77.routing.referral.offered", &offered(&b, "caue77", 1)),
+        event("id77.routing.referral.accepted", &accepted(&a, 2)),
+    ];
+    let results = consumer::apply_batch(&pool, "test-referrals", &ReferralEvents, &referrals, &[]).await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Outcome::Applied))), "{results:?}");
+    let (a_id, b_id) = (id(&a), id(&b));
+    let got = mails_since(&pool, before).await;
+    let expect = |kind: &str, request: Uuid, email: &str| (kind.to_owned(), Some(request), email.to_owned());
+    assert_eq!(
+        got,
+        vec![
+            expect("referral_offered", a_id, "agent@caue77.fr"),
+            expect("status_changed", a_id, "dgs@meaux.fr"),
+            expect("referral_offered", b_id, "agent@caue77.fr"),
+            expect("status_changed", b_id, "dgs@meaux.fr"),
+            expect("status_changed", a_id, "dgs@meaux.fr"),
+        ],
+        "the agents of the provider offered, the member's users who want status mails; nobody else"
+    );
+    let writers: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT xmin::text FROM mail_outbox WHERE request_id = ANY($1)
+         UNION SELECT DISTINCT xmin::text FROM request WHERE id = ANY($1)",
+    )
+    .bind([a_id, b_id])
+    .fetch_all(&pool)
+    .await
+    .expect("xmin");
+    assert_eq!(writers.len(), 1, "the mails and their requests written by one transaction: {writers:?}");
+    let again = consumer::apply_batch(&pool, "test-referrals", &ReferralEvents, &referrals, &[]).await;
+    assert!(again.iter().all(|r| matches!(r, Ok(Outcome::Duplicate))), "{again:?}");
+    assert_eq!(mail_count(&pool).await, before + 5, "a redelivery queues no mail");
+
+    // Quotes: a proposal for each request and b's refusal, in one batch; b's refusal finds b as its proposal left
+    // it, and cancels it, its provider's agents told.
+    let (qa, qb) = (quote(&a, member, "D-caue77-2026-000001"), quote(&b, member, "D-caue77-2026-000002"));
+    let refused =
+        Quote { decided_by_user_id: Uuid::now_v7().to_string(), decided_by_name: "Marie Dupont".into(), ..qb.clone() };
+    let quotes = vec![
+        event("id77.billing.quote.issued", &QuoteIssued { quote: Some(qa) }),
+        event("id77.billing.quote.issued", &QuoteIssued { quote: Some(qb) }),
+        event("id77.billing.quote.refused", &QuoteRefused { quote: Some(refused), ..Default::default() }),
+    ];
+    let before = mail_count(&pool).await;
+    let results = consumer::apply_batch(&pool, "test-quotes", &QuoteEvents, &quotes, &[]).await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Outcome::Applied))), "{results:?}");
+    assert_eq!(s.get(&b).await.status(), RequestStatus::Cancelled);
+    assert_eq!(s.get(&a).await.status(), RequestStatus::Accepted);
+    assert_eq!(
+        mails_since(&pool, before).await,
+        vec![
+            expect("quote_proposed", a_id, "dgs@meaux.fr"),
+            expect("quote_proposed", b_id, "dgs@meaux.fr"),
+            expect("status_changed", b_id, "dgs@meaux.fr"),
+            expect("request_cancelled", b_id, "agent@caue77.fr"),
+        ]
+    );
+    let writers: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT xmin::text FROM mail_outbox WHERE kind IN ('quote_proposed', 'request_cancelled')
+         UNION SELECT DISTINCT xmin::text FROM request WHERE id = $1",
+    )
+    .bind(b_id)
+    .fetch_all(&pool)
+    .await
+    .expect("xmin");
+    assert_eq!(writers.len(), 1, "the quotes' batch written by one transaction: {writers:?}");
+    let again = consumer::apply_batch(&pool, "test-quotes", &QuoteEvents, &quotes, &[]).await;
+    assert!(again.iter().all(|r| matches!(r, Ok(Outcome::Duplicate))), "{again:?}");
+    assert_eq!(mail_count(&pool).await, before + 4);
     pool.close().await;
     s.stop().await;
 }

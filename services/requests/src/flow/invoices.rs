@@ -46,7 +46,9 @@ pub async fn issued(
         .ok_or_else(|| FlowError::Refused(format!("invoice {} of unknown request {request_id}", invoice.number)))?;
     let at = invoice.issued_at.as_ref().and_then(time::from_proto).unwrap_or_else(time::now);
     let key = mail_event_id::<InvoiceIssued>(invoice_id);
-    let mails = crate::notify::invoice_issued(conn, key, &row, &facts(invoice, &row.subject), at).await?;
+    let mut bag = crate::notify::Mailbag::default();
+    let mails = crate::notify::invoice_issued(conn, &mut bag, key, &row, &facts(invoice, &row.subject), at).await?;
+    bag.write(conn).await?;
     tracing::info!(%request_id, invoice = %invoice.number, mails, "member told of the invoice");
     Ok(())
 }

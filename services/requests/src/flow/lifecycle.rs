@@ -8,6 +8,7 @@ use id77_proto::requests::v1::{RequestCancelled, RequestCompleted, RequestStatus
 use sqlx::PgConnection;
 
 use crate::domain::lifecycle::{Actor, RequestStatus, State, Step};
+use crate::notify::Mailbag;
 use crate::notify::domain::CancelCause;
 use crate::store::{self, RequestRow};
 
@@ -53,6 +54,22 @@ pub async fn record(
     actor: &Actor,
     cause: &Cause<'_>,
 ) -> Result<(), sqlx::Error> {
+    let mut mails = Mailbag::default();
+    record_into(conn, &mut mails, row, step, actor, cause).await?;
+    mails.write(conn).await?;
+    Ok(())
+}
+
+/// [`record`], its mails gathered in `mails` for the caller to write before its commit (a consumer's batch writes
+/// its mails together).
+pub async fn record_into(
+    conn: &mut PgConnection,
+    mails: &mut Mailbag,
+    row: &RequestRow,
+    step: &Step,
+    actor: &Actor,
+    cause: &Cause<'_>,
+) -> Result<(), sqlx::Error> {
     let changed = RequestStatusChanged {
         request_id: row.id.to_string(),
         member_id: row.member_id.to_string(),
@@ -80,10 +97,11 @@ pub async fn record(
         _ => {}
     }
     store::apply_step(conn, row.id, step, actor, cause.answered_at, events).await?;
-    crate::notify::status_changed(conn, event_id, row, step, actor).await?;
+    crate::notify::status_changed(conn, mails, event_id, row, step, actor).await?;
     if let Some(provider) = told {
         let agents =
-            crate::notify::cancelled_for_provider(conn, event_id, row, provider, step, actor, cause.cancel).await?;
+            crate::notify::cancelled_for_provider(conn, mails, event_id, row, provider, step, actor, cause.cancel)
+                .await?;
         tracing::info!(request_id = %row.id, provider, agents, "provider told of the cancellation");
     }
     tracing::info!(request_id = %row.id, from = step.from.as_str(), to = step.to.as_str(), actor = actor.role(), reason = %step.reason, "request moved");

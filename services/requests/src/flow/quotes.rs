@@ -20,8 +20,10 @@ use uuid::Uuid;
 use super::FlowError;
 use super::lifecycle::{self, Cause};
 use crate::domain::lifecycle::{Actor, Trigger};
+use crate::domain::names::ProviderNames;
+use crate::notify::Mailbag;
 use crate::notify::domain::{CancelCause, QuoteMail};
-use crate::store::{self, RequestRow};
+use crate::store::RequestRow;
 
 /// The identity of one decision (`E`, by its subject) on one quote, as the event id of its mails: each quote is
 /// proposed once and decided at most once, so any copy of the event keys the same mails.
@@ -54,11 +56,11 @@ fn decided_at(quote: &Quote) -> DateTime<Utc> {
     quote.decided_at.as_ref().or(quote.issued_at.as_ref()).and_then(time::from_proto).unwrap_or_else(time::now)
 }
 
-/// The request of a quote, locked: the quote's fate and the request's are decided one at a time.
-async fn request_of(conn: &mut PgConnection, request_id: Uuid, quote: &Quote) -> Result<RequestRow, FlowError> {
-    let row = store::request_for_update(conn, request_id)
-        .await?
-        .ok_or_else(|| FlowError::Refused(format!("quote {} of unknown request {request_id}", quote.number)))?;
+/// The request of a quote, as the caller locked it (`None`: unknown): the quote's fate and the request's are
+/// decided one at a time.
+fn request_of(row: Option<RequestRow>, request_id: Uuid, quote: &Quote) -> Result<RequestRow, FlowError> {
+    let row =
+        row.ok_or_else(|| FlowError::Refused(format!("quote {} of unknown request {request_id}", quote.number)))?;
     if quote.member_id.trim() != row.member_id.to_string() {
         tracing::warn!(request_id = %row.id, quote = %quote.number, quote_member = %quote.member_id,
             "quote names another member than its request; the request's is used");
@@ -72,65 +74,98 @@ fn is_open(row: &RequestRow) -> Result<bool, FlowError> {
     Ok(state.status.is_cancellable())
 }
 
-/// A quote proposed for `request_id`: the member's users are mailed, unless the request is closed.
-pub async fn proposed(
+/// One of billing's decisions on a quote, as requests applies it.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    Proposed,
+    Accepted(Actor),
+    Refused(Actor),
+    Expired,
+}
+
+/// What the caller read for a batch of decisions, in the consumer's transaction: the names of (at least) the
+/// quotes' issuers, and the mails to write before the commit.
+pub struct Batch<'a> {
+    pub names: &'a ProviderNames,
+    pub mails: &'a mut Mailbag,
+}
+
+/// Applies `decision` on `quote` (its id `quote_id`) to `request_id`, locked by the caller as `row` (`None`:
+/// unknown).
+pub async fn decide(
     conn: &mut PgConnection,
+    batch: &mut Batch<'_>,
+    decision: &Decision,
     quote: &Quote,
     quote_id: Uuid,
     request_id: Uuid,
+    row: Option<RequestRow>,
 ) -> Result<(), FlowError> {
-    let row = request_of(conn, request_id, quote).await?;
-    if !is_open(&row)? {
-        tracing::info!(%request_id, quote = %quote.number, status = %row.status, "quote proposed for a closed request: no mail");
+    let row = request_of(row, request_id, quote)?;
+    match decision {
+        Decision::Proposed => proposed(conn, batch, quote, quote_id, &row).await,
+        Decision::Accepted(actor) => accepted(conn, batch.mails, quote, quote_id, &row, actor).await,
+        Decision::Refused(actor) => {
+            let trigger = Trigger::QuoteRefused { number: quote.number.clone(), reason: quote.decision_reason.clone() };
+            let cause = CancelCause::QuoteRefused(quote.number.trim());
+            cancel(conn, batch.mails, &row, quote, trigger, actor, cause).await
+        }
+        Decision::Expired => {
+            let trigger = Trigger::QuoteExpired { number: quote.number.clone() };
+            let cause = CancelCause::QuoteExpired(quote.number.trim());
+            cancel(conn, batch.mails, &row, quote, trigger, &Actor::System, cause).await
+        }
+    }
+}
+
+/// A quote proposed for `row`: the member's users are mailed, unless the request is closed.
+async fn proposed(
+    conn: &mut PgConnection,
+    batch: &mut Batch<'_>,
+    quote: &Quote,
+    quote_id: Uuid,
+    row: &RequestRow,
+) -> Result<(), FlowError> {
+    if !is_open(row)? {
+        tracing::info!(request_id = %row.id, quote = %quote.number, status = %row.status, "quote proposed for a closed request: no mail");
         return Ok(());
     }
     let key = mail_event_id::<QuoteIssued>(quote_id);
-    let mails = crate::notify::quote_proposed(conn, key, &row, &facts(quote, &row), decided_at(quote)).await?;
-    tracing::info!(%request_id, quote = %quote.number, mails, "quote proposed to the member");
+    let facts = facts(quote, row);
+    let mails =
+        crate::notify::quote_proposed(conn, batch.mails, key, row, &facts, batch.names, decided_at(quote)).await?;
+    tracing::info!(request_id = %row.id, quote = %quote.number, mails, "quote proposed to the member");
     Ok(())
 }
 
 /// A quote `actor` accepted: the provider's agents are mailed (they may start), unless the request is closed.
-pub async fn accepted(
+async fn accepted(
     conn: &mut PgConnection,
+    mails: &mut Mailbag,
     quote: &Quote,
     quote_id: Uuid,
-    request_id: Uuid,
+    row: &RequestRow,
     actor: &Actor,
 ) -> Result<(), FlowError> {
-    let row = request_of(conn, request_id, quote).await?;
-    if !is_open(&row)? {
+    if !is_open(row)? {
         // Cancelled meanwhile: billing voids the quote; nobody should start.
-        tracing::info!(%request_id, quote = %quote.number, status = %row.status, "quote accepted for a closed request: no mail");
+        tracing::info!(request_id = %row.id, quote = %quote.number, status = %row.status, "quote accepted for a closed request: no mail");
         return Ok(());
     }
     let key = mail_event_id::<QuoteAccepted>(quote_id);
     let at = decided_at(quote);
-    let mails =
-        crate::notify::quote_accepted(conn, key, &row, &facts(quote, &row), actor, &quote.purchase_order_number, at)
-            .await?;
-    tracing::info!(%request_id, quote = %quote.number, mails, "provider told the quote is accepted");
+    let facts = facts(quote, row);
+    let order = &quote.purchase_order_number;
+    let mails = crate::notify::quote_accepted(conn, mails, key, row, &facts, actor, order, at).await?;
+    tracing::info!(request_id = %row.id, quote = %quote.number, mails, "provider told the quote is accepted");
     Ok(())
-}
-
-/// A quote `actor` refused: the request is cancelled, with the quote's number and the refusal's reason.
-pub async fn refused(conn: &mut PgConnection, quote: &Quote, request_id: Uuid, actor: &Actor) -> Result<(), FlowError> {
-    let row = request_of(conn, request_id, quote).await?;
-    let trigger = Trigger::QuoteRefused { number: quote.number.clone(), reason: quote.decision_reason.clone() };
-    cancel(conn, &row, quote, trigger, actor, CancelCause::QuoteRefused(quote.number.trim())).await
-}
-
-/// A quote nobody answered in time: the platform cancels the request.
-pub async fn expired(conn: &mut PgConnection, quote: &Quote, request_id: Uuid) -> Result<(), FlowError> {
-    let row = request_of(conn, request_id, quote).await?;
-    let trigger = Trigger::QuoteExpired { number: quote.number.clone() };
-    cancel(conn, &row, quote, trigger, &Actor::System, CancelCause::QuoteExpired(quote.number.trim())).await
 }
 
 /// Cancels the request because of its quote, through the ordinary cancellation; nothing when the request can no
 /// longer be cancelled (already cancelled, or completed first: requests decides, ADR 0013).
 async fn cancel(
     conn: &mut PgConnection,
+    mails: &mut Mailbag,
     row: &RequestRow,
     quote: &Quote,
     trigger: Trigger,
@@ -141,7 +176,7 @@ async fn cancel(
     match crate::domain::lifecycle::apply(&state, &trigger, decided_at(quote)) {
         Ok(Some(step)) => {
             let cause = Cause { cancel, provider: Some(quote.issuer_code.as_str()), ..Cause::default() };
-            lifecycle::record(conn, row, &step, actor, &cause).await?;
+            lifecycle::record_into(conn, mails, row, &step, actor, &cause).await?;
             tracing::info!(request_id = %row.id, quote = %quote.number, trigger = trigger.name(), "request cancelled by its quote");
         }
         Ok(None) | Err(_) => {

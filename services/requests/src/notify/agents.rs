@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::domain::{Candidate, long_date};
 use super::inbox;
+use super::mailbag::{Mail, Mailbag};
 
 /// A referral offered to the recipient's provider (to its agents).
 pub const KIND_REFERRAL_OFFERED: &str = "referral_offered";
@@ -157,29 +158,29 @@ pub struct Notice<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// Queues `notice` for each of `recipients`, `write` making the subject and body for a display name; returns how
-/// many.
-pub async fn queue(
-    conn: &mut PgConnection,
+/// Queues `notice` in `mails` for each of `recipients`, `write` making the subject and body for a display name;
+/// returns how many.
+pub fn queue(
+    mails: &mut Mailbag,
     notice: &Notice<'_>,
     recipients: &[&Candidate],
     write: impl Fn(&str) -> (String, String),
-) -> Result<usize, sqlx::Error> {
+) -> usize {
     for recipient in recipients {
         let (subject, body) = write(&recipient.display_name);
-        let row = inbox::NewNotice {
+        mails.push(Mail {
             event_id: notice.id,
-            recipient,
-            kind: notice.kind,
+            recipient: recipient.user_id,
+            email: recipient.email.clone(),
+            kind: notice.kind.to_owned(),
             request_id: notice.request_id,
-            subject: &subject,
-            body: &body,
-            link_path: notice.link_path,
+            subject,
+            body,
+            link_path: notice.link_path.to_owned(),
             at: notice.at,
-        };
-        inbox::queue(conn, &row).await?;
+        });
     }
-    Ok(recipients.len())
+    recipients.len()
 }
 
 /// When the event happened (its `occurred_at`, else now).
@@ -191,9 +192,13 @@ fn request_id(raw: &str) -> Result<Uuid, HandleError> {
     Uuid::parse_str(raw.trim()).map_err(|_| HandleError::Reject(anyhow!("request_id {raw:?} is not a UUID")))
 }
 
-/// Queues the agents' and coordinators' notices of one of routing's referral events (others: nothing); in the
-/// consumer's transaction.
-pub async fn on_referral_event(conn: &mut PgConnection, event: &Event) -> Result<usize, HandleError> {
+/// Queues in `mails` the agents' and coordinators' notices of one of routing's referral events (others: nothing);
+/// in the consumer's transaction.
+pub async fn on_referral_event(
+    conn: &mut PgConnection,
+    mails: &mut Mailbag,
+    event: &Event,
+) -> Result<usize, HandleError> {
     if let Some(e) = event.decode_as::<ReferralOffered>()? {
         let m = ReferralMail {
             subject: &e.subject,
@@ -208,10 +213,8 @@ pub async fn on_referral_event(conn: &mut PgConnection, event: &Event) -> Result
             link_path: &referral_path(&e.referral_id),
             at: when(e.occurred_at.as_ref()),
         };
-        let candidates = inbox::agents(conn, &e.provider_code).await?;
-        return Ok(
-            queue(conn, &notice, &agents_of(&e.provider_code, &candidates), |n| referral_offered_mail(n, &m)).await?
-        );
+        let candidates = mails.agents(conn, &e.provider_code).await?;
+        return Ok(queue(mails, &notice, &agents_of(&e.provider_code, &candidates), |n| referral_offered_mail(n, &m)));
     }
     if let Some(e) = event.decode_as::<ReferralReminded>()? {
         let id = request_id(&e.request_id)?;
@@ -229,10 +232,8 @@ pub async fn on_referral_event(conn: &mut PgConnection, event: &Event) -> Result
             link_path: &referral_path(&e.referral_id),
             at: when(e.occurred_at.as_ref()),
         };
-        let candidates = inbox::agents(conn, &e.provider_code).await?;
-        return Ok(
-            queue(conn, &notice, &agents_of(&e.provider_code, &candidates), |n| referral_reminder_mail(n, &m)).await?
-        );
+        let candidates = mails.agents(conn, &e.provider_code).await?;
+        return Ok(queue(mails, &notice, &agents_of(&e.provider_code, &candidates), |n| referral_reminder_mail(n, &m)));
     }
     if let Some(e) = event.decode_as::<ReferralEscalated>()? {
         let id = request_id(&e.request_id)?;
@@ -246,10 +247,9 @@ pub async fn on_referral_event(conn: &mut PgConnection, event: &Event) -> Result
         };
         let candidates = inbox::coordinators(conn).await?;
         let names = crate::store::provider_names(conn, &[e.provider_code.as_str()]).await?;
-        return Ok(queue(conn, &notice, &coordinators(&candidates), |n| {
+        return Ok(queue(mails, &notice, &coordinators(&candidates), |n| {
             referral_escalated_mail(n, &subject, names.known(&e.provider_code))
-        })
-        .await?);
+        }));
     }
     Ok(0)
 }
@@ -267,7 +267,10 @@ pub async fn on_member_event(conn: &mut PgConnection, event: &Event) -> Result<u
         at: when(e.occurred_at.as_ref()),
     };
     let candidates = inbox::coordinators(conn).await?;
-    Ok(queue(conn, &notice, &coordinators(&candidates), |n| member_applied_mail(n, &e.name, &e.siren)).await?)
+    let mut mails = Mailbag::default();
+    let queued = queue(&mut mails, &notice, &coordinators(&candidates), |n| member_applied_mail(n, &e.name, &e.siren));
+    mails.write(conn).await?;
+    Ok(queued)
 }
 
 #[cfg(test)]

@@ -7,20 +7,6 @@ use uuid::Uuid;
 
 use super::domain::Candidate;
 
-/// The active agents of `provider_code`, with their preferences.
-pub async fn agents(conn: &mut PgConnection, provider_code: &str) -> Result<Vec<Candidate>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT r.user_id, r.email, r.display_name, r.role, r.member_id, r.provider_code,
-                COALESCE(p.status_changed, true) AS status_changed, COALESCE(p.message_posted, true) AS message_posted
-         FROM notification_recipient r LEFT JOIN notification_preference p ON p.user_id = r.user_id
-         WHERE r.active AND r.email <> '' AND r.role = 'provider_agent' AND r.provider_code = $1
-         ORDER BY r.user_id",
-    )
-    .bind(provider_code)
-    .fetch_all(conn)
-    .await
-}
-
 /// The active coordinators, with their preferences.
 pub async fn coordinators(conn: &mut PgConnection) -> Result<Vec<Candidate>, sqlx::Error> {
     sqlx::query_as(
@@ -32,41 +18,6 @@ pub async fn coordinators(conn: &mut PgConnection) -> Result<Vec<Candidate>, sql
     )
     .fetch_all(conn)
     .await
-}
-
-/// A notice to queue (a mail and a notification).
-pub struct NewNotice<'a> {
-    pub event_id: Uuid,
-    pub recipient: &'a Candidate,
-    pub kind: &'a str,
-    pub request_id: Option<Uuid>,
-    pub subject: &'a str,
-    pub body: &'a str,
-    pub link_path: &'a str,
-    pub at: DateTime<Utc>,
-}
-
-/// Queues a notice; a second one for the same event and recipient is dropped.
-pub async fn queue(conn: &mut PgConnection, m: &NewNotice<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO mail_outbox (id, event_id, recipient_user_id, email, kind, request_id, subject, body, link_path,
-                                  created_at, next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
-         ON CONFLICT (event_id, recipient_user_id) DO NOTHING",
-    )
-    .bind(Uuid::now_v7())
-    .bind(m.event_id)
-    .bind(m.recipient.user_id)
-    .bind(&m.recipient.email)
-    .bind(m.kind)
-    .bind(m.request_id)
-    .bind(m.subject)
-    .bind(m.body)
-    .bind(m.link_path)
-    .bind(m.at)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// A notification as its recipient reads it.

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod api;
 pub mod domain;
 pub mod inbox;
+pub mod mailbag;
 pub mod money;
 pub mod sender;
 pub mod session_mails;
@@ -24,10 +25,12 @@ use crate::domain::lifecycle::{Actor, Step};
 use crate::domain::names::ProviderNames;
 use crate::store::RequestRow;
 use domain::{CancelCause, Notice, QuoteMail, StatusMail};
+pub use mailbag::{Mail, Mailbag};
 
 /// Queues the mails telling the member's users that `row` moved (`event_id`: its `request.status_changed`).
 pub async fn status_changed(
     conn: &mut PgConnection,
+    mails: &mut Mailbag,
     event_id: Uuid,
     row: &RequestRow,
     step: &Step,
@@ -46,7 +49,7 @@ pub async fn status_changed(
         reason: &step.reason,
         provider: step.provider_name.as_deref().or_else(|| step.provider.as_deref().and_then(|c| names.known(c))),
     };
-    queue_to(conn, event_id, row, &notice, domain::KIND_STATUS_CHANGED, step.at, |name| {
+    queue_to(conn, mails, event_id, row, &notice, domain::KIND_STATUS_CHANGED, step.at, |name| {
         domain::status_mail(name, &mail)
     })
     .await?;
@@ -71,10 +74,12 @@ pub async fn name_of(conn: &mut PgConnection, caller: &Caller) -> Result<String,
     Ok(caller.display_name().trim().to_owned())
 }
 
-/// Queues one mail per recipient of `notice` about `row`, keyed by (`event_id`, recipient): a second call for the
-/// same event sends nothing more. `write` makes the subject and body for a recipient's display name.
+/// Queues one mail per recipient of `notice` about `row` in `mails`, keyed by (`event_id`, recipient): a second
+/// call for the same event sends nothing more. `write` makes the subject and body for a recipient's display name.
+#[allow(clippy::too_many_arguments)]
 async fn queue_to(
     conn: &mut PgConnection,
+    mails: &mut Mailbag,
     event_id: Uuid,
     row: &RequestRow,
     notice: &Notice<'_>,
@@ -87,29 +92,51 @@ async fn queue_to(
         Notice::MessagePosted { provider_code, .. } => *provider_code,
         Notice::StatusChanged { .. } => None,
     };
-    let candidates = store::candidates(conn, row.member_id, provider).await?;
+    let candidates = mails.candidates(conn, row.member_id, provider).await?;
     let recipients = domain::recipients(notice, &candidates);
     for recipient in &recipients {
-        let (subject, body) = write(&recipient.display_name);
-        let queued = store::QueuedMail {
+        mails.push(mail(
             event_id,
             recipient,
             kind,
-            request_id: Some(row.id),
-            subject: &subject,
-            body: &body,
-            link_path: &domain::request_path(row.id),
+            Some(row.id),
+            write(&recipient.display_name),
+            &domain::request_path(row.id),
             at,
-        };
-        store::queue(conn, &queued).await?;
+        ));
     }
     Ok(recipients.len())
 }
 
+/// A mail to `recipient`, (subject, body) as written for them.
+fn mail(
+    event_id: Uuid,
+    recipient: &domain::Candidate,
+    kind: &str,
+    request_id: Option<Uuid>,
+    (subject, body): (String, String),
+    link_path: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Mail {
+    Mail {
+        event_id,
+        recipient: recipient.user_id,
+        email: recipient.email.clone(),
+        kind: kind.to_owned(),
+        request_id,
+        subject,
+        body,
+        link_path: link_path.to_owned(),
+        at,
+    }
+}
+
 /// Queues the mails telling the agents of `provider` (which held `row`) that `actor` cancelled it, `cause` saying
 /// whether a person did or its quote's refusal or expiry (`event_id`: the cancellation's `request.status_changed`).
+#[allow(clippy::too_many_arguments)]
 pub async fn cancelled_for_provider(
     conn: &mut PgConnection,
+    mails: &mut Mailbag,
     event_id: Uuid,
     row: &RequestRow,
     provider: &str,
@@ -118,23 +145,25 @@ pub async fn cancelled_for_provider(
     cause: CancelCause<'_>,
 ) -> Result<usize, sqlx::Error> {
     let notice = Notice::ProviderStatus { provider_code: provider, actor: actor.user_id() };
-    queue_to(conn, event_id, row, &notice, domain::KIND_REQUEST_CANCELLED, step.at, |name| {
+    queue_to(conn, mails, event_id, row, &notice, domain::KIND_REQUEST_CANCELLED, step.at, |name| {
         domain::cancelled_mail(name, &row.subject, actor.name(), &step.reason, cause)
     })
     .await
 }
 
-/// Queues the mails proposing a quote to the member's users (`event_id`: the quote's proposal).
+/// Queues the mails proposing a quote to the member's users (`event_id`: the quote's proposal; `names`: those of
+/// at least the quote's provider).
 pub async fn quote_proposed(
     conn: &mut PgConnection,
+    mails: &mut Mailbag,
     event_id: Uuid,
     row: &RequestRow,
     quote: &QuoteMail<'_>,
+    names: &ProviderNames,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, sqlx::Error> {
     let notice = Notice::StatusChanged { member_id: row.member_id, actor: None };
-    let names = provider_names(conn, Some(quote.provider)).await?;
-    queue_to(conn, event_id, row, &notice, domain::KIND_QUOTE_PROPOSED, at, |name| {
+    queue_to(conn, mails, event_id, row, &notice, domain::KIND_QUOTE_PROPOSED, at, |name| {
         domain::quote_proposed_mail(name, quote, names.known(quote.provider))
     })
     .await
@@ -142,8 +171,10 @@ pub async fn quote_proposed(
 
 /// Queues the mails telling the agents of the quote's provider that `actor` accepted it (`event_id`: the
 /// quote's acceptance).
+#[allow(clippy::too_many_arguments)]
 pub async fn quote_accepted(
     conn: &mut PgConnection,
+    mails: &mut Mailbag,
     event_id: Uuid,
     row: &RequestRow,
     quote: &QuoteMail<'_>,
@@ -152,7 +183,7 @@ pub async fn quote_accepted(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, sqlx::Error> {
     let notice = Notice::ProviderStatus { provider_code: quote.provider, actor: actor.user_id() };
-    queue_to(conn, event_id, row, &notice, domain::KIND_QUOTE_ACCEPTED, at, |name| {
+    queue_to(conn, mails, event_id, row, &notice, domain::KIND_QUOTE_ACCEPTED, at, |name| {
         domain::quote_accepted_mail(name, quote, actor.name(), purchase_order)
     })
     .await
@@ -162,6 +193,7 @@ pub async fn quote_accepted(
 /// `row` (`event_id`: the invoice's issue; a second call sends nothing more).
 pub async fn invoice_issued(
     conn: &mut PgConnection,
+    mails: &mut Mailbag,
     event_id: Uuid,
     row: &RequestRow,
     invoice: &money::InvoiceMail<'_>,
@@ -169,7 +201,7 @@ pub async fn invoice_issued(
 ) -> Result<usize, sqlx::Error> {
     let notice = Notice::StatusChanged { member_id: row.member_id, actor: None };
     let names = provider_names(conn, Some(invoice.provider_code)).await?;
-    queue_to(conn, event_id, row, &notice, money::KIND_INVOICE_ISSUED, at, |name| {
+    queue_to(conn, mails, event_id, row, &notice, money::KIND_INVOICE_ISSUED, at, |name| {
         money::invoice_issued_mail(name, invoice, names.known(invoice.provider_code))
     })
     .await
@@ -187,23 +219,15 @@ pub async fn session_invoice_issued(
 ) -> Result<usize, sqlx::Error> {
     let notice = Notice::StatusChanged { member_id, actor: None };
     let names = provider_names(conn, Some(invoice.provider_code)).await?;
-    let candidates = store::candidates(conn, member_id, None).await?;
+    let mut mails = Mailbag::default();
+    let candidates = mails.candidates(conn, member_id, None).await?;
     let recipients = domain::recipients(&notice, &candidates);
     for recipient in &recipients {
-        let (subject, body) =
+        let text =
             money::session_invoice_issued_mail(&recipient.display_name, invoice, names.known(invoice.provider_code));
-        let queued = store::QueuedMail {
-            event_id,
-            recipient,
-            kind: money::KIND_INVOICE_ISSUED,
-            request_id: None,
-            subject: &subject,
-            body: &body,
-            link_path: money::INVOICES_PATH,
-            at,
-        };
-        store::queue(conn, &queued).await?;
+        mails.push(mail(event_id, recipient, money::KIND_INVOICE_ISSUED, None, text, money::INVOICES_PATH, at));
     }
+    mails.write(conn).await?;
     Ok(recipients.len())
 }
 
@@ -227,33 +251,26 @@ pub struct PostedMessage<'a> {
 /// Queues the mails about a posted message: to the provider's agents when a member's user wrote, to the member's
 /// users otherwise; never to the author.
 pub async fn message_posted(conn: &mut PgConnection, m: &PostedMessage<'_>) -> Result<(), sqlx::Error> {
-    let candidates = store::candidates(conn, m.member_id, m.provider_code).await?;
+    let mut mails = Mailbag::default();
+    let candidates = mails.candidates(conn, m.member_id, m.provider_code).await?;
     let notice = Notice::MessagePosted {
         member_id: m.member_id,
         provider_code: m.provider_code,
         author: m.author,
         author_is_member: m.author_is_member,
     };
+    let link = domain::request_path(m.request_id);
     for recipient in domain::recipients(&notice, &candidates) {
-        let (subject, body) = domain::message_mail(
+        let text = domain::message_mail(
             &recipient.display_name,
             m.request_subject,
             m.author_name,
             m.excerpt,
             m.attachment_count,
         );
-        let queued = store::QueuedMail {
-            event_id: m.event_id,
-            recipient,
-            kind: domain::KIND_MESSAGE_POSTED,
-            request_id: Some(m.request_id),
-            subject: &subject,
-            body: &body,
-            link_path: &domain::request_path(m.request_id),
-            at: m.at,
-        };
-        store::queue(conn, &queued).await?;
+        mails.push(mail(m.event_id, recipient, domain::KIND_MESSAGE_POSTED, Some(m.request_id), text, &link, m.at));
     }
+    mails.write(conn).await?;
     Ok(())
 }
 

@@ -1,10 +1,7 @@
 //! SQL of the notifications: recipients, preferences, the mail outbox.
 
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-
-use super::domain::Candidate;
 
 /// An account as membership last told it.
 #[derive(Debug, Clone)]
@@ -43,25 +40,6 @@ pub async fn upsert_recipient(conn: &mut PgConnection, r: &Recipient) -> Result<
     Ok(done.rows_affected() > 0)
 }
 
-/// The active users of `member_id` and the active agents of `provider_code`, with their preferences.
-pub async fn candidates(
-    conn: &mut PgConnection,
-    member_id: Uuid,
-    provider_code: Option<&str>,
-) -> Result<Vec<Candidate>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT r.user_id, r.email, r.display_name, r.role, r.member_id, r.provider_code,
-                COALESCE(p.status_changed, true) AS status_changed, COALESCE(p.message_posted, true) AS message_posted
-         FROM notification_recipient r LEFT JOIN notification_preference p ON p.user_id = r.user_id
-         WHERE r.active AND r.email <> '' AND (r.member_id = $1 OR ($2::text IS NOT NULL AND r.provider_code = $2))
-         ORDER BY r.user_id",
-    )
-    .bind(member_id)
-    .bind(provider_code)
-    .fetch_all(conn)
-    .await
-}
-
 /// The display name membership last gave for a user (None: unknown or empty).
 pub async fn display_name(conn: &mut PgConnection, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
     let name: Option<String> = sqlx::query_scalar("SELECT display_name FROM notification_recipient WHERE user_id = $1")
@@ -69,42 +47,6 @@ pub async fn display_name(conn: &mut PgConnection, user_id: Uuid) -> Result<Opti
         .fetch_optional(conn)
         .await?;
     Ok(name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()))
-}
-
-/// A mail to queue.
-pub struct QueuedMail<'a> {
-    pub event_id: Uuid,
-    pub recipient: &'a Candidate,
-    pub kind: &'a str,
-    /// None: a mail about no request (a held training session's invoice).
-    pub request_id: Option<Uuid>,
-    pub subject: &'a str,
-    pub body: &'a str,
-    pub link_path: &'a str,
-    pub at: DateTime<Utc>,
-}
-
-/// Queues a mail; a second one for the same event and recipient is dropped.
-pub async fn queue(conn: &mut PgConnection, m: &QueuedMail<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO mail_outbox (id, event_id, recipient_user_id, email, kind, request_id, subject, body, link_path,
-                                  created_at, next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
-         ON CONFLICT (event_id, recipient_user_id) DO NOTHING",
-    )
-    .bind(Uuid::now_v7())
-    .bind(m.event_id)
-    .bind(m.recipient.user_id)
-    .bind(&m.recipient.email)
-    .bind(m.kind)
-    .bind(m.request_id)
-    .bind(m.subject)
-    .bind(m.body)
-    .bind(m.link_path)
-    .bind(m.at)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// A user's preferences (every kind on when never set).
