@@ -4,8 +4,10 @@
 //! (accepted) or release (declined, expired, withdrawn) the copies held for the request. What the catalogue
 //! publishes is written by [`crate::flow`].
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use ::uuid::Uuid;
 use anyhow::anyhow;
 use id77_platform::{ConsumerSpec, ErrorCode, Event, EventHandler, HandleError, time};
 use id77_proto::events::durables;
@@ -164,14 +166,47 @@ fn referral_outcome(event: &Event) -> Result<Option<(String, ReferralOutcome)>, 
 /// expires (and is not re-routed) or is withdrawn.
 pub struct ReferralEvents;
 
+/// A booking's refusal to follow is a decision (a released booking cannot be confirmed), anything else transient.
+fn followed(result: Result<(), id77_platform::ServiceError>) -> Result<(), HandleError> {
+    result.map_err(|e| match e.code {
+        ErrorCode::FailedPrecondition => HandleError::Reject(anyhow!(e)),
+        _ => HandleError::Retry(anyhow!(e)),
+    })
+}
+
 impl EventHandler for ReferralEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
         let Some((request_id, outcome)) = referral_outcome(event)? else { return Ok(()) };
         let request_id = uuid("request_id", &request_id)?;
-        bookings::follow_referral(conn, request_id, outcome).await.map_err(|e| match e.code {
-            // A released booking cannot be confirmed: a decision, not a transient failure.
-            ErrorCode::FailedPrecondition => HandleError::Reject(anyhow!(e)),
-            _ => HandleError::Retry(anyhow!(e)),
-        })
+        followed(bookings::follow_referral(conn, request_id, outcome).await)
+    }
+
+    const BATCHES: bool = true;
+
+    /// As [`Self::handle`] for each event in order, the live bookings of the batch's requests locked in one
+    /// statement, not one per event (issue 23: most referrals have none). A request's second event in the batch
+    /// reads its bookings again, as the first left them.
+    async fn handle_batch(&self, conn: &mut PgConnection, events: &[&Event]) -> Result<(), HandleError> {
+        let mut outcomes = Vec::new();
+        for event in events {
+            if let Some((request_id, outcome)) = referral_outcome(event)? {
+                outcomes.push((uuid("request_id", &request_id)?, outcome));
+            }
+        }
+        let ids: Vec<Uuid> = outcomes.iter().map(|(id, _)| *id).collect::<HashSet<_>>().into_iter().collect();
+        let mut locked: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for (request_id, booking) in store::bookings_of_requests(conn, &ids).await? {
+            locked.entry(request_id).or_default().push(booking);
+        }
+        let mut seen = HashSet::new();
+        for (request_id, outcome) in outcomes {
+            if seen.insert(request_id) {
+                let bookings = locked.remove(&request_id).unwrap_or_default();
+                followed(bookings::follow_bookings(conn, &bookings, outcome).await)?;
+            } else {
+                followed(bookings::follow_referral(conn, request_id, outcome).await)?;
+            }
+        }
+        Ok(())
     }
 }

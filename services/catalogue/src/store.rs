@@ -632,6 +632,23 @@ pub async fn bookings_of_request(conn: &mut PgConnection, request_id: Uuid) -> R
         .await
 }
 
+/// The live bookings of these requests, locked in id order, as (request, booking): a consumer's batch reads them
+/// in one statement (issue 23).
+pub async fn bookings_of_requests(
+    conn: &mut PgConnection,
+    request_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    if request_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT request_id, id FROM booking WHERE request_id = ANY($1) AND status <> 'released' ORDER BY id FOR UPDATE",
+    )
+    .bind(request_ids)
+    .fetch_all(conn)
+    .await
+}
+
 pub async fn set_booking_status(
     conn: &mut PgConnection,
     id: Uuid,

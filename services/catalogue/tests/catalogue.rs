@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use id77_platform::auth::Role;
+use id77_platform::consumer::{self, Outcome};
 use id77_platform::streams;
 use id77_platform::testing::TestKeys;
 use id77_proto::catalogue::v1 as pb;
@@ -563,6 +564,45 @@ async fn booking_scenario(env: &Env) -> anyhow::Result<()> {
         pb::HoldBookingRequest { exhibition_id: expo.code.clone(), from: day(10), to: day(5), ..Default::default() };
     let refused = client.hold_booking(with_token(bad, &user)).await;
     ensure!(refused.err().map(|s| s.code()) == Some(tonic::Code::InvalidArgument));
+
+    // A batch of referral outcomes (issue 23: the bookings of its requests locked in one statement): x accepted then
+    // withdrawn, y accepted, z (no booking) accepted; x's withdrawal finds x as its acceptance left it.
+    let (x, y, z) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let bx = client.hold_booking(with_token(hold(x, 300), &user)).await?.into_inner();
+    let by = client.hold_booking(with_token(hold(y, 400), &user)).await?.into_inner();
+    let outcome = |subject: &str, request: Uuid, message: Vec<u8>| id77_platform::Event {
+        subject: subject.into(),
+        message_id: format!("{subject}-{request}"),
+        event_type: String::new(),
+        payload: message.into(),
+        headers: Default::default(),
+        delivered: 1,
+    };
+    let accept = |request: Uuid| routing::ReferralAccepted { request_id: request.to_string(), ..accepted.clone() };
+    let withdrawn =
+        routing::ReferralWithdrawn { request_id: x.to_string(), reason: "annulée".into(), ..Default::default() };
+    let batch = vec![
+        outcome("id77.routing.referral.accepted", x, accept(x).encode_to_vec()),
+        outcome("id77.routing.referral.accepted", y, accept(y).encode_to_vec()),
+        outcome("id77.routing.referral.accepted", z, accept(z).encode_to_vec()),
+        outcome("id77.routing.referral.withdrawn", x, withdrawn.encode_to_vec()),
+    ];
+    let referrals = id77_catalogue::events::ReferralEvents;
+    let results = consumer::apply_batch(&pool, "test-referrals", &referrals, &batch, &[]).await;
+    ensure!(results.iter().all(|r| matches!(r, Ok(Outcome::Applied))), "{results:?}");
+    let status = |id: &str| {
+        let id = Uuid::parse_str(id).map_err(anyhow::Error::from);
+        let pool = pool.clone();
+        async move {
+            Ok::<String, anyhow::Error>(
+                sqlx::query_scalar("SELECT status FROM booking WHERE id = $1").bind(id?).fetch_one(&pool).await?,
+            )
+        }
+    };
+    ensure!(status(&bx.id).await? == "released", "x accepted, then withdrawn in the same batch");
+    ensure!(status(&by.id).await? == "confirmed");
+    let again = consumer::apply_batch(&pool, "test-referrals", &referrals, &batch, &[]).await;
+    ensure!(again.iter().all(|r| matches!(r, Ok(Outcome::Duplicate))), "{again:?}");
     pool.close().await;
     Ok(())
 }

@@ -205,7 +205,17 @@ pub async fn follow_referral(
     request_id: Uuid,
     outcome: ReferralOutcome,
 ) -> Result<(), ServiceError> {
-    for id in store::bookings_of_request(conn, request_id).await? {
+    let bookings = store::bookings_of_request(conn, request_id).await?;
+    follow_bookings(conn, &bookings, outcome).await
+}
+
+/// [`follow_referral`] for its request's live `bookings`, locked by the caller.
+pub async fn follow_bookings(
+    conn: &mut PgConnection,
+    bookings: &[Uuid],
+    outcome: ReferralOutcome,
+) -> Result<(), ServiceError> {
+    for &id in bookings {
         let Some(b) = store::booking(conn, id).await? else { continue };
         match outcome {
             ReferralOutcome::Accepted => confirm(conn, &b).await?,
