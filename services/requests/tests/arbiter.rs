@@ -11,7 +11,7 @@ use id77_platform::auth::{Claims, Role};
 use id77_platform::testing::TestKeys;
 use id77_platform::{Namespace, nats, streams, testing, time};
 use id77_proto::billing::v1::{
-    Invoice, InvoiceIssued, Quote, QuoteAccepted, QuoteExpired, QuoteIssued, QuoteRefused, QuoteStatus, QuoteVoided,
+    Invoice, InvoiceIssued, QuoteAccepted, QuoteExpired, QuoteIssued, QuoteRefused, QuoteStatus, QuoteVoided,
 };
 use id77_proto::catalogue::v1::{Offer, OfferCategory, OfferPublished, Provider};
 use id77_proto::membership::v1::{CollectivityKind, MemberApproved, UserChanged};
@@ -29,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
+
+mod support;
 
 const SUBJECT: &str = "Requalification de la place du marché";
 
@@ -334,27 +336,7 @@ fn provider_name(code: &str) -> &'static str {
     }
 }
 
-fn quote(request: &RequestPb, member: Uuid, provider: &str, number: &str) -> Quote {
-    Quote {
-        id: Uuid::now_v7().to_string(),
-        number: number.into(),
-        issuer_code: provider.into(),
-        member_id: member.to_string(),
-        request_id: request.id.clone(),
-        referral_id: Uuid::now_v7().to_string(),
-        offer_id: request.offer_id.clone(),
-        label: "Étude préalable".into(),
-        amount_cents: 250_000,
-        vat_rate_bp: Some(2000),
-        vat_cents: 50_000,
-        total_incl_vat_cents: 300_000,
-        currency: "EUR".into(),
-        status: QuoteStatus::Issued.into(),
-        issued_at: at(0),
-        expires_at: at(30 * 86_400),
-        ..Default::default()
-    }
-}
+use support::quote;
 
 #[tokio::test]
 async fn a_cancellation_after_acceptance_names_its_author_tells_the_provider_and_makes_the_completion_stale() {

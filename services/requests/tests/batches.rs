@@ -141,25 +141,6 @@ async fn mail_count(pool: &sqlx::PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM mail_outbox").fetch_one(pool).await.expect("count")
 }
 
-fn quote(request: &str, member: Uuid, number: &str) -> Quote {
-    Quote {
-        id: Uuid::now_v7().to_string(),
-        number: number.into(),
-        issuer_code: "caue77".into(),
-        member_id: member.to_string(),
-        request_id: request.into(),
-        label: "Étude préalable".into(),
-        amount_cents: 250_000,
-        vat_rate_bp: Some(2000),
-        vat_cents: 50_000,
-        total_incl_vat_cents: 300_000,
-        currency: "EUR".into(),
-        issued_at: at(0),
-        expires_at: at(30 * 86_400),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn a_batch_writes_its_mails_in_its_transaction_to_whom_each_event_would_and_once() {
     let mut s = start().await;
@@ -167,8 +148,9 @@ async fn a_batch_writes_its_mails_in_its_transaction_to_whom_each_event_would_an
     s.approve(member, true).await;
     let offer = s.offer("caue77", OfferCategory::IntegratedEngineering).await;
     let user = s.user(member);
-    let a = s.submit(&user, submission(offer, "mails-a")).await.id;
-    let b = s.submit(&user, submission(offer, "mails-b")).await.id;
+    let (filed_a, filed_b) =
+        (s.submit(&user, submission(offer, "mails-a")).await, s.submit(&user, submission(offer, "mails-b")).await);
+    let (a, b) = (filed_a.id.clone(), filed_b.id.clone());
     let pool = sqlx::PgPool::connect(&s.url).await.expect("database");
     account(&pool, "dgs@meaux.fr", "member_admin", Some(member), None, true).await;
     account(&pool, "quiet@meaux.fr", "member_user", Some(member), None, true).await;
@@ -213,7 +195,10 @@ async fn a_batch_writes_its_mails_in_its_transaction_to_whom_each_event_would_an
 
     // Quotes: a proposal for each request and b's refusal, in one batch; b's refusal finds b as its proposal left
     // it, and cancels it, its provider's agents told.
-    let (qa, qb) = (quote(&a, member, "D-caue77-2026-000001"), quote(&b, member, "D-caue77-2026-000002"));
+    let (qa, qb) = (
+        quote(&filed_a, member, "caue77", "D-caue77-2026-000001"),
+        quote(&filed_b, member, "caue77", "D-caue77-2026-000002"),
+    );
     let refused =
         Quote { decided_by_user_id: Uuid::now_v7().to_string(), decided_by_name: "Marie Dupont".into(), ..qb.clone() };
     let quotes = vec![

@@ -225,3 +225,27 @@ pub fn offered(request: &str, provider: &str, secs: i64) -> ReferralOffered {
         ..Default::default()
     }
 }
+
+/// A quote billing would issue for `request` (as requests answered it) of `member` by `provider`: 2 500 € HT, VAT
+/// 20 %, valid 30 days.
+pub fn quote(request: &RequestPb, member: Uuid, provider: &str, number: &str) -> id77_proto::billing::v1::Quote {
+    id77_proto::billing::v1::Quote {
+        id: Uuid::now_v7().to_string(),
+        number: number.into(),
+        issuer_code: provider.into(),
+        member_id: member.to_string(),
+        request_id: request.id.clone(),
+        referral_id: Uuid::now_v7().to_string(),
+        offer_id: request.offer_id.clone(),
+        label: "Étude préalable".into(),
+        amount_cents: 250_000,
+        vat_rate_bp: Some(2000),
+        vat_cents: 50_000,
+        total_incl_vat_cents: 300_000,
+        currency: "EUR".into(),
+        status: id77_proto::billing::v1::QuoteStatus::Issued.into(),
+        issued_at: at(0),
+        expires_at: at(30 * 86_400),
+        ..Default::default()
+    }
+}
