@@ -94,20 +94,19 @@ pub async fn get_offer(conn: &mut PgConnection, offer_id: Uuid) -> Result<Option
     .await
 }
 
-/// Inserts a new referral unless the request already has this attempt, with its three timers (`schedule`) and its
-/// `events`, in one statement (issue 23: one round trip where four were). Returns the row only when inserted
-/// (nothing else is written otherwise).
+/// Inserts a new referral unless the request already has this attempt, with its first timer (the reminder of
+/// `schedule`; each timer arms the next when it fires, [`TimerKind::next`]) and its `events`, in one statement
+/// (issue 23: one round trip where four were). Returns the row only when inserted (nothing else is written
+/// otherwise).
 pub async fn insert_referral(
     conn: &mut PgConnection,
     r: &ReferralRow,
     schedule: &Schedule,
     events: outbox::Outgoing,
 ) -> Result<Option<ReferralRow>, sqlx::Error> {
-    let timers = [
-        (TimerKind::Remind, schedule.remind_at),
-        (TimerKind::Escalate, schedule.respond_by),
-        (TimerKind::Expire, schedule.expires_at),
-    ];
+    // One row, not three: most referrals are answered before their reminder, and each row cost an insert into
+    // three indexes and a delete (issue 23).
+    let timers = [(TimerKind::Remind, schedule.remind_at)];
     let timer_ids: Vec<Uuid> = timers.iter().map(|_| Uuid::now_v7()).collect();
     let kinds: Vec<&str> = timers.iter().map(|(kind, _)| kind.as_str()).collect();
     let dues: Vec<DateTime<Utc>> = timers.iter().map(|(_, due)| *due).collect();
@@ -728,6 +727,15 @@ impl TimerKind {
         }
     }
 
+    /// The timer a fired one arms: the deadline after the reminder, the expiry after the deadline.
+    pub fn next(self) -> Option<Self> {
+        match self {
+            Self::Remind => Some(Self::Escalate),
+            Self::Escalate => Some(Self::Expire),
+            Self::Expire => None,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "remind" => Self::Remind,
@@ -756,6 +764,26 @@ pub async fn due_timers(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64)
     .bind(limit)
     .fetch_all(conn)
     .await
+}
+
+/// Arms a referral's timer of `kind` at `due_at` (a timer of that kind already armed is moved there).
+pub async fn arm_timer(
+    conn: &mut PgConnection,
+    referral_id: Uuid,
+    kind: TimerKind,
+    due_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO timer (id, referral_id, kind, due_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (referral_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(referral_id)
+    .bind(kind.as_str())
+    .bind(due_at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn delete_timer(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {

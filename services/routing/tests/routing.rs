@@ -809,6 +809,10 @@ async fn the_sla_reminds_escalates_then_expires_and_timers_survive_a_restart() -
     env.publish_request(&request, &Uuid::now_v7().to_string()).await?;
     let first = routing.wait_referral(&request.request_id).await?;
     assert_eq!(first.provider_code, PROVIDER);
+    // One timer at a time: the reminder, which arms the deadline, which arms the expiry.
+    let armed: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM timer ORDER BY due_at").fetch_all(&routing.pool).await?;
+    assert_eq!(armed, vec!["remind".to_owned()]);
     let at_risk = pb::ListReferralsRequest { at_risk: true, ..Default::default() };
     let none = routing.grpc.list_referrals(with_token(at_risk.clone(), &routing.coordinator)).await?.into_inner();
     assert!(none.referrals.is_empty());
@@ -827,6 +831,9 @@ async fn the_sla_reminds_escalates_then_expires_and_timers_survive_a_restart() -
     let escalated = routing.referral(&first.id).await?;
     assert_eq!(escalated.status(), pb::ReferralStatus::Offered, "escalated, not yet expired");
     assert!(escalated.escalated_at.is_some());
+    let armed: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM timer ORDER BY due_at").fetch_all(&routing.pool).await?;
+    assert_eq!(armed, vec!["expire".to_owned()], "the deadline armed the expiry");
     let risky = routing.grpc.list_referrals(with_token(at_risk, &routing.coordinator)).await?.into_inner();
     assert_eq!(risky.referrals.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), vec![first.id.clone()]);
 

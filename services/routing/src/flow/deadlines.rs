@@ -1,6 +1,7 @@
 //! What a due SLA timer does (ADR 0007): reminds the provider (on its own subject and to everybody), escalates to
 //! the member's referent, or expires the referral and re-routes the request. Each timer fires in its own
-//! transaction, so replicas share the work and a crash only delays a timer.
+//! transaction, so replicas share the work and a crash only delays a timer. A referral has one timer at a time:
+//! each arms the next of its schedule when it fires (reminder, deadline, expiry).
 
 use id77_platform::{outbox, time};
 use id77_proto::routing::v1::{ReferralEscalated, ReferralExpired, ReferralReminded};
@@ -38,7 +39,15 @@ impl Lifecycle {
         if referral.status != ReferralStatus::Offered.as_str() {
             return Ok(());
         }
-        match TimerKind::parse(&timer.kind) {
+        let kind = TimerKind::parse(&timer.kind);
+        // The next timer of the chain, armed before this one acts: an expiry that closes the referral disarms
+        // every timer it has.
+        if let Some(next) = kind.and_then(TimerKind::next)
+            && let Some(due) = due_of(&referral, next)
+        {
+            store::arm_timer(conn, referral.id, next, due).await?;
+        }
+        match kind {
             Some(TimerKind::Remind) => self.remind(conn, &referral).await,
             Some(TimerKind::Escalate) => self.escalate(conn, &referral).await,
             Some(TimerKind::Expire) => self.expire(conn, &referral).await,
@@ -115,5 +124,26 @@ impl Lifecycle {
         outbox::enqueue(conn, &event).await?;
         tracing::warn!(referral_id = %closed.id, provider = %closed.provider_code, next = placement.provider_code(), "referral expired");
         Ok(())
+    }
+}
+
+/// When a referral's timer of `kind` is due, by its schedule as recorded.
+fn due_of(referral: &ReferralRow, kind: TimerKind) -> Option<chrono::DateTime<chrono::Utc>> {
+    match kind {
+        TimerKind::Remind => referral.remind_at,
+        TimerKind::Escalate => referral.respond_by,
+        TimerKind::Expire => referral.expires_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_timer_arms_the_next_of_the_schedule_and_the_expiry_none() {
+        assert_eq!(TimerKind::Remind.next(), Some(TimerKind::Escalate));
+        assert_eq!(TimerKind::Escalate.next(), Some(TimerKind::Expire));
+        assert_eq!(TimerKind::Expire.next(), None);
     }
 }
