@@ -6,8 +6,8 @@ use id77_platform::auth::Caller;
 use id77_platform::{ServiceError, outbox, time};
 use id77_proto::requests::v1::RequestSubmitted;
 use id77_proto::vocabulary::Category;
-use sqlx::PgPool;
 use sqlx::types::Json;
+use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
 use super::lifecycle::{self, Cause};
@@ -37,54 +37,61 @@ pub async fn submit(pool: &PgPool, caller: &Caller, mut raw: RawSubmission) -> R
     let s = domain::validate_submission(raw)?;
     access::submission_member(caller, Some(s.member_id))
         .map_err(|d| d.into_error("member", &s.member_id.to_string()))?;
-    let mut tx = pool.begin().await?;
+    // Its checks and its insert need no transaction of their own (issue 23): the checks take no lock (as they did
+    // in one, at read committed) and the insert is one statement, which commits alone. Only an orientation
+    // request, whose triage step follows its insert, takes one.
+    let mut conn = pool.acquire().await?;
     let now = time::now();
-    let (offer, details) = match checks(&mut tx, &s, now.date_naive()).await {
+    let (offer, details) = match checks(&mut conn, &s, now.date_naive()).await {
         Ok(checked) => checked,
         Err(error) => {
             // A retry of a request filed earlier is answered from it, whatever changed since (the member, the
             // offer, today's date against its loan dates).
             if let Some(key) = &s.idempotency_key
-                && let Some(existing) = store::by_idempotency_key(&mut tx, s.member_id, key).await?
+                && let Some(existing) = store::by_idempotency_key(&mut conn, s.member_id, key).await?
             {
-                tx.rollback().await?;
                 return replay(existing, &s).map(|row| Filed { row, replayed: true, history: None });
             }
             return Err(error);
         }
     };
     let row = new_row(&s, offer.as_ref(), details, now);
-    let submitter = lifecycle::actor(&mut tx, caller, &access::SUBMITTERS).await?;
+    let submitter = lifecycle::actor(&mut conn, caller, &access::SUBMITTERS).await?;
     // The insert is the idempotency check (one statement, on the key's unique index): a key already used, by an
     // earlier call or a concurrent one that committed first, files nothing and answers what that one filed.
     let mut events = outbox::Outgoing::new();
     events.event(&submitted(&row, now, &submitter, &caller.email));
+    if !row.orientation {
+        let Some(filed) =
+            store::insert_request(&mut conn, &row, s.idempotency_key.as_deref(), &submitter, events).await?
+        else {
+            return earlier(&mut conn, &s).await.map(|row| Filed { row, replayed: true, history: None });
+        };
+        // The insert returned the request as stored; its history is the one row it wrote.
+        let history = vec![store::HistoryRow::first(&filed, &submitter)];
+        tracing::info!(request_id = %filed.id, member_id = %filed.member_id, offer_id = ?filed.offer_id, "request submitted");
+        return Ok(Filed { row: filed, replayed: false, history: Some(history) });
+    }
+    let mut tx = conn.begin().await?;
     let Some(filed) = store::insert_request(&mut tx, &row, s.idempotency_key.as_deref(), &submitter, events).await?
     else {
         tx.rollback().await?;
-        return earlier(pool, &s).await.map(|row| Filed { row, replayed: true, history: None });
+        return earlier(&mut conn, &s).await.map(|row| Filed { row, replayed: true, history: None });
     };
-    let (row, history) = if filed.orientation {
-        // Routing queues every request without an offer for the coordinator's triage. Read with its member's
-        // referent, whom the step's event names.
-        let filed = store::request_for_update(&mut tx, filed.id)
-            .await?
-            .ok_or_else(|| ServiceError::internal("reading back", "request vanished"))?;
-        let state = lifecycle::state_of(&filed).map_err(|e| ServiceError::internal("new request", e))?;
-        if let Some(step) = crate::domain::lifecycle::apply(&state, &Trigger::Queued, now)? {
-            lifecycle::record(&mut tx, &filed, &step, &Actor::System, &Cause::default()).await?;
-        }
-        // Read back with its second step, in the same transaction.
-        let row = store::get_request(&mut *tx, filed.id)
-            .await?
-            .ok_or_else(|| ServiceError::internal("reading back", "request vanished"))?;
-        let history = store::history(&mut *tx, row.id).await?;
-        (row, history)
-    } else {
-        // The insert returned the request as stored; its history is the one row it wrote.
-        let history = vec![store::HistoryRow::first(&filed, &submitter)];
-        (filed, history)
-    };
+    // Routing queues every request without an offer for the coordinator's triage. Read with its member's referent,
+    // whom the step's event names.
+    let filed = store::request_for_update(&mut tx, filed.id)
+        .await?
+        .ok_or_else(|| ServiceError::internal("reading back", "request vanished"))?;
+    let state = lifecycle::state_of(&filed).map_err(|e| ServiceError::internal("new request", e))?;
+    if let Some(step) = crate::domain::lifecycle::apply(&state, &Trigger::Queued, now)? {
+        lifecycle::record(&mut tx, &filed, &step, &Actor::System, &Cause::default()).await?;
+    }
+    // Read back with its second step, in the same transaction.
+    let row = store::get_request(&mut *tx, filed.id)
+        .await?
+        .ok_or_else(|| ServiceError::internal("reading back", "request vanished"))?;
+    let history = store::history(&mut *tx, row.id).await?;
     tx.commit().await?;
     tracing::info!(request_id = %row.id, member_id = %row.member_id, offer_id = ?row.offer_id, "request submitted");
     Ok(Filed { row, replayed: false, history: Some(history) })
@@ -119,10 +126,9 @@ async fn checks(
 }
 
 /// The request filed earlier (or concurrently, committed first) with the submission's key.
-async fn earlier(pool: &PgPool, s: &Submission) -> Result<RequestRow, ServiceError> {
+async fn earlier(conn: &mut sqlx::PgConnection, s: &Submission) -> Result<RequestRow, ServiceError> {
     let key = s.idempotency_key.clone().unwrap_or_default();
-    let mut conn = pool.acquire().await?;
-    let existing = store::by_idempotency_key(&mut conn, s.member_id, &key)
+    let existing = store::by_idempotency_key(conn, s.member_id, &key)
         .await?
         .ok_or_else(|| ServiceError::internal("resolving an idempotency race", "request vanished"))?;
     replay(existing, s)
