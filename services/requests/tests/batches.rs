@@ -235,3 +235,37 @@ async fn a_batch_writes_its_mails_in_its_transaction_to_whom_each_event_would_an
     pool.close().await;
     s.stop().await;
 }
+
+/// A step that keeps the request's provider (its acceptance after its offer) rewrites the row in place, a
+/// heap-only update that adds no entry to the request's indexes (issue 23: no index holds `changed_at`, which
+/// every update rewrites, and pages keep room for new versions).
+#[tokio::test]
+async fn a_step_that_keeps_the_provider_rewrites_the_request_without_touching_its_indexes() {
+    use id77_platform::consumer::EventHandler;
+    let mut s = start().await;
+    let member = Uuid::now_v7();
+    s.approve(member, true).await;
+    let offer = s.offer("caue77", OfferCategory::IntegratedEngineering).await;
+    let user = s.user(member);
+    let a = s.submit(&user, submission(offer, "in-place")).await.id;
+    let pool = sqlx::PgPool::connect(&s.url).await.expect("database");
+    let offered = vec![event("id77.routing.referral.offered", &offered(&a, "caue77", 1))];
+    let results = consumer::apply_batch(&pool, "test-referrals", &ReferralEvents, &offered, &[]).await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Outcome::Applied))), "{results:?}");
+
+    let mut tx = pool.begin().await.expect("begin");
+    ReferralEvents.handle(&mut tx, &event("id77.routing.referral.accepted", &accepted(&a, 2))).await.expect("accept");
+    // This transaction's own counts of the request table's updates, all and heap-only.
+    let (updated, in_place): (i64, i64) = sqlx::query_as(
+        "SELECT pg_stat_get_xact_tuples_updated('request'::regclass),
+                pg_stat_get_xact_tuples_hot_updated('request'::regclass)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .expect("counts");
+    tx.commit().await.expect("commit");
+    assert_eq!((updated, in_place), (1, 1), "the acceptance rewrote the request in place");
+    assert_eq!(s.get(&a).await.status(), RequestStatus::Accepted);
+    pool.close().await;
+    s.stop().await;
+}
