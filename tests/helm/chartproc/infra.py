@@ -21,20 +21,30 @@ import time
 from pathlib import Path
 
 
+# Ports already handed out by this run: free now does not mean not promised. Two processes of one run once drew
+# the same port, both free until the first bound it (billing's and the catalogue's metrics).
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A port free now, drawn below Linux's ephemeral range (as tests/src/lib.rs does: an outgoing connection
-    may otherwise take it before the process binds it)."""
+    """A port free now and not given before in this run, drawn below Linux's ephemeral range (as tests/src/lib.rs
+    does: an outgoing connection may otherwise take it before the process binds it)."""
     for _ in range(500):
         port = 16384 + random.randrange(16000)
+        if port in _GIVEN:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        _GIVEN.add(port)
         return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port = s.getsockname()[1]
+    _GIVEN.add(port)
+    return port
 
 
 def wait_tcp(host: str, port: int, limit: float) -> bool:
