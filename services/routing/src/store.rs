@@ -104,12 +104,8 @@ pub async fn insert_referral(
     schedule: &Schedule,
     events: outbox::Outgoing,
 ) -> Result<Option<ReferralRow>, sqlx::Error> {
-    // One row, not three: most referrals are answered before their reminder, and each row cost an insert into
+    // One timer, not three: most referrals are answered before their reminder, and each row cost an insert into
     // three indexes and a delete (issue 23).
-    let timers = [(TimerKind::Remind, schedule.remind_at)];
-    let timer_ids: Vec<Uuid> = timers.iter().map(|_| Uuid::now_v7()).collect();
-    let kinds: Vec<&str> = timers.iter().map(|(kind, _)| kind.as_str()).collect();
-    let dues: Vec<DateTime<Utc>> = timers.iter().map(|(_, due)| *due).collect();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH written AS (
            INSERT INTO referral (id, request_id, offer_id, member_id, provider_code, status, reason, assignment,
@@ -119,10 +115,7 @@ pub async fn insert_referral(
            ON CONFLICT (request_id, attempt) DO NOTHING
            RETURNING {REFERRAL_COLUMNS}),
          armed AS (
-           INSERT INTO timer (id, referral_id, kind, due_at)
-           SELECT t.id, written.id, t.kind, t.due_at
-           FROM written, unnest($17::uuid[], $18::text[], $19::timestamptz[]) AS t(id, kind, due_at)
-           ON CONFLICT (referral_id, kind) DO UPDATE SET due_at = EXCLUDED.due_at),
+           INSERT INTO timer (id, referral_id, kind, due_at) SELECT $17, written.id, $18, $19 FROM written),
          events AS ({})
          SELECT written.*, {} AS woke FROM written",
         outbox::Outgoing::insert_sql(20, "EXISTS (SELECT 1 FROM written)"),
@@ -144,9 +137,9 @@ pub async fn insert_referral(
     .bind(r.respond_by)
     .bind(r.remind_at)
     .bind(r.expires_at)
-    .bind(&timer_ids)
-    .bind(&kinds)
-    .bind(&dues)
+    .bind(Uuid::now_v7())
+    .bind(TimerKind::Remind.as_str())
+    .bind(schedule.remind_at)
     .bind_events(events)
     .fetch_optional(conn)
     .await
