@@ -47,10 +47,7 @@ fn id(raw: &str) -> Uuid {
 #[tokio::test]
 async fn a_batch_of_referral_events_moves_each_request_as_one_at_a_time_would_in_one_transaction() {
     let mut s = start().await;
-    let member = Uuid::now_v7();
-    s.approve(member, true).await;
-    let offer = s.offer("caue77", OfferCategory::IntegratedEngineering).await;
-    let user = s.user(member);
+    let (_, offer, user) = s.member_with_offer("caue77", OfferCategory::IntegratedEngineering).await;
     let a = s.submit(&user, submission(offer, "batch-a")).await.id;
     let b = s.submit(&user, submission(offer, "batch-b")).await.id;
     let pool = sqlx::PgPool::connect(&s.url).await.expect("database");
@@ -144,10 +141,7 @@ async fn mail_count(pool: &sqlx::PgPool) -> i64 {
 #[tokio::test]
 async fn a_batch_writes_its_mails_in_its_transaction_to_whom_each_event_would_and_once() {
     let mut s = start().await;
-    let member = Uuid::now_v7();
-    s.approve(member, true).await;
-    let offer = s.offer("caue77", OfferCategory::IntegratedEngineering).await;
-    let user = s.user(member);
+    let (member, offer, user) = s.member_with_offer("caue77", OfferCategory::IntegratedEngineering).await;
     let (filed_a, filed_b) =
         (s.submit(&user, submission(offer, "mails-a")).await, s.submit(&user, submission(offer, "mails-b")).await);
     let (a, b) = (filed_a.id.clone(), filed_b.id.clone());
@@ -243,10 +237,7 @@ async fn a_batch_writes_its_mails_in_its_transaction_to_whom_each_event_would_an
 async fn a_step_that_keeps_the_provider_rewrites_the_request_without_touching_its_indexes() {
     use id77_platform::consumer::EventHandler;
     let mut s = start().await;
-    let member = Uuid::now_v7();
-    s.approve(member, true).await;
-    let offer = s.offer("caue77", OfferCategory::IntegratedEngineering).await;
-    let user = s.user(member);
+    let (_, offer, user) = s.member_with_offer("caue77", OfferCategory::IntegratedEngineering).await;
     let a = s.submit(&user, submission(offer, "in-place")).await.id;
     let pool = sqlx::PgPool::connect(&s.url).await.expect("database");
     let offered = vec![event("id77.routing.referral.offered", &offered(&a, "caue77", 1))];

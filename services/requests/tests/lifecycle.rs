@@ -27,10 +27,7 @@ use support::*;
 #[tokio::test]
 async fn a_request_goes_from_submission_to_closed_with_feedback_and_statistics() {
     let mut s = start().await;
-    let member = Uuid::now_v7();
-    s.approve(member, true).await;
-    let offer = s.offer("caue77", OfferCategory::IntegratedEngineering).await;
-    let user = s.user(member);
+    let (_, offer, user) = s.member_with_offer("caue77", OfferCategory::IntegratedEngineering).await;
     let request = s.submit(&user, submission(offer, "k-1")).await;
     // The site of a study defaults to the member's own commune; the offer's version and category are kept.
     assert_eq!(request.site.as_ref().map(|s| s.commune_insee.as_str()), Some("77284"));
@@ -216,10 +213,7 @@ async fn a_request_goes_from_submission_to_closed_with_feedback_and_statistics()
 #[tokio::test]
 async fn a_cancellation_goes_out_through_the_outbox_and_later_events_are_stale() {
     let mut s = start().await;
-    let member = Uuid::now_v7();
-    s.approve(member, true).await;
-    let offer = s.offer("caue77", OfferCategory::AwarenessTraining).await;
-    let user = s.user(member);
+    let (member, offer, user) = s.member_with_offer("caue77", OfferCategory::AwarenessTraining).await;
     let request = s.submit(&user, submission(offer, "")).await;
     let id = request.id.clone();
     s.publish("id77.routing.referral.offered", &offered(&id, "caue77", 1)).await;
@@ -271,10 +265,7 @@ async fn a_cancellation_goes_out_through_the_outbox_and_later_events_are_stale()
 #[tokio::test]
 async fn an_open_request_waits_in_triage_then_takes_the_offer_routing_attached() {
     let mut s = start().await;
-    let member = Uuid::now_v7();
-    s.approve(member, true).await;
-    let offer = s.offer("caue77", OfferCategory::IntegratedEngineering).await;
-    let user = s.user(member);
+    let (_, offer, user) = s.member_with_offer("caue77", OfferCategory::IntegratedEngineering).await;
     let open = SubmitRequestRequest {
         subject: "Rénover l'école".into(),
         description: "Nous voulons rénover l'école : par où commencer ?".into(),
@@ -380,10 +371,7 @@ async fn each_category_gets_the_fields_it_needs() {
 #[tokio::test]
 async fn the_same_key_gives_the_same_request_even_concurrently_and_another_body_conflicts() {
     let mut s = start().await;
-    let member = Uuid::now_v7();
-    s.approve(member, true).await;
-    let offer = s.offer("caue77", OfferCategory::AwarenessTraining).await;
-    let user = s.user(member);
+    let (member, offer, user) = s.member_with_offer("caue77", OfferCategory::AwarenessTraining).await;
     s.submit(&user, submission(offer, "warm-up")).await;
 
     let mut tasks = Vec::new();
@@ -540,10 +528,7 @@ async fn dashboards_filter_and_count_within_each_callers_scope() {
 #[tokio::test]
 async fn a_list_synced_since_an_instant_gives_the_requests_changed_after_it_even_by_a_late_event() {
     let mut s = start().await;
-    let member = Uuid::now_v7();
-    s.approve(member, true).await;
-    let study = s.offer("dir-routes", OfferCategory::IntegratedEngineering).await;
-    let user = s.user(member);
+    let (_, study, user) = s.member_with_offer("dir-routes", OfferCategory::IntegratedEngineering).await;
     let changed = s.submit(&user, submission(study, "changed")).await;
     let unchanged = s.submit(&user, submission(study, "unchanged")).await;
     for r in [&changed, &unchanged] {

@@ -132,6 +132,14 @@ impl Service {
         id
     }
 
+    /// An approved commune member, an offer of `provider` in `category`, and a token of one of the member's users.
+    pub async fn member_with_offer(&self, provider: &str, category: OfferCategory) -> (Uuid, Uuid, String) {
+        let member = Uuid::now_v7();
+        self.approve(member, true).await;
+        let offer = self.offer(provider, category).await;
+        (member, offer, self.user(member))
+    }
+
     pub fn user(&self, member: Uuid) -> String {
         self.keys.token(Role::MemberUser, Some(member), None)
     }
