@@ -95,6 +95,14 @@ impl Outgoing {
         self.ids.len()
     }
 
+    /// Adds `other`'s rows after these, in their order (a batch gathering the events of its steps).
+    pub fn extend(&mut self, other: Outgoing) {
+        self.ids.extend(other.ids);
+        self.subjects.extend(other.subjects);
+        self.event_types.extend(other.event_types);
+        self.payloads.extend(other.payloads);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
@@ -276,7 +284,7 @@ impl Relay {
         // The lock and the rows in one statement: no rows when another relay holds the lock.
         let rows = sqlx::query(
             "WITH relay AS (SELECT pg_try_advisory_xact_lock($2) AS leads)
-             SELECT o.id, o.subject, o.event_type, o.payload, o.headers, o.trace_context
+             SELECT o.seq, o.id, o.subject, o.event_type, o.payload, o.headers, o.trace_context
              FROM relay, LATERAL (SELECT * FROM outbox WHERE published_at IS NULL AND relay.leads
                                   ORDER BY seq LIMIT $1) o
              ORDER BY o.seq",
@@ -290,8 +298,9 @@ impl Relay {
         }
         // Send the whole batch, then wait for the acks: one round trip per batch, order kept by the server.
         let mut acks = Vec::with_capacity(rows.len());
-        let mut ids = Vec::with_capacity(rows.len());
+        let mut marked: Vec<i64> = Vec::with_capacity(rows.len());
         for row in &rows {
+            marked.push(row.try_get("seq")?);
             let id: Uuid = row.try_get("id")?;
             let subject: String = row.try_get("subject")?;
             let event_type: String = row.try_get("event_type")?;
@@ -327,16 +336,19 @@ impl Relay {
             if ack.duplicate {
                 tracing::debug!(%id, subject, "event was already published");
             }
-            ids.push(id);
         }
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
+        // By the key (`seq`): the only index the mark writes into (0003_outbox_keyed_by_seq.sql).
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
+            .bind(&marked)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        tracing::debug!(count = ids.len(), "outbox events published");
+        tracing::debug!(count = marked.len(), "outbox events published");
         crate::metrics::global()
             .outbox_published
             .get_or_create(&crate::metrics::ServiceLabels { service: self.service.to_owned() })
-            .inc_by(ids.len() as u64);
-        Ok(ids.len())
+            .inc_by(marked.len() as u64);
+        Ok(marked.len())
     }
 
     /// Published rows are kept a day (well past JetStream's duplicate window) for inspection, then deleted.
