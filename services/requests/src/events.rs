@@ -20,7 +20,7 @@ use crate::domain::names;
 use crate::flow::FlowError;
 use crate::flow::referrals::{self, Routed};
 use crate::notify::Mailbag;
-use crate::store::{self, RequestRow, Territory};
+use crate::store::{self, RequestRow, Steps, Territory};
 use id77_platform::consumer::event_uuid as uuid;
 use std::collections::{HashMap, HashSet};
 
@@ -227,11 +227,12 @@ fn routed(event: &Event) -> Result<Option<Routed>, HandleError> {
 
 impl EventHandler for ReferralEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        let mut mails = Mailbag::default();
+        let (mut mails, mut steps) = (Mailbag::default(), Steps::default());
         crate::notify::agents::on_referral_event(conn, &mut mails, event).await?;
         if let Some(routed) = routed(event)? {
-            referrals::apply(conn, &mut mails, routed).await?;
+            referrals::apply(conn, &mut mails, &mut steps, routed).await?;
         }
+        steps.write(conn).await?;
         mails.write(conn).await?;
         Ok(())
     }
@@ -239,7 +240,8 @@ impl EventHandler for ReferralEvents {
     const BATCHES: bool = true;
 
     /// As [`Self::handle`] for each event in order, with the batch's requests locked (in id order), its providers'
-    /// names and its mails' recipients read, and its mails written, in one statement each, not per event (issue 23).
+    /// names and its mails' recipients read, and its steps and its mails written, in one statement each, not per
+    /// event (issue 23).
     async fn handle_batch(&self, conn: &mut PgConnection, events: &[&Event]) -> Result<(), HandleError> {
         let routed = events.iter().map(|event| routed(event)).collect::<Result<Vec<_>, _>>()?;
         let mut ids: Vec<Uuid> = routed.iter().flatten().map(|r| r.request_id).collect();
@@ -255,20 +257,35 @@ impl EventHandler for ReferralEvents {
         let members: Vec<Uuid> = locked.values().map(|row| row.member_id).collect();
         let providers: Vec<&str> = routed.iter().flatten().flat_map(|r| r.trigger.providers()).collect();
         mails.load(conn, &members, &providers).await?;
+        let mut steps = Steps::default();
         let mut seen = HashSet::new();
         for (event, routed) in events.iter().zip(routed) {
             crate::notify::agents::on_referral_event(conn, &mut mails, event).await?;
             let Some(routed) = routed else { continue };
-            // A request's first event of the batch finds it as locked above; a later one reads it again, as the
-            // earlier one left it.
-            let request = if seen.insert(routed.request_id) {
-                locked.remove(&routed.request_id)
-            } else {
-                store::request_for_update(conn, routed.request_id).await?
-            };
-            referrals::apply_locked(conn, &mut mails, routed, request, &names).await?;
+            let request = again(conn, &mut locked, &mut seen, &steps, routed.request_id).await?;
+            referrals::apply_locked(conn, &mut mails, &mut steps, routed, request, &names).await?;
         }
+        steps.write(conn).await?;
         mails.write(conn).await?;
         Ok(())
+    }
+}
+
+/// The request an event of a batch applies to: the first of its events finds it as locked with the batch; a later
+/// one as the batch's steps left it, else (no step yet) reads it again (an earlier event may have attached an
+/// offer).
+pub(crate) async fn again(
+    conn: &mut PgConnection,
+    locked: &mut HashMap<Uuid, RequestRow>,
+    seen: &mut HashSet<Uuid>,
+    steps: &Steps,
+    id: Uuid,
+) -> Result<Option<RequestRow>, sqlx::Error> {
+    if seen.insert(id) {
+        return Ok(locked.remove(&id));
+    }
+    match steps.moved(id) {
+        Some(row) => Ok(Some(row.clone())),
+        None => store::request_for_update(conn, id).await,
     }
 }

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use crate::domain::lifecycle::Actor;
 use crate::flow::quotes::{self, Decision};
 use crate::notify::Mailbag;
-use crate::store::{self, RequestRow};
+use crate::store::{self, RequestRow, Steps};
 
 /// The quote an `E` carries, its id and its request's.
 fn quote_of<E: IntegrationEvent>(quote: Option<Quote>) -> Result<(Quote, Uuid, Uuid), HandleError> {
@@ -82,8 +82,8 @@ impl EventHandler for QuoteEvents {
     const BATCHES: bool = true;
 
     /// Each decision in order, with the batch's requests locked (in id order), its issuers' names and its mails'
-    /// recipients read, and its mails written, in one statement each, not per event (issue 23). A request's second
-    /// decision in the batch reads it again, as the first left it.
+    /// recipients read, and its steps and mails written, in one statement each, not per event (issue 23). A
+    /// request's second decision in the batch finds it as the first left it.
     async fn handle_batch(&self, conn: &mut PgConnection, events: &[&Event]) -> Result<(), HandleError> {
         let decided = events.iter().map(|event| decided(event)).collect::<Result<Vec<_>, _>>()?;
         let decided: Vec<Decided> = decided.into_iter().flatten().collect();
@@ -100,16 +100,14 @@ impl EventHandler for QuoteEvents {
         let mut mails = Mailbag::default();
         let members: Vec<Uuid> = locked.values().map(|row| row.member_id).collect();
         mails.load(conn, &members, &issuers).await?;
-        let mut batch = quotes::Batch { names: &names, mails: &mut mails };
+        let mut steps = Steps::default();
+        let mut batch = quotes::Batch { names: &names, mails: &mut mails, steps: &mut steps };
         let mut seen = HashSet::new();
         for d in &decided {
-            let row = if seen.insert(d.request_id) {
-                locked.remove(&d.request_id)
-            } else {
-                store::request_for_update(conn, d.request_id).await?
-            };
+            let row = crate::events::again(conn, &mut locked, &mut seen, batch.steps, d.request_id).await?;
             quotes::decide(conn, &mut batch, &d.decision, &d.quote, d.quote_id, d.request_id, row).await?;
         }
+        steps.write(conn).await?;
         mails.write(conn).await?;
         Ok(())
     }

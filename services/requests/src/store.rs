@@ -358,48 +358,162 @@ pub async fn requests_for_update(conn: &mut PgConnection, ids: &[Uuid]) -> Resul
     .await
 }
 
-/// Records a step of the lifecycle: the request's status and provider, a history row and the step's `events`, in
-/// one statement (issue 23: one round trip where four were).
-/// `answered_at`: a provider's answer made the step (the earliest answer is kept, as [`mark_answered`]).
-pub async fn apply_step(
-    conn: &mut PgConnection,
-    id: Uuid,
-    step: &Step,
-    actor: &Actor,
-    answered_at: Option<DateTime<Utc>>,
+/// Steps of the lifecycle a transaction recorded, written together by [`Steps::write`]: each request's status and
+/// provider as its last step left them, a history row per step and the steps' events, in one statement (issue 23:
+/// a consumer's batch moved each request in a statement of its own). A request moved twice in one batch (offered,
+/// then accepted) is updated once; [`Steps::moved`] gives it as it stands to the batch's later events.
+#[derive(Debug, Default)]
+pub struct Steps {
+    /// By request, in the order first moved.
+    requests: Vec<Moved>,
+    /// The requests as their recorded steps left them, by id.
+    rows: std::collections::HashMap<Uuid, RequestRow>,
+    history: Vec<HistoryLine>,
     events: outbox::Outgoing,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "WITH moved AS (
-           UPDATE request SET status = $2, provider_code = $3, updated_at = $4,
-             completed_at = CASE WHEN $2 = 'completed' THEN $4 ELSE completed_at END,
-             first_answered_at = CASE WHEN $10::timestamptz IS NULL THEN first_answered_at
-                                      ELSE LEAST(COALESCE(first_answered_at, $10), $10) END
-           WHERE id = $1
-           RETURNING id),
-         written AS (
-           INSERT INTO request_history (request_id, from_status, status, provider_code, reason, at, actor_user_id,
-                                        actor_role, actor_name)
-           SELECT id, $5, $2, $3, $6, $4, $7, $8, $9 FROM moved),
-         events AS ({})
-         SELECT {} FROM moved",
-        outbox::Outgoing::insert_sql(11, "EXISTS (SELECT 1 FROM moved)"),
-        outbox::NOTIFY_SQL,
-    )))
-    .bind(id)
-    .bind(step.to.as_str())
-    .bind(step.provider.as_deref())
-    .bind(step.at)
-    .bind(step.from.as_str())
-    .bind(&step.reason)
-    .bind(actor.user_id())
-    .bind(actor.role())
-    .bind(actor.name())
-    .bind(answered_at)
-    .bind_events(events)
-    .execute(conn)
-    .await?;
-    Ok(())
+}
+
+/// A request's state after its last recorded step.
+#[derive(Debug)]
+struct Moved {
+    id: Uuid,
+    status: String,
+    provider: Option<String>,
+    at: DateTime<Utc>,
+    /// The last step to `completed` dates the completion.
+    completed_at: Option<DateTime<Utc>>,
+    /// The earliest answer of a provider among the steps.
+    answered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug)]
+struct HistoryLine {
+    request_id: Uuid,
+    from: String,
+    to: String,
+    provider: Option<String>,
+    reason: String,
+    at: DateTime<Utc>,
+    actor: Actor,
+}
+
+impl Steps {
+    /// Records `step` of `row` by `actor` with its `events`; `answered_at`: a provider's answer made the step (the
+    /// earliest answer is kept, as [`mark_answered`]).
+    pub fn push(
+        &mut self,
+        row: &RequestRow,
+        step: &Step,
+        actor: &Actor,
+        answered_at: Option<DateTime<Utc>>,
+        events: outbox::Outgoing,
+    ) {
+        let completed_at = (step.to == crate::domain::RequestStatus::Completed).then_some(step.at);
+        match self.requests.iter_mut().find(|m| m.id == row.id) {
+            Some(m) => {
+                m.status = step.to.as_str().to_owned();
+                m.provider.clone_from(&step.provider);
+                m.at = step.at;
+                m.completed_at = completed_at.or(m.completed_at);
+                m.answered_at = earliest(m.answered_at, answered_at);
+            }
+            None => self.requests.push(Moved {
+                id: row.id,
+                status: step.to.as_str().to_owned(),
+                provider: step.provider.clone(),
+                at: step.at,
+                completed_at,
+                answered_at,
+            }),
+        }
+        let mut moved = row.clone();
+        moved.status = step.to.as_str().to_owned();
+        moved.provider_code.clone_from(&step.provider);
+        moved.updated_at = step.at;
+        moved.completed_at = completed_at.or(moved.completed_at);
+        moved.first_answered_at = earliest(moved.first_answered_at, answered_at);
+        self.rows.insert(row.id, moved);
+        self.history.push(HistoryLine {
+            request_id: row.id,
+            from: step.from.as_str().to_owned(),
+            to: step.to.as_str().to_owned(),
+            provider: step.provider.clone(),
+            reason: step.reason.clone(),
+            at: step.at,
+            actor: actor.clone(),
+        });
+        self.events.extend(events);
+    }
+
+    /// The request as the steps recorded so far left it (`None`: not moved by them).
+    pub fn moved(&self, id: Uuid) -> Option<&RequestRow> {
+        self.rows.get(&id)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// Writes the steps and their events, and wakes the relay, in one statement in the caller's transaction
+    /// (nothing when no step was recorded).
+    pub async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let r = &self.requests;
+        let h = &self.history;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH moved AS (
+               UPDATE request r SET status = m.status, provider_code = m.provider, updated_at = m.at,
+                 completed_at = COALESCE(m.completed_at, r.completed_at),
+                 first_answered_at = CASE WHEN m.answered_at IS NULL THEN r.first_answered_at
+                                          ELSE LEAST(COALESCE(r.first_answered_at, m.answered_at), m.answered_at) END
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+                           $6::timestamptz[]) AS m(id, status, provider, at, completed_at, answered_at)
+               WHERE r.id = m.id
+               RETURNING r.id),
+             written AS (
+               INSERT INTO request_history (request_id, from_status, status, provider_code, reason, at, actor_user_id,
+                                            actor_role, actor_name)
+               SELECT h.request_id, h.from_status, h.status, h.provider_code, h.reason, h.at, h.actor_user_id,
+                      h.actor_role, h.actor_name
+               FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
+                           $13::uuid[], $14::text[], $15::text[])
+                    WITH ORDINALITY AS h(request_id, from_status, status, provider_code, reason, at, actor_user_id,
+                                         actor_role, actor_name, n)
+               WHERE h.request_id IN (SELECT id FROM moved)
+               ORDER BY h.n),
+             events AS ({})
+             SELECT {} FROM (SELECT 1 FROM moved LIMIT 1) AS any_moved",
+            outbox::Outgoing::insert_sql(16, "EXISTS (SELECT 1 FROM moved)"),
+            outbox::NOTIFY_SQL,
+        )))
+        .bind(r.iter().map(|m| m.id).collect::<Vec<_>>())
+        .bind(r.iter().map(|m| m.status.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|m| m.provider.as_deref()).collect::<Vec<_>>())
+        .bind(r.iter().map(|m| m.at).collect::<Vec<_>>())
+        .bind(r.iter().map(|m| m.completed_at).collect::<Vec<_>>())
+        .bind(r.iter().map(|m| m.answered_at).collect::<Vec<_>>())
+        .bind(h.iter().map(|l| l.request_id).collect::<Vec<_>>())
+        .bind(h.iter().map(|l| l.from.as_str()).collect::<Vec<_>>())
+        .bind(h.iter().map(|l| l.to.as_str()).collect::<Vec<_>>())
+        .bind(h.iter().map(|l| l.provider.as_deref()).collect::<Vec<_>>())
+        .bind(h.iter().map(|l| l.reason.as_str()).collect::<Vec<_>>())
+        .bind(h.iter().map(|l| l.at).collect::<Vec<_>>())
+        .bind(h.iter().map(|l| l.actor.user_id()).collect::<Vec<_>>())
+        .bind(h.iter().map(|l| l.actor.role()).collect::<Vec<_>>())
+        .bind(h.iter().map(|l| l.actor.name()).collect::<Vec<_>>())
+        .bind_events(self.events)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// A provider answered (accepted or declined) at `at`: keeps the earliest answer.

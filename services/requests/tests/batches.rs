@@ -260,3 +260,65 @@ async fn a_step_that_keeps_the_provider_rewrites_the_request_without_touching_it
     pool.close().await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_batch_writes_each_request_once_as_its_last_step_left_it_with_every_steps_history_and_events_in_order() {
+    use id77_platform::consumer::EventHandler;
+    use id77_proto::requests::v1::RequestStatusChanged;
+    let mut s = start().await;
+    let (_, offer, user) = s.member_with_offer("caue77", OfferCategory::IntegratedEngineering).await;
+    let a = s.submit(&user, submission(offer, "once-a")).await.id;
+    let b = s.submit(&user, submission(offer, "once-b")).await.id;
+    let pool = sqlx::PgPool::connect(&s.url).await.expect("database");
+    let seq_before: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM outbox").fetch_one(&pool).await.expect("outbox");
+
+    // a offered then accepted, b offered: three steps, two requests.
+    let batch = [
+        event("id77.routing.referral.offered", &offered(&a, "caue77", 1)),
+        event("id77.routing.referral.offered", &offered(&b, "caue77", 1)),
+        event("id77.routing.referral.accepted", &accepted(&a, 2)),
+    ];
+    let mut tx = pool.begin().await.expect("begin");
+    ReferralEvents.handle_batch(&mut tx, &batch.iter().collect::<Vec<_>>()).await.expect("batch");
+    let updated: i64 = sqlx::query_scalar("SELECT pg_stat_get_xact_tuples_updated('request'::regclass)")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("count");
+    tx.commit().await.expect("commit");
+    assert_eq!(updated, 2, "one update per request, not one per step");
+
+    let got_a = s.get(&a).await;
+    assert_eq!(got_a.status(), RequestStatus::Accepted);
+    assert_eq!(got_a.provider_code, "caue77");
+    let statuses: Vec<RequestStatus> = got_a.history.iter().map(|h| h.status()).collect();
+    assert_eq!(statuses, [RequestStatus::Submitted, RequestStatus::Referred, RequestStatus::Accepted]);
+    assert_eq!(s.get(&b).await.status(), RequestStatus::Referred);
+    let answered: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT first_answered_at FROM request WHERE id = $1")
+            .bind(id(&a))
+            .fetch_one(&pool)
+            .await
+            .expect("answered");
+    assert!(answered.is_some(), "the acceptance dated the first answer");
+
+    // The steps' events, in the order of the steps.
+    let payloads: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE seq > $1 AND subject = 'id77.requests.request.status_changed' ORDER BY seq",
+    )
+    .bind(seq_before)
+    .fetch_all(&pool)
+    .await
+    .expect("events");
+    let moves: Vec<(String, String)> = payloads
+        .iter()
+        .map(|p| RequestStatusChanged::decode(p.as_slice()).expect("event"))
+        .map(|e| (e.request_id, e.to_status))
+        .collect();
+    assert_eq!(
+        moves,
+        [(a.clone(), "referred".to_owned()), (b.clone(), "referred".to_owned()), (a.clone(), "accepted".to_owned())]
+    );
+    pool.close().await;
+    s.stop().await;
+}

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use crate::domain::lifecycle::{Actor, RequestStatus, State, Step};
 use crate::notify::Mailbag;
 use crate::notify::domain::CancelCause;
-use crate::store::{self, RequestRow};
+use crate::store::{RequestRow, Steps};
 
 /// The lifecycle state of a stored request.
 pub fn state_of(row: &RequestRow) -> Result<State, String> {
@@ -54,17 +54,19 @@ pub async fn record(
     actor: &Actor,
     cause: &Cause<'_>,
 ) -> Result<(), sqlx::Error> {
-    let mut mails = Mailbag::default();
-    record_into(conn, &mut mails, row, step, actor, cause).await?;
+    let (mut mails, mut steps) = (Mailbag::default(), Steps::default());
+    record_into(conn, &mut mails, &mut steps, row, step, actor, cause).await?;
+    steps.write(conn).await?;
     mails.write(conn).await?;
     Ok(())
 }
 
-/// [`record`], its mails gathered in `mails` for the caller to write before its commit (a consumer's batch writes
-/// its mails together).
+/// [`record`], the step gathered in `steps` and its mails in `mails`, for the caller to write before its commit (a
+/// consumer's batch writes its steps together, and its mails).
 pub async fn record_into(
     conn: &mut PgConnection,
     mails: &mut Mailbag,
+    steps: &mut Steps,
     row: &RequestRow,
     step: &Step,
     actor: &Actor,
@@ -96,7 +98,7 @@ pub async fn record_into(
         }
         _ => {}
     }
-    store::apply_step(conn, row.id, step, actor, cause.answered_at, events).await?;
+    steps.push(row, step, actor, cause.answered_at, events);
     crate::notify::status_changed(conn, mails, event_id, row, step, actor).await?;
     if let Some(provider) = told {
         let agents =

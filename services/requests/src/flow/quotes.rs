@@ -23,7 +23,7 @@ use crate::domain::lifecycle::{Actor, Trigger};
 use crate::domain::names::ProviderNames;
 use crate::notify::Mailbag;
 use crate::notify::domain::{CancelCause, QuoteMail};
-use crate::store::RequestRow;
+use crate::store::{RequestRow, Steps};
 
 /// The identity of one decision (`E`, by its subject) on one quote, as the event id of its mails: each quote is
 /// proposed once and decided at most once, so any copy of the event keys the same mails.
@@ -84,10 +84,11 @@ pub enum Decision {
 }
 
 /// What the caller read for a batch of decisions, in the consumer's transaction: the names of (at least) the
-/// quotes' issuers, and the mails to write before the commit.
+/// quotes' issuers; and the steps and mails to write before the commit.
 pub struct Batch<'a> {
     pub names: &'a ProviderNames,
     pub mails: &'a mut Mailbag,
+    pub steps: &'a mut Steps,
 }
 
 /// Applies `decision` on `quote` (its id `quote_id`) to `request_id`, locked by the caller as `row` (`None`:
@@ -108,12 +109,12 @@ pub async fn decide(
         Decision::Refused(actor) => {
             let trigger = Trigger::QuoteRefused { number: quote.number.clone(), reason: quote.decision_reason.clone() };
             let cause = CancelCause::QuoteRefused(quote.number.trim());
-            cancel(conn, batch.mails, &row, quote, trigger, actor, cause).await
+            cancel(conn, batch, &row, quote, trigger, actor, cause).await
         }
         Decision::Expired => {
             let trigger = Trigger::QuoteExpired { number: quote.number.clone() };
             let cause = CancelCause::QuoteExpired(quote.number.trim());
-            cancel(conn, batch.mails, &row, quote, trigger, &Actor::System, cause).await
+            cancel(conn, batch, &row, quote, trigger, &Actor::System, cause).await
         }
     }
 }
@@ -165,7 +166,7 @@ async fn accepted(
 /// longer be cancelled (already cancelled, or completed first: requests decides, ADR 0013).
 async fn cancel(
     conn: &mut PgConnection,
-    mails: &mut Mailbag,
+    batch: &mut Batch<'_>,
     row: &RequestRow,
     quote: &Quote,
     trigger: Trigger,
@@ -176,7 +177,7 @@ async fn cancel(
     match crate::domain::lifecycle::apply(&state, &trigger, decided_at(quote)) {
         Ok(Some(step)) => {
             let cause = Cause { cancel, provider: Some(quote.issuer_code.as_str()), ..Cause::default() };
-            lifecycle::record_into(conn, mails, row, &step, actor, &cause).await?;
+            lifecycle::record_into(conn, batch.mails, batch.steps, row, &step, actor, &cause).await?;
             tracing::info!(request_id = %row.id, quote = %quote.number, trigger = trigger.name(), "request cancelled by its quote");
         }
         Ok(None) | Err(_) => {

@@ -11,7 +11,7 @@ use super::lifecycle::{self, Cause};
 use crate::domain::lifecycle::{Actor, Trigger};
 use crate::domain::names::ProviderNames;
 use crate::notify::Mailbag;
-use crate::store::{self, RequestRow};
+use crate::store::{self, RequestRow, Steps};
 
 /// What requests takes from one of routing's referral events.
 #[derive(Debug, Clone)]
@@ -31,12 +31,18 @@ pub struct Routed {
     pub note: String,
 }
 
-/// Applies a referral event to its request, in the consumer's transaction, its mails gathered in `mails`.
-pub async fn apply(conn: &mut PgConnection, mails: &mut Mailbag, r: Routed) -> Result<(), FlowError> {
+/// Applies a referral event to its request, in the consumer's transaction, its step gathered in `steps` and its
+/// mails in `mails`.
+pub async fn apply(
+    conn: &mut PgConnection,
+    mails: &mut Mailbag,
+    steps: &mut Steps,
+    r: Routed,
+) -> Result<(), FlowError> {
     let request = store::request_for_update(conn, r.request_id).await?;
     // The history line names the providers (issue 21).
     let names = store::provider_names(conn, &r.trigger.providers()).await?;
-    apply_locked(conn, mails, r, request, &names).await
+    apply_locked(conn, mails, steps, r, request, &names).await
 }
 
 /// [`apply`] to the request as locked by the caller (`None`: unknown), with the names of (at least) the event's
@@ -44,6 +50,7 @@ pub async fn apply(conn: &mut PgConnection, mails: &mut Mailbag, r: Routed) -> R
 pub async fn apply_locked(
     conn: &mut PgConnection,
     mails: &mut Mailbag,
+    steps: &mut Steps,
     r: Routed,
     request: Option<RequestRow>,
     names: &ProviderNames,
@@ -78,6 +85,6 @@ pub async fn apply_locked(
     };
     let step = step.with_note(&r.note);
     let cause = Cause { referral_id: &r.referral_id, answered_at: r.answer.then_some(r.at), ..Cause::default() };
-    lifecycle::record_into(conn, mails, &request, &step, &r.actor, &cause).await?;
+    lifecycle::record_into(conn, mails, steps, &request, &step, &r.actor, &cause).await?;
     Ok(())
 }
