@@ -45,6 +45,8 @@ pub struct Config {
     pub sla: Sla,
     /// How often the SLA timers are scanned.
     pub timer_interval: Duration,
+    /// Lanes of the submitted requests' consumer ([`events::REQUEST_LANES`] unless set).
+    pub request_lanes: usize,
 }
 
 fn env_u32(name: &str, default: u32) -> anyhow::Result<u32> {
@@ -57,11 +59,18 @@ fn env_u32(name: &str, default: u32) -> anyhow::Result<u32> {
 impl Config {
     /// A configuration with the system clock and the default SLA.
     pub fn new(platform: PlatformConfig) -> Self {
-        Self { platform, clock: Arc::new(SystemClock), sla: Sla::default(), timer_interval: Duration::from_secs(1) }
+        Self {
+            platform,
+            clock: Arc::new(SystemClock),
+            sla: Sla::default(),
+            timer_interval: Duration::from_secs(1),
+            request_lanes: events::REQUEST_LANES,
+        }
     }
 
     /// Reads `ID77_ROUTING_SLA_DAYS`, `ID77_ROUTING_REMIND_DAYS`, `ID77_ROUTING_GRACE_DAYS` (business days),
-    /// `ID77_ROUTING_TIMER_INTERVAL_MS`, and (test only) `ID77_TEST_CLOCK_FILE`.
+    /// `ID77_ROUTING_TIMER_INTERVAL_MS`, `ID77_ROUTING_REQUEST_LANES` (1 to 64), and (test only)
+    /// `ID77_TEST_CLOCK_FILE`.
     pub fn from_env() -> anyhow::Result<Self> {
         let mut config = Self::new(PlatformConfig::from_env("routing", PORT)?);
         let defaults = Sla::default();
@@ -72,6 +81,8 @@ impl Config {
         };
         config.timer_interval =
             Duration::from_millis(u64::from(env_u32("ID77_ROUTING_TIMER_INTERVAL_MS", 1000)?.clamp(10, 60_000)));
+        let lanes = env_u32("ID77_ROUTING_REQUEST_LANES", events::REQUEST_LANES as u32)?.clamp(1, 64);
+        config.request_lanes = usize::try_from(lanes).unwrap_or(events::REQUEST_LANES);
         if let Some(path) = std::env::var_os("ID77_TEST_CLOCK_FILE").filter(|p| !p.is_empty()) {
             tracing::warn!(path = %std::path::Path::new(&path).display(), "TEST CLOCK: time is offset by a file");
             config.clock = Arc::new(FileOffsetClock::new(path));
@@ -95,7 +106,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ));
     ctx.spawn_consumer(events::offers_spec(), Arc::new(events::OfferHandler));
     ctx.spawn_consumer(events::members_spec(), Arc::new(events::MemberHandler));
-    ctx.spawn_consumer(events::requests_spec(), Arc::new(events::RequestHandler(lifecycle.clone())));
+    ctx.spawn_consumer(
+        events::requests_spec().with_lanes(config.request_lanes),
+        Arc::new(events::RequestHandler(lifecycle.clone())),
+    );
     ctx.spawn_consumer(events::cancellations_spec(), Arc::new(events::CancelHandler(lifecycle.clone())));
     ctx.spawn_consumer(events::replies_spec(), Arc::new(events::ReplyHandler(lifecycle.clone())));
     ctx.spawn_consumer(events::quotes_spec(), Arc::new(events::QuoteHandler(lifecycle.clone())));
