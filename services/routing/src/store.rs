@@ -540,6 +540,57 @@ pub async fn submission_context(
     Ok(SubmissionContext { offer, member, policy: Policy::from_row(&row)? })
 }
 
+/// The [`SubmissionContext`]s of a consumer's batch of submissions (`(offer_id, member_id)` each, in order), in one
+/// read: the policy is read once and shared.
+pub async fn submission_contexts(
+    conn: &mut PgConnection,
+    requests: &[(Uuid, Uuid)],
+) -> Result<Vec<SubmissionContext>, sqlx::Error> {
+    use sqlx::Row;
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let offers: Vec<Uuid> = requests.iter().map(|(offer, _)| *offer).collect();
+    let members: Vec<Uuid> = requests.iter().map(|(_, member)| *member).collect();
+    // The rule set and the deadlines on the first row only (the same for every request of the batch).
+    let rows = sqlx::query(
+        "SELECT o.offer_id, o.code, o.title, o.provider_code, o.version, o.themes, o.price_kind,
+                m.member_id, m.siren, m.kind, m.population, m.insee_code, m.epci_siren, m.arrondissement,
+                m.referent_user_id,
+                r.version AS rules_version, r.rules, r.created_at AS rules_created_at,
+                r.created_by AS rules_created_by,
+                CASE WHEN s.n = 1 THEN
+                  (SELECT COALESCE(jsonb_object_agg(p.code, p.sla_business_days), '{}') FROM provider p)
+                END AS sla_days
+         FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS s(offer_id, member_id, n)
+         LEFT JOIN offer o ON o.offer_id = s.offer_id LEFT JOIN member m ON m.member_id = s.member_id
+         LEFT JOIN (SELECT version, rules, created_at, created_by FROM rule_set ORDER BY version DESC LIMIT 1) r
+           ON s.n = 1
+         ORDER BY s.n",
+    )
+    .bind(&offers)
+    .bind(&members)
+    .fetch_all(conn)
+    .await?;
+    let policy = match rows.first() {
+        Some(first) => Policy::from_row(first)?,
+        None => return Ok(Vec::new()),
+    };
+    rows.iter()
+        .map(|row| {
+            let offer = match row.try_get::<Option<Uuid>, _>("offer_id")? {
+                Some(_) => Some(OfferRow::from_row(row)?),
+                None => None,
+            };
+            let member = match row.try_get::<Option<Uuid>, _>("member_id")? {
+                Some(_) => Some(MemberRow::from_row(row)?),
+                None => None,
+            };
+            Ok(SubmissionContext { offer, member, policy: policy.clone() })
+        })
+        .collect()
+}
+
 pub async fn get_member(conn: &mut PgConnection, member_id: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT member_id, siren, kind, population, insee_code, epci_siren, arrondissement, referent_user_id

@@ -457,6 +457,74 @@ async fn a_redelivered_or_replayed_request_yields_one_referral() -> TestResult {
     Ok(())
 }
 
+/// A consumer's batch of submissions (issue 23: their offers, members and the policy read in one statement) routes
+/// each request as one at a time would, in one transaction: an open request goes to the triage queue; the batch
+/// delivered again changes nothing; a request whose offer routing does not know yet sends the batch back to one
+/// event per transaction, where the others are routed.
+#[tokio::test]
+async fn a_batch_of_submissions_is_routed_as_one_at_a_time_would_in_one_transaction() -> TestResult {
+    use id77_platform::consumer::{self, Event, HandleError, Outcome};
+    use id77_routing::events::RequestHandler;
+    use id77_routing::flow::{Lifecycle, Sla};
+    let env = Env::new("routing").await?;
+    let routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    routing.wait_inbox("routing-offers", &format!("offer-{offer_id}-1")).await?;
+    let (a, b, late) = (Env::request(&offer_id), Env::request(&offer_id), Env::request(&offer_id));
+    for request in [&a, &b, &late] {
+        env.publish_member(&request.member_id, "772", 1200).await?;
+        routing.wait_inbox("routing-members", &format!("member-{}", request.member_id)).await?;
+    }
+    let open = Env::request("");
+    let event = |request: &RequestSubmitted| Event {
+        subject: "id77.requests.request.submitted".into(),
+        message_id: Uuid::now_v7().to_string(),
+        event_type: RequestSubmitted::full_name(),
+        payload: request.encode_to_vec().into(),
+        headers: Default::default(),
+        delivered: 1,
+    };
+    let handler = RequestHandler(Lifecycle { clock: Arc::new(env.clock.clone()), sla: Sla::default() });
+
+    let batch = [event(&a), event(&open), event(&b)];
+    let results = consumer::apply_batch(&routing.pool, "test-requests", &handler, &batch, &[]).await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Outcome::Applied))), "{results:?}");
+    let ids = [Uuid::parse_str(&a.request_id)?, Uuid::parse_str(&b.request_id)?];
+    let providers: Vec<(String, String)> =
+        sqlx::query_as("SELECT provider_code, xmin::text FROM referral WHERE request_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&routing.pool)
+            .await?;
+    assert_eq!(providers.len(), 2, "one referral each: {providers:?}");
+    assert!(providers.iter().all(|(p, _)| p == PROVIDER), "{providers:?}");
+    assert_eq!(providers[0].1, providers[1].1, "both written by the batch's transaction");
+    let triaged: i64 = sqlx::query_scalar("SELECT count(*) FROM triage WHERE request_id = $1")
+        .bind(Uuid::parse_str(&open.request_id)?)
+        .fetch_one(&routing.pool)
+        .await?;
+    assert_eq!(triaged, 1, "the open request waits in the triage queue");
+
+    let results = consumer::apply_batch(&routing.pool, "test-requests", &handler, &batch, &[]).await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Outcome::Duplicate))), "{results:?}");
+
+    // An offer routing does not know yet: retried alone; the other request of the batch is routed.
+    let unknown = Env::request(&Uuid::now_v7().to_string());
+    let results =
+        consumer::apply_batch(&routing.pool, "test-requests", &handler, &[event(&unknown), event(&late)], &[]).await;
+    assert!(matches!(results[0], Err(HandleError::Retry(_))), "{:?}", results[0]);
+    assert!(matches!(results[1], Ok(Outcome::Applied)), "{:?}", results[1]);
+    let referrals: i64 = sqlx::query_scalar("SELECT count(*) FROM referral WHERE request_id = $1")
+        .bind(Uuid::parse_str(&late.request_id)?)
+        .fetch_one(&routing.pool)
+        .await?;
+    assert_eq!(referrals, 1);
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_request_for_an_unknown_offer_is_retried_until_the_offer_arrives() -> TestResult {
     let env = Env::new("routing").await?;

@@ -47,7 +47,25 @@ impl Lifecycle {
             }
             return Ok(());
         };
-        let SubmissionContext { offer, member, policy } = store::submission_context(conn, offer_id, member_id).await?;
+        let context = store::submission_context(conn, offer_id, member_id).await?;
+        let submission =
+            Submission { request_id, member_id, offer_id: Some(offer_id), subject, description, requester };
+        self.route_submitted(conn, submission, offer_id, context, member_may_be_late).await
+    }
+
+    /// [`Self::request_submitted`] for a request naming `offer_id`, with its context read by the caller (a
+    /// consumer's batch reads its requests' contexts in one statement: [`store::submission_contexts`]).
+    pub async fn route_submitted(
+        &self,
+        conn: &mut PgConnection,
+        submission: Submission,
+        offer_id: Uuid,
+        context: SubmissionContext,
+        member_may_be_late: bool,
+    ) -> Result<(), FlowError> {
+        let Submission { request_id, member_id, subject, description, requester, .. } = submission;
+        let now = self.now();
+        let SubmissionContext { offer, member, policy } = context;
         let Some(offer) = offer else {
             // The catalogue's event has not reached us yet: try again later.
             let message = format!("offer {offer_id} of request {request_id} not yet known");
