@@ -347,47 +347,68 @@ pub async fn quoting_context(
     offer_id: Option<Uuid>,
     member_id: Uuid,
 ) -> Result<QuotingContext, sqlx::Error> {
+    let mut contexts = quoting_contexts(conn, &[(referral_id, request_id, offer_id, member_id)]).await?;
+    contexts.pop().ok_or(sqlx::Error::RowNotFound)
+}
+
+/// The [`QuotingContext`]s of a consumer's batch of accepted referrals (`(referral_id, request_id, offer_id,
+/// member_id)` each), in their order, in one read (issue 23: one per referral).
+pub async fn quoting_contexts(
+    conn: &mut PgConnection,
+    referrals: &[(Uuid, Uuid, Option<Uuid>, Uuid)],
+) -> Result<Vec<QuotingContext>, sqlx::Error> {
     use sqlx::Row;
+    if referrals.is_empty() {
+        return Ok(Vec::new());
+    }
     // Each row type reads its own columns by name; the provider's are renamed apart from the member's.
-    let row = sqlx::query(
-        "SELECT (SELECT number FROM quote WHERE referral_id = $1) AS quoted,
-                EXISTS (SELECT 1 FROM cancelled_request WHERE request_id = $2) AS cancelled,
+    let rows = sqlx::query(
+        "SELECT (SELECT number FROM quote WHERE referral_id = s.referral_id) AS quoted,
+                EXISTS (SELECT 1 FROM cancelled_request WHERE request_id = s.request_id) AS cancelled,
                 t.offer_id, t.offer_code, t.title, t.provider_code, t.billed, t.price_cents, t.version, t.price_kind,
                 t.price_amount_cents, t.price_days, t.price_floor_cents, t.price_cap_cents, t.vat_rate_bp, t.vat_note,
                 m.member_id, m.siren, m.population, m.name,
                 p.code AS provider_code_known, p.name AS provider_name, p.kind AS provider_kind
-         FROM (SELECT 1) AS one
-         LEFT JOIN tariff t ON t.offer_id = $3
-         LEFT JOIN member m ON m.member_id = $4
-         LEFT JOIN provider p ON p.code = t.provider_code",
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[]) WITH ORDINALITY
+              AS s(referral_id, request_id, offer_id, member_id, n)
+         LEFT JOIN tariff t ON t.offer_id = s.offer_id
+         LEFT JOIN member m ON m.member_id = s.member_id
+         LEFT JOIN provider p ON p.code = t.provider_code
+         ORDER BY s.n",
     )
-    .bind(referral_id)
-    .bind(request_id)
-    .bind(offer_id)
-    .bind(member_id)
-    .fetch_one(conn)
+    .bind(referrals.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(referrals.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(referrals.iter().map(|r| r.2).collect::<Vec<_>>())
+    .bind(referrals.iter().map(|r| r.3).collect::<Vec<_>>())
+    .fetch_all(conn)
     .await?;
-    let tariff = match row.try_get::<Option<Uuid>, _>("offer_id")? {
-        Some(_) => Some(Tariff::try_from(TariffRow::from_row(&row)?)?),
-        None => None,
-    };
-    let member = match row.try_get::<Option<Uuid>, _>("member_id")? {
-        Some(_) => Some(MemberRow::from_row(&row)?),
-        None => None,
-    };
-    let provider = match row.try_get::<Option<String>, _>("provider_code_known")? {
-        Some(code) => {
-            Some(ProviderFacts { code, name: row.try_get("provider_name")?, kind: row.try_get("provider_kind")? })
-        }
-        None => None,
-    };
-    Ok(QuotingContext {
-        quoted: row.try_get("quoted")?,
-        cancelled: row.try_get("cancelled")?,
-        tariff,
-        member,
-        provider,
-    })
+    rows.iter()
+        .map(|row| {
+            let tariff = match row.try_get::<Option<Uuid>, _>("offer_id")? {
+                Some(_) => Some(Tariff::try_from(TariffRow::from_row(row)?)?),
+                None => None,
+            };
+            let member = match row.try_get::<Option<Uuid>, _>("member_id")? {
+                Some(_) => Some(MemberRow::from_row(row)?),
+                None => None,
+            };
+            let provider = match row.try_get::<Option<String>, _>("provider_code_known")? {
+                Some(code) => Some(ProviderFacts {
+                    code,
+                    name: row.try_get("provider_name")?,
+                    kind: row.try_get("provider_kind")?,
+                }),
+                None => None,
+            };
+            Ok(QuotingContext {
+                quoted: row.try_get("quoted")?,
+                cancelled: row.try_get("cancelled")?,
+                tariff,
+                member,
+                provider,
+            })
+        })
+        .collect()
 }
 
 pub async fn get_quote(pool: &PgPool, id: Uuid) -> Result<Option<QuoteRow>, sqlx::Error> {

@@ -785,3 +785,53 @@ async fn an_offer_on_quote_is_quoted_and_invoiced_at_the_amount_the_provider_sta
     w.stop().await?;
     result
 }
+
+/// A consumer's batch of acceptances (issue 23: their contexts read in one statement) quotes each billed referral
+/// as one at a time would, numbered in the batch's order, in one transaction; a free offer's acceptance in it gets
+/// no quote; the batch delivered again changes nothing.
+#[tokio::test]
+async fn a_batch_of_acceptances_quotes_each_billed_referral_in_order_in_one_transaction() -> anyhow::Result<()> {
+    use id77_billing::events::ReferralAcceptedHandler;
+    use id77_platform::consumer::{self, Event, Outcome};
+    let w = World::start("billing").await?;
+    let result = async {
+        let (billed, free) = (offer("caue77", true, 90_000, 1), offer("dir-culture", false, 0, 1));
+        for o in [&billed, &free] {
+            let msg = w.publish_offer(o).await?;
+            w.wait_processed("billing-offers", &msg).await?;
+        }
+        let (a, f, b) = (referral(&billed), referral(&free), referral(&billed));
+        let event = |r: &routing::ReferralAccepted| Event {
+            subject: "id77.routing.referral.accepted".into(),
+            message_id: Uuid::now_v7().to_string(),
+            event_type: String::new(),
+            payload: r.encode_to_vec().into(),
+            headers: Default::default(),
+            delivered: 1,
+        };
+        let handler = ReferralAcceptedHandler {
+            issuers: std::sync::Arc::new(id77_billing::parties::Issuers::shipped().map_err(anyhow::Error::msg)?),
+            validity: chrono::Duration::days(30),
+        };
+        let batch = [event(&a), event(&f), event(&b)];
+        let results = consumer::apply_batch(&w.pool, "test-referrals", &handler, &batch, &[]).await;
+        ensure!(results.iter().all(|r| matches!(r, Ok(Outcome::Applied))), "{results:?}");
+        let quotes: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT referral_id::text, number, xmin::text FROM quote ORDER BY sequence")
+                .fetch_all(&w.pool)
+                .await?;
+        let expected = [
+            (a.referral_id.clone(), format!("D-caue77-{}-000001", year())),
+            (b.referral_id.clone(), format!("D-caue77-{}-000002", year())),
+        ];
+        ensure!(quotes.iter().map(|(r, n, _)| (r.clone(), n.clone())).collect::<Vec<_>>() == expected, "{quotes:?}");
+        ensure!(quotes[0].2 == quotes[1].2, "both quoted by the batch's transaction: {quotes:?}");
+        let results = consumer::apply_batch(&w.pool, "test-referrals", &handler, &batch, &[]).await;
+        ensure!(results.iter().all(|r| matches!(r, Ok(Outcome::Duplicate))), "{results:?}");
+        ensure!(w.quote_count().await? == 2);
+        Ok(())
+    }
+    .await;
+    w.stop().await?;
+    result
+}

@@ -103,6 +103,19 @@ pub async fn propose(
     let context =
         store::quoting_context(conn, accepted.referral_id, accepted.request_id, accepted.offer_id, accepted.member_id)
             .await?;
+    propose_in(conn, issuers, validity, accepted, stated, context).await
+}
+
+/// [`propose`] with the referral's context read by the caller (a consumer's batch reads its referrals' contexts in
+/// one statement: [`store::quoting_contexts`]).
+pub async fn propose_in(
+    conn: &mut PgConnection,
+    issuers: &Issuers,
+    validity: Duration,
+    accepted: &Accepted,
+    stated: Option<&Stated>,
+    context: store::QuotingContext,
+) -> Result<Option<QuoteRow>, FlowError> {
     // A replay under another message id: the referral already has its quote.
     if let Some(number) = &context.quoted {
         tracing::info!(referral_id = %accepted.referral_id, %number, "referral already quoted");
