@@ -21,7 +21,7 @@ use crate::flow::Lifecycle;
 use crate::flow::read_models;
 use crate::flow::replies::{ProgressReport, ReplyOutcome};
 use crate::flow::requests::Submission;
-use crate::store::{MemberRow, OfferRow};
+use crate::store::{MemberRow, OfferRow, ReferralRow};
 use crate::store_names::Requester;
 use id77_platform::consumer::event_uuid as parse_uuid;
 
@@ -317,20 +317,78 @@ pub fn decode_reply(payload: &[u8]) -> Result<(Uuid, Reply), String> {
     Ok((referral_id, reply))
 }
 
+/// What came on a provider's reply subject: a progress report, or a reply to a referral.
+enum Answer {
+    Progress(ReferralProgress),
+    Reply(Uuid, Reply),
+}
+
+/// The provider and the answer of an event on a reply subject.
+fn answer(event: &Event) -> Result<(&str, Answer), HandleError> {
+    let provider = provider::code_of(&event.subject)
+        .ok_or_else(|| reject(format!("{} is not a provider reply subject", event.subject)))?;
+    if let Some(progress) = event.decode_typed::<ReferralProgress>()? {
+        return Ok((provider, Answer::Progress(progress)));
+    }
+    // Anything else on a reply subject is a `ReferralReply` (typed, or from a provider's own client that names no
+    // type), validated as it came.
+    let (referral_id, reply) =
+        decode_reply(&event.payload).map_err(|e| reject(format!("invalid reply of {provider}: {e}")))?;
+    Ok((provider, Answer::Reply(referral_id, reply)))
+}
+
 impl EventHandler for ReplyHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
-        let provider = provider::code_of(&event.subject)
-            .ok_or_else(|| reject(format!("{} is not a provider reply subject", event.subject)))?;
-        if let Some(progress) = event.decode_typed::<ReferralProgress>()? {
-            return self.progress(conn, provider, progress).await;
+        match answer(event)? {
+            (provider, Answer::Progress(progress)) => self.progress(conn, provider, progress).await,
+            (provider, Answer::Reply(referral_id, reply)) => {
+                let by = Actor::provider_consumer(provider);
+                let outcome = self.0.apply_reply(conn, provider, referral_id, reply, &by).await?;
+                settle(provider, referral_id, outcome)
+            }
         }
-        // Anything else on a reply subject is a `ReferralReply` (typed, or from a provider's own client that
-        // names no type), validated as it came.
-        let (referral_id, reply) =
-            decode_reply(&event.payload).map_err(|e| reject(format!("invalid reply of {provider}: {e}")))?;
-        let by = Actor::provider_consumer(provider);
-        let outcome = self.0.apply_reply(conn, provider, referral_id, reply, &by).await?;
-        settle(provider, referral_id, outcome)
+    }
+
+    const BATCHES: bool = true;
+
+    /// As [`Self::handle`] for each event in order, the referrals the replies answer locked in one statement for
+    /// the batch (issue 23: one per reply). A referral's later answer in the batch locks and reads it again, as
+    /// the earlier one left it.
+    async fn handle_batch(&self, conn: &mut PgConnection, events: &[&Event]) -> Result<(), HandleError> {
+        let answers = events.iter().map(|event| answer(event)).collect::<Result<Vec<_>, _>>()?;
+        let mut ids: Vec<Uuid> = answers
+            .iter()
+            .filter_map(|(_, a)| match a {
+                Answer::Reply(id, _) => Some(*id),
+                Answer::Progress(_) => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut locked: std::collections::HashMap<Uuid, ReferralRow> =
+            crate::store::lock_referrals(conn, &ids).await?.into_iter().map(|r| (r.id, r)).collect();
+        let mut seen = std::collections::HashSet::new();
+        for (provider, answer) in answers {
+            match answer {
+                Answer::Progress(progress) => {
+                    if let Ok(id) = Uuid::parse_str(progress.referral_id.trim()) {
+                        seen.insert(id);
+                    }
+                    self.progress(conn, provider, progress).await?;
+                }
+                Answer::Reply(referral_id, reply) => {
+                    let referral = if seen.insert(referral_id) {
+                        locked.remove(&referral_id)
+                    } else {
+                        crate::store::lock_referral(conn, referral_id).await?
+                    };
+                    let by = Actor::provider_consumer(provider);
+                    let outcome = self.0.apply_reply_locked(conn, provider, referral_id, referral, reply, &by).await?;
+                    settle(provider, referral_id, outcome)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -169,6 +169,23 @@ pub async fn lock_referral(conn: &mut PgConnection, id: Uuid) -> Result<Option<R
     .await
 }
 
+/// The referrals of `ids` that exist, locked as [`lock_referral`] locks one: every request's lock first, in the
+/// order of the requests' ids (the same order in every batch), then the rows. One statement for a consumer's batch
+/// of replies (issue 23).
+pub async fn lock_referrals(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<ReferralRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH requests_locked AS MATERIALIZED (
+           SELECT count(pg_advisory_xact_lock(hashtextextended(r.request_id::text, 77))) AS locks
+           FROM (SELECT DISTINCT request_id FROM referral WHERE id = ANY($1) ORDER BY request_id) r)
+         SELECT {REFERRAL_COLUMNS},
+                COALESCE((SELECT price_kind FROM offer o WHERE o.offer_id = referral.offer_id), '') AS offer_price_kind
+         FROM referral, requests_locked WHERE id = ANY($1) ORDER BY id FOR UPDATE OF referral"
+    )))
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
 pub async fn get_referral_conn(conn: &mut PgConnection, id: Uuid) -> Result<Option<ReferralRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {REFERRAL_COLUMNS} FROM referral WHERE id = $1")))
         .bind(id)

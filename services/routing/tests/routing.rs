@@ -525,6 +525,80 @@ async fn a_batch_of_submissions_is_routed_as_one_at_a_time_would_in_one_transact
     Ok(())
 }
 
+/// A consumer's batch of providers' replies (issue 23: the referrals they answer locked in one statement) decides
+/// each referral as one reply at a time would, in one transaction: a referral's second reply in the batch finds it
+/// as the first left it; the batch delivered again changes nothing; a reply to an unknown referral sends the batch
+/// back to one reply per transaction, where the others apply.
+#[tokio::test]
+async fn a_batch_of_replies_decides_each_referral_as_one_at_a_time_would_in_one_transaction() -> TestResult {
+    use id77_platform::consumer::{self, Event, HandleError, Outcome};
+    use id77_routing::events::ReplyHandler;
+    use id77_routing::flow::{Lifecycle, Sla};
+    let env = Env::new("routing").await?;
+    let mut routing = env.start().await?;
+    let offer_id = Uuid::now_v7().to_string();
+    env.publish_offer(&offer_id, 1).await?;
+    let mut referrals = Vec::new();
+    for _ in 0..3 {
+        let request = Env::request(&offer_id);
+        env.publish_request(&request, &Uuid::now_v7().to_string()).await?;
+        referrals.push(routing.wait_referral(&request.request_id).await?.id);
+    }
+    let (x, y, z) = (&referrals[0], &referrals[1], &referrals[2]);
+    let reply = |referral_id: &str, decision: pb::ReplyDecision, reason: &str| Event {
+        subject: streams::referral_reply_subject(PROVIDER),
+        message_id: Uuid::now_v7().to_string(),
+        event_type: String::new(),
+        payload: pb::ReferralReply {
+            referral_id: referral_id.to_owned(),
+            decision: decision.into(),
+            reason: reason.to_owned(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+        .into(),
+        headers: Default::default(),
+        delivered: 1,
+    };
+    let handler = ReplyHandler(Lifecycle { clock: Arc::new(env.clock.clone()), sla: Sla::default() });
+
+    let batch = [
+        reply(x, pb::ReplyDecision::Accept, ""),
+        reply(y, pb::ReplyDecision::Decline, "Hors de notre périmètre"),
+        // x again: already accepted, so ignored (acked), as one at a time.
+        reply(x, pb::ReplyDecision::Decline, "Changement d'avis"),
+    ];
+    let results = consumer::apply_batch(&routing.pool, "test-replies", &handler, &batch, &[]).await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Outcome::Applied))), "{results:?}");
+    assert_eq!(routing.referral(x).await?.status(), pb::ReferralStatus::Accepted);
+    assert_eq!(routing.referral(y).await?.status(), pb::ReferralStatus::Declined);
+    let writers: Vec<String> = sqlx::query_scalar("SELECT DISTINCT xmin::text FROM referral WHERE id = ANY($1)")
+        .bind([Uuid::parse_str(x)?, Uuid::parse_str(y)?])
+        .fetch_all(&routing.pool)
+        .await?;
+    assert_eq!(writers.len(), 1, "both decided by the batch's transaction: {writers:?}");
+
+    let results = consumer::apply_batch(&routing.pool, "test-replies", &handler, &batch, &[]).await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Outcome::Duplicate))), "{results:?}");
+
+    let unknown = Uuid::now_v7().to_string();
+    let results = consumer::apply_batch(
+        &routing.pool,
+        "test-replies",
+        &handler,
+        &[reply(z, pb::ReplyDecision::Accept, ""), reply(&unknown, pb::ReplyDecision::Accept, "")],
+        &[],
+    )
+    .await;
+    assert!(matches!(results[0], Ok(Outcome::Applied)), "{:?}", results[0]);
+    assert!(matches!(results[1], Err(HandleError::Reject(_))), "{:?}", results[1]);
+    assert_eq!(routing.referral(z).await?.status(), pb::ReferralStatus::Accepted);
+
+    routing.stop().await?;
+    env.cleanup().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_request_for_an_unknown_offer_is_retried_until_the_offer_arrives() -> TestResult {
     let env = Env::new("routing").await?;

@@ -99,7 +99,22 @@ impl Lifecycle {
         by: &Actor,
     ) -> Result<ReplyOutcome, FlowError> {
         // The request's lock, then the referral's: the lock order of every path.
-        let Some(referral) = store::lock_referral(conn, referral_id).await? else {
+        let referral = store::lock_referral(conn, referral_id).await?;
+        self.apply_reply_locked(conn, provider, referral_id, referral, reply, by).await
+    }
+
+    /// [`Self::apply_reply`] to the referral as the caller locked it (`None`: unknown): a consumer's batch of
+    /// replies locks its referrals in one statement ([`store::lock_referrals`]).
+    pub async fn apply_reply_locked(
+        &self,
+        conn: &mut PgConnection,
+        provider: &str,
+        referral_id: Uuid,
+        referral: Option<ReferralRow>,
+        reply: Reply,
+        by: &Actor,
+    ) -> Result<ReplyOutcome, FlowError> {
+        let Some(referral) = referral else {
             return Err(rejected(format!("{provider} replied to unknown referral {referral_id}")));
         };
         if referral.provider_code != provider {
