@@ -222,7 +222,7 @@ impl EventHandler for RequestHandler {
         let submissions = events.iter().map(|event| submission(event)).collect::<Result<Vec<_>, _>>()?;
         let pairs: Vec<(Uuid, Uuid)> =
             submissions.iter().filter_map(|s| s.offer_id.map(|offer| (offer, s.member_id))).collect();
-        let mut contexts = crate::store::submission_contexts(conn, &pairs).await?.into_iter();
+        let mut contexts = crate::store_submissions::submission_contexts(conn, &pairs).await?.into_iter();
         for (event, submission) in events.iter().zip(submissions) {
             let member_may_be_late = event.delivered < MEMBER_WAIT_DELIVERIES;
             match submission.offer_id {

@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod store;
 pub mod store_names;
 pub mod store_rules;
+pub mod store_submissions;
 pub mod timers;
 
 use std::sync::Arc;

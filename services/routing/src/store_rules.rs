@@ -35,7 +35,7 @@ fn rule_set(row: Option<RuleSetTuple>) -> RuleSetRow {
 }
 
 /// What a routing decides with: the current rule set and the providers' deadlines. Read with a submitted
-/// request's offer and member ([`crate::store::submission_context`]; issue 23: statements per journey), on the
+/// request's offer and member ([`crate::store_submissions::submission_context`]; issue 23: statements per journey), on the
 /// consumer's transaction, so that an edit made just before applies (nothing kept in memory).
 #[derive(Debug, Clone, Default)]
 pub struct Policy {

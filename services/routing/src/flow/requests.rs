@@ -9,8 +9,9 @@ use super::lifecycle::Lifecycle;
 use super::offering::Known;
 use crate::domain::{self, Actor};
 use crate::error::{FlowError, RoutingError};
-use crate::store::{self, RoutedRequestRow, SubmissionContext};
+use crate::store::{self, RoutedRequestRow};
 use crate::store_names::{self, Requester};
+use crate::store_submissions::{self, SubmissionContext};
 
 /// A request as requests submitted it.
 #[derive(Debug, Clone)]
@@ -47,14 +48,14 @@ impl Lifecycle {
             }
             return Ok(());
         };
-        let context = store::submission_context(conn, offer_id, member_id).await?;
+        let context = store_submissions::submission_context(conn, offer_id, member_id).await?;
         let submission =
             Submission { request_id, member_id, offer_id: Some(offer_id), subject, description, requester };
         self.route_submitted(conn, submission, offer_id, context, member_may_be_late).await
     }
 
     /// [`Self::request_submitted`] for a request naming `offer_id`, with its context read by the caller (a
-    /// consumer's batch reads its requests' contexts in one statement: [`store::submission_contexts`]).
+    /// consumer's batch reads its requests' contexts in one statement: [`store_submissions::submission_contexts`]).
     pub async fn route_submitted(
         &self,
         conn: &mut PgConnection,
