@@ -364,25 +364,10 @@ pub async fn requests_for_update(conn: &mut PgConnection, ids: &[Uuid]) -> Resul
 /// then accepted) is updated once; [`Steps::moved`] gives it as it stands to the batch's later events.
 #[derive(Debug, Default)]
 pub struct Steps {
-    /// By request, in the order first moved.
-    requests: Vec<Moved>,
-    /// The requests as their recorded steps left them, by id.
-    rows: std::collections::HashMap<Uuid, RequestRow>,
+    /// The requests as their recorded steps left them, in the order first moved.
+    moved: Vec<RequestRow>,
     history: Vec<HistoryLine>,
     events: outbox::Outgoing,
-}
-
-/// A request's state after its last recorded step.
-#[derive(Debug)]
-struct Moved {
-    id: Uuid,
-    status: String,
-    provider: Option<String>,
-    at: DateTime<Utc>,
-    /// The last step to `completed` dates the completion.
-    completed_at: Option<DateTime<Utc>>,
-    /// The earliest answer of a provider among the steps.
-    answered_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -407,31 +392,21 @@ impl Steps {
         answered_at: Option<DateTime<Utc>>,
         events: outbox::Outgoing,
     ) {
-        let completed_at = (step.to == crate::domain::RequestStatus::Completed).then_some(step.at);
-        match self.requests.iter_mut().find(|m| m.id == row.id) {
-            Some(m) => {
-                m.status = step.to.as_str().to_owned();
-                m.provider.clone_from(&step.provider);
-                m.at = step.at;
-                m.completed_at = completed_at.or(m.completed_at);
-                m.answered_at = earliest(m.answered_at, answered_at);
-            }
-            None => self.requests.push(Moved {
-                id: row.id,
-                status: step.to.as_str().to_owned(),
-                provider: step.provider.clone(),
-                at: step.at,
-                completed_at,
-                answered_at,
-            }),
-        }
         let mut moved = row.clone();
         moved.status = step.to.as_str().to_owned();
         moved.provider_code.clone_from(&step.provider);
         moved.updated_at = step.at;
-        moved.completed_at = completed_at.or(moved.completed_at);
-        moved.first_answered_at = earliest(moved.first_answered_at, answered_at);
-        self.rows.insert(row.id, moved);
+        if step.to == crate::domain::RequestStatus::Completed {
+            moved.completed_at = Some(step.at);
+        }
+        moved.first_answered_at = match (moved.first_answered_at, answered_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match self.moved.iter_mut().find(|m| m.id == row.id) {
+            Some(earlier) => *earlier = moved,
+            None => self.moved.push(moved),
+        }
         self.history.push(HistoryLine {
             request_id: row.id,
             from: step.from.as_str().to_owned(),
@@ -446,11 +421,11 @@ impl Steps {
 
     /// The request as the steps recorded so far left it (`None`: not moved by them).
     pub fn moved(&self, id: Uuid) -> Option<&RequestRow> {
-        self.rows.get(&id)
+        self.moved.iter().find(|m| m.id == id)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.requests.is_empty()
+        self.moved.is_empty()
     }
 
     /// Writes the steps and their events, and wakes the relay, in one statement in the caller's transaction
@@ -459,14 +434,14 @@ impl Steps {
         if self.is_empty() {
             return Ok(());
         }
-        let r = &self.requests;
+        let r = &self.moved;
         let h = &self.history;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "WITH moved AS (
                UPDATE request r SET status = m.status, provider_code = m.provider, updated_at = m.at,
                  completed_at = COALESCE(m.completed_at, r.completed_at),
-                 first_answered_at = CASE WHEN m.answered_at IS NULL THEN r.first_answered_at
-                                          ELSE LEAST(COALESCE(r.first_answered_at, m.answered_at), m.answered_at) END
+                 -- LEAST ignores nulls: an answer marked by this transaction meanwhile (`mark_answered`) stays.
+                 first_answered_at = LEAST(r.first_answered_at, m.answered_at)
                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
                            $6::timestamptz[]) AS m(id, status, provider, at, completed_at, answered_at)
                WHERE r.id = m.id
@@ -489,10 +464,10 @@ impl Steps {
         )))
         .bind(r.iter().map(|m| m.id).collect::<Vec<_>>())
         .bind(r.iter().map(|m| m.status.as_str()).collect::<Vec<_>>())
-        .bind(r.iter().map(|m| m.provider.as_deref()).collect::<Vec<_>>())
-        .bind(r.iter().map(|m| m.at).collect::<Vec<_>>())
+        .bind(r.iter().map(|m| m.provider_code.as_deref()).collect::<Vec<_>>())
+        .bind(r.iter().map(|m| m.updated_at).collect::<Vec<_>>())
         .bind(r.iter().map(|m| m.completed_at).collect::<Vec<_>>())
-        .bind(r.iter().map(|m| m.answered_at).collect::<Vec<_>>())
+        .bind(r.iter().map(|m| m.first_answered_at).collect::<Vec<_>>())
         .bind(h.iter().map(|l| l.request_id).collect::<Vec<_>>())
         .bind(h.iter().map(|l| l.from.as_str()).collect::<Vec<_>>())
         .bind(h.iter().map(|l| l.to.as_str()).collect::<Vec<_>>())
@@ -506,13 +481,6 @@ impl Steps {
         .execute(conn)
         .await?;
         Ok(())
-    }
-}
-
-fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 

@@ -38,19 +38,16 @@ impl Lifecycle {
         submission: Submission,
         member_may_be_late: bool,
     ) -> Result<(), FlowError> {
-        let Submission { request_id, member_id, offer_id, subject, description, requester } = submission;
-        let now = self.now();
-        let Some(offer_id) = offer_id else {
+        let Some(offer_id) = submission.offer_id else {
             // An open "orientation" request: no offer, so no automatic provider. The coordinator triages it.
-            store_names::remember_requester(conn, request_id, &requester, now).await?;
-            if store::queue_for_triage(conn, request_id, member_id, &subject, &description, now).await? {
-                tracing::info!(%request_id, "open request queued for triage");
+            let (now, s) = (self.now(), &submission);
+            store_names::remember_requester(conn, s.request_id, &s.requester, now).await?;
+            if store::queue_for_triage(conn, s.request_id, s.member_id, &s.subject, &s.description, now).await? {
+                tracing::info!(request_id = %s.request_id, "open request queued for triage");
             }
             return Ok(());
         };
-        let context = store_submissions::submission_context(conn, offer_id, member_id).await?;
-        let submission =
-            Submission { request_id, member_id, offer_id: Some(offer_id), subject, description, requester };
+        let context = store_submissions::submission_context(conn, offer_id, submission.member_id).await?;
         self.route_submitted(conn, submission, offer_id, context, member_may_be_late).await
     }
 
