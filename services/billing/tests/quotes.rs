@@ -792,7 +792,7 @@ async fn an_offer_on_quote_is_quoted_and_invoiced_at_the_amount_the_provider_sta
 #[tokio::test]
 async fn a_batch_of_acceptances_quotes_each_billed_referral_in_order_in_one_transaction() -> anyhow::Result<()> {
     use id77_billing::events::ReferralAcceptedHandler;
-    use id77_platform::consumer::{self, Event, Outcome};
+    use id77_platform::consumer::{self, Outcome};
     let w = World::start("billing").await?;
     let result = async {
         let (billed, free) = (offer("caue77", true, 90_000, 1), offer("dir-culture", false, 0, 1));
@@ -801,14 +801,8 @@ async fn a_batch_of_acceptances_quotes_each_billed_referral_in_order_in_one_tran
             w.wait_processed("billing-offers", &msg).await?;
         }
         let (a, f, b) = (referral(&billed), referral(&free), referral(&billed));
-        let event = |r: &routing::ReferralAccepted| Event {
-            subject: "id77.routing.referral.accepted".into(),
-            message_id: Uuid::now_v7().to_string(),
-            event_type: String::new(),
-            payload: r.encode_to_vec().into(),
-            headers: Default::default(),
-            delivered: 1,
-        };
+        let event =
+            |r: &routing::ReferralAccepted| id77_platform::testing::first_delivery("id77.routing.referral.accepted", r);
         let handler = ReferralAcceptedHandler {
             issuers: std::sync::Arc::new(id77_billing::parties::Issuers::shipped().map_err(anyhow::Error::msg)?),
             validity: chrono::Duration::days(30),

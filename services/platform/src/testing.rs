@@ -161,3 +161,16 @@ pub async fn delete_streams(js: &async_nats::jetstream::Context, ns: &crate::Nam
         let _ = js.delete_stream(ns.stream(def.name)).await;
     }
 }
+
+/// `message` as a consumer receives it the first time on `subject` (logical, without prefix), with a fresh
+/// message id: for tests that hand events to a handler or to [`crate::consumer::apply_batch`] directly.
+pub fn first_delivery(subject: &str, message: &impl prost::Message) -> crate::consumer::Event {
+    crate::consumer::Event {
+        subject: subject.into(),
+        message_id: uuid::Uuid::now_v7().to_string(),
+        event_type: String::new(),
+        payload: message.encode_to_vec().into(),
+        headers: Default::default(),
+        delivered: 1,
+    }
+}

@@ -21,14 +21,7 @@ mod support;
 use support::*;
 
 fn event(subject: &str, message: &impl Message) -> Event {
-    Event {
-        subject: subject.into(),
-        message_id: Uuid::now_v7().to_string(),
-        event_type: String::new(),
-        payload: message.encode_to_vec().into(),
-        headers: Default::default(),
-        delivered: 1,
-    }
+    id77_platform::testing::first_delivery(subject, message)
 }
 
 fn accepted(request: &str, secs: i64) -> ReferralAccepted {

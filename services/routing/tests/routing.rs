@@ -463,7 +463,7 @@ async fn a_redelivered_or_replayed_request_yields_one_referral() -> TestResult {
 /// event per transaction, where the others are routed.
 #[tokio::test]
 async fn a_batch_of_submissions_is_routed_as_one_at_a_time_would_in_one_transaction() -> TestResult {
-    use id77_platform::consumer::{self, Event, HandleError, Outcome};
+    use id77_platform::consumer::{self, HandleError, Outcome};
     use id77_routing::events::RequestHandler;
     use id77_routing::flow::{Lifecycle, Sla};
     let env = Env::new("routing").await?;
@@ -477,14 +477,7 @@ async fn a_batch_of_submissions_is_routed_as_one_at_a_time_would_in_one_transact
         routing.wait_inbox("routing-members", &format!("member-{}", request.member_id)).await?;
     }
     let open = Env::request("");
-    let event = |request: &RequestSubmitted| Event {
-        subject: "id77.requests.request.submitted".into(),
-        message_id: Uuid::now_v7().to_string(),
-        event_type: RequestSubmitted::full_name(),
-        payload: request.encode_to_vec().into(),
-        headers: Default::default(),
-        delivered: 1,
-    };
+    let event = |request: &RequestSubmitted| testing::first_delivery("id77.requests.request.submitted", request);
     let handler = RequestHandler(Lifecycle { clock: Arc::new(env.clock.clone()), sla: Sla::default() });
 
     let batch = [event(&a), event(&open), event(&b)];
@@ -531,7 +524,7 @@ async fn a_batch_of_submissions_is_routed_as_one_at_a_time_would_in_one_transact
 /// back to one reply per transaction, where the others apply.
 #[tokio::test]
 async fn a_batch_of_replies_decides_each_referral_as_one_at_a_time_would_in_one_transaction() -> TestResult {
-    use id77_platform::consumer::{self, Event, HandleError, Outcome};
+    use id77_platform::consumer::{self, HandleError, Outcome};
     use id77_routing::events::ReplyHandler;
     use id77_routing::flow::{Lifecycle, Sla};
     let env = Env::new("routing").await?;
@@ -545,20 +538,14 @@ async fn a_batch_of_replies_decides_each_referral_as_one_at_a_time_would_in_one_
         referrals.push(routing.wait_referral(&request.request_id).await?.id);
     }
     let (x, y, z) = (&referrals[0], &referrals[1], &referrals[2]);
-    let reply = |referral_id: &str, decision: pb::ReplyDecision, reason: &str| Event {
-        subject: streams::referral_reply_subject(PROVIDER),
-        message_id: Uuid::now_v7().to_string(),
-        event_type: String::new(),
-        payload: pb::ReferralReply {
+    let reply = |referral_id: &str, decision: pb::ReplyDecision, reason: &str| {
+        let reply = pb::ReferralReply {
             referral_id: referral_id.to_owned(),
             decision: decision.into(),
             reason: reason.to_owned(),
             ..Default::default()
-        }
-        .encode_to_vec()
-        .into(),
-        headers: Default::default(),
-        delivered: 1,
+        };
+        testing::first_delivery(&streams::referral_reply_subject(PROVIDER), &reply)
     };
     let handler = ReplyHandler(Lifecycle { clock: Arc::new(env.clock.clone()), sla: Sla::default() });
 
