@@ -142,10 +142,20 @@ async fn a_relay_publishes_the_events_of_many_transactions_in_one_pass_after_its
     nats::ensure_stream(&f.js, &f.ns, streams::MEMBERSHIP).await.expect("stream");
     let shutdown = CancellationToken::new();
     let mut relay = Relay::new(f.pool.clone(), f.js.clone(), f.ns.clone());
-    // Long enough for every write below to land in the first pass's batch.
-    relay.linger = Duration::from_millis(400);
+    // Long enough for every write below to land in the first pass's batch, on a loaded machine too (CI runs the
+    // chaos tests beside this one: 400 ms once saw the twenty commits spread over three passes).
+    relay.linger = Duration::from_millis(2_000);
     let running = tokio::spawn(relay.run(shutdown.clone()));
-    // Let the relay listen before the writes (its first pass finds nothing).
+    // Let the relay listen before the writes, and its first pass (which finds nothing) end.
+    wait_until("the relay listening", || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .fetch_one(&f.pool)
+        .await
+        .is_ok_and(|n| n > 0)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut ids = Vec::new();
     for n in 0..20 {
